@@ -1,0 +1,86 @@
+// Package rules is agentg's policy: the policy model, its loaders (the YAML
+// policy; plain, hosts and adblock list files), the compiled matchers, the
+// decisions (each carrying the id of the rule that fired) and hot reload.
+//
+// The contract: everything is read, checked and compiled at load. A
+// compiled Engine is immutable, safe for concurrent use, and does no I/O on
+// the request path; a miss allocates nothing. A policy error is always
+// fatal and names file:line; list files are messy in the wild, so a list
+// line that is not a usable entry is skipped and counted in Stats. Hosts
+// passed in must already be canonical (package addr), and list entries are
+// canonicalised by addr at load, so both sides compare in one form.
+//
+// # Policy file
+//
+//	default: deny        # allow | deny; "deny" when absent
+//	mode: enforce        # enforce | report; "enforce" when absent. In report
+//	                     # mode every deny (rules, default, ports, built-ins)
+//	                     # is logged with Report set but the traffic passes;
+//	                     # a rule's or list's own mode overrides it.
+//	ports: [80, 443, "8000-8099"]  # optional; any other port is denied, rule "ports"
+//	agents:
+//	  - name: builder
+//	    password: s3cret           # optional: Basic user "builder" must present it
+//	    cidrs: [10.0.0.0/24]       # optional: sources that are this agent when no user is given
+//	hosts:
+//	  - allow: api.github.com      # exact
+//	  - deny: "*.evil.example"     # strict subdomains, not the apex (quote: * starts a YAML alias)
+//	    important: true            # deny only: no allow, however specific, overrides it
+//	  - allow: .example.com        # the apex and every subdomain
+//	    agents: [builder]          # the rule exists only for these agents
+//	    ports: [443]               # the rule only matches these ports
+//	    mode: report               # per-rule mode
+//	    id: allow-example          # rule id; default "<policyfile>:<line>"
+//	  - deny: [a.example, b.example]  # several patterns share the rule and its id
+//	ips:                           # CIDRs or single IPs, same options as hosts
+//	  - allow: 127.0.0.1/32
+//	  - deny: 203.0.113.0/24
+//	lists:
+//	  - path: lists/ads.txt        # relative to the policy file's directory
+//	    format: adblock            # plain | hosts | adblock (required)
+//	    action: deny               # deny (default) | allow; adblock @@ lines always allow
+//	    id-prefix: ads             # entry ids "<id-prefix>:<line>"; default "<path>:<line>"
+//	    # agents, ports, mode, important as for rules
+//	resolve:                       # static resolver table consulted before DNS
+//	  upstream.test: [127.0.0.1]
+//
+// Unknown or duplicate keys, bad patterns, bad CIDRs (including host bits
+// set, "10.0.0.1/8"), duplicate rule ids and `important` on an allow are
+// load errors.
+//
+// # Patterns
+//
+// "example.com" matches that host only; "*.example.com" any subdomain but
+// not the apex; ".example.com" the apex and every subdomain. Anything else
+// ("*x.com", "a.*.com", "*", "**.x", IP literals, spaces) is an error. A
+// list entry covers the domain and all its subdomains (in plain lists a
+// leading "*." or "." is honoured as in a pattern).
+//
+// # Precedence
+//
+// Only rules that apply to the agent and the port are considered. For a
+// name, the most specific matching rule wins: the longest matching suffix,
+// and at the full host an exact rule beats ".name" and list entries; on a
+// tie deny wins. A matching important deny beats any allow (among
+// important denies the most specific wins). No match: the default, rule
+// "default". The policy's ports list is checked before anything else.
+//
+// An IP literal is decided as an IP, never by host rules: CIDR rules by
+// longest prefix (tie: deny; important as above). A non-public address
+// (addr.Classify) is denied as "builtin:non-public:<class>" unless the
+// deciding CIDR rule is an allow whose prefix is at least as long as the
+// non-public range the address is in: "allow 0.0.0.0/0" does not open
+// 10.0.0.0/8, "allow 10.0.0.0/8" and "allow 127.0.0.1/32" do. A public
+// address no rule matches gets the default. Engine.IP applies the same
+// test to each resolved address of an allowed name, but without the
+// default: "no objection" is Allow with Rule "".
+//
+// # List formats
+//
+// plain: one domain per line, "#" comments. hosts: "0.0.0.0 a.example
+// b.example", localhost-style names ignored. adblock (the DNS subset):
+// "||a.example^" deny, "@@||a.example^" allow exception, "$important" the
+// only modifier understood; lines with other modifiers, paths, cosmetic
+// rules ("##") or anything else are skipped and counted. Lines longer than
+// 4 KiB are skipped and counted; a policy file over 16 MiB is an error.
+package rules

@@ -1,0 +1,274 @@
+package rules
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+
+	"github.com/agentg/agentg/addr"
+)
+
+// This file loads list files as security teams ship them (plain domain
+// lists, hosts files, the DNS subset of adblock syntax) into the name
+// builder. Real lists are messy, so a line that is not a usable entry is
+// skipped and counted, never fatal; an unreadable file is fatal.
+
+const (
+	maxLineLen  = 4 << 10
+	maxListSize = 1 << 30
+)
+
+// ListStats describes one loaded list.
+type ListStats struct {
+	Path       string // as written in the policy
+	Format     string
+	Entries    int // entries kept
+	Skipped    int // lines that were neither entries nor comments
+	Duplicates int // entries repeated in the same list
+}
+
+// listLoader feeds one list into the builder.
+type listLoader struct {
+	b     *nameBuilder
+	src   int
+	deny  bool
+	imp   bool
+	stats *ListStats
+}
+
+func loadList(b *nameBuilder, file string, spec listSpec, src int, st *ListStats) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("load list %s (policy line %d): %w", spec.path, spec.line, err)
+	}
+	defer f.Close()
+	data, err := readAll(f, maxListSize)
+	if err != nil {
+		return fmt.Errorf("load list %s: %w", spec.path, err)
+	}
+	if len(data) > maxListSize {
+		return fmt.Errorf("load list %s: larger than %d bytes", spec.path, maxListSize)
+	}
+	b.reserve(bytes.Count(data, []byte{'\n'})+1, len(data))
+	l := &listLoader{b: b, src: src, deny: spec.deny, imp: spec.opts.important, stats: st}
+	var parse func([]byte, int) error
+	switch spec.format {
+	case "plain":
+		parse = l.plain
+	case "hosts":
+		parse = l.hosts
+	case "adblock":
+		parse = l.adblock
+	default:
+		return fmt.Errorf("load list %s: unknown format %q", spec.path, spec.format)
+	}
+	for lineNo := 1; len(data) > 0; lineNo++ {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(line) > maxLineLen {
+			st.Skipped++
+			continue
+		}
+		if err := parse(bytes.TrimSpace(line), lineNo); err != nil {
+			return fmt.Errorf("load list %s:%d: %w", spec.path, lineNo, err)
+		}
+	}
+	return nil
+}
+
+// readAll reads f whole, sized from Stat so a big list is read into one
+// buffer instead of a chain of doublings.
+func readAll(f *os.File, limit int64) ([]byte, error) {
+	size := int64(512)
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		size = min(st.Size(), limit) + 1 + bytes.MinRead
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	_, err := buf.ReadFrom(io.LimitReader(f, limit+1))
+	return buf.Bytes(), err
+}
+
+// entry canonicalises name and stores it; an invalid name is skipped.
+func (l *listLoader) entry(name []byte, kind uint8, deny, important bool, line int) error {
+	canon, ok := canonicalEntry(name)
+	if !ok {
+		l.stats.Skipped++
+		return nil
+	}
+	flags := kind
+	if deny {
+		flags |= flagDeny
+		if important || l.imp {
+			flags |= flagImportant
+		}
+	}
+	l.stats.Entries++
+	return l.b.add(canon, flags, line, l.src)
+}
+
+// canonicalEntry returns the canonical form of a list name. The common case
+// (already lower-case ASCII, valid) is recognised without allocating; it is
+// exactly the set of inputs addr.CanonicalName returns unchanged. Anything
+// else goes through addr, so list entries are canonical like every host.
+func canonicalEntry(b []byte) ([]byte, bool) {
+	if fastName(b) {
+		return b, true
+	}
+	s, err := addr.CanonicalName(string(b))
+	if err != nil {
+		return nil, false
+	}
+	return []byte(s), true
+}
+
+// fastName reports whether b is a name addr.CanonicalName would return as
+// is: labels of [a-z0-9_-], 1 to 63 bytes, at most 253 bytes in all, and a
+// last label starting with a letter (so it can never be an IP literal).
+func fastName(b []byte) bool {
+	if len(b) == 0 || len(b) > 253 {
+		return false
+	}
+	label := 0
+	for _, c := range b {
+		switch {
+		case c == '.':
+			if label == 0 {
+				return false
+			}
+			label = 0
+			continue
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+		label++
+		if label > 63 {
+			return false
+		}
+	}
+	if label == 0 {
+		return false
+	}
+	first := b[len(b)-label]
+	return first >= 'a' && first <= 'z'
+}
+
+// splitName turns "*.x" or ".x" in a plain list into its kind; a bare name
+// covers the domain and its subdomains.
+func splitName(b []byte) ([]byte, uint8) {
+	switch {
+	case bytes.HasPrefix(b, []byte("*.")):
+		return b[2:], kindSub
+	case bytes.HasPrefix(b, []byte(".")):
+		return b[1:], kindTree
+	}
+	return b, kindTree
+}
+
+func (l *listLoader) plain(line []byte, n int) error {
+	if i := bytes.IndexByte(line, '#'); i >= 0 {
+		line = bytes.TrimSpace(line[:i])
+	}
+	if len(line) == 0 {
+		return nil
+	}
+	if bytes.ContainsAny(line, " \t") {
+		l.stats.Skipped++
+		return nil
+	}
+	name, kind := splitName(line)
+	return l.entry(name, kind, l.deny, false, n)
+}
+
+// hostsIgnored are the names every hosts file maps to itself.
+var hostsIgnored = map[string]bool{
+	"localhost": true, "localhost.localdomain": true, "broadcasthost": true,
+	"local": true, "0.0.0.0": true, "ip6-localhost": true, "ip6-loopback": true,
+}
+
+func (l *listLoader) hosts(line []byte, n int) error {
+	if i := bytes.IndexByte(line, '#'); i >= 0 {
+		line = line[:i]
+	}
+	fields := bytes.Fields(line)
+	if len(fields) == 0 {
+		return nil
+	}
+	if _, err := netip.ParseAddr(string(fields[0])); err != nil || len(fields) < 2 {
+		l.stats.Skipped++
+		return nil
+	}
+	for _, f := range fields[1:] {
+		if hostsIgnored[string(f)] {
+			continue
+		}
+		if err := l.entry(f, kindTree, l.deny, false, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// adblock reads the DNS-level subset: ||name^ blocks, @@||name^ exceptions,
+// the $important modifier. Anything that needs a URL, a page or another
+// modifier to mean what its author intended is skipped and counted: a
+// partial reading of such a rule could block or allow the wrong thing.
+func (l *listLoader) adblock(line []byte, n int) error {
+	switch {
+	case len(line) == 0, line[0] == '!', line[0] == '[':
+		return nil
+	case line[0] == '#' && !isCosmetic(line):
+		return nil
+	}
+	exception := bytes.HasPrefix(line, []byte("@@"))
+	if exception {
+		line = line[2:]
+	}
+	if !bytes.HasPrefix(line, []byte("||")) {
+		l.stats.Skipped++
+		return nil
+	}
+	line = line[2:]
+	var mods []byte
+	if i := bytes.IndexByte(line, '$'); i >= 0 {
+		line, mods = line[:i], line[i+1:]
+	}
+	if i := bytes.IndexByte(line, '^'); i >= 0 {
+		if rest := line[i+1:]; len(rest) > 0 && !bytes.Equal(rest, []byte("|")) {
+			l.stats.Skipped++ // a path or a pattern after the separator
+			return nil
+		}
+		line = line[:i]
+	}
+	important := false
+	if mods != nil {
+		for _, m := range bytes.Split(mods, []byte(",")) {
+			if !bytes.Equal(m, []byte("important")) {
+				l.stats.Skipped++
+				return nil
+			}
+			important = true
+		}
+	}
+	if exception {
+		// An exception never carries important: an important deny beats
+		// every allow, and the stricter reading is the safe one.
+		return l.entry(line, kindTree, false, false, n)
+	}
+	return l.entry(line, kindTree, l.deny, important, n)
+}
+
+func isCosmetic(line []byte) bool {
+	for _, p := range []string{"##", "#@#", "#?#", "#$#", "#%#"} {
+		if bytes.HasPrefix(line, []byte(p)) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,114 @@
+package rules
+
+import (
+	"context"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Live holds the engine in force and swaps it on reload. Readers take the
+// current engine with one atomic load and keep using it for the whole
+// request, so a reload never changes a decision half way through and never
+// blocks the request path.
+type Live struct {
+	path string
+	cur  atomic.Pointer[Engine]
+
+	mu    sync.Mutex // serialises reloads; never taken by readers
+	files []string   // what the engine in force was loaded from
+	sig   []fileSig  // their state when it was loaded (or last tried)
+}
+
+// NewLive starts with e, loaded from path.
+func NewLive(path string, e *Engine) *Live {
+	l := &Live{path: path}
+	l.cur.Store(e)
+	l.files = fileSet(path, e)
+	l.sig = signature(l.files)
+	return l
+}
+
+// Engine returns the engine in force.
+func (l *Live) Engine() *Engine { return l.cur.Load() }
+
+// Reload compiles the policy again and swaps it in. On error the engine
+// in force stays, and the error (naming file and line) is returned.
+func (l *Live) Reload() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reloadLocked(signature(l.files))
+}
+
+// reloadLocked loads the policy; before is the files' state taken before
+// reading them, so an edit made during the load triggers another reload.
+// It is recorded even when the load fails: a broken edit is reported once,
+// and the watcher waits for the next change.
+func (l *Live) reloadLocked(before []fileSig) error {
+	e, err := Load(l.path)
+	l.sig = before
+	if err != nil {
+		return err
+	}
+	l.cur.Store(e)
+	if nf := fileSet(l.path, e); !slices.Equal(nf, l.files) {
+		// The new policy references other lists.
+		l.files, l.sig = nf, signature(nf)
+	}
+	return nil
+}
+
+func fileSet(path string, e *Engine) []string {
+	return slices.Compact(append([]string{path}, e.Files()...))
+}
+
+// fileSig is what the watcher compares: a file's size and modification
+// time, or its absence.
+type fileSig struct {
+	path    string
+	size    int64
+	mtime   int64
+	missing bool
+}
+
+func signature(files []string) []fileSig {
+	sig := make([]fileSig, len(files))
+	for i, f := range files {
+		sig[i].path = f
+		st, err := os.Stat(f)
+		if err != nil {
+			sig[i].missing = true
+			continue
+		}
+		sig[i].size, sig[i].mtime = st.Size(), st.ModTime().UnixNano()
+	}
+	return sig
+}
+
+// Watch polls the engine's files every interval and reloads when one of
+// them changed since the engine in force was loaded, calling onReload
+// (when not nil) with the result. Watch returns when ctx ends.
+func (l *Live) Watch(ctx context.Context, interval time.Duration, onReload func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		now := signature(l.files)
+		if slices.Equal(now, l.sig) {
+			l.mu.Unlock()
+			continue
+		}
+		err := l.reloadLocked(now)
+		l.mu.Unlock()
+		if onReload != nil {
+			onReload(err)
+		}
+	}
+}
