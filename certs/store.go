@@ -1,0 +1,281 @@
+package certs
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/smallstep/certificates/cas/apiv1"
+	"github.com/smallstep/certificates/cas/softcas"
+	kmsapi "go.step.sm/crypto/kms/apiv1"
+	"go.step.sm/crypto/pemutil"
+)
+
+// File names inside the data directory.
+const (
+	CertFile = "ca.crt"
+	KeyFile  = "ca.key"
+)
+
+const (
+	caValidity = 10 * 365 * 24 * time.Hour
+	caBackdate = time.Hour
+)
+
+// DefaultDir is where agentg keeps its own CA: $XDG_DATA_HOME/agentg, else
+// $HOME/.local/share/agentg. It returns "" only when neither variable is set
+// and the home directory cannot be determined.
+func DefaultDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "agentg")
+	}
+	home := os.Getenv("HOME")
+	if home == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		home = h
+	}
+	return filepath.Join(home, ".local", "share", "agentg")
+}
+
+// Init creates a new ECDSA P-256 CA in dir (ca.crt 0644, and ca.key with mode
+// 0600; dir is created 0700 if missing). It refuses to replace an existing
+// ca.crt or ca.key unless force is set.
+func Init(dir string, force bool) (*CA, error) {
+	if dir == "" {
+		return nil, errors.New("init CA: empty directory")
+	}
+	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
+	if !force {
+		for _, p := range []string{certPath, keyPath} {
+			if _, err := os.Lstat(p); err == nil {
+				return nil, fmt.Errorf("init CA: %s already exists (use force to replace it; leaves signed by the old CA stop being trusted): %w", p, fs.ErrExist)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("init CA: %w", err)
+			}
+		}
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("init CA: create %s: %w", dir, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("init CA: %w", err)
+	}
+
+	now := time.Now()
+	cert, signer, err := createRoot(now)
+	if err != nil {
+		return nil, fmt.Errorf("init CA: %w", err)
+	}
+	keyBlock, err := pemutil.Serialize(signer)
+	if err != nil {
+		return nil, fmt.Errorf("init CA: encode key: %w", err)
+	}
+	keyPEM := pem.EncodeToMemory(keyBlock)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+
+	// Key first: a ca.crt without its key is useless, a key without a
+	// certificate is harmless and makes a later non-forced Init refuse.
+	if err := writeFileAtomic(keyPath, keyPEM, 0o600, force); err != nil {
+		return nil, fmt.Errorf("init CA: write key: %w", err)
+	}
+	if err := writeFileAtomic(certPath, certPEM, 0o644, force); err != nil {
+		if !force {
+			_ = os.Remove(keyPath)
+		}
+		return nil, fmt.Errorf("init CA: write certificate: %w", err)
+	}
+	return newCA([]*x509.Certificate{cert}, signer, nil, "file "+keyPath, now)
+}
+
+// createRoot asks smallstep's SoftCAS to create the self-signed agentg root.
+func createRoot(now time.Time) (*x509.Certificate, crypto.Signer, error) {
+	cas, err := softcas.New(context.Background(), apiv1.Options{Type: apiv1.SoftCAS, IsCreator: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create softcas: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := cas.CreateCertificateAuthority(&apiv1.CreateCertificateAuthorityRequest{
+		Name: "agentg CA",
+		Type: apiv1.RootCA,
+		Template: &x509.Certificate{
+			SerialNumber:          serial,
+			Subject:               pkix.Name{CommonName: "agentg CA", Organization: []string{"agentg"}},
+			NotBefore:             now.Add(-caBackdate),
+			NotAfter:              now.Add(caValidity),
+			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+			BasicConstraintsValid: true,
+			IsCA:                  true,
+			MaxPathLen:            0,
+			MaxPathLenZero:        true,
+		},
+		Lifetime:  caValidity,
+		Backdate:  caBackdate,
+		CreateKey: &kmsapi.CreateKeyRequest{SignatureAlgorithm: kmsapi.ECDSAWithSHA256},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create root certificate: %w", err)
+	}
+	if resp.Signer == nil {
+		return nil, nil, errors.New("create root certificate: softcas returned no signer")
+	}
+	return resp.Certificate, resp.Signer, nil
+}
+
+// LoadDir loads the CA that Init wrote to dir. A missing directory or file is
+// reported wrapping fs.ErrNotExist. It fails on a key file readable by group or
+// others, a corrupt certificate or key, a key that does not match, an expired
+// or not-yet-valid certificate, and a certificate that is not a CA.
+func LoadDir(dir string) (*CA, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("load CA from %s: %w", dir, err)
+	}
+	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
+	chain, err := readChain(certPath)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := readKeyFile(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := newCA(chain, signer, nil, "file "+keyPath, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("load CA from %s: %w", dir, err)
+	}
+	return ca, nil
+}
+
+// LoadOrInit loads the CA in dir, creating it first when neither ca.crt nor
+// ca.key exists. created reports whether a new CA was written. Any other
+// problem (one of the two files missing, bad permissions, corruption) is an
+// error: it never replaces an existing file.
+func LoadOrInit(dir string) (ca *CA, created bool, err error) {
+	ca, err = LoadDir(dir)
+	if err == nil {
+		return ca, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	ca, err = Init(dir, false)
+	if err != nil {
+		return nil, false, err
+	}
+	return ca, true, nil
+}
+
+// readChain reads a PEM certificate bundle, signing certificate first.
+func readChain(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load CA certificate %s: %w", path, err)
+	}
+	chain, err := pemutil.ParseCertificateBundle(data)
+	if err != nil {
+		return nil, fmt.Errorf("load CA certificate %s: %w", path, err)
+	}
+	return chain, nil
+}
+
+// readKeyFile reads an unencrypted PEM private key after checking that only
+// its owner can read it.
+func readKeyFile(path string) (crypto.Signer, error) {
+	if err := checkKeyMode(path); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load CA key %s: %w", path, err)
+	}
+	if block, _ := pem.Decode(data); block != nil && (block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] == "4,ENCRYPTED") {
+		return nil, fmt.Errorf("load CA key %s: key is password-protected; agentg does not prompt for passwords: decrypt it into a 0600 file (step crypto change-pass --no-password --insecure) or serve it from a KMS", path)
+	}
+	key, err := pemutil.ParseKey(data, pemutil.WithFilename(path))
+	if err != nil {
+		return nil, fmt.Errorf("load CA key %s: %w", path, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("load CA key %s: %T is not a private key", path, key)
+	}
+	return signer, nil
+}
+
+// checkKeyMode refuses a key file that group or others may read or write.
+func checkKeyMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("load CA key %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("load CA key %s: not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("load CA key %s: file mode %04o lets group/others access the CA private key; run `chmod 600 %s`", path, perm, path)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path with mode perm via a temporary file in
+// the same directory. Without replace it fails if path exists (link(2) is the
+// atomic no-clobber step); with replace it renames over it.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode, replace bool) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		_ = os.Remove(tmp)
+	}()
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if replace {
+		return os.Rename(tmp, path)
+	}
+	return os.Link(tmp, path)
+}
+
+// randomSerial returns a random positive 128-bit serial number (at most 17
+// DER octets, within RFC 5280's 20).
+func randomSerial() (*big.Int, error) {
+	var b [16]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("serial number: %w", err)
+		}
+		if n := new(big.Int).SetBytes(b[:]); n.Sign() > 0 {
+			return n, nil
+		}
+	}
+}
