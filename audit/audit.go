@@ -1,0 +1,113 @@
+// Package audit writes agentg's decision events: one JSON object per
+// request, tunnel or DNS query, whatever door it came through, so that a
+// security team can answer "who went where, and which rule let them" from
+// one schema.
+//
+// The contract: Log writes exactly one line per Event and never blocks the
+// caller on anything but the writer itself; field names are stable (they are
+// documented in README.md) and zero-valued optional fields are left out.
+package audit
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Event is one decision about one request, tunnel or query.
+type Event struct {
+	Time       time.Time
+	Kind       string // "http", "connect", "dns"
+	Agent      string
+	Client     string // client address, ip:port
+	Method     string
+	Scheme     string // "http", "https" (CONNECT tunnels: "tunnel")
+	Host       string
+	Port       uint16
+	IP         string // the address that was dialed, if any
+	Path       string
+	Decision   string // "allow", "deny" or "report"
+	Rule       string // id of the rule that fired
+	RuleSource string // where that rule is written (file:line)
+	Reason     string
+	Status     int
+	BytesUp    int64 // client → upstream
+	BytesDown  int64 // upstream → client
+	Duration   time.Duration
+	Error      string
+	TLS        string // "intercepted" when agentg terminated TLS
+	TLSVersion string // upstream TLS version
+	ALPN       string
+}
+
+// Logger writes events and agentg's operational messages as JSON lines.
+type Logger struct {
+	zl  zerolog.Logger // decision events: they carry their own time
+	ops zerolog.Logger // operational messages, timestamped by zerolog
+}
+
+// New returns a Logger writing to w. Each event is one Write call; w is
+// wrapped so that concurrent events never interleave.
+func New(w io.Writer) *Logger {
+	zl := zerolog.New(zerolog.SyncWriter(w))
+	return &Logger{zl: zl, ops: zl.With().Timestamp().Logger()}
+}
+
+// Zerolog returns the underlying logger for operational messages (startup,
+// reloads, errors), so they share the stream and the format of events.
+func (l *Logger) Zerolog() *zerolog.Logger { return &l.ops }
+
+// Log writes one event.
+func (l *Logger) Log(e *Event) {
+	ev := l.zl.Log().
+		Str("time", e.Time.UTC().Format(time.RFC3339Nano)).
+		Str("kind", e.Kind).
+		Str("agent", e.Agent).
+		Str("client", e.Client)
+	optStr(ev, "method", e.Method)
+	optStr(ev, "scheme", e.Scheme)
+	ev.Str("host", e.Host)
+	if e.Port != 0 {
+		ev.Uint16("port", e.Port)
+	}
+	optStr(ev, "ip", e.IP)
+	optStr(ev, "path", e.Path)
+	ev.Str("decision", e.Decision).
+		Str("rule", e.Rule)
+	optStr(ev, "rule_source", e.RuleSource)
+	optStr(ev, "reason", e.Reason)
+	if e.Status != 0 {
+		ev.Int("status", e.Status)
+	}
+	ev.Int64("bytes_up", e.BytesUp).
+		Int64("bytes_down", e.BytesDown).
+		Float64("duration_ms", float64(e.Duration.Microseconds())/1000)
+	optStr(ev, "error", e.Error)
+	optStr(ev, "tls", e.TLS)
+	optStr(ev, "tls_version", e.TLSVersion)
+	optStr(ev, "alpn", e.ALPN)
+	ev.Msg("decision")
+}
+
+func optStr(ev *zerolog.Event, key, val string) {
+	if val != "" {
+		ev.Str(key, val)
+	}
+}
+
+// OpenFile opens path for appending events, creating it (and its directory)
+// if needed, so that a restart continues the same file.
+func OpenFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("open log file %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open log file %s: %w", path, err)
+	}
+	return f, nil
+}
