@@ -1,0 +1,139 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/agentg/agentg/addr"
+)
+
+// onConnect decides a CONNECT request before any tunnel exists: a denied
+// tunnel gets its 403 and is closed, an allowed one is dialed to a checked
+// address by dialChecked.
+func (s *Server) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	r := ctx.Req
+	f := flowFrom(r.Context())
+	f.scheme = "tunnel"
+	h, err := addr.ParseAuthority(host, 0)
+	if err == nil && h.Port == 0 {
+		err = fmt.Errorf("CONNECT %q has no port", host)
+	}
+	if err != nil {
+		f.host.Name = host
+		ctx.Resp = s.refuse(r, f, &refusal{status: http.StatusBadRequest, text: "agentg: " + err.Error()})
+		return goproxy.RejectConnect, host
+	}
+	if ref := s.authorize(r.Context(), f, r, h); ref != nil {
+		ctx.Resp = s.refuse(r, f, ref)
+		return goproxy.RejectConnect, host
+	}
+	f.setStatus(http.StatusOK, "")
+	return &goproxy.ConnectAction{Action: goproxy.ConnectAccept}, h.String()
+}
+
+// connectFailed answers a CONNECT whose upstream could not be dialed.
+func (s *Server) connectFailed(w io.Writer, ctx *goproxy.ProxyCtx, err error) {
+	f := flowFrom(ctx.Req.Context())
+	if f == nil || f.handedToTunnel() {
+		return // a running tunnel broke: it closes and reports itself
+	}
+	f.setStatus(http.StatusBadGateway, err.Error())
+	body := "agentg: upstream " + f.host.String() + " unreachable: " + err.Error() + "\n"
+	fmt.Fprintf(w, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+}
+
+// dialChecked is the only way out of the proxy: it dials the addresses
+// that passed the policy for this request's flow, in order, and nothing
+// else. Without a flow there is nothing checked to dial, so it refuses.
+func (s *Server) dialChecked(ctx context.Context, network, address string) (net.Conn, error) {
+	f := flowFrom(ctx)
+	if f == nil || len(f.ips) == 0 {
+		return nil, errors.New("agentg: refusing to dial an unchecked destination")
+	}
+	if _, port, err := net.SplitHostPort(address); err != nil || port != strconv.Itoa(int(f.host.Port)) {
+		return nil, fmt.Errorf("agentg: dial %s does not match the checked destination %s", address, f.host)
+	}
+	d := net.Dialer{Timeout: s.cfg.DialTimeout}
+	var errs []error
+	for _, ip := range f.ips {
+		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, f.host.Port).String())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.setDialed(ip)
+		if f.method != http.MethodConnect {
+			return c, nil
+		}
+		t := &tunnelConn{Conn: c, f: f, s: s}
+		f.tunnel.Store(true)
+		s.trackTunnel(t, true)
+		return t, nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// tunnelConn is the upstream side of a CONNECT tunnel. It counts bytes each
+// way and, when the tunnel closes, emits the tunnel's one event.
+type tunnelConn struct {
+	net.Conn
+	f    *flow
+	s    *Server
+	once sync.Once
+}
+
+func (t *tunnelConn) Read(p []byte) (int, error) {
+	n, err := t.Conn.Read(p)
+	t.f.down.Add(int64(n))
+	return n, err
+}
+
+func (t *tunnelConn) Write(p []byte) (int, error) {
+	n, err := t.Conn.Write(p)
+	t.f.up.Add(int64(n))
+	return n, err
+}
+
+// ReadFrom keeps the kernel's splice path for the client→upstream copy
+// when both ends are TCP.
+func (t *tunnelConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := t.Conn.(io.ReaderFrom); ok {
+		n, err := rf.ReadFrom(unwrapReader(r))
+		t.f.up.Add(n)
+		return n, err
+	}
+	n, err := io.Copy(struct{ io.Writer }{t}, r)
+	return n, err
+}
+
+func (t *tunnelConn) CloseWrite() error {
+	if hc, ok := t.Conn.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite()
+	}
+	return nil
+}
+
+func (t *tunnelConn) CloseRead() error {
+	if hc, ok := t.Conn.(interface{ CloseRead() error }); ok {
+		return hc.CloseRead()
+	}
+	return nil
+}
+
+func (t *tunnelConn) Close() error {
+	err := t.Conn.Close()
+	t.once.Do(func() {
+		t.s.trackTunnel(t, false)
+		t.s.emit(t.f)
+	})
+	return err
+}

@@ -1,0 +1,222 @@
+// Package proxy is agentg's explicit forward proxy: it accepts HTTP
+// absolute-form requests and CONNECT tunnels (the doors an agent reaches
+// through HTTP_PROXY and HTTPS_PROXY), identifies the agent, asks the policy
+// about the destination, and forwards what is allowed to the exact IP that
+// was checked.
+//
+// The contract: nothing reaches an upstream without a decision from the
+// policy, every request or tunnel produces exactly one audit event, a
+// destination that cannot be parsed, resolved or checked is refused (fail
+// closed), and the address dialed is always one the policy saw. The proxy
+// knows nothing of rule syntax (package rules) or of MCP (package dissect).
+// It is built on github.com/elazarl/goproxy.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"github.com/rs/zerolog"
+
+	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/rules"
+)
+
+// Policy hands out the policy in force; *rules.Live implements it, and a
+// reload swaps what it returns without disturbing requests in flight.
+type Policy interface {
+	Engine() *rules.Engine
+}
+
+// Resolver looks names up; *net.Resolver implements it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Config is what a Server needs. Policy and Log are required.
+type Config struct {
+	Policy   Policy
+	Log      *audit.Logger
+	Resolver Resolver // default net.DefaultResolver
+
+	DialTimeout    time.Duration // per address tried; default 10s
+	MaxHeaderBytes int           // default 64 KiB; larger heads get 431
+	IdleTimeout    time.Duration // client keep-alive; default 2m
+}
+
+// Server is the explicit proxy. Create it with New, run it with Serve, stop
+// it with Shutdown.
+type Server struct {
+	cfg Config
+	gp  *goproxy.ProxyHttpServer
+	tr  *http.Transport
+	hs  *http.Server
+	log *zerolog.Logger
+
+	mu      sync.Mutex
+	self    []netip.AddrPort // where this server listens: never a destination
+	tunnels map[*tunnelConn]struct{}
+}
+
+// New builds a Server from cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Policy == nil || cfg.Log == nil {
+		return nil, errors.New("proxy: Config.Policy and Config.Log are required")
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 64 << 10
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 2 * time.Minute
+	}
+	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: map[*tunnelConn]struct{}{}}
+
+	s.tr = &http.Transport{
+		Proxy:                 nil, // never chain through whatever HTTP_PROXY agentg itself was started with
+		DialContext:           s.dialChecked,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // the client's Accept-Encoding and the body pass through untouched
+	}
+
+	gp := goproxy.NewProxyHttpServer()
+	gp.Tr = s.tr
+	gp.ConnectDial = nil // dial through Tr.DialContext, i.e. the checked IP
+	gp.KeepAcceptEncoding = true
+	gp.Logger = goproxyLogger{s.log}
+	gp.NonproxyHandler = http.HandlerFunc(s.serveNonProxy)
+	gp.ConnectionErrHandler = s.connectFailed
+	gp.OnRequest().DoFunc(s.onRequest)
+	gp.OnRequest().HandleConnectFunc(s.onConnect)
+	gp.OnResponse().DoFunc(s.onResponse)
+	s.gp = gp
+
+	s.hs = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          newStdLogger(s.log),
+		ConnContext:       connContext,
+	}
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown. The listener's address
+// becomes a destination the proxy refuses, so it cannot be made to loop.
+func (s *Server) Serve(ln net.Listener) error {
+	s.addSelf(ln.Addr())
+	err := s.hs.Serve(trackListener{ln, s})
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ServeHTTP wraps goproxy so that every request carries its flow (the
+// decision and counters behind its audit event) and emits exactly one event.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f := newFlow(r)
+	r = r.WithContext(withFlow(r.Context(), f))
+	s.gp.ServeHTTP(w, r)
+	// A tunnel that was established emits its event when it closes.
+	if !f.handedToTunnel() {
+		s.emit(f)
+	}
+}
+
+// Shutdown stops accepting, lets requests in flight finish, and waits for
+// open tunnels until ctx ends; whatever is still open then is closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.hs.Shutdown(ctx)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		open := make([]*tunnelConn, 0, len(s.tunnels))
+		for t := range s.tunnels {
+			open = append(open, t)
+		}
+		s.mu.Unlock()
+		if len(open) == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			for _, t := range open {
+				t.Close() // takes s.mu to untrack itself
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	s.tr.CloseIdleConnections()
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// CloseIdleConnections drops pooled upstream connections, so that requests
+// after a policy reload dial (and are checked) afresh.
+func (s *Server) CloseIdleConnections() { s.tr.CloseIdleConnections() }
+
+func (s *Server) addSelf(a net.Addr) {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ap.Addr().IsUnspecified() {
+		// Listening on every address: each local address is the proxy.
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, ia := range addrs {
+				if p, err := netip.ParsePrefix(ia.String()); err == nil {
+					s.self = append(s.self, netip.AddrPortFrom(p.Addr(), ap.Port()))
+				}
+			}
+		}
+	}
+	s.self = append(s.self, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+}
+
+func (s *Server) isSelf(ip netip.Addr, port uint16) bool {
+	ip = ip.Unmap()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ap := range s.self {
+		if ap.Port() == port && (ap.Addr() == ip || ap.Addr().IsUnspecified()) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) trackTunnel(t *tunnelConn, open bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if open {
+		s.tunnels[t] = struct{}{}
+	} else {
+		delete(s.tunnels, t)
+	}
+}
