@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs agentg's whole test suite. The tests drive real clients (curl,
+# openssl) against real listeners; what they need from Debian is installed
+# here when missing and when we may (root with apt-get), never assumed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for tool in curl:curl openssl:openssl ip:iproute2; do
+	command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "installing test dependencies: ${need[*]}"
+		apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+	else
+		echo "missing ${need[*]}: the tests that need them will skip" >&2
+	fi
+fi
+
+go vet ./...
+go test -count=1 -timeout 8m "$@" ./...

@@ -1,0 +1,262 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/proxy"
+	"github.com/agentg/agentg/rules"
+)
+
+// syncBuffer collects the proxy's JSON lines; the proxy writes from many
+// goroutines while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// event is one decoded audit line.
+type event map[string]any
+
+func (e event) str(k string) string {
+	v, _ := e[k].(string)
+	return v
+}
+
+func (e event) num(k string) float64 {
+	v, _ := e[k].(float64)
+	return v
+}
+
+// env is one running proxy with its policy directory and log.
+type env struct {
+	t      *testing.T
+	dir    string
+	policy string
+	live   *rules.Live
+	srv    *proxy.Server
+	addr   string // proxy host:port
+	log    *syncBuffer
+}
+
+// startProxy writes policy (with files, relative to the policy's
+// directory) and serves a proxy on a loopback port.
+func startProxy(t *testing.T, policy string, files map[string]string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := rules.Load(path)
+	if err != nil {
+		t.Fatalf("load policy: %v", err)
+	}
+	e := &env{t: t, dir: dir, policy: path, live: rules.NewLive(path, eng), log: &syncBuffer{}}
+	e.srv, err = proxy.New(proxy.Config{Policy: e.live, Log: audit.New(e.log), DialTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = ln.Addr().String()
+	go e.srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.srv.Shutdown(ctx)
+	})
+	return e
+}
+
+func (e *env) proxyURL(user, pass string) *url.URL {
+	u := &url.URL{Scheme: "http", Host: e.addr}
+	if user != "" {
+		u.User = url.UserPassword(user, pass)
+	}
+	return u
+}
+
+// client returns an HTTP client that goes through the proxy as user
+// (anonymous when empty) and trusts roots for HTTPS upstreams.
+func (e *env) client(user, pass string, roots *tls.Config) *http.Client {
+	tr := &http.Transport{Proxy: http.ProxyURL(e.proxyURL(user, pass)), TLSClientConfig: roots}
+	e.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// events returns the decision events logged so far.
+func (e *env) events() []event {
+	var out []event
+	sc := bufio.NewScanner(strings.NewReader(e.log.String()))
+	for sc.Scan() {
+		var ev event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			e.t.Fatalf("log line is not JSON: %q: %v", sc.Text(), err)
+		}
+		if ev.str("message") == "decision" {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// waitEvent waits for a decision event matching all of want.
+func (e *env) waitEvent(want map[string]any) event {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, ev := range e.events() {
+			if matches(ev, want) {
+				return ev
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.t.Fatalf("no event matching %v in log:\n%s", want, e.log.String())
+	return nil
+}
+
+func matches(ev event, want map[string]any) bool {
+	for k, v := range want {
+		got, ok := ev[k]
+		if !ok {
+			return false
+		}
+		switch v := v.(type) {
+		case int:
+			if got != float64(v) {
+				return false
+			}
+		default:
+			if got != v {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// upstream is a loopback origin that echoes what it received and counts
+// the connections it accepted.
+type upstream struct {
+	*httptest.Server
+	mu    sync.Mutex
+	conns int
+	port  string
+}
+
+func echoHandler(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	w.Header().Set("X-Upstream-Host", r.Host)
+	fmt.Fprintf(w, "%s %s host=%s len=%d", r.Method, r.URL.Path, r.Host, len(body))
+}
+
+func newUpstream(t *testing.T, tlsOn bool, h http.Handler) *upstream {
+	t.Helper()
+	if h == nil {
+		h = http.HandlerFunc(echoHandler)
+	}
+	u := &upstream{}
+	u.Server = httptest.NewUnstartedServer(h)
+	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			u.mu.Lock()
+			u.conns++
+			u.mu.Unlock()
+		}
+	}
+	if tlsOn {
+		u.StartTLS()
+	} else {
+		u.Start()
+	}
+	_, u.port, _ = net.SplitHostPort(u.Listener.Addr().String())
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) connCount() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.conns
+}
+
+// rawRequest sends raw bytes to the proxy and returns the first response.
+func rawRequest(t *testing.T, proxyAddr, raw string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", proxyAddr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("read response to %q: %v", raw, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read body: %v", u, err)
+	}
+	return resp, string(body)
+}
+
+// tlsTrusting returns a client TLS config that trusts srv's certificate.
+func tlsTrusting(srv *httptest.Server) *tls.Config {
+	return srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+}
