@@ -142,3 +142,20 @@ func FuzzParseAuthority(f *testing.F) {
 		}
 	})
 }
+
+func TestClassRange(t *testing.T) {
+	for _, tt := range []struct{ ip, prefix string }{
+		{"10.1.2.3", "10.0.0.0/8"},
+		{"127.0.0.2", "127.0.0.0/8"},
+		{"169.254.169.254", "169.254.0.0/16"},
+		{"::ffff:10.0.0.1", "::ffff:0:0/96"},
+	} {
+		c, p := ClassRange(netip.MustParseAddr(tt.ip))
+		if c == "" || p != netip.MustParsePrefix(tt.prefix) {
+			t.Errorf("ClassRange(%s) = %q %s, want %s", tt.ip, c, p, tt.prefix)
+		}
+	}
+	if c, p := ClassRange(netip.MustParseAddr("8.8.8.8")); c != "" || p.IsValid() {
+		t.Errorf("public address: %q %s", c, p)
+	}
+}

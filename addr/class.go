@@ -55,16 +55,25 @@ var special = []struct {
 // what they reach depends on a translator this process cannot see, so they
 // need an explicit CIDR rule like any other non-public range.
 func Classify(ip netip.Addr) Class {
+	c, _ := ClassRange(ip)
+	return c
+}
+
+// ClassRange is Classify that also returns the non-public range ip lies
+// in, so that a policy can tell whether a CIDR rule opens all of it. For a
+// public address it returns "" and the zero Prefix; for an invalid or
+// zoned one, the zero Prefix.
+func ClassRange(ip netip.Addr) (Class, netip.Prefix) {
 	if !ip.IsValid() {
-		return "invalid"
+		return "invalid", netip.Prefix{}
 	}
 	if ip.Zone() != "" {
-		return "zoned"
+		return "zoned", netip.Prefix{}
 	}
 	for _, s := range special {
 		if s.prefix.Contains(ip) {
-			return s.class
+			return s.class, s.prefix
 		}
 	}
-	return ""
+	return "", netip.Prefix{}
 }
