@@ -218,28 +218,19 @@ func (c *hostConn) feed(p []byte) {
 				c.endChunkSize(line)
 			}
 			c.buf = c.buf[:0]
-		case stBody, stChunkData:
-			k := int64(len(p))
-			if k > c.remain {
-				k = c.remain
-			}
+		case stBody, stChunkData, stChunkCRLF:
+			k := min(int64(len(p)), c.remain)
 			p = p[k:]
 			c.remain -= k
-			if c.remain == 0 {
-				if c.state == stBody {
-					c.state = stHead
-				} else {
-					c.state, c.remain = stChunkCRLF, 2
-				}
+			if c.remain > 0 {
+				continue
 			}
-		case stChunkCRLF:
-			k := int64(len(p))
-			if k > c.remain {
-				k = c.remain
-			}
-			p = p[k:]
-			c.remain -= k
-			if c.remain == 0 {
+			switch c.state {
+			case stBody:
+				c.state = stHead
+			case stChunkData:
+				c.state, c.remain = stChunkCRLF, 2
+			case stChunkCRLF:
 				c.state = stChunkSize
 			}
 		}
