@@ -1,0 +1,202 @@
+// Package mitm terminates TLS inside an allowed CONNECT tunnel, so that
+// policy can see each HTTP request, and opens verified TLS toward the
+// upstream on the proxy's behalf.
+//
+// The contract: the client is served a leaf for the tunnel's host and for
+// nothing else: a ClientHello whose SNI names another host is refused
+// during the handshake (no domain fronting through a permitted tunnel), one
+// without SNI is served the tunnel's host and reported. Both HTTP/1.1 and
+// HTTP/2 are offered by ALPN and served. Every request inside is handed to
+// the caller's handler; mitm makes no decisions. Upstream certificates are
+// verified against the system roots plus configured extra roots, and a
+// failed verification is an error, never bypassed. mitm does not create or
+// store keys: leaves come from certs.Issuer.
+package mitm
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/certs"
+)
+
+// DialFunc dials the upstream; the proxy passes its checked dialer, which
+// reads the destination from the request's context.
+type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+// Config configures an Interceptor. Issuer and Dial are required.
+type Config struct {
+	Issuer *certs.Issuer
+	Dial   DialFunc
+	// Roots verifies upstream certificates; nil means the system roots.
+	Roots *x509.CertPool
+	// HandshakeTimeout bounds the client handshake; default 10s.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes an intercepted connection with no requests;
+	// default 2m.
+	IdleTimeout time.Duration
+	// ErrorLog receives net/http's errors for intercepted connections.
+	ErrorLog *log.Logger
+}
+
+// Interceptor serves intercepted tunnels. It is safe for concurrent use.
+type Interceptor struct {
+	cfg      Config
+	upstream *http.Transport
+	h2       *http2.Server
+}
+
+// New returns an Interceptor.
+func New(cfg Config) (*Interceptor, error) {
+	if cfg.Issuer == nil || cfg.Dial == nil {
+		return nil, errors.New("mitm: Config.Issuer and Config.Dial are required")
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 2 * time.Minute
+	}
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           cfg.Dial,
+		TLSClientConfig:       &tls.Config{RootCAs: cfg.Roots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.HandshakeTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+	return &Interceptor{
+		cfg:      cfg,
+		upstream: tr,
+		h2:       &http2.Server{IdleTimeout: cfg.IdleTimeout},
+	}, nil
+}
+
+// Transport is the round tripper for intercepted requests: TLS to the
+// request URL's host (which is also the SNI and the name verified),
+// through the configured dialer.
+func (i *Interceptor) Transport() http.RoundTripper { return i.upstream }
+
+// CloseIdleConnections drops pooled upstream connections.
+func (i *Interceptor) CloseIdleConnections() { i.upstream.CloseIdleConnections() }
+
+// Tunnel describes the client side of an intercepted tunnel.
+type Tunnel struct {
+	SNI        string // the server name the client sent, "" if none
+	ALPN       string // "h2" or "http/1.1" (or "" when the client offered none)
+	TLSVersion string
+}
+
+// ErrSNIMismatch is returned when the client's SNI names a host other
+// than the tunnel's.
+var ErrSNIMismatch = errors.New("SNI does not match the CONNECT host")
+
+// Serve terminates TLS on conn, the client side of a tunnel to host that
+// has already been answered with 200, and serves every request inside with
+// h until the client goes away or ctx ends. It returns once the tunnel is
+// finished and every handler has returned.
+func (i *Interceptor) Serve(ctx context.Context, conn net.Conn, host addr.Host, h http.Handler) (Tunnel, error) {
+	var tun Tunnel
+	conf := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			tun.SNI = hello.ServerName
+			if hello.ServerName != "" {
+				sni, err := addr.Canonical(hello.ServerName)
+				if err != nil || sni.Name != host.Name {
+					return nil, fmt.Errorf("%w: SNI %q, CONNECT %s", ErrSNIMismatch, hello.ServerName, host.Name)
+				}
+			}
+			return i.cfg.Issuer.Leaf(host.Name)
+		},
+	}
+	tc := tls.Server(conn, conf)
+	hctx, cancel := context.WithTimeout(ctx, i.cfg.HandshakeTimeout)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		return tun, fmt.Errorf("client TLS handshake: %w", err)
+	}
+	st := tc.ConnectionState()
+	tun.ALPN, tun.TLSVersion = st.NegotiatedProtocol, tls.VersionName(st.Version)
+
+	var wg sync.WaitGroup
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1)
+		defer wg.Done()
+		h.ServeHTTP(w, r)
+	})
+	if st.NegotiatedProtocol == "h2" {
+		i.h2.ServeConn(tc, &http2.ServeConnOpts{
+			Context:    ctx,
+			Handler:    counted,
+			BaseConfig: &http.Server{ErrorLog: i.cfg.ErrorLog},
+		})
+	} else {
+		ln := newOneConnListener(tc)
+		srv := &http.Server{
+			Handler:           counted,
+			ReadHeaderTimeout: 30 * time.Second,
+			IdleTimeout:       i.cfg.IdleTimeout,
+			ErrorLog:          i.cfg.ErrorLog,
+			BaseContext:       func(net.Listener) context.Context { return ctx },
+			ConnState: func(_ net.Conn, s http.ConnState) {
+				if s == http.StateClosed || s == http.StateHijacked {
+					ln.Close()
+				}
+			},
+		}
+		srv.Serve(ln)
+	}
+	wg.Wait()
+	return tun, nil
+}
+
+// oneConnListener hands out one connection, then blocks until closed, so
+// that an http.Server can serve a connection it did not accept.
+type oneConnListener struct {
+	conn   net.Conn
+	once   sync.Once
+	closed chan struct{}
+	mu     sync.Mutex
+	given  bool
+}
+
+func newOneConnListener(c net.Conn) *oneConnListener {
+	return &oneConnListener{conn: c, closed: make(chan struct{})}
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if !l.given {
+		l.given = true
+		l.mu.Unlock()
+		return l.conn, nil
+	}
+	l.mu.Unlock()
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
