@@ -44,61 +44,6 @@ func cidrMatch(rules []cidrRule, srcs []source, agent string, ip netip.Addr, por
 	return best
 }
 
-// classRanges mirrors the ranges addr.Classify knows, so that the guard can
-// tell how wide the range an address falls in is. A test checks that every
-// range here classifies as stated. An address in a class missing from this
-// table (addr grew a class) can only be opened by a rule for exactly that
-// address, which fails closed.
-var classRanges = []struct {
-	prefix netip.Prefix
-	class  addr.Class
-}{
-	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified"},
-	{netip.MustParsePrefix("10.0.0.0/8"), "private"},
-	{netip.MustParsePrefix("100.64.0.0/10"), "cgnat"},
-	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
-	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
-	{netip.MustParsePrefix("172.16.0.0/12"), "private"},
-	{netip.MustParsePrefix("192.0.0.0/24"), "ietf-protocol"},
-	{netip.MustParsePrefix("192.0.2.0/24"), "documentation"},
-	{netip.MustParsePrefix("192.88.99.0/24"), "6to4-relay"},
-	{netip.MustParsePrefix("192.168.0.0/16"), "private"},
-	{netip.MustParsePrefix("198.18.0.0/15"), "benchmark"},
-	{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},
-	{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
-	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
-	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast"},
-	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
-	{netip.MustParsePrefix("::/128"), "unspecified"},
-	{netip.MustParsePrefix("::1/128"), "loopback"},
-	{netip.MustParsePrefix("::ffff:0:0/96"), "ipv4-mapped"},
-	{netip.MustParsePrefix("::/96"), "ipv4-compatible"},
-	{netip.MustParsePrefix("64:ff9b::/96"), "nat64"},
-	{netip.MustParsePrefix("64:ff9b:1::/48"), "nat64"},
-	{netip.MustParsePrefix("100::/64"), "discard"},
-	{netip.MustParsePrefix("2001:db8::/32"), "documentation"},
-	{netip.MustParsePrefix("2001::/32"), "teredo"},
-	{netip.MustParsePrefix("2001:2::/48"), "benchmark"},
-	{netip.MustParsePrefix("2001:10::/28"), "orchid"},
-	{netip.MustParsePrefix("2001:20::/28"), "orchid"},
-	{netip.MustParsePrefix("2002::/16"), "6to4"},
-	{netip.MustParsePrefix("fc00::/7"), "ula"},
-	{netip.MustParsePrefix("fe80::/10"), "link-local"},
-	{netip.MustParsePrefix("fec0::/10"), "site-local"},
-	{netip.MustParsePrefix("ff00::/8"), "multicast"},
-}
-
-// classBits returns the prefix length of the non-public range of class c
-// that contains ip.
-func classBits(ip netip.Addr, c addr.Class) int {
-	for _, r := range classRanges {
-		if r.class == c && r.prefix.Contains(ip) {
-			return r.prefix.Bits()
-		}
-	}
-	return ip.BitLen()
-}
-
 // ipVerdict is the outcome of the CIDR rules and the guard for one address.
 type ipVerdict struct {
 	rule  *cidrRule  // deciding rule, nil when none matched
@@ -107,9 +52,16 @@ type ipVerdict struct {
 }
 
 func (e *Engine) ipVerdict(agent string, ip netip.Addr, port uint16) ipVerdict {
-	v := ipVerdict{rule: cidrMatch(e.cidrs, e.sources, agent, ip, port), class: addr.Classify(ip)}
+	class, within := addr.ClassRange(ip)
+	v := ipVerdict{rule: cidrMatch(e.cidrs, e.sources, agent, ip, port), class: class}
 	if v.rule != nil && !v.rule.deny {
-		v.open = v.class == "" || v.rule.prefix.Bits() >= classBits(ip, v.class)
+		// An address in no known range (invalid, zoned) has no width to
+		// open: only a rule for exactly that address does.
+		need := ip.BitLen()
+		if within.IsValid() {
+			need = within.Bits()
+		}
+		v.open = class == "" || v.rule.prefix.Bits() >= need
 	}
 	return v
 }

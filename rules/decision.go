@@ -25,7 +25,8 @@ type Decision struct {
 	// Rule is the id of the rule that fired: the rule's `id:` if given,
 	// else "<file>:<line>"; list entries "<listfile>:<line>" (or
 	// "<id-prefix>:<line>"); built-ins "default", "ports",
-	// "builtin:non-public:<class>".
+	// "builtin:non-public:<class>", and for HTTP rules "http:default" and
+	// "builtin:trace".
 	Rule string
 	// Source is where that rule is written, "<file>:<line>"; for the
 	// default, the policy file.

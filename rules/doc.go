@@ -43,10 +43,25 @@
 //	    # agents, ports, mode, important as for rules
 //	resolve:                       # static resolver table consulted before DNS
 //	  upstream.test: [127.0.0.1]
+//	intercept:                     # CONNECT tunnels whose TLS agentg terminates
+//	  - api.github.com             # host patterns as for rules
+//	  - host: .openai.com          # or a mapping, scoped like a rule
+//	    agents: [builder]
+//	    ports: [443]
+//	# intercept: all               # or every tunnel (the scalar "all" only)
+//	passthrough:                   # never intercepted, even under intercept: all
+//	  - .pinned.example            # (certificate-pinned or mTLS hosts); same forms
+//	http:                          # rules for each request in an intercepted tunnel
+//	  - deny: "DELETE api.github.com/repos/**"
+//	    id: no-repo-delete
+//	  - allow: "GET,HEAD .example.com/public/*"
+//	  - deny: "* .example.com/admin/**"
+//	    agents: [builder]          # agents, ports, mode, important, id as for hosts
+//	  - deny: ["PUT a.example/x", "PATCH a.example/x"]  # several values, one rule
 //
 // Unknown or duplicate keys, bad patterns, bad CIDRs (including host bits
-// set, "10.0.0.1/8"), duplicate rule ids and `important` on an allow are
-// load errors.
+// set, "10.0.0.1/8"), bad http rules, duplicate rule ids (shared by hosts,
+// ips and http) and `important` on an allow are load errors.
 //
 // # Patterns
 //
@@ -74,6 +89,45 @@
 // address no rule matches gets the default. Engine.IP applies the same
 // test to each resolved address of an allowed name, but without the
 // default: "no objection" is Allow with Rule "".
+//
+// # TLS interception
+//
+// Engine.Intercept says whether to intercept a tunnel: a matching
+// passthrough entry wins ("passthrough <file>:<line>", also when nothing
+// would have intercepted the host), else the most specific matching
+// intercept entry ("<file>:<line>"), else "intercept: all"
+// ("intercept:all"), else no (""). IP literals match only "intercept:
+// all". The string "all" as a list item is an error (it would be a host).
+//
+// # HTTP rules
+//
+// An http rule's value is "METHODS HOST[PATH]". METHODS is "*" or a
+// comma-separated list of HTTP tokens ("GET,HEAD"), upper-cased at load
+// and compared with the request's method without regard to case. HOST is
+// a host pattern as above (no IP literals, no port: use ports:). PATH is
+// optional (no PATH: every path) and is a glob that starts with '/':
+// '*' matches any run within one segment ("/v1/*.json", "/a*b"), "**" must
+// be a whole segment and matches any number of segments, none included:
+// "/repos/**" matches "/repos", "/repos/" and "/repos/a/b"; "/a/**/b"
+// matches "/a/b". "***", "a**", '?', '#', '%', "." and ".." segments and
+// "//" are errors. Globs are matched against the decoded path (net/http's
+// URL.Path) after cleaning: "." and ".." segments resolved, "//"
+// collapsed, a trailing '/' kept, so "/public/../admin" is "/admin".
+// Decoding and any other normalisation (%2F, backslashes) is the caller's.
+//
+// Engine.HTTP considers the rules that apply to the agent and port, list
+// the method and match host and path. The most specific wins: first by
+// host as for host rules, then by path: twice the length of the glob's
+// literal text before its first '*' (the '/' before a "**" segment not
+// counted, so "/repos/**" ranks as "/repos"), plus one for a glob without
+// '*' ("/repos" beats "/repos/**", "/repos/*" beats both); no path ranks
+// lowest. On a tie deny wins; an important deny beats any allow. No
+// candidate: Allow, rule "http:default" (Source: the policy file); the
+// host rules are the caller's business (Engine.Host first). TRACE and
+// TRACK are denied as "builtin:trace" unless an allow rule naming the
+// method explicitly wins ("TRACE x.example/debug"): an allow with METHODS
+// "*" never opens them, a deny with "*" still matches them. Report mode
+// applies as elsewhere. Tunnels to IP literals have no http rules.
 //
 // # List formats
 //

@@ -40,6 +40,11 @@ type Stats struct {
 	CIDRRules int // CIDRs from the policy
 	Lists     []ListStats
 	TableMB   float64 // size of the packed name table
+
+	HTTPRules        int  // http rule patterns ("METHODS HOST[PATH]" values)
+	InterceptAll     bool // "intercept: all"
+	InterceptRules   int  // intercept host patterns
+	PassthroughRules int  // passthrough host patterns
 }
 
 // Engine is a compiled policy. It is immutable after Load or Parse and safe
@@ -60,6 +65,12 @@ type Engine struct {
 	resolve     map[string][]netip.Addr
 	stats       Stats
 	dflt        Decision
+
+	http         map[string][]httpEntry // http rules by pattern name
+	icpt         map[string][]icEntry   // intercept and passthrough entries by pattern name
+	interceptAll bool
+	httpDflt     Decision // no http rule matched
+	traceDeny    Decision // builtin:trace
 }
 
 // Load reads the policy file at path and every list it references (paths
@@ -196,6 +207,9 @@ func compile(pol *policy, dir string) (*Engine, error) {
 	// Longest prefix first: the first applicable match is the most specific.
 	slices.SortStableFunc(e.cidrs, func(a, b cidrRule) int { return b.prefix.Bits() - a.prefix.Bits() })
 	e.stats.CIDRRules = len(e.cidrs)
+	if err := e.compileHTTP(pol, ruleSource); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -299,11 +313,12 @@ func (e *Engine) nonPublic(ip netip.Addr, class addr.Class) Decision {
 func (e *Engine) cidrDecision(r *cidrRule, ip netip.Addr) Decision {
 	s := &e.sources[r.src]
 	d := Decision{Action: Allow, Rule: s.ruleID, Source: s.where}
-	verb := "allowed"
 	if r.deny {
-		d.Action, d.Report, verb = Deny, s.report, "denied"
+		d.Action, d.Report = Deny, s.report
+		d.Reason = fmt.Sprintf("address %s denied by %s (%s)", ip, s.label, r.prefix)
 	}
-	d.Reason = fmt.Sprintf("address %s %s by %s (%s)", ip, verb, s.label, r.prefix)
+	// An allow needs no words: the rule id says it, and every resolved
+	// address of every request is checked, so this stays allocation-free.
 	return d
 }
 

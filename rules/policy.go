@@ -88,6 +88,11 @@ type policy struct {
 	ips         []ipRule
 	lists       []listSpec
 	resolve     map[string][]netip.Addr
+
+	interceptAll bool
+	intercept    []icRule
+	passthrough  []icRule
+	http         []httpRule
 }
 
 // parser carries the file name into every error.
@@ -120,7 +125,7 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, hosts, ips, lists, resolve)")
+		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, hosts, ips, lists, resolve, intercept, passthrough, http)")
 	}
 	pol := &policy{file: file, defaultDeny: true}
 	err := ps.eachKey(root, func(k, v *yaml.Node) error {
@@ -152,8 +157,14 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 			pol.lists, err = ps.lists(v)
 		case "resolve":
 			pol.resolve, err = ps.resolveTable(v)
+		case "intercept":
+			pol.interceptAll, pol.intercept, err = ps.interceptRules(k, v)
+		case "passthrough":
+			_, pol.passthrough, err = ps.interceptRules(k, v)
+		case "http":
+			pol.http, err = ps.httpRules(v)
 		default:
-			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, hosts, ips, lists or resolve)", k.Value)
+			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, hosts, ips, lists, resolve, intercept, passthrough or http)", k.Value)
 		}
 		return err
 	})

@@ -124,6 +124,8 @@ func (p *parser) ruleBody(it *yaml.Node, extra func(k, v *yaml.Node) (bool, erro
 	err = p.eachKey(it, func(k, v *yaml.Node) error {
 		var err error
 		switch k.Value {
+		case "id-prefix":
+			return p.errf(k, "id-prefix belongs to lists; rules take id")
 		case "allow", "deny":
 			if val != nil {
 				return p.errf(k, "a rule has exactly one of allow or deny")
@@ -188,12 +190,7 @@ func (p *parser) hostRules(n *yaml.Node) ([]hostRule, error) {
 	}
 	var out []hostRule
 	for _, it := range n.Content {
-		deny, val, o, err := p.ruleBody(it, func(k, _ *yaml.Node) (bool, error) {
-			if k.Value == "id-prefix" {
-				return true, p.errf(k, "id-prefix belongs to lists; rules take id")
-			}
-			return false, nil
-		})
+		deny, val, o, err := p.ruleBody(it, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,360 @@
+package rules
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const httpPolicy = `default: deny
+http:
+  - deny: "DELETE api.github.com/repos/**"
+    id: no-repo-delete
+  - allow: "GET,head .example.com/public/*"
+    id: public
+  - deny: "* .example.com/admin/**"
+    agents: [builder]
+    id: admin
+  - deny: "POST uploads.example/"
+    id: uploads
+  - deny: "* .tie.test/x"
+    id: tie-deny
+  - allow: "* .tie.test/x"
+    id: tie-allow
+  - allow: "* a.host.test"
+    id: host-exact
+  - deny: "* .host.test/x/**"
+    id: host-tree
+  - deny: "GET .path.test/v1/**"
+    id: v1
+  - allow: "GET .path.test/v1/public/**"
+    id: v1-public
+  - allow: "GET .path.test/v1/exact"
+    id: v1-exact
+  - deny: "* .imp.test/secret/**"
+    important: true
+    id: secret
+  - allow: "GET x.imp.test/secret/ok"
+    id: secret-ok
+  - allow: "* ports.test/**"
+    ports: [8443]
+    id: ports-8443
+  - deny: "* ports.test"
+    id: ports-any
+  - deny: "* .watch.test"
+    mode: report
+    id: watch
+  - allow: "TRACE trace.test/debug"
+    id: trace-debug
+  - allow: "* startrace.test"
+    id: star-trace
+  - deny: ["PUT multi.test/a", "PATCH multi.test/b"]
+    id: multi
+  - deny: "GET *.sub.test"
+    id: sub
+  - allow: "GET line.test/x"
+`
+
+func TestHTTPPrecedence(t *testing.T) {
+	e := mustLoad(t, httpPolicy, nil)
+	tests := []struct {
+		agent, host string
+		port        uint16
+		method      string
+		path        string
+		want, rule  string
+	}{
+		{"", "api.github.com", 443, "DELETE", "/repos/a/b", "deny", "no-repo-delete"},
+		{"", "api.github.com", 443, "delete", "/repos", "deny", "no-repo-delete"}, // method case, trailing /**
+		{"", "api.github.com", 443, "DELETE", "/public/../repos/x", "deny", "no-repo-delete"},
+		{"", "api.github.com", 443, "DELETE", "/repos//x", "deny", "no-repo-delete"},
+		{"", "api.github.com", 443, "GET", "/repos/a", "allow", "http:default"},
+		{"", "api.github.com", 443, "DELETE", "/reposx", "allow", "http:default"},
+		{"", "x.api.github.com", 443, "DELETE", "/repos/a", "allow", "http:default"}, // exact host only
+		{"", "www.example.com", 443, "GET", "/public/a", "allow", "public"},
+		{"", "example.com", 443, "HEAD", "/public/a", "allow", "public"},
+		{"", "www.example.com", 443, "POST", "/public/a", "allow", "http:default"},
+		{"", "www.example.com", 443, "GET", "/public/a/b", "allow", "http:default"},
+		{"builder", "www.example.com", 443, "GET", "/admin", "deny", "admin"},
+		{"builder", "www.example.com", 443, "GET", "/public/../admin/x", "deny", "admin"},
+		{"other", "www.example.com", 443, "GET", "/admin", "allow", "http:default"},
+		{"", "uploads.example", 443, "POST", "/", "deny", "uploads"},
+		{"", "uploads.example", 443, "POST", "", "deny", "uploads"},
+		{"", "uploads.example", 443, "POST", "/x", "allow", "http:default"},
+		{"", "uploads.example", 443, "GET", "/", "allow", "http:default"},
+		{"", "a.tie.test", 443, "GET", "/x", "deny", "tie-deny"},                  // tie: deny
+		{"", "a.host.test", 443, "GET", "/x/y", "allow", "host-exact"},            // host before path
+		{"", "b.host.test", 443, "GET", "/x/y", "deny", "host-tree"},              //
+		{"", "p.path.test", 443, "GET", "/v1/x", "deny", "v1"},                    //
+		{"", "p.path.test", 443, "GET", "/v1", "deny", "v1"},                      // trailing /**
+		{"", "p.path.test", 443, "GET", "/v1/public/x", "allow", "v1-public"},     // longer prefix
+		{"", "p.path.test", 443, "GET", "/v1/exact", "allow", "v1-exact"},         // literal
+		{"", "p.path.test", 443, "GET", "/v1/exact/", "deny", "v1"},               //
+		{"", "x.imp.test", 443, "GET", "/secret/ok", "deny", "secret"},            // important
+		{"", "x.imp.test", 443, "GET", "/other", "allow", "http:default"},         //
+		{"", "ports.test", 8443, "GET", "/x", "allow", "ports-8443"},              // ports
+		{"", "ports.test", 443, "GET", "/x", "deny", "ports-any"},                 //
+		{"", "a.watch.test", 443, "GET", "/", "report", "watch"},                  // rule report mode
+		{"", "multi.test", 443, "PUT", "/a", "deny", "multi"},                     // several values
+		{"", "multi.test", 443, "PATCH", "/b", "deny", "multi"},                   //
+		{"", "multi.test", 443, "PUT", "/b", "allow", "http:default"},             //
+		{"", "a.sub.test", 443, "GET", "/", "deny", "sub"},                        // *.x
+		{"", "sub.test", 443, "GET", "/", "allow", "http:default"},                // not the apex
+		{"", "line.test", 443, "GET", "/x", "allow", "policy.yaml:47"},            // id from the line
+		{"", "nothing.test", 443, "DELETE", "/anything", "allow", "http:default"}, // no rules for the host
+		{"", "127.0.0.1", 443, "DELETE", "/repos/a", "allow", "http:default"},     // IP literal: no host rules
+		// TRACE and TRACK.
+		{"", "trace.test", 443, "TRACE", "/debug", "allow", "trace-debug"},
+		{"", "trace.test", 443, "TRACE", "/other", "deny", "builtin:trace"},
+		{"", "trace.test", 443, "TRACK", "/debug", "deny", "builtin:trace"},
+		{"", "startrace.test", 443, "TRACE", "/", "deny", "builtin:trace"}, // "*" does not open TRACE
+		{"", "startrace.test", 443, "GET", "/", "allow", "star-trace"},
+		{"", "nothing.test", 443, "trace", "/", "deny", "builtin:trace"},
+		{"", "127.0.0.1", 443, "TRACK", "/", "deny", "builtin:trace"},
+		{"builder", "www.example.com", 443, "TRACE", "/admin/x", "deny", "admin"}, // a deny rule still names itself
+	}
+	for _, tt := range tests {
+		d := e.HTTP(tt.agent, host(t, tt.host, tt.port), tt.method, tt.path)
+		rule := d.Rule
+		if strings.Contains(rule, "policy.yaml") {
+			rule = filepath.Base(rule)
+		}
+		if d.Outcome() != tt.want || rule != tt.rule {
+			t.Errorf("HTTP(%q, %s:%d, %s %q) = %s rule %q (%s); want %s rule %q",
+				tt.agent, tt.host, tt.port, tt.method, tt.path, d.Outcome(), d.Rule, d.Reason, tt.want, tt.rule)
+		}
+		if d.Source == "" || d.Reason == "" {
+			t.Errorf("HTTP(%s %s%s): empty Source or Reason: %+v", tt.method, tt.host, tt.path, d)
+		}
+	}
+}
+
+func TestHTTPDecisionFields(t *testing.T) {
+	e := mustLoad(t, httpPolicy, nil)
+	d := e.HTTP("", host(t, "api.github.com", 443), "DELETE", "/repos/x")
+	if !strings.HasSuffix(d.Source, "policy.yaml:3") || !strings.Contains(d.Reason, "DELETE api.github.com/repos/**") {
+		t.Errorf("rule decision: %+v", d)
+	}
+	d = e.HTTP("", host(t, "www.example.com", 443), "GET", "/public/x")
+	if !strings.Contains(d.Reason, "GET,HEAD .example.com/public/*") {
+		t.Errorf("methods not normalised in reason: %+v", d)
+	}
+	d = e.HTTP("", host(t, "nothing.test", 443), "GET", "/")
+	if d.Rule != "http:default" || !strings.HasSuffix(d.Source, "policy.yaml") || d.Report {
+		t.Errorf("default: %+v", d)
+	}
+	d = e.HTTP("", host(t, "nothing.test", 443), "TRACE", "/")
+	if d.Rule != "builtin:trace" || !strings.HasSuffix(d.Source, "policy.yaml") || d.Report || d.Allowed() {
+		t.Errorf("trace: %+v", d)
+	}
+}
+
+func TestHTTPReportMode(t *testing.T) {
+	e := mustLoad(t, `mode: report
+http:
+  - deny: "* a.test"
+  - deny: "* b.test"
+    mode: enforce
+`, nil)
+	for _, tt := range []struct{ host, method, want string }{
+		{"a.test", "GET", "report"},
+		{"b.test", "GET", "deny"},
+		{"c.test", "TRACE", "report"},
+		{"b.test", "TRACE", "deny"}, // the enforcing deny rule decides
+		{"c.test", "GET", "allow"},
+	} {
+		if d := e.HTTP("", host(t, tt.host, 443), tt.method, "/"); d.Outcome() != tt.want {
+			t.Errorf("%s %s: %+v, want %s", tt.method, tt.host, d, tt.want)
+		}
+	}
+}
+
+func TestIntercept(t *testing.T) {
+	path := writePolicy(t, `intercept:
+  - api.github.com
+  - .openai.com
+  - host: "*.corp.test"
+    agents: [builder]
+  - host: [p.test, q.test]
+    ports: [443]
+  - ci.test
+passthrough:
+  - .pinned.openai.com
+  - lonely.test
+  - {host: api.openai.com, agents: [ci]}
+`, nil)
+	e, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(n string) string { return path + ":" + n }
+	tests := []struct {
+		agent, host string
+		port        uint16
+		want        bool
+		id          string
+	}{
+		{"", "api.github.com", 443, true, at("2")},
+		{"", "x.api.github.com", 443, false, ""},
+		{"", "openai.com", 443, true, at("3")},
+		{"", "api.openai.com", 443, true, at("3")},
+		{"ci", "api.openai.com", 443, false, "passthrough " + at("12")}, // per-agent passthrough
+		{"", "x.pinned.openai.com", 443, false, "passthrough " + at("10")},
+		{"", "pinned.openai.com", 443, false, "passthrough " + at("10")},
+		{"", "lonely.test", 443, false, "passthrough " + at("11")}, // passthrough names itself
+		{"builder", "a.corp.test", 443, true, at("4")},
+		{"other", "a.corp.test", 443, false, ""},
+		{"builder", "corp.test", 443, false, ""},
+		{"", "p.test", 443, true, at("6")},
+		{"", "q.test", 443, true, at("6")},
+		{"", "p.test", 8443, false, ""},
+		{"", "1.2.3.4", 443, false, ""},
+		{"", "nothing.test", 443, false, ""},
+	}
+	for _, tt := range tests {
+		got, id := e.Intercept(tt.agent, host(t, tt.host, tt.port))
+		if got != tt.want || id != tt.id {
+			t.Errorf("Intercept(%q, %s:%d) = %v %q; want %v %q", tt.agent, tt.host, tt.port, got, id, tt.want, tt.id)
+		}
+	}
+	if s := e.Stats(); s.InterceptAll || s.InterceptRules != 6 || s.PassthroughRules != 3 || s.HTTPRules != 0 {
+		t.Errorf("stats: %+v", s)
+	}
+}
+
+func TestInterceptAll(t *testing.T) {
+	e := mustLoad(t, "intercept: all\npassthrough:\n  - .pinned.example\n", nil)
+	for _, tt := range []struct {
+		host string
+		want bool
+		id   string
+	}{
+		{"any.test", true, "intercept:all"},
+		{"1.2.3.4", true, "intercept:all"},
+		{"::1", true, "intercept:all"},
+		{"pinned.example", false, "passthrough "},
+		{"a.pinned.example", false, "passthrough "},
+	} {
+		got, id := e.Intercept("", host(t, tt.host, 443))
+		if got != tt.want || !strings.HasPrefix(id, tt.id) {
+			t.Errorf("Intercept(%s) = %v %q; want %v %q", tt.host, got, id, tt.want, tt.id)
+		}
+	}
+	if s := e.Stats(); !s.InterceptAll || s.PassthroughRules != 1 {
+		t.Errorf("stats: %+v", s)
+	}
+	e = mustLoad(t, "default: allow\n", nil)
+	if got, id := e.Intercept("", host(t, "a.test", 443)); got || id != "" {
+		t.Errorf("no intercept section: %v %q", got, id)
+	}
+	e = mustLoad(t, "intercept:\npassthrough:\nhttp:\n", nil)
+	if got, id := e.Intercept("", host(t, "a.test", 443)); got || id != "" {
+		t.Errorf("empty sections: %v %q", got, id)
+	}
+}
+
+func TestHTTPStats(t *testing.T) {
+	e := mustLoad(t, httpPolicy, nil)
+	if s := e.Stats(); s.HTTPRules != 22 || s.HostRules != 0 {
+		t.Errorf("stats: %+v", s)
+	}
+}
+
+func TestHTTPPolicyErrors(t *testing.T) {
+	tests := []struct {
+		name, policy string
+		want         string // substring, after "policy.yaml"
+	}{
+		{"not a list", "http: x\n", `:1: http must be a list`},
+		{"one field", "http:\n  - deny: GET\n", `:2: bad http rule "GET"`},
+		{"three fields", "http:\n  - deny: \"GET a.test /x\"\n", `:2: bad http rule`},
+		{"bad method", "http:\n  - deny: \"GE(T a.test\"\n", `:2: bad method "GE(T"`},
+		{"empty method", "http:\n  - deny: \"GET,,POST a.test\"\n", `:2: bad method ""`},
+		{"star in list", "http:\n  - deny: \"GET,* a.test\"\n", `:2: bad method "*"`},
+		{"star glued", "http:\n  - deny: \"GE* a.test\"\n", `:2: bad method "GE*"`},
+		{"bad host", "http:\n  - deny: \"GET a.*.com/x\"\n", `:2: bad host pattern "a.*.com"`},
+		{"bare star host", "http:\n  - deny: \"GET */x\"\n", `:2: bad host pattern "*"`},
+		{"ip host", "http:\n  - deny: \"GET 10.0.0.1/x\"\n", `:2: IP literal "10.0.0.1" in an http rule`},
+		{"ip6 host", "http:\n  - deny: \"GET [::1]/x\"\n", `:2: IP literal "[::1]" in an http rule`},
+		{"port", "http:\n  - deny: \"GET a.test:443/x\"\n", `:2: port in "a.test:443"`},
+		{"port v6", "http:\n  - deny: \"GET [::1]:443/x\"\n", `:2: port in "[::1]:443"`},
+		{"ips id-prefix", "ips:\n  - allow: 10.0.0.0/8\n    id-prefix: x\n", `:3: id-prefix belongs to lists`},
+		{"hosts id-prefix", "hosts:\n  - allow: a.test\n    id-prefix: x\n", `:3: id-prefix belongs to lists`},
+		{"triple star", "http:\n  - deny: \"GET a.test/***\"\n", `:2: bad path glob "/***"`},
+		{"glued double star", "http:\n  - deny: \"GET a.test/a**\"\n", `:2: bad path glob "/a**"`},
+		{"query", "http:\n  - deny: \"GET a.test/s?q=1\"\n", `:2: path "/s?q=1": query strings`},
+		{"escaped", "http:\n  - deny: \"GET a.test/a%2Fb\"\n", `:2: path "/a%2Fb": paths are matched decoded`},
+		{"dot segment", "http:\n  - deny: \"GET a.test/a/../b\"\n", `:2: bad path glob "/a/../b"`},
+		{"double slash", "http:\n  - deny: \"GET a.test//a\"\n", `:2: bad path glob "//a": empty segment`},
+		{"list item line", "http:\n  - deny:\n    - GET a.test/\n    - \"GET a.test/***\"\n", `:4: bad path glob`},
+		{"important allow", "http:\n  - allow: \"GET a.test\"\n    important: true\n", `:2: important applies to deny rules only`},
+		{"id-prefix", "http:\n  - allow: \"GET a.test\"\n    id-prefix: x\n", `:3: id-prefix belongs to lists`},
+		{"unknown key", "http:\n  - allow: \"GET a.test\"\n    path: /x\n", `:3: unknown rule key "path"`},
+		{"dup id with host rule", "hosts:\n  - allow: a.test\n    id: x\nhttp:\n  - deny: \"GET a.test\"\n    id: x\n", `:5: duplicate rule id "x"`},
+		{"intercept scalar", "intercept: some\n", `:1: intercept must be "all" or a list`},
+		{"intercept mapping", "intercept: {a: b}\n", `:1: intercept must be a list`},
+		{"passthrough all", "passthrough: all\n", `:1: passthrough must be a list`},
+		{"all in list", "intercept:\n  - all\n", `:2: "all" in a list`},
+		{"intercept bad pattern", "intercept:\n  - \"*x.com\"\n", `:2: bad host pattern "*x.com"`},
+		{"intercept ip", "intercept:\n  - 10.0.0.1\n", `:2: IP literal "10.0.0.1" in intercept`},
+		{"passthrough ip", "passthrough:\n  - \"[::1]\"\n", `:2: IP literal "[::1]" in passthrough`},
+		{"intercept unknown key", "intercept:\n  - host: a.test\n    agent: [x]\n", `:3: unknown intercept key "agent"`},
+		{"intercept no host", "intercept:\n  - agents: [x]\n", `:2: intercept entry without a host`},
+		{"intercept bad agent", "intercept:\n  - {host: a.test, agents: [\"a b\"]}\n", `:2: bad agent name "a b"`},
+		{"intercept nested list", "intercept:\n  - [a.test]\n", `:2: expected a host pattern`},
+		{"passthrough host list line", "passthrough:\n  - host:\n      - a.test\n      - \"a b\"\n", `:4: bad host pattern "a b"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(writePolicy(t, tt.policy, nil))
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), "load policy ") || !strings.Contains(err.Error(), "policy.yaml"+tt.want) {
+				t.Fatalf("error %q, want it to contain policy.yaml%s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestHTTPNoAlloc(t *testing.T) {
+	e := mustLoad(t, httpPolicy+`intercept:
+  - .example.com
+passthrough:
+  - .pinned.example.com
+`, nil)
+	miss := host(t, "a.b.nothing.test", 443)
+	hit := host(t, "www.example.com", 443)
+	pinned := host(t, "x.pinned.example.com", 443)
+	ipHost := host(t, "127.0.0.1", 443)
+	for name, fn := range map[string]func(){
+		"http miss":        func() { e.HTTP("builder", miss, "GET", "/a/b/c") },
+		"http trace miss":  func() { e.HTTP("builder", miss, "TRACE", "/") },
+		"http ip":          func() { e.HTTP("builder", ipHost, "GET", "/") },
+		"http hit":         func() { e.HTTP("builder", hit, "GET", "/admin/x") },
+		"http host no hit": func() { e.HTTP("builder", hit, "POST", "/public/x") },
+		"intercept miss":   func() { e.Intercept("builder", miss) },
+		"intercept hit":    func() { e.Intercept("builder", hit) },
+		"passthrough":      func() { e.Intercept("builder", pinned) },
+	} {
+		if n := testing.AllocsPerRun(100, fn); n != 0 {
+			t.Errorf("%s: %v allocations", name, n)
+		}
+	}
+}
+
+func BenchmarkHTTPMiss(b *testing.B) {
+	e := mustLoad(b, httpPolicy, nil)
+	h := host(b, "a.b.nothing.test", 443)
+	for b.Loop() {
+		e.HTTP("builder", h, "GET", "/a/b/c")
+	}
+}
+
+func BenchmarkHTTPHit(b *testing.B) {
+	e := mustLoad(b, httpPolicy, nil)
+	h := host(b, "api.github.com", 443)
+	for b.Loop() {
+		e.HTTP("builder", h, "DELETE", "/repos/agentg/agentg/issues/1")
+	}
+}
