@@ -28,7 +28,9 @@ func newInterceptor(t *testing.T) (*Interceptor, *x509.CertPool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	noDial := func(context.Context, string, string) (net.Conn, error) { return nil, errors.New("no upstream in this test") }
+	noDial := func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("no upstream in this test")
+	}
 	i, err := New(Config{Issuer: iss, Dial: noDial, HandshakeTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -10,10 +10,12 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/elazarl/goproxy"
 
 	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/rules"
 )
 
 // onConnect decides a CONNECT request before any tunnel exists: a denied
@@ -35,6 +37,17 @@ func (s *Server) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Connect
 	if ref := s.authorize(r.Context(), f, r, h); ref != nil {
 		ctx.Resp = s.refuse(r, f, ref)
 		return goproxy.RejectConnect, host
+	}
+	if yes, rule := s.cfg.Policy.Engine().Intercept(f.agent, h); yes {
+		if s.mitm == nil {
+			f.decision = rules.Decision{Action: rules.Deny, Rule: "builtin:no-ca",
+				Reason: "policy rule " + rule + " intercepts this host but agentg has no CA configured"}
+			ctx.Resp = s.refuse(r, f, s.denied(f))
+			return goproxy.RejectConnect, host
+		}
+		f.tls = "intercepted"
+		f.setStatus(http.StatusOK, "")
+		return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: s.interceptTunnel}, h.String()
 	}
 	f.setStatus(http.StatusOK, "")
 	return &goproxy.ConnectAction{Action: goproxy.ConnectAccept}, h.String()
@@ -89,6 +102,13 @@ type tunnelConn struct {
 	f    *flow
 	s    *Server
 	once sync.Once
+
+	// A spliced copy reports its byte count only when it returns, which
+	// is after Close has unblocked it: Close waits for running splices
+	// before it writes the event, so the counts are complete.
+	mu       sync.Mutex
+	closed   bool
+	splicing sync.WaitGroup
 }
 
 func (t *tunnelConn) Read(p []byte) (int, error) {
@@ -106,12 +126,26 @@ func (t *tunnelConn) Write(p []byte) (int, error) {
 // ReadFrom keeps the kernel's splice path for the client→upstream copy
 // when both ends are TCP.
 func (t *tunnelConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := t.Conn.(io.ReaderFrom); ok {
-		n, err := rf.ReadFrom(unwrapReader(r))
-		t.f.up.Add(n)
-		return n, err
+	rf, ok := t.Conn.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(struct{ io.Writer }{t}, r)
 	}
-	n, err := io.Copy(struct{ io.Writer }{t}, r)
+	return t.splice(&t.f.up, func() (int64, error) { return rf.ReadFrom(unwrapReader(r)) })
+}
+
+// splice runs one kernel-level copy that touches this connection and adds
+// what it moved to counter.
+func (t *tunnelConn) splice(counter *atomic.Int64, copy func() (int64, error)) (int64, error) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	t.splicing.Add(1)
+	t.mu.Unlock()
+	defer t.splicing.Done()
+	n, err := copy()
+	counter.Add(n)
 	return n, err
 }
 
@@ -130,8 +164,12 @@ func (t *tunnelConn) CloseRead() error {
 }
 
 func (t *tunnelConn) Close() error {
-	err := t.Conn.Close()
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	err := t.Conn.Close() // unblocks any splice reading or writing it
 	t.once.Do(func() {
+		t.splicing.Wait()
 		t.s.trackTunnel(t, false)
 		t.s.emit(t.f)
 	})

@@ -33,6 +33,10 @@ type flow struct {
 	status int
 	err    string
 
+	tls        string // "intercepted" inside a terminated tunnel
+	tlsVersion string // upstream TLS version
+	alpn       string // upstream ALPN
+
 	up, down atomic.Int64
 	tunnel   atomic.Bool // a tunnel owns the event from here on
 	emitted  atomic.Bool
@@ -100,6 +104,9 @@ func (s *Server) emit(f *flow) {
 		BytesDown:  f.down.Load(),
 		Duration:   time.Since(f.start),
 		Error:      f.err,
+		TLS:        f.tls,
+		TLSVersion: f.tlsVersion,
+		ALPN:       f.alpn,
 	}
 	if f.dialed.IsValid() {
 		e.IP = f.dialed.String()

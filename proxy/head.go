@@ -146,9 +146,7 @@ func (c *hostConn) done() bool {
 func (c *hostConn) ReadFrom(r io.Reader) (int64, error) {
 	if t, ok := r.(*tunnelConn); ok {
 		if rf, ok := c.Conn.(io.ReaderFrom); ok {
-			n, err := rf.ReadFrom(t.Conn)
-			t.f.down.Add(n)
-			return n, err
+			return t.splice(&t.f.down, func() (int64, error) { return rf.ReadFrom(t.Conn) })
 		}
 	}
 	return io.Copy(struct{ io.Writer }{c.Conn}, r)
@@ -238,13 +236,14 @@ func (c *hostConn) feed(p []byte) {
 }
 
 func (c *hostConn) endHead(h []byte) {
-	lines := bytes.Split(h, []byte("\n"))
-	reqLine := bytes.TrimRight(lines[0], "\r")
+	reqLine, rest, _ := bytes.Cut(h, []byte("\n"))
 	method, _, _ := bytes.Cut(reqLine, []byte(" "))
 	var hd head
 	var length int64
 	chunked, upgrade, nhost := false, false, 0
-	for _, l := range lines[1:] {
+	for len(rest) > 0 {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte("\n"))
 		l = bytes.TrimRight(l, "\r")
 		name, val, ok := bytes.Cut(l, []byte(":"))
 		if !ok {

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"context"
+	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -18,7 +20,7 @@ import (
 // anything else is refused with 421 rather than trusted.
 func (s *Server) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 	f := flowFrom(r.Context())
-	f.scheme, f.path = r.URL.Scheme, r.URL.Path
+	f.scheme, f.path = r.URL.Scheme, r.URL.EscapedPath()
 	if r.URL.Scheme != "http" {
 		return r, s.refuse(r, f, &refusal{status: http.StatusBadRequest,
 			text: "agentg: only http:// URLs are forwarded as requests; use CONNECT for " + r.URL.Scheme})
@@ -37,22 +39,12 @@ func (s *Server) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Reques
 
 	// The upstream sees the canonical authority that was checked, whatever
 	// spelling the client used.
-	authority := h.Hostname()
-	if h.Port != 80 {
-		authority = h.String()
-	}
-	r.URL.Host, r.Host = authority, authority
+	r.URL.Host = authority(h, 80)
+	r.Host = r.URL.Host
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &countingBody{ReadCloser: r.Body, n: &f.up}
 	}
-	// A pooled connection may serve this request: ask the transport which
-	// address it is really using, for the event.
-	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-		if ap, err := netip.ParseAddrPort(info.Conn.RemoteAddr().String()); err == nil {
-			f.setDialed(ap.Addr())
-		}
-	}}
-	return r.WithContext(httptrace.WithClientTrace(r.Context(), trace)), nil
+	return r.WithContext(traceDialed(r.Context(), f)), nil
 }
 
 // onResponse counts the response body, and turns a failed round trip into a
@@ -84,17 +76,21 @@ func (s *Server) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Re
 
 // refuse answers a request itself and records the answer in the flow.
 func (s *Server) refuse(r *http.Request, f *flow, ref *refusal) *http.Response {
-	reason := "" // a 403 is explained by its decision
-	if ref.status != http.StatusForbidden {
-		reason = strings.TrimPrefix(ref.text, "agentg: ")
-	}
-	f.setStatus(ref.status, reason)
+	recordRefusal(f, ref)
 	resp := goproxy.NewResponse(r, "text/plain; charset=utf-8", ref.status, ref.text+"\n")
 	for k, v := range ref.header {
 		resp.Header[k] = v
 	}
 	resp.Header.Set("Content-Length", strconv.Itoa(len(ref.text)+1))
 	return resp
+}
+
+func recordRefusal(f *flow, ref *refusal) {
+	reason := "" // a 403 is explained by its decision
+	if ref.status != http.StatusForbidden {
+		reason = strings.TrimPrefix(ref.text, "agentg: ")
+	}
+	f.setStatus(ref.status, reason)
 }
 
 // serveNonProxy answers origin-form requests: agentg is not a web server.
@@ -120,13 +116,41 @@ func checkHostHeader(r *http.Request, h addr.Host) *refusal {
 	if !head.hasHost {
 		return nil
 	}
-	hh, err := addr.ParseAuthority(head.host, 80)
-	if err != nil || hh.Name != h.Name || hh.Port != h.Port {
+	return checkAuthority(head.host, 80, h)
+}
+
+// checkAuthority refuses a Host header (or :authority) that names another
+// destination than the one that was checked, with defPort standing in for
+// a missing port.
+func checkAuthority(got string, defPort uint16, want addr.Host) *refusal {
+	h, err := addr.ParseAuthority(got, defPort)
+	if err != nil || h.Name != want.Name || h.Port != want.Port {
 		return &refusal{status: http.StatusMisdirectedRequest,
-			text: "agentg: Host header " + strconv.Quote(head.host) + " does not match the request URI's authority " + h.String()}
+			text: "agentg: Host " + strconv.Quote(got) + " does not match the checked destination " + want.String()}
 	}
 	return nil
 }
+
+// authority is h as it belongs in a URL or Host header: the port is left
+// out when it is the scheme's default.
+func authority(h addr.Host, defPort uint16) string {
+	if h.Port == defPort {
+		return h.Hostname()
+	}
+	return h.String()
+}
+
+// traceDialed asks the transport which address it really uses for the
+// request (a pooled connection may serve it), for the event.
+func traceDialed(ctx context.Context, f *flow) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if ta, ok := info.Conn.RemoteAddr().(*net.TCPAddr); ok {
+			f.setDialed(ta.AddrPort().Addr().Unmap())
+		}
+	}})
+}
+
+func tlsVersionName(v uint16) string { return tls.VersionName(v) }
 
 type countingBody struct {
 	io.ReadCloser

@@ -14,10 +14,13 @@ package proxy
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"sync"
 	"time"
@@ -26,6 +29,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/mitm"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -46,6 +51,13 @@ type Config struct {
 	Log      *audit.Logger
 	Resolver Resolver // default net.DefaultResolver
 
+	// Issuer signs the leaves for intercepted tunnels; without it a
+	// tunnel the policy says to intercept is refused.
+	Issuer *certs.Issuer
+	// UpstreamRoots verifies upstream certificates of intercepted
+	// tunnels; nil means the system roots.
+	UpstreamRoots *x509.CertPool
+
 	DialTimeout    time.Duration // per address tried; default 10s
 	MaxHeaderBytes int           // default 64 KiB; larger heads get 431
 	IdleTimeout    time.Duration // client keep-alive; default 2m
@@ -54,15 +66,17 @@ type Config struct {
 // Server is the explicit proxy. Create it with New, run it with Serve, stop
 // it with Shutdown.
 type Server struct {
-	cfg Config
-	gp  *goproxy.ProxyHttpServer
-	tr  *http.Transport
-	hs  *http.Server
-	log *zerolog.Logger
+	cfg  Config
+	gp   *goproxy.ProxyHttpServer
+	tr   *http.Transport
+	mitm *mitm.Interceptor // nil without an Issuer
+	rp   *httputil.ReverseProxy
+	hs   *http.Server
+	log  *zerolog.Logger
 
 	mu      sync.Mutex
-	self    []netip.AddrPort // where this server listens: never a destination
-	tunnels map[*tunnelConn]struct{}
+	self    []netip.AddrPort       // where this server listens: never a destination
+	tunnels map[io.Closer]struct{} // open tunnels, closed at the end of a shutdown
 }
 
 // New builds a Server from cfg.
@@ -82,7 +96,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 2 * time.Minute
 	}
-	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: map[*tunnelConn]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: map[io.Closer]struct{}{}}
 
 	s.tr = &http.Transport{
 		Proxy:                 nil, // never chain through whatever HTTP_PROXY agentg itself was started with
@@ -93,6 +107,22 @@ func New(cfg Config) (*Server, error) {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // the client's Accept-Encoding and the body pass through untouched
+	}
+
+	if cfg.Issuer != nil {
+		var err error
+		s.mitm, err = mitm.New(mitm.Config{
+			Issuer:           cfg.Issuer,
+			Dial:             s.dialChecked,
+			Roots:            cfg.UpstreamRoots,
+			HandshakeTimeout: cfg.DialTimeout,
+			IdleTimeout:      cfg.IdleTimeout,
+			ErrorLog:         newStdLogger(s.log),
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.rp = s.interceptedReverseProxy()
 	}
 
 	gp := goproxy.NewProxyHttpServer()
@@ -149,7 +179,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		s.mu.Lock()
-		open := make([]*tunnelConn, 0, len(s.tunnels))
+		open := make([]io.Closer, 0, len(s.tunnels))
 		for t := range s.tunnels {
 			open = append(open, t)
 		}
@@ -159,7 +189,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			for _, t := range open {
-				t.Close() // takes s.mu to untrack itself
+				t.Close() // may take s.mu to untrack itself
 			}
 			break
 		}
@@ -168,7 +198,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
-	s.tr.CloseIdleConnections()
+	s.CloseIdleConnections()
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -177,7 +207,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // CloseIdleConnections drops pooled upstream connections, so that requests
 // after a policy reload dial (and are checked) afresh.
-func (s *Server) CloseIdleConnections() { s.tr.CloseIdleConnections() }
+func (s *Server) CloseIdleConnections() {
+	s.tr.CloseIdleConnections()
+	if s.mitm != nil {
+		s.mitm.CloseIdleConnections()
+	}
+}
 
 func (s *Server) addSelf(a net.Addr) {
 	ap, err := netip.ParseAddrPort(a.String())
@@ -211,7 +246,7 @@ func (s *Server) isSelf(ip netip.Addr, port uint16) bool {
 	return false
 }
 
-func (s *Server) trackTunnel(t *tunnelConn, open bool) {
+func (s *Server) trackTunnel(t io.Closer, open bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if open {
