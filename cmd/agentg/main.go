@@ -26,6 +26,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the proxy", runServe},
 		{"check", "validate a policy and show decisions for hosts", runCheck},
+		{"ca", "manage the CA used for TLS interception (init, export, show, trust-env)", runCA},
 		{"version", "print the version", runVersion},
 	}
 }

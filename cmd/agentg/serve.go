@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/proxy"
 	"github.com/agentg/agentg/rules"
 )
@@ -26,6 +27,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	logFile := fs.String("log-file", "", "append events to this file instead of stdout")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long in-flight requests and tunnels may finish after SIGTERM/SIGINT")
 	poll := fs.Duration("reload-interval", 2*time.Second, "how often policy and list files are checked for changes (0 disables; SIGHUP always reloads)")
+	var cf caFlags
+	cf.register(fs)
+	var rootFiles []string
+	fs.Func("upstream-ca", "PEM file of extra roots trusted for intercepted upstreams, besides the system roots (repeatable)", func(v string) error {
+		rootFiles = append(rootFiles, v)
+		return nil
+	})
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -52,7 +60,24 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	live := rules.NewLive(*config, eng)
 
-	srv, err := proxy.New(proxy.Config{Policy: live, Log: logger})
+	ca, created, err := cf.load(true)
+	if err != nil {
+		return err
+	}
+	defer ca.Close()
+	if created {
+		zl.Info().Str("dir", cf.dataDir).Str("fingerprint", ca.Fingerprint()).Msg("created a new CA; trust it with: agentg ca trust-env")
+	}
+	issuer, err := certs.NewIssuer(ca, certs.IssuerOptions{})
+	if err != nil {
+		return err
+	}
+	roots, err := upstreamRoots(rootFiles)
+	if err != nil {
+		return err
+	}
+
+	srv, err := proxy.New(proxy.Config{Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"crypto/x509"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/agentg/agentg/certs"
+)
+
+// caFlags are the flags that say where the CA comes from; serve and every
+// `ca` subcommand share them.
+type caFlags struct {
+	dataDir, cert, key string
+}
+
+func (c *caFlags) register(fs interface {
+	StringVar(p *string, name, value, usage string)
+}) {
+	fs.StringVar(&c.dataDir, "data-dir", certs.DefaultDir(), "directory holding agentg's own CA (ca.crt, ca.key)")
+	fs.StringVar(&c.cert, "ca-cert", "", "bring your own CA: PEM chain, signing certificate first (with --ca-key)")
+	fs.StringVar(&c.key, "ca-key", "", "key of --ca-cert: a file, or a KMS URI such as softkms:path=/abs/key.pem")
+}
+
+// load returns the configured CA; create says whether agentg's own CA may
+// be created when missing (serve), rather than reported missing.
+func (c *caFlags) load(create bool) (ca *certs.CA, created bool, err error) {
+	if c.cert != "" || c.key != "" {
+		if c.cert == "" || c.key == "" {
+			return nil, false, fmt.Errorf("--ca-cert and --ca-key go together")
+		}
+		ca, err = certs.LoadExternal(c.cert, c.key)
+		return ca, false, err
+	}
+	if c.dataDir == "" {
+		return nil, false, fmt.Errorf("no data directory: set --data-dir, XDG_DATA_HOME or HOME")
+	}
+	if create {
+		return certs.LoadOrInit(c.dataDir)
+	}
+	ca, err = certs.LoadDir(c.dataDir)
+	return ca, false, err
+}
+
+func runCA(args []string, stdout, stderr io.Writer) error {
+	subs := map[string]func([]string, io.Writer, io.Writer) error{
+		"init": runCAInit, "export": runCAExport, "show": runCAShow, "trust-env": runCATrustEnv,
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stderr, "Usage: agentg ca init|export|show|trust-env [flags]")
+		fmt.Fprintln(stderr, "\n  init       create agentg's CA (--force replaces an existing one)")
+		fmt.Fprintln(stderr, "  export     print the CA certificate (--format pem|der); never the key")
+		fmt.Fprintln(stderr, "  show       print the CA's subject, fingerprint and validity")
+		fmt.Fprintln(stderr, "  trust-env  print the environment lines that make common clients trust the CA")
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	run, ok := subs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "agentg ca: unknown subcommand %q\n", args[0])
+		return errUsage
+	}
+	return run(args[1:], stdout, stderr)
+}
+
+func runCAInit(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ca init", "[--force] [--data-dir DIR]", stderr)
+	var cf caFlags
+	cf.register(fs)
+	force := fs.Bool("force", false, "replace an existing CA (clients trusting the old one stop trusting agentg)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ca, err := certs.Init(cf.dataDir, *force)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created CA in %s\n%s", cf.dataDir, ca.Show())
+	return nil
+}
+
+func runCAExport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ca export", "[--format pem|der] [--data-dir DIR]", stderr)
+	var cf caFlags
+	cf.register(fs)
+	format := fs.String("format", "pem", "pem or der")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ca, _, err := cf.load(false)
+	if err != nil {
+		return err
+	}
+	defer ca.Close()
+	switch *format {
+	case "pem":
+		_, err = stdout.Write(ca.PEM())
+	case "der":
+		_, err = stdout.Write(ca.Certificate().Raw)
+	default:
+		fmt.Fprintf(stderr, "agentg ca export: --format must be pem or der, not %q\n", *format)
+		return errUsage
+	}
+	return err
+}
+
+func runCAShow(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ca show", "[--data-dir DIR]", stderr)
+	var cf caFlags
+	cf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ca, _, err := cf.load(false)
+	if err != nil {
+		return err
+	}
+	defer ca.Close()
+	fmt.Fprint(stdout, ca.Show())
+	return nil
+}
+
+func runCATrustEnv(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ca trust-env", "[--data-dir DIR]", stderr)
+	var cf caFlags
+	cf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ca, _, err := cf.load(false) // fail here, not in the agent, when there is no CA
+	if err != nil {
+		return err
+	}
+	ca.Close()
+	file := cf.cert
+	if file == "" {
+		file = filepath.Join(cf.dataDir, certs.CertFile)
+	}
+	if abs, err := filepath.Abs(file); err == nil {
+		file = abs
+	}
+	fmt.Fprint(stdout, certs.TrustEnv(file))
+	return nil
+}
+
+// upstreamRoots is the system pool plus every PEM file given.
+func upstreamRoots(files []string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("upstream roots: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("upstream roots %s: no PEM certificates", f)
+		}
+	}
+	return pool, nil
+}
