@@ -114,7 +114,7 @@ type agentgProcess struct {
 
 func startAgentg(t *testing.T, logFile string, args ...string) *agentgProcess {
 	t.Helper()
-	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-file", logFile}, args...)
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-file", logFile, "--data-dir", filepath.Join(filepath.Dir(logFile), "ca")}, args...)
 	cmd := exec.Command(agentgBin, args...)
 	cmd.Stderr = os.Stderr
 	seen := 0

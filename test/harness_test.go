@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/proxy"
 	"github.com/agentg/agentg/rules"
 )
@@ -65,11 +67,32 @@ type env struct {
 	srv    *proxy.Server
 	addr   string // proxy host:port
 	log    *syncBuffer
+	ca     *certs.CA // with startProxyWith and tlsOpts
+	issuer *certs.Issuer
+}
+
+// caPool is a pool holding the proxy's CA: what a client that trusts
+// agentg has.
+func (e *env) caPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(e.ca.Certificate())
+	return p
 }
 
 // startProxy writes policy (with files, relative to the policy's
-// directory) and serves a proxy on a loopback port.
+// directory) and serves a proxy on a loopback port, without a CA.
 func startProxy(t *testing.T, policy string, files map[string]string) *env {
+	t.Helper()
+	return startProxyWith(t, policy, files, nil)
+}
+
+// tlsOpts gives a proxy a CA (so it can intercept) and the roots it trusts
+// for upstreams.
+type tlsOpts struct {
+	roots *x509.CertPool
+}
+
+func startProxyWith(t *testing.T, policy string, files map[string]string, opts *tlsOpts) *env {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range files {
@@ -90,7 +113,19 @@ func startProxy(t *testing.T, policy string, files map[string]string) *env {
 		t.Fatalf("load policy: %v", err)
 	}
 	e := &env{t: t, dir: dir, policy: path, live: rules.NewLive(path, eng), log: &syncBuffer{}}
-	e.srv, err = proxy.New(proxy.Config{Policy: e.live, Log: audit.New(e.log), DialTimeout: 2 * time.Second})
+	cfg := proxy.Config{Policy: e.live, Log: audit.New(e.log), DialTimeout: 2 * time.Second}
+	if opts != nil {
+		e.ca, err = certs.Init(filepath.Join(dir, "ca"), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.issuer, err = certs.NewIssuer(e.ca, certs.IssuerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Issuer, cfg.UpstreamRoots = e.issuer, opts.roots
+	}
+	e.srv, err = proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,3 +53,5 @@ func writePEM(t *testing.T, path string, der []byte) {
 		t.Fatal(err)
 	}
 }
+
+func chmod(path string, mode os.FileMode) error { return os.Chmod(path, mode) }
