@@ -407,6 +407,17 @@ func TestCACommands(t *testing.T) {
 		}
 	}
 
+	// Bring your own CA: a chain and a key file, or the key as a KMS URI.
+	for _, key := range []string{filepath.Join(dir, "ca.key"), "softkms:path=" + filepath.Join(dir, "ca.key")} {
+		code, out = runAgentg(t, "ca", "show", "--ca-cert", filepath.Join(dir, "ca.crt"), "--ca-key", key)
+		if code != 0 || !strings.Contains(out, "agentg CA") {
+			t.Errorf("ca show with --ca-key %s: %d %s", key, code, out)
+		}
+	}
+	if code, _ = runAgentg(t, "ca", "show", "--ca-cert", filepath.Join(dir, "ca.crt")); code == 0 {
+		t.Error("--ca-cert without --ca-key accepted")
+	}
+
 	// A key readable by others stops serve with a clear error.
 	if err := chmod(filepath.Join(dir, "ca.key"), 0o644); err != nil {
 		t.Fatal(err)
