@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/dissect"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -123,14 +125,56 @@ func (t *tunnelConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// ReadFrom keeps the kernel's splice path for the client→upstream copy
-// when both ends are TCP.
+// ReadFrom is the client→upstream copy of a tunnel. It first makes the
+// TLS server name agree with the CONNECT host, then keeps the kernel's
+// splice path when both ends are TCP.
 func (t *tunnelConn) ReadFrom(r io.Reader) (int64, error) {
-	rf, ok := t.Conn.(io.ReaderFrom)
-	if !ok {
-		return io.Copy(struct{ io.Writer }{t}, r)
+	sent, err := t.agree(r)
+	if err != nil {
+		return sent, err
 	}
-	return t.splice(&t.f.up, func() (int64, error) { return rf.ReadFrom(unwrapReader(r)) })
+	var n int64
+	if rf, ok := t.Conn.(io.ReaderFrom); ok {
+		n, err = t.splice(&t.f.up, func() (int64, error) { return rf.ReadFrom(unwrapReader(r)) })
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{t}, r)
+	}
+	return sent + n, err
+}
+
+// agree reads the client's first bytes. When they start a TLS handshake,
+// the ClientHello's SNI must name the CONNECT host (or be absent): a
+// permitted tunnel must not carry TLS for another name, which is how
+// domain fronting works. Other protocols pass untouched. What was read is
+// sent upstream only once it has been agreed to.
+func (t *tunnelConn) agree(r io.Reader) (int64, error) {
+	var first [1]byte
+	if n, err := io.ReadFull(r, first[:]); n == 0 {
+		return 0, err
+	}
+	if first[0] != dissect.RecordTypeHandshake {
+		n, err := t.Write(first[:])
+		return int64(n), err
+	}
+	sni, consumed, err := dissect.ClientHello(io.MultiReader(bytes.NewReader(first[:]), r))
+	var refuse string
+	switch {
+	case err != nil:
+		refuse = err.Error()
+	case sni != "":
+		h, cerr := addr.Canonical(sni)
+		if cerr != nil || h.Name != t.f.host.Name {
+			refuse = fmt.Sprintf("TLS SNI %q does not match the CONNECT host %s", sni, t.f.host.Name)
+		}
+	}
+	if refuse != "" {
+		t.f.mu.Lock()
+		t.f.decision = rules.Decision{Action: rules.Deny, Rule: "builtin:sni-mismatch", Reason: refuse}
+		t.f.mu.Unlock()
+		return 0, errors.New(refuse)
+	}
+	n, err := t.Write(consumed)
+	return int64(n), err
 }
 
 // splice runs one kernel-level copy that touches this connection and adds

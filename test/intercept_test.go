@@ -316,12 +316,13 @@ func TestInterceptUpstreamFailures(t *testing.T) {
 
 func TestPassthroughStaysOpaque(t *testing.T) {
 	ie := newInterceptEnv(t, nil)
+	pinned := tlsUpstream(t, ie.upCA.leaf(t, "pinned.test", time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), nil)
 	tr := &http.Transport{
 		Proxy:           http.ProxyURL(ie.proxyURL("", "")),
-		TLSClientConfig: &tls.Config{RootCAs: ie.upCA.pool(), ServerName: "example.com"},
+		TLSClientConfig: &tls.Config{RootCAs: ie.upCA.pool()},
 	}
 	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Get("https://pinned.test:" + ie.up.port + "/")
+	resp, err := (&http.Client{Transport: tr}).Get("https://pinned.test:" + pinned.port + "/")
 	if err != nil {
 		t.Fatalf("passthrough: %v", err)
 	}

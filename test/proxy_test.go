@@ -1,6 +1,7 @@
 package test
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -219,4 +220,29 @@ func atoi(s string) int {
 	var n int
 	fmt.Sscan(s, &n)
 	return n
+}
+
+// A plain (not intercepted) tunnel still refuses TLS for another name than
+// the CONNECT host: no domain fronting through a permitted tunnel.
+func TestTunnelSNIMustAgree(t *testing.T) {
+	up := newUpstream(t, true, nil)
+	e := startProxy(t, basePolicy("hosts:\n  - allow: [example.com, allowed.test]\n"), nil)
+	conf := tlsTrusting(up.Server)
+	conf.ServerName = "denied.test" // fronting: CONNECT an allowed host, ask TLS for another
+	tc := tls.Client(connectTunnel(t, e, "allowed.test:"+up.port), conf)
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("TLS for another name went through an allowed tunnel")
+	}
+	ev := e.waitEvent(map[string]any{"kind": "connect", "host": "allowed.test", "rule": "builtin:sni-mismatch", "decision": "deny"})
+	if ev.num("bytes_up") != 0 {
+		t.Errorf("the refused ClientHello reached the upstream: %v", ev)
+	}
+
+	// The same name as the CONNECT host goes through.
+	conf.ServerName = "example.com"
+	tc = tls.Client(connectTunnel(t, e, "example.com:"+up.port), conf)
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("agreeing SNI: %v", err)
+	}
+	tc.Close()
 }
