@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/x509"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,9 +17,7 @@ type caFlags struct {
 	dataDir, cert, key string
 }
 
-func (c *caFlags) register(fs interface {
-	StringVar(p *string, name, value, usage string)
-}) {
+func (c *caFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.dataDir, "data-dir", certs.DefaultDir(), "directory holding agentg's own CA (ca.crt, ca.key)")
 	fs.StringVar(&c.cert, "ca-cert", "", "bring your own CA: PEM chain, signing certificate first (with --ca-key)")
 	fs.StringVar(&c.key, "ca-key", "", "key of --ca-cert: a file, or a KMS URI such as softkms:path=/abs/key.pem")
@@ -85,13 +84,8 @@ func runCAInit(args []string, stdout, stderr io.Writer) error {
 
 func runCAExport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ca export", "[--format pem|der] [--data-dir DIR]", stderr)
-	var cf caFlags
-	cf.register(fs)
 	format := fs.String("format", "pem", "pem or der")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	ca, _, err := cf.load(false)
+	ca, _, err := loadCAFromFlags(fs, args)
 	if err != nil {
 		return err
 	}
@@ -109,13 +103,7 @@ func runCAExport(args []string, stdout, stderr io.Writer) error {
 }
 
 func runCAShow(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ca show", "[--data-dir DIR]", stderr)
-	var cf caFlags
-	cf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	ca, _, err := cf.load(false)
+	ca, _, err := loadCAFromFlags(newFlagSet("ca show", "[--data-dir DIR]", stderr), args)
 	if err != nil {
 		return err
 	}
@@ -125,13 +113,8 @@ func runCAShow(args []string, stdout, stderr io.Writer) error {
 }
 
 func runCATrustEnv(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ca trust-env", "[--data-dir DIR]", stderr)
-	var cf caFlags
-	cf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	ca, _, err := cf.load(false) // fail here, not in the agent, when there is no CA
+	// Loading fails here, not later in the agent, when there is no CA.
+	ca, cf, err := loadCAFromFlags(newFlagSet("ca trust-env", "[--data-dir DIR]", stderr), args)
 	if err != nil {
 		return err
 	}
@@ -145,6 +128,18 @@ func runCATrustEnv(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stdout, certs.TrustEnv(file))
 	return nil
+}
+
+// loadCAFromFlags adds the CA flags to fs, parses args and loads the
+// existing CA they name.
+func loadCAFromFlags(fs *flag.FlagSet, args []string) (*certs.CA, caFlags, error) {
+	var cf caFlags
+	cf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, cf, err
+	}
+	ca, _, err := cf.load(false)
+	return ca, cf, err
 }
 
 // upstreamRoots is the system pool plus every PEM file given.
