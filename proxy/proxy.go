@@ -22,7 +22,9 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -74,8 +76,12 @@ type Server struct {
 	hs   *http.Server
 	log  *zerolog.Logger
 
+	// self is where this server listens: never a destination. It is read
+	// for every request and written once per listener, so it is swapped
+	// whole rather than locked.
+	self atomic.Pointer[[]netip.AddrPort]
+
 	mu      sync.Mutex
-	self    []netip.AddrPort       // where this server listens: never a destination
 	tunnels map[io.Closer]struct{} // open tunnels, closed at the end of a shutdown
 }
 
@@ -219,26 +225,35 @@ func (s *Server) addSelf(a net.Addr) {
 	if err != nil {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	var add []netip.AddrPort
 	if ap.Addr().IsUnspecified() {
 		// Listening on every address: each local address is the proxy.
 		if addrs, err := net.InterfaceAddrs(); err == nil {
 			for _, ia := range addrs {
 				if p, err := netip.ParsePrefix(ia.String()); err == nil {
-					s.self = append(s.self, netip.AddrPortFrom(p.Addr(), ap.Port()))
+					add = append(add, netip.AddrPortFrom(p.Addr(), ap.Port()))
 				}
 			}
 		}
 	}
-	s.self = append(s.self, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	add = append(add, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cur []netip.AddrPort
+	if p := s.self.Load(); p != nil {
+		cur = *p
+	}
+	next := append(slices.Clone(cur), add...)
+	s.self.Store(&next)
 }
 
 func (s *Server) isSelf(ip netip.Addr, port uint16) bool {
+	p := s.self.Load()
+	if p == nil {
+		return false
+	}
 	ip = ip.Unmap()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, ap := range s.self {
+	for _, ap := range *p {
 		if ap.Port() == port && (ap.Addr() == ip || ap.Addr().IsUnspecified()) {
 			return true
 		}

@@ -378,7 +378,9 @@ func (e *Engine) Identify(user, password string, src netip.Addr) (string, error)
 	return best, nil
 }
 
-// Resolve looks a name up in the policy's static resolver table.
+// Resolve looks a name up in the policy's static resolver table. The
+// slice is the engine's own (it is asked on every request): callers must
+// not modify it.
 func (e *Engine) Resolve(name string) ([]netip.Addr, bool) {
 	ips, ok := e.resolve[name]
 	if !ok {
@@ -386,7 +388,7 @@ func (e *Engine) Resolve(name string) ([]netip.Addr, bool) {
 			ips, ok = e.resolve[c]
 		}
 	}
-	return slices.Clone(ips), ok
+	return ips, ok
 }
 
 // Files lists every file the engine was loaded from: the policy (when
