@@ -69,6 +69,7 @@ func TestCLICheck(t *testing.T) {
 	good := filepath.Join(dir, "good.yaml")
 	os.WriteFile(filepath.Join(dir, "deny.txt"), []byte("evil.example\n"), 0o644)
 	os.WriteFile(good, []byte(`default: allow
+intercept: [.api.example]
 hosts:
   - deny: "*.corp.example"
     id: no-corp
@@ -76,7 +77,7 @@ lists:
   - path: deny.txt
     format: plain
 `), 0o644)
-	code, out := runAgentg(t, "check", good, "api.evil.example", "x.corp.example:8443", "fine.example", "10.1.2.3", "0x7f.1")
+	code, out := runAgentg(t, "check", good, "api.evil.example", "x.corp.example:8443", "fine.example", "10.1.2.3", "0x7f.1", "v1.api.example")
 	if code != 0 {
 		t.Fatalf("check good: %d %s", code, out)
 	}
@@ -86,6 +87,7 @@ lists:
 		"fine.example:443", "allow", "rule=default",
 		"10.1.2.3:443", "builtin:non-public:private",
 		"127.0.0.1:443", "builtin:non-public:loopback",
+		"v1.api.example:443", "intercept=",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)

@@ -25,7 +25,8 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	st := eng.Stats()
-	fmt.Fprintf(stdout, "policy %s: ok: %d host patterns, %d CIDR rules\n", path, st.HostRules, st.CIDRRules)
+	fmt.Fprintf(stdout, "policy %s: ok: %d host patterns, %d CIDR rules, %d http rules, %d intercept and %d passthrough patterns (intercept all: %v)\n",
+		path, st.HostRules, st.CIDRRules, st.HTTPRules, st.InterceptRules, st.PassthroughRules, st.InterceptAll)
 	for _, l := range st.Lists {
 		fmt.Fprintf(stdout, "  list %s (%s): %d entries, %d skipped, %d duplicates\n", l.Path, l.Format, l.Entries, l.Skipped, l.Duplicates)
 	}
@@ -53,7 +54,11 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 				}
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\n", h, d.Outcome(), d.Rule, d.Source, d.Reason)
+		tls := "tunnel"
+		if yes, rule := eng.Intercept(*agent, h); yes {
+			tls = "intercept=" + rule
+		}
+		fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\t%s\n", h, d.Outcome(), d.Rule, d.Source, tls, d.Reason)
 	}
 	if bad > 0 {
 		tw.Flush()
