@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -94,8 +95,13 @@ func (s *Server) interceptedReverseProxy() *httputil.ReverseProxy {
 			pr.Out.URL.Host = authority(f.host, 443)
 			pr.Out.Host = pr.Out.URL.Host
 		},
-		Transport:     s.mitm.Transport(),
-		FlushInterval: -1,
+		Transport: s.mitm.Transport(),
+		// Event streams and bodies of unknown length are flushed as they
+		// come anyway (ReverseProxy does that for text/event-stream and
+		// ContentLength -1); flushing every write of a sized body would
+		// only split it into more TLS records.
+		FlushInterval: 0,
+		BufferPool:    &copyBuffers{},
 		ErrorLog:      newStdLogger(s.log),
 		ModifyResponse: func(resp *http.Response) error {
 			f := flowFrom(resp.Request.Context())
@@ -170,4 +176,23 @@ func ambiguousPath(u *url.URL) bool {
 		}
 	}
 	return strings.Contains(p, "//")
+}
+
+// copyBuffers lends ReverseProxy its 32 KiB copy buffers, which it would
+// otherwise allocate for every response.
+type copyBuffers struct{ p sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+func (b *copyBuffers) Get() []byte {
+	if buf, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return buf[:]
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (b *copyBuffers) Put(buf []byte) {
+	if len(buf) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(buf))
+	}
 }

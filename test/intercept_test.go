@@ -434,3 +434,42 @@ func TestCACommands(t *testing.T) {
 		t.Errorf("serve with a corrupt CA: %d %q", code, out)
 	}
 }
+
+// Server-sent events (MCP's Streamable HTTP) must flow through an
+// intercepted tunnel event by event, never held until the body ends: the
+// upstream sends the second event only after the client has the first.
+func TestInterceptStreamsSSE(t *testing.T) {
+	gotFirst := make(chan struct{})
+	ie := newInterceptEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-gotFirst:
+		case <-time.After(5 * time.Second):
+			return
+		}
+		io.WriteString(w, "data: two\n\n")
+	}))
+	for _, h2 := range []bool{false, true} {
+		resp, err := ie.mitmClient(h2).Get("https://example.com:" + ie.up.port + "/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(resp.Body)
+		line, err := br.ReadString('\n')
+		if err != nil || line != "data: one\n" {
+			t.Fatalf("h2=%v: first event %q %v", h2, line, err)
+		}
+		select {
+		case gotFirst <- struct{}{}:
+		case <-time.After(6 * time.Second):
+			t.Fatalf("h2=%v: the upstream gave up waiting: the first event was held back", h2)
+		}
+		rest, _ := io.ReadAll(br)
+		resp.Body.Close()
+		if string(rest) != "\ndata: two\n\n" {
+			t.Fatalf("h2=%v: rest %q", h2, rest)
+		}
+	}
+}
