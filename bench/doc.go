@@ -4,9 +4,12 @@
 //
 // An Env holds the pieces: a plain HTTP origin, an HTTPS origin (with a
 // self-signed certificate generated at start and trusted by the clients), and
-// an agentg proxy built in-process with proxy.New (or an external agentg
-// given by URL). Run executes one Scenario in one Mode and returns a Result;
-// Ratio compares two Results.
+// an agentg proxy built in-process with proxy.New and a CA of its own for
+// TLS interception (or an external agentg given by URL). Run executes one
+// Scenario in one Mode (Direct; Agentg; or, for HTTPS, Tunnel through a plain
+// CONNECT tunnel and Intercepted through one agentg terminates) and returns a
+// Result; RunSet runs a scenario in all its modes, and Ratio compares a
+// proxied Result with the direct one.
 //
 // Reading the ratios: agentg/direct = 1.00 means agentg adds nothing
 // measurable; 0.50 means the proxied run achieved half the requests/s (or

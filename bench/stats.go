@@ -25,6 +25,7 @@ type Result struct {
 // Ratio is agentg's result as a fraction of direct's.
 type Ratio struct {
 	Scenario  string  `json:"scenario"`
+	Mode      Mode    `json:"mode"`        // the proxied mode compared with direct
 	ReqPerSec float64 `json:"req_per_sec"` // agentg/direct, higher is better
 	MBPerSec  float64 `json:"mb_per_sec"`  // agentg/direct, higher is better
 	P50       float64 `json:"p50"`         // agentg/direct, lower is better
@@ -86,18 +87,19 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 }
 
 // Compare returns agent's figures as a ratio of direct's, judged against
-// the scenario's target.
+// the scenario's target for agent's mode.
 func Compare(sc Scenario, direct, agent Result) Ratio {
 	r := Ratio{
 		Scenario:  sc.Name,
+		Mode:      agent.Mode,
 		ReqPerSec: div(agent.ReqPerSec, direct.ReqPerSec),
 		MBPerSec:  div(agent.MBPerSec, direct.MBPerSec),
 		P50:       div(float64(agent.P50), float64(direct.P50)),
 		P99:       div(float64(agent.P99), float64(direct.P99)),
-		Target:    sc.Target,
+		Target:    sc.TargetFor(agent.Mode),
 		Metric:    sc.Metric,
 	}
-	r.Met = r.Judged() >= sc.Target
+	r.Met = r.Judged() >= r.Target
 	return r
 }
 

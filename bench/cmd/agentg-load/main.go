@@ -2,20 +2,26 @@
 //
 // It starts, on loopback and in this process, a plain HTTP origin, an HTTPS
 // origin (self-signed certificate generated at start, trusted by the
-// clients) and an agentg proxy (proxy.New, audit events to io.Discard unless
-// -log is given), then runs each scenario twice: direct to the origin, and
-// through agentg. For every run it prints requests/s, p50 and p99 latency and
-// MB/s of body, and for every scenario agentg's figures as a ratio of
-// direct, against the scenario's target. Each scenario runs -runs
-// direct/agentg pairs, interleaved, and compares the median run of each
-// mode (the machine is shared; single runs are noisy); the ratio of each
-// pair is printed too:
+// clients) and an agentg proxy (proxy.New with a fresh CA in a temporary
+// directory, audit events to io.Discard unless -log is given), then runs
+// each scenario direct to the origin and through agentg. For every run it
+// prints requests/s, p50 and p99 latency and MB/s of body, and for every
+// scenario agentg's figures as a ratio of direct, against the scenario's
+// target. Each scenario runs -runs rounds (direct, then each proxied
+// mode), interleaved, and compares the median run of each mode (the
+// machine is shared; single runs are noisy); the ratio of each round is
+// printed too:
 //
-//	http           plain HTTP keep-alive, -concurrency clients, -duration;
-//	               through agentg as absolute-form requests   target req/s ≥ 0.35
-//	connect        HTTPS keep-alive over reused CONNECT tunnels target req/s ≥ 0.50
-//	large-connect  one GET of -size bytes over a CONNECT tunnel target MB/s  ≥ 0.90
-//	large-http     one plain HTTP GET of -size bytes           (no target)
+//	http             plain HTTP keep-alive, -concurrency clients, -duration;
+//	                 through agentg as absolute-form requests     target req/s ≥ 0.35
+//	connect          HTTPS keep-alive over reused CONNECT tunnels target req/s ≥ 0.50
+//	https-keepalive  HTTPS keep-alive, direct vs plain tunnel vs intercepted tunnel
+//	                                                 target intercepted req/s ≥ 0.40
+//	https-newconn    HTTPS, a new connection (and TLS handshake, and CONNECT)
+//	                 per request, direct vs tunnel vs intercepted
+//	                                                 target intercepted req/s ≥ 0.50
+//	large-connect    one GET of -size bytes over a CONNECT tunnel target MB/s  ≥ 0.90
+//	large-http       one plain HTTP GET of -size bytes             (no target)
 //
 // Reading the ratios: agentg/direct req/s = 0.62 means the proxied run did
 // 62% of the requests per second of the direct run; for latency the ratio
@@ -25,12 +31,15 @@
 //
 // With -proxy http://127.0.0.1:3128 the proxied runs go through an external
 // agentg instead (start it with the policy -print-policy writes, e.g.
-// agentg serve --config policy.yaml --log-file /tmp/agentg.log).
+// agentg serve --config policy.yaml --log-file /tmp/agentg.log). The
+// intercepted mode needs the in-process agentg (its CA, and its trust in
+// the harness's origin) and is skipped with -proxy.
 //
 // Usage:
 //
 //	go run ./bench/cmd/agentg-load [-duration 5s] [-concurrency 16] [-size 1GiB]
-//	    [-runs 3] [-scenarios http,connect,large-connect,large-http] [-json]
+//	    [-runs 3] [-scenarios http,connect,https-keepalive,https-newconn,large-connect,large-http]
+//	    [-modes tunnel,intercepted] [-json]
 //	    [-log FILE] [-proxy URL] [-cpuprofile FILE] [-print-policy]
 package main
 
@@ -62,7 +71,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	conc := fs.Int("concurrency", 16, "concurrent clients in the keep-alive scenarios")
 	runs := fs.Int("runs", 3, "direct/agentg pairs per scenario, interleaved; the median run of each mode is compared")
 	sizeFlag := fs.String("size", "1GiB", "body size of the large scenarios (bytes, or with KiB/MiB/GiB/KB/MB/GB)")
-	scen := fs.String("scenarios", "http,connect,large-connect,large-http", "comma-separated scenarios to run")
+	var names []string
+	for _, sc := range bench.Scenarios {
+		names = append(names, sc.Name)
+	}
+	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run")
+	modes := fs.String("modes", "", "comma-separated proxied modes to run (agentg, tunnel, intercepted; direct always runs); default: each scenario's")
 	asJSON := fs.Bool("json", false, "print one JSON document instead of text")
 	logFile := fs.String("log", "", "write the in-process agentg's audit events to this file (default: discarded, logging off)")
 	proxyURL := fs.String("proxy", "", "measure an external agentg at this URL (e.g. http://127.0.0.1:3128) instead of an in-process one")
@@ -125,11 +139,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 		rep.header(stdout)
 	}
 	opts := bench.Options{Duration: *duration, Warmup: *warmup, Concurrency: *conc, Size: size}
+	if *modes != "" {
+		for m := range strings.SplitSeq(*modes, ",") {
+			switch m := bench.Mode(strings.TrimSpace(m)); m {
+			case bench.Agentg, bench.Tunnel, bench.Intercepted:
+				opts.Modes = append(opts.Modes, m)
+			default:
+				return fmt.Errorf("unknown mode %q", m)
+			}
+		}
+	}
 	for _, sc := range scs {
-		d, a, r := env.RunPairs(sc, opts, *runs)
-		rep.add(sc, d, a, r)
+		set := env.RunSet(sc, opts, *runs)
+		rep.add(set)
 		if !*asJSON {
-			rep.text(stdout, sc, d, a, r)
+			rep.text(stdout, sc, set)
 		}
 	}
 	rep.finish(env)
