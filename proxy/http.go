@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -140,13 +141,25 @@ func authority(h addr.Host, defPort uint16) string {
 	return h.String()
 }
 
-// traceDialed asks the transport which address it really uses for the
-// request (a pooled connection may serve it), for the event.
+// traceDialed watches which connection the transport hands the request.
+// A pooled connection was dialed for an earlier request, perhaps another
+// agent's or under an older policy: if its address is not one this
+// request's check passed, it is closed before anything is written on it,
+// and the transport dials afresh through dialChecked (or, for a request it
+// cannot retry, fails with 502). Otherwise the address goes in the event.
 func traceDialed(ctx context.Context, f *flow) context.Context {
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-		if ta, ok := info.Conn.RemoteAddr().(*net.TCPAddr); ok {
-			f.setDialed(ta.AddrPort().Addr().Unmap())
+		ta, ok := info.Conn.RemoteAddr().(*net.TCPAddr)
+		if !ok {
+			info.Conn.Close()
+			return
 		}
+		ip := ta.AddrPort().Addr().Unmap()
+		if !slices.Contains(f.ips, ip) {
+			info.Conn.Close()
+			return
+		}
+		f.setDialed(ip)
 	}})
 }
 

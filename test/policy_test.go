@@ -1,6 +1,11 @@
 package test
 
 import (
+	"cmp"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -178,4 +183,53 @@ func writeFile(t *testing.T, path, body string) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A pooled upstream connection is reused only for an address this request
+// passed: agents whose CIDR rules differ never share one.
+func TestPooledConnectionsRespectPerAgentIPRules(t *testing.T) {
+	// Two origins on one port, at 127.0.0.1 and 127.0.0.2, each saying which
+	// it is, so that one name can reach either.
+	port := ""
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, cmp.Or(port, "0")))
+		if err != nil {
+			t.Skipf("cannot listen on %s: %v", ip, err)
+		}
+		_, port, _ = net.SplitHostPort(ln.Addr().String())
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "served by "+ip)
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+	}
+	e := startProxy(t, `
+default: deny
+agents:
+  - name: a
+  - name: b
+hosts:
+  - allow: two.test
+ips:
+  - allow: 127.0.0.1/32
+    agents: [a]
+  - allow: 127.0.0.2/32
+    agents: [b]
+resolve:
+  two.test: [127.0.0.1, 127.0.0.2]
+`, nil)
+	u := "http://two.test:" + port + "/"
+	// Each request on its own client connection: only the proxy's upstream
+	// pool could carry a's connection over to b.
+	for i, agent := range []string{"a", "b", "a", "b"} {
+		resp, body := rawRequest(t, e.addr, "GET "+u+" HTTP/1.1\r\nHost: two.test:"+port+"\r\nProxy-Authorization: Basic "+basic(agent, "")+"\r\n\r\n")
+		want := map[string]string{"a": "served by 127.0.0.1", "b": "served by 127.0.0.2"}[agent]
+		if resp.StatusCode != 200 || body != want {
+			t.Fatalf("request %d as %s: %d %q, want %q", i, agent, resp.StatusCode, body, want)
+		}
+	}
+}
+
+func basic(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
 }
