@@ -249,19 +249,8 @@ func (e *Engine) Host(agent string, h addr.Host) Decision {
 		for c := e.names.find(hs, name[i:]); c != 0; {
 			cur, en := c, &e.names.entries[c-1]
 			c = en.next
-			rank := (len(name) - i) * 2
-			switch en.flags & kindMask {
-			case kindExact:
-				if i != 0 {
-					continue
-				}
-				rank++
-			case kindSub:
-				if i == 0 {
-					continue
-				}
-			}
-			if !e.sources[en.src].applies(agent, h.Port) {
+			rank, ok := suffixRank(name, i, en.flags&kindMask)
+			if !ok || !e.sources[en.src].applies(agent, h.Port) {
 				continue
 			}
 			deny := en.flags&flagDeny != 0

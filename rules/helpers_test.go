@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/agentg/agentg/addr"
@@ -50,3 +51,22 @@ func host(t testing.TB, s string, port uint16) addr.Host {
 }
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// loadErrorCase is a policy that must not load, and the ":line: message"
+// its error must name after the policy file.
+type loadErrorCase struct{ name, policy, want string }
+
+func checkLoadErrors(t *testing.T, tests []loadErrorCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(writePolicy(t, tt.policy, nil))
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), "load policy ") || !strings.Contains(err.Error(), "policy.yaml"+tt.want) {
+				t.Fatalf("error %q, want it to contain policy.yaml%s", err, tt.want)
+			}
+		})
+	}
+}

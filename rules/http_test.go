@@ -261,10 +261,7 @@ func TestHTTPStats(t *testing.T) {
 }
 
 func TestHTTPPolicyErrors(t *testing.T) {
-	tests := []struct {
-		name, policy string
-		want         string // substring, after "policy.yaml"
-	}{
+	tests := []loadErrorCase{
 		{"not a list", "http: x\n", `:1: http must be a list`},
 		{"one field", "http:\n  - deny: GET\n", `:2: bad http rule "GET"`},
 		{"three fields", "http:\n  - deny: \"GET a.test /x\"\n", `:2: bad http rule`},
@@ -304,17 +301,7 @@ func TestHTTPPolicyErrors(t *testing.T) {
 		{"intercept nested list", "intercept:\n  - [a.test]\n", `:2: expected a host pattern`},
 		{"passthrough host list line", "passthrough:\n  - host:\n      - a.test\n      - \"a b\"\n", `:4: bad host pattern "a b"`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(writePolicy(t, tt.policy, nil))
-			if err == nil {
-				t.Fatalf("no error, want %q", tt.want)
-			}
-			if !strings.HasPrefix(err.Error(), "load policy ") || !strings.Contains(err.Error(), "policy.yaml"+tt.want) {
-				t.Fatalf("error %q, want it to contain policy.yaml%s", err, tt.want)
-			}
-		})
-	}
+	checkLoadErrors(t, tests)
 }
 
 func TestHTTPNoAlloc(t *testing.T) {

@@ -6,10 +6,7 @@ import (
 )
 
 func TestPolicyErrors(t *testing.T) {
-	tests := []struct {
-		name, policy string
-		want         string // substring, after "policy.yaml:"
-	}{
+	tests := []loadErrorCase{
 		{"unknown top key", "default: deny\nallowlist: []\n", `:2: unknown key "allowlist"`},
 		{"duplicate key", "default: deny\ndefault: allow\n", `:2: duplicate key "default"`},
 		{"bad default", "default: maybe\n", `:1: "maybe" is not one of allow, deny`},
@@ -53,17 +50,7 @@ func TestPolicyErrors(t *testing.T) {
 		{"not a mapping", "- a\n", `:1: policy must be a mapping`},
 		{"empty", "", `:1: empty policy`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(writePolicy(t, tt.policy, nil))
-			if err == nil {
-				t.Fatalf("no error, want %q", tt.want)
-			}
-			if !strings.HasPrefix(err.Error(), "load policy ") || !strings.Contains(err.Error(), "policy.yaml"+tt.want) {
-				t.Fatalf("error %q, want it to contain policy.yaml%s", err, tt.want)
-			}
-		})
-	}
+	checkLoadErrors(t, tests)
 }
 
 func TestPolicySize(t *testing.T) {
