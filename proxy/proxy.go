@@ -61,8 +61,21 @@ type Config struct {
 	UpstreamRoots *x509.CertPool
 
 	DialTimeout    time.Duration // per address tried; default 10s
-	MaxHeaderBytes int           // default 64 KiB; larger heads get 431
+	MaxHeaderBytes int           // default 64 KiB; larger heads get 431, on every door and inside tunnels
 	IdleTimeout    time.Duration // client keep-alive; default 2m
+
+	// FirstBytesTimeout bounds the wait for a tunnel's first bytes (the
+	// ClientHello or request head the gate must see); default 10s.
+	FirstBytesTimeout time.Duration
+	// TunnelIdleTimeout closes a tunnel in which neither side has sent a
+	// byte for this long; default 5m. A stream that keeps sending (an SSE
+	// stream with keep-alive comments) is never idle.
+	TunnelIdleTimeout time.Duration
+	// MaxTunnels caps open tunnels in total, MaxTunnelsPerAgent per agent;
+	// past a cap a CONNECT gets 503 and an event. Defaults 10000 and 1000;
+	// negative means no cap.
+	MaxTunnels         int
+	MaxTunnelsPerAgent int
 }
 
 // Server is the explicit proxy. Create it with New, run it with Serve, stop
