@@ -20,6 +20,8 @@ import (
 
 // Event is one decision about one request, tunnel or query.
 type Event struct {
+	ID         string // unique per event, from Logger.NewID
+	Parent     string // the enclosing event's ID: a request's tunnel
 	Time       time.Time
 	Kind       string // "http", "connect", "dns"
 	Agent      string
@@ -48,13 +50,14 @@ type Event struct {
 type Logger struct {
 	zl  zerolog.Logger // decision events: they carry their own time
 	ops zerolog.Logger // operational messages, timestamped by zerolog
+	ids idSource
 }
 
 // New returns a Logger writing to w. Each event is one Write call; w is
 // wrapped so that concurrent events never interleave.
 func New(w io.Writer) *Logger {
 	zl := zerolog.New(zerolog.SyncWriter(w))
-	return &Logger{zl: zl, ops: zl.With().Timestamp().Logger()}
+	return &Logger{zl: zl, ops: zl.With().Timestamp().Logger(), ids: newIDSource()}
 }
 
 // Zerolog returns the underlying logger for operational messages (startup,
@@ -63,8 +66,10 @@ func (l *Logger) Zerolog() *zerolog.Logger { return &l.ops }
 
 // Log writes one event.
 func (l *Logger) Log(e *Event) {
-	ev := l.zl.Log().
-		Str("time", e.Time.UTC().Format(time.RFC3339Nano)).
+	ev := l.zl.Log()
+	optStr(ev, "id", e.ID)
+	optStr(ev, "parent", e.Parent)
+	ev.Str("time", e.Time.UTC().Format(time.RFC3339Nano)).
 		Str("kind", e.Kind).
 		Str("agent", e.Agent).
 		Str("client", e.Client)

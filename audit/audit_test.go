@@ -91,3 +91,28 @@ func TestLogConcurrent(t *testing.T) {
 		t.Errorf("%d lines, want %d", n, 2*8*200)
 	}
 }
+
+func TestIDsAndParent(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf)
+	seen := map[string]bool{}
+	for range 1000 {
+		id := l.NewID()
+		if id == "" || seen[id] {
+			t.Fatalf("id %q empty or repeated", id)
+		}
+		seen[id] = true
+	}
+	if other := New(&buf).NewID(); seen[other] {
+		t.Fatalf("a second logger repeated id %q", other)
+	}
+	tunnel := l.NewID()
+	l.Log(&Event{ID: l.NewID(), Parent: tunnel, Time: time.Now(), Kind: "http", Decision: "allow", Rule: "r"})
+	var ev map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev["parent"] != tunnel || ev["id"] == "" || ev["id"] == tunnel {
+		t.Fatalf("id/parent wrong: %v", ev)
+	}
+}
