@@ -20,6 +20,17 @@ type Live struct {
 	mu    sync.Mutex // serialises reloads; never taken by readers
 	files []string   // what the engine in force was loaded from
 	sig   []fileSig  // their state when it was loaded (or last tried)
+	subs  []func(*Engine)
+}
+
+// OnReload registers fn to be called, after each successful reload, with
+// the engine now in force; the proxy uses it to re-decide open tunnels. fn
+// runs on the reloading goroutine with no lock of Live's held and must not
+// block for long.
+func (l *Live) OnReload(fn func(*Engine)) {
+	l.mu.Lock()
+	l.subs = append(l.subs, fn)
+	l.mu.Unlock()
 }
 
 // NewLive starts with e, loaded from path.
@@ -38,8 +49,20 @@ func (l *Live) Engine() *Engine { return l.cur.Load() }
 // in force stays, and the error (naming file and line) is returned.
 func (l *Live) Reload() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.reloadLocked(signature(l.files))
+	err := l.reloadLocked(signature(l.files))
+	subs := slices.Clone(l.subs)
+	l.mu.Unlock()
+	if err == nil {
+		l.notify(subs)
+	}
+	return err
+}
+
+func (l *Live) notify(subs []func(*Engine)) {
+	e := l.cur.Load()
+	for _, fn := range subs {
+		fn(e)
+	}
 }
 
 // reloadLocked loads the policy; before is the files' state taken before
@@ -106,7 +129,11 @@ func (l *Live) Watch(ctx context.Context, interval time.Duration, onReload func(
 			continue
 		}
 		err := l.reloadLocked(now)
+		subs := slices.Clone(l.subs)
 		l.mu.Unlock()
+		if err == nil {
+			l.notify(subs)
+		}
 		if onReload != nil {
 			onReload(err)
 		}

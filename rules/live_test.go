@@ -127,3 +127,29 @@ func TestLiveWatch(t *testing.T) {
 		t.Fatal("fixed policy not picked up")
 	}
 }
+
+func TestLiveOnReloadSeesNewEngine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(path, []byte("default: allow\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewLive(path, e)
+	var got []*Engine
+	l.OnReload(func(e *Engine) { got = append(got, e) })
+	os.WriteFile(path, []byte("default: deny\n"), 0o644)
+	if err := l.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, []byte("default: [\n"), 0o644)
+	if err := l.Reload(); err == nil {
+		t.Fatal("a broken policy reloaded")
+	}
+	if len(got) != 1 || got[0] != l.Engine() || got[0] == e {
+		t.Fatalf("subscribers saw %d engines, want exactly the one reloaded", len(got))
+	}
+}
