@@ -1,18 +1,43 @@
 package rules
 
-// Action is what a rule says about a destination.
+import "strconv"
+
+// Action is what a rule says about a destination or a request.
+//
+// The zero value is Undecided, so a Decision nobody filled in can never
+// pass: every Action but Allow is refused unless report mode lets a Deny
+// through (see Decision.Allowed).
 type Action uint8
 
 const (
-	Allow Action = iota
+	// Undecided is the zero value: no rule was asked or none answered.
+	// It is never allowed and is logged as "deny".
+	Undecided Action = iota
+	// Allow lets the traffic pass.
+	Allow
+	// Deny refuses the traffic, unless the decision is in report mode.
 	Deny
+	// Approve holds the traffic until a person approves it. It is
+	// reserved for the approvals feature: no policy syntax produces it
+	// yet, and until something can hold and release traffic it is
+	// refused like a Deny (report mode does not let it through).
+	Approve
 )
 
+// String returns "undecided", "allow", "deny" or "approve"; any other
+// value is "Action(N)".
 func (a Action) String() string {
-	if a == Allow {
+	switch a {
+	case Undecided:
+		return "undecided"
+	case Allow:
 		return "allow"
+	case Deny:
+		return "deny"
+	case Approve:
+		return "approve"
 	}
-	return "deny"
+	return "Action(" + strconv.Itoa(int(a)) + ")"
 }
 
 // Decision is the answer to one question; Rule and Source say which rule
@@ -20,33 +45,43 @@ func (a Action) String() string {
 type Decision struct {
 	Action Action
 	// Report is set when the deciding rule (or the policy) is in report
-	// mode: the deny is logged but the traffic passes.
+	// mode: a Deny is logged but the traffic passes. It has no effect on
+	// any other Action.
 	Report bool
 	// Rule is the id of the rule that fired: the rule's `id:` if given,
 	// else "<file>:<line>"; list entries "<listfile>:<line>" (or
 	// "<id-prefix>:<line>"); built-ins "default", "ports",
-	// "builtin:non-public:<class>", and for HTTP rules "http:default" and
-	// "builtin:trace".
+	// "builtin:non-public:<class>", "builtin:invalid", and for HTTP
+	// rules "http:default" and "builtin:trace".
 	Rule string
 	// Source is where that rule is written, "<file>:<line>"; for the
-	// default, the policy file.
+	// default and built-ins, the policy file.
 	Source string
 	// Reason is a short text for humans.
 	Reason string
 }
 
-// Allowed reports whether the traffic may pass: an allow, or a deny in
-// report mode.
-func (d Decision) Allowed() bool { return d.Action == Allow || d.Report }
+// Allowed reports whether the traffic may pass: an Allow, or a Deny in
+// report mode. Undecided (the zero Decision), Approve and any unknown
+// Action are not allowed.
+func (d Decision) Allowed() bool {
+	return d.Action == Allow || d.Action == Deny && d.Report
+}
 
-// Outcome is "allow", "deny", or "report" (a deny let through by report
-// mode), the value audit events carry.
+// Outcome is the value audit events carry: "allow" for an Allow, "report"
+// for a Deny let through by report mode, "approve" for an Approve, and
+// "deny" for a Deny and for everything else (Undecided, unknown values),
+// so nothing that was not allowed is ever logged as allowed.
 func (d Decision) Outcome() string {
-	switch {
-	case d.Action == Allow:
+	switch d.Action {
+	case Allow:
 		return "allow"
-	case d.Report:
-		return "report"
+	case Deny:
+		if d.Report {
+			return "report"
+		}
+	case Approve:
+		return "approve"
 	}
 	return "deny"
 }
