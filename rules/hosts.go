@@ -2,7 +2,7 @@ package rules
 
 import (
 	"fmt"
-	"net/netip"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -10,80 +10,20 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
-// The sections of the policy file: agents, host rules, CIDR rules, lists
-// and the resolver table, each checked as it is read.
+// The hosts section: host patterns, their rules, and deciding a name
+// against them and the lists (lists.go), which share the packed name
+// table (suffix.go).
 
-func (p *parser) agents(n *yaml.Node) ([]agentSpec, error) {
-	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "agents must be a list")
-	}
-	var out []agentSpec
-	names := map[string]bool{}
-	for _, it := range n.Content {
-		var a agentSpec
-		err := p.eachKey(it, func(k, v *yaml.Node) error {
-			var err error
-			switch k.Value {
-			case "name":
-				if a.name, err = p.scalar(v); err == nil && !validName(a.name) {
-					err = p.errf(v, "bad agent name %q (printable, no spaces, at most 64 bytes)", a.name)
-				}
-			case "password":
-				if a.password, err = p.scalar(v); err == nil && a.password == "" {
-					err = p.errf(v, "empty password (leave the key out for an agent without one)")
-				}
-				a.hasPass = true
-			case "cidrs":
-				a.cidrs, err = p.prefixes(v)
-			default:
-				err = p.errf(k, "unknown agent key %q (want name, password, cidrs)", k.Value)
-			}
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		if a.name == "" {
-			return nil, p.errf(it, "agent without a name")
-		}
-		if names[a.name] {
-			return nil, p.errf(it, "duplicate agent %q", a.name)
-		}
-		names[a.name] = true
-		out = append(out, a)
-	}
-	return out, nil
+type pattern struct {
+	name string
+	kind uint8
 }
 
-// prefixes parses CIDRs and single IPs. Host bits set in a prefix
-// ("10.0.0.1/8") are refused, not masked: the author meant something and
-// the policy should not guess what.
-func (p *parser) prefixes(n *yaml.Node) ([]netip.Prefix, error) {
-	its, err := p.items(n)
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.Prefix
-	for _, it := range its {
-		s := strings.TrimSpace(it.Value)
-		if strings.Contains(s, "/") {
-			pf, err := netip.ParsePrefix(s)
-			if err != nil {
-				return nil, p.errf(it, "bad CIDR %q: %v", s, err)
-			}
-			if pf.Masked() != pf {
-				return nil, p.errf(it, "CIDR %q has host bits set (did you mean %s?)", s, pf.Masked())
-			}
-			out = append(out, pf)
-			continue
-		}
-		h, err := addr.Canonical(s)
-		if err != nil || !h.IsIP() {
-			return nil, p.errf(it, "bad IP or CIDR %q", s)
-		}
-		out = append(out, netip.PrefixFrom(h.IP, h.IP.BitLen()))
-	}
-	return out, nil
+type hostRule struct {
+	line     int
+	deny     bool
+	patterns []pattern
+	opts     ruleOpts
 }
 
 // parsePattern checks one host pattern: "example.com", "*.example.com" or
@@ -118,70 +58,23 @@ func isIPish(s string) bool {
 	return isIP || strings.HasPrefix(s, "[")
 }
 
-// ruleBody parses the allow/deny key and the shared options of a rule
-// mapping. valueKey is called with the allow/deny value node.
-func (p *parser) ruleBody(it *yaml.Node, extra func(k, v *yaml.Node) (bool, error)) (deny bool, val *yaml.Node, o ruleOpts, err error) {
-	err = p.eachKey(it, func(k, v *yaml.Node) error {
-		var err error
-		switch k.Value {
-		case "id-prefix":
-			return p.errf(k, "id-prefix belongs to lists; rules take id")
-		case "allow", "deny":
-			if val != nil {
-				return p.errf(k, "a rule has exactly one of allow or deny")
-			}
-			deny, val = k.Value == "deny", v
-		default:
-			var ok bool
-			if ok, err = p.option(k, v, &o); !ok && err == nil {
-				if extra != nil {
-					ok, err = extra(k, v)
-				}
-				if !ok && err == nil {
-					err = p.errf(k, "unknown rule key %q (want allow or deny, important, agents, ports, mode, id)", k.Value)
-				}
-			}
-		}
-		return err
-	})
-	if err == nil && val == nil {
-		err = p.errf(it, "rule without allow or deny")
-	}
-	if err == nil && o.important && !deny {
-		err = p.errf(it, "important applies to deny rules only")
-	}
-	return deny, val, o, err
+// isIPPattern reports whether a would-be host pattern is an IP literal,
+// so that the error can say what to do instead.
+func isIPPattern(s string) bool {
+	rest := strings.TrimPrefix(strings.TrimPrefix(s, "*."), ".")
+	h, err := addr.Canonical(rest)
+	return err == nil && h.IsIP() || err != nil && isIPish(rest)
 }
 
-// option parses one of the options shared by rules and lists; ok is false
-// when k is not one of them.
-func (p *parser) option(k, v *yaml.Node, o *ruleOpts) (ok bool, err error) {
-	switch k.Value {
-	case "important":
-		o.important, err = p.boolean(v)
-	case "agents":
-		its, e := p.items(v)
-		if e != nil {
-			return true, e
-		}
-		for _, a := range its {
-			if !validName(a.Value) {
-				return true, p.errf(a, "bad agent name %q", a.Value)
-			}
-			o.agents = append(o.agents, a.Value)
-		}
-	case "ports":
-		o.ports, err = p.ports(v)
-	case "mode":
-		o.mode, err = p.oneOf(v, "enforce", "report")
-	case "id", "id-prefix":
-		if o.id, err = p.scalar(v); err == nil && !validName(o.id) {
-			err = p.errf(v, "bad %s %q (printable, no spaces, at most 64 bytes)", k.Value, o.id)
-		}
-	default:
-		return false, nil
+// covers reports whether the pattern matches the canonical name.
+func (pt pattern) covers(name string) bool {
+	switch {
+	case name == pt.name:
+		return pt.kind != kindSub
+	case strings.HasSuffix(name, pt.name) && name[len(name)-len(pt.name)-1] == '.':
+		return pt.kind != kindExact
 	}
-	return true, err
+	return false
 }
 
 func (p *parser) hostRules(n *yaml.Node) ([]hostRule, error) {
@@ -211,94 +104,123 @@ func (p *parser) hostRules(n *yaml.Node) ([]hostRule, error) {
 	return out, nil
 }
 
-func (p *parser) ipRules(n *yaml.Node) ([]ipRule, error) {
-	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "ips must be a list of rules")
-	}
-	var out []ipRule
-	for _, it := range n.Content {
-		deny, val, o, err := p.ruleBody(it, nil)
-		if err != nil {
-			return nil, err
-		}
-		pfs, err := p.prefixes(val)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ipRule{line: it.Line, deny: deny, prefixes: pfs, opts: o})
-	}
-	return out, nil
-}
-
-func (p *parser) lists(n *yaml.Node) ([]listSpec, error) {
-	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "lists must be a list")
-	}
-	var out []listSpec
-	for _, it := range n.Content {
-		l := listSpec{line: it.Line, deny: true}
-		err := p.eachKey(it, func(k, v *yaml.Node) error {
-			var err error
-			switch k.Value {
-			case "path":
-				if l.path, err = p.scalar(v); err == nil && l.path == "" {
-					err = p.errf(v, "empty path")
-				}
-			case "format":
-				l.format, err = p.oneOf(v, "plain", "hosts", "adblock")
-			case "action":
-				var s string
-				s, err = p.oneOf(v, "allow", "deny")
-				l.deny = s == "deny"
-			case "id":
-				err = p.errf(k, "lists take id-prefix, not id")
-			default:
-				var ok bool
-				if ok, err = p.option(k, v, &l.opts); !ok && err == nil {
-					err = p.errf(k, "unknown list key %q (want path, format, action, agents, ports, mode, important, id-prefix)", k.Value)
-				}
-			}
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		if l.path == "" {
-			return nil, p.errf(it, "list without a path")
-		}
-		if l.format == "" {
-			return nil, p.errf(it, "list %s without a format (plain, hosts or adblock)", l.path)
-		}
-		if l.opts.important && !l.deny {
-			return nil, p.errf(it, "important applies to deny lists only")
-		}
-		out = append(out, l)
-	}
-	return out, nil
-}
-
-func (p *parser) resolveTable(n *yaml.Node) (map[string][]netip.Addr, error) {
-	out := map[string][]netip.Addr{}
-	err := p.eachKey(n, func(k, v *yaml.Node) error {
-		name, err := addr.CanonicalName(k.Value)
-		if err != nil {
-			return p.errf(k, "bad name %q in resolve: %v", k.Value, err)
-		}
-		if _, dup := out[name]; dup {
-			return p.errf(k, "duplicate name %q in resolve", name)
-		}
-		its, err := p.items(v)
+// compileHosts adds the host rules to the name table being built.
+func (c *compiler) compileHosts(b *nameBuilder) error {
+	for _, r := range c.pol.hosts {
+		src, err := c.ruleSource(r.line, r.opts)
 		if err != nil {
 			return err
 		}
-		for _, it := range its {
-			h, err := addr.Canonical(strings.TrimSpace(it.Value))
-			if err != nil || !h.IsIP() {
-				return p.errf(it, "bad IP %q in resolve", it.Value)
+		for _, p := range r.patterns {
+			flags := p.kind
+			if r.deny {
+				flags |= flagDeny
+				if r.opts.important {
+					flags |= flagImportant
+				}
 			}
-			out[name] = append(out[name], h.IP)
+			if err := b.add([]byte(p.name), flags, r.line, src); err != nil {
+				return fmt.Errorf("load policy %s:%d: %w", c.pol.file, r.line, err)
+			}
+			c.e.stats.HostRules++
 		}
-		return nil
-	})
-	return out, err
+	}
+	return nil
+}
+
+// nameMatch finds the deciding host rule or list entry for the canonical
+// name, among those that apply to agent and port: the most specific
+// (longest suffix; at the full host exact beats ".name"), deny on a tie,
+// an important deny over any allow. It returns the entry plus one, 0 when
+// none matched; scoped reports whether any entry that matched name and
+// agent is restricted to ports, so a port-less question (Name) knows
+// whether the port could change the answer.
+func (e *Engine) nameMatch(agent, name string, port uint16) (best uint32, scoped bool) {
+	var imp uint32
+	bestRank, impRank := -1, -1
+	for i, hs := range suffixes(name) {
+		for c := e.names.find(hs, name[i:]); c != 0; {
+			cur, en := c, &e.names.entries[c-1]
+			c = en.next
+			rank, ok := suffixRank(name, i, en.flags&kindMask)
+			if !ok {
+				continue
+			}
+			s := &e.sources[en.src]
+			if !s.appliesTo(agent) {
+				continue
+			}
+			if s.ports != nil {
+				scoped = true
+				if !portsContain(s.ports, port) {
+					continue
+				}
+			}
+			deny := en.flags&flagDeny != 0
+			if rank > bestRank || rank == bestRank && deny && e.names.entries[best-1].flags&flagDeny == 0 {
+				best, bestRank = cur, rank
+			}
+			if deny && en.flags&flagImportant != 0 && rank > impRank {
+				imp, impRank = cur, rank
+			}
+		}
+	}
+	if best != 0 && e.names.entries[best-1].flags&flagDeny == 0 && imp != 0 {
+		best = imp // an important deny cannot be overridden by any allow
+	}
+	return best, scoped
+}
+
+// namePorts appends to pts the port ranges of every entry that matches
+// name and applies to agent.
+func (e *Engine) namePorts(agent, name string, pts []portRange) []portRange {
+	for i, hs := range suffixes(name) {
+		for c := e.names.find(hs, name[i:]); c != 0; {
+			en := &e.names.entries[c-1]
+			c = en.next
+			if _, ok := suffixRank(name, i, en.flags&kindMask); !ok {
+				continue
+			}
+			if s := &e.sources[en.src]; s.appliesTo(agent) {
+				pts = append(pts, s.ports...)
+			}
+		}
+	}
+	return pts
+}
+
+// nameDecide decides a name by the host rules and lists alone.
+func (e *Engine) nameDecide(agent, name string, port uint16) (Decision, bool) {
+	best, scoped := e.nameMatch(agent, name, port)
+	if best == 0 {
+		return e.dflt, scoped
+	}
+	return e.nameDecision(best, name), scoped
+}
+
+func (e *Engine) nameDecision(c uint32, name string) Decision {
+	en := &e.names.entries[c-1]
+	s := &e.sources[en.src]
+	d := Decision{Action: Allow, Rule: s.ruleID, Source: s.where}
+	verb := "allowed"
+	if en.flags&flagDeny != 0 {
+		d.Action, d.Report, verb = Deny, s.report, "denied"
+	}
+	if !s.list {
+		d.Reason = "host " + name + " " + verb + " by " + s.label
+		return d
+	}
+	// A list hit builds Source and Reason as one string and slices it,
+	// and shares Source as the id when the list has no id-prefix: one
+	// allocation per hit, with the line number formatted on the stack.
+	var buf [12]byte
+	line := strconv.AppendUint(buf[:0], uint64(en.line), 10)
+	all := s.file + ":" + string(line) + "host " + name + " " + verb + " by " + s.label
+	k := len(s.file) + 1 + len(line)
+	d.Source, d.Reason = all[:k], all[k:]
+	d.Rule = d.Source
+	if s.ruleID != s.file {
+		d.Rule = s.ruleID + ":" + string(line)
+	}
+	return d
 }

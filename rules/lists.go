@@ -6,14 +6,104 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/agentg/agentg/addr"
 )
 
-// This file loads list files as security teams ship them (plain domain
-// lists, hosts files, the DNS subset of adblock syntax) into the name
-// builder. Real lists are messy, so a line that is not a usable entry is
-// skipped and counted, never fatal; an unreadable file is fatal.
+// The lists section: list files as security teams ship them (plain domain
+// lists, hosts files, the DNS subset of adblock syntax), loaded into the
+// name table the host rules use (hosts.go decides them). Real lists are
+// messy, so a line that is not a usable entry is skipped and counted,
+// never fatal; an unreadable file is fatal.
+
+type listSpec struct {
+	line   int
+	path   string
+	format string
+	deny   bool
+	opts   ruleOpts
+}
+
+func (p *parser) lists(n *yaml.Node) ([]listSpec, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, p.errf(n, "lists must be a list")
+	}
+	var out []listSpec
+	for _, it := range n.Content {
+		l := listSpec{line: it.Line, deny: true}
+		err := p.eachKey(it, func(k, v *yaml.Node) error {
+			var err error
+			switch k.Value {
+			case "path":
+				if l.path, err = p.scalar(v); err == nil && l.path == "" {
+					err = p.errf(v, "empty path")
+				}
+			case "format":
+				l.format, err = p.oneOf(v, "plain", "hosts", "adblock")
+			case "action":
+				var s string
+				s, err = p.oneOf(v, "allow", "deny")
+				l.deny = s == "deny"
+			case "id":
+				err = p.errf(k, "lists take id-prefix, not id")
+			default:
+				var ok bool
+				if ok, err = p.option(k, v, &l.opts); !ok && err == nil {
+					err = p.errf(k, "unknown list key %q (want path, format, action, agents, ports, mode, important, id-prefix)", k.Value)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if l.path == "" {
+			return nil, p.errf(it, "list without a path")
+		}
+		if l.format == "" {
+			return nil, p.errf(it, "list %s without a format (plain, hosts or adblock)", l.path)
+		}
+		if l.opts.important && !l.deny {
+			return nil, p.errf(it, "important applies to deny lists only")
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// compileLists loads every list into the name table being built; it
+// returns each list's index into the engine's sources, so that finish's
+// duplicate counts can be credited to the right list.
+func (c *compiler) compileLists(b *nameBuilder) ([]int, error) {
+	e := c.e
+	listSrc := make([]int, len(c.pol.lists))
+	e.stats.Lists = make([]ListStats, len(c.pol.lists))
+	for i, l := range c.pol.lists {
+		path := l.path
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(c.dir, path)
+		}
+		id := l.opts.id
+		if id == "" {
+			id = l.path
+		}
+		e.sources = append(e.sources, source{
+			list: true, file: l.path, ruleID: id, label: "list " + l.path,
+			agents: l.opts.agents, ports: l.opts.ports,
+			report: c.pol.report && l.opts.mode != "enforce" || l.opts.mode == "report",
+		})
+		listSrc[i] = len(e.sources) - 1
+		e.stats.Lists[i] = ListStats{Path: l.path, Format: l.format}
+		if err := loadList(b, path, l, listSrc[i], &e.stats.Lists[i]); err != nil {
+			return nil, err
+		}
+		e.files = append(e.files, path)
+	}
+	return listSrc, nil
+}
 
 const (
 	maxLineLen  = 4 << 10

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -12,71 +11,17 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// This file turns policy YAML into a checked, line-annotated model. It walks
-// yaml.v3 nodes instead of decoding into structs so that every error, even
-// for a key that is merely misspelled, names the file and line a security
-// team has to fix.
+// This file turns policy YAML into a checked, line-annotated model: the
+// top-level keys, the options every rule shares, and the small parsing
+// helpers. Each section's own syntax is parsed in that section's file
+// (hosts.go, ips.go, lists.go, agents.go, resolve.go, tunnel.go, http.go,
+// ports.go). It walks yaml.v3 nodes instead of decoding into structs so
+// that every error, even for a key that is merely misspelled, names the
+// file and line a security team has to fix.
 
 const maxPolicySize = 16 << 20
 
-type portRange struct{ lo, hi uint16 }
-
-// portsContain reports whether p is in rs; a nil rs means every port.
-func portsContain(rs []portRange, p uint16) bool {
-	if rs == nil {
-		return true
-	}
-	for _, r := range rs {
-		if p >= r.lo && p <= r.hi {
-			return true
-		}
-	}
-	return false
-}
-
-// ruleOpts are the options every host rule, CIDR rule and list shares.
-type ruleOpts struct {
-	agents    []string    // nil: every agent
-	ports     []portRange // nil: every port
-	mode      string      // "", "enforce" or "report"
-	important bool
-	id        string // explicit id (rules) or id prefix (lists)
-}
-
-type pattern struct {
-	name string
-	kind uint8
-}
-
-type hostRule struct {
-	line     int
-	deny     bool
-	patterns []pattern
-	opts     ruleOpts
-}
-
-type ipRule struct {
-	line     int
-	deny     bool
-	prefixes []netip.Prefix
-	opts     ruleOpts
-}
-
-type listSpec struct {
-	line   int
-	path   string
-	format string
-	deny   bool
-	opts   ruleOpts
-}
-
-type agentSpec struct {
-	name     string
-	password string
-	hasPass  bool
-	cidrs    []netip.Prefix
-}
-
+// policy is a parsed, checked policy file, before compilation.
 type policy struct {
 	file        string
 	defaultDeny bool
@@ -174,6 +119,82 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 	return pol, nil
 }
 
+// ruleOpts are the options every host rule, CIDR rule, http rule and list
+// shares.
+type ruleOpts struct {
+	agents    []string    // nil: every agent
+	ports     []portRange // nil: every port
+	mode      string      // "", "enforce" or "report"
+	important bool
+	id        string // explicit id (rules) or id prefix (lists)
+}
+
+// ruleBody parses the allow/deny key and the shared options of a rule
+// mapping; extra, when not nil, is offered every other key first.
+func (p *parser) ruleBody(it *yaml.Node, extra func(k, v *yaml.Node) (bool, error)) (deny bool, val *yaml.Node, o ruleOpts, err error) {
+	err = p.eachKey(it, func(k, v *yaml.Node) error {
+		var err error
+		switch k.Value {
+		case "id-prefix":
+			return p.errf(k, "id-prefix belongs to lists; rules take id")
+		case "allow", "deny":
+			if val != nil {
+				return p.errf(k, "a rule has exactly one of allow or deny")
+			}
+			deny, val = k.Value == "deny", v
+		default:
+			var ok bool
+			if ok, err = p.option(k, v, &o); !ok && err == nil {
+				if extra != nil {
+					ok, err = extra(k, v)
+				}
+				if !ok && err == nil {
+					err = p.errf(k, "unknown rule key %q (want allow or deny, important, agents, ports, mode, id)", k.Value)
+				}
+			}
+		}
+		return err
+	})
+	if err == nil && val == nil {
+		err = p.errf(it, "rule without allow or deny")
+	}
+	if err == nil && o.important && !deny {
+		err = p.errf(it, "important applies to deny rules only")
+	}
+	return deny, val, o, err
+}
+
+// option parses one of the options shared by rules and lists; ok is false
+// when k is not one of them.
+func (p *parser) option(k, v *yaml.Node, o *ruleOpts) (ok bool, err error) {
+	switch k.Value {
+	case "important":
+		o.important, err = p.boolean(v)
+	case "agents":
+		its, e := p.items(v)
+		if e != nil {
+			return true, e
+		}
+		for _, a := range its {
+			if !validName(a.Value) {
+				return true, p.errf(a, "bad agent name %q", a.Value)
+			}
+			o.agents = append(o.agents, a.Value)
+		}
+	case "ports":
+		o.ports, err = p.ports(v)
+	case "mode":
+		o.mode, err = p.oneOf(v, "enforce", "report")
+	case "id", "id-prefix":
+		if o.id, err = p.scalar(v); err == nil && !validName(o.id) {
+			err = p.errf(v, "bad %s %q (printable, no spaces, at most 64 bytes)", k.Value, o.id)
+		}
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
 // eachKey walks a mapping, refusing duplicate keys: YAML parsers disagree on
 // which duplicate wins, so a policy that has one means two things.
 func (p *parser) eachKey(m *yaml.Node, fn func(k, v *yaml.Node) error) error {
@@ -245,35 +266,6 @@ func (p *parser) items(n *yaml.Node) ([]*yaml.Node, error) {
 		return n.Content, nil
 	}
 	return nil, p.errf(n, "expected a value or a list of values")
-}
-
-func (p *parser) ports(n *yaml.Node) ([]portRange, error) {
-	its, err := p.items(n)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]portRange, 0, len(its))
-	for _, it := range its {
-		lo, hi, isRange := strings.Cut(it.Value, "-")
-		if !isRange {
-			hi = lo
-		}
-		a, err1 := parsePort(strings.TrimSpace(lo))
-		b, err2 := parsePort(strings.TrimSpace(hi))
-		if err1 != nil || err2 != nil || a > b {
-			return nil, p.errf(it, "bad port or port range %q (want 1-65535 or \"lo-hi\")", it.Value)
-		}
-		out = append(out, portRange{a, b})
-	}
-	return out, nil
-}
-
-func parsePort(s string) (uint16, error) {
-	v, err := strconv.ParseUint(s, 10, 16)
-	if err != nil || v == 0 {
-		return 0, fmt.Errorf("bad port %q", s)
-	}
-	return uint16(v), nil
 }
 
 // validName reports whether s can name an agent or a rule id: printable,

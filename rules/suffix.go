@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"iter"
 	"math"
 	"slices"
 	"unsafe"
@@ -39,6 +40,48 @@ const (
 
 // hashStep extends a right-to-left FNV-1a hash by one byte.
 func hashStep(h uint64, c byte) uint64 { return (h ^ uint64(c)) * fnvPrime }
+
+// suffixes yields every label-boundary suffix of the canonical name: the
+// index i where it starts (i == 0 or name[i-1] == '.') and the
+// right-to-left hash of name[i:], shortest suffix ("com") first. It is
+// the one walk behind host rules, http rules and intercept rules, so
+// every section agrees on which patterns a name can match; it allocates
+// nothing.
+func suffixes(name string) iter.Seq2[int, uint64] {
+	return func(yield func(int, uint64) bool) {
+		h := uint64(fnvOffset)
+		for i := len(name) - 1; i >= 0; i-- {
+			h = hashStep(h, name[i])
+			if i > 0 && name[i-1] != '.' {
+				continue
+			}
+			if !yield(i, h) {
+				return
+			}
+		}
+	}
+}
+
+// suffixRank is the specificity of a pattern of kind stored under
+// name[i:] for the host name, the same for host, http and intercept
+// rules: the longer the matching suffix the more specific, and at the
+// full host exact beats ".name". ok is false when the pattern does not
+// match: an exact pattern below the full host, "*.name" at the full host.
+func suffixRank(name string, i int, kind uint8) (rank int, ok bool) {
+	rank = (len(name) - i) * 2
+	switch kind {
+	case kindExact:
+		if i != 0 {
+			return 0, false
+		}
+		rank++
+	case kindSub:
+		if i == 0 {
+			return 0, false
+		}
+	}
+	return rank, true
+}
 
 // nameEntry is one stored (name, rule) pair: 20 bytes, no pointers.
 type nameEntry struct {

@@ -1,0 +1,51 @@
+package rules
+
+import (
+	"net/netip"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/agentg/agentg/addr"
+)
+
+// The resolve section: a static resolver table consulted before DNS.
+
+func (p *parser) resolveTable(n *yaml.Node) (map[string][]netip.Addr, error) {
+	out := map[string][]netip.Addr{}
+	err := p.eachKey(n, func(k, v *yaml.Node) error {
+		name, err := addr.CanonicalName(k.Value)
+		if err != nil {
+			return p.errf(k, "bad name %q in resolve: %v", k.Value, err)
+		}
+		if _, dup := out[name]; dup {
+			return p.errf(k, "duplicate name %q in resolve", name)
+		}
+		its, err := p.items(v)
+		if err != nil {
+			return err
+		}
+		for _, it := range its {
+			h, err := addr.Canonical(strings.TrimSpace(it.Value))
+			if err != nil || !h.IsIP() {
+				return p.errf(it, "bad IP %q in resolve", it.Value)
+			}
+			out[name] = append(out[name], h.IP)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Resolve looks a name up in the policy's static resolver table. The
+// slice is the engine's own (it is asked on every request): callers must
+// not modify it.
+func (e *Engine) Resolve(name string) ([]netip.Addr, bool) {
+	ips, ok := e.resolve[name]
+	if !ok {
+		if c, err := addr.CanonicalName(name); err == nil && c != name {
+			ips, ok = e.resolve[c]
+		}
+	}
+	return ips, ok
+}

@@ -1,0 +1,175 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/agentg/agentg/addr"
+)
+
+// The intercept and passthrough sections: which CONNECT tunnels agentg
+// terminates (so that HTTP rules can see inside), and which it never does.
+
+// icRule is one intercept or passthrough entry.
+type icRule struct {
+	line     int
+	patterns []pattern
+	agents   []string    // nil: every agent
+	ports    []portRange // nil: every port
+}
+
+// interceptRules parses the intercept or passthrough section: "all"
+// (intercept only), or a list whose items are host patterns or mappings
+// {host: PATTERN or [PATTERN...], agents: [...], ports: [...]}.
+func (p *parser) interceptRules(k, n *yaml.Node) (all bool, out []icRule, err error) {
+	what := k.Value
+	if n.Kind == yaml.ScalarNode {
+		if what == "intercept" && n.Value == "all" {
+			return true, nil, nil
+		}
+		if what == "intercept" {
+			return false, nil, p.errf(n, `intercept must be "all" or a list of host patterns, not %q`, n.Value)
+		}
+		return false, nil, p.errf(n, "passthrough must be a list of host patterns, not %q", n.Value)
+	}
+	if n.Kind != yaml.SequenceNode {
+		return false, nil, p.errf(n, "%s must be a list of host patterns", what)
+	}
+	for _, it := range n.Content {
+		r := icRule{line: it.Line}
+		var pats []*yaml.Node
+		switch it.Kind {
+		case yaml.ScalarNode:
+			pats = []*yaml.Node{it}
+		case yaml.MappingNode:
+			var o ruleOpts
+			err := p.eachKey(it, func(k, v *yaml.Node) error {
+				var err error
+				switch k.Value {
+				case "host":
+					pats, err = p.items(v)
+				case "agents", "ports":
+					_, err = p.option(k, v, &o)
+				default:
+					err = p.errf(k, "unknown %s key %q (want host, agents, ports)", what, k.Value)
+				}
+				return err
+			})
+			if err != nil {
+				return false, nil, err
+			}
+			if pats == nil {
+				return false, nil, p.errf(it, "%s entry without a host", what)
+			}
+			r.agents, r.ports = o.agents, o.ports
+		default:
+			return false, nil, p.errf(it, "expected a host pattern or {host: PATTERN, agents: [...]}")
+		}
+		for _, pn := range pats {
+			if pn.Value == "all" {
+				return false, nil, p.errf(pn, `"all" in a list would be a host named all; write "intercept: all" (no list) to intercept every tunnel`)
+			}
+			if isIPPattern(pn.Value) {
+				return false, nil, p.errf(pn, `IP literal %q in %s (tunnels to IP literals are intercepted only by "intercept: all")`, pn.Value, what)
+			}
+			pt, err := parsePattern(pn.Value)
+			if err != nil {
+				return false, nil, p.errf(pn, "%v", err)
+			}
+			r.patterns = append(r.patterns, pt)
+		}
+		out = append(out, r)
+	}
+	return false, out, nil
+}
+
+// icEntry is one compiled intercept or passthrough pattern.
+type icEntry struct {
+	kind   uint8
+	pass   bool
+	agents []string
+	ports  []portRange
+	id     string
+}
+
+func (en *icEntry) applies(agent string, port uint16) bool {
+	return (en.agents == nil || slices.Contains(en.agents, agent)) && portsContain(en.ports, port)
+}
+
+// tunnelRules is the compiled intercept and passthrough sections.
+type tunnelRules struct {
+	byName map[string][]icEntry // entries by pattern name
+	all    bool                 // "intercept: all"
+}
+
+func (c *compiler) compileTunnels() {
+	e, pol := c.e, c.pol
+	e.tunnels.all = pol.interceptAll
+	e.stats.InterceptAll = pol.interceptAll
+	add := func(rs []icRule, pass bool, n *int) {
+		for _, r := range rs {
+			id := fmt.Sprintf("%s:%d", pol.file, r.line)
+			if pass {
+				id = "passthrough " + id
+			}
+			for _, pt := range r.patterns {
+				if e.tunnels.byName == nil {
+					e.tunnels.byName = map[string][]icEntry{}
+				}
+				e.tunnels.byName[pt.name] = append(e.tunnels.byName[pt.name], icEntry{kind: pt.kind, pass: pass, agents: r.agents, ports: r.ports, id: id})
+				*n++
+			}
+		}
+	}
+	add(pol.intercept, false, &e.stats.InterceptRules)
+	add(pol.passthrough, true, &e.stats.PassthroughRules)
+}
+
+// tunnelMatch finds the most specific intercept entry and the most
+// specific passthrough entry that match h for agent (nil when none).
+func (e *Engine) tunnelMatch(agent string, h addr.Host) (ic, pass *icEntry) {
+	if len(e.tunnels.byName) == 0 || h.IsIP() {
+		return nil, nil
+	}
+	name := h.Name
+	icRank, passRank := -1, -1
+	for i := range suffixes(name) {
+		es := e.tunnels.byName[name[i:]]
+		for j := range es {
+			en := &es[j]
+			rank, ok := suffixRank(name, i, en.kind)
+			if !ok || !en.applies(agent, h.Port) {
+				continue
+			}
+			if en.pass {
+				if rank > passRank {
+					pass, passRank = en, rank
+				}
+			} else if rank > icRank {
+				ic, icRank = en, rank
+			}
+		}
+	}
+	return ic, pass
+}
+
+// Intercept reports whether a CONNECT tunnel to h should be intercepted
+// (TLS terminated by agentg) for agent, and the id of what decided it:
+// "passthrough <file>:<line>" when a passthrough entry matches (it wins
+// over intercept, including "intercept: all"), "<file>:<line>" of the
+// most specific matching intercept entry, "intercept:all", or "" when
+// nothing intercepts the host. IP literals match only "intercept: all".
+func (e *Engine) Intercept(agent string, h addr.Host) (bool, string) {
+	ic, pass := e.tunnelMatch(agent, h)
+	switch {
+	case pass != nil:
+		return false, pass.id
+	case ic != nil:
+		return true, ic.id
+	case e.tunnels.all:
+		return true, "intercept:all"
+	}
+	return false, ""
+}
