@@ -1,0 +1,17 @@
+// Package dissect recognises protocols on a stream and reads the first
+// messages a gate has to see before it lets a stream through.
+//
+// ReadClientHello reads a client's first ClientHello record by record,
+// and ReadSecondClientHello the hello a client sends after a
+// HelloRetryRequest. The ClientHello is parsed by crypto/tls itself, so
+// it is read the way a Go server reads it; the readers are strict about
+// the records around it, refusing (with a *GateError naming the rule)
+// what a lenient server would skip over or read differently.
+//
+// The contract: dissect reads and reports; it never decides. Every byte a
+// reader reads is returned to the caller, on success and on error alike,
+// and a reader never reads past the last record of the message it was
+// asked for. The caller sends nothing upstream until it has checked the
+// result, and then sends exactly the bytes returned, unchanged, before
+// relaying the rest of the stream.
+package dissect
