@@ -1,12 +1,14 @@
 // Package dissect recognises protocols on a stream and reads the first
 // messages a gate has to see before it lets a stream through.
 //
+// Sniff names the protocol from a stream's first bytes. For TLS,
 // ReadClientHello reads a client's first ClientHello record by record,
-// and ReadSecondClientHello the hello a client sends after a
-// HelloRetryRequest. The ClientHello is parsed by crypto/tls itself, so
-// it is read the way a Go server reads it; the readers are strict about
-// the records around it, refusing (with a *GateError naming the rule)
-// what a lenient server would skip over or read differently.
+// ReadServerHello the upstream's ServerHello (to learn whether it is a
+// HelloRetryRequest) and ReadSecondClientHello the hello a client sends
+// after one. The ClientHello is parsed by crypto/tls itself, so it is
+// read the way a Go server reads it; the readers are strict about the
+// records around it, refusing (with a *GateError naming the rule) what a
+// lenient server would skip over or read differently.
 //
 // The contract: dissect reads and reports; it never decides. Every byte a
 // reader reads is returned to the caller, on success and on error alike,
