@@ -220,13 +220,14 @@ func canonicalEntry(b []byte) ([]byte, bool) {
 // fastName reports whether b is a name addr.CanonicalName would return as
 // is: labels of [a-z0-9_-], 1 to 63 bytes, at most 253 bytes in all, and a
 // last label starting with a letter (so it can never be an IP literal).
-func fastName(b []byte) bool {
+// List entries ask it of bytes, Name of strings.
+func fastName[T string | []byte](b T) bool {
 	if len(b) == 0 || len(b) > 253 {
 		return false
 	}
 	label := 0
-	for _, c := range b {
-		switch {
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
 		case c == '.':
 			if label == 0 {
 				return false
