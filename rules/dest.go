@@ -139,3 +139,111 @@ func (q *nameQuestion) anyPort() Decision {
 	}
 	return deny // never Undecided: the policy's first port is among pts
 }
+
+// Rule ids of the decisions Addresses makes itself.
+const (
+	// RuleSelf denies an address that is agentg's own listener, whatever
+	// the policy says (report mode does not let it through).
+	RuleSelf = "builtin:self"
+	// RuleNoAddresses is a destination with no address to dial: the
+	// name resolved to nothing. It is refused, but it is not the
+	// policy's doing: the proxy answers it as unreachable (502), not as
+	// denied (403).
+	RuleNoAddresses = "builtin:no-addresses"
+)
+
+// Dest is a destination whose host decision is made, with the addresses
+// it resolved to.
+type Dest struct {
+	Agent string
+	Host  addr.Host
+	// IPs are the resolved addresses, in dial order; for an IP literal,
+	// Host.IP.
+	IPs []netip.Addr
+	// Self reports whether an address is one agentg itself listens on;
+	// such an address is always denied as RuleSelf. nil: none is.
+	Self func(netip.AddrPort) bool
+}
+
+// Addresses decides each address of a destination whose host decision
+// (host, from Host) is already made, and returns the overall decision and
+// the addresses that may be dialled, in order. This is the whole of
+// "check what you dial": the proxy dials only the addresses returned.
+//
+//   - A host decision that is not Allowed is returned as is, with no
+//     addresses.
+//   - Each address is unmapped first (::ffff:127.0.0.1 is checked, and
+//     returned for dialling, as 127.0.0.1). Then: agentg's own address
+//     (q.Self) is denied as RuleSelf; an IP literal's own address was
+//     decided by Host and passes; any other address is checked by IP
+//     (CIDR rules, the non-public guard, the policy's ports).
+//   - An address that is not Allowed is dropped. One that passes only by
+//     report mode is kept, and the overall decision becomes that report
+//     (so the event says the traffic would have been denied), unless the
+//     host decision is already a report.
+//   - When no address is left, the decision is the first address's
+//     denial; when there were no addresses at all, a Deny with rule
+//     RuleNoAddresses. Either way the slice is nil and nothing may be
+//     dialled.
+//
+// Repeated addresses are returned once. The slice returned may share
+// q.IPs' backing array (when every address passes as given, it is q.IPs,
+// and nothing is allocated): treat it as read-only.
+func (e *Engine) Addresses(host Decision, q Dest) (Decision, []netip.Addr) {
+	if !host.Allowed() {
+		return host, nil
+	}
+	if len(q.IPs) == 0 {
+		return Decision{Action: Deny, Rule: RuleNoAddresses, Source: e.file,
+			Reason: q.Host.Name + " has no addresses"}, nil
+	}
+	d := host
+	var firstDeny Decision
+	var out []netip.Addr
+	shared := true // every address so far passed as given: out is q.IPs[:i]
+	for i, ip := range q.IPs {
+		u := ip.Unmap()
+		ipd := e.addressDecide(q, u)
+		if !ipd.Allowed() {
+			if firstDeny.Action == Undecided {
+				firstDeny = ipd
+			}
+			if shared {
+				out, shared = slices.Clone(q.IPs[:i]), false
+			}
+			continue
+		}
+		if d.Action == Allow && ipd.Action != Allow {
+			d = ipd // report mode let this address through: the event says so
+		}
+		if shared {
+			if u == ip && !slices.Contains(q.IPs[:i], ip) {
+				continue
+			}
+			out, shared = append(make([]netip.Addr, 0, len(q.IPs)), q.IPs[:i]...), false
+		}
+		if !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	switch {
+	case shared:
+		return d, q.IPs
+	case len(out) == 0:
+		return firstDeny, nil
+	}
+	return d, out
+}
+
+// addressDecide decides one unmapped address of q.
+func (e *Engine) addressDecide(q Dest, ip netip.Addr) Decision {
+	ap := netip.AddrPortFrom(ip, q.Host.Port)
+	switch {
+	case q.Self != nil && q.Self(ap):
+		return Decision{Action: Deny, Rule: RuleSelf, Source: e.file,
+			Reason: ap.String() + " is agentg's own listening address"}
+	case q.Host.IsIP() && ip == q.Host.IP.Unmap():
+		return noObjection // decided as an IP by Host
+	}
+	return e.IP(q.Agent, ip, q.Host.Port)
+}

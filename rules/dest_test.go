@@ -1,7 +1,9 @@
 package rules
 
 import (
+	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -125,5 +127,114 @@ ips:
 		if n := testing.AllocsPerRun(100, fn); n != 0 {
 			t.Errorf("%s: %v allocations", name, n)
 		}
+	}
+}
+
+func TestAddresses(t *testing.T) {
+	e := mustLoad(t, `default: allow
+hosts:
+  - deny: watched.test
+    mode: report
+    id: watched
+ips:
+  - allow: 127.0.0.0/8
+    id: loop
+  - deny: 203.0.113.0/24
+    id: doc
+  - deny: 198.51.100.0/24
+    mode: report
+    id: doc-report
+  - allow: "::ffff:10.0.0.0/104"
+    id: mapped
+`, nil)
+	self := func(ap netip.AddrPort) bool { return ap == netip.MustParseAddrPort("127.0.0.1:3128") }
+	ips := func(ss ...string) []netip.Addr {
+		var out []netip.Addr
+		for _, s := range ss {
+			out = append(out, ip(s))
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		host   string
+		port   uint16
+		ips    []netip.Addr
+		want   string // outcome
+		rule   string
+		dialed []netip.Addr
+	}{
+		{"public", "a.test", 443, ips("93.184.216.34"), "allow", "default", ips("93.184.216.34")},
+		{"one denied, one passes", "a.test", 443, ips("203.0.113.1", "93.184.216.34"), "allow", "default", ips("93.184.216.34")},
+		{"all denied: the first denial", "a.test", 443, ips("203.0.113.1", "10.0.0.1"), "deny", "doc", nil},
+		{"non-public denied", "a.test", 443, ips("10.0.0.1"), "deny", "builtin:non-public:private", nil},
+		{"report-mode address", "a.test", 443, ips("198.51.100.1", "93.184.216.34"), "report", "doc-report", ips("198.51.100.1", "93.184.216.34")},
+		{"report host stays", "watched.test", 443, ips("198.51.100.1"), "report", "watched", ips("198.51.100.1")},
+		{"self", "a.test", 3128, ips("127.0.0.1", "127.0.0.2"), "allow", "default", ips("127.0.0.2")},
+		{"only self", "a.test", 3128, ips("127.0.0.1"), "deny", RuleSelf, nil},
+		{"mapped self", "a.test", 3128, ips("::ffff:127.0.0.1"), "deny", RuleSelf, nil},
+		{"mapped is unmapped", "a.test", 443, ips("::ffff:127.0.0.1"), "allow", "default", ips("127.0.0.1")},
+		{"mapped non-public", "a.test", 443, ips("::ffff:192.168.0.1"), "deny", "builtin:non-public:private", nil},
+		{"mapped rule no longer matches", "a.test", 443, ips("::ffff:10.0.0.1"), "deny", "builtin:non-public:private", nil},
+		{"duplicates once", "a.test", 443, ips("127.0.0.1", "::ffff:127.0.0.1", "127.0.0.1", "127.0.0.2"), "allow", "default", ips("127.0.0.1", "127.0.0.2")},
+		{"no addresses", "a.test", 443, nil, "deny", RuleNoAddresses, nil},
+		{"ip literal self", "127.0.0.1", 3128, ips("127.0.0.1"), "deny", RuleSelf, nil},
+		{"ip literal other address is checked", "127.0.0.1", 443, ips("127.0.0.1", "10.0.0.1"), "allow", "loop", ips("127.0.0.1")},
+		{"mapped ip literal", "[::ffff:10.0.0.1]", 443, ips("::ffff:10.0.0.1"), "allow", "mapped", ips("10.0.0.1")},
+		{"denied host", "10.0.0.1", 443, ips("10.0.0.1"), "deny", "builtin:non-public:private", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := host(t, tt.host, tt.port)
+			hd := e.Host("", h)
+			d, got := e.Addresses(hd, Dest{Host: h, IPs: tt.ips, Self: self})
+			if d.Outcome() != tt.want || d.Rule != tt.rule || !slices.Equal(got, tt.dialed) {
+				t.Errorf("Addresses(%s %s, %v) = %s %q %v (%s); want %s %q %v", hd.Outcome(), h, tt.ips, d.Outcome(), d.Rule, got, d.Reason, tt.want, tt.rule, tt.dialed)
+			}
+			if len(got) == 0 && d.Allowed() {
+				t.Errorf("nothing to dial, but allowed: %+v", d)
+			}
+			if d.Reason == "" && d.Action != Allow {
+				t.Errorf("refusal without a reason: %+v", d)
+			}
+		})
+	}
+	// Report mode never lets agentg's own address through.
+	re := mustLoad(t, "mode: report\ndefault: deny\n", nil)
+	h := host(t, "a.test", 3128)
+	if d, got := re.Addresses(re.Host("", h), Dest{Host: h, IPs: ips("127.0.0.1"), Self: self}); d.Allowed() || got != nil {
+		t.Errorf("report mode, self: %+v %v", d, got)
+	}
+	if d, got := re.Addresses(re.Host("", h), Dest{Host: h, IPs: ips("127.0.0.2")}); d.Outcome() != "report" || len(got) != 1 {
+		t.Errorf("report mode, loopback: %+v %v", d, got)
+	}
+}
+
+// IP checks a mapped address as the IPv4 address it maps.
+func TestIPUnmaps(t *testing.T) {
+	e := mustLoad(t, "ips:\n  - allow: 127.0.0.0/8\n    id: loop\n", nil)
+	if d := e.IP("", ip("::ffff:127.0.0.1"), 443); d.Outcome() != "allow" || d.Rule != "loop" {
+		t.Errorf("IP(::ffff:127.0.0.1) = %+v", d)
+	}
+	if d := e.IP("", ip("::ffff:10.0.0.1"), 443); d.Rule != "builtin:non-public:private" {
+		t.Errorf("IP(::ffff:10.0.0.1) = %+v", d)
+	}
+	// An IP literal written mapped is still its own class: Host decides
+	// what the client wrote.
+	if d := e.Host("", host(t, "[::ffff:127.0.0.1]", 443)); d.Rule != "builtin:non-public:ipv4-mapped" {
+		t.Errorf("Host([::ffff:127.0.0.1]) = %+v", d)
+	}
+}
+
+func TestAddressesNoAlloc(t *testing.T) {
+	e := mustLoad(t, "default: allow\nips:\n  - allow: 127.0.0.0/8\n", nil)
+	h := host(t, "a.test", 443)
+	hd := e.Host("", h)
+	ips := []netip.Addr{ip("127.0.0.1"), ip("93.184.216.34"), ip("::1")}
+	self := func(netip.AddrPort) bool { return false }
+	if n := testing.AllocsPerRun(100, func() {
+		e.Addresses(hd, Dest{Host: h, IPs: ips[:2], Self: self})
+	}); n != 0 {
+		t.Errorf("all pass: %v allocations", n)
 	}
 }

@@ -88,7 +88,21 @@
 // 10.0.0.0/8, "allow 10.0.0.0/8" and "allow 127.0.0.1/32" do. A public
 // address no rule matches gets the default. Engine.IP applies the same
 // test to each resolved address of an allowed name, but without the
-// default: "no objection" is Allow with Rule "".
+// default: "no objection" is Allow with Rule "". A resolved IPv4-mapped
+// address (::ffff:127.0.0.1) is checked, and dialled, as the IPv4
+// address it maps; an IP literal written that way is decided as written
+// (class ipv4-mapped), since that is what the client asked for.
+//
+// # Questions
+//
+// Engine.Host decides a destination with its port. Engine.Addresses then
+// decides each resolved address of an allowed host (agentg's own
+// listeners are always denied, "builtin:self") and returns the addresses
+// that may be dialled; none at all is "builtin:no-addresses", which the
+// proxy answers as unreachable. Engine.Name is the port-less question of
+// a DNS filter: could some connection to the name be allowed (the
+// policy's ports never deny a name; a rule restricted to ports decides
+// only at its ports).
 //
 // # TLS interception
 //

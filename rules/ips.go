@@ -189,7 +189,10 @@ func (e *Engine) ipDecide(agent string, ip netip.Addr, port uint16, dflt Decisio
 // decision governs.
 var noObjection = Decision{Action: Allow}
 
-// IP checks one resolved address of an allowed name. It objects when the port is outside the policy's ports, a CIDR deny
+// IP checks one resolved address of an allowed name. An IPv4-mapped IPv6
+// address (::ffff:a.b.c.d, what a name in /etc/hosts can resolve to) is
+// checked as the IPv4 address it maps, since that is what a dial
+// reaches. It objects when the port is outside the policy's ports, a CIDR deny
 // wins, or the address is non-public and no CIDR allow opens its range;
 // otherwise it returns Allow with Rule "" ("no objection": the host
 // decision governs) or the id of the allow rule that matched.
@@ -197,7 +200,7 @@ func (e *Engine) IP(agent string, ip netip.Addr, port uint16) Decision {
 	if !e.ports.allows(port) {
 		return e.ports.denied(port)
 	}
-	d, _ := e.ipDecide(agent, ip, port, noObjection)
+	d, _ := e.ipDecide(agent, ip.Unmap(), port, noObjection)
 	return d
 }
 
