@@ -51,8 +51,9 @@ type Decision struct {
 	// Rule is the id of the rule that fired: the rule's `id:` if given,
 	// else "<file>:<line>"; list entries "<listfile>:<line>" (or
 	// "<id-prefix>:<line>"); built-ins "default", "ports",
-	// "builtin:non-public:<class>", "builtin:invalid", and for HTTP
-	// rules "http:default" and "builtin:trace".
+	// "builtin:non-public:<class>", "builtin:invalid", "builtin:self"
+	// (RuleSelf), "builtin:no-addresses" (RuleNoAddresses), and for HTTP
+	// rules "http:default", "builtin:trace" and "builtin:method-override".
 	Rule string
 	// Source is where that rule is written, "<file>:<line>"; for the
 	// default and built-ins, the policy file.

@@ -51,7 +51,7 @@
 //	# intercept: all               # or every tunnel (the scalar "all" only)
 //	passthrough:                   # never intercepted, even under intercept: all
 //	  - .pinned.example            # (certificate-pinned or mTLS hosts); same forms
-//	http:                          # rules for each request in an intercepted tunnel
+//	http:                          # rules for each HTTP request (plain and intercepted)
 //	  - deny: "DELETE api.github.com/repos/**"
 //	    id: no-repo-delete
 //	  - allow: "GET,HEAD .example.com/public/*"
@@ -129,19 +129,32 @@
 // collapsed, a trailing '/' kept, so "/public/../admin" is "/admin".
 // Decoding and any other normalisation (%2F, backslashes) is the caller's.
 //
-// Engine.HTTP considers the rules that apply to the agent and port, list
-// the method and match host and path. The most specific wins: first by
-// host as for host rules, then by path: twice the length of the glob's
-// literal text before its first '*' (the '/' before a "**" segment not
-// counted, so "/repos/**" ranks as "/repos"), plus one for a glob without
-// '*' ("/repos" beats "/repos/**", "/repos/*" beats both); no path ranks
-// lowest. On a tie deny wins; an important deny beats any allow. No
-// candidate: Allow, rule "http:default" (Source: the policy file); the
-// host rules are the caller's business (Engine.Host first). TRACE and
-// TRACK are denied as "builtin:trace" unless an allow rule naming the
-// method explicitly wins ("TRACE x.example/debug"): an allow with METHODS
-// "*" never opens them, a deny with "*" still matches them. Report mode
-// applies as elsewhere. Tunnels to IP literals have no http rules.
+// Engine.Request decides every HTTP request agentg decides (plain
+// http:// and inside intercepted tunnels). It considers the rules that
+// apply to the agent and port, list the method and match host and path.
+// The most specific wins: first by host as for host rules, then by path:
+// twice the length of the glob's literal text before its first '*' (the
+// '/' before a "**" segment not counted, so "/repos/**" ranks as
+// "/repos"), plus one for a glob without '*' ("/repos" beats
+// "/repos/**", "/repos/*" beats both); no path ranks lowest. On a tie
+// deny wins; an important deny beats any allow. No candidate: Allow, rule
+// "http:default" (Source: the policy file); the host rules are the
+// caller's business (Engine.Host first). TRACE and TRACK are denied as
+// "builtin:trace" unless an allow rule naming the method explicitly wins
+// ("TRACE x.example/debug"): an allow with METHODS "*" never opens them,
+// a deny with "*" still matches them. Report mode applies as elsewhere.
+// Requests to IP literals have no http rules.
+//
+// A deny must not be stepped around by a spelling the server treats as
+// the same path, and an allow must not widen: deny globs match without
+// regard to case and each segment whole or with its ";..." parameters
+// stripped; allow globs match the path as sent. Where stripping
+// parameters changes the path's shape ("/public/..;/admin", which Tomcat
+// reads as "/admin"), deny globs match either reading and allow globs
+// must match both. The values of method override headers
+// (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) are decided
+// as the method too, and the strictest answer wins; a value that is not
+// a method token is denied as "builtin:method-override".
 //
 // # List formats
 //

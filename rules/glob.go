@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Path globs of HTTP rules. A glob is compiled into its '/'-separated
@@ -84,8 +86,18 @@ func compileGlob(s string) (*glob, error) {
 	return g, nil
 }
 
-// match reports whether the cleaned path p (see cleanPath) matches.
-func (g *glob) match(p string) bool {
+// match reports whether the cleaned path p (see cleanPath) matches, as
+// sent: byte for byte. Allow rules match this way, so an allow never
+// widens to a spelling it was not written for.
+func (g *glob) match(p string) bool { return g.matchWith(p, false) }
+
+// matchLoose is match for deny rules, which must also catch the spellings
+// a server may treat as the same path: each segment matches whole or with
+// its ";..." parameters stripped ("/repos;a/x" as "/repos/x"), and
+// without regard to case ("/REPOS/x"), Unicode case folding included.
+func (g *glob) matchLoose(p string) bool { return g.matchWith(p, true) }
+
+func (g *glob) matchWith(p string, loose bool) bool {
 	if p != "" && p[0] == '/' {
 		p = p[1:]
 	}
@@ -101,7 +113,7 @@ func (g *glob) match(p string) bool {
 			continue
 		}
 		end := segEnd(p, pi)
-		if gi < len(segs) && segs[gi].matchSeg(p[pi:end]) {
+		if gi < len(segs) && segs[gi].matchSeg(p[pi:end], loose) {
 			gi++
 			pi = end + 1
 			continue
@@ -126,11 +138,27 @@ func segEnd(p string, from int) int {
 	return len(p)
 }
 
-func (s *globSeg) matchSeg(v string) bool {
-	if s.kind == segLit {
-		return s.text == v
+func (s *globSeg) matchSeg(v string, loose bool) bool {
+	if !loose {
+		if s.kind == segLit {
+			return s.text == v
+		}
+		return wildMatch(s.text, v)
 	}
-	return wildMatch(s.text, v)
+	if s.matchFold(v) {
+		return true
+	}
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		return s.matchFold(v[:i])
+	}
+	return false
+}
+
+func (s *globSeg) matchFold(v string) bool {
+	if s.kind == segLit {
+		return strings.EqualFold(s.text, v)
+	}
+	return wildMatchFold(s.text, v)
 }
 
 // wildMatch matches v against pat, where '*' is any run of bytes: greedy,
@@ -157,6 +185,63 @@ func wildMatch(pat, v string) bool {
 		pi++
 	}
 	return pi == len(pat)
+}
+
+// wildMatchFold is wildMatch rune by rune under Unicode case folding, as
+// strings.EqualFold compares (bytes that are not UTF-8 compare as
+// U+FFFD, which can only make a deny match more).
+func wildMatchFold(pat, v string) bool {
+	pi, vi := 0, 0
+	star, mark := -1, 0
+	for vi < len(v) {
+		if pi < len(pat) && pat[pi] == '*' {
+			star, mark = pi, vi
+			pi++
+			continue
+		}
+		if pi < len(pat) {
+			pr, pn := utf8.DecodeRuneInString(pat[pi:])
+			vr, vn := utf8.DecodeRuneInString(v[vi:])
+			if foldEqual(pr, vr) {
+				pi += pn
+				vi += vn
+				continue
+			}
+		}
+		if star < 0 {
+			return false
+		}
+		_, n := utf8.DecodeRuneInString(v[mark:])
+		mark += n
+		pi, vi = star+1, mark
+	}
+	for pi < len(pat) && pat[pi] == '*' {
+		pi++
+	}
+	return pi == len(pat)
+}
+
+// foldEqual reports whether a and b are equal under simple Unicode case
+// folding, as strings.EqualFold decides for one rune.
+func foldEqual(a, b rune) bool {
+	if a == b {
+		return true
+	}
+	if a < utf8.RuneSelf && b < utf8.RuneSelf {
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		return a == b
+	}
+	for r := unicode.SimpleFold(a); r != a; r = unicode.SimpleFold(r) {
+		if r == b {
+			return true
+		}
+	}
+	return false
 }
 
 // cleanPath returns the path HTTP rules are matched against: p itself when
@@ -200,4 +285,39 @@ func isClean(p string) bool {
 		start = i + 1
 	}
 	return true
+}
+
+// paramReading returns how a server that strips ";..." parameters from
+// every segment before resolving dot segments (Tomcat, Jetty, Spring)
+// reads the clean path p, when that reading has another shape: a segment
+// that strips to "", "." or ".." ("/public/..;/admin" is "/admin" there).
+// It returns "" when no segment does, which is every path without ';'
+// (no allocation). Within that shape, matchLoose already tries each
+// segment stripped.
+func paramReading(p string) string {
+	if strings.IndexByte(p, ';') < 0 {
+		return ""
+	}
+	ambiguous := false
+	for seg := range strings.SplitSeq(strings.TrimPrefix(p, "/"), "/") {
+		if i := strings.IndexByte(seg, ';'); i >= 0 {
+			switch seg[:i] {
+			case "", ".", "..":
+				ambiguous = true
+			}
+		}
+	}
+	if !ambiguous {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for seg := range strings.SplitSeq(strings.TrimPrefix(p, "/"), "/") {
+		if i := strings.IndexByte(seg, ';'); i >= 0 {
+			seg = seg[:i]
+		}
+		b.WriteByte('/')
+		b.WriteString(seg)
+	}
+	return cleanPath(b.String())
 }

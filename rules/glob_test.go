@@ -154,3 +154,52 @@ func TestGlobNoAlloc(t *testing.T) {
 		t.Errorf("%v allocations per match", n)
 	}
 }
+
+func TestGlobMatchLoose(t *testing.T) {
+	tests := []struct {
+		glob string
+		yes  []string
+		no   []string
+	}{
+		{"/repos/**", []string{"/REPOS", "/Repos/a", "/repos;x/a", "/REPOS;X", "/repos/a;b/c"}, []string{"/reposx", "/repo;s", "/x/repos"}},
+		{"/a/*/c", []string{"/A/b/C", "/a/b;x/c;y", "/a;1/;2/c"}, []string{"/a/b/d", "/a/b/c/d"}},
+		{"/v1/*.json", []string{"/V1/A.JSON", "/v1/a.json;x"}, []string{"/v1/a.jsonx", "/v1/a.js;on"}},
+		{"/a;v=1/x", []string{"/a;v=1/x", "/A;V=1/X;y"}, []string{"/a/x", "/a;v=2/x"}},
+		{"/ß*", []string{"/ß", "/ẞx"}, []string{"/ss"}}, // simple folding only, as strings.EqualFold
+		{"/k", []string{"/K", "/\u212a"}, []string{"/kk"}},
+	}
+	for _, tt := range tests {
+		g, err := compileGlob(tt.glob)
+		if err != nil {
+			t.Fatalf("compileGlob(%q): %v", tt.glob, err)
+		}
+		for _, p := range tt.yes {
+			if !g.matchLoose(cleanPath(p)) {
+				t.Errorf("%q does not loosely match %q, want match", tt.glob, p)
+			}
+		}
+		for _, p := range tt.no {
+			if g.matchLoose(cleanPath(p)) {
+				t.Errorf("%q loosely matches %q, want no match", tt.glob, p)
+			}
+		}
+	}
+}
+
+func TestParamReading(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"/a/b", ""},
+		{"/a;x/b", ""}, // same shape: matchLoose strips per segment
+		{"/a/b;x", ""},
+		{"/public/..;/admin", "/admin"},
+		{"/public/..;x=1/admin/", "/admin/"},
+		{"/a/.;x/b", "/a/b"},
+		{"/;x/admin", "/admin"},
+		{"/a/;x", "/a/"},
+		{"/..;/..;/etc", "/etc"},
+	} {
+		if got := paramReading(tt.in); got != tt.want {
+			t.Errorf("paramReading(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -131,9 +131,10 @@ type httpEntry struct {
 
 // httpRules is the compiled http section.
 type httpRules struct {
-	byName map[string][]httpEntry // entries by host pattern name
-	dflt   Decision               // no http rule matched
-	trace  Decision               // builtin:trace
+	byName   map[string][]httpEntry // entries by host pattern name
+	dflt     Decision               // no http rule matched
+	trace    Decision               // builtin:trace
+	override Decision               // builtin:method-override
 }
 
 func (c *compiler) compileHTTP() error {
@@ -141,6 +142,8 @@ func (c *compiler) compileHTTP() error {
 	e.http.dflt = Decision{Action: Allow, Rule: "http:default", Source: pol.file, Reason: "no http rule matched"}
 	e.http.trace = Decision{Action: Deny, Report: pol.report, Rule: "builtin:trace", Source: pol.file,
 		Reason: "TRACE and TRACK are denied unless an http rule naming the method allows it"}
+	e.http.override = Decision{Action: Deny, Report: pol.report, Rule: "builtin:method-override", Source: pol.file,
+		Reason: "a method override header's value is not an HTTP method"}
 	for _, r := range pol.http {
 		si, err := c.ruleSource(r.line, r.opts)
 		if err != nil {
@@ -167,20 +170,122 @@ func (c *compiler) compileHTTP() error {
 	return nil
 }
 
-// HTTP decides one request inside an intercepted tunnel to h (canonical,
-// with its port). method is the request method as sent (compared without
-// regard to case); path is the decoded URL path (net/http's URL.Path),
-// matched after cleaning (see cleanPath). The host rules are not consulted:
-// the caller asks Host first.
+// Request is one HTTP request to decide.
+type Request struct {
+	Agent string
+	// Host is the request's canonical host, with its port.
+	Host addr.Host
+	// Method is the request method as sent (compared without regard to
+	// case).
+	Method string
+	// Path is the decoded URL path (net/http's URL.Path); rules match it
+	// cleaned (see cleanPath).
+	Path string
+	// Overrides are the values of the method override headers
+	// (OverrideHeaders), as sent, one per header line. A server or
+	// framework that honours them executes that method instead of
+	// Method, so each is decided as the method too.
+	Overrides []string
+}
+
+// OverrideHeaders names the headers whose values Request.Overrides
+// carries: the method override headers servers and frameworks honour.
+func OverrideHeaders() []string {
+	return []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+}
+
+// Request decides one HTTP request: every request agentg decides, plain
+// http:// and inside intercepted tunnels alike. The host rules are not
+// consulted: the caller asks Host first.
 //
-// Candidates are the rules that apply to agent and port, list the method
-// and whose host pattern and path glob match. The most specific wins: by
-// host (as for host rules), then by path (glob rank; no path is least
-// specific); on a tie deny wins; an important deny beats any allow. No
-// candidate: Allow, rule "http:default". TRACE and TRACK are denied as
-// "builtin:trace" unless an allow rule that names the method wins: an
-// allow for "*" methods does not open them.
-func (e *Engine) HTTP(agent string, h addr.Host, method, path string) Decision {
+// Candidates are the rules that apply to the agent and port, list the
+// method and whose host pattern and path glob match. The most specific
+// wins: by host (as for host rules), then by path (glob rank; no path is
+// least specific); on a tie deny wins; an important deny beats any
+// allow. No candidate: Allow, rule "http:default". TRACE and TRACK are
+// denied as "builtin:trace" unless an allow rule that names the method
+// wins: an allow for "*" methods does not open them.
+//
+// Paths are matched so that a deny cannot be stepped around by a
+// spelling the server treats as the same path, and an allow never widens:
+//
+//   - A deny rule's glob matches without regard to case ("/REPOS/x" is
+//     denied by "/repos/**"), and each segment whole or with its ";..."
+//     parameters stripped ("/repos;a/x"). An allow rule's glob matches the
+//     path as sent, case and parameters included.
+//   - When stripping parameters changes the path's shape
+//     ("/public/..;/admin", which such servers read as "/admin"), deny
+//     rules match either reading and allow rules must match both.
+//
+// Each value of q.Overrides is decided as the method too, and the
+// request gets the strictest answer (a Deny over a report over an Allow;
+// the method's own answer first among equals), with the rule that gave
+// it. An override that is not an HTTP method token is denied as
+// "builtin:method-override".
+func (e *Engine) Request(q Request) Decision {
+	rp := reqPath{raw: q.Path}
+	d := e.requestDecide(q.Agent, q.Host, q.Method, &rp)
+	for _, o := range q.Overrides {
+		if severity(d) == 2 {
+			break
+		}
+		if strings.EqualFold(o, q.Method) {
+			continue
+		}
+		od := e.http.override
+		if isToken(o) {
+			od = e.requestDecide(q.Agent, q.Host, o, &rp)
+		}
+		if severity(od) > severity(d) {
+			d = od
+			if od.Rule != "builtin:method-override" {
+				d.Reason = "method override " + o + ": " + od.Reason
+			}
+		}
+	}
+	return d
+}
+
+// severity orders decisions for Request's overrides: 0 an Allow, 1 a
+// Deny that report mode lets through, 2 anything refused.
+func severity(d Decision) int {
+	switch {
+	case d.Action == Allow:
+		return 0
+	case d.Allowed():
+		return 1
+	}
+	return 2
+}
+
+// reqPath is a request's path, cleaned once when a rule first needs it.
+type reqPath struct {
+	raw   string
+	ready bool
+	p     string // cleaned
+	alt   string // paramReading(p), "" when it has p's shape
+}
+
+func (rp *reqPath) get() (p, alt string) {
+	if !rp.ready {
+		rp.p = cleanPath(rp.raw)
+		rp.alt = paramReading(rp.p)
+		rp.ready = true
+	}
+	return rp.p, rp.alt
+}
+
+// matches reports whether the entry's glob matches the path, as Request
+// documents: loosely for a deny, as sent for an allow.
+func (en *httpEntry) matches(rp *reqPath) bool {
+	p, alt := rp.get()
+	if en.deny {
+		return en.glob.matchLoose(p) || alt != "" && en.glob.matchLoose(alt)
+	}
+	return en.glob.match(p) && (alt == "" || en.glob.match(alt))
+}
+
+func (e *Engine) requestDecide(agent string, h addr.Host, method string, rp *reqPath) Decision {
 	trace := strings.EqualFold(method, "TRACE") || strings.EqualFold(method, "TRACK")
 	if len(e.http.byName) == 0 || h.IsIP() {
 		return e.httpNone(trace)
@@ -188,7 +293,6 @@ func (e *Engine) HTTP(agent string, h addr.Host, method, path string) Decision {
 	name := h.Name
 	var best, imp *httpEntry
 	bestH, bestP, impH, impP := -1, -2, -1, -2
-	cleaned := false
 	for i := range suffixes(name) {
 		es := e.http.byName[name[i:]]
 		for j := range es {
@@ -199,10 +303,7 @@ func (e *Engine) HTTP(agent string, h addr.Host, method, path string) Decision {
 			}
 			pr := -1
 			if en.glob != nil {
-				if !cleaned {
-					path, cleaned = cleanPath(path), true
-				}
-				if !en.glob.match(path) {
+				if !en.matches(rp) {
 					continue
 				}
 				pr = en.glob.rank
@@ -222,6 +323,14 @@ func (e *Engine) HTTP(agent string, h addr.Host, method, path string) Decision {
 		return imp.d
 	}
 	return best.d
+}
+
+// HTTP decides one request without method override headers.
+//
+// Deprecated: use Request, which also decides the method override
+// headers.
+func (e *Engine) HTTP(agent string, h addr.Host, method, path string) Decision {
+	return e.Request(Request{Agent: agent, Host: h, Method: method, Path: path})
 }
 
 func (e *Engine) httpNone(trace bool) Decision {

@@ -261,3 +261,129 @@ func BenchmarkHTTPHit(b *testing.B) {
 		e.HTTP("builder", h, "DELETE", "/repos/agentg/agentg/issues/1")
 	}
 }
+
+const bypassPolicy = `default: allow
+http:
+  - deny: "DELETE api.example/repos/**"
+    id: no-delete
+  - allow: "GET,POST api.example/public/**"
+    id: public
+  - deny: "* api.example/admin/**"
+    id: admin
+  - deny: "GET api.example/v1/*.JSON"
+    id: json
+  - deny: "* api.example/ünï/**"
+    id: unicode
+  - deny: "* api.example/k/**"
+    id: k
+  - deny: "GET api.example/a;v=1/secret"
+    id: semi
+  - allow: "TRACE api.example/debug"
+    id: trace-ok
+  - deny: "* strict.example/**"
+    id: catch-all
+  - allow: "GET strict.example/public/**"
+    id: strict-public
+  - deny: "PUT api.example/report/**"
+    mode: report
+    id: watch
+`
+
+func TestRequestBypasses(t *testing.T) {
+	e := mustLoad(t, bypassPolicy, nil)
+	tests := []struct {
+		name, host, method, path string
+		overrides                []string
+		want, rule               string
+	}{
+		// Deny rules ignore case; allow rules do not.
+		{"deny", "api.example", "DELETE", "/repos/x", nil, "deny", "no-delete"},
+		{"deny upper", "api.example", "DELETE", "/REPOS/x", nil, "deny", "no-delete"},
+		{"deny mixed", "api.example", "delete", "/Repos", nil, "deny", "no-delete"},
+		{"deny wildcard upper", "api.example", "GET", "/V1/A.Json", nil, "deny", "json"},
+		{"deny wildcard", "api.example", "GET", "/v1/a.json", nil, "deny", "json"},
+		{"deny unicode fold", "api.example", "GET", "/ÜNÏ/x", nil, "deny", "unicode"},
+		{"deny kelvin sign", "api.example", "GET", "/\u212a/x", nil, "deny", "k"},
+		{"not a deny prefix", "api.example", "DELETE", "/REPOSX", nil, "allow", "http:default"},
+		{"allow as sent", "strict.example", "GET", "/public/x", nil, "allow", "strict-public"},
+		{"allow never widens by case", "strict.example", "GET", "/PUBLIC/x", nil, "deny", "catch-all"},
+		// Parameters: deny segments match stripped, allow as sent.
+		{"params on a denied segment", "api.example", "DELETE", "/repos;a/x", nil, "deny", "no-delete"},
+		{"params, upper", "api.example", "DELETE", "/REPOS;jsessionid=1/x", nil, "deny", "no-delete"},
+		{"params on the last segment", "api.example", "GET", "/admin;x", nil, "deny", "admin"},
+		{"params on a wildcard segment", "api.example", "GET", "/v1/a.json;x", nil, "deny", "json"},
+		{"params in the glob", "api.example", "GET", "/a;v=1/secret", nil, "deny", "semi"},
+		{"params in the glob and the path", "api.example", "GET", "/A;V=1/secret;x", nil, "deny", "semi"},
+		{"params no deny names pass", "api.example", "GET", "/other;x/y", nil, "allow", "http:default"},
+		{"params inside an allow pass", "strict.example", "GET", "/public/a;b", nil, "allow", "strict-public"},
+		{"params do not widen an allow", "strict.example", "GET", "/public;x/y", nil, "deny", "catch-all"},
+		// Parameters that change the path's shape.
+		{"dot-dot with params", "api.example", "GET", "/public/..;/admin/x", nil, "deny", "admin"},
+		{"dot-dot with params, no deny", "api.example", "GET", "/public/..;/x", nil, "allow", "http:default"},
+		{"empty segment with params", "api.example", "GET", "/;x/admin", nil, "deny", "admin"},
+		{"dot with params", "api.example", "DELETE", "/.;x/repos/y", nil, "deny", "no-delete"},
+		{"dot-dot inside an allow", "strict.example", "GET", "/public/a/..;/b", nil, "allow", "strict-public"},
+		{"dot-dot out of an allow", "strict.example", "GET", "/public/..;/secret", nil, "deny", "catch-all"},
+		// Method override headers.
+		{"override denied", "api.example", "POST", "/repos/x", []string{"DELETE"}, "deny", "no-delete"},
+		{"override lower case", "api.example", "POST", "/repos/x", []string{"delete"}, "deny", "no-delete"},
+		{"override same", "api.example", "GET", "/public/x", []string{"GET"}, "allow", "public"},
+		{"override allowed", "api.example", "POST", "/public/x", []string{"GET"}, "allow", "public"},
+		{"one of several overrides", "api.example", "POST", "/repos/x", []string{"GET", "DELETE"}, "deny", "no-delete"},
+		{"override list is not a token", "api.example", "POST", "/x", []string{"DELETE, PUT"}, "deny", "builtin:method-override"},
+		{"empty override", "api.example", "POST", "/x", []string{""}, "deny", "builtin:method-override"},
+		{"override with space", "api.example", "POST", "/x", []string{"GET "}, "deny", "builtin:method-override"},
+		{"override TRACE", "api.example", "GET", "/x", []string{"TRACE"}, "deny", "builtin:trace"},
+		{"override TRACK", "api.example", "GET", "/debug", []string{"track"}, "deny", "builtin:trace"},
+		{"override TRACE allowed by name", "api.example", "GET", "/debug", []string{"TRACE"}, "allow", "http:default"},
+		{"method denied, override allowed", "api.example", "DELETE", "/repos/x", []string{"GET"}, "deny", "no-delete"},
+		{"report override", "api.example", "POST", "/report/x", []string{"PUT"}, "report", "watch"},
+		{"deny beats report", "api.example", "POST", "/report/x", []string{"PUT", "FROB", "x y"}, "deny", "builtin:method-override"},
+		{"override on an IP literal", "127.0.0.1", "GET", "/", []string{"TRACE"}, "deny", "builtin:trace"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := e.Request(Request{Host: host(t, tt.host, 443), Method: tt.method, Path: tt.path, Overrides: tt.overrides})
+			if d.Outcome() != tt.want || d.Rule != tt.rule {
+				t.Errorf("Request(%s %s%s, overrides %q) = %s rule %q (%s); want %s rule %q",
+					tt.method, tt.host, tt.path, tt.overrides, d.Outcome(), d.Rule, d.Reason, tt.want, tt.rule)
+			}
+			if d.Reason == "" || d.Source == "" {
+				t.Errorf("empty Reason or Source: %+v", d)
+			}
+			if tt.overrides == nil {
+				if h := e.HTTP("", host(t, tt.host, 443), tt.method, tt.path); h != d {
+					t.Errorf("HTTP and Request disagree: %+v vs %+v", h, d)
+				}
+			}
+		})
+	}
+	d := e.Request(Request{Host: host(t, "api.example", 443), Method: "POST", Path: "/repos/x", Overrides: []string{"DELETE"}})
+	if !strings.Contains(d.Reason, "method override DELETE") {
+		t.Errorf("override reason: %q", d.Reason)
+	}
+}
+
+func TestRequestNoAlloc(t *testing.T) {
+	e := mustLoad(t, bypassPolicy, nil)
+	h := host(t, "api.example", 443)
+	for name, q := range map[string]Request{
+		"miss":              {Host: host(t, "a.nothing.test", 443), Method: "GET", Path: "/a/b"},
+		"deny hit":          {Host: h, Method: "DELETE", Path: "/REPOS/x"},
+		"params":            {Host: h, Method: "DELETE", Path: "/repos;a/x"},
+		"overrides allowed": {Host: h, Method: "POST", Path: "/public/x", Overrides: []string{"GET", "HEAD"}},
+		"bad override":      {Host: h, Method: "POST", Path: "/x", Overrides: []string{"a b"}},
+	} {
+		if n := testing.AllocsPerRun(100, func() { e.Request(q) }); n != 0 {
+			t.Errorf("%s: %v allocations", name, n)
+		}
+	}
+}
+
+func BenchmarkRequestOverride(b *testing.B) {
+	e := mustLoad(b, bypassPolicy, nil)
+	q := Request{Host: host(b, "api.example", 443), Method: "POST", Path: "/public/a/b", Overrides: []string{"GET"}}
+	for b.Loop() {
+		e.Request(q)
+	}
+}
