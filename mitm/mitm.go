@@ -48,13 +48,27 @@ type Config struct {
 	IdleTimeout time.Duration
 	// ErrorLog receives net/http's errors for intercepted connections.
 	ErrorLog *log.Logger
+	// MaxHeaderBytes bounds a request head inside a tunnel, as on the
+	// proxy's own listener; default 64 KiB.
+	MaxHeaderBytes int
+}
+
+// Inner is how the requests inside a tunnel are served.
+type Inner struct {
+	Handler http.Handler
+	// Wrap, if set, wraps the plaintext of an HTTP/1 connection before
+	// net/http reads it (agentg sees the heads net/http refuses).
+	Wrap func(net.Conn) net.Conn
+	// ProtocolError, if set, is called when the HTTP/2 server refuses a
+	// request or a frame on its own (a stream reset for malformed
+	// headers, a bad CONNECT), with the kind of error.
+	ProtocolError func(kind string)
 }
 
 // Interceptor serves intercepted tunnels. It is safe for concurrent use.
 type Interceptor struct {
 	cfg      Config
-	upstream *http.Transport
-	h2       *http2.Server
+	upstream *http.Transport // the template of UpstreamTransport
 }
 
 // New returns an Interceptor.
@@ -68,6 +82,9 @@ func New(cfg Config) (*Interceptor, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 2 * time.Minute
 	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 64 << 10
+	}
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           cfg.Dial,
@@ -80,17 +97,14 @@ func New(cfg Config) (*Interceptor, error) {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}
-	return &Interceptor{
-		cfg:      cfg,
-		upstream: tr,
-		h2:       &http2.Server{IdleTimeout: cfg.IdleTimeout},
-	}, nil
+	return &Interceptor{cfg: cfg, upstream: tr}, nil
 }
 
-// Transport is the round tripper for intercepted requests: TLS to the
-// request URL's host (which is also the SNI and the name verified),
-// through the configured dialer.
-func (i *Interceptor) Transport() http.RoundTripper { return i.upstream }
+// UpstreamTransport returns a new transport for intercepted requests: TLS
+// to the request URL's host (which is also the SNI and the name
+// verified), through the configured dialer. Each has its own connection
+// pool, so the caller can keep pools apart by what it checked.
+func (i *Interceptor) UpstreamTransport() *http.Transport { return i.upstream.Clone() }
 
 // CloseIdleConnections drops pooled upstream connections.
 func (i *Interceptor) CloseIdleConnections() { i.upstream.CloseIdleConnections() }
@@ -107,10 +121,10 @@ type Tunnel struct {
 var ErrSNIMismatch = errors.New("SNI does not match the CONNECT host")
 
 // Serve terminates TLS on conn, the client side of a tunnel to host that
-// has already been answered with 200, and serves every request inside with
-// h until the client goes away or ctx ends. It returns once the tunnel is
-// finished and every handler has returned.
-func (i *Interceptor) Serve(ctx context.Context, conn net.Conn, host addr.Host, h http.Handler) (Tunnel, error) {
+// has already been answered with 200, and serves every request inside
+// with in until the client goes away or ctx ends. It returns once the
+// tunnel is finished and every handler has returned.
+func (i *Interceptor) Serve(ctx context.Context, conn net.Conn, host addr.Host, in Inner) (Tunnel, error) {
 	var tun Tunnel
 	conf := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -135,26 +149,50 @@ func (i *Interceptor) Serve(ctx context.Context, conn net.Conn, host addr.Host, 
 	}
 	st := tc.ConnectionState()
 	tun.ALPN, tun.TLSVersion = st.NegotiatedProtocol, tls.VersionName(st.Version)
+	ServeConn(ctx, tc, st.NegotiatedProtocol, in, i.cfg.serving())
+	return tun, nil
+}
 
+// Serving is how ServeConn serves requests.
+type Serving struct {
+	IdleTimeout    time.Duration
+	MaxHeaderBytes int
+	ErrorLog       *log.Logger
+}
+
+func (c *Config) serving() Serving {
+	return Serving{IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes, ErrorLog: c.ErrorLog}
+}
+
+// ServeConn serves the requests on conn, whose protocol is proto ("h2",
+// else HTTP/1.1), with in until the client goes away or ctx ends, and
+// returns once every handler has returned. Serve calls it after the
+// handshake; the proxy calls it for plaintext HTTP/1 inside a tunnel.
+func ServeConn(ctx context.Context, conn net.Conn, proto string, in Inner, cfg Serving) {
 	var wg sync.WaitGroup
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		defer wg.Done()
-		h.ServeHTTP(w, r)
+		in.Handler.ServeHTTP(w, r)
 	})
-	if st.NegotiatedProtocol == "h2" {
-		i.h2.ServeConn(tc, &http2.ServeConnOpts{
+	if proto == "h2" {
+		h2 := &http2.Server{IdleTimeout: cfg.IdleTimeout, CountError: in.ProtocolError}
+		h2.ServeConn(conn, &http2.ServeConnOpts{
 			Context:    ctx,
 			Handler:    counted,
-			BaseConfig: &http.Server{ErrorLog: i.cfg.ErrorLog},
+			BaseConfig: &http.Server{ErrorLog: cfg.ErrorLog, MaxHeaderBytes: cfg.MaxHeaderBytes},
 		})
 	} else {
-		ln := newOneConnListener(tc)
+		if in.Wrap != nil {
+			conn = in.Wrap(conn)
+		}
+		ln := newOneConnListener(conn)
 		srv := &http.Server{
 			Handler:           counted,
 			ReadHeaderTimeout: 30 * time.Second,
-			IdleTimeout:       i.cfg.IdleTimeout,
-			ErrorLog:          i.cfg.ErrorLog,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+			ErrorLog:          cfg.ErrorLog,
 			BaseContext:       func(net.Listener) context.Context { return ctx },
 			ConnState: func(_ net.Conn, s http.ConnState) {
 				if s == http.StateClosed || s == http.StateHijacked {
@@ -165,7 +203,6 @@ func (i *Interceptor) Serve(ctx context.Context, conn net.Conn, host addr.Host, 
 		srv.Serve(ln)
 	}
 	wg.Wait()
-	return tun, nil
 }
 
 // oneConnListener hands out one connection, then blocks until closed, so

@@ -58,7 +58,7 @@ func serveOne(t *testing.T, i *Interceptor, host string, h http.Handler) (net.Co
 		}
 		defer c.Close()
 		hh, _ := addr.ParseAuthority(host, 443)
-		_, err = i.Serve(context.Background(), c, hh, h)
+		_, err = i.Serve(context.Background(), c, hh, Inner{Handler: h})
 		done <- err
 	}()
 	c, err := net.Dial("tcp", ln.Addr().String())

@@ -18,6 +18,7 @@ type refusal struct {
 	status int
 	text   string
 	header http.Header
+	close  bool // the connection cannot be trusted further: close it after
 }
 
 // authorize runs every check between "a request named this destination"
@@ -161,3 +162,5 @@ func remoteIP(remoteAddr string) netip.Addr {
 	}
 	return ap.Addr().Unmap()
 }
+
+func trimAgentg(s string) string { return strings.TrimPrefix(s, "agentg: ") }

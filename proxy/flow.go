@@ -17,6 +17,9 @@ import (
 // where it goes, what the policy said and what happened. It becomes one
 // audit event.
 type flow struct {
+	id     string
+	parent string // the tunnel a request arrived in
+	kind   string // "http" or "connect"
 	start  time.Time
 	client string
 	method string
@@ -28,7 +31,7 @@ type flow struct {
 	decision rules.Decision
 	ips      []netip.Addr // addresses that passed the IP check, in dial order
 
-	mu     sync.Mutex // guards what the dialer and the copier write late
+	mu     sync.Mutex // guards what the dialer, the copier and a reload write late
 	dialed netip.Addr
 	status int
 	err    string
@@ -38,14 +41,25 @@ type flow struct {
 	alpn       string // upstream ALPN
 
 	up, down atomic.Int64
-	tunnel   atomic.Bool // a tunnel owns the event from here on
 	emitted  atomic.Bool
+
+	tun *tunnel // a CONNECT admitted as a tunnel that has not started yet
 }
 
 type flowKey struct{}
 
-func newFlow(r *http.Request) *flow {
-	return &flow{start: time.Now(), client: r.RemoteAddr, method: r.Method}
+func (s *Server) newFlow(kind, client, method string) *flow {
+	return &flow{id: s.cfg.Log.NewID(), kind: kind, start: time.Now(), client: client, method: method}
+}
+
+// child is a request inside the tunnel f: it inherits who and where.
+func (s *Server) child(f *flow, method string) *flow {
+	c := s.newFlow("http", f.client, method)
+	c.parent, c.agent, c.host, c.ips = f.id, f.agent, f.host, f.ips
+	f.mu.Lock()
+	c.dialed = f.dialed
+	f.mu.Unlock()
+	return c
 }
 
 func withFlow(ctx context.Context, f *flow) context.Context {
@@ -56,8 +70,6 @@ func flowFrom(ctx context.Context) *flow {
 	f, _ := ctx.Value(flowKey{}).(*flow)
 	return f
 }
-
-func (f *flow) handedToTunnel() bool { return f.tunnel.Load() }
 
 func (f *flow) setStatus(code int, err string) {
 	f.mu.Lock()
@@ -74,6 +86,20 @@ func (f *flow) setDialed(ip netip.Addr) {
 	f.mu.Unlock()
 }
 
+// deny records a decision made after the flow was first decided (the TLS
+// gate, a reload): the event reports it, whatever was allowed before.
+func (f *flow) deny(d rules.Decision) {
+	f.mu.Lock()
+	f.decision = d
+	f.mu.Unlock()
+}
+
+func (f *flow) answered() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status != 0
+}
+
 // emit writes the flow's event once, however many paths reach it.
 func (s *Server) emit(f *flow) {
 	if f.emitted.Swap(true) {
@@ -81,13 +107,11 @@ func (s *Server) emit(f *flow) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	kind := "http"
-	if f.method == http.MethodConnect {
-		kind = "connect"
-	}
 	e := audit.Event{
+		ID:         f.id,
+		Parent:     f.parent,
 		Time:       f.start,
-		Kind:       kind,
+		Kind:       f.kind,
 		Agent:      f.agent,
 		Client:     f.client,
 		Method:     f.method,
@@ -120,10 +144,13 @@ func (s *Server) emit(f *flow) {
 	s.cfg.Log.Log(&e)
 }
 
-// logMalformed records a request net/http refused before any handler saw
-// it (malformed request line, oversized head, bad header).
-func (s *Server) logMalformed(client string, status int, reason string) {
+// logMalformed records a request head agentg refused before any handler
+// could see it (malformed request line, oversized head, bad header); parent
+// is the tunnel it arrived in, if any.
+func (s *Server) logMalformed(parent, client string, status int, reason string) {
 	s.cfg.Log.Log(&audit.Event{
+		ID:       s.cfg.Log.NewID(),
+		Parent:   parent,
 		Time:     time.Now(),
 		Kind:     "http",
 		Client:   client,
@@ -132,4 +159,13 @@ func (s *Server) logMalformed(client string, status int, reason string) {
 		Reason:   "malformed request: " + reason,
 		Status:   status,
 	})
+}
+
+// newHTTPFlow is the flow of a request on the explicit listener.
+func (s *Server) newHTTPFlow(r *http.Request) *flow {
+	kind := "http"
+	if r.Method == http.MethodConnect {
+		kind = "connect"
+	}
+	return s.newFlow(kind, r.RemoteAddr, r.Method)
 }

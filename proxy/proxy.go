@@ -17,7 +17,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -81,22 +80,29 @@ type Config struct {
 // Server is the explicit proxy. Create it with New, run it with Serve, stop
 // it with Shutdown.
 type Server struct {
-	cfg  Config
-	gp   *goproxy.ProxyHttpServer
-	tr   *http.Transport
-	mitm *mitm.Interceptor // nil without an Issuer
-	rp   *httputil.ReverseProxy
-	hs   *http.Server
-	log  *zerolog.Logger
+	cfg       Config
+	gp        *goproxy.ProxyHttpServer // the CONNECT front
+	fwd       *httputil.ReverseProxy   // the one forwarder
+	upstreams *transportPool
+	mitm      *mitm.Interceptor // nil without an Issuer
+	hs        *http.Server
+	log       *zerolog.Logger
+	tunnels   *tunnelSet
 
 	// self is where this server listens: never a destination. It is read
 	// for every request and written once per listener, so it is swapped
 	// whole rather than locked.
-	self atomic.Pointer[[]netip.AddrPort]
-
-	mu      sync.Mutex
-	tunnels map[io.Closer]struct{} // open tunnels, closed at the end of a shutdown
+	self   atomic.Pointer[[]netip.AddrPort]
+	selfMu sync.Mutex
 }
+
+// reloadNotifier is what a Policy implements when it can say that it was
+// reloaded, so that open tunnels are re-decided; *rules.Live does.
+type reloadNotifier interface {
+	OnReload(func(*rules.Engine))
+}
+
+var _ reloadNotifier = (*rules.Live)(nil)
 
 // New builds a Server from cfg.
 func New(cfg Config) (*Server, error) {
@@ -106,18 +112,20 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = 10 * time.Second
+	setDefault(&cfg.DialTimeout, 10*time.Second)
+	setDefault(&cfg.MaxHeaderBytes, 64<<10)
+	setDefault(&cfg.IdleTimeout, 2*time.Minute)
+	setDefault(&cfg.FirstBytesTimeout, 10*time.Second)
+	setDefault(&cfg.TunnelIdleTimeout, 5*time.Minute)
+	if cfg.MaxTunnels == 0 {
+		cfg.MaxTunnels = 10000
 	}
-	if cfg.MaxHeaderBytes <= 0 {
-		cfg.MaxHeaderBytes = 64 << 10
+	if cfg.MaxTunnelsPerAgent == 0 {
+		cfg.MaxTunnelsPerAgent = 1000
 	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 2 * time.Minute
-	}
-	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: map[io.Closer]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: newTunnelSet()}
 
-	s.tr = &http.Transport{
+	plain := &http.Transport{
 		Proxy:                 nil, // never chain through whatever HTTP_PROXY agentg itself was started with
 		DialContext:           s.dialChecked,
 		MaxIdleConns:          1024,
@@ -127,7 +135,7 @@ func New(cfg Config) (*Server, error) {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // the client's Accept-Encoding and the body pass through untouched
 	}
-
+	var tlsTmpl *http.Transport
 	if cfg.Issuer != nil {
 		var err error
 		s.mitm, err = mitm.New(mitm.Config{
@@ -137,23 +145,20 @@ func New(cfg Config) (*Server, error) {
 			HandshakeTimeout: cfg.DialTimeout,
 			IdleTimeout:      cfg.IdleTimeout,
 			ErrorLog:         newStdLogger(s.log),
+			MaxHeaderBytes:   cfg.MaxHeaderBytes,
 		})
 		if err != nil {
 			return nil, err
 		}
-		s.rp = s.interceptedReverseProxy()
+		tlsTmpl = s.mitm.UpstreamTransport()
 	}
+	s.upstreams = newTransportPool(plain, tlsTmpl, 4096)
+	s.fwd = s.newForwarder()
 
 	gp := goproxy.NewProxyHttpServer()
-	gp.Tr = s.tr
-	gp.ConnectDial = nil // dial through Tr.DialContext, i.e. the checked IP
-	gp.KeepAcceptEncoding = true
+	gp.Tr = plain
 	gp.Logger = goproxyLogger{s.log}
-	gp.NonproxyHandler = http.HandlerFunc(s.serveNonProxy)
-	gp.ConnectionErrHandler = s.connectFailed
-	gp.OnRequest().DoFunc(s.onRequest)
 	gp.OnRequest().HandleConnectFunc(s.onConnect)
-	gp.OnResponse().DoFunc(s.onResponse)
 	s.gp = gp
 
 	s.hs = &http.Server{
@@ -162,9 +167,20 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          newStdLogger(s.log),
-		ConnContext:       connContext,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
+	}
+	if n, ok := cfg.Policy.(reloadNotifier); ok {
+		n.OnReload(s.PolicyReloaded)
 	}
 	return s, nil
+}
+
+func setDefault[T int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }
 
 // Serve accepts connections on ln until Shutdown. The listener's address
@@ -178,16 +194,42 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// ServeHTTP wraps goproxy so that every request carries its flow (the
-// decision and counters behind its audit event) and emits exactly one event.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f := newFlow(r)
-	r = r.WithContext(withFlow(r.Context(), f))
-	s.gp.ServeHTTP(w, r)
-	// A tunnel that was established emits its event when it closes.
-	if !f.handedToTunnel() {
-		s.emit(f)
+// trackListener reads every client connection through a Host tracker.
+type trackListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l trackListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	client := c.RemoteAddr().String()
+	bad := func(status int, reason string) { l.s.logMalformed("", client, status, reason) }
+	return newHostTracker(c, l.s.cfg.MaxHeaderBytes, bad, true), nil
+}
+
+// ServeHTTP is the explicit listener's door: CONNECT goes to goproxy's
+// front and then agentg's tunnels, an absolute-form request to the
+// exchange path, anything else is answered as not a proxy request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodConnect:
+		s.serveConnect(w, r)
+	case r.URL.IsAbs():
+		s.serveExchange(w, r, exchange{door: doorAbsolute, scheme: "http"})
+	default:
+		s.serveNonProxy(w, r)
+	}
+}
+
+// PolicyReloaded re-decides every open tunnel against the policy now in
+// force (closing those it denies, each with its event) and drops idle
+// upstream connections. A Policy that is a *rules.Live calls it itself.
+func (s *Server) PolicyReloaded(eng *rules.Engine) {
+	s.redecide(eng)
+	s.CloseIdleConnections()
 }
 
 // Shutdown stops accepting, lets requests in flight finish, and waits for
@@ -197,18 +239,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		s.mu.Lock()
-		open := make([]io.Closer, 0, len(s.tunnels))
-		for t := range s.tunnels {
-			open = append(open, t)
-		}
-		s.mu.Unlock()
+		open := s.tunnels.snapshot()
 		if len(open) == 0 {
 			break
 		}
 		if ctx.Err() != nil {
 			for _, t := range open {
-				t.Close() // may take s.mu to untrack itself
+				t.close()
 			}
 			break
 		}
@@ -227,10 +264,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // CloseIdleConnections drops pooled upstream connections, so that requests
 // after a policy reload dial (and are checked) afresh.
 func (s *Server) CloseIdleConnections() {
-	s.tr.CloseIdleConnections()
-	if s.mitm != nil {
-		s.mitm.CloseIdleConnections()
-	}
+	s.upstreams.closeIdle()
 }
 
 func (s *Server) addSelf(a net.Addr) {
@@ -250,8 +284,8 @@ func (s *Server) addSelf(a net.Addr) {
 		}
 	}
 	add = append(add, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.selfMu.Lock()
+	defer s.selfMu.Unlock()
 	var cur []netip.AddrPort
 	if p := s.self.Load(); p != nil {
 		cur = *p
@@ -272,14 +306,4 @@ func (s *Server) isSelf(ip netip.Addr, port uint16) bool {
 		}
 	}
 	return false
-}
-
-func (s *Server) trackTunnel(t io.Closer, open bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if open {
-		s.tunnels[t] = struct{}{}
-	} else {
-		delete(s.tunnels, t)
-	}
 }

@@ -248,9 +248,11 @@ func TestInterceptSNI(t *testing.T) {
 		t.Errorf("no-SNI tunnel event does not say so: %v", ev)
 	}
 
-	// Garbage instead of a ClientHello: the tunnel fails, the proxy lives.
+	// Garbage instead of a ClientHello (a TLS record that is no hello):
+	// the tunnel fails, the proxy lives. (HTTP/1 here would be served:
+	// see TestTunnelHTTPToInterceptedHost.)
 	raw := connectTunnel(t, ie.env, target)
-	io.WriteString(raw, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	io.WriteString(raw, "\x16\x03\x01\x00\x05hello")
 	raw.Read(make([]byte, 64))
 	raw.Close()
 	ev = ie.waitEvent(map[string]any{"kind": "connect", "tls": "intercepted"})

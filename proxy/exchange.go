@@ -1,0 +1,267 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/rules"
+)
+
+// The exchange path: every HTTP request agentg decides, whatever door it
+// came through (absolute-form on the explicit listener, inside an
+// intercepted tunnel, HTTP/1 inside a plain tunnel, and next the
+// transparent listener), goes through serveExchange. One function checks
+// that the authority agrees, the method and path are unambiguous, the host
+// and HTTP rules allow it and the address to dial is allowed now; one
+// forwarder sends it; one refusal writer answers what is refused.
+
+// door says where a request came in, which is what the exchange path must
+// know to find its destination.
+type door uint8
+
+const (
+	doorAbsolute door = iota // absolute-form request on the explicit listener
+	doorTunnel               // a request inside a tunnel (intercepted or HTTP/1): the tunnel fixed who and where
+)
+
+// exchange is one request on the exchange path.
+type exchange struct {
+	door   door
+	scheme string // upstream scheme: "http" or "https"
+	tunnel *flow  // doorTunnel: the tunnel's flow
+}
+
+// serveExchange decides and forwards one request, and emits its event.
+func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchange) {
+	var f *flow
+	if x.door == doorTunnel {
+		f = s.child(x.tunnel, r.Method)
+		f.tls = x.tunnel.tls
+	} else {
+		f = s.newFlow("http", r.RemoteAddr, r.Method)
+	}
+	f.scheme, f.path = x.scheme, r.URL.EscapedPath()
+	defer s.emit(f)
+	if ref := s.decideExchange(f, r, x); ref != nil {
+		s.writeRefusal(w, f, ref)
+		return
+	}
+	r = r.WithContext(withFlow(r.Context(), f))
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &countingBody{ReadCloser: r.Body, n: &f.up}
+	}
+	s.fwd.ServeHTTP(w, r)
+}
+
+// decideExchange runs every check of the exchange path, in order, and
+// fills f; a non-nil refusal is the answer to send instead of forwarding.
+func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
+	if !validMethod(r.Method) {
+		return &refusal{status: http.StatusBadRequest, text: "agentg: invalid request method " + strconv.Quote(r.Method)}
+	}
+	if r.Method == http.MethodConnect {
+		// Inside a tunnel a CONNECT would open a stream no rule sees
+		// (an HTTP/2 CONNECT's DATA reaches an HTTP/1 upstream unframed).
+		return &refusal{status: http.StatusMethodNotAllowed, text: "agentg: CONNECT is not allowed inside a tunnel"}
+	}
+	defPort := uint16(80)
+	if x.scheme == "https" {
+		defPort = 443
+	}
+	eng := s.cfg.Policy.Engine()
+	switch x.door {
+	case doorAbsolute:
+		n, ok := takeNote(r)
+		if r.URL.Scheme != "http" {
+			return &refusal{status: http.StatusBadRequest,
+				text: "agentg: only http:// URLs are forwarded as requests; use CONNECT for " + r.URL.Scheme}
+		}
+		h, err := addr.ParseAuthority(r.URL.Host, 80)
+		if err != nil {
+			return &refusal{status: http.StatusBadRequest, text: "agentg: " + err.Error()}
+		}
+		f.host = h
+		if ref := checkHostNote(n, ok, h); ref != nil {
+			return ref
+		}
+		if ambiguousPath(r.URL) {
+			return ambiguousRefusal
+		}
+		if ref := s.authorize(r.Context(), f, r, h); ref != nil {
+			return ref
+		}
+	case doorTunnel:
+		if ref := checkAuthority(r.Host, defPort, f.host); ref != nil {
+			return ref
+		}
+		if ambiguousPath(r.URL) {
+			return ambiguousRefusal
+		}
+		// The tunnel was authorised once; each request is authorised
+		// again against the policy as it is now, and so are the
+		// addresses the tunnel resolved.
+		f.decision = eng.Host(f.agent, f.host)
+		if !f.decision.Allowed() {
+			return s.denied(f)
+		}
+		if ref := s.recheckAddrs(eng, f); ref != nil {
+			return ref
+		}
+	}
+	// HTTP rules decide every request. Inside a tunnel their answer is
+	// the event's (http:default when none matched, as documented); on the
+	// explicit listener it is when a rule spoke. A host decision let
+	// through by report mode is never overwritten by an allow.
+	if d := eng.HTTP(f.agent, f.host, r.Method, r.URL.Path); x.door == doorTunnel || d.Rule != "http:default" {
+		if d.Action != rules.Allow || f.decision.Action == rules.Allow {
+			f.decision = d
+		}
+		if !d.Allowed() {
+			return s.denied(f)
+		}
+	}
+	return nil
+}
+
+var ambiguousRefusal = &refusal{status: http.StatusBadRequest,
+	text: "agentg: ambiguous request path (dot segments, empty segments, encoded or back slashes)"}
+
+// recheckAddrs keeps the addresses of f that the policy in force still
+// allows (and that its resolve table still gives the name), and refuses
+// when none is left.
+func (s *Server) recheckAddrs(eng *rules.Engine, f *flow) *refusal {
+	kept := make([]netip.Addr, 0, len(f.ips))
+	var firstDeny *rules.Decision
+	static, pinned := eng.Resolve(f.host.Name)
+	for _, ip := range f.ips {
+		if pinned && !f.host.IsIP() && !containsAddr(static, ip) {
+			continue
+		}
+		d := s.checkIP(eng, f.agent, ip, f.host)
+		if !d.Allowed() {
+			if firstDeny == nil {
+				firstDeny = &d
+			}
+			continue
+		}
+		kept = append(kept, ip)
+	}
+	if len(kept) == 0 {
+		if firstDeny == nil {
+			d := rules.Decision{Action: rules.Deny, Rule: "builtin:resolve-changed",
+				Reason: "the policy's resolve table no longer gives " + f.host.Name + " the tunnel's addresses"}
+			firstDeny = &d
+		}
+		f.decision = *firstDeny
+		return s.denied(f)
+	}
+	f.ips = kept
+	return nil
+}
+
+func containsAddr(ips []netip.Addr, ip netip.Addr) bool {
+	for _, a := range ips {
+		if a.Unmap() == ip.Unmap() {
+			return true
+		}
+	}
+	return false
+}
+
+// writeRefusal is the one refusal writer: agentg's own answer to a request
+// it does not forward, recorded in the flow.
+func (s *Server) writeRefusal(w http.ResponseWriter, f *flow, ref *refusal) {
+	reason := "" // a 403 is explained by its decision
+	if ref.status != http.StatusForbidden {
+		reason = trimAgentg(ref.text)
+	}
+	f.setStatus(ref.status, reason)
+	for k, v := range ref.header {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(ref.text)+1))
+	if ref.close {
+		w.Header().Set("Connection", "close")
+	}
+	w.WriteHeader(ref.status)
+	io.WriteString(w, ref.text+"\n")
+}
+
+// takeNote takes the tracker's note of r's head.
+func takeNote(r *http.Request) (note, bool) {
+	if t := trackerOf(r); t != nil {
+		return t.take()
+	}
+	return note{}, false
+}
+
+// checkHostNote compares the Host header the client sent with an
+// absolute-form request's authority.
+func checkHostNote(n note, ok bool, h addr.Host) *refusal {
+	if !ok || n.bad != "" {
+		return &refusal{status: http.StatusBadRequest, text: "agentg: could not read the request head", close: true}
+	}
+	if !n.hasHost {
+		return nil
+	}
+	return checkAuthority(n.host, 80, h)
+}
+
+// checkAuthority refuses a Host header (or :authority) that names another
+// destination than the one that was checked, with defPort standing in for
+// a missing port.
+func checkAuthority(got string, defPort uint16, want addr.Host) *refusal {
+	h, err := addr.ParseAuthority(got, defPort)
+	if err != nil || h.Name != want.Name || h.Port != want.Port {
+		return &refusal{status: http.StatusMisdirectedRequest,
+			text: "agentg: Host " + strconv.Quote(got) + " does not match the checked destination " + want.String()}
+	}
+	return nil
+}
+
+// validMethod reports whether m is an RFC 9110 token: a request whose
+// method is anything else is not forwarded.
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !httpguts.IsTokenRune(rune(m[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// ambiguousPath reports a request path that the policy and the upstream
+// could read as different paths: dot or empty segments, which servers
+// resolve differently, and encoded slashes or backslashes, which some
+// servers decode into separators. Path rules decide on the decoded path, so
+// such requests are refused rather than guessed at.
+func ambiguousPath(u *url.URL) bool {
+	raw := u.EscapedPath()
+	for i := 0; i+2 < len(raw); i++ {
+		if raw[i] == '%' && (raw[i+1] == '2' && (raw[i+2] == 'f' || raw[i+2] == 'F') ||
+			raw[i+1] == '5' && (raw[i+2] == 'c' || raw[i+2] == 'C')) {
+			return true
+		}
+	}
+	p := u.Path
+	if strings.IndexByte(p, '\\') >= 0 {
+		return true
+	}
+	for seg := range strings.SplitSeq(strings.TrimPrefix(p, "/"), "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return strings.Contains(p, "//")
+}

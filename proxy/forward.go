@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"container/list"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// The one forwarder. Every request the exchange path allows is sent by
+// newForwarder's ReverseProxy: RFC 9110 §7.6.1 hop-by-hop handling (the
+// Connection-listed headers and the hop-by-hop set, Proxy-Authorization
+// among them, are removed), no User-Agent added, no X-Forwarded-* added,
+// event streams and bodies of unknown length flushed as they come,
+// WebSocket upgrades passed through, and the upstream answer counted.
+//
+// Upstream connections are pooled per checked destination: the pool key
+// is the scheme, the canonical authority and the exact set of addresses
+// the request's check allowed. A pooled connection was dialed for a
+// request whose check allowed the same addresses, so any request that
+// finds it may use it, whoever the agent: a connection is never closed
+// under another request because this one may not use it.
+
+func (s *Server) newForwarder() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			f := flowFrom(pr.In.Context())
+			defPort := uint16(80)
+			if f.scheme == "https" {
+				defPort = 443
+			}
+			pr.Out.URL.Scheme = f.scheme
+			pr.Out.URL.Host = authority(f.host, defPort)
+			pr.Out.Host = pr.Out.URL.Host
+			pr.Out = pr.Out.WithContext(traceDialed(pr.Out.Context(), f))
+		},
+		Transport: (*pools)(s),
+		// Event streams and bodies of unknown length are flushed as they
+		// come anyway (ReverseProxy does that for text/event-stream and
+		// ContentLength -1); flushing every write of a sized body would
+		// only split it into more TLS records.
+		FlushInterval: 0,
+		BufferPool:    &copyBuffers{},
+		ErrorLog:      newStdLogger(s.log),
+		ModifyResponse: func(resp *http.Response) error {
+			f := flowFrom(resp.Request.Context())
+			f.setStatus(resp.StatusCode, "")
+			if resp.TLS != nil {
+				f.mu.Lock()
+				f.tlsVersion = tls.VersionName(resp.TLS.Version)
+				f.alpn = resp.TLS.NegotiatedProtocol
+				f.mu.Unlock()
+			}
+			resp.Body = countResponseBody(resp.Body, f)
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			f := flowFrom(r.Context())
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				f.setStatus(499, "client went away")
+				return
+			}
+			s.writeRefusal(w, f, &refusal{status: http.StatusBadGateway,
+				text: "agentg: upstream " + f.host.String() + " failed: " + err.Error()})
+		},
+	}
+}
+
+// pools is the forwarder's RoundTripper: it picks the transport whose
+// connections were dialed to exactly the addresses this request may use.
+type pools Server
+
+func (p *pools) RoundTrip(r *http.Request) (*http.Response, error) {
+	s := (*Server)(p)
+	f := flowFrom(r.Context())
+	if f == nil || len(f.ips) == 0 {
+		return nil, errors.New("agentg: refusing to forward an unchecked request")
+	}
+	return s.upstreams.get(poolKey(f), f.scheme == "https").RoundTrip(r)
+}
+
+func poolKey(f *flow) string {
+	var b strings.Builder
+	b.WriteString(f.scheme)
+	b.WriteByte(' ')
+	b.WriteString(f.host.String())
+	ips := slices.Clone(f.ips)
+	slices.SortFunc(ips, netip.Addr.Compare)
+	for _, ip := range ips {
+		b.WriteByte(' ')
+		b.WriteString(ip.String())
+	}
+	return b.String()
+}
+
+// transportPool holds one transport per checked destination, the least
+// recently used dropped (idle connections closed) past max.
+type transportPool struct {
+	plain, tls *http.Transport // templates
+	max        int
+
+	mu  sync.Mutex
+	m   map[string]*list.Element
+	lru list.List // of *poolEntry, most recent first
+}
+
+type poolEntry struct {
+	key string
+	tr  *http.Transport
+}
+
+func newTransportPool(plain, tls *http.Transport, max int) *transportPool {
+	return &transportPool{plain: plain, tls: tls, max: max, m: map[string]*list.Element{}}
+}
+
+func (p *transportPool) get(key string, useTLS bool) *http.Transport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if el, ok := p.m[key]; ok {
+		p.lru.MoveToFront(el)
+		return el.Value.(*poolEntry).tr
+	}
+	tmpl := p.plain
+	if useTLS {
+		tmpl = p.tls
+	}
+	if tmpl == nil {
+		// https is forwarded only from intercepted tunnels, which exist
+		// only with an interceptor; plain's TLS would still verify
+		// against the system roots.
+		tmpl = p.plain
+	}
+	tr := tmpl.Clone()
+	p.m[key] = p.lru.PushFront(&poolEntry{key: key, tr: tr})
+	for p.lru.Len() > p.max {
+		old := p.lru.Remove(p.lru.Back()).(*poolEntry)
+		delete(p.m, old.key)
+		old.tr.CloseIdleConnections()
+	}
+	return tr
+}
+
+func (p *transportPool) closeIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for el := p.lru.Front(); el != nil; el = el.Next() {
+		el.Value.(*poolEntry).tr.CloseIdleConnections()
+	}
+}
+
+// traceDialed records which address the request's connection goes to, for
+// the event; the pool guarantees it is one the check allowed.
+func traceDialed(ctx context.Context, f *flow) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if ta, ok := info.Conn.RemoteAddr().(*net.TCPAddr); ok {
+			f.setDialed(ta.AddrPort().Addr().Unmap())
+		}
+	}})
+}

@@ -1,0 +1,301 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/dissect"
+	"github.com/agentg/agentg/rules"
+)
+
+// A tunnel after its CONNECT was allowed. runTunnel takes the client
+// connection as any door hands it over (with whatever bytes it already
+// read still in it) and knows nothing of goproxy, so the transparent
+// listener can call it too.
+//
+// A plain tunnel is dialed first (an unreachable upstream gets 502, not a
+// tunnel that dies), then answered 200. No byte of the client's reaches
+// the upstream before the gate has read the first bytes and decided:
+//   - TLS: whole ClientHello records (dissect), SNI agreeing with the
+//     tunnel's host, no ECH unless the policy allows it for the host; after
+//     a HelloRetryRequest the second ClientHello is checked the same way.
+//   - HTTP/1: the tunnel is served by the exchange path, so each request's
+//     Host is decided, not trusted.
+//   - anything else: relayed opaque.
+// The upstream may speak first (SMTP, MySQL): its bytes reach the client
+// at once, and the client's TLS or HTTP/1 after that is refused.
+
+// maxHello bounds the records a ClientHello may take.
+const maxHello = 64 << 10
+
+func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
+	defer s.tunnels.remove(t)
+	defer client.Close()
+	if !t.attach(client) {
+		return
+	}
+	if t.intercepted {
+		s.interceptTunnel(ctx, t, client)
+		return
+	}
+	f := t.f
+	up, err := s.dialTunnel(ctx, f)
+	if err != nil {
+		f.setStatus(http.StatusBadGateway, err.Error())
+		body := "agentg: upstream " + f.host.String() + " unreachable: " + err.Error() + "\n"
+		fmt.Fprintf(client, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+		return
+	}
+	if !t.attach(up) {
+		return
+	}
+	defer up.Close()
+	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		f.setStatus(http.StatusOK, err.Error())
+		return
+	}
+	f.setStatus(http.StatusOK, "")
+
+	g := &gate{hello: make(chan dissect.ServerHello, 1)}
+	act := newActivity()
+	down := make(chan error, 1)
+	go func() { down <- s.firstFromUpstream(g, client, up, f, act) }()
+
+	br := bufio.NewReaderSize(client, 4096)
+	proto, err := s.sniff(client, br)
+	if err == nil && g.decide(proto) {
+		err = errors.New("the client spoke " + proto.String() + " after the upstream spoke first")
+	}
+	if err != nil {
+		f.deny(gateDeny(err))
+		return
+	}
+	switch proto {
+	case dissect.HTTP1:
+		up.Close()
+		<-down
+		s.serveTunnelHTTP(ctx, t, &bufferedConn{Conn: client, br: br}, "http")
+		return
+	case dissect.TLS:
+		if err := s.gateTLS(t, client, br, up, g); err != nil {
+			f.deny(gateDecision(err))
+			return
+		}
+	}
+	// Whatever the gate has read and passed, or the client's first
+	// bytes of an opaque protocol, is still in br: it goes first.
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		if _, err := up.Write(b); err != nil {
+			return
+		}
+		f.up.Add(int64(n))
+		br.Discard(n)
+	}
+	if relay(client, up, f, act, down, s.cfg.TunnelIdleTimeout) == errIdle {
+		f.setStatus(http.StatusOK, fmt.Sprintf("closed after %s without a byte either way", s.cfg.TunnelIdleTimeout))
+	}
+}
+
+// sniff waits (within FirstBytesTimeout) for enough of the client's first
+// bytes to name the protocol.
+func (s *Server) sniff(client net.Conn, br *bufio.Reader) (dissect.Protocol, error) {
+	client.SetReadDeadline(time.Now().Add(s.cfg.FirstBytesTimeout))
+	defer client.SetReadDeadline(time.Time{})
+	for want := 1; ; want = br.Buffered() + 1 {
+		if _, err := br.Peek(want); err != nil {
+			return dissect.NeedMore, fmt.Errorf("reading the tunnel's first bytes: %w", err)
+		}
+		b, _ := br.Peek(br.Buffered())
+		if p := dissect.Sniff(b); p != dissect.NeedMore {
+			return p, nil
+		}
+	}
+}
+
+// gate is what the two directions of a plain tunnel tell each other while
+// the handshake is read.
+type gate struct {
+	mu          sync.Mutex
+	proto       dissect.Protocol // the client's, once sniffed
+	serverFirst bool
+	hello       chan dissect.ServerHello // the upstream's first message, for a TLS client
+}
+
+// decide records the client's protocol and reports whether the upstream
+// spoke before the client, which the gate cannot allow for TLS or HTTP/1.
+func (g *gate) decide(p dissect.Protocol) (refused bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.proto = p
+	return g.serverFirst && p != dissect.Unknown
+}
+
+// firstFromUpstream relays the upstream's first bytes to the client: for a
+// TLS client, its ServerHello record by record, so the client direction
+// learns whether a second ClientHello is coming. It returns nil when the
+// relay may start.
+func (s *Server) firstFromUpstream(g *gate, client, up net.Conn, f *flow, act *activity) error {
+	defer close(g.hello)
+	buf := make([]byte, 4096)
+	n, err := up.Read(buf)
+	act.touch()
+	g.mu.Lock()
+	proto := g.proto
+	if proto == dissect.NeedMore {
+		g.serverFirst = true
+	}
+	g.mu.Unlock()
+	if proto == dissect.HTTP1 {
+		return errors.New("tunnel served as HTTP/1") // the upstream is closed unread
+	}
+	first := buf[:n]
+	if proto == dissect.TLS && n > 0 {
+		pr := &prefixReader{b: first, r: up}
+		sh, b, herr := dissect.ReadServerHello(pr, maxHello)
+		if herr == nil {
+			g.hello <- sh
+		}
+		first = append(b, pr.b...)
+	}
+	if len(first) > 0 {
+		if _, werr := client.Write(first); werr != nil {
+			return werr
+		}
+		f.down.Add(int64(len(first)))
+	}
+	if err != nil && n == 0 {
+		return err
+	}
+	return nil
+}
+
+// gateTLS reads the client's ClientHello, checks it and sends it on; after
+// a HelloRetryRequest, the second one too.
+func (s *Server) gateTLS(t *tunnel, conn net.Conn, br *bufio.Reader, up net.Conn, g *gate) error {
+	client := t.f
+	read := func(second bool) error {
+		var (
+			h   dissect.Hello
+			b   []byte
+			err error
+		)
+		if second {
+			h, b, err = dissect.ReadSecondClientHello(br, maxHello)
+		} else {
+			h, b, err = dissect.ReadClientHello(br, maxHello)
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkHello(t, h); err != nil {
+			return err
+		}
+		if _, err := up.Write(b); err != nil {
+			return err
+		}
+		client.up.Add(int64(len(b)))
+		return nil
+	}
+	conn.SetReadDeadline(time.Now().Add(s.cfg.FirstBytesTimeout))
+	defer conn.SetReadDeadline(time.Time{})
+	if err := read(false); err != nil {
+		return err
+	}
+	// Nothing more of the client's goes upstream until the upstream's
+	// first message says whether a second ClientHello is coming.
+	conn.SetReadDeadline(time.Time{})
+	if sh, ok := <-g.hello; ok && sh.HelloRetry {
+		conn.SetReadDeadline(time.Now().Add(s.cfg.FirstBytesTimeout))
+		return read(true)
+	}
+	return nil
+}
+
+// helloRefusal is the gate's refusal of a hello that parsed.
+type helloRefusal struct {
+	rule, reason string
+}
+
+func (e *helloRefusal) Error() string { return e.reason }
+
+func checkHello(t *tunnel, h dissect.Hello) error {
+	if h.ECH && !t.allowECH {
+		return &helloRefusal{"builtin:ech", "the ClientHello uses Encrypted Client Hello, which hides the server name the tunnel must agree with"}
+	}
+	if h.ServerName != "" {
+		sni, err := addr.Canonical(h.ServerName)
+		if err != nil || sni.Name != t.f.host.Name {
+			return &helloRefusal{"builtin:sni-mismatch", fmt.Sprintf("TLS SNI %q does not match the CONNECT host %s", h.ServerName, t.f.host.Name)}
+		}
+	}
+	return nil
+}
+
+// gateDecision names the rule behind a refusal of the TLS gate.
+func gateDecision(err error) rules.Decision {
+	var hr *helloRefusal
+	if errors.As(err, &hr) {
+		return rules.Decision{Action: rules.Deny, Rule: hr.rule, Reason: hr.reason}
+	}
+	return gateDeny(err)
+}
+
+func gateDeny(err error) rules.Decision {
+	return rules.Decision{Action: rules.Deny, Rule: "builtin:tls-gate", Reason: err.Error()}
+}
+
+// dialChecked is how the forwarder's transports dial: the addresses that
+// passed the policy for the request's flow, in order, and nothing else.
+// Without a flow there is nothing checked to dial, so it refuses.
+func (s *Server) dialChecked(ctx context.Context, network, address string) (net.Conn, error) {
+	f := flowFrom(ctx)
+	if f == nil || len(f.ips) == 0 {
+		return nil, errors.New("agentg: refusing to dial an unchecked destination")
+	}
+	if _, port, err := net.SplitHostPort(address); err != nil || port != strconv.Itoa(int(f.host.Port)) {
+		return nil, fmt.Errorf("agentg: dial %s does not match the checked destination %s", address, f.host)
+	}
+	return s.dialTunnel(ctx, f)
+}
+
+// dialTunnel dials the addresses that passed the policy, in order.
+func (s *Server) dialTunnel(ctx context.Context, f *flow) (net.Conn, error) {
+	d := net.Dialer{Timeout: s.cfg.DialTimeout}
+	var errs []error
+	for _, ip := range f.ips {
+		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, f.host.Port).String())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.setDialed(ip)
+		return c, nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// prefixReader reads b, then r.
+type prefixReader struct {
+	b []byte
+	r io.Reader
+}
+
+func (p *prefixReader) Read(q []byte) (int, error) {
+	if len(p.b) > 0 {
+		n := copy(q, p.b)
+		p.b = p.b[n:]
+		return n, nil
+	}
+	return p.r.Read(q)
+}

@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/agentg/agentg/rules"
+)
+
+// tunnel is one open CONNECT tunnel. The registry of open tunnels is how a
+// shutdown waits for them, how the caps are kept, and how a policy reload
+// reaches them.
+type tunnel struct {
+	f           *flow
+	intercepted bool
+	allowECH    bool
+
+	mu       sync.Mutex
+	conns    []net.Conn // client, then upstream once dialed
+	closed   bool
+	closeErr string
+}
+
+func (t *tunnel) attach(c net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		c.Close()
+		return false
+	}
+	t.conns = append(t.conns, c)
+	return true
+}
+
+// close ends the tunnel from outside (a reload, a shutdown): both
+// connections are closed, which unblocks every copy.
+func (t *tunnel) close() {
+	t.mu.Lock()
+	conns := t.conns
+	t.closed = true
+	t.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+type tunnelSet struct {
+	mu       sync.Mutex
+	all      map[*tunnel]struct{}
+	perAgent map[string]int
+}
+
+func newTunnelSet() *tunnelSet {
+	return &tunnelSet{all: map[*tunnel]struct{}{}, perAgent: map[string]int{}}
+}
+
+// admit adds t unless a cap is reached; a negative cap is no cap.
+func (ts *tunnelSet) admit(t *tunnel, total, perAgent int) (rules.Decision, bool) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	agent := t.f.agent
+	switch {
+	case total >= 0 && len(ts.all) >= total:
+		return rules.Decision{Action: rules.Deny, Rule: "builtin:max-tunnels",
+			Reason: fmt.Sprintf("%d tunnels are open, the most agentg allows", len(ts.all))}, false
+	case perAgent >= 0 && ts.perAgent[agent] >= perAgent:
+		return rules.Decision{Action: rules.Deny, Rule: "builtin:max-tunnels-per-agent",
+			Reason: fmt.Sprintf("agent %s has %d tunnels open, the most agentg allows one agent", agent, ts.perAgent[agent])}, false
+	}
+	ts.all[t] = struct{}{}
+	ts.perAgent[agent]++
+	return rules.Decision{}, true
+}
+
+func (ts *tunnelSet) remove(t *tunnel) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if _, ok := ts.all[t]; !ok {
+		return
+	}
+	delete(ts.all, t)
+	if ts.perAgent[t.f.agent]--; ts.perAgent[t.f.agent] <= 0 {
+		delete(ts.perAgent, t.f.agent)
+	}
+}
+
+func (ts *tunnelSet) snapshot() []*tunnel {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	out := make([]*tunnel, 0, len(ts.all))
+	for t := range ts.all {
+		out = append(out, t)
+	}
+	return out
+}
+
+// redecide asks the policy in force about every open tunnel and closes
+// those it now denies: the host, or (for a plain tunnel) the address it is
+// connected to. An intercepted tunnel has no upstream connection of its
+// own: each request inside checks its addresses again.
+func (s *Server) redecide(eng *rules.Engine) {
+	for _, t := range s.tunnels.snapshot() {
+		f := t.f
+		d := eng.Host(f.agent, f.host)
+		if d.Allowed() && t.intercepted {
+			continue
+		}
+		if d.Allowed() {
+			f.mu.Lock()
+			ips := f.ips
+			if f.dialed.IsValid() {
+				ips = []netip.Addr{f.dialed}
+			}
+			f.mu.Unlock()
+			probe := &flow{agent: f.agent, host: f.host, ips: ips}
+			if s.recheckAddrs(eng, probe) == nil {
+				continue
+			}
+			d = probe.decision
+		}
+		d.Reason = "closed by a policy reload: " + d.Reason
+		f.deny(d)
+		t.close()
+	}
+}
