@@ -64,12 +64,14 @@ func (p *parser) agents(n *yaml.Node) ([]agentSpec, error) {
 
 // agentTable is the compiled agents section.
 type agentTable struct {
-	list   []agentSpec
-	byName map[string]*agentSpec
+	list      []agentSpec
+	byName    map[string]*agentSpec
+	freeNames bool // a client may claim a name the policy does not define
 }
 
 func compileAgents(pol *policy) agentTable {
-	t := agentTable{list: pol.agents, byName: make(map[string]*agentSpec, len(pol.agents))}
+	t := agentTable{list: pol.agents, byName: make(map[string]*agentSpec, len(pol.agents)),
+		freeNames: pol.freeNames || len(pol.agents) == 0}
 	for i := range t.list {
 		t.byName[t.list[i].name] = &t.list[i]
 	}
@@ -81,6 +83,20 @@ func compileAgents(pol *policy) agentTable {
 func (a *agentSpec) passwordMatches(password string) bool {
 	got, want := sha256.Sum256([]byte(password)), sha256.Sum256([]byte(a.password))
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// from reports whether src is inside the agent's cidrs; an agent without
+// cidrs may connect from anywhere.
+func (a *agentSpec) from(src netip.Addr) bool {
+	if a.cidrs == nil {
+		return true
+	}
+	for _, p := range a.cidrs {
+		if p.Contains(src) {
+			return true
+		}
+	}
+	return false
 }
 
 // bySource is the agent whose cidrs most specifically contain src, or nil.
@@ -96,6 +112,70 @@ func (t *agentTable) bySource(src netip.Addr) *agentSpec {
 		}
 	}
 	return best
+}
+
+// Claim is what a connection says about who it is.
+type Claim struct {
+	// User and Password are from Proxy-Authorization Basic; User is ""
+	// when none was sent.
+	User, Password string
+	// Src is the connection's source address.
+	Src netip.Addr
+}
+
+// Agent names the agent behind a connection, or refuses the claim with
+// an error the proxy answers with 407. A claim is proven, never taken on
+// trust:
+//
+//   - A user naming an agent the policy defines must present its
+//     password when it has one ("bad credentials for agent builder"), and
+//     connect from inside its cidrs when it has them ("agent builder may
+//     not connect from 10.1.2.3"). The password is compared in constant
+//     time, hashed first so its length does not leak either.
+//   - A user naming an agent the policy does not define is refused
+//     ("unknown agent x") when the policy defines any agent, unless it
+//     sets free_agent_names: true. A name that is an IP address is never
+//     accepted as a free name: clients without a user are named by their
+//     address, and no client may pose as another's.
+//   - Without a user, the agent whose cidrs most specifically contain
+//     Src; "" when none does (the proxy names the client by its address).
+//     An agent with a password is not chosen by address alone: its
+//     clients must present the password ("agent builder requires a
+//     password"), or its rules would be open to, and escapable by, any
+//     client that simply sends no user.
+func (e *Engine) Agent(c Claim) (string, error) {
+	src := c.Src.Unmap()
+	t := &e.agents
+	if c.User == "" {
+		a := t.bySource(src)
+		switch {
+		case a == nil:
+			return "", nil
+		case a.hasPass:
+			return "", fmt.Errorf("agent %s requires a password (Proxy-Authorization Basic)", a.name)
+		}
+		return a.name, nil
+	}
+	if !validName(c.User) {
+		return "", fmt.Errorf("invalid agent name %q", c.User)
+	}
+	a := t.byName[c.User]
+	if a == nil {
+		if !t.freeNames {
+			return "", fmt.Errorf("unknown agent %s", c.User)
+		}
+		if _, err := netip.ParseAddr(c.User); err == nil {
+			return "", fmt.Errorf("agent name %s is an address: only a client that sends no user is named by its address", c.User)
+		}
+		return c.User, nil
+	}
+	if a.hasPass && !a.passwordMatches(c.Password) {
+		return "", fmt.Errorf("bad credentials for agent %s", a.name)
+	}
+	if !a.from(src) {
+		return "", fmt.Errorf("agent %s may not connect from %s", a.name, src)
+	}
+	return a.name, nil
 }
 
 // Identify names the agent behind a connection. A Basic user is that

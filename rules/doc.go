@@ -18,10 +18,14 @@
 //	                     # is logged with Report set but the traffic passes;
 //	                     # a rule's or list's own mode overrides it.
 //	ports: [80, 443, "8000-8099"]  # optional; any other port is denied, rule "ports"
-//	agents:
+//	agents:                        # Engine.Agent: every claim is proven
 //	  - name: builder
 //	    password: s3cret           # optional: Basic user "builder" must present it
-//	    cidrs: [10.0.0.0/24]       # optional: sources that are this agent when no user is given
+//	    cidrs: [10.0.0.0/24]       # optional: the only sources builder may connect from;
+//	                               # without a user, a source here is builder (unless it
+//	                               # has a password, which must then be presented)
+//	free_agent_names: false        # true: accept a Basic user the policy does not define
+//	                               # (never an IP address); else refused when agents are defined
 //	hosts:
 //	  - allow: api.github.com      # exact
 //	  - deny: "*.evil.example"     # strict subdomains, not the apex (quote: * starts a YAML alias)

@@ -29,6 +29,7 @@ type policy struct {
 	ports       []portRange
 	portsLine   int
 	agents      []agentSpec
+	freeNames   bool // free_agent_names: true
 	hosts       []hostRule
 	ips         []ipRule
 	lists       []listSpec
@@ -70,7 +71,7 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, hosts, ips, lists, resolve, intercept, passthrough, http)")
+		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http)")
 	}
 	pol := &policy{file: file, defaultDeny: true}
 	err := ps.eachKey(root, func(k, v *yaml.Node) error {
@@ -94,6 +95,8 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 			pol.portsLine = k.Line
 		case "agents":
 			pol.agents, err = ps.agents(v)
+		case "free_agent_names":
+			pol.freeNames, err = ps.boolean(v)
 		case "hosts":
 			pol.hosts, err = ps.hostRules(v)
 		case "ips":
@@ -109,7 +112,7 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 		case "http":
 			pol.http, err = ps.httpRules(v)
 		default:
-			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, hosts, ips, lists, resolve, intercept, passthrough or http)", k.Value)
+			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough or http)", k.Value)
 		}
 		return err
 	})
