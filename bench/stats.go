@@ -20,23 +20,53 @@ type Result struct {
 	MBPerSec    float64       `json:"mb_per_sec"` // 10^6 bytes of body per second
 	P50         time.Duration `json:"p50_ns"`
 	P99         time.Duration `json:"p99_ns"`
+	// ProxyCPU is the CPU time (user and system) the proxy's process used
+	// during the measured part of the run, and HarnessCPU that of this
+	// process (clients and origins). On 2 cores shared by all three, they
+	// show where the cores went.
+	ProxyCPU   time.Duration `json:"proxy_cpu_ns,omitempty"`
+	HarnessCPU time.Duration `json:"harness_cpu_ns"`
 }
 
-// Ratio is agentg's result as a fraction of direct's.
+// ProxyCPUPerRequest is ProxyCPU over Requests (0 without either).
+func (r Result) ProxyCPUPerRequest() time.Duration {
+	if r.Requests == 0 {
+		return 0
+	}
+	return r.ProxyCPU / time.Duration(r.Requests)
+}
+
+// ProxyCPUPerGB is ProxyCPU per 10^9 body bytes (0 without either).
+func (r Result) ProxyCPUPerGB() time.Duration {
+	if r.Bytes == 0 {
+		return 0
+	}
+	return time.Duration(float64(r.ProxyCPU) * 1e9 / float64(r.Bytes))
+}
+
+func (r *Result) setCPU(proxy, harness time.Duration, proxied bool) {
+	if proxied {
+		r.ProxyCPU = proxy
+	}
+	r.HarnessCPU = harness
+}
+
+// Ratio is a proxied mode's result as a fraction of direct's.
 type Ratio struct {
 	Scenario  string  `json:"scenario"`
 	Mode      Mode    `json:"mode"`        // the proxied mode compared with direct
-	ReqPerSec float64 `json:"req_per_sec"` // agentg/direct, higher is better
-	MBPerSec  float64 `json:"mb_per_sec"`  // agentg/direct, higher is better
-	P50       float64 `json:"p50"`         // agentg/direct, lower is better
-	P99       float64 `json:"p99"`         // agentg/direct, lower is better
-	// Target is the agentg/direct floor of the figure the scenario is
-	// judged on (Metric); 0 when the scenario has none (Met is then true).
+	ReqPerSec float64 `json:"req_per_sec"` // proxied/direct, higher is better
+	MBPerSec  float64 `json:"mb_per_sec"`  // proxied/direct, higher is better
+	P50       float64 `json:"p50"`         // proxied/direct, lower is better
+	P99       float64 `json:"p99"`         // proxied/direct, lower is better
+	Metric    string  `json:"metric"`
+	// Target is the floor for the judged figure (Metric) of agentg; for
+	// Squid it is 0 and Met is true: Squid is a reference, not judged.
 	Target float64 `json:"target,omitempty"`
-	Metric string  `json:"metric,omitempty"`
 	Met    bool    `json:"met"`
-	// Runs holds the judged ratio of each direct/agentg pair when a
-	// scenario was repeated; the fields above compare the median runs.
+	// Runs holds the judged ratio of each round (the proxied run against
+	// the direct run of the same round); the fields above compare the
+	// median runs.
 	Runs []float64 `json:"runs,omitempty"`
 }
 
@@ -86,18 +116,20 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
-// Compare returns agent's figures as a ratio of direct's, judged against
-// the scenario's target for agent's mode.
-func Compare(sc Scenario, direct, agent Result) Ratio {
+// Compare returns proxied's figures as a ratio of direct's; agentg's are
+// judged against the scenario's target.
+func Compare(sc Scenario, direct, proxied Result) Ratio {
 	r := Ratio{
 		Scenario:  sc.Name,
-		Mode:      agent.Mode,
-		ReqPerSec: div(agent.ReqPerSec, direct.ReqPerSec),
-		MBPerSec:  div(agent.MBPerSec, direct.MBPerSec),
-		P50:       div(float64(agent.P50), float64(direct.P50)),
-		P99:       div(float64(agent.P99), float64(direct.P99)),
-		Target:    sc.TargetFor(agent.Mode),
+		Mode:      proxied.Mode,
+		ReqPerSec: div(proxied.ReqPerSec, direct.ReqPerSec),
+		MBPerSec:  div(proxied.MBPerSec, direct.MBPerSec),
+		P50:       div(float64(proxied.P50), float64(direct.P50)),
+		P99:       div(float64(proxied.P99), float64(direct.P99)),
 		Metric:    sc.Metric,
+	}
+	if proxied.Mode == Agentg {
+		r.Target = sc.Target
 	}
 	r.Met = r.Judged() >= r.Target
 	return r

@@ -1,46 +1,35 @@
-// Command agentg-load measures what agentg costs on the wire.
+// Command agentg-load measures what agentg costs on the wire, beside Squid.
 //
-// It starts, on loopback and in this process, a plain HTTP origin, an HTTPS
-// origin (self-signed certificate generated at start, trusted by the
-// clients) and an agentg proxy (proxy.New with a fresh CA in a temporary
-// directory, audit events to io.Discard unless -log is given), then runs
-// each scenario direct to the origin and through agentg. For every run it
-// prints requests/s, p50 and p99 latency and MB/s of body, and for every
-// scenario agentg's figures as a ratio of direct, against the scenario's
-// target. Each scenario runs -runs rounds (direct, then each proxied
-// mode), interleaved, and compares the median run of each mode (the
-// machine is shared; single runs are noisy); the ratio of each round is
-// printed too:
+// It starts, on loopback: a plain HTTP origin and an HTTPS origin (a leaf
+// from a test CA generated at start); agentg as its own process, the way
+// users run it (`agentg serve --config policy.yaml --log-file FILE`, built
+// from this module unless -agentg names a binary); and, when installed,
+// Squid (`squid -N` with a generated configuration: ssl-bump for the
+// intercepted host when Squid was built with OpenSSL, no cache, access log
+// to a file, one worker). Then it runs each scenario in rounds of direct,
+// through agentg, through Squid, -runs rounds, so that drift on the shared
+// machine hits every mode alike, and prints each mode's median run and its
+// ratio to direct, against agentg's targets:
 //
-//	http             plain HTTP keep-alive, -concurrency clients, -duration;
-//	                 through agentg as absolute-form requests     target req/s ≥ 0.35
-//	connect          HTTPS keep-alive over reused CONNECT tunnels target req/s ≥ 0.50
-//	https-keepalive  HTTPS keep-alive, direct vs plain tunnel vs intercepted tunnel
-//	                                                 target intercepted req/s ≥ 0.40
-//	https-newconn    HTTPS, a new connection (and TLS handshake, and CONNECT)
-//	                 per request, direct vs tunnel vs intercepted
-//	                                                 target intercepted req/s ≥ 0.50
-//	large-connect    one GET of -size bytes over a CONNECT tunnel target MB/s  ≥ 0.90
-//	large-http       one plain HTTP GET of -size bytes             (no target)
+//	http                 plain HTTP keep-alive GETs (absolute-form)    target ≥ 0.40 req/s
+//	connect              HTTPS keep-alive over a CONNECT tunnel        target ≥ 0.60 req/s
+//	large                one HTTPS GET of -size bytes over a tunnel    target ≥ 0.90 MB/s
+//	intercept-keepalive  TLS terminated by the proxy, keep-alive       target ≥ 0.40 req/s
+//	intercept-newconn    same, a new connection per request            target ≥ 0.70 req/s
 //
-// Reading the ratios: agentg/direct req/s = 0.62 means the proxied run did
-// 62% of the requests per second of the direct run; for latency the ratio
-// is agentg's p50 (p99) over direct's, so 1.6 means 60% slower. Client,
-// proxy and origins share the machine's cores, so compare ratios, not
-// absolute numbers, across machines.
-//
-// With -proxy http://127.0.0.1:3128 the proxied runs go through an external
-// agentg instead (start it with the policy -print-policy writes, e.g.
-// agentg serve --config policy.yaml --log-file /tmp/agentg.log). The
-// intercepted mode needs the in-process agentg (its CA, and its trust in
-// the harness's origin) and is skipped with -proxy.
+// Reading the ratios: agentg/direct req/s = 0.62 means the run through
+// agentg did 62% of the requests per second of the direct run; for latency
+// the ratio is the proxy's p50 (p99) over direct's. Clients, origins and
+// proxy share the machine's cores, so compare ratios, not absolute numbers,
+// across machines. The output is Markdown, to paste into bench/README.md.
+// Every run stops by itself (time and count limits); with the defaults the
+// whole run takes about three minutes.
 //
 // Usage:
 //
-//	go run ./bench/cmd/agentg-load [-duration 5s] [-concurrency 16] [-size 1GiB]
-//	    [-runs 3] [-scenarios http,connect,https-keepalive,https-newconn,large-connect,large-http]
-//	    [-modes tunnel,intercepted] [-json]
-//	    [-log FILE] [-proxy URL] [-cpuprofile FILE] [-print-policy]
+//	go run ./bench/cmd/agentg-load [-duration 3s] [-warmup 300ms] [-concurrency 16]
+//	    [-size 512MiB] [-runs 3] [-scenarios http,connect,large,intercept-keepalive,intercept-newconn]
+//	    [-squid=true] [-require-squid] [-agentg BIN] [-keep] [-json] [-print-policy]
 package main
 
 import (
@@ -48,16 +37,20 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/pprof"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/agentg/agentg/bench"
+	"github.com/agentg/agentg/internal/testenv"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	testenv.RemoveAgentgBinary()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "agentg-load:", err)
 		os.Exit(1)
 	}
@@ -66,28 +59,31 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("agentg-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	duration := fs.Duration("duration", 5*time.Second, "measured time of each keep-alive run")
-	warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured time before each keep-alive run")
+	duration := fs.Duration("duration", 3*time.Second, "measured time of each keep-alive run")
+	warmup := fs.Duration("warmup", 300*time.Millisecond, "unmeasured time before each keep-alive run")
 	conc := fs.Int("concurrency", 16, "concurrent clients in the keep-alive scenarios")
-	runs := fs.Int("runs", 3, "direct/agentg pairs per scenario, interleaved; the median run of each mode is compared")
-	sizeFlag := fs.String("size", "1GiB", "body size of the large scenarios (bytes, or with KiB/MiB/GiB/KB/MB/GB)")
+	runs := fs.Int("runs", 3, "rounds per scenario (direct, agentg, squid in turn); the median run of each mode is compared")
+	sizeFlag := fs.String("size", "512MiB", "body of the large scenario (bytes, or with KiB/MiB/GiB/KB/MB/GB)")
 	var names []string
 	for _, sc := range bench.Scenarios {
 		names = append(names, sc.Name)
 	}
 	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run")
-	modes := fs.String("modes", "", "comma-separated proxied modes to run (agentg, tunnel, intercepted; direct always runs); default: each scenario's")
-	asJSON := fs.Bool("json", false, "print one JSON document instead of text")
-	logFile := fs.String("log", "", "write the in-process agentg's audit events to this file (default: discarded, logging off)")
-	proxyURL := fs.String("proxy", "", "measure an external agentg at this URL (e.g. http://127.0.0.1:3128) instead of an in-process one")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (client, origins and in-process agentg) to FILE")
-	printPolicy := fs.Bool("print-policy", false, "print the policy an external agentg needs, and exit")
+	squid := fs.Bool("squid", true, "measure Squid too when it is installed")
+	requireSquid := fs.Bool("require-squid", false, "fail when Squid is missing or cannot ssl-bump")
+	agentgBin := fs.String("agentg", "", "agentg binary to measure (default: go build ./cmd/agentg)")
+	keep := fs.Bool("keep", false, "keep the run's directory (policy, agentg's log, Squid's config and logs) and print its path")
+	asJSON := fs.Bool("json", false, "print one JSON document instead of Markdown")
+	printPolicy := fs.Bool("print-policy", false, "print the policy agentg runs with, and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *printPolicy {
 		_, err := io.WriteString(stdout, bench.Policy)
 		return err
+	}
+	if *runs < 1 || *runs > 20 || *conc < 1 || *conc > 1024 || *duration <= 0 || *duration > 5*time.Minute {
+		return fmt.Errorf("want 1 ≤ -runs ≤ 20, 1 ≤ -concurrency ≤ 1024, 0 < -duration ≤ 5m")
 	}
 	size, err := parseSize(*sizeFlag)
 	if err != nil {
@@ -102,66 +98,51 @@ func run(args []string, stdout, stderr io.Writer) error {
 		scs = append(scs, sc)
 	}
 
-	cfg := bench.Config{ProxyURL: *proxyURL}
-	logging := "off (events discarded)"
-	if *logFile != "" {
-		f, err := os.Create(*logFile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		cfg.AuditLog = f
-		logging = "on, to " + *logFile
-	}
-	if *proxyURL != "" {
-		logging = "external agentg: as configured there"
-	}
-	env, err := bench.Start(cfg)
+	fmt.Fprintln(stderr, "agentg-load: building and starting agentg"+map[bool]string{true: " and Squid", false: ""}[*squid])
+	env, err := bench.Start(bench.Config{Agentg: *agentgBin, Squid: *squid || *requireSquid, SquidRequired: *requireSquid, Keep: *keep, Stderr: stderr})
 	if err != nil {
 		return err
 	}
 	defer env.Close()
+	// Ctrl-C stops the proxies and removes the files before exiting.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		<-sigs
+		env.Close()
+		os.Exit(130)
+	}()
 
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-
-	rep := newReport(env, logging, *duration, *conc, size, *runs)
-	if !*asJSON {
-		rep.header(stdout)
-	}
+	rep := newReport(env, *agentgBin, *duration, *warmup, *conc, size, *runs)
 	opts := bench.Options{Duration: *duration, Warmup: *warmup, Concurrency: *conc, Size: size}
-	if *modes != "" {
-		for m := range strings.SplitSeq(*modes, ",") {
-			switch m := bench.Mode(strings.TrimSpace(m)); m {
-			case bench.Agentg, bench.Tunnel, bench.Intercepted:
-				opts.Modes = append(opts.Modes, m)
-			default:
-				return fmt.Errorf("unknown mode %q", m)
-			}
-		}
-	}
 	for _, sc := range scs {
-		set := env.RunSet(sc, opts, *runs)
+		set := env.RunSet(sc, opts, *runs, func(round int, r bench.Result) {
+			fmt.Fprintf(stderr, "  %-20s round %d/%d %-6s %s\n", sc.Name, round+1, *runs, r.Mode, progressLine(sc, r))
+		})
 		rep.add(set)
-		if !*asJSON {
-			rep.text(stdout, sc, set)
-		}
+	}
+	// The proxies flush their logs as they stop: count their events after.
+	if err := env.Shutdown(); err != nil {
+		fmt.Fprintln(stderr, "agentg-load: stopping the proxies:", err)
 	}
 	rep.finish(env)
+	if *keep {
+		fmt.Fprintln(stderr, "agentg-load: files kept in", env.Dir)
+	}
 	if *asJSON {
 		return rep.json(stdout)
 	}
-	rep.footer(stdout)
+	rep.markdown(stdout)
 	return nil
+}
+
+func progressLine(sc bench.Scenario, r bench.Result) string {
+	s := fmt.Sprintf("%s, p50 %s, p99 %s", figure(sc, r), dur(r.P50), dur(r.P99))
+	if r.Errors > 0 {
+		s += fmt.Sprintf(", %d errors (first: %s)", r.Errors, r.FirstError)
+	}
+	return s
 }
 
 // parseSize reads 1073741824, 1GiB, 64MiB, 100MB, 512KiB.
@@ -170,7 +151,7 @@ func parseSize(s string) (int64, error) {
 		suffix string
 		mult   int64
 	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
-	mult := int64(1)
+	in, mult := s, int64(1)
 	for _, u := range units {
 		if v, ok := strings.CutSuffix(s, u.suffix); ok {
 			s, mult = v, u.mult
@@ -178,8 +159,8 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad -size %q", s)
+	if err != nil || n <= 0 || n > (64<<30)/mult {
+		return 0, fmt.Errorf("bad -size %q (1 byte to 64 GiB)", in)
 	}
 	return n * mult, nil
 }

@@ -1,115 +1,105 @@
 package main
 
 import (
+	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/agentg/agentg/bench"
 )
 
-// report collects the runs and prints them as text or JSON.
+// report collects the runs and prints them as Markdown or JSON.
 type report struct {
-	Date          string         `json:"date"`
-	Host          string         `json:"host"`
-	GoVersion     string         `json:"go"`
-	CPUs          int            `json:"cpus"`
-	GOMAXPROCS    int            `json:"gomaxprocs"`
-	Proxy         string         `json:"proxy"`
-	AuditLogging  string         `json:"audit_logging"`
-	Duration      string         `json:"duration"`
-	Concurrency   int            `json:"concurrency"`
-	Size          int64          `json:"size"`
-	Runs          int            `json:"runs"`
-	Results       []bench.Result `json:"results"`
-	Ratios        []bench.Ratio  `json:"ratios"`
-	HTTPEvents    int64          `json:"audit_http_events"`
-	ConnectEvents int64          `json:"audit_connect_events"`
-	// Of the above, the events carrying "tls":"intercepted".
-	InterceptedHTTPEvents    int64  `json:"audit_intercepted_http_events"`
-	InterceptedConnectEvents int64  `json:"audit_intercepted_connect_events"`
-	LeavesIssued             uint64 `json:"leaves_issued"`
+	Date        string      `json:"date"`
+	Host        string      `json:"host"`
+	GoVersion   string      `json:"go"`
+	CPUs        int         `json:"cpus"`
+	Agentg      string      `json:"agentg"` // version and commit of the binary measured
+	Squid       string      `json:"squid"`  // version and what it does, or why it is not measured
+	Duration    string      `json:"duration"`
+	Warmup      string      `json:"warmup"`
+	Concurrency int         `json:"concurrency"`
+	Size        int64       `json:"size"`
+	Runs        int         `json:"runs"`
+	Sets        []bench.Set `json:"sets"`
+	// What the proxies logged over the whole run.
+	AgentgEvents bench.Events `json:"agentg_events"`
+	SquidEvents  bench.Events `json:"squid_events"`
+	AgentgLog    int64        `json:"agentg_log_bytes"`
+	SquidLog     int64        `json:"squid_log_bytes"`
 }
 
-func newReport(env *bench.Env, logging string, d time.Duration, conc int, size int64, runs int) *report {
+func newReport(env *bench.Env, bin string, d, warm time.Duration, conc int, size int64, runs int) *report {
 	host, _ := os.Hostname()
-	p := "in-process " + env.Proxy.String()
-	if env.External {
-		p = "external " + env.Proxy.String()
+	r := &report{
+		Date: time.Now().UTC().Format(time.RFC3339), Host: host, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		Agentg:   agentgVersion(env.Agentg.Binary),
+		Duration: d.String(), Warmup: warm.String(), Concurrency: conc, Size: size, Runs: runs,
 	}
-	return &report{
-		Date: time.Now().UTC().Format(time.RFC3339), Host: host, GoVersion: runtime.Version(),
-		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Proxy: p, AuditLogging: logging,
-		Duration: d.String(), Concurrency: conc, Size: size, Runs: max(runs, 1),
+	switch {
+	case env.Squid == nil:
+		r.Squid = "not measured: " + env.SquidNote
+	case env.Squid.Bump:
+		r.Squid = "Squid " + env.Squid.Info.Version + ", ssl-bump for the intercepted host, access log to a file, no cache, workers 1"
+	default:
+		r.Squid = "Squid " + env.Squid.Info.Version + " without ssl-bump (" + env.SquidNote + "), access log to a file, no cache, workers 1"
 	}
+	return r
 }
 
-func (r *report) add(set bench.Set) {
-	r.Results = append(r.Results, set.Direct)
-	r.Results = append(r.Results, set.Proxied...)
-	r.Ratios = append(r.Ratios, set.Ratios...)
+// agentgVersion is what `agentg version` says, with the commit the binary
+// was built from (go build records it) and whether the tree had changes.
+func agentgVersion(bin string) string {
+	v := "agentg"
+	if out, err := exec.Command(bin, "version").Output(); err == nil {
+		v = strings.TrimSpace(string(out))
+	}
+	bi, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		return v
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev != "" {
+		v += " (commit " + rev[:min(12, len(rev))]
+		if modified == "true" {
+			v += ", with uncommitted changes"
+		}
+		v += ")"
+	}
+	return v
 }
+
+func (r *report) add(s bench.Set) { r.Sets = append(r.Sets, s) }
 
 func (r *report) finish(env *bench.Env) {
-	if !env.External {
-		time.Sleep(100 * time.Millisecond) // closed tunnels log as they wind down
-		ev := env.Events()
-		r.HTTPEvents, r.ConnectEvents = ev.HTTP, ev.Connect
-		r.InterceptedHTTPEvents, r.InterceptedConnectEvents = ev.InterceptedHTTP, ev.InterceptedConnect
-		r.LeavesIssued = env.LeavesIssued()
+	r.AgentgEvents = env.Events(bench.Agentg)
+	r.AgentgLog = fileSize(env.Agentg.LogFile)
+	if env.Squid != nil {
+		r.SquidEvents = env.Events(bench.Squid)
+		r.SquidLog = fileSize(env.Squid.AccessLog)
 	}
 }
 
-func (r *report) header(w io.Writer) {
-	fmt.Fprintf(w, "agentg-load  %s  %s  %d CPUs (GOMAXPROCS %d)  host %s\n", r.Date, r.GoVersion, r.CPUs, r.GOMAXPROCS, r.Host)
-	fmt.Fprintf(w, "agentg: %s  audit logging: %s\n", r.Proxy, r.AuditLogging)
-	fmt.Fprintf(w, "keep-alive runs: %s, %d clients, 1 KiB body; large runs: %d bytes; %d rounds per scenario (medians shown)\n\n", r.Duration, r.Concurrency, r.Size, r.Runs)
-	fmt.Fprintf(w, "%-16s %-11s %10s %10s %10s %10s %9s %7s\n", "scenario", "mode", "requests", "req/s", "p50", "p99", "MB/s", "errors")
-}
-
-func (r *report) text(w io.Writer, sc bench.Scenario, set bench.Set) {
-	for _, x := range append([]bench.Result{set.Direct}, set.Proxied...) {
-		fmt.Fprintf(w, "%-16s %-11s %10d %10.0f %10s %10s %9.1f %7d\n", x.Scenario, x.Mode, x.Requests, x.ReqPerSec,
-			round(x.P50), round(x.P99), x.MBPerSec, x.Errors)
-		if x.FirstError != "" {
-			fmt.Fprintf(w, "%28s first error: %s\n", "", x.FirstError)
-		}
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
 	}
-	for _, ratio := range set.Ratios {
-		verdict := "no target"
-		if ratio.Target > 0 {
-			verdict = fmt.Sprintf("target %s ≥ %.2f: ", ratio.Metric, ratio.Target)
-			if ratio.Met {
-				verdict += "met"
-			} else {
-				verdict += "MISSED"
-			}
-		}
-		name := string(ratio.Mode) + "/direct"
-		fmt.Fprintf(w, "%-16s %-18s = req/s %.2f  MB/s %.2f  p50 %.2f  p99 %.2f   (%s)\n",
-			sc.Name, name, ratio.ReqPerSec, ratio.MBPerSec, ratio.P50, ratio.P99, verdict)
-		if len(ratio.Runs) > 0 {
-			fmt.Fprintf(w, "%-16s %-18s   each round's %s:", "", "", ratio.Metric)
-			for _, x := range ratio.Runs {
-				fmt.Fprintf(w, " %.2f", x)
-			}
-			fmt.Fprintln(w)
-		}
-	}
-	fmt.Fprintln(w)
-}
-
-func (r *report) footer(w io.Writer) {
-	if r.Proxy != "" && r.HTTPEvents+r.ConnectEvents > 0 {
-		fmt.Fprintf(w, "agentg audit events: %d http, %d connect (proof the agentg runs went through the proxy)\n", r.HTTPEvents, r.ConnectEvents)
-	}
-	if r.InterceptedHTTPEvents+r.InterceptedConnectEvents > 0 {
-		fmt.Fprintf(w, "  of which \"tls\":\"intercepted\": %d http, %d connect; leaf certificates issued: %d\n",
-			r.InterceptedHTTPEvents, r.InterceptedConnectEvents, r.LeavesIssued)
-	}
+	return fi.Size()
 }
 
 func (r *report) json(w io.Writer) error {
@@ -118,13 +108,147 @@ func (r *report) json(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-func round(d time.Duration) time.Duration {
+// markdown prints the run: what was measured, a summary of ratios against
+// the targets, and every mode's median run.
+func (r *report) markdown(w io.Writer) {
+	fmt.Fprintf(w, "%s, `%s`: %d CPUs, %s. %s, own process, `--log-file`. %s.\n", r.Date, r.Host, r.CPUs, r.GoVersion, r.Agentg, r.Squid)
+	fmt.Fprintf(w, "%d rounds of direct, agentg, squid in turn; medians. Keep-alive runs: %s after %s warm-up, %d clients. Large: one GET of %s.\n\n",
+		r.Runs, r.Duration, r.Warmup, r.Concurrency, sizeString(r.Size))
+
+	fmt.Fprintln(w, "| scenario | agentg/direct | target | | squid/direct | Squid 5.7 reference | agentg rounds | squid rounds |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	met := 0
+	for _, s := range r.Sets {
+		ag, sq := ratioOf(s, bench.Agentg), ratioOf(s, bench.Squid)
+		verdict := "missed"
+		if ag != nil && ag.Met {
+			verdict = "met"
+			met++
+		}
+		ref := "—"
+		if s.Scenario.SquidRef > 0 {
+			ref = fmt.Sprintf("%.2f", s.Scenario.SquidRef)
+		}
+		fmt.Fprintf(w, "| %s | **%s** %s | ≥ %.2f | %s | %s | %s | %s | %s |\n", s.Scenario.Name,
+			judged(ag), s.Scenario.Metric, s.Scenario.Target, verdict, judged(sq), ref, rounds(ag), rounds(sq))
+	}
+	fmt.Fprintf(w, "\nagentg met %d of %d targets.\n\n", met, len(r.Sets))
+
+	fmt.Fprintln(w, "| scenario | mode | req/s | MB/s | p50 | p99 | /direct | proxy CPU | errors |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	for _, s := range r.Sets {
+		row := func(res bench.Result, ratio *bench.Ratio) {
+			rel := "—"
+			if ratio != nil {
+				rel = fmt.Sprintf("%.2f (p50 ×%.1f)", ratio.Judged(), ratio.P50)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %.0f | %s | %s | %s | %s | %d |\n", s.Scenario.Name, res.Mode,
+				thousands(res.ReqPerSec), res.MBPerSec, dur(res.P50), dur(res.P99), rel, cpu(s.Scenario, res), res.Errors)
+		}
+		row(s.Direct, nil)
+		for i, p := range s.Proxied {
+			row(p, &s.Ratios[i])
+		}
+	}
+
+	fmt.Fprintf(w, "\nagentg's log: %d http events (%d intercepted), %d connect (%d intercepted), %s.",
+		r.AgentgEvents.HTTP, r.AgentgEvents.InterceptedHTTP, r.AgentgEvents.Connect, r.AgentgEvents.InterceptedConnect, sizeString(r.AgentgLog))
+	if r.SquidLog > 0 {
+		fmt.Fprintf(w, " Squid's access log: %d requests (%d bumped https), %d CONNECT, %s.",
+			r.SquidEvents.HTTP, r.SquidEvents.InterceptedHTTP, r.SquidEvents.Connect, sizeString(r.SquidLog))
+	}
+	fmt.Fprintln(w)
+	for _, s := range r.Sets {
+		for _, res := range append([]bench.Result{s.Direct}, s.Proxied...) {
+			if res.Errors > 0 {
+				fmt.Fprintf(w, "\n%s %s: %d errors, first: %s", s.Scenario.Name, res.Mode, res.Errors, res.FirstError)
+			}
+		}
+	}
+}
+
+func ratioOf(s bench.Set, m bench.Mode) *bench.Ratio {
+	for i := range s.Ratios {
+		if s.Ratios[i].Mode == m {
+			return &s.Ratios[i]
+		}
+	}
+	return nil
+}
+
+func judged(r *bench.Ratio) string {
+	if r == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", r.Judged())
+}
+
+func rounds(r *bench.Ratio) string {
+	if r == nil {
+		return "—"
+	}
+	var b strings.Builder
+	for i, x := range r.Runs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%.2f", x)
+	}
+	return b.String()
+}
+
+// figure is the run's judged figure with its unit.
+func figure(sc bench.Scenario, r bench.Result) string {
+	if sc.Metric == "MB/s" {
+		return fmt.Sprintf("%.0f MB/s", r.MBPerSec)
+	}
+	return thousands(r.ReqPerSec) + " req/s"
+}
+
+// cpu is the proxy's CPU per request (per GB for a large transfer).
+func cpu(sc bench.Scenario, r bench.Result) string {
+	switch {
+	case r.ProxyCPU == 0:
+		return "—"
+	case sc.Large:
+		return fmt.Sprintf("%.2f s/GB", r.ProxyCPUPerGB().Seconds())
+	default:
+		return fmt.Sprintf("%.0f µs/req", float64(r.ProxyCPUPerRequest())/float64(time.Microsecond))
+	}
+}
+
+// thousands prints 46070.3 as "46 070".
+func thousands(f float64) string {
+	s := fmt.Sprintf("%.0f", f)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func dur(d time.Duration) string {
 	switch {
 	case d >= time.Second:
-		return d.Round(time.Millisecond)
+		return fmt.Sprintf("%.2fs", d.Seconds())
 	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
 	default:
-		return d.Round(time.Microsecond)
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
 	}
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
