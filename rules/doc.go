@@ -55,6 +55,8 @@
 //	# intercept: all               # or every tunnel (the scalar "all" only)
 //	passthrough:                   # never intercepted, even under intercept: all
 //	  - .pinned.example            # (certificate-pinned or mTLS hosts); same forms
+//	  - host: .ech.example
+//	    ech: allow                 # passthrough only: let ECH through (default refuse)
 //	http:                          # rules for each HTTP request (plain and intercepted)
 //	  - deny: "DELETE api.github.com/repos/**"
 //	    id: no-repo-delete
@@ -110,12 +112,15 @@
 //
 // # TLS interception
 //
-// Engine.Intercept says whether to intercept a tunnel: a matching
+// Engine.Tunnel says whether to intercept a tunnel: a matching
 // passthrough entry wins ("passthrough <file>:<line>", also when nothing
 // would have intercepted the host), else the most specific matching
 // intercept entry ("<file>:<line>"), else "intercept: all"
 // ("intercept:all"), else no (""). IP literals match only "intercept:
 // all". The string "all" as a list item is an error (it would be a host).
+// Encrypted Client Hello hides the SNI the TLS gate must check, so
+// TunnelPolicy.AllowECH is set only when the deciding entry is a
+// passthrough entry with "ech: allow".
 //
 // # HTTP rules
 //

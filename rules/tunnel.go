@@ -18,11 +18,14 @@ type icRule struct {
 	patterns []pattern
 	agents   []string    // nil: every agent
 	ports    []portRange // nil: every port
+	ech      bool        // passthrough only: "ech: allow"
 }
 
 // interceptRules parses the intercept or passthrough section: "all"
 // (intercept only), or a list whose items are host patterns or mappings
-// {host: PATTERN or [PATTERN...], agents: [...], ports: [...]}.
+// {host: PATTERN or [PATTERN...], agents: [...], ports: [...]}; a
+// passthrough mapping may also say "ech: allow" (or "refuse", the
+// default).
 func (p *parser) interceptRules(k, n *yaml.Node) (all bool, out []icRule, err error) {
 	what := k.Value
 	if n.Kind == yaml.ScalarNode {
@@ -52,8 +55,19 @@ func (p *parser) interceptRules(k, n *yaml.Node) (all bool, out []icRule, err er
 					pats, err = p.items(v)
 				case "agents", "ports":
 					_, err = p.option(k, v, &o)
+				case "ech":
+					if what != "passthrough" {
+						return p.errf(k, "ech applies to passthrough entries only (an intercepted tunnel's TLS is agentg's own, and any other tunnel's SNI must be checked)")
+					}
+					var s string
+					s, err = p.oneOf(v, "allow", "refuse")
+					r.ech = s == "allow"
 				default:
-					err = p.errf(k, "unknown %s key %q (want host, agents, ports)", what, k.Value)
+					want := "host, agents, ports"
+					if what == "passthrough" {
+						want += ", ech"
+					}
+					err = p.errf(k, "unknown %s key %q (want %s)", what, k.Value, want)
 				}
 				return err
 			})
@@ -92,6 +106,7 @@ type icEntry struct {
 	agents []string
 	ports  []portRange
 	id     string
+	ech    bool
 }
 
 func (en *icEntry) applies(agent string, port uint16) bool {
@@ -118,7 +133,7 @@ func (c *compiler) compileTunnels() {
 				if e.tunnels.byName == nil {
 					e.tunnels.byName = map[string][]icEntry{}
 				}
-				e.tunnels.byName[pt.name] = append(e.tunnels.byName[pt.name], icEntry{kind: pt.kind, pass: pass, agents: r.agents, ports: r.ports, id: id})
+				e.tunnels.byName[pt.name] = append(e.tunnels.byName[pt.name], icEntry{kind: pt.kind, pass: pass, agents: r.agents, ports: r.ports, id: id, ech: r.ech})
 				*n++
 			}
 		}
@@ -155,21 +170,44 @@ func (e *Engine) tunnelMatch(agent string, h addr.Host) (ic, pass *icEntry) {
 	return ic, pass
 }
 
-// Intercept reports whether a CONNECT tunnel to h should be intercepted
-// (TLS terminated by agentg) for agent, and the id of what decided it:
-// "passthrough <file>:<line>" when a passthrough entry matches (it wins
-// over intercept, including "intercept: all"), "<file>:<line>" of the
-// most specific matching intercept entry, "intercept:all", or "" when
-// nothing intercepts the host. IP literals match only "intercept: all".
-func (e *Engine) Intercept(agent string, h addr.Host) (bool, string) {
+// TunnelPolicy is what the policy says about one tunnel.
+type TunnelPolicy struct {
+	// Intercept is set when agentg terminates the tunnel's TLS, so that
+	// every request inside is decided again (HTTP rules included).
+	Intercept bool
+	// Rule is the id of what decided: "passthrough <file>:<line>" when a
+	// passthrough entry matches (it wins over intercept, including
+	// "intercept: all"), "<file>:<line>" of the most specific matching
+	// intercept entry, "intercept:all", or "" when nothing intercepts.
+	Rule string
+	// AllowECH is set when the TLS gate may pass a ClientHello that uses
+	// Encrypted Client Hello. ECH hides the real SNI the gate must check
+	// against the CONNECT host, so it is refused unless the deciding
+	// entry is a passthrough entry with "ech: allow".
+	AllowECH bool
+}
+
+// Tunnel says how to handle a CONNECT tunnel to h for agent: whether to
+// intercept it, which entry decided, and whether ECH may pass. IP
+// literals match only "intercept: all".
+func (e *Engine) Tunnel(agent string, h addr.Host) TunnelPolicy {
 	ic, pass := e.tunnelMatch(agent, h)
 	switch {
 	case pass != nil:
-		return false, pass.id
+		return TunnelPolicy{Rule: pass.id, AllowECH: pass.ech}
 	case ic != nil:
-		return true, ic.id
+		return TunnelPolicy{Intercept: true, Rule: ic.id}
 	case e.tunnels.all:
-		return true, "intercept:all"
+		return TunnelPolicy{Intercept: true, Rule: "intercept:all"}
 	}
-	return false, ""
+	return TunnelPolicy{}
+}
+
+// Intercept reports whether a CONNECT tunnel to h should be intercepted
+// for agent, and the id of what decided it, as Tunnel does.
+//
+// Deprecated: use Tunnel, which also says whether ECH may pass.
+func (e *Engine) Intercept(agent string, h addr.Host) (bool, string) {
+	t := e.Tunnel(agent, h)
+	return t.Intercept, t.Rule
 }

@@ -88,3 +88,50 @@ func TestInterceptAll(t *testing.T) {
 		t.Errorf("empty sections: %v %q", got, id)
 	}
 }
+
+func TestTunnelECH(t *testing.T) {
+	path := writePolicy(t, `intercept:
+  - .example.com
+passthrough:
+  - host: .pinned.example.com
+    ech: allow
+  - host: strict.pinned.example.com
+    ech: refuse
+  - plain.example.com
+  - host: [ci.example, ci2.example]
+    agents: [ci]
+    ech: allow
+`, nil)
+	e, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(n string) string { return "passthrough " + path + ":" + n }
+	tests := []struct {
+		agent, host string
+		want        TunnelPolicy
+	}{
+		{"", "a.pinned.example.com", TunnelPolicy{Rule: at("4"), AllowECH: true}},
+		{"", "strict.pinned.example.com", TunnelPolicy{Rule: at("6")}}, // the most specific entry decides
+		{"", "plain.example.com", TunnelPolicy{Rule: at("8")}},         // default: refuse
+		{"ci", "ci2.example", TunnelPolicy{Rule: at("9"), AllowECH: true}},
+		{"other", "ci2.example", TunnelPolicy{}},
+		{"", "www.example.com", TunnelPolicy{Intercept: true, Rule: path + ":2"}},
+		{"", "nothing.test", TunnelPolicy{}},
+	}
+	for _, tt := range tests {
+		h := host(t, tt.host, 443)
+		got := e.Tunnel(tt.agent, h)
+		if got != tt.want {
+			t.Errorf("Tunnel(%q, %s) = %+v; want %+v", tt.agent, tt.host, got, tt.want)
+		}
+		if yes, rule := e.Intercept(tt.agent, h); yes != got.Intercept || rule != got.Rule {
+			t.Errorf("Intercept(%q, %s) = %v %q; Tunnel says %+v", tt.agent, tt.host, yes, rule, got)
+		}
+	}
+	checkLoadErrors(t, []loadErrorCase{
+		{"ech on intercept", "intercept:\n  - host: a.test\n    ech: allow\n", `:3: ech applies to passthrough entries only`},
+		{"bad ech", "passthrough:\n  - host: a.test\n    ech: maybe\n", `:3: "maybe" is not one of allow, refuse`},
+		{"passthrough unknown key", "passthrough:\n  - host: a.test\n    sni: x\n", `:3: unknown passthrough key "sni" (want host, agents, ports, ech)`},
+	})
+}
