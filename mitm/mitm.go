@@ -60,8 +60,8 @@ type Inner struct {
 	// net/http reads it (agentg sees the heads net/http refuses).
 	Wrap func(net.Conn) net.Conn
 	// ProtocolError, if set, is called when the HTTP/2 server refuses a
-	// request or a frame on its own (a stream reset for malformed
-	// headers, a bad CONNECT), with the kind of error.
+	// stream or the connection on its own (a reset for malformed headers,
+	// a GOAWAY for a protocol error), with what it sent.
 	ProtocolError func(kind string)
 }
 
@@ -176,7 +176,11 @@ func ServeConn(ctx context.Context, conn net.Conn, proto string, in Inner, cfg S
 		in.Handler.ServeHTTP(w, r)
 	})
 	if proto == "h2" {
-		h2 := &http2.Server{IdleTimeout: cfg.IdleTimeout, CountError: in.ProtocolError}
+		h2 := &http2.Server{IdleTimeout: cfg.IdleTimeout}
+		if in.ProtocolError != nil {
+			conn = watchResets(conn, in.ProtocolError)
+			defer conn.Close()
+		}
 		h2.ServeConn(conn, &http2.ServeConnOpts{
 			Context:    ctx,
 			Handler:    counted,

@@ -50,47 +50,22 @@ func (s *Server) authorize(ctx context.Context, f *flow, r *http.Request, h addr
 		f.setStatus(http.StatusBadGateway, err.Error())
 		return &refusal{status: http.StatusBadGateway, text: "agentg: " + err.Error()}
 	}
-	var firstDeny *rules.Decision
-	for _, ip := range ips {
-		d := s.checkIP(eng, agent, ip, h)
-		if !d.Allowed() {
-			if firstDeny == nil {
-				firstDeny = &d
-			}
-			continue
-		}
-		if d.Action == rules.Deny && f.decision.Action == rules.Allow {
-			// Report mode let this address through: the event says so.
-			f.decision = d
-		}
-		f.ips = append(f.ips, ip)
-	}
-	if len(f.ips) == 0 {
-		if firstDeny == nil {
-			f.setStatus(http.StatusBadGateway, "no addresses")
-			return &refusal{status: http.StatusBadGateway, text: fmt.Sprintf("agentg: %s has no addresses", h.Name)}
-		}
-		f.decision = *firstDeny
+	return s.admitAddrs(eng, f, ips)
+}
+
+// admitAddrs decides the addresses of f's destination (the host decision
+// made) and keeps in f.ips the ones that may be dialed.
+func (s *Server) admitAddrs(eng *rules.Engine, f *flow, ips []netip.Addr) *refusal {
+	d, ok := eng.Addresses(f.decision, rules.Dest{Agent: f.agent, Host: f.host, IPs: ips, Self: s.isSelf})
+	f.decision, f.ips = d, ok
+	switch {
+	case d.Rule == rules.RuleNoAddresses:
+		f.setStatus(http.StatusBadGateway, "no addresses")
+		return &refusal{status: http.StatusBadGateway, text: fmt.Sprintf("agentg: %s has no addresses", f.host.Name)}
+	case len(ok) == 0:
 		return s.denied(f)
 	}
 	return nil
-}
-
-// checkIP decides one address of the destination. An IP literal was
-// already decided as an IP by the host check; every address must still not
-// be the proxy itself.
-func (s *Server) checkIP(eng *rules.Engine, agent string, ip netip.Addr, h addr.Host) rules.Decision {
-	if s.isSelf(ip, h.Port) {
-		return rules.Decision{
-			Action: rules.Deny,
-			Rule:   "builtin:self",
-			Reason: fmt.Sprintf("%s is agentg's own listening address", netip.AddrPortFrom(ip, h.Port)),
-		}
-	}
-	if h.IsIP() {
-		return rules.Decision{Action: rules.Allow}
-	}
-	return eng.IP(agent, ip, h.Port)
 }
 
 func (s *Server) denied(f *flow) *refusal {
@@ -145,7 +120,7 @@ func identify(eng *rules.Engine, r *http.Request) (string, error) {
 			return "", fmt.Errorf("malformed Proxy-Authorization")
 		}
 	}
-	agent, err := eng.Identify(user, pass, src)
+	agent, err := eng.Agent(rules.Claim{User: user, Password: pass, Src: src})
 	if err != nil {
 		return "", err
 	}

@@ -119,7 +119,11 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 	// the event's (http:default when none matched, as documented); on the
 	// explicit listener it is when a rule spoke. A host decision let
 	// through by report mode is never overwritten by an allow.
-	if d := eng.HTTP(f.agent, f.host, r.Method, r.URL.Path); x.door == doorTunnel || d.Rule != "http:default" {
+	q := rules.Request{Agent: f.agent, Host: f.host, Method: r.Method, Path: r.URL.Path}
+	for _, h := range rules.OverrideHeaders() {
+		q.Overrides = append(q.Overrides, r.Header.Values(h)...)
+	}
+	if d := eng.Request(q); x.door == doorTunnel || d.Rule != "http:default" {
 		if d.Action != rules.Allow || f.decision.Action == rules.Allow {
 			f.decision = d
 		}
@@ -133,37 +137,25 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 var ambiguousRefusal = &refusal{status: http.StatusBadRequest,
 	text: "agentg: ambiguous request path (dot segments, empty segments, encoded or back slashes)"}
 
-// recheckAddrs keeps the addresses of f that the policy in force still
-// allows (and that its resolve table still gives the name), and refuses
-// when none is left.
+// recheckAddrs decides a tunnel's addresses again under the policy in
+// force: those its resolve table no longer gives the name are dropped,
+// the rest are checked as when the tunnel was opened.
 func (s *Server) recheckAddrs(eng *rules.Engine, f *flow) *refusal {
-	kept := make([]netip.Addr, 0, len(f.ips))
-	var firstDeny *rules.Decision
-	static, pinned := eng.Resolve(f.host.Name)
-	for _, ip := range f.ips {
-		if pinned && !f.host.IsIP() && !containsAddr(static, ip) {
-			continue
-		}
-		d := s.checkIP(eng, f.agent, ip, f.host)
-		if !d.Allowed() {
-			if firstDeny == nil {
-				firstDeny = &d
+	ips := f.ips
+	if static, pinned := eng.Resolve(f.host.Name); pinned && !f.host.IsIP() {
+		ips = make([]netip.Addr, 0, len(f.ips))
+		for _, ip := range f.ips {
+			if containsAddr(static, ip) {
+				ips = append(ips, ip)
 			}
-			continue
 		}
-		kept = append(kept, ip)
-	}
-	if len(kept) == 0 {
-		if firstDeny == nil {
-			d := rules.Decision{Action: rules.Deny, Rule: "builtin:resolve-changed",
+		if len(ips) == 0 {
+			f.decision = rules.Decision{Action: rules.Deny, Rule: "builtin:resolve-changed",
 				Reason: "the policy's resolve table no longer gives " + f.host.Name + " the tunnel's addresses"}
-			firstDeny = &d
+			return s.denied(f)
 		}
-		f.decision = *firstDeny
-		return s.denied(f)
 	}
-	f.ips = kept
-	return nil
+	return s.admitAddrs(eng, f, ips)
 }
 
 func containsAddr(ips []netip.Addr, ip netip.Addr) bool {

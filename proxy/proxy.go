@@ -294,12 +294,12 @@ func (s *Server) addSelf(a net.Addr) {
 	s.self.Store(&next)
 }
 
-func (s *Server) isSelf(ip netip.Addr, port uint16) bool {
+func (s *Server) isSelf(ap netip.AddrPort) bool {
 	p := s.self.Load()
 	if p == nil {
 		return false
 	}
-	ip = ip.Unmap()
+	ip, port := ap.Addr().Unmap(), ap.Port()
 	for _, ap := range *p {
 		if ap.Port() == port && (ap.Addr() == ip || ap.Addr().IsUnspecified()) {
 			return true

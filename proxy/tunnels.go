@@ -114,7 +114,7 @@ func (s *Server) redecide(eng *rules.Engine) {
 				ips = []netip.Addr{f.dialed}
 			}
 			f.mu.Unlock()
-			probe := &flow{agent: f.agent, host: f.host, ips: ips}
+			probe := &flow{agent: f.agent, host: f.host, ips: ips, decision: d}
 			if s.recheckAddrs(eng, probe) == nil {
 				continue
 			}

@@ -21,6 +21,8 @@ agents:
     password: s3cret
   - name: local
     cidrs: [127.0.0.0/8]
+  - name: tester
+    cidrs: [127.0.0.0/8]
 hosts:
   - allow: allowed.test
     agents: [builder]
