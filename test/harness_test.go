@@ -94,6 +94,13 @@ type tlsOpts struct {
 
 func startProxyWith(t *testing.T, policy string, files map[string]string, opts *tlsOpts) *env {
 	t.Helper()
+	return startProxyOpts(t, policy, files, opts, nil)
+}
+
+// startProxyOpts is startProxyWith whose Config tweak may change before the
+// proxy is built (timeouts, tunnel caps, a resolver).
+func startProxyOpts(t *testing.T, policy string, files map[string]string, opts *tlsOpts, tweak func(*proxy.Config)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	for name, body := range files {
 		p := filepath.Join(dir, name)
@@ -124,6 +131,9 @@ func startProxyWith(t *testing.T, policy string, files map[string]string, opts *
 			t.Fatal(err)
 		}
 		cfg.Issuer, cfg.UpstreamRoots = e.issuer, opts.roots
+	}
+	if tweak != nil {
+		tweak(&cfg)
 	}
 	e.srv, err = proxy.New(cfg)
 	if err != nil {
