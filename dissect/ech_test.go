@@ -14,7 +14,7 @@ import (
 // 0xfe0d, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 with AES-128-GCM) for
 // publicName, and returns it, the ECHConfigList a client is given, and
 // the private key a server needs.
-func echConfig(t *testing.T, publicName string) (config, list []byte, key *ecdh.PrivateKey) {
+func echConfig(t testing.TB, publicName string) (config, list []byte, key *ecdh.PrivateKey) {
 	t.Helper()
 	key, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {

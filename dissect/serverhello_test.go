@@ -118,7 +118,7 @@ type scriptConn struct {
 func (c *scriptConn) Read(p []byte) (int, error) { return c.in.Read(p) }
 
 // serverAnswer is what a real crypto/tls server writes back to flight.
-func serverAnswer(t *testing.T, cfg *tls.Config, flight []byte) []byte {
+func serverAnswer(t testing.TB, cfg *tls.Config, flight []byte) []byte {
 	t.Helper()
 	c := &scriptConn{flightConn: flightConn{reading: make(chan struct{}), closed: make(chan struct{})}, in: bytes.NewReader(flight)}
 	tls.Server(c, cfg).Handshake()
