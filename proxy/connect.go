@@ -56,11 +56,12 @@ func (s *Server) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Connect
 		return reject(ref)
 	}
 	eng := s.cfg.Policy.Engine()
-	t := &tunnel{f: f}
-	if yes, rule := eng.Intercept(f.agent, h); yes {
+	tp := eng.Tunnel(f.agent, h)
+	t := &tunnel{f: f, allowECH: tp.AllowECH}
+	if tp.Intercept {
 		if s.mitm == nil {
 			f.decision = rules.Decision{Action: rules.Deny, Rule: "builtin:no-ca",
-				Reason: "policy rule " + rule + " intercepts this host but agentg has no CA configured"}
+				Reason: "policy rule " + tp.Rule + " intercepts this host but agentg has no CA configured"}
 			return reject(s.denied(f))
 		}
 		t.intercepted = true

@@ -21,3 +21,16 @@ fi
 
 go vet ./...
 go test -race -count=1 -timeout 8m "$@" ./...
+
+# The parsers that stand between a client and the policy are fuzzed
+# briefly on every run (the seeds already ran above as plain tests);
+# AGENTG_FUZZTIME=0 skips this, a longer time digs deeper.
+fuzztime=${AGENTG_FUZZTIME:-5s}
+if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
+	for target in ./dissect:FuzzReadClientHello ./dissect:FuzzReadServerHello ./dissect:FuzzSniff \
+		./proxy:FuzzHostTracker ./addr:FuzzParseAuthority; do
+		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "${target%%:*}" >/dev/null ||
+			{ echo "fuzzing ${target} found a failure (see testdata/fuzz)" >&2; exit 1; }
+	done
+	echo "fuzz: 5 targets ran for $fuzztime each"
+fi

@@ -1,0 +1,77 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentg/agentg/mitm"
+)
+
+// The tracker must stay in step with net/http's server whatever the client
+// sends: for every request the server hands a handler, the tracker's note
+// holds the Host header that request carried (net/http keeps it as r.Host
+// for origin-form requests, so the server itself is the oracle), or the
+// tracker says it lost count and the request is refused. It must never
+// hand a handler another request's Host.
+func FuzzHostTracker(f *testing.F) {
+	for _, seed := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: b\r\n\r\n",
+		"GET / HTTP/1.1\nHost: a\n\nGET / HTTP/1.1\nHost: evil\n\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 37\r\n\r\nGET / HTTP/1.1\r\nHost: evil\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: b\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: b\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.1\r\nHost: c\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer ln.Close()
+	f.Fuzz(func(t *testing.T, input []byte) {
+		cc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := newHostTracker(sc, 4096, nil, true)
+		var mu sync.Mutex
+		var wrong []string
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, ok := tr.take()
+			if ok && !r.URL.IsAbs() && n.host != r.Host {
+				mu.Lock()
+				wrong = append(wrong, "note "+n.host+" for a request with Host "+r.Host)
+				mu.Unlock()
+			}
+		})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			mitm.ServeConn(t.Context(), tr, "http/1.1", mitm.Inner{Handler: h}, mitm.Serving{MaxHeaderBytes: 4096})
+		}()
+		go func() {
+			cc.Write(input)
+			cc.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, cc)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the server did not finish")
+		}
+		cc.Close()
+		for _, w := range wrong {
+			t.Error(w)
+		}
+	})
+}
