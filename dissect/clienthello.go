@@ -16,7 +16,10 @@ import (
 const (
 	// ExtensionECH is encrypted_client_hello. A client using ECH sends
 	// it in the outer hello, whose server_name is only the ECH public
-	// name; the name it means is encrypted.
+	// name; the name it means is encrypted. Clients that do not use ECH
+	// may send a GREASE one (browsers do), which is meant to be
+	// indistinguishable (draft-ietf-tls-esni §6.2): Hello.ECH means the
+	// name may be hidden, not that it is.
 	ExtensionECH uint16 = 0xfe0d
 	// ExtensionECHOuterExtensions is ech_outer_extensions, which belongs
 	// only inside an encrypted inner hello.

@@ -10,6 +10,13 @@
 // records around it, refusing (with a *GateError naming the rule) what a
 // lenient server would skip over or read differently.
 //
+// The readers fit a tunnel gate in this order: ReadClientHello on the
+// client's stream; ReadServerHello on the upstream's, before any more of
+// the client's bytes are relayed; and, if that says HelloRetry,
+// ReadSecondClientHello on the client's stream, which then carries the
+// second hello and nothing before it but an optional change_cipher_spec.
+// After that the records are encrypted and there is nothing left to read.
+//
 // The contract: dissect reads and reports; it never decides. Every byte a
 // reader reads is returned to the caller, on success and on error alike,
 // and a reader never reads past the last record of the message it was
