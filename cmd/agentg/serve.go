@@ -27,6 +27,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	logFile := fs.String("log-file", "", "append events to this file instead of stdout")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long in-flight requests and tunnels may finish after SIGTERM/SIGINT")
 	poll := fs.Duration("reload-interval", 2*time.Second, "how often policy and list files are checked for changes (0 disables; SIGHUP always reloads)")
+	firstBytes := fs.Duration("first-bytes-timeout", 10*time.Second, "how long a tunnel may take to send the first bytes (ClientHello or request head) the gate must see")
+	tunnelIdle := fs.Duration("tunnel-idle-timeout", 5*time.Minute, "close a tunnel in which no byte has moved either way for this long (a stream that keeps sending never idles)")
+	maxTunnels := fs.Int("max-tunnels", 10000, "most tunnels open at once; past it a CONNECT gets 503 (-1: no cap)")
+	maxPerAgent := fs.Int("max-tunnels-per-agent", 1000, "most tunnels one agent may have open; past it 503 (-1: no cap)")
 	var cf caFlags
 	cf.register(fs)
 	var rootFiles []string
@@ -40,6 +44,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return errUsage
+	}
+	for name, d := range map[string]time.Duration{"first-bytes-timeout": *firstBytes, "tunnel-idle-timeout": *tunnelIdle} {
+		if d <= 0 {
+			return fmt.Errorf("--%s must be positive, not %s", name, d)
+		}
+	}
+	for name, n := range map[string]int{"max-tunnels": *maxTunnels, "max-tunnels-per-agent": *maxPerAgent} {
+		if n == 0 || n < -1 {
+			return fmt.Errorf("--%s must be a positive number, or -1 for no cap, not %d", name, n)
+		}
 	}
 
 	var out io.Writer = stdout
@@ -77,7 +91,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	srv, err := proxy.New(proxy.Config{Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots})
+	srv, err := proxy.New(proxy.Config{
+		Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots,
+		FirstBytesTimeout: *firstBytes, TunnelIdleTimeout: *tunnelIdle,
+		MaxTunnels: *maxTunnels, MaxTunnelsPerAgent: *maxPerAgent,
+	})
 	if err != nil {
 		return err
 	}
@@ -94,8 +112,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			zl.Error().Err(err).Msg("policy reload failed; the previous policy stays in force")
 			return
 		}
-		srv.CloseIdleConnections()
-		zl.Info().Str("policy", source).Msg("policy reloaded")
+		zl.Info().Str("policy", source).Msg("policy reloaded") // open tunnels are re-decided by the proxy itself
 	}
 	if *config != "" && *poll > 0 {
 		go live.Watch(ctx, *poll, onReload)
