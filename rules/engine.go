@@ -3,7 +3,6 @@ package rules
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,7 +18,7 @@ type source struct {
 	list   bool
 	file   string // policy file (rules) or list path as written (lists)
 	ruleID string // rules: the id; lists: the id prefix, or the list path
-	where  string // rules: "<file>:<line>"
+	where  string // "<file>:<line>" of the rule, or of the list's entry in the policy
 	label  string // "rule <id>" or "list <path>", for reasons
 	agents []string
 	ports  []portRange
@@ -59,13 +58,13 @@ type Engine struct {
 	sources     []source // every rule and list, indexed by the entries below
 	stats       Stats
 
-	ports   portPolicy              // ports.go
-	names   nameTable               // hosts.go and lists.go
-	cidrs   []cidrRule              // ips.go, longest prefix first
-	agents  agentTable              // agents.go
-	resolve map[string][]netip.Addr // resolve.go
-	tunnels tunnelRules             // tunnel.go
-	http    httpRules               // http.go
+	ports   portPolicy   // ports.go
+	names   nameTable    // hosts.go and lists.go
+	cidrs   []cidrRule   // ips.go, longest prefix first
+	agents  agentTable   // agents.go
+	resolve resolveTable // resolve.go
+	tunnels tunnelRules  // tunnel.go
+	http    httpRules    // http.go
 }
 
 // Load reads the policy file at path and every list it references (paths

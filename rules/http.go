@@ -135,6 +135,14 @@ type httpRules struct {
 	dflt     Decision               // no http rule matched
 	trace    Decision               // builtin:trace
 	override Decision               // builtin:method-override
+	order    []httpRef              // every pattern in policy order, for Warnings
+}
+
+// httpRef is one http rule pattern as written, for Warnings.
+type httpRef struct {
+	host pattern
+	text string
+	src  int
 }
 
 func (c *compiler) compileHTTP() error {
@@ -164,6 +172,7 @@ func (c *compiler) compileHTTP() error {
 				kind: hp.host.kind, deny: r.deny, important: r.opts.important,
 				methods: hp.methods, glob: hp.glob, src: si, d: d,
 			})
+			e.http.order = append(e.http.order, httpRef{host: hp.host, text: hp.text, src: si})
 			e.stats.HTTPRules++
 		}
 	}

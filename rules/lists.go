@@ -92,6 +92,7 @@ func (c *compiler) compileLists(b *nameBuilder) ([]int, error) {
 		}
 		e.sources = append(e.sources, source{
 			list: true, file: l.path, ruleID: id, label: "list " + l.path,
+			where:  fmt.Sprintf("%s:%d", c.pol.file, l.line), // where the list is named, for warnings
 			agents: l.opts.agents, ports: l.opts.ports,
 			report: c.pol.report && l.opts.mode != "enforce" || l.opts.mode == "report",
 		})

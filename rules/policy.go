@@ -2,7 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"net/netip"
 	"regexp"
 	"strings"
 	"unicode"
@@ -33,7 +32,7 @@ type policy struct {
 	hosts       []hostRule
 	ips         []ipRule
 	lists       []listSpec
-	resolve     map[string][]netip.Addr
+	resolve     resolveTable
 
 	interceptAll bool
 	intercept    []icRule

@@ -11,8 +11,15 @@ import (
 
 // The resolve section: a static resolver table consulted before DNS.
 
-func (p *parser) resolveTable(n *yaml.Node) (map[string][]netip.Addr, error) {
+// resolveTable is the parsed and compiled resolve section.
+type resolveTable struct {
+	byName map[string][]netip.Addr
+	line   map[string]int // where each name is written, for warnings
+}
+
+func (p *parser) resolveTable(n *yaml.Node) (resolveTable, error) {
 	out := map[string][]netip.Addr{}
+	lines := map[string]int{}
 	err := p.eachKey(n, func(k, v *yaml.Node) error {
 		name, err := addr.CanonicalName(k.Value)
 		if err != nil {
@@ -21,6 +28,7 @@ func (p *parser) resolveTable(n *yaml.Node) (map[string][]netip.Addr, error) {
 		if _, dup := out[name]; dup {
 			return p.errf(k, "duplicate name %q in resolve", name)
 		}
+		lines[name] = k.Line
 		its, err := p.items(v)
 		if err != nil {
 			return err
@@ -34,17 +42,17 @@ func (p *parser) resolveTable(n *yaml.Node) (map[string][]netip.Addr, error) {
 		}
 		return nil
 	})
-	return out, err
+	return resolveTable{byName: out, line: lines}, err
 }
 
 // Resolve looks a name up in the policy's static resolver table. The
 // slice is the engine's own (it is asked on every request): callers must
 // not modify it.
 func (e *Engine) Resolve(name string) ([]netip.Addr, bool) {
-	ips, ok := e.resolve[name]
+	ips, ok := e.resolve.byName[name]
 	if !ok {
 		if c, err := addr.CanonicalName(name); err == nil && c != name {
-			ips, ok = e.resolve[c]
+			ips, ok = e.resolve.byName[c]
 		}
 	}
 	return ips, ok

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"text/tabwriter"
 
 	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/rules"
 )
 
 func runCheck(args []string, stdout, stderr io.Writer) error {
@@ -30,6 +32,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	for _, l := range st.Lists {
 		fmt.Fprintf(stdout, "  list %s (%s): %d entries, %d skipped, %d duplicates\n", l.Path, l.Format, l.Entries, l.Skipped, l.Duplicates)
 	}
+	for _, w := range eng.Warnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
@@ -42,21 +47,24 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		d := eng.Host(*agent, h)
-		if d.Allowed() && !h.IsIP() {
-			// A name's addresses are checked too when the static table
-			// knows them; DNS is not consulted here.
-			if ips, ok := eng.Resolve(h.Name); ok {
-				for _, ip := range ips {
-					if ipd := eng.IP(*agent, ip, h.Port); !ipd.Allowed() {
-						d = ipd
-						break
-					}
-				}
-			}
+		// A name's addresses are checked too when the static table knows
+		// them, as the proxy checks them; DNS is not consulted here.
+		var ips []netip.Addr
+		known := h.IsIP()
+		if known {
+			ips = []netip.Addr{h.IP}
+		} else {
+			ips, known = eng.Resolve(h.Name)
+		}
+		if known {
+			d, _ = eng.Addresses(d, rules.Dest{Agent: *agent, Host: h, IPs: ips})
 		}
 		tls := "tunnel"
-		if yes, rule := eng.Intercept(*agent, h); yes {
-			tls = "intercept=" + rule
+		switch t := eng.Tunnel(*agent, h); {
+		case t.Intercept:
+			tls = "intercept=" + t.Rule
+		case t.AllowECH:
+			tls = "tunnel,ech=allow"
 		}
 		fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\t%s\n", h, d.Outcome(), d.Rule, d.Source, tls, d.Reason)
 	}
