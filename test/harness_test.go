@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/internal/testenv"
 	"github.com/agentg/agentg/proxy"
 	"github.com/agentg/agentg/rules"
 )
@@ -222,48 +222,35 @@ func matches(ev event, want map[string]any) bool {
 }
 
 // upstream is a loopback origin that echoes what it received and counts
-// the connections it accepted.
+// the connections it accepted: a testenv.Upstream (the test environment
+// bench/ shares) under the names the tests use. A test that builds its own
+// sets Server and port; its connCount is 0.
 type upstream struct {
 	*httptest.Server
-	mu    sync.Mutex
-	conns int
-	port  string
+	port string
+	src  *testenv.Upstream
 }
 
-func echoHandler(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	w.Header().Set("X-Upstream-Host", r.Host)
-	fmt.Fprintf(w, "%s %s host=%s len=%d", r.Method, r.URL.Path, r.Host, len(body))
-}
+func echoHandler(w http.ResponseWriter, r *http.Request) { testenv.Echo(w, r) }
 
+// newUpstream serves h (nil: echoHandler) on loopback, over TLS with
+// httptest's certificate when tlsOn.
 func newUpstream(t *testing.T, tlsOn bool, h http.Handler) *upstream {
 	t.Helper()
-	if h == nil {
-		h = http.HandlerFunc(echoHandler)
-	}
-	u := &upstream{}
-	u.Server = httptest.NewUnstartedServer(h)
-	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			u.mu.Lock()
-			u.conns++
-			u.mu.Unlock()
-		}
-	}
-	if tlsOn {
-		u.StartTLS()
-	} else {
-		u.Start()
-	}
-	_, u.port, _ = net.SplitHostPort(u.Listener.Addr().String())
+	return wrapUpstream(t, testenv.StartUpstream(testenv.UpstreamOptions{TLS: tlsOn, Handler: h}))
+}
+
+// wrapUpstream names u as the tests do, and closes it when the test ends.
+func wrapUpstream(t *testing.T, u *testenv.Upstream) *upstream {
 	t.Cleanup(u.Close)
-	return u
+	return &upstream{Server: u.Server, port: u.Port, src: u}
 }
 
 func (u *upstream) connCount() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.conns
+	if u.src == nil {
+		return 0
+	}
+	return int(u.src.ConnCount())
 }
 
 // rawRequest sends raw bytes to the proxy and returns the first response.

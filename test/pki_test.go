@@ -2,82 +2,48 @@ package test
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/agentg/agentg/internal/testenv"
 )
 
-// testCA is an upstream PKI of the test's own, unrelated to agentg's CA.
+// testCA is an upstream PKI of the test's own, unrelated to agentg's CA: a
+// testenv.CA (the test environment bench/ shares), under the names the
+// tests use.
 type testCA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
+	ca   *testenv.CA
 }
 
 func newTestCA(t *testing.T) *testCA {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "upstream test root"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ca, err := testenv.NewCA("upstream test root")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key}
+	return &testCA{cert: ca.Cert, key: ca.Key, ca: ca}
 }
 
-func (ca *testCA) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
-	return p
-}
+func (ca *testCA) pool() *x509.CertPool { return ca.ca.Pool() }
 
 // leaf issues a server certificate for host valid from notBefore to
 // notAfter.
 func (ca *testCA) leaf(t *testing.T, host string, notBefore, notAfter time.Time) tls.Certificate {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: host},
-		DNSNames:     []string{host},
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	cert, err := ca.ca.Leaf([]string{host}, notBefore, notAfter)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return cert
 }
 
-// tlsUpstream serves h over TLS with cert on loopback.
+// tlsUpstream serves h (nil: echoHandler) over TLS with cert on loopback.
 func tlsUpstream(t *testing.T, cert tls.Certificate, h http.Handler) *upstream {
 	t.Helper()
-	if h == nil {
-		h = http.HandlerFunc(echoHandler)
-	}
-	u := &upstream{Server: httptest.NewUnstartedServer(h)}
-	u.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	u.StartTLS()
-	_, u.port, _ = net.SplitHostPort(u.Listener.Addr().String())
-	t.Cleanup(u.Close)
-	return u
+	return wrapUpstream(t, testenv.StartUpstream(testenv.UpstreamOptions{Cert: &cert, Handler: h}))
 }
