@@ -1,8 +1,7 @@
 package test
 
 import (
-	"bufio"
-	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -12,23 +11,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentg/agentg/internal/testenv"
 )
 
+// agentgBin is agentg built once for the package (testenv.AgentgBinary,
+// shared with bench/).
 var agentgBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "agentg-bin")
+	bin, err := testenv.AgentgBinary()
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, "build agentg:", err)
+		os.Exit(1)
 	}
-	agentgBin = filepath.Join(dir, "agentg")
-	build := exec.Command("go", "build", "-o", agentgBin, "../cmd/agentg")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		panic("build agentg: " + err.Error())
-	}
+	agentgBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	testenv.RemoveAgentgBinary()
 	os.Exit(code)
 }
 
@@ -107,63 +106,35 @@ lists:
 	}
 }
 
-// agentgProcess is a running `agentg serve`.
+// agentgProcess is a running `agentg serve` (a testenv.Agentg).
 type agentgProcess struct {
 	cmd     *exec.Cmd
 	logFile string
 	addr    string
+	proc    *testenv.Agentg
 }
 
+// startAgentg runs agentg serve on a free loopback port, logging to
+// logFile (appended to), with its data dir beside it, and args after the
+// harness's flags; it is killed when the test ends.
 func startAgentg(t *testing.T, logFile string, args ...string) *agentgProcess {
 	t.Helper()
-	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-file", logFile, "--data-dir", filepath.Join(filepath.Dir(logFile), "ca")}, args...)
-	cmd := exec.Command(agentgBin, args...)
-	cmd.Stderr = os.Stderr
-	seen := 0
-	for _, m := range readLog(t, logFile) {
-		if m["message"] == "agentg serving" {
-			seen++
-		}
-	}
-	if err := cmd.Start(); err != nil {
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{
+		Binary: agentgBin, LogFile: logFile, DataDir: filepath.Join(filepath.Dir(logFile), "ca"),
+		Args: args, Stderr: os.Stderr,
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := &agentgProcess{cmd: cmd, logFile: logFile}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	// The "agentg serving" line this start adds names the address.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && p.addr == "" {
-		n := 0
-		for _, m := range readLog(t, logFile) {
-			if m["message"] == "agentg serving" {
-				if n++; n > seen {
-					p.addr, _ = m["listen"].(string)
-				}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if p.addr == "" {
-		t.Fatal("agentg did not report its listen address")
-	}
-	return p
+	t.Cleanup(a.Kill)
+	return &agentgProcess{cmd: a.Cmd, logFile: logFile, addr: a.Addr, proc: a}
 }
 
+// readLog returns the JSON lines of the log at path (none when it is
+// missing).
 func readLog(t *testing.T, path string) []map[string]any {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
+	lines, _ := testenv.ReadLog(path) // unreadable: nothing logged yet
+	return lines
 }
 
 func (p *agentgProcess) get(t *testing.T, u string) int {
@@ -177,18 +148,12 @@ func (p *agentgProcess) get(t *testing.T, u string) int {
 	return resp.StatusCode
 }
 
+// stop sends SIGTERM and fails the test unless agentg exits cleanly
+// within 10s.
 func (p *agentgProcess) stop(t *testing.T) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("agentg exited with %v after SIGTERM", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("agentg did not exit after SIGTERM")
+	if err := p.proc.Stop(10 * time.Second); err != nil {
+		t.Fatalf("agentg after SIGTERM: %v", err)
 	}
 }
 
