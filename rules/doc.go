@@ -108,7 +108,16 @@
 // proxy answers as unreachable. Engine.Name is the port-less question of
 // a DNS filter: could some connection to the name be allowed (the
 // policy's ports never deny a name; a rule restricted to ports decides
-// only at its ports).
+// only at its ports). Engine.Agent proves who a connection is (Claim),
+// Engine.Tunnel says whether to intercept a tunnel and whether ECH may
+// pass, Engine.Request decides one HTTP request. Questions that can grow
+// are structs (Dest, Claim, Request). Engine.Warnings lists what a
+// policy does that its author may not mean (agents anyone can claim,
+// http rules that tunnels can carry requests past); agentg check prints
+// them.
+//
+// The zero Decision is Undecided and never allowed: only an Allow, or a
+// Deny in report mode, passes.
 //
 // # TLS interception
 //
