@@ -66,7 +66,7 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 	}
 	f.setStatus(http.StatusOK, "")
 
-	g := &gate{hello: make(chan dissect.ServerHello, 1)}
+	g := &gate{hello: make(chan serverHello, 1)}
 	act := newActivity()
 	down := make(chan error, 1)
 	go func() { down <- s.firstFromUpstream(g, client, up, f, act) }()
@@ -129,7 +129,14 @@ type gate struct {
 	mu          sync.Mutex
 	proto       dissect.Protocol // the client's, once sniffed
 	serverFirst bool
-	hello       chan dissect.ServerHello // the upstream's first message, for a TLS client
+	hello       chan serverHello // the upstream's first message, for a TLS client
+}
+
+// serverHello is what the upstream direction learned of the upstream's
+// first message: a ServerHello, or why it could not be read.
+type serverHello struct {
+	dissect.ServerHello
+	err error
 }
 
 // decide records the client's protocol and reports whether the upstream
@@ -163,8 +170,11 @@ func (s *Server) firstFromUpstream(g *gate, client, up net.Conn, f *flow, act *a
 	if proto == dissect.TLS && n > 0 {
 		pr := &prefixReader{b: first, r: up}
 		sh, b, herr := dissect.ReadServerHello(pr, maxHello)
-		if herr == nil {
-			g.hello <- sh
+		g.hello <- serverHello{sh, herr}
+		if herr != nil && !errors.Is(herr, dissect.ErrAlert) {
+			// Not a TLS server answer the gate can follow: nothing more
+			// of the client's may pass, and nothing of this reaches it.
+			return herr
 		}
 		first = append(b, pr.b...)
 	}
@@ -215,7 +225,13 @@ func (s *Server) gateTLS(t *tunnel, conn net.Conn, br *bufio.Reader, up net.Conn
 	// Nothing more of the client's goes upstream until the upstream's
 	// first message says whether a second ClientHello is coming.
 	conn.SetReadDeadline(time.Time{})
-	if sh, ok := <-g.hello; ok && sh.HelloRetry {
+	sh, ok := <-g.hello
+	switch {
+	case !ok:
+		return errors.New("the upstream closed before answering the ClientHello")
+	case sh.err != nil && !errors.Is(sh.err, dissect.ErrAlert):
+		return fmt.Errorf("the upstream's answer to the ClientHello: %w", sh.err)
+	case sh.HelloRetry:
 		conn.SetReadDeadline(time.Now().Add(s.cfg.FirstBytesTimeout))
 		return read(true)
 	}

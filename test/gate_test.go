@@ -308,3 +308,33 @@ func TestGateOpaqueProtocolPasses(t *testing.T) {
 		t.Fatalf("the upstream received %q", got)
 	}
 }
+
+// Issue 11 (found in review of the fix): an upstream whose answer to the
+// first ClientHello is not a ServerHello the gate can follow (here an
+// application-data record) must not open the tunnel for whatever the client
+// sends next: before, the gate took "no ServerHello read" for "no retry"
+// and relayed a second hello for another host unchecked.
+func TestGateUnreadableServerAnswer(t *testing.T) {
+	first := helloFor(t, "allowed.test")
+	up := newRawUpstream(t, func(c net.Conn) {
+		buf := make([]byte, len(first))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return
+		}
+		c.Write([]byte{0x17, 0x03, 0x03, 0x00, 0x02, 0xde, 0xad})
+		io.Copy(io.Discard, c)
+	})
+	e := startProxy(t, basePolicy(gatePolicyHosts), nil)
+	c := connectTunnel(t, e, "allowed.test:"+up.port)
+	if _, err := c.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	second := helloFor(t, "denied.test")
+	c.Write(second)
+	waitClosed(t, c, "tunnel after an unreadable ServerHello")
+	up.settled(t)
+	if got := up.bytes(); !bytes.Equal(got, first) {
+		t.Errorf("the upstream received %d bytes, want exactly the first hello (%d bytes)", len(got), len(first))
+	}
+	waitEventT(t, e, map[string]any{"kind": "connect", "client": c.LocalAddr().String(), "decision": "deny", "rule": "builtin:tls-gate"})
+}
