@@ -198,14 +198,19 @@ func (t *hostTracker) parse(pr *io.PipeReader, maxHeader int) {
 		head := hr.capture.Bytes()[:hr.capture.Len()-br.Buffered()]
 		n := t.noteOf(req, head)
 		hr.stop()
+		leaves := req.Method == http.MethodConnect || req.Header.Get("Upgrade") != ""
+		if leaves && n.bad == "" {
+			// Before the note: the handler that takes it may hand the
+			// connection to a relay, which then finds it raw.
+			t.stop(false)
+		}
 		t.push(n)
 		if n.bad != "" {
 			t.refused(http.StatusBadRequest, n.bad)
 			return
 		}
 		lastPOST = req.Method == http.MethodPost
-		if req.Method == http.MethodConnect || req.Header.Get("Upgrade") != "" {
-			t.stop(false)
+		if leaves {
 			io.Copy(io.Discard, br)
 			return
 		}
