@@ -43,7 +43,9 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 	var f *flow
 	if x.door == doorTunnel {
 		f = s.child(x.tunnel, r.Method)
-		f.tls = x.tunnel.tls
+		if x.scheme == "https" {
+			f.tls = x.tunnel.tls // plaintext HTTP/1 in an intercepted tunnel was never TLS
+		}
 	} else {
 		f = s.newFlow("http", r.RemoteAddr, r.Method)
 	}

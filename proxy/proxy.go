@@ -9,7 +9,10 @@
 // destination that cannot be parsed, resolved or checked is refused (fail
 // closed), and the address dialed is always one the policy saw. The proxy
 // knows nothing of rule syntax (package rules) or of MCP (package dissect).
-// It is built on github.com/elazarl/goproxy.
+// github.com/elazarl/goproxy is the CONNECT front (it reads the CONNECT,
+// asks onConnect, writes refusals, hijacks); every byte after the CONNECT,
+// the exchange path and the one forwarder are agentg's own (see
+// docs/architecture.md for why).
 package proxy
 
 import (
