@@ -339,7 +339,8 @@ func (e *Engine) requestDecide(agent string, h addr.Host, method string, rp *req
 // Deprecated: use Request, which also decides the method override
 // headers.
 func (e *Engine) HTTP(agent string, h addr.Host, method, path string) Decision {
-	return e.Request(Request{Agent: agent, Host: h, Method: method, Path: path})
+	rp := reqPath{raw: path}
+	return e.requestDecide(agent, h, method, &rp) // Request without overrides
 }
 
 func (e *Engine) httpNone(trace bool) Decision {
