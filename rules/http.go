@@ -198,9 +198,11 @@ type Request struct {
 }
 
 // OverrideHeaders names the headers whose values Request.Overrides
-// carries: the method override headers servers and frameworks honour.
-func OverrideHeaders() []string {
-	return []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+// carries: the method override headers servers and frameworks honour, in
+// canonical form. It is an array, so asking costs no allocation and no
+// caller can change another's copy.
+func OverrideHeaders() [3]string {
+	return [3]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
 }
 
 // Request decides one HTTP request: every request agentg decides, plain
