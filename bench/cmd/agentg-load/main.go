@@ -27,8 +27,8 @@
 //
 // Usage:
 //
-//	go run ./bench/cmd/agentg-load [-duration 3s] [-warmup 300ms] [-concurrency 16]
-//	    [-size 512MiB] [-runs 3] [-scenarios http,connect,large,intercept-keepalive,intercept-newconn]
+//	go run ./bench/cmd/agentg-load [-duration 2s] [-warmup 300ms] [-concurrency 16]
+//	    [-size 512MiB] [-runs 5] [-scenarios http,connect,large,intercept-keepalive,intercept-newconn]
 //	    [-squid=true] [-require-squid] [-agentg BIN] [-keep] [-json] [-print-policy]
 package main
 
@@ -59,10 +59,10 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("agentg-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	duration := fs.Duration("duration", 3*time.Second, "measured time of each keep-alive run")
+	duration := fs.Duration("duration", 2*time.Second, "measured time of each keep-alive run")
 	warmup := fs.Duration("warmup", 300*time.Millisecond, "unmeasured time before each keep-alive run")
 	conc := fs.Int("concurrency", 16, "concurrent clients in the keep-alive scenarios")
-	runs := fs.Int("runs", 3, "rounds per scenario (direct, agentg, squid in turn); the median run of each mode is compared")
+	runs := fs.Int("runs", 5, "rounds per scenario (direct, agentg, squid in turn); the median run of each mode is compared")
 	sizeFlag := fs.String("size", "512MiB", "body of the large scenario (bytes, or with KiB/MiB/GiB/KB/MB/GB)")
 	var names []string
 	for _, sc := range bench.Scenarios {

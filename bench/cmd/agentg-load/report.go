@@ -142,8 +142,12 @@ func (r *report) markdown(w io.Writer) {
 			if ratio != nil {
 				rel = fmt.Sprintf("%.2f (p50 ×%.1f)", ratio.Judged(), ratio.P50)
 			}
+			rps := thousands(res.ReqPerSec)
+			if s.Scenario.Large {
+				rps = "—" // one request
+			}
 			fmt.Fprintf(w, "| %s | %s | %s | %.0f | %s | %s | %s | %s | %d |\n", s.Scenario.Name, res.Mode,
-				thousands(res.ReqPerSec), res.MBPerSec, dur(res.P50), dur(res.P99), rel, cpu(s.Scenario, res), res.Errors)
+				rps, res.MBPerSec, dur(res.P50), dur(res.P99), rel, cpu(s.Scenario, res), res.Errors)
 		}
 		row(s.Direct, nil)
 		for i, p := range s.Proxied {
