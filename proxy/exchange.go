@@ -236,7 +236,8 @@ func validMethod(m string) bool {
 }
 
 // ambiguousPath reports a request path that the policy and the upstream
-// could read as different paths: dot or empty segments, which servers
+// could read as different paths: dot or empty segments (with or without
+// ;parameters), which servers
 // resolve differently, and encoded slashes or backslashes, which some
 // servers decode into separators. Path rules decide on the decoded path, so
 // such requests are refused rather than guessed at.
@@ -253,7 +254,9 @@ func ambiguousPath(u *url.URL) bool {
 		return true
 	}
 	for seg := range strings.SplitSeq(strings.TrimPrefix(p, "/"), "/") {
-		if seg == "." || seg == ".." {
+		// "..;x" is ".." to servers that strip path parameters (Tomcat
+		// and its kin read /public/..;/admin as /admin).
+		if name, _, _ := strings.Cut(seg, ";"); name == "." || name == ".." {
 			return true
 		}
 	}

@@ -12,6 +12,7 @@ func TestAmbiguousPath(t *testing.T) {
 	}{
 		{"/a/b", false}, {"/", false}, {"", false}, {"/a/b/", false}, {"/a%20b", false}, {"/%7Euser", false},
 		{"/a/../admin", true}, {"/a/./b", true}, {"/..", true}, {"/a//b", true},
+		{"/public/..;/admin", true}, {"/a/.;x/b", true}, {"/a;b/c", false},
 		{"/a%2Fb", true}, {"/a%2fb", true}, {"/a%5Cb", true}, {"/a\\b", true}, {"/%2e%2e/admin", true},
 	} {
 		u, err := url.Parse("https://x" + tt.raw)

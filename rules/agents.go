@@ -177,27 +177,3 @@ func (e *Engine) Agent(c Claim) (string, error) {
 	}
 	return a.name, nil
 }
-
-// Identify names the agent behind a connection. A Basic user is that
-// agent, and must present the password when the policy holds one for it.
-// Without a user, the agent whose cidrs most specifically contain src is
-// chosen; "" when none does (the caller names it by the address).
-//
-// Deprecated: use Agent, which also enforces an agent's cidrs and refuses
-// names the policy does not define. Identify lets any client claim any
-// agent that has no password, from anywhere.
-func (e *Engine) Identify(user, password string, src netip.Addr) (string, error) {
-	if user != "" {
-		if !validName(user) {
-			return "", fmt.Errorf("invalid agent name %q", user)
-		}
-		if a := e.agents.byName[user]; a != nil && a.hasPass && !a.passwordMatches(password) {
-			return "", fmt.Errorf("bad credentials for agent %s", user)
-		}
-		return user, nil
-	}
-	if a := e.agents.bySource(src); a != nil {
-		return a.name, nil
-	}
-	return "", nil
-}

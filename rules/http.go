@@ -336,15 +336,6 @@ func (e *Engine) requestDecide(agent string, h addr.Host, method string, rp *req
 	return best.d
 }
 
-// HTTP decides one request without method override headers.
-//
-// Deprecated: use Request, which also decides the method override
-// headers.
-func (e *Engine) HTTP(agent string, h addr.Host, method, path string) Decision {
-	rp := reqPath{raw: path}
-	return e.requestDecide(agent, h, method, &rp) // Request without overrides
-}
-
 func (e *Engine) httpNone(trace bool) Decision {
 	if trace {
 		return e.http.trace

@@ -114,7 +114,7 @@ func TestHTTPPrecedence(t *testing.T) {
 		{"builder", "www.example.com", 443, "TRACE", "/admin/x", "deny", "admin"}, // a deny rule still names itself
 	}
 	for _, tt := range tests {
-		d := e.HTTP(tt.agent, host(t, tt.host, tt.port), tt.method, tt.path)
+		d := e.Request(Request{Agent: tt.agent, Host: host(t, tt.host, tt.port), Method: tt.method, Path: tt.path})
 		rule := d.Rule
 		if strings.Contains(rule, "policy.yaml") {
 			rule = filepath.Base(rule)
@@ -131,19 +131,19 @@ func TestHTTPPrecedence(t *testing.T) {
 
 func TestHTTPDecisionFields(t *testing.T) {
 	e := mustLoad(t, httpPolicy, nil)
-	d := e.HTTP("", host(t, "api.github.com", 443), "DELETE", "/repos/x")
+	d := e.Request(Request{Agent: "", Host: host(t, "api.github.com", 443), Method: "DELETE", Path: "/repos/x"})
 	if !strings.HasSuffix(d.Source, "policy.yaml:3") || !strings.Contains(d.Reason, "DELETE api.github.com/repos/**") {
 		t.Errorf("rule decision: %+v", d)
 	}
-	d = e.HTTP("", host(t, "www.example.com", 443), "GET", "/public/x")
+	d = e.Request(Request{Agent: "", Host: host(t, "www.example.com", 443), Method: "GET", Path: "/public/x"})
 	if !strings.Contains(d.Reason, "GET,HEAD .example.com/public/*") {
 		t.Errorf("methods not normalised in reason: %+v", d)
 	}
-	d = e.HTTP("", host(t, "nothing.test", 443), "GET", "/")
+	d = e.Request(Request{Agent: "", Host: host(t, "nothing.test", 443), Method: "GET", Path: "/"})
 	if d.Rule != "http:default" || !strings.HasSuffix(d.Source, "policy.yaml") || d.Report {
 		t.Errorf("default: %+v", d)
 	}
-	d = e.HTTP("", host(t, "nothing.test", 443), "TRACE", "/")
+	d = e.Request(Request{Agent: "", Host: host(t, "nothing.test", 443), Method: "TRACE", Path: "/"})
 	if d.Rule != "builtin:trace" || !strings.HasSuffix(d.Source, "policy.yaml") || d.Report || d.Allowed() {
 		t.Errorf("trace: %+v", d)
 	}
@@ -163,7 +163,7 @@ http:
 		{"b.test", "TRACE", "deny"}, // the enforcing deny rule decides
 		{"c.test", "GET", "allow"},
 	} {
-		if d := e.HTTP("", host(t, tt.host, 443), tt.method, "/"); d.Outcome() != tt.want {
+		if d := e.Request(Request{Agent: "", Host: host(t, tt.host, 443), Method: tt.method, Path: "/"}); d.Outcome() != tt.want {
 			t.Errorf("%s %s: %+v, want %s", tt.method, tt.host, d, tt.want)
 		}
 	}
@@ -231,11 +231,11 @@ passthrough:
 	pinned := host(t, "x.pinned.example.com", 443)
 	ipHost := host(t, "127.0.0.1", 443)
 	for name, fn := range map[string]func(){
-		"http miss":        func() { e.HTTP("builder", miss, "GET", "/a/b/c") },
-		"http trace miss":  func() { e.HTTP("builder", miss, "TRACE", "/") },
-		"http ip":          func() { e.HTTP("builder", ipHost, "GET", "/") },
-		"http hit":         func() { e.HTTP("builder", hit, "GET", "/admin/x") },
-		"http host no hit": func() { e.HTTP("builder", hit, "POST", "/public/x") },
+		"http miss":        func() { e.Request(Request{Agent: "builder", Host: miss, Method: "GET", Path: "/a/b/c"}) },
+		"http trace miss":  func() { e.Request(Request{Agent: "builder", Host: miss, Method: "TRACE", Path: "/"}) },
+		"http ip":          func() { e.Request(Request{Agent: "builder", Host: ipHost, Method: "GET", Path: "/"}) },
+		"http hit":         func() { e.Request(Request{Agent: "builder", Host: hit, Method: "GET", Path: "/admin/x"}) },
+		"http host no hit": func() { e.Request(Request{Agent: "builder", Host: hit, Method: "POST", Path: "/public/x"}) },
 		"intercept miss":   func() { e.Intercept("builder", miss) },
 		"intercept hit":    func() { e.Intercept("builder", hit) },
 		"passthrough":      func() { e.Intercept("builder", pinned) },
@@ -250,7 +250,7 @@ func BenchmarkHTTPMiss(b *testing.B) {
 	e := mustLoad(b, httpPolicy, nil)
 	h := host(b, "a.b.nothing.test", 443)
 	for b.Loop() {
-		e.HTTP("builder", h, "GET", "/a/b/c")
+		e.Request(Request{Agent: "builder", Host: h, Method: "GET", Path: "/a/b/c"})
 	}
 }
 
@@ -258,7 +258,7 @@ func BenchmarkHTTPHit(b *testing.B) {
 	e := mustLoad(b, httpPolicy, nil)
 	h := host(b, "api.github.com", 443)
 	for b.Loop() {
-		e.HTTP("builder", h, "DELETE", "/repos/agentg/agentg/issues/1")
+		e.Request(Request{Agent: "builder", Host: h, Method: "DELETE", Path: "/repos/agentg/agentg/issues/1"})
 	}
 }
 
@@ -352,7 +352,7 @@ func TestRequestBypasses(t *testing.T) {
 				t.Errorf("empty Reason or Source: %+v", d)
 			}
 			if tt.overrides == nil {
-				if h := e.HTTP("", host(t, tt.host, 443), tt.method, tt.path); h != d {
+				if h := e.Request(Request{Agent: "", Host: host(t, tt.host, 443), Method: tt.method, Path: tt.path}); h != d {
 					t.Errorf("HTTP and Request disagree: %+v vs %+v", h, d)
 				}
 			}
