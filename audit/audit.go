@@ -44,7 +44,30 @@ type Event struct {
 	TLS        string // "intercepted" when agentg terminated TLS
 	TLSVersion string // upstream TLS version
 	ALPN       string
+
+	MCP *MCP // kind "mcp": the message's side of the story
 }
+
+// MCP is what an event about one MCP message adds.
+type MCP struct {
+	Server      string // the policy's name for the server (its binding), never what the server calls itself
+	ServerInfo  string // serverInfo name and version as the server reported them
+	Session     string
+	Revision    string // the protocol revision in use
+	Method      string
+	Tool        string
+	Args        string   // arguments after redaction, cut to MaxArgs bytes
+	Redactions  []string // ids of the redact rules that fired
+	RateLimit   string   // the rate limit that refused the call, with when to retry
+	Pin         string   // "new", "changed", "accepted": the tool definition's pin, when it was checked
+	IsError     bool     // the result said isError
+	ErrorCode   int      // the JSON-RPC error the client got, if any
+	ResultBytes int
+	Upstream    time.Duration // request to answer, at agentg
+}
+
+// MaxArgs bounds the arguments an event carries.
+const MaxArgs = 2048
 
 // Logger writes events and agentg's operational messages as JSON lines.
 type Logger struct {
@@ -95,6 +118,38 @@ func (l *Logger) Log(e *Event) {
 	optStr(ev, "tls", e.TLS)
 	optStr(ev, "tls_version", e.TLSVersion)
 	optStr(ev, "alpn", e.ALPN)
+	if m := e.MCP; m != nil {
+		optStr(ev, "server", m.Server)
+		optStr(ev, "server_info", m.ServerInfo)
+		optStr(ev, "session", m.Session)
+		optStr(ev, "revision", m.Revision)
+		optStr(ev, "mcp_method", m.Method)
+		optStr(ev, "tool", m.Tool)
+		if m.Args != "" {
+			args := m.Args
+			if len(args) > MaxArgs {
+				args = args[:MaxArgs]
+			}
+			ev.Str("args", args)
+		}
+		if len(m.Redactions) > 0 {
+			ev.Strs("redactions", m.Redactions)
+		}
+		optStr(ev, "rate_limit", m.RateLimit)
+		optStr(ev, "pin", m.Pin)
+		if m.IsError {
+			ev.Bool("is_error", true)
+		}
+		if m.ErrorCode != 0 {
+			ev.Int("error_code", m.ErrorCode)
+		}
+		if m.ResultBytes != 0 {
+			ev.Int("result_bytes", m.ResultBytes)
+		}
+		if m.Upstream != 0 {
+			ev.Float64("upstream_ms", float64(m.Upstream.Microseconds())/1000)
+		}
+	}
 	ev.Msg("decision")
 }
 
