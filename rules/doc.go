@@ -64,10 +64,35 @@
 //	  - deny: "* .example.com/admin/**"
 //	    agents: [builder]          # agents, ports, mode, important, id as for hosts
 //	  - deny: ["PUT a.example/x", "PATCH a.example/x"]  # several values, one rule
+//	mcp:                           # Model Context Protocol tool policy (mcp*.go)
+//	  default: allow               # allow (default) | deny: calls no tool rule matches
+//	  unknown_servers: allow       # allow (default) | deny | report: MCP no servers entry binds
+//	  deny_as: error               # error (default) | result
+//	  max_message: 4MiB            # bytes, or KiB/MiB/GiB; 1KiB to 1GiB
+//	  pinning: alert               # alert (default) | deny
+//	  servers:                     # the only source of a server's policy name
+//	    - name: jira               # letters, digits, '_', '-'; no dots
+//	      url: mcp.atlassian.example/v1/**  # host pattern + optional path glob
+//	      ports: [443]             # optional
+//	  tools:                       # "SERVER.TOOL" patterns, '*' any run
+//	    - deny: "jira.delete_*"    # agents, mode, important, id as for hosts
+//	    - deny: shell.run
+//	      when:                    # all must hold
+//	        - arg: /command        # JSON Pointer into the arguments
+//	          matches: 'rm\s+-rf'  # equals | glob | matches | exists
+//	        - annotation: destructiveHint
+//	  redact:                      # obligations: every matching entry applies
+//	    - pattern: "AKIA[0-9A-Z]{16}"
+//	      in: [arguments, results] # default both; tools, agents, id
+//	  rate_limits:
+//	    - tools: "github.search_*" # default every tool; agents, mode, id
+//	      limit: 30/m              # N/s, N/m, N/h; burst N unless burst: says
+//	      per: agent               # agent (default) | server | tool
 //
 // Unknown or duplicate keys, bad patterns, bad CIDRs (including host bits
-// set, "10.0.0.1/8"), bad http rules, duplicate rule ids (shared by hosts,
-// ips and http) and `important` on an allow are load errors.
+// set, "10.0.0.1/8"), bad http rules, bad mcp entries, duplicate rule ids
+// (shared by hosts, ips, http and mcp) and `important` on an allow are
+// load errors.
 //
 // # Patterns
 //
@@ -121,8 +146,9 @@
 //
 // # TLS interception
 //
-// Engine.Tunnel says whether to intercept a tunnel: a matching
-// passthrough entry wins ("passthrough <file>:<line>", also when nothing
+// Engine.Tunnel says whether to intercept a tunnel: a host an mcp
+// servers entry names is always intercepted ("mcp:server <name>"), else a
+// matching passthrough entry wins ("passthrough <file>:<line>", also when nothing
 // would have intercepted the host), else the most specific matching
 // intercept entry ("<file>:<line>"), else "intercept: all"
 // ("intercept:all"), else no (""). IP literals match only "intercept:
@@ -173,6 +199,29 @@
 // (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) are decided
 // as the method too, and the strictest answer wins; a value that is not
 // a method token is denied as "builtin:method-override".
+//
+// # MCP
+//
+// Engine.MCPServer binds a checked destination (host, port, path: the
+// path matched as a deny glob is, regardless of case and ";..."
+// parameters) to a server's policy name: the most specific servers
+// entry, the first on a tie. Engine.Tunnel always intercepts a host a
+// servers entry names ("mcp:server <name>"), and a passthrough entry
+// covering one is a load error. Engine.Tool decides a ToolCall: among
+// the tool rules that apply to the agent, whose pattern covers
+// SERVER.TOOL (the server part exact, the tool part of a deny without
+// regard to case) and whose conditions all hold, the most specific
+// pattern wins (an exact name beats a glob, a longer literal prefix a
+// shorter, more literal text breaks a tie; conditions add none); on a
+// tie deny wins; an important deny beats every allow; no match is
+// "mcp:default". An arg condition reads the arguments through the
+// codec's ArgLookup and fails when its pointer names nothing (except
+// "exists: false"); an annotation condition holds only when the server
+// set the hint to true. Redactions and rate limits are obligations:
+// every entry covering the call applies, whatever the verdict, matched
+// as a deny matches. Engine.MCP returns the settings, with the
+// decisions for unknown servers and changed tool definitions built at
+// load. Warnings names tool patterns for servers no entry defines.
 //
 // # List formats
 //

@@ -44,6 +44,11 @@ type Stats struct {
 	InterceptAll     bool // "intercept: all"
 	InterceptRules   int  // intercept host patterns
 	PassthroughRules int  // passthrough host patterns
+
+	MCPServers    int // mcp servers entries
+	ToolRules     int // mcp tool rule patterns
+	MCPRedactions int // mcp redact entries
+	MCPRateLimits int // mcp rate_limits entries
 }
 
 // Engine is a compiled policy. It is immutable after Load or Parse and safe
@@ -65,6 +70,7 @@ type Engine struct {
 	resolve resolveTable // resolve.go
 	tunnels tunnelRules  // tunnel.go
 	http    httpRules    // http.go
+	mcp     mcpPolicy    // mcp*.go
 }
 
 // Load reads the policy file at path and every list it references (paths
@@ -113,7 +119,7 @@ type compiler struct {
 }
 
 // ruleSource records one rule's source and returns its index. Rule ids
-// are unique across hosts, ips and http.
+// are unique across hosts, ips, http and mcp.
 func (c *compiler) ruleSource(line int, o ruleOpts) (int, error) {
 	where := fmt.Sprintf("%s:%d", c.pol.file, line)
 	id := o.id
@@ -165,6 +171,9 @@ func compile(pol *policy, dir string) (*Engine, error) {
 		return nil, err
 	}
 	if err := c.compileHTTP(); err != nil {
+		return nil, err
+	}
+	if err := c.compileMCP(); err != nil {
 		return nil, err
 	}
 	c.compileTunnels()

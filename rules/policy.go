@@ -38,6 +38,7 @@ type policy struct {
 	intercept    []icRule
 	passthrough  []icRule
 	http         []httpRule
+	mcp          *mcpSpec // nil: no mcp section
 }
 
 // parser carries the file name into every error.
@@ -70,7 +71,7 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http)")
+		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp)")
 	}
 	pol := &policy{file: file, defaultDeny: true}
 	err := ps.eachKey(root, func(k, v *yaml.Node) error {
@@ -110,8 +111,10 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 			_, pol.passthrough, err = ps.interceptRules(k, v)
 		case "http":
 			pol.http, err = ps.httpRules(v)
+		case "mcp":
+			pol.mcp, err = ps.mcpSection(k, v)
 		default:
-			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough or http)", k.Value)
+			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http or mcp)", k.Value)
 		}
 		return err
 	})

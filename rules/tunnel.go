@@ -175,10 +175,13 @@ type TunnelPolicy struct {
 	// Intercept is set when agentg terminates the tunnel's TLS, so that
 	// every request inside is decided again (HTTP rules included).
 	Intercept bool
-	// Rule is the id of what decided: "passthrough <file>:<line>" when a
-	// passthrough entry matches (it wins over intercept, including
-	// "intercept: all"), "<file>:<line>" of the most specific matching
-	// intercept entry, "intercept:all", or "" when nothing intercepts.
+	// Rule is the id of what decided: "mcp:server <name>" when an mcp
+	// servers entry names the host (always intercepted: a passthrough
+	// entry covering one is a load error), "passthrough <file>:<line>"
+	// when a passthrough entry matches (it wins over intercept,
+	// including "intercept: all"), "<file>:<line>" of the most specific
+	// matching intercept entry, "intercept:all", or "" when nothing
+	// intercepts.
 	Rule string
 	// AllowECH is set when the TLS gate may pass a ClientHello that uses
 	// Encrypted Client Hello. ECH hides the real SNI the gate must check
@@ -188,9 +191,15 @@ type TunnelPolicy struct {
 }
 
 // Tunnel says how to handle a CONNECT tunnel to h for agent: whether to
-// intercept it, which entry decided, and whether ECH may pass. IP
-// literals match only "intercept: all".
+// intercept it, which entry decided, and whether ECH may pass. A host an
+// mcp servers entry names (at its ports, whatever its path) is always
+// intercepted, for every agent, so that its tool policy is enforced;
+// that is asked first, so that a passthrough entry can never open one.
+// IP literals match only "intercept: all".
 func (e *Engine) Tunnel(agent string, h addr.Host) TunnelPolicy {
+	if srv := e.mcpHost(h); srv != nil {
+		return TunnelPolicy{Intercept: true, Rule: srv.tunnel}
+	}
 	ic, pass := e.tunnelMatch(agent, h)
 	switch {
 	case pass != nil:

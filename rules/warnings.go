@@ -40,7 +40,9 @@ const probeLabel = "agentg-probe"
 //     be sent inside their tunnels: other names the hosts or lists (or
 //     the default) allow next to it (a wildcard allow of "*.x.test" next
 //     to http rules on api.x.test), names the resolve table maps to the
-//     same address, and that address as an IP literal.
+//     same address, and that address as an IP literal;
+//   - a tool pattern (mcp tools, redact, rate_limits) naming a server
+//     that mcp servers does not define.
 //
 // Agents are tried one per name the policy mentions plus one it does not;
 // ports are 443 (or the first port the policy allows), or the ports an
@@ -54,6 +56,7 @@ func (e *Engine) Warnings() []Warning {
 		}
 	}
 	w.sharedAddresses()
+	w.mcpRefs()
 	return w.out
 }
 
