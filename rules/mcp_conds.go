@@ -204,7 +204,7 @@ func (p *parser) toolCond(it *yaml.Node) (toolCond, error) {
 	if opNode.Kind != yaml.ScalarNode {
 		return c, p.errf(opNode, "%s takes a single value", opKey.Value)
 	}
-	c.text = "arg " + c.pointer + " " + opKey.Value + " " + strconv.Quote(opNode.Value)
+	c.text = "arg " + c.pointer + " " + opKey.Value + " " + quoteValue(opNode.Value)
 	switch opKey.Value {
 	case "equals":
 		c.kind, c.vtext = condEquals, opNode.Value
@@ -249,6 +249,16 @@ func (p *parser) toolCond(it *yaml.Node) (toolCond, error) {
 		}
 	}
 	return c, nil
+}
+
+// quoteValue quotes a condition's value for reasons: as written when
+// that is unambiguous (a regexp's backslashes stay single), else in Go
+// syntax.
+func quoteValue(v string) string {
+	if strconv.CanBackquote(v) && !strings.ContainsRune(v, '"') {
+		return `"` + v + `"`
+	}
+	return strconv.Quote(v)
 }
 
 // checkPointer returns why s is not a JSON Pointer into the arguments,

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -179,7 +180,18 @@ type serverEntry struct {
 type serverTable struct {
 	byName  map[string][]serverEntry // entries by host pattern name
 	defined map[string]string        // server name -> "<file>:<line>"
+	list    []ServerBinding          // in policy order
 }
+
+// ServerBinding is one mcp servers entry, as written.
+type ServerBinding struct {
+	Name   string
+	URL    string // host pattern and optional path glob
+	Source string // "<file>:<line>"
+}
+
+// MCPServers lists the mcp servers entries in policy order.
+func (e *Engine) MCPServers() []ServerBinding { return slices.Clone(e.mcp.servers.list) }
 
 func (c *compiler) compileServers(specs []serverSpec) error {
 	e, pol := c.e, c.pol
@@ -201,6 +213,7 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 			name: s.name, kind: s.host.kind, glob: s.glob, ports: s.ports, order: i, tunnel: "mcp:server " + s.name,
 		})
 		t.defined[s.name] = fmt.Sprintf("%s:%d", pol.file, s.line)
+		t.list = append(t.list, ServerBinding{Name: s.name, URL: s.url, Source: t.defined[s.name]})
 		e.stats.MCPServers++
 	}
 	return nil

@@ -54,6 +54,10 @@ func TestMCPServer(t *testing.T) {
 		}
 	}
 
+	if l := e.MCPServers(); len(l) != 6 || l[0].Name != "jira" || l[0].URL != "mcp.atlassian.test/v1/**" || !strings.HasSuffix(l[0].Source, "policy.yaml:3") || l[5].Name != "sub" {
+		t.Errorf("MCPServers: %+v", l)
+	}
+
 	e = mustLoad(t, `mcp:
   servers:
     - name: a
