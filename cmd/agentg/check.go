@@ -1,27 +1,62 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/agentg/agentg/addr"
 	"github.com/agentg/agentg/rules"
 )
 
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
 func runCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("check", "[--agent NAME] [--port N] POLICY [HOST[:PORT]...]", stderr)
+	fs := newFlagSet("check", "[--agent NAME] [--port N] POLICY [HOST[:PORT]...] [--tool SERVER.TOOL [--args JSON] [--hints HINT,...]]", stderr)
 	agent := fs.String("agent", "", "decide as this agent")
 	port := fs.Uint("port", 443, "port for hosts given without one")
-	if err := parseFlags(fs, args); err != nil {
+	var tools listFlag
+	fs.Var(&tools, "tool", "explain the decision for a tool call SERVER.TOOL (the server's policy name; \".TOOL\" for a host no mcp servers entry binds); may be repeated")
+	argsJSON := fs.String("args", "", "the tool call's arguments, a JSON object (read with encoding/json for this explanation only; the proxy reads calls with its strict codec)")
+	hints := fs.String("hints", "", "annotation hints the server sets true for the tool, comma-separated (destructiveHint, readOnlyHint, idempotentHint, openWorldHint)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() < 1 || *port == 0 || *port > 65535 {
+	if len(pos) < 1 || *port == 0 || *port > 65535 || len(tools) == 0 && (*argsJSON != "" || *hints != "") {
 		fs.Usage()
 		return errUsage
 	}
-	path := fs.Arg(0)
+	call := rules.ToolCall{Agent: *agent}
+	if *argsJSON != "" {
+		a, err := parseArgs(*argsJSON)
+		if err != nil {
+			return fmt.Errorf("--args: %w", err)
+		}
+		call.Args = a
+	}
+	if *hints != "" {
+		for _, h := range strings.Split(*hints, ",") {
+			hint := rules.HintByName(strings.TrimSpace(h))
+			if hint == 0 {
+				return fmt.Errorf("--hints: unknown hint %q (want destructiveHint, readOnlyHint, idempotentHint or openWorldHint)", h)
+			}
+			call.Annotations |= hint
+		}
+	}
+	path := pos[0]
 	eng, _, err := loadPolicy(path)
 	if err != nil {
 		return err
@@ -29,6 +64,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	st := eng.Stats()
 	fmt.Fprintf(stdout, "policy %s: ok: %d host patterns, %d CIDR rules, %d http rules, %d intercept and %d passthrough patterns (intercept all: %v)\n",
 		path, st.HostRules, st.CIDRRules, st.HTTPRules, st.InterceptRules, st.PassthroughRules, st.InterceptAll)
+	if eng.MCP().Defined {
+		fmt.Fprintf(stdout, "  mcp: %d servers, %d tool patterns, %d redactions, %d rate limits\n", st.MCPServers, st.ToolRules, st.MCPRedactions, st.MCPRateLimits)
+	}
 	for _, l := range st.Lists {
 		fmt.Fprintf(stdout, "  list %s (%s): %d entries, %d skipped, %d duplicates\n", l.Path, l.Format, l.Entries, l.Skipped, l.Duplicates)
 	}
@@ -39,38 +77,194 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
 	bad := 0
-	for _, arg := range fs.Args()[1:] {
-		h, err := addr.ParseAuthority(arg, uint16(*port))
-		if err != nil {
-			fmt.Fprintf(tw, "%s\tinvalid\t%v\n", arg, err)
+	for _, arg := range pos[1:] {
+		if !checkHost(tw, eng, *agent, arg, uint16(*port)) {
 			bad++
-			continue
 		}
-		d := eng.Host(*agent, h)
-		// A name's addresses are checked too when the static table knows
-		// them, as the proxy checks them; DNS is not consulted here.
-		var ips []netip.Addr
-		known := h.IsIP()
-		if known {
-			ips = []netip.Addr{h.IP}
-		} else {
-			ips, known = eng.Resolve(h.Name)
+	}
+	for _, t := range tools {
+		if !checkTool(tw, eng, call, t) {
+			bad++
 		}
-		if known {
-			d, _ = eng.Addresses(d, rules.Dest{Agent: *agent, Host: h, IPs: ips})
-		}
-		tls := "tunnel"
-		switch t := eng.Tunnel(*agent, h); {
-		case t.Intercept:
-			tls = "intercept=" + t.Rule
-		case t.AllowECH:
-			tls = "tunnel,ech=allow"
-		}
-		fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\t%s\n", h, d.Outcome(), d.Rule, d.Source, tls, d.Reason)
 	}
 	if bad > 0 {
 		tw.Flush()
-		return fmt.Errorf("%d host(s) could not be parsed", bad)
+		return fmt.Errorf("%d host(s) or tool(s) could not be parsed", bad)
 	}
 	return nil
+}
+
+// parseInterspersed parses flags wherever they are among the positional
+// arguments ("check POLICY --tool x"), as the flag package alone does
+// not; "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// checkHost prints the decision for one HOST[:PORT]; false when it
+// cannot be parsed.
+func checkHost(tw io.Writer, eng *rules.Engine, agent, arg string, port uint16) bool {
+	h, err := addr.ParseAuthority(arg, port)
+	if err != nil {
+		fmt.Fprintf(tw, "%s\tinvalid\t%v\n", arg, err)
+		return false
+	}
+	d := eng.Host(agent, h)
+	// A name's addresses are checked too when the static table knows
+	// them, as the proxy checks them; DNS is not consulted here.
+	var ips []netip.Addr
+	known := h.IsIP()
+	if known {
+		ips = []netip.Addr{h.IP}
+	} else {
+		ips, known = eng.Resolve(h.Name)
+	}
+	if known {
+		d, _ = eng.Addresses(d, rules.Dest{Agent: agent, Host: h, IPs: ips})
+	}
+	tls := "tunnel"
+	switch t := eng.Tunnel(agent, h); {
+	case t.Intercept:
+		tls = "intercept=" + t.Rule
+	case t.AllowECH:
+		tls = "tunnel,ech=allow"
+	}
+	fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\t%s\n", h, d.Outcome(), d.Rule, d.Source, tls, d.Reason)
+	return true
+}
+
+// checkTool prints the verdict and the obligations for one SERVER.TOOL;
+// false when it cannot be parsed.
+func checkTool(tw io.Writer, eng *rules.Engine, call rules.ToolCall, arg string) bool {
+	server, tool, ok := strings.Cut(arg, ".")
+	if !ok || tool == "" {
+		fmt.Fprintf(tw, "%s\tinvalid\twant SERVER.TOOL (the server name ends at the first dot; .TOOL for an unbound host)\n", arg)
+		return false
+	}
+	call.Server, call.Tool = server, tool
+	v := eng.Tool(call)
+	label := arg
+	if server == "" {
+		label = "(unbound)." + tool
+	}
+	fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\n", label, v.Outcome(), v.Rule, v.Source, v.Reason)
+	if server != "" && !slices.ContainsFunc(eng.MCPServers(), func(b rules.ServerBinding) bool { return b.Name == server }) {
+		fmt.Fprintf(tw, "  note\tmcp servers defines no server %s: the proxy never decides a call with that server name\n", server)
+	}
+	if server == "" {
+		u := eng.MCP().UnknownServers
+		fmt.Fprintf(tw, "  unbound host\t%s\trule=%s\tsource=%s\t%s\n", u.Outcome(), u.Rule, u.Source, u.Reason)
+	}
+	results := eng.ResultRedactions(call.Agent, server, tool)
+	for _, r := range v.Redactions {
+		scope := "arguments"
+		if containsRedaction(results, r.ID) {
+			scope += ",results"
+		}
+		fmt.Fprintf(tw, "  redact %s\tin=%s\tpattern=%s\tsource=%s\n", r.ID, scope, r.Pattern, r.Source)
+	}
+	for _, r := range results {
+		if !containsRedaction(v.Redactions, r.ID) {
+			fmt.Fprintf(tw, "  redact %s\tin=results\tpattern=%s\tsource=%s\n", r.ID, r.Pattern, r.Source)
+		}
+	}
+	for _, r := range v.RateLimits {
+		mode := ""
+		if r.Report {
+			mode = "\tmode=report"
+		}
+		fmt.Fprintf(tw, "  rate-limit %s\tlimit=%s\tburst=%d\tper=%s\tsource=%s%s\n", r.ID, r.Spec, r.Burst, r.Per, r.Source, mode)
+	}
+	return true
+}
+
+func containsRedaction(rs []rules.Redaction, id string) bool {
+	for _, r := range rs {
+		if r.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonArgs is check's own rules.ArgLookup over arguments decoded with
+// encoding/json. It exists only to explain a decision: the proxy reads
+// tool calls with its strict codec (dissect/mcp), which also refuses what
+// encoding/json lets through (duplicate keys, for one).
+type jsonArgs struct{ root map[string]any }
+
+func parseArgs(s string) (*jsonArgs, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one JSON value")
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("arguments must be a JSON object")
+	}
+	return &jsonArgs{root: m}, nil
+}
+
+// Arg resolves a JSON Pointer (RFC 6901) against the arguments.
+func (a *jsonArgs) Arg(pointer string) (rules.ArgValue, bool) {
+	if !strings.HasPrefix(pointer, "/") {
+		return rules.ArgValue{}, false
+	}
+	var cur any = a.root
+	for _, tok := range strings.Split(pointer[1:], "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		switch c := cur.(type) {
+		case map[string]any:
+			v, ok := c[tok]
+			if !ok {
+				return rules.ArgValue{}, false
+			}
+			cur = v
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(c) || tok != strconv.Itoa(i) {
+				return rules.ArgValue{}, false
+			}
+			cur = c[i]
+		default:
+			return rules.ArgValue{}, false
+		}
+	}
+	switch v := cur.(type) {
+	case string:
+		return rules.ArgValue{Kind: rules.ArgString, Text: v}, true
+	case json.Number:
+		return rules.ArgValue{Kind: rules.ArgNumber, Text: v.String()}, true
+	case bool:
+		return rules.ArgValue{Kind: rules.ArgBool, Text: strconv.FormatBool(v)}, true
+	case nil:
+		return rules.ArgValue{Kind: rules.ArgNull, Text: "null"}, true
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(cur) // cannot fail: it was just decoded
+	kind := rules.ArgObject
+	if _, ok := cur.([]any); ok {
+		kind = rules.ArgArray
+	}
+	return rules.ArgValue{Kind: kind, Text: strings.TrimSuffix(b.String(), "\n")}, true
 }
