@@ -1,0 +1,253 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// pinFileVersion is the format of PinsFile this package reads and writes.
+const pinFileVersion = 1
+
+// pinFile is PinsFile's content.
+type pinFile struct {
+	Version int   `json:"version"`
+	Pins    []Pin `json:"pins"`
+}
+
+// readPinFile reads and checks a pins file; a missing file is no pins.
+func readPinFile(path string) ([]Pin, error) {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pins: %w", err)
+	}
+	var f pinFile
+	if err := unmarshalFile(b, &f); err != nil {
+		return nil, fmt.Errorf("pins %s: %w", path, err)
+	}
+	if f.Version != pinFileVersion {
+		return nil, fmt.Errorf("pins %s: version %d, this agentg reads version %d", path, f.Version, pinFileVersion)
+	}
+	seen := make(map[string]bool, len(f.Pins))
+	for i, p := range f.Pins {
+		switch k := pinKeyString(p.Server, p.Tool); {
+		case p.Server == "":
+			return nil, fmt.Errorf("pins %s: pin %d has no server", path, i)
+		case p.Hash.IsZero():
+			return nil, fmt.Errorf("pins %s: pin %d (%s.%s) has no sha256", path, i, p.Server, p.Tool)
+		case seen[k]:
+			return nil, fmt.Errorf("pins %s: tool %q of server %q pinned twice", path, p.Tool, p.Server)
+		default:
+			seen[k] = true
+		}
+		f.Pins[i].FirstSeen, f.Pins[i].LastSeen = utc(p.FirstSeen), utc(p.LastSeen)
+	}
+	return f.Pins, nil
+}
+
+func writePinFile(path string, pins []Pin) error {
+	if pins == nil {
+		pins = []Pin{}
+	}
+	b, err := marshalFile(pinFile{Version: pinFileVersion, Pins: pins})
+	if err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	if err := writeFileAtomic(path, b); err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	return nil
+}
+
+func (m *Memory) pinsPath() string { return filepath.Join(m.opts.DataDir, PinsFile) }
+func (m *Memory) lockPath() string { return filepath.Join(m.opts.DataDir, pinsLockFile) }
+
+// savePins writes PinsFile unless a write since change gen has covered it
+// (force writes anyway, for last-seen times). Concurrent callers coalesce:
+// one write covers every change made before its snapshot. A change made
+// to the file by another process since this one last read it is merged
+// first; a file that cannot be read is not overwritten.
+func (m *Memory) savePins(gen uint64, force bool) error {
+	if m.opts.DataDir == "" {
+		return nil
+	}
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
+	if !force && m.savedGen >= gen {
+		return nil
+	}
+	unlock, err := lockPath(m.lockPath())
+	if err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	defer unlock()
+	if err := m.reloadLocked(); err != nil {
+		return fmt.Errorf("not saving pins over a file that does not load: %w", err)
+	}
+	m.touched.Store(false)
+	m.pinMu.Lock()
+	g := m.pinGen
+	pins := m.pinsAt(m.db.Txn(false))
+	m.pinMu.Unlock()
+	if len(pins) == 0 && m.pinStat == nil {
+		m.savedGen = g
+		return nil // nothing pinned, nothing to write
+	}
+	path := m.pinsPath()
+	if err := writePinFile(path, pins); err != nil {
+		m.touched.Store(true)
+		return err
+	}
+	fi, err := statFile(path)
+	if err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	m.pinStat, m.savedGen = fi, g
+	return nil
+}
+
+// Reload implements Store: when PinsFile changed since this store last
+// read or wrote it, its pins replace those in memory, except pins changed
+// in memory since (those are newer, and are written next). A pin removed
+// from the file is forgotten, so its tool is pinned afresh when next seen.
+// It is cheap when the file has not changed (one stat).
+func (m *Memory) Reload() error {
+	if m.opts.DataDir == "" {
+		return nil
+	}
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
+	if fi, err := statFile(m.pinsPath()); err == nil && sameFile(fi, m.pinStat) {
+		return nil
+	}
+	unlock, err := lockPath(m.lockPath())
+	if err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	defer unlock()
+	return m.reloadLocked()
+}
+
+// reloadLocked is Reload with saveMu and the file lock held.
+func (m *Memory) reloadLocked() error {
+	path := m.pinsPath()
+	fi, err := statFile(path)
+	if err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	if sameFile(fi, m.pinStat) {
+		return nil
+	}
+	var pins []Pin
+	if fi != nil {
+		if pins, err = readPinFile(path); err != nil {
+			return err
+		}
+	}
+	fromFile := make(map[string]Pin, len(pins))
+	for _, p := range pins {
+		fromFile[pinKeyString(p.Server, p.Tool)] = p
+	}
+
+	m.pinMu.Lock()
+	defer m.pinMu.Unlock()
+	txn := m.db.Txn(true)
+	defer txn.Abort()
+	it, err := txn.Get(tablePin, indexID)
+	if err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		r := obj.(*pinRec)
+		fp, inFile := fromFile[r.key]
+		delete(fromFile, r.key)
+		switch {
+		case r.gen > m.savedGen:
+			// Changed here since the last write: newer than the file.
+		case inFile:
+			rec := newPinRec(fp)
+			rec.lastSeen, rec.calls, rec.gen = r.lastSeen, r.calls, r.gen
+			if t := nanos(fp.LastSeen); t > rec.lastSeen.Load() {
+				rec.lastSeen.Store(t)
+			}
+			err = txn.Insert(tablePin, rec)
+		default:
+			err = txn.Delete(tablePin, r)
+		}
+		if err != nil {
+			return fmt.Errorf("pins: %w", err)
+		}
+	}
+	for _, p := range fromFile {
+		if err := txn.Insert(tablePin, newPinRec(p)); err != nil {
+			return fmt.Errorf("pins: %w", err)
+		}
+	}
+	counts := make(map[string]int)
+	if it, err = txn.Get(tablePin, indexID); err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		counts[obj.(*pinRec).p.Server]++
+	}
+	txn.Commit()
+	m.pinCounts, m.pinStat = counts, fi
+	m.invDirty.Store(true)
+	return nil
+}
+
+// ReadPins returns the pins recorded in dataDir's PinsFile, sorted by
+// server then tool. A missing file is an error satisfying
+// errors.Is(err, fs.ErrNotExist).
+func ReadPins(dataDir string) ([]Pin, error) {
+	path := filepath.Join(dataDir, PinsFile)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("pins: %w", err)
+	}
+	pins, err := readPinFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sortPins(pins)
+	return pins, nil
+}
+
+// AcceptPinFile accepts, in dataDir's PinsFile, the changed definition
+// pinned for server and tool, as `agentg mcp pins accept` does: the
+// running server takes it in on its next Reload (or its next write of the
+// file). It fails with ErrNoPin when there is no such pin (or no file) and
+// ErrNothingToAccept when the pin is not waiting for acceptance.
+func AcceptPinFile(dataDir, server, tool string) (Pin, error) {
+	if dataDir == "" {
+		return Pin{}, errors.New("pins: no data directory")
+	}
+	unlock, err := lockPath(filepath.Join(dataDir, pinsLockFile))
+	if err != nil {
+		return Pin{}, fmt.Errorf("pins: %w", err)
+	}
+	defer unlock()
+	path := filepath.Join(dataDir, PinsFile)
+	pins, err := readPinFile(path)
+	if err != nil {
+		return Pin{}, err
+	}
+	for i := range pins {
+		if pins[i].Server == server && pins[i].Tool == tool {
+			p, err := acceptPin(&pins[i], server, tool)
+			if err != nil {
+				return Pin{}, err
+			}
+			accepted := *p
+			sortPins(pins)
+			if err := writePinFile(path, pins); err != nil {
+				return Pin{}, err
+			}
+			return accepted, nil
+		}
+	}
+	return Pin{}, fmt.Errorf("%w for tool %q of server %q in %s", ErrNoPin, tool, server, path)
+}
