@@ -1,0 +1,36 @@
+// Package mcp reads and writes the Model Context Protocol on the wire: the
+// strict JSON-RPC codec, the incremental Server-Sent Events framer,
+// JSON-RPC errors and tool-error results agentg answers with, and the
+// redaction of arguments and results.
+//
+// The contract: the codec reads exactly what a server will execute, or
+// refuses. Parse accepts a body only when every peer that follows the JSON
+// and JSON-RPC specifications, lenient ones included, reads the same
+// method, id, tool name, URI and arguments from it that Parse reports. What
+// a lenient peer could read differently is refused with a *ParseError that
+// names the rule and the JSON-RPC code to answer with: duplicate object
+// names anywhere (both official SDKs let the last one win), names that
+// differ only in case from one another anywhere, or from a JSON-RPC or MCP
+// field name where that field belongs (encoding/json matches struct fields
+// case-insensitively), \u escapes in a method, tool name, prompt name or URI
+// (servers decode them before looking a tool up, so a naive comparison of
+// the text would differ), names that are not in Unicode NFC, invalid UTF-8,
+// a leading byte-order mark (the TypeScript SDK skips it), nesting and
+// number lengths past Limits, and anything that is not JSON-RPC 2.0 as MCP
+// uses it. Policy reads arguments through Message.Arg, which resolves a
+// JSON Pointer in the very bytes Parse checked, so policy and codec cannot
+// read a message differently.
+//
+// Parse does not copy: every jsontext.Value in a Message is a slice of the
+// body it was given, which the caller must not modify while the Message is
+// in use. Rewriting never re-encodes what it does not change: Filter,
+// Redact, WithArgs and WithResult splice new bytes into the old ones, so a
+// message agentg lets through unchanged reaches the peer byte for byte.
+//
+// The SSE framer (SSEReader, WriteEvent) follows the WHATWG event-stream
+// format. It reads one event at a time with a bounded buffer, never a whole
+// stream, and keeps each event's exact bytes so that an event agentg does
+// not rewrite is forwarded as it came, comments (keep-alives) included.
+//
+// The package decides nothing: the guard that calls it asks the policy.
+package mcp
