@@ -305,7 +305,12 @@ func (o *obligations[T]) collect(agent, server, tool string, scope int) []T {
 // ResultRedactions returns the redactions that apply to the results of
 // a call of tool on server by agent, in policy order (nil when none; the
 // slice is shared and must not be modified).
+//
+// A tool name longer than MaxToolName gets every result redaction.
 func (e *Engine) ResultRedactions(agent, server, tool string) []Redaction {
+	if len(tool) > MaxToolName {
+		return e.mcp.redact.sets[scopeResults].items
+	}
 	return e.mcp.redact.collect(agent, server, tool, scopeResults)
 }
 

@@ -52,7 +52,7 @@ func TestMCPLoadErrors(t *testing.T) {
 		{"tool second in list", "mcp:\n  tools:\n    - deny: [jira.a, nodot]\n", `:3: bad tool pattern "nodot"`},
 		{"tool ports", "mcp:\n  tools:\n    - deny: jira.a\n      ports: [443]\n", `:4: ports do not apply to tool rules`},
 		{"tool important allow", "mcp:\n  tools:\n    - allow: jira.a\n      important: true\n", `:3: important applies to deny rules only`},
-		{"tool unknown key", "mcp:\n  tools:\n    - deny: jira.a\n      if: x\n", `:4: unknown rule key "if"`},
+		{"tool unknown key", "mcp:\n  tools:\n    - deny: jira.a\n      if: x\n", `:4: unknown tool rule key "if" (want allow or deny, agents, mode, important, id, when)`},
 		{"duplicate id across sections", "hosts:\n  - allow: a.test\n    id: x\nmcp:\n  tools:\n    - deny: jira.a\n      id: x\n", `:6: duplicate rule id "x" (also at `},
 
 		{"when not a list", "mcp:\n  tools:\n    - deny: a.b\n      when: {arg: /x, exists: true}\n", `:4: when must be a list of conditions`},
@@ -349,6 +349,34 @@ func TestToolConditions(t *testing.T) {
 	}
 }
 
+func TestToolNameTooLong(t *testing.T) {
+	e := mustLoad(t, `mode: report
+mcp:
+  tools:
+    - allow: "*"
+  redact:
+    - pattern: x
+      tools: a.b
+      in: [arguments]
+    - pattern: y
+      tools: a.b
+      in: [results]
+  rate_limits:
+    - limit: 1/s
+`, nil)
+	long := strings.Repeat("a", MaxToolName+1)
+	v := e.Tool(ToolCall{Server: "a", Tool: long})
+	if v.Action != Deny || !v.Report || v.Rule != "builtin:tool-name" || len(v.Redactions) != 1 || v.RateLimits != nil {
+		t.Errorf("long name: %+v", v)
+	}
+	if r := e.ResultRedactions("", "a", long); len(r) != 1 || r[0].Pattern.String() != "y" {
+		t.Errorf("long name: result redactions %+v", r)
+	}
+	if v := e.Tool(ToolCall{Server: "a", Tool: long[1:]}); v.Action != Allow {
+		t.Errorf("name of MaxToolName bytes: %+v", v)
+	}
+}
+
 func TestHints(t *testing.T) {
 	for _, n := range []string{"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"} {
 		if HintByName(n) == 0 {
@@ -383,4 +411,28 @@ func TestToolConditionsSkipped(t *testing.T) {
 	if v := e.Tool(ToolCall{Server: "shell", Tool: "run", Args: &c}); v.Action != Deny || c.n != 0 {
 		t.Errorf("%+v after %d lookups; want the exact deny and no lookup", v.Decision, c.n)
 	}
+}
+
+// FuzzTool feeds hostile names and paths to the MCP questions: they must
+// answer Allow or Deny, never panic, and agree with themselves.
+func FuzzTool(f *testing.F) {
+	e, err := Parse("fuzz.yaml", []byte(mcpBenchPolicy()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"", "s1", "shell", "DELETE_x", "drop_\xff", "a.b.c", "\u212a", strings.Repeat("*", 300)} {
+		f.Add(s, s, "/v1/"+s)
+	}
+	h := host(f, "mcp1.bench.test", 443)
+	f.Fuzz(func(t *testing.T, server, tool, path string) {
+		v := e.Tool(ToolCall{Server: server, Tool: tool, Args: argMap{"/command": str(tool)}, Annotations: ToolHints(len(tool))})
+		if v.Action != Allow && v.Action != Deny {
+			t.Fatalf("Tool(%q, %q) = %v", server, tool, v.Action)
+		}
+		if again := e.Tool(ToolCall{Server: server, Tool: tool, Args: argMap{"/command": str(tool)}, Annotations: ToolHints(len(tool))}); again.Decision != v.Decision {
+			t.Fatalf("Tool(%q, %q) changed its mind", server, tool)
+		}
+		e.ResultRedactions("", server, tool)
+		e.MCPServer(h, path)
+	})
 }

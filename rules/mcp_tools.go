@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -132,7 +133,7 @@ func (p *parser) toolRules(n *yaml.Node) ([]toolRule, error) {
 		var conds []toolCond
 		deny, val, o, err := p.ruleBody(it, func(k, v *yaml.Node) (bool, error) {
 			if k.Value != "when" {
-				return false, nil
+				return true, p.errf(k, "unknown tool rule key %q (want allow or deny, agents, mode, important, id, when)", k.Value)
 			}
 			var err error
 			conds, err = p.toolConds(v)
@@ -278,12 +279,32 @@ type ToolVerdict struct {
 // Redactions and rate limits accumulate across every entry that covers
 // the call, whatever the decision. Tool takes no lock, and a call no rule
 // or obligation covers allocates nothing.
+//
+// A tool name longer than MaxToolName is denied as "builtin:tool-name"
+// before any pattern sees it (matching is linear in the name times the
+// pattern, and no real tool has such a name), with every argument
+// redaction and no rate limit.
 func (e *Engine) Tool(q ToolCall) ToolVerdict {
+	if len(q.Tool) > MaxToolName {
+		return ToolVerdict{
+			Decision:   e.toolTooLong(len(q.Tool)),
+			Redactions: e.mcp.redact.sets[scopeArguments].items, // every one: more is safe, and the call is refused anyway
+		}
+	}
 	return ToolVerdict{
 		Decision:   e.toolDecide(&q),
 		Redactions: e.mcp.redact.collect(q.Agent, q.Server, q.Tool, scopeArguments),
 		RateLimits: e.mcp.rates.collect(q.Agent, q.Server, q.Tool, scopeAll),
 	}
+}
+
+// MaxToolName is the longest tool name Tool decides by its rules, in
+// bytes; the specification asks for at most 128.
+const MaxToolName = 1024
+
+func (e *Engine) toolTooLong(n int) Decision {
+	return Decision{Action: Deny, Report: e.report, Rule: "builtin:tool-name", Source: e.file,
+		Reason: "tool name of " + strconv.Itoa(n) + " bytes is longer than " + strconv.Itoa(MaxToolName)}
 }
 
 func (e *Engine) toolDecide(q *ToolCall) Decision {
