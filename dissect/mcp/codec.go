@@ -364,10 +364,33 @@ func caseVariant(name []byte, want ...string) *ParseError {
 type nameRule int
 
 const (
-	noEscapes    nameRule = iota // method and tool/prompt names: no escape at all
-	noUEscapes                   // URIs: \/ and friends are fine, \u is not
-	anyEscapeNFC                 // only the NFC check
+	noEscapes  nameRule = iota // method and tool/prompt names: no escape at all
+	noUEscapes                 // URIs: \/ and friends are fine, \u only as encoding/json writes it
 )
+
+// htmlEscapesOnly reports whether every \u escape in raw is one Go's
+// encoding/json writes by default (for &, <, >, U+2028, U+2029). A Go
+// client sends every & of a URI's query that way; any other \u escape in
+// a URI is refused.
+func htmlEscapesOnly(raw []byte) bool {
+	for i := 0; i+1 < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] == 'u' {
+			if i+6 > len(raw) {
+				return false
+			}
+			switch strings.ToLower(string(raw[i+2 : i+6])) {
+			case "0026", "003c", "003e", "2028", "2029":
+			default:
+				return false
+			}
+		}
+		i++ // the escaped character
+	}
+	return true
+}
 
 // checkName enforces the escape and NFC rules on a string token that names
 // what a server will look up, and returns its decoded text.
@@ -380,7 +403,7 @@ func (p *parser) checkName(tok jsontext.Token, sp span, what string, rule nameRu
 		s = string(raw)
 	case rule == noEscapes:
 		return "", refuse(ReasonEscapedName, CodeInvalidRequest, sp.start, "%s %s contains an escape sequence", what, raw)
-	case rule == noUEscapes && bytes.Contains(raw, []byte(`\u`)):
+	case rule == noUEscapes && !htmlEscapesOnly(raw):
 		return "", refuse(ReasonEscapedName, CodeInvalidRequest, sp.start, "%s %s contains a \\u escape", what, raw)
 	default:
 		s = tok.String()

@@ -42,8 +42,9 @@ type Event struct {
 	Raw []byte
 }
 
-// SSEReader reads events from a text/event-stream one at a time. It holds
-// at most one event (and one read's worth beyond it) in memory.
+// SSEReader reads events from a text/event-stream one at a time. Its
+// buffer holds at most one event and a read beyond it: never more than the
+// limit and 4 KiB, and no more than 64 KiB once a large event is past.
 type SSEReader struct {
 	r       io.Reader
 	max     int
@@ -106,6 +107,7 @@ func (s *SSEReader) Next() (Event, error) {
 			next++
 		}
 		if next-s.off > s.max {
+			s.off, s.err = len(s.buf), ErrEventTooLarge
 			return Event{}, ErrEventTooLarge
 		}
 		line := s.buf[pos:eol]
@@ -119,6 +121,9 @@ func (s *SSEReader) Next() (Event, error) {
 			}
 			ev.Raw = bytes.Clone(s.buf[s.off:pos])
 			s.off = pos
+			if s.off == len(s.buf) && cap(s.buf) > 64<<10 {
+				s.buf, s.off = nil, 0 // a large event is over: give its buffer back
+			}
 			return ev, nil
 		}
 		pending = true
