@@ -48,6 +48,7 @@ const (
 	ReasonTrailingData   = "trailing-data"    // bytes after the one top-level value
 	ReasonDuplicateKey   = "duplicate-key"    // one object with a name twice (after unescaping)
 	ReasonCaseVariantKey = "case-variant-key" // names equal but for case, or a field name in another case
+	ReasonProtoKey       = "proto-key"        // a member named __proto__, anywhere
 	ReasonEscapedName    = "escaped-name"     // an escape in a method, tool or prompt name, a \u escape in a URI
 	ReasonNonNFCName     = "non-nfc-name"     // a method, name or URI not in Unicode NFC
 	ReasonTooDeep        = "too-deep"         // nesting past Limits.MaxDepth
@@ -307,6 +308,12 @@ func (p *parser) object(sp span, depth int, each member) (span, error) {
 			return span{sp.start, nsp.end}, nil
 		}
 		name := p.name(tok, nsp)
+		if string(name) == "__proto__" {
+			// JSON.parse keeps it as a plain member, but a server that
+			// copies params with Object.assign makes it the prototype,
+			// and reads a tool name or argument from it that is not there.
+			return span{}, refuse(ReasonProtoKey, CodeInvalidRequest, nsp.start, `a member named "__proto__"`)
+		}
 		p.names = append(p.names, name)
 		handled := false
 		if each != nil {

@@ -212,6 +212,8 @@ func TestParseRefuses(t *testing.T) {
 		{"URI", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"URI":"file:///etc/passwd"}}`, ReasonCaseVariantKey, CodeInvalidRequest},
 		{"case variants in arguments", call + `{"name":"t","arguments":{"command":"ls","Command":"rm -rf /"}}}`, ReasonCaseVariantKey, CodeInvalidRequest},
 		{"case variants in a result", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","NAME":"b"}]}}`, ReasonCaseVariantKey, CodeInvalidRequest},
+		{"__proto__ in arguments", call + `{"name":"t","arguments":{"__proto__":{"command":"rm -rf /"}}}}`, ReasonProtoKey, CodeInvalidRequest},
+		{"escaped __proto__", `{"jsonrpc":"2.0","id":1,"method":"x","params":{"__pr\u006fto__":{}}}`, ReasonProtoKey, CodeInvalidRequest},
 		{"escaped tool name", call + `{"name":"delete\u005fproject"}}`, ReasonEscapedName, CodeInvalidRequest},
 		{"any escape in a tool name", call + `{"name":"a\/b"}}`, ReasonEscapedName, CodeInvalidRequest},
 		{"escaped method", `{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"t"}}`, ReasonEscapedName, CodeInvalidRequest},

@@ -12,12 +12,15 @@
 // names anywhere (both official SDKs let the last one win), names that
 // differ only in case from one another anywhere, or from a JSON-RPC or MCP
 // field name where that field belongs (encoding/json matches struct fields
-// case-insensitively), \u escapes in a method, tool name, prompt name or URI
-// (servers decode them before looking a tool up, so a naive comparison of
-// the text would differ), names that are not in Unicode NFC, invalid UTF-8,
-// a leading byte-order mark (the TypeScript SDK skips it), nesting and
-// number lengths past Limits, and anything that is not JSON-RPC 2.0 as MCP
-// uses it. Policy reads arguments through Message.Arg, which resolves a
+// case-insensitively), a member named __proto__ (JavaScript servers can
+// turn it into a prototype), escapes in a method, tool or prompt name and
+// \u escapes in a URI (servers decode them before looking a tool up, so a
+// naive comparison of the text would differ; a URI may carry the few that
+// Go's encoding/json writes for &, < and >), names that are not in Unicode
+// NFC, invalid UTF-8 (lone surrogate escapes included), a leading
+// byte-order mark (the TypeScript SDK skips it), nesting and number
+// lengths past Limits, ids a peer would echo back as other bytes, and
+// anything that is not JSON-RPC 2.0 as MCP uses it. Policy reads arguments through Message.Arg, which resolves a
 // JSON Pointer in the very bytes Parse checked, so policy and codec cannot
 // read a message differently.
 //

@@ -42,7 +42,8 @@ type Redaction struct {
 // merged into one marker (the leftmost match's rule names it), so no rule
 // rewrites another's marker; empty matches are ignored. Rewritten strings
 // are encoded anew; every other byte of v is kept. With nothing matched v
-// itself is returned. v that is not strict JSON is an error (*ParseError).
+// itself is returned, as is an empty v (a call without arguments). v that
+// is not strict JSON, by the rules of Parse, is an error (*ParseError).
 func Redact(v jsontext.Value, where Scope, rules []Redaction) (jsontext.Value, []string, error) {
 	if len(rules) == 0 || len(v) == 0 {
 		return v, nil, nil
