@@ -374,3 +374,23 @@ func BenchmarkParseToolsCall(b *testing.B) {
 		}
 	}
 }
+
+func TestResultType(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"InputRequiredResult/input-required-result-with-request-state-only.json", "input_required"},
+		{"CallToolResult/result-with-unstructured-text.json", "complete"},
+	} {
+		b, err := os.ReadFile("testdata/spec/examples-2026-07-28/" + tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ResultType(b); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.file, got, tc.want)
+		}
+	}
+	for in, want := range map[string]string{`{"content":[]}`: "complete", `{"resultType":1}`: "", `{"resultType":"x"}`: "x"} {
+		if got := ResultType([]byte(in)); got != want {
+			t.Errorf("%s: %q, want %q", in, got, want)
+		}
+	}
+}

@@ -409,3 +409,19 @@ func EncodeBatch(msgs [][]byte) []byte {
 	}
 	return append(out, ']')
 }
+
+// ResultType is a result's resultType (2026-07-28): "complete" for an
+// ordinary result, "input_required" for an InputRequiredResult, whose
+// client retries the request with inputResponses. A result without one is
+// "complete", as the specification has clients read earlier revisions'
+// results; one whose resultType is not a string is "".
+func ResultType(result jsontext.Value) string {
+	v, ok := Lookup(result, "/resultType")
+	switch {
+	case !ok:
+		return "complete"
+	case v.Kind != ValueString:
+		return ""
+	}
+	return v.Text
+}
