@@ -65,7 +65,7 @@ var hintNames = []string{"destructiveHint", "readOnlyHint", "idempotentHint", "o
 // the rules of Parse, and refuses a list whose tools a lenient client could
 // read under other names: a tool without a string name, a name with
 // escapes or not in NFC, a field such as "Name" or "destructivehint" that
-// encoding/json would match to the real one.
+// encoding/json would match to the real one, one name listed twice.
 func ParseToolsList(result jsontext.Value) (ToolsList, error) {
 	tl := ToolsList{TTLMs: -1, raw: result}
 	p := newParser(result, Limits{}.withDefaults())
@@ -167,6 +167,13 @@ func (p *parser) toolsArray(tl *ToolsList) error {
 		}
 		if !named {
 			return badList(tsp.start, "a tool without a name")
+		}
+		for _, prev := range tl.Tools {
+			if prev.Name == t.Name {
+				// Which definition would the client keep, and which
+				// would be pinned? Neither is knowable.
+				return badList(tsp.start, "tool %q listed twice", t.Name)
+			}
 		}
 		t.Raw = p.src[osp.start:osp.end]
 		tl.Tools = append(tl.Tools, t)

@@ -97,6 +97,7 @@ func TestParseToolsListRefuses(t *testing.T) {
 		{`{"tools":[{"Name":"evil"}]}`, ReasonCaseVariantKey},
 		{`{"tools":[{"name":"safe","NAME":"evil"}]}`, ReasonCaseVariantKey},
 		{`{"tools":[{"name":"a","name":"b"}]}`, ReasonDuplicateKey},
+		{`{"tools":[{"name":"a"},{"name":"a","description":"other"}]}`, ReasonBadToolsList},
 		{`{"tools":[{"name":"a\u0062"}]}`, ReasonEscapedName},
 		{"{\"tools\":[{\"name\":\"e\u0301\"}]}", ReasonNonNFCName},
 		{`{"tools":[{"name":"a","annotations":{"destructivehint":true}}]}`, ReasonCaseVariantKey},
