@@ -134,6 +134,7 @@ func (p *parser) toolsArray(tl *ToolsList) error {
 	if tok.Kind() != '[' {
 		return badList(sp.start, "tools is not an array")
 	}
+	seen := map[string]struct{}{}
 	for p.dec.PeekKind() != ']' {
 		tok, tsp, err := p.token()
 		if err != nil {
@@ -168,13 +169,12 @@ func (p *parser) toolsArray(tl *ToolsList) error {
 		if !named {
 			return badList(tsp.start, "a tool without a name")
 		}
-		for _, prev := range tl.Tools {
-			if prev.Name == t.Name {
-				// Which definition would the client keep, and which
-				// would be pinned? Neither is knowable.
-				return badList(tsp.start, "tool %q listed twice", t.Name)
-			}
+		if _, dup := seen[t.Name]; dup {
+			// Which definition would the client keep, and which would be
+			// pinned? Neither is knowable.
+			return badList(tsp.start, "tool %q listed twice", t.Name)
 		}
+		seen[t.Name] = struct{}{}
 		t.Raw = p.src[osp.start:osp.end]
 		tl.Tools = append(tl.Tools, t)
 	}
