@@ -54,7 +54,6 @@ type MCP struct {
 	ServerInfo  string // serverInfo name and version as the server reported them
 	Session     string
 	Revision    string // the protocol revision in use
-	Method      string
 	Tool        string
 	Args        string   // arguments after redaction, cut to MaxArgs bytes
 	Redactions  []string // ids of the redact rules that fired
@@ -123,7 +122,6 @@ func (l *Logger) Log(e *Event) {
 		optStr(ev, "server_info", m.ServerInfo)
 		optStr(ev, "session", m.Session)
 		optStr(ev, "revision", m.Revision)
-		optStr(ev, "mcp_method", m.Method)
 		optStr(ev, "tool", m.Tool)
 		if m.Args != "" {
 			args := m.Args

@@ -119,14 +119,14 @@ func TestIDsAndParent(t *testing.T) {
 
 func TestMCPFields(t *testing.T) {
 	var buf bytes.Buffer
-	New(&buf).Log(&Event{Time: time.Now(), Kind: "mcp", Decision: "deny", Rule: "no-delete",
-		MCP: &MCP{Server: "jira", Tool: "delete_project", Method: "tools/call", Args: strings.Repeat("x", MaxArgs+10),
+	New(&buf).Log(&Event{Time: time.Now(), Kind: "mcp", Method: "tools/call", Decision: "deny", Rule: "no-delete",
+		MCP: &MCP{Server: "jira", Tool: "delete_project", Args: strings.Repeat("x", MaxArgs+10),
 			Redactions: []string{"aws"}, ErrorCode: -32001, Upstream: 1500 * time.Microsecond}})
 	var ev map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev["server"] != "jira" || ev["tool"] != "delete_project" || ev["mcp_method"] != "tools/call" ||
+	if ev["server"] != "jira" || ev["tool"] != "delete_project" || ev["method"] != "tools/call" ||
 		ev["error_code"] != -32001.0 || ev["upstream_ms"] != 1.5 || len(ev["args"].(string)) != MaxArgs {
 		t.Fatalf("mcp fields wrong: %v", ev)
 	}

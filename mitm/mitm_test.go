@@ -48,10 +48,12 @@ func serveOne(t *testing.T, i *Interceptor, host string, h http.Handler) (net.Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	done := make(chan error, 1)
 	go func() {
+		// Closed only once the connection is accepted: closing a listener
+		// with a connection still in its backlog resets that connection.
 		c, err := ln.Accept()
+		ln.Close()
 		if err != nil {
 			done <- err
 			return

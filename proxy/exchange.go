@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -59,7 +60,45 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &countingBody{ReadCloser: r.Body, n: &f.up}
 	}
+	if x, ok := s.mcpExchange(f, r); ok {
+		if s.cfg.MCP == nil {
+			s.writeRefusal(w, f, &refusal{status: http.StatusForbidden,
+				text: "agentg: " + f.host.String() + " is an MCP server the policy governs, and this agentg has no MCP dissector"})
+			return
+		}
+		s.cfg.MCP.Serve(w, r, x, s.fwd)
+		return
+	}
 	s.fwd.ServeHTTP(w, r)
+}
+
+// mcpExchange says whether the exchange goes to the MCP guard: always on a
+// destination the policy's mcp.servers binds (where anything that is not
+// MCP is refused), and, when the policy has an mcp section, for what may
+// be MCP elsewhere (a POST, which the guard reads, or a request carrying
+// MCP's own headers).
+func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
+	eng := s.cfg.Policy.Engine()
+	x := mcp.Exchange{Engine: eng, Agent: f.agent, Parent: f.id, Client: f.client,
+		Host: f.host.Name, Port: f.host.Port, Path: r.URL.EscapedPath(),
+		URL: f.scheme + "://" + f.host.String() + r.URL.EscapedPath()}
+	if name, ok := eng.MCPServer(f.host, r.URL.Path); ok {
+		x.Server = name
+		return x, true
+	}
+	if !eng.MCP().Defined {
+		return x, false
+	}
+	return x, r.Method == http.MethodPost || hasMCPHeader(r.Header)
+}
+
+func hasMCPHeader(h http.Header) bool {
+	for k := range h {
+		if len(k) > 4 && strings.EqualFold(k[:4], "mcp-") {
+			return true
+		}
+	}
+	return false
 }
 
 // decideExchange runs every check of the exchange path, in order, and

@@ -34,6 +34,7 @@ import (
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/mitm"
 	"github.com/agentg/agentg/rules"
 )
@@ -78,6 +79,11 @@ type Config struct {
 	// negative means no cap.
 	MaxTunnels         int
 	MaxTunnelsPerAgent int
+
+	// MCP dissects the exchanges that are Model Context Protocol; nil
+	// leaves every exchange undissected (and a host the policy's
+	// mcp.servers names is then refused, never passed unread).
+	MCP *mcp.Guard
 }
 
 // Server is the explicit proxy. Create it with New, run it with Serve, stop

@@ -121,6 +121,8 @@ type Memory struct {
 	invDirty atomic.Bool
 	invMu    sync.Mutex // serialises inventory writes
 
+	hints hintTable
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	stop      chan struct{}

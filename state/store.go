@@ -31,6 +31,12 @@ type Store interface {
 	// with raw id id, as the response to it is seen.
 	EndRequest(k SessionKey, id []byte) (Request, bool)
 
+	// SetToolHints records the annotation hints (a bit set defined by
+	// the policy) a server listed for a tool; ToolHints returns them, 0
+	// when the tool was never listed.
+	SetToolHints(server, tool string, hints uint8)
+	ToolHints(server, tool string) uint8
+
 	// CheckPin compares the hash of a tool's definition with the pin for
 	// server and tool, pinning it on first sight (trust on first use) and
 	// recording a change. PinUnchecked means it could not (the store is

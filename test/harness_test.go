@@ -21,9 +21,12 @@ import (
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/internal/testenv"
 	"github.com/agentg/agentg/proxy"
+	"github.com/agentg/agentg/ratelimit"
 	"github.com/agentg/agentg/rules"
+	"github.com/agentg/agentg/state"
 )
 
 // syncBuffer collects the proxy's JSON lines; the proxy writes from many
@@ -67,7 +70,8 @@ type env struct {
 	srv    *proxy.Server
 	addr   string // proxy host:port
 	log    *syncBuffer
-	ca     *certs.CA // with startProxyWith and tlsOpts
+	ca     *certs.CA     // with startProxyWith and tlsOpts
+	state  *state.Memory // the MCP guard's runtime state (pins in dir/data)
 	issuer *certs.Issuer
 }
 
@@ -121,6 +125,13 @@ func startProxyOpts(t *testing.T, policy string, files map[string]string, opts *
 	}
 	e := &env{t: t, dir: dir, policy: path, live: rules.NewLive(path, eng), log: &syncBuffer{}}
 	cfg := proxy.Config{Policy: e.live, Log: audit.New(e.log), DialTimeout: 2 * time.Second}
+	store, err := state.NewMemory(state.Options{DataDir: filepath.Join(dir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	e.state = store
+	cfg.MCP = &mcp.Guard{Log: cfg.Log, State: store, Limits: ratelimit.New(ratelimit.Options{})}
 	if opts != nil {
 		e.ca, err = certs.Init(filepath.Join(dir, "ca"), false)
 		if err != nil {

@@ -103,7 +103,7 @@ func TestMCPPinningDenyUntilAccepted(t *testing.T) {
 	}
 	s := startMCPPeer(t, testenv.MCPServerConfig{Mode: testenv.MCPStateful, CA: upCA})
 	cfg := testenv.AgentgConfig{Binary: agentgBin, Dir: filepath.Join(dir, "agentg"),
-		Policy: mcpPolicy(mcpBase + "  pinning: deny\n"), Args: []string{"--upstream-ca", caFile}}
+		Policy: mcpPolicy(mcpBase + "  pinning: deny\n"), Args: []string{"--upstream-ca", caFile, "--shutdown-timeout", "1s"}}
 	start := func() (*testenv.Agentg, testenv.MCPClientConfig) {
 		t.Helper()
 		a, err := testenv.StartAgentg(cfg)

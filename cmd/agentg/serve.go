@@ -13,8 +13,11 @@ import (
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/proxy"
+	"github.com/agentg/agentg/ratelimit"
 	"github.com/agentg/agentg/rules"
+	"github.com/agentg/agentg/state"
 )
 
 //go:embed default-policy.yaml
@@ -91,8 +94,18 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	store, err := state.NewMemory(state.Options{
+		DataDir: cf.dataDir,
+		OnError: func(err error) { zl.Error().Err(err).Msg("mcp state") },
+	})
+	if err != nil {
+		return fmt.Errorf("mcp state in %s: %w", cf.dataDir, err)
+	}
+	defer store.Close()
+	guard := &mcp.Guard{Log: logger, State: store, Limits: ratelimit.New(ratelimit.Options{})}
+
 	srv, err := proxy.New(proxy.Config{
-		Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots,
+		Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots, MCP: guard,
 		FirstBytesTimeout: *firstBytes, TunnelIdleTimeout: *tunnelIdle,
 		MaxTunnels: *maxTunnels, MaxTunnelsPerAgent: *maxPerAgent,
 	})
@@ -108,6 +121,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	onReload := func(err error) {
+		if perr := store.Reload(); perr != nil {
+			zl.Error().Err(perr).Msg("reloading MCP tool pins failed; the pins in force stay")
+		}
 		if err != nil {
 			zl.Error().Err(err).Msg("policy reload failed; the previous policy stays in force")
 			return
@@ -116,6 +132,24 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if *config != "" && *poll > 0 {
 		go live.Watch(ctx, *poll, onReload)
+	}
+	if *poll > 0 {
+		// Pins accepted with `agentg mcp pins accept` take effect on
+		// the next poll, like a policy edit.
+		go func() {
+			t := time.NewTicker(*poll)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := store.Reload(); err != nil {
+						zl.Error().Err(err).Msg("reloading MCP tool pins failed; the pins in force stay")
+					}
+				}
+			}
+		}()
 	}
 
 	sigs := make(chan os.Signal, 1)

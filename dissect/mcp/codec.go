@@ -415,8 +415,16 @@ func (p *parser) checkName(tok jsontext.Token, sp span, what string, rule nameRu
 	default:
 		s = tok.String()
 	}
-	if !isASCII(s) && !norm.NFC.IsNormalString(s) {
-		return "", refuse(ReasonNonNFCName, CodeInvalidRequest, sp.start, "%s %q is not in Unicode NFC", what, s)
+	// A name must not change under any normalisation a server might
+	// apply before looking it up (a full-width "ｅcho" is NFC, and NFKC
+	// makes it "echo"); a URI only under NFC, since NFKC would rewrite
+	// legitimate characters in paths.
+	form, formName := norm.NFC, "NFC"
+	if rule == noEscapes {
+		form, formName = norm.NFKC, "NFKC"
+	}
+	if !isASCII(s) && !form.IsNormalString(s) {
+		return "", refuse(ReasonNonNFCName, CodeInvalidRequest, sp.start, "%s %q is not in Unicode %s", what, s, formName)
 	}
 	return s, nil
 }

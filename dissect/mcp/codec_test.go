@@ -221,6 +221,7 @@ func TestParseRefuses(t *testing.T) {
 		{"\\u after \\\\ in a uri", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"a\\\u0026\u0061"}}`, ReasonEscapedName, CodeInvalidRequest},
 		{"escaped prompt name", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"\u0070"}}`, ReasonEscapedName, CodeInvalidRequest},
 		{"non-NFC tool name", call + "{\"name\":\"cafe\u0301\"}}", ReasonNonNFCName, CodeInvalidRequest},
+		{"tool name NFKC changes", call + "{\"name\":\"\uff45cho\"}}", ReasonNonNFCName, CodeInvalidRequest},
 		{"non-NFC method", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\u212b\"}", ReasonNonNFCName, CodeInvalidRequest},
 		{"invalid UTF-8", call + "{\"name\":\"t\",\"arguments\":{\"a\":\"\xff\"}}}", ReasonInvalidUTF8, CodeParseError},
 		{"lone surrogate", call + `{"name":"t","arguments":{"a":"\ud800"}}}`, ReasonInvalidUTF8, CodeParseError},

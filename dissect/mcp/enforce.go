@@ -1,0 +1,113 @@
+package mcp
+
+import (
+	"fmt"
+
+	"golang.org/x/time/rate"
+
+	"strings"
+	"time"
+
+	"github.com/agentg/agentg/rules"
+	store "github.com/agentg/agentg/state"
+)
+
+// enforce.go is the only place a tool decision is asked of the policy:
+// whether a call may run, whether a listed tool is shown, and what a call
+// is obliged to (redactions, rate limits, the pin check). A newcomer finds
+// every tool decision here.
+
+// callVerdict is the decision about one tools/call, with its obligations
+// already applied where they decide (rate limit, pin).
+type callVerdict struct {
+	rules.ToolVerdict
+	limited string // the rate limit that refused it, for the event
+}
+
+// decideCall asks the policy about one tools/call and applies the
+// obligations that can refuse it: a changed pin under pinning: deny, and
+// every rate limit that matched (one token each; the first empty bucket
+// refuses, naming when to retry).
+func (ex *exchange) decideCall(m *Message) callVerdict {
+	x := ex.x
+	q := rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: m.Tool, Args: argLookup{m},
+		Annotations: ex.hints(m.Tool)}
+	v := callVerdict{ToolVerdict: x.Engine.Tool(q)}
+	if !v.Allowed() {
+		return v
+	}
+	if ex.set.Pinning.Action == rules.Deny {
+		if p, ok := ex.g.State.Pin(ex.server(), m.Tool); ok && !p.Accepted {
+			v.Decision = rules.Decision{Action: rules.Deny, Rule: "mcp:pinning",
+				Reason: fmt.Sprintf("tool %s.%s changed its definition since it was first seen; accept it with: agentg mcp pins accept %s %s",
+					ex.server(), m.Tool, ex.server(), m.Tool)}
+			return v
+		}
+	}
+	for _, rl := range v.RateLimits {
+		key := rl.ID + "\x00" + bucketOf(rl.Per, x.Agent, ex.server(), m.Tool)
+		if ok, retry := ex.g.Limits.Allow(key, rate.Limit(rl.Limit), rl.Burst); !ok && !rl.Report {
+			v.Decision = rules.Decision{Action: rules.Deny, Rule: rl.ID,
+				Reason: fmt.Sprintf("rate limit %s exceeded; retry after %s", rl.ID, retry.Round(time.Millisecond))}
+			v.limited = fmt.Sprintf("%s (retry after %s)", rl.ID, retry.Round(time.Millisecond))
+			return v
+		}
+	}
+	return v
+}
+
+func bucketOf(per, agent, server, tool string) string {
+	switch per {
+	case "server":
+		return server
+	case "tool":
+		return server + "." + tool
+	}
+	return agent
+}
+
+// visible decides whether a listed tool is shown to the client: by the
+// same decision as a call to it without arguments (a deny that needs an
+// argument to match leaves the tool listed, and decides the call), and
+// not while a changed pin is refused.
+func (ex *exchange) visible(tool string, hints rules.ToolHints, pin store.PinResult) bool {
+	x := ex.x
+	v := x.Engine.Tool(rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: tool, Annotations: hints})
+	return v.Allowed() && !(ex.set.Pinning.Action == rules.Deny && pin == store.PinChanged)
+}
+
+// hints are the annotations the server last listed for tool (explicit
+// true values only), so `when: annotation:` conditions see them.
+func (ex *exchange) hints(tool string) rules.ToolHints {
+	return rules.ToolHints(ex.g.State.ToolHints(ex.server(), tool))
+}
+
+// argLookup lets the policy's argument conditions read a call's arguments
+// through the codec, so both read the message the same way.
+type argLookup struct{ m *Message }
+
+func (a argLookup) Arg(pointer string) (rules.ArgValue, bool) {
+	v, ok := a.m.Arg(pointer)
+	return rules.ArgValue{Kind: rules.ArgKind(v.Kind), Text: v.Text}, ok
+}
+
+var _ rules.ArgLookup = argLookup{}
+
+// resultRedactions are the redact rules that apply to tool's results.
+func (ex *exchange) resultRedactions(tool string) []rules.Redaction {
+	return ex.x.Engine.ResultRedactions(ex.x.Agent, ex.server(), tool)
+}
+
+// deniedMessage is the text of a refusal the client (and the model) reads.
+func deniedMessage(v callVerdict, tool string) string {
+	var b strings.Builder
+	b.WriteString("agentg: tool ")
+	b.WriteString(tool)
+	b.WriteString(" denied by rule ")
+	b.WriteString(v.Rule)
+	if v.Reason != "" {
+		b.WriteString(": ")
+		b.WriteString(v.Reason)
+	}
+	return b.String()
+}

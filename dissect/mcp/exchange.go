@@ -1,0 +1,357 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/rules"
+	store "github.com/agentg/agentg/state"
+)
+
+// exchange is one POST of a governed (or detected) MCP exchange: the
+// client's messages, what was decided about each, and the requests whose
+// answers are still to come.
+type exchange struct {
+	g        *Guard
+	x        *Exchange
+	set      rules.MCPSettings
+	revision string
+	session  string
+	legacy   *stream // a 2024-11-05 POST: answers come on this GET stream
+
+	mu      sync.Mutex
+	pending map[string]*call // by the id's exact bytes
+}
+
+// call is one request of the client's on its way through.
+type call struct {
+	m     *Message
+	ev    *audit.Event
+	start time.Time
+	tool  string
+}
+
+func (g *Guard) newExchange(r *http.Request, x *Exchange, set rules.MCPSettings) *exchange {
+	return &exchange{g: g, x: x, set: set, pending: map[string]*call{},
+		revision: r.Header.Get("MCP-Protocol-Version"), session: r.Header.Get("Mcp-Session-Id")}
+}
+
+func (ex *exchange) server() string { return ex.x.Server }
+
+// serve decides every message of the POST, forwards the ones that pass and
+// answers the rest.
+func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw []byte, next http.Handler) {
+	ex.legacy = ex.g.legacyStream(ex.x, r)
+	if ex.legacy != nil && ex.session == "" {
+		ex.session = legacyKey(r.URL)
+	}
+	if ex.revision == "" {
+		ex.revision = metaRevision(body)
+	}
+	if ex.revision == "" {
+		// Only the first requests of a session go without the header:
+		// the session knows what was negotiated.
+		if ex.legacy != nil {
+			ex.revision = "2024-11-05"
+		} else if s, ok := ex.g.State.Session(store.SessionKey{Server: ex.server(), ID: ex.session}); ok && ex.session != "" {
+			ex.revision = s.Revision
+		}
+	}
+	if body.Batch && ex.revision >= "2025-06-18" {
+		ex.refuseAll(w, body, http.StatusBadRequest, CodeInvalidRequest, "builtin:mcp-batch",
+			"JSON-RPC batches are not part of MCP "+ex.revision)
+		return
+	}
+	if why := headerMismatch(r.Header, body, metaRevision(body)); why != "" {
+		ex.refuseAll(w, body, http.StatusBadRequest, CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
+		return
+	}
+	var keep, extra [][]byte
+	changed := false
+	for _, m := range body.Messages {
+		out, answer := ex.decide(m)
+		switch {
+		case answer != nil:
+			extra = append(extra, answer)
+			changed = true
+		case out != nil:
+			changed = changed || !bytes.Equal(out, m.Raw)
+			keep = append(keep, out)
+		}
+	}
+	if ex.legacy != nil {
+		// HTTP+SSE: every answer goes on the session's GET stream; the
+		// POST itself only ever gets 202.
+		for _, m := range extra {
+			ex.legacy.inject(m)
+		}
+		extra = nil
+		if len(keep) == 0 {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+	}
+	if len(keep) == 0 {
+		// Nothing for the server: agentg answers alone.
+		ex.answer(w, body.Batch, extra)
+		ex.finish(nil)
+		return
+	}
+	if changed {
+		raw = keep[0]
+		if body.Batch || len(keep) > 1 {
+			raw = EncodeBatch(keep)
+		}
+	}
+	rw := newRespWriter(w, ex.rewriteServer, extra, int(ex.set.MaxMessage))
+	rw.onHeader = ex.sawHeader
+	// finish runs even when the forwarder ends the handler with a panic
+	// (ErrAbortHandler): no writer outlives the handler.
+	defer func() { ex.finish(rw.finish()) }()
+	forwardBody(rw, r, raw, next)
+}
+
+// decide is the verdict on one client message: the bytes to forward
+// (perhaps rewritten), or agentg's own answer to it.
+func (ex *exchange) decide(m *Message) (forward, answer []byte) {
+	if m.Kind != KindRequest {
+		return m.Raw, nil // notifications, and the client's answers to the server
+	}
+	c := &call{m: m, start: ex.g.now(), tool: m.Tool}
+	c.ev = ex.event(m)
+	out := []byte(m.Raw)
+	if m.Method == "tools/call" {
+		v := ex.decideCall(m)
+		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = v.Outcome(), v.Rule, v.Source, v.Reason
+		c.ev.MCP.RateLimit = v.limited
+		if !v.Allowed() {
+			msg := deniedMessage(v, ex.server()+"."+m.Tool)
+			if ex.set.DenyAs == rules.DenyAsResult {
+				answer = ToolErrorResult(m.ID, msg)
+			} else {
+				c.ev.MCP.ErrorCode = CodeDenied
+				answer = ErrorResponse(m.ID, CodeDenied, msg, map[string]any{"rule": v.Rule})
+			}
+			c.ev.MCP.Args = string(m.Args)
+			ex.g.emit(c.ev)
+			return nil, answer
+		}
+		if red := scoped(v.Redactions, true); len(red) > 0 && m.Args != nil {
+			args, fired, err := Redact(m.Args, Arguments, red)
+			if err != nil {
+				c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-redact", err.Error()
+				ex.g.emit(c.ev)
+				return nil, ErrorResponse(m.ID, CodeInternalError, "agentg: cannot redact the arguments: "+err.Error(), nil)
+			}
+			if len(fired) > 0 {
+				if b, ok := m.WithArgs(args); ok {
+					out, c.ev.MCP.Redactions = b, fired
+				}
+			}
+			c.ev.MCP.Args = string(args)
+		} else {
+			c.ev.MCP.Args = string(m.Args)
+		}
+		ex.g.State.CountCall(ex.server(), m.Tool)
+	} else {
+		c.ev.Decision, c.ev.Rule = "allow", "mcp:method"
+	}
+	if ex.legacy != nil {
+		ex.legacy.add(c)
+	} else {
+		ex.mu.Lock()
+		ex.pending[m.IDKey()] = c
+		ex.mu.Unlock()
+	}
+	return out, nil
+}
+
+// sawHeader takes the session id a server assigns in its answer to
+// initialize, so the session (and its negotiated revision) is known.
+func (ex *exchange) sawHeader(h http.Header) {
+	id := h.Get("Mcp-Session-Id")
+	if id == "" || ex.session != "" {
+		return
+	}
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	ex.session = id
+	for _, c := range ex.pending {
+		c.ev.MCP.Session = id
+	}
+}
+
+// answer writes agentg's own answers when nothing went to the server.
+func (ex *exchange) answer(w http.ResponseWriter, batch bool, msgs [][]byte) {
+	var out []byte
+	if batch || len(msgs) != 1 {
+		out = mergeBatch(nil, msgs)
+	} else {
+		out = msgs[0]
+	}
+	if len(msgs) == 0 {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(out)
+}
+
+// refuseAll answers every request of a body refused as a whole.
+func (ex *exchange) refuseAll(w http.ResponseWriter, body Body, status, code int, rule, why string) {
+	var msgs [][]byte
+	for _, m := range body.Messages {
+		if m.Kind != KindRequest {
+			continue
+		}
+		ev := ex.event(m)
+		ev.Decision, ev.Rule, ev.Reason = "deny", rule, why
+		ev.MCP.ErrorCode = code
+		ex.g.emit(ev)
+		msgs = append(msgs, ErrorResponse(m.ID, code, "agentg: "+why, map[string]any{"rule": rule}))
+	}
+	if len(msgs) == 0 {
+		msgs = append(msgs, ErrorResponse(nil, code, "agentg: "+why, map[string]any{"rule": rule}))
+	}
+	out := msgs[0]
+	if body.Batch {
+		out = mergeBatch(nil, msgs)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(out)
+}
+
+// rewriteServer rewrites what the server sends on this POST's answer:
+// answers to this POST's requests get their results filtered and redacted.
+func (ex *exchange) rewriteServer(data []byte) ([]byte, error) {
+	return ex.g.rewriteMessages(data, ex.x, ex.set, ex.lookup)
+}
+
+func (ex *exchange) lookup(id jsontext.Value) *call {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	k := IDKey(id)
+	c := ex.pending[k]
+	delete(ex.pending, k)
+	return c
+}
+
+// finish writes the events of requests whose answers never came.
+func (ex *exchange) finish(err error) {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	for id, c := range ex.pending {
+		if err != nil {
+			c.ev.Error = err.Error()
+		}
+		ex.g.emit(c.ev)
+		delete(ex.pending, id)
+	}
+}
+
+// event starts the event of one client request.
+func (ex *exchange) event(m *Message) *audit.Event {
+	return &audit.Event{ID: ex.g.Log.NewID(), Parent: ex.x.Parent, Time: ex.g.now(), Kind: "mcp",
+		Agent: ex.x.Agent, Client: ex.x.Client, Host: ex.x.Host, Port: ex.x.Port, Method: m.Method,
+		MCP: &audit.MCP{Server: ex.server(), Session: ex.session, Revision: ex.revision, Tool: m.Tool}}
+}
+
+func (g *Guard) emit(ev *audit.Event) {
+	ev.Duration = g.now().Sub(ev.Time)
+	g.Log.Log(ev)
+}
+
+func (g *Guard) now() time.Time {
+	if g.Now != nil {
+		return g.Now()
+	}
+	return time.Now()
+}
+
+// scoped converts the policy's redactions of one scope for the codec.
+func scoped(rs []rules.Redaction, arguments bool) []Redaction {
+	var out []Redaction
+	for _, r := range rs {
+		if arguments && r.Arguments || !arguments && r.Results {
+			out = append(out, Redaction{ID: r.ID, Pattern: r.Pattern})
+		}
+	}
+	return out
+}
+
+// headerMismatch checks 2026-07-28's Mcp-Method and Mcp-Name headers
+// against the body they mirror. A header that is absent is not a
+// mismatch: the body is what the server executes, so the body is what is
+// decided.
+func headerMismatch(h http.Header, body Body, bodyRevision string) string {
+	method, hasMethod := h["Mcp-Method"]
+	name, hasName := h["Mcp-Name"]
+	header := h.Get("MCP-Protocol-Version")
+	if header != "" && bodyRevision != "" && header != bodyRevision {
+		return "MCP-Protocol-Version header " + header + " does not match the body's protocol version " + bodyRevision
+	}
+	if !hasMethod && !hasName {
+		if header >= "2026-07-28" && len(body.Messages) == 1 && body.Messages[0].Kind == KindRequest {
+			// A request that declares 2026-07-28 must mirror its method
+			// (and name): the server refuses it otherwise, and so does
+			// agentg, before it reaches the server.
+			return "a " + header + " request without the Mcp-Method header"
+		}
+		return ""
+	}
+	if body.Batch || len(body.Messages) != 1 {
+		return "Mcp-Method and Mcp-Name headers on a body of more than one message"
+	}
+	m := body.Messages[0]
+	if hasMethod && (len(method) != 1 || method[0] != m.Method) {
+		return "Mcp-Method header " + quoteAll(method) + " does not match the body's method " + m.Method
+	}
+	if !hasName && header >= "2026-07-28" && (m.Method == "tools/call" || m.Method == "resources/read" || m.Method == "prompts/get") {
+		return "a " + header + " " + m.Method + " without the Mcp-Name header"
+	}
+	if hasName {
+		want := m.Tool
+		switch m.Method {
+		case "resources/read":
+			want = m.URI
+		case "prompts/get":
+			want = m.Prompt
+		}
+		got, ok := decodeSentinel(name)
+		if !ok || got != want {
+			return "Mcp-Name header " + quoteAll(name) + " does not match the body's name " + want
+		}
+	}
+	return ""
+}
+
+// decodeSentinel reads an Mcp-Name value, undoing the =?base64?…?= form.
+func decodeSentinel(vs []string) (string, bool) {
+	if len(vs) != 1 {
+		return "", false
+	}
+	v := vs[0]
+	if inner, ok := strings.CutPrefix(v, "=?base64?"); ok {
+		inner, ok = strings.CutSuffix(inner, "?=")
+		if !ok {
+			return "", false
+		}
+		b, err := base64.StdEncoding.DecodeString(inner)
+		if err != nil {
+			return "", false
+		}
+		return string(b), true
+	}
+	return v, true
+}
+
+func quoteAll(vs []string) string { return `"` + strings.Join(vs, `", "`) + `"` }

@@ -1,0 +1,134 @@
+package mcp
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/ratelimit"
+	"github.com/agentg/agentg/rules"
+	store "github.com/agentg/agentg/state"
+)
+
+// Guard is the one entry the proxy calls for an HTTP exchange that is, or
+// may be, MCP. It reads each JSON-RPC message in both directions with the
+// strict codec, asks the policy about each (enforce.go is the only place
+// that does), forwards what is allowed (rewritten where obligations say)
+// through next, and answers what is refused in the framing the client is
+// waiting for. It is safe for concurrent use.
+type Guard struct {
+	Log    *audit.Logger
+	State  store.Store
+	Limits *ratelimit.Limiter
+	// Now is the clock for latencies and rate limits; nil: time.Now.
+	Now func() time.Time
+}
+
+// Exchange is what the proxy knows of the exchange it hands over.
+type Exchange struct {
+	Engine *rules.Engine
+	Agent  string
+	// Server is the policy name the destination is bound to
+	// (rules.Engine.MCPServer); "" when no mcp.servers entry names it.
+	Server string
+	// URL is the request's checked URL, for the inventory.
+	URL string
+	// Parent is the exchange's event id: every MCP event names it.
+	Parent string
+	Client string
+	Host   string // the checked destination and path, for events
+	Port   uint16
+	Path   string
+}
+
+// Governed reports whether the policy governs x's destination: a host
+// named by mcp.servers, where an exchange that is not MCP is refused.
+func (x *Exchange) Governed() bool { return x.Server != "" }
+
+// Serve runs one exchange. next forwards a request upstream (the proxy's
+// one forwarder) and writes the answer into the ResponseWriter it is
+// given. Serve returns when the exchange is over.
+func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next http.Handler) {
+	set := x.Engine.MCP()
+	// Responses must come back readable: MCP's messages are small, and a
+	// compressed answer could not be checked.
+	r.Header.Del("Accept-Encoding")
+	switch r.Method {
+	case http.MethodPost:
+		g.servePost(w, r, &x, set, next)
+	case http.MethodGet:
+		g.serveStream(w, r, &x, set, next)
+	default:
+		// DELETE ends a session; anything else carries no message.
+		next.ServeHTTP(w, r)
+	}
+}
+
+// servePost reads the client's messages, decides them, and forwards what
+// may pass.
+func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, set rules.MCPSettings, next http.Handler) {
+	body, err := readBody(r.Body, r.Header.Get("Content-Encoding"), set.MaxMessage)
+	r.Body.Close()
+	if err != nil {
+		g.refuseBody(w, x, http.StatusBadRequest, err)
+		return
+	}
+	kind := kindOf(r.Header)
+	if kind != contentJSON {
+		if !x.Governed() && !looksLikeJSONRPC(body) {
+			forwardBody(w, r, body, next) // not MCP, and not governed
+			return
+		}
+		g.refuseBody(w, x, http.StatusUnsupportedMediaType,
+			&ParseError{Reason: "content-type", Code: CodeInvalidRequest,
+				Detail: "a JSON-RPC message must be sent as application/json, not " + strconv.Quote(r.Header.Get("Content-Type"))})
+		return
+	}
+	parsed, err := Parse(body, Limits{MaxMessage: int(set.MaxMessage)})
+	if err != nil {
+		if !x.Governed() && !looksLikeJSONRPC(body) {
+			forwardBody(w, r, body, next)
+			return
+		}
+		g.refuseBody(w, x, http.StatusBadRequest, err)
+		return
+	}
+	if !x.Governed() {
+		if d := set.UnknownServers; !d.Allowed() {
+			ex := g.newExchange(r, x, set)
+			ex.refuseAll(w, parsed, http.StatusForbidden, CodeDenied, d.Rule,
+				"MCP to a server the policy does not name ("+x.URL+")")
+			return
+		}
+	}
+	ex := g.newExchange(r, x, set)
+	ex.serve(w, r, parsed, body, next)
+}
+
+// forwardBody forwards a request whose body was read, unchanged but for
+// the encoding undone.
+func forwardBody(w http.ResponseWriter, r *http.Request, body []byte, next http.Handler) {
+	r.Header.Del("Content-Encoding")
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	next.ServeHTTP(w, r)
+}
+
+// refuseBody answers a request whose body cannot be read as MCP with a
+// JSON-RPC error (id null: there is no message to take one from) and an
+// event.
+func (g *Guard) refuseBody(w http.ResponseWriter, x *Exchange, status int, err error) {
+	code, msg := CodeParseError, err.Error()
+	if pe, ok := err.(*ParseError); ok {
+		code = pe.Code
+	}
+	if err == errTooLarge {
+		code, status = CodeInvalidRequest, http.StatusRequestEntityTooLarge
+	}
+	g.logRefusal(x, "builtin:mcp-parse", msg, status)
+	writeJSONError(w, status, nil, code, "agentg: "+msg, map[string]any{"rule": "builtin:mcp-parse"})
+}

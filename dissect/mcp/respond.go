@@ -1,0 +1,263 @@
+package mcp
+
+import (
+	"bytes"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// The response side of a governed exchange. What the server sends back is
+// rewritten before the client sees it, in the framing it came in:
+//   - application/json: read whole (bounded by max_message: one message
+//     or one batch), each message rewritten, written with a fresh
+//     Content-Length;
+//   - text/event-stream: event by event, as the events arrive (never the
+//     whole stream): a message event is rewritten, anything else (comments,
+//     ids, retry, priming events) is forwarded byte for byte;
+//   - anything else passes untouched.
+// Messages agentg answers itself (errors for denied elements of a batch)
+// are merged in: into the JSON array, or as events ahead of the server's.
+
+// rewriteFunc rewrites one JSON-RPC message (or batch) from the server.
+// It returns the bytes to send in its place; nil drops it.
+type rewriteFunc func(data []byte) ([]byte, error)
+
+type respWriter struct {
+	w        http.ResponseWriter
+	rewrite  rewriteFunc
+	extra    [][]byte          // agentg's own messages to add
+	onEvent  func(Event)       // sees every event of a stream as it is read (the legacy endpoint)
+	onHeader func(http.Header) // sees the server's header before anything is written
+	max      int
+
+	header  http.Header // the server's, until WriteHeader
+	status  int
+	mode    uint8
+	json    bytes.Buffer
+	pw      *io.PipeWriter
+	done    chan struct{}
+	failed  error
+	mu      sync.Mutex // guards writes to w between the SSE goroutine and finish
+	written bool
+}
+
+const (
+	modeNone uint8 = iota
+	modePass
+	modeJSON
+	modeSSE
+)
+
+func newRespWriter(w http.ResponseWriter, rewrite rewriteFunc, extra [][]byte, max int) *respWriter {
+	return &respWriter{w: w, rewrite: rewrite, extra: extra, max: max}
+}
+
+func (rw *respWriter) Header() http.Header { return rw.w.Header() }
+
+func (rw *respWriter) WriteHeader(code int) {
+	if rw.mode != modeNone {
+		return
+	}
+	rw.status = code
+	h := rw.w.Header()
+	if rw.onHeader != nil {
+		rw.onHeader(h)
+	}
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	switch {
+	case h.Get("Content-Encoding") != "" && h.Get("Content-Encoding") != "identity":
+		// Accept-Encoding was stripped; a server that compresses anyway
+		// cannot be read, so its answer does not pass.
+		rw.mode = modePass
+		rw.failed = errEncodedResponse
+		return
+	case mt == "text/event-stream":
+		rw.mode = modeSSE
+		h.Del("Content-Length")
+		rw.w.WriteHeader(code)
+		rw.written = true
+		pr, pw := io.Pipe()
+		rw.pw, rw.done = pw, make(chan struct{})
+		go rw.pumpSSE(pr)
+	case mt == "application/json" || code == http.StatusAccepted && len(rw.extra) > 0:
+		rw.mode = modeJSON
+	default:
+		rw.mode = modePass
+		rw.w.WriteHeader(code)
+		rw.written = true
+	}
+}
+
+var errEncodedResponse = &ParseError{Reason: "encoded-response", Code: CodeInternalError,
+	Detail: "the server answered with a Content-Encoding agentg cannot read"}
+
+func (rw *respWriter) Write(p []byte) (int, error) {
+	if rw.mode == modeNone {
+		rw.WriteHeader(http.StatusOK)
+	}
+	switch rw.mode {
+	case modeJSON:
+		if rw.json.Len()+len(p) > rw.max {
+			rw.failed = errResponseTooLarge
+			return 0, errResponseTooLarge
+		}
+		return rw.json.Write(p)
+	case modeSSE:
+		return rw.pw.Write(p)
+	}
+	if rw.failed != nil {
+		return 0, rw.failed
+	}
+	return rw.w.Write(p)
+}
+
+var errResponseTooLarge = &ParseError{Reason: ReasonTooLarge, Code: CodeInternalError, Detail: "the server's answer is larger than max_message"}
+
+// Flush is the forwarder's: an event stream is flushed event by event by
+// pumpSSE, a JSON body once whole; a passed-through body as asked.
+func (rw *respWriter) Flush() {
+	if rw.mode == modePass && rw.failed == nil {
+		http.NewResponseController(rw.w).Flush()
+	}
+}
+
+func (rw *respWriter) Unwrap() http.ResponseWriter { return rw.w }
+
+var _ http.Flusher = (*respWriter)(nil)
+
+// pumpSSE reads the server's events and writes each, rewritten if it is a
+// message, to the client as soon as it is read.
+func (rw *respWriter) pumpSSE(pr *io.PipeReader) {
+	defer close(rw.done)
+	defer pr.Close()
+	for _, m := range rw.extra {
+		rw.injectEvent(MessageEvent(m))
+	}
+	sr := NewSSEReader(pr, rw.max)
+	for {
+		ev, err := sr.Next()
+		if err != nil {
+			if err != io.EOF {
+				rw.failed = err
+				pr.CloseWithError(err)
+			}
+			return
+		}
+		if rw.onEvent != nil {
+			rw.onEvent(ev)
+		}
+		if (ev.Type == "" || ev.Type == "message") && ev.HasData && ev.Data != "" {
+			out, err := rw.rewrite([]byte(ev.Data))
+			if err != nil {
+				rw.failed = err
+				pr.CloseWithError(err)
+				return
+			}
+			if out == nil {
+				continue
+			}
+			if !bytes.Equal(out, []byte(ev.Data)) {
+				ev.Data = string(out)
+				rw.injectEvent(ev)
+				continue
+			}
+		}
+		rw.send(func(w io.Writer) { w.Write(ev.Raw) })
+	}
+}
+
+// send writes to the client and flushes, as one step: the stream's own
+// events and the ones agentg injects (from another request's goroutine)
+// never interleave, and the ResponseWriter is never used by two at once.
+func (rw *respWriter) send(write func(io.Writer)) {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	write(rw.w)
+	http.NewResponseController(rw.w).Flush()
+}
+
+// injectEvent sends an event on a stream in progress.
+func (rw *respWriter) injectEvent(ev Event) {
+	rw.send(func(w io.Writer) { WriteEvent(w, ev) })
+}
+
+// finish ends the response once the forwarder has returned: a JSON body is
+// rewritten and written, an event stream drained. It reports what went
+// wrong, if anything, for the event.
+func (rw *respWriter) finish() error {
+	switch rw.mode {
+	case modeNone:
+		if len(rw.extra) == 0 {
+			return rw.failed
+		}
+		rw.mode, rw.status = modeJSON, http.StatusOK
+		fallthrough
+	case modeJSON:
+		return rw.finishJSON()
+	case modeSSE:
+		rw.pw.Close()
+		<-rw.done
+	}
+	return rw.failed
+}
+
+func (rw *respWriter) finishJSON() error {
+	h := rw.w.Header()
+	if rw.failed != nil {
+		writeJSONError(rw.w, http.StatusBadGateway, nil, CodeInternalError, "agentg: "+rw.failed.Error(), nil)
+		return rw.failed
+	}
+	var out []byte
+	if body := bytes.TrimSpace(rw.json.Bytes()); len(body) > 0 {
+		var err error
+		if out, err = rw.rewrite(body); err != nil {
+			writeJSONError(rw.w, http.StatusBadGateway, nil, CodeInternalError, "agentg: the server's answer: "+err.Error(), nil)
+			return err
+		}
+	}
+	status := rw.status
+	if len(rw.extra) > 0 {
+		out = mergeBatch(out, rw.extra)
+		if status == http.StatusAccepted || status == 0 {
+			status = http.StatusOK
+		}
+		h.Set("Content-Type", "application/json")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	rw.w.WriteHeader(status)
+	rw.w.Write(out)
+	return nil
+}
+
+// mergeBatch adds agentg's own messages to the server's answer: a JSON
+// array with every message, whatever the server sent (one message, an
+// array, or nothing).
+func mergeBatch(server []byte, extra [][]byte) []byte {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	n := 0
+	add := func(m []byte) {
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(m)
+		n++
+	}
+	s := bytes.TrimSpace(server)
+	switch {
+	case len(s) > 1 && s[0] == '[':
+		if inner := bytes.TrimSpace(s[1 : len(s)-1]); len(inner) > 0 {
+			add(inner)
+		}
+	case len(s) > 0:
+		add(s)
+	}
+	for _, m := range extra {
+		add(m)
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}

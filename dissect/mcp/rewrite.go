@@ -1,0 +1,174 @@
+package mcp
+
+import (
+	"encoding/hex"
+	"net/http"
+	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/rules"
+	store "github.com/agentg/agentg/state"
+)
+
+// rewriteMessages rewrites one body or event of the server's: each answer
+// to a request of the client's (found with lookup) gets its result
+// filtered (tools/list) or redacted (tools/call, tasks/result), and the
+// request's event is written with the outcome. Requests and
+// notifications of the server's pass as they are. Bytes that need no
+// change are returned as they came.
+func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings, lookup func(jsontext.Value) *call) ([]byte, error) {
+	body, err := Parse(data, Limits{MaxMessage: int(set.MaxMessage)})
+	if err != nil {
+		return nil, err
+	}
+	outs := make([][]byte, len(body.Messages))
+	changed := false
+	for i, m := range body.Messages {
+		outs[i] = m.Raw
+		if m.Kind != KindResponse && m.Kind != KindErrorResponse {
+			continue
+		}
+		c := lookup(m.ID)
+		if c == nil {
+			continue // an answer to nothing agentg saw
+		}
+		out, err := g.rewriteAnswer(m, c, x, set)
+		if err != nil {
+			return nil, err
+		}
+		if out != nil {
+			outs[i], changed = out, true
+		}
+	}
+	switch {
+	case !changed:
+		return data, nil
+	case body.Batch:
+		return EncodeBatch(outs), nil
+	}
+	return outs[0], nil
+}
+
+// rewriteAnswer is one answer to a request of the client's: the bytes to
+// send instead, or nil to send it as it came. It writes the request's
+// event.
+func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
+	ev := c.ev
+	defer g.emit(ev)
+	ev.MCP.Upstream = g.now().Sub(c.start)
+	ev.MCP.ResultBytes = len(m.Result)
+	if m.Kind == KindErrorResponse {
+		ev.MCP.ErrorCode = errorCode(m.Error)
+		return nil, nil
+	}
+	ev.MCP.IsError = isErrorResult(m.Result)
+	switch c.m.Method {
+	case "initialize", "server/discover":
+		rev := protocolVersion(m.Result)
+		name, ver := serverName(m.Result)
+		ev.MCP.ServerInfo = strings.TrimSpace(name + " " + ver)
+		g.State.ObserveServer(store.ServerSighting{Server: x.Server, URL: x.URL,
+			Info: store.ServerInfo{Name: name, Version: ver}, Revision: rev})
+		if ev.MCP.Session != "" {
+			g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.Server, ID: ev.MCP.Session},
+				Agent: x.Agent, Revision: rev, Server: store.ServerInfo{Name: name, Version: ver}})
+		}
+		return nil, nil
+	case "tools/list":
+		return g.filterTools(m, c, x, set)
+	case "tools/call", "tasks/result":
+		red := scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
+		if len(red) == 0 {
+			return nil, nil
+		}
+		res, fired, err := Redact(m.Result, Results, red)
+		if err != nil || len(fired) == 0 {
+			return nil, err
+		}
+		ev.MCP.Redactions = append(ev.MCP.Redactions, fired...)
+		out, _ := m.WithResult(res)
+		return out, nil
+	}
+	return nil, nil
+}
+
+// filterTools hides the tools the agent may not call, on every page, and
+// checks each listed definition against its pin.
+func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
+	tl, err := ParseToolsList(m.Result)
+	if err != nil {
+		return nil, err
+	}
+	ex := &exchange{g: g, x: x, set: set}
+	hidden := map[string]bool{}
+	for _, t := range tl.Tools {
+		sum := store.Hash(ToolHash(t.Raw))
+		pin := g.State.CheckPin(x.Server, t.Name, sum)
+		hints := hintsOf(t.Annotations)
+		g.State.SetToolHints(x.Server, t.Name, uint8(hints))
+		if pin == store.PinNew || pin == store.PinChanged {
+			g.pinEvent(x, c, t.Name, sum, pin, set)
+		}
+		if !ex.visible(t.Name, hints, pin) {
+			hidden[t.Name] = true
+		}
+	}
+	if len(hidden) == 0 {
+		return nil, nil
+	}
+	out, _ := m.WithResult(tl.Filter(func(name string) bool { return !hidden[name] }))
+	return out, nil
+}
+
+func hintsOf(a Annotations) rules.ToolHints {
+	var h rules.ToolHints
+	if a.DestructiveHint {
+		h |= rules.HintDestructive
+	}
+	if a.ReadOnlyHint {
+		h |= rules.HintReadOnly
+	}
+	if a.IdempotentHint {
+		h |= rules.HintIdempotent
+	}
+	if a.OpenWorldHint {
+		h |= rules.HintOpenWorld
+	}
+	return h
+}
+
+// pinEvent records a tool seen for the first time, or a definition that
+// changed under the agent's feet.
+func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin store.PinResult, set rules.MCPSettings) {
+	ev := &audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
+		Host: x.Host, Port: x.Port, Method: "tools/list", Decision: "allow", Rule: "mcp:pin-new", Reason: "tool " + x.Server + "." + tool + " first seen, definition " + hex.EncodeToString(sum[:8]),
+		MCP: &audit.MCP{Server: x.Server, Tool: tool, Pin: "new", Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}}
+	if pin == store.PinChanged {
+		ev.MCP.Pin, ev.Rule = "changed", "mcp:pinning"
+		ev.Reason = "tool " + x.Server + "." + tool + " changed its definition (now " + hex.EncodeToString(sum[:8]) + ")"
+		ev.Decision = "report"
+		if set.Pinning.Action == rules.Deny {
+			ev.Decision = "deny"
+			ev.Reason += "; calls are denied until: agentg mcp pins accept " + x.Server + " " + tool
+		}
+	}
+	g.emit(ev)
+}
+
+// writeJSONError answers a request agentg refuses whole.
+func writeJSONError(w http.ResponseWriter, status int, id jsontext.Value, code int, msg string, data any) {
+	out := ErrorResponse(id, code, msg, data)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Del("Content-Length")
+	w.WriteHeader(status)
+	w.Write(out)
+}
+
+// logRefusal is the event of a body refused before any message in it
+// could be decided.
+func (g *Guard) logRefusal(x *Exchange, rule, why string, status int) {
+	g.emit(&audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
+		Host: x.Host, Port: x.Port, Path: x.Path, Decision: "deny", Rule: rule, Reason: why, Status: status, MCP: &audit.MCP{Server: x.Server}})
+}

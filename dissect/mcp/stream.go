@@ -1,0 +1,95 @@
+package mcp
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/agentg/agentg/rules"
+	store "github.com/agentg/agentg/state"
+)
+
+// GET streams. A Streamable HTTP GET carries the server's own requests and
+// notifications, and, when a client resumes a broken stream, answers to
+// its earlier requests. A 2024-11-05 HTTP+SSE GET is the session itself:
+// its first event names the endpoint the client POSTs to, and every answer
+// comes back on it, so a POST to that endpoint is answered 202 and an
+// error agentg gives is injected into this stream.
+
+// stream is one open GET stream, where answers and injected errors go.
+type stream struct {
+	rw      *respWriter
+	mu      sync.Mutex
+	pending map[string]*call
+}
+
+func (s *stream) add(c *call) {
+	s.mu.Lock()
+	s.pending[string(c.m.ID)] = c
+	s.mu.Unlock()
+}
+
+func (s *stream) take(id jsontext.Value) *call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.pending[string(id)]
+	delete(s.pending, string(id))
+	return c
+}
+
+// inject sends one message of agentg's on the stream.
+func (s *stream) inject(msg []byte) { s.rw.injectEvent(MessageEvent(msg)) }
+
+func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange, set rules.MCPSettings, next http.Handler) {
+	st := &stream{pending: map[string]*call{}}
+	base := *r.URL
+	var endpoint string
+	rewrite := func(data []byte) ([]byte, error) {
+		return g.rewriteMessages(data, x, set, st.take)
+	}
+	st.rw = newRespWriter(w, rewrite, nil, int(set.MaxMessage))
+	st.rw.onEvent = func(ev Event) {
+		if ev.Type == "endpoint" && endpoint == "" {
+			if u, err := base.Parse(strings.TrimSpace(ev.Data)); err == nil {
+				endpoint = legacyKey(u)
+				g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.Server, ID: endpoint, Legacy: true},
+					Agent: x.Agent, Revision: "2024-11-05", Stream: st})
+			}
+		}
+	}
+	// The forwarder may end the handler with a panic (ErrAbortHandler,
+	// when a side goes away): the stream is drained and the session
+	// forgotten all the same.
+	defer func() {
+		st.rw.finish()
+		if endpoint != "" {
+			g.State.DeleteSession(store.SessionKey{Server: x.Server, ID: endpoint, Legacy: true})
+		}
+		st.mu.Lock()
+		for _, c := range st.pending {
+			g.emit(c.ev)
+		}
+		st.mu.Unlock()
+	}()
+	next.ServeHTTP(st.rw, r)
+}
+
+// legacyKey names a legacy session by its endpoint's path and query
+// (the session key's server already names where it is).
+func legacyKey(u *url.URL) string {
+	return u.EscapedPath() + "?" + u.RawQuery
+}
+
+// legacyStream finds the open GET stream of a legacy session by the URL a
+// POST went to.
+func (g *Guard) legacyStream(x *Exchange, r *http.Request) *stream {
+	if s, ok := g.State.Session(store.SessionKey{Server: x.Server, ID: legacyKey(r.URL), Legacy: true}); ok {
+		if st, ok := s.Stream.(*stream); ok {
+			return st
+		}
+	}
+	return nil
+}
