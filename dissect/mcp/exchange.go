@@ -84,6 +84,8 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		case out != nil:
 			changed = changed || !bytes.Equal(out, m.Raw)
 			keep = append(keep, out)
+		default:
+			changed = true // dropped unanswered: the body sent on must not carry it
 		}
 	}
 	if ex.legacy != nil {
@@ -121,6 +123,16 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 // decide is the verdict on one client message: the bytes to forward
 // (perhaps rewritten), or agentg's own answer to it.
 func (ex *exchange) decide(m *Message) (forward, answer []byte) {
+	if m.Kind == KindNotification && !strings.HasPrefix(m.Method, "notifications/") {
+		// A request method sent without an id ("tools/call" as a
+		// notification): a server may still run it, and no answer could
+		// carry a refusal, so it never passes.
+		ev := ex.event(m)
+		ev.Decision, ev.Rule = "deny", "builtin:mcp-notification"
+		ev.Reason = "method " + m.Method + " sent as a notification (no id): it cannot be decided and answered"
+		ex.g.emit(ev)
+		return nil, nil
+	}
 	if m.Kind != KindRequest {
 		return m.Raw, nil // notifications, and the client's answers to the server
 	}

@@ -200,6 +200,12 @@ func (rw *respWriter) finish() error {
 	case modeSSE:
 		rw.pw.Close()
 		<-rw.done
+	case modePass:
+		if rw.failed != nil && !rw.written {
+			// An answer agentg could not read (a Content-Encoding the
+			// client asked for nowhere) is refused, and said so.
+			writeJSONError(rw.w, http.StatusBadGateway, nil, CodeInternalError, "agentg: "+rw.failed.Error(), nil)
+		}
 	}
 	return rw.failed
 }

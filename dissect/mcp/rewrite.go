@@ -162,6 +162,7 @@ func writeJSONError(w http.ResponseWriter, status int, id jsontext.Value, code i
 	out := ErrorResponse(id, code, msg, data)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Del("Content-Length")
+	w.Header().Del("Content-Encoding")
 	w.WriteHeader(status)
 	w.Write(out)
 }

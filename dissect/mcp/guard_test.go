@@ -1,0 +1,116 @@
+package mcp
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/ratelimit"
+	"github.com/agentg/agentg/rules"
+	store "github.com/agentg/agentg/state"
+)
+
+// The guard in front of a real HTTP server (an httptest origin that
+// records every body it receives), the way the proxy calls it.
+func guardFront(t *testing.T, policy string, reply http.HandlerFunc) (http.Handler, func() []string, *bytes.Buffer) {
+	t.Helper()
+	eng, err := rules.Parse("policy.yaml", []byte(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.NewMemory(store.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var mu sync.Mutex
+	var got []string
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(b))
+		mu.Unlock()
+		if reply != nil {
+			reply(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(origin.Close)
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out, _ := http.NewRequest(r.Method, origin.URL, r.Body)
+		out.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})
+	var log bytes.Buffer
+	g := &Guard{Log: audit.New(&log), State: st, Limits: ratelimit.New(ratelimit.Options{})}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.Serve(w, r, Exchange{Engine: eng, Server: "srv", Parent: "p"}, next)
+	})
+	return h, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }, &log
+}
+
+// A request method sent as a notification (no id) is never passed: a
+// server may run it, and there is no id to answer a refusal for.
+func TestGuardRefusesRequestMethodsAsNotifications(t *testing.T) {
+	h, received, log := guardFront(t, testPolicy, nil)
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_project","arguments":{}}}`,
+		`[{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_project","arguments":{}}},{"jsonrpc":"2.0","method":"notifications/initialized"}]`,
+	} {
+		r := httptest.NewRequest("POST", "https://mcp.test/mcp", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("MCP-Protocol-Version", "2025-03-26")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		for _, b := range received() {
+			if strings.Contains(b, "tools/call") {
+				t.Fatalf("the server received a tools/call notification: %s", b)
+			}
+		}
+	}
+	if !strings.Contains(log.String(), "builtin:mcp-notification") {
+		t.Fatalf("no event for the refused notification:\n%s", log.String())
+	}
+	// The plain notification of the batch still reached the server.
+	if got := received(); len(got) != 1 || !strings.Contains(got[0], "notifications/initialized") {
+		t.Fatalf("server received %q, want only the initialized notification", got)
+	}
+}
+
+const testPolicy = "hosts:\n  - allow: mcp.test\nmcp:\n  servers:\n    - name: srv\n      url: mcp.test\n  tools:\n    - deny: \"srv.delete_*\"\n      id: no-delete\n"
+
+// An answer the server compressed although agentg stripped
+// Accept-Encoding cannot be read, so it is refused, with an error the
+// client can read (not the server's encoding label on agentg's JSON).
+func TestGuardRefusesEncodedAnswer(t *testing.T) {
+	h, _, _ := guardFront(t, testPolicy, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Encoding", "br")
+		w.Write([]byte("\x0b\x02\x80secret-result"))
+	})
+	r := httptest.NewRequest("POST", "https://mcp.test/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	body := w.Body.String()
+	if w.Code != http.StatusBadGateway || w.Header().Get("Content-Encoding") != "" || strings.Contains(body, "secret-result") ||
+		!strings.Contains(body, "Content-Encoding") {
+		t.Fatalf("answered %d %q (encoding %q), want a readable 502 naming the encoding", w.Code, body, w.Header().Get("Content-Encoding"))
+	}
+}
