@@ -67,6 +67,23 @@ func dataDirFlag(fs *flag.FlagSet) *string {
 	return fs.String("data-dir", certs.DefaultDir(), "agentg's data directory, where the server keeps "+state.PinsFile+" and "+state.InventoryFile)
 }
 
+// jsonListFlags parses the flags of a listing subcommand that takes no
+// arguments: --json and --data-dir.
+func jsonListFlags(name, jsonHelp string, args []string, stderr io.Writer) (dir *string, asJSON *bool, err error) {
+	fs := newFlagSet(name, "[--json] [--data-dir DIR]", stderr)
+	dir = dataDirFlag(fs)
+	asJSON = fs.Bool("json", false, jsonHelp)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pos) != 0 {
+		fs.Usage()
+		return nil, nil, errUsage
+	}
+	return dir, asJSON, checkDataDir(*dir)
+}
+
 func checkDataDir(dir string) error {
 	if dir == "" {
 		return errors.New("no data directory: set --data-dir, XDG_DATA_HOME or HOME")
@@ -75,18 +92,8 @@ func checkDataDir(dir string) error {
 }
 
 func runMCPPinsList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("mcp pins list", "[--json] [--data-dir DIR]", stderr)
-	dir := dataDirFlag(fs)
-	asJSON := fs.Bool("json", false, "print the pins as JSON")
-	pos, err := parseInterspersed(fs, args)
+	dir, asJSON, err := jsonListFlags("mcp pins list", "print the pins as JSON", args, stderr)
 	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		fs.Usage()
-		return errUsage
-	}
-	if err := checkDataDir(*dir); err != nil {
 		return err
 	}
 	pins, err := state.ReadPins(*dir)
@@ -161,18 +168,8 @@ func runMCPPinsAccept(args []string, stdout, stderr io.Writer) error {
 }
 
 func runMCPInventory(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("mcp inventory", "[--json] [--data-dir DIR]", stderr)
-	dir := dataDirFlag(fs)
-	asJSON := fs.Bool("json", false, "print the inventory as JSON, as the server writes it")
-	pos, err := parseInterspersed(fs, args)
+	dir, asJSON, err := jsonListFlags("mcp inventory", "print the inventory as JSON, as the server writes it", args, stderr)
 	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		fs.Usage()
-		return errUsage
-	}
-	if err := checkDataDir(*dir); err != nil {
 		return err
 	}
 	inv, err := state.ReadInventory(*dir)

@@ -69,11 +69,13 @@ func bucketOf(per, agent, server, tool string) string {
 // visible decides whether a listed tool is shown to the client: by the
 // same decision as a call to it without arguments (a deny that needs an
 // argument to match leaves the tool listed, and decides the call), and
-// not while a changed pin is refused.
+// not, under pinning: deny, while its definition is changed or could not
+// be pinned.
 func (ex *exchange) visible(tool string, hints rules.ToolHints, pin store.PinResult) bool {
 	x := ex.x
 	v := x.Engine.Tool(rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: tool, Annotations: hints})
-	return v.Allowed() && !(ex.set.Pinning.Action == rules.Deny && pin == store.PinChanged)
+	unpinned := pin == store.PinChanged || pin == store.PinUnchecked // changed, or could not be pinned at all
+	return v.Allowed() && !(ex.set.Pinning.Action == rules.Deny && unpinned)
 }
 
 // hints are the annotations the server last listed for tool (explicit

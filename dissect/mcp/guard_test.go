@@ -18,12 +18,17 @@ import (
 // The guard in front of a real HTTP server (an httptest origin that
 // records every body it receives), the way the proxy calls it.
 func guardFront(t *testing.T, policy string, reply http.HandlerFunc) (http.Handler, func() []string, *bytes.Buffer) {
+	return guardFrontWith(t, policy, reply, store.Options{})
+}
+
+func guardFrontWith(t *testing.T, policy string, reply http.HandlerFunc, opts store.Options) (http.Handler, func() []string, *bytes.Buffer) {
 	t.Helper()
 	eng, err := rules.Parse("policy.yaml", []byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.NewMemory(store.Options{DataDir: t.TempDir()})
+	opts.DataDir = t.TempDir()
+	st, err := store.NewMemory(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,5 +117,24 @@ func TestGuardRefusesEncodedAnswer(t *testing.T) {
 	if w.Code != http.StatusBadGateway || w.Header().Get("Content-Encoding") != "" || strings.Contains(body, "secret-result") ||
 		!strings.Contains(body, "Content-Encoding") {
 		t.Fatalf("answered %d %q (encoding %q), want a readable 502 naming the encoding", w.Code, body, w.Header().Get("Content-Encoding"))
+	}
+}
+
+// Under pinning: deny a tool whose definition could not be pinned (the
+// store is full) is hidden like a changed one, never shown unchecked.
+func TestGuardHidesUnpinnableTools(t *testing.T) {
+	list := `{"jsonrpc":"2.0","id":1,"result":{"tools":[` +
+		`{"name":"alpha","inputSchema":{"type":"object"}},{"name":"beta","inputSchema":{"type":"object"}}]}}`
+	h, _, _ := guardFrontWith(t, testPolicy+"  pinning: deny\n", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, list)
+	}, store.Options{MaxToolsPerServer: 1})
+	r := httptest.NewRequest("POST", "https://mcp.test/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	body := w.Body.String()
+	if strings.Count(body, `"name":`) != 1 || !strings.Contains(body, `"tools":[`) {
+		t.Fatalf("listed %q, want exactly one tool: the store could pin only one", body)
 	}
 }
