@@ -40,7 +40,13 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 			pr.Out.URL.Scheme = f.scheme
 			pr.Out.URL.Host = authority(f.host, defPort)
 			pr.Out.Host = pr.Out.URL.Host
-			pr.Out = pr.Out.WithContext(traceDialed(pr.Out.Context(), f))
+			if len(f.ips) == 1 {
+				// The pool's connections for this key all go to the one
+				// address the check allowed: no need to watch which.
+				f.setDialed(f.ips[0])
+			} else {
+				pr.Out = pr.Out.WithContext(traceDialed(pr.Out.Context(), f))
+			}
 		},
 		Transport: (*pools)(s),
 		// Event streams and bodies of unknown length are flushed as they
@@ -89,11 +95,15 @@ func (p *pools) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func poolKey(f *flow) string {
 	var b strings.Builder
+	b.Grow(64)
 	b.WriteString(f.scheme)
 	b.WriteByte(' ')
 	b.WriteString(f.host.String())
-	ips := slices.Clone(f.ips)
-	slices.SortFunc(ips, netip.Addr.Compare)
+	ips := f.ips
+	if len(ips) > 1 && !slices.IsSortedFunc(ips, netip.Addr.Compare) {
+		ips = slices.Clone(ips)
+		slices.SortFunc(ips, netip.Addr.Compare)
+	}
 	for _, ip := range ips {
 		b.WriteByte(' ')
 		b.WriteString(ip.String())
