@@ -177,12 +177,28 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 	}
 	if ex.legacy != nil {
 		ex.legacy.add(c)
-	} else {
-		ex.mu.Lock()
-		ex.pending[m.IDKey()] = c
-		ex.mu.Unlock()
+		return out, nil
 	}
+	if ex.session != "" {
+		// A stateful session's answer may come on a later GET that
+		// resumes this stream (Last-Event-ID): the store remembers the
+		// call so that answer is matched, and redacted, too.
+		err := ex.g.State.BeginRequest(store.Request{Session: ex.sessionKey(), ID: []byte(m.IDKey()),
+			Method: m.Method, Tool: m.Tool, Agent: ex.x.Agent, Start: c.start, EventID: c.ev.ID})
+		if err != nil {
+			c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-inflight", err.Error()
+			ex.g.emit(c.ev)
+			return nil, ErrorResponse(m.ID, CodeInvalidRequest, "agentg: "+err.Error(), map[string]any{"rule": "builtin:mcp-inflight"})
+		}
+	}
+	ex.mu.Lock()
+	ex.pending[m.IDKey()] = c
+	ex.mu.Unlock()
 	return out, nil
+}
+
+func (ex *exchange) sessionKey() store.SessionKey {
+	return store.SessionKey{Server: ex.server(), ID: ex.session}
 }
 
 // sawHeader takes the session id a server assigns in its answer to
@@ -254,6 +270,9 @@ func (ex *exchange) lookup(id jsontext.Value) *call {
 	k := IDKey(id)
 	c := ex.pending[k]
 	delete(ex.pending, k)
+	if c != nil && ex.session != "" {
+		ex.g.State.EndRequest(ex.sessionKey(), []byte(k))
+	}
 	return c
 }
 

@@ -32,7 +32,16 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 		}
 		c := lookup(m.ID)
 		if c == nil {
-			continue // an answer to nothing agentg saw
+			if m.Kind == KindResponse {
+				// A result for a request agentg has no record of (a
+				// replayed answer, or a request it never saw) could not
+				// be given its tool's obligations: it does not pass.
+				outs[i], changed = ErrorResponse(m.ID, CodeInternalError,
+					"agentg: an answer to a request agentg has no record of was withheld",
+					map[string]any{"rule": "builtin:mcp-unmatched"}), true
+				g.logRefusal(x, "builtin:mcp-unmatched", "withheld an answer (id "+string(m.ID)+") to a request agentg has no record of", 0)
+			}
+			continue
 		}
 		out, err := g.rewriteAnswer(m, c, x, set)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
@@ -47,8 +48,24 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 	st := &stream{pending: map[string]*call{}}
 	base := *r.URL
 	var endpoint string
+	session := r.Header.Get("Mcp-Session-Id")
+	lookup := func(id jsontext.Value) *call {
+		if c := st.take(id); c != nil {
+			return c
+		}
+		if session == "" {
+			return nil
+		}
+		// An answer replayed on a resumed stream, to a call an earlier
+		// POST carried.
+		req, ok := g.State.EndRequest(store.SessionKey{Server: x.Server, ID: session}, []byte(IDKey(id)))
+		if !ok {
+			return nil
+		}
+		return g.resumedCall(x, req)
+	}
 	rewrite := func(data []byte) ([]byte, error) {
-		return g.rewriteMessages(data, x, set, st.take)
+		return g.rewriteMessages(data, x, set, lookup)
 	}
 	st.rw = newRespWriter(w, rewrite, nil, int(set.MaxMessage))
 	st.rw.onEvent = func(ev Event) {
@@ -92,4 +109,16 @@ func (g *Guard) legacyStream(x *Exchange, r *http.Request) *stream {
 		}
 	}
 	return nil
+}
+
+// resumedCall rebuilds what the guard needs of a call the store
+// remembered: its answer gets the obligations of its tool, and an event
+// of its own that names the request's.
+func (g *Guard) resumedCall(x *Exchange, req store.Request) *call {
+	m := &Message{Kind: KindRequest, Method: req.Method, Tool: req.Tool}
+	ev := &audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: req.Agent, Client: x.Client,
+		Host: x.Host, Port: x.Port, Method: req.Method, Decision: "allow", Rule: "mcp:resumed",
+		Reason: "answer on a resumed stream to request event " + req.EventID,
+		MCP:    &audit.MCP{Server: x.Server, Session: req.Session.ID, Tool: req.Tool}}
+	return &call{m: m, ev: ev, start: req.Start, tool: req.Tool}
 }

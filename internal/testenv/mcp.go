@@ -111,6 +111,9 @@ type MCPServerConfig struct {
 	// request's Accept-Encoding says, as a misbehaving server or a CDN in
 	// front of one does.
 	GzipResponses bool
+	// Resumable keeps every stream's events in the SDK's
+	// MemoryEventStore, so a GET with Last-Event-ID replays them.
+	Resumable bool
 	// Secret is what the secret tool returns; default MCPSecret.
 	Secret string
 	// StepTimeout bounds how long the slow tool waits for each Advance;
@@ -178,6 +181,7 @@ func StartMCPServer(cfg MCPServerConfig) (*MCPServer, error) {
 			// The client names mcp.test and the listener is loopback:
 			// without this the SDK answers 403 (DNS rebinding guard).
 			DisableLocalhostProtection: true,
+			EventStore:                 eventStore(cfg.Resumable),
 		})
 	case MCPLegacySSE:
 		h = mcp.NewSSEHandler(getServer, &mcp.SSEOptions{DisableLocalhostProtection: true})
@@ -370,3 +374,10 @@ func (w *gzipWriter) Flush() {
 }
 
 func (w *gzipWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func eventStore(on bool) mcp.EventStore {
+	if !on {
+		return nil
+	}
+	return mcp.NewMemoryEventStore(nil)
+}
