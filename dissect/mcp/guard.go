@@ -61,9 +61,20 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next h
 		g.servePost(w, r, &x, set, next)
 	case http.MethodGet:
 		g.serveStream(w, r, &x, set, next)
-	default:
-		// DELETE ends a session; anything else carries no message.
+	case http.MethodDelete, http.MethodHead, http.MethodOptions:
+		// DELETE ends a session; HEAD and OPTIONS carry no message.
 		next.ServeHTTP(w, r)
+	default:
+		if !x.Governed() {
+			next.ServeHTTP(w, r) // not MCP: MCP sends its messages by POST
+			return
+		}
+		// A body under another method (PUT, PATCH) is nothing MCP sends,
+		// and could still be read as a message: on a governed server it
+		// is refused, not passed unread.
+		g.logRefusal(&x, "builtin:mcp-method", r.Method+" is not an MCP transport method", http.StatusMethodNotAllowed)
+		writeJSONError(w, http.StatusMethodNotAllowed, nil, CodeInvalidRequest,
+			"agentg: "+r.Method+" is not an MCP transport method", map[string]any{"rule": "builtin:mcp-method"})
 	}
 }
 

@@ -138,3 +138,21 @@ func TestGuardHidesUnpinnableTools(t *testing.T) {
 		t.Fatalf("listed %q, want exactly one tool: the store could pin only one", body)
 	}
 }
+
+// On a governed server a message sent under another method than POST is
+// refused, never passed unread.
+func TestGuardRefusesOtherMethods(t *testing.T) {
+	h, received, _ := guardFront(t, testPolicy, nil)
+	for _, m := range []string{"PUT", "PATCH"} {
+		r := httptest.NewRequest(m, "https://mcp.test/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_project","arguments":{}}}`))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusMethodNotAllowed {
+			t.Errorf("%s answered %d, want 405", m, w.Code)
+		}
+	}
+	if got := received(); len(got) != 0 {
+		t.Fatalf("the server received %q", got)
+	}
+}
