@@ -22,7 +22,7 @@ import (
 // passes through goproxy's copy loops.
 
 func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
-	f := s.newHTTPFlow(r)
+	f := s.newFlow("connect", r.RemoteAddr, r.Method)
 	f.scheme = "tunnel"
 	if t := trackerOf(r); t != nil {
 		t.take() // keep the tracker in step

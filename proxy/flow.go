@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -94,12 +93,6 @@ func (f *flow) deny(d rules.Decision) {
 	f.mu.Unlock()
 }
 
-func (f *flow) answered() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.status != 0
-}
-
 // emit writes the flow's event once, however many paths reach it.
 func (s *Server) emit(f *flow) {
 	if f.emitted.Swap(true) {
@@ -159,13 +152,4 @@ func (s *Server) logMalformed(parent, client string, status int, reason string) 
 		Reason:   "malformed request: " + reason,
 		Status:   status,
 	})
-}
-
-// newHTTPFlow is the flow of a request on the explicit listener.
-func (s *Server) newHTTPFlow(r *http.Request) *flow {
-	kind := "http"
-	if r.Method == http.MethodConnect {
-		kind = "connect"
-	}
-	return s.newFlow(kind, r.RemoteAddr, r.Method)
 }
