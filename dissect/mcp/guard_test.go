@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,11 +18,11 @@ import (
 
 // The guard in front of a real HTTP server (an httptest origin that
 // records every body it receives), the way the proxy calls it.
-func guardFront(t *testing.T, policy string, reply http.HandlerFunc) (http.Handler, func() []string, *bytes.Buffer) {
+func guardFront(t testing.TB, policy string, reply http.HandlerFunc) (http.Handler, func() []string, *bytes.Buffer) {
 	return guardFrontWith(t, policy, reply, store.Options{})
 }
 
-func guardFrontWith(t *testing.T, policy string, reply http.HandlerFunc, opts store.Options) (http.Handler, func() []string, *bytes.Buffer) {
+func guardFrontWith(t testing.TB, policy string, reply http.HandlerFunc, opts store.Options) (http.Handler, func() []string, *bytes.Buffer) {
 	t.Helper()
 	eng, err := rules.Parse("policy.yaml", []byte(policy))
 	if err != nil {
@@ -155,4 +156,55 @@ func TestGuardRefusesOtherMethods(t *testing.T) {
 	if got := received(); len(got) != 0 {
 		t.Fatalf("the server received %q", got)
 	}
+}
+
+// FuzzGuard sends arbitrary bodies through the guard to a real server
+// and reads what reached the server the way a lenient server does
+// (encoding/json: case-insensitive names, the last duplicate wins): a call
+// to a denied tool must never be among it, however the body was spelled.
+func FuzzGuard(f *testing.F) {
+	for _, seed := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_project","arguments":{}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}`,
+		`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_x"}}]`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"delete_x"}}`,
+		`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_x"}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	h, received, _ := guardFront(f, testPolicy, nil)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		before := len(received())
+		r := httptest.NewRequest("POST", "https://mcp.test/mcp", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("MCP-Protocol-Version", "2025-03-26")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		for _, b := range received()[before:] {
+			if name, ok := deniedCallIn([]byte(b)); ok {
+				t.Fatalf("the server received a call to %q in %q (sent %q)", name, b, body)
+			}
+		}
+	})
+}
+
+// deniedCallIn reads b as encoding/json would, as one message or a batch.
+func deniedCallIn(b []byte) (string, bool) {
+	type msg struct {
+		Method string
+		Params struct{ Name string }
+	}
+	var ms []msg
+	if err := json.Unmarshal(b, &ms); err != nil {
+		var m msg
+		if json.Unmarshal(b, &m) != nil {
+			return "", false
+		}
+		ms = []msg{m}
+	}
+	for _, m := range ms {
+		if strings.EqualFold(m.Method, "tools/call") && strings.HasPrefix(strings.ToLower(m.Params.Name), "delete_") {
+			return m.Params.Name, true
+		}
+	}
+	return "", false
 }
