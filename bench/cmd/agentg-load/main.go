@@ -16,6 +16,7 @@
 //	large                one HTTPS GET of -size bytes over a tunnel    target ≥ 0.90 MB/s
 //	intercept-keepalive  TLS terminated by the proxy, keep-alive       target ≥ 0.40 req/s
 //	intercept-newconn    same, a new connection per request            target ≥ 0.70 req/s
+//	mcp                  MCP tools/call (not run unless named):        target mcp-policy/intercept ≥ 0.85 req/s, +p50 < 50µs
 //
 // Reading the ratios: agentg/direct req/s = 0.62 means the run through
 // agentg did 62% of the requests per second of the direct run; for latency
@@ -28,7 +29,7 @@
 // Usage:
 //
 //	go run ./bench/cmd/agentg-load [-duration 2s] [-warmup 300ms] [-concurrency 16]
-//	    [-size 512MiB] [-runs 5] [-scenarios http,connect,large,intercept-keepalive,intercept-newconn]
+//	    [-size 512MiB] [-runs 5] [-scenarios http,connect,large,intercept-keepalive,intercept-newconn,mcp]
 //	    [-squid=true] [-require-squid] [-agentg BIN] [-keep] [-json] [-print-policy]
 package main
 
@@ -68,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for _, sc := range bench.Scenarios {
 		names = append(names, sc.Name)
 	}
-	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run")
+	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run (add mcp for the MCP benchmark)")
 	squid := fs.Bool("squid", true, "measure Squid too when it is installed")
 	requireSquid := fs.Bool("require-squid", false, "fail when Squid is missing or cannot ssl-bump")
 	agentgBin := fs.String("agentg", "", "agentg binary to measure (default: go build ./cmd/agentg)")
@@ -90,7 +91,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var scs []bench.Scenario
+	withMCP := false
 	for name := range strings.SplitSeq(*scen, ",") {
+		if strings.TrimSpace(name) == "mcp" {
+			withMCP = true // runs after the others, on its own servers (mcp.go)
+			continue
+		}
 		sc, ok := bench.ScenarioByName(strings.TrimSpace(name))
 		if !ok {
 			return fmt.Errorf("unknown scenario %q", name)
@@ -98,6 +104,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		scs = append(scs, sc)
 	}
 
+	opts := bench.Options{Duration: *duration, Warmup: *warmup, Concurrency: *conc, Size: size}
+	if len(scs) == 0 && withMCP {
+		return runMCP(bench.MCPConfig{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, opts, *runs, *asJSON, stdout, stderr)
+	}
 	fmt.Fprintln(stderr, "agentg-load: building and starting agentg"+map[bool]string{true: " and Squid", false: ""}[*squid])
 	env, err := bench.Start(bench.Config{Agentg: *agentgBin, Squid: *squid || *requireSquid, SquidRequired: *requireSquid, Keep: *keep, Stderr: stderr})
 	if err != nil {
@@ -115,7 +125,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}()
 
 	rep := newReport(env, *agentgBin, *duration, *warmup, *conc, size, *runs)
-	opts := bench.Options{Duration: *duration, Warmup: *warmup, Concurrency: *conc, Size: size}
 	for _, sc := range scs {
 		set := env.RunSet(sc, opts, *runs, func(round int, r bench.Result) {
 			fmt.Fprintf(stderr, "  %-20s round %d/%d %-6s %s\n", sc.Name, round+1, *runs, r.Mode, progressLine(sc, r))
@@ -130,10 +139,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *keep {
 		fmt.Fprintln(stderr, "agentg-load: files kept in", env.Dir)
 	}
-	if *asJSON {
+	if *asJSON && !withMCP {
 		return rep.json(stdout)
 	}
-	rep.markdown(stdout)
+	if *asJSON {
+		if err := rep.json(stdout); err != nil {
+			return err
+		}
+	} else {
+		rep.markdown(stdout)
+	}
+	if withMCP {
+		return runMCP(bench.MCPConfig{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, opts, *runs, *asJSON, stdout, stderr)
+	}
 	return nil
 }
 
