@@ -59,6 +59,11 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 	r = r.WithContext(withFlow(r.Context(), f))
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &countingBody{ReadCloser: r.Body, n: &f.up}
+		// The body streams upstream while the answer streams back: an
+		// HTTP/1 server left alone discards what is unread of a request
+		// body once the answer starts, racing the forwarder still
+		// sending it (HTTP/2 is full duplex already).
+		http.NewResponseController(w).EnableFullDuplex()
 	}
 	if x, ok := s.mcpExchange(f, r); ok {
 		if s.cfg.MCP == nil {
