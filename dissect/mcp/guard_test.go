@@ -208,3 +208,20 @@ func deniedCallIn(b []byte) (string, bool) {
 	}
 	return "", false
 }
+
+// BenchmarkGuardJSONCall is one allowed tools/call with a JSON answer
+// through the guard, origin round trip included.
+func BenchmarkGuardJSONCall(b *testing.B) {
+	const answer = `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}`
+	h, _, _ := guardFront(b, testPolicy, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, answer)
+	})
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":"y"}}}`)
+	for b.Loop() {
+		r := httptest.NewRequest("POST", "https://mcp.test/mcp", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Mcp-Session-Id", "s1")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+}
