@@ -113,29 +113,45 @@ func signature(files []string) []fileSig {
 // Watch polls the engine's files every interval and reloads when one of
 // them changed since the engine in force was loaded, calling onReload
 // (when not nil) with the result. Watch returns when ctx ends.
+//
+// A change is loaded only once it has settled: the files must look the
+// same on two polls in a row. An editor or os.WriteFile truncates before
+// it writes, and loading in between would report a half-written file as
+// a broken (often empty) policy.
 func (l *Live) Watch(ctx context.Context, interval time.Duration, onReload func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var pending []fileSig
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		l.mu.Lock()
-		now := signature(l.files)
-		if slices.Equal(now, l.sig) {
-			l.mu.Unlock()
-			continue
-		}
-		err := l.reloadLocked(now)
-		subs := slices.Clone(l.subs)
-		l.mu.Unlock()
-		if err == nil {
-			l.notify(subs)
-		}
-		if onReload != nil {
+		var tried bool
+		var err error
+		pending, tried, err = l.poll(pending)
+		if tried && onReload != nil {
 			onReload(err)
 		}
 	}
+}
+
+// poll is one look at the files. pending is the change seen on the last
+// look, not yet settled; poll returns the one to pass next time, and
+// whether it tried a reload, with the reload's result.
+func (l *Live) poll(pending []fileSig) (next []fileSig, tried bool, err error) {
+	l.mu.Lock()
+	now := signature(l.files)
+	if slices.Equal(now, l.sig) || !slices.Equal(now, pending) {
+		l.mu.Unlock()
+		return now, false, nil
+	}
+	err = l.reloadLocked(now)
+	subs := slices.Clone(l.subs)
+	l.mu.Unlock()
+	if err == nil {
+		l.notify(subs)
+	}
+	return nil, true, err
 }

@@ -153,3 +153,43 @@ func TestLiveOnReloadSeesNewEngine(t *testing.T) {
 		t.Fatalf("subscribers saw %d engines, want exactly the one reloaded", len(got))
 	}
 }
+
+// A policy caught half written (os.WriteFile truncates first) is not
+// loaded: the watcher waits until the files look the same twice.
+func TestLivePollWaitsForTheWriteToSettle(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(path, []byte("default: allow\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewLive(path, e)
+	step := func(body string, at time.Time) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := time.Now().Add(time.Hour)
+	step("", base) // truncated, not yet written
+	pending, tried, err := l.poll(nil)
+	if tried {
+		t.Fatalf("loaded a file caught mid-write: %v", err)
+	}
+	step("default: deny\n", base.Add(time.Second))
+	if pending, tried, err = l.poll(pending); tried {
+		t.Fatalf("loaded a change seen once: %v", err)
+	}
+	if _, tried, err = l.poll(pending); !tried || err != nil {
+		t.Fatalf("settled change: tried=%v err=%v", tried, err)
+	}
+	if l.Engine() == e || l.Engine().Host("", host(t, "a.test", 443)).Outcome() != "deny" {
+		t.Fatal("settled policy not in force")
+	}
+}
