@@ -67,6 +67,29 @@ func TestMCPBatch20250326(t *testing.T) {
 			wantRawDenied(t, reply.ByID(`5`), `5`, "no-delete")
 			wantRawDenied(t, reply.ByID(`6`), `6`, "no-delete")
 			mcpNoRequest(t, s, "/mcp/batch-denied")
+
+			// Two requests of one batch with the same id: the second never
+			// passes, so no answer can be read as another request's (a
+			// tools/list answer taken for a call's would skip the filter).
+			batch = "[" + string(r.Request(`7`, "tools/list", map[string]any{})) + "," +
+				string(r.Request(`7`, "tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"n": 7}})) + "]"
+			echo = s.Calls(testenv.MCPToolEcho)
+			reply, err = r.Post(ctx, testenv.MCPPost{Path: "/mcp/batch-dup", Body: []byte(batch)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(reply.Body), testenv.MCPToolDelete) {
+				t.Errorf("a denied tool was listed: %q", reply.Body)
+			}
+			var refused int
+			for _, m := range reply.Messages {
+				if r := decodeRPC(t, m); r.Error != nil && dataRule(r.Error.Data) == "builtin:mcp-inflight" {
+					refused++
+				}
+			}
+			if refused != 1 || s.Calls(testenv.MCPToolEcho) != echo {
+				t.Errorf("duplicate id: %d refusals (want 1), echo ran %d times (want 0): %q", refused, s.Calls(testenv.MCPToolEcho)-echo, reply.Body)
+			}
 		})
 	}
 }

@@ -3,6 +3,8 @@ package mcp
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,10 +34,11 @@ type exchange struct {
 
 // call is one request of the client's on its way through.
 type call struct {
-	m     *Message
-	ev    *audit.Event
-	start time.Time
-	tool  string
+	m        *Message
+	ev       *audit.Event
+	start    time.Time
+	tool     string
+	recorded bool // in the store: its answer may come on a resumed stream
 }
 
 func (g *Guard) newExchange(r *http.Request, x *Exchange, set rules.MCPSettings) *exchange {
@@ -179,21 +182,20 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		ex.legacy.add(c)
 		return out, nil
 	}
-	if ex.session != "" {
-		// A stateful session's answer may come on a later GET that
-		// resumes this stream (Last-Event-ID): the store remembers the
-		// call so that answer is matched, and redacted, too.
-		err := ex.g.State.BeginRequest(store.Request{Session: ex.sessionKey(), ID: []byte(m.IDKey()),
-			Method: m.Method, Tool: m.Tool, Agent: ex.x.Agent, Start: c.start, EventID: c.ev.ID})
-		if err != nil {
-			c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-inflight", err.Error()
-			ex.g.emit(c.ev)
-			return nil, ErrorResponse(m.ID, CodeInvalidRequest, "agentg: "+err.Error(), map[string]any{"rule": "builtin:mcp-inflight"})
-		}
-	}
 	ex.mu.Lock()
-	ex.pending[m.IDKey()] = c
+	_, dup := ex.pending[m.IDKey()]
+	if !dup {
+		ex.pending[m.IDKey()] = c
+	}
 	ex.mu.Unlock()
+	if dup {
+		// Two requests of one body with the same id: their answers could
+		// not be told apart, and one could be rewritten as the other (a
+		// tools/list answer read as a call's), so the second never passes.
+		c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-inflight", store.ErrDuplicateID.Error()
+		ex.g.emit(c.ev)
+		return nil, ErrorResponse(m.ID, CodeInvalidRequest, "agentg: "+store.ErrDuplicateID.Error(), map[string]any{"rule": "builtin:mcp-inflight"})
+	}
 	return out, nil
 }
 
@@ -202,17 +204,43 @@ func (ex *exchange) sessionKey() store.SessionKey {
 }
 
 // sawHeader takes the session id a server assigns in its answer to
-// initialize, so the session (and its negotiated revision) is known.
+// initialize, so the session (and its negotiated revision) is known, and
+// records the calls in flight when the answer is a stream.
 func (ex *exchange) sawHeader(h http.Header) {
-	id := h.Get("Mcp-Session-Id")
-	if id == "" || ex.session != "" {
-		return
-	}
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
-	ex.session = id
-	for _, c := range ex.pending {
-		c.ev.MCP.Session = id
+	if id := h.Get("Mcp-Session-Id"); id != "" && ex.session == "" {
+		ex.session = id
+		for _, c := range ex.pending {
+			c.ev.MCP.Session = id
+		}
+	}
+	if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); mt == "text/event-stream" && ex.session != "" {
+		ex.recordLocked()
+	}
+}
+
+// recordLocked puts the calls still waiting into the store. A stateful
+// session's SSE answer may be cut and resumed on a GET (Last-Event-ID),
+// where the answer is matched, and rewritten, by what the store
+// remembers. A JSON answer always comes on this POST, so those calls are
+// never recorded: the store is written only when a stream could need it.
+func (ex *exchange) recordLocked() {
+	k := ex.sessionKey()
+	for id, c := range ex.pending {
+		err := ex.g.State.BeginRequest(store.Request{Session: k, ID: []byte(id),
+			Method: c.m.Method, Tool: c.m.Tool, Agent: ex.x.Agent, Start: c.start, EventID: c.ev.ID})
+		switch {
+		case err == nil:
+			c.recorded = true
+		case errors.Is(err, store.ErrDuplicateID):
+			// Another POST of this session has the same id in flight: a
+			// resumed answer could belong to either, so neither is
+			// remembered and such an answer is withheld as unmatched.
+			ex.g.State.EndRequest(k, []byte(id))
+		}
+		// Otherwise (the session's bound is reached) the call is answered
+		// on this stream as usual; only a resumed answer to it is withheld.
 	}
 }
 
@@ -270,7 +298,7 @@ func (ex *exchange) lookup(id jsontext.Value) *call {
 	k := IDKey(id)
 	c := ex.pending[k]
 	delete(ex.pending, k)
-	if c != nil && ex.session != "" {
+	if c != nil && c.recorded {
 		ex.g.State.EndRequest(ex.sessionKey(), []byte(k))
 	}
 	return c
