@@ -73,6 +73,10 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		ex.refuseAll(w, body, http.StatusBadRequest, CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
 		return
 	}
+	if why := ex.paramMismatch(r.Header, body); why != "" { // params.go
+		ex.refuseAll(w, body, http.StatusBadRequest, CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
+		return
+	}
 	var keep, extra [][]byte
 	changed := false
 	for _, m := range body.Messages {

@@ -117,6 +117,16 @@ func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSetti
 		pin := g.State.CheckPin(x.Server, t.Name, sum)
 		hints := hintsOf(t.Annotations)
 		g.State.SetToolHints(x.Server, t.Name, uint8(hints))
+		params := ToolParams(t.Raw)
+		g.State.SetToolParams(x.Server, t.Name, params)
+		if params.Invalid != "" && c.ev.MCP.Revision >= "2026-07-28" {
+			// The specification has a conforming client drop such a tool
+			// from the list; agentg drops it too, and refuses calls to it
+			// (params.go), since its headers cannot be checked.
+			g.paramDeclEvent(x, c, t.Name, params.Invalid)
+			hidden[t.Name] = true
+			continue
+		}
 		if pin == store.PinNew || pin == store.PinChanged {
 			g.pinEvent(x, c, t.Name, sum, pin, set)
 		}
@@ -164,6 +174,15 @@ func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin 
 		}
 	}
 	g.emit(ev)
+}
+
+// paramDeclEvent records a listed tool hidden because its x-mcp-header
+// declarations break the specification's constraints.
+func (g *Guard) paramDeclEvent(x *Exchange, c *call, tool, why string) {
+	g.emit(&audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
+		Host: x.Host, Port: x.Port, Method: "tools/list", Decision: "deny", Rule: "builtin:mcp-param-declaration",
+		Reason: "tool " + x.Server + "." + tool + " hidden from tools/list: " + why,
+		MCP:    &audit.MCP{Server: x.Server, Tool: tool, Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}})
 }
 
 // writeJSONError answers a request agentg refuses whole.
