@@ -87,6 +87,8 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		return nil, nil
 	case "tools/list":
 		return g.filterTools(m, c, x, set)
+	case "prompts/list", "resources/list", "resources/templates/list":
+		return g.filterListed(m, c, x, set)
 	case "tools/call", "tasks/result":
 		red := scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
 		if len(red) == 0 {
@@ -138,6 +140,30 @@ func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSetti
 		return nil, nil
 	}
 	out, _ := m.WithResult(tl.Filter(func(name string) bool { return !hidden[name] }))
+	return out, nil
+}
+
+// filterListed hides the prompts, resources and resource templates the
+// agent may not get or read, on every page.
+func (g *Guard) filterListed(m *Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
+	kind := ListKindOf(c.m.Method)
+	nl, err := ParseNamedList(m.Result, kind)
+	if err != nil {
+		return nil, err
+	}
+	ex := &exchange{g: g, x: x, set: set}
+	hidden := 0
+	res := nl.Filter(func(key string) bool {
+		ok := ex.listedVisible(kind, key)
+		if !ok {
+			hidden++
+		}
+		return ok
+	})
+	if hidden == 0 {
+		return nil, nil
+	}
+	out, _ := m.WithResult(res)
 	return out, nil
 }
 
