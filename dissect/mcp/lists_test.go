@@ -51,3 +51,39 @@ func TestParseNamedList(t *testing.T) {
 		t.Errorf("Filter = %s", got)
 	}
 }
+
+// FuzzLists feeds server-controlled list results and tool definitions to
+// the readers the guard filters and learns from: none may panic, a list
+// that is read filters to valid JSON, and a header value decodes the same
+// however often it is checked.
+func FuzzLists(f *testing.F) {
+	f.Add([]byte(`{"prompts":[{"name":"a"},{"name":"b"}],"nextCursor":"c"}`), "us-west1")
+	f.Add([]byte(`{"resources":[{"uri":"file:///a"}]}`), "=?base64?SGVsbG8=?=")
+	f.Add([]byte(`{"resourceTemplates":[{"uriTemplate":"file:///{p}"}]}`), "4.2e1")
+	f.Add([]byte(`{"name":"t","inputSchema":{"type":"object","properties":{"a":{"type":"string","x-mcp-header":"A"},"l":{"items":{"x-mcp-header":"B"}}}}}`), "-0")
+	f.Fuzz(func(t *testing.T, b []byte, header string) {
+		for _, k := range []ListKind{ListPrompts, ListResources, ListTemplates} {
+			nl, err := ParseNamedList(jsontext.Value(b), k)
+			if err != nil {
+				continue
+			}
+			if out := nl.Filter(func(string) bool { return false }); !jsontext.Value(out).IsValid() {
+				t.Fatalf("Filter(none) of %q is not JSON: %q", b, out)
+			}
+			if out := nl.Filter(func(string) bool { return true }); string(out) != string(b) {
+				t.Fatalf("Filter(all) changed %q into %q", b, out)
+			}
+		}
+		ToolParams(jsontext.Value(b)) // the guard gives it only checked definitions; it must survive any
+		a, errA := headerText(header)
+		c, errC := headerText(header)
+		if a != c || (errA == nil) != (errC == nil) {
+			t.Fatal("headerText is not deterministic")
+		}
+		if n, ok := canonInt(header); ok {
+			if again, ok2 := canonInt(n); !ok2 || again != n {
+				t.Fatalf("canonInt(%q) = %q, which canonicalises to %q, %v", header, n, again, ok2)
+			}
+		}
+	})
+}
