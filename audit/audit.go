@@ -55,6 +55,8 @@ type MCP struct {
 	Session     string
 	Revision    string // the protocol revision in use
 	Tool        string
+	Prompt      string   // prompts/get: the prompt's name
+	URI         string   // resources/read: the URI, cut to MaxArgs bytes
 	Args        string   // arguments after redaction, cut to MaxArgs bytes
 	Redactions  []string // ids of the redact rules that fired
 	RateLimit   string   // the rate limit that refused the call, with when to retry
@@ -123,6 +125,10 @@ func (l *Logger) Log(e *Event) {
 		optStr(ev, "session", m.Session)
 		optStr(ev, "revision", m.Revision)
 		optStr(ev, "tool", m.Tool)
+		optStr(ev, "prompt", m.Prompt)
+		if uri := m.URI; uri != "" {
+			ev.Str("uri", uri[:min(len(uri), MaxArgs)])
+		}
 		if m.Args != "" {
 			args := m.Args
 			if len(args) > MaxArgs {

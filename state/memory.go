@@ -121,7 +121,8 @@ type Memory struct {
 	invDirty atomic.Bool
 	invMu    sync.Mutex // serialises inventory writes
 
-	hints hintTable
+	hints  hintTable
+	params paramTable
 
 	closed    atomic.Bool
 	closeOnce sync.Once

@@ -36,6 +36,11 @@ type Store interface {
 	// when the tool was never listed.
 	SetToolHints(server, tool string, hints uint8)
 	ToolHints(server, tool string) uint8
+	// SetToolParams records the x-mcp-header parameter declarations a
+	// server listed for a tool (none forgets them); ToolParams returns
+	// them, false when there are none.
+	SetToolParams(server, tool string, p ToolParams)
+	ToolParams(server, tool string) (ToolParams, bool)
 
 	// CheckPin compares the hash of a tool's definition with the pin for
 	// server and tool, pinning it on first sight (trust on first use) and

@@ -76,6 +76,10 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		ex.refuseAll(w, body, http.StatusBadRequest, CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
 		return
 	}
+	if why := ex.paramMismatch(r.Header, body); why != "" { // params.go
+		ex.refuseAll(w, body, http.StatusBadRequest, CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
+		return
+	}
 	var keep, extra [][]byte
 	changed := false
 	for _, m := range body.Messages {
@@ -175,6 +179,14 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 			c.ev.MCP.Args = string(m.Args)
 		}
 		ex.g.State.CountCall(ex.server(), m.Tool)
+	} else if d, ok := ex.decideRead(m); ok { // prompts/get, resources/read
+		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = d.Outcome(), d.Rule, d.Source, d.Reason
+		if !d.Allowed() {
+			// Never as a tool result (deny_as): neither answer has one.
+			c.ev.MCP.ErrorCode = CodeDenied
+			ex.g.emit(c.ev)
+			return nil, ErrorResponse(m.ID, CodeDenied, deniedReadMessage(d, m), map[string]any{"rule": d.Rule})
+		}
 	} else {
 		c.ev.Decision, c.ev.Rule = "allow", "mcp:method"
 	}
@@ -321,7 +333,7 @@ func (ex *exchange) finish(err error) {
 func (ex *exchange) event(m *Message) *audit.Event {
 	return &audit.Event{ID: ex.g.Log.NewID(), Parent: ex.x.Parent, Time: ex.g.now(), Kind: "mcp",
 		Agent: ex.x.Agent, Client: ex.x.Client, Host: ex.x.Host, Port: ex.x.Port, Method: m.Method,
-		MCP: &audit.MCP{Server: ex.server(), Session: ex.session, Revision: ex.revision, Tool: m.Tool}}
+		MCP: &audit.MCP{Server: ex.server(), Session: ex.session, Revision: ex.revision, Tool: m.Tool, Prompt: m.Prompt, URI: m.URI}}
 }
 
 func (g *Guard) emit(ev *audit.Event) {

@@ -87,6 +87,8 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		return nil, nil
 	case "tools/list":
 		return g.filterTools(m, c, x, set)
+	case "prompts/list", "resources/list", "resources/templates/list":
+		return g.filterListed(m, c, x, set)
 	case "tools/call", "tasks/result":
 		red := scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
 		if len(red) == 0 {
@@ -117,6 +119,16 @@ func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSetti
 		pin := g.State.CheckPin(x.Server, t.Name, sum)
 		hints := hintsOf(t.Annotations)
 		g.State.SetToolHints(x.Server, t.Name, uint8(hints))
+		params := ToolParams(t.Raw)
+		g.State.SetToolParams(x.Server, t.Name, params)
+		if params.Invalid != "" && c.ev.MCP.Revision >= "2026-07-28" {
+			// The specification has a conforming client drop such a tool
+			// from the list; agentg drops it too, and refuses calls to it
+			// (params.go), since its headers cannot be checked.
+			g.paramDeclEvent(x, c, t.Name, params.Invalid)
+			hidden[t.Name] = true
+			continue
+		}
 		if pin == store.PinNew || pin == store.PinChanged {
 			g.pinEvent(x, c, t.Name, sum, pin, set)
 		}
@@ -128,6 +140,30 @@ func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSetti
 		return nil, nil
 	}
 	out, _ := m.WithResult(tl.Filter(func(name string) bool { return !hidden[name] }))
+	return out, nil
+}
+
+// filterListed hides the prompts, resources and resource templates the
+// agent may not get or read, on every page.
+func (g *Guard) filterListed(m *Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
+	kind := ListKindOf(c.m.Method)
+	nl, err := ParseNamedList(m.Result, kind)
+	if err != nil {
+		return nil, err
+	}
+	ex := &exchange{g: g, x: x, set: set}
+	hidden := 0
+	res := nl.Filter(func(key string) bool {
+		ok := ex.listedVisible(kind, key)
+		if !ok {
+			hidden++
+		}
+		return ok
+	})
+	if hidden == 0 {
+		return nil, nil
+	}
+	out, _ := m.WithResult(res)
 	return out, nil
 }
 
@@ -164,6 +200,15 @@ func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin 
 		}
 	}
 	g.emit(ev)
+}
+
+// paramDeclEvent records a listed tool hidden because its x-mcp-header
+// declarations break the specification's constraints.
+func (g *Guard) paramDeclEvent(x *Exchange, c *call, tool, why string) {
+	g.emit(&audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
+		Host: x.Host, Port: x.Port, Method: "tools/list", Decision: "deny", Rule: "builtin:mcp-param-declaration",
+		Reason: "tool " + x.Server + "." + tool + " hidden from tools/list: " + why,
+		MCP:    &audit.MCP{Server: x.Server, Tool: tool, Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}})
 }
 
 // writeJSONError answers a request agentg refuses whole.

@@ -139,6 +139,7 @@ type MCPServer struct {
 	cfg   MCPServerConfig
 	up    *Upstream
 	tools *mcpTools
+	reads *mcpReads // mcp_reads.go
 
 	mu   sync.Mutex
 	reqs []MCPRequest
@@ -170,6 +171,7 @@ func StartMCPServer(cfg MCPServerConfig) (*MCPServer, error) {
 	s := &MCPServer{Mode: cfg.Mode, cfg: cfg}
 	s.Server = mcp.NewServer(&mcp.Implementation{Name: cfg.Name, Version: "1.0.0"}, &mcp.ServerOptions{PageSize: cfg.PageSize})
 	s.tools = newMCPTools(s.Server, cfg)
+	s.reads = newMCPReads(s.Server)
 
 	var h http.Handler
 	getServer := func(*http.Request) *mcp.Server { return s.Server }
