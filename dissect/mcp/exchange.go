@@ -32,10 +32,11 @@ type exchange struct {
 
 // call is one request of the client's on its way through.
 type call struct {
-	m     *Message
-	ev    *audit.Event
-	start time.Time
-	tool  string
+	m      *Message
+	ev     *audit.Event
+	start  time.Time
+	tool   string
+	legacy bool // sent on a 2024-11-05 HTTP+SSE session
 }
 
 func (g *Guard) newExchange(r *http.Request, x *Exchange, set rules.MCPSettings) *exchange {
@@ -60,7 +61,7 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		// the session knows what was negotiated.
 		if ex.legacy != nil {
 			ex.revision = "2024-11-05"
-		} else if s, ok := ex.g.State.Session(store.SessionKey{Server: ex.server(), ID: ex.session}); ok && ex.session != "" {
+		} else if s, ok := ex.g.State.Session(ex.sessionKey()); ok && ex.session != "" {
 			ex.revision = s.Revision
 		}
 	}
@@ -136,7 +137,7 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 	if m.Kind != KindRequest {
 		return m.Raw, nil // notifications, and the client's answers to the server
 	}
-	c := &call{m: m, start: ex.g.now(), tool: m.Tool}
+	c := &call{m: m, start: ex.g.now(), tool: m.Tool, legacy: ex.legacy != nil}
 	c.ev = ex.event(m)
 	out := []byte(m.Raw)
 	if m.Method == "tools/call" {
@@ -198,7 +199,7 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 }
 
 func (ex *exchange) sessionKey() store.SessionKey {
-	return store.SessionKey{Server: ex.server(), ID: ex.session}
+	return store.SessionKey{Server: ex.x.stateServer(), ID: ex.session}
 }
 
 // sawHeader takes the session id a server assigns in its answer to

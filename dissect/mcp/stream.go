@@ -58,7 +58,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		}
 		// An answer replayed on a resumed stream, to a call an earlier
 		// POST carried.
-		req, ok := g.State.EndRequest(store.SessionKey{Server: x.Server, ID: session}, []byte(IDKey(id)))
+		req, ok := g.State.EndRequest(store.SessionKey{Server: x.stateServer(), ID: session}, []byte(IDKey(id)))
 		if !ok {
 			return nil
 		}
@@ -72,8 +72,9 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		if ev.Type == "endpoint" && endpoint == "" {
 			if u, err := base.Parse(strings.TrimSpace(ev.Data)); err == nil {
 				endpoint = legacyKey(u)
-				g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.Server, ID: endpoint, Legacy: true},
+				g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.stateServer(), ID: endpoint, Legacy: true},
 					Agent: x.Agent, Revision: "2024-11-05", Stream: st})
+				g.sessionStarted(x, "", endpoint, "2024-11-05", store.ServerInfo{})
 			}
 		}
 	}
@@ -83,7 +84,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 	defer func() {
 		st.rw.finish()
 		if endpoint != "" {
-			g.State.DeleteSession(store.SessionKey{Server: x.Server, ID: endpoint, Legacy: true})
+			g.State.DeleteSession(store.SessionKey{Server: x.stateServer(), ID: endpoint, Legacy: true})
 		}
 		st.mu.Lock()
 		for _, c := range st.pending {
@@ -103,7 +104,7 @@ func legacyKey(u *url.URL) string {
 // legacyStream finds the open GET stream of a legacy session by the URL a
 // POST went to.
 func (g *Guard) legacyStream(x *Exchange, r *http.Request) *stream {
-	if s, ok := g.State.Session(store.SessionKey{Server: x.Server, ID: legacyKey(r.URL), Legacy: true}); ok {
+	if s, ok := g.State.Session(store.SessionKey{Server: x.stateServer(), ID: legacyKey(r.URL), Legacy: true}); ok {
 		if st, ok := s.Stream.(*stream); ok {
 			return st
 		}
