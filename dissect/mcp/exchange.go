@@ -115,6 +115,9 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 	}
 	rw := newRespWriter(w, ex.rewriteServer, extra, int(ex.set.MaxMessage))
 	rw.onHeader = ex.sawHeader
+	if ex.x.Governed() {
+		rw.strict, rw.withhold = true, func(err error) []byte { return ex.withheld(err, body.Batch, extra) }
+	}
 	// finish runs even when the forwarder ends the handler with a panic
 	// (ErrAbortHandler): no writer outlives the handler.
 	defer func() { ex.finish(rw.finish()) }()
@@ -215,6 +218,31 @@ func (ex *exchange) sawHeader(h http.Header) {
 	for _, c := range ex.pending {
 		c.ev.MCP.Session = id
 	}
+}
+
+// withheld is what the client gets for an answer agentg withheld (see
+// hold.go): an error for each of its requests still waiting, with
+// agentg's own answers, and an event saying why.
+func (ex *exchange) withheld(err error, batch bool, extra [][]byte) []byte {
+	const rule = "builtin:mcp-answer-type"
+	ev := ex.g.lifecycleEvent(ex.x, ActionRefusedAnswer, "")
+	ev.Decision, ev.Rule, ev.Reason, ev.Status = "deny", rule, err.Error(), http.StatusBadGateway
+	ev.MCP.Session, ev.MCP.Revision = ex.session, ex.revision
+	ex.g.emit(ev)
+	ex.mu.Lock()
+	msgs := extra
+	for _, c := range ex.pending {
+		c.ev.MCP.ErrorCode = CodeInternalError
+		msgs = append(msgs, ErrorResponse(c.m.ID, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule}))
+	}
+	ex.mu.Unlock()
+	switch {
+	case len(msgs) == 0:
+		return ErrorResponse(nil, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule})
+	case len(msgs) == 1 && !batch:
+		return msgs[0]
+	}
+	return mergeBatch(nil, msgs)
 }
 
 // answer writes agentg's own answers when nothing went to the server.

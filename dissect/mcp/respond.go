@@ -17,7 +17,14 @@ import (
 //   - text/event-stream: event by event, as the events arrive (never the
 //     whole stream): a message event is rewritten, anything else (comments,
 //     ids, retry, priming events) is forwarded byte for byte;
-//   - anything else passes untouched.
+//   - anything else, on a governed server's POST (strict), is held,
+//     bounded by max_message, and passes only when it carries nothing a
+//     client could take for a message: an empty body, or a status that is
+//     not 2xx with a body that is not JSON-RPC (401 and 403 for
+//     authorization, 404 for an expired session, which the client must
+//     see to start a new one). Anything else is withheld, and the client
+//     gets JSON-RPC errors for its requests in its place (withhold);
+//   - elsewhere anything else passes untouched.
 // Messages agentg answers itself (errors for denied elements of a batch)
 // are merged in: into the JSON array, or as events ahead of the server's.
 
@@ -32,6 +39,10 @@ type respWriter struct {
 	onEvent  func(Event)       // sees every event of a stream as it is read (the legacy endpoint)
 	onHeader func(http.Header) // sees the server's header before anything is written
 	max      int
+	// strict: the answer must be MCP's, and withhold gives the JSON-RPC
+	// errors that stand in for one that is not (see above).
+	strict   bool
+	withhold func(err error) []byte
 
 	header  http.Header // the server's, until WriteHeader
 	status  int
@@ -49,6 +60,7 @@ const (
 	modePass
 	modeJSON
 	modeSSE
+	modeHold // strict, and neither JSON nor SSE: held until judged
 )
 
 func newRespWriter(w http.ResponseWriter, rewrite rewriteFunc, extra [][]byte, max int) *respWriter {
@@ -84,6 +96,8 @@ func (rw *respWriter) WriteHeader(code int) {
 		go rw.pumpSSE(pr)
 	case mt == "application/json" || code == http.StatusAccepted && len(rw.extra) > 0:
 		rw.mode = modeJSON
+	case rw.strict && rw.withhold != nil:
+		rw.mode = modeHold
 	default:
 		rw.mode = modePass
 		rw.w.WriteHeader(code)
@@ -107,6 +121,8 @@ func (rw *respWriter) Write(p []byte) (int, error) {
 		return rw.json.Write(p)
 	case modeSSE:
 		return rw.pw.Write(p)
+	case modeHold:
+		return rw.hold(p)
 	}
 	if rw.failed != nil {
 		return 0, rw.failed
@@ -200,6 +216,8 @@ func (rw *respWriter) finish() error {
 	case modeSSE:
 		rw.pw.Close()
 		<-rw.done
+	case modeHold:
+		return rw.finishHold()
 	case modePass:
 		if rw.failed != nil && !rw.written {
 			// An answer agentg could not read (a Content-Encoding the
