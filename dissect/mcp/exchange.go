@@ -142,6 +142,12 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 	}
 	c := &call{m: m, start: ex.g.now(), tool: m.Tool, legacy: ex.legacy != nil}
 	c.ev = ex.event(m)
+	switch {
+	case m.Method == "tasks/result":
+		ex.followTask(c)
+	case m.InputResponses != nil || m.RequestState != "":
+		ex.followRetry(c)
+	}
 	out := []byte(m.Raw)
 	if m.Method == "tools/call" {
 		v := ex.decideCall(m)
@@ -188,7 +194,7 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		// resumes this stream (Last-Event-ID): the store remembers the
 		// call so that answer is matched, and redacted, too.
 		err := ex.g.State.BeginRequest(store.Request{Session: ex.sessionKey(), ID: []byte(m.IDKey()),
-			Method: m.Method, Tool: m.Tool, Agent: ex.x.Agent, Start: c.start, EventID: c.ev.ID})
+			Method: m.Method, Tool: c.tool, Agent: ex.x.Agent, Start: c.start, EventID: c.ev.ID})
 		if err != nil {
 			c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-inflight", err.Error()
 			ex.g.emit(c.ev)

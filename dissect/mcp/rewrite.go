@@ -72,6 +72,9 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		return nil, nil
 	}
 	ev.MCP.IsError = isErrorResult(m.Result)
+	if ResultType(m.Result) == "input_required" {
+		g.sawInputRequired(x, c, m.Result)
+	}
 	switch c.m.Method {
 	case "initialize", "server/discover":
 		rev := protocolVersion(m.Result)
@@ -95,7 +98,16 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 	case "tools/list":
 		return g.filterTools(m, c, x, set)
 	case "tools/call", "tasks/result":
-		red := scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
+		var red []Redaction
+		switch {
+		case c.m.Method == "tools/call":
+			g.sawTask(x, c, m.Result)
+			fallthrough
+		case c.tool != "":
+			red = scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
+		default: // a task's result, its tool unknown
+			red = scoped(x.Engine.AllResultRedactions(), false)
+		}
 		if len(red) == 0 {
 			return nil, nil
 		}
