@@ -43,16 +43,23 @@ type respWriter struct {
 	// errors that stand in for one that is not (see above).
 	strict   bool
 	withhold func(err error) []byte
+	// sniff: an event stream that may not be MCP at all (a GET on a host
+	// no servers entry names) is judged on its first event (detect.go).
+	sniff func(endpoint bool) (sniffVerdict, []byte)
 
-	header  http.Header // the server's, until WriteHeader
-	status  int
-	mode    uint8
-	json    bytes.Buffer
-	pw      *io.PipeWriter
-	done    chan struct{}
-	failed  error
-	mu      sync.Mutex // guards writes to w between the SSE goroutine and finish
-	written bool
+	// detached: once a sniffed stream's header is handed to the pump
+	// (which writes it when it has judged the stream), the forwarder's
+	// later Header calls (for trailers) get this copy, not the header
+	// being written.
+	detached http.Header
+	status   int
+	mode     uint8
+	json     bytes.Buffer
+	pw       *io.PipeWriter
+	done     chan struct{}
+	failed   error
+	mu       sync.Mutex // guards writes to w between the SSE goroutine and finish
+	written  bool
 }
 
 const (
@@ -67,7 +74,12 @@ func newRespWriter(w http.ResponseWriter, rewrite rewriteFunc, extra [][]byte, m
 	return &respWriter{w: w, rewrite: rewrite, extra: extra, max: max}
 }
 
-func (rw *respWriter) Header() http.Header { return rw.w.Header() }
+func (rw *respWriter) Header() http.Header {
+	if rw.detached != nil {
+		return rw.detached
+	}
+	return rw.w.Header()
+}
 
 func (rw *respWriter) WriteHeader(code int) {
 	if rw.mode != modeNone {
@@ -89,11 +101,16 @@ func (rw *respWriter) WriteHeader(code int) {
 	case mt == "text/event-stream":
 		rw.mode = modeSSE
 		h.Del("Content-Length")
-		rw.w.WriteHeader(code)
-		rw.written = true
 		pr, pw := io.Pipe()
 		rw.pw, rw.done = pw, make(chan struct{})
-		go rw.pumpSSE(pr)
+		if rw.sniff != nil {
+			rw.detached = h.Clone()
+			go rw.pumpSniff(pr) // writes the header itself
+			return
+		}
+		rw.w.WriteHeader(code)
+		rw.written = true
+		go rw.pumpSSE(pr, pr)
 	case mt == "application/json" || code == http.StatusAccepted && len(rw.extra) > 0:
 		rw.mode = modeJSON
 	case rw.strict && rw.withhold != nil:
@@ -146,13 +163,13 @@ var _ http.Flusher = (*respWriter)(nil)
 
 // pumpSSE reads the server's events and writes each, rewritten if it is a
 // message, to the client as soon as it is read.
-func (rw *respWriter) pumpSSE(pr *io.PipeReader) {
+func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 	defer close(rw.done)
 	defer pr.Close()
 	for _, m := range rw.extra {
 		rw.injectEvent(MessageEvent(m))
 	}
-	sr := NewSSEReader(pr, rw.max)
+	sr := NewSSEReader(src, rw.max)
 	for {
 		ev, err := sr.Next()
 		if err != nil {

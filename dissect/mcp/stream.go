@@ -68,6 +68,21 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		return g.rewriteMessages(data, x, set, lookup)
 	}
 	st.rw = newRespWriter(w, rewrite, nil, int(set.MaxMessage))
+	if !x.Governed() && session == "" {
+		// Nothing says this stream is MCP until its first event does.
+		st.rw.sniff = func(endpoint bool) (sniffVerdict, []byte) {
+			if !endpoint {
+				return sniffPass, nil
+			}
+			d := set.UnknownServers
+			if d.Allowed() {
+				return sniffDissect, nil
+			}
+			why := "a 2024-11-05 MCP stream (its first event names an endpoint) from a server the policy does not name (" + x.URL + ")"
+			g.logRefusal(x, d.Rule, why, http.StatusForbidden)
+			return sniffRefuse, ErrorResponse(nil, CodeDenied, "agentg: "+why, map[string]any{"rule": d.Rule})
+		}
+	}
 	st.rw.onEvent = func(ev Event) {
 		if ev.Type == "endpoint" && endpoint == "" {
 			if u, err := base.Parse(strings.TrimSpace(ev.Data)); err == nil {
