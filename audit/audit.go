@@ -50,6 +50,12 @@ type Event struct {
 
 // MCP is what an event about one MCP message adds.
 type MCP struct {
+	// Action says what an event that is not about one request of the
+	// client's records: "session-start" (initialize answered with a
+	// session, server/discover, a legacy endpoint event), "server-new",
+	// "tool-new", "tool-changed", "refused-answer" (an answer agentg
+	// withheld); "" on a request's own event.
+	Action      string
 	Server      string // the policy's name for the server (its binding), never what the server calls itself
 	ServerInfo  string // serverInfo name and version as the server reported them
 	Session     string
@@ -65,6 +71,12 @@ type MCP struct {
 	ErrorCode   int      // the JSON-RPC error the client got, if any
 	ResultBytes int
 	Upstream    time.Duration // request to answer, at agentg
+	// RetryOf is, on a 2026-07-28 retry (a request carrying
+	// inputResponses), the event id of the first call it repeats.
+	RetryOf string
+	// Task is the task id (2025-11-25) a request or answer is about: the
+	// one a task-augmented tools/call created, or tasks/result fetches.
+	Task string
 }
 
 // MaxArgs bounds the arguments an event carries.
@@ -120,6 +132,7 @@ func (l *Logger) Log(e *Event) {
 	optStr(ev, "tls_version", e.TLSVersion)
 	optStr(ev, "alpn", e.ALPN)
 	if m := e.MCP; m != nil {
+		optStr(ev, "action", m.Action)
 		optStr(ev, "server", m.Server)
 		optStr(ev, "server_info", m.ServerInfo)
 		optStr(ev, "session", m.Session)
@@ -153,6 +166,8 @@ func (l *Logger) Log(e *Event) {
 		if m.Upstream != 0 {
 			ev.Float64("upstream_ms", float64(m.Upstream.Microseconds())/1000)
 		}
+		optStr(ev, "retry_of", m.RetryOf)
+		optStr(ev, "task", m.Task)
 	}
 	ev.Msg("decision")
 }

@@ -80,8 +80,9 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 // mcpExchange says whether the exchange goes to the MCP guard: always on a
 // destination the policy's mcp.servers binds (where anything that is not
 // MCP is refused), and, when the policy has an mcp section, for what may
-// be MCP elsewhere (a POST, which the guard reads, or a request carrying
-// MCP's own headers).
+// be MCP elsewhere (a POST, which the guard reads, a request carrying
+// MCP's own headers, or a GET for an event stream, which may be a
+// 2024-11-05 HTTP+SSE session: the guard peeks at its first event).
 func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	eng := s.cfg.Policy.Engine()
 	x := mcp.Exchange{Engine: eng, Agent: f.agent, Parent: f.id, Client: f.client,
@@ -94,7 +95,19 @@ func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	if !eng.MCP().Defined {
 		return x, false
 	}
-	return x, r.Method == http.MethodPost || hasMCPHeader(r.Header)
+	return x, r.Method == http.MethodPost || hasMCPHeader(r.Header) ||
+		r.Method == http.MethodGet && acceptsEventStream(r.Header)
+}
+
+// acceptsEventStream reports a request that asks for text/event-stream,
+// as the clients of both MCP stream transports do.
+func acceptsEventStream(h http.Header) bool {
+	for _, v := range h.Values("Accept") {
+		if strings.Contains(strings.ToLower(v), "text/event-stream") {
+			return true
+		}
+	}
+	return false
 }
 
 func hasMCPHeader(h http.Header) bool {

@@ -34,6 +34,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	tunnelIdle := fs.Duration("tunnel-idle-timeout", 5*time.Minute, "close a tunnel in which no byte has moved either way for this long (a stream that keeps sending never idles)")
 	maxTunnels := fs.Int("max-tunnels", 10000, "most tunnels open at once; past it a CONNECT gets 503 (-1: no cap)")
 	maxPerAgent := fs.Int("max-tunnels-per-agent", 1000, "most tunnels one agent may have open; past it 503 (-1: no cap)")
+	inventoryEvery := fs.Duration("inventory-interval", state.DefaultWriteInterval, "how often the MCP inventory ("+state.InventoryFile+" in --data-dir, what `agentg mcp inventory` prints) is written when it changed; it is always written on shutdown")
 	var cf caFlags
 	cf.register(fs)
 	var rootFiles []string
@@ -48,7 +49,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	for name, d := range map[string]time.Duration{"first-bytes-timeout": *firstBytes, "tunnel-idle-timeout": *tunnelIdle} {
+	for name, d := range map[string]time.Duration{"first-bytes-timeout": *firstBytes, "tunnel-idle-timeout": *tunnelIdle, "inventory-interval": *inventoryEvery} {
 		if d <= 0 {
 			return fmt.Errorf("--%s must be positive, not %s", name, d)
 		}
@@ -95,13 +96,20 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 
 	store, err := state.NewMemory(state.Options{
-		DataDir: cf.dataDir,
-		OnError: func(err error) { zl.Error().Err(err).Msg("mcp state") },
+		DataDir:       cf.dataDir,
+		WriteInterval: *inventoryEvery,
+		OnError:       func(err error) { zl.Error().Err(err).Msg("mcp state") },
 	})
 	if err != nil {
 		return fmt.Errorf("mcp state in %s: %w", cf.dataDir, err)
 	}
-	defer store.Close()
+	defer func() {
+		// The last word on the inventory and the pins' last-seen times,
+		// after the proxy has stopped: nothing changes them any more.
+		if err := store.Close(); err != nil {
+			zl.Error().Err(err).Msg("writing the MCP inventory and pins on shutdown failed")
+		}
+	}()
 	guard := &mcp.Guard{Log: logger, State: store, Limits: ratelimit.New(ratelimit.Options{})}
 
 	srv, err := proxy.New(proxy.Config{

@@ -38,6 +38,7 @@ type call struct {
 	ev       *audit.Event
 	start    time.Time
 	tool     string
+	legacy   bool // sent on a 2024-11-05 HTTP+SSE session
 	recorded bool // in the store: its answer may come on a resumed stream
 }
 
@@ -63,7 +64,7 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		// the session knows what was negotiated.
 		if ex.legacy != nil {
 			ex.revision = "2024-11-05"
-		} else if s, ok := ex.g.State.Session(store.SessionKey{Server: ex.server(), ID: ex.session}); ok && ex.session != "" {
+		} else if s, ok := ex.g.State.Session(ex.sessionKey()); ok && ex.session != "" {
 			ex.revision = s.Revision
 		}
 	}
@@ -121,6 +122,9 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 	}
 	rw := newRespWriter(w, ex.rewriteServer, extra, int(ex.set.MaxMessage))
 	rw.onHeader = ex.sawHeader
+	if ex.x.Governed() {
+		rw.strict, rw.withhold = true, func(err error) []byte { return ex.withheld(err, body.Batch, extra) }
+	}
 	// finish runs even when the forwarder ends the handler with a panic
 	// (ErrAbortHandler): no writer outlives the handler.
 	defer func() { ex.finish(rw.finish()) }()
@@ -143,8 +147,14 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 	if m.Kind != KindRequest {
 		return m.Raw, nil // notifications, and the client's answers to the server
 	}
-	c := &call{m: m, start: ex.g.now(), tool: m.Tool}
+	c := &call{m: m, start: ex.g.now(), tool: m.Tool, legacy: ex.legacy != nil}
 	c.ev = ex.event(m)
+	switch {
+	case m.Method == "tasks/result":
+		ex.followTask(c)
+	case m.InputResponses != nil || m.RequestState != "":
+		ex.followRetry(c)
+	}
 	out := []byte(m.Raw)
 	if m.Method == "tools/call" {
 		v := ex.decideCall(m)
@@ -212,7 +222,7 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 }
 
 func (ex *exchange) sessionKey() store.SessionKey {
-	return store.SessionKey{Server: ex.server(), ID: ex.session}
+	return store.SessionKey{Server: ex.x.stateServer(), ID: ex.session}
 }
 
 // sawHeader takes the session id a server assigns in its answer to
@@ -241,7 +251,7 @@ func (ex *exchange) recordLocked() {
 	k := ex.sessionKey()
 	for id, c := range ex.pending {
 		err := ex.g.State.BeginRequest(store.Request{Session: k, ID: []byte(id),
-			Method: c.m.Method, Tool: c.m.Tool, Agent: ex.x.Agent, Start: c.start, EventID: c.ev.ID})
+			Method: c.m.Method, Tool: c.tool, Agent: ex.x.Agent, Start: c.start, EventID: c.ev.ID})
 		switch {
 		case err == nil:
 			c.recorded = true
@@ -254,6 +264,31 @@ func (ex *exchange) recordLocked() {
 		// Otherwise (the session's bound is reached) the call is answered
 		// on this stream as usual; only a resumed answer to it is withheld.
 	}
+}
+
+// withheld is what the client gets for an answer agentg withheld (see
+// hold.go): an error for each of its requests still waiting, with
+// agentg's own answers, and an event saying why.
+func (ex *exchange) withheld(err error, batch bool, extra [][]byte) []byte {
+	const rule = "builtin:mcp-answer-type"
+	ev := ex.g.lifecycleEvent(ex.x, ActionRefusedAnswer, "")
+	ev.Decision, ev.Rule, ev.Reason, ev.Status = "deny", rule, err.Error(), http.StatusBadGateway
+	ev.MCP.Session, ev.MCP.Revision = ex.session, ex.revision
+	ex.g.emit(ev)
+	ex.mu.Lock()
+	msgs := extra
+	for _, c := range ex.pending {
+		c.ev.MCP.ErrorCode = CodeInternalError
+		msgs = append(msgs, ErrorResponse(c.m.ID, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule}))
+	}
+	ex.mu.Unlock()
+	switch {
+	case len(msgs) == 0:
+		return ErrorResponse(nil, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule})
+	case len(msgs) == 1 && !batch:
+		return msgs[0]
+	}
+	return mergeBatch(nil, msgs)
 }
 
 // answer writes agentg's own answers when nothing went to the server.

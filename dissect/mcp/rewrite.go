@@ -3,7 +3,6 @@ package mcp
 import (
 	"encoding/hex"
 	"net/http"
-	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -73,16 +72,27 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		return nil, nil
 	}
 	ev.MCP.IsError = isErrorResult(m.Result)
+	if ResultType(m.Result) == "input_required" {
+		g.sawInputRequired(x, c, m.Result)
+	}
 	switch c.m.Method {
 	case "initialize", "server/discover":
 		rev := protocolVersion(m.Result)
 		name, ver := serverName(m.Result)
-		ev.MCP.ServerInfo = strings.TrimSpace(name + " " + ver)
-		g.State.ObserveServer(store.ServerSighting{Server: x.Server, URL: x.URL,
-			Info: store.ServerInfo{Name: name, Version: ver}, Revision: rev})
+		info := store.ServerInfo{Name: name, Version: ver}
+		ev.MCP.ServerInfo = infoText(info)
+		if rev == "" {
+			rev = ev.MCP.Revision
+		}
+		g.sawServer(x, store.ServerSighting{Info: info, Revision: rev}, c.m.Method)
 		if ev.MCP.Session != "" {
-			g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.Server, ID: ev.MCP.Session},
-				Agent: x.Agent, Revision: rev, Server: store.ServerInfo{Name: name, Version: ver}})
+			g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.stateServer(), ID: ev.MCP.Session},
+				Agent: x.Agent, Revision: rev, Server: info})
+		}
+		// A legacy session started when its stream named the endpoint;
+		// an initialize answered without a session id opened none.
+		if c.m.Method == "server/discover" || ev.MCP.Session != "" && !c.legacy {
+			g.sessionStarted(x, c.m.Method, ev.MCP.Session, rev, info)
 		}
 		return nil, nil
 	case "tools/list":
@@ -90,7 +100,16 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 	case "prompts/list", "resources/list", "resources/templates/list":
 		return g.filterListed(m, c, x, set)
 	case "tools/call", "tasks/result":
-		red := scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
+		var red []Redaction
+		switch {
+		case c.m.Method == "tools/call":
+			g.sawTask(x, c, m.Result)
+			fallthrough
+		case c.tool != "":
+			red = scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
+		default: // a task's result, its tool unknown
+			red = scoped(x.Engine.AllResultRedactions(), false)
+		}
 		if len(red) == 0 {
 			return nil, nil
 		}
@@ -189,9 +208,9 @@ func hintsOf(a Annotations) rules.ToolHints {
 func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin store.PinResult, set rules.MCPSettings) {
 	ev := &audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
 		Host: x.Host, Port: x.Port, Method: "tools/list", Decision: "allow", Rule: "mcp:pin-new", Reason: "tool " + x.Server + "." + tool + " first seen, definition " + hex.EncodeToString(sum[:8]),
-		MCP: &audit.MCP{Server: x.Server, Tool: tool, Pin: "new", Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}}
+		MCP: &audit.MCP{Action: ActionToolNew, Server: x.Server, Tool: tool, Pin: "new", Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}}
 	if pin == store.PinChanged {
-		ev.MCP.Pin, ev.Rule = "changed", "mcp:pinning"
+		ev.MCP.Pin, ev.MCP.Action, ev.Rule = "changed", ActionToolChanged, "mcp:pinning"
 		ev.Reason = "tool " + x.Server + "." + tool + " changed its definition (now " + hex.EncodeToString(sum[:8]) + ")"
 		ev.Decision = "report"
 		if set.Pinning.Action == rules.Deny {
