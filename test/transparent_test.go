@@ -453,7 +453,7 @@ func TestTransparentNoLoop(t *testing.T) {
 	e.netsetup("--uid", "0", "--table", "agentg-own", "--transparent", "0.0.0.0:"+transparentPort, "--apply")
 	t.Cleanup(func() { e.try(e.router, agentgBin, "netsetup", "--remove", "--table", "agentg-own") })
 
-	if _, err := e.startAgentg("--mark", "0"); err == nil || !strings.Contains(err.Error(), "loop check") {
+	if _, err := e.startAgentg("--mark", "0"); err == nil || !strings.Contains(err.Error(), "redirected to its transparent listener") {
 		t.Fatalf("agentg without a mark started under rules that redirect its own traffic: %v", err)
 	}
 	a := e.mustStart()
@@ -467,4 +467,3 @@ func TestTransparentNoLoop(t *testing.T) {
 		}
 	}
 }
-
