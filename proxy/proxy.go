@@ -131,8 +131,9 @@ type Server struct {
 	outbound outbound // open outbound connections, for the loop check
 	closing  atomic.Bool
 	tmu      sync.Mutex
-	tlns     []net.Listener // transparent listeners, closed by Shutdown
-	loops    chan netip.AddrPort
+	tlns     []net.Listener                 // transparent listeners, closed by Shutdown
+	loops    chan netip.AddrPort            // original destinations of loops seen, for CheckLoop
+	probe    atomic.Pointer[netip.AddrPort] // CheckLoop's probe while it runs
 }
 
 // reloadNotifier is what a Policy implements when it can say that it was

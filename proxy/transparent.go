@@ -116,15 +116,6 @@ func (s *Server) serveTransparent(c net.Conn) {
 	defer c.Close()
 
 	src := remoteIP(f.client)
-	if ap, err := netip.ParseAddrPort(f.client); err == nil && s.outbound.has(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())) {
-		f.deny(rules.Decision{Action: rules.Deny, Rule: ruleLoop,
-			Reason: "a connection agentg itself opened was redirected back to it: its outbound traffic must not be redirected (mark it with --mark and let the mark pass)"})
-		select {
-		case s.loops <- ap:
-		default:
-		}
-		return
-	}
 	dst, err := originalDst(c)
 	if err != nil {
 		f.deny(rules.Decision{Action: rules.Deny, Rule: ruleOriginalDst, Reason: err.Error()})
@@ -132,6 +123,9 @@ func (s *Server) serveTransparent(c net.Conn) {
 	}
 	f.origDst = dst
 	f.host = ipHost(dst)
+	if s.looped(f) {
+		return
+	}
 
 	eng := s.cfg.Policy.Engine()
 	agent, err := eng.Agent(rules.Claim{Src: src})
@@ -164,6 +158,12 @@ func (s *Server) serveTransparent(c net.Conn) {
 		f.deny(gateDeny(err))
 		return
 	}
+	// An outbound connection is in the set once its dial returned,
+	// which may be just after it was accepted here; by the time it has
+	// sent its first bytes it is.
+	if s.looped(f) {
+		return
+	}
 	conn := &bufferedConn{Conn: c, br: br}
 	switch proto {
 	case dissect.TLS:
@@ -178,6 +178,28 @@ func (s *Server) serveTransparent(c net.Conn) {
 		f.host, f.decision, f.ips = raw.host, raw.d, raw.ips
 		s.transparentTunnel(ctx, f, conn)
 	}
+}
+
+// looped refuses a connection that agentg itself opened (one of its
+// outbound connections, or the loop check's probe) and that the network
+// redirected back to it, which would otherwise be dialed again, and again.
+func (s *Server) looped(f *flow) bool {
+	ap, err := netip.ParseAddrPort(f.client)
+	if err != nil {
+		return false
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	probe := s.probe.Load()
+	if !s.outbound.has(ap) && (probe == nil || *probe != f.origDst) {
+		return false
+	}
+	f.deny(rules.Decision{Action: rules.Deny, Rule: ruleLoop,
+		Reason: "a connection agentg itself opened was redirected back to it: its outbound traffic must not be redirected (mark it with --mark and let the mark pass)"})
+	select {
+	case s.loops <- f.origDst:
+	default:
+	}
+	return true
 }
 
 // transparentTLS reads the ClientHello (and gives it back: the tunnel's
@@ -383,6 +405,12 @@ func (s *Server) CheckLoop(ctx context.Context) error {
 		return fmt.Errorf("loop check: %w", err)
 	}
 	defer probe.Close()
+	pa, err := netip.ParseAddrPort(probe.Addr().String())
+	if err != nil {
+		return fmt.Errorf("loop check: %w", err)
+	}
+	s.probe.Store(&pa)
+	defer s.probe.Store(nil)
 	arrived := make(chan netip.AddrPort, 1)
 	go func() {
 		c, err := probe.Accept()
@@ -406,8 +434,8 @@ func (s *Server) CheckLoop(ctx context.Context) error {
 			if ap.Port() == local.Port() {
 				return nil
 			}
-		case ap := <-s.loops:
-			if ap.Port() == local.Port() {
+		case dst := <-s.loops:
+			if dst == pa {
 				return errors.New("loop check: agentg's own outbound connection was redirected to its transparent listener; give agentg's traffic a mark (--mark) the redirect rules let pass, or run it as a uid they do not redirect")
 			}
 		case <-ctx.Done():
