@@ -45,6 +45,13 @@ type Event struct {
 	TLSVersion string // upstream TLS version
 	ALPN       string
 
+	// Door is the listener an event's connection came in through when it
+	// is not the explicit proxy: "transparent" (left out for the explicit
+	// listener). OriginalDst is the ip:port a transparently redirected
+	// connection was going to.
+	Door        string
+	OriginalDst string
+
 	MCP *MCP // kind "mcp": the message's side of the story
 }
 
@@ -131,6 +138,8 @@ func (l *Logger) Log(e *Event) {
 	optStr(ev, "tls", e.TLS)
 	optStr(ev, "tls_version", e.TLSVersion)
 	optStr(ev, "alpn", e.ALPN)
+	optStr(ev, "door", e.Door)
+	optStr(ev, "original_dst", e.OriginalDst)
 	if m := e.MCP; m != nil {
 		optStr(ev, "action", m.Action)
 		optStr(ev, "server", m.Server)

@@ -119,6 +119,9 @@ type MCPServerConfig struct {
 	// StepTimeout bounds how long the slow tool waits for each Advance;
 	// default 10s.
 	StepTimeout time.Duration
+	// Listener, when set, is where the server listens instead of a free
+	// loopback port.
+	Listener net.Listener
 }
 
 // MCPServer is a Go SDK MCP server on loopback that records every HTTP
@@ -198,7 +201,7 @@ func StartMCPServer(cfg MCPServerConfig) (*MCPServer, error) {
 	}
 	h = s.record(h)
 
-	opts := UpstreamOptions{Handler: h, Quiet: true}
+	opts := UpstreamOptions{Handler: h, Quiet: true, Listener: cfg.Listener}
 	scheme := "http"
 	if cfg.CA != nil {
 		cert, err := cfg.CA.Leaf(cfg.Hosts, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
