@@ -30,6 +30,7 @@ type exchange struct {
 
 	mu      sync.Mutex
 	pending map[string]*call // by the id's exact bytes
+	sent    eventQueue       // events of answers rewritten, written once sent
 }
 
 // call is one request of the client's on its way through.
@@ -122,6 +123,7 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 	}
 	rw := newRespWriter(w, ex.rewriteServer, extra, int(ex.set.MaxMessage))
 	rw.onHeader = ex.sawHeader
+	rw.onSent = func() { ex.sent.flush(ex.g) }
 	if ex.x.Governed() {
 		rw.strict, rw.withhold = true, func(err error) []byte { return ex.withheld(err, body.Batch, extra) }
 	}
@@ -336,7 +338,7 @@ func (ex *exchange) refuseAll(w http.ResponseWriter, body Body, status, code int
 // rewriteServer rewrites what the server sends on this POST's answer:
 // answers to this POST's requests get their results filtered and redacted.
 func (ex *exchange) rewriteServer(data []byte) ([]byte, error) {
-	return ex.g.rewriteMessages(data, ex.x, ex.set, ex.lookup)
+	return ex.g.rewriteMessages(data, ex.x, ex.set, ex.lookup, &ex.sent)
 }
 
 func (ex *exchange) lookup(id jsontext.Value) *call {
@@ -353,6 +355,7 @@ func (ex *exchange) lookup(id jsontext.Value) *call {
 
 // finish writes the events of requests whose answers never came.
 func (ex *exchange) finish(err error) {
+	ex.sent.flush(ex.g)
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	for id, c := range ex.pending {
@@ -361,6 +364,31 @@ func (ex *exchange) finish(err error) {
 		}
 		ex.g.emit(c.ev)
 		delete(ex.pending, id)
+	}
+}
+
+// eventQueue holds the events of answers already rewritten until the
+// answer has been written to the client, so that writing the log is not on
+// the answer's path. Its zero value is ready.
+type eventQueue struct {
+	mu  sync.Mutex
+	evs []*audit.Event
+}
+
+func (q *eventQueue) add(ev *audit.Event) {
+	q.mu.Lock()
+	q.evs = append(q.evs, ev)
+	q.mu.Unlock()
+}
+
+// flush writes the events held.
+func (q *eventQueue) flush(g *Guard) {
+	q.mu.Lock()
+	evs := q.evs
+	q.evs = nil
+	q.mu.Unlock()
+	for _, ev := range evs {
+		g.emit(ev)
 	}
 }
 

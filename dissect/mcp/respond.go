@@ -38,6 +38,7 @@ type respWriter struct {
 	extra    [][]byte          // agentg's own messages to add
 	onEvent  func(Event)       // sees every event of a stream as it is read (the legacy endpoint)
 	onHeader func(http.Header) // sees the server's header before anything is written
+	onSent   func()            // after each write to the client: the events of what it carried can be logged
 	max      int
 	// strict: the answer must be MCP's, and withhold gives the JSON-RPC
 	// errors that stand in for one that is not (see above).
@@ -207,9 +208,16 @@ func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 // never interleave, and the ResponseWriter is never used by two at once.
 func (rw *respWriter) send(write func(io.Writer)) {
 	rw.mu.Lock()
-	defer rw.mu.Unlock()
 	write(rw.w)
 	http.NewResponseController(rw.w).Flush()
+	rw.mu.Unlock()
+	rw.sent()
+}
+
+func (rw *respWriter) sent() {
+	if rw.onSent != nil {
+		rw.onSent()
+	}
 }
 
 // injectEvent sends an event on a stream in progress.
@@ -221,6 +229,7 @@ func (rw *respWriter) injectEvent(ev Event) {
 // rewritten and written, an event stream drained. It reports what went
 // wrong, if anything, for the event.
 func (rw *respWriter) finish() error {
+	defer rw.sent()
 	switch rw.mode {
 	case modeNone:
 		if len(rw.extra) == 0 {

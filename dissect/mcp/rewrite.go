@@ -17,7 +17,7 @@ import (
 // request's event is written with the outcome. Requests and
 // notifications of the server's pass as they are. Bytes that need no
 // change are returned as they came.
-func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings, lookup func(jsontext.Value) *call) ([]byte, error) {
+func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings, lookup func(jsontext.Value) *call, q *eventQueue) ([]byte, error) {
 	body, err := Parse(data, Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
 		return nil, err
@@ -42,7 +42,7 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 			}
 			continue
 		}
-		out, err := g.rewriteAnswer(m, c, x, set)
+		out, err := g.rewriteAnswer(m, c, x, set, q)
 		if err != nil {
 			return nil, err
 		}
@@ -60,11 +60,11 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 }
 
 // rewriteAnswer is one answer to a request of the client's: the bytes to
-// send instead, or nil to send it as it came. It writes the request's
-// event.
-func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
+// send instead, or nil to send it as it came. The request's event, now
+// complete, goes to q, to be written once the answer has been sent.
+func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSettings, q *eventQueue) ([]byte, error) {
 	ev := c.ev
-	defer g.emit(ev)
+	defer q.add(ev)
 	ev.MCP.Upstream = g.now().Sub(c.start)
 	ev.MCP.ResultBytes = len(m.Result)
 	if m.Kind == KindErrorResponse {

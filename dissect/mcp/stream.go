@@ -23,6 +23,7 @@ import (
 // stream is one open GET stream, where answers and injected errors go.
 type stream struct {
 	rw      *respWriter
+	sent    eventQueue // events of answers rewritten, written once sent
 	mu      sync.Mutex
 	pending map[string]*call
 }
@@ -65,9 +66,10 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		return g.resumedCall(x, req)
 	}
 	rewrite := func(data []byte) ([]byte, error) {
-		return g.rewriteMessages(data, x, set, lookup)
+		return g.rewriteMessages(data, x, set, lookup, &st.sent)
 	}
 	st.rw = newRespWriter(w, rewrite, nil, int(set.MaxMessage))
+	st.rw.onSent = func() { st.sent.flush(g) }
 	if !x.Governed() && session == "" {
 		// Nothing says this stream is MCP until its first event does.
 		st.rw.sniff = func(endpoint bool) (sniffVerdict, []byte) {
