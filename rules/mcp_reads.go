@@ -240,36 +240,7 @@ func (p *parser) promptRules(n *yaml.Node) ([]toolRule, error) {
 }
 
 func (c *compiler) compilePrompts(rs []toolRule) error {
-	e := c.e
-	t := &e.mcp.reads.prompts
-	for _, r := range rs {
-		si, err := c.ruleSource(r.line, r.opts)
-		if err != nil {
-			return err
-		}
-		s := &e.sources[si]
-		when := condsText(r.conds)
-		for _, tp := range r.pats {
-			d := Decision{Action: Allow, Rule: s.ruleID, Source: s.where}
-			verb := "allowed"
-			if r.deny {
-				d.Action, d.Report, verb = Deny, s.report, "denied"
-			}
-			d.Reason = "prompt " + verb + " by " + s.label + " (" + tp.text + when + ")"
-			en := toolEntry{pat: tp, deny: r.deny, important: r.opts.important, conds: r.conds, src: si, d: d}
-			if tp.serverWild {
-				t.wild = append(t.wild, en)
-			} else {
-				if t.byServer == nil {
-					t.byServer = map[string][]toolEntry{}
-				}
-				t.byServer[tp.server] = append(t.byServer[tp.server], en)
-			}
-			c.toolRef(tp, s.where, "prompt rule "+s.ruleID)
-			e.stats.PromptRules++
-		}
-	}
-	return nil
+	return c.compilePatterns(rs, &c.e.mcp.reads.prompts, "prompt", "prompt rule", &c.e.stats.PromptRules)
 }
 
 // resRule is one parsed resources rule.

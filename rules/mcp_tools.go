@@ -191,8 +191,14 @@ type toolRef struct {
 }
 
 func (c *compiler) compileTools(rs []toolRule) error {
+	return c.compilePatterns(rs, &c.e.mcp.tools, "tool call", "tool rule", &c.e.stats.ToolRules)
+}
+
+// compilePatterns compiles SERVER.NAME rules into t: tool rules, and the
+// prompt rules that share their matching and precedence. what names the
+// request in reasons ("tool call"), kind the rule in references.
+func (c *compiler) compilePatterns(rs []toolRule, t *toolTable, what, kind string, count *int) error {
 	e := c.e
-	t := &e.mcp.tools
 	for _, r := range rs {
 		si, err := c.ruleSource(r.line, r.opts)
 		if err != nil {
@@ -206,7 +212,7 @@ func (c *compiler) compileTools(rs []toolRule) error {
 			if r.deny {
 				d.Action, d.Report, verb = Deny, s.report, "denied"
 			}
-			d.Reason = "tool call " + verb + " by " + s.label + " (" + tp.text + when + ")"
+			d.Reason = what + " " + verb + " by " + s.label + " (" + tp.text + when + ")"
 			en := toolEntry{pat: tp, deny: r.deny, important: r.opts.important, conds: r.conds, src: si, d: d}
 			if tp.serverWild {
 				t.wild = append(t.wild, en)
@@ -216,8 +222,8 @@ func (c *compiler) compileTools(rs []toolRule) error {
 				}
 				t.byServer[tp.server] = append(t.byServer[tp.server], en)
 			}
-			c.toolRef(tp, s.where, "tool rule "+s.ruleID)
-			e.stats.ToolRules++
+			c.toolRef(tp, s.where, kind+" "+s.ruleID)
+			*count++
 		}
 	}
 	return nil
