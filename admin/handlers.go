@@ -131,7 +131,9 @@ func newStdLog(l interface{ Printf(string, ...any) }) *log.Logger {
 	return log.New(printfWriter{l}, "", 0)
 }
 
-type printfWriter struct{ l interface{ Printf(string, ...any) } }
+type printfWriter struct {
+	l interface{ Printf(string, ...any) }
+}
 
 func (p printfWriter) Write(b []byte) (int, error) {
 	p.l.Printf("%s", strings.TrimRight(string(b), "\n"))

@@ -219,5 +219,5 @@ func (c *streamCount) acquire(max int) bool {
 	return true
 }
 
-func (c *streamCount) release() { c.n.Add(-1) }
+func (c *streamCount) release()  { c.n.Add(-1) }
 func (c *streamCount) open() int { return int(c.n.Load()) }
