@@ -36,6 +36,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	maxPerAgent := fs.Int("max-tunnels-per-agent", 1000, "most tunnels one agent may have open; past it 503 (-1: no cap)")
 	var cf caFlags
 	cf.register(fs)
+	var af adminFlags
+	af.register(fs)
 	var rootFiles []string
 	fs.Func("upstream-ca", "PEM file of extra roots trusted for intercepted upstreams, besides the system roots (repeatable)", func(v string) error {
 		rootFiles = append(rootFiles, v)
@@ -116,11 +118,18 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
+	adm, err := af.open(adminDeps{dataDir: cf.dataDir, log: logger, live: live, reloadable: *config != "", store: store, proxy: srv, issuer: issuer})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer adm.shutdown(*grace)
 	zl.Info().Str("listen", ln.Addr().String()).Str("policy", source).Str("version", version).Msg("agentg serving")
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	onReload := func(err error) {
+		adm.observeReload(err)
 		if perr := store.Reload(); perr != nil {
 			zl.Error().Err(perr).Msg("reloading MCP tool pins failed; the pins in force stay")
 		}
@@ -157,6 +166,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	adm.run(onReload)
 	for {
 		select {
 		case err := <-done:
@@ -171,6 +181,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 				continue
 			}
 			zl.Info().Str("signal", sig.String()).Dur("grace", *grace).Msg("shutting down")
+			adm.stopping()
 			sctx, cancel := context.WithTimeout(context.Background(), *grace)
 			err := srv.Shutdown(sctx)
 			cancel()
