@@ -147,7 +147,8 @@ func (s *Server) route(path, method string, h http.HandlerFunc) {
 // Handle mounts h at pattern (http.ServeMux syntax, methods included:
 // "POST /v1/approvals/{id}/approve"), behind the token like every other
 // endpoint. It is how later parts of the control plane (approvals, the
-// console) plug in; call it before Serve.
+// console) plug in; call it before Serve. A request no pattern takes
+// (another method included) is answered with a JSON 404.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // ServeHTTP checks the token, then routes. Without the token nothing is
@@ -197,13 +198,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // count feeds the metrics from the events until Shutdown.
 func (s *Server) count() {
 	defer close(s.stopped)
+	var eng *rules.Engine
+	var group func(string) string
 	for {
 		select {
 		case <-s.done:
 			return
 		case e := <-s.sub.Events():
-			eng := s.cfg.Policy.Engine()
-			s.metrics.observe(e, eng.RuleGroup(e.Rule))
+			if cur := s.cfg.Policy.Engine(); cur != eng {
+				eng, group = cur, cur.RuleGroups() // once per reload
+			}
+			s.metrics.observe(e, group(e.Rule))
 		}
 	}
 }

@@ -40,17 +40,27 @@ func (e *Engine) Rules() []RuleInfo {
 // RuleGroup is the id a decision's rule is counted under: a list entry's
 // rule ("<list id>:<line>") is counted under its list's id, so that a
 // list of a million lines is one series, not a million; any other rule
-// id is itself.
-func (e *Engine) RuleGroup(rule string) string {
-	i := strings.LastIndexByte(rule, ':')
-	if i <= 0 || i == len(rule)-1 || strings.Trim(rule[i+1:], "0123456789") != "" {
-		return rule
-	}
-	prefix := rule[:i]
-	for j := range e.sources {
-		if s := &e.sources[j]; s.list && s.ruleID == prefix {
-			return prefix
+// id is itself. To group many ids against one engine, take RuleGroups
+// once.
+func (e *Engine) RuleGroup(rule string) string { return e.RuleGroups()(rule) }
+
+// RuleGroups returns RuleGroup for this engine with the list ids looked
+// up once, so that each call is a map lookup whatever the policy's size.
+func (e *Engine) RuleGroups() func(rule string) string {
+	lists := map[string]struct{}{}
+	for i := range e.sources {
+		if s := &e.sources[i]; s.list {
+			lists[s.ruleID] = struct{}{}
 		}
 	}
-	return rule
+	return func(rule string) string {
+		i := strings.LastIndexByte(rule, ':')
+		if i <= 0 || i == len(rule)-1 || strings.Trim(rule[i+1:], "0123456789") != "" {
+			return rule
+		}
+		if _, ok := lists[rule[:i]]; ok {
+			return rule[:i]
+		}
+		return rule
+	}
 }
