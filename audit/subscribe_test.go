@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +106,27 @@ func recv(t *testing.T, s *Subscription) *Event {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event delivered")
 		return nil
+	}
+}
+
+// What a subscriber costs Log: none, and one that keeps up (the metrics).
+func BenchmarkLogSubscribers(b *testing.B) {
+	for _, n := range []int{0, 1} {
+		b.Run(strconv.Itoa(n)+"-subscribers", func(b *testing.B) {
+			l := New(io.Discard)
+			for range n {
+				s := l.Subscribe(SubscribeOptions{Buffer: 1 << 14})
+				defer s.Close()
+				go func() {
+					for range s.Events() {
+					}
+				}()
+			}
+			e := &Event{Kind: "http", Agent: "a", Host: "example.com", Port: 443, Decision: "allow", Rule: "r", Time: time.Now()}
+			b.ReportAllocs()
+			for b.Loop() {
+				l.Log(e)
+			}
+		})
 	}
 }
