@@ -116,7 +116,14 @@ func runMCPPinsList(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *asJSON {
+		if pins == nil {
+			pins = []state.Pin{}
+		}
 		return printJSON(stdout, pins)
+	}
+	if live && len(pins) == 0 {
+		fmt.Fprintf(stdout, "the agentg at %s has no pins yet: it pins each MCP tool when it first lists it\n", af.addr)
+		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVER\tTOOL\tSTATE\tSHA256\tPREVIOUS\tFIRST SEEN\tLAST SEEN")
