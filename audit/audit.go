@@ -45,16 +45,31 @@ type Event struct {
 	TLSVersion string // upstream TLS version
 	ALPN       string
 
+	// Door is the listener an event's connection came in through when it
+	// is not the explicit proxy: "transparent" (left out for the explicit
+	// listener). OriginalDst is the ip:port a transparently redirected
+	// connection was going to.
+	Door        string
+	OriginalDst string
+
 	MCP *MCP // kind "mcp": the message's side of the story
 }
 
 // MCP is what an event about one MCP message adds.
 type MCP struct {
+	// Action says what an event that is not about one request of the
+	// client's records: "session-start" (initialize answered with a
+	// session, server/discover, a legacy endpoint event), "server-new",
+	// "tool-new", "tool-changed", "refused-answer" (an answer agentg
+	// withheld); "" on a request's own event.
+	Action      string
 	Server      string // the policy's name for the server (its binding), never what the server calls itself
 	ServerInfo  string // serverInfo name and version as the server reported them
 	Session     string
 	Revision    string // the protocol revision in use
 	Tool        string
+	Prompt      string   // prompts/get: the prompt's name
+	URI         string   // resources/read: the URI, cut to MaxArgs bytes
 	Args        string   // arguments after redaction, cut to MaxArgs bytes
 	Redactions  []string // ids of the redact rules that fired
 	RateLimit   string   // the rate limit that refused the call, with when to retry
@@ -63,6 +78,12 @@ type MCP struct {
 	ErrorCode   int      // the JSON-RPC error the client got, if any
 	ResultBytes int
 	Upstream    time.Duration // request to answer, at agentg
+	// RetryOf is, on a 2026-07-28 retry (a request carrying
+	// inputResponses), the event id of the first call it repeats.
+	RetryOf string
+	// Task is the task id (2025-11-25) a request or answer is about: the
+	// one a task-augmented tools/call created, or tasks/result fetches.
+	Task string
 }
 
 // MaxArgs bounds the arguments an event carries.
@@ -119,12 +140,19 @@ func (l *Logger) Log(e *Event) {
 	optStr(ev, "tls", e.TLS)
 	optStr(ev, "tls_version", e.TLSVersion)
 	optStr(ev, "alpn", e.ALPN)
+	optStr(ev, "door", e.Door)
+	optStr(ev, "original_dst", e.OriginalDst)
 	if m := e.MCP; m != nil {
+		optStr(ev, "action", m.Action)
 		optStr(ev, "server", m.Server)
 		optStr(ev, "server_info", m.ServerInfo)
 		optStr(ev, "session", m.Session)
 		optStr(ev, "revision", m.Revision)
 		optStr(ev, "tool", m.Tool)
+		optStr(ev, "prompt", m.Prompt)
+		if uri := m.URI; uri != "" {
+			ev.Str("uri", uri[:min(len(uri), MaxArgs)])
+		}
 		if m.Args != "" {
 			args := m.Args
 			if len(args) > MaxArgs {
@@ -149,6 +177,8 @@ func (l *Logger) Log(e *Event) {
 		if m.Upstream != 0 {
 			ev.Float64("upstream_ms", float64(m.Upstream.Microseconds())/1000)
 		}
+		optStr(ev, "retry_of", m.RetryOf)
+		optStr(ev, "task", m.Task)
 	}
 	ev.Msg("decision")
 	l.publish(e)

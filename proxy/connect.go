@@ -129,6 +129,13 @@ func raw(c net.Conn) (*net.TCPConn, bool) {
 		switch v := c.(type) {
 		case *net.TCPConn:
 			return v, true
+		case *outConn:
+			return v.TCPConn, true
+		case *rewound:
+			if len(v.b) > 0 {
+				return nil, false
+			}
+			c = v.Conn
 		case *bufferedConn:
 			if v.br != nil && v.br.Buffered() > 0 {
 				return nil, false

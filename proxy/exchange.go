@@ -28,21 +28,22 @@ import (
 type door uint8
 
 const (
-	doorAbsolute door = iota // absolute-form request on the explicit listener
-	doorTunnel               // a request inside a tunnel (intercepted or HTTP/1): the tunnel fixed who and where
+	doorAbsolute    door = iota // absolute-form request on the explicit listener
+	doorTunnel                  // a request inside a tunnel (intercepted or HTTP/1): the tunnel fixed who and where
+	doorTransparent             // a request on a transparent HTTP/1 connection: who and the address are fixed, the Host says the name
 )
 
 // exchange is one request on the exchange path.
 type exchange struct {
 	door   door
 	scheme string // upstream scheme: "http" or "https"
-	tunnel *flow  // doorTunnel: the tunnel's flow
+	tunnel *flow  // doorTunnel, doorTransparent: the tunnel's (the connection's) flow
 }
 
 // serveExchange decides and forwards one request, and emits its event.
 func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchange) {
 	var f *flow
-	if x.door == doorTunnel {
+	if x.door != doorAbsolute {
 		f = s.child(x.tunnel, r.Method)
 		if x.scheme == "https" {
 			f.tls = x.tunnel.tls // plaintext HTTP/1 in an intercepted tunnel was never TLS
@@ -80,8 +81,9 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 // mcpExchange says whether the exchange goes to the MCP guard: always on a
 // destination the policy's mcp.servers binds (where anything that is not
 // MCP is refused), and, when the policy has an mcp section, for what may
-// be MCP elsewhere (a POST, which the guard reads, or a request carrying
-// MCP's own headers).
+// be MCP elsewhere (a POST, which the guard reads, a request carrying
+// MCP's own headers, or a GET for an event stream, which may be a
+// 2024-11-05 HTTP+SSE session: the guard peeks at its first event).
 func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	eng := s.cfg.Policy.Engine()
 	x := mcp.Exchange{Engine: eng, Agent: f.agent, Parent: f.id, Client: f.client,
@@ -94,7 +96,19 @@ func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	if !eng.MCP().Defined {
 		return x, false
 	}
-	return x, r.Method == http.MethodPost || hasMCPHeader(r.Header)
+	return x, r.Method == http.MethodPost || hasMCPHeader(r.Header) ||
+		r.Method == http.MethodGet && acceptsEventStream(r.Header)
+}
+
+// acceptsEventStream reports a request that asks for text/event-stream,
+// as the clients of both MCP stream transports do.
+func acceptsEventStream(h http.Header) bool {
+	for _, v := range h.Values("Accept") {
+		if strings.Contains(strings.ToLower(v), "text/event-stream") {
+			return true
+		}
+	}
+	return false
 }
 
 func hasMCPHeader(h http.Header) bool {
@@ -160,6 +174,29 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 		if ref := s.recheckAddrs(eng, f); ref != nil {
 			return ref
 		}
+	case doorTransparent:
+		if r.URL.IsAbs() || r.URL.Host != "" {
+			return &refusal{status: http.StatusBadRequest,
+				text: "agentg: an absolute-form request on a transparently redirected connection: send origin-form, or use agentg as a proxy"}
+		}
+		h := ipHost(f.origDst)
+		if r.Host != "" {
+			var err error
+			h, err = addr.ParseAuthority(r.Host, f.origDst.Port())
+			if err != nil {
+				return &refusal{status: http.StatusBadRequest, text: "agentg: Host " + strconv.Quote(r.Host) + ": " + err.Error()}
+			}
+		}
+		if h.Port != f.origDst.Port() {
+			return &refusal{status: http.StatusMisdirectedRequest,
+				text: "agentg: Host " + strconv.Quote(r.Host) + " names another port than the connection's, " + strconv.Itoa(int(f.origDst.Port()))}
+		}
+		if ambiguousPath(r.URL) {
+			return ambiguousRefusal
+		}
+		if ref := s.authorizeTransparent(r.Context(), f, h); ref != nil {
+			return ref
+		}
 	}
 	// HTTP rules decide every request. Inside a tunnel their answer is
 	// the event's (http:default when none matched, as documented); on the
@@ -169,7 +206,7 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 	for _, h := range rules.OverrideHeaders() {
 		q.Overrides = append(q.Overrides, r.Header.Values(h)...)
 	}
-	if d := eng.Request(q); x.door == doorTunnel || d.Rule != "http:default" {
+	if d := eng.Request(q); x.door != doorAbsolute || d.Rule != "http:default" {
 		if d.Action != rules.Allow || f.decision.Action == rules.Allow {
 			f.decision = d
 		}

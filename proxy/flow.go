@@ -43,6 +43,9 @@ type flow struct {
 	emitted  atomic.Bool
 
 	tun *tunnel // a CONNECT admitted as a tunnel that has not started yet
+
+	door    string         // "transparent" for the transparent listener; "" for the explicit one
+	origDst netip.AddrPort // transparent: where the connection was going
 }
 
 type flowKey struct{}
@@ -55,6 +58,7 @@ func (s *Server) newFlow(kind, client, method string) *flow {
 func (s *Server) child(f *flow, method string) *flow {
 	c := s.newFlow("http", f.client, method)
 	c.parent, c.agent, c.host, c.ips = f.id, f.agent, f.host, f.ips
+	c.door, c.origDst = f.door, f.origDst
 	f.mu.Lock()
 	c.dialed = f.dialed
 	f.mu.Unlock()
@@ -124,6 +128,10 @@ func (s *Server) emit(f *flow) {
 		TLS:        f.tls,
 		TLSVersion: f.tlsVersion,
 		ALPN:       f.alpn,
+		Door:       f.door,
+	}
+	if f.origDst.IsValid() {
+		e.OriginalDst = f.origDst.String()
 	}
 	if f.dialed.IsValid() {
 		e.IP = f.dialed.String()

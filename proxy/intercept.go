@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -22,11 +21,9 @@ import (
 // serveConnect when this returns.
 func (s *Server) interceptTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 	f := t.f
-	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-		f.setStatus(http.StatusOK, err.Error())
+	if !t.established(client) {
 		return
 	}
-	f.setStatus(http.StatusOK, "")
 	br := bufio.NewReaderSize(client, 4096)
 	proto, err := s.sniff(client, br)
 	if err != nil {
@@ -74,11 +71,18 @@ func (s *Server) serveTunnelHTTP(ctx context.Context, t *tunnel, conn net.Conn, 
 // path, and every head or stream net/http refuses on its own an event of
 // agentg's, inside the tunnel.
 func (s *Server) inner(t *tunnel, scheme string) mitm.Inner {
+	return s.innerAt(t, scheme, doorTunnel)
+}
+
+// innerAt is inner for requests that come in at door d: doorTunnel, or
+// doorTransparent for a transparent HTTP/1 connection, whose requests
+// each name their own host.
+func (s *Server) innerAt(t *tunnel, scheme string, d door) mitm.Inner {
 	f := t.f
 	bad := func(status int, reason string) { s.logMalformed(f.id, f.client, status, reason) }
 	return mitm.Inner{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s.serveExchange(w, r, exchange{door: doorTunnel, scheme: scheme, tunnel: f})
+			s.serveExchange(w, r, exchange{door: d, scheme: scheme, tunnel: f})
 		}),
 		Wrap: func(c net.Conn) net.Conn {
 			return newHostTracker(c, s.cfg.MaxHeaderBytes, bad, false)

@@ -84,6 +84,30 @@ type Config struct {
 	// leaves every exchange undissected (and a host the policy's
 	// mcp.servers names is then refused, never passed unread).
 	MCP *mcp.Guard
+
+	// Bindings are the DNS filter's IP→name bindings: which names it
+	// recently resolved to an address for an agent. The transparent
+	// listener takes them as proof that a name agrees with a
+	// connection's original destination, and opens raw TCP to an
+	// address bound to an allowed name. nil: no bindings.
+	Bindings NameBindings
+	// Mark is set (SO_MARK) on every connection and DNS query agentg
+	// makes, so that the rules redirecting agents to the transparent
+	// listener let agentg's own traffic pass; 0 marks nothing. Linux
+	// only, and it needs CAP_NET_ADMIN.
+	Mark int
+	// ServerFirstWait is how long the transparent listener waits for a
+	// client's first bytes on a connection to an address raw TCP may
+	// reach (a CIDR rule or a binding opens it) before it takes the
+	// protocol for one where the server speaks first (SMTP, MySQL) and
+	// connects; default 500ms. Elsewhere it waits FirstBytesTimeout.
+	ServerFirstWait time.Duration
+}
+
+// NameBindings answers which names the DNS filter handed ip out for, to
+// agent, recently; the DNS filter's bindings implement it.
+type NameBindings interface {
+	NamesFor(agent string, ip netip.Addr) []string
 }
 
 // Server is the explicit proxy. Create it with New, run it with Serve, stop
@@ -103,6 +127,13 @@ type Server struct {
 	// whole rather than locked.
 	self   atomic.Pointer[[]netip.AddrPort]
 	selfMu sync.Mutex
+
+	outbound outbound // open outbound connections, for the loop check
+	closing  atomic.Bool
+	tmu      sync.Mutex
+	tlns     []net.Listener                 // transparent listeners, closed by Shutdown
+	loops    chan netip.AddrPort            // original destinations of loops seen, for CheckLoop
+	probe    atomic.Pointer[netip.AddrPort] // CheckLoop's probe while it runs
 }
 
 // reloadNotifier is what a Policy implements when it can say that it was
@@ -118,9 +149,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Policy == nil || cfg.Log == nil {
 		return nil, errors.New("proxy: Config.Policy and Config.Log are required")
 	}
+	if cfg.Mark != 0 && !markSupported {
+		return nil, errors.New("proxy: Config.Mark needs Linux (SO_MARK)")
+	}
+	if cfg.Mark < 0 {
+		return nil, fmt.Errorf("proxy: Config.Mark %d is negative", cfg.Mark)
+	}
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
+		if cfg.Mark != 0 {
+			cfg.Resolver = markedResolver(cfg.Mark)
+		}
 	}
+	setDefault(&cfg.ServerFirstWait, 500*time.Millisecond)
 	setDefault(&cfg.DialTimeout, 10*time.Second)
 	setDefault(&cfg.MaxHeaderBytes, 64<<10)
 	setDefault(&cfg.IdleTimeout, 2*time.Minute)
@@ -132,7 +173,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxTunnelsPerAgent == 0 {
 		cfg.MaxTunnelsPerAgent = 1000
 	}
-	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: newTunnelSet()}
+	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: newTunnelSet(), loops: make(chan netip.AddrPort, 1)}
 
 	plain := &http.Transport{
 		Proxy:                 nil, // never chain through whatever HTTP_PROXY agentg itself was started with
@@ -244,6 +285,7 @@ func (s *Server) PolicyReloaded(eng *rules.Engine) {
 // Shutdown stops accepting, lets requests in flight finish, and waits for
 // open tunnels until ctx ends; whatever is still open then is closed.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeTransparent()
 	err := s.hs.Shutdown(ctx)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()

@@ -52,19 +52,19 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 	up, err := s.dialTunnel(ctx, f)
 	if err != nil {
 		f.setStatus(http.StatusBadGateway, err.Error())
-		body := "agentg: upstream " + f.host.String() + " unreachable: " + err.Error() + "\n"
-		fmt.Fprintf(client, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+		if !t.transparent {
+			body := "agentg: upstream " + f.host.String() + " unreachable: " + err.Error() + "\n"
+			fmt.Fprintf(client, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+		}
 		return
 	}
 	if !t.attach(up) {
 		return
 	}
 	defer up.Close()
-	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-		f.setStatus(http.StatusOK, err.Error())
+	if !t.established(client) {
 		return
 	}
-	f.setStatus(http.StatusOK, "")
 
 	g := &gate{hello: make(chan serverHello, 1)}
 	act := newActivity()
@@ -107,10 +107,27 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 	}
 }
 
+// established answers a CONNECT's client that its tunnel is open (a
+// transparent client sent none: it is told nothing) and records it.
+func (t *tunnel) established(client net.Conn) bool {
+	if !t.transparent {
+		if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+			t.f.setStatus(http.StatusOK, err.Error())
+			return false
+		}
+	}
+	t.f.setStatus(http.StatusOK, "")
+	return true
+}
+
 // sniff waits (within FirstBytesTimeout) for enough of the client's first
 // bytes to name the protocol.
 func (s *Server) sniff(client net.Conn, br *bufio.Reader) (dissect.Protocol, error) {
-	client.SetReadDeadline(time.Now().Add(s.cfg.FirstBytesTimeout))
+	return sniffWithin(client, br, s.cfg.FirstBytesTimeout)
+}
+
+func sniffWithin(client net.Conn, br *bufio.Reader, wait time.Duration) (dissect.Protocol, error) {
+	client.SetReadDeadline(time.Now().Add(wait))
 	defer client.SetReadDeadline(time.Time{})
 	for want := 1; ; want = br.Buffered() + 1 {
 		if _, err := br.Peek(want); err != nil {
@@ -287,10 +304,9 @@ func (s *Server) dialChecked(ctx context.Context, network, address string) (net.
 
 // dialTunnel dials the addresses that passed the policy, in order.
 func (s *Server) dialTunnel(ctx context.Context, f *flow) (net.Conn, error) {
-	d := net.Dialer{Timeout: s.cfg.DialTimeout}
 	var errs []error
 	for _, ip := range f.ips {
-		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, f.host.Port).String())
+		c, err := s.dialOut(ctx, netip.AddrPortFrom(ip, f.host.Port).String())
 		if err != nil {
 			errs = append(errs, err)
 			continue

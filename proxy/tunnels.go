@@ -16,6 +16,9 @@ type tunnel struct {
 	f           *flow
 	intercepted bool
 	allowECH    bool
+	// transparent: the client never sent a CONNECT, so it is answered
+	// neither 200 nor 502; a failure just closes the connection.
+	transparent bool
 
 	mu       sync.Mutex
 	conns    []net.Conn // client, then upstream once dialed

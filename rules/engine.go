@@ -47,6 +47,8 @@ type Stats struct {
 
 	MCPServers    int // mcp servers entries
 	ToolRules     int // mcp tool rule patterns
+	PromptRules   int // mcp prompt rule patterns
+	ResourceRules int // mcp resource rule (server, uri) pairs
 	MCPRedactions int // mcp redact entries
 	MCPRateLimits int // mcp rate_limits entries
 }

@@ -220,3 +220,22 @@ func (e *Engine) cidrDecision(r *cidrRule, ip netip.Addr) Decision {
 	// address of every request is checked, so this stays allocation-free.
 	return d
 }
+
+// CIDRAllows reports whether a CIDR allow rule opens ip at port for
+// agent, the policy's ports permitting. It is what a door that cannot
+// read a name from a connection (the transparent listener, for a
+// protocol that is neither TLS nor HTTP/1) asks: only an address a rule
+// names is open there, never one the policy's default lets through. A
+// CIDR allow that is too wide to open a non-public address's range
+// (see IP) does not open it here either.
+func (e *Engine) CIDRAllows(agent string, ip netip.Addr, port uint16) (Decision, bool) {
+	if !e.ports.allows(port) {
+		return e.ports.denied(port), false
+	}
+	ip = ip.Unmap()
+	v := e.ipVerdict(agent, ip, port)
+	if v.rule == nil || v.rule.deny || !v.open {
+		return Decision{}, false
+	}
+	return e.cidrDecision(v.rule, ip), true
+}

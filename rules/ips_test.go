@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -109,6 +110,47 @@ func TestResolvedIP(t *testing.T) {
 		d := e.IP("", ip(tt.ip), tt.port)
 		if d.Outcome() != tt.want || d.Rule != tt.rule {
 			t.Errorf("IP(%s:%d) = %+v", tt.ip, tt.port, d)
+		}
+	}
+}
+
+func TestCIDRAllows(t *testing.T) {
+	e := mustLoad(t, `default: allow
+ports: [22, 443, 5432]
+ips:
+  - allow: 0.0.0.0/0          # line 4
+  - allow: 10.0.0.0/8         # line 5
+    agents: [builder]
+  - allow: 127.0.0.1          # line 7
+    ports: [5432]
+  - deny: 8.8.8.0/24          # line 9
+  - allow: 8.8.8.8/32         # line 10
+`, nil)
+	tests := []struct {
+		agent, ip string
+		port      uint16
+		want      bool
+		rule      string
+	}{
+		{"", "93.184.216.34", 22, true, "policy.yaml:4"},      // public, opened by 0/0
+		{"", "10.1.2.3", 22, false, ""},                       // 0/0 is too wide to open 10/8
+		{"builder", "10.1.2.3", 22, true, "policy.yaml:5"},    // the agent's own rule
+		{"", "127.0.0.1", 5432, true, "policy.yaml:7"},        // at its port
+		{"", "127.0.0.1", 22, false, ""},                      // not at another
+		{"", "::ffff:127.0.0.1", 5432, true, "policy.yaml:7"}, // mapped is the IPv4 address
+		{"", "8.8.8.4", 443, false, ""},                       // a deny
+		{"", "8.8.8.8", 443, true, "policy.yaml:10"},
+		{"", "8.8.8.8", 80, false, "ports"},     // outside the policy's ports
+		{"", "2606:4700::1111", 443, false, ""}, // only the default lets it through
+	}
+	for _, tt := range tests {
+		d, ok := e.CIDRAllows(tt.agent, netip.MustParseAddr(tt.ip), tt.port)
+		rule := d.Rule
+		if i := strings.LastIndex(rule, "/"); i >= 0 {
+			rule = rule[i+1:]
+		}
+		if ok != tt.want || rule != tt.rule {
+			t.Errorf("CIDRAllows(%q, %s, %d) = %v %q, want %v %q", tt.agent, tt.ip, tt.port, ok, rule, tt.want, tt.rule)
 		}
 	}
 }

@@ -33,16 +33,27 @@ type mcpSpec struct {
 	tools        []toolRule
 	redact       []redactSpec
 	rates        []rateSpec
+	// prompts and resources rule prompts/get and resources/read
+	// (mcp_reads.go); has* is set by the key's presence, even empty.
+	prompts                  []toolRule
+	resources                []resRule
+	hasPrompts, hasResources bool
 }
 
 func (p *parser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, p.errf(n, "mcp must be a mapping (default, unknown_servers, deny_as, max_message, servers, tools, redact, rate_limits, pinning)")
+		return nil, p.errf(n, "mcp must be a mapping (default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits, pinning)")
 	}
 	m := &mcpSpec{line: k.Line, unknown: "allow", maxMessage: defaultMaxMessage}
 	err := p.eachKey(n, func(k, v *yaml.Node) error {
 		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 			switch k.Value {
+			case "prompts":
+				m.hasPrompts = true
+				return nil
+			case "resources":
+				m.hasResources = true
+				return nil
 			case "servers", "tools", "redact", "rate_limits":
 				return nil // an empty sub-section
 			}
@@ -67,12 +78,18 @@ func (p *parser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 			m.servers, err = p.mcpServers(v)
 		case "tools":
 			m.tools, err = p.toolRules(v)
+		case "prompts":
+			m.prompts, err = p.promptRules(v)
+			m.hasPrompts = true
+		case "resources":
+			m.resources, err = p.resourceRules(v)
+			m.hasResources = true
 		case "redact":
 			m.redact, err = p.redactRules(v)
 		case "rate_limits":
 			m.rates, err = p.rateRules(v)
 		default:
-			err = p.errf(k, "unknown mcp key %q (want default, unknown_servers, deny_as, max_message, servers, tools, redact, rate_limits or pinning)", k.Value)
+			err = p.errf(k, "unknown mcp key %q (want default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits or pinning)", k.Value)
 		}
 		return err
 	})
@@ -157,6 +174,7 @@ type mcpPolicy struct {
 	settings MCPSettings
 	servers  serverTable // mcp_servers.go
 	tools    toolTable   // mcp_tools.go
+	reads    readsPolicy // mcp_reads.go: prompts and resources
 	redact   obligations[Redaction]
 	rates    obligations[RateLimit]
 }
@@ -203,6 +221,20 @@ func (c *compiler) compileMCP() error {
 		return err
 	}
 	if err := c.compileTools(m.tools); err != nil {
+		return err
+	}
+	r := &e.mcp.reads
+	r.promptsRuled, r.resourcesRuled = m.hasPrompts, m.hasResources
+	r.promptDefault = allow("mcp:default", "no prompt rule matched; mcp default allow")
+	r.resDefault = allow("mcp:default", "no resource rule matched; mcp default allow")
+	if m.defaultDeny {
+		r.promptDefault = deny("mcp:default", "no prompt rule matched; mcp default deny")
+		r.resDefault = deny("mcp:default", "no resource rule matched; mcp default deny")
+	}
+	if err := c.compilePrompts(m.prompts); err != nil {
+		return err
+	}
+	if err := c.compileResources(m.resources); err != nil {
 		return err
 	}
 	if err := c.compileRedact(m.redact); err != nil {

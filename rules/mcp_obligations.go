@@ -314,6 +314,14 @@ func (e *Engine) ResultRedactions(agent, server, tool string) []Redaction {
 	return e.mcp.redact.collect(agent, server, tool, scopeResults)
 }
 
+// AllResultRedactions are the redactions of results of every entry,
+// whatever its tools and agents: for a result whose tool cannot be known
+// (the result of a task agentg did not see created), which is redacted as
+// any tool's result could be.
+func (e *Engine) AllResultRedactions() []Redaction {
+	return e.mcp.redact.sets[scopeResults].items
+}
+
 func (c *compiler) compileRedact(rs []redactSpec) error {
 	e := c.e
 	for _, r := range rs {

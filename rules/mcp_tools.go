@@ -308,34 +308,7 @@ func (e *Engine) toolTooLong(n int) Decision {
 }
 
 func (e *Engine) toolDecide(q *ToolCall) Decision {
-	t := &e.mcp.tools
-	var best, imp *toolEntry
-	for _, es := range [2][]toolEntry{t.byServer[q.Server], t.wild} {
-		for i := range es {
-			en := &es[i]
-			wins := best == nil || en.beats(best)
-			impWins := en.important && (imp == nil || en.pat.rank > imp.pat.rank || en.pat.rank == imp.pat.rank && en.pat.lits > imp.pat.lits)
-			if !wins && !impWins {
-				continue // cannot change the answer: skip its conditions
-			}
-			if !e.sources[en.src].appliesTo(q.Agent) || !en.pat.matches(q.Server, q.Tool, en.deny) || !condsHold(en.conds, q) {
-				continue
-			}
-			if wins {
-				best = en
-			}
-			if impWins {
-				imp = en
-			}
-		}
-	}
-	switch {
-	case best == nil:
-		return e.mcp.settings.Default
-	case !best.deny && imp != nil:
-		return imp.d
-	}
-	return best.d
+	return e.patternDecide(&e.mcp.tools, q, e.mcp.settings.Default)
 }
 
 // beats reports whether en is more specific than o, or as specific and a

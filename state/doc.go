@@ -1,6 +1,6 @@
 // Package state is the MCP dissector's runtime state: sessions, in-flight
-// JSON-RPC requests, tool-definition pins and the inventory of servers and
-// tools seen.
+// JSON-RPC requests, tool-definition pins, links between requests and the
+// inventory of servers and tools seen.
 //
 // Store is the contract the guard (dissect/mcp) programs against; Memory,
 // built on github.com/hashicorp/go-memdb, is the implementation for one
@@ -38,6 +38,12 @@
 //   - A pins file that cannot be read or parsed is an error (NewMemory,
 //     Reload), never an empty pin set: forgetting pins would re-trust every
 //     changed tool.
+//   - Links (links.go) remember what a later request refers back to: the
+//     tool whose task a tasks/result fetches, the call an input_required
+//     retry repeats. They are bounded (Options.MaxLinks) and expire
+//     (Options.LinkTTL); past the bound PutLink refuses, and the guard
+//     treats the later request as unlinked (a task's result then gets
+//     every result redaction).
 //   - The inventory is written to <data-dir>/mcp-inventory.json
 //     (InventoryFile) periodically and on Close, atomically; it is a report,
 //     so a damaged one is replaced, not fatal.

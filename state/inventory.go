@@ -36,18 +36,18 @@ func (r *serverRec) covers(s ServerSighting) bool {
 }
 
 // ObserveServer implements Store.
-func (m *Memory) ObserveServer(s ServerSighting) error {
+func (m *Memory) ObserveServer(s ServerSighting) (bool, error) {
 	if s.Server == "" {
-		return fmt.Errorf("%w: server sighting without a server name", ErrInvalid)
+		return false, fmt.Errorf("%w: server sighting without a server name", ErrInvalid)
 	}
 	if m.closed.Load() {
-		return ErrClosed
+		return false, ErrClosed
 	}
 	now := m.now()
 	key := serverKeyString(s.Server)
 	if r, _ := m.first(tableServer, key).(*serverRec); r != nil && r.covers(s) {
 		m.touchServer(r, now)
-		return nil
+		return false, nil
 	}
 	m.serverMu.Lock()
 	defer m.serverMu.Unlock()
@@ -55,23 +55,24 @@ func (m *Memory) ObserveServer(s ServerSighting) error {
 	defer txn.Abort()
 	obj, err := txn.First(tableServer, indexID, key)
 	if err != nil {
-		return fmt.Errorf("state: observe server: %w", err)
+		return false, fmt.Errorf("state: observe server: %w", err)
 	}
 	var rec serverRec
-	if old, ok := obj.(*serverRec); ok {
+	old, seen := obj.(*serverRec)
+	if seen {
 		rec = *old
 		rec.urls, rec.revisions = slices.Clone(old.urls), slices.Clone(old.revisions)
 	} else {
 		n, err := txn.Get(tableServer, indexID)
 		if err != nil {
-			return fmt.Errorf("state: observe server: %w", err)
+			return false, fmt.Errorf("state: observe server: %w", err)
 		}
 		count := 0
 		for o := n.Next(); o != nil; o = n.Next() {
 			count++
 		}
 		if count >= m.opts.MaxServers {
-			return fmt.Errorf("%w: %d servers", ErrFull, m.opts.MaxServers)
+			return false, fmt.Errorf("%w: %d servers", ErrFull, m.opts.MaxServers)
 		}
 		rec = serverRec{key: key, name: s.Server, firstSeen: now, lastSeen: new(atomic.Int64), unlisted: new(atomic.Uint64)}
 	}
@@ -81,11 +82,11 @@ func (m *Memory) ObserveServer(s ServerSighting) error {
 		rec.info = s.Info
 	}
 	if err := txn.Insert(tableServer, &rec); err != nil {
-		return fmt.Errorf("state: observe server: %w", err)
+		return false, fmt.Errorf("state: observe server: %w", err)
 	}
 	txn.Commit()
 	m.touchServer(&rec, now)
-	return nil
+	return !seen, nil
 }
 
 // appendRecent adds v (if new and not empty) to list, keeping the last max.

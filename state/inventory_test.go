@@ -22,13 +22,18 @@ func TestInventory(t *testing.T) {
 		{Server: "jira", URL: "https://mcp.atlassian.example/v1/mcp", Revision: "2025-06-18"}, // nothing new
 		{Server: "gomcp", URL: "http://127.0.0.1:9/mcp"},
 	}
-	for _, s := range sightings {
+	firsts := []bool{true, false, false, false, true}
+	for i, s := range sightings {
 		clk.Advance(time.Second)
-		if err := m.ObserveServer(s); err != nil {
+		first, err := m.ObserveServer(s)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if first != firsts[i] {
+			t.Errorf("sighting %d (%+v): first %v, want %v", i, s, first, firsts[i])
+		}
 	}
-	if err := m.ObserveServer(ServerSighting{URL: "x"}); !errors.Is(err, ErrInvalid) {
+	if _, err := m.ObserveServer(ServerSighting{URL: "x"}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("nameless sighting: %v", err)
 	}
 	m.CheckPin("jira", "create_issue", hashOf("c1"))
@@ -92,7 +97,7 @@ func TestInventory(t *testing.T) {
 func TestInventoryBounds(t *testing.T) {
 	m := newStore(t, nil, Options{MaxServers: 2})
 	for i := range 40 {
-		if err := m.ObserveServer(ServerSighting{Server: "s", URL: fmt.Sprint("u", i), Revision: fmt.Sprint("r", i)}); err != nil {
+		if _, err := m.ObserveServer(ServerSighting{Server: "s", URL: fmt.Sprint("u", i), Revision: fmt.Sprint("r", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,7 +106,7 @@ func TestInventoryBounds(t *testing.T) {
 		t.Fatalf("bounded lists: %d URLs (last %s), %d revisions", len(s.URLs), s.URLs[len(s.URLs)-1], len(s.Revisions))
 	}
 	m.ObserveServer(ServerSighting{Server: "t"})
-	if err := m.ObserveServer(ServerSighting{Server: "u"}); !errors.Is(err, ErrFull) {
+	if _, err := m.ObserveServer(ServerSighting{Server: "u"}); !errors.Is(err, ErrFull) {
 		t.Fatalf("third server: %v, want ErrFull", err)
 	}
 }

@@ -21,6 +21,8 @@ const (
 	DefaultMaxServers            = 4096
 	DefaultMaxToolsPerServer     = 10000
 	DefaultWriteInterval         = 30 * time.Second
+	DefaultLinkTTL               = time.Hour
+	DefaultMaxLinks              = 1 << 16
 )
 
 // Per-server bounds on the inventory's lists; the most recent are kept.
@@ -47,6 +49,11 @@ type Options struct {
 	// MaxServers and MaxToolsPerServer bound the inventory and the pins.
 	MaxServers        int
 	MaxToolsPerServer int
+	// LinkTTL bounds how long a link (a task's creating call, an
+	// input_required call awaiting its retry) is kept; MaxLinks bounds
+	// how many are.
+	LinkTTL  time.Duration
+	MaxLinks int
 	// SweepInterval is how often expired requests and idle sessions are
 	// dropped; 0 means RequestTTL/4, clamped to [100ms, 30s].
 	SweepInterval time.Duration
@@ -84,6 +91,12 @@ func (o *Options) setDefaults() {
 	if o.MaxToolsPerServer <= 0 {
 		o.MaxToolsPerServer = DefaultMaxToolsPerServer
 	}
+	if o.LinkTTL <= 0 {
+		o.LinkTTL = DefaultLinkTTL
+	}
+	if o.MaxLinks <= 0 {
+		o.MaxLinks = DefaultMaxLinks
+	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = min(max(o.RequestTTL/4, 100*time.Millisecond), 30*time.Second)
 	}
@@ -105,6 +118,7 @@ type Memory struct {
 	countMu  sync.Mutex
 	sessions int
 	inflight map[string]int // by encoded session key
+	links    int
 
 	// pinMu serialises pin writes and guards pinGen and pinCounts (lock
 	// order: saveMu, pinMu, memdb writer).
@@ -121,7 +135,8 @@ type Memory struct {
 	invDirty atomic.Bool
 	invMu    sync.Mutex // serialises inventory writes
 
-	hints hintTable
+	hints  hintTable
+	params paramTable
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -189,6 +204,7 @@ func (m *Memory) background() {
 			return
 		case <-sweep.C:
 			m.Expire(m.now())
+			m.expireLinks(m.now())
 		case <-write:
 			m.report(m.flush(false))
 		}
@@ -228,6 +244,7 @@ const (
 	tableRequest = "request"
 	tablePin     = "pin"
 	tableServer  = "server"
+	tableLink    = "link"
 	indexID      = "id"
 )
 
@@ -270,6 +287,7 @@ func schema() *memdb.DBSchema {
 		tableRequest: {Name: tableRequest, Indexes: map[string]*memdb.IndexSchema{indexID: id()}},
 		tablePin:     {Name: tablePin, Indexes: map[string]*memdb.IndexSchema{indexID: id()}},
 		tableServer:  {Name: tableServer, Indexes: map[string]*memdb.IndexSchema{indexID: id()}},
+		tableLink:    {Name: tableLink, Indexes: map[string]*memdb.IndexSchema{indexID: id()}},
 	}}
 }
 

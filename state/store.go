@@ -36,6 +36,11 @@ type Store interface {
 	// when the tool was never listed.
 	SetToolHints(server, tool string, hints uint8)
 	ToolHints(server, tool string) uint8
+	// SetToolParams records the x-mcp-header parameter declarations a
+	// server listed for a tool (none forgets them); ToolParams returns
+	// them, false when there are none.
+	SetToolParams(server, tool string, p ToolParams)
+	ToolParams(server, tool string) (ToolParams, bool)
 
 	// CheckPin compares the hash of a tool's definition with the pin for
 	// server and tool, pinning it on first sight (trust on first use) and
@@ -55,14 +60,21 @@ type Store interface {
 	// force stay as they were.
 	Reload() error
 
-	// ObserveServer records a sighting of a server in the inventory. When
-	// the sighting adds nothing it is not a write, so the guard may call
-	// it on every exchange.
-	ObserveServer(ServerSighting) error
+	// ObserveServer records a sighting of a server in the inventory, and
+	// reports whether it is the server's first (in this run or, with a
+	// data directory, any earlier one). When the sighting adds nothing it
+	// is not a write, so the guard may call it on every exchange.
+	ObserveServer(ServerSighting) (first bool, err error)
 	// CountCall counts a tools/call in the inventory (not a write).
 	CountCall(server, tool string)
 	// Snapshot returns the inventory as it stands.
 	Snapshot() Inventory
+
+	// PutLink remembers what a later request will refer back to (a
+	// task's creating call, an input_required call); Link finds it until
+	// it expires. PutLink fails with ErrFull past Options.MaxLinks.
+	PutLink(Link) error
+	Link(kind LinkKind, server, key string) (Link, bool)
 
 	// Close stops background work and writes what is persisted one last
 	// time. Methods called after Close fail or answer as a full store.

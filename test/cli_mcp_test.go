@@ -121,3 +121,63 @@ mcp:
 		t.Errorf("bad policy: exit %d:\n%s", code, out)
 	}
 }
+
+// TestCLICheckReads runs agentg check --prompt and --resource: the
+// decision, its rule and source, and the normalised URI a deny also sees.
+func TestCLICheckReads(t *testing.T) {
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "reads.yaml")
+	os.WriteFile(pol, []byte(`default: allow
+mcp:
+  default: deny
+  servers:
+    - name: jira
+      url: mcp.atlassian.example
+    - name: files
+      url: files.example
+  prompts:
+    - allow: "jira.*"
+    - deny: "jira.admin_*"
+      id: no-admin-prompts
+    - deny: jira.summarise
+      id: no-secret
+      when:
+        - arg: /topic
+          matches: secret
+  resources:
+    - allow: files
+      uri: "file:///srv/**"
+    - deny: files
+      uri: "file:///srv/private/*"
+      id: no-private
+`), 0o644)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"prompt denied", []string{"--prompt", "jira.admin_reset"}, []string{"prompt jira.admin_reset", "deny", "rule=no-admin-prompts", "reads.yaml:11"}},
+		{"prompt allowed", []string{"--prompt", "jira.create"}, []string{"prompt jira.create", "allow", "rule=" + pol + ":10"}},
+		{"prompt argument", []string{"--prompt", "jira.summarise", "--args", `{"topic": "top secret"}`}, []string{"deny", "rule=no-secret"}},
+		{"prompt default", []string{"--prompt", "files.x"}, []string{"deny", "rule=mcp:default", "no prompt rule matched"}},
+		{"resource allowed", []string{"--resource", "files=file:///srv/a.txt"}, []string{"resource files=file:///srv/a.txt", "allow", "rule=" + pol + ":19"}},
+		{"resource denied, normalised", []string{"--resource", "files=file:///srv/x/../%70rivate/key"},
+			[]string{"deny", "rule=no-private", "normalised", "file:///srv/private/key"}},
+		{"resource undefined server", []string{"--resource", "filez=file:///srv/a"}, []string{"mcp servers defines no server filez"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := runAgentg(t, append([]string{"check", pol}, tt.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+			for _, w := range append(tt.want, "3 prompt patterns, 2 resource patterns") {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	if code, out := runAgentg(t, "check", pol, "--resource", "file:///x"); code != 1 || !strings.Contains(out, "want SERVER=URI") {
+		t.Errorf("resource without a server: exit %d:\n%s", code, out)
+	}
+}

@@ -24,18 +24,21 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func runCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("check", "[--agent NAME] [--port N] POLICY [HOST[:PORT]...] [--tool SERVER.TOOL [--args JSON] [--hints HINT,...]]", stderr)
+	fs := newFlagSet("check", "[--agent NAME] [--port N] POLICY [HOST[:PORT]...] [--tool SERVER.TOOL [--args JSON] [--hints HINT,...]] [--prompt SERVER.PROMPT] [--resource SERVER=URI]", stderr)
 	agent := fs.String("agent", "", "decide as this agent")
 	port := fs.Uint("port", 443, "port for hosts given without one")
 	var tools listFlag
 	fs.Var(&tools, "tool", "explain the decision for a tool call SERVER.TOOL (the server's policy name; \".TOOL\" for a host no mcp servers entry binds); may be repeated")
+	var prompts, resources listFlag
+	fs.Var(&prompts, "prompt", "explain the decision for a prompts/get SERVER.PROMPT (with --args as its arguments); may be repeated")
+	fs.Var(&resources, "resource", "explain the decision for a resources/read SERVER=URI (\"=URI\" for a host no mcp servers entry binds); may be repeated")
 	argsJSON := fs.String("args", "", "the tool call's arguments, a JSON object (read with encoding/json for this explanation only; the proxy reads calls with its strict codec)")
 	hints := fs.String("hints", "", "annotation hints the server sets true for the tool, comma-separated (destructiveHint, readOnlyHint, idempotentHint, openWorldHint)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) < 1 || *port == 0 || *port > 65535 || len(tools) == 0 && (*argsJSON != "" || *hints != "") {
+	if len(pos) < 1 || *port == 0 || *port > 65535 || len(tools) == 0 && len(prompts) == 0 && *argsJSON != "" || len(tools) == 0 && *hints != "" {
 		fs.Usage()
 		return errUsage
 	}
@@ -65,7 +68,11 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "policy %s: ok: %d host patterns, %d CIDR rules, %d http rules, %d intercept and %d passthrough patterns (intercept all: %v)\n",
 		path, st.HostRules, st.CIDRRules, st.HTTPRules, st.InterceptRules, st.PassthroughRules, st.InterceptAll)
 	if eng.MCP().Defined {
-		fmt.Fprintf(stdout, "  mcp: %d servers, %d tool patterns, %d redactions, %d rate limits\n", st.MCPServers, st.ToolRules, st.MCPRedactions, st.MCPRateLimits)
+		fmt.Fprintf(stdout, "  mcp: %d servers, %d tool patterns, %d redactions, %d rate limits", st.MCPServers, st.ToolRules, st.MCPRedactions, st.MCPRateLimits)
+		if st.PromptRules+st.ResourceRules > 0 {
+			fmt.Fprintf(stdout, ", %d prompt patterns, %d resource patterns", st.PromptRules, st.ResourceRules)
+		}
+		fmt.Fprintln(stdout)
 	}
 	for _, l := range st.Lists {
 		fmt.Fprintf(stdout, "  list %s (%s): %d entries, %d skipped, %d duplicates\n", l.Path, l.Format, l.Entries, l.Skipped, l.Duplicates)
@@ -87,9 +94,19 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			bad++
 		}
 	}
+	for _, p := range prompts {
+		if !checkPrompt(tw, eng, call, p) {
+			bad++
+		}
+	}
+	for _, r := range resources {
+		if !checkResource(tw, eng, *agent, r) {
+			bad++
+		}
+	}
 	if bad > 0 {
 		tw.Flush()
-		return fmt.Errorf("%d host(s) or tool(s) could not be parsed", bad)
+		return fmt.Errorf("%d host(s), tool(s), prompt(s) or resource(s) could not be parsed", bad)
 	}
 	return nil
 }
@@ -189,6 +206,62 @@ func checkTool(tw io.Writer, eng *rules.Engine, call rules.ToolCall, arg string)
 		fmt.Fprintf(tw, "  rate-limit %s\tlimit=%s\tburst=%d\tper=%s\tsource=%s%s\n", r.ID, r.Spec, r.Burst, r.Per, r.Source, mode)
 	}
 	return true
+}
+
+// checkPrompt prints the decision for one SERVER.PROMPT; false when it
+// cannot be parsed.
+func checkPrompt(tw io.Writer, eng *rules.Engine, call rules.ToolCall, arg string) bool {
+	server, prompt, ok := strings.Cut(arg, ".")
+	if !ok || prompt == "" {
+		fmt.Fprintf(tw, "%s\tinvalid\twant SERVER.PROMPT (the server name ends at the first dot; .PROMPT for an unbound host)\n", arg)
+		return false
+	}
+	d := eng.Prompt(rules.PromptGet{Agent: call.Agent, Server: server, Prompt: prompt, Args: call.Args})
+	label := "prompt " + arg
+	if server == "" {
+		label = "prompt (unbound)." + prompt
+	}
+	fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\n", label, d.Outcome(), d.Rule, d.Source, readReason(d, "prompts"))
+	checkServerNamed(tw, eng, server)
+	return true
+}
+
+// checkResource prints the decision for one SERVER=URI; false when it
+// cannot be parsed.
+func checkResource(tw io.Writer, eng *rules.Engine, agent, arg string) bool {
+	server, uri, ok := strings.Cut(arg, "=")
+	if !ok || uri == "" {
+		fmt.Fprintf(tw, "%s\tinvalid\twant SERVER=URI (=URI for an unbound host)\n", arg)
+		return false
+	}
+	d := eng.Resource(rules.ResourceRead{Agent: agent, Server: server, URI: uri})
+	label := "resource " + arg
+	if server == "" {
+		label = "resource (unbound)=" + uri
+	}
+	fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\n", label, d.Outcome(), d.Rule, d.Source, readReason(d, "resources"))
+	if canon := rules.CanonicalURI(uri); canon != uri {
+		fmt.Fprintf(tw, "  normalised\t%s\t(a deny matching either form applies; an allow must match both)\n", canon)
+	}
+	checkServerNamed(tw, eng, server)
+	return true
+}
+
+func readReason(d rules.Decision, what string) string {
+	if d.Rule == "mcp:method" {
+		return "the policy has no mcp " + what + " rules: not ruled"
+	}
+	return d.Reason
+}
+
+func checkServerNamed(tw io.Writer, eng *rules.Engine, server string) {
+	if server != "" && !slices.ContainsFunc(eng.MCPServers(), func(b rules.ServerBinding) bool { return b.Name == server }) {
+		fmt.Fprintf(tw, "  note\tmcp servers defines no server %s: the proxy never decides a request with that server name\n", server)
+	}
+	if server == "" {
+		u := eng.MCP().UnknownServers
+		fmt.Fprintf(tw, "  unbound host\t%s\trule=%s\tsource=%s\t%s\n", u.Outcome(), u.Rule, u.Source, u.Reason)
+	}
 }
 
 func containsRedaction(rs []rules.Redaction, id string) bool {

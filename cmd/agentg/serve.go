@@ -8,16 +8,19 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/dissect/mcp"
+	"github.com/agentg/agentg/netsetup"
 	"github.com/agentg/agentg/proxy"
 	"github.com/agentg/agentg/ratelimit"
 	"github.com/agentg/agentg/rules"
 	"github.com/agentg/agentg/state"
+	"github.com/rs/zerolog"
 )
 
 //go:embed default-policy.yaml
@@ -34,6 +37,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	tunnelIdle := fs.Duration("tunnel-idle-timeout", 5*time.Minute, "close a tunnel in which no byte has moved either way for this long (a stream that keeps sending never idles)")
 	maxTunnels := fs.Int("max-tunnels", 10000, "most tunnels open at once; past it a CONNECT gets 503 (-1: no cap)")
 	maxPerAgent := fs.Int("max-tunnels-per-agent", 1000, "most tunnels one agent may have open; past it 503 (-1: no cap)")
+	inventoryEvery := fs.Duration("inventory-interval", state.DefaultWriteInterval, "how often the MCP inventory ("+state.InventoryFile+" in --data-dir, what `agentg mcp inventory` prints) is written when it changed; it is always written on shutdown")
+	transparent := fs.String("transparent", "", "also listen here for connections the network redirects to agentg (transparent mode; see agentg netsetup); off by default")
+	mark := fs.String("mark", strconv.Itoa(netsetup.DefaultMark), "with --transparent: the mark (SO_MARK) on agentg's own connections, which the redirect rules let pass; 0 for none")
 	var cf caFlags
 	cf.register(fs)
 	var af adminFlags
@@ -50,7 +56,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	for name, d := range map[string]time.Duration{"first-bytes-timeout": *firstBytes, "tunnel-idle-timeout": *tunnelIdle} {
+	for name, d := range map[string]time.Duration{"first-bytes-timeout": *firstBytes, "tunnel-idle-timeout": *tunnelIdle, "inventory-interval": *inventoryEvery} {
 		if d <= 0 {
 			return fmt.Errorf("--%s must be positive, not %s", name, d)
 		}
@@ -59,6 +65,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		if n == 0 || n < -1 {
 			return fmt.Errorf("--%s must be a positive number, or -1 for no cap, not %d", name, n)
 		}
+	}
+
+	markVal := 0
+	if *transparent != "" {
+		m, err := strconv.ParseUint(*mark, 0, 31)
+		if err != nil {
+			return fmt.Errorf("--mark %q: a number (0x4147 or 16711), 0 for none", *mark)
+		}
+		markVal = int(m)
 	}
 
 	var out io.Writer = stdout
@@ -97,19 +112,26 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 
 	store, err := state.NewMemory(state.Options{
-		DataDir: cf.dataDir,
-		OnError: func(err error) { zl.Error().Err(err).Msg("mcp state") },
+		DataDir:       cf.dataDir,
+		WriteInterval: *inventoryEvery,
+		OnError:       func(err error) { zl.Error().Err(err).Msg("mcp state") },
 	})
 	if err != nil {
 		return fmt.Errorf("mcp state in %s: %w", cf.dataDir, err)
 	}
-	defer store.Close()
+	defer func() {
+		// The last word on the inventory and the pins' last-seen times,
+		// after the proxy has stopped: nothing changes them any more.
+		if err := store.Close(); err != nil {
+			zl.Error().Err(err).Msg("writing the MCP inventory and pins on shutdown failed")
+		}
+	}()
 	guard := &mcp.Guard{Log: logger, State: store, Limits: ratelimit.New(ratelimit.Options{})}
 
 	srv, err := proxy.New(proxy.Config{
 		Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots, MCP: guard,
 		FirstBytesTimeout: *firstBytes, TunnelIdleTimeout: *tunnelIdle,
-		MaxTunnels: *maxTunnels, MaxTunnelsPerAgent: *maxPerAgent,
+		MaxTunnels: *maxTunnels, MaxTunnelsPerAgent: *maxPerAgent, Mark: markVal,
 	})
 	if err != nil {
 		return err
@@ -124,6 +146,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer adm.shutdown(*grace)
+	if *transparent != "" {
+		// Before the serving line: once agentg says it serves, both
+		// listeners do, and the loop check has passed.
+		if err := serveTransparent(context.Background(), srv, *transparent, markVal, zl); err != nil {
+			ln.Close()
+			srv.Shutdown(context.Background())
+			return err
+		}
+	}
 	zl.Info().Str("listen", ln.Addr().String()).Str("policy", source).Str("version", version).Msg("agentg serving")
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -199,4 +230,23 @@ func loadPolicy(path string) (*rules.Engine, string, error) {
 	}
 	e, err := rules.Load(path)
 	return e, path, err
+}
+
+// serveTransparent opens the transparent listener and refuses to go on
+// when agentg's own connections would be redirected back to it.
+func serveTransparent(ctx context.Context, srv *proxy.Server, address string, mark int, zl *zerolog.Logger) error {
+	ln, err := proxy.ListenTransparent(ctx, address)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := srv.ServeTransparent(ln); err != nil {
+			zl.Error().Err(err).Msg("transparent listener stopped")
+		}
+	}()
+	if err := srv.CheckLoop(ctx); err != nil {
+		return fmt.Errorf("transparent mode refused: %w", err)
+	}
+	zl.Info().Str("transparent", ln.Addr().String()).Int("mark", mark).Msg("agentg transparent listener")
+	return nil
 }

@@ -148,7 +148,13 @@ func TestParseAccepts(t *testing.T) {
 		{"task-augmented call (2025-11-25)", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{},"task":{"ttl":60000}}}`,
 			func(m *Message) bool { return string(m.Task) == `{"ttl":60000}` }},
 		{"retry with inputResponses (2026-07-28)", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"_meta":{},"name":"t","inputResponses":{"a":{"action":"accept"}},"requestState":"x"}}`,
-			func(m *Message) bool { return string(m.InputResponses) == `{"a":{"action":"accept"}}` && m.Args == nil }},
+			func(m *Message) bool {
+				return string(m.InputResponses) == `{"a":{"action":"accept"}}` && m.Args == nil && m.RequestState == "x"
+			}},
+		{"tasks/result (2025-11-25)", `{"jsonrpc":"2.0","id":3,"method":"tasks/result","params":{"taskId":"t-\u0031"}}`,
+			func(m *Message) bool { return m.TaskID == "t-1" }},
+		{"a taskId that is not a string is no task id", `{"jsonrpc":"2.0","id":3,"method":"tasks/result","params":{"taskId":1}}`,
+			func(m *Message) bool { return m.TaskID == "" }},
 		{"uri with escaped slashes", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:\/\/\/a"}}`,
 			func(m *Message) bool { return m.URI == "file:///a" }},
 		{"uri with encoding/json's HTML escapes", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"https://x/?a=1\u0026b=\u003C2\u003e"}}`,
@@ -210,6 +216,7 @@ func TestParseRefuses(t *testing.T) {
 		{"Kelvin sign folds to k", call + `{"name":"t","arguments":{"k":1,"\u212a":2}}}`, ReasonCaseVariantKey, CodeInvalidRequest},
 		{"Arguments next to arguments", call + `{"name":"t","arguments":{},"Arguments":{"x":1}}}`, ReasonCaseVariantKey, CodeInvalidRequest},
 		{"URI", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"URI":"file:///etc/passwd"}}`, ReasonCaseVariantKey, CodeInvalidRequest},
+		{"TaskID", `{"jsonrpc":"2.0","id":1,"method":"tasks/result","params":{"TaskID":"t-1"}}`, ReasonCaseVariantKey, CodeInvalidRequest},
 		{"case variants in arguments", call + `{"name":"t","arguments":{"command":"ls","Command":"rm -rf /"}}}`, ReasonCaseVariantKey, CodeInvalidRequest},
 		{"case variants in a result", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","NAME":"b"}]}}`, ReasonCaseVariantKey, CodeInvalidRequest},
 		{"__proto__ in arguments", call + `{"name":"t","arguments":{"__proto__":{"command":"rm -rf /"}}}}`, ReasonProtoKey, CodeInvalidRequest},

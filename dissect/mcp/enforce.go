@@ -113,3 +113,50 @@ func deniedMessage(v callVerdict, tool string) string {
 	}
 	return b.String()
 }
+
+// decideRead asks the policy about a prompts/get (by prompt name and
+// arguments) or a resources/read (by URI); ok is false for any other
+// method. Where the policy has no prompts (resources) rules, the answer is
+// an allow as rule "mcp:method".
+func (ex *exchange) decideRead(m *Message) (d rules.Decision, ok bool) {
+	x := ex.x
+	switch m.Method {
+	case "prompts/get":
+		var args rules.ArgLookup
+		if m.Args != nil {
+			args = argLookup{m}
+		}
+		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: ex.server(), Prompt: m.Prompt, Args: args}), true
+	case "resources/read":
+		return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: ex.server(), URI: m.URI}), true
+	}
+	return rules.Decision{}, false
+}
+
+// listedVisible decides whether an item of a prompts, resources or
+// resource templates list is shown to the client: by the decision on a
+// prompts/get of it without arguments, or a resources/read of its URI. A
+// template is decided on its own text ("file:///etc/{name}"), so a deny
+// whose glob covers the text hides it; reads through a template the list
+// shows are still decided URI by URI.
+func (ex *exchange) listedVisible(kind ListKind, key string) bool {
+	x := ex.x
+	if kind == ListPrompts {
+		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: ex.server(), Prompt: key}).Allowed()
+	}
+	return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: ex.server(), URI: key}).Allowed()
+}
+
+// deniedReadMessage is the text of a refused prompts/get or
+// resources/read.
+func deniedReadMessage(d rules.Decision, m *Message) string {
+	what := "prompt " + m.Prompt
+	if m.Method == "resources/read" {
+		what = "resource " + m.URI
+	}
+	msg := "agentg: " + what + " denied by rule " + d.Rule
+	if d.Reason != "" {
+		msg += ": " + d.Reason
+	}
+	return msg
+}

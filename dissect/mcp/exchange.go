@@ -30,6 +30,7 @@ type exchange struct {
 
 	mu      sync.Mutex
 	pending map[string]*call // by the id's exact bytes
+	sent    eventQueue       // events of answers rewritten, written once sent
 }
 
 // call is one request of the client's on its way through.
@@ -38,6 +39,7 @@ type call struct {
 	ev       *audit.Event
 	start    time.Time
 	tool     string
+	legacy   bool // sent on a 2024-11-05 HTTP+SSE session
 	recorded bool // in the store: its answer may come on a resumed stream
 }
 
@@ -63,7 +65,7 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		// the session knows what was negotiated.
 		if ex.legacy != nil {
 			ex.revision = "2024-11-05"
-		} else if s, ok := ex.g.State.Session(store.SessionKey{Server: ex.server(), ID: ex.session}); ok && ex.session != "" {
+		} else if s, ok := ex.g.State.Session(ex.sessionKey()); ok && ex.session != "" {
 			ex.revision = s.Revision
 		}
 	}
@@ -73,6 +75,10 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		return
 	}
 	if why := headerMismatch(r.Header, body, metaRevision(body)); why != "" {
+		ex.refuseAll(w, body, http.StatusBadRequest, CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
+		return
+	}
+	if why := ex.paramMismatch(r.Header, body); why != "" { // params.go
 		ex.refuseAll(w, body, http.StatusBadRequest, CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
 		return
 	}
@@ -117,6 +123,10 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 	}
 	rw := newRespWriter(w, ex.rewriteServer, extra, int(ex.set.MaxMessage))
 	rw.onHeader = ex.sawHeader
+	rw.onSent = func() { ex.sent.flush(ex.g) }
+	if ex.x.Governed() {
+		rw.strict, rw.withhold = true, func(err error) []byte { return ex.withheld(err, body.Batch, extra) }
+	}
 	// finish runs even when the forwarder ends the handler with a panic
 	// (ErrAbortHandler): no writer outlives the handler.
 	defer func() { ex.finish(rw.finish()) }()
@@ -139,8 +149,14 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 	if m.Kind != KindRequest {
 		return m.Raw, nil // notifications, and the client's answers to the server
 	}
-	c := &call{m: m, start: ex.g.now(), tool: m.Tool}
+	c := &call{m: m, start: ex.g.now(), tool: m.Tool, legacy: ex.legacy != nil}
 	c.ev = ex.event(m)
+	switch {
+	case m.Method == "tasks/result":
+		ex.followTask(c)
+	case m.InputResponses != nil || m.RequestState != "":
+		ex.followRetry(c)
+	}
 	out := []byte(m.Raw)
 	if m.Method == "tools/call" {
 		v := ex.decideCall(m)
@@ -175,6 +191,14 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 			c.ev.MCP.Args = string(m.Args)
 		}
 		ex.g.State.CountCall(ex.server(), m.Tool)
+	} else if d, ok := ex.decideRead(m); ok { // prompts/get, resources/read
+		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = d.Outcome(), d.Rule, d.Source, d.Reason
+		if !d.Allowed() {
+			// Never as a tool result (deny_as): neither answer has one.
+			c.ev.MCP.ErrorCode = CodeDenied
+			ex.g.emit(c.ev)
+			return nil, ErrorResponse(m.ID, CodeDenied, deniedReadMessage(d, m), map[string]any{"rule": d.Rule})
+		}
 	} else {
 		c.ev.Decision, c.ev.Rule = "allow", "mcp:method"
 	}
@@ -200,7 +224,7 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 }
 
 func (ex *exchange) sessionKey() store.SessionKey {
-	return store.SessionKey{Server: ex.server(), ID: ex.session}
+	return store.SessionKey{Server: ex.x.stateServer(), ID: ex.session}
 }
 
 // sawHeader takes the session id a server assigns in its answer to
@@ -229,7 +253,7 @@ func (ex *exchange) recordLocked() {
 	k := ex.sessionKey()
 	for id, c := range ex.pending {
 		err := ex.g.State.BeginRequest(store.Request{Session: k, ID: []byte(id),
-			Method: c.m.Method, Tool: c.m.Tool, Agent: ex.x.Agent, Start: c.start, EventID: c.ev.ID})
+			Method: c.m.Method, Tool: c.tool, Agent: ex.x.Agent, Start: c.start, EventID: c.ev.ID})
 		switch {
 		case err == nil:
 			c.recorded = true
@@ -242,6 +266,31 @@ func (ex *exchange) recordLocked() {
 		// Otherwise (the session's bound is reached) the call is answered
 		// on this stream as usual; only a resumed answer to it is withheld.
 	}
+}
+
+// withheld is what the client gets for an answer agentg withheld (see
+// hold.go): an error for each of its requests still waiting, with
+// agentg's own answers, and an event saying why.
+func (ex *exchange) withheld(err error, batch bool, extra [][]byte) []byte {
+	const rule = "builtin:mcp-answer-type"
+	ev := ex.g.lifecycleEvent(ex.x, ActionRefusedAnswer, "")
+	ev.Decision, ev.Rule, ev.Reason, ev.Status = "deny", rule, err.Error(), http.StatusBadGateway
+	ev.MCP.Session, ev.MCP.Revision = ex.session, ex.revision
+	ex.g.emit(ev)
+	ex.mu.Lock()
+	msgs := extra
+	for _, c := range ex.pending {
+		c.ev.MCP.ErrorCode = CodeInternalError
+		msgs = append(msgs, ErrorResponse(c.m.ID, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule}))
+	}
+	ex.mu.Unlock()
+	switch {
+	case len(msgs) == 0:
+		return ErrorResponse(nil, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule})
+	case len(msgs) == 1 && !batch:
+		return msgs[0]
+	}
+	return mergeBatch(nil, msgs)
 }
 
 // answer writes agentg's own answers when nothing went to the server.
@@ -289,7 +338,7 @@ func (ex *exchange) refuseAll(w http.ResponseWriter, body Body, status, code int
 // rewriteServer rewrites what the server sends on this POST's answer:
 // answers to this POST's requests get their results filtered and redacted.
 func (ex *exchange) rewriteServer(data []byte) ([]byte, error) {
-	return ex.g.rewriteMessages(data, ex.x, ex.set, ex.lookup)
+	return ex.g.rewriteMessages(data, ex.x, ex.set, ex.lookup, &ex.sent)
 }
 
 func (ex *exchange) lookup(id jsontext.Value) *call {
@@ -306,6 +355,7 @@ func (ex *exchange) lookup(id jsontext.Value) *call {
 
 // finish writes the events of requests whose answers never came.
 func (ex *exchange) finish(err error) {
+	ex.sent.flush(ex.g)
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	for id, c := range ex.pending {
@@ -317,11 +367,36 @@ func (ex *exchange) finish(err error) {
 	}
 }
 
+// eventQueue holds the events of answers already rewritten until the
+// answer has been written to the client, so that writing the log is not on
+// the answer's path. Its zero value is ready.
+type eventQueue struct {
+	mu  sync.Mutex
+	evs []*audit.Event
+}
+
+func (q *eventQueue) add(ev *audit.Event) {
+	q.mu.Lock()
+	q.evs = append(q.evs, ev)
+	q.mu.Unlock()
+}
+
+// flush writes the events held.
+func (q *eventQueue) flush(g *Guard) {
+	q.mu.Lock()
+	evs := q.evs
+	q.evs = nil
+	q.mu.Unlock()
+	for _, ev := range evs {
+		g.emit(ev)
+	}
+}
+
 // event starts the event of one client request.
 func (ex *exchange) event(m *Message) *audit.Event {
 	return &audit.Event{ID: ex.g.Log.NewID(), Parent: ex.x.Parent, Time: ex.g.now(), Kind: "mcp",
 		Agent: ex.x.Agent, Client: ex.x.Client, Host: ex.x.Host, Port: ex.x.Port, Method: m.Method,
-		MCP: &audit.MCP{Server: ex.server(), Session: ex.session, Revision: ex.revision, Tool: m.Tool}}
+		MCP: &audit.MCP{Server: ex.server(), Session: ex.session, Revision: ex.revision, Tool: m.Tool, Prompt: m.Prompt, URI: m.URI}}
 }
 
 func (g *Guard) emit(ev *audit.Event) {

@@ -3,6 +3,7 @@ package mcp
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -44,6 +45,17 @@ type Exchange struct {
 	Path   string
 }
 
+// stateServer names the server in the state store: its policy name, or on
+// a host no servers entry names, "?" and the destination (no policy name
+// has a "?"), so that the sessions and requests in flight of unnamed
+// servers are kept, and kept apart by where they go.
+func (x *Exchange) stateServer() string {
+	if x.Server != "" {
+		return x.Server
+	}
+	return "?" + net.JoinHostPort(x.Host, strconv.Itoa(int(x.Port)))
+}
+
 // Governed reports whether the policy governs x's destination: a host
 // named by mcp.servers, where an exchange that is not MCP is refused.
 func (x *Exchange) Governed() bool { return x.Server != "" }
@@ -56,6 +68,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next h
 	// Responses must come back readable: MCP's messages are small, and a
 	// compressed answer could not be checked.
 	r.Header.Del("Accept-Encoding")
+	g.sawServer(&x, store.ServerSighting{}, "")
 	switch r.Method {
 	case http.MethodPost:
 		g.servePost(w, r, &x, set, next)

@@ -57,6 +57,13 @@ type Message struct {
 	// retry, under a new id, of a request the server answered with
 	// input_required. It is a new request and is decided again.
 	InputResponses jsontext.Value
+	// RequestState is params.requestState (2026-07-28), the opaque
+	// string a retry echoes from the input_required result it answers;
+	// "" when absent or not a string.
+	RequestState string
+	// TaskID is params.taskId (2025-11-25 tasks/get, tasks/result,
+	// tasks/cancel); "" when absent or not a string.
+	TaskID string
 
 	Raw jsontext.Value // the whole message, exactly as sent
 
@@ -81,7 +88,7 @@ type field struct {
 
 var envelopeNames = []string{"jsonrpc", "id", "method", "params", "result", "error"}
 
-var paramNames = []string{"name", "arguments", "uri", "_meta", "task", "inputResponses", "requestState"}
+var paramNames = []string{"name", "arguments", "uri", "_meta", "task", "inputResponses", "requestState", "taskId"}
 
 // message reads one message object; depth is that of its container.
 func (p *parser) message(depth int) (*Message, error) {
@@ -216,6 +223,20 @@ func (p *parser) paramsMember(m *Message, env *envelope, name []byte, depth int)
 		if sp, err = p.value(depth); err == nil {
 			env.args, env.hasArgs = sp, true
 		}
+	case "requestState", "taskId":
+		if p.dec.PeekKind() != '"' {
+			return false, nil
+		}
+		tok, _, err := p.token()
+		if err != nil {
+			return true, err
+		}
+		if string(name) == "taskId" {
+			m.TaskID = tok.String()
+		} else {
+			m.RequestState = tok.String()
+		}
+		return true, nil
 	case "_meta", "task", "inputResponses":
 		if sp, err = p.value(depth); err == nil {
 			v := jsontext.Value(p.src[sp.start:sp.end])

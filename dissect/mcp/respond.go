@@ -17,7 +17,14 @@ import (
 //   - text/event-stream: event by event, as the events arrive (never the
 //     whole stream): a message event is rewritten, anything else (comments,
 //     ids, retry, priming events) is forwarded byte for byte;
-//   - anything else passes untouched.
+//   - anything else, on a governed server's POST (strict), is held,
+//     bounded by max_message, and passes only when it carries nothing a
+//     client could take for a message: an empty body, or a status that is
+//     not 2xx with a body that is not JSON-RPC (401 and 403 for
+//     authorization, 404 for an expired session, which the client must
+//     see to start a new one). Anything else is withheld, and the client
+//     gets JSON-RPC errors for its requests in its place (withhold);
+//   - elsewhere anything else passes untouched.
 // Messages agentg answers itself (errors for denied elements of a batch)
 // are merged in: into the JSON array, or as events ahead of the server's.
 
@@ -31,17 +38,29 @@ type respWriter struct {
 	extra    [][]byte          // agentg's own messages to add
 	onEvent  func(Event)       // sees every event of a stream as it is read (the legacy endpoint)
 	onHeader func(http.Header) // sees the server's header before anything is written
+	onSent   func()            // after each write to the client: the events of what it carried can be logged
 	max      int
+	// strict: the answer must be MCP's, and withhold gives the JSON-RPC
+	// errors that stand in for one that is not (see above).
+	strict   bool
+	withhold func(err error) []byte
+	// sniff: an event stream that may not be MCP at all (a GET on a host
+	// no servers entry names) is judged on its first event (detect.go).
+	sniff func(endpoint bool) (sniffVerdict, []byte)
 
-	header  http.Header // the server's, until WriteHeader
-	status  int
-	mode    uint8
-	json    bytes.Buffer
-	pw      *io.PipeWriter
-	done    chan struct{}
-	failed  error
-	mu      sync.Mutex // guards writes to w between the SSE goroutine and finish
-	written bool
+	// detached: once a sniffed stream's header is handed to the pump
+	// (which writes it when it has judged the stream), the forwarder's
+	// later Header calls (for trailers) get this copy, not the header
+	// being written.
+	detached http.Header
+	status   int
+	mode     uint8
+	json     bytes.Buffer
+	pw       *io.PipeWriter
+	done     chan struct{}
+	failed   error
+	mu       sync.Mutex // guards writes to w between the SSE goroutine and finish
+	written  bool
 }
 
 const (
@@ -49,13 +68,19 @@ const (
 	modePass
 	modeJSON
 	modeSSE
+	modeHold // strict, and neither JSON nor SSE: held until judged
 )
 
 func newRespWriter(w http.ResponseWriter, rewrite rewriteFunc, extra [][]byte, max int) *respWriter {
 	return &respWriter{w: w, rewrite: rewrite, extra: extra, max: max}
 }
 
-func (rw *respWriter) Header() http.Header { return rw.w.Header() }
+func (rw *respWriter) Header() http.Header {
+	if rw.detached != nil {
+		return rw.detached
+	}
+	return rw.w.Header()
+}
 
 func (rw *respWriter) WriteHeader(code int) {
 	if rw.mode != modeNone {
@@ -77,13 +102,20 @@ func (rw *respWriter) WriteHeader(code int) {
 	case mt == "text/event-stream":
 		rw.mode = modeSSE
 		h.Del("Content-Length")
-		rw.w.WriteHeader(code)
-		rw.written = true
 		pr, pw := io.Pipe()
 		rw.pw, rw.done = pw, make(chan struct{})
-		go rw.pumpSSE(pr)
+		if rw.sniff != nil {
+			rw.detached = h.Clone()
+			go rw.pumpSniff(pr) // writes the header itself
+			return
+		}
+		rw.w.WriteHeader(code)
+		rw.written = true
+		go rw.pumpSSE(pr, pr)
 	case mt == "application/json" || code == http.StatusAccepted && len(rw.extra) > 0:
 		rw.mode = modeJSON
+	case rw.strict && rw.withhold != nil:
+		rw.mode = modeHold
 	default:
 		rw.mode = modePass
 		rw.w.WriteHeader(code)
@@ -107,6 +139,8 @@ func (rw *respWriter) Write(p []byte) (int, error) {
 		return rw.json.Write(p)
 	case modeSSE:
 		return rw.pw.Write(p)
+	case modeHold:
+		return rw.hold(p)
 	}
 	if rw.failed != nil {
 		return 0, rw.failed
@@ -130,13 +164,13 @@ var _ http.Flusher = (*respWriter)(nil)
 
 // pumpSSE reads the server's events and writes each, rewritten if it is a
 // message, to the client as soon as it is read.
-func (rw *respWriter) pumpSSE(pr *io.PipeReader) {
+func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 	defer close(rw.done)
 	defer pr.Close()
 	for _, m := range rw.extra {
 		rw.injectEvent(MessageEvent(m))
 	}
-	sr := NewSSEReader(pr, rw.max)
+	sr := NewSSEReader(src, rw.max)
 	for {
 		ev, err := sr.Next()
 		if err != nil {
@@ -174,9 +208,16 @@ func (rw *respWriter) pumpSSE(pr *io.PipeReader) {
 // never interleave, and the ResponseWriter is never used by two at once.
 func (rw *respWriter) send(write func(io.Writer)) {
 	rw.mu.Lock()
-	defer rw.mu.Unlock()
 	write(rw.w)
 	http.NewResponseController(rw.w).Flush()
+	rw.mu.Unlock()
+	rw.sent()
+}
+
+func (rw *respWriter) sent() {
+	if rw.onSent != nil {
+		rw.onSent()
+	}
 }
 
 // injectEvent sends an event on a stream in progress.
@@ -188,6 +229,7 @@ func (rw *respWriter) injectEvent(ev Event) {
 // rewritten and written, an event stream drained. It reports what went
 // wrong, if anything, for the event.
 func (rw *respWriter) finish() error {
+	defer rw.sent()
 	switch rw.mode {
 	case modeNone:
 		if len(rw.extra) == 0 {
@@ -200,6 +242,8 @@ func (rw *respWriter) finish() error {
 	case modeSSE:
 		rw.pw.Close()
 		<-rw.done
+	case modeHold:
+		return rw.finishHold()
 	case modePass:
 		if rw.failed != nil && !rw.written {
 			// An answer agentg could not read (a Content-Encoding the

@@ -3,7 +3,6 @@ package mcp
 import (
 	"encoding/hex"
 	"net/http"
-	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -18,7 +17,7 @@ import (
 // request's event is written with the outcome. Requests and
 // notifications of the server's pass as they are. Bytes that need no
 // change are returned as they came.
-func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings, lookup func(jsontext.Value) *call) ([]byte, error) {
+func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings, lookup func(jsontext.Value) *call, q *eventQueue) ([]byte, error) {
 	body, err := Parse(data, Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
 		return nil, err
@@ -43,7 +42,7 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 			}
 			continue
 		}
-		out, err := g.rewriteAnswer(m, c, x, set)
+		out, err := g.rewriteAnswer(m, c, x, set, q)
 		if err != nil {
 			return nil, err
 		}
@@ -61,11 +60,11 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 }
 
 // rewriteAnswer is one answer to a request of the client's: the bytes to
-// send instead, or nil to send it as it came. It writes the request's
-// event.
-func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
+// send instead, or nil to send it as it came. The request's event, now
+// complete, goes to q, to be written once the answer has been sent.
+func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSettings, q *eventQueue) ([]byte, error) {
 	ev := c.ev
-	defer g.emit(ev)
+	defer q.add(ev)
 	ev.MCP.Upstream = g.now().Sub(c.start)
 	ev.MCP.ResultBytes = len(m.Result)
 	if m.Kind == KindErrorResponse {
@@ -73,22 +72,44 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		return nil, nil
 	}
 	ev.MCP.IsError = isErrorResult(m.Result)
+	if ResultType(m.Result) == "input_required" {
+		g.sawInputRequired(x, c, m.Result)
+	}
 	switch c.m.Method {
 	case "initialize", "server/discover":
 		rev := protocolVersion(m.Result)
 		name, ver := serverName(m.Result)
-		ev.MCP.ServerInfo = strings.TrimSpace(name + " " + ver)
-		g.State.ObserveServer(store.ServerSighting{Server: x.Server, URL: x.URL,
-			Info: store.ServerInfo{Name: name, Version: ver}, Revision: rev})
+		info := store.ServerInfo{Name: name, Version: ver}
+		ev.MCP.ServerInfo = infoText(info)
+		if rev == "" {
+			rev = ev.MCP.Revision
+		}
+		g.sawServer(x, store.ServerSighting{Info: info, Revision: rev}, c.m.Method)
 		if ev.MCP.Session != "" {
-			g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.Server, ID: ev.MCP.Session},
-				Agent: x.Agent, Revision: rev, Server: store.ServerInfo{Name: name, Version: ver}})
+			g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.stateServer(), ID: ev.MCP.Session},
+				Agent: x.Agent, Revision: rev, Server: info})
+		}
+		// A legacy session started when its stream named the endpoint;
+		// an initialize answered without a session id opened none.
+		if c.m.Method == "server/discover" || ev.MCP.Session != "" && !c.legacy {
+			g.sessionStarted(x, c.m.Method, ev.MCP.Session, rev, info)
 		}
 		return nil, nil
 	case "tools/list":
 		return g.filterTools(m, c, x, set)
+	case "prompts/list", "resources/list", "resources/templates/list":
+		return g.filterListed(m, c, x, set)
 	case "tools/call", "tasks/result":
-		red := scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
+		var red []Redaction
+		switch {
+		case c.m.Method == "tools/call":
+			g.sawTask(x, c, m.Result)
+			fallthrough
+		case c.tool != "":
+			red = scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
+		default: // a task's result, its tool unknown
+			red = scoped(x.Engine.AllResultRedactions(), false)
+		}
 		if len(red) == 0 {
 			return nil, nil
 		}
@@ -117,6 +138,16 @@ func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSetti
 		pin := g.State.CheckPin(x.Server, t.Name, sum)
 		hints := hintsOf(t.Annotations)
 		g.State.SetToolHints(x.Server, t.Name, uint8(hints))
+		params := ToolParams(t.Raw)
+		g.State.SetToolParams(x.Server, t.Name, params)
+		if params.Invalid != "" && c.ev.MCP.Revision >= "2026-07-28" {
+			// The specification has a conforming client drop such a tool
+			// from the list; agentg drops it too, and refuses calls to it
+			// (params.go), since its headers cannot be checked.
+			g.paramDeclEvent(x, c, t.Name, params.Invalid)
+			hidden[t.Name] = true
+			continue
+		}
 		if pin == store.PinNew || pin == store.PinChanged {
 			g.pinEvent(x, c, t.Name, sum, pin, set)
 		}
@@ -128,6 +159,30 @@ func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSetti
 		return nil, nil
 	}
 	out, _ := m.WithResult(tl.Filter(func(name string) bool { return !hidden[name] }))
+	return out, nil
+}
+
+// filterListed hides the prompts, resources and resource templates the
+// agent may not get or read, on every page.
+func (g *Guard) filterListed(m *Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
+	kind := ListKindOf(c.m.Method)
+	nl, err := ParseNamedList(m.Result, kind)
+	if err != nil {
+		return nil, err
+	}
+	ex := &exchange{g: g, x: x, set: set}
+	hidden := 0
+	res := nl.Filter(func(key string) bool {
+		ok := ex.listedVisible(kind, key)
+		if !ok {
+			hidden++
+		}
+		return ok
+	})
+	if hidden == 0 {
+		return nil, nil
+	}
+	out, _ := m.WithResult(res)
 	return out, nil
 }
 
@@ -153,9 +208,9 @@ func hintsOf(a Annotations) rules.ToolHints {
 func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin store.PinResult, set rules.MCPSettings) {
 	ev := &audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
 		Host: x.Host, Port: x.Port, Method: "tools/list", Decision: "allow", Rule: "mcp:pin-new", Reason: "tool " + x.Server + "." + tool + " first seen, definition " + hex.EncodeToString(sum[:8]),
-		MCP: &audit.MCP{Server: x.Server, Tool: tool, Pin: "new", Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}}
+		MCP: &audit.MCP{Action: ActionToolNew, Server: x.Server, Tool: tool, Pin: "new", Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}}
 	if pin == store.PinChanged {
-		ev.MCP.Pin, ev.Rule = "changed", "mcp:pinning"
+		ev.MCP.Pin, ev.MCP.Action, ev.Rule = "changed", ActionToolChanged, "mcp:pinning"
 		ev.Reason = "tool " + x.Server + "." + tool + " changed its definition (now " + hex.EncodeToString(sum[:8]) + ")"
 		ev.Decision = "report"
 		if set.Pinning.Action == rules.Deny {
@@ -164,6 +219,15 @@ func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin 
 		}
 	}
 	g.emit(ev)
+}
+
+// paramDeclEvent records a listed tool hidden because its x-mcp-header
+// declarations break the specification's constraints.
+func (g *Guard) paramDeclEvent(x *Exchange, c *call, tool, why string) {
+	g.emit(&audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
+		Host: x.Host, Port: x.Port, Method: "tools/list", Decision: "deny", Rule: "builtin:mcp-param-declaration",
+		Reason: "tool " + x.Server + "." + tool + " hidden from tools/list: " + why,
+		MCP:    &audit.MCP{Server: x.Server, Tool: tool, Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}})
 }
 
 // writeJSONError answers a request agentg refuses whole.

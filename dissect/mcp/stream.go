@@ -23,6 +23,7 @@ import (
 // stream is one open GET stream, where answers and injected errors go.
 type stream struct {
 	rw      *respWriter
+	sent    eventQueue // events of answers rewritten, written once sent
 	mu      sync.Mutex
 	pending map[string]*call
 }
@@ -58,22 +59,39 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		}
 		// An answer replayed on a resumed stream, to a call an earlier
 		// POST carried.
-		req, ok := g.State.EndRequest(store.SessionKey{Server: x.Server, ID: session}, []byte(IDKey(id)))
+		req, ok := g.State.EndRequest(store.SessionKey{Server: x.stateServer(), ID: session}, []byte(IDKey(id)))
 		if !ok {
 			return nil
 		}
 		return g.resumedCall(x, req)
 	}
 	rewrite := func(data []byte) ([]byte, error) {
-		return g.rewriteMessages(data, x, set, lookup)
+		return g.rewriteMessages(data, x, set, lookup, &st.sent)
 	}
 	st.rw = newRespWriter(w, rewrite, nil, int(set.MaxMessage))
+	st.rw.onSent = func() { st.sent.flush(g) }
+	if !x.Governed() && session == "" {
+		// Nothing says this stream is MCP until its first event does.
+		st.rw.sniff = func(endpoint bool) (sniffVerdict, []byte) {
+			if !endpoint {
+				return sniffPass, nil
+			}
+			d := set.UnknownServers
+			if d.Allowed() {
+				return sniffDissect, nil
+			}
+			why := "a 2024-11-05 MCP stream (its first event names an endpoint) from a server the policy does not name (" + x.URL + ")"
+			g.logRefusal(x, d.Rule, why, http.StatusForbidden)
+			return sniffRefuse, ErrorResponse(nil, CodeDenied, "agentg: "+why, map[string]any{"rule": d.Rule})
+		}
+	}
 	st.rw.onEvent = func(ev Event) {
 		if ev.Type == "endpoint" && endpoint == "" {
 			if u, err := base.Parse(strings.TrimSpace(ev.Data)); err == nil {
 				endpoint = legacyKey(u)
-				g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.Server, ID: endpoint, Legacy: true},
+				g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.stateServer(), ID: endpoint, Legacy: true},
 					Agent: x.Agent, Revision: "2024-11-05", Stream: st})
+				g.sessionStarted(x, "", endpoint, "2024-11-05", store.ServerInfo{})
 			}
 		}
 	}
@@ -83,7 +101,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 	defer func() {
 		st.rw.finish()
 		if endpoint != "" {
-			g.State.DeleteSession(store.SessionKey{Server: x.Server, ID: endpoint, Legacy: true})
+			g.State.DeleteSession(store.SessionKey{Server: x.stateServer(), ID: endpoint, Legacy: true})
 		}
 		st.mu.Lock()
 		for _, c := range st.pending {
@@ -103,7 +121,7 @@ func legacyKey(u *url.URL) string {
 // legacyStream finds the open GET stream of a legacy session by the URL a
 // POST went to.
 func (g *Guard) legacyStream(x *Exchange, r *http.Request) *stream {
-	if s, ok := g.State.Session(store.SessionKey{Server: x.Server, ID: legacyKey(r.URL), Legacy: true}); ok {
+	if s, ok := g.State.Session(store.SessionKey{Server: x.stateServer(), ID: legacyKey(r.URL), Legacy: true}); ok {
 		if st, ok := s.Stream.(*stream); ok {
 			return st
 		}

@@ -119,6 +119,9 @@ type MCPServerConfig struct {
 	// StepTimeout bounds how long the slow tool waits for each Advance;
 	// default 10s.
 	StepTimeout time.Duration
+	// Listener, when set, is where the server listens instead of a free
+	// loopback port.
+	Listener net.Listener
 }
 
 // MCPServer is a Go SDK MCP server on loopback that records every HTTP
@@ -139,6 +142,7 @@ type MCPServer struct {
 	cfg   MCPServerConfig
 	up    *Upstream
 	tools *mcpTools
+	reads *mcpReads // mcp_reads.go
 
 	mu   sync.Mutex
 	reqs []MCPRequest
@@ -170,6 +174,7 @@ func StartMCPServer(cfg MCPServerConfig) (*MCPServer, error) {
 	s := &MCPServer{Mode: cfg.Mode, cfg: cfg}
 	s.Server = mcp.NewServer(&mcp.Implementation{Name: cfg.Name, Version: "1.0.0"}, &mcp.ServerOptions{PageSize: cfg.PageSize})
 	s.tools = newMCPTools(s.Server, cfg)
+	s.reads = newMCPReads(s.Server)
 
 	var h http.Handler
 	getServer := func(*http.Request) *mcp.Server { return s.Server }
@@ -196,7 +201,7 @@ func StartMCPServer(cfg MCPServerConfig) (*MCPServer, error) {
 	}
 	h = s.record(h)
 
-	opts := UpstreamOptions{Handler: h, Quiet: true}
+	opts := UpstreamOptions{Handler: h, Quiet: true, Listener: cfg.Listener}
 	scheme := "http"
 	if cfg.CA != nil {
 		cert, err := cfg.CA.Leaf(cfg.Hosts, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))

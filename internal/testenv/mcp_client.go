@@ -23,6 +23,9 @@ type MCPClientConfig struct {
 	// Direct, without a Proxy, is the address dialled whatever host the
 	// URL names (an MCPServer's Addr), so the URL keeps naming mcp.test.
 	Direct string
+	// Dial, without a Proxy or Direct, dials every connection (a client
+	// inside a network namespace, resolving names itself).
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// Roots verify the server certificate: agentg's CA through agentg
 	// (which intercepts), the server's own CA directly.
 	Roots *x509.CertPool
@@ -52,6 +55,8 @@ func MCPHTTPClient(cfg MCPClientConfig) *http.Client {
 		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return d.DialContext(ctx, network, cfg.Direct)
 		}
+	case cfg.Dial != nil:
+		tr.DialContext = cfg.Dial
 	}
 	return &http.Client{Transport: tr}
 }

@@ -29,6 +29,9 @@ type UpstreamOptions struct {
 	// that hang up), which a load run would otherwise print by the
 	// thousand.
 	Quiet bool
+	// Listener, when set, is where the server listens instead of a free
+	// loopback port (one a test opened inside a network namespace).
+	Listener net.Listener
 }
 
 // Upstream is a loopback origin server that counts the connections it has
@@ -46,6 +49,10 @@ func StartUpstream(o UpstreamOptions) *Upstream {
 		h = http.HandlerFunc(Echo)
 	}
 	u := &Upstream{Server: httptest.NewUnstartedServer(h)}
+	if o.Listener != nil {
+		u.Listener.Close()
+		u.Listener = o.Listener
+	}
 	// httptest wraps this ConnState with its own, so both run.
 	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {

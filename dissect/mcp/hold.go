@@ -1,0 +1,95 @@
+package mcp
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
+)
+
+// An answer to a governed server's POST under a content type that is
+// neither application/json nor text/event-stream. MCP has no such answer,
+// but HTTP does: an error status the client must see (401 with
+// WWW-Authenticate to authorise, 404 when its session expired, which the
+// specification has the client answer with a new initialize), a 202 or 204
+// with no body. Those carry no message, and pass. Anything else could be
+// read as one by a lenient client (a JSON-RPC body under text/plain, a 200
+// with a body) without agentg having read it: it is withheld.
+
+// errAnswerType is a withheld answer.
+func errAnswerType(status int, ct string) *ParseError {
+	return &ParseError{Reason: "answer-type", Code: CodeInternalError,
+		Detail: fmt.Sprintf("the server answered %d with Content-Type %q, which is not MCP's (application/json or text/event-stream): the answer was withheld", status, ct)}
+}
+
+// passable reports whether a held answer carries nothing a client could
+// take for a message.
+func passable(status int, body []byte) bool {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return true
+	}
+	return (status < 200 || status > 299) && !looksLikeJSONRPC(body)
+}
+
+// hold buffers a held answer. Past max_message it is judged on what is
+// held: an error page passes (held bytes, then the rest as it comes),
+// anything else is withheld and the forwarder told to stop.
+func (rw *respWriter) hold(p []byte) (int, error) {
+	if rw.failed != nil {
+		return 0, rw.failed
+	}
+	if rw.json.Len()+len(p) <= rw.max {
+		return rw.json.Write(p)
+	}
+	if !passable(rw.status, append(bytes.Clone(rw.json.Bytes()), p...)) {
+		rw.failed = errAnswerType(rw.status, rw.w.Header().Get("Content-Type"))
+		return 0, rw.failed
+	}
+	rw.mode = modePass
+	rw.w.WriteHeader(rw.status)
+	rw.written = true
+	if _, err := rw.w.Write(rw.json.Bytes()); err != nil {
+		return 0, err
+	}
+	rw.json.Reset()
+	return rw.w.Write(p)
+}
+
+// finishHold judges a held answer once the server is done.
+func (rw *respWriter) finishHold() error {
+	h := rw.w.Header()
+	body := rw.json.Bytes()
+	if rw.failed == nil && passable(rw.status, body) {
+		if len(bytes.TrimSpace(body)) == 0 && len(rw.extra) > 0 {
+			// Nothing from the server, but agentg's own answers to the
+			// elements it refused are due.
+			out := mergeBatch(nil, rw.extra)
+			h.Set("Content-Type", "application/json")
+			h.Set("Content-Length", strconv.Itoa(len(out)))
+			rw.w.WriteHeader(http.StatusOK)
+			rw.w.Write(out)
+			return nil
+		}
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		rw.w.WriteHeader(rw.status)
+		rw.w.Write(body)
+		return nil
+	}
+	err := rw.failed
+	if err == nil {
+		err = errAnswerType(rw.status, h.Get("Content-Type"))
+	}
+	out := rw.withhold(err)
+	for _, k := range []string{"Content-Length", "Content-Encoding", "Content-Range", "Etag", "Last-Modified"} {
+		h.Del(k)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	rw.w.WriteHeader(http.StatusBadGateway)
+	rw.w.Write(out)
+	// The forwarder may be ending the handler with a panic (the write it
+	// was refused): what is flushed now reaches the client before the
+	// connection is dropped.
+	http.NewResponseController(rw.w).Flush()
+	return err
+}
