@@ -94,6 +94,8 @@ type Logger struct {
 	zl  zerolog.Logger // decision events: they carry their own time
 	ops zerolog.Logger // operational messages, timestamped by zerolog
 	ids idSource
+
+	subs subscribers // subscribe.go
 }
 
 // New returns a Logger writing to w. Each event is one Write call; w is
@@ -179,6 +181,7 @@ func (l *Logger) Log(e *Event) {
 		optStr(ev, "task", m.Task)
 	}
 	ev.Msg("decision")
+	l.publish(e)
 }
 
 func optStr(ev *zerolog.Event, key, val string) {

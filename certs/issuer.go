@@ -34,6 +34,7 @@ type Issuer struct {
 	cache    *leafCache
 	flight   singleflight.Group
 	issued   atomic.Uint64
+	hits     atomic.Uint64 // Leaf answered from the cache (stats.go)
 }
 
 // IssuerOptions tune an Issuer. Zero values select the defaults.
@@ -110,6 +111,7 @@ func NewIssuer(ca *CA, opt IssuerOptions) (*Issuer, error) {
 // same host sign once.
 func (i *Issuer) Leaf(host string) (*tls.Certificate, error) {
 	if c, ok := i.cache.get(host, i.now()); ok {
+		i.hits.Add(1)
 		return c, nil
 	}
 	v, err, _ := i.flight.Do(host, func() (any, error) {

@@ -29,6 +29,7 @@ func commands() []command {
 		{"ca", "manage the CA used for TLS interception (init, export, show, trust-env)", runCA},
 		{"netsetup", "print, apply or remove the nftables rules of transparent mode", runNetsetup},
 		{"mcp", "MCP state: tool-definition pins (list, accept), inventory of servers and tools", runMCP},
+		{"events", "follow the running agentg's decisions (--follow), through its admin API", runEvents},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,12 +12,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/state"
 )
 
-// runMCP dispatches `agentg mcp`: the MCP state a running agentg keeps in
-// its data directory (package state owns the files and their rules).
+// runMCP dispatches `agentg mcp`: the MCP state of the running agentg,
+// asked through its admin API, or, when none answers, as kept in its data
+// directory (package state owns the files and their rules).
 func runMCP(args []string, stdout, stderr io.Writer) error {
 	return runSubcommands("mcp", args, stdout, stderr, []subcommand{
 		{"pins", "list tool-definition pins, or accept a changed definition", runMCPPins},
@@ -68,11 +71,12 @@ func dataDirFlag(fs *flag.FlagSet) *string {
 }
 
 // jsonListFlags parses the flags of a listing subcommand that takes no
-// arguments: --json and --data-dir.
-func jsonListFlags(name, jsonHelp string, args []string, stderr io.Writer) (dir *string, asJSON *bool, err error) {
-	fs := newFlagSet(name, "[--json] [--data-dir DIR]", stderr)
+// arguments: --json, --data-dir and the admin API's.
+func jsonListFlags(name, jsonHelp string, args []string, stderr io.Writer, af *adminFlags) (dir *string, asJSON *bool, err error) {
+	fs := newFlagSet(name, "[--json] [--data-dir DIR] [--admin ADDR|off]", stderr)
 	dir = dataDirFlag(fs)
 	asJSON = fs.Bool("json", false, jsonHelp)
+	af.register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, nil, err
@@ -92,11 +96,15 @@ func checkDataDir(dir string) error {
 }
 
 func runMCPPinsList(args []string, stdout, stderr io.Writer) error {
-	dir, asJSON, err := jsonListFlags("mcp pins list", "print the pins as JSON", args, stderr)
+	var af adminFlags
+	dir, asJSON, err := jsonListFlags("mcp pins list", "print the pins as JSON", args, stderr, &af)
 	if err != nil {
 		return err
 	}
-	pins, err := state.ReadPins(*dir)
+	pins, live, err := fromServer(&af, *dir, (*admin.Client).Pins)
+	if !live && err == nil {
+		pins, err = state.ReadPins(*dir)
+	}
 	if errors.Is(err, iofs.ErrNotExist) {
 		if *asJSON {
 			return printJSON(stdout, []state.Pin{})
@@ -108,7 +116,14 @@ func runMCPPinsList(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *asJSON {
+		if pins == nil {
+			pins = []state.Pin{}
+		}
 		return printJSON(stdout, pins)
+	}
+	if live && len(pins) == 0 {
+		fmt.Fprintf(stdout, "the agentg at %s has no pins yet: it pins each MCP tool when it first lists it\n", af.addr)
+		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVER\tTOOL\tSTATE\tSHA256\tPREVIOUS\tFIRST SEEN\tLAST SEEN")
@@ -134,8 +149,10 @@ func pinState(p state.Pin) string {
 }
 
 func runMCPPinsAccept(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("mcp pins accept", "SERVER TOOL | SERVER.TOOL [--data-dir DIR]", stderr)
+	fs := newFlagSet("mcp pins accept", "SERVER TOOL | SERVER.TOOL [--data-dir DIR] [--admin ADDR|off]", stderr)
 	dir := dataDirFlag(fs)
+	var af adminFlags
+	af.register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -158,21 +175,34 @@ func runMCPPinsAccept(args []string, stdout, stderr io.Writer) error {
 	if err := checkDataDir(*dir); err != nil {
 		return err
 	}
-	p, err := state.AcceptPinFile(*dir, server, tool)
+	p, live, err := fromServer(&af, *dir, func(c *admin.Client, ctx context.Context) (state.Pin, error) {
+		return c.AcceptPin(ctx, server, tool)
+	})
+	if !live && err == nil {
+		p, err = state.AcceptPinFile(*dir, server, tool)
+	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "accepted tool %s of server %s: sha256 %s (was %s)\n", quoteTool(p.Tool), p.Server, p.Hash, p.Previous)
-	fmt.Fprintln(stdout, "a running agentg takes it in on its next reload (SIGHUP, or within --reload-interval)")
+	if live {
+		fmt.Fprintf(stdout, "the agentg at %s has taken it in\n", af.addr)
+	} else {
+		fmt.Fprintln(stdout, "a running agentg takes it in on its next reload (SIGHUP, or within --reload-interval)")
+	}
 	return nil
 }
 
 func runMCPInventory(args []string, stdout, stderr io.Writer) error {
-	dir, asJSON, err := jsonListFlags("mcp inventory", "print the inventory as JSON, as the server writes it", args, stderr)
+	var af adminFlags
+	dir, asJSON, err := jsonListFlags("mcp inventory", "print the inventory as JSON, as the server writes it", args, stderr, &af)
 	if err != nil {
 		return err
 	}
-	inv, err := state.ReadInventory(*dir)
+	inv, live, err := fromServer(&af, *dir, (*admin.Client).Inventory)
+	if !live && err == nil {
+		inv, err = state.ReadInventory(*dir)
+	}
 	if errors.Is(err, iofs.ErrNotExist) {
 		if *asJSON {
 			return printJSON(stdout, state.Inventory{Version: 1, Servers: []state.InventoryServer{}})
@@ -186,7 +216,11 @@ func runMCPInventory(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		return printJSON(stdout, inv)
 	}
-	fmt.Fprintf(stdout, "MCP inventory written %s: %d server(s)\n", when(inv.Written), len(inv.Servers))
+	if live {
+		fmt.Fprintf(stdout, "MCP inventory of the agentg at %s, %s: %d server(s)\n", af.addr, when(inv.Written), len(inv.Servers))
+	} else {
+		fmt.Fprintf(stdout, "MCP inventory written %s: %d server(s)\n", when(inv.Written), len(inv.Servers))
+	}
 	for _, s := range inv.Servers {
 		fmt.Fprintf(stdout, "\nserver %s\n", s.Name)
 		for _, u := range s.URLs {

@@ -42,6 +42,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	mark := fs.String("mark", strconv.Itoa(netsetup.DefaultMark), "with --transparent: the mark (SO_MARK) on agentg's own connections, which the redirect rules let pass; 0 for none")
 	var cf caFlags
 	cf.register(fs)
+	var af adminFlags
+	af.register(fs)
 	var rootFiles []string
 	fs.Func("upstream-ca", "PEM file of extra roots trusted for intercepted upstreams, besides the system roots (repeatable)", func(v string) error {
 		rootFiles = append(rootFiles, v)
@@ -138,6 +140,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
+	adm, err := af.open(adminDeps{dataDir: cf.dataDir, log: logger, live: live, reloadable: *config != "", store: store, proxy: srv, issuer: issuer})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer adm.shutdown(*grace)
 	if *transparent != "" {
 		// Before the serving line: once agentg says it serves, both
 		// listeners do, and the loop check has passed.
@@ -152,6 +160,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	onReload := func(err error) {
+		adm.observeReload(err)
 		if perr := store.Reload(); perr != nil {
 			zl.Error().Err(perr).Msg("reloading MCP tool pins failed; the pins in force stay")
 		}
@@ -188,6 +197,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	adm.run(onReload)
 	for {
 		select {
 		case err := <-done:
@@ -202,6 +212,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 				continue
 			}
 			zl.Info().Str("signal", sig.String()).Dur("grace", *grace).Msg("shutting down")
+			adm.stopping()
 			sctx, cancel := context.WithTimeout(context.Background(), *grace)
 			err := srv.Shutdown(sctx)
 			cancel()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -38,6 +39,10 @@ type AgentgConfig struct {
 	// Listen is --listen; empty means 127.0.0.1:0, a free loopback port
 	// (agentg logs the one it got, and Agentg.Addr holds it).
 	Listen string
+	// Admin is --admin; empty means 127.0.0.1:0 (Agentg.AdminAddr holds
+	// the port it got), so that agentgs started side by side never fight
+	// over the default admin port.
+	Admin string
 	// Args are more serve flags, after the ones above: a flag given again
 	// here wins, as the last occurrence does in agentg's flag parsing.
 	Args []string
@@ -53,6 +58,7 @@ type AgentgConfig struct {
 // Agentg is a running `agentg serve`.
 type Agentg struct {
 	Addr       string    // host:port it listens on
+	AdminAddr  string    // where its admin API listens, as --admin takes it; empty when off
 	Binary     string    // the binary it runs
 	LogFile    string    // its --log-file
 	DataDir    string    // its --data-dir
@@ -100,7 +106,11 @@ func StartAgentg(cfg AgentgConfig) (*Agentg, error) {
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
-	args := []string{"serve", "--listen", listen, "--log-file", a.LogFile, "--data-dir", a.DataDir}
+	adminAddr := cfg.Admin
+	if adminAddr == "" {
+		adminAddr = "127.0.0.1:0"
+	}
+	args := []string{"serve", "--listen", listen, "--log-file", a.LogFile, "--data-dir", a.DataDir, "--admin", adminAddr}
 	if a.PolicyFile != "" {
 		args = append(args, "--config", a.PolicyFile)
 	}
@@ -165,6 +175,9 @@ func (a *Agentg) awaitListening(offset int64, timeout time.Duration) error {
 		lines, next, _ := readLogFrom(a.LogFile, offset)
 		offset = next
 		for _, m := range lines {
+			if m["message"] == "admin API listening" {
+				a.AdminAddr, _ = m["admin"].(string) // logged before the serving line
+			}
 			if m["message"] == "agentg serving" {
 				if addr, _ := m["listen"].(string); addr != "" {
 					a.Addr = addr
@@ -242,6 +255,16 @@ func (a *Agentg) Wait() error {
 		a.waitErr = err
 	})
 	return a.waitErr
+}
+
+// AdminToken is the admin API token agentg generated in its data
+// directory on first start.
+func (a *Agentg) AdminToken() (string, error) {
+	b, err := os.ReadFile(filepath.Join(a.DataDir, "admin.token"))
+	if err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // CAPEM is agentg's CA certificate, as `agentg ca export` prints it for
