@@ -1,4 +1,4 @@
-// Package state is the MCP dissector's runtime state: sessions, in-flight
+// Package state is agentg's runtime state: for the MCP dissector sessions, in-flight
 // JSON-RPC requests, tool-definition pins and the inventory of servers and
 // tools seen.
 //
@@ -41,6 +41,11 @@
 //   - The inventory is written to <data-dir>/mcp-inventory.json
 //     (InventoryFile) periodically and on Close, atomically; it is a report,
 //     so a damaged one is replaced, not fatal.
+//
+// Bindings (bindings.go) is the DNS filter's IP→name table: which names
+// it handed out to which agent at which address, for the answer's TTL
+// plus a floor. It is its own memdb, bounded, written only by the filter
+// and read by the transparent listener.
 //
 // Rate-limit buckets do not live here (see package ratelimit): they change
 // on every call and would serialise all calls on the writer lock.
