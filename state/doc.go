@@ -1,4 +1,4 @@
-// Package state is agentg's runtime state: for the MCP dissector sessions, in-flight
+// Package state is agentg's runtime state: the MCP dissector's sessions, in-flight
 // JSON-RPC requests, tool-definition pins and the inventory of servers and
 // tools seen.
 //
