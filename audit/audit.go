@@ -46,6 +46,18 @@ type Event struct {
 	ALPN       string
 
 	MCP *MCP // kind "mcp": the message's side of the story
+	DNS *DNS // kind "dns": the query's side
+}
+
+// DNS is what an event about one DNS query adds. The name is Host, the
+// latency Duration.
+type DNS struct {
+	Type     string   // query type, "A", "AAAA", ...
+	Rcode    string   // the answer's response code, "NOERROR", "NXDOMAIN", ...
+	Answers  []string // addresses (and CNAME targets) answered
+	Upstream string   // the upstream that answered, as the policy writes it
+	Cached   bool     // answered from the cache
+	Block    string   // how a block was answered: nxdomain, refused, sinkhole
 }
 
 // MCP is what an event about one MCP message adds.
@@ -147,6 +159,18 @@ func (l *Logger) Log(e *Event) {
 		if m.Upstream != 0 {
 			ev.Float64("upstream_ms", float64(m.Upstream.Microseconds())/1000)
 		}
+	}
+	if d := e.DNS; d != nil {
+		optStr(ev, "qtype", d.Type)
+		optStr(ev, "rcode", d.Rcode)
+		if len(d.Answers) > 0 {
+			ev.Strs("answers", d.Answers)
+		}
+		optStr(ev, "upstream", d.Upstream)
+		if d.Cached {
+			ev.Bool("cached", true)
+		}
+		optStr(ev, "block", d.Block)
 	}
 	ev.Msg("decision")
 }
