@@ -66,7 +66,17 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 // answer decides and builds the reply to req.
 func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 	eng, set := ps.eng, &ps.set
-	qq := req.Question[0] // acceptMsg saw exactly one
+	if len(req.Question) != 1 {
+		// The header promised one (acceptMsg), the packet held fewer:
+		// miekg/dns unpacks a short packet leniently.
+		s.metrics.Malformed.Add(1)
+		q.decision = s.refusal(eng, RuleMalformed, fmt.Sprintf("%d questions in the packet", len(req.Question)))
+		m := new(dns.Msg)
+		m.SetRcodeFormatError(req)
+		q.rcode = dns.RcodeFormatError
+		return m
+	}
+	qq := req.Question[0]
 	q.qtype = qq.Qtype
 	q.name = strings.ToLower(strings.TrimSuffix(qq.Name, "."))
 	if req.Opcode != dns.OpcodeQuery {

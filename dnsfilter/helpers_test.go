@@ -74,7 +74,7 @@ type env struct {
 	clock    *clock
 	bindings *state.Bindings
 	dir      string
-	mark     int // events logged before the last query
+	mark     atomic.Int64 // events logged before the last query
 }
 
 type envOptions struct {
@@ -131,6 +131,7 @@ func startFilter(t *testing.T, policy string, o envOptions) *env {
 			c := &dns.Client{Net: netw, Timeout: 200 * time.Millisecond}
 			m := new(dns.Msg)
 			m.SetQuestion("ready.invalid.", dns.TypeA)
+			m.Question[0].Qclass = dns.ClassCHAOS // refused at once: nothing goes upstream
 			if _, _, err := c.Exchange(m, e.addr); err == nil {
 				break
 			}
@@ -172,7 +173,7 @@ func (e *env) tryQuery(name string, qtype uint16, o qopt) (*dns.Msg, error) {
 	if o.netw == "" {
 		o.netw = "udp"
 	}
-	e.mark = len(e.log.events())
+	e.mark.Store(int64(len(e.log.events())))
 	c := &dns.Client{Net: o.netw, Timeout: 10 * time.Second}
 	if o.src != "" {
 		ip := net.ParseIP(o.src)
@@ -202,7 +203,7 @@ func (e *env) lastEvent() map[string]any {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		evs := e.log.events()
-		if len(evs) > e.mark {
+		if int64(len(evs)) > e.mark.Load() {
 			return evs[len(evs)-1]
 		}
 		if time.Now().After(deadline) {
@@ -266,7 +267,7 @@ var zone = []string{
 // policyWith is a policy forwarding to u, plus more YAML under dns: and
 // at the top level.
 func policyWith(u *testenv.DNSUpstream, dnsExtra, top string) string {
-	p := "default: allow\nhosts:\n  - deny: denied.example\n    id: no-denied\n  - deny: evil.example\n    id: no-evil\n" + top +
+	p := "default: allow\nhosts:\n  - deny: denied.example\n    id: no-denied\n  - deny: .evil.example\n    id: no-evil\n" + top +
 		"dns:\n  upstreams: [\"" + u.Addr + "\"]\n  timeout: 500ms\n" + dnsExtra
 	return p
 }
