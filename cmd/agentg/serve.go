@@ -24,7 +24,7 @@ import (
 var defaultPolicy []byte
 
 func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "[--config FILE] [--listen ADDR] [--log-file FILE]", stderr)
+	fs := newFlagSet("serve", "[--config FILE] [--listen ADDR] [--dns ADDR|off] [--log-file FILE]", stderr)
 	config := fs.String("config", "", "policy file (YAML); without it the embedded default policy is used")
 	listen := fs.String("listen", "127.0.0.1:3128", "address the proxy listens on")
 	logFile := fs.String("log-file", "", "append events to this file instead of stdout")
@@ -36,6 +36,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	maxPerAgent := fs.Int("max-tunnels-per-agent", 1000, "most tunnels one agent may have open; past it 503 (-1: no cap)")
 	var cf caFlags
 	cf.register(fs)
+	var df dnsFlags
+	df.register(fs)
 	var rootFiles []string
 	fs.Func("upstream-ca", "PEM file of extra roots trusted for intercepted upstreams, besides the system roots (repeatable)", func(v string) error {
 		rootFiles = append(rootFiles, v)
@@ -47,6 +49,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return errUsage
+	}
+	dnsAddrs, err := df.list()
+	if err != nil {
+		return err
 	}
 	for name, d := range map[string]time.Duration{"first-bytes-timeout": *firstBytes, "tunnel-idle-timeout": *tunnelIdle} {
 		if d <= 0 {
@@ -104,10 +110,21 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	defer store.Close()
 	guard := &mcp.Guard{Log: logger, State: store, Limits: ratelimit.New(ratelimit.Options{})}
 
+	// The DNS filter: its IP→name bindings are what the transparent
+	// listener asks (bindings.NamesFor), its cache the proxy resolves
+	// through.
+	bindings := state.NewBindings(state.BindingsOptions{})
+	dnsSrv, err := startDNS(dnsAddrs, live, logger, bindings, roots)
+	if err != nil {
+		return err
+	}
+	defer dnsSrv.shutdown(context.Background())
+
 	srv, err := proxy.New(proxy.Config{
 		Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots, MCP: guard,
 		FirstBytesTimeout: *firstBytes, TunnelIdleTimeout: *tunnelIdle,
 		MaxTunnels: *maxTunnels, MaxTunnelsPerAgent: *maxPerAgent,
+		Resolver: dnsSrv.resolver(),
 	})
 	if err != nil {
 		return err
@@ -116,7 +133,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
-	zl.Info().Str("listen", ln.Addr().String()).Str("policy", source).Str("version", version).Msg("agentg serving")
+	zl.Info().Str("listen", ln.Addr().String()).Strs("dns", dnsSrv.listening()).Str("policy", source).Str("version", version).Msg("agentg serving")
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -173,6 +190,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			zl.Info().Str("signal", sig.String()).Dur("grace", *grace).Msg("shutting down")
 			sctx, cancel := context.WithTimeout(context.Background(), *grace)
 			err := srv.Shutdown(sctx)
+			dnsSrv.shutdown(sctx)
 			cancel()
 			<-done
 			return err

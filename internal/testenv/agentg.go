@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,6 +42,8 @@ type AgentgConfig struct {
 	Listen string
 	// Args are more serve flags, after the ones above: a flag given again
 	// here wins, as the last occurrence does in agentg's flag parsing.
+	// Without a --dns among them the DNS filter listens on 127.0.0.1:0
+	// (--dns is repeatable, so it is left to Args when given there).
 	Args []string
 	// Stderr receives agentg's stderr as it comes (nil: nowhere); the last
 	// of it is kept for errors either way.
@@ -53,6 +57,7 @@ type AgentgConfig struct {
 // Agentg is a running `agentg serve`.
 type Agentg struct {
 	Addr       string    // host:port it listens on
+	DNS        []string  // host:port the DNS filter answers on (UDP and TCP); nil with --dns off
 	Binary     string    // the binary it runs
 	LogFile    string    // its --log-file
 	DataDir    string    // its --data-dir
@@ -103,6 +108,9 @@ func StartAgentg(cfg AgentgConfig) (*Agentg, error) {
 	args := []string{"serve", "--listen", listen, "--log-file", a.LogFile, "--data-dir", a.DataDir}
 	if a.PolicyFile != "" {
 		args = append(args, "--config", a.PolicyFile)
+	}
+	if !slices.ContainsFunc(cfg.Args, func(a string) bool { return a == "--dns" || strings.HasPrefix(a, "--dns=") }) {
+		args = append(args, "--dns", "127.0.0.1:0")
 	}
 	args = append(args, cfg.Args...)
 
@@ -168,6 +176,13 @@ func (a *Agentg) awaitListening(offset int64, timeout time.Duration) error {
 			if m["message"] == "agentg serving" {
 				if addr, _ := m["listen"].(string); addr != "" {
 					a.Addr = addr
+					if ds, ok := m["dns"].([]any); ok {
+						for _, d := range ds {
+							if s, ok := d.(string); ok {
+								a.DNS = append(a.DNS, s)
+							}
+						}
+					}
 					return nil
 				}
 			}
