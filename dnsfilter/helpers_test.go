@@ -82,7 +82,7 @@ type envOptions struct {
 	noClock bool              // real time (for timeouts measured by the upstream side)
 }
 
-func compile(t *testing.T, dir, policy string) *rules.Engine {
+func compile(t testing.TB, dir, policy string) *rules.Engine {
 	t.Helper()
 	p := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(p, []byte(policy), 0o644); err != nil {
