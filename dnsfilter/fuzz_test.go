@@ -31,7 +31,7 @@ func (r *recorder) RemoteAddr() net.Addr {
 	}
 	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 }
-func (r *recorder) WriteMsg(m *dns.Msg) error  { r.msg = m; r.n++; return nil }
+func (r *recorder) WriteMsg(m *dns.Msg) error   { r.msg = m; r.n++; return nil }
 func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *recorder) Close() error                { return nil }
 func (r *recorder) TsigStatus() error           { return nil }
@@ -77,7 +77,7 @@ func FuzzServeDNS(f *testing.F) {
 	seed("x.", dns.TypeANY, false)
 	seed(".", dns.TypeNS, true)
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1}, false) // compression loop
-	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, true)                         // a promised question missing
+	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, true)                        // a promised question missing
 	f.Fuzz(func(t *testing.T, b []byte, tcp bool) {
 		var m dns.Msg
 		if m.Unpack(b) != nil || m.Response {
