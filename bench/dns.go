@@ -217,7 +217,7 @@ func StartDnsmasq(dir, upstream string) (addr string, stop func(), err error) {
 	}
 	stop = func() { cmd.Process.Kill(); cmd.Wait() }
 	// Loading a million names takes a while: wait until it answers.
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(6 * time.Minute)
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
 	for {
 		m := new(dns.Msg)
