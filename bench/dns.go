@@ -47,8 +47,19 @@ type DNSUpstream struct {
 	servers []*dns.Server
 }
 
-// StartDNSUpstream starts it.
+// StartDNSUpstream starts it, on a loopback port free for UDP and TCP.
 func StartDNSUpstream() (*DNSUpstream, error) {
+	var err error
+	for range 10 {
+		var u *DNSUpstream
+		if u, err = startDNSUpstream(); err == nil {
+			return u, nil
+		}
+	}
+	return nil, err
+}
+
+func startDNSUpstream() (*DNSUpstream, error) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -57,26 +68,29 @@ func StartDNSUpstream() (*DNSUpstream, error) {
 	pc.Close()
 	u := &DNSUpstream{Addr: addr}
 	h := dns.HandlerFunc(answerSynthetic)
-	for i := 0; i < max(2, runtime.NumCPU()); i++ {
-		s := &dns.Server{Addr: addr, Net: "udp", Handler: h, ReusePort: true}
+	start := func(s *dns.Server) error {
 		started := make(chan struct{})
 		s.NotifyStartedFunc = func() { close(started) }
 		errc := make(chan error, 1)
 		go func() { errc <- s.ListenAndServe() }()
 		select {
 		case <-started:
+			u.servers = append(u.servers, s)
+			return nil
 		case err := <-errc:
-			u.Close()
-			return nil, fmt.Errorf("dns upstream on %s: %w", addr, err)
+			return fmt.Errorf("dns upstream on %s/%s: %w", addr, s.Net, err)
 		}
-		u.servers = append(u.servers, s)
 	}
-	tcp := &dns.Server{Addr: addr, Net: "tcp", Handler: h}
-	started := make(chan struct{})
-	tcp.NotifyStartedFunc = func() { close(started) }
-	go tcp.ListenAndServe()
-	<-started
-	u.servers = append(u.servers, tcp)
+	for i := 0; i < max(2, runtime.NumCPU()); i++ {
+		if err := start(&dns.Server{Addr: addr, Net: "udp", Handler: h, ReusePort: true}); err != nil {
+			u.Close()
+			return nil, err
+		}
+	}
+	if err := start(&dns.Server{Addr: addr, Net: "tcp", Handler: h}); err != nil {
+		u.Close()
+		return nil, err
+	}
 	return u, nil
 }
 
