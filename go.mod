@@ -6,6 +6,7 @@ require (
 	github.com/elazarl/goproxy v1.9.3
 	github.com/go-json-experiment/json v1.27.2
 	github.com/hashicorp/go-memdb v1.3.5
+	github.com/miekg/dns v1.1.73
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3

@@ -53,6 +53,18 @@ type Event struct {
 	OriginalDst string
 
 	MCP *MCP // kind "mcp": the message's side of the story
+	DNS *DNS // kind "dns": the query's side
+}
+
+// DNS is what an event about one DNS query adds. The name is Host, the
+// latency Duration.
+type DNS struct {
+	Type     string   // query type, "A", "AAAA", ...
+	Rcode    string   // the answer's response code, "NOERROR", "NXDOMAIN", ...
+	Answers  []string // addresses (and CNAME targets) answered
+	Upstream string   // the upstream that answered, as the policy writes it
+	Cached   bool     // answered from the cache
+	Block    string   // how a block was answered: nxdomain, refused, sinkhole
 }
 
 // MCP is what an event about one MCP message adds.
@@ -179,6 +191,18 @@ func (l *Logger) Log(e *Event) {
 		}
 		optStr(ev, "retry_of", m.RetryOf)
 		optStr(ev, "task", m.Task)
+	}
+	if d := e.DNS; d != nil {
+		optStr(ev, "qtype", d.Type)
+		optStr(ev, "rcode", d.Rcode)
+		if len(d.Answers) > 0 {
+			ev.Strs("answers", d.Answers)
+		}
+		optStr(ev, "upstream", d.Upstream)
+		if d.Cached {
+			ev.Bool("cached", true)
+		}
+		optStr(ev, "block", d.Block)
 	}
 	ev.Msg("decision")
 	l.publish(e)

@@ -66,6 +66,12 @@ func (c *outConn) Close() error {
 // markedResolver is a resolver whose queries carry the mark, so that
 // agentg's own lookups are not redirected to the DNS filter either.
 func markedResolver(mark int) *net.Resolver {
-	d := &net.Dialer{Control: markControl(mark)}
-	return &net.Resolver{PreferGo: true, Dial: d.DialContext}
+	return &net.Resolver{PreferGo: true, Dial: MarkedDialer(mark).DialContext}
+}
+
+// MarkedDialer is a dialer whose sockets carry mark (SO_MARK; 0 sets
+// none), the way agentg's own outbound connections do in transparent
+// mode: the DNS filter dials its upstreams with it.
+func MarkedDialer(mark int) *net.Dialer {
+	return &net.Dialer{Control: markControl(mark)}
 }

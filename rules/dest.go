@@ -70,13 +70,18 @@ type nameQuestion struct {
 	agent string
 	name  string
 	ip    netip.Addr
+	dflt  *Decision // what an IP no rule objects to gets; nil: the policy's default
 }
 
 // decide is Host's answer at port, without the policy's ports; scoped
 // reports whether a matching rule is restricted to ports.
 func (q *nameQuestion) decide(port uint16) (d Decision, scoped bool) {
 	if q.ip.IsValid() {
-		return q.e.ipDecide(q.agent, q.ip, port, q.e.dflt)
+		dflt := q.e.dflt
+		if q.dflt != nil {
+			dflt = *q.dflt
+		}
+		return q.e.ipDecide(q.agent, q.ip, port, dflt)
 	}
 	return q.e.nameDecide(q.agent, q.name, port)
 }

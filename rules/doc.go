@@ -88,6 +88,20 @@
 //	    - tools: "github.search_*" # default every tool; agents, mode, id
 //	      limit: 30/m              # N/s, N/m, N/h; burst N unless burst: says
 //	      per: agent               # agent (default) | server | tool
+//	dns:                           # the DNS filter (package dnsfilter); names are decided by Name
+//	  block: nxdomain              # nxdomain (default, with an SOA) | refused | sinkhole[:V4,V6]
+//	  block_ttl: 60s               # TTL of blocked answers
+//	  upstreams: [127.0.0.1:5300, "tls://dns.example@192.0.2.53:853"]  # default: the system's
+//	  timeout: 2s                  # per attempt at one upstream
+//	  log: all                     # all | blocked | none: which queries are events
+//	  cache: {max_entries: 100000, max_size: 64MiB, min_ttl: 0s, max_ttl: 1h, negative_ttl: 5m, serve_stale: 0s}
+//	  limits:                      # exfiltration guards (DNSQuery; the counting ones in dnsfilter)
+//	    max_name_length: 180
+//	    max_label_length: 63
+//	    subdomains: 100/m          # distinct names per registered domain per agent; off
+//	    query_rate: 200/s          # per agent; off
+//	    refuse_types: [NULL, ANY, AXFR, IXFR]
+//	  deny_public_resolvers: false # true: deny the built-in DoH/DoT list (PublicResolvers)
 //
 // Unknown or duplicate keys, bad patterns, bad CIDRs (including host bits
 // set, "10.0.0.1/8"), bad http rules, bad mcp entries, duplicate rule ids
@@ -131,7 +145,8 @@
 // listeners are always denied, "builtin:self") and returns the addresses
 // that may be dialled; none at all is "builtin:no-addresses", which the
 // proxy answers as unreachable. Engine.Name is the port-less question of
-// a DNS filter: could some connection to the name be allowed (the
+// a DNS filter (Engine.AnswerIP its question about an answer's address,
+// Engine.DNSQuery its stateless exfiltration guards): could some connection to the name be allowed (the
 // policy's ports never deny a name; a rule restricted to ports decides
 // only at its ports). Engine.Agent proves who a connection is (Claim),
 // Engine.Tunnel says whether to intercept a tunnel and whether ECH may

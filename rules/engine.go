@@ -73,6 +73,7 @@ type Engine struct {
 	tunnels tunnelRules  // tunnel.go
 	http    httpRules    // http.go
 	mcp     mcpPolicy    // mcp*.go
+	dns     dnsPolicy    // dns.go
 }
 
 // Load reads the policy file at path and every list it references (paths
@@ -161,6 +162,10 @@ func compile(pol *policy, dir string) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.compileDNS()
+	if err := c.compileResolverNames(&b); err != nil {
+		return nil, err
+	}
 	dup := make([]int, len(e.sources))
 	e.names = b.finish(dup)
 	for i, src := range listSrc {
@@ -172,6 +177,7 @@ func compile(pol *policy, dir string) (*Engine, error) {
 	if err := c.compileIPs(); err != nil {
 		return nil, err
 	}
+	c.compileResolverIPs()
 	if err := c.compileHTTP(); err != nil {
 		return nil, err
 	}

@@ -39,6 +39,7 @@ type policy struct {
 	passthrough  []icRule
 	http         []httpRule
 	mcp          *mcpSpec // nil: no mcp section
+	dns          *dnsSpec // nil: no dns section
 }
 
 // parser carries the file name into every error.
@@ -71,7 +72,7 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp)")
+		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns)")
 	}
 	pol := &policy{file: file, defaultDeny: true}
 	err := ps.eachKey(root, func(k, v *yaml.Node) error {
@@ -113,8 +114,10 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 			pol.http, err = ps.httpRules(v)
 		case "mcp":
 			pol.mcp, err = ps.mcpSection(k, v)
+		case "dns":
+			pol.dns, err = ps.dnsSection(k, v)
 		default:
-			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http or mcp)", k.Value)
+			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp or dns)", k.Value)
 		}
 		return err
 	})

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl:curl openssl:openssl ip:iproute2 nft:nftables; do
+for tool in curl:curl openssl:openssl ip:iproute2 nft:nftables dig:dnsutils; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -46,9 +46,10 @@ fuzztime=${AGENTG_FUZZTIME:-5s}
 if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 	for target in ./dissect:FuzzReadClientHello ./dissect:FuzzReadServerHello ./dissect:FuzzSniff \
 		./proxy:FuzzHostTracker ./addr:FuzzParseAuthority \
-		./dissect/mcp:FuzzParse ./dissect/mcp:FuzzSSE ./dissect/mcp:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool; do
+		./dissect/mcp:FuzzParse ./dissect/mcp:FuzzSSE ./dissect/mcp:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool \
+		./dnsfilter:FuzzServeDNS; do
 		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "${target%%:*}" >/dev/null ||
 			{ echo "fuzzing ${target} found a failure (see testdata/fuzz)" >&2; exit 1; }
 	done
-	echo "fuzz: 11 targets ran for $fuzztime each"
+	echo "fuzz: 12 targets ran for $fuzztime each"
 fi

@@ -1,6 +1,7 @@
-// Package state is the MCP dissector's runtime state: sessions, in-flight
-// JSON-RPC requests, tool-definition pins, links between requests and the
-// inventory of servers and tools seen.
+// Package state is agentg's runtime state: the MCP dissector's sessions,
+// in-flight JSON-RPC requests, tool-definition pins, links between
+// requests and the inventory of servers and tools seen; and the DNS
+// filter's IP→name bindings.
 //
 // Store is the contract the guard (dissect/mcp) programs against; Memory,
 // built on github.com/hashicorp/go-memdb, is the implementation for one
@@ -47,6 +48,11 @@
 //   - The inventory is written to <data-dir>/mcp-inventory.json
 //     (InventoryFile) periodically and on Close, atomically; it is a report,
 //     so a damaged one is replaced, not fatal.
+//
+// Bindings (bindings.go) is the DNS filter's IP→name table: which names
+// it handed out to which agent at which address, for the answer's TTL
+// plus a floor. It is its own memdb, bounded, written only by the filter
+// and read by the transparent listener.
 //
 // Rate-limit buckets do not live here (see package ratelimit): they change
 // on every call and would serialise all calls on the writer lock.

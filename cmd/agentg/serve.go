@@ -27,7 +27,7 @@ import (
 var defaultPolicy []byte
 
 func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "[--config FILE] [--listen ADDR] [--log-file FILE]", stderr)
+	fs := newFlagSet("serve", "[--config FILE] [--listen ADDR] [--dns ADDR|off] [--log-file FILE]", stderr)
 	config := fs.String("config", "", "policy file (YAML); without it the embedded default policy is used")
 	listen := fs.String("listen", "127.0.0.1:3128", "address the proxy listens on")
 	logFile := fs.String("log-file", "", "append events to this file instead of stdout")
@@ -44,6 +44,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	cf.register(fs)
 	var af adminFlags
 	af.register(fs)
+	var df dnsFlags
+	df.register(fs)
 	var rootFiles []string
 	fs.Func("upstream-ca", "PEM file of extra roots trusted for intercepted upstreams, besides the system roots (repeatable)", func(v string) error {
 		rootFiles = append(rootFiles, v)
@@ -55,6 +57,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return errUsage
+	}
+	dnsAddrs, err := df.list()
+	if err != nil {
+		return err
 	}
 	for name, d := range map[string]time.Duration{"first-bytes-timeout": *firstBytes, "tunnel-idle-timeout": *tunnelIdle, "inventory-interval": *inventoryEvery} {
 		if d <= 0 {
@@ -128,10 +134,21 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}()
 	guard := &mcp.Guard{Log: logger, State: store, Limits: ratelimit.New(ratelimit.Options{})}
 
+	// The DNS filter: its IP→name bindings are what the transparent
+	// listener asks (bindings.NamesFor), its cache the proxy resolves
+	// through.
+	bindings := state.NewBindings(state.BindingsOptions{})
+	dnsSrv, err := startDNS(dnsAddrs, live, logger, bindings, roots, markVal)
+	if err != nil {
+		return err
+	}
+	defer dnsSrv.shutdown(context.Background())
+
 	srv, err := proxy.New(proxy.Config{
 		Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots, MCP: guard,
 		FirstBytesTimeout: *firstBytes, TunnelIdleTimeout: *tunnelIdle,
-		MaxTunnels: *maxTunnels, MaxTunnelsPerAgent: *maxPerAgent, Mark: markVal,
+		MaxTunnels: *maxTunnels, MaxTunnelsPerAgent: *maxPerAgent, Mark: markVal, Bindings: bindings,
+		Resolver: dnsSrv.resolver(),
 	})
 	if err != nil {
 		return err
@@ -155,7 +172,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	zl.Info().Str("listen", ln.Addr().String()).Str("policy", source).Str("version", version).Msg("agentg serving")
+	zl.Info().Str("listen", ln.Addr().String()).Strs("dns", dnsSrv.listening()).Str("policy", source).Str("version", version).Msg("agentg serving")
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -215,6 +232,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			adm.stopping()
 			sctx, cancel := context.WithTimeout(context.Background(), *grace)
 			err := srv.Shutdown(sctx)
+			dnsSrv.shutdown(sctx)
 			cancel()
 			<-done
 			return err

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,6 +46,8 @@ type AgentgConfig struct {
 	Admin string
 	// Args are more serve flags, after the ones above: a flag given again
 	// here wins, as the last occurrence does in agentg's flag parsing.
+	// Without a --dns among them the DNS filter listens on 127.0.0.1:0
+	// (--dns is repeatable, so it is left to Args when given there).
 	Args []string
 	// Stderr receives agentg's stderr as it comes (nil: nowhere); the last
 	// of it is kept for errors either way.
@@ -59,6 +62,7 @@ type AgentgConfig struct {
 type Agentg struct {
 	Addr       string    // host:port it listens on
 	AdminAddr  string    // where its admin API listens, as --admin takes it; empty when off
+	DNS        []string  // host:port the DNS filter answers on (UDP and TCP); nil with --dns off
 	Binary     string    // the binary it runs
 	LogFile    string    // its --log-file
 	DataDir    string    // its --data-dir
@@ -113,6 +117,9 @@ func StartAgentg(cfg AgentgConfig) (*Agentg, error) {
 	args := []string{"serve", "--listen", listen, "--log-file", a.LogFile, "--data-dir", a.DataDir, "--admin", adminAddr}
 	if a.PolicyFile != "" {
 		args = append(args, "--config", a.PolicyFile)
+	}
+	if !slices.ContainsFunc(cfg.Args, func(a string) bool { return a == "--dns" || strings.HasPrefix(a, "--dns=") }) {
+		args = append(args, "--dns", "127.0.0.1:0")
 	}
 	args = append(args, cfg.Args...)
 
@@ -181,6 +188,13 @@ func (a *Agentg) awaitListening(offset int64, timeout time.Duration) error {
 			if m["message"] == "agentg serving" {
 				if addr, _ := m["listen"].(string); addr != "" {
 					a.Addr = addr
+					if ds, ok := m["dns"].([]any); ok {
+						for _, d := range ds {
+							if s, ok := d.(string); ok {
+								a.DNS = append(a.DNS, s)
+							}
+						}
+					}
 					return nil
 				}
 			}

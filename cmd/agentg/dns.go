@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+
+	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dnsfilter"
+	"github.com/agentg/agentg/proxy"
+	"github.com/agentg/agentg/rules"
+	"github.com/agentg/agentg/state"
+)
+
+// The DNS filter's part of `agentg serve`: the --dns flag and starting
+// the filter's listeners.
+
+const defaultDNSAddr = "127.0.0.1:5353"
+
+// dnsFlags is --dns: repeatable; "off" disables the filter.
+type dnsFlags struct{ addrs []string }
+
+func (d *dnsFlags) register(fs *flag.FlagSet) {
+	fs.Func("dns", "address the DNS filter answers on, UDP and TCP (repeatable, e.g. 127.0.0.1:53 and [::1]:53; default "+defaultDNSAddr+"; \"off\" disables it)", func(v string) error {
+		d.addrs = append(d.addrs, v)
+		return nil
+	})
+}
+
+// list is the addresses to listen on; nil when the filter is off.
+func (d *dnsFlags) list() ([]string, error) {
+	if len(d.addrs) == 0 {
+		return []string{defaultDNSAddr}, nil
+	}
+	for _, a := range d.addrs {
+		if a == "off" {
+			if len(d.addrs) > 1 {
+				return nil, errors.New("--dns off cannot be combined with addresses")
+			}
+			return nil, nil
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("--dns %q: want HOST:PORT or off: %w", a, err)
+		}
+	}
+	return d.addrs, nil
+}
+
+// dnsServer is the running filter.
+type dnsServer struct {
+	srv   *dnsfilter.Server
+	addrs []string // where it listens, as bound
+	done  chan error
+}
+
+// startDNS opens the filter's listeners (all or none) and serves them.
+// With no addresses it returns nil: the filter is off.
+func startDNS(addrs []string, live *rules.Live, logger *audit.Logger, bindings *state.Bindings, roots *x509.CertPool, mark int) (*dnsServer, error) {
+	if len(addrs) == 0 {
+		return nil, nil
+	}
+	srv, err := dnsfilter.New(dnsfilter.Config{Policy: live, Log: logger, Bindings: bindings, Roots: roots, Dialer: proxy.MarkedDialer(mark)})
+	if err != nil {
+		return nil, err
+	}
+	type pair struct {
+		pc net.PacketConn
+		ln net.Listener
+	}
+	var socks []pair
+	for _, a := range addrs {
+		pc, ln, err := dnsfilter.Listen(a)
+		if err != nil {
+			for _, p := range socks {
+				p.pc.Close()
+				p.ln.Close()
+			}
+			return nil, err
+		}
+		socks = append(socks, pair{pc, ln})
+	}
+	d := &dnsServer{srv: srv, done: make(chan error, 2*len(socks))}
+	for _, p := range socks {
+		d.addrs = append(d.addrs, p.pc.LocalAddr().String())
+		go func() { d.done <- srv.ServePacket(p.pc) }()
+		go func() { d.done <- srv.ServeListener(p.ln) }()
+	}
+	return d, nil
+}
+
+// resolver is what the proxy resolves through: the filter's cache and
+// upstreams when it runs, else the system's resolver.
+func (d *dnsServer) resolver() proxy.Resolver {
+	if d == nil {
+		return nil
+	}
+	return d.srv.Resolver()
+}
+
+func (d *dnsServer) listening() []string {
+	if d == nil {
+		return nil
+	}
+	return d.addrs
+}
+
+func (d *dnsServer) shutdown(ctx context.Context) error {
+	if d == nil {
+		return nil
+	}
+	return d.srv.Shutdown(ctx)
+}

@@ -1,0 +1,39 @@
+// Package dnsfilter is agentg's DNS server: the same host policy the
+// proxy enforces, applied to name resolution. It answers on UDP and TCP
+// (github.com/miekg/dns), decides every question with the policy in force
+// (rules.Engine.Name, the port-less question; the agent by client address,
+// rules.Engine.Agent, as the proxy does), forwards allowed questions to
+// the policy's upstreams, caches the answers, checks them, remembers which
+// addresses it handed out for which names (state.Bindings), and writes one
+// audit event per query (kind "dns").
+//
+// The contract:
+//   - Fail closed. A question that cannot be parsed, classified or
+//     checked is refused with a reason: malformed packets get FORMERR (or
+//     nothing when even the header is unreadable), a question outside
+//     class IN or not a query is refused, an upstream that does not answer
+//     in time is SERVFAIL (never a hang), and a client whose agent cannot
+//     be named (an agent with a password: DNS carries none) is REFUSED.
+//   - One decision per name, the proxy's: a denied name is answered per
+//     dns.block (NXDOMAIN with an SOA, REFUSED, or a sinkhole address),
+//     with an Extended DNS Error (RFC 8914; Blocked, or Filtered when the
+//     answer was the problem) naming the rule, when the client speaks
+//     EDNS. Report mode logs and resolves.
+//   - Answers are checked for each agent, from the cache too: a CNAME chain
+//     that reaches a denied name is denied; A/AAAA records pointing at
+//     addresses the policy would not let the agent reach (non-public ones
+//     unless a CIDR rule opens them: rebinding) are dropped; records that
+//     answer a question not asked are dropped before anything is cached.
+//   - Bounded. The cache is bounded in entries and bytes, identical
+//     questions in flight go upstream once, the exfiltration guards keep
+//     bounded state, and the bindings table is bounded.
+//   - The policy is read once per query from Config.Policy, so a reload
+//     applies to the next query; upstreams are rebuilt when they change.
+//
+// The layout follows CoreDNS's forward plugin: server.go runs listeners and
+// holds the per-policy state, handle.go is one query's path, respond.go
+// builds answers, forward.go talks to upstreams, cache.go, check.go and
+// guard.go are the cache, the answer checks and the exfiltration guards,
+// resolver.go gives the proxy its lookups through the same cache, and
+// metrics.go counts.
+package dnsfilter

@@ -1,0 +1,118 @@
+package state
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestBindings(t *testing.T) {
+	c := newClock()
+	b := NewBindings(BindingsOptions{Floor: 10 * time.Second, Now: c.Now})
+	ip1, ip2 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.Bind("a", "Web.Example.", ip1, 60*time.Second))
+	must(b.Bind("a", "cdn.example", ip1, 5*time.Second))
+	must(b.Bind("a", "v6.example", ip2, 60*time.Second))
+	must(b.Bind("b", "other.example", ip1, 60*time.Second))
+
+	check := func(agent string, ip netip.Addr, want ...string) {
+		t.Helper()
+		if got := b.NamesFor(agent, ip); !slices.Equal(got, want) {
+			t.Errorf("NamesFor(%q, %s) = %q, want %q", agent, ip, got, want)
+		}
+	}
+	check("a", ip1, "cdn.example", "web.example")
+	check("a", ip2, "v6.example")
+	check("b", ip1, "other.example")
+	check("c", ip1)                                                                   // another agent was told nothing
+	check("a", netip.MustParseAddr("::ffff:192.0.2.1"), "cdn.example", "web.example") // mapped = the IPv4 address
+	check("a", netip.MustParseAddr("192.0.2.10"))                                     // no prefix matching of addresses
+
+	// TTL passed, floor not yet: still bound; floor passed: gone.
+	c.Advance(14 * time.Second)
+	check("a", ip1, "cdn.example", "web.example")
+	c.Advance(2 * time.Second)
+	check("a", ip1, "web.example")
+
+	// A shorter answer never shortens a binding; a longer one extends it.
+	must(b.Bind("a", "web.example", ip1, time.Second))
+	c.Advance(60 * time.Second) // 76s after the first bind: past 60s+10s
+	check("a", ip1)
+	must(b.Bind("a", "web.example", ip1, time.Second))
+	must(b.Bind("a", "web.example", ip1, 30*time.Second))
+	c.Advance(35 * time.Second)
+	check("a", ip1, "web.example")
+
+	for _, bad := range []struct {
+		name string
+		ip   netip.Addr
+		ttl  time.Duration
+	}{{"", ip1, time.Second}, {"x.example", netip.Addr{}, time.Second}, {"x.example", ip1, -time.Second}, {"a\x00b", ip1, 0}} {
+		if err := b.Bind("a", bad.name, bad.ip, bad.ttl); err == nil {
+			t.Errorf("Bind(%q, %v, %v) accepted", bad.name, bad.ip, bad.ttl)
+		}
+	}
+	if b.NamesFor("a", netip.Addr{}) != nil {
+		t.Error("invalid address has names")
+	}
+}
+
+func TestBindingsBounded(t *testing.T) {
+	c := newClock()
+	b := NewBindings(BindingsOptions{MaxEntries: 10, Floor: -1, Now: c.Now})
+	ip := netip.MustParseAddr("192.0.2.1")
+	for i := range 10 {
+		if err := b.Bind("a", fmt.Sprintf("n%d.example", i), ip, time.Duration(i+1)*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Full: the binding closest to expiry (n0) makes room.
+	if err := b.Bind("a", "new.example", ip, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	names := b.NamesFor("a", ip)
+	if b.Len() != 10 || len(names) != 10 || slices.Contains(names, "n0.example") || !slices.Contains(names, "new.example") {
+		t.Fatalf("len %d, names %q", b.Len(), names)
+	}
+	// Expired bindings are swept before anything live is evicted.
+	c.Advance(150 * time.Second) // n1 (2m) expired
+	if err := b.Bind("a", "later.example", ip, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	names = b.NamesFor("a", ip)
+	if slices.Contains(names, "n1.example") || !slices.Contains(names, "n2.example") || b.Len() > 10 {
+		t.Fatalf("after sweep: len %d, names %q", b.Len(), names)
+	}
+}
+
+func TestBindingsConcurrent(t *testing.T) {
+	b := NewBindings(BindingsOptions{MaxEntries: 500})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})
+				if err := b.Bind("a", fmt.Sprintf("n%d-%d.example", g, i%50), ip, time.Minute); err != nil {
+					t.Error(err)
+					return
+				}
+				b.NamesFor("a", ip)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := b.Len(); n > 500 || n == 0 {
+		t.Fatalf("len %d", n)
+	}
+}
