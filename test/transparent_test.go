@@ -36,6 +36,8 @@ type transparentEnv struct {
 	dir     string
 	mcpSrv  *testenv.MCPServer
 	rawHits atomic.Int64 // connections the raw upstreams accepted
+
+	policyOverride string // when set, the policy agentg starts with instead of policy()
 }
 
 func newTransparentEnv(t *testing.T) *transparentEnv {
@@ -106,6 +108,9 @@ func (e *transparentEnv) serveRaw(ln net.Listener, serverFirst bool) {
 }
 
 func (e *transparentEnv) policy() string {
+	if e.policyOverride != "" {
+		return e.policyOverride
+	}
 	return fmt.Sprintf(`
 default: deny
 hosts:

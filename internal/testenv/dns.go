@@ -32,9 +32,14 @@ type DNSUpstreamOptions struct {
 	TLS *tls.Config
 	// NegativeTTL is the SOA minimum of negative answers; 0 means 30.
 	NegativeTTL uint32
+	// PacketConn and Listener, when both set, are the sockets to serve
+	// (opened elsewhere, say in a network namespace) instead of a free
+	// port on 127.0.0.1.
+	PacketConn net.PacketConn
+	Listener   net.Listener
 }
 
-// DNSUpstream is a running DNS server on 127.0.0.1.
+// DNSUpstream is a running DNS server (on 127.0.0.1 unless given sockets).
 type DNSUpstream struct {
 	Addr    string // UDP and TCP, one port
 	TLSAddr string // DNS-over-TLS, when configured
@@ -58,9 +63,12 @@ func StartDNSUpstream(o DNSUpstreamOptions) (*DNSUpstream, error) {
 		k := strings.ToLower(rr.Header().Name)
 		u.zone[k] = append(u.zone[k], rr)
 	}
-	pc, ln, err := ListenDNS("127.0.0.1:0")
-	if err != nil {
-		return nil, err
+	pc, ln := o.PacketConn, o.Listener
+	if pc == nil || ln == nil {
+		var err error
+		if pc, ln, err = ListenDNS("127.0.0.1:0"); err != nil {
+			return nil, err
+		}
 	}
 	u.Addr = pc.LocalAddr().String()
 	u.start(&dns.Server{PacketConn: pc}, "udp")
