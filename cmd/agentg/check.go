@@ -24,7 +24,7 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func runCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("check", "[--agent NAME] [--port N] POLICY [HOST[:PORT]...] [--tool SERVER.TOOL [--args JSON] [--hints HINT,...]] [--prompt SERVER.PROMPT] [--resource SERVER=URI]", stderr)
+	fs := newFlagSet("check", "[--agent NAME] [--port N] POLICY [HOST[:PORT]...] [--tool SERVER.TOOL [--args JSON] [--hints HINT,...]] [--prompt SERVER.PROMPT] [--resource SERVER=URI] [--dns NAME[/TYPE]]", stderr)
 	agent := fs.String("agent", "", "decide as this agent")
 	port := fs.Uint("port", 443, "port for hosts given without one")
 	var tools listFlag
@@ -32,6 +32,8 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	var prompts, resources listFlag
 	fs.Var(&prompts, "prompt", "explain the decision for a prompts/get SERVER.PROMPT (with --args as its arguments); may be repeated")
 	fs.Var(&resources, "resource", "explain the decision for a resources/read SERVER=URI (\"=URI\" for a host no mcp servers entry binds); may be repeated")
+	var names listFlag
+	fs.Var(&names, "dns", "explain what the DNS filter answers to NAME[/TYPE] (type A when none): its guards, the name's decision and the block answer; may be repeated")
 	argsJSON := fs.String("args", "", "the tool call's arguments, a JSON object (read with encoding/json for this explanation only; the proxy reads calls with its strict codec)")
 	hints := fs.String("hints", "", "annotation hints the server sets true for the tool, comma-separated (destructiveHint, readOnlyHint, idempotentHint, openWorldHint)")
 	pos, err := parseInterspersed(fs, args)
@@ -104,9 +106,14 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			bad++
 		}
 	}
+	for _, n := range names {
+		if !checkDNS(tw, eng, *agent, n) {
+			bad++
+		}
+	}
 	if bad > 0 {
 		tw.Flush()
-		return fmt.Errorf("%d host(s), tool(s), prompt(s) or resource(s) could not be parsed", bad)
+		return fmt.Errorf("%d host(s), tool(s), prompt(s), resource(s) or DNS question(s) could not be parsed", bad)
 	}
 	return nil
 }
