@@ -120,9 +120,10 @@ type MCPEnv struct {
 // StartMCP builds an MCPEnv. Close it when done.
 func StartMCP(cfg MCPConfig) (e *MCPEnv, err error) {
 	e = &MCPEnv{Servers: map[testenv.MCPMode]*testenv.MCPServer{}, roots: map[Mode]*x509.CertPool{}, keep: cfg.Keep}
+	started := e // the returns below clear e
 	defer func() {
 		if err != nil {
-			e.Close()
+			started.Close()
 		}
 	}()
 	if e.Dir, err = os.MkdirTemp("", "agentg-bench-mcp-"); err != nil {
