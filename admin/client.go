@@ -19,6 +19,7 @@ import (
 
 // Client speaks to a running agentg's admin API; the CLI uses it.
 type Client struct {
+	addr  string // as NewClient was given it
 	base  string // http://host:port, or http://agentg-admin over a unix socket
 	token string
 	hc    *http.Client // for requests with an answer
@@ -57,10 +58,13 @@ func NewClient(addr, token string) (*Client, error) {
 	} else {
 		tr.DialContext = d.DialContext
 	}
-	return &Client{base: base, token: token,
+	return &Client{addr: addr, base: base, token: token,
 		hc:  &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		sse: &http.Client{Transport: tr}}, nil
 }
+
+// Addr is the address the client asks, as NewClient was given it.
+func (c *Client) Addr() string { return c.addr }
 
 func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader

@@ -436,6 +436,36 @@ func TestAdminMCPPinsAndInventoryCLI(t *testing.T) {
 	}
 }
 
+// Without --admin, the CLI asks the agentg serving with the data
+// directory it was given, at the address that agentg recorded there, and
+// never whatever holds the default port (here a decoy that refuses every
+// token, as another agentg with another data directory would).
+func TestAdminCLIFindsItsOwnAgentg(t *testing.T) {
+	if ln, err := net.Listen("tcp", admin.DefaultAddr); err == nil {
+		decoy := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":{"code":"unauthorized","message":"not your agentg"}}`)
+		})}
+		go decoy.Serve(ln)
+		t.Cleanup(func() { decoy.Close() })
+	} // else something holds it already: the same hazard
+	e := startMCPAdmin(t, "")
+	code, out := runAgentg(t, "mcp", "inventory", "--data-dir", e.DataDir)
+	if code != 0 || !strings.Contains(out, "of the agentg at "+e.AdminAddr) {
+		t.Fatalf("mcp inventory without --admin: %d\n%s", code, out)
+	}
+	// Once it has stopped, the CLI reads the data directory's files.
+	e.Agentg.Stop(10 * time.Second)
+	if _, err := os.Stat(filepath.Join(e.DataDir, admin.AddrFile)); !os.IsNotExist(err) {
+		t.Errorf("%s left behind after a clean stop: %v", admin.AddrFile, err)
+	}
+	code, out = runAgentg(t, "mcp", "inventory", "--data-dir", e.DataDir)
+	if code != 0 || strings.Contains(out, "of the agentg at") {
+		t.Fatalf("mcp inventory after the stop: %d\n%s", code, out)
+	}
+}
+
 func TestAdminReload(t *testing.T) {
 	a := startAdminAgentg(t, testenv.AgentgConfig{Policy: "default: deny\nhosts:\n  - allow: ok.test\n"})
 	proxied := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(a.URL())}}

@@ -23,20 +23,28 @@ import (
 // wants; the CLI commands that talk to a running agentg share them.
 type adminFlags struct {
 	addr, tokenFile string
+	explicit        bool   // --admin was given
+	asked           string // the address client chose
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.addr, "admin", admin.DefaultAddr, "admin API address: host:port, unix:/path, or off")
+	a.addr = admin.DefaultAddr
+	fs.Func("admin", "admin API address: host:port, unix:/path, or off (default "+admin.DefaultAddr+"; for the CLI, the address the agentg serving with --data-dir recorded there)", func(v string) error {
+		a.addr, a.explicit = v, true
+		return nil
+	})
 	fs.StringVar(&a.tokenFile, "admin-token-file", "", "file holding the admin API's bearer token (default <data-dir>/"+admin.TokenFile+", generated on first run)")
 }
 
 // adminPlane is serve's running admin API; nil when it is off (its
 // methods then do nothing).
 type adminPlane struct {
-	srv  *admin.Server
-	ln   net.Listener
-	zl   *zerolog.Logger
-	hook func(error) // serve's onReload, set by run
+	srv     *admin.Server
+	ln      net.Listener
+	zl      *zerolog.Logger
+	hook    func(error) // serve's onReload, set by run
+	dataDir string      // where its address is recorded, or ""
+	where   string      // that address
 }
 
 // adminDeps is what serve hands the admin API.
@@ -89,6 +97,14 @@ func (a *adminFlags) open(d adminDeps) (*adminPlane, error) {
 	where := ln.Addr().String()
 	if ln.Addr().Network() == "unix" {
 		where = "unix:" + where
+	}
+	if d.dataDir != "" {
+		if err := admin.WriteAddr(d.dataDir, where); err != nil {
+			p.srv.Shutdown(context.Background())
+			ln.Close()
+			return nil, err
+		}
+		p.dataDir, p.where = d.dataDir, where
 	}
 	zl.Info().Str("admin", where).Msg("admin API listening")
 	if !admin.IsLoopback(ln.Addr()) {
@@ -163,6 +179,9 @@ func (p *adminPlane) shutdown(grace time.Duration) {
 		p.zl.Error().Err(err).Msg("admin API shutdown")
 	}
 	p.ln.Close() // when run never served it
+	if p.dataDir != "" {
+		admin.RemoveAddr(p.dataDir, p.where)
+	}
 }
 
 // stdPrintf hands net/http's errors to the operational log.

@@ -41,7 +41,20 @@ func (a *adminFlags) client(dataDir string) (*admin.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return admin.NewClient(a.addr, tok)
+	addr := a.addr
+	if !a.explicit && dataDir != "" {
+		// The agentg serving with this data directory said where it
+		// listens; another on the default port is not the one asked.
+		addr, err = admin.ReadAddr(dataDir)
+		if errors.Is(err, iofs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: none serves with data directory %s", errNoServer, dataDir)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	a.asked = addr
+	return admin.NewClient(addr, tok)
 }
 
 // fromServer asks the running agentg (call is a Client method, such as
@@ -61,7 +74,7 @@ func fromServer[T any](a *adminFlags, dataDir string, call func(*admin.Client, c
 	if errors.Is(err, admin.ErrNotRunning) {
 		return v, false, nil
 	}
-	return v, true, explainAPIError(a.addr, dataDir, err)
+	return v, true, explainAPIError(c.Addr(), dataDir, err)
 }
 
 // explainAPIError adds what to do about a refused token.

@@ -52,7 +52,7 @@ func runEvents(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opened := func() { fmt.Fprintf(stderr, "following events at %s (Ctrl-C to stop)\n", af.addr) }
+	opened := func() { fmt.Fprintf(stderr, "following events at %s (Ctrl-C to stop)\n", c.Addr()) }
 	err = c.Events(ctx, f, opened, func(e admin.StreamEvent) error {
 		switch {
 		case e.Type == "dropped":
@@ -69,11 +69,11 @@ func runEvents(args []string, stdout, stderr io.Writer) error {
 	case ctx.Err() != nil:
 		return nil
 	case errors.Is(err, admin.ErrNotRunning):
-		return fmt.Errorf("%w: is agentg serving, with --admin %s?", err, af.addr)
+		return fmt.Errorf("%w: is agentg serving, with --admin %s?", err, c.Addr())
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errors.New("agentg ended the event stream (it is shutting down)")
 	}
-	return explainAPIError(af.addr, *dataDir, err)
+	return explainAPIError(c.Addr(), *dataDir, err)
 }
 
 // eventLine is one event for people: time, kind, decision, agent, what,

@@ -122,7 +122,7 @@ func runMCPPinsList(args []string, stdout, stderr io.Writer) error {
 		return printJSON(stdout, pins)
 	}
 	if live && len(pins) == 0 {
-		fmt.Fprintf(stdout, "the agentg at %s has no pins yet: it pins each MCP tool when it first lists it\n", af.addr)
+		fmt.Fprintf(stdout, "the agentg at %s has no pins yet: it pins each MCP tool when it first lists it\n", af.asked)
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -186,7 +186,7 @@ func runMCPPinsAccept(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "accepted tool %s of server %s: sha256 %s (was %s)\n", quoteTool(p.Tool), p.Server, p.Hash, p.Previous)
 	if live {
-		fmt.Fprintf(stdout, "the agentg at %s has taken it in\n", af.addr)
+		fmt.Fprintf(stdout, "the agentg at %s has taken it in\n", af.asked)
 	} else {
 		fmt.Fprintln(stdout, "a running agentg takes it in on its next reload (SIGHUP, or within --reload-interval)")
 	}
@@ -217,7 +217,7 @@ func runMCPInventory(args []string, stdout, stderr io.Writer) error {
 		return printJSON(stdout, inv)
 	}
 	if live {
-		fmt.Fprintf(stdout, "MCP inventory of the agentg at %s, %s: %d server(s)\n", af.addr, when(inv.Written), len(inv.Servers))
+		fmt.Fprintf(stdout, "MCP inventory of the agentg at %s, %s: %d server(s)\n", af.asked, when(inv.Written), len(inv.Servers))
 	} else {
 		fmt.Fprintf(stdout, "MCP inventory written %s: %d server(s)\n", when(inv.Written), len(inv.Servers))
 	}
