@@ -26,8 +26,11 @@ import (
 
 // sawTask links the task a task-augmented call's answer names (a
 // CreateTaskResult's task.taskId) to the call's tool.
-func (g *Guard) sawTask(x *Exchange, c *call, result jsontext.Value) {
-	id := memberString(result, "/task/taskId")
+func (g *Guard) sawTask(x *Exchange, c *call, task jsontext.Value) {
+	id := ""
+	if task != nil {
+		id = memberString(task, "/taskId")
+	}
 	if id == "" || c.tool == "" {
 		return
 	}

@@ -18,11 +18,6 @@ func memberString(v jsontext.Value, pointer string) string {
 	return ""
 }
 
-func isErrorResult(res jsontext.Value) bool {
-	got, ok := Lookup(res, "/isError")
-	return ok && got.Kind == ValueBool && got.Text == "true"
-}
-
 func errorCode(e jsontext.Value) int {
 	got, ok := Lookup(e, "/code")
 	if !ok || got.Kind != ValueNumber {
@@ -47,4 +42,29 @@ func metaRevision(b Body) string {
 		}
 	}
 	return ""
+}
+
+// resultFacts are the members of a result the guard reads on every
+// answer, found in one pass over its top level rather than one pass each.
+type resultFacts struct {
+	isError    bool
+	resultType string // "complete" when absent, "" when not a string
+	task       jsontext.Value
+}
+
+func factsOf(res jsontext.Value) resultFacts {
+	f := resultFacts{resultType: "complete"}
+	got := topMembers(res, "isError", "resultType", "task")
+	if got[0] != nil {
+		v, ok := toValue(got[0])
+		f.isError = ok && v.Kind == ValueBool && v.Text == "true"
+	}
+	if got[1] != nil {
+		f.resultType = ""
+		if v, ok := toValue(got[1]); ok && v.Kind == ValueString {
+			f.resultType = v.Text
+		}
+	}
+	f.task = got[2]
+	return f
 }

@@ -71,8 +71,9 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		ev.MCP.ErrorCode = errorCode(m.Error)
 		return nil, nil
 	}
-	ev.MCP.IsError = isErrorResult(m.Result)
-	if ResultType(m.Result) == "input_required" {
+	facts := factsOf(m.Result)
+	ev.MCP.IsError = facts.isError
+	if facts.resultType == "input_required" {
 		g.sawInputRequired(x, c, m.Result)
 	}
 	switch c.m.Method {
@@ -103,7 +104,7 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		var red []Redaction
 		switch {
 		case c.m.Method == "tools/call":
-			g.sawTask(x, c, m.Result)
+			g.sawTask(x, c, facts.task)
 			fallthrough
 		case c.tool != "":
 			red = scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)

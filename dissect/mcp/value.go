@@ -164,6 +164,47 @@ func child(v jsontext.Value, tok string) (jsontext.Value, bool) {
 	return nil, false
 }
 
+// topMembers finds several members of object v in one pass, each by the
+// rule of child (the exact name, else the first equal to it but for
+// case); a member not there is nil.
+func topMembers(v jsontext.Value, names ...string) []jsontext.Value {
+	out := make([]jsontext.Value, len(names))
+	exact := make([]bool, len(names))
+	v = bytes.TrimSpace(v)
+	if v.Kind() != '{' {
+		return out
+	}
+	d := jsontext.NewDecoder(bytes.NewReader(v))
+	if _, err := d.ReadToken(); err != nil {
+		return out
+	}
+	for d.PeekKind() == '"' {
+		name, err := d.ReadToken()
+		if err != nil {
+			return make([]jsontext.Value, len(names))
+		}
+		n := name.String()
+		off := int(d.InputOffset())
+		if d.SkipValue() != nil {
+			return make([]jsontext.Value, len(names))
+		}
+		end := int(d.InputOffset())
+		for off < end && bytes.IndexByte([]byte(" \t\r\n,:"), v[off]) >= 0 {
+			off++
+		}
+		for i, want := range names {
+			switch {
+			case exact[i]:
+			case n == want:
+				out[i], exact[i] = v[off:end], true
+			case out[i] == nil && strings.EqualFold(n, want):
+				out[i] = v[off:end]
+			}
+		}
+	}
+	return out
+}
+
 func toValue(v jsontext.Value) (Value, bool) {
 	out := Value{Raw: v, Text: string(v)}
 	switch v.Kind() {
