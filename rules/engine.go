@@ -73,6 +73,7 @@ type Engine struct {
 	tunnels tunnelRules  // tunnel.go
 	http    httpRules    // http.go
 	mcp     mcpPolicy    // mcp*.go
+	quotas  []quotaEntry // quotas.go
 }
 
 // Load reads the policy file at path and every list it references (paths
@@ -176,6 +177,9 @@ func compile(pol *policy, dir string) (*Engine, error) {
 		return nil, err
 	}
 	if err := c.compileMCP(); err != nil {
+		return nil, err
+	}
+	if err := c.compileQuotas(); err != nil {
 		return nil, err
 	}
 	c.compileTunnels()

@@ -14,7 +14,7 @@ import (
 // top-level keys, the options every rule shares, and the small parsing
 // helpers. Each section's own syntax is parsed in that section's file
 // (hosts.go, ips.go, lists.go, agents.go, resolve.go, tunnel.go, http.go,
-// ports.go). It walks yaml.v3 nodes instead of decoding into structs so
+// ports.go, quotas.go). It walks yaml.v3 nodes instead of decoding into structs so
 // that every error, even for a key that is merely misspelled, names the
 // file and line a security team has to fix.
 
@@ -39,6 +39,7 @@ type policy struct {
 	passthrough  []icRule
 	http         []httpRule
 	mcp          *mcpSpec // nil: no mcp section
+	quotas       []quotaSpec
 }
 
 // parser carries the file name into every error.
@@ -71,7 +72,7 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp)")
+		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, quotas)")
 	}
 	pol := &policy{file: file, defaultDeny: true}
 	err := ps.eachKey(root, func(k, v *yaml.Node) error {
@@ -113,8 +114,10 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 			pol.http, err = ps.httpRules(v)
 		case "mcp":
 			pol.mcp, err = ps.mcpSection(k, v)
+		case "quotas":
+			pol.quotas, err = ps.quotaRules(v)
 		default:
-			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http or mcp)", k.Value)
+			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp or quotas)", k.Value)
 		}
 		return err
 	})
