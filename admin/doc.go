@@ -1,14 +1,17 @@
 // Package admin is agentg's control plane: a listener of its own (never
 // the proxy's) serving health and readiness, Prometheus metrics, policy
 // reload, the live stream of audit events, the policy's rules with their
-// hit counts, and the MCP inventory and pins. Package cmd/agentg wires it;
-// this package holds the handlers, the token, the listener and a client.
+// hit counts, the MCP inventory and pins, and a web console over them.
+// Package cmd/agentg wires it; this package holds the handlers, the
+// token, the listener, the console and a client.
 //
 // The contract:
 //   - Every endpoint, health included, wants the bearer token
 //     (Authorization: Bearer TOKEN), compared in constant time; without
 //     it the answer is 401 and nothing else is learned (unknown paths
-//     included).
+//     included). The web console's files under /console/ are the one
+//     exception: they hold no data, and the page asks the API with the
+//     token a person enters (console.go).
 //   - The admin listener's addresses are agentg's own: whoever wires it
 //     must give them to the proxy (proxy.Server.AddOwnAddr), which then
 //     refuses them as builtin:self whatever a policy opens, so an agent

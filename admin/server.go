@@ -69,6 +69,7 @@ type Server struct {
 	sub     *audit.Subscription // the metrics' events
 	streams streamCount
 	ready   atomic.Bool
+	console console
 
 	done     chan struct{} // closed by Shutdown: streams end, the metrics stop
 	stopOnce sync.Once
@@ -93,7 +94,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MetricsBuffer = 16384
 	}
 	s := &Server{cfg: cfg, token: newTokenCheck(cfg.Token), mux: http.NewServeMux(),
-		done: make(chan struct{}), stopped: make(chan struct{})}
+		done: make(chan struct{}), stopped: make(chan struct{}), console: newConsole()}
 	s.sub = cfg.Log.Subscribe(audit.SubscribeOptions{Buffer: cfg.MetricsBuffer})
 	s.metrics = newMetrics(cfg.Gauges, cfg.Log, s.streams.open, s.sub.Dropped)
 	s.routes()
@@ -152,8 +153,13 @@ func (s *Server) route(path, method string, h http.HandlerFunc) {
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // ServeHTTP checks the token, then routes. Without the token nothing is
-// routed, so an unknown path and a known one answer alike.
+// routed, so an unknown path and a known one answer alike; the console's
+// files alone are served without it (they hold no data: console.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isConsole(r.URL.Path) {
+		s.console.ServeHTTP(w, r)
+		return
+	}
 	if !s.token.ok(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentg admin"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "this endpoint wants the admin token: Authorization: Bearer TOKEN (the token is in the data directory's "+TokenFile+")")

@@ -67,7 +67,7 @@ func (s *Server) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Connect
 		t.intercepted = true
 		f.tls = "intercepted"
 	}
-	if d, ok := s.tunnels.admit(t, s.cfg.MaxTunnels, s.cfg.MaxTunnelsPerAgent); !ok {
+	if d, ok := s.admitTunnel(t); !ok {
 		f.decision = d
 		return reject(&refusal{status: http.StatusServiceUnavailable, text: "agentg: " + d.Reason})
 	}

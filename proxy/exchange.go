@@ -59,7 +59,7 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 	}
 	r = r.WithContext(withFlow(r.Context(), f))
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &countingBody{ReadCloser: r.Body, n: &f.up}
+		r.Body = &countingBody{ReadCloser: r.Body, n: &f.up, meter: f.meter}
 		// The body streams upstream while the answer streams back: an
 		// HTTP/1 server left alone discards what is unread of a request
 		// body once the answer starts, racing the forwarder still
@@ -122,6 +122,7 @@ func hasMCPHeader(h http.Header) bool {
 
 // decideExchange runs every check of the exchange path, in order, and
 // fills f; a non-nil refusal is the answer to send instead of forwarding.
+// The quotas come last: only a request the rules allow spends them.
 func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 	if !validMethod(r.Method) {
 		return &refusal{status: http.StatusBadRequest, text: "agentg: invalid request method " + strconv.Quote(r.Method)}
@@ -214,7 +215,7 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 			return s.denied(f)
 		}
 	}
-	return nil
+	return s.checkQuotas(eng, f) // quota.go
 }
 
 var ambiguousRefusal = &refusal{status: http.StatusBadRequest,

@@ -41,6 +41,7 @@ type flow struct {
 
 	up, down atomic.Int64
 	emitted  atomic.Bool
+	meter    *byteMeter // the bytes quotas its bodies are charged to; nil: none
 
 	tun *tunnel // a CONNECT admitted as a tunnel that has not started yet
 

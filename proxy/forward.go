@@ -74,6 +74,10 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 				f.setStatus(499, "client went away")
 				return
 			}
+			if errors.Is(err, errQuotaSpent) && f.meter != nil {
+				s.writeRefusal(w, f, f.meter.refusal()) // the request body spent a bytes quota
+				return
+			}
 			s.writeRefusal(w, f, &refusal{status: http.StatusBadGateway,
 				text: "agentg: upstream " + f.host.String() + " failed: " + err.Error()})
 		},

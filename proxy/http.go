@@ -30,12 +30,18 @@ func authority(h addr.Host, defPort uint16) string {
 
 type countingBody struct {
 	io.ReadCloser
-	n interface{ Add(int64) int64 }
+	n     interface{ Add(int64) int64 }
+	meter *byteMeter // nil: no bytes quota
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
+	if b.meter != nil && n > 0 {
+		if qerr := b.meter.charge(n); qerr != nil && err == nil {
+			err = qerr
+		}
+	}
 	return n, err
 }
 
@@ -51,6 +57,11 @@ type countingRW struct {
 func (b *countingRW) Write(p []byte) (int, error) {
 	n, err := b.w.Write(p)
 	b.up.Add(int64(n))
+	if b.meter != nil && n > 0 {
+		if qerr := b.meter.charge(n); qerr != nil && err == nil {
+			err = qerr
+		}
+	}
 	return n, err
 }
 
@@ -60,7 +71,7 @@ func countResponseBody(body io.ReadCloser, f *flow) io.ReadCloser {
 	if body == nil || body == http.NoBody {
 		return body
 	}
-	cb := countingBody{ReadCloser: body, n: &f.down}
+	cb := countingBody{ReadCloser: body, n: &f.down, meter: f.meter}
 	if w, ok := body.(io.Writer); ok {
 		return &countingRW{countingBody: cb, w: w, up: &f.up}
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/mitm"
+	"github.com/agentg/agentg/quota"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -80,6 +81,10 @@ type Config struct {
 	MaxTunnels         int
 	MaxTunnelsPerAgent int
 
+	// Quotas holds the buckets of the policy's quotas; nil: a set of its
+	// own. Servers that share one share their quotas.
+	Quotas *quota.Buckets
+
 	// MCP dissects the exchanges that are Model Context Protocol; nil
 	// leaves every exchange undissected (and a host the policy's
 	// mcp.servers names is then refused, never passed unread).
@@ -121,6 +126,7 @@ type Server struct {
 	hs        *http.Server
 	log       *zerolog.Logger
 	tunnels   *tunnelSet
+	quotas    *quota.Buckets
 
 	// self is where this server listens: never a destination. It is read
 	// for every request and written once per listener, so it is swapped
@@ -173,7 +179,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxTunnelsPerAgent == 0 {
 		cfg.MaxTunnelsPerAgent = 1000
 	}
-	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: newTunnelSet(), loops: make(chan netip.AddrPort, 1)}
+	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: newTunnelSet(), quotas: cfg.Quotas, loops: make(chan netip.AddrPort, 1)}
+	if s.quotas == nil {
+		s.quotas = quota.New(quota.Options{})
+	}
 
 	plain := &http.Transport{
 		Proxy:                 nil, // never chain through whatever HTTP_PROXY agentg itself was started with

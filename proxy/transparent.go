@@ -244,7 +244,7 @@ func (s *Server) transparentTunnel(ctx context.Context, f *flow, conn net.Conn) 
 		t.intercepted = true
 		f.tls = "intercepted"
 	}
-	if d, ok := s.tunnels.admit(t, s.cfg.MaxTunnels, s.cfg.MaxTunnelsPerAgent); !ok {
+	if d, ok := s.admitTunnel(t); !ok {
 		f.deny(d)
 		return
 	}
@@ -258,7 +258,7 @@ func (s *Server) transparentHTTP(ctx context.Context, f *flow, conn net.Conn) {
 		Reason: "HTTP/1: each request is decided on its own"}
 	f.scheme = "http"
 	t := &tunnel{f: f, transparent: true}
-	if d, ok := s.tunnels.admit(t, s.cfg.MaxTunnels, s.cfg.MaxTunnelsPerAgent); !ok {
+	if d, ok := s.admitTunnel(t); !ok {
 		f.deny(d)
 		return
 	}

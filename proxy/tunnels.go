@@ -20,6 +20,8 @@ type tunnel struct {
 	// neither 200 nor 502; a failure just closes the connection.
 	transparent bool
 
+	quotaKeys []string // the tunnels quotas it counts under, set by admit
+
 	mu       sync.Mutex
 	conns    []net.Conn // client, then upstream once dialed
 	closed   bool
@@ -53,14 +55,23 @@ type tunnelSet struct {
 	mu       sync.Mutex
 	all      map[*tunnel]struct{}
 	perAgent map[string]int
+	perQuota map[string]int // open tunnels per tunnels-quota key
 }
 
 func newTunnelSet() *tunnelSet {
-	return &tunnelSet{all: map[*tunnel]struct{}{}, perAgent: map[string]int{}}
+	return &tunnelSet{all: map[*tunnel]struct{}{}, perAgent: map[string]int{}, perQuota: map[string]int{}}
 }
 
-// admit adds t unless a cap is reached; a negative cap is no cap.
-func (ts *tunnelSet) admit(t *tunnel, total, perAgent int) (rules.Decision, bool) {
+// tunnelCap is one tunnels quota covering a tunnel: at most q.Tunnels
+// open under key.
+type tunnelCap struct {
+	key string
+	q   *rules.Quota
+}
+
+// admit adds t unless a cap is reached; a negative cap is no cap. A
+// quota in report mode past its cap admits t and says so in its event.
+func (ts *tunnelSet) admit(t *tunnel, total, perAgent int, caps []tunnelCap) (rules.Decision, bool) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	agent := t.f.agent
@@ -72,8 +83,22 @@ func (ts *tunnelSet) admit(t *tunnel, total, perAgent int) (rules.Decision, bool
 		return rules.Decision{Action: rules.Deny, Rule: "builtin:max-tunnels-per-agent",
 			Reason: fmt.Sprintf("agent %s has %d tunnels open, the most agentg allows one agent", agent, ts.perAgent[agent])}, false
 	}
+	for _, c := range caps {
+		if n := ts.perQuota[c.key]; n >= c.q.Tunnels {
+			d := rules.Decision{Action: rules.Deny, Report: c.q.Report, Rule: c.q.ID, Source: c.q.Source,
+				Reason: fmt.Sprintf("quota %s: %d tunnels of %s are open, the most it allows", c.q.ID, n, c.q.Scope(agent, t.f.host.Name))}
+			if !c.q.Report {
+				return d, false
+			}
+			t.f.deny(d)
+		}
+	}
 	ts.all[t] = struct{}{}
 	ts.perAgent[agent]++
+	for _, c := range caps {
+		ts.perQuota[c.key]++
+		t.quotaKeys = append(t.quotaKeys, c.key)
+	}
 	return rules.Decision{}, true
 }
 
@@ -86,6 +111,11 @@ func (ts *tunnelSet) remove(t *tunnel) {
 	delete(ts.all, t)
 	if ts.perAgent[t.f.agent]--; ts.perAgent[t.f.agent] <= 0 {
 		delete(ts.perAgent, t.f.agent)
+	}
+	for _, k := range t.quotaKeys {
+		if ts.perQuota[k]--; ts.perQuota[k] <= 0 {
+			delete(ts.perQuota, k)
+		}
 	}
 }
 

@@ -74,6 +74,7 @@ type Engine struct {
 	http    httpRules    // http.go
 	mcp     mcpPolicy    // mcp*.go
 	dns     dnsPolicy    // dns.go
+	quotas  []quotaEntry // quotas.go
 }
 
 // Load reads the policy file at path and every list it references (paths
@@ -182,6 +183,9 @@ func compile(pol *policy, dir string) (*Engine, error) {
 		return nil, err
 	}
 	if err := c.compileMCP(); err != nil {
+		return nil, err
+	}
+	if err := c.compileQuotas(); err != nil {
 		return nil, err
 	}
 	c.compileTunnels()

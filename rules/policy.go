@@ -14,7 +14,7 @@ import (
 // top-level keys, the options every rule shares, and the small parsing
 // helpers. Each section's own syntax is parsed in that section's file
 // (hosts.go, ips.go, lists.go, agents.go, resolve.go, tunnel.go, http.go,
-// ports.go). It walks yaml.v3 nodes instead of decoding into structs so
+// ports.go, quotas.go). It walks yaml.v3 nodes instead of decoding into structs so
 // that every error, even for a key that is merely misspelled, names the
 // file and line a security team has to fix.
 
@@ -40,6 +40,7 @@ type policy struct {
 	http         []httpRule
 	mcp          *mcpSpec // nil: no mcp section
 	dns          *dnsSpec // nil: no dns section
+	quotas       []quotaSpec
 }
 
 // parser carries the file name into every error.
@@ -72,7 +73,7 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns)")
+		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns, quotas)")
 	}
 	pol := &policy{file: file, defaultDeny: true}
 	err := ps.eachKey(root, func(k, v *yaml.Node) error {
@@ -116,8 +117,10 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 			pol.mcp, err = ps.mcpSection(k, v)
 		case "dns":
 			pol.dns, err = ps.dnsSection(k, v)
+		case "quotas":
+			pol.quotas, err = ps.quotaRules(v)
 		default:
-			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp or dns)", k.Value)
+			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns or quotas)", k.Value)
 		}
 		return err
 	})

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs agentg's whole test suite. The tests drive real clients (curl,
-# openssl) against real listeners; what they need from Debian is installed
-# here when missing and when we may (root with apt-get), never assumed.
+# openssl, a headless chromium for the web console) against real
+# listeners; what they need from Debian is installed here when missing and
+# when we may (root with apt-get), never assumed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl:curl openssl:openssl ip:iproute2 nft:nftables dig:dnsutils; do
+for tool in curl:curl openssl:openssl ip:iproute2 nft:nftables dig:dnsutils chromium:chromium; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
