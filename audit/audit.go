@@ -53,6 +53,26 @@ type Event struct {
 	OriginalDst string
 
 	MCP *MCP // kind "mcp": the message's side of the story
+
+	// Approval is set on the events of a held call (kind "approval") and
+	// on the event of a call an approval decided.
+	Approval *Approval
+}
+
+// Approval is what an event about a held call adds.
+type Approval struct {
+	ID string
+	// Action is, on a kind "approval" event, what happened: "held",
+	// "approved", "denied", "expired"; "" on the call's own event.
+	Action string
+	// By is who decided: "console" (the admin API and its users),
+	// "elicitation" (the client's user, in band), "grant" (a remembered
+	// approval), "timeout", "client" (it went away), "restart",
+	// "shutdown".
+	By    string
+	Scope string        // approved: "call" or "agent-tool"
+	For   time.Duration // how long an agent-tool approval is remembered
+	URL   string        // the held request's URL (http kind)
 }
 
 // MCP is what an event about one MCP message adds.
@@ -179,6 +199,16 @@ func (l *Logger) Log(e *Event) {
 		}
 		optStr(ev, "retry_of", m.RetryOf)
 		optStr(ev, "task", m.Task)
+	}
+	if a := e.Approval; a != nil {
+		ev.Str("approval", a.ID)
+		optStr(ev, "approval_action", a.Action)
+		optStr(ev, "approval_by", a.By)
+		optStr(ev, "approval_scope", a.Scope)
+		if a.For > 0 {
+			ev.Float64("approval_for_s", a.For.Seconds())
+		}
+		optStr(ev, "url", a.URL)
 	}
 	ev.Msg("decision")
 	l.publish(e)

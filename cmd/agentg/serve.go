@@ -44,6 +44,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	cf.register(fs)
 	var af adminFlags
 	af.register(fs)
+	var apf approvalFlags
+	apf.register(fs)
 	var rootFiles []string
 	fs.Func("upstream-ca", "PEM file of extra roots trusted for intercepted upstreams, besides the system roots (repeatable)", func(v string) error {
 		rootFiles = append(rootFiles, v)
@@ -126,10 +128,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			zl.Error().Err(err).Msg("writing the MCP inventory and pins on shutdown failed")
 		}
 	}()
-	guard := &mcp.Guard{Log: logger, State: store, Limits: ratelimit.New(ratelimit.Options{})}
+	apv, err := apf.open(cf.dataDir, logger, zl)
+	if err != nil {
+		return err
+	}
+	defer apv.close() // after the proxy: what is still held is denied first (see below)
+	guard := &mcp.Guard{Log: logger, State: store, Limits: ratelimit.New(ratelimit.Options{}),
+		Approvals: apv.broker, KeepAlive: apf.keepAlive}
 
 	srv, err := proxy.New(proxy.Config{
-		Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots, MCP: guard,
+		Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots, MCP: guard, Approvals: apv.broker,
 		FirstBytesTimeout: *firstBytes, TunnelIdleTimeout: *tunnelIdle,
 		MaxTunnels: *maxTunnels, MaxTunnelsPerAgent: *maxPerAgent, Mark: markVal,
 	})
@@ -140,7 +148,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
-	adm, err := af.open(adminDeps{dataDir: cf.dataDir, log: logger, live: live, reloadable: *config != "", store: store, proxy: srv, issuer: issuer})
+	adm, err := af.open(adminDeps{dataDir: cf.dataDir, log: logger, live: live, reloadable: *config != "", store: store, proxy: srv, issuer: issuer, approvals: apv.broker})
 	if err != nil {
 		ln.Close()
 		return err
@@ -213,6 +221,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			}
 			zl.Info().Str("signal", sig.String()).Dur("grace", *grace).Msg("shutting down")
 			adm.stopping()
+			apv.broker.Shutdown() // held calls get their error now, not at the grace's end
 			sctx, cancel := context.WithTimeout(context.Background(), *grace)
 			err := srv.Shutdown(sctx)
 			cancel()
