@@ -25,6 +25,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentg/agentg/admin"
+	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/internal/testenv"
 )
 
@@ -452,4 +453,67 @@ http:
 			t.Fatalf("denied: %d, upstream requests %d", status, hits.Load()-before)
 		}
 	}
+}
+
+// The webhook: a loopback receiver gets each pending approval, signed;
+// the documented verifier accepts it and refuses it tampered; a receiver
+// that fails is retried, and its failure approves nothing.
+func TestApprovalWebhook(t *testing.T) {
+	secret := "webhook-secret-0123456789"
+	type delivery struct {
+		h    http.Header
+		body []byte
+	}
+	got := make(chan delivery, 16)
+	var fails atomic.Int64
+	fails.Store(1) // the first delivery fails: it must be retried
+	recv := testenv.StartUpstream(testenv.UpstreamOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if fails.Add(-1) >= 0 {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		got <- delivery{r.Header.Clone(), b}
+	})})
+	defer recv.Close()
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "webhook.secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startApprovalEnv(t, approvalPolicy, []string{"--approvals-webhook", "http://" + recv.HostPort("127.0.0.1") + "/hook",
+		"--approvals-webhook-secret-file", secretFile}, testenv.MCPStateful)
+	cl := e.connect(t, mcpCase{testenv.MCPStateful, "2025-11-25"}, nil)
+	ch := callAsync(cl, testenv.MCPToolEcho, map[string]any{"msg": "hooked"})
+	a := e.pending(t, 1)[0]
+	var d delivery
+	select {
+	case d = <-got:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no webhook delivery")
+	}
+	if err := approval.VerifyWebhook([]byte(secret), d.h, d.body, time.Now(), 0); err != nil {
+		t.Fatalf("a genuine notification refused: %v\n%s", err, d.body)
+	}
+	var n struct {
+		Type     string         `json:"type"`
+		Approval admin.Approval `json:"approval"`
+	}
+	if err := json.Unmarshal(d.body, &n); err != nil || n.Type != "approval.pending" || n.Approval.ID != a.ID ||
+		n.Approval.Tool != "echo" || !strings.Contains(n.Approval.Args, "hooked") {
+		t.Fatalf("notification %s (%v)", d.body, err)
+	}
+	tampered := []byte(strings.Replace(string(d.body), "hooked", "hacked", 1))
+	if err := approval.VerifyWebhook([]byte(secret), d.h, tampered, time.Now(), 0); err == nil {
+		t.Fatal("a tampered notification verified")
+	}
+	// Nothing was approved by the notification, or by its failure.
+	if items := e.pending(t, 1); items[0].State != "pending" {
+		t.Fatalf("after the webhook: %+v", items[0])
+	}
+	if _, err := e.client.Approve(context.Background(), a.ID, admin.ApproveRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	r := awaitCall(t, ch)
+	wantEcho(t, r.res, r.err, map[string]any{"msg": "hooked"})
 }
