@@ -94,9 +94,12 @@ type Request struct {
 	Tool   string
 	// Args are the call's arguments as they will be sent (after
 	// redaction); the approver sees them, and a grant binds to them.
-	Args   []byte
-	Method string // http: the request method
-	URL    string // http: the request's URL
+	Args []byte
+	// Session names the MCP session the call came in, for an in-band
+	// answer (elicitation) to be taken only from it.
+	Session string
+	Method  string // http: the request method
+	URL     string // http: the request's URL
 	// Decision is the approve decision that holds the call (its rule and
 	// Hold).
 	Decision rules.Decision
@@ -146,7 +149,7 @@ func (b *Broker) Begin(q Request) *Ticket {
 	t.a = state.Approval{ID: newID(), Kind: q.Kind, Agent: q.Agent, Server: q.Server, Tool: q.Tool,
 		Args: string(q.Args), Method: q.Method, URL: q.URL, Rule: q.Decision.Rule,
 		Created: now, Expires: now.Add(h.Timeout), Via: h.Via(), State: state.ApprovalPending,
-		Event: q.Event, GrantKey: key}
+		Event: q.Event, GrantKey: key, Session: q.Session}
 	if err := b.cfg.Store.PutApproval(t.a); err != nil {
 		t.err = err
 		b.emit(t.a, q, "denied", "deny", "store", "cannot hold the call: "+err.Error(), "", 0)

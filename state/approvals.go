@@ -78,6 +78,9 @@ type Approval struct {
 	Decided time.Time     `json:"decided,omitzero"`
 	// Event is the id of the held call's event.
 	Event string `json:"event,omitempty"`
+	// Session is the MCP session the call came in (server and session
+	// id, as the guard keys them): an in-band answer must come from it.
+	Session string `json:"-"`
 	// GrantKey is the key a remembered grant of this call has (agent,
 	// tool and argument digest), set by whoever holds the call.
 	GrantKey string `json:"-"`

@@ -517,3 +517,85 @@ func TestApprovalWebhook(t *testing.T) {
 	r := awaitCall(t, ch)
 	wantEcho(t, r.res, r.err, map[string]any{"msg": "hooked"})
 }
+
+// In-band approval: on a stateful 2025-06-18 or 2025-11-25 session whose
+// client declared elicitation, agentg asks the client's user on the held
+// call's stream; accept runs the call, decline refuses it; the answer
+// never reaches the server.
+func TestApprovalElicitationStateful(t *testing.T) {
+	policy := mcpBase + `    - approve: "srv.wipe_cache"
+      id: ask-user
+      via: [elicitation]
+`
+	e := startApprovalEnv(t, policy, nil, testenv.MCPStateful)
+	for _, rev := range []string{"2025-06-18", "2025-11-25"} {
+		for _, answer := range []string{"accept", "decline"} {
+			t.Run(rev+"/"+answer, func(t *testing.T) {
+				var asked atomic.Value
+				opts := &mcp.ClientOptions{ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+					asked.Store(req.Params.Message)
+					return &mcp.ElicitResult{Action: answer}, nil
+				}}
+				cl := e.connect(t, mcpCase{testenv.MCPStateful, rev}, opts)
+				before := e.servers[testenv.MCPStateful].Calls(testenv.MCPToolWipe)
+				args := map[string]any{"cache": "all-" + answer}
+				res, err := callTool(t, cl, testenv.MCPToolWipe, args)
+				msg, _ := asked.Load().(string)
+				if !strings.Contains(msg, "srv.wipe_cache") || !strings.Contains(msg, "all-"+answer) {
+					t.Fatalf("the user was asked %q, want the tool and its arguments", msg)
+				}
+				ran := e.servers[testenv.MCPStateful].Calls(testenv.MCPToolWipe) - before
+				if answer == "accept" {
+					wantEcho(t, res, err, args)
+					if ran != 1 {
+						t.Fatalf("accepted: the server ran %d times", ran)
+					}
+				} else if err == nil || !strings.Contains(err.Error(), "ask-user") || ran != 0 {
+					t.Fatalf("declined: %v %v, server ran %d times", res, err, ran)
+				}
+				// The client's answer went to agentg, not the server.
+				for _, r := range e.servers[testenv.MCPStateful].Requests() {
+					if strings.Contains(string(r.Body), "agentg-approval-") {
+						t.Fatalf("the server received the elicitation answer: %s", r.Body)
+					}
+				}
+			})
+		}
+	}
+	// A client without the capability is never asked: the console-less
+	// rule holds until its timeout (here: the client gives up).
+	cl := e.connect(t, mcpCase{testenv.MCPStateful, "2025-11-25"}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() {
+		_, err := cl.CallTool(ctx, &mcp.CallToolParams{Name: testenv.MCPToolWipe, Arguments: map[string]any{}})
+		ch <- err
+	}()
+	a := e.pending(t, 1)[0]
+	if _, err := e.client.Approve(context.Background(), a.ID, admin.ApproveRequest{}); err == nil {
+		t.Fatal("the console approved an elicitation-only hold")
+	}
+	// Another session answering the elicitation agentg would have sent
+	// approves nothing, and its answer does not reach the server.
+	other := testenv.NewMCPRaw(testenv.MCPHTTPClient(e.via), testenv.MCPStateful, e.servers[testenv.MCPStateful].URL, "2025-11-25")
+	t.Cleanup(other.Close)
+	if err := other.Open(mcpCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	forged := `{"jsonrpc":"2.0","id":"agentg-approval-` + a.ID + `","result":{"action":"accept"}}`
+	if _, err := other.Post(mcpCtx(t), testenv.MCPPost{Body: []byte(forged)}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := e.client.Approval(context.Background(), a.ID); g.State != "pending" {
+		t.Fatalf("a forged in-band answer from another session decided the approval: %+v", g)
+	}
+	cancel() // the client gives up: the hold ends, denied
+	<-ch
+	ev := waitApprovalEvent(t, e.LogFile, a.ID, "denied")
+	if ev["approval_by"] != "client" {
+		t.Fatalf("client gone: %v", ev)
+	}
+	if n := e.servers[testenv.MCPStateful].Calls(testenv.MCPToolWipe); n != 2 {
+		t.Fatalf("the server ran wipe_cache %d times, want the 2 accepted", n)
+	}
+}

@@ -46,7 +46,8 @@ func (ex *exchange) holdCall(c *call, v callVerdict, args string) {
 	if b := ex.g.Approvals; b != nil {
 		x := ex.x
 		h.t = b.Begin(approval.Request{Kind: "mcp", Agent: x.Agent, Server: ex.server(), Tool: c.m.Tool,
-			Args: []byte(args), Decision: v.Decision, Event: c.ev.ID, Client: x.Client, Host: x.Host, Port: x.Port})
+			Args: []byte(args), Decision: v.Decision, Event: c.ev.ID, Client: x.Client, Host: x.Host, Port: x.Port,
+			Session: ex.approvalSession()})
 		if id := h.t.ID(); id != "" {
 			c.ev.Approval = &audit.Approval{ID: id}
 		}
@@ -75,6 +76,7 @@ func (ex *exchange) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrit
 		h.Del("Content-Length")
 		w.WriteHeader(http.StatusOK)
 		stop = ex.keepAlive(rw)
+		ex.elicit(rw) // elicit.go: ask the client's user, where the rule and the session allow
 	}
 	var wg sync.WaitGroup
 	for _, h := range ex.holds {

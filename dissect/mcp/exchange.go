@@ -169,6 +169,9 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		ex.g.emit(ev)
 		return nil, nil
 	}
+	if ex.takeElicitAnswer(m) {
+		return nil, nil // an answer to agentg's own elicitation (elicit.go): never the server's
+	}
 	if m.Kind != KindRequest {
 		return m.Raw, nil // notifications, and the client's answers to the server
 	}
