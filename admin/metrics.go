@@ -59,6 +59,8 @@ type Gauges struct {
 	// Leaves returns how many leaf certificates were issued and how many
 	// handshakes were served one from the cache.
 	Leaves func() (issued, cacheHits uint64)
+	// PendingApprovals is how many calls are held for approval now.
+	PendingApprovals func() int
 }
 
 func newMetrics(g Gauges, log *audit.Logger, streams func() int, metricsDropped func() uint64) *metrics {
@@ -102,6 +104,9 @@ func newMetrics(g Gauges, log *audit.Logger, streams func() int, metricsDropped 
 	}
 	if g.OpenTunnels != nil {
 		gauge("open_tunnels", "CONNECT tunnels open now.", func() float64 { return float64(g.OpenTunnels()) })
+	}
+	if g.PendingApprovals != nil {
+		gauge("approvals_pending", "Calls held for approval now.", func() float64 { return float64(g.PendingApprovals()) })
 	}
 	if g.Leaves != nil {
 		counter("leaf_certificates_issued_total", "Leaf certificates signed for intercepted hosts.", func() float64 { n, _ := g.Leaves(); return float64(n) })

@@ -43,8 +43,11 @@ type Config struct {
 	// default policy).
 	Reload func() error
 	// MCP is the MCP state; nil answers its endpoints with 503.
-	MCP    MCPState
-	Gauges Gauges
+	MCP MCPState
+	// Approvals is the approvals broker (approvals.go); nil answers its
+	// endpoints with 503.
+	Approvals Approvals
+	Gauges    Gauges
 
 	// StreamBuffer is how many events may wait for one event stream's
 	// reader; default 256. MaxStreams caps the streams open at once;
@@ -96,6 +99,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, token: newTokenCheck(cfg.Token), mux: http.NewServeMux(),
 		done: make(chan struct{}), stopped: make(chan struct{}), console: newConsole()}
 	s.sub = cfg.Log.Subscribe(audit.SubscribeOptions{Buffer: cfg.MetricsBuffer})
+	if cfg.Approvals != nil && cfg.Gauges.PendingApprovals == nil {
+		cfg.Gauges.PendingApprovals = cfg.Approvals.PendingCount
+	}
 	s.metrics = newMetrics(cfg.Gauges, cfg.Log, s.streams.open, s.sub.Dropped)
 	s.routes()
 	s.hs = &http.Server{
@@ -131,6 +137,7 @@ func (s *Server) routes() {
 	s.route("/v1/mcp/inventory", http.MethodGet, s.serveInventory)
 	s.route("/v1/mcp/pins", http.MethodGet, s.servePins)
 	s.route("/v1/mcp/pins/accept", http.MethodPost, s.serveAcceptPin)
+	s.approvalRoutes()
 }
 
 // route serves path for one method; another method gets a JSON 405.

@@ -54,6 +54,10 @@ type Event struct {
 
 	MCP *MCP // kind "mcp": the message's side of the story
 	DNS *DNS // kind "dns": the query's side
+
+	// Approval is set on the events of a held call (kind "approval") and
+	// on the event of a call an approval decided.
+	Approval *Approval
 }
 
 // DNS is what an event about one DNS query adds. The name is Host, the
@@ -65,6 +69,22 @@ type DNS struct {
 	Upstream string   // the upstream that answered, as the policy writes it
 	Cached   bool     // answered from the cache
 	Block    string   // how a block was answered: nxdomain, refused, sinkhole
+}
+
+// Approval is what an event about a held call adds.
+type Approval struct {
+	ID string
+	// Action is, on a kind "approval" event, what happened: "held",
+	// "approved", "denied", "expired"; "" on the call's own event.
+	Action string
+	// By is who decided: "console" (the admin API and its users),
+	// "elicitation" (the client's user, in band), "grant" (a remembered
+	// approval), "timeout", "client" (it went away), "restart",
+	// "shutdown".
+	By    string
+	Scope string        // approved: "call" or "agent-tool"
+	For   time.Duration // how long an agent-tool approval is remembered
+	URL   string        // the held request's URL (http kind)
 }
 
 // MCP is what an event about one MCP message adds.
@@ -203,6 +223,16 @@ func (l *Logger) Log(e *Event) {
 			ev.Bool("cached", true)
 		}
 		optStr(ev, "block", d.Block)
+	}
+	if a := e.Approval; a != nil {
+		ev.Str("approval", a.ID)
+		optStr(ev, "approval_action", a.Action)
+		optStr(ev, "approval_by", a.By)
+		optStr(ev, "approval_scope", a.Scope)
+		if a.For > 0 {
+			ev.Float64("approval_for_s", a.For.Seconds())
+		}
+		optStr(ev, "url", a.URL)
 	}
 	ev.Msg("decision")
 	l.publish(e)

@@ -211,6 +211,9 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 		if d.Action != rules.Allow || f.decision.Action == rules.Allow {
 			f.decision = d
 		}
+		if d.Action == rules.Approve {
+			return s.holdRequest(r, f) // approve.go: nil once approved
+		}
 		if !d.Allowed() {
 			return s.denied(f)
 		}

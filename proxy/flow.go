@@ -45,6 +45,8 @@ type flow struct {
 
 	tun *tunnel // a CONNECT admitted as a tunnel that has not started yet
 
+	approval *audit.Approval // the approval that decided a held request
+
 	door    string         // "transparent" for the transparent listener; "" for the explicit one
 	origDst netip.AddrPort // transparent: where the connection was going
 }
@@ -130,6 +132,7 @@ func (s *Server) emit(f *flow) {
 		TLSVersion: f.tlsVersion,
 		ALPN:       f.alpn,
 		Door:       f.door,
+		Approval:   f.approval,
 	}
 	if f.origDst.IsValid() {
 		e.OriginalDst = f.origDst.String()

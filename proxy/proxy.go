@@ -32,6 +32,7 @@ import (
 	"github.com/elazarl/goproxy"
 	"github.com/rs/zerolog"
 
+	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/dissect/mcp"
@@ -89,6 +90,9 @@ type Config struct {
 	// leaves every exchange undissected (and a host the policy's
 	// mcp.servers names is then refused, never passed unread).
 	MCP *mcp.Guard
+	// Approvals holds the requests an http approve rule covers until a
+	// person decides (approve.go); nil denies them.
+	Approvals *approval.Broker
 
 	// Bindings are the DNS filter's IP→name bindings: which names it
 	// recently resolved to an address for an agent. The transparent

@@ -17,10 +17,9 @@ const (
 	Allow
 	// Deny refuses the traffic, unless the decision is in report mode.
 	Deny
-	// Approve holds the traffic until a person approves it. It is
-	// reserved for the approvals feature: no policy syntax produces it
-	// yet, and until something can hold and release traffic it is
-	// refused like a Deny (report mode does not let it through).
+	// Approve holds the traffic until a person approves it (an approve
+	// rule: see approve.go); the Decision's Hold says how. Whoever cannot
+	// hold refuses it like a Deny (report mode does not let it through).
 	Approve
 )
 
@@ -60,6 +59,9 @@ type Decision struct {
 	Source string
 	// Reason is a short text for humans.
 	Reason string
+	// Hold is set when Action is Approve: how long to wait, who may
+	// decide. It is the rule's, shared: do not modify it.
+	Hold *Hold
 }
 
 // Allowed reports whether the traffic may pass: an Allow, or a Deny in

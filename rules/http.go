@@ -24,6 +24,7 @@ type httpPat struct {
 type httpRule struct {
 	line int
 	deny bool
+	hold *Hold // an approve rule's
 	pats []httpPat
 	opts ruleOpts
 }
@@ -34,7 +35,7 @@ func (p *parser) httpRules(n *yaml.Node) ([]httpRule, error) {
 	}
 	var out []httpRule
 	for _, it := range n.Content {
-		deny, val, o, err := p.ruleBody(it, nil)
+		vb, val, hold, o, err := p.ruleVerdict(it, nil, true)
 		if err != nil {
 			return nil, err
 		}
@@ -42,7 +43,10 @@ func (p *parser) httpRules(n *yaml.Node) ([]httpRule, error) {
 		if err != nil {
 			return nil, err
 		}
-		r := httpRule{line: it.Line, deny: deny, opts: o}
+		if hold != nil && hold.Elicitation {
+			return nil, p.errf(keyNode(it, "via"), "via elicitation applies to tool rules only: an HTTP request has no client to ask")
+		}
+		r := httpRule{line: it.Line, deny: vb == verbDeny, hold: hold, opts: o}
 		for _, v := range vals {
 			hp, err := parseHTTPPat(v.Value)
 			if err != nil {
@@ -122,6 +126,7 @@ func isToken(s string) bool {
 type httpEntry struct {
 	kind      uint8
 	deny      bool
+	hold      *Hold // an approve entry's
 	important bool
 	methods   []string // nil: every method
 	glob      *glob    // nil: every path
@@ -165,11 +170,15 @@ func (c *compiler) compileHTTP() error {
 				d.Action, d.Report, verb = Deny, s.report, "denied"
 			}
 			d.Reason = "request " + verb + " by " + s.label + " (" + hp.text + ")"
+			if r.hold != nil {
+				d.Action, d.Hold = Approve, r.hold
+				d.Reason = holdReason("request", s.label, hp.text, r.hold)
+			}
 			if e.http.byName == nil {
 				e.http.byName = map[string][]httpEntry{}
 			}
 			e.http.byName[hp.host.name] = append(e.http.byName[hp.host.name], httpEntry{
-				kind: hp.host.kind, deny: r.deny, important: r.opts.important,
+				kind: hp.host.kind, deny: r.deny, hold: r.hold, important: r.opts.important,
 				methods: hp.methods, glob: hp.glob, src: si, d: d,
 			})
 			e.http.order = append(e.http.order, httpRef{host: hp.host, text: hp.text, src: si})
@@ -237,7 +246,7 @@ func (e *Engine) Request(q Request) Decision {
 	rp := reqPath{raw: q.Path}
 	d := e.requestDecide(q.Agent, q.Host, q.Method, &rp)
 	for _, o := range q.Overrides {
-		if severity(d) == 2 {
+		if severity(d) == 3 {
 			break
 		}
 		if strings.EqualFold(o, q.Method) {
@@ -258,15 +267,18 @@ func (e *Engine) Request(q Request) Decision {
 }
 
 // severity orders decisions for Request's overrides: 0 an Allow, 1 a
-// Deny that report mode lets through, 2 anything refused.
+// Deny that report mode lets through, 2 an Approve (held), 3 anything
+// refused.
 func severity(d Decision) int {
 	switch {
 	case d.Action == Allow:
 		return 0
 	case d.Allowed():
 		return 1
+	case d.Action == Approve:
+		return 2
 	}
-	return 2
+	return 3
 }
 
 // reqPath is a request's path, cleaned once when a rule first needs it.
@@ -287,10 +299,10 @@ func (rp *reqPath) get() (p, alt string) {
 }
 
 // matches reports whether the entry's glob matches the path, as Request
-// documents: loosely for a deny, as sent for an allow.
+// documents: loosely for a deny or an approve, as sent for an allow.
 func (en *httpEntry) matches(rp *reqPath) bool {
 	p, alt := rp.get()
-	if en.deny {
+	if en.deny || en.hold != nil {
 		return en.glob.matchLoose(p) || alt != "" && en.glob.matchLoose(alt)
 	}
 	return en.glob.match(p) && (alt == "" || en.glob.match(alt))
@@ -319,7 +331,7 @@ func (e *Engine) requestDecide(agent string, h addr.Host, method string, rp *req
 				}
 				pr = en.glob.rank
 			}
-			if hr > bestH || hr == bestH && (pr > bestP || pr == bestP && en.deny && !best.deny) {
+			if hr > bestH || hr == bestH && (pr > bestP || pr == bestP && en.verb().rank() > best.verb().rank()) {
 				best, bestH, bestP = en, hr, pr
 			}
 			if en.important && (hr > impH || hr == impH && pr > impP) {
@@ -334,6 +346,16 @@ func (e *Engine) requestDecide(agent string, h addr.Host, method string, rp *req
 		return imp.d
 	}
 	return best.d
+}
+
+func (en *httpEntry) verb() verb {
+	switch {
+	case en.deny:
+		return verbDeny
+	case en.hold != nil:
+		return verbApprove
+	}
+	return verbAllow
 }
 
 func (e *Engine) httpNone(trace bool) Decision {

@@ -171,7 +171,7 @@ func (e *Engine) patternDecide(t *toolTable, q *ToolCall, dflt Decision) Decisio
 			if !wins && !impWins {
 				continue // cannot change the answer: skip its conditions
 			}
-			if !e.sources[en.src].appliesTo(q.Agent) || !en.pat.matches(q.Server, q.Tool, en.deny) || !condsHold(en.conds, q) {
+			if !e.sources[en.src].appliesTo(q.Agent) || !en.pat.matches(q.Server, q.Tool, en.deny || en.hold != nil) || !condsHold(en.conds, q) {
 				continue
 			}
 			if wins {

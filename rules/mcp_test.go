@@ -43,7 +43,7 @@ func TestMCPLoadErrors(t *testing.T) {
 			`:6: passthrough entry covers hosts of mcp server a (`},
 
 		{"tools not a list", "mcp:\n  tools: x\n", `:2: mcp tools must be a list of rules`},
-		{"tool without action", "mcp:\n  tools:\n    - id: x\n", `:3: rule without allow or deny`},
+		{"tool without action", "mcp:\n  tools:\n    - id: x\n", `:3: rule without allow, deny or approve`},
 		{"tool without dot", "mcp:\n  tools:\n    - deny: jira\n", `:3: bad tool pattern "jira": no dot`},
 		{"tool empty server", "mcp:\n  tools:\n    - deny: .x\n", `:3: bad tool pattern ".x": empty server name`},
 		{"tool empty tool", "mcp:\n  tools:\n    - deny: \"jira.\"\n", `:3: bad tool pattern "jira.": empty tool name`},
@@ -52,7 +52,7 @@ func TestMCPLoadErrors(t *testing.T) {
 		{"tool second in list", "mcp:\n  tools:\n    - deny: [jira.a, nodot]\n", `:3: bad tool pattern "nodot"`},
 		{"tool ports", "mcp:\n  tools:\n    - deny: jira.a\n      ports: [443]\n", `:4: ports do not apply to tool rules`},
 		{"tool important allow", "mcp:\n  tools:\n    - allow: jira.a\n      important: true\n", `:3: important applies to deny rules only`},
-		{"tool unknown key", "mcp:\n  tools:\n    - deny: jira.a\n      if: x\n", `:4: unknown tool rule key "if" (want allow or deny, agents, mode, important, id, when)`},
+		{"tool unknown key", "mcp:\n  tools:\n    - deny: jira.a\n      if: x\n", `:4: unknown tool rule key "if" (want allow, deny or approve, agents, mode, important, id, when, timeout, via)`},
 		{"duplicate id across sections", "hosts:\n  - allow: a.test\n    id: x\nmcp:\n  tools:\n    - deny: jira.a\n      id: x\n", `:6: duplicate rule id "x" (also at `},
 
 		{"when not a list", "mcp:\n  tools:\n    - deny: a.b\n      when: {arg: /x, exists: true}\n", `:4: when must be a list of conditions`},

@@ -119,6 +119,7 @@ func (p *parser) toolPats(n *yaml.Node) ([]toolPat, error) {
 type toolRule struct {
 	line  int
 	deny  bool
+	hold  *Hold // an approve rule's
 	pats  []toolPat
 	conds []toolCond
 	opts  ruleOpts
@@ -131,14 +132,14 @@ func (p *parser) toolRules(n *yaml.Node) ([]toolRule, error) {
 	var out []toolRule
 	for _, it := range n.Content {
 		var conds []toolCond
-		deny, val, o, err := p.ruleBody(it, func(k, v *yaml.Node) (bool, error) {
+		vb, val, hold, o, err := p.ruleVerdict(it, func(k, v *yaml.Node) (bool, error) {
 			if k.Value != "when" {
-				return true, p.errf(k, "unknown tool rule key %q (want allow or deny, agents, mode, important, id, when)", k.Value)
+				return true, p.errf(k, "unknown tool rule key %q (want allow, deny or approve, agents, mode, important, id, when, timeout, via)", k.Value)
 			}
 			var err error
 			conds, err = p.toolConds(v)
 			return true, err
-		})
+		}, true)
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +150,7 @@ func (p *parser) toolRules(n *yaml.Node) ([]toolRule, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, toolRule{line: it.Line, deny: deny, pats: pats, conds: conds, opts: o})
+		out = append(out, toolRule{line: it.Line, deny: vb == verbDeny, hold: hold, pats: pats, conds: conds, opts: o})
 	}
 	return out, nil
 }
@@ -169,6 +170,7 @@ func keyNode(m *yaml.Node, k string) *yaml.Node {
 type toolEntry struct {
 	pat       toolPat
 	deny      bool
+	hold      *Hold // an approve entry's
 	important bool
 	conds     []toolCond
 	src       int
@@ -213,7 +215,11 @@ func (c *compiler) compilePatterns(rs []toolRule, t *toolTable, what, kind strin
 				d.Action, d.Report, verb = Deny, s.report, "denied"
 			}
 			d.Reason = what + " " + verb + " by " + s.label + " (" + tp.text + when + ")"
-			en := toolEntry{pat: tp, deny: r.deny, important: r.opts.important, conds: r.conds, src: si, d: d}
+			if r.hold != nil {
+				d.Action, d.Hold = Approve, r.hold
+				d.Reason = holdReason(what, s.label, tp.text+when, r.hold)
+			}
+			en := toolEntry{pat: tp, deny: r.deny, hold: r.hold, important: r.opts.important, conds: r.conds, src: si, d: d}
 			if tp.serverWild {
 				t.wild = append(t.wild, en)
 			} else {
@@ -261,8 +267,8 @@ type ToolCall struct {
 // obligations that hold whatever it is. The slices are shared by every
 // caller and must not be modified.
 type ToolVerdict struct {
-	// Decision is Allow or Deny (Approve is reserved for approvals), with
-	// the rule that fired.
+	// Decision is Allow, Deny or Approve (with its Hold), with the rule
+	// that fired.
 	Decision
 	// Redactions are every redact entry that covers the call and applies
 	// to its arguments, in policy order.
@@ -317,8 +323,8 @@ func (e *Engine) toolDecide(q *ToolCall) Decision {
 	return e.patternDecide(&e.mcp.tools, q, e.mcp.settings.Default)
 }
 
-// beats reports whether en is more specific than o, or as specific and a
-// deny where o is an allow.
+// beats reports whether en is more specific than o, or as specific and
+// stricter (deny over approve over allow).
 func (en *toolEntry) beats(o *toolEntry) bool {
 	a, b := &en.pat, &o.pat
 	switch {
@@ -327,5 +333,15 @@ func (en *toolEntry) beats(o *toolEntry) bool {
 	case a.lits != b.lits:
 		return a.lits > b.lits
 	}
-	return en.deny && !o.deny
+	return en.verb().rank() > o.verb().rank()
+}
+
+func (en *toolEntry) verb() verb {
+	switch {
+	case en.deny:
+		return verbDeny
+	case en.hold != nil:
+		return verbApprove
+	}
+	return verbAllow
 }

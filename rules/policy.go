@@ -143,19 +143,43 @@ type ruleOpts struct {
 // ruleBody parses the allow/deny key and the shared options of a rule
 // mapping; extra, when not nil, is offered every other key first.
 func (p *parser) ruleBody(it *yaml.Node, extra func(k, v *yaml.Node) (bool, error)) (deny bool, val *yaml.Node, o ruleOpts, err error) {
+	vb, val, _, o, err := p.ruleVerdict(it, extra, false)
+	return vb == verbDeny, val, o, err
+}
+
+// ruleVerdict is ruleBody for the rules that may also approve (tool and
+// http rules, holdOK): it parses allow, deny or approve, and an approve
+// rule's timeout and via into its Hold.
+func (p *parser) ruleVerdict(it *yaml.Node, extra func(k, v *yaml.Node) (bool, error), holdOK bool) (vb verb, val *yaml.Node, hold *Hold, o ruleOpts, err error) {
+	var hk holdKeys
 	err = p.eachKey(it, func(k, v *yaml.Node) error {
 		var err error
 		switch k.Value {
 		case "id-prefix":
 			return p.errf(k, "id-prefix belongs to lists; rules take id")
-		case "allow", "deny":
+		case "allow", "deny", "approve":
+			if k.Value == "approve" && !holdOK {
+				return p.errf(k, "approve applies to tool rules (mcp tools) and http rules only")
+			}
 			if val != nil {
+				if holdOK {
+					return p.errf(k, "a rule has exactly one of allow, deny or approve")
+				}
 				return p.errf(k, "a rule has exactly one of allow or deny")
 			}
-			deny, val = k.Value == "deny", v
+			val = v
+			switch k.Value {
+			case "deny":
+				vb = verbDeny
+			case "approve":
+				vb = verbApprove
+			}
 		default:
 			var ok bool
 			if ok, err = p.option(k, v, &o); !ok && err == nil {
+				if holdOK && hk.take(k, v) {
+					return nil
+				}
 				if extra != nil {
 					ok, err = extra(k, v)
 				}
@@ -167,12 +191,19 @@ func (p *parser) ruleBody(it *yaml.Node, extra func(k, v *yaml.Node) (bool, erro
 		return err
 	})
 	if err == nil && val == nil {
-		err = p.errf(it, "rule without allow or deny")
+		if holdOK {
+			err = p.errf(it, "rule without allow, deny or approve")
+		} else {
+			err = p.errf(it, "rule without allow or deny")
+		}
 	}
-	if err == nil && o.important && !deny {
+	if err == nil {
+		hold, err = p.hold(it, vb, o, hk)
+	}
+	if err == nil && o.important && vb != verbDeny {
 		err = p.errf(it, "important applies to deny rules only")
 	}
-	return deny, val, o, err
+	return vb, val, hold, o, err
 }
 
 // option parses one of the options shared by rules and lists; ok is false

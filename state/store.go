@@ -123,11 +123,14 @@ type ServerInfo struct {
 // Session is an MCP session as the guard saw it begin.
 type Session struct {
 	Key      SessionKey
-	Agent    string     // the agent whose session it is
-	Revision string     // the protocol revision negotiated, once known
-	Server   ServerInfo // as reported, once known
-	Created  time.Time  // set by the store when first put
-	LastSeen time.Time  // set by the store: PutSession and TouchSession
+	Agent    string // the agent whose session it is
+	Revision string // the protocol revision negotiated, once known
+	// Elicitation: the client declared the elicitation capability in its
+	// initialize, so agentg may ask its user (in-band approval).
+	Elicitation bool
+	Server      ServerInfo // as reported, once known
+	Created     time.Time  // set by the store when first put
+	LastSeen    time.Time  // set by the store: PutSession and TouchSession
 	// Stream is the guard's handle to the session's open legacy GET
 	// stream, where the errors for denied POSTs are injected. The store
 	// keeps it and hands it back; it never looks inside. A session with a

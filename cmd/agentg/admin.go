@@ -57,6 +57,7 @@ type adminDeps struct {
 	store      state.Store
 	proxy      *proxy.Server
 	issuer     *certs.Issuer
+	approvals  admin.Approvals
 }
 
 // open listens, loads the token and builds the API, and makes the
@@ -77,7 +78,7 @@ func (a *adminFlags) open(d adminDeps) (*adminPlane, error) {
 	}
 	p := &adminPlane{ln: ln, zl: zl}
 	cfg := admin.Config{
-		Token: token, Log: d.log, Policy: d.live, MCP: d.store, ErrorLog: stdPrintf{zl},
+		Token: token, Log: d.log, Policy: d.live, MCP: d.store, Approvals: d.approvals, ErrorLog: stdPrintf{zl},
 		Gauges: admin.Gauges{
 			OpenTunnels: func() int { return d.proxy.Stats().OpenTunnels },
 			Leaves: func() (uint64, uint64) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,12 +25,13 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func runCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("check", "[--agent NAME] [--port N] POLICY [HOST[:PORT]...] [--tool SERVER.TOOL [--args JSON] [--hints HINT,...]] [--prompt SERVER.PROMPT] [--resource SERVER=URI] [--dns NAME[/TYPE]]", stderr)
+	fs := newFlagSet("check", "[--agent NAME] [--port N] POLICY [HOST[:PORT]...] [--tool SERVER.TOOL [--args JSON] [--hints HINT,...]] [--prompt SERVER.PROMPT] [--resource SERVER=URI] [--dns NAME[/TYPE]] [--request \"METHOD URL\"]", stderr)
 	agent := fs.String("agent", "", "decide as this agent")
 	port := fs.Uint("port", 443, "port for hosts given without one")
 	var tools listFlag
 	fs.Var(&tools, "tool", "explain the decision for a tool call SERVER.TOOL (the server's policy name; \".TOOL\" for a host no mcp servers entry binds); may be repeated")
-	var prompts, resources listFlag
+	var prompts, resources, requests listFlag
+	fs.Var(&requests, "request", "explain the http rules' decision for a request \"METHOD URL\" (\"POST https://api.example/deploy/1\"); may be repeated")
 	fs.Var(&prompts, "prompt", "explain the decision for a prompts/get SERVER.PROMPT (with --args as its arguments); may be repeated")
 	fs.Var(&resources, "resource", "explain the decision for a resources/read SERVER=URI (\"=URI\" for a host no mcp servers entry binds); may be repeated")
 	var names listFlag
@@ -111,9 +113,14 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			bad++
 		}
 	}
+	for _, r := range requests {
+		if !checkRequest(tw, eng, *agent, r) {
+			bad++
+		}
+	}
 	if bad > 0 {
 		tw.Flush()
-		return fmt.Errorf("%d host(s), tool(s), prompt(s), resource(s) or DNS question(s) could not be parsed", bad)
+		return fmt.Errorf("%d host(s), tool(s), prompt(s), resource(s), DNS question(s) or request(s) could not be parsed", bad)
 	}
 	return nil
 }
@@ -185,6 +192,7 @@ func checkTool(tw io.Writer, eng *rules.Engine, call rules.ToolCall, arg string)
 		label = "(unbound)." + tool
 	}
 	fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\n", label, v.Outcome(), v.Rule, v.Source, v.Reason)
+	printHold(tw, v.Decision)
 	if server != "" && !slices.ContainsFunc(eng.MCPServers(), func(b rules.ServerBinding) bool { return b.Name == server }) {
 		fmt.Fprintf(tw, "  note\tmcp servers defines no server %s: the proxy never decides a call with that server name\n", server)
 	}
@@ -347,4 +355,39 @@ func (a *jsonArgs) Arg(pointer string) (rules.ArgValue, bool) {
 		kind = rules.ArgArray
 	}
 	return rules.ArgValue{Kind: kind, Text: strings.TrimSuffix(b.String(), "\n")}, true
+}
+
+// printHold explains how an approve decision holds the call.
+func printHold(tw io.Writer, d rules.Decision) {
+	if d.Action == rules.Approve && d.Hold != nil {
+		fmt.Fprintf(tw, "  hold\ttimeout=%s\tvia=%s\tno byte goes upstream until an approver decides; past the timeout it is denied\n",
+			d.Hold.Timeout, strings.Join(d.Hold.Via(), ","))
+	}
+}
+
+// checkRequest prints the host and http rules' decision for one
+// "METHOD URL"; false when it cannot be parsed.
+func checkRequest(tw io.Writer, eng *rules.Engine, agent, arg string) bool {
+	method, raw, ok := strings.Cut(strings.TrimSpace(arg), " ")
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if !ok || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		fmt.Fprintf(tw, "%s\tinvalid\twant \"METHOD URL\" with an http:// or https:// URL\n", arg)
+		return false
+	}
+	port := uint16(80)
+	if u.Scheme == "https" {
+		port = 443
+	}
+	h, err := addr.ParseAuthority(u.Host, port)
+	if err != nil {
+		fmt.Fprintf(tw, "%s\tinvalid\t%v\n", arg, err)
+		return false
+	}
+	d := eng.Host(agent, h)
+	if d.Allowed() {
+		d = eng.Request(rules.Request{Agent: agent, Host: h, Method: method, Path: u.Path})
+	}
+	fmt.Fprintf(tw, "%s %s\t%s\trule=%s\tsource=%s\t%s\n", method, u, d.Outcome(), d.Rule, d.Source, d.Reason)
+	printHold(tw, d)
+	return true
 }

@@ -30,6 +30,9 @@ func commands() []command {
 		{"netsetup", "print, apply or remove the nftables rules of transparent mode", runNetsetup},
 		{"mcp", "MCP state: tool-definition pins (list, accept), inventory of servers and tools", runMCP},
 		{"events", "follow the running agentg's decisions (--follow), through its admin API", runEvents},
+		{"approvals", "list the calls held for approval (list), through the admin API", runApprovals},
+		{"approve", "approve a held call: approve ID [--scope agent-tool] [--for 10m]", runApprove},
+		{"deny", "deny a held call: deny ID [--reason TEXT]", runDeny},
 		{"version", "print the version", runVersion},
 	}
 }

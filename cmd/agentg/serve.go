@@ -46,6 +46,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	af.register(fs)
 	var df dnsFlags
 	df.register(fs)
+	var apf approvalFlags
+	apf.register(fs)
 	var rootFiles []string
 	fs.Func("upstream-ca", "PEM file of extra roots trusted for intercepted upstreams, besides the system roots (repeatable)", func(v string) error {
 		rootFiles = append(rootFiles, v)
@@ -132,7 +134,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			zl.Error().Err(err).Msg("writing the MCP inventory and pins on shutdown failed")
 		}
 	}()
-	guard := &mcp.Guard{Log: logger, State: store, Limits: ratelimit.New(ratelimit.Options{})}
+	apv, err := apf.open(cf.dataDir, logger, zl)
+	if err != nil {
+		return err
+	}
+	defer apv.close() // after the proxy: what is still held is denied first (see below)
+	guard := &mcp.Guard{Log: logger, State: store, Limits: ratelimit.New(ratelimit.Options{}),
+		Approvals: apv.broker, KeepAlive: apf.keepAlive}
 
 	// The DNS filter: its IP→name bindings are what the transparent
 	// listener asks (bindings.NamesFor), its cache the proxy resolves
@@ -145,7 +153,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	defer dnsSrv.shutdown(context.Background())
 
 	srv, err := proxy.New(proxy.Config{
-		Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots, MCP: guard,
+		Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots, MCP: guard, Approvals: apv.broker,
 		FirstBytesTimeout: *firstBytes, TunnelIdleTimeout: *tunnelIdle,
 		MaxTunnels: *maxTunnels, MaxTunnelsPerAgent: *maxPerAgent, Mark: markVal, Bindings: bindings,
 		Resolver: dnsSrv.resolver(),
@@ -157,7 +165,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
-	adm, err := af.open(adminDeps{dataDir: cf.dataDir, log: logger, live: live, reloadable: *config != "", store: store, proxy: srv, issuer: issuer})
+	adm, err := af.open(adminDeps{dataDir: cf.dataDir, log: logger, live: live, reloadable: *config != "", store: store, proxy: srv, issuer: issuer, approvals: apv.broker})
 	if err != nil {
 		ln.Close()
 		return err
@@ -230,6 +238,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			}
 			zl.Info().Str("signal", sig.String()).Dur("grace", *grace).Msg("shutting down")
 			adm.stopping()
+			apv.broker.Shutdown() // held calls get their error now, not at the grace's end
 			sctx, cancel := context.WithTimeout(context.Background(), *grace)
 			err := srv.Shutdown(sctx)
 			dnsSrv.shutdown(sctx)

@@ -33,9 +33,11 @@ func (ex *exchange) decideCall(m *Message) callVerdict {
 	q := rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: m.Tool, Args: argLookup{m},
 		Annotations: ex.hints(m.Tool)}
 	v := callVerdict{ToolVerdict: x.Engine.Tool(q)}
-	if !v.Allowed() {
+	if !v.Allowed() && v.Action != rules.Approve {
 		return v
 	}
+	// A call to be held is checked like an allowed one first: what the
+	// pin or a rate limit refuses is never put to a person.
 	if ex.set.Pinning.Action == rules.Deny {
 		if p, ok := ex.g.State.Pin(ex.server(), m.Tool); ok && !p.Accepted {
 			v.Decision = rules.Decision{Action: rules.Deny, Rule: "mcp:pinning",

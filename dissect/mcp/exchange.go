@@ -28,6 +28,7 @@ type exchange struct {
 	session  string
 	legacy   *stream // a 2024-11-05 POST: answers come on this GET stream
 
+	holds   []*heldCall // calls held for approval (approve.go)
 	mu      sync.Mutex
 	pending map[string]*call // by the id's exact bytes
 	sent    eventQueue       // events of answers rewritten, written once sent
@@ -83,6 +84,7 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		return
 	}
 	var keep, extra [][]byte
+	var kept []*Message
 	changed := false
 	for _, m := range body.Messages {
 		out, answer := ex.decide(m)
@@ -93,8 +95,18 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		case out != nil:
 			changed = changed || !bytes.Equal(out, m.Raw)
 			keep = append(keep, out)
+			kept = append(kept, m)
 		default:
 			changed = true // dropped unanswered: the body sent on must not carry it
+		}
+	}
+	var opened *respWriter // agentg's own stream, answered while calls were held
+	if len(ex.holds) > 0 {
+		// No byte goes upstream before every held call is decided.
+		opened = ex.awaitHolds(w, r)
+		n := len(keep)
+		if keep, extra = ex.settle(keep, kept, extra); len(keep) != n {
+			changed = true
 		}
 	}
 	if ex.legacy != nil {
@@ -111,7 +123,13 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 	}
 	if len(keep) == 0 {
 		// Nothing for the server: agentg answers alone.
-		ex.answer(w, body.Batch, extra)
+		if opened != nil {
+			for _, m := range extra {
+				opened.injectEvent(MessageEvent(m))
+			}
+		} else {
+			ex.answer(w, body.Batch, extra)
+		}
 		ex.finish(nil)
 		return
 	}
@@ -121,10 +139,15 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 			raw = EncodeBatch(keep)
 		}
 	}
-	rw := newRespWriter(w, ex.rewriteServer, extra, int(ex.set.MaxMessage))
+	rw := opened
+	if rw == nil {
+		rw = newRespWriter(w, ex.rewriteServer, extra, int(ex.set.MaxMessage))
+	} else {
+		rw.extra = extra
+	}
 	rw.onHeader = ex.sawHeader
 	rw.onSent = func() { ex.sent.flush(ex.g) }
-	if ex.x.Governed() {
+	if ex.x.Governed() || rw.opened {
 		rw.strict, rw.withhold = true, func(err error) []byte { return ex.withheld(err, body.Batch, extra) }
 	}
 	// finish runs even when the forwarder ends the handler with a panic
@@ -146,6 +169,9 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		ex.g.emit(ev)
 		return nil, nil
 	}
+	if ex.takeElicitAnswer(m) {
+		return nil, nil // an answer to agentg's own elicitation (elicit.go): never the server's
+	}
 	if m.Kind != KindRequest {
 		return m.Raw, nil // notifications, and the client's answers to the server
 	}
@@ -158,11 +184,12 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		ex.followRetry(c)
 	}
 	out := []byte(m.Raw)
+	var held *callVerdict // an approve rule holds the call
 	if m.Method == "tools/call" {
 		v := ex.decideCall(m)
 		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = v.Outcome(), v.Rule, v.Source, v.Reason
 		c.ev.MCP.RateLimit = v.limited
-		if !v.Allowed() {
+		if !v.Allowed() && v.Action != rules.Approve {
 			msg := deniedMessage(v, ex.server()+"."+m.Tool)
 			if ex.set.DenyAs == rules.DenyAsResult {
 				answer = ToolErrorResult(m.ID, msg)
@@ -190,7 +217,11 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		} else {
 			c.ev.MCP.Args = string(m.Args)
 		}
-		ex.g.State.CountCall(ex.server(), m.Tool)
+		if v.Action == rules.Approve {
+			held = &v
+		} else {
+			ex.g.State.CountCall(ex.server(), m.Tool)
+		}
 	} else if d, ok := ex.decideRead(m); ok { // prompts/get, resources/read
 		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = d.Outcome(), d.Rule, d.Source, d.Reason
 		if !d.Allowed() {
@@ -204,6 +235,9 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 	}
 	if ex.legacy != nil {
 		ex.legacy.add(c)
+		if held != nil {
+			ex.holdCall(c, *held, c.ev.MCP.Args)
+		}
 		return out, nil
 	}
 	ex.mu.Lock()
@@ -219,6 +253,9 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-inflight", store.ErrDuplicateID.Error()
 		ex.g.emit(c.ev)
 		return nil, ErrorResponse(m.ID, CodeInvalidRequest, "agentg: "+store.ErrDuplicateID.Error(), map[string]any{"rule": "builtin:mcp-inflight"})
+	}
+	if held != nil {
+		ex.holdCall(c, *held, c.ev.MCP.Args) // decided in serve, before anything goes upstream
 	}
 	return out, nil
 }

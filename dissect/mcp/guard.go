@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/ratelimit"
 	"github.com/agentg/agentg/rules"
@@ -24,6 +25,12 @@ type Guard struct {
 	Log    *audit.Logger
 	State  store.Store
 	Limits *ratelimit.Limiter
+	// Approvals holds the calls an approve rule covers (approve.go); nil
+	// denies them: nothing could approve them.
+	Approvals *approval.Broker
+	// KeepAlive is how often a held call's stream gets a comment line;
+	// 0: DefaultKeepAlive.
+	KeepAlive time.Duration
 	// Now is the clock for latencies and rate limits; nil: time.Now.
 	Now func() time.Time
 }

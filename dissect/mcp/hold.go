@@ -41,7 +41,7 @@ func (rw *respWriter) hold(p []byte) (int, error) {
 	if rw.json.Len()+len(p) <= rw.max {
 		return rw.json.Write(p)
 	}
-	if !passable(rw.status, append(bytes.Clone(rw.json.Bytes()), p...)) {
+	if rw.opened || !passable(rw.status, append(bytes.Clone(rw.json.Bytes()), p...)) {
 		rw.failed = errAnswerType(rw.status, rw.w.Header().Get("Content-Type"))
 		return 0, rw.failed
 	}
@@ -57,6 +57,20 @@ func (rw *respWriter) hold(p []byte) (int, error) {
 
 // finishHold judges a held answer once the server is done.
 func (rw *respWriter) finishHold() error {
+	if rw.opened {
+		// On agentg's own event stream nothing but a message can
+		// answer the calls waiting: whatever this is, they get errors.
+		err := rw.failed
+		if err == nil {
+			err = errAnswerType(rw.status, rw.Header().Get("Content-Type"))
+		}
+		if rw.withhold != nil {
+			rw.injectEvent(MessageEvent(rw.withhold(err)))
+		} else {
+			rw.writeError("agentg: " + err.Error())
+		}
+		return err
+	}
 	h := rw.w.Header()
 	body := rw.json.Bytes()
 	if rw.failed == nil && passable(rw.status, body) {

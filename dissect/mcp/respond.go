@@ -48,6 +48,11 @@ type respWriter struct {
 	// no servers entry names) is judged on its first event (detect.go).
 	sniff func(endpoint bool) (sniffVerdict, []byte)
 
+	// opened: agentg has already answered the client with an event
+	// stream of its own (while a call was held for approval, hold.go):
+	// the server's header is read from detached, never written, and
+	// whatever the server answers reaches the client as events on it.
+	opened bool
 	// detached: once a sniffed stream's header is handed to the pump
 	// (which writes it when it has judged the stream), the forwarder's
 	// later Header calls (for trailers) get this copy, not the header
@@ -87,7 +92,7 @@ func (rw *respWriter) WriteHeader(code int) {
 		return
 	}
 	rw.status = code
-	h := rw.w.Header()
+	h := rw.Header()
 	if rw.onHeader != nil {
 		rw.onHeader(h)
 	}
@@ -109,12 +114,14 @@ func (rw *respWriter) WriteHeader(code int) {
 			go rw.pumpSniff(pr) // writes the header itself
 			return
 		}
-		rw.w.WriteHeader(code)
+		if !rw.opened {
+			rw.w.WriteHeader(code)
+		}
 		rw.written = true
 		go rw.pumpSSE(pr, pr)
 	case mt == "application/json" || code == http.StatusAccepted && len(rw.extra) > 0:
 		rw.mode = modeJSON
-	case rw.strict && rw.withhold != nil:
+	case rw.strict && rw.withhold != nil, rw.opened:
 		rw.mode = modeHold
 	default:
 		rw.mode = modePass
@@ -232,6 +239,9 @@ func (rw *respWriter) finish() error {
 	defer rw.sent()
 	switch rw.mode {
 	case modeNone:
+		if rw.opened {
+			return rw.finishHold() // the server said nothing: the calls waiting get errors
+		}
 		if len(rw.extra) == 0 {
 			return rw.failed
 		}
@@ -245,28 +255,49 @@ func (rw *respWriter) finish() error {
 	case modeHold:
 		return rw.finishHold()
 	case modePass:
-		if rw.failed != nil && !rw.written {
+		if rw.failed != nil && (!rw.written || rw.opened) {
 			// An answer agentg could not read (a Content-Encoding the
 			// client asked for nowhere) is refused, and said so.
-			writeJSONError(rw.w, http.StatusBadGateway, nil, CodeInternalError, "agentg: "+rw.failed.Error(), nil)
+			rw.writeError("agentg: " + rw.failed.Error())
 		}
 	}
 	return rw.failed
 }
 
+// writeError answers with a JSON-RPC error (id null) when the server's
+// answer cannot be passed on: a 502 JSON body, or on a stream agentg
+// opened, an event.
+func (rw *respWriter) writeError(msg string) {
+	if rw.opened {
+		rw.injectEvent(MessageEvent(ErrorResponse(nil, CodeInternalError, msg, nil)))
+		return
+	}
+	writeJSONError(rw.w, http.StatusBadGateway, nil, CodeInternalError, msg, nil)
+}
+
 func (rw *respWriter) finishJSON() error {
 	h := rw.w.Header()
 	if rw.failed != nil {
-		writeJSONError(rw.w, http.StatusBadGateway, nil, CodeInternalError, "agentg: "+rw.failed.Error(), nil)
+		rw.writeError("agentg: " + rw.failed.Error())
 		return rw.failed
 	}
 	var out []byte
 	if body := bytes.TrimSpace(rw.json.Bytes()); len(body) > 0 {
 		var err error
 		if out, err = rw.rewrite(body); err != nil {
-			writeJSONError(rw.w, http.StatusBadGateway, nil, CodeInternalError, "agentg: the server's answer: "+err.Error(), nil)
+			rw.writeError("agentg: the server's answer: " + err.Error())
 			return err
 		}
+	}
+	if rw.opened {
+		// The client has agentg's event stream: each message an event.
+		if len(out) > 0 {
+			rw.injectEvent(MessageEvent(out))
+		}
+		for _, m := range rw.extra {
+			rw.injectEvent(MessageEvent(m))
+		}
+		return nil
 	}
 	status := rw.status
 	if len(rw.extra) > 0 {

@@ -87,8 +87,9 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		}
 		g.sawServer(x, store.ServerSighting{Info: info, Revision: rev}, c.m.Method)
 		if ev.MCP.Session != "" {
+			_, elicit := Lookup(c.m.Params, "/capabilities/elicitation")
 			g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.stateServer(), ID: ev.MCP.Session},
-				Agent: x.Agent, Revision: rev, Server: info})
+				Agent: x.Agent, Revision: rev, Server: info, Elicitation: elicit})
 		}
 		// A legacy session started when its stream named the endpoint;
 		// an initialize answered without a session id opened none.

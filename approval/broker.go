@@ -1,0 +1,355 @@
+// Package approval holds calls for a person's decision: a tools/call or
+// an HTTP request an approve rule covers waits, with no byte sent
+// upstream, until an approver approves or denies it or its rule's timeout
+// denies it. The MCP guard and the proxy hold through a Broker; the admin
+// API, the CLI, the console and in-band elicitation decide through it;
+// webhook.go tells approvers that something waits.
+//
+// The contract:
+//   - Nothing passes unapproved: a call passes only when its approval's
+//     state is approved (by an approver, or by a grant remembered from
+//     one). Anything else, a store that cannot hold it included, denies.
+//   - Nothing hangs forever: every hold ends at its timeout (expired,
+//     which denies), when the client goes away (denied), at shutdown
+//     (denied) or when decided. A restart denies what was pending, and
+//     says so with an event for each (Recover).
+//   - An approval is decided once; approvers racing each other and the
+//     timeout get ErrDecided, and the call gets the first decision.
+//   - The approver sees what will be sent: the arguments after
+//     redaction, exactly the bytes forwarded on approval.
+//   - Every step is an event of kind "approval" (held, approved, denied,
+//     expired) naming the held call's event as its parent.
+package approval
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/rules"
+	"github.com/agentg/agentg/state"
+)
+
+// Scopes an approver may remember an approval for.
+const (
+	ScopeCall      = "call"       // this call only
+	ScopeAgentTool = "agent-tool" // this agent, this tool, these arguments, for a while
+)
+
+// Grant bounds.
+const (
+	DefaultGrantFor = 10 * time.Minute
+	MaxGrantFor     = 24 * time.Hour
+)
+
+// Errors of the broker, besides the store's (state.ErrNoApproval,
+// state.ErrDecided); test with errors.Is.
+var ErrBadScope = errors.New("bad approval scope")
+
+// Notifier is told about each approval that starts pending (the webhook).
+// Pending must not block.
+type Notifier interface {
+	Pending(state.Approval)
+}
+
+// Config is what a Broker needs; Store and Log are required.
+type Config struct {
+	Store  state.ApprovalStore
+	Log    *audit.Logger
+	Notify Notifier // nil: none
+	Now    func() time.Time
+}
+
+// Broker holds calls and takes decisions about them. It is safe for
+// concurrent use.
+type Broker struct {
+	cfg Config
+}
+
+// New returns a Broker.
+func New(cfg Config) (*Broker, error) {
+	if cfg.Store == nil || cfg.Log == nil {
+		return nil, errors.New("approval: Config.Store and Config.Log are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Broker{cfg: cfg}, nil
+}
+
+func (b *Broker) now() time.Time { return b.cfg.Now() }
+
+// Request is one call to hold. Fields may be added.
+type Request struct {
+	Kind   string // "mcp" or "http"
+	Agent  string
+	Server string // mcp: the server's policy name
+	Tool   string
+	// Args are the call's arguments as they will be sent (after
+	// redaction); the approver sees them, and a grant binds to them.
+	Args []byte
+	// Session names the MCP session the call came in, for an in-band
+	// answer (elicitation) to be taken only from it.
+	Session string
+	Method  string // http: the request method
+	URL     string // http: the request's URL
+	// Decision is the approve decision that holds the call (its rule and
+	// Hold).
+	Decision rules.Decision
+	// Event is the held call's own event id; the approval's events name
+	// it as their parent. Client, Host and Port are for those events.
+	Event  string
+	Client string
+	Host   string
+	Port   uint16
+}
+
+// Outcome is how a hold ended.
+type Outcome struct {
+	Approved bool
+	// Approval is the approval as decided (ID empty when a grant passed
+	// the call without one).
+	Approval state.Approval
+	// By is who decided, Reason why (for the policy's error).
+	By, Reason string
+}
+
+// Ticket is one held call.
+type Ticket struct {
+	b     *Broker
+	q     Request
+	a     state.Approval
+	done  <-chan struct{}
+	grant *state.Grant // the call passes by a remembered approval
+	err   error        // the call could not be held: it is denied
+}
+
+// Begin holds q: it passes at once under a live grant for the same agent,
+// tool and arguments; otherwise it becomes a pending approval, with an
+// event, and the notifier is told. Wait on the ticket for the outcome.
+func (b *Broker) Begin(q Request) *Ticket {
+	t := &Ticket{b: b, q: q}
+	h := q.Decision.Hold
+	if h == nil {
+		h = &rules.Hold{Timeout: rules.DefaultHoldTimeout, Console: true}
+	}
+	key := grantKey(q)
+	if g, ok := b.cfg.Store.Grant(key); ok {
+		t.grant = &g
+		return t
+	}
+	now := b.now()
+	t.a = state.Approval{ID: newID(), Kind: q.Kind, Agent: q.Agent, Server: q.Server, Tool: q.Tool,
+		Args: string(q.Args), Method: q.Method, URL: q.URL, Rule: q.Decision.Rule,
+		Created: now, Expires: now.Add(h.Timeout), Via: h.Via(), State: state.ApprovalPending,
+		Event: q.Event, GrantKey: key, Session: q.Session}
+	if err := b.cfg.Store.PutApproval(t.a); err != nil {
+		t.err = err
+		b.emit(t.a, q, "denied", "deny", "store", "cannot hold the call: "+err.Error(), "", 0)
+		return t
+	}
+	t.done = b.cfg.Store.Decided(t.a.ID)
+	b.emit(t.a, q, "held", "approve", "", q.Decision.Reason, "", 0)
+	if b.cfg.Notify != nil {
+		b.cfg.Notify.Pending(t.a)
+	}
+	return t
+}
+
+// ID is the approval's id; "" when the call passed by a grant or could not
+// be held.
+func (t *Ticket) ID() string {
+	if t.grant != nil || t.err != nil {
+		return ""
+	}
+	return t.a.ID
+}
+
+// Approval is the approval as it began.
+func (t *Ticket) Approval() state.Approval { return t.a }
+
+// Immediate reports whether Wait will not wait: a grant passed the call,
+// or it could not be held.
+func (t *Ticket) Immediate() bool { return t.grant != nil || t.err != nil }
+
+// Wait blocks until the approval is decided, its timeout passes (expired:
+// denied) or ctx ends (the client went away: denied).
+func (t *Ticket) Wait(ctx context.Context) Outcome {
+	switch {
+	case t.grant != nil:
+		return Outcome{Approved: true, By: "grant", Reason: "approved by grant from approval " + t.grant.Approval}
+	case t.err != nil:
+		return Outcome{By: "store", Reason: "the call could not be held for approval: " + t.err.Error()}
+	}
+	timer := time.NewTimer(time.Until(t.a.Expires))
+	defer timer.Stop()
+	select {
+	case <-t.done:
+	case <-timer.C:
+		t.b.decide(t.a.ID, state.Decision{State: state.ApprovalExpired, By: "timeout",
+			Reason: fmt.Sprintf("no approver decided within %s", t.a.Expires.Sub(t.a.Created).Round(time.Millisecond))})
+	case <-ctx.Done():
+		t.b.decide(t.a.ID, state.Decision{State: state.ApprovalDenied, By: "client", Reason: "the client went away while the call was held"})
+	}
+	a, ok := t.b.cfg.Store.Approval(t.a.ID)
+	if !ok {
+		return Outcome{Approval: t.a, By: "store", Reason: "the approval's record is gone"}
+	}
+	return Outcome{Approved: a.State == state.ApprovalApproved, Approval: a, By: a.By, Reason: outcomeReason(a)}
+}
+
+func outcomeReason(a state.Approval) string {
+	switch a.State {
+	case state.ApprovalApproved:
+		return "approved by " + a.By
+	case state.ApprovalExpired:
+		return "approval " + a.ID + " expired: " + a.Reason
+	}
+	msg := "approval " + a.ID + " denied by " + a.By
+	if a.Reason != "" {
+		msg += ": " + a.Reason
+	}
+	return msg
+}
+
+// Approve approves a pending approval: scope call (the default) or
+// agent-tool, remembered for forDur (default DefaultGrantFor); by names
+// the approver ("console", "elicitation").
+func (b *Broker) Approve(id, scope string, forDur time.Duration, by string) (state.Approval, error) {
+	switch scope {
+	case "", ScopeCall:
+		if forDur != 0 {
+			return state.Approval{}, fmt.Errorf("%w: for applies to scope %s only", ErrBadScope, ScopeAgentTool)
+		}
+		scope = ScopeCall
+	case ScopeAgentTool:
+		if forDur == 0 {
+			forDur = DefaultGrantFor
+		}
+		if forDur < time.Second || forDur > MaxGrantFor {
+			return state.Approval{}, fmt.Errorf("%w: for %s is not between 1s and %s", ErrBadScope, forDur, MaxGrantFor)
+		}
+	default:
+		return state.Approval{}, fmt.Errorf("%w: %q (want %s or %s)", ErrBadScope, scope, ScopeCall, ScopeAgentTool)
+	}
+	pre, ok := b.cfg.Store.Approval(id)
+	if !ok {
+		return state.Approval{}, fmt.Errorf("%w: %s", state.ErrNoApproval, id)
+	}
+	if pre.State == state.ApprovalPending && !allowed(pre.Via, by) {
+		return state.Approval{}, fmt.Errorf("%w: approval %s may be decided via %v, not %s", ErrBadScope, id, pre.Via, by)
+	}
+	if scope == ScopeAgentTool && pre.State == state.ApprovalPending {
+		// The grant first: a call that comes as the approval is decided
+		// already finds it.
+		if err := b.cfg.Store.PutGrant(state.Grant{Key: pre.GrantKey, Approval: id, Agent: pre.Agent, Expires: b.now().Add(forDur)}); err != nil {
+			return state.Approval{}, fmt.Errorf("remember approval %s: %w", id, err)
+		}
+	}
+	return b.decide(id, state.Decision{State: state.ApprovalApproved, By: by, Scope: scope, For: forDur})
+}
+
+func allowed(via []string, by string) bool {
+	want := "console"
+	if by == "elicitation" {
+		want = "elicitation"
+	}
+	for _, v := range via {
+		if v == want {
+			return true
+		}
+	}
+	return false
+}
+
+// Deny denies a pending approval.
+func (b *Broker) Deny(id, reason, by string) (state.Approval, error) {
+	if pre, ok := b.cfg.Store.Approval(id); ok && pre.State == state.ApprovalPending && !allowed(pre.Via, by) {
+		return state.Approval{}, fmt.Errorf("%w: approval %s may be decided via %v, not %s", ErrBadScope, id, pre.Via, by)
+	}
+	return b.decide(id, state.Decision{State: state.ApprovalDenied, By: by, Reason: reason})
+}
+
+// decide records a decision and its event.
+func (b *Broker) decide(id string, d state.Decision) (state.Approval, error) {
+	a, err := b.cfg.Store.DecideApproval(id, d)
+	if err != nil {
+		return a, err
+	}
+	decision := "deny"
+	if a.State == state.ApprovalApproved {
+		decision = "allow"
+	}
+	b.emit(a, Request{}, a.State, decision, d.By, d.Reason, d.Scope, d.For)
+	return a, nil
+}
+
+// List returns the pending approvals, oldest first.
+func (b *Broker) List() []state.Approval { return b.cfg.Store.Pending() }
+
+// Get returns an approval, pending or decided (decided ones are kept a
+// while).
+func (b *Broker) Get(id string) (state.Approval, bool) { return b.cfg.Store.Approval(id) }
+
+// PendingCount is how many approvals are pending, for the metrics.
+func (b *Broker) PendingCount() int { return b.cfg.Store.PendingCount() }
+
+// Recover says, with an event each, which approvals the previous run left
+// pending: their calls ended with that run, never sent.
+func (b *Broker) Recover() int {
+	orphans := b.cfg.Store.Orphans()
+	for _, a := range orphans {
+		a.State = state.ApprovalDenied
+		b.emit(a, Request{}, "denied", "deny", "restart", "agentg restarted while the call was held: it was never sent", "", 0)
+	}
+	return len(orphans)
+}
+
+// Shutdown denies every pending approval (by "shutdown"): their calls get
+// the policy's error before agentg stops.
+func (b *Broker) Shutdown() {
+	for _, a := range b.cfg.Store.Pending() {
+		b.decide(a.ID, state.Decision{State: state.ApprovalDenied, By: "shutdown", Reason: "agentg is shutting down"})
+	}
+}
+
+// emit writes one approval event.
+func (b *Broker) emit(a state.Approval, q Request, action, decision, by, reason, scope string, forDur time.Duration) {
+	ev := &audit.Event{ID: b.cfg.Log.NewID(), Parent: a.Event, Time: b.now(), Kind: "approval",
+		Agent: a.Agent, Client: q.Client, Host: q.Host, Port: q.Port, Decision: decision, Rule: a.Rule, Reason: reason,
+		Approval: &audit.Approval{ID: a.ID, Action: action, By: by, Scope: scope, For: forDur, URL: a.URL}}
+	if a.Kind == "http" {
+		ev.Method = a.Method
+	} else {
+		ev.MCP = &audit.MCP{Server: a.Server, Tool: a.Tool, Args: a.Args}
+	}
+	b.cfg.Log.Log(ev)
+}
+
+// newID is an approval id: 80 random bits, so that ids cannot be guessed
+// and never repeat across runs.
+func newID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return "ap-" + base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
+}
+
+// grantKey is what a grant binds to: the kind, agent, server and tool (or
+// method and URL), and the digest of the arguments as sent. Each field is
+// length-prefixed, so no value can pose as another.
+func grantKey(q Request) string {
+	h := sha256.New()
+	for _, f := range []string{q.Kind, q.Agent, q.Server, q.Tool, q.Method, q.URL, string(q.Args)} {
+		var n [binary.MaxVarintLen64]byte
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(f)))])
+		h.Write([]byte(f))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

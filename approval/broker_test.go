@@ -1,0 +1,124 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/rules"
+	"github.com/agentg/agentg/state"
+)
+
+func newBroker(t *testing.T, opts state.ApprovalOptions) *Broker {
+	t.Helper()
+	st, err := state.NewApprovalMemory(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b, err := New(Config{Store: st, Log: audit.New(io.Discard)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func held(timeout time.Duration, via ...string) Request {
+	h := &rules.Hold{Timeout: timeout, Console: len(via) == 0}
+	for _, v := range via {
+		h.Console = h.Console || v == "console"
+		h.Elicitation = h.Elicitation || v == "elicitation"
+	}
+	return Request{Kind: "mcp", Agent: "a", Server: "s", Tool: "t", Args: []byte(`{"x":1}`),
+		Decision: rules.Decision{Action: rules.Approve, Rule: "r", Hold: h}}
+}
+
+func TestBrokerOutcomes(t *testing.T) {
+	b := newBroker(t, state.ApprovalOptions{})
+	// Timeout: expired, denied.
+	o := b.Begin(held(50 * time.Millisecond)).Wait(context.Background())
+	if o.Approved || o.Approval.State != state.ApprovalExpired || o.By != "timeout" {
+		t.Fatalf("timeout: %+v", o)
+	}
+	// The client goes away: denied.
+	ctx, cancel := context.WithCancel(context.Background())
+	tk := b.Begin(held(time.Minute))
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if o := tk.Wait(ctx); o.Approved || o.By != "client" || b.PendingCount() != 0 {
+		t.Fatalf("client gone: %+v, %d pending", o, b.PendingCount())
+	}
+	// Approved by console.
+	tk = b.Begin(held(time.Minute))
+	go b.Approve(tk.ID(), "", 0, "console")
+	if o := tk.Wait(context.Background()); !o.Approved || o.By != "console" {
+		t.Fatalf("approved: %+v", o)
+	}
+	// An elicitation-only rule cannot be decided from the console, and
+	// the reverse.
+	tk = b.Begin(held(time.Minute, "elicitation"))
+	if _, err := b.Approve(tk.ID(), "", 0, "console"); !errors.Is(err, ErrBadScope) {
+		t.Fatalf("console approve of an elicitation-only hold: %v", err)
+	}
+	if _, err := b.Deny(tk.ID(), "", "console"); !errors.Is(err, ErrBadScope) {
+		t.Fatalf("console deny of an elicitation-only hold: %v", err)
+	}
+	if _, err := b.Approve(tk.ID(), "", 0, "elicitation"); err != nil {
+		t.Fatal(err)
+	}
+	tk = b.Begin(held(time.Minute))
+	if _, err := b.Approve(tk.ID(), "", 0, "elicitation"); !errors.Is(err, ErrBadScope) {
+		t.Fatalf("elicitation approve of a console-only hold: %v", err)
+	}
+	// Bad scopes.
+	for _, c := range []struct {
+		scope string
+		d     time.Duration
+	}{{"forever", 0}, {ScopeCall, time.Minute}, {ScopeAgentTool, 48 * time.Hour}} {
+		if _, err := b.Approve(tk.ID(), c.scope, c.d, "console"); !errors.Is(err, ErrBadScope) {
+			t.Errorf("scope %q for %s: %v", c.scope, c.d, err)
+		}
+	}
+	b.Shutdown()
+	if o := tk.Wait(context.Background()); o.Approved || o.By != "shutdown" {
+		t.Fatalf("shutdown: %+v", o)
+	}
+}
+
+func TestBrokerGrantBindsArguments(t *testing.T) {
+	b := newBroker(t, state.ApprovalOptions{})
+	tk := b.Begin(held(time.Minute))
+	if _, err := b.Approve(tk.ID(), ScopeAgentTool, time.Minute, "console"); err != nil {
+		t.Fatal(err)
+	}
+	if !tk.Wait(context.Background()).Approved {
+		t.Fatal("not approved")
+	}
+	again := b.Begin(held(time.Minute))
+	if !again.Immediate() || !again.Wait(context.Background()).Approved {
+		t.Fatal("the same call is not passed by the grant")
+	}
+	for _, change := range []func(*Request){
+		func(q *Request) { q.Args = []byte(`{"x":2}`) },
+		func(q *Request) { q.Agent = "b" },
+		func(q *Request) { q.Tool = "t2" },
+		func(q *Request) { q.Server = "s2" },
+	} {
+		q := held(time.Minute)
+		change(&q)
+		if tk := b.Begin(q); tk.Immediate() {
+			t.Errorf("grant passed %+v", q)
+		}
+	}
+}
+
+func TestBrokerFullDenies(t *testing.T) {
+	b := newBroker(t, state.ApprovalOptions{MaxPending: 1})
+	b.Begin(held(time.Minute))
+	tk := b.Begin(held(time.Minute))
+	if o := tk.Wait(context.Background()); o.Approved || !tk.Immediate() {
+		t.Fatalf("past the bound: %+v", o)
+	}
+}

@@ -1,0 +1,520 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// Approvals: calls held for a person's decision, and the grants that
+// remember a decision for a while. ApprovalStore is the contract package
+// approval programs against; ApprovalMemory, on go-memdb, is the one for a
+// single process.
+//
+// Contract:
+//   - An approval is decided once: DecideApproval moves it from pending to
+//     approved, denied or expired, and every later decision fails with
+//     ErrDecided. Approvers, the timeout and the client going away race
+//     through it, so exactly one of them wins.
+//   - Everything is bounded: pending approvals (MaxPending: past it
+//     PutApproval fails with ErrFull, and the caller denies), decided ones
+//     kept for GET (MaxDecided, oldest dropped first, and DecidedTTL), and
+//     grants (MaxGrants: past it PutGrant fails, so nothing is
+//     remembered; a grant expires at its Expires).
+//   - With a DataDir the ids of pending approvals persist in
+//     <data-dir>/approvals-pending.json (PendingFile), written atomically
+//     (mode 0600) shortly after each change and on Close, so that a
+//     restart can say which held calls it denied (Orphans): a held call
+//     never outlives its process, so a pending approval found at start
+//     is one the previous run never decided.
+
+// PendingFile is where the pending approvals persist.
+const PendingFile = "approvals-pending.json"
+
+// Approval states.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalDenied   = "denied"
+	ApprovalExpired  = "expired"
+)
+
+// Errors of the approval store; test with errors.Is.
+var (
+	ErrNoApproval = errors.New("no such approval")
+	ErrDecided    = errors.New("approval already decided")
+)
+
+// Approval is one held call, as its approver sees it. Fields may be
+// added.
+type Approval struct {
+	ID     string `json:"id"`
+	Kind   string `json:"kind"` // "mcp" or "http"
+	Agent  string `json:"agent"`
+	Server string `json:"server,omitempty"` // the server's policy name (mcp)
+	Tool   string `json:"tool,omitempty"`
+	// Args are the call's arguments exactly as they will be sent (after
+	// redaction), as JSON text.
+	Args    string    `json:"args,omitempty"`
+	Method  string    `json:"method,omitempty"`
+	URL     string    `json:"url,omitempty"` // http kind: the request's URL
+	Rule    string    `json:"rule"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	Via     []string  `json:"via"`
+	State   string    `json:"state"`
+	// Once decided: by whom ("console", "elicitation", "timeout",
+	// "client", "restart", "shutdown"), why, and the scope remembered.
+	By      string        `json:"by,omitempty"`
+	Reason  string        `json:"reason,omitempty"`
+	Scope   string        `json:"scope,omitempty"`
+	For     time.Duration `json:"-"`
+	Decided time.Time     `json:"decided,omitzero"`
+	// Event is the id of the held call's event.
+	Event string `json:"event,omitempty"`
+	// Session is the MCP session the call came in (server and session
+	// id, as the guard keys them): an in-band answer must come from it.
+	Session string `json:"-"`
+	// GrantKey is the key a remembered grant of this call has (agent,
+	// tool and argument digest), set by whoever holds the call.
+	GrantKey string `json:"-"`
+}
+
+// Decision is what an approver (or the timeout) says about an approval.
+type Decision struct {
+	State  string // ApprovalApproved, ApprovalDenied or ApprovalExpired
+	By     string
+	Reason string
+	Scope  string
+	For    time.Duration
+}
+
+// Grant remembers an approval for a while: a later call with the same
+// key passes without asking.
+type Grant struct {
+	Key      string
+	Approval string // the approval that made it
+	Agent    string
+	Expires  time.Time
+}
+
+// ApprovalStore is the state of held calls. Its methods are safe for
+// concurrent use.
+type ApprovalStore interface {
+	// PutApproval records a pending approval (ID set, State pending);
+	// ErrFull past the bound.
+	PutApproval(Approval) error
+	Approval(id string) (Approval, bool)
+	// Pending returns the pending approvals, oldest first.
+	Pending() []Approval
+	PendingCount() int
+	// DecideApproval decides a pending approval once (see the contract).
+	DecideApproval(id string, d Decision) (Approval, error)
+	// Decided is closed once the approval is decided; nil for an unknown
+	// id.
+	Decided(id string) <-chan struct{}
+	PutGrant(Grant) error
+	// Grant returns the live grant with key.
+	Grant(key string) (Grant, bool)
+	// Orphans returns what the previous run left pending (read from the
+	// data directory at start), once; the file is rewritten without
+	// them.
+	Orphans() []Approval
+	Close() error
+}
+
+// ApprovalOptions configure an ApprovalMemory; zero values are defaults.
+type ApprovalOptions struct {
+	DataDir    string
+	MaxPending int           // default 10000
+	MaxDecided int           // default 4096
+	DecidedTTL time.Duration // default 15m
+	MaxGrants  int           // default 10000
+	// WriteDelay is how long a change waits to be written with the next
+	// ones; default 200ms.
+	WriteDelay time.Duration
+	OnError    func(error)
+	Now        func() time.Time
+}
+
+type approvalRec struct {
+	a    Approval
+	done chan struct{} // closed when decided; shared by the record's versions
+}
+
+func (r *approvalRec) memKey() string { return r.a.ID }
+
+type grantRec struct{ g Grant }
+
+func (r *grantRec) memKey() string { return r.g.Key }
+
+const (
+	tableApproval = "approval"
+	tableGrant    = "grant"
+)
+
+// ApprovalMemory is the ApprovalStore of one process.
+type ApprovalMemory struct {
+	opts    ApprovalOptions
+	db      *memdb.MemDB
+	mu      sync.Mutex // with the memdb writer: counts, the decided queue
+	pending int
+	grants  int
+	decided []string // ids, oldest decision first
+	orphans []Approval
+
+	dirty   chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+}
+
+var _ ApprovalStore = (*ApprovalMemory)(nil)
+
+// NewApprovalMemory returns an approval store; with a DataDir it reads
+// what the previous run left pending (Orphans) and persists the pending
+// ids from now on.
+func NewApprovalMemory(opts ApprovalOptions) (*ApprovalMemory, error) {
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 10000
+	}
+	if opts.MaxDecided <= 0 {
+		opts.MaxDecided = 4096
+	}
+	if opts.DecidedTTL <= 0 {
+		opts.DecidedTTL = 15 * time.Minute
+	}
+	if opts.MaxGrants <= 0 {
+		opts.MaxGrants = 10000
+	}
+	if opts.WriteDelay <= 0 {
+		opts.WriteDelay = 200 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	id := &memdb.IndexSchema{Name: indexID, Unique: true, Indexer: keyIndex{}}
+	db, err := memdb.NewMemDB(&memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		tableApproval: {Name: tableApproval, Indexes: map[string]*memdb.IndexSchema{indexID: id}},
+		tableGrant:    {Name: tableGrant, Indexes: map[string]*memdb.IndexSchema{indexID: {Name: indexID, Unique: true, Indexer: keyIndex{}}}},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("state: approvals: %w", err)
+	}
+	m := &ApprovalMemory{opts: opts, db: db, dirty: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if opts.DataDir != "" {
+		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("state: data directory: %w", err)
+		}
+		b, err := os.ReadFile(m.file())
+		switch {
+		case err == nil:
+			var f pendingFile
+			if err := unmarshalFile(b, &f); err != nil {
+				// Unreadable: the restart cannot say which calls it
+				// denied, and says that much.
+				m.report(fmt.Errorf("state: %s: %w", m.file(), err))
+				m.orphans = []Approval{{ID: "?", Reason: "the pending approvals file could not be read: " + err.Error()}}
+			} else {
+				for _, r := range f.Pending {
+					m.orphans = append(m.orphans, r.approval())
+				}
+			}
+			m.markDirty() // rewritten without them
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("state: %w", err)
+		}
+	}
+	go m.writer()
+	return m, nil
+}
+
+// pendingFile is PendingFile's shape: what each pending call was, not
+// its arguments.
+type pendingFile struct {
+	Pending []pendingRecord `json:"pending"`
+}
+
+type pendingRecord struct {
+	ID      string    `json:"id"`
+	Kind    string    `json:"kind"`
+	Agent   string    `json:"agent"`
+	Server  string    `json:"server,omitempty"`
+	Tool    string    `json:"tool,omitempty"`
+	Method  string    `json:"method,omitempty"`
+	URL     string    `json:"url,omitempty"`
+	Rule    string    `json:"rule"`
+	Created time.Time `json:"created"`
+	Event   string    `json:"event,omitempty"`
+}
+
+func recordOf(a Approval) pendingRecord {
+	return pendingRecord{ID: a.ID, Kind: a.Kind, Agent: a.Agent, Server: a.Server, Tool: a.Tool,
+		Method: a.Method, URL: a.URL, Rule: a.Rule, Created: a.Created, Event: a.Event}
+}
+
+func (r pendingRecord) approval() Approval {
+	return Approval{ID: r.ID, Kind: r.Kind, Agent: r.Agent, Server: r.Server, Tool: r.Tool,
+		Method: r.Method, URL: r.URL, Rule: r.Rule, Created: r.Created, Event: r.Event, State: ApprovalPending}
+}
+
+func (m *ApprovalMemory) file() string { return filepath.Join(m.opts.DataDir, PendingFile) }
+
+func (m *ApprovalMemory) report(err error) {
+	if err != nil && m.opts.OnError != nil {
+		m.opts.OnError(err)
+	}
+}
+
+func (m *ApprovalMemory) markDirty() {
+	if m.opts.DataDir == "" {
+		return
+	}
+	select {
+	case m.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// writer writes the pending ids a little after they change, so that a
+// thousand calls held at once cost a few writes, not a thousand.
+func (m *ApprovalMemory) writer() {
+	defer close(m.stopped)
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.dirty:
+			select {
+			case <-time.After(m.opts.WriteDelay):
+			case <-m.stop:
+			}
+			m.report(m.write())
+		}
+	}
+}
+
+func (m *ApprovalMemory) write() error {
+	if m.opts.DataDir == "" {
+		return nil
+	}
+	f := pendingFile{Pending: []pendingRecord{}}
+	for _, a := range m.Pending() {
+		f.Pending = append(f.Pending, recordOf(a))
+	}
+	for _, a := range m.peekOrphans() {
+		f.Pending = append(f.Pending, recordOf(a))
+	}
+	b, err := marshalFile(f)
+	if err != nil {
+		return fmt.Errorf("state: approvals: %w", err)
+	}
+	if err := writeFileAtomic(m.file(), b); err != nil {
+		return fmt.Errorf("state: write %s: %w", m.file(), err)
+	}
+	return nil
+}
+
+func (m *ApprovalMemory) peekOrphans() []Approval {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.orphans)
+}
+
+// Orphans implements ApprovalStore.
+func (m *ApprovalMemory) Orphans() []Approval {
+	m.mu.Lock()
+	o := m.orphans
+	m.orphans = nil
+	m.mu.Unlock()
+	m.markDirty()
+	return o
+}
+
+// PutApproval implements ApprovalStore.
+func (m *ApprovalMemory) PutApproval(a Approval) error {
+	if a.ID == "" {
+		return fmt.Errorf("%w: approval without an id", ErrInvalid)
+	}
+	a.State = ApprovalPending
+	txn := m.db.Txn(true)
+	defer txn.Abort()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending >= m.opts.MaxPending {
+		return fmt.Errorf("%w: %d approvals pending", ErrFull, m.pending)
+	}
+	if old, _ := txn.First(tableApproval, indexID, a.ID); old != nil {
+		return fmt.Errorf("%w: approval id %s in use", ErrInvalid, a.ID)
+	}
+	m.expireDecidedLocked(txn)
+	if err := txn.Insert(tableApproval, &approvalRec{a: a, done: make(chan struct{})}); err != nil {
+		return fmt.Errorf("state: put approval: %w", err)
+	}
+	txn.Commit()
+	m.pending++
+	m.markDirty()
+	return nil
+}
+
+// expireDecidedLocked drops decided approvals past MaxDecided or
+// DecidedTTL, oldest first.
+func (m *ApprovalMemory) expireDecidedLocked(txn *memdb.Txn) {
+	cut := m.opts.Now().Add(-m.opts.DecidedTTL)
+	n := 0
+	for ; n < len(m.decided); n++ {
+		if len(m.decided)-n <= m.opts.MaxDecided {
+			obj, _ := txn.First(tableApproval, indexID, m.decided[n])
+			if r, ok := obj.(*approvalRec); ok && r.a.Decided.After(cut) {
+				break
+			}
+		}
+		txn.Delete(tableApproval, &approvalRec{a: Approval{ID: m.decided[n]}})
+	}
+	m.decided = m.decided[n:]
+}
+
+func (m *ApprovalMemory) rec(id string) *approvalRec {
+	obj, err := m.db.Txn(false).First(tableApproval, indexID, id)
+	if err != nil || obj == nil {
+		return nil
+	}
+	return obj.(*approvalRec)
+}
+
+// Approval implements ApprovalStore.
+func (m *ApprovalMemory) Approval(id string) (Approval, bool) {
+	if r := m.rec(id); r != nil {
+		return r.a, true
+	}
+	return Approval{}, false
+}
+
+// Pending implements ApprovalStore.
+func (m *ApprovalMemory) Pending() []Approval {
+	it, err := m.db.Txn(false).Get(tableApproval, indexID)
+	if err != nil {
+		return nil
+	}
+	var out []Approval
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if r := obj.(*approvalRec); r.a.State == ApprovalPending {
+			out = append(out, r.a)
+		}
+	}
+	slices.SortFunc(out, func(a, b Approval) int { return a.Created.Compare(b.Created) })
+	return out
+}
+
+// PendingCount implements ApprovalStore.
+func (m *ApprovalMemory) PendingCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pending
+}
+
+// DecideApproval implements ApprovalStore.
+func (m *ApprovalMemory) DecideApproval(id string, d Decision) (Approval, error) {
+	switch d.State {
+	case ApprovalApproved, ApprovalDenied, ApprovalExpired:
+	default:
+		return Approval{}, fmt.Errorf("%w: decision %q", ErrInvalid, d.State)
+	}
+	txn := m.db.Txn(true)
+	defer txn.Abort()
+	obj, err := txn.First(tableApproval, indexID, id)
+	if err != nil || obj == nil {
+		return Approval{}, fmt.Errorf("%w: %s", ErrNoApproval, id)
+	}
+	old := obj.(*approvalRec)
+	if old.a.State != ApprovalPending {
+		return old.a, fmt.Errorf("%w: %s is %s", ErrDecided, id, old.a.State)
+	}
+	a := old.a
+	a.State, a.By, a.Reason, a.Scope, a.For, a.Decided = d.State, d.By, d.Reason, d.Scope, d.For, m.opts.Now()
+	if err := txn.Insert(tableApproval, &approvalRec{a: a, done: old.done}); err != nil {
+		return Approval{}, fmt.Errorf("state: decide approval: %w", err)
+	}
+	m.mu.Lock()
+	txn.Commit()
+	m.pending--
+	m.decided = append(m.decided, id)
+	m.mu.Unlock()
+	close(old.done)
+	m.markDirty()
+	return a, nil
+}
+
+// Decided implements ApprovalStore.
+func (m *ApprovalMemory) Decided(id string) <-chan struct{} {
+	if r := m.rec(id); r != nil {
+		return r.done
+	}
+	return nil
+}
+
+// PutGrant implements ApprovalStore.
+func (m *ApprovalMemory) PutGrant(g Grant) error {
+	if g.Key == "" {
+		return fmt.Errorf("%w: grant without a key", ErrInvalid)
+	}
+	now := m.opts.Now()
+	txn := m.db.Txn(true)
+	defer txn.Abort()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, _ := txn.First(tableGrant, indexID, g.Key)
+	if old == nil && m.grants >= m.opts.MaxGrants {
+		// Drop the expired ones first; still full: remember nothing.
+		it, err := txn.Get(tableGrant, indexID)
+		if err == nil {
+			var gone []*grantRec
+			for obj := it.Next(); obj != nil; obj = it.Next() {
+				if r := obj.(*grantRec); !r.g.Expires.After(now) {
+					gone = append(gone, r)
+				}
+			}
+			for _, r := range gone {
+				txn.Delete(tableGrant, r)
+				m.grants--
+			}
+		}
+		if m.grants >= m.opts.MaxGrants {
+			return fmt.Errorf("%w: %d grants", ErrFull, m.grants)
+		}
+	}
+	if err := txn.Insert(tableGrant, &grantRec{g: g}); err != nil {
+		return fmt.Errorf("state: put grant: %w", err)
+	}
+	txn.Commit()
+	if old == nil {
+		m.grants++
+	}
+	return nil
+}
+
+// Grant implements ApprovalStore.
+func (m *ApprovalMemory) Grant(key string) (Grant, bool) {
+	obj, err := m.db.Txn(false).First(tableGrant, indexID, key)
+	if err != nil || obj == nil {
+		return Grant{}, false
+	}
+	g := obj.(*grantRec).g
+	if !g.Expires.After(m.opts.Now()) {
+		return Grant{}, false
+	}
+	return g, true
+}
+
+// Close writes the pending ids one last time and stops the writer.
+func (m *ApprovalMemory) Close() error {
+	m.once.Do(func() { close(m.stop) })
+	<-m.stopped
+	return m.write()
+}

@@ -1,0 +1,132 @@
+package state
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestApprovalsDecideOnce(t *testing.T) {
+	m, err := NewApprovalMemory(ApprovalOptions{MaxPending: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, id := range []string{"a", "b"} {
+		if err := m.PutApproval(Approval{ID: id, Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.PutApproval(Approval{ID: "c"}); !errors.Is(err, ErrFull) {
+		t.Fatalf("past MaxPending: %v, want ErrFull", err)
+	}
+	done := m.Decided("a")
+	// Racing deciders: exactly one wins.
+	var wg sync.WaitGroup
+	wins := make(chan string, 10)
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := ApprovalApproved
+			if i%2 == 1 {
+				st = ApprovalDenied
+			}
+			if _, err := m.DecideApproval("a", Decision{State: st, By: "t"}); err == nil {
+				wins <- st
+			} else if !errors.Is(err, ErrDecided) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(wins)
+	if n := len(wins); n != 1 {
+		t.Fatalf("%d decisions won, want 1", n)
+	}
+	select {
+	case <-done:
+	default:
+		t.Fatal("Decided not closed")
+	}
+	if got := m.PendingCount(); got != 1 {
+		t.Fatalf("pending %d, want 1", got)
+	}
+	if err := m.PutApproval(Approval{ID: "c"}); err != nil {
+		t.Fatalf("after a decision there is room: %v", err)
+	}
+	if _, err := m.DecideApproval("zz", Decision{State: ApprovalDenied}); !errors.Is(err, ErrNoApproval) {
+		t.Fatalf("unknown: %v", err)
+	}
+}
+
+func TestApprovalsPersistPending(t *testing.T) {
+	dir := t.TempDir()
+	m, err := NewApprovalMemory(ApprovalOptions{DataDir: dir, WriteDelay: time.Millisecond, OnError: func(err error) { t.Error(err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.PutApproval(Approval{ID: "ap-1", Tool: "echo", Args: `{"secret":1}`})
+	m.PutApproval(Approval{ID: "ap-2"})
+	m.DecideApproval("ap-2", Decision{State: ApprovalApproved})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, PendingFile))
+		if strings.Contains(string(b), "ap-1") && !strings.Contains(string(b), "ap-2") {
+			if strings.Contains(string(b), "secret") {
+				t.Fatalf("the pending file carries arguments: %s", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pending file: %s", b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A crash: no Close. The next start finds ap-1.
+	n, err := NewApprovalMemory(ApprovalOptions{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	o := n.Orphans()
+	if len(o) != 1 || o[0].ID != "ap-1" || o[0].Tool != "echo" {
+		t.Fatalf("orphans %+v", o)
+	}
+	if len(n.Orphans()) != 0 {
+		t.Fatal("orphans handed out twice")
+	}
+	n.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, PendingFile))
+	if strings.Contains(string(b), "ap-1") {
+		t.Fatalf("the file still names the orphan after it was reported: %s", b)
+	}
+	m.Close()
+}
+
+func TestApprovalsGrants(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	m, _ := NewApprovalMemory(ApprovalOptions{MaxGrants: 1, Now: clock})
+	defer m.Close()
+	if err := m.PutGrant(Grant{Key: "k", Expires: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Grant("k"); !ok {
+		t.Fatal("grant not found")
+	}
+	if err := m.PutGrant(Grant{Key: "k2", Expires: now.Add(time.Minute)}); !errors.Is(err, ErrFull) {
+		t.Fatalf("past MaxGrants: %v", err)
+	}
+	now = now.Add(2 * time.Minute)
+	if _, ok := m.Grant("k"); ok {
+		t.Fatal("expired grant found")
+	}
+	if err := m.PutGrant(Grant{Key: "k2", Expires: now.Add(time.Minute)}); err != nil {
+		t.Fatalf("expired grants make room: %v", err)
+	}
+}
