@@ -307,7 +307,8 @@ func TestTransparent(t *testing.T) {
 			t.Fatalf("the server ran the denied tool %d times", n)
 		}
 		// The guard's events name the exchange they belong to, which is
-		// the transparent door's.
+		// the transparent door's, and carry the door and the original
+		// destination themselves.
 		ex := map[string]bool{}
 		awaitEvent(t, a, "intercepted request", func(ev event) bool {
 			if ev.str("kind") == "http" && ev.str("tls") == "intercepted" && ev.str("host") == "mcp.test" {
@@ -323,6 +324,9 @@ func TestTransparent(t *testing.T) {
 				ev := event(l)
 				if ev.str("kind") == "mcp" && ev.str("tool") == testenv.MCPToolDelete && ev.str("decision") == "deny" &&
 					ev.str("rule") == "no-delete" && ex[ev.str("parent")] {
+					if ev.str("door") != "transparent" || ev.str("original_dst") != up2+":8443" {
+						t.Fatalf("the mcp event of a transparent exchange does not say so: %v", ev)
+					}
 					found = true
 				}
 				if ev.str("kind") == "http" && ev.str("door") == "transparent" && ev.str("tls") == "intercepted" {
