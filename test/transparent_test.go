@@ -67,6 +67,17 @@ func newTransparentEnv(t *testing.T) *transparentEnv {
 			e.serveRaw(tp.listen(tp.up, "tcp", ip+":"+port), port == "7001")
 		}
 	}
+	for _, i := range []int{2, 3} {
+		ip := "[" + tp.upIP6(i).String() + "]"
+		for _, o := range []testenv.UpstreamOptions{
+			{Listener: tp.listen(tp.up, "tcp", ip+":80")},
+			{Listener: tp.listen(tp.up, "tcp", ip+":443"), Cert: &cert},
+		} {
+			o.Quiet = true
+			u := testenv.StartUpstream(o)
+			t.Cleanup(u.Close)
+		}
+	}
 	e.serveRaw(tp.listen(tp.up, "tcp", tp.upIP(4).String()+":7000"), false)
 	e.serveRaw(tp.listen(tp.up, "tcp", tp.upIP(4).String()+":7001"), true)
 	e.mcpSrv, err = testenv.StartMCPServer(testenv.MCPServerConfig{Mode: testenv.MCPStatefulJSON, CA: e.upCA,
@@ -111,11 +122,11 @@ default: deny
 hosts:
   - allow: [allowed.test, mcp.test]
 ips:
-  - allow: %s
+  - allow: [%s, %s/126]
 resolve:
-  allowed.test: [%s]
+  allowed.test: [%s, %s]
   mcp.test: [%s]
-  denied.test: [%s]
+  denied.test: [%s, %s]
 intercept: [mcp.test]
 mcp:
   default: allow
@@ -125,7 +136,7 @@ mcp:
   tools:
     - deny: "srv.delete_*"
       id: no-delete
-`, e.upIP(4), e.upIP(2), e.upIP(2), e.upIP(2))
+`, e.upIP(4), e.upIP6(0), e.upIP(2), e.upIP6(2), e.upIP(2), e.upIP(2), e.upIP6(2))
 }
 
 // startAgentg runs agentg serve in the router namespace.
@@ -341,6 +352,46 @@ func TestTransparent(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	})
+
+	t.Run("IPv6", func(t *testing.T) {
+		v6 := func(i int) string { return "[" + e.upIP6(i).String() + "]" }
+		out, code := e.curl("-i", "--resolve", "allowed.test:80:"+v6(2), "http://allowed.test/hello6")
+		if code != 0 || !strings.Contains(out, "200 OK") || !strings.Contains(out, "GET /hello6 host=allowed.test") {
+			t.Fatalf("allowed HTTP over IPv6 through the redirect: exit %d\n%s", code, out)
+		}
+		ev := awaitEvent(t, a, "for GET /hello6", func(ev event) bool { return ev.str("path") == "/hello6" })
+		if ev.str("decision") != "allow" || ev.str("original_dst") != v6(2)+":80" || ev.str("client") == "" ||
+			!strings.HasPrefix(ev.str("client"), "["+e.agentIP6.String()+"]:") {
+			t.Errorf("event %v", ev)
+		}
+		out, _ = e.curl("-i", "--resolve", "allowed.test:80:"+v6(3), "http://allowed.test/elsewhere6")
+		if !strings.Contains(out, "403") || !strings.Contains(out, "builtin:dst-mismatch") {
+			t.Fatalf("Host/IP mismatch over IPv6 was not refused:\n%s", out)
+		}
+
+		out, code = e.curl("--resolve", "allowed.test:443:"+v6(2), "https://allowed.test/tls6")
+		if code != 0 || !strings.Contains(out, "GET /tls6 host=allowed.test") {
+			t.Fatalf("allowed HTTPS over IPv6 through the redirect: exit %d\n%s", code, out)
+		}
+		ev = awaitEvent(t, a, "for the IPv6 TLS tunnel", func(ev event) bool {
+			return ev.str("kind") == "connect" && ev.str("original_dst") == v6(2)+":443" && ev.str("decision") == "allow"
+		})
+		if ev.str("host") != "allowed.test" || ev.str("ip") != e.upIP6(2).String() {
+			t.Errorf("tunnel event %v", ev)
+		}
+		if out, code := e.curl("--resolve", "allowed.test:443:"+v6(3), "https://allowed.test/"); code == 0 {
+			t.Fatalf("allowed.test sent to %s got through:\n%s", v6(3), out)
+		}
+		awaitEvent(t, a, "refusing the IPv6 mismatch", func(ev event) bool {
+			return ev.str("rule") == "builtin:dst-mismatch" && ev.str("original_dst") == v6(3)+":443"
+		})
+		if out, code := e.curl("--resolve", "denied.test:443:"+v6(2), "https://denied.test/"); code == 0 {
+			t.Fatalf("a denied SNI got through over IPv6:\n%s", out)
+		}
+		awaitEvent(t, a, "denying denied.test over IPv6", func(ev event) bool {
+			return ev.str("host") == "denied.test" && ev.str("rule") == "default" && ev.str("original_dst") == v6(2)+":443"
+		})
 	})
 
 	t.Run("RawTCP", func(t *testing.T) {
