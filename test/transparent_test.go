@@ -31,6 +31,7 @@ const transparentPort = "15001"
 // transparentEnv is a topology with upstreams in the upstream namespace.
 type transparentEnv struct {
 	*topo
+	fw      firewall
 	upCA    *testenv.CA
 	caFile  string
 	dir     string
@@ -38,9 +39,11 @@ type transparentEnv struct {
 	rawHits atomic.Int64 // connections the raw upstreams accepted
 }
 
-func newTransparentEnv(t *testing.T) *transparentEnv {
+func newTransparentEnv(t *testing.T, fw func(*testing.T) firewall) *transparentEnv {
+	needNetns(t)
+	f := fw(t)
 	tp := newTopo(t)
-	e := &transparentEnv{topo: tp, dir: t.TempDir()}
+	e := &transparentEnv{topo: tp, fw: f, dir: t.TempDir()}
 	var err error
 	if e.upCA, err = testenv.NewCA("transparent upstream root"); err != nil {
 		t.Fatal(err)
@@ -161,10 +164,19 @@ func (e *transparentEnv) mustStart(extra ...string) *testenv.Agentg {
 	return a
 }
 
-// netsetup runs agentg netsetup in the router namespace.
+// netsetup runs agentg netsetup in the router namespace, with the PATH
+// of the test's firewall.
 func (e *transparentEnv) netsetup(args ...string) string {
 	e.t.Helper()
-	return e.exec(e.router, append([]string{agentgBin, "netsetup"}, args...)...)
+	return e.exec(e.router, e.netsetupCmd(args...)...)
+}
+
+func (e *transparentEnv) netsetupCmd(args ...string) []string {
+	cmd := append([]string{agentgBin, "netsetup"}, args...)
+	if e.fw.path != "" {
+		cmd = append([]string{"env", "PATH=" + e.fw.path}, cmd...)
+	}
+	return cmd
 }
 
 // curl runs curl in the agent namespace, with proxy variables set that it
@@ -217,8 +229,13 @@ func awaitEvent(t *testing.T, a *testenv.Agentg, what string, match func(event) 
 	}
 }
 
-func TestTransparent(t *testing.T) {
-	e := newTransparentEnv(t)
+func TestTransparent(t *testing.T) { testTransparent(t, nftFirewall) }
+
+// The same with iptables where nft is missing.
+func TestTransparentIptables(t *testing.T) { testTransparent(t, iptablesFirewall) }
+
+func testTransparent(t *testing.T, fw func(*testing.T) firewall) {
+	e := newTransparentEnv(t, fw)
 	up2, up3, up4 := e.upIP(2).String(), e.upIP(3).String(), e.upIP(4).String()
 
 	// Before any rule: the router forwards UDP 443 (so that dropping it
@@ -230,12 +247,12 @@ func TestTransparent(t *testing.T) {
 
 	a := e.mustStart()
 	printed := e.netsetup("--netns", e.agent, "--transparent", "0.0.0.0:"+transparentPort, "--dns", e.routerIP.String()+":5353")
-	if !strings.Contains(printed, `iifname "`+e.routerAIf+`"`) {
+	if !strings.Contains(printed, e.fw.iface(e.routerAIf)) {
 		t.Fatalf("netsetup --netns %s did not find the namespace's interface %s:\n%s", e.agent, e.routerAIf, printed)
 	}
 	e.netsetup("--netns", e.agent, "--transparent", "0.0.0.0:"+transparentPort, "--dns", e.routerIP.String()+":5353", "--apply")
-	rules := e.exec(e.router, "nft", "list", "table", "inet", "agentg")
-	if !strings.Contains(rules, "udp dport 53") && !strings.Contains(rules, "th dport 53") {
+	rules := e.fw.installed(e.topo, e.router)
+	if !strings.Contains(rules, "udp dport 53") && !strings.Contains(rules, "th dport 53") && !strings.Contains(rules, "--dport 53") {
 		t.Errorf("no DNS redirect in the installed rules:\n%s", rules)
 	}
 
@@ -428,13 +445,13 @@ func TestTransparent(t *testing.T) {
 
 	t.Run("Remove", func(t *testing.T) {
 		e.netsetup("--remove")
-		if rs := strings.TrimSpace(e.exec(e.router, "nft", "list", "ruleset")); rs != "" {
+		if rs := e.fw.leftover(e.topo, e.router); rs != "" {
 			t.Fatalf("rules left after --remove:\n%s", rs)
 		}
 		if !udpArrives(t, e, up2+":443", udp) {
 			t.Fatal("after --remove, UDP 443 is still dropped")
 		}
-		if out := e.netsetup("--remove"); !strings.Contains(out, "no agentg table") {
+		if out := e.netsetup("--remove"); !strings.Contains(out, "no agentg ") {
 			t.Fatalf("a second --remove: %q", out)
 		}
 	})
@@ -502,11 +519,15 @@ func udpArrives(t *testing.T, e *transparentEnv, address string, pc *net.UDPConn
 // No loop: with rules that redirect every TCP connection of root in the
 // router namespace (agentg's own uid) to agentg, agentg's marked
 // connections still reach the upstream; unmarked, agentg refuses to start.
-func TestTransparentNoLoop(t *testing.T) {
-	e := newTransparentEnv(t)
+func TestTransparentNoLoop(t *testing.T) { testTransparentNoLoop(t, nftFirewall) }
+
+func TestTransparentNoLoopIptables(t *testing.T) { testTransparentNoLoop(t, iptablesFirewall) }
+
+func testTransparentNoLoop(t *testing.T, fw func(*testing.T) firewall) {
+	e := newTransparentEnv(t, fw)
 	e.netsetup("--netns", e.agent, "--transparent", "0.0.0.0:"+transparentPort, "--apply")
 	e.netsetup("--uid", "0", "--table", "agentg-own", "--transparent", "0.0.0.0:"+transparentPort, "--apply")
-	t.Cleanup(func() { e.try(e.router, agentgBin, "netsetup", "--remove", "--table", "agentg-own") })
+	t.Cleanup(func() { e.try(e.router, e.netsetupCmd("--remove", "--table", "agentg-own")...) })
 
 	if _, err := e.startAgentg("--mark", "0"); err == nil || !strings.Contains(err.Error(), "redirected to its transparent listener") {
 		t.Fatalf("agentg without a mark started under rules that redirect its own traffic: %v", err)
