@@ -81,6 +81,18 @@ type Options struct {
 	MaxRequests int64
 }
 
+// runner is what the runs need of an environment: Env on loopback, and
+// NetnsEnv (transparent mode across network namespaces).
+type runner interface {
+	// Modes are the proxied modes sc runs in, after Direct.
+	Modes(sc Scenario) []Mode
+	ClientFor(m Mode, sc Scenario, conns int) *http.Client
+	Base(sc Scenario) string
+	proxyPid(m Mode) int
+}
+
+var _ runner = (*Env)(nil)
+
 // Modes are the proxied modes e can run sc in: agentg, and Squid when it
 // runs (and, for an intercepting scenario, can ssl-bump).
 func (e *Env) Modes(sc Scenario) []Mode {
@@ -106,17 +118,23 @@ type Set struct {
 // direct run. Each Ratio.Runs holds that mode's ratio to the direct run of
 // the same round. progress, when set, is told of every run as it ends.
 func (e *Env) RunSet(sc Scenario, o Options, n int, progress func(round int, r Result)) Set {
+	set, _ := runSet(e, sc, o, n, progress)
+	return set
+}
+
+// runSet is RunSet in any environment; it also returns every run by mode.
+func runSet(e runner, sc Scenario, o Options, n int, progress func(round int, r Result)) (Set, map[Mode][]Result) {
 	modes := e.Modes(sc)
 	runs := map[Mode][]Result{}
 	rounds := map[Mode][]float64{}
 	for i := range max(n, 1) {
-		d := e.Run(sc, Direct, o)
+		d := run(e, sc, Direct, o)
 		runs[Direct] = append(runs[Direct], d)
 		if progress != nil {
 			progress(i, d)
 		}
 		for _, m := range modes {
-			a := e.Run(sc, m, o)
+			a := run(e, sc, m, o)
 			runs[m] = append(runs[m], a)
 			rounds[m] = append(rounds[m], Compare(sc, d, a).Judged())
 			if progress != nil {
@@ -132,13 +150,15 @@ func (e *Env) RunSet(sc Scenario, o Options, n int, progress func(round int, r R
 		set.Proxied = append(set.Proxied, a)
 		set.Ratios = append(set.Ratios, r)
 	}
-	return set
+	return set, runs
 }
 
 // Run runs sc in mode m with a fresh client, and closes that client's
 // connections (so tunnels end and are logged) before returning. It stops
 // by itself: by time, by count, and every request carries a deadline.
-func (e *Env) Run(sc Scenario, m Mode, o Options) Result {
+func (e *Env) Run(sc Scenario, m Mode, o Options) Result { return run(e, sc, m, o) }
+
+func run(e runner, sc Scenario, m Mode, o Options) Result {
 	conc := max(o.Concurrency, 1)
 	if sc.Large {
 		conc = 1

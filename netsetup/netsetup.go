@@ -18,7 +18,11 @@
 // alone first, so agentg's connections to upstreams are never redirected
 // back to it.
 //
-// The contract: Ruleset is pure (the same Config, the same text) and
+// Where nft is missing, the same rules take the iptables form (see
+// iptables.go): chains agentg owns in each family, applied and removed
+// exactly as the table is.
+//
+// The contract: Ruleset (and IptablesScript) is pure (the same Config, the same text) and
 // refuses a Config it cannot express correctly rather than emitting rules
 // that would leak or loop.
 package netsetup

@@ -88,7 +88,10 @@ func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	eng := s.cfg.Policy.Engine()
 	x := mcp.Exchange{Engine: eng, Agent: f.agent, Parent: f.id, Client: f.client,
 		Host: f.host.Name, Port: f.host.Port, Path: r.URL.EscapedPath(),
-		URL: f.scheme + "://" + f.host.String() + r.URL.EscapedPath()}
+		URL: f.scheme + "://" + f.host.String() + r.URL.EscapedPath(), Door: f.door}
+	if f.origDst.IsValid() {
+		x.OriginalDst = f.origDst.String()
+	}
 	if name, ok := eng.MCPServer(f.host, r.URL.Path); ok {
 		x.Server = name
 		return x, true

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl:curl openssl:openssl ip:iproute2 nft:nftables dig:dnsutils chromium:chromium; do
+for tool in curl:curl openssl:openssl ip:iproute2 nft:nftables iptables:iptables dig:dnsutils chromium:chromium; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -7,11 +7,14 @@ package test
 // machine's own network.
 //
 //	agent (10.77.N.2, default via .1) ── router (10.77.N.1 | 11.77.N.1) ── upstream (11.77.N.2-6)
+//	      (fd77:a:N::2, via ::1)               (fd77:a:N::1 | fd77:b:N::1)          (fd77:b:N::2-6)
 //
 // agentg runs in the router namespace, the rules agentg netsetup installs
-// live there, and the upstream addresses are public ones (so that no CIDR
-// rule is needed to dial them) that exist only inside the upstream
-// namespace. The test process serves upstreams and runs Go clients in a
+// live there, and the upstream IPv4 addresses are public ones (so that no
+// CIDR rule is needed to dial them) that exist only inside the upstream
+// namespace. The IPv6 leg is unique local addresses (a policy opens them
+// by CIDR rule), in namespaces without duplicate address detection so
+// that every address is usable at once. The test process serves upstreams and runs Go clients in a
 // namespace by creating their sockets on a thread that has entered it.
 
 import (
@@ -31,11 +34,12 @@ import (
 )
 
 type topo struct {
-	t                  *testing.T
-	agent, router, up  string // namespace names
-	agentIP, routerIP  netip.Addr
-	n                  int
-	agentIf, routerAIf string
+	t                   *testing.T
+	agent, router, up   string // namespace names
+	agentIP, routerIP   netip.Addr
+	agentIP6, routerIP6 netip.Addr
+	n                   int
+	agentIf, routerAIf  string
 }
 
 var topoSeq atomic.Int32
@@ -45,28 +49,29 @@ func (tp *topo) upIP(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{11, 77, byte(tp.n), byte(i)})
 }
 
-// needNetns skips unless the test can build namespaces and nftables rules.
+// upIP6 is the upstream namespace's address fd77:b:N::i.
+func (tp *topo) upIP6(i int) netip.Addr { return ula(0xb, tp.n, i) }
+
+// ula is fd77:<link>:n::i.
+func ula(link byte, n, i int) netip.Addr {
+	return netip.AddrFrom16([16]byte{0xfd, 0x77, 0, link, 0, byte(n), 14: 0, 15: byte(i)})
+}
+
+// needNetns skips unless the test can build namespaces (the firewall
+// tools are the firewall's to check).
 func needNetns(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("transparent mode tests need root (network namespaces, nftables)")
+		t.Skip("transparent mode tests need root (network namespaces, firewall rules)")
 	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("transparent mode tests need %s (iproute2, nftables; scripts/test.sh installs them)", tool)
-		}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("transparent mode tests need ip (iproute2; scripts/test.sh installs it)")
 	}
 	probe := fmt.Sprintf("agprobe%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput(); err != nil {
 		t.Skipf("cannot create a network namespace: %v: %s", err, out)
 	}
-	defer exec.Command("ip", "netns", "del", probe).Run()
-	rs := "table inet p { chain c { type nat hook prerouting priority dstnat; tcp dport 1 redirect to :2; }; }"
-	cmd := exec.Command("ip", "netns", "exec", probe, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(rs)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("the kernel cannot run nftables NAT rules (modules missing?): %v: %s", err, out)
-	}
+	exec.Command("ip", "netns", "del", probe).Run()
 }
 
 // newTopo builds the topology; cleanups remove every namespace (and with
@@ -80,10 +85,16 @@ func newTopo(t *testing.T) *topo {
 	tp.n = tp.n + 1
 	tp.agentIP = netip.AddrFrom4([4]byte{10, 77, byte(tp.n), 2})
 	tp.routerIP = netip.AddrFrom4([4]byte{10, 77, byte(tp.n), 1})
+	tp.agentIP6, tp.routerIP6 = ula(0xa, tp.n, 2), ula(0xa, tp.n, 1)
 	for _, ns := range []string{tp.agent, tp.router, tp.up} {
 		tp.ip("netns", "add", ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 		tp.ip("-n", ns, "link", "set", "lo", "up")
+		// No duplicate address detection on the interfaces to come,
+		// link-local addresses included: until it is over the kernel
+		// cannot send neighbour solicitations from them, and the first
+		// IPv6 connection would wait a SYN retransmission for it.
+		tp.exec(ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
 	}
 	tp.agentIf, tp.routerAIf = "a"+id, "ra"+id
 	ru, uu := "ru"+id, "u"+id
@@ -96,6 +107,13 @@ func newTopo(t *testing.T) *topo {
 	for i := 2; i <= 6; i++ {
 		tp.ip("-n", tp.up, "addr", "add", pfx(tp.upIP(i)), "dev", uu)
 	}
+	pfx6 := func(a netip.Addr) string { return a.String() + "/64" }
+	tp.ip("-n", tp.agent, "addr", "add", pfx6(tp.agentIP6), "dev", tp.agentIf, "nodad")
+	tp.ip("-n", tp.router, "addr", "add", pfx6(tp.routerIP6), "dev", tp.routerAIf, "nodad")
+	tp.ip("-n", tp.router, "addr", "add", pfx6(tp.upIP6(1)), "dev", ru, "nodad")
+	for i := 2; i <= 6; i++ {
+		tp.ip("-n", tp.up, "addr", "add", pfx6(tp.upIP6(i)), "dev", uu, "nodad")
+	}
 	for ns, ifs := range map[string][]string{tp.agent: {tp.agentIf}, tp.router: {tp.routerAIf, ru}, tp.up: {uu}} {
 		for _, i := range ifs {
 			tp.ip("-n", ns, "link", "set", i, "up")
@@ -103,7 +121,9 @@ func newTopo(t *testing.T) *topo {
 	}
 	tp.ip("-n", tp.agent, "route", "add", "default", "via", tp.routerIP.String())
 	tp.ip("-n", tp.up, "route", "add", "default", "via", tp.upIP(1).String())
-	tp.exec(tp.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	tp.ip("-n", tp.agent, "-6", "route", "add", "default", "via", tp.routerIP6.String())
+	tp.ip("-n", tp.up, "-6", "route", "add", "default", "via", tp.upIP6(1).String())
+	tp.exec(tp.router, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 	return tp
 }
 

@@ -76,7 +76,7 @@ func TestTransparentBindingsHelper(t *testing.T) {
 }
 
 func TestTransparentBindings(t *testing.T) {
-	e := newTransparentEnv(t)
+	e := newTransparentEnv(t, nftFirewall)
 	e.netsetup("--netns", e.agent, "--transparent", "0.0.0.0:"+transparentPort, "--apply")
 	policy := filepath.Join(e.dir, "bindings-policy.yaml")
 	if err := os.WriteFile(policy, []byte("default: deny\nhosts:\n  - allow: [raw.test, bound.test]\n"), 0o644); err != nil {

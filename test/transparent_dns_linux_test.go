@@ -20,7 +20,7 @@ import (
 )
 
 func TestTransparentDNSThroughTheFilter(t *testing.T) {
-	e := newTransparentEnv(t)
+	e := newTransparentEnv(t, nftFirewall)
 	up2, up3, up5 := e.upIP(2).String(), e.upIP(3).String(), e.upIP(5).String()
 
 	// The upstream resolver lives in the upstream namespace, at an

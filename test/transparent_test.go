@@ -31,6 +31,7 @@ const transparentPort = "15001"
 // transparentEnv is a topology with upstreams in the upstream namespace.
 type transparentEnv struct {
 	*topo
+	fw      firewall
 	upCA    *testenv.CA
 	caFile  string
 	dir     string
@@ -40,9 +41,11 @@ type transparentEnv struct {
 	policyOverride string // when set, the policy agentg starts with instead of policy()
 }
 
-func newTransparentEnv(t *testing.T) *transparentEnv {
+func newTransparentEnv(t *testing.T, fw func(*testing.T) firewall) *transparentEnv {
+	needNetns(t)
+	f := fw(t)
 	tp := newTopo(t)
-	e := &transparentEnv{topo: tp, dir: t.TempDir()}
+	e := &transparentEnv{topo: tp, fw: f, dir: t.TempDir()}
 	var err error
 	if e.upCA, err = testenv.NewCA("transparent upstream root"); err != nil {
 		t.Fatal(err)
@@ -67,6 +70,17 @@ func newTransparentEnv(t *testing.T) *transparentEnv {
 		}
 		for _, port := range []string{"7000", "7001"} {
 			e.serveRaw(tp.listen(tp.up, "tcp", ip+":"+port), port == "7001")
+		}
+	}
+	for _, i := range []int{2, 3} {
+		ip := "[" + tp.upIP6(i).String() + "]"
+		for _, o := range []testenv.UpstreamOptions{
+			{Listener: tp.listen(tp.up, "tcp", ip+":80")},
+			{Listener: tp.listen(tp.up, "tcp", ip+":443"), Cert: &cert},
+		} {
+			o.Quiet = true
+			u := testenv.StartUpstream(o)
+			t.Cleanup(u.Close)
 		}
 	}
 	e.serveRaw(tp.listen(tp.up, "tcp", tp.upIP(4).String()+":7000"), false)
@@ -116,11 +130,11 @@ default: deny
 hosts:
   - allow: [allowed.test, mcp.test]
 ips:
-  - allow: %s
+  - allow: [%s, %s/126]
 resolve:
-  allowed.test: [%s]
+  allowed.test: [%s, %s]
   mcp.test: [%s]
-  denied.test: [%s]
+  denied.test: [%s, %s]
 intercept: [mcp.test]
 mcp:
   default: allow
@@ -130,7 +144,7 @@ mcp:
   tools:
     - deny: "srv.delete_*"
       id: no-delete
-`, e.upIP(4), e.upIP(2), e.upIP(2), e.upIP(2))
+`, e.upIP(4), e.upIP6(0), e.upIP(2), e.upIP6(2), e.upIP(2), e.upIP(2), e.upIP6(2))
 }
 
 // startAgentg runs agentg serve in the router namespace.
@@ -155,10 +169,19 @@ func (e *transparentEnv) mustStart(extra ...string) *testenv.Agentg {
 	return a
 }
 
-// netsetup runs agentg netsetup in the router namespace.
+// netsetup runs agentg netsetup in the router namespace, with the PATH
+// of the test's firewall.
 func (e *transparentEnv) netsetup(args ...string) string {
 	e.t.Helper()
-	return e.exec(e.router, append([]string{agentgBin, "netsetup"}, args...)...)
+	return e.exec(e.router, e.netsetupCmd(args...)...)
+}
+
+func (e *transparentEnv) netsetupCmd(args ...string) []string {
+	cmd := append([]string{agentgBin, "netsetup"}, args...)
+	if e.fw.path != "" {
+		cmd = append([]string{"env", "PATH=" + e.fw.path}, cmd...)
+	}
+	return cmd
 }
 
 // curl runs curl in the agent namespace, with proxy variables set that it
@@ -211,8 +234,13 @@ func awaitEvent(t *testing.T, a *testenv.Agentg, what string, match func(event) 
 	}
 }
 
-func TestTransparent(t *testing.T) {
-	e := newTransparentEnv(t)
+func TestTransparent(t *testing.T) { testTransparent(t, nftFirewall) }
+
+// The same with iptables where nft is missing.
+func TestTransparentIptables(t *testing.T) { testTransparent(t, iptablesFirewall) }
+
+func testTransparent(t *testing.T, fw func(*testing.T) firewall) {
+	e := newTransparentEnv(t, fw)
 	up2, up3, up4 := e.upIP(2).String(), e.upIP(3).String(), e.upIP(4).String()
 
 	// Before any rule: the router forwards UDP 443 (so that dropping it
@@ -224,12 +252,12 @@ func TestTransparent(t *testing.T) {
 
 	a := e.mustStart()
 	printed := e.netsetup("--netns", e.agent, "--transparent", "0.0.0.0:"+transparentPort, "--dns", e.routerIP.String()+":5353")
-	if !strings.Contains(printed, `iifname "`+e.routerAIf+`"`) {
+	if !strings.Contains(printed, e.fw.iface(e.routerAIf)) {
 		t.Fatalf("netsetup --netns %s did not find the namespace's interface %s:\n%s", e.agent, e.routerAIf, printed)
 	}
 	e.netsetup("--netns", e.agent, "--transparent", "0.0.0.0:"+transparentPort, "--dns", e.routerIP.String()+":5353", "--apply")
-	rules := e.exec(e.router, "nft", "list", "table", "inet", "agentg")
-	if !strings.Contains(rules, "udp dport 53") && !strings.Contains(rules, "th dport 53") {
+	rules := e.fw.installed(e.topo, e.router)
+	if !strings.Contains(rules, "udp dport 53") && !strings.Contains(rules, "th dport 53") && !strings.Contains(rules, "--dport 53") {
 		t.Errorf("no DNS redirect in the installed rules:\n%s", rules)
 	}
 
@@ -312,7 +340,8 @@ func TestTransparent(t *testing.T) {
 			t.Fatalf("the server ran the denied tool %d times", n)
 		}
 		// The guard's events name the exchange they belong to, which is
-		// the transparent door's.
+		// the transparent door's, and carry the door and the original
+		// destination themselves.
 		ex := map[string]bool{}
 		awaitEvent(t, a, "intercepted request", func(ev event) bool {
 			if ev.str("kind") == "http" && ev.str("tls") == "intercepted" && ev.str("host") == "mcp.test" {
@@ -328,6 +357,9 @@ func TestTransparent(t *testing.T) {
 				ev := event(l)
 				if ev.str("kind") == "mcp" && ev.str("tool") == testenv.MCPToolDelete && ev.str("decision") == "deny" &&
 					ev.str("rule") == "no-delete" && ex[ev.str("parent")] {
+					if ev.str("door") != "transparent" || ev.str("original_dst") != up2+":8443" {
+						t.Fatalf("the mcp event of a transparent exchange does not say so: %v", ev)
+					}
 					found = true
 				}
 				if ev.str("kind") == "http" && ev.str("door") == "transparent" && ev.str("tls") == "intercepted" {
@@ -342,6 +374,46 @@ func TestTransparent(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	})
+
+	t.Run("IPv6", func(t *testing.T) {
+		v6 := func(i int) string { return "[" + e.upIP6(i).String() + "]" }
+		out, code := e.curl("-i", "--resolve", "allowed.test:80:"+v6(2), "http://allowed.test/hello6")
+		if code != 0 || !strings.Contains(out, "200 OK") || !strings.Contains(out, "GET /hello6 host=allowed.test") {
+			t.Fatalf("allowed HTTP over IPv6 through the redirect: exit %d\n%s", code, out)
+		}
+		ev := awaitEvent(t, a, "for GET /hello6", func(ev event) bool { return ev.str("path") == "/hello6" })
+		if ev.str("decision") != "allow" || ev.str("original_dst") != v6(2)+":80" || ev.str("client") == "" ||
+			!strings.HasPrefix(ev.str("client"), "["+e.agentIP6.String()+"]:") {
+			t.Errorf("event %v", ev)
+		}
+		out, _ = e.curl("-i", "--resolve", "allowed.test:80:"+v6(3), "http://allowed.test/elsewhere6")
+		if !strings.Contains(out, "403") || !strings.Contains(out, "builtin:dst-mismatch") {
+			t.Fatalf("Host/IP mismatch over IPv6 was not refused:\n%s", out)
+		}
+
+		out, code = e.curl("--resolve", "allowed.test:443:"+v6(2), "https://allowed.test/tls6")
+		if code != 0 || !strings.Contains(out, "GET /tls6 host=allowed.test") {
+			t.Fatalf("allowed HTTPS over IPv6 through the redirect: exit %d\n%s", code, out)
+		}
+		ev = awaitEvent(t, a, "for the IPv6 TLS tunnel", func(ev event) bool {
+			return ev.str("kind") == "connect" && ev.str("original_dst") == v6(2)+":443" && ev.str("decision") == "allow"
+		})
+		if ev.str("host") != "allowed.test" || ev.str("ip") != e.upIP6(2).String() {
+			t.Errorf("tunnel event %v", ev)
+		}
+		if out, code := e.curl("--resolve", "allowed.test:443:"+v6(3), "https://allowed.test/"); code == 0 {
+			t.Fatalf("allowed.test sent to %s got through:\n%s", v6(3), out)
+		}
+		awaitEvent(t, a, "refusing the IPv6 mismatch", func(ev event) bool {
+			return ev.str("rule") == "builtin:dst-mismatch" && ev.str("original_dst") == v6(3)+":443"
+		})
+		if out, code := e.curl("--resolve", "denied.test:443:"+v6(2), "https://denied.test/"); code == 0 {
+			t.Fatalf("a denied SNI got through over IPv6:\n%s", out)
+		}
+		awaitEvent(t, a, "denying denied.test over IPv6", func(ev event) bool {
+			return ev.str("host") == "denied.test" && ev.str("rule") == "default" && ev.str("original_dst") == v6(2)+":443"
+		})
 	})
 
 	t.Run("RawTCP", func(t *testing.T) {
@@ -378,13 +450,13 @@ func TestTransparent(t *testing.T) {
 
 	t.Run("Remove", func(t *testing.T) {
 		e.netsetup("--remove")
-		if rs := strings.TrimSpace(e.exec(e.router, "nft", "list", "ruleset")); rs != "" {
+		if rs := e.fw.leftover(e.topo, e.router); rs != "" {
 			t.Fatalf("rules left after --remove:\n%s", rs)
 		}
 		if !udpArrives(t, e, up2+":443", udp) {
 			t.Fatal("after --remove, UDP 443 is still dropped")
 		}
-		if out := e.netsetup("--remove"); !strings.Contains(out, "no agentg table") {
+		if out := e.netsetup("--remove"); !strings.Contains(out, "no agentg ") {
 			t.Fatalf("a second --remove: %q", out)
 		}
 	})
@@ -452,11 +524,15 @@ func udpArrives(t *testing.T, e *transparentEnv, address string, pc *net.UDPConn
 // No loop: with rules that redirect every TCP connection of root in the
 // router namespace (agentg's own uid) to agentg, agentg's marked
 // connections still reach the upstream; unmarked, agentg refuses to start.
-func TestTransparentNoLoop(t *testing.T) {
-	e := newTransparentEnv(t)
+func TestTransparentNoLoop(t *testing.T) { testTransparentNoLoop(t, nftFirewall) }
+
+func TestTransparentNoLoopIptables(t *testing.T) { testTransparentNoLoop(t, iptablesFirewall) }
+
+func testTransparentNoLoop(t *testing.T, fw func(*testing.T) firewall) {
+	e := newTransparentEnv(t, fw)
 	e.netsetup("--netns", e.agent, "--transparent", "0.0.0.0:"+transparentPort, "--apply")
 	e.netsetup("--uid", "0", "--table", "agentg-own", "--transparent", "0.0.0.0:"+transparentPort, "--apply")
-	t.Cleanup(func() { e.try(e.router, agentgBin, "netsetup", "--remove", "--table", "agentg-own") })
+	t.Cleanup(func() { e.try(e.router, e.netsetupCmd("--remove", "--table", "agentg-own")...) })
 
 	if _, err := e.startAgentg("--mark", "0"); err == nil || !strings.Contains(err.Error(), "redirected to its transparent listener") {
 		t.Fatalf("agentg without a mark started under rules that redirect its own traffic: %v", err)

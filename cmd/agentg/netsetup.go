@@ -13,10 +13,10 @@ import (
 	"github.com/agentg/agentg/netsetup"
 )
 
-// runNetsetup prints, applies or removes the nftables rules of transparent
-// mode (package netsetup).
+// runNetsetup prints, applies or removes the firewall rules of transparent
+// mode (package netsetup): nftables, or iptables where nft is missing.
 func runNetsetup(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("netsetup", "(--netns NAME | --iface IF | --uid UID | --cgroup PATH)... --transparent ADDR [--dns ADDR] [--mark N] [--apply | --remove]", stderr)
+	fs := newFlagSet("netsetup", "(--netns NAME | --iface IF | --uid UID | --cgroup PATH)... --transparent ADDR [--dns ADDR] [--mark N] [--backend nft|iptables] [--apply | --remove]", stderr)
 	var c netsetup.Config
 	var netns []string
 	fs.Func("netns", "redirect the network namespace NAME, whose default route goes through this host (its veth peers here; repeatable)", func(v string) error {
@@ -42,7 +42,8 @@ func runNetsetup(args []string, stdout, stderr io.Writer) error {
 	transparent := fs.String("transparent", "", "where agentg serve --transparent listens (required)")
 	dns := fs.String("dns", "", "where agentg's DNS filter listens; UDP and TCP 53 go there (without it DNS is dropped like other UDP)")
 	mark := fs.String("mark", strconv.Itoa(netsetup.DefaultMark), "agentg's own mark (agentg serve --mark): traffic carrying it is never redirected; 0 for none")
-	fs.StringVar(&c.Table, "table", "", "name of the nftables table (inet family) agentg owns (default "+netsetup.DefaultTable+")")
+	fs.StringVar(&c.Table, "table", "", "name of the nftables table (inet family) agentg owns, and the prefix of its iptables chains (default "+netsetup.DefaultTable+")")
+	backendFlag := fs.String("backend", "auto", "nft, iptables (iptables-restore and ip6tables-restore, into chains agentg owns), or auto: nft when the nft command is installed, else iptables")
 	apply := fs.Bool("apply", false, "install the rules (root), replacing the table if it exists")
 	remove := fs.Bool("remove", false, "delete the table and every rule in it (root)")
 	if err := parseFlags(fs, args); err != nil {
@@ -52,18 +53,33 @@ func runNetsetup(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	backend, err := netsetup.ParseBackend(*backendFlag)
+	if err != nil {
+		if *backendFlag != "auto" || *apply || *remove {
+			return err
+		}
+		backend = netsetup.BackendNft // printing needs neither tool
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if *remove {
 		if *apply {
 			return errors.New("--apply and --remove: choose one")
 		}
-		had, err := netsetup.Remove(ctx, c.Table)
+		remove := netsetup.Remove
+		if backend == netsetup.BackendIptables {
+			remove = netsetup.RemoveIptables
+		}
+		had, err := remove(ctx, c.Table)
 		if err != nil {
 			return err
 		}
 		if !had {
-			fmt.Fprintln(stdout, "no agentg table to remove")
+			what := "table"
+			if backend == netsetup.BackendIptables {
+				what = "chains"
+			}
+			fmt.Fprintf(stdout, "no agentg %s to remove\n", what)
 		}
 		return nil
 	}
@@ -74,7 +90,6 @@ func runNetsetup(args []string, stdout, stderr io.Writer) error {
 		}
 		c.Ifaces = append(c.Ifaces, ifs...)
 	}
-	var err error
 	if c.Transparent, err = parseListen("transparent", *transparent); err != nil {
 		return err
 	}
@@ -88,6 +103,17 @@ func runNetsetup(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--mark %q: a number (0x4147 or 16711)", *mark)
 	}
 	c.Mark = uint32(m)
+	if backend == netsetup.BackendIptables {
+		if *apply {
+			return netsetup.ApplyIptables(ctx, c)
+		}
+		rs, err := netsetup.IptablesScript(c)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(stdout, rs)
+		return err
+	}
 	rs, err := netsetup.Ruleset(c)
 	if err != nil {
 		return err

@@ -29,9 +29,10 @@ const (
 // lifecycleEvent starts an event about x's server rather than about one
 // request.
 func (g *Guard) lifecycleEvent(x *Exchange, action, method string) *audit.Event {
-	return &audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
-		Host: x.Host, Port: x.Port, Path: x.Path, Method: method, Decision: "allow", Rule: "mcp:" + action,
-		MCP: &audit.MCP{Action: action, Server: x.Server}}
+	ev := g.newEvent(x)
+	ev.Path, ev.Method, ev.Decision, ev.Rule = x.Path, method, "allow", "mcp:"+action
+	ev.MCP = &audit.MCP{Action: action, Server: x.Server}
+	return ev
 }
 
 // sawServer records a sighting of x's server in the inventory, and writes

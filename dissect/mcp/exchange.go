@@ -431,9 +431,10 @@ func (q *eventQueue) flush(g *Guard) {
 
 // event starts the event of one client request.
 func (ex *exchange) event(m *Message) *audit.Event {
-	return &audit.Event{ID: ex.g.Log.NewID(), Parent: ex.x.Parent, Time: ex.g.now(), Kind: "mcp",
-		Agent: ex.x.Agent, Client: ex.x.Client, Host: ex.x.Host, Port: ex.x.Port, Method: m.Method,
-		MCP: &audit.MCP{Server: ex.server(), Session: ex.session, Revision: ex.revision, Tool: m.Tool, Prompt: m.Prompt, URI: m.URI}}
+	ev := ex.g.newEvent(ex.x)
+	ev.Method = m.Method
+	ev.MCP = &audit.MCP{Server: ex.server(), Session: ex.session, Revision: ex.revision, Tool: m.Tool, Prompt: m.Prompt, URI: m.URI}
+	return ev
 }
 
 func (g *Guard) emit(ev *audit.Event) {

@@ -50,6 +50,19 @@ type Exchange struct {
 	Host   string // the checked destination and path, for events
 	Port   uint16
 	Path   string
+	// Door is the listener the exchange's connection came in through
+	// ("transparent"; "" for the explicit proxy), and OriginalDst the
+	// ip:port a redirected connection was going to: every MCP event
+	// carries them, as the exchange's own event does.
+	Door        string
+	OriginalDst string
+}
+
+// newEvent starts an MCP event about x: every field x knows of, so that
+// no event of the guard leaves out where its exchange came from.
+func (g *Guard) newEvent(x *Exchange) *audit.Event {
+	return &audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
+		Host: x.Host, Port: x.Port, Door: x.Door, OriginalDst: x.OriginalDst}
 }
 
 // stateServer names the server in the state store: its policy name, or on

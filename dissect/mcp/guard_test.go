@@ -3,6 +3,7 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +24,13 @@ func guardFront(t testing.TB, policy string, reply http.HandlerFunc) (http.Handl
 }
 
 func guardFrontWith(t testing.TB, policy string, reply http.HandlerFunc, opts store.Options) (http.Handler, func() []string, *bytes.Buffer) {
+	t.Helper()
+	return guardFrontX(t, policy, reply, opts, Exchange{Server: "srv", Parent: "p"})
+}
+
+// guardFrontX is guardFrontWith for exchanges like x (its Engine is the
+// policy's).
+func guardFrontX(t testing.TB, policy string, reply http.HandlerFunc, opts store.Options, x Exchange) (http.Handler, func() []string, *bytes.Buffer) {
 	t.Helper()
 	eng, err := rules.Parse("policy.yaml", []byte(policy))
 	if err != nil {
@@ -66,7 +74,9 @@ func guardFrontWith(t testing.TB, policy string, reply http.HandlerFunc, opts st
 	var log bytes.Buffer
 	g := &Guard{Log: audit.New(&log), State: st, Limits: ratelimit.New(ratelimit.Options{})}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.Serve(w, r, Exchange{Engine: eng, Server: "srv", Parent: "p"}, next)
+		x := x
+		x.Engine = eng
+		g.Serve(w, r, x, next)
 	})
 	return h, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }, &log
 }
@@ -223,5 +233,47 @@ func BenchmarkGuardJSONCall(b *testing.B) {
 		r.Header.Set("Content-Type", "application/json")
 		r.Header.Set("Mcp-Session-Id", "s1")
 		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+}
+
+// Every event the guard writes says which door its exchange came in
+// through and, for a redirected connection, where it was going: the
+// lifecycle event of a first sighting, the pins of a first tools/list,
+// the decision of a call, and the refusal of a body.
+func TestGuardEventsCarryDoor(t *testing.T) {
+	list := `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"alpha","inputSchema":{"type":"object"}}]}}`
+	h, _, log := guardFrontX(t, testPolicy, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, list)
+	}, store.Options{}, Exchange{Server: "srv", Parent: "p", Host: "mcp.test", Port: 443,
+		Door: "transparent", OriginalDst: "192.0.2.7:443"})
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_project","arguments":{}}}`,
+		`{"jsonrpc":"2.0","id":3,`,
+	} {
+		r := httptest.NewRequest("POST", "https://mcp.test/mcp", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("MCP-Protocol-Version", "2025-06-18")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	rules := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("event %q: %v", line, err)
+		}
+		if ev["door"] != "transparent" || ev["original_dst"] != "192.0.2.7:443" {
+			t.Errorf("event without the exchange's door and original destination: %s", line)
+		}
+		rules[fmt.Sprint(ev["rule"])] = true
+	}
+	for _, want := range []string{"mcp:server-new", "mcp:pin-new", "no-delete"} {
+		if !rules[want] {
+			t.Errorf("no %s event among %v:\n%s", want, rules, log.String())
+		}
+	}
+	if len(rules) < 4 {
+		t.Errorf("the malformed body wrote no refusal: %v", rules)
 	}
 }

@@ -208,9 +208,10 @@ func hintsOf(a Annotations) rules.ToolHints {
 // pinEvent records a tool seen for the first time, or a definition that
 // changed under the agent's feet.
 func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin store.PinResult, set rules.MCPSettings) {
-	ev := &audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
-		Host: x.Host, Port: x.Port, Method: "tools/list", Decision: "allow", Rule: "mcp:pin-new", Reason: "tool " + x.Server + "." + tool + " first seen, definition " + hex.EncodeToString(sum[:8]),
-		MCP: &audit.MCP{Action: ActionToolNew, Server: x.Server, Tool: tool, Pin: "new", Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}}
+	ev := g.newEvent(x)
+	ev.Method, ev.Decision, ev.Rule = "tools/list", "allow", "mcp:pin-new"
+	ev.Reason = "tool " + x.Server + "." + tool + " first seen, definition " + hex.EncodeToString(sum[:8])
+	ev.MCP = &audit.MCP{Action: ActionToolNew, Server: x.Server, Tool: tool, Pin: "new", Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}
 	if pin == store.PinChanged {
 		ev.MCP.Pin, ev.MCP.Action, ev.Rule = "changed", ActionToolChanged, "mcp:pinning"
 		ev.Reason = "tool " + x.Server + "." + tool + " changed its definition (now " + hex.EncodeToString(sum[:8]) + ")"
@@ -226,10 +227,11 @@ func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin 
 // paramDeclEvent records a listed tool hidden because its x-mcp-header
 // declarations break the specification's constraints.
 func (g *Guard) paramDeclEvent(x *Exchange, c *call, tool, why string) {
-	g.emit(&audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
-		Host: x.Host, Port: x.Port, Method: "tools/list", Decision: "deny", Rule: "builtin:mcp-param-declaration",
-		Reason: "tool " + x.Server + "." + tool + " hidden from tools/list: " + why,
-		MCP:    &audit.MCP{Server: x.Server, Tool: tool, Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}})
+	ev := g.newEvent(x)
+	ev.Method, ev.Decision, ev.Rule = "tools/list", "deny", "builtin:mcp-param-declaration"
+	ev.Reason = "tool " + x.Server + "." + tool + " hidden from tools/list: " + why
+	ev.MCP = &audit.MCP{Server: x.Server, Tool: tool, Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}
+	g.emit(ev)
 }
 
 // writeJSONError answers a request agentg refuses whole.
@@ -245,6 +247,8 @@ func writeJSONError(w http.ResponseWriter, status int, id jsontext.Value, code i
 // logRefusal is the event of a body refused before any message in it
 // could be decided.
 func (g *Guard) logRefusal(x *Exchange, rule, why string, status int) {
-	g.emit(&audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: x.Agent, Client: x.Client,
-		Host: x.Host, Port: x.Port, Path: x.Path, Decision: "deny", Rule: rule, Reason: why, Status: status, MCP: &audit.MCP{Server: x.Server}})
+	ev := g.newEvent(x)
+	ev.Path, ev.Decision, ev.Rule, ev.Reason, ev.Status = x.Path, "deny", rule, why, status
+	ev.MCP = &audit.MCP{Server: x.Server}
+	g.emit(ev)
 }

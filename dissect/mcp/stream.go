@@ -134,9 +134,10 @@ func (g *Guard) legacyStream(x *Exchange, r *http.Request) *stream {
 // of its own that names the request's.
 func (g *Guard) resumedCall(x *Exchange, req store.Request) *call {
 	m := &Message{Kind: KindRequest, Method: req.Method, Tool: req.Tool}
-	ev := &audit.Event{ID: g.Log.NewID(), Parent: x.Parent, Time: g.now(), Kind: "mcp", Agent: req.Agent, Client: x.Client,
-		Host: x.Host, Port: x.Port, Method: req.Method, Decision: "allow", Rule: "mcp:resumed",
-		Reason: "answer on a resumed stream to request event " + req.EventID,
-		MCP:    &audit.MCP{Server: x.Server, Session: req.Session.ID, Tool: req.Tool}}
+	ev := g.newEvent(x)
+	ev.Agent = req.Agent
+	ev.Method, ev.Decision, ev.Rule = req.Method, "allow", "mcp:resumed"
+	ev.Reason = "answer on a resumed stream to request event " + req.EventID
+	ev.MCP = &audit.MCP{Server: x.Server, Session: req.Session.ID, Tool: req.Tool}
 	return &call{m: m, ev: ev, start: req.Start, tool: req.Tool}
 }

@@ -30,7 +30,14 @@
 //
 //	go run ./bench/cmd/agentg-load [-duration 2s] [-warmup 300ms] [-concurrency 16]
 //	    [-size 512MiB] [-runs 5] [-scenarios http,connect,large,intercept-keepalive,intercept-newconn,mcp]
-//	    [-squid=true] [-require-squid] [-agentg BIN] [-keep] [-json] [-print-policy]
+//	    [-squid=true] [-require-squid] [-agentg BIN] [-keep] [-json] [-print-policy] [-transparent]
+//
+// With -transparent (root) the same scenarios run across network
+// namespaces instead: clients in an agent namespace, agentg in a router
+// namespace, origins in an upstream namespace; direct (routed, no
+// redirect), through agentg's explicit listener, and through its
+// transparent listener by the redirect agentg netsetup installs, with
+// transparent's figures judged against explicit's (target ≥ 0.90).
 package main
 
 import (
@@ -76,11 +83,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	keep := fs.Bool("keep", false, "keep the run's directory (policy, agentg's log, Squid's config and logs) and print its path")
 	asJSON := fs.Bool("json", false, "print one JSON document instead of Markdown")
 	printPolicy := fs.Bool("print-policy", false, "print the policy agentg runs with, and exit")
+	transparent := fs.Bool("transparent", false, "run the scenarios across network namespaces (root): direct, through agentg's explicit listener and through its transparent listener, transparent judged against explicit (no Squid, no mcp)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *printPolicy {
-		_, err := io.WriteString(stdout, bench.Policy)
+		p := bench.Policy
+		if *transparent {
+			p = bench.NetnsPolicy
+		}
+		_, err := io.WriteString(stdout, p)
 		return err
 	}
 	if *runs < 1 || *runs > 20 || *conc < 1 || *conc > 1024 || *duration <= 0 || *duration > 5*time.Minute {
@@ -105,6 +117,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 
 	opts := bench.Options{Duration: *duration, Warmup: *warmup, Concurrency: *conc, Size: size}
+	if *transparent {
+		if withMCP {
+			return fmt.Errorf("-transparent runs the HTTP scenarios only, not mcp")
+		}
+		return runTransparent(bench.NetnsConfig{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, scs, opts, *runs, *asJSON, stdout, stderr)
+	}
 	if len(scs) == 0 && withMCP {
 		return runMCP(bench.MCPConfig{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, opts, *runs, *asJSON, stdout, stderr)
 	}
