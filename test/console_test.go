@@ -303,18 +303,29 @@ func TestConsoleApprovalsContract(t *testing.T) {
 		"ap-2": {"id": "ap-2", "kind": "http", "agent": "ci", "method": "POST", "url": "https://api.example/deploy/prod",
 			"rule": "hold-deploy", "created": time.Now().Format(time.RFC3339), "state": "pending"},
 	}, decided: map[string]string{}}
-	srv.Handle("GET /v1/approvals", http.HandlerFunc(rec.list))
-	srv.Handle("POST /v1/approvals/{id}/{verb}", http.HandlerFunc(rec.decide))
+	// The recorder answers the approvals paths, with the token checked as
+	// the admin server checks it; the console's files and everything
+	// else are the real admin server's.
+	authed := func(h http.HandlerFunc) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer "+token {
+				http.Error(w, `{"error":{"code":"unauthorized","message":"no token"}}`, http.StatusUnauthorized)
+				return
+			}
+			h(w, r)
+		})
+	}
+	front := http.NewServeMux()
+	front.Handle("GET /v1/approvals", authed(rec.list))
+	front.Handle("POST /v1/approvals/{id}/{verb}", authed(rec.decide))
+	front.Handle("/", srv)
 	ln, err := admin.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	hs := &http.Server{Handler: front}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
 
 	b := startBrowser(t)
 	b.signIn(t, ln.Addr().String(), token)
