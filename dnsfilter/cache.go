@@ -33,6 +33,9 @@ const (
 	// records' wire size: the entry, the map slot, record headers.
 	entryOverhead = 160
 	rrOverhead    = 48
+	// memoOverhead approximates a hit memo (hit.go) beyond its two
+	// packed replies.
+	memoOverhead = 320
 )
 
 type cacheKey struct {
@@ -40,7 +43,8 @@ type cacheKey struct {
 	qtype uint16
 }
 
-// entry is one cached answer. It is immutable once cached.
+// entry is one cached answer. It is immutable once cached, but for its
+// hit memo (hit.go), which is derived from it and replaced whole.
 type entry struct {
 	rcode    int
 	answer   []dns.RR // sanitized (check.go): only the chain to the question
@@ -48,6 +52,7 @@ type entry struct {
 	expires  time.Time
 	upstream string // spec of the upstream that answered
 	size     int64
+	memo     atomic.Pointer[hitMemo]
 }
 
 // ttlLeft is the TTL to hand out now: the seconds until expiry, rounded
@@ -173,10 +178,16 @@ func (c *cache) stats() (entries int, bytes int64) {
 }
 
 // entrySize estimates an entry's memory.
+// Room is left for one hit memo, which a hit adds.
 func entrySize(name string, e *entry) int64 {
 	n := int64(entryOverhead + len(name) + len(e.upstream))
+	wire := 12 + len(name) + 6 + 11 // header, question, OPT
 	for _, rr := range e.answer {
 		n += int64(dns.Len(rr) + rrOverhead)
+		wire += dns.Len(rr)
+	}
+	if len(e.ns) == 0 && len(e.answer) > 0 {
+		n += int64(memoOverhead + 2*wire)
 	}
 	for _, rr := range e.ns {
 		n += int64(dns.Len(rr) + rrOverhead)

@@ -31,12 +31,20 @@ func (r *recorder) RemoteAddr() net.Addr {
 	}
 	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 }
-func (r *recorder) WriteMsg(m *dns.Msg) error   { r.msg = m; r.n++; return nil }
-func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
-func (r *recorder) Close() error                { return nil }
-func (r *recorder) TsigStatus() error           { return nil }
-func (r *recorder) TsigTimersOnly(bool)         {}
-func (r *recorder) Hijack()                     {}
+func (r *recorder) WriteMsg(m *dns.Msg) error { r.msg = m; r.n++; return nil }
+func (r *recorder) Write(b []byte) (int, error) {
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		return 0, err
+	}
+	r.msg = m
+	r.n++
+	return len(b), nil
+}
+func (r *recorder) Close() error        { return nil }
+func (r *recorder) TsigStatus() error   { return nil }
+func (r *recorder) TsigTimersOnly(bool) {}
+func (r *recorder) Hijack()             {}
 
 // FuzzServeDNS feeds packets through the query path as the server does
 // (unpack, then the handler): every message that unpacks gets exactly one

@@ -44,6 +44,7 @@ type query struct {
 	block    string
 	errText  string
 	note     string // what the answer checks changed, for the event's reason
+	wire     []byte // the reply, packed (a cache hit's fast path), instead of a *dns.Msg
 }
 
 // ServeDNS answers one query; it implements dns.Handler.
@@ -118,9 +119,19 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 		}
 	}
 
-	// The name, by the host rules and lists; then the subdomain guard on
-	// what would be forwarded.
-	if d := eng.Name(agent, q.name); !q.decide(d) {
+	// The name, by the host rules and lists (remembered with a cached
+	// answer, hit.go); then the subdomain guard on what would be
+	// forwarded.
+	ent, fresh := s.cache.get(cacheKey{name: q.name, qtype: qq.Qtype})
+	var m *hitMemo
+	var d rules.Decision
+	if fresh {
+		m = s.memo(eng, agent, q.name, ent)
+		d = m.name
+	} else {
+		d = eng.Name(agent, q.name)
+	}
+	if !q.decide(d) {
 		return s.block(q, req, set, d, dns.ExtendedErrorCodeBlocked)
 	}
 	if set.Subdomains > 0 {
@@ -134,13 +145,18 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 		}
 	}
 
-	ent, cached, err := s.lookup(ps, q.name, qq.Qtype)
-	if err != nil {
-		s.metrics.ServFail.Add(1)
-		q.errText = err.Error()
-		d := rules.Decision{Action: rules.Deny, Rule: RuleUpstream, Source: set.Source, Reason: err.Error()}
-		q.decide(d)
-		return s.reply(q, req, dns.RcodeServerFailure, ede(dns.ExtendedErrorCodeNoReachableAuthority, d))
+	cached := true
+	if !fresh {
+		var err error
+		ent, cached, err = s.lookup(ps, q.name, qq.Qtype)
+		if err != nil {
+			s.metrics.ServFail.Add(1)
+			q.errText = err.Error()
+			d := rules.Decision{Action: rules.Deny, Rule: RuleUpstream, Source: set.Source, Reason: err.Error()}
+			q.decide(d)
+			return s.reply(q, req, dns.RcodeServerFailure, ede(dns.ExtendedErrorCodeNoReachableAuthority, d))
+		}
+		m = s.memo(eng, agent, q.name, ent)
 	}
 	q.cached, q.upstream = cached, ent.upstream
 	if cached {
@@ -149,7 +165,7 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 		s.metrics.CacheMisses.Add(1)
 	}
 
-	chk := checkAnswer(eng, agent, ent)
+	chk := m.chk
 	if chk.report.Action != rules.Undecided {
 		q.decide(chk.report)
 	}
@@ -162,8 +178,18 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 		s.metrics.Dropped.Add(uint64(chk.dropped))
 		q.note = fmt.Sprintf("; %d answer(s) dropped: %s", chk.dropped, chk.firstDrop.Reason)
 	}
+	ttl := ent.ttlLeft(s.now())
+	q.answers = m.answers
+	if w := fromWire(m, req, q.edns != nil, ttl, q.sizeLimit()); w != nil {
+		q.rcode = ent.rcode
+		q.wire = w
+		s.bindAll(q, m, ttl)
+		return nil
+	}
 	resp := s.reply(q, req, ent.rcode, nil)
-	s.fill(q, resp, qq.Name, ent, chk)
+	s.fill(resp, qq.Name, ent, chk, ttl)
+	s.bindAll(q, m, ttl)
+	keepWire(m, q.edns != nil, resp, ent)
 	return resp
 }
 
@@ -187,10 +213,8 @@ func (s *Server) refusal(eng *rules.Engine, rule, reason string) rules.Decision 
 
 // fill puts the entry's records into resp, with the TTL left, the
 // client's own spelling of the name, and only the records the checks
-// kept; it binds the addresses to the name for the agent.
-func (s *Server) fill(q *query, resp *dns.Msg, asked string, ent *entry, chk answerCheck) {
-	ttl := ent.ttlLeft(s.now())
-	bind := s.cfg.Bindings != nil && q.decision.Action == rules.Allow
+// kept.
+func (s *Server) fill(resp *dns.Msg, asked string, ent *entry, chk answerCheck, ttl uint32) {
 	for i, rr := range ent.answer {
 		if chk.drop != nil && chk.drop[i] {
 			continue
@@ -202,20 +226,6 @@ func (s *Server) fill(q *query, resp *dns.Msg, asked string, ent *entry, chk ans
 			h.Name = asked // 0x20: the case the client sent
 		}
 		resp.Answer = append(resp.Answer, c)
-		switch r := c.(type) {
-		case *dns.A:
-			q.addAnswer(r.A.String())
-			if ip, ok := netip.AddrFromSlice(r.A); ok && bind {
-				s.bind(q, ip.Unmap(), ttl)
-			}
-		case *dns.AAAA:
-			q.addAnswer(r.AAAA.String())
-			if ip, ok := netip.AddrFromSlice(r.AAAA); ok && bind {
-				s.bind(q, ip, ttl)
-			}
-		case *dns.CNAME:
-			q.addAnswer(strings.TrimSuffix(r.Target, "."))
-		}
 	}
 	for _, rr := range ent.ns {
 		c := dns.Copy(rr)
