@@ -64,8 +64,22 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.finish(ps, q)
 }
 
-// answer decides and builds the reply to req.
+// answer decides and builds the reply to req. It is split in two so
+// that neither half's stack frame is the sum of both: each query runs on
+// a new goroutine (miekg/dns), and a deep first frame makes the runtime
+// grow and copy its stack, which cost a cached answer more than the
+// rules did.
 func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
+	if resp, done := s.admit(ps, q, req); done {
+		return resp
+	}
+	return s.resolve(ps, q, req)
+}
+
+// admit runs the checks before the name's: the packet's shape, the
+// agent, the stateless guards and the query rate. done reports that resp
+// is the answer.
+func (s *Server) admit(ps *policyState, q *query, req *dns.Msg) (resp *dns.Msg, done bool) {
 	eng, set := ps.eng, &ps.set
 	if len(req.Question) != 1 {
 		// The header promised one (acceptMsg), the packet held fewer:
@@ -75,24 +89,24 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 		m := new(dns.Msg)
 		m.SetRcodeFormatError(req)
 		q.rcode = dns.RcodeFormatError
-		return m
+		return m, true
 	}
 	qq := req.Question[0]
 	q.qtype = qq.Qtype
 	q.name = strings.ToLower(strings.TrimSuffix(qq.Name, "."))
 	if req.Opcode != dns.OpcodeQuery {
 		q.decision = s.refusal(eng, RuleOpcode, "opcode "+dns.OpcodeToString[req.Opcode]+" is not served")
-		return s.reply(q, req, dns.RcodeNotImplemented, nil)
+		return s.reply(q, req, dns.RcodeNotImplemented, nil), true
 	}
 	if qq.Qclass != dns.ClassINET {
 		q.decision = s.refusal(eng, RuleClass, "class "+dns.Class(qq.Qclass).String()+" is not served")
-		return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeNotSupported, q.decision))
+		return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeNotSupported, q.decision)), true
 	}
 
 	agent, err := eng.Agent(rules.Claim{Src: q.client.Addr()})
 	if err != nil {
 		q.decision = s.refusal(eng, RuleAgent, err.Error())
-		return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeProhibited, q.decision))
+		return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeProhibited, q.decision)), true
 	}
 	if agent == "" && q.client.Addr().IsValid() {
 		agent = q.client.Addr().String()
@@ -102,9 +116,9 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 	// Stateless guards, then the query rate: refused outright.
 	if d := eng.DNSQuery(rules.DNSQuery{Agent: agent, Name: qq.Name, Type: qq.Qtype}); !q.decide(d) {
 		if d.Rule == rules.RuleDNSType {
-			return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeBlocked, d))
+			return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeBlocked, d)), true
 		}
-		return s.block(q, req, set, d, dns.ExtendedErrorCodeBlocked)
+		return s.block(q, req, set, d, dns.ExtendedErrorCodeBlocked), true
 	}
 	if qq.Qtype == dns.TypeTXT {
 		s.metrics.TXT.Add(1)
@@ -114,10 +128,19 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 			s.metrics.Limited.Add(1)
 			d := eng.DNSLimit(rules.RuleDNSQueryRate, fmt.Sprintf("agent %s asked more than %s queries (dns.limits.query_rate)", agent, rateText(set.QueryRate)))
 			if !q.decide(d) {
-				return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeBlocked, d))
+				return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeBlocked, d)), true
 			}
 		}
 	}
+	return nil, false
+}
+
+// resolve decides the name and answers it, from the cache or an
+// upstream, with the answer checks.
+func (s *Server) resolve(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
+	eng, set := ps.eng, &ps.set
+	qq := req.Question[0]
+	agent := q.agent
 
 	// The name, by the host rules and lists (remembered with a cached
 	// answer, hit.go); then the subdomain guard on what would be
