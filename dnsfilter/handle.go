@@ -158,7 +158,14 @@ func (s *Server) resolve(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 		return s.block(q, req, set, d, dns.ExtendedErrorCodeBlocked)
 	}
 	if set.Subdomains > 0 {
-		if reg, ok := s.subs.allow(agent, q.name, set.Subdomains, set.SubdomainsWindow); !ok {
+		var reg string
+		var ok bool
+		if m != nil {
+			reg, ok = m.reg, s.subs.allowKey(m.subKey, q.name, m.reg, set.Subdomains, set.SubdomainsWindow)
+		} else {
+			reg, ok = s.subs.allow(agent, q.name, set.Subdomains, set.SubdomainsWindow)
+		}
+		if !ok {
 			s.metrics.Limited.Add(1)
 			d := eng.DNSLimit(rules.RuleDNSSubdomains, fmt.Sprintf("agent %s asked for more than %d names under %s in %s (dns.limits.subdomains)",
 				agent, set.Subdomains, reg, set.SubdomainsWindow))

@@ -32,6 +32,8 @@ type hitMemo struct {
 	agent string
 	name  rules.Decision // eng.Name(agent, entry's name)
 	chk   answerCheck
+	// reg and subKey are the subdomain guard's registered domain and key.
+	reg, subKey string
 	// answers are the event's, ips the addresses to bind: both of the
 	// records the checks kept.
 	answers []string
@@ -55,7 +57,8 @@ func (s *Server) memo(eng *rules.Engine, agent, name string, ent *entry) *hitMem
 	if m := ent.memo.Load(); m != nil && m.eng == eng && m.agent == agent {
 		return m
 	}
-	m := &hitMemo{eng: eng, agent: agent, name: eng.Name(agent, name), chk: checkAnswer(eng, agent, ent)}
+	m := &hitMemo{eng: eng, agent: agent, name: eng.Name(agent, name), chk: checkAnswer(eng, agent, ent), reg: registered(name)}
+	m.subKey = subKey(agent, m.reg)
 	for i, rr := range ent.answer {
 		if m.chk.drop != nil && m.chk.drop[i] {
 			continue

@@ -59,6 +59,7 @@ type Server struct {
 	rates   *ratelimit.Limiter
 	subs    *subdomains
 	metrics Metrics
+	events  sync.Pool // of *pooledEvent (metrics.go)
 
 	cur     atomic.Pointer[policyState]
 	stateMu sync.Mutex // serialises refresh
