@@ -35,7 +35,7 @@ const (
 	rrOverhead    = 48
 	// memoOverhead approximates a hit memo (hit.go) beyond its two
 	// packed replies.
-	memoOverhead = 320
+	memoOverhead = 400
 )
 
 type cacheKey struct {
@@ -51,8 +51,9 @@ type entry struct {
 	ns       []dns.RR // the SOA of a negative answer
 	expires  time.Time
 	upstream string // spec of the upstream that answered
-	size     int64
+	size     int64  // changed under its shard's lock only
 	memo     atomic.Pointer[hitMemo]
+	charged  atomic.Bool // a memo's size is in size
 }
 
 // ttlLeft is the TTL to hand out now: the seconds until expiry, rounded
@@ -178,19 +179,35 @@ func (c *cache) stats() (entries int, bytes int64) {
 }
 
 // entrySize estimates an entry's memory.
-// Room is left for one hit memo, which a hit adds.
 func entrySize(name string, e *entry) int64 {
 	n := int64(entryOverhead + len(name) + len(e.upstream))
-	wire := 12 + len(name) + 6 + 11 // header, question, OPT
 	for _, rr := range e.answer {
 		n += int64(dns.Len(rr) + rrOverhead)
-		wire += dns.Len(rr)
-	}
-	if len(e.ns) == 0 && len(e.answer) > 0 {
-		n += int64(memoOverhead + 2*wire)
 	}
 	for _, rr := range e.ns {
 		n += int64(dns.Len(rr) + rrOverhead)
 	}
 	return n
+}
+
+// memoSize estimates a hit memo of e's (hit.go), with both its packed
+// replies.
+func memoSize(name string, e *entry) int64 {
+	wire := 12 + len(name) + 6 + 11 // header, question, OPT
+	for _, rr := range e.answer {
+		wire += dns.Len(rr) + 24 // the record, its event text and address
+	}
+	return int64(memoOverhead + 2*wire)
+}
+
+// charge adds delta bytes (a hit memo) to e, when e is still what k
+// holds; the shard sheds entries for it on its next write.
+func (c *cache) charge(k cacheKey, e *entry, delta int64) {
+	sh := c.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m[k] == e {
+		e.size += delta
+		sh.bytes += delta
+	}
 }

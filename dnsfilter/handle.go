@@ -149,7 +149,7 @@ func (s *Server) resolve(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 	var m *hitMemo
 	var d rules.Decision
 	if fresh {
-		m = s.memo(eng, agent, q.name, ent)
+		m = s.memo(eng, agent, q.name, qq.Qtype, ent)
 		d = m.name
 	} else {
 		d = eng.Name(agent, q.name)
@@ -186,7 +186,7 @@ func (s *Server) resolve(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 			q.decide(d)
 			return s.reply(q, req, dns.RcodeServerFailure, ede(dns.ExtendedErrorCodeNoReachableAuthority, d))
 		}
-		m = s.memo(eng, agent, q.name, ent)
+		m = s.memo(eng, agent, q.name, qq.Qtype, ent)
 	}
 	q.cached, q.upstream = cached, ent.upstream
 	if cached {

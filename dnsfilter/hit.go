@@ -52,8 +52,9 @@ type wireReply struct {
 }
 
 // memo returns ent's memo for (eng, agent), computing and keeping a new
-// one when the kept one is for someone else.
-func (s *Server) memo(eng *rules.Engine, agent, name string, ent *entry) *hitMemo {
+// one when the kept one is for someone else. The cache is charged for
+// the first memo of an entry it holds (one at a time is kept).
+func (s *Server) memo(eng *rules.Engine, agent, name string, qtype uint16, ent *entry) *hitMemo {
 	if m := ent.memo.Load(); m != nil && m.eng == eng && m.agent == agent {
 		return m
 	}
@@ -88,6 +89,9 @@ func (s *Server) memo(eng *rules.Engine, agent, name string, ent *entry) *hitMem
 	}
 	m.answers = slices.Clip(m.answers)
 	ent.memo.Store(m)
+	if ent.charged.CompareAndSwap(false, true) {
+		s.cache.charge(cacheKey{name: name, qtype: qtype}, ent, memoSize(name, ent))
+	}
 	return m
 }
 

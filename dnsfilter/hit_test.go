@@ -16,12 +16,19 @@ import (
 func TestCacheHitFromWire(t *testing.T) {
 	u := startUpstream(t, testenv.DNSUpstreamOptions{Records: zone})
 	e := startFilter(t, policyWith(u, "", ""), envOptions{})
-	e.query("allowed.example", dns.TypeA, qopt{})             // miss: from the upstream
+	e.query("allowed.example", dns.TypeA, qopt{}) // miss: from the upstream
+	before := e.srv.Metrics().CacheBytes
 	e.query("allowed.example", dns.TypeA, qopt{noEDNS: true}) // hit, full path: a reply without EDNS kept
 	e.query("allowed.example", dns.TypeA, qopt{netw: "tcp"})  // hit, full path: with EDNS
 	ent, fresh := e.srv.cache.get(cacheKey{name: "allowed.example", qtype: dns.TypeA})
 	if !fresh || ent.memo.Load() == nil || ent.memo.Load().wire[0].Load() == nil || ent.memo.Load().wire[1].Load() == nil {
 		t.Fatal("no wire reply kept for the cached answer")
+	}
+	// The memo is charged to the cache once (the miss made it), whatever
+	// the hits.
+	want := entrySize("allowed.example", ent) + memoSize("allowed.example", ent)
+	if got := e.srv.Metrics().CacheBytes; got != want || before != want {
+		t.Errorf("cache bytes %d after the miss, %d after the hits; want %d (entry and memo)", before, got, want)
 	}
 	e.clock.Advance(10 * time.Second)
 
