@@ -126,6 +126,7 @@ type Logger struct {
 	zl  zerolog.Logger // decision events: they carry their own time
 	ops zerolog.Logger // operational messages, timestamped by zerolog
 	ids idSource
+	buf *bufWriter // set for a buffered Logger (buffer.go)
 
 	subs subscribers // subscribe.go
 }
@@ -133,8 +134,13 @@ type Logger struct {
 // New returns a Logger writing to w. Each event is one Write call; w is
 // wrapped so that concurrent events never interleave.
 func New(w io.Writer) *Logger {
-	zl := zerolog.New(zerolog.SyncWriter(w))
-	return &Logger{zl: zl, ops: zl.With().Timestamp().Logger(), ids: newIDSource()}
+	sw := zerolog.SyncWriter(w)
+	return newLogger(sw, sw)
+}
+
+// newLogger writes events to events and operational messages to ops.
+func newLogger(events, ops io.Writer) *Logger {
+	return &Logger{zl: zerolog.New(events), ops: zerolog.New(ops).With().Timestamp().Logger(), ids: newIDSource()}
 }
 
 // Zerolog returns the underlying logger for operational messages (startup,

@@ -33,6 +33,9 @@ const (
 	// records' wire size: the entry, the map slot, record headers.
 	entryOverhead = 160
 	rrOverhead    = 48
+	// memoOverhead approximates a hit memo (hit.go) beyond its two
+	// packed replies.
+	memoOverhead = 400
 )
 
 type cacheKey struct {
@@ -40,14 +43,17 @@ type cacheKey struct {
 	qtype uint16
 }
 
-// entry is one cached answer. It is immutable once cached.
+// entry is one cached answer. It is immutable once cached, but for its
+// hit memo (hit.go), which is derived from it and replaced whole.
 type entry struct {
 	rcode    int
 	answer   []dns.RR // sanitized (check.go): only the chain to the question
 	ns       []dns.RR // the SOA of a negative answer
 	expires  time.Time
 	upstream string // spec of the upstream that answered
-	size     int64
+	size     int64  // changed under its shard's lock only
+	memo     atomic.Pointer[hitMemo]
+	charged  atomic.Bool // a memo's size is in size
 }
 
 // ttlLeft is the TTL to hand out now: the seconds until expiry, rounded
@@ -182,4 +188,26 @@ func entrySize(name string, e *entry) int64 {
 		n += int64(dns.Len(rr) + rrOverhead)
 	}
 	return n
+}
+
+// memoSize estimates a hit memo of e's (hit.go), with both its packed
+// replies.
+func memoSize(name string, e *entry) int64 {
+	wire := 12 + len(name) + 6 + 11 // header, question, OPT
+	for _, rr := range e.answer {
+		wire += dns.Len(rr) + 24 // the record, its event text and address
+	}
+	return int64(memoOverhead + 2*wire)
+}
+
+// charge adds delta bytes (a hit memo) to e, when e is still what k
+// holds; the shard sheds entries for it on its next write.
+func (c *cache) charge(k cacheKey, e *entry, delta int64) {
+	sh := c.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m[k] == e {
+		e.size += delta
+		sh.bytes += delta
+	}
 }

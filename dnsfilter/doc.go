@@ -34,6 +34,8 @@
 // holds the per-policy state, handle.go is one query's path, respond.go
 // builds answers, forward.go talks to upstreams, cache.go, check.go and
 // guard.go are the cache, the answer checks and the exfiltration guards,
+// hit.go is a cache hit's fast path (the decisions and the packed reply
+// remembered per entry, agent and engine),
 // resolver.go gives the proxy its lookups through the same cache, and
 // metrics.go counts.
 package dnsfilter

@@ -64,9 +64,20 @@ func registered(name string) string {
 func (g *subdomains) allow(agent, name string, limit int, win time.Duration) (string, bool) {
 	reg := registered(name)
 	if reg == name {
-		return reg, true // the domain itself carries no data
+		return reg, true
 	}
-	key := agent + "\x00" + reg
+	return reg, g.allowKey(subKey(agent, reg), name, reg, limit, win)
+}
+
+// subKey is the guard's key for an agent's names under reg.
+func subKey(agent, reg string) string { return agent + "\x00" + reg }
+
+// allowKey is allow with the registered domain and the key already
+// worked out (a cache hit's memo keeps them).
+func (g *subdomains) allowKey(key, name, reg string, limit int, win time.Duration) bool {
+	if reg == name {
+		return true // the domain itself carries no data
+	}
 	sh := &g.shards[maphash.String(g.seed, key)%subShards]
 	now := g.now()
 	sh.mu.Lock()
@@ -80,18 +91,18 @@ func (g *subdomains) allow(agent, name string, limit int, win time.Duration) (st
 				}
 			}
 			if len(sh.m) >= maxWindows {
-				return reg, false
+				return false
 			}
 		}
 		w = &window{start: now, names: make(map[string]struct{}, 8)}
 		sh.m[key] = w
 	}
 	if _, seen := w.names[name]; seen {
-		return reg, true
+		return true
 	}
 	if len(w.names) >= limit {
-		return reg, false
+		return false
 	}
 	w.names[name] = struct{}{}
-	return reg, true
+	return true
 }

@@ -44,6 +44,7 @@ type query struct {
 	block    string
 	errText  string
 	note     string // what the answer checks changed, for the event's reason
+	wire     []byte // the reply, packed (a cache hit's fast path), instead of a *dns.Msg
 }
 
 // ServeDNS answers one query; it implements dns.Handler.
@@ -63,8 +64,22 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.finish(ps, q)
 }
 
-// answer decides and builds the reply to req.
+// answer decides and builds the reply to req. It is split in two so
+// that neither half's stack frame is the sum of both: each query runs on
+// a new goroutine (miekg/dns), and a deep first frame makes the runtime
+// grow and copy its stack, which cost a cached answer more than the
+// rules did.
 func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
+	if resp, done := s.admit(ps, q, req); done {
+		return resp
+	}
+	return s.resolve(ps, q, req)
+}
+
+// admit runs the checks before the name's: the packet's shape, the
+// agent, the stateless guards and the query rate. done reports that resp
+// is the answer.
+func (s *Server) admit(ps *policyState, q *query, req *dns.Msg) (resp *dns.Msg, done bool) {
 	eng, set := ps.eng, &ps.set
 	if len(req.Question) != 1 {
 		// The header promised one (acceptMsg), the packet held fewer:
@@ -74,24 +89,24 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 		m := new(dns.Msg)
 		m.SetRcodeFormatError(req)
 		q.rcode = dns.RcodeFormatError
-		return m
+		return m, true
 	}
 	qq := req.Question[0]
 	q.qtype = qq.Qtype
 	q.name = strings.ToLower(strings.TrimSuffix(qq.Name, "."))
 	if req.Opcode != dns.OpcodeQuery {
 		q.decision = s.refusal(eng, RuleOpcode, "opcode "+dns.OpcodeToString[req.Opcode]+" is not served")
-		return s.reply(q, req, dns.RcodeNotImplemented, nil)
+		return s.reply(q, req, dns.RcodeNotImplemented, nil), true
 	}
 	if qq.Qclass != dns.ClassINET {
 		q.decision = s.refusal(eng, RuleClass, "class "+dns.Class(qq.Qclass).String()+" is not served")
-		return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeNotSupported, q.decision))
+		return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeNotSupported, q.decision)), true
 	}
 
 	agent, err := eng.Agent(rules.Claim{Src: q.client.Addr()})
 	if err != nil {
 		q.decision = s.refusal(eng, RuleAgent, err.Error())
-		return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeProhibited, q.decision))
+		return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeProhibited, q.decision)), true
 	}
 	if agent == "" && q.client.Addr().IsValid() {
 		agent = q.client.Addr().String()
@@ -101,9 +116,9 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 	// Stateless guards, then the query rate: refused outright.
 	if d := eng.DNSQuery(rules.DNSQuery{Agent: agent, Name: qq.Name, Type: qq.Qtype}); !q.decide(d) {
 		if d.Rule == rules.RuleDNSType {
-			return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeBlocked, d))
+			return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeBlocked, d)), true
 		}
-		return s.block(q, req, set, d, dns.ExtendedErrorCodeBlocked)
+		return s.block(q, req, set, d, dns.ExtendedErrorCodeBlocked), true
 	}
 	if qq.Qtype == dns.TypeTXT {
 		s.metrics.TXT.Add(1)
@@ -113,18 +128,44 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 			s.metrics.Limited.Add(1)
 			d := eng.DNSLimit(rules.RuleDNSQueryRate, fmt.Sprintf("agent %s asked more than %s queries (dns.limits.query_rate)", agent, rateText(set.QueryRate)))
 			if !q.decide(d) {
-				return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeBlocked, d))
+				return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeBlocked, d)), true
 			}
 		}
 	}
+	return nil, false
+}
 
-	// The name, by the host rules and lists; then the subdomain guard on
-	// what would be forwarded.
-	if d := eng.Name(agent, q.name); !q.decide(d) {
+// resolve decides the name and answers it, from the cache or an
+// upstream, with the answer checks.
+func (s *Server) resolve(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
+	eng, set := ps.eng, &ps.set
+	qq := req.Question[0]
+	agent := q.agent
+
+	// The name, by the host rules and lists (remembered with a cached
+	// answer, hit.go); then the subdomain guard on what would be
+	// forwarded.
+	ent, fresh := s.cache.get(cacheKey{name: q.name, qtype: qq.Qtype})
+	var m *hitMemo
+	var d rules.Decision
+	if fresh {
+		m = s.memo(eng, agent, q.name, qq.Qtype, ent)
+		d = m.name
+	} else {
+		d = eng.Name(agent, q.name)
+	}
+	if !q.decide(d) {
 		return s.block(q, req, set, d, dns.ExtendedErrorCodeBlocked)
 	}
 	if set.Subdomains > 0 {
-		if reg, ok := s.subs.allow(agent, q.name, set.Subdomains, set.SubdomainsWindow); !ok {
+		var reg string
+		var ok bool
+		if m != nil {
+			reg, ok = m.reg, s.subs.allowKey(m.subKey, q.name, m.reg, set.Subdomains, set.SubdomainsWindow)
+		} else {
+			reg, ok = s.subs.allow(agent, q.name, set.Subdomains, set.SubdomainsWindow)
+		}
+		if !ok {
 			s.metrics.Limited.Add(1)
 			d := eng.DNSLimit(rules.RuleDNSSubdomains, fmt.Sprintf("agent %s asked for more than %d names under %s in %s (dns.limits.subdomains)",
 				agent, set.Subdomains, reg, set.SubdomainsWindow))
@@ -134,13 +175,18 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 		}
 	}
 
-	ent, cached, err := s.lookup(ps, q.name, qq.Qtype)
-	if err != nil {
-		s.metrics.ServFail.Add(1)
-		q.errText = err.Error()
-		d := rules.Decision{Action: rules.Deny, Rule: RuleUpstream, Source: set.Source, Reason: err.Error()}
-		q.decide(d)
-		return s.reply(q, req, dns.RcodeServerFailure, ede(dns.ExtendedErrorCodeNoReachableAuthority, d))
+	cached := true
+	if !fresh {
+		var err error
+		ent, cached, err = s.lookup(ps, q.name, qq.Qtype)
+		if err != nil {
+			s.metrics.ServFail.Add(1)
+			q.errText = err.Error()
+			d := rules.Decision{Action: rules.Deny, Rule: RuleUpstream, Source: set.Source, Reason: err.Error()}
+			q.decide(d)
+			return s.reply(q, req, dns.RcodeServerFailure, ede(dns.ExtendedErrorCodeNoReachableAuthority, d))
+		}
+		m = s.memo(eng, agent, q.name, qq.Qtype, ent)
 	}
 	q.cached, q.upstream = cached, ent.upstream
 	if cached {
@@ -149,7 +195,7 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 		s.metrics.CacheMisses.Add(1)
 	}
 
-	chk := checkAnswer(eng, agent, ent)
+	chk := m.chk
 	if chk.report.Action != rules.Undecided {
 		q.decide(chk.report)
 	}
@@ -162,8 +208,18 @@ func (s *Server) answer(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 		s.metrics.Dropped.Add(uint64(chk.dropped))
 		q.note = fmt.Sprintf("; %d answer(s) dropped: %s", chk.dropped, chk.firstDrop.Reason)
 	}
+	ttl := ent.ttlLeft(s.now())
+	q.answers = m.answers
+	if w := fromWire(m, req, q.edns != nil, ttl, q.sizeLimit()); w != nil {
+		q.rcode = ent.rcode
+		q.wire = w
+		s.bindAll(q, m, ttl)
+		return nil
+	}
 	resp := s.reply(q, req, ent.rcode, nil)
-	s.fill(q, resp, qq.Name, ent, chk)
+	s.fill(resp, qq.Name, ent, chk, ttl)
+	s.bindAll(q, m, ttl)
+	keepWire(m, q.edns != nil, resp, ent)
 	return resp
 }
 
@@ -187,10 +243,8 @@ func (s *Server) refusal(eng *rules.Engine, rule, reason string) rules.Decision 
 
 // fill puts the entry's records into resp, with the TTL left, the
 // client's own spelling of the name, and only the records the checks
-// kept; it binds the addresses to the name for the agent.
-func (s *Server) fill(q *query, resp *dns.Msg, asked string, ent *entry, chk answerCheck) {
-	ttl := ent.ttlLeft(s.now())
-	bind := s.cfg.Bindings != nil && q.decision.Action == rules.Allow
+// kept.
+func (s *Server) fill(resp *dns.Msg, asked string, ent *entry, chk answerCheck, ttl uint32) {
 	for i, rr := range ent.answer {
 		if chk.drop != nil && chk.drop[i] {
 			continue
@@ -202,20 +256,6 @@ func (s *Server) fill(q *query, resp *dns.Msg, asked string, ent *entry, chk ans
 			h.Name = asked // 0x20: the case the client sent
 		}
 		resp.Answer = append(resp.Answer, c)
-		switch r := c.(type) {
-		case *dns.A:
-			q.addAnswer(r.A.String())
-			if ip, ok := netip.AddrFromSlice(r.A); ok && bind {
-				s.bind(q, ip.Unmap(), ttl)
-			}
-		case *dns.AAAA:
-			q.addAnswer(r.AAAA.String())
-			if ip, ok := netip.AddrFromSlice(r.AAAA); ok && bind {
-				s.bind(q, ip, ttl)
-			}
-		case *dns.CNAME:
-			q.addAnswer(strings.TrimSuffix(r.Target, "."))
-		}
 	}
 	for _, rr := range ent.ns {
 		c := dns.Copy(rr)

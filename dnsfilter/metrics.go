@@ -77,12 +77,27 @@ func (s *Server) finish(ps *policyState, q *query) {
 		}
 	}
 	m.Events.Add(1)
-	ev := &audit.Event{
+	// The event and its DNS part come from a pool: audit.Logger.Log
+	// neither keeps nor hands out the event it is given (subscribers get
+	// a copy), and a query's event is the filter's largest allocation.
+	pe, _ := s.events.Get().(*pooledEvent)
+	if pe == nil {
+		pe = new(pooledEvent)
+	}
+	pe.dns = audit.DNS{Type: dns.Type(q.qtype).String(), Rcode: dns.RcodeToString[q.rcode], Answers: q.answers,
+		Upstream: q.upstream, Cached: q.cached, Block: q.block}
+	pe.ev = audit.Event{
 		ID: s.cfg.Log.NewID(), Time: q.start, Kind: "dns", Agent: q.agent, Client: q.client.String(),
 		Host: q.name, Decision: outcome, Rule: q.decision.Rule, RuleSource: q.decision.Source,
 		Reason: q.decision.Reason + q.note, Duration: s.now().Sub(q.start), Error: q.errText,
-		DNS: &audit.DNS{Type: dns.Type(q.qtype).String(), Rcode: dns.RcodeToString[q.rcode], Answers: q.answers,
-			Upstream: q.upstream, Cached: q.cached, Block: q.block},
+		DNS: &pe.dns,
 	}
-	s.cfg.Log.Log(ev)
+	s.cfg.Log.Log(&pe.ev)
+	pe.ev, pe.dns = audit.Event{}, audit.DNS{} // hold no query's strings while pooled
+	s.events.Put(pe)
+}
+
+type pooledEvent struct {
+	ev  audit.Event
+	dns audit.DNS
 }

@@ -100,17 +100,18 @@ func blockSOA(name string, ttl uint32) *dns.SOA {
 
 // write sends resp within what the transport allows: 64 KiB on TCP, the
 // client's EDNS size (at most ours) or 512 bytes on UDP; what does not
-// fit is cut and marked truncated, so the client retries over TCP.
+// fit is cut and marked truncated, so the client retries over TCP. A
+// query answered from wire bytes (hit.go) sends them as they are: they
+// were only taken when they fit.
 func (s *Server) write(w dnsWriter, q *query, resp *dns.Msg) {
-	size := dns.MaxMsgSize
-	if !q.tcp {
-		size = dns.MinMsgSize
-		if q.edns != nil {
-			size = min(max(int(q.edns.UDPSize()), dns.MinMsgSize), ourUDPSize)
-		}
+	var err error
+	if q.wire != nil {
+		_, err = w.Write(q.wire)
+	} else {
+		resp.Truncate(q.sizeLimit())
+		err = w.WriteMsg(resp)
 	}
-	resp.Truncate(size)
-	if err := w.WriteMsg(resp); err != nil {
+	if err != nil {
 		s.metrics.WriteErrors.Add(1)
 		if q.errText == "" {
 			q.errText = "write: " + err.Error()
@@ -118,5 +119,19 @@ func (s *Server) write(w dnsWriter, q *query, resp *dns.Msg) {
 	}
 }
 
+// sizeLimit is the largest reply q's transport takes.
+func (q *query) sizeLimit() int {
+	if q.tcp {
+		return dns.MaxMsgSize
+	}
+	if q.edns != nil {
+		return min(max(int(q.edns.UDPSize()), dns.MinMsgSize), ourUDPSize)
+	}
+	return dns.MinMsgSize
+}
+
 // dnsWriter is the part of dns.ResponseWriter write needs.
-type dnsWriter interface{ WriteMsg(*dns.Msg) error }
+type dnsWriter interface {
+	WriteMsg(*dns.Msg) error
+	Write([]byte) (int, error)
+}

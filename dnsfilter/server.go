@@ -11,10 +11,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/sys/unix"
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/ratelimit"
@@ -57,6 +59,7 @@ type Server struct {
 	rates   *ratelimit.Limiter
 	subs    *subdomains
 	metrics Metrics
+	events  sync.Pool // of *pooledEvent (metrics.go)
 
 	cur     atomic.Pointer[policyState]
 	stateMu sync.Mutex // serialises refresh
@@ -281,10 +284,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Listen opens the UDP socket and the TCP listener of one DNS address
 // ("127.0.0.1:5353", "[::1]:53", ":53"); with port 0 both get the same
-// free port.
+// free port. The UDP socket has SO_REUSEPORT, so that ListenMore can add
+// sockets on the same address.
 func Listen(addr string) (net.PacketConn, net.Listener, error) {
 	for range 20 {
-		pc, err := net.ListenPacket("udp", addr)
+		pc, err := reusePort.ListenPacket(context.Background(), "udp", addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("dns listen udp %s: %w", addr, err)
 		}
@@ -299,3 +303,34 @@ func Listen(addr string) (net.PacketConn, net.Listener, error) {
 	}
 	return nil, nil, fmt.Errorf("dns listen %s: no port free for both UDP and TCP", addr)
 }
+
+// ListenMore opens n more UDP sockets on pc's address (from Listen),
+// all or none. With SO_REUSEPORT the kernel spreads clients over them by
+// their address, so that each socket's reads (one goroutine per socket in
+// miekg/dns) run on their own CPU instead of queueing behind one.
+func ListenMore(pc net.PacketConn, n int) ([]net.PacketConn, error) {
+	var out []net.PacketConn
+	for range n {
+		c, err := reusePort.ListenPacket(context.Background(), "udp", pc.LocalAddr().String())
+		if err != nil {
+			for _, c := range out {
+				c.Close()
+			}
+			return nil, fmt.Errorf("dns listen udp %s (SO_REUSEPORT): %w", pc.LocalAddr(), err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// reusePort sets SO_REUSEPORT, as miekg/dns's Server.ReusePort does for
+// the sockets it opens itself.
+var reusePort = net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,12 +45,21 @@ func dnsEvents(t *testing.T, logFile, host string) []map[string]any {
 }
 
 // waitDNSEvents waits until host has n dns events in the log.
+// The events come in the order the queries started (their time): a
+// query's event is written after its reply, so the next query's may be
+// written first.
 func waitDNSEvents(t *testing.T, logFile, host string, n int) []map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		evs := dnsEvents(t, logFile, host)
 		if len(evs) >= n {
+			at := func(ev map[string]any) time.Time {
+				s, _ := ev["time"].(string)
+				tm, _ := time.Parse(time.RFC3339Nano, s)
+				return tm
+			}
+			slices.SortStableFunc(evs, func(a, b map[string]any) int { return at(a).Compare(at(b)) })
 			return evs
 		}
 		if time.Now().After(deadline) {

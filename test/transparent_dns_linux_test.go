@@ -105,19 +105,16 @@ dns:
 		t.Fatalf("raw TCP to %s (blocked.test's address) passed: %q", up3, got)
 	}
 
-	var sawDNS bool
-	lines, err := testenv.ReadLog(a.LogFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range lines {
-		if l["kind"] == "dns" && l["host"] == "blocked.test" && l["decision"] == "deny" && l["agent"] == e.agentIP.String() {
-			sawDNS = true
+	// Events reach the log file within --log-flush-interval: poll.
+	waitFor(t, func() bool {
+		lines, _ := testenv.ReadLog(a.LogFile)
+		for _, l := range lines {
+			if l["kind"] == "dns" && l["host"] == "blocked.test" && l["decision"] == "deny" && l["agent"] == e.agentIP.String() {
+				return true
+			}
 		}
-	}
-	if !sawDNS {
-		t.Error("no dns deny event for blocked.test from the agent's address")
-	}
+		return false
+	}, "a dns deny event for blocked.test from the agent's address")
 	if resolver.Queries("blocked.test.", dns.TypeA) != 0 {
 		t.Error("the denied name reached the upstream resolver")
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"runtime"
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/dnsfilter"
@@ -67,25 +68,40 @@ func startDNS(addrs []string, live *rules.Live, logger *audit.Logger, bindings *
 		return nil, err
 	}
 	type pair struct {
-		pc net.PacketConn
-		ln net.Listener
+		pcs []net.PacketConn // one per CPU, SO_REUSEPORT
+		ln  net.Listener
 	}
 	var socks []pair
 	for _, a := range addrs {
 		pc, ln, err := dnsfilter.Listen(a)
+		var more []net.PacketConn
+		if err == nil {
+			if more, err = dnsfilter.ListenMore(pc, runtime.GOMAXPROCS(0)-1); err != nil {
+				pc.Close()
+				ln.Close()
+			}
+		}
 		if err != nil {
 			for _, p := range socks {
-				p.pc.Close()
+				for _, pc := range p.pcs {
+					pc.Close()
+				}
 				p.ln.Close()
 			}
 			return nil, err
 		}
-		socks = append(socks, pair{pc, ln})
+		socks = append(socks, pair{append([]net.PacketConn{pc}, more...), ln})
 	}
-	d := &dnsServer{srv: srv, done: make(chan error, 2*len(socks))}
+	n := 0
 	for _, p := range socks {
-		d.addrs = append(d.addrs, p.pc.LocalAddr().String())
-		go func() { d.done <- srv.ServePacket(p.pc) }()
+		n += len(p.pcs) + 1
+	}
+	d := &dnsServer{srv: srv, done: make(chan error, n)}
+	for _, p := range socks {
+		d.addrs = append(d.addrs, p.pcs[0].LocalAddr().String())
+		for _, pc := range p.pcs {
+			go func() { d.done <- srv.ServePacket(pc) }()
+		}
 		go func() { d.done <- srv.ServeListener(p.ln) }()
 	}
 	return d, nil

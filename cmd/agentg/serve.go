@@ -31,6 +31,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	config := fs.String("config", "", "policy file (YAML); without it the embedded default policy is used")
 	listen := fs.String("listen", "127.0.0.1:3128", "address the proxy listens on")
 	logFile := fs.String("log-file", "", "append events to this file instead of stdout")
+	logFlush := fs.Duration("log-flush-interval", 100*time.Millisecond, "with --log-file: gather events and write them to the file at least this often (and when 64 KiB are waiting, on every operational message and on shutdown); a crash loses at most this much; 0 writes each event at once")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long in-flight requests and tunnels may finish after SIGTERM/SIGINT")
 	poll := fs.Duration("reload-interval", 2*time.Second, "how often policy and list files are checked for changes (0 disables; SIGHUP always reloads)")
 	firstBytes := fs.Duration("first-bytes-timeout", 10*time.Second, "how long a tunnel may take to send the first bytes (ClientHello or request head) the gate must see")
@@ -84,7 +85,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		markVal = int(m)
 	}
 
+	if *logFlush < 0 {
+		return fmt.Errorf("--log-flush-interval must not be negative, not %s", *logFlush)
+	}
 	var out io.Writer = stdout
+	var logOpts audit.Options
 	if *logFile != "" {
 		f, err := audit.OpenFile(*logFile)
 		if err != nil {
@@ -92,8 +97,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 		defer f.Close()
 		out = f
+		logOpts.FlushInterval = *logFlush
 	}
-	logger := audit.New(out)
+	logger := audit.NewWithOptions(out, logOpts)
+	// Deferred before every other shutdown step, so it runs after them:
+	// the buffered events, and theirs, are written before the file closes.
+	defer logger.Close()
 	zl := logger.Zerolog()
 
 	eng, source, err := loadPolicy(*config)
