@@ -12,14 +12,10 @@
 //     and may go below zero: the debt is paid back by the refill before
 //     Left lets anything start again. Nothing blocks or queues; a refusal
 //     says how long until the bucket allows again.
-//   - Buckets live in a fixed number of shards, each a mutex and a map, so
-//     callers with different keys rarely meet on a lock and no lock is
-//     global (not in the state store, for the same reason as package
-//     ratelimit).
-//   - A bucket is dropped only when it is full again and idle for
-//     Options.IdleAfter: a full bucket is exactly what a new one would be,
-//     so eviction never lets a key past its quota. The number of buckets is
-//     bounded (Options.MaxBuckets); a new key that finds its shard full is
+//   - Buckets live in an internal/shardmap table, as package ratelimit's
+//     do: sharded locks, not the state store; dropped only when full again
+//     and idle for Options.IdleAfter, so eviction never lets a key past
+//     its quota; bounded (Options.MaxBuckets), a new key past the bound
 //     refused (fail closed), never admitted unmetered.
 //   - The budget is given on every call, as the policy in force says it; a
 //     reload that changes it applies to existing buckets (a smaller Amount
@@ -27,18 +23,16 @@
 package quota
 
 import (
-	"hash/maphash"
 	"math"
-	"sync"
 	"time"
-)
 
-const shardCount = 64
+	"github.com/agentg/agentg/internal/shardmap"
+)
 
 // Defaults for Options' zero values.
 const (
-	DefaultIdleAfter  = time.Minute
-	DefaultMaxBuckets = 1 << 20
+	DefaultIdleAfter  = shardmap.DefaultIdleAfter
+	DefaultMaxBuckets = shardmap.DefaultMaxEntries
 )
 
 // Options configure Buckets. The zero value is usable.
@@ -64,18 +58,7 @@ func (b Budget) rate() float64 { return b.Amount / b.Period.Seconds() }
 // Buckets is a sharded set of buckets, safe for concurrent use. Create it
 // with New.
 type Buckets struct {
-	seed     maphash.Seed
-	idle     time.Duration
-	perShard int
-	now      func() time.Time
-	shards   [shardCount]shard
-}
-
-type shard struct {
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-	nextSweep time.Time
-	_         [64]byte // keeps neighbouring shards' mutexes off one cache line
+	m *shardmap.Map[bucket]
 }
 
 type bucket struct {
@@ -83,27 +66,15 @@ type bucket struct {
 	at    time.Time
 	full  float64 // the Amount last given
 	rate  float64
-	last  time.Time // last use
 }
 
 // New returns empty Buckets.
 func New(opts Options) *Buckets {
-	b := &Buckets{seed: maphash.MakeSeed(), idle: opts.IdleAfter, now: opts.Now}
-	if b.idle <= 0 {
-		b.idle = DefaultIdleAfter
+	full := func(b *bucket, now time.Time) bool {
+		b.refill(now)
+		return b.level >= b.full
 	}
-	max := opts.MaxBuckets
-	if max <= 0 {
-		max = DefaultMaxBuckets
-	}
-	b.perShard = (max + shardCount - 1) / shardCount
-	if b.now == nil {
-		b.now = time.Now
-	}
-	for i := range b.shards {
-		b.shards[i].buckets = make(map[string]*bucket)
-	}
-	return b
+	return &Buckets{m: shardmap.New(shardmap.Options{IdleAfter: opts.IdleAfter, MaxEntries: opts.MaxBuckets, Now: opts.Now}, full)}
 }
 
 // with runs fn on key's bucket, refilled to now and created full on first
@@ -114,26 +85,12 @@ func (bs *Buckets) with(key string, budget Budget, fn func(b *bucket, now time.T
 	if !budget.valid() {
 		return false
 	}
-	now := bs.now()
-	s := &bs.shards[maphash.String(bs.seed, key)%shardCount]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !now.Before(s.nextSweep) {
-		s.sweep(now, bs.idle)
-	}
-	b := s.buckets[key]
-	if b == nil {
-		if len(s.buckets) >= bs.perShard {
-			return false
-		}
-		b = &bucket{level: budget.Amount, at: now}
-		s.buckets[key] = b
-	}
-	b.full, b.rate = budget.Amount, budget.rate()
-	b.refill(now)
-	b.last = now
-	fn(b, now)
-	return true
+	create := func(b *bucket, now time.Time) { *b = bucket{level: budget.Amount, at: now} }
+	return bs.m.With(key, create, func(b *bucket, now time.Time) {
+		b.full, b.rate = budget.Amount, budget.rate()
+		b.refill(now)
+		fn(b, now)
+	})
 }
 
 func (b *bucket) refill(now time.Time) {
@@ -171,7 +128,7 @@ func (bs *Buckets) Take(key string, budget Budget, n float64) (ok bool, retryAft
 		retryAfter = b.until(n)
 	})
 	if !found {
-		return false, bs.idle
+		return false, bs.m.IdleAfter()
 	}
 	return ok, retryAfter
 }
@@ -188,7 +145,7 @@ func (bs *Buckets) Left(key string, budget Budget) (ok bool, retryAfter time.Dur
 		retryAfter = max(b.until(0), time.Nanosecond)
 	})
 	if !found {
-		return false, bs.idle
+		return false, bs.m.IdleAfter()
 	}
 	return ok, retryAfter
 }
@@ -204,26 +161,5 @@ func (bs *Buckets) Charge(key string, budget Budget, n float64) (left bool) {
 	return found && left
 }
 
-// sweep drops the shard's buckets that are full and idle; called with
-// s.mu held, at most once per idle period per shard.
-func (s *shard) sweep(now time.Time, idle time.Duration) {
-	for k, b := range s.buckets {
-		b.refill(now)
-		if now.Sub(b.last) >= idle && b.level >= b.full {
-			delete(s.buckets, k)
-		}
-	}
-	s.nextSweep = now.Add(idle)
-}
-
 // Len is the number of buckets held.
-func (bs *Buckets) Len() int {
-	n := 0
-	for i := range bs.shards {
-		s := &bs.shards[i]
-		s.mu.Lock()
-		n += len(s.buckets)
-		s.mu.Unlock()
-	}
-	return n
-}
+func (bs *Buckets) Len() int { return bs.m.Len() }

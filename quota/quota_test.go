@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agentg/agentg/internal/shardmap"
 )
 
 type clock struct{ t time.Time }
@@ -93,11 +95,11 @@ func TestChargeDebt(t *testing.T) {
 // full shard refuses new keys rather than admit them unmetered.
 func TestEvictionAndBound(t *testing.T) {
 	c, now := newClock()
-	bs := New(Options{Now: now, IdleAfter: time.Minute, MaxBuckets: shardCount}) // one per shard
+	bs := New(Options{Now: now, IdleAfter: time.Minute, MaxBuckets: shardmap.Shards}) // one per shard
 	b := Budget{Amount: 1, Period: time.Hour}
 	bs.Take("spent", b, 1)
 	refused := 0
-	for i := range 4 * shardCount {
+	for i := range 4 * shardmap.Shards {
 		if ok, retry := bs.Take(fmt.Sprint("k", i), b, 1); !ok {
 			refused++
 			if retry != time.Minute {
@@ -105,8 +107,8 @@ func TestEvictionAndBound(t *testing.T) {
 			}
 		}
 	}
-	if refused == 0 || bs.Len() > shardCount {
-		t.Fatalf("%d keys refused, %d buckets held; want refusals and at most %d", refused, bs.Len(), shardCount)
+	if refused == 0 || bs.Len() > shardmap.Shards {
+		t.Fatalf("%d keys refused, %d buckets held; want refusals and at most %d", refused, bs.Len(), shardmap.Shards)
 	}
 	c.add(2 * time.Minute) // idle, but not full again: kept
 	bs.Left("x", b)        // sweeps the shard it lands in
@@ -114,10 +116,10 @@ func TestEvictionAndBound(t *testing.T) {
 		t.Fatal("an empty bucket was dropped and came back full")
 	}
 	c.add(2 * time.Hour) // full and idle: every bucket may go
-	for i := range 4 * shardCount {
+	for i := range 4 * shardmap.Shards {
 		bs.Left(fmt.Sprint("sweep", i), b)
 	}
-	if bs.Len() > shardCount {
+	if bs.Len() > shardmap.Shards {
 		t.Fatalf("%d buckets after they all refilled and idled", bs.Len())
 	}
 }

@@ -5,37 +5,28 @@
 // Contract:
 //   - Allow never blocks and never queues: it answers at once whether one
 //     event may pass now and, when not, how long until one could.
-//   - Buckets live in a fixed number of shards, each a mutex and a map, so
-//     concurrent callers with different keys rarely meet on a lock and no
-//     lock is global. This is deliberately not in the state store: a store
-//     write per request would serialise every call on one writer lock.
-//   - A bucket is dropped only when it is full again and has been unused for
-//     Options.IdleAfter; a full bucket is exactly what a new one would be, so
-//     eviction never lets a key exceed its limit.
-//   - The number of buckets is bounded (Options.MaxBuckets). When a shard is
-//     full of buckets that are all in use, a new key is refused (fail
-//     closed), not admitted unlimited.
+//   - Buckets live in an internal/shardmap table: sharded locks, not the
+//     state store; dropped only when full again and idle for
+//     Options.IdleAfter, so eviction never lets a key exceed its limit;
+//     bounded (Options.MaxBuckets), a new key past the bound refused (fail
+//     closed), never admitted unlimited.
 //   - The limit and burst are given on every call, as the policy in force
 //     says them; a reload that changes them applies to existing buckets.
 package ratelimit
 
 import (
-	"hash/maphash"
 	"math"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
-)
 
-// shardCount is a power of two, comfortably above the core counts agentg
-// runs on, so that parallel callers spread over many locks.
-const shardCount = 64
+	"github.com/agentg/agentg/internal/shardmap"
+)
 
 // Defaults for Options' zero values.
 const (
-	DefaultIdleAfter  = time.Minute
-	DefaultMaxBuckets = 1 << 20
+	DefaultIdleAfter  = shardmap.DefaultIdleAfter
+	DefaultMaxBuckets = shardmap.DefaultMaxEntries
 )
 
 // Options configure a Limiter. The zero value is usable.
@@ -53,46 +44,19 @@ type Options struct {
 // Limiter is a sharded set of token buckets. Its methods are safe for
 // concurrent use. The zero value is not usable; call New.
 type Limiter struct {
-	seed     maphash.Seed
-	idle     time.Duration
-	perShard int
-	now      func() time.Time
-	shards   [shardCount]shard
-}
-
-type shard struct {
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-	nextSweep time.Time
-	// Padding keeps neighbouring shards' mutexes off one cache line.
-	_ [64]byte
+	m *shardmap.Map[bucket]
 }
 
 type bucket struct {
 	lim   *rate.Limiter
 	limit rate.Limit // what the policy last said, compared on each call
 	burst int
-	last  time.Time // last Allow on this bucket
 }
 
 // New returns an empty Limiter.
 func New(opts Options) *Limiter {
-	l := &Limiter{seed: maphash.MakeSeed(), idle: opts.IdleAfter, now: opts.Now}
-	if l.idle <= 0 {
-		l.idle = DefaultIdleAfter
-	}
-	max := opts.MaxBuckets
-	if max <= 0 {
-		max = DefaultMaxBuckets
-	}
-	l.perShard = (max + shardCount - 1) / shardCount
-	if l.now == nil {
-		l.now = time.Now
-	}
-	for i := range l.shards {
-		l.shards[i].buckets = make(map[string]*bucket)
-	}
-	return l
+	full := func(b *bucket, now time.Time) bool { return b.lim.TokensAt(now) >= float64(b.burst) }
+	return &Limiter{m: shardmap.New(shardmap.Options{IdleAfter: opts.IdleAfter, MaxEntries: opts.MaxBuckets, Now: opts.Now}, full)}
 }
 
 // Allow takes one token from key's bucket, creating the bucket (full, with
@@ -112,21 +76,10 @@ func (l *Limiter) Allow(key string, limit rate.Limit, burst int) (ok bool, retry
 	if burst < 1 {
 		burst = 1
 	}
-	now := l.now()
-	s := &l.shards[maphash.String(l.seed, key)%shardCount]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !now.Before(s.nextSweep) {
-		s.sweep(now, l.idle)
+	create := func(b *bucket, _ time.Time) {
+		*b = bucket{lim: rate.NewLimiter(limit, burst), limit: limit, burst: burst}
 	}
-	b := s.buckets[key]
-	if b == nil {
-		if len(s.buckets) >= l.perShard {
-			return false, l.idle
-		}
-		b = &bucket{lim: rate.NewLimiter(limit, burst), limit: limit, burst: burst}
-		s.buckets[key] = b
-	} else {
+	found := l.m.With(key, create, func(b *bucket, now time.Time) {
 		// The policy may have been reloaded with another limit.
 		if b.limit != limit {
 			b.lim.SetLimitAt(now, limit)
@@ -136,12 +89,14 @@ func (l *Limiter) Allow(key string, limit rate.Limit, burst int) (ok bool, retry
 			b.lim.SetBurstAt(now, burst)
 			b.burst = burst
 		}
+		if ok = b.lim.AllowN(now, 1); !ok {
+			retryAfter = retryAfterFor(b.lim.TokensAt(now), limit)
+		}
+	})
+	if !found {
+		return false, l.m.IdleAfter()
 	}
-	b.last = now
-	if b.lim.AllowN(now, 1) {
-		return true, 0
-	}
-	return false, retryAfterFor(b.lim.TokensAt(now), limit)
+	return ok, retryAfter
 }
 
 // retryAfterFor is how long a bucket holding tokens (< 1) needs to reach
@@ -159,26 +114,5 @@ func retryAfterFor(tokens float64, limit rate.Limit) time.Duration {
 	return time.Duration(math.Ceil(secs * float64(time.Second)))
 }
 
-// sweep drops the shard's buckets that are full and idle. Called with s.mu
-// held, at most once per idle period per shard, so its cost is spread over
-// that many calls.
-func (s *shard) sweep(now time.Time, idle time.Duration) {
-	for k, b := range s.buckets {
-		if now.Sub(b.last) >= idle && b.lim.TokensAt(now) >= float64(b.burst) {
-			delete(s.buckets, k)
-		}
-	}
-	s.nextSweep = now.Add(idle)
-}
-
 // Len is the number of buckets held.
-func (l *Limiter) Len() int {
-	n := 0
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		n += len(s.buckets)
-		s.mu.Unlock()
-	}
-	return n
-}
+func (l *Limiter) Len() int { return l.m.Len() }

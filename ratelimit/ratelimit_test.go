@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/agentg/agentg/internal/shardmap"
 )
 
 // clock is a settable time source safe for concurrent readers.
@@ -121,7 +123,7 @@ func TestEviction(t *testing.T) {
 	}
 	c.Advance(2 * time.Minute)
 	// Sweeps run as calls come; touch every shard.
-	for i := 0; i < 10*shardCount; i++ {
+	for i := 0; i < 10*shardmap.Shards; i++ {
 		l.Allow(fmt.Sprint("other", i), 1, 1)
 	}
 	if l.has("full-soon") || !l.has("in-debt") {
@@ -139,9 +141,9 @@ func TestEviction(t *testing.T) {
 
 func TestMaxBuckets(t *testing.T) {
 	c := newClock()
-	l := newTest(c, Options{MaxBuckets: shardCount, IdleAfter: time.Minute}) // one per shard
+	l := newTest(c, Options{MaxBuckets: shardmap.Shards, IdleAfter: time.Minute}) // one per shard
 	refused := 0
-	for i := 0; i < 20*shardCount; i++ {
+	for i := 0; i < 20*shardmap.Shards; i++ {
 		if ok, retry := l.Allow(fmt.Sprint("k", i), rate.Every(time.Hour), 1); !ok {
 			refused++
 			if retry != time.Minute {
@@ -149,8 +151,8 @@ func TestMaxBuckets(t *testing.T) {
 			}
 		}
 	}
-	if n := l.Len(); n > shardCount {
-		t.Fatalf("Len %d over the bound %d", n, shardCount)
+	if n := l.Len(); n > shardmap.Shards {
+		t.Fatalf("Len %d over the bound %d", n, shardmap.Shards)
 	}
 	if refused == 0 {
 		t.Fatal("no key refused past the bound")
@@ -183,18 +185,7 @@ func TestConcurrentExact(t *testing.T) {
 	}
 }
 
-func (l *Limiter) has(key string) bool {
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		_, ok := s.buckets[key]
-		s.mu.Unlock()
-		if ok {
-			return true
-		}
-	}
-	return false
-}
+func (l *Limiter) has(key string) bool { return l.m.Has(key) }
 
 // singleLock is the unsharded design, as a baseline for the benchmark.
 type singleLock struct {
