@@ -65,12 +65,16 @@ type Config struct {
 	Log    *audit.Logger
 	Notify Notifier // nil: none
 	Now    func() time.Time
+	// TokenKey is the key of the tokens that bind an approval to its
+	// call (token.go); nil: a random one for this process.
+	TokenKey []byte
 }
 
 // Broker holds calls and takes decisions about them. It is safe for
 // concurrent use.
 type Broker struct {
 	cfg Config
+	key []byte // token.go
 }
 
 // New returns a Broker.
@@ -81,7 +85,11 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Broker{cfg: cfg}, nil
+	key := cfg.TokenKey
+	if len(key) == 0 {
+		key = newTokenKey()
+	}
+	return &Broker{cfg: cfg, key: key}, nil
 }
 
 func (b *Broker) now() time.Time { return b.cfg.Now() }

@@ -218,7 +218,18 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 			c.ev.MCP.Args = string(m.Args)
 		}
 		if v.Action == rules.Approve {
-			held = &v
+			// 2026-07-28 asks the client's user by input_required
+			// (inputrequired.go); otherwise the call waits here.
+			switch verdict, b := ex.inBand(c, v, out, c.ev.MCP.Args); verdict {
+			case inBandAnswer:
+				return nil, b
+			case inBandForward:
+				out = b
+			case inBandHeld:
+				out = b
+			default:
+				out, held = b, &v
+			}
 		} else {
 			ex.g.State.CountCall(ex.server(), m.Tool)
 		}

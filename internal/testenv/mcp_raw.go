@@ -147,7 +147,8 @@ func (c *MCPRaw) Headers(method, name string) http.Header {
 
 // Request is the body of a request: id is raw JSON (`1`, `"1"`), params
 // an object; from 2026-07-28 on, the protocol version and client
-// capabilities go into params._meta.
+// capabilities (none, unless params._meta gives them) go into
+// params._meta.
 func (c *MCPRaw) Request(id, method string, params map[string]any) []byte {
 	if params == nil {
 		params = map[string]any{}
@@ -158,7 +159,9 @@ func (c *MCPRaw) Request(id, method string, params map[string]any) []byte {
 			meta = map[string]any{}
 		}
 		meta["io.modelcontextprotocol/protocolVersion"] = c.Revision
-		meta["io.modelcontextprotocol/clientCapabilities"] = map[string]any{}
+		if _, ok := meta["io.modelcontextprotocol/clientCapabilities"]; !ok {
+			meta["io.modelcontextprotocol/clientCapabilities"] = map[string]any{} // a test may declare some
+		}
 		meta["io.modelcontextprotocol/clientInfo"] = map[string]any{"name": "agentg-raw-client", "version": "1.0.0"}
 		params["_meta"] = meta
 	}
