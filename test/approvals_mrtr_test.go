@@ -11,6 +11,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -235,6 +236,39 @@ func TestApprovalInputRequiredRaw(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A 2026-07-28 call whose _meta declares no elicitation is never asked in
+// band: it is held as usual (here until the client gives up).
+func TestApprovalInputRequiredNoCapability(t *testing.T) {
+	const mode = testenv.MCPStateless
+	e := startApprovalEnv(t, mrtrPolicy, nil, mode)
+	raw := testenv.NewMCPRaw(testenv.MCPHTTPClient(e.via), mode, e.servers[mode].URL, "2026-07-28")
+	t.Cleanup(raw.Close)
+	if err := raw.Open(mcpCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() {
+		r, err := raw.Call(ctx, `"n1"`, "tools/call", map[string]any{"name": testenv.MCPToolWipe, "arguments": map[string]any{}})
+		if err == nil {
+			err = fmt.Errorf("answered %d %s", r.Status, r.Body)
+		}
+		ch <- err
+	}()
+	a := e.pending(t, 1)[0]
+	select {
+	case err := <-ch:
+		t.Fatalf("a client without elicitation was answered at once: %v", err)
+	default:
+	}
+	cancel()
+	<-ch
+	waitApprovalEvent(t, e.LogFile, a.ID, "denied")
+	if n := e.servers[mode].Calls(testenv.MCPToolWipe); n != 0 {
+		t.Fatalf("the server ran %d times", n)
+	}
 }
 
 func cloneMap(m map[string]any) map[string]any {
