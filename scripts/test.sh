@@ -44,13 +44,38 @@ go test -race -count=1 -timeout 8m "$@" ./...
 # briefly on every run (the seeds already ran above as plain tests);
 # AGENTG_FUZZTIME=0 skips this, a longer time digs deeper.
 fuzztime=${AGENTG_FUZZTIME:-5s}
+# fuzz runs one target. A failing input the fuzzer saves fails the run at
+# once. A run that stops without one (the fuzzer's own worker killed or
+# timed out on a loaded machine) is said, shown and tried once more.
+fuzz() {
+	local log
+	log=$(mktemp)
+	for attempt in 1 2; do
+		if go test -run '^$' -fuzz "^${1#*:}\$" -fuzztime "$fuzztime" "${1%%:*}" >"$log" 2>&1; then
+			if grep -q "no fuzz tests to fuzz" "$log"; then
+				echo "fuzzing $1: no such fuzz target" >&2
+				rm -f "$log"
+				return 1
+			fi
+			rm -f "$log"
+			return 0
+		fi
+		if grep -q "Failing input written to" "$log" || [ "$attempt" = 2 ]; then
+			cat "$log" >&2
+			echo "fuzzing $1 found a failure (see testdata/fuzz)" >&2
+			rm -f "$log"
+			return 1
+		fi
+		echo "fuzzing $1 stopped without a failing input; running it once more. It said:" >&2
+		tail -n 5 "$log" >&2
+	done
+}
 if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 	for target in ./dissect:FuzzReadClientHello ./dissect:FuzzReadServerHello ./dissect:FuzzSniff \
 		./proxy:FuzzHostTracker ./addr:FuzzParseAuthority \
 		./dissect/mcp:FuzzParse ./dissect/mcp:FuzzSSE ./dissect/mcp:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool \
 		./dnsfilter:FuzzServeDNS; do
-		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "${target%%:*}" >/dev/null ||
-			{ echo "fuzzing ${target} found a failure (see testdata/fuzz)" >&2; exit 1; }
+		fuzz "$target" || exit 1
 	done
 	echo "fuzz: 12 targets ran for $fuzztime each"
 fi
