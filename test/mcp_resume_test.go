@@ -88,3 +88,75 @@ func readUntil(t *testing.T, resp *http.Response, want string, within time.Durat
 	}
 	return b.String()
 }
+
+// A call whose SSE answer is cut before the answer came is answered on
+// the stream the client resumes (GET with Last-Event-ID), and that answer
+// gets its tool's obligations there: agentg remembered the call when its
+// stream opened.
+func TestMCPCutStreamResumedAnswerRedacted(t *testing.T) {
+	policy := mcpPolicy(mcpBase + `  redact:
+    - pattern: "slow: done"
+      in: [results]
+      id: slow-done
+`)
+	e := newMCPEnv(t, policy, testenv.MCPServerConfig{Resumable: true}, testenv.MCPStateful)
+	c := mcpCase{mode: testenv.MCPStateful, rev: "2025-11-25"}
+	s := e.peers[c.mode]
+	r := e.raw(t, c)
+	hc := testenv.MCPHTTPClient(e.via("", ""))
+	ctx := mcpCtx(t)
+
+	post := func() (*http.Response, context.CancelFunc) {
+		body := r.Request("9", "tools/call", map[string]any{"name": testenv.MCPToolSlow, "arguments": map[string]any{"steps": 1},
+			"_meta": map[string]any{"progressToken": "p9"}})
+		pctx, cancel := context.WithCancel(ctx)
+		req, _ := http.NewRequestWithContext(pctx, http.MethodPost, s.URL, strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", r.Session)
+		req.Header.Set("MCP-Protocol-Version", c.rev)
+		resp, err := hc.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		return resp, cancel
+	}
+	resp, cancel := post()
+	// Read up to the progress event (the tool now waits for Advance), note
+	// its id, and cut the stream.
+	br := bufio.NewReader(resp.Body)
+	var lastID string
+	for lastID == "" {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the stream ended before the progress event: %v", err)
+		}
+		if id, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "id:"); ok {
+			lastID = strings.TrimSpace(id)
+		}
+	}
+	cancel()
+	resp.Body.Close()
+	if err := s.Advance(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", r.Session)
+	req.Header.Set("MCP-Protocol-Version", c.rev)
+	req.Header.Set("Last-Event-ID", lastID)
+	g, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Body.Close()
+	got := readUntil(t, g, `"id":9`, 10*time.Second)
+	if strings.Contains(got, "slow: done") {
+		t.Fatalf("the resumed answer passed unredacted:\n%s", got)
+	}
+	if !strings.Contains(got, `"id":9`) || !strings.Contains(got, "[REDACTED:slow-done]") {
+		t.Fatalf("the resumed answer to id 9 was not matched and redacted:\n%s", got)
+	}
+}
