@@ -138,6 +138,10 @@ func TestMCPCutStreamResumedAnswerRedacted(t *testing.T) {
 	}
 	cancel()
 	resp.Body.Close()
+	// Let the tool answer only once agentg has let go of the cut POST (it
+	// writes the call's event then): an answer agentg still read on the
+	// POST's stream would use up the call's record there.
+	waitCallEvent(t, e.env, s, map[string]any{"tool": testenv.MCPToolSlow, "method": "tools/call"})
 	if err := s.Advance(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
