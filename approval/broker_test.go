@@ -12,7 +12,7 @@ import (
 	"github.com/agentg/agentg/state"
 )
 
-func newBroker(t *testing.T, opts state.ApprovalOptions) *Broker {
+func newBroker(t testing.TB, opts state.ApprovalOptions) *Broker {
 	t.Helper()
 	st, err := state.NewApprovalMemory(opts)
 	if err != nil {

@@ -53,3 +53,23 @@ func TestToken(t *testing.T) {
 		}
 	}
 }
+
+// FuzzToken: a client's requestState is hostile input. Whatever it is,
+// OpenToken never panics and never opens anything this broker did not
+// seal; and any binding seals and opens to itself.
+func FuzzToken(f *testing.F) {
+	b := newBroker(f, state.ApprovalOptions{})
+	f.Add("", "a", "srv", "echo", []byte(`{}`))
+	f.Add(TokenPrefix+"AAAA.BBBB", "", "", "", []byte(nil))
+	f.Fuzz(func(t *testing.T, tok, agent, server, tool string, args []byte) {
+		if _, err := b.OpenToken(tok); err == nil {
+			t.Fatalf("opened a token it never sealed: %q", tok)
+		}
+		bind := Binding{Approval: tok, Agent: agent, Server: server, Tool: tool,
+			Args: ArgsDigest(args), Expires: time.Now().Add(time.Minute)}
+		got, err := b.OpenToken(b.SealToken(bind))
+		if err != nil || !got.Matches(bind) || got.Approval != tok {
+			t.Fatalf("round trip of %+v: %+v %v", bind, got, err)
+		}
+	})
+}

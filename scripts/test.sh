@@ -74,8 +74,8 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 	for target in ./dissect:FuzzReadClientHello ./dissect:FuzzReadServerHello ./dissect:FuzzSniff \
 		./proxy:FuzzHostTracker ./addr:FuzzParseAuthority \
 		./dissect/mcp:FuzzParse ./dissect/mcp:FuzzSSE ./dissect/mcp:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool \
-		./dnsfilter:FuzzServeDNS; do
+		./dissect/mcp:FuzzFacts ./dnsfilter:FuzzServeDNS ./approval:FuzzToken; do
 		fuzz "$target" || exit 1
 	done
-	echo "fuzz: 12 targets ran for $fuzztime each"
+	echo "fuzz: 14 targets ran for $fuzztime each"
 fi
