@@ -124,9 +124,7 @@ ips:
 		"scoped, denied": func() { e.Name("builder", "x.scoped.test") },
 		"below a rule":   func() { e.Name("agent", "a.www.example.com") },
 	} {
-		if n := testing.AllocsPerRun(100, fn); n != 0 {
-			t.Errorf("%s: %v allocations", name, n)
-		}
+		noAllocs(t, name, fn)
 	}
 }
 
@@ -232,9 +230,5 @@ func TestAddressesNoAlloc(t *testing.T) {
 	hd := e.Host("", h)
 	ips := []netip.Addr{ip("127.0.0.1"), ip("93.184.216.34"), ip("::1")}
 	self := func(netip.AddrPort) bool { return false }
-	if n := testing.AllocsPerRun(100, func() {
-		e.Addresses(hd, Dest{Host: h, IPs: ips[:2], Self: self})
-	}); n != 0 {
-		t.Errorf("all pass: %v allocations", n)
-	}
+	noAllocs(t, "all pass", func() { e.Addresses(hd, Dest{Host: h, IPs: ips[:2], Self: self}) })
 }

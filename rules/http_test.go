@@ -240,9 +240,7 @@ passthrough:
 		"intercept hit":    func() { e.Intercept("builder", hit) },
 		"passthrough":      func() { e.Intercept("builder", pinned) },
 	} {
-		if n := testing.AllocsPerRun(100, fn); n != 0 {
-			t.Errorf("%s: %v allocations", name, n)
-		}
+		noAllocs(t, name, fn)
 	}
 }
 
@@ -374,9 +372,7 @@ func TestRequestNoAlloc(t *testing.T) {
 		"overrides allowed": {Host: h, Method: "POST", Path: "/public/x", Overrides: []string{"GET", "HEAD"}},
 		"bad override":      {Host: h, Method: "POST", Path: "/x", Overrides: []string{"a b"}},
 	} {
-		if n := testing.AllocsPerRun(100, func() { e.Request(q) }); n != 0 {
-			t.Errorf("%s: %v allocations", name, n)
-		}
+		noAllocs(t, name, func() { e.Request(q) })
 	}
 }
 

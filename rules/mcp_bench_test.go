@@ -57,35 +57,25 @@ var mcpCases = []struct {
 	{"annotation", ToolCall{Agent: "a", Server: "s7", Tool: "wipe", Annotations: HintDestructive}, "bench.yaml:"},
 }
 
-func TestToolAllocs(t *testing.T) {
+func TestToolNoAlloc(t *testing.T) {
 	e := mcpBenchEngine(t)
 	for _, c := range mcpCases {
 		v := e.Tool(c.q)
 		if !strings.HasPrefix(v.Rule, c.rule) || len(v.Redactions) != 1 || len(v.RateLimits) != 1 {
 			t.Fatalf("%s: %+v", c.name, v)
 		}
-		if n := testing.AllocsPerRun(100, func() { e.Tool(c.q) }); n != 0 {
-			t.Errorf("%s: %v allocations per Tool", c.name, n)
-		}
+		noAllocs(t, c.name+": Tool", func() { e.Tool(c.q) })
 	}
 	// No obligations at all, and no mcp section at all.
 	for _, e := range []*Engine{mustLoad(t, "mcp:\n  tools:\n    - deny: a.b\n", nil), mustLoad(t, "default: allow\n", nil)} {
 		q := ToolCall{Server: "x", Tool: "y"}
-		if n := testing.AllocsPerRun(100, func() { e.Tool(q) }); n != 0 {
-			t.Errorf("%v allocations per Tool", n)
-		}
+		noAllocs(t, "Tool without obligations", func() { e.Tool(q) })
 	}
 	h := host(t, "mcp7.bench.test", 443)
 	other := host(t, "www.bench.test", 443)
-	if n := testing.AllocsPerRun(100, func() { e.MCPServer(h, "/v1/mcp") }); n != 0 {
-		t.Errorf("%v allocations per MCPServer", n)
-	}
-	if n := testing.AllocsPerRun(100, func() { e.Tunnel("a", h); e.Tunnel("a", other) }); n != 0 {
-		t.Errorf("%v allocations per Tunnel", n)
-	}
-	if n := testing.AllocsPerRun(100, func() { e.ResultRedactions("a", "s7", "get_x") }); n != 0 {
-		t.Errorf("%v allocations per ResultRedactions", n)
-	}
+	noAllocs(t, "MCPServer", func() { e.MCPServer(h, "/v1/mcp") })
+	noAllocs(t, "Tunnel", func() { e.Tunnel("a", h); e.Tunnel("a", other) })
+	noAllocs(t, "ResultRedactions", func() { e.ResultRedactions("a", "s7", "get_x") })
 }
 
 func BenchmarkTool(b *testing.B) {
