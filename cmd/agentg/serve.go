@@ -38,7 +38,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	tunnelIdle := fs.Duration("tunnel-idle-timeout", 5*time.Minute, "close a tunnel in which no byte has moved either way for this long (a stream that keeps sending never idles)")
 	maxTunnels := fs.Int("max-tunnels", 10000, "most tunnels open at once; past it a CONNECT gets 503 (-1: no cap)")
 	maxPerAgent := fs.Int("max-tunnels-per-agent", 1000, "most tunnels one agent may have open; past it 503 (-1: no cap)")
-	inventoryEvery := fs.Duration("inventory-interval", state.DefaultWriteInterval, "how often the MCP inventory ("+state.InventoryFile+" in --data-dir, what `agentg mcp inventory` prints) is written when it changed; it is always written on shutdown")
+	inventoryEvery := fs.Duration("inventory-interval", state.DefaultWriteInterval, "how often the MCP inventory ("+state.InventoryFile+" in --data-dir, what agentg mcp inventory prints) is written when it changed; it is always written on shutdown")
 	transparent := fs.String("transparent", "", "also listen here for connections the network redirects to agentg (transparent mode; see agentg netsetup); off by default")
 	mark := fs.String("mark", strconv.Itoa(netsetup.DefaultMark), "with --transparent: the mark (SO_MARK) on agentg's own connections, which the redirect rules let pass; 0 for none")
 	var cf caFlags
@@ -49,6 +49,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	df.register(fs)
 	var apf approvalFlags
 	apf.register(fs)
+	var gc gcFlags
+	gc.register(fs)
 	var rootFiles []string
 	fs.Func("upstream-ca", "PEM file of extra roots trusted for intercepted upstreams, besides the system roots (repeatable)", func(v string) error {
 		rootFiles = append(rootFiles, v)
@@ -61,6 +63,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	gc.apply()
 	dnsAddrs, err := df.list()
 	if err != nil {
 		return err
