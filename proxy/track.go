@@ -55,37 +55,35 @@ type hostTracker struct {
 	mu   sync.Mutex
 	lost bool // notes overflowed or the parser failed: trust nothing more
 	done bool // CONNECT or Upgrade: the stream is no longer HTTP/1
-	pw   *io.PipeWriter
+	in   *feed
 }
 
 func newHostTracker(c net.Conn, maxHeader int, onBad func(int, string), keepNotes bool) *hostTracker {
-	pr, pw := io.Pipe()
-	t := &hostTracker{Conn: c, onBad: onBad, keepNotes: keepNotes, pw: pw}
+	t := &hostTracker{Conn: c, onBad: onBad, keepNotes: keepNotes, in: newFeed()}
 	if keepNotes {
 		t.notes = make(chan note, maxPendingNotes)
 	}
-	go t.parse(pr, maxHeader)
+	go t.parse(maxHeader)
 	return t
 }
 
 func (t *hostTracker) Read(p []byte) (int, error) {
 	n, err := t.Conn.Read(p)
 	if n > 0 && t.tracking() {
-		// The parser consumes everything it is given (bodies are
-		// discarded), so this returns as soon as it has read the bytes;
-		// once the parser has stopped the write fails and is ignored.
-		t.pw.Write(p[:n])
+		// The feed copies the bytes and returns; the parser reads them
+		// on its own goroutine. Once it has stopped they are dropped.
+		t.in.write(p[:n])
 	}
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		// A deadline is net/http ending its background read, not the
 		// end of the stream.
-		t.pw.CloseWithError(err)
+		t.in.close(err)
 	}
 	return n, err
 }
 
 func (t *hostTracker) Close() error {
-	t.pw.CloseWithError(net.ErrClosed)
+	t.in.close(net.ErrClosed)
 	return t.Conn.Close()
 }
 
@@ -97,7 +95,8 @@ func (t *hostTracker) tracking() bool {
 
 // take returns the note for the request a handler is serving now. The
 // parser was handed every byte of that head before net/http could parse
-// it, so the note is there or about to be. ok is false when the tracker
+// it, so the note is there or about to be: the parser may still be at it
+// on the other core. ok is false when the tracker
 // lost count; the caller refuses the request and closes the connection.
 func (t *hostTracker) take() (note, bool) {
 	var n note
@@ -159,12 +158,12 @@ func (t *hostTracker) stop(lost bool) {
 // parse is the second parser. It reads what the connection read, one
 // request at a time, with net/http's limit on the head (MaxHeaderBytes
 // plus the buffer net/http allows on top of it).
-func (t *hostTracker) parse(pr *io.PipeReader, maxHeader int) {
-	defer pr.Close()
+func (t *hostTracker) parse(maxHeader int) {
+	defer t.in.stop()
 	if t.notes != nil {
 		defer close(t.notes)
 	}
-	hr := &headReader{r: pr, remain: -1}
+	hr := &headReader{r: t.in, remain: -1}
 	br := bufio.NewReaderSize(hr, 4096)
 	lastPOST := false
 	for {
@@ -224,26 +223,36 @@ func (t *hostTracker) parse(pr *io.PipeReader, maxHeader int) {
 	}
 }
 
-// noteOf reads the Host header out of the exact head bytes, with the
-// textproto parser net/http itself uses, and applies the checks net/http's
-// server makes after parsing (so that agentg refuses what it refuses).
+// noteOf reads the Host header out of the exact head bytes and applies the
+// checks net/http's server makes after parsing, so that agentg refuses
+// what it refuses. req is http.ReadRequest's parse of the same head, which
+// has every other field (it drops Host, as the server does).
 func (t *hostTracker) noteOf(req *http.Request, raw []byte) note {
-	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw)))
-	tp.ReadLine()
-	mh, _ := tp.ReadMIMEHeader()
-	hosts := mh["Host"]
-	n := note{hasHost: len(hosts) > 0}
-	switch {
-	case len(hosts) > 1:
-		n.bad = "too many Host headers"
-	case len(hosts) == 1 && !httpguts.ValidHostHeader(hosts[0]):
-		n.bad = "malformed Host header"
-	case req.ProtoAtLeast(1, 1) && len(hosts) == 0 && req.Method != http.MethodConnect:
-		n.bad = "missing required Host header"
-	case len(hosts) == 1:
-		n.host = hosts[0]
+	host, count, folded := hostField(raw)
+	if folded {
+		// A field folded over lines (obs-fold): let textproto, the
+		// reader net/http uses, unfold it.
+		tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw)))
+		tp.ReadLine()
+		mh, _ := tp.ReadMIMEHeader()
+		hosts := mh["Host"]
+		host, count = "", len(hosts)
+		if count > 0 {
+			host = hosts[0]
+		}
 	}
-	for k, vv := range mh {
+	n := note{hasHost: count > 0}
+	switch {
+	case count > 1:
+		n.bad = "too many Host headers"
+	case count == 1 && (!httpguts.ValidHostHeader(host) || !httpguts.ValidHeaderFieldValue(host)):
+		n.bad = "malformed Host header"
+	case req.ProtoAtLeast(1, 1) && count == 0 && req.Method != http.MethodConnect:
+		n.bad = "missing required Host header"
+	case count == 1:
+		n.host = host
+	}
+	for k, vv := range req.Header {
 		if n.bad != "" {
 			break
 		}
@@ -257,6 +266,45 @@ func (t *hostTracker) noteOf(req *http.Request, raw []byte) note {
 		}
 	}
 	return n
+}
+
+// hostField returns the first Host field's value in a head textproto has
+// already accepted, and how many Host fields there are. It reads the
+// lines as textproto does (the name is what precedes the first colon, the
+// value is trimmed of blanks, and line ends of CR LF or LF) and gives up,
+// folded, on a line that continues the one before, which textproto joins.
+func hostField(head []byte) (value string, count int, folded bool) {
+	_, rest, _ := bytes.Cut(head, []byte("\n")) // the request line
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			return "", 0, true
+		}
+		name, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !isHost(name) {
+			continue // the blank line that ends the head, or another field
+		}
+		if count++; count == 1 {
+			value = string(bytes.TrimRight(bytes.TrimLeft(v, " \t"), " \t\r\n"))
+		}
+	}
+	return value, count, false
+}
+
+// isHost reports whether a field name is Host in any ASCII case (the only
+// case textproto folds; it refuses names with other bytes).
+func isHost(name []byte) bool {
+	const want = "host"
+	if len(name) != len(want) {
+		return false
+	}
+	for i := range name {
+		if name[i]|0x20 != want[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *hostTracker) refused(status int, reason string) {
