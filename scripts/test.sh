@@ -74,11 +74,13 @@ fuzz() {
 	done
 }
 if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
+	n=0
 	for target in ./dissect:FuzzReadClientHello ./dissect:FuzzReadServerHello ./dissect:FuzzSniff \
 		./proxy:FuzzHostTracker ./proxy:FuzzHostField ./addr:FuzzParseAuthority \
 		./dissect/mcp:FuzzParse ./dissect/mcp:FuzzSSE ./dissect/mcp:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool \
 		./dissect/mcp:FuzzFacts ./dnsfilter:FuzzServeDNS ./approval:FuzzToken; do
 		fuzz "$target" || exit 1
+		n=$((n + 1))
 	done
-	echo "fuzz: 14 targets ran for $fuzztime each"
+	echo "fuzz: $n targets ran for $fuzztime each"
 fi
