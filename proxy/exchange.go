@@ -86,20 +86,24 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 // 2024-11-05 HTTP+SSE session: the guard peeks at its first event).
 func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	eng := s.cfg.Policy.Engine()
+	server, bound := eng.MCPServer(f.host, r.URL.Path)
+	if !bound && (!eng.MCP().Defined || !mayBeMCP(r)) {
+		return mcp.Exchange{}, false
+	}
+	// Built only for the guard: most exchanges are not MCP.
 	x := mcp.Exchange{Engine: eng, Agent: f.agent, Parent: f.id, Client: f.client,
-		Host: f.host.Name, Port: f.host.Port, Path: r.URL.EscapedPath(),
+		Server: server, Host: f.host.Name, Port: f.host.Port, Path: r.URL.EscapedPath(),
 		URL: f.scheme + "://" + f.host.String() + r.URL.EscapedPath(), Door: f.door}
 	if f.origDst.IsValid() {
 		x.OriginalDst = f.origDst.String()
 	}
-	if name, ok := eng.MCPServer(f.host, r.URL.Path); ok {
-		x.Server = name
-		return x, true
-	}
-	if !eng.MCP().Defined {
-		return x, false
-	}
-	return x, r.Method == http.MethodPost || hasMCPHeader(r.Header) ||
+	return x, true
+}
+
+// mayBeMCP reports a request that may be MCP on a destination no
+// mcp.servers entry binds.
+func mayBeMCP(r *http.Request) bool {
+	return r.Method == http.MethodPost || hasMCPHeader(r.Header) ||
 		r.Method == http.MethodGet && acceptsEventStream(r.Header)
 }
 
