@@ -75,6 +75,15 @@ func (m *Memory) BeginRequest(req Request) error {
 	return nil
 }
 
+// InFlight implements Store: a lock-free lookup.
+func (m *Memory) InFlight(k SessionKey, id []byte) (Request, bool) {
+	obj := m.first(tableRequest, requestKeyString(sessionKeyString(k), id))
+	if obj == nil {
+		return Request{}, false
+	}
+	return obj.(*requestRec).req, true
+}
+
 // EndRequest implements Store: a lock-free lookup, then one memdb delete.
 // A request past its TTL that the sweep has not dropped yet is still
 // returned: its response did come.

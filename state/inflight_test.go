@@ -39,7 +39,13 @@ func TestInFlight(t *testing.T) {
 	if _, ok := m.EndRequest(k, []byte(`01`)); ok {
 		t.Fatal("matched an id that was never sent")
 	}
-	r, ok := m.EndRequest(k, []byte(`1`))
+	if r, ok := m.InFlight(k, []byte(`1`)); !ok || r.Tool != "create_issue" {
+		t.Fatalf("InFlight: %+v %v", r, ok)
+	}
+	if _, ok := m.InFlight(k, []byte(`01`)); ok {
+		t.Fatal("InFlight matched an id that was never sent")
+	}
+	r, ok := m.EndRequest(k, []byte(`1`)) // InFlight left it there
 	if !ok || r.Method != "tools/call" || r.Tool != "create_issue" || r.Agent != "builder" || r.EventID != "ev1" || string(r.ID) != "1" || r.Start.IsZero() {
 		t.Fatalf("EndRequest: %+v %v", r, ok)
 	}

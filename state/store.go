@@ -30,6 +30,10 @@ type Store interface {
 	// EndRequest removes and returns the request in flight in session k
 	// with raw id id, as the response to it is seen.
 	EndRequest(k SessionKey, id []byte) (Request, bool)
+	// InFlight returns that request without ending it: the guard ends it
+	// only once the answer has reached the client, so that an answer lost
+	// with a cut stream still matches when the server replays it.
+	InFlight(k SessionKey, id []byte) (Request, bool)
 
 	// SetToolHints records the annotation hints (a bit set defined by
 	// the policy) a server listed for a tool; ToolHints returns them, 0

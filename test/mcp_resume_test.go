@@ -139,8 +139,10 @@ func TestMCPCutStreamResumedAnswerRedacted(t *testing.T) {
 	cancel()
 	resp.Body.Close()
 	// Let the tool answer only once agentg has let go of the cut POST (it
-	// writes the call's event then): an answer agentg still read on the
-	// POST's stream would use up the call's record there.
+	// writes the call's event then), so that agentg never reads the answer
+	// there. The other order, an answer read on the POST's stream and lost
+	// with it, is TestGuardKeepsRecordOfAnswerLostWithCutStream in
+	// dissect/mcp.
 	waitCallEvent(t, e.env, s, map[string]any{"tool": testenv.MCPToolSlow, "method": "tools/call"})
 	if err := s.Advance(5 * time.Second); err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func (ex *exchange) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrit
 	var rw *respWriter
 	stop := func() {}
 	if wait && ex.legacy == nil && acceptsStream(r.Header) {
-		rw = newRespWriter(w, ex.rewriteServer, nil, int(ex.set.MaxMessage))
+		rw = newRespWriter(r.Context(), w, ex.rewriteServer, nil, int(ex.set.MaxMessage))
 		rw.opened, rw.detached, rw.written = true, http.Header{}, true
 		h := w.Header()
 		h.Set("Content-Type", "text/event-stream")

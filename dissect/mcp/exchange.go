@@ -141,12 +141,12 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 	}
 	rw := opened
 	if rw == nil {
-		rw = newRespWriter(w, ex.rewriteServer, extra, int(ex.set.MaxMessage))
+		rw = newRespWriter(r.Context(), w, ex.rewriteServer, extra, int(ex.set.MaxMessage))
 	} else {
 		rw.extra = extra
 	}
 	rw.onHeader = ex.sawHeader
-	rw.onSent = func() { ex.sent.flush(ex.g) }
+	rw.onSent = func(delivered bool) { ex.sent.flush(ex.g, delivered) }
 	if ex.x.Governed() || rw.opened {
 		rw.strict, rw.withhold = true, func(err error) []byte { return ex.withheld(err, body.Batch, extra) }
 	}
@@ -396,14 +396,16 @@ func (ex *exchange) lookup(id jsontext.Value) *call {
 	c := ex.pending[k]
 	delete(ex.pending, k)
 	if c != nil && c.recorded {
-		ex.g.State.EndRequest(ex.sessionKey(), []byte(k))
+		// Ended once the answer has reached the client: one lost with
+		// a cut stream still matches when the server replays it.
+		ex.sent.end(ex.sessionKey(), k)
 	}
 	return c
 }
 
 // finish writes the events of requests whose answers never came.
 func (ex *exchange) finish(err error) {
-	ex.sent.flush(ex.g)
+	ex.sent.flush(ex.g, false)
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	for id, c := range ex.pending {
@@ -417,10 +419,17 @@ func (ex *exchange) finish(err error) {
 
 // eventQueue holds the events of answers already rewritten until the
 // answer has been written to the client, so that writing the log is not on
-// the answer's path. Its zero value is ready.
+// the answer's path, and the in-flight records those answers matched,
+// which end only if the answer got there. Its zero value is ready.
 type eventQueue struct {
-	mu  sync.Mutex
-	evs []*audit.Event
+	mu   sync.Mutex
+	evs  []*audit.Event
+	ends []inFlight
+}
+
+type inFlight struct {
+	session store.SessionKey
+	id      string
 }
 
 func (q *eventQueue) add(ev *audit.Event) {
@@ -429,14 +438,29 @@ func (q *eventQueue) add(ev *audit.Event) {
 	q.mu.Unlock()
 }
 
-// flush writes the events held.
-func (q *eventQueue) flush(g *Guard) {
+// end ends the record of request id in session k at the next flush, if
+// the answer was delivered by then.
+func (q *eventQueue) end(k store.SessionKey, id string) {
 	q.mu.Lock()
-	evs := q.evs
-	q.evs = nil
+	q.ends = append(q.ends, inFlight{k, id})
+	q.mu.Unlock()
+}
+
+// flush writes the events held, and ends the records held if what was
+// written reached the client; if not, they stay (until their session ends
+// or they expire) for the server's replay on a resumed stream.
+func (q *eventQueue) flush(g *Guard, delivered bool) {
+	q.mu.Lock()
+	evs, ends := q.evs, q.ends
+	q.evs, q.ends = nil, nil
 	q.mu.Unlock()
 	for _, ev := range evs {
 		g.emit(ev)
+	}
+	if delivered {
+		for _, r := range ends {
+			g.State.EndRequest(r.session, []byte(r.id))
+		}
 	}
 }
 

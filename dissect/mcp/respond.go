@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"mime"
 	"net/http"
@@ -33,12 +34,13 @@ import (
 type rewriteFunc func(data []byte) ([]byte, error)
 
 type respWriter struct {
+	client   context.Context // the client's request: done once it has gone
 	w        http.ResponseWriter
 	rewrite  rewriteFunc
-	extra    [][]byte          // agentg's own messages to add
-	onEvent  func(Event)       // sees every event of a stream as it is read (the legacy endpoint)
-	onHeader func(http.Header) // sees the server's header before anything is written
-	onSent   func()            // after each write to the client: the events of what it carried can be logged
+	extra    [][]byte             // agentg's own messages to add
+	onEvent  func(Event)          // sees every event of a stream as it is read (the legacy endpoint)
+	onHeader func(http.Header)    // sees the server's header before anything is written
+	onSent   func(delivered bool) // after each write to the client: the events of what it carried can be logged, and its requests ended if it got there
 	max      int
 	// strict: the answer must be MCP's, and withhold gives the JSON-RPC
 	// errors that stand in for one that is not (see above).
@@ -66,6 +68,7 @@ type respWriter struct {
 	failed   error
 	mu       sync.Mutex // guards writes to w between the SSE goroutine and finish
 	written  bool
+	lost     bool // a write to the client failed; guarded by mu
 }
 
 const (
@@ -76,8 +79,8 @@ const (
 	modeHold // strict, and neither JSON nor SSE: held until judged
 )
 
-func newRespWriter(w http.ResponseWriter, rewrite rewriteFunc, extra [][]byte, max int) *respWriter {
-	return &respWriter{w: w, rewrite: rewrite, extra: extra, max: max}
+func newRespWriter(client context.Context, w http.ResponseWriter, rewrite rewriteFunc, extra [][]byte, max int) *respWriter {
+	return &respWriter{client: client, w: w, rewrite: rewrite, extra: extra, max: max}
 }
 
 func (rw *respWriter) Header() http.Header {
@@ -216,15 +219,24 @@ func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 func (rw *respWriter) send(write func(io.Writer)) {
 	rw.mu.Lock()
 	write(rw.w)
-	http.NewResponseController(rw.w).Flush()
+	if http.NewResponseController(rw.w).Flush() != nil {
+		rw.lost = true
+	}
 	rw.mu.Unlock()
 	rw.sent()
 }
 
+// sent tells onSent what was written so far, and whether it reached the
+// client: no write failed and the client had not gone by then (net/http
+// notices a client that hangs up before a write to it fails).
 func (rw *respWriter) sent() {
-	if rw.onSent != nil {
-		rw.onSent()
+	if rw.onSent == nil {
+		return
 	}
+	rw.mu.Lock()
+	delivered := !rw.lost && rw.client.Err() == nil
+	rw.mu.Unlock()
+	rw.onSent(delivered)
 }
 
 // injectEvent sends an event on a stream in progress.

@@ -58,18 +58,21 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 			return nil
 		}
 		// An answer replayed on a resumed stream, to a call an earlier
-		// POST carried.
-		req, ok := g.State.EndRequest(store.SessionKey{Server: x.stateServer(), ID: session}, []byte(IDKey(id)))
+		// POST carried. Its record ends once the answer has reached the
+		// client, as on the POST.
+		k, key := store.SessionKey{Server: x.stateServer(), ID: session}, IDKey(id)
+		req, ok := g.State.InFlight(k, []byte(key))
 		if !ok {
 			return nil
 		}
+		st.sent.end(k, key)
 		return g.resumedCall(x, req)
 	}
 	rewrite := func(data []byte) ([]byte, error) {
 		return g.rewriteMessages(data, x, set, lookup, &st.sent)
 	}
-	st.rw = newRespWriter(w, rewrite, nil, int(set.MaxMessage))
-	st.rw.onSent = func() { st.sent.flush(g) }
+	st.rw = newRespWriter(r.Context(), w, rewrite, nil, int(set.MaxMessage))
+	st.rw.onSent = func(delivered bool) { st.sent.flush(g, delivered) }
 	if !x.Governed() && session == "" {
 		// Nothing says this stream is MCP until its first event does.
 		st.rw.sniff = func(endpoint bool) (sniffVerdict, []byte) {
