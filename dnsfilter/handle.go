@@ -275,8 +275,8 @@ func (q *query) addAnswer(a string) {
 	}
 }
 
-func (s *Server) bind(q *query, ip netip.Addr, ttl uint32) {
-	if err := s.cfg.Bindings.Bind(q.agent, q.name, ip, time.Duration(ttl)*time.Second); err != nil {
+func (s *Server) bind(q *query, ttl uint32, ips ...netip.Addr) {
+	if err := s.cfg.Bindings.Bind(q.agent, q.name, time.Duration(ttl)*time.Second, ips...); err != nil {
 		s.cfg.Log.Zerolog().Warn().Err(err).Str("name", q.name).Msg("dns: binding not recorded")
 	}
 }

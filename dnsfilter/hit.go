@@ -105,9 +105,7 @@ func (s *Server) bindAll(q *query, m *hitMemo, ttl uint32) {
 	if m.bound.Load() >= until-int64(time.Second) {
 		return
 	}
-	for _, ip := range m.ips {
-		s.bind(q, ip, ttl)
-	}
+	s.bind(q, ttl, m.ips...)
 	m.bound.Store(until)
 }
 

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -23,11 +22,14 @@ import (
 // and only names the policy allowed; a binding says "this agent was told
 // this name is at this address", never more.
 //
-// Reads take no lock (memdb snapshots). Writes serialise on one mutex and
-// are skipped when the binding already outlives the new answer, so a
-// cached answer served again writes nothing. The table is bounded
-// (Options.MaxEntries): expired bindings go first, then those closest to
-// expiry; a binding evicted early fails closed (the connection it would
+// Reads take no lock (memdb snapshots). A binding already known for at
+// least as long as a new answer says is not written again, so a cached
+// answer served again writes nothing. Writes that arrive together are
+// committed together (see write): each memdb transaction copies the paths
+// it changes, and one per binding cost the uncached DNS path a third of
+// its CPU. The table is bounded (Options.MaxEntries): expired bindings go
+// first, then those closest to expiry, a small slice of the table at a
+// time; a binding evicted early fails closed (the connection it would
 // have matched is decided without it).
 
 // Defaults for BindingsOptions' zero values.
@@ -54,18 +56,27 @@ type Bindings struct {
 	floor time.Duration
 	now   func() time.Time
 
-	mu        sync.Mutex // serialises writes; guards n and nextSweep
+	queueMu sync.Mutex
+	queue   []*bindCall // waiting for the next commit
+
+	mu        sync.Mutex // serialises commits; guards n and nextSweep
 	n         int
 	nextSweep time.Time
 }
 
-// binding is one row: agent asked for name and was given ip, valid until
-// Expires (unix nanoseconds, TTL only; the floor is added when read).
+// binding is one row: agent asked for name and was given the address in
+// ID, valid until Expires (unix nanoseconds, TTL only; the floor is added
+// when read).
 type binding struct {
-	ID      string // Key + "\x00" + Name
-	Key     string // Agent + "\x00" + IP
+	ID      string // bindKey(agent, ip) + "\x00" + Name
 	Name    string
 	Expires uint64
+}
+
+// bindCall is one Bind's rows on their way to a commit, and how it went.
+type bindCall struct {
+	rows []*binding
+	err  error
 }
 
 const bindingsTable = "bindings"
@@ -76,7 +87,6 @@ func bindingsSchema() *memdb.DBSchema {
 			Name: bindingsTable,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				"key":     {Name: "key", Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 				"expires": {Name: "expires", Indexer: &memdb.UintFieldIndex{Field: "Expires"}},
 			},
 		},
@@ -111,14 +121,12 @@ func bindKey(agent string, ip netip.Addr) string {
 	return agent + "\x00" + ip.Unmap().String()
 }
 
-// Bind records that agent was told name is at ip, for ttl. name is
-// canonicalised (lower case, no trailing dot). An invalid address, an
-// empty name or a negative TTL is an error.
-func (b *Bindings) Bind(agent, name string, ip netip.Addr, ttl time.Duration) error {
+// Bind records that agent was told name is at each of ips, for ttl. name
+// is canonicalised (lower case, no trailing dot). An invalid address, an
+// empty name or a negative TTL is an error, and nothing is recorded.
+func (b *Bindings) Bind(agent, name string, ttl time.Duration, ips ...netip.Addr) error {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
 	switch {
-	case !ip.IsValid():
-		return errors.New("state: bind: invalid address")
 	case name == "" || strings.IndexByte(name, 0) >= 0:
 		return fmt.Errorf("state: bind: bad name %q", name)
 	case ttl < 0:
@@ -126,39 +134,95 @@ func (b *Bindings) Bind(agent, name string, ip netip.Addr, ttl time.Duration) er
 	case strings.IndexByte(agent, 0) >= 0:
 		return fmt.Errorf("state: bind %s: bad agent %q", name, agent)
 	}
-	now := b.now()
-	exp := uint64(now.Add(ttl).UnixNano())
-	key := bindKey(agent, ip)
-	id := key + "\x00" + name
-	if raw, err := b.db.Txn(false).First(bindingsTable, "id", id); err == nil && raw != nil && raw.(*binding).Expires >= exp {
-		return nil // already known for at least as long: no write
+	for _, ip := range ips {
+		if !ip.IsValid() {
+			return fmt.Errorf("state: bind %s: invalid address", name)
+		}
 	}
+	exp := uint64(b.now().Add(ttl).UnixNano())
+	snap := b.db.Txn(false)
+	var rows []*binding
+	for _, ip := range ips {
+		id := bindKey(agent, ip) + "\x00" + name
+		if raw, err := snap.First(bindingsTable, "id", id); err == nil && raw != nil && raw.(*binding).Expires >= exp {
+			continue // already known for at least as long: no write
+		}
+		rows = append(rows, &binding{ID: id, Name: name, Expires: exp})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	return b.write(&bindCall{rows: rows})
+}
+
+// write commits c, and whatever other Binds queued meanwhile, in one
+// transaction (a group commit). Each call queues its rows and then takes
+// the commit lock: whoever holds it commits the whole queue, so a call
+// that finds the queue empty was committed by the one before it. Every
+// call makes at most one commit, and none waits for more than the commit
+// in progress and its own.
+func (b *Bindings) write(c *bindCall) error {
+	b.queueMu.Lock()
+	b.queue = append(b.queue, c)
+	b.queueMu.Unlock()
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.queueMu.Lock()
+	calls := b.queue
+	b.queue = nil
+	b.queueMu.Unlock()
+	if len(calls) > 0 {
+		err := b.commitLocked(calls)
+		for _, c := range calls {
+			c.err = err
+		}
+	}
+	return c.err // set by this commit or the one before, both under mu
+}
+
+// commitLocked writes the rows of calls in one transaction, making room
+// first if the table would overflow.
+func (b *Bindings) commitLocked(calls []*bindCall) error {
+	now := b.now()
 	txn := b.db.Txn(true)
 	defer txn.Abort()
-	old, err := txn.First(bindingsTable, "id", id)
-	if err != nil {
-		return fmt.Errorf("state: bind %s: %w", name, err)
+	var rows []*binding
+	added := 0
+	for _, c := range calls {
+		for _, r := range c.rows {
+			old, err := txn.First(bindingsTable, "id", r.ID)
+			if err != nil {
+				return fmt.Errorf("state: bind %s: %w", r.Name, err)
+			}
+			switch {
+			case old == nil:
+				added++
+			case old.(*binding).Expires >= r.Expires:
+				continue // an earlier call in this commit, or a longer answer
+			}
+			rows = append(rows, r)
+		}
 	}
-	if old != nil && old.(*binding).Expires >= exp {
-		return nil
-	}
-	if old == nil {
-		if !now.Before(b.nextSweep) || b.n >= b.max {
+	if added > 0 {
+		if !now.Before(b.nextSweep) || b.n+added > b.max {
 			b.sweepLocked(txn, now)
 			b.nextSweep = now.Add(time.Second)
 		}
-		if b.n >= b.max {
-			b.evictLocked(txn, b.n-b.max+1)
+		if over := b.n + added - b.max; over > 0 {
+			// A slice of the table at once, so that a full table does
+			// not evict on every commit.
+			b.evictLocked(txn, min(over+b.max/64, b.n))
 		}
 	}
-	if err := txn.Insert(bindingsTable, &binding{ID: id, Key: key, Name: name, Expires: exp}); err != nil {
-		return fmt.Errorf("state: bind %s: %w", name, err)
-	}
-	if old == nil {
-		b.n++
+	for _, r := range rows {
+		old, _ := txn.First(bindingsTable, "id", r.ID)
+		if err := txn.Insert(bindingsTable, r); err != nil {
+			return fmt.Errorf("state: bind %s: %w", r.Name, err)
+		}
+		if old == nil {
+			b.n++
+		}
 	}
 	txn.Commit()
 	return nil
@@ -207,7 +271,7 @@ func (b *Bindings) NamesFor(agent string, ip netip.Addr) []string {
 		return nil
 	}
 	limit := uint64(b.now().Add(-b.floor).UnixNano())
-	it, err := b.db.Txn(false).Get(bindingsTable, "key", bindKey(agent, ip))
+	it, err := b.db.Txn(false).Get(bindingsTable, "id_prefix", bindKey(agent, ip)+"\x00")
 	if err != nil {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -19,10 +20,10 @@ func TestBindings(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(b.Bind("a", "Web.Example.", ip1, 60*time.Second))
-	must(b.Bind("a", "cdn.example", ip1, 5*time.Second))
-	must(b.Bind("a", "v6.example", ip2, 60*time.Second))
-	must(b.Bind("b", "other.example", ip1, 60*time.Second))
+	must(b.Bind("a", "Web.Example.", 60*time.Second, ip1))
+	must(b.Bind("a", "cdn.example", 5*time.Second, ip1))
+	must(b.Bind("a", "v6.example", 60*time.Second, ip2))
+	must(b.Bind("b", "other.example", 60*time.Second, ip1))
 
 	check := func(agent string, ip netip.Addr, want ...string) {
 		t.Helper()
@@ -44,11 +45,11 @@ func TestBindings(t *testing.T) {
 	check("a", ip1, "web.example")
 
 	// A shorter answer never shortens a binding; a longer one extends it.
-	must(b.Bind("a", "web.example", ip1, time.Second))
+	must(b.Bind("a", "web.example", time.Second, ip1))
 	c.Advance(60 * time.Second) // 76s after the first bind: past 60s+10s
 	check("a", ip1)
-	must(b.Bind("a", "web.example", ip1, time.Second))
-	must(b.Bind("a", "web.example", ip1, 30*time.Second))
+	must(b.Bind("a", "web.example", time.Second, ip1))
+	must(b.Bind("a", "web.example", 30*time.Second, ip1))
 	c.Advance(35 * time.Second)
 	check("a", ip1, "web.example")
 
@@ -57,7 +58,7 @@ func TestBindings(t *testing.T) {
 		ip   netip.Addr
 		ttl  time.Duration
 	}{{"", ip1, time.Second}, {"x.example", netip.Addr{}, time.Second}, {"x.example", ip1, -time.Second}, {"a\x00b", ip1, 0}} {
-		if err := b.Bind("a", bad.name, bad.ip, bad.ttl); err == nil {
+		if err := b.Bind("a", bad.name, bad.ttl, bad.ip); err == nil {
 			t.Errorf("Bind(%q, %v, %v) accepted", bad.name, bad.ip, bad.ttl)
 		}
 	}
@@ -71,12 +72,12 @@ func TestBindingsBounded(t *testing.T) {
 	b := NewBindings(BindingsOptions{MaxEntries: 10, Floor: -1, Now: c.Now})
 	ip := netip.MustParseAddr("192.0.2.1")
 	for i := range 10 {
-		if err := b.Bind("a", fmt.Sprintf("n%d.example", i), ip, time.Duration(i+1)*time.Minute); err != nil {
+		if err := b.Bind("a", fmt.Sprintf("n%d.example", i), time.Duration(i+1)*time.Minute, ip); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Full: the binding closest to expiry (n0) makes room.
-	if err := b.Bind("a", "new.example", ip, time.Hour); err != nil {
+	if err := b.Bind("a", "new.example", time.Hour, ip); err != nil {
 		t.Fatal(err)
 	}
 	names := b.NamesFor("a", ip)
@@ -85,7 +86,7 @@ func TestBindingsBounded(t *testing.T) {
 	}
 	// Expired bindings are swept before anything live is evicted.
 	c.Advance(150 * time.Second) // n1 (2m) expired
-	if err := b.Bind("a", "later.example", ip, time.Hour); err != nil {
+	if err := b.Bind("a", "later.example", time.Hour, ip); err != nil {
 		t.Fatal(err)
 	}
 	names = b.NamesFor("a", ip)
@@ -103,7 +104,7 @@ func TestBindingsConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range 200 {
 				ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})
-				if err := b.Bind("a", fmt.Sprintf("n%d-%d.example", g, i%50), ip, time.Minute); err != nil {
+				if err := b.Bind("a", fmt.Sprintf("n%d-%d.example", g, i%50), time.Minute, ip); err != nil {
 					t.Error(err)
 					return
 				}
@@ -114,5 +115,57 @@ func TestBindingsConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := b.Len(); n > 500 || n == 0 {
 		t.Fatalf("len %d", n)
+	}
+}
+
+// Uncached answers bind new names as fast as the filter resolves them,
+// from many goroutines, into a table that is full (so each new binding
+// evicts one): the DNS filter's uncached path.
+func BenchmarkBindNewParallel(b *testing.B) {
+	bs := NewBindings(BindingsOptions{MaxEntries: 50_000})
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8) // the filter serves each query on its own goroutine
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := seq.Add(1)
+			ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+			if err := bs.Bind("agent", fmt.Sprintf("n%d.example.com", i), time.Minute, ip); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// A Bind that returns has been committed, whoever's commit carried it
+// (see Bindings.write): the transparent listener may ask at once.
+func TestBindingsVisibleOnReturn(t *testing.T) {
+	b := NewBindings(BindingsOptions{})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 500 {
+				ip := netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)})
+				ip6 := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(g)})
+				name := fmt.Sprintf("n%d-%d.example", g, i)
+				if err := b.Bind("a", name, time.Minute, ip, ip6); err != nil {
+					t.Error(err)
+					return
+				}
+				if !slices.Contains(b.NamesFor("a", ip), name) || !slices.Contains(b.NamesFor("a", ip6), name) {
+					t.Errorf("%s not bound to %s and %s when Bind returned", name, ip, ip6)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := b.Len(); n != 8*500*2 {
+		t.Errorf("len %d, want %d", n, 8*500*2)
+	}
+	// One bad address and nothing of the answer is recorded.
+	good := netip.MustParseAddr("192.0.2.7")
+	if err := b.Bind("a", "half.example", time.Minute, good, netip.Addr{}); err == nil || b.NamesFor("a", good) != nil {
+		t.Errorf("Bind with an invalid address: %v, bound %q", err, b.NamesFor("a", good))
 	}
 }
