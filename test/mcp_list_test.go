@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -106,16 +105,13 @@ func TestMCPListChangedPasses(t *testing.T) {
 				changed <- struct{}{}
 			}})
 			listAll(t, cl)
-			time.Sleep(100 * time.Millisecond) // the stream that carries the notification is open
 			added := "added_" + strings.ReplaceAll(c.String(), "/", "_")
 			deniedToo := "delete_" + strings.ReplaceAll(c.String(), "/", "_")
-			s.AddEchoTool(&mcp.Tool{Name: added, Description: "New."})
-			s.AddEchoTool(&mcp.Tool{Name: deniedToo, Description: "New and denied."})
-			select {
-			case <-changed:
-			case <-time.After(5 * time.Second):
-				t.Fatal("notifications/tools/list_changed did not reach the client through agentg")
-			}
+			untilNotified(t, changed, "adding tools, through agentg", func() error {
+				s.AddEchoTool(&mcp.Tool{Name: added, Description: "New."})
+				s.AddEchoTool(&mcp.Tool{Name: deniedToo, Description: "New and denied."})
+				return nil
+			})
 			var names []string
 			for _, p := range listAll(t, cl) {
 				names = append(names, p.names...)
