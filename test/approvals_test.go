@@ -311,11 +311,19 @@ func TestApprovalRestartDeniesPending(t *testing.T) {
 	cl := e.connect(t, mcpCase{testenv.MCPStateful, "2025-11-25"}, nil)
 	ch := callAsync(cl, testenv.MCPToolEcho, map[string]any{"msg": "x"})
 	a := e.pending(t, 1)[0]
-	time.Sleep(500 * time.Millisecond) // the pending id reaches the data directory
-	e.Kill()
-	if b, err := os.ReadFile(filepath.Join(e.DataDir, "approvals-pending.json")); err != nil || !strings.Contains(string(b), a.ID) {
-		t.Fatalf("the pending approval is not in the data directory: %v %s", err, b)
+	// The pending id reaches the data directory (written in the
+	// background), then agentg dies without a word.
+	pending := filepath.Join(e.DataDir, "approvals-pending.json")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, err := os.ReadFile(pending)
+		if err == nil && strings.Contains(string(b), a.ID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pending approval is not in the data directory: %v %s", err, b)
+		}
 	}
+	e.Kill()
 	if r := awaitCall(t, ch); r.err == nil {
 		t.Fatal("the held call succeeded while agentg was killed")
 	}
