@@ -50,7 +50,8 @@ type hostTracker struct {
 	onBad     func(status int, reason string) // agentg refuses a head net/http will refuse too
 	keepNotes bool                            // a handler takes a note per request (the explicit listener)
 
-	notes chan note // closed when the parser stops
+	notes chan note   // closed when the parser stops
+	wait  *time.Timer // take's, made on its first wait
 
 	mu   sync.Mutex
 	lost bool // notes overflowed or the parser failed: trust nothing more
@@ -104,12 +105,18 @@ func (t *hostTracker) take() (note, bool) {
 	select {
 	case n, ok = <-t.notes:
 	default:
-		timer := time.NewTimer(noteWait)
+		// The parser is still at it on the other core. One timer per
+		// connection: its handlers take notes one at a time.
+		if t.wait == nil {
+			t.wait = time.NewTimer(noteWait)
+		} else {
+			t.wait.Reset(noteWait)
+		}
 		select {
 		case n, ok = <-t.notes:
-		case <-timer.C:
+		case <-t.wait.C:
 		}
-		timer.Stop()
+		t.wait.Stop()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
