@@ -125,16 +125,9 @@ func TestMCPCutStreamResumedAnswerRedacted(t *testing.T) {
 	resp, cancel := post()
 	// Read up to the progress event (the tool now waits for Advance), note
 	// its id, and cut the stream.
-	br := bufio.NewReader(resp.Body)
-	var lastID string
-	for lastID == "" {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("the stream ended before the progress event: %v", err)
-		}
-		if id, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "id:"); ok {
-			lastID = strings.TrimSpace(id)
-		}
+	lastID, err := testenv.NextEventID(bufio.NewReader(resp.Body))
+	if err != nil {
+		t.Fatal(err)
 	}
 	cancel()
 	resp.Body.Close()

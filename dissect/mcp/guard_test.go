@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -56,21 +57,7 @@ func guardFrontX(t testing.TB, policy string, reply http.HandlerFunc, opts store
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	t.Cleanup(origin.Close)
-	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		out, _ := http.NewRequest(r.Method, origin.URL, r.Body)
-		out.Header = r.Header.Clone()
-		resp, err := http.DefaultClient.Do(out)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
-	})
+	next := forwardTo(http.DefaultTransport, origin.URL)
 	var log bytes.Buffer
 	g := &Guard{Log: audit.New(&log), State: st, Limits: ratelimit.New(ratelimit.Options{})}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -79,6 +66,34 @@ func guardFrontX(t testing.TB, policy string, reply http.HandlerFunc, opts store
 		g.Serve(w, r, x, next)
 	})
 	return h, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }, &log
+}
+
+// forwardTo is the forwarder of the guard's tests: it sends each request
+// to url through rt and copies the answer back. It carries on when the
+// client goes (what it sends is not bound to the client's request), as a
+// proxy that already holds the answer does.
+func forwardTo(rt http.RoundTripper, url string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out, _ := http.NewRequestWithContext(context.WithoutCancel(r.Context()), r.Method, url, r.Body)
+		out.Header = r.Header.Clone()
+		resp, err := rt.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		writeHead(w, resp)
+		io.Copy(w, resp.Body)
+	})
+}
+
+// writeHead writes an upstream answer's header and status, as a
+// forwarder does, for the body to follow.
+func writeHead(w http.ResponseWriter, resp *http.Response) {
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
 }
 
 // A request method sent as a notification (no id) is never passed: a

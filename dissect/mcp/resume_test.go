@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,10 +25,10 @@ import (
 // the replay is matched and redacted, not withheld as unmatched.
 //
 // The guard is in front of the official Go SDK's server (resumable). Its
-// forwarder here keeps reading the server after the client has gone (the
-// proxy's stops, but may already hold the answer), which makes the race
-// certain: the tool answers only once the guard's request has seen the
-// client go.
+// forwarder here (forwardTo) keeps reading the server after the client
+// has gone (the proxy's stops, but may already hold the answer), which
+// makes the race certain: the tool answers only once the guard's request
+// has seen the client go.
 func TestGuardKeepsRecordOfAnswerLostWithCutStream(t *testing.T) {
 	srv, err := testenv.StartMCPServer(testenv.MCPServerConfig{Mode: testenv.MCPStateful, Resumable: true})
 	if err != nil {
@@ -53,21 +52,7 @@ func TestGuardKeepsRecordOfAnswerLostWithCutStream(t *testing.T) {
 		return (&net.Dialer{}).DialContext(ctx, network, srv.Addr)
 	}}
 	t.Cleanup(upstream.CloseIdleConnections)
-	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		out, _ := http.NewRequestWithContext(context.WithoutCancel(r.Context()), r.Method, srv.URL, r.Body)
-		out.Header = r.Header.Clone()
-		resp, err := upstream.RoundTrip(out)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
-	})
+	next := forwardTo(upstream, srv.URL)
 	cut, postDone := make(chan struct{}), make(chan struct{})
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/cut" {
@@ -104,16 +89,9 @@ func TestGuardKeepsRecordOfAnswerLostWithCutStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(resp.Body)
-	var lastID string
-	for lastID == "" {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("the stream ended before the progress event: %v", err)
-		}
-		if id, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "id:"); ok {
-			lastID = strings.TrimSpace(id)
-		}
+	lastID, err := testenv.NextEventID(bufio.NewReader(resp.Body))
+	if err != nil {
+		t.Fatal(err)
 	}
 	hangUp()
 	resp.Body.Close()

@@ -420,3 +420,17 @@ func readSSELine(br *bufio.Reader) (string, error) {
 		b.WriteByte(c)
 	}
 }
+
+// NextEventID reads an event stream up to the next event id and returns
+// it: where a client that cuts the stream there resumes (Last-Event-ID).
+func NextEventID(br *bufio.Reader) (string, error) {
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return "", fmt.Errorf("the stream ended before an event id: %w", err)
+		}
+		if id, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "id:"); ok {
+			return strings.TrimSpace(id), nil
+		}
+	}
+}
