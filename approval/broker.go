@@ -216,6 +216,9 @@ func (t *Ticket) Wait(ctx context.Context) Outcome {
 func outcomeReason(a state.Approval) string {
 	switch a.State {
 	case state.ApprovalApproved:
+		if a.Reason != "" {
+			return a.Reason // a grant's, naming its approval
+		}
 		return "approved by " + a.By
 	case state.ApprovalExpired:
 		return "approval " + a.ID + " expired: " + a.Reason
@@ -261,7 +264,26 @@ func (b *Broker) Approve(id, scope string, forDur time.Duration, by string) (sta
 			return state.Approval{}, fmt.Errorf("remember approval %s: %w", id, err)
 		}
 	}
-	return b.decide(id, state.Decision{State: state.ApprovalApproved, By: by, Scope: scope, For: forDur})
+	a, err := b.decide(id, state.Decision{State: state.ApprovalApproved, By: by, Scope: scope, For: forDur})
+	if err == nil && scope == ScopeAgentTool {
+		b.releaseCovered(id, pre.GrantKey)
+	}
+	return a, err
+}
+
+// releaseCovered approves the calls already held that the grant just made
+// from approval covers (the same call, asked again before the decision):
+// a call that comes after the grant passes at once, and one that came
+// before it must not wait for a decision already made. Each gets its
+// event, by "grant".
+func (b *Broker) releaseCovered(approval, key string) {
+	for _, p := range b.cfg.Store.Pending() {
+		if p.ID == approval || p.GrantKey != key {
+			continue
+		}
+		b.decide(p.ID, state.Decision{State: state.ApprovalApproved, By: "grant",
+			Reason: "approved by grant from approval " + approval, Scope: ScopeCall})
+	}
 }
 
 func allowed(via []string, by string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +100,24 @@ func TestBrokerGrantBindsArguments(t *testing.T) {
 	again := b.Begin(held(time.Minute))
 	if !again.Immediate() || !again.Wait(context.Background()).Approved {
 		t.Fatal("the same call is not passed by the grant")
+	}
+	// The same call asked twice before the decision: the grant releases
+	// the second as well; a different call held beside them still waits.
+	b2 := newBroker(t, state.ApprovalOptions{})
+	first, second := b2.Begin(held(time.Minute)), b2.Begin(held(time.Minute))
+	other := held(time.Minute)
+	other.Args = []byte(`{"x":2}`)
+	different := b2.Begin(other)
+	if _, err := b2.Approve(first.ID(), ScopeAgentTool, time.Minute, "console"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if o := second.Wait(ctx); !o.Approved || o.By != "grant" || !strings.Contains(o.Reason, first.ID()) {
+		t.Fatalf("the call held before the grant: %+v", o)
+	}
+	if b2.PendingCount() != 1 || b2.List()[0].ID != different.ID() {
+		t.Fatalf("pending after the grant: %+v, want only %s", b2.List(), different.ID())
 	}
 	for _, change := range []func(*Request){
 		func(q *Request) { q.Args = []byte(`{"x":2}`) },
