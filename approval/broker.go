@@ -299,6 +299,11 @@ func allowed(via []string, by string) bool {
 	return false
 }
 
+// Use takes the call an approved approval passes, once (see
+// state.ApprovalStore.UseApproval): the in-band retry's way through,
+// whoever approved.
+func (b *Broker) Use(id string) (state.Approval, error) { return b.cfg.Store.UseApproval(id) }
+
 // Deny denies a pending approval.
 func (b *Broker) Deny(id, reason, by string) (state.Approval, error) {
 	if pre, ok := b.cfg.Store.Approval(id); ok && pre.State == state.ApprovalPending && !allowed(pre.Via, by) {

@@ -22,6 +22,10 @@ import (
 //     approved, denied or expired, and every later decision fails with
 //     ErrDecided. Approvers, the timeout and the client going away race
 //     through it, so exactly one of them wins.
+//   - An approved approval passes its call once: UseApproval marks it
+//     used, and every later use fails with ErrUsed. The in-band retry
+//     (a 2026-07-28 requestState) takes its call through it, whoever
+//     approved, so a token replayed passes nothing.
 //   - Everything is bounded: pending approvals (MaxPending: past it
 //     PutApproval fails with ErrFull, and the caller denies), decided ones
 //     kept for GET (MaxDecided, oldest dropped first, and DecidedTTL), and
@@ -47,8 +51,10 @@ const (
 
 // Errors of the approval store; test with errors.Is.
 var (
-	ErrNoApproval = errors.New("no such approval")
-	ErrDecided    = errors.New("approval already decided")
+	ErrNoApproval  = errors.New("no such approval")
+	ErrDecided     = errors.New("approval already decided")
+	ErrNotApproved = errors.New("approval not approved")
+	ErrUsed        = errors.New("approval already used")
 )
 
 // Approval is one held call, as its approver sees it. Fields may be
@@ -116,6 +122,9 @@ type ApprovalStore interface {
 	PendingCount() int
 	// DecideApproval decides a pending approval once (see the contract).
 	DecideApproval(id string, d Decision) (Approval, error)
+	// UseApproval marks an approved approval as having passed its call
+	// (see the contract); ErrNotApproved when it is not approved.
+	UseApproval(id string) (Approval, error)
 	// Decided is closed once the approval is decided; nil for an unknown
 	// id.
 	Decided(id string) <-chan struct{}
@@ -146,6 +155,7 @@ type ApprovalOptions struct {
 type approvalRec struct {
 	a    Approval
 	done chan struct{} // closed when decided; shared by the record's versions
+	used bool          // UseApproval passed its call
 }
 
 func (r *approvalRec) memKey() string { return r.a.ID }
@@ -449,6 +459,28 @@ func (m *ApprovalMemory) DecideApproval(id string, d Decision) (Approval, error)
 	close(old.done)
 	m.markDirty()
 	return a, nil
+}
+
+// UseApproval implements ApprovalStore.
+func (m *ApprovalMemory) UseApproval(id string) (Approval, error) {
+	txn := m.db.Txn(true)
+	defer txn.Abort()
+	obj, err := txn.First(tableApproval, indexID, id)
+	if err != nil || obj == nil {
+		return Approval{}, fmt.Errorf("%w: %s", ErrNoApproval, id)
+	}
+	old := obj.(*approvalRec)
+	switch {
+	case old.a.State != ApprovalApproved:
+		return old.a, fmt.Errorf("%w: %s is %s", ErrNotApproved, id, old.a.State)
+	case old.used:
+		return old.a, fmt.Errorf("%w: %s passed its call already", ErrUsed, id)
+	}
+	if err := txn.Insert(tableApproval, &approvalRec{a: old.a, done: old.done, used: true}); err != nil {
+		return Approval{}, fmt.Errorf("state: use approval: %w", err)
+	}
+	txn.Commit()
+	return old.a, nil
 }
 
 // Decided implements ApprovalStore.

@@ -130,3 +130,42 @@ func TestApprovalsGrants(t *testing.T) {
 		t.Fatalf("expired grants make room: %v", err)
 	}
 }
+
+// An approved approval passes its call once; a pending, denied or unknown
+// one passes none.
+func TestApprovalsUseOnce(t *testing.T) {
+	m, err := NewApprovalMemory(ApprovalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, id := range []string{"ok", "no"} {
+		if err := m.PutApproval(Approval{ID: id, Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.UseApproval("ok"); !errors.Is(err, ErrNotApproved) {
+		t.Fatalf("pending: %v, want ErrNotApproved", err)
+	}
+	m.DecideApproval("ok", Decision{State: ApprovalApproved, By: "console"})
+	m.DecideApproval("no", Decision{State: ApprovalDenied, By: "console"})
+	if a, err := m.UseApproval("ok"); err != nil || a.By != "console" {
+		t.Fatalf("approved: %+v %v", a, err)
+	}
+	// Racing users: none wins again.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := m.UseApproval("ok"); !errors.Is(err, ErrUsed) {
+				t.Errorf("second use: %v, want ErrUsed", err)
+			}
+		})
+	}
+	wg.Wait()
+	if a, err := m.UseApproval("no"); !errors.Is(err, ErrNotApproved) || a.State != ApprovalDenied {
+		t.Fatalf("denied: %+v %v", a, err)
+	}
+	if _, err := m.UseApproval("zz"); !errors.Is(err, ErrNoApproval) {
+		t.Fatalf("unknown: %v", err)
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/internal/testenv"
 )
 
@@ -121,56 +122,77 @@ type inputRequired struct {
 // altered by one character is refused (and the untouched one still
 // works, once: a replay of the accepted retry runs nothing); a retry with
 // other arguments is asked anew, never approved by the first answer.
-func TestApprovalInputRequiredRaw(t *testing.T) {
-	const mode = testenv.MCPStateless
-	e := startApprovalEnv(t, mrtrPolicy, nil, mode)
-	srv := e.servers[mode]
-	raw := testenv.NewMCPRaw(testenv.MCPHTTPClient(e.via), mode, srv.URL, "2026-07-28")
+// mrtrRaw is a raw 2026-07-28 client of the stateless server through
+// agentg that declares form elicitation on every call.
+type mrtrRaw struct {
+	e   *approvalEnv
+	raw *testenv.MCPRaw
+}
+
+func newMRTRRaw(t *testing.T, e *approvalEnv) *mrtrRaw {
+	t.Helper()
+	raw := testenv.NewMCPRaw(testenv.MCPHTTPClient(e.via), testenv.MCPStateless, e.servers[testenv.MCPStateless].URL, "2026-07-28")
 	t.Cleanup(raw.Close)
 	if err := raw.Open(mcpCtx(t)); err != nil {
 		t.Fatal(err)
 	}
+	return &mrtrRaw{e: e, raw: raw}
+}
+
+// call calls the wipe tool, with a retry's requestState and inputResponses
+// when given.
+func (m *mrtrRaw) call(t *testing.T, id string, args map[string]any, state string, responses map[string]any) inputRequired {
+	t.Helper()
 	caps := map[string]any{"io.modelcontextprotocol/clientCapabilities": map[string]any{"elicitation": map[string]any{"form": map[string]any{}}}}
-	call := func(t *testing.T, id string, args map[string]any, state string, responses map[string]any) inputRequired {
-		t.Helper()
-		params := map[string]any{"name": testenv.MCPToolWipe, "arguments": args, "_meta": cloneMap(caps)}
-		if state != "" {
-			params["requestState"] = state
-		}
-		if responses != nil {
-			params["inputResponses"] = responses
-		}
-		r, err := raw.Call(mcpCtx(t), id, "tools/call", params)
-		if err != nil {
-			for _, ev := range readLog(t, e.LogFile) {
-				t.Log(ev)
-			}
-			t.Fatal(err)
-		}
-		msg := r.ByID(id)
-		var out inputRequired
-		if msg == nil || json.Unmarshal(msg, &out) != nil {
-			t.Fatalf("answer %d %s", r.Status, r.Body)
-		}
-		return out
+	params := map[string]any{"name": testenv.MCPToolWipe, "arguments": args, "_meta": caps}
+	if state != "" {
+		params["requestState"] = state
 	}
-	accept := func(key string) map[string]any {
-		return map[string]any{key: map[string]any{"action": "accept", "content": map[string]any{"allow": true}}}
+	if responses != nil {
+		params["inputResponses"] = responses
 	}
-	first := func(t *testing.T, id string, args map[string]any) (key, state string) {
-		t.Helper()
-		ir := call(t, id, args, "", nil)
-		if ir.Result.ResultType != "input_required" || len(ir.Result.InputRequests) != 1 || ir.Result.RequestState == "" {
-			t.Fatalf("first call: %+v, want an InputRequiredResult", ir)
+	r, err := m.raw.Call(mcpCtx(t), id, "tools/call", params)
+	if err != nil {
+		for _, ev := range readLog(t, m.e.LogFile) {
+			t.Log(ev)
 		}
-		for k, req := range ir.Result.InputRequests {
-			if !strings.Contains(string(req), `"elicitation/create"`) || !strings.Contains(string(req), `"form"`) {
-				t.Fatalf("input request %s: %s", k, req)
-			}
-			key = k
-		}
-		return key, ir.Result.RequestState
+		t.Fatal(err)
 	}
+	msg := r.ByID(id)
+	var out inputRequired
+	if msg == nil || json.Unmarshal(msg, &out) != nil {
+		t.Fatalf("answer %d %s", r.Status, r.Body)
+	}
+	return out
+}
+
+// first is a call's first round: agentg's question, its key and the
+// requestState to send back.
+func (m *mrtrRaw) first(t *testing.T, id string, args map[string]any) (key, state string) {
+	t.Helper()
+	ir := m.call(t, id, args, "", nil)
+	if ir.Result.ResultType != "input_required" || len(ir.Result.InputRequests) != 1 || ir.Result.RequestState == "" {
+		t.Fatalf("first call: %+v, want an InputRequiredResult", ir)
+	}
+	for k, req := range ir.Result.InputRequests {
+		if !strings.Contains(string(req), `"elicitation/create"`) || !strings.Contains(string(req), `"form"`) {
+			t.Fatalf("input request %s: %s", k, req)
+		}
+		key = k
+	}
+	return key, ir.Result.RequestState
+}
+
+// accept is the user's yes to the question under key.
+func accept(key string) map[string]any {
+	return map[string]any{key: map[string]any{"action": "accept", "content": map[string]any{"allow": true}}}
+}
+
+func TestApprovalInputRequiredRaw(t *testing.T) {
+	e := startApprovalEnv(t, mrtrPolicy, nil, testenv.MCPStateless)
+	srv := e.servers[testenv.MCPStateless]
+	m := newMRTRRaw(t, e)
+	call, first := m.call, m.first
 	args := map[string]any{"cache": "raw"}
 	before := srv.Calls(testenv.MCPToolWipe)
 
@@ -271,10 +293,55 @@ func TestApprovalInputRequiredNoCapability(t *testing.T) {
 	}
 }
 
-func cloneMap(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
+// A person at the console approves while the user is still answering
+// agentg's question in band: the user's accepting retry then runs the
+// call (once), rather than failing because the approval was decided
+// already; a replay of that retry passes nothing. A console deny in the
+// same place refuses the retry.
+func TestApprovalInputRequiredConsoleFirst(t *testing.T) {
+	policy := mcpBase + `    - approve: "srv.wipe_cache"
+      id: ask-user
+      via: [console, elicitation]
+      timeout: 60s
+`
+	e := startApprovalEnv(t, policy, nil, testenv.MCPStateless)
+	srv := e.servers[testenv.MCPStateless]
+	m := newMRTRRaw(t, e)
+	ctx := mcpCtx(t)
+	before := srv.Calls(testenv.MCPToolWipe)
+
+	key, state := m.first(t, `"k1"`, map[string]any{"cache": "console"})
+	a := e.pending(t, 1)[0]
+	if _, err := e.client.Approve(ctx, a.ID, admin.ApproveRequest{}); err != nil {
+		t.Fatal(err)
 	}
-	return out
+	if ir := m.call(t, `"k2"`, map[string]any{"cache": "console"}, state, accept(key)); ir.Error != nil || ir.Result.IsError || ir.Result.ResultType == "input_required" {
+		t.Fatalf("the retry after the console approved: %+v", ir)
+	}
+	if n := srv.Calls(testenv.MCPToolWipe) - before; n != 1 {
+		t.Fatalf("the server ran %d times, want 1", n)
+	}
+	if ir := m.call(t, `"k3"`, map[string]any{"cache": "console"}, state, accept(key)); ir.Error == nil || !strings.Contains(ir.Error.Message, "already passed its call") {
+		t.Fatalf("a replay of the retry: %+v", ir)
+	}
+	waitFor(t, func() bool {
+		for _, ev := range readLog(t, e.LogFile) {
+			if ev["method"] == "tools/call" && ev["decision"] == "allow" && ev["approval"] == a.ID && ev["approval_by"] == "console" {
+				return true
+			}
+		}
+		return false
+	}, "the call's event, allowed by the console's approval")
+
+	key, state = m.first(t, `"d1"`, map[string]any{"cache": "denied"})
+	a = e.pending(t, 1)[0]
+	if _, err := e.client.Deny(ctx, a.ID, "not today"); err != nil {
+		t.Fatal(err)
+	}
+	if ir := m.call(t, `"d2"`, map[string]any{"cache": "denied"}, state, accept(key)); ir.Error == nil || !strings.Contains(ir.Error.Message, "denied by console") {
+		t.Fatalf("the retry after the console denied: %+v", ir)
+	}
+	if n := srv.Calls(testenv.MCPToolWipe) - before; n != 1 {
+		t.Fatalf("the server ran %d times, want 1", n)
+	}
 }

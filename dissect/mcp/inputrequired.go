@@ -3,6 +3,7 @@ package mcp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -10,6 +11,7 @@ import (
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/rules"
+	store "github.com/agentg/agentg/state"
 )
 
 // In-band approval on 2026-07-28, where a server cannot send the client a
@@ -36,9 +38,10 @@ import (
 //     allow true approves it (by "elicitation") and the call goes to the
 //     server, with agentg's requestState and its inputResponses entry
 //     taken out, so the server sees the call as first sent; anything
-//     else denies it. An approval already decided (by the console, the
-//     timeout, an earlier retry) passes nothing: a token is good for one
-//     call.
+//     else denies it. An approval the console (or a grant) approved while
+//     the user answered passes the call all the same; one denied or
+//     expired meanwhile passes nothing; and a token is good for one call
+//     (a replay of an accepted retry is refused).
 
 // inputKey is the inputRequests key of approval id's elicitation.
 func inputKey(id string) string { return "agentg-approval-" + id }
@@ -202,16 +205,24 @@ func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (
 		b.Deny(id, "agentg cannot take its own input out of the retry", "elicitation")
 		return inBandAnswer, ex.refuseInBand(c, v, id, "agentg cannot take its own input out of the retry: "+err.Error())
 	}
-	if _, err := b.Approve(id, "", 0, "elicitation"); err != nil {
-		// Decided already (by the console, the timeout or an earlier
-		// retry) or gone: a token passes one call, decided by its answer.
-		why := "approval " + id + " cannot be approved: " + err.Error()
-		if a, ok := b.Get(id); ok && a.State != "pending" {
+	if _, err := b.Approve(id, "", 0, "elicitation"); err != nil && !errors.Is(err, store.ErrDecided) {
+		return inBandAnswer, ex.refuseInBand(c, v, id, "approval "+id+" cannot be approved: "+err.Error())
+	}
+	// Approved now, or already (the console or a grant got there while
+	// the user answered): the token passes its call once either way.
+	a, err := b.Use(id)
+	if err != nil {
+		why := "approval " + id + " cannot pass the call: " + err.Error()
+		switch {
+		case errors.Is(err, store.ErrUsed):
+			why = "approval " + id + " already passed its call (a token passes one)"
+		case errors.Is(err, store.ErrNotApproved):
 			why = "approval " + id + " was already " + a.State + " by " + a.By
 		}
 		return inBandAnswer, ex.refuseInBand(c, v, id, why)
 	}
-	c.ev.Decision, c.ev.Reason = "allow", c.ev.Reason+"; approved by elicitation (input_required retry)"
+	c.ev.Approval.By = a.By
+	c.ev.Decision, c.ev.Reason = "allow", c.ev.Reason+"; approved by "+a.By+" (input_required retry)"
 	ex.g.State.CountCall(ex.server(), c.m.Tool)
 	return inBandForward, fwd
 }
