@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -233,7 +234,7 @@ func TestEventStreamFiltered(t *testing.T) {
 	defer cancel()
 	opened := make(chan struct{})
 	got := make(chan StreamEvent, 10)
-	go ts.client.Events(ctx, EventFilter{Agents: []string{"a1"}, Kinds: []string{"mcp", "http"}, Decisions: []string{"deny"}},
+	go ts.client.Events(ctx, EventsRequest{Follow: true, Filter: EventFilter{Agents: []string{"a1"}, Kinds: []string{"mcp", "http"}, Decisions: []string{"deny"}}},
 		func() { close(opened) }, func(e StreamEvent) error { got <- e; return nil })
 	select {
 	case <-opened:
@@ -262,6 +263,71 @@ func TestEventStreamFiltered(t *testing.T) {
 	}
 }
 
+// last=N replays the newest events the filter picks, oldest first; with
+// follow=false the stream ends there, else the live ones follow and an
+// event is never sent twice.
+func TestEventStreamLast(t *testing.T) {
+	ts := startServer(t, Config{RecentEvents: 4})
+	for i := range 6 {
+		ts.log.Log(&audit.Event{ID: fmt.Sprint(i), Kind: "http", Agent: fmt.Sprintf("a%d", i%2), Decision: "allow"})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// ids reads the stream req asks for; replayed runs once the replay
+	// is in, and a following stream is left after one more event.
+	ids := func(req EventsRequest, replayed func()) []string {
+		t.Helper()
+		var got []string
+		err := ts.client.Events(ctx, req, nil, func(e StreamEvent) error {
+			got = append(got, e.ID)
+			switch {
+			case len(got) == req.Last && replayed != nil:
+				replayed()
+			case req.Follow && len(got) == req.Last+1:
+				return errDone
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errDone) {
+			t.Fatalf("%+v: %v", req, err)
+		}
+		return got
+	}
+	// The ring is fed by the metrics' goroutine: wait for the sixth.
+	for deadline := time.Now().Add(10 * time.Second); len(ts.recent.last(10, EventFilter{})) < 4 || ts.recent.last(1, EventFilter{})[0].ID != "5"; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the recent events never held the last one logged")
+		}
+	}
+	for _, c := range []struct {
+		req  EventsRequest
+		want string
+	}{
+		{EventsRequest{Last: 3}, "3 4 5"},
+		{EventsRequest{Last: 4}, "2 3 4 5"}, // 0 and 1 fell off the ring
+		{EventsRequest{Last: 4, Filter: EventFilter{Agents: []string{"a0"}}}, "2 4"},
+		{EventsRequest{Last: 0}, ""},
+	} {
+		if got := strings.Join(ids(c.req, nil), " "); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.req, got, c.want)
+		}
+	}
+	// Replayed, then live.
+	got := ids(EventsRequest{Last: 2, Follow: true}, func() {
+		ts.log.Log(&audit.Event{ID: "6", Kind: "http", Decision: "allow"})
+	})
+	if strings.Join(got, " ") != "4 5 6" {
+		t.Errorf("replay then follow: %q, want 4 5 6", got)
+	}
+	for _, q := range []string{"last=5", "last=-1", "last=x", "follow=maybe"} {
+		if code, _, body := ts.request(t, http.MethodGet, "/v1/events?"+q, "Bearer "+testToken); code != 400 {
+			t.Errorf("%s: %d %q", q, code, body)
+		}
+	}
+}
+
+var errDone = errors.New("done")
+
 // A stream that is not read loses events and is told how many.
 func TestEventStreamDrops(t *testing.T) {
 	ts := startServer(t, Config{StreamBuffer: 1})
@@ -270,7 +336,7 @@ func TestEventStreamDrops(t *testing.T) {
 	opened := make(chan struct{})
 	release := make(chan struct{})
 	var dropped atomic.Uint64
-	go ts.client.Events(ctx, EventFilter{}, func() { close(opened) }, func(e StreamEvent) error {
+	go ts.client.Events(ctx, EventsRequest{Follow: true}, func() { close(opened) }, func(e StreamEvent) error {
 		<-release
 		if e.Type == "dropped" {
 			dropped.Store(e.Dropped)
@@ -297,9 +363,9 @@ func TestStreamsCapped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	opened := make(chan struct{})
-	go ts.client.Events(ctx, EventFilter{}, func() { close(opened) }, func(StreamEvent) error { return nil })
+	go ts.client.Events(ctx, EventsRequest{Follow: true}, func() { close(opened) }, func(StreamEvent) error { return nil })
 	<-opened
-	err := ts.client.Events(ctx, EventFilter{}, nil, func(StreamEvent) error { return nil })
+	err := ts.client.Events(ctx, EventsRequest{Follow: true}, nil, func(StreamEvent) error { return nil })
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != 503 {
 		t.Fatalf("second stream: %v, want 503", err)

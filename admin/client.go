@@ -163,12 +163,13 @@ type StreamEvent struct {
 	Dropped uint64
 }
 
-// Events follows GET /v1/events with filter, calling opened once the
-// stream is in place (every event from then on reaches it) and fn for each
-// event, until ctx ends, fn fails, or the server ends the stream.
-func (c *Client) Events(ctx context.Context, filter EventFilter, opened func(), fn func(StreamEvent) error) error {
+// Events reads GET /v1/events as req asks, calling opened once the stream
+// is in place (every event from then on reaches it) and fn for each event,
+// until ctx ends, fn fails, or the server ends the stream (which it does
+// after the replay when req does not follow).
+func (c *Client) Events(ctx context.Context, req EventsRequest, opened func(), fn func(StreamEvent) error) error {
 	path := "/v1/events"
-	if q := filter.Query().Encode(); q != "" {
+	if q := req.Query().Encode(); q != "" {
 		path += "?" + q
 	}
 	resp, err := c.do(ctx, c.sse, http.MethodGet, path, nil)
@@ -179,7 +180,14 @@ func (c *Client) Events(ctx context.Context, filter EventFilter, opened func(), 
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		return fmt.Errorf("admin API events: answer is %q, not an event stream", ct)
 	}
-	return readSSE(resp.Body, opened, fn)
+	err = readSSE(resp.Body, opened, fn)
+	switch {
+	case err != io.EOF:
+		return err
+	case req.Follow:
+		return io.ErrUnexpectedEOF // the server ended a live stream
+	}
+	return nil // the replay is all that was asked for
 }
 
 // readSSE reads Server-Sent Events as the stream writes them: fields
@@ -238,5 +246,8 @@ func readSSE(r io.Reader, opened func(), fn func(StreamEvent) error) error {
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("admin API events: %w", err)
 	}
-	return io.ErrUnexpectedEOF
+	if data != nil || ev.Type != "" || ev.ID != "" {
+		return io.ErrUnexpectedEOF // cut inside an event
+	}
+	return io.EOF
 }

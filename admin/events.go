@@ -6,17 +6,69 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agentg/agentg/audit"
 )
 
-// The live event stream, GET /v1/events: Server-Sent Events, one
-// "decision" event per audit event (its data the event exactly as
-// logged), filtered by the query. Each stream has a bounded buffer of its
-// own: a reader that falls behind loses events, and is told how many in a
-// "dropped" event, rather than slow anything down.
+// The event stream, GET /v1/events: Server-Sent Events, one "decision"
+// event per audit event (its data the event exactly as logged), filtered
+// by the query. last=N first replays up to N of the recent events the
+// filter picks (recent.go), oldest first; follow=false ends the stream
+// there, else the live events follow, none of them sent twice. Each
+// stream has a bounded buffer of its own: a reader that falls behind loses
+// events, and is told how many in a "dropped" event, rather than slow
+// anything down.
+
+// EventsRequest is what a GET /v1/events asks for. The zero value follows
+// nothing; Follow is what a plain GET /v1/events means.
+type EventsRequest struct {
+	Filter EventFilter
+	Last   int  // replay up to this many recent events first
+	Follow bool // then stay for the live ones
+}
+
+// Query is the request as query parameters.
+func (r EventsRequest) Query() url.Values {
+	q := r.Filter.Query()
+	if r.Last > 0 {
+		q.Set("last", strconv.Itoa(r.Last))
+	}
+	if !r.Follow {
+		q.Set("follow", "false")
+	}
+	return q
+}
+
+// parseEventsRequest reads a request from a query; max bounds last.
+func parseEventsRequest(q url.Values, max int) (EventsRequest, error) {
+	r := EventsRequest{Follow: true}
+	if v := q.Get("last"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > max {
+			return r, fmt.Errorf("last=%q: a number from 0 to %d (the recent events agentg keeps)", v, max)
+		}
+		r.Last = n
+	}
+	if v := q.Get("follow"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return r, fmt.Errorf("follow=%q: true or false", v)
+		}
+		r.Follow = b
+	}
+	rest := url.Values{}
+	for k, vs := range q {
+		if k != "last" && k != "follow" {
+			rest[k] = vs
+		}
+	}
+	f, err := ParseEventFilter(rest)
+	r.Filter = f
+	return r, err
+}
 
 // EventFilter picks events by agent, kind and decision: within one field
 // any of the values given matches, and every field given must match. The
@@ -34,7 +86,7 @@ func ParseEventFilter(q url.Values) (EventFilter, error) {
 		switch k {
 		case "agent", "kind", "decision":
 		default:
-			return EventFilter{}, fmt.Errorf("unknown filter %q (want agent, kind, decision)", k)
+			return EventFilter{}, fmt.Errorf("unknown filter %q (want agent, kind, decision; or last, follow)", k)
 		}
 	}
 	return EventFilter{Agents: values(q["agent"]), Kinds: values(q["kind"]), Decisions: values(q["decision"])}, nil
@@ -79,7 +131,7 @@ const (
 )
 
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseEventFilter(r.URL.Query())
+	req, err := parseEventsRequest(r.URL.Query(), s.cfg.RecentEvents)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
 		return
@@ -89,8 +141,14 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.streams.release()
-	sub := s.cfg.Log.Subscribe(audit.SubscribeOptions{Buffer: s.cfg.StreamBuffer, Filter: f.Match})
-	defer sub.Close()
+	f := req.Filter
+	var sub *audit.Subscription
+	if req.Follow {
+		// Before the replay: an event logged meanwhile is then in one or
+		// both, and sent once.
+		sub = s.cfg.Log.Subscribe(audit.SubscribeOptions{Buffer: s.cfg.StreamBuffer, Filter: f.Match})
+		defer sub.Close()
+	}
 
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -111,6 +169,20 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if !send() {
 		return
 	}
+	var replayed map[string]bool
+	if req.Last > 0 {
+		replayed = map[string]bool{}
+		for _, e := range s.recent.last(req.Last, f) {
+			writeDecision(&buf, e)
+			replayed[e.ID] = true
+		}
+		if !send() {
+			return
+		}
+	}
+	if !req.Follow {
+		return
+	}
 	tick := time.NewTicker(keepAlive)
 	defer tick.Stop()
 	var reported uint64
@@ -123,8 +195,11 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 			buf.WriteString(": keep-alive\n\n")
 		case e := <-sub.Events():
-			line := bytes.TrimRight(audit.JSON(e), "\n")
-			fmt.Fprintf(&buf, "id: %s\nevent: decision\ndata: %s\n\n", oneLine(e.ID), line)
+			if replayed[e.ID] {
+				delete(replayed, e.ID)
+				continue
+			}
+			writeDecision(&buf, e)
 		}
 		if d := sub.Dropped(); d != reported {
 			fmt.Fprintf(&buf, "event: dropped\ndata: {\"dropped\":%d}\n\n", d)
@@ -134,6 +209,12 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// writeDecision writes e as one "decision" event.
+func writeDecision(buf *bytes.Buffer, e *audit.Event) {
+	line := bytes.TrimRight(audit.JSON(e), "\n")
+	fmt.Fprintf(buf, "id: %s\nevent: decision\ndata: %s\n\n", oneLine(e.ID), line)
 }
 
 // oneLine keeps an SSE field on its line whatever the value holds.

@@ -57,6 +57,9 @@ type Config struct {
 	// MetricsBuffer is how many events may wait for the metrics; default
 	// 16384.
 	MetricsBuffer int
+	// RecentEvents is how many of the newest events GET /v1/events?last=N
+	// can replay (recent.go); 0 means DefaultRecentEvents, negative none.
+	RecentEvents int
 	// ErrorLog receives the HTTP server's errors; nil: discarded.
 	ErrorLog interface{ Printf(string, ...any) }
 }
@@ -69,7 +72,8 @@ type Server struct {
 	mux     *http.ServeMux
 	hs      *http.Server
 	metrics *metrics
-	sub     *audit.Subscription // the metrics' events
+	sub     *audit.Subscription // the metrics' events, and the recent ones'
+	recent  *recentEvents
 	streams streamCount
 	ready   atomic.Bool
 	console console
@@ -96,8 +100,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MetricsBuffer <= 0 {
 		cfg.MetricsBuffer = 16384
 	}
+	switch {
+	case cfg.RecentEvents == 0:
+		cfg.RecentEvents = DefaultRecentEvents
+	case cfg.RecentEvents < 0:
+		cfg.RecentEvents = 0
+	}
 	s := &Server{cfg: cfg, token: newTokenCheck(cfg.Token), mux: http.NewServeMux(),
-		done: make(chan struct{}), stopped: make(chan struct{}), console: newConsole()}
+		done: make(chan struct{}), stopped: make(chan struct{}), console: newConsole(), recent: newRecentEvents(cfg.RecentEvents)}
 	s.sub = cfg.Log.Subscribe(audit.SubscribeOptions{Buffer: cfg.MetricsBuffer})
 	if cfg.Approvals != nil && cfg.Gauges.PendingApprovals == nil {
 		cfg.Gauges.PendingApprovals = cfg.Approvals.PendingCount
@@ -208,7 +218,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// count feeds the metrics from the events until Shutdown.
+// count feeds the metrics and the recent events from the events until
+// Shutdown.
 func (s *Server) count() {
 	defer close(s.stopped)
 	var eng *rules.Engine
@@ -222,6 +233,7 @@ func (s *Server) count() {
 				eng, group = cur, cur.RuleGroups() // once per reload
 			}
 			s.metrics.observe(e, group(e.Rule))
+			s.recent.add(e)
 		}
 	}
 }

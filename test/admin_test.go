@@ -359,7 +359,7 @@ func TestAdminEventStream(t *testing.T) {
 	got := make(chan admin.StreamEvent, 100)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- e.client.Events(ctx, admin.EventFilter{Kinds: []string{"mcp"}, Decisions: []string{"deny"}},
+		errc <- e.client.Events(ctx, admin.EventsRequest{Follow: true, Filter: admin.EventFilter{Kinds: []string{"mcp"}, Decisions: []string{"deny"}}},
 			func() { close(opened) }, func(ev admin.StreamEvent) error { got <- ev; return nil })
 	}()
 	select {
@@ -570,6 +570,20 @@ func TestAdminEventsFollowCLI(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("agentg events printed nothing")
 	}
+
+	// Without --follow: the recent events the flags pick, then done.
+	var out string
+	waitFor(t, func() bool {
+		var code int
+		code, out = runAgentg(t, "events", "--last", "5", "--decision", "deny", "--data-dir", a.DataDir, "--admin", a.AdminAddr)
+		return code == 0 && strings.Contains(out, "bad.test:80/secret")
+	}, "agentg events --last 5 printing the denied request")
+	if strings.Contains(out, "ok.test") || strings.Contains(out, "following") {
+		t.Fatalf("agentg events --last 5 --decision deny printed:\n%s", out)
+	}
+	if code, out := runAgentg(t, "events", "--last", "5000", "--data-dir", a.DataDir, "--admin", a.AdminAddr); code == 0 || !strings.Contains(out, "keeps the last 1000") {
+		t.Fatalf("--last 5000: %d %s", code, out)
+	}
 }
 
 // The CLI falls back to the data directory when no agentg serves.
@@ -588,7 +602,7 @@ func TestAdminCLIFallsBackToFiles(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "is agentg serving") {
 		t.Fatalf("events with agentg stopped: %d %s", code, out)
 	}
-	if code, out = runAgentg(t, "events", "--data-dir", dataDir); code != 2 || !strings.Contains(out, "--follow") {
-		t.Fatalf("events without --follow: %d %s", code, out)
+	if code, out = runAgentg(t, "events", "--data-dir", dataDir, "--admin", addr); code == 0 || !strings.Contains(out, "is agentg serving") {
+		t.Fatalf("events without --follow, with agentg stopped: %d %s", code, out)
 	}
 }

@@ -15,10 +15,12 @@ import (
 	"github.com/agentg/agentg/certs"
 )
 
-// runEvents follows the running agentg's decisions through its admin API.
+// runEvents prints the running agentg's recent decisions, or follows them,
+// through its admin API.
 func runEvents(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("events", "--follow [--agent A] [--kind K] [--decision D] [--json] [--admin ADDR] [--data-dir DIR]", stderr)
-	follow := fs.Bool("follow", false, "follow the events as they happen (required: past events are in the log)")
+	fs := newFlagSet("events", "[--last N] [--follow] [--agent A] [--kind K] [--decision D] [--json] [--admin ADDR] [--data-dir DIR]", stderr)
+	follow := fs.Bool("follow", false, "follow the events as they happen (Ctrl-C to stop)")
+	last := fs.Int("last", -1, fmt.Sprintf("first print up to this many of the most recent events the filters pick (agentg keeps the last %d; older ones are in its log); default 20, or 0 with --follow", admin.DefaultRecentEvents))
 	var f admin.EventFilter
 	multi := func(dst *[]string) func(string) error {
 		return func(v string) error {
@@ -41,10 +43,18 @@ func runEvents(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 || !*follow {
-		fmt.Fprintln(stderr, "agentg events: --follow is required (events as they happen; past ones are in agentg's log)")
+	if len(pos) != 0 {
 		fs.Usage()
 		return errUsage
+	}
+	if *last < 0 {
+		*last = 20
+		if *follow {
+			*last = 0
+		}
+	}
+	if *last > admin.DefaultRecentEvents {
+		return fmt.Errorf("--last %d: agentg keeps the last %d events; older ones are in its log", *last, admin.DefaultRecentEvents)
 	}
 	c, err := af.client(*dataDir)
 	if err != nil {
@@ -52,8 +62,11 @@ func runEvents(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opened := func() { fmt.Fprintf(stderr, "following events at %s (Ctrl-C to stop)\n", c.Addr()) }
-	err = c.Events(ctx, f, opened, func(e admin.StreamEvent) error {
+	var opened func()
+	if *follow {
+		opened = func() { fmt.Fprintf(stderr, "following events at %s (Ctrl-C to stop)\n", c.Addr()) }
+	}
+	err = c.Events(ctx, admin.EventsRequest{Filter: f, Last: *last, Follow: *follow}, opened, func(e admin.StreamEvent) error {
 		switch {
 		case e.Type == "dropped":
 			fmt.Fprintf(stderr, "agentg events: this stream read too slowly and missed %d event(s) so far\n", e.Dropped)
