@@ -174,7 +174,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		replayed = map[string]bool{}
 		for _, e := range s.recent.last(req.Last, f) {
 			writeDecision(&buf, e)
-			replayed[e.ID] = true
+			if e.ID != "" {
+				replayed[e.ID] = true
+			}
 		}
 		if !send() {
 			return
@@ -195,7 +197,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 			buf.WriteString(": keep-alive\n\n")
 		case e := <-sub.Events():
-			if replayed[e.ID] {
+			if e.ID != "" && replayed[e.ID] {
 				delete(replayed, e.ID)
 				continue
 			}
