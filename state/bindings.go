@@ -187,7 +187,11 @@ func (b *Bindings) commitLocked(calls []*bindCall) error {
 	now := b.now()
 	txn := b.db.Txn(true)
 	defer txn.Abort()
-	var rows []*binding
+	type row struct {
+		*binding
+		isNew bool
+	}
+	var rows []row
 	added := 0
 	for _, c := range calls {
 		for _, r := range c.rows {
@@ -195,13 +199,19 @@ func (b *Bindings) commitLocked(calls []*bindCall) error {
 			if err != nil {
 				return fmt.Errorf("state: bind %s: %w", r.Name, err)
 			}
-			switch {
-			case old == nil:
-				added++
-			case old.(*binding).Expires >= r.Expires:
-				continue // an earlier call in this commit, or a longer answer
+			if old != nil && old.(*binding).Expires >= r.Expires {
+				continue // a longer answer is known
 			}
-			rows = append(rows, r)
+			if i := slices.IndexFunc(rows, func(o row) bool { return o.ID == r.ID }); i >= 0 {
+				// An earlier call in this commit has it: one row, the
+				// longer of the two.
+				rows[i].Expires = max(rows[i].Expires, r.Expires)
+				continue
+			}
+			rows = append(rows, row{r, old == nil})
+			if old == nil {
+				added++
+			}
 		}
 	}
 	if added > 0 {
@@ -216,11 +226,10 @@ func (b *Bindings) commitLocked(calls []*bindCall) error {
 		}
 	}
 	for _, r := range rows {
-		old, _ := txn.First(bindingsTable, "id", r.ID)
-		if err := txn.Insert(bindingsTable, r); err != nil {
+		if err := txn.Insert(bindingsTable, r.binding); err != nil {
 			return fmt.Errorf("state: bind %s: %w", r.Name, err)
 		}
-		if old == nil {
+		if r.isNew {
 			b.n++
 		}
 	}

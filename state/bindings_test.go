@@ -169,3 +169,23 @@ func TestBindingsVisibleOnReturn(t *testing.T) {
 		t.Errorf("Bind with an invalid address: %v, bound %q", err, b.NamesFor("a", good))
 	}
 }
+
+// Two binds of the same name and address in one commit make one row that
+// lasts as long as the longer says.
+func TestBindingsSameRowInOneCommit(t *testing.T) {
+	c := newClock()
+	b := NewBindings(BindingsOptions{Floor: -1, Now: c.Now})
+	id := bindKey("a", netip.MustParseAddr("192.0.2.1")) + "\x00web.example"
+	short := &binding{ID: id, Name: "web.example", Expires: uint64(c.Now().Add(time.Second).UnixNano())}
+	long := &binding{ID: id, Name: "web.example", Expires: uint64(c.Now().Add(time.Minute).UnixNano())}
+	b.mu.Lock()
+	err := b.commitLocked([]*bindCall{{rows: []*binding{short}}, {rows: []*binding{long}}})
+	b.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(30 * time.Second)
+	if got := b.NamesFor("a", netip.MustParseAddr("192.0.2.1")); b.Len() != 1 || !slices.Equal(got, []string{"web.example"}) {
+		t.Fatalf("len %d, names %q: want one row, still bound", b.Len(), got)
+	}
+}
