@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -22,15 +23,16 @@ import (
 // and only names the policy allowed; a binding says "this agent was told
 // this name is at this address", never more.
 //
-// Reads take no lock (memdb snapshots). A binding already known for at
-// least as long as a new answer says is not written again, so a cached
-// answer served again writes nothing. Writes that arrive together are
-// committed together (see write): each memdb transaction copies the paths
-// it changes, and one per binding cost the uncached DNS path a third of
-// its CPU. The table is bounded (Options.MaxEntries): expired bindings go
-// first, then those closest to expiry, a small slice of the table at a
-// time; a binding evicted early fails closed (the connection it would
-// have matched is decided without it).
+// Reads take no lock on the table (memdb snapshots). A binding already
+// known for at least as long as a new answer says is not written again,
+// so a cached answer served again writes nothing. New bindings go to a
+// small write buffer first, which reads see as well, and are committed to
+// the table in batches: each memdb transaction copies the radix paths it
+// changes, and one per binding cost the uncached DNS path a third of its
+// CPU. The table is bounded (Options.MaxEntries, plus the buffer, at most
+// 1024): expired bindings go first, then those closest to expiry, a small
+// slice of the table at a time; a binding evicted early fails closed (the
+// connection it would have matched is decided without it).
 
 // Defaults for BindingsOptions' zero values.
 const (
@@ -56,8 +58,14 @@ type Bindings struct {
 	floor time.Duration
 	now   func() time.Time
 
-	queueMu sync.Mutex
-	queue   []*bindCall // waiting for the next commit
+	// The write buffer: bound, not yet committed; by id, and by
+	// bindKey for NamesFor. A row is never changed once in it (a longer
+	// answer replaces it), since a commit reads it outside bufMu.
+	bufMu    sync.Mutex
+	buf      map[string]*binding
+	bufByKey map[string][]*binding
+	bufMax   int         // a commit starts at this many
+	flushing atomic.Bool // one commit from the buffer at a time in the background
 
 	mu        sync.Mutex // serialises commits; guards n and nextSweep
 	n         int
@@ -68,15 +76,10 @@ type Bindings struct {
 // ID, valid until Expires (unix nanoseconds, TTL only; the floor is added
 // when read).
 type binding struct {
-	ID      string // bindKey(agent, ip) + "\x00" + Name
+	ID      string // key + "\x00" + Name
+	key     string // bindKey(agent, ip)
 	Name    string
 	Expires uint64
-}
-
-// bindCall is one Bind's rows on their way to a commit, and how it went.
-type bindCall struct {
-	rows []*binding
-	err  error
 }
 
 const bindingsTable = "bindings"
@@ -112,6 +115,8 @@ func NewBindings(opts BindingsOptions) *Bindings {
 	if b.now == nil {
 		b.now = time.Now
 	}
+	b.buf, b.bufByKey = map[string]*binding{}, map[string][]*binding{}
+	b.bufMax = min(max(b.max/16, 1), 1024)
 	return b
 }
 
@@ -143,47 +148,95 @@ func (b *Bindings) Bind(agent, name string, ttl time.Duration, ips ...netip.Addr
 	snap := b.db.Txn(false)
 	var rows []*binding
 	for _, ip := range ips {
-		id := bindKey(agent, ip) + "\x00" + name
+		key := bindKey(agent, ip)
+		id := key + "\x00" + name
 		if raw, err := snap.First(bindingsTable, "id", id); err == nil && raw != nil && raw.(*binding).Expires >= exp {
 			continue // already known for at least as long: no write
 		}
-		rows = append(rows, &binding{ID: id, Name: name, Expires: exp})
+		rows = append(rows, &binding{ID: id, key: key, Name: name, Expires: exp})
 	}
 	if len(rows) == 0 {
 		return nil
 	}
-	return b.write(&bindCall{rows: rows})
+	b.bufMu.Lock()
+	for _, r := range rows {
+		old := b.buf[r.ID]
+		switch {
+		case old == nil:
+			b.bufByKey[r.key] = append(b.bufByKey[r.key], r)
+		case old.Expires >= r.Expires:
+			continue
+		default:
+			k := b.bufByKey[r.key]
+			k[slices.Index(k, old)] = r
+		}
+		b.buf[r.ID] = r
+	}
+	n := len(b.buf)
+	b.bufMu.Unlock()
+	switch {
+	case n >= 4*b.bufMax:
+		b.flush() // the background commit is behind: this one waits
+	case n >= b.bufMax && b.flushing.CompareAndSwap(false, true):
+		go b.flushBehind()
+	}
+	return nil
 }
 
-// write commits c, and whatever other Binds queued meanwhile, in one
-// transaction (a group commit). Each call queues its rows and then takes
-// the commit lock: whoever holds it commits the whole queue, so a call
-// that finds the queue empty was committed by the one before it. Every
-// call makes at most one commit, and none waits for more than the commit
-// in progress and its own.
-func (b *Bindings) write(c *bindCall) error {
-	b.queueMu.Lock()
-	b.queue = append(b.queue, c)
-	b.queueMu.Unlock()
-
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.queueMu.Lock()
-	calls := b.queue
-	b.queue = nil
-	b.queueMu.Unlock()
-	if len(calls) > 0 {
-		err := b.commitLocked(calls)
-		for _, c := range calls {
-			c.err = err
+// flushBehind commits the buffer until it is below bufMax (binds go on
+// arriving meanwhile), off the caller's path; flushing is held.
+func (b *Bindings) flushBehind() {
+	for {
+		b.flush()
+		b.flushing.Store(false)
+		b.bufMu.Lock()
+		n := len(b.buf)
+		b.bufMu.Unlock()
+		if n < b.bufMax || !b.flushing.CompareAndSwap(false, true) {
+			return
 		}
 	}
-	return c.err // set by this commit or the one before, both under mu
 }
 
-// commitLocked writes the rows of calls in one transaction, making room
-// first if the table would overflow.
-func (b *Bindings) commitLocked(calls []*bindCall) error {
+// flush commits what the buffer holds in one transaction, then drops from
+// the buffer what it committed (a row replaced meanwhile stays for the
+// next). Until then reads find those rows in both; NamesFor tells them
+// apart.
+func (b *Bindings) flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.bufMu.Lock()
+	rows := make([]*binding, 0, len(b.buf))
+	for _, r := range b.buf {
+		rows = append(rows, r)
+	}
+	b.bufMu.Unlock()
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := b.commitLocked(rows); err != nil {
+		return err // they stay buffered, and visible, for the next try
+	}
+	b.bufMu.Lock()
+	for _, r := range rows {
+		if b.buf[r.ID] != r {
+			continue
+		}
+		delete(b.buf, r.ID)
+		k := slices.DeleteFunc(b.bufByKey[r.key], func(o *binding) bool { return o == r })
+		if len(k) == 0 {
+			delete(b.bufByKey, r.key)
+		} else {
+			b.bufByKey[r.key] = k
+		}
+	}
+	b.bufMu.Unlock()
+	return nil
+}
+
+// commitLocked writes rows in one transaction, making room first if the
+// table would overflow.
+func (b *Bindings) commitLocked(rows []*binding) error {
 	now := b.now()
 	txn := b.db.Txn(true)
 	defer txn.Abort()
@@ -191,27 +244,19 @@ func (b *Bindings) commitLocked(calls []*bindCall) error {
 		*binding
 		isNew bool
 	}
-	var rows []row
+	var keep []row
 	added := 0
-	for _, c := range calls {
-		for _, r := range c.rows {
-			old, err := txn.First(bindingsTable, "id", r.ID)
-			if err != nil {
-				return fmt.Errorf("state: bind %s: %w", r.Name, err)
-			}
-			if old != nil && old.(*binding).Expires >= r.Expires {
-				continue // a longer answer is known
-			}
-			if i := slices.IndexFunc(rows, func(o row) bool { return o.ID == r.ID }); i >= 0 {
-				// An earlier call in this commit has it: one row, the
-				// longer of the two.
-				rows[i].Expires = max(rows[i].Expires, r.Expires)
-				continue
-			}
-			rows = append(rows, row{r, old == nil})
-			if old == nil {
-				added++
-			}
+	for _, r := range rows {
+		old, err := txn.First(bindingsTable, "id", r.ID)
+		if err != nil {
+			return fmt.Errorf("state: bind %s: %w", r.Name, err)
+		}
+		if old != nil && old.(*binding).Expires >= r.Expires {
+			continue // a longer answer is known
+		}
+		keep = append(keep, row{r, old == nil})
+		if old == nil {
+			added++
 		}
 	}
 	if added > 0 {
@@ -225,7 +270,7 @@ func (b *Bindings) commitLocked(calls []*bindCall) error {
 			b.evictLocked(txn, min(over+b.max/64, b.n))
 		}
 	}
-	for _, r := range rows {
+	for _, r := range keep {
 		if err := txn.Insert(bindingsTable, r.binding); err != nil {
 			return fmt.Errorf("state: bind %s: %w", r.Name, err)
 		}
@@ -280,23 +325,34 @@ func (b *Bindings) NamesFor(agent string, ip netip.Addr) []string {
 		return nil
 	}
 	limit := uint64(b.now().Add(-b.floor).UnixNano())
-	it, err := b.db.Txn(false).Get(bindingsTable, "id_prefix", bindKey(agent, ip)+"\x00")
-	if err != nil {
-		return nil
-	}
+	key := bindKey(agent, ip)
+	// The buffer before the table: a row a commit drops from the buffer
+	// after this read was in the table before the table is read.
 	var out []string
+	b.bufMu.Lock()
+	for _, r := range b.bufByKey[key] {
+		if r.Expires >= limit {
+			out = append(out, r.Name)
+		}
+	}
+	b.bufMu.Unlock()
+	it, err := b.db.Txn(false).Get(bindingsTable, "id_prefix", key+"\x00")
+	if err != nil {
+		return slices.Sorted(slices.Values(out))
+	}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		if r := raw.(*binding); r.Expires >= limit {
 			out = append(out, r.Name)
 		}
 	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out) // a row being committed is in both
 }
 
 // Len is the number of bindings held, expired ones not yet swept
-// included.
+// included. It commits the write buffer first.
 func (b *Bindings) Len() int {
+	b.flush()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.n

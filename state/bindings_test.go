@@ -76,12 +76,14 @@ func TestBindingsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Full: the binding closest to expiry (n0) makes room.
+	// Full: the binding closest to expiry (n0) makes room, once the
+	// write buffer is committed (Len commits it).
 	if err := b.Bind("a", "new.example", time.Hour, ip); err != nil {
 		t.Fatal(err)
 	}
+	n := b.Len()
 	names := b.NamesFor("a", ip)
-	if b.Len() != 10 || len(names) != 10 || slices.Contains(names, "n0.example") || !slices.Contains(names, "new.example") {
+	if n != 10 || len(names) != 10 || slices.Contains(names, "n0.example") || !slices.Contains(names, "new.example") {
 		t.Fatalf("len %d, names %q", b.Len(), names)
 	}
 	// Expired bindings are swept before anything live is evicted.
@@ -89,8 +91,9 @@ func TestBindingsBounded(t *testing.T) {
 	if err := b.Bind("a", "later.example", time.Hour, ip); err != nil {
 		t.Fatal(err)
 	}
+	n = b.Len()
 	names = b.NamesFor("a", ip)
-	if slices.Contains(names, "n1.example") || !slices.Contains(names, "n2.example") || b.Len() > 10 {
+	if slices.Contains(names, "n1.example") || !slices.Contains(names, "n2.example") || n > 10 {
 		t.Fatalf("after sweep: len %d, names %q", b.Len(), names)
 	}
 }
@@ -170,22 +173,75 @@ func TestBindingsVisibleOnReturn(t *testing.T) {
 	}
 }
 
-// Two binds of the same name and address in one commit make one row that
-// lasts as long as the longer says.
+// Two binds of the same name and address before a commit make one row
+// that lasts as long as the longer says; a shorter one after it changes
+// nothing.
 func TestBindingsSameRowInOneCommit(t *testing.T) {
 	c := newClock()
 	b := NewBindings(BindingsOptions{Floor: -1, Now: c.Now})
-	id := bindKey("a", netip.MustParseAddr("192.0.2.1")) + "\x00web.example"
-	short := &binding{ID: id, Name: "web.example", Expires: uint64(c.Now().Add(time.Second).UnixNano())}
-	long := &binding{ID: id, Name: "web.example", Expires: uint64(c.Now().Add(time.Minute).UnixNano())}
-	b.mu.Lock()
-	err := b.commitLocked([]*bindCall{{rows: []*binding{short}}, {rows: []*binding{long}}})
-	b.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
+	ip := netip.MustParseAddr("192.0.2.1")
+	for _, ttl := range []time.Duration{time.Second, time.Minute, 2 * time.Second} {
+		if err := b.Bind("a", "web.example", ttl, ip); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.Advance(30 * time.Second)
-	if got := b.NamesFor("a", netip.MustParseAddr("192.0.2.1")); b.Len() != 1 || !slices.Equal(got, []string{"web.example"}) {
-		t.Fatalf("len %d, names %q: want one row, still bound", b.Len(), got)
+	if got := b.NamesFor("a", ip); !slices.Equal(got, []string{"web.example"}) {
+		t.Fatalf("names before the commit %q, want web.example still bound", got)
+	}
+	if n := b.Len(); n != 1 { // Len commits
+		t.Fatalf("len %d, want one row", n)
+	}
+	if got := b.NamesFor("a", ip); !slices.Equal(got, []string{"web.example"}) {
+		t.Fatalf("names after the commit %q, want web.example still bound", got)
+	}
+}
+
+// A bind is read back from the write buffer, from the table once
+// committed, and once (not twice) while a commit is between the two.
+func TestBindingsBufferThenTable(t *testing.T) {
+	b := NewBindings(BindingsOptions{MaxEntries: 16 * 64}) // a buffer of 64
+	ip := netip.MustParseAddr("192.0.2.9")
+	if err := b.Bind("a", "first.example", time.Minute, ip); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.NamesFor("a", ip); !slices.Equal(got, []string{"first.example"}) {
+		t.Fatalf("from the buffer: %q", got)
+	}
+	// Committed, still in the buffer: as a commit leaves it just before
+	// it drops what it wrote.
+	b.mu.Lock()
+	b.bufMu.Lock()
+	rows := []*binding{b.buf[bindKey("a", ip)+"\x00first.example"]}
+	b.bufMu.Unlock()
+	if err := b.commitLocked(rows); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Unlock()
+	if got := b.NamesFor("a", ip); !slices.Equal(got, []string{"first.example"}) {
+		t.Fatalf("in both: %q", got)
+	}
+	if b.Len() != 1 || len(b.buf) != 0 {
+		t.Fatalf("after the commit: len %d, %d buffered", b.Len(), len(b.buf))
+	}
+	// Past the buffer's size a commit starts on its own.
+	for i := range 200 {
+		if err := b.Bind("a", fmt.Sprintf("n%d.example", i), time.Minute, ip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.bufMu.Lock()
+		n := len(b.buf)
+		b.bufMu.Unlock()
+		if n < 64 && !b.flushing.Load() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bindings still buffered", n)
+		}
+	}
+	if got := b.NamesFor("a", ip); len(got) != 201 {
+		t.Fatalf("%d names, want 201", len(got))
 	}
 }
