@@ -47,6 +47,7 @@ type metrics struct {
 	// Only the event goroutine touches these.
 	ruleLabels bounded
 	toolLabels bounded
+	series     map[seriesKey]eventSeries // observe's memo; at most maxMemo
 
 	// hits counts events by rule (RuleGroup), for /v1/rules.
 	mu   sync.Mutex
@@ -91,6 +92,7 @@ func newMetrics(g Gauges, log *audit.Logger, streams func() int, metricsDropped 
 			Help: "Policy reloads that failed; the previous policy stayed in force."}),
 		ruleLabels: newBounded(maxSeries),
 		toolLabels: newBounded(maxSeries),
+		series:     map[seriesKey]eventSeries{},
 		hits:       map[string]uint64{},
 	}
 	m.reg.MustRegister(m.decisions, m.duration, m.bytes, m.toolCalls, m.mcpUpstream, m.redactions, m.dnsQueries, m.reloads, m.reloadFails)
@@ -120,22 +122,64 @@ func newMetrics(g Gauges, log *audit.Logger, streams func() int, metricsDropped 
 	return m
 }
 
+// seriesKey is what picks an event's decision, duration and DNS series.
+type seriesKey struct{ kind, decision, rule string }
+
+// eventSeries are those series, looked up once (client_golang hashes and
+// checks every label on each lookup, a tenth of a logged DNS query's CPU).
+type eventSeries struct {
+	decisions prometheus.Counter
+	duration  prometheus.Observer
+	dns       prometheus.Counter // nil but for kind dns
+}
+
+// maxMemo bounds observe's memo; past it the series are looked up each
+// time. Kinds and decisions are few and rules are the policy's (bounded
+// by ruleLabels), so it is rarely reached.
+const maxMemo = 4096
+
+// seriesOf returns the series for k, looking them up the first time.
+func (m *metrics) seriesOf(k seriesKey) (eventSeries, bool) {
+	if s, ok := m.series[k]; ok {
+		return s, true
+	}
+	kind, decision := label(k.kind), label(k.decision)
+	var s eventSeries
+	var err error
+	if s.decisions, err = m.decisions.GetMetricWithLabelValues(kind, decision, m.ruleLabels.get(label(k.rule))); err != nil {
+		return s, false
+	}
+	if s.duration, err = m.duration.GetMetricWithLabelValues(kind); err != nil {
+		return s, false
+	}
+	if k.kind == "dns" {
+		if s.dns, err = m.dnsQueries.GetMetricWithLabelValues(decision); err != nil {
+			return s, false
+		}
+	}
+	if len(m.series) < maxMemo {
+		m.series[k] = s
+	}
+	return s, true
+}
+
 // observe counts one event; rule is its rule's counting id (RuleGroup).
 func (m *metrics) observe(e *audit.Event, rule string) {
 	kind, decision := label(e.Kind), label(e.Decision)
-	rl := m.ruleLabels.get(label(rule))
-	inc(m.decisions, kind, decision, rl)
-	if e.Duration > 0 {
-		observe(m.duration, e.Duration, kind)
+	if s, ok := m.seriesOf(seriesKey{e.Kind, e.Decision, rule}); ok {
+		s.decisions.Inc()
+		if e.Duration > 0 {
+			s.duration.Observe(e.Duration.Seconds())
+		}
+		if s.dns != nil {
+			s.dns.Inc()
+		}
 	}
 	if e.BytesUp > 0 {
 		add(m.bytes, float64(e.BytesUp), kind, "up")
 	}
 	if e.BytesDown > 0 {
 		add(m.bytes, float64(e.BytesDown), kind, "down")
-	}
-	if e.Kind == "dns" {
-		inc(m.dnsQueries, decision)
 	}
 	if mc := e.MCP; mc != nil {
 		server := label(mc.Server)
