@@ -429,6 +429,18 @@ func (m *ApprovalMemory) PendingCount() int {
 	return m.pending
 }
 
+// writeRec opens a write transaction and finds approval id in it; the
+// caller commits or aborts it.
+func (m *ApprovalMemory) writeRec(id string) (*memdb.Txn, *approvalRec, error) {
+	txn := m.db.Txn(true)
+	obj, err := txn.First(tableApproval, indexID, id)
+	if err != nil || obj == nil {
+		txn.Abort()
+		return nil, nil, fmt.Errorf("%w: %s", ErrNoApproval, id)
+	}
+	return txn, obj.(*approvalRec), nil
+}
+
 // DecideApproval implements ApprovalStore.
 func (m *ApprovalMemory) DecideApproval(id string, d Decision) (Approval, error) {
 	switch d.State {
@@ -436,13 +448,11 @@ func (m *ApprovalMemory) DecideApproval(id string, d Decision) (Approval, error)
 	default:
 		return Approval{}, fmt.Errorf("%w: decision %q", ErrInvalid, d.State)
 	}
-	txn := m.db.Txn(true)
-	defer txn.Abort()
-	obj, err := txn.First(tableApproval, indexID, id)
-	if err != nil || obj == nil {
-		return Approval{}, fmt.Errorf("%w: %s", ErrNoApproval, id)
+	txn, old, err := m.writeRec(id)
+	if err != nil {
+		return Approval{}, err
 	}
-	old := obj.(*approvalRec)
+	defer txn.Abort()
 	if old.a.State != ApprovalPending {
 		return old.a, fmt.Errorf("%w: %s is %s", ErrDecided, id, old.a.State)
 	}
@@ -463,13 +473,11 @@ func (m *ApprovalMemory) DecideApproval(id string, d Decision) (Approval, error)
 
 // UseApproval implements ApprovalStore.
 func (m *ApprovalMemory) UseApproval(id string) (Approval, error) {
-	txn := m.db.Txn(true)
-	defer txn.Abort()
-	obj, err := txn.First(tableApproval, indexID, id)
-	if err != nil || obj == nil {
-		return Approval{}, fmt.Errorf("%w: %s", ErrNoApproval, id)
+	txn, old, err := m.writeRec(id)
+	if err != nil {
+		return Approval{}, err
 	}
-	old := obj.(*approvalRec)
+	defer txn.Abort()
 	switch {
 	case old.a.State != ApprovalApproved:
 		return old.a, fmt.Errorf("%w: %s is %s", ErrNotApproved, id, old.a.State)

@@ -30,7 +30,7 @@ import (
 // the table in batches: each memdb transaction copies the radix paths it
 // changes, and one per binding cost the uncached DNS path a third of its
 // CPU. The table is bounded (Options.MaxEntries, plus the buffer, at most
-// 1024): expired bindings go first, then those closest to expiry, a small
+// 4096 rows): expired bindings go first, then those closest to expiry, a small
 // slice of the table at a time; a binding evicted early fails closed (the
 // connection it would have matched is decided without it).
 
