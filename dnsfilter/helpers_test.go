@@ -75,7 +75,11 @@ type env struct {
 	bindings *state.Bindings
 	dir      string
 	mark     atomic.Int64 // events logged before the last query
+	asked    atomic.Value // the last query's question, a question
 }
+
+// question is what an event of the query names (host, qtype).
+type question struct{ host, qtype string }
 
 type envOptions struct {
 	files   map[string]string // written beside the policy (lists)
@@ -174,6 +178,7 @@ func (e *env) tryQuery(name string, qtype uint16, o qopt) (*dns.Msg, error) {
 		o.netw = "udp"
 	}
 	e.mark.Store(int64(len(e.log.events())))
+	e.asked.Store(question{strings.ToLower(strings.TrimSuffix(name, ".")), dns.Type(qtype).String()})
 	c := &dns.Client{Net: o.netw, Timeout: 10 * time.Second}
 	if o.src != "" {
 		ip := net.ParseIP(o.src)
@@ -198,15 +203,28 @@ func (e *env) tryQuery(name string, qtype uint16, o qopt) (*dns.Msg, error) {
 
 // lastEvent is the event of the last query: an event is written just
 // after the reply, so it waits for it.
+// lastEvent waits for the event of the last query: the newest logged
+// since it was asked that names its question. A query's event is written
+// after its answer, so the one before's may still come in behind it; an
+// event that names something else (a refusal of a malformed question)
+// is taken once nothing better has come for a second.
 func (e *env) lastEvent() map[string]any {
 	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	q, _ := e.asked.Load().(question)
+	start := time.Now()
 	for {
 		evs := e.log.events()
-		if int64(len(evs)) > e.mark.Load() {
-			return evs[len(evs)-1]
+		if newer := evs[min(int(e.mark.Load()), len(evs)):]; len(newer) > 0 {
+			for i := len(newer) - 1; i >= 0; i-- {
+				if newer[i]["host"] == q.host && newer[i]["qtype"] == q.qtype {
+					return newer[i]
+				}
+			}
+			if time.Since(start) > time.Second {
+				return newer[len(newer)-1]
+			}
 		}
-		if time.Now().After(deadline) {
+		if time.Since(start) > 5*time.Second {
 			e.t.Fatal("no dns event logged for the last query")
 		}
 		time.Sleep(time.Millisecond)
