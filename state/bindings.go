@@ -29,10 +29,11 @@ import (
 // small write buffer first, which reads see as well, and are committed to
 // the table in batches: each memdb transaction copies the radix paths it
 // changes, and one per binding cost the uncached DNS path a third of its
-// CPU. The table is bounded (Options.MaxEntries, plus the buffer, at most
-// 4096 rows): expired bindings go first, then those closest to expiry, a small
-// slice of the table at a time; a binding evicted early fails closed (the
-// connection it would have matched is decided without it).
+// CPU. The table is bounded (Options.MaxEntries, plus the buffer, at
+// most 4096 rows): expired bindings go first, then those closest to
+// expiry, a small slice of the table at a time; a binding evicted early
+// fails closed (the connection it would have matched is decided without
+// it).
 
 // Defaults for BindingsOptions' zero values.
 const (
