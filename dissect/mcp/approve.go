@@ -10,7 +10,6 @@ import (
 
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
-	"github.com/agentg/agentg/rules"
 )
 
 // Calls held for approval. A tools/call an approve rule covers is held
@@ -147,21 +146,7 @@ func (ex *exchange) settle(keep [][]byte, msgs []*Message, extra [][]byte) ([][]
 			continue
 		}
 		refused[c.m] = true
-		v := h.v
-		v.Decision = rules.Decision{Action: rules.Deny, Rule: v.Rule, Source: v.Source, Reason: o.Reason}
-		c.ev.Decision, c.ev.Reason = "deny", o.Reason
-		msg := deniedMessage(v, ex.server()+"."+c.m.Tool)
-		var answer []byte
-		if ex.set.DenyAs == rules.DenyAsResult {
-			answer = ToolErrorResult(c.m.ID, msg)
-		} else {
-			c.ev.MCP.ErrorCode = CodeDenied
-			data := map[string]any{"rule": v.Rule}
-			if o.Approval.ID != "" {
-				data["approval"] = o.Approval.ID
-			}
-			answer = ErrorResponse(c.m.ID, CodeDenied, msg, data)
-		}
+		answer := ex.heldRefusal(c, h.v, o.Approval.ID, o.Reason)
 		ex.mu.Lock()
 		if ex.pending[c.m.IDKey()] == c {
 			delete(ex.pending, c.m.IDKey())

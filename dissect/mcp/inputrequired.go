@@ -230,25 +230,30 @@ func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (
 // refuseInBand answers a held call with the policy's error, its event
 // saying why.
 func (ex *exchange) refuseInBand(c *call, v callVerdict, id, why string) []byte {
-	v.Decision = rules.Decision{Action: rules.Deny, Rule: v.Rule, Source: v.Source, Reason: why}
-	c.ev.Decision, c.ev.Reason = "deny", why
 	if id != "" && c.ev.Approval == nil {
 		c.ev.Approval = &audit.Approval{ID: id, By: "elicitation"}
 	}
-	msg := deniedMessage(v, ex.server()+"."+c.m.Tool)
-	var answer []byte
-	if ex.set.DenyAs == rules.DenyAsResult {
-		answer = ToolErrorResult(c.m.ID, msg)
-	} else {
-		c.ev.MCP.ErrorCode = CodeDenied
-		data := map[string]any{"rule": v.Rule}
-		if id != "" {
-			data["approval"] = id
-		}
-		answer = ErrorResponse(c.m.ID, CodeDenied, msg, data)
-	}
+	answer := ex.heldRefusal(c, v, id, why)
 	ex.g.emit(c.ev)
 	return answer
+}
+
+// heldRefusal is the answer to a held call its approval refused (id, ""
+// when none was made): the policy's error in the policy's form, naming
+// the rule and the approval; c's event says deny and why.
+func (ex *exchange) heldRefusal(c *call, v callVerdict, id, why string) []byte {
+	v.Decision = rules.Decision{Action: rules.Deny, Rule: v.Rule, Source: v.Source, Reason: why}
+	c.ev.Decision, c.ev.Reason = "deny", why
+	msg := deniedMessage(v, ex.server()+"."+c.m.Tool)
+	if ex.set.DenyAs == rules.DenyAsResult {
+		return ToolErrorResult(c.m.ID, msg)
+	}
+	c.ev.MCP.ErrorCode = CodeDenied
+	data := map[string]any{"rule": v.Rule}
+	if id != "" {
+		data["approval"] = id
+	}
+	return ErrorResponse(c.m.ID, CodeDenied, msg, data)
 }
 
 // withoutApprovalState is the retry as forwarded: the call with its
