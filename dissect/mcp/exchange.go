@@ -173,7 +173,9 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		return nil, nil // an answer to agentg's own elicitation (elicit.go): never the server's
 	}
 	if m.Kind != KindRequest {
-		return m.Raw, nil // notifications, and the client's answers to the server
+		// Notifications, and the client's answers to the server: nothing
+		// to decide, but redacted like any message (redactmsg.go).
+		return ex.g.redactPassing(ex.x, m, false, ex.session, ex.revision), nil
 	}
 	c := &call{m: m, start: ex.g.now(), tool: m.Tool, legacy: ex.legacy != nil}
 	c.ev = ex.event(m)
@@ -201,21 +203,13 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 			ex.g.emit(c.ev)
 			return nil, answer
 		}
-		if red := scoped(v.Redactions, true); len(red) > 0 && m.Args != nil {
-			args, fired, err := Redact(m.Args, Arguments, red)
-			if err != nil {
-				c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-redact", err.Error()
-				ex.g.emit(c.ev)
-				return nil, ErrorResponse(m.ID, CodeInternalError, "agentg: cannot redact the arguments: "+err.Error(), nil)
-			}
-			if len(fired) > 0 {
-				if b, ok := m.WithArgs(args); ok {
-					out, c.ev.MCP.Redactions = b, fired
-				}
-			}
-			c.ev.MCP.Args = string(args)
-		} else {
-			c.ev.MCP.Args = string(m.Args)
+		// The whole call is redacted, by the redactions covering its tool.
+		if out, answer = ex.redactRequest(c, scoped(v.Redactions, true)); answer != nil {
+			return nil, answer
+		}
+		c.ev.MCP.Args = string(m.Args)
+		if c.ev.MCP.Redactions != nil {
+			c.ev.MCP.Args = argsOf(out)
 		}
 		if v.Action == rules.Approve {
 			// 2026-07-28 asks the client's user by input_required
@@ -243,6 +237,11 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		}
 	} else {
 		c.ev.Decision, c.ev.Rule = "allow", "mcp:method"
+	}
+	if m.Method != "tools/call" {
+		if out, answer = ex.redactRequest(c, messageRedactions(ex.x, false)); answer != nil {
+			return nil, answer
+		}
 	}
 	if ex.legacy != nil {
 		ex.legacy.add(c)
