@@ -1,0 +1,287 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentg/agentg/internal/testenv"
+)
+
+// Issue 14 item 7: redaction covers every string and member name of
+// every message, in its direction, not a list of fields. A deliberately
+// hostile server (a real listener, speaking raw JSON-RPC) puts its secret
+// everywhere a message has room for one; a raw client puts its own where
+// a client can. Neither secret may cross agentg.
+
+// hostileMCP is a Streamable HTTP server on loopback that answers each
+// request with the messages a test scripted (as SSE events, or a JSON
+// body when it is one message), and records every POST it gets.
+type hostileMCP struct {
+	URL    string
+	up     *testenv.Upstream
+	json   bool
+	script func(method string, id json.RawMessage) []string
+
+	mu   sync.Mutex
+	seen []hostileReq
+}
+
+type hostileReq struct {
+	Path string // path and query
+	Body string
+}
+
+func startHostileMCP(t *testing.T, ca *testenv.CA, jsonBodies bool, script func(method string, id json.RawMessage) []string) *hostileMCP {
+	t.Helper()
+	s := &hostileMCP{json: jsonBodies, script: script}
+	cert, err := ca.Leaf([]string{"mcp.test"}, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.up = testenv.StartUpstream(testenv.UpstreamOptions{Handler: http.HandlerFunc(s.serve), Cert: &cert, Quiet: true})
+	t.Cleanup(s.up.Close)
+	_, port, _ := net.SplitHostPort(s.up.Listener.Addr().String())
+	s.URL = "https://mcp.test:" + port + "/mcp"
+	return s
+}
+
+func (s *hostileMCP) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	s.seen = append(s.seen, hostileReq{Path: r.URL.RequestURI(), Body: string(body)})
+	s.mu.Unlock()
+	var m struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Params struct {
+			ProtocolVersion string `json:"protocolVersion"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &m) != nil || m.Method == "" || m.ID == nil {
+		w.WriteHeader(http.StatusAccepted) // notifications and answers
+		return
+	}
+	var msgs []string
+	switch m.Method {
+	case "initialize":
+		msgs = []string{fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":%q,"capabilities":{"tools":{},"prompts":{},"resources":{},"logging":{}},"serverInfo":{"name":"hostile","version":"1.0.0"}}}`, m.ID, m.Params.ProtocolVersion)}
+	case "ping":
+		msgs = []string{fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{}}`, m.ID)}
+	default:
+		msgs = s.script(m.Method, m.ID)
+	}
+	if s.json && len(msgs) == 1 {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, msgs[0])
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	for _, msg := range msgs {
+		fmt.Fprintf(w, "event: message\ndata: %s\n\n", msg)
+	}
+}
+
+// count is how many POSTs the server has got.
+func (s *hostileMCP) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}
+
+// received is every body and request line the server got, from the
+// from-th POST on.
+func (s *hostileMCP) received(from int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, r := range s.seen[from:] {
+		b.WriteString(r.Path + " " + r.Body + "\n")
+	}
+	return b.String()
+}
+
+// hostileEnv is agentg under the redaction policy of TestMCPRedaction
+// (aws-args: AWS keys in what the client sends; gh-results: GitHub tokens
+// in what the server sends) in front of a hostile server.
+func hostileEnv(t *testing.T, jsonBodies bool, script func(method string, id json.RawMessage) []string) (*mcpEnv, *hostileMCP) {
+	t.Helper()
+	e := newMCPEnv(t, mcpPolicy(mcpRedact), testenv.MCPServerConfig{}, testenv.MCPStateless)
+	return e, startHostileMCP(t, e.upCA, jsonBodies, script)
+}
+
+func hostileRaw(t *testing.T, e *mcpEnv, s *hostileMCP) *testenv.MCPRaw {
+	t.Helper()
+	return e.rawAt(t, mcpCase{testenv.MCPStateless, "2025-06-18"}, s.URL)
+}
+
+// Server to client: every place a server's message has for a string.
+func TestMCPRedactionEveryServerMessage(t *testing.T) {
+	const tok, mark = ghToken, "[REDACTED:gh-results]"
+	res := func(id json.RawMessage, result string) string {
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":%s}`, id, result)
+	}
+	type leak struct {
+		name   string
+		method string
+		params map[string]any
+		answer func(id json.RawMessage) []string
+	}
+	call := map[string]any{"name": "t", "arguments": map[string]any{}}
+	leaks := []leak{
+		{"error message and data", "tools/call", call, func(id json.RawMessage) []string {
+			return []string{fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"error":{"code":-32000,"message":"failed with %s","data":{"token":%q}}}`, id, tok, tok)}
+		}},
+		{"resource_link uri and description", "tools/call", call, func(id json.RawMessage) []string {
+			return []string{res(id, `{"content":[{"type":"resource_link","uri":"https://x.test/`+tok+`","name":"n","description":"see `+tok+`"}]}`)}
+		}},
+		{"embedded resource uri", "tools/call", call, func(id json.RawMessage) []string {
+			return []string{res(id, `{"content":[{"type":"resource","resource":{"uri":"file:///`+tok+`","text":"ok"}}]}`)}
+		}},
+		{"result _meta", "tools/call", call, func(id json.RawMessage) []string {
+			return []string{res(id, `{"content":[{"type":"text","text":"ok"}],"_meta":{"ui":"`+tok+`"}}`)}
+		}},
+		{"a member name of structuredContent", "tools/call", call, func(id json.RawMessage) []string {
+			return []string{res(id, `{"content":[],"structuredContent":{"`+tok+`":1}}`)}
+		}},
+		{"progress notification", "tools/call", call, func(id json.RawMessage) []string {
+			return []string{`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":1,"message":"` + tok + `"}}`,
+				res(id, `{"content":[{"type":"text","text":"ok"}]}`)}
+		}},
+		{"log notification", "tools/call", call, func(id json.RawMessage) []string {
+			return []string{`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":{"k":"` + tok + `"}}}`,
+				res(id, `{"content":[{"type":"text","text":"ok"}]}`)}
+		}},
+		{"sampling/createMessage", "tools/call", call, func(id json.RawMessage) []string {
+			return []string{`{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{"messages":[{"role":"user","content":{"type":"text","text":"` + tok + `"}}],"maxTokens":5}}`,
+				res(id, `{"content":[{"type":"text","text":"ok"}]}`)}
+		}},
+		{"resources/read answer", "resources/read", map[string]any{"uri": "file:///a"}, func(id json.RawMessage) []string {
+			return []string{res(id, `{"contents":[{"uri":"file:///a","mimeType":"text/plain","text":"`+tok+`","_meta":{"k":"`+tok+`"}}]}`)}
+		}},
+		{"prompts/get answer", "prompts/get", map[string]any{"name": "p"}, func(id json.RawMessage) []string {
+			return []string{res(id, `{"description":"`+tok+`","messages":[{"role":"user","content":{"type":"text","text":"`+tok+`"}}]}`)}
+		}},
+		{"tool description", "tools/list", nil, func(id json.RawMessage) []string {
+			return []string{res(id, `{"tools":[{"name":"t","description":"uses `+tok+`","inputSchema":{"type":"object","properties":{"`+tok+`":{"type":"string"}}}}]}`)}
+		}},
+	}
+	for _, jsonBodies := range []bool{false, true} {
+		for _, l := range leaks {
+			name := l.name + "/sse"
+			if jsonBodies {
+				if len(l.answer(json.RawMessage(`1`))) > 1 {
+					continue // more than one message needs a stream
+				}
+				name = l.name + "/json"
+			}
+			t.Run(name, func(t *testing.T) {
+				e, s := hostileEnv(t, jsonBodies, func(method string, id json.RawMessage) []string {
+					if method != l.method {
+						return []string{fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"no"}}`, id)}
+					}
+					return l.answer(id)
+				})
+				r := hostileRaw(t, e, s)
+				reply, err := r.Call(mcpCtx(t), `7`, l.method, l.params)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(string(reply.Body), tok) {
+					t.Fatalf("the server's secret reached the client: %s", reply.Body)
+				}
+				// Positive evidence: what the server sent arrived, redacted,
+				// and the answer to the call with it.
+				if !strings.Contains(string(reply.Body), mark) {
+					t.Fatalf("no %s in the answer (was it dropped?): %s", mark, reply.Body)
+				}
+				if reply.ByID(`7`) == nil {
+					t.Fatalf("no answer to the call: %s", reply.Body)
+				}
+				if n := len(l.answer(json.RawMessage(`7`))); len(reply.Messages) != n {
+					t.Errorf("%d messages reached the client, the server sent %d: %s", len(reply.Messages), n, reply.Body)
+				}
+				if strings.Contains(e.log.String(), tok) {
+					t.Error("agentg's log holds the server's secret")
+				}
+			})
+		}
+	}
+}
+
+// Client to server: every place a client's message has for a string. A
+// secret agentg can rewrite reaches the server as the marker; one it
+// cannot (the request id, the URL) stops the message, and a later
+// request shows the server got nothing else.
+func TestMCPRedactionEveryClientMessage(t *testing.T) {
+	const key, mark = testenv.MCPSecret, "[REDACTED:aws-args]"
+	e, s := hostileEnv(t, false, func(method string, id json.RawMessage) []string {
+		return []string{fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"ok"}],"messages":[]}}`, id)}
+	})
+	r := hostileRaw(t, e, s)
+	for i, tc := range []struct {
+		name    string
+		body    string
+		path    string // "" : the endpoint
+		refused bool   // the message must not reach the server at all
+	}{
+		{"an argument's member name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"` + key + `":"v"}}}`, "", false},
+		{"params._meta", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t","arguments":{},"_meta":{"k":"` + key + `"}}}`, "", false},
+		{"prompts/get arguments", `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"p","arguments":{"a":"` + key + `"}}}`, "", false},
+		{"a notification", `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":99,"reason":"` + key + `"}}`, "", false},
+		{"an unsolicited client response", `{"jsonrpc":"2.0","id":"s9","result":{"model":"m","role":"assistant","content":{"type":"text","text":"` + key + `"}}}`, "", false},
+		{"an elicitation answer's content", `{"jsonrpc":"2.0","id":"s10","result":{"action":"accept","content":{"` + key + `":"` + key + `"}}}`, "", false},
+		{"the request id", `{"jsonrpc":"2.0","id":"` + key + `","method":"tools/call","params":{"name":"t","arguments":{}}}`, "", true},
+		{"the URL query", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"t","arguments":{}}}`, "/mcp?key=" + key, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			from := s.count()
+			p := testenv.MCPPost{Body: []byte(tc.body)}
+			if tc.path != "" {
+				r.Endpoint = s.URL[:len(s.URL)-len("/mcp")] + tc.path
+			}
+			reply, err := r.Post(mcpCtx(t), p)
+			r.Endpoint = s.URL
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The marker: a ping the server must see after the message.
+			after := fmt.Sprintf(`"after-%d"`, i)
+			if _, err := r.Post(mcpCtx(t), testenv.MCPPost{Body: []byte(`{"jsonrpc":"2.0","id":` + after + `,"method":"ping"}`)}); err != nil {
+				t.Fatal(err)
+			}
+			got := s.received(from)
+			if !strings.Contains(got, after) {
+				t.Fatalf("the server never saw the marker request %s", after)
+			}
+			if strings.Contains(got, key) {
+				t.Fatalf("the client's secret reached the server:\n%s", got)
+			}
+			if tc.refused {
+				if reply.Status == http.StatusAccepted || len(reply.Messages) == 0 || !strings.Contains(string(reply.Messages[0]), `"error"`) {
+					t.Errorf("a message agentg cannot redact was not refused: %d %s", reply.Status, reply.Body)
+				}
+				waitEventWhere(t, e.env, "a builtin:mcp-redact refusal", func(ev event) bool {
+					return ev.str("rule") == "builtin:mcp-redact" && ev.str("decision") == "deny"
+				})
+				return
+			}
+			if !strings.Contains(got, mark) {
+				t.Fatalf("the server did not get the message redacted (%s):\n%s", mark, got)
+			}
+		})
+	}
+	if strings.Contains(e.log.String(), key) {
+		t.Error("agentg's log holds the client's secret")
+	}
+}
