@@ -88,7 +88,8 @@ func (s *hostileMCP) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	for _, msg := range msgs {
-		fmt.Fprintf(w, "event: message\ndata: %s\n\n", msg)
+		// A message written over lines is one data field per line.
+		fmt.Fprintf(w, "event: message\ndata: %s\n\n", strings.ReplaceAll(msg, "\n", "\ndata: "))
 	}
 }
 

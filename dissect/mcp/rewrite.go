@@ -156,6 +156,7 @@ func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSetti
 	hidden := map[string]bool{}
 	for _, t := range tl.Tools {
 		sum := store.Hash(ToolHash(t.Raw))
+		g.migratePin(x, c, t.Name, t.Raw, sum)
 		pin := g.State.CheckPin(x.Server, t.Name, sum)
 		hints := hintsOf(t.Annotations)
 		g.State.SetToolHints(x.Server, t.Name, uint8(hints))
@@ -240,6 +241,31 @@ func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin 
 			ev.Reason += "; calls are denied until: agentg mcp pins accept " + x.Server + " " + tool
 		}
 	}
+	g.emit(ev)
+}
+
+// migratePin re-pins, under the whole-definition hash (sum), a tool
+// whose pin an older agentg wrote under version 1, which hashed six
+// members only: when the pin is the version 1 hash of this very
+// definition, the tool is what was pinned (or accepted, or pending: that
+// is kept), as far as version 1 could tell. Without this, every pin would
+// read as changed on upgrade and train operators to accept blindly. What
+// version 1 did not hash (_meta, icons, execution) is trusted at this
+// first sight under version 2, as any new tool is; the event says so.
+func (g *Guard) migratePin(x *Exchange, c *call, tool string, raw []byte, sum store.Hash) {
+	p, ok := g.State.Pin(x.Server, tool)
+	if !ok || p.Hash == sum {
+		return
+	}
+	old := store.Hash(toolHashV1(raw))
+	if p.Hash != old || !g.State.MigratePin(x.Server, tool, old, sum) {
+		return
+	}
+	ev := g.newEvent(x)
+	ev.Method, ev.Decision, ev.Rule = "tools/list", "allow", "mcp:pin-migrated"
+	ev.Reason = "tool " + x.Server + "." + tool + " pinned by an older agentg (definition hash v1 " + hex.EncodeToString(old[:8]) +
+		"): re-pinned as the whole definition " + hex.EncodeToString(sum[:8])
+	ev.MCP = &audit.MCP{Action: ActionToolMigrated, Server: x.Server, Tool: tool, Pin: "migrated", Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}
 	g.emit(ev)
 }
 
