@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,8 +35,9 @@ type hostileMCP struct {
 }
 
 type hostileReq struct {
-	Path string // path and query
-	Body string
+	Path   string // path and query
+	Header http.Header
+	Body   string
 }
 
 func startHostileMCP(t *testing.T, ca *testenv.CA, jsonBodies bool, script func(method string, id json.RawMessage) []string) *hostileMCP {
@@ -59,7 +61,7 @@ func (s *hostileMCP) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
-	s.seen = append(s.seen, hostileReq{Path: r.URL.RequestURI(), Body: string(body)})
+	s.seen = append(s.seen, hostileReq{Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: string(body)})
 	s.mu.Unlock()
 	var m struct {
 		ID     json.RawMessage `json:"id"`
@@ -108,6 +110,9 @@ func (s *hostileMCP) received(from int) string {
 	var b strings.Builder
 	for _, r := range s.seen[from:] {
 		b.WriteString(r.Path + " " + r.Body + "\n")
+		for k, vs := range r.Header {
+			b.WriteString(k + ": " + strings.Join(vs, ", ") + "\n")
+		}
 	}
 	return b.String()
 }
@@ -234,20 +239,26 @@ func TestMCPRedactionEveryClientMessage(t *testing.T) {
 		name    string
 		body    string
 		path    string // "" : the endpoint
+		header  string // an Mcp-Param header's value, if any
 		refused bool   // the message must not reach the server at all
 	}{
-		{"an argument's member name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"` + key + `":"v"}}}`, "", false},
-		{"params._meta", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t","arguments":{},"_meta":{"k":"` + key + `"}}}`, "", false},
-		{"prompts/get arguments", `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"p","arguments":{"a":"` + key + `"}}}`, "", false},
-		{"a notification", `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":99,"reason":"` + key + `"}}`, "", false},
-		{"an unsolicited client response", `{"jsonrpc":"2.0","id":"s9","result":{"model":"m","role":"assistant","content":{"type":"text","text":"` + key + `"}}}`, "", false},
-		{"an elicitation answer's content", `{"jsonrpc":"2.0","id":"s10","result":{"action":"accept","content":{"` + key + `":"` + key + `"}}}`, "", false},
-		{"the request id", `{"jsonrpc":"2.0","id":"` + key + `","method":"tools/call","params":{"name":"t","arguments":{}}}`, "", true},
-		{"the URL query", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"t","arguments":{}}}`, "/mcp?key=" + key, true},
+		{"an argument's member name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"` + key + `":"v"}}}`, "", "", false},
+		{"params._meta", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t","arguments":{},"_meta":{"k":"` + key + `"}}}`, "", "", false},
+		{"prompts/get arguments", `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"p","arguments":{"a":"` + key + `"}}}`, "", "", false},
+		{"a notification", `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":99,"reason":"` + key + `"}}`, "", "", false},
+		{"an unsolicited client response", `{"jsonrpc":"2.0","id":"s9","result":{"model":"m","role":"assistant","content":{"type":"text","text":"` + key + `"}}}`, "", "", false},
+		{"an elicitation answer's content", `{"jsonrpc":"2.0","id":"s10","result":{"action":"accept","content":{"` + key + `":"` + key + `"}}}`, "", "", false},
+		{"an Mcp-Param header mirroring an argument", `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"t","arguments":{"region":"` + key + `"}}}`, "", key, true},
+		{"an Mcp-Param header, base64", `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"t","arguments":{"region":"` + key + `"}}}`, "", "=?base64?" + base64.StdEncoding.EncodeToString([]byte(key)) + "?=", true},
+		{"the request id", `{"jsonrpc":"2.0","id":"` + key + `","method":"tools/call","params":{"name":"t","arguments":{}}}`, "", "", true},
+		{"the URL query", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"t","arguments":{}}}`, "/mcp?key=" + key, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			from := s.count()
 			p := testenv.MCPPost{Body: []byte(tc.body)}
+			if tc.header != "" {
+				p.Header = http.Header{"Mcp-Param-Region": {tc.header}}
+			}
 			if tc.path != "" {
 				r.Endpoint = s.URL[:len(s.URL)-len("/mcp")] + tc.path
 			}

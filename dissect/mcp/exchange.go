@@ -28,6 +28,8 @@ type exchange struct {
 	session  string
 	legacy   *stream // a 2024-11-05 POST: answers come on this GET stream
 
+	params map[string][]string // its Mcp-Param headers, which mirror arguments (redactmsg.go)
+
 	holds   []*heldCall // calls held for approval (approve.go)
 	mu      sync.Mutex
 	pending map[string]*call // by the id's exact bytes
@@ -45,7 +47,7 @@ type call struct {
 }
 
 func (g *Guard) newExchange(r *http.Request, x *Exchange, set rules.MCPSettings) *exchange {
-	return &exchange{g: g, x: x, set: set, pending: map[string]*call{},
+	return &exchange{g: g, x: x, set: set, pending: map[string]*call{}, params: paramHeaderValues(r.Header),
 		revision: r.Header.Get("MCP-Protocol-Version"), session: r.Header.Get("Mcp-Session-Id")}
 }
 

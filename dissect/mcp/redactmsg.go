@@ -27,6 +27,9 @@ const ruleRedact = "builtin:mcp-redact"
 func (ex *exchange) redactRequest(c *call, red []Redaction) (out, answer []byte) {
 	m := c.m
 	out, fired, err := RedactMessage(m, red)
+	if err == nil && len(ex.params) > 0 {
+		err = paramsUnredactable(ex.params, red)
+	}
 	if err != nil {
 		c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", ruleRedact, "cannot redact the request: "+err.Error()
 		code := CodeInternalError
@@ -102,4 +105,28 @@ func (ex *exchange) refuseURL(w http.ResponseWriter, body Body, u *Unredactable)
 		ex.g.logRefusal(ex.x, ruleRedact, "refused a POST: "+u.Error(), http.StatusForbidden)
 	}
 	ex.refuseAll(w, body, http.StatusForbidden, CodeDenied, ruleRedact, u.Error())
+}
+
+// paramsUnredactable reports a match of red in an Mcp-Param header (as
+// sent, and decoded). Such a header mirrors an argument the body carries:
+// rewriting the body alone would leave the secret in the header (and the
+// server would refuse the disagreement), and a header is not rewritten,
+// so the request is refused.
+func paramsUnredactable(params map[string][]string, red []Redaction) error {
+	for name, vs := range params {
+		for _, v := range vs {
+			texts := [2]string{v, v}
+			if t, err := headerText(v); err == nil {
+				texts[1] = t
+			}
+			for _, t := range texts {
+				for _, r := range red {
+					if matchesNonEmpty(r, t) {
+						return &Unredactable{Field: "Mcp-Param-" + name + " header", Rule: r.ID}
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
