@@ -211,7 +211,7 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		}
 		c.ev.MCP.Args = string(m.Args)
 		if c.ev.MCP.Redactions != nil {
-			c.ev.MCP.Args = argsOf(out)
+			c.ev.MCP.Args = argsOf(out, ex.set)
 		}
 		if v.Action == rules.Approve {
 			// 2026-07-28 asks the client's user by input_required

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/rules"
 )
 
 // redactmsg.go applies redaction to whole messages, in both directions,
@@ -85,8 +86,8 @@ func unredactable(err error) bool {
 }
 
 // argsOf is the arguments of a message agentg rewrote, for its event.
-func argsOf(msg []byte) string {
-	b, err := Parse(msg, Limits{})
+func argsOf(msg []byte, set rules.MCPSettings) string {
+	b, err := Parse(msg, Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil || len(b.Messages) != 1 {
 		return ""
 	}

@@ -41,7 +41,7 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 			if b != nil {
 				out = b
 			}
-			out = g.redactAnswer(m, out, c, x)
+			out = g.redactAnswer(m, out, c, x, set)
 		case m.Kind == KindResponse:
 			// A result for a request agentg has no record of (a
 			// replayed answer, or a request it never saw) could not
@@ -74,15 +74,17 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 // redactAnswer redacts the server's answer to c, out (m as it came, or as
 // filtered), and notes on c's event what fired. An answer that cannot be
 // redacted is withheld: the client gets an error in its place.
-func (g *Guard) redactAnswer(m *Message, out []byte, c *call, x *Exchange) []byte {
+func (g *Guard) redactAnswer(m *Message, out []byte, c *call, x *Exchange, set rules.MCPSettings) []byte {
 	red := answerRedactions(x, c)
 	if len(red) == 0 {
 		return out
 	}
 	msg := m
 	if &out[0] != &m.Raw[0] || len(out) != len(m.Raw) {
-		b, err := Parse(out, Limits{})
+		b, err := Parse(out, Limits{MaxMessage: int(set.MaxMessage)})
 		if err != nil || len(b.Messages) != 1 {
+			c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", ruleRedact, "withheld the answer: agentg's own rewrite of it does not parse"
+			c.ev.MCP.ErrorCode = CodeInternalError
 			return ErrorResponse(m.ID, CodeInternalError, "agentg: cannot redact the answer", map[string]any{"rule": ruleRedact})
 		}
 		msg = b.Messages[0]
