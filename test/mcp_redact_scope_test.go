@@ -250,6 +250,8 @@ func TestMCPRedactionEveryClientMessage(t *testing.T) {
 		{"an elicitation answer's content", `{"jsonrpc":"2.0","id":"s10","result":{"action":"accept","content":{"` + key + `":"` + key + `"}}}`, "", "", false},
 		{"an Mcp-Param header mirroring an argument", `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"t","arguments":{"region":"` + key + `"}}}`, "", key, true},
 		{"an Mcp-Param header, base64", `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"t","arguments":{"region":"` + key + `"}}}`, "", "=?base64?" + base64.StdEncoding.EncodeToString([]byte(key)) + "?=", true},
+		{"the tool name", `{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"` + key + `","arguments":{}}}`, "", "", true},
+		{"a denied call's arguments (agentg's own log)", `{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"delete_all","arguments":{"k":"` + key + `"}}}`, "", "", true},
 		{"the request id", `{"jsonrpc":"2.0","id":"` + key + `","method":"tools/call","params":{"name":"t","arguments":{}}}`, "", "", true},
 		{"the URL query", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"t","arguments":{}}}`, "/mcp?key=" + key, "", true},
 	} {
@@ -283,9 +285,16 @@ func TestMCPRedactionEveryClientMessage(t *testing.T) {
 				if reply.Status == http.StatusAccepted || len(reply.Messages) == 0 || !strings.Contains(string(reply.Messages[0]), `"error"`) {
 					t.Errorf("a message agentg cannot redact was not refused: %d %s", reply.Status, reply.Body)
 				}
-				waitEventWhere(t, e.env, "a builtin:mcp-redact refusal", func(ev event) bool {
-					return ev.str("rule") == "builtin:mcp-redact" && ev.str("decision") == "deny"
+				rule := "builtin:mcp-redact"
+				if strings.Contains(tc.body, "delete_all") {
+					rule = "no-delete"
+				}
+				waitEventWhere(t, e.env, "a "+rule+" refusal", func(ev event) bool {
+					return ev.str("rule") == rule && ev.str("decision") == "deny"
 				})
+				if strings.Contains(e.log.String(), key) {
+					t.Fatal("agentg's log holds the client's secret")
+				}
 				return
 			}
 			if !strings.Contains(got, mark) {

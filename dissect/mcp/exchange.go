@@ -201,7 +201,7 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 				c.ev.MCP.ErrorCode = CodeDenied
 				answer = ErrorResponse(m.ID, CodeDenied, msg, map[string]any{"rule": v.Rule})
 			}
-			c.ev.MCP.Args = string(m.Args)
+			c.ev.MCP.Args = eventArgs(m, scoped(v.Redactions, true))
 			ex.g.emit(c.ev)
 			return nil, answer
 		}

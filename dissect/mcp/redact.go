@@ -69,6 +69,19 @@ func Redact(v jsontext.Value, rules []Redaction) (jsontext.Value, []string, erro
 	return redactFrom(v, sAll, "", rules)
 }
 
+// RedactText is text with every match of the rules replaced by its
+// marker, for text agentg writes itself (an event's fields).
+func RedactText(text string, rules []Redaction) string {
+	if len(rules) == 0 || text == "" {
+		return text
+	}
+	r := redactor{rules: rules, fired: make([]bool, len(rules))}
+	if out, ok := r.replace([]byte(text)); ok {
+		return out
+	}
+	return text
+}
+
 // RedactMessage is Redact over one whole JSON-RPC message, m.Raw, in
 // either direction: the params of a request or notification, the result
 // of a response, the error (code, message, data) of an error response,

@@ -32,6 +32,9 @@ func (ex *exchange) redactRequest(c *call, red []Redaction) (out, answer []byte)
 		err = paramsUnredactable(ex.params, red)
 	}
 	if err != nil {
+		// The event must not keep what the message could not be rid of.
+		c.ev.MCP.Tool, c.ev.MCP.Prompt, c.ev.MCP.URI = RedactText(c.ev.MCP.Tool, red), RedactText(c.ev.MCP.Prompt, red), RedactText(c.ev.MCP.URI, red)
+		c.ev.MCP.Args = eventArgs(m, red)
 		c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", ruleRedact, "cannot redact the request: "+err.Error()
 		code := CodeInternalError
 		if unredactable(err) {
@@ -130,4 +133,15 @@ func paramsUnredactable(params map[string][]string, red []Redaction) error {
 		}
 	}
 	return nil
+}
+
+// eventArgs are a refused call's arguments for its event, redacted as they
+// would have been sent, so that agentg's log does not keep what the
+// policy redacts; "" when they cannot be read.
+func eventArgs(m *Message, red []Redaction) string {
+	args, _, err := Redact(m.Args, red)
+	if err != nil {
+		return ""
+	}
+	return string(args)
 }
