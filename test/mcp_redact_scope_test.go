@@ -29,6 +29,7 @@ type hostileMCP struct {
 	up     *testenv.Upstream
 	json   bool
 	script func(method string, id json.RawMessage) []string
+	stream []string // what a GET's stream carries; nil: GET is refused (under mu)
 
 	mu   sync.Mutex
 	seen []hostileReq
@@ -55,6 +56,17 @@ func startHostileMCP(t *testing.T, ca *testenv.CA, jsonBodies bool, script func(
 }
 
 func (s *hostileMCP) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	stream := s.stream
+	s.mu.Unlock()
+	if r.Method == http.MethodGet && stream != nil {
+		// The standalone stream: the server's own messages, then the end.
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, msg := range stream {
+			fmt.Fprintf(w, "event: message\ndata: %s\n\n", msg)
+		}
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
@@ -304,5 +316,42 @@ func TestMCPRedactionEveryClientMessage(t *testing.T) {
 	}
 	if strings.Contains(e.log.String(), key) {
 		t.Error("agentg's log holds the client's secret")
+	}
+}
+
+// The server's messages on its standalone GET stream (no request of the
+// client's to answer) are redacted like any other.
+func TestMCPRedactionServerStream(t *testing.T) {
+	const tok, mark = ghToken, "[REDACTED:gh-results]"
+	e, s := hostileEnv(t, false, func(string, json.RawMessage) []string { return nil })
+	stream := []string{
+		`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","logger":"` + tok + `","data":"` + tok + `"}}`,
+		`{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{"messages":[{"role":"user","content":{"type":"text","text":"` + tok + `"}}],"maxTokens":5,"_meta":{"` + tok + `":1}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///` + tok + `"}}`,
+	}
+	s.mu.Lock()
+	s.stream = stream
+	s.mu.Unlock()
+	r := hostileRaw(t, e, s)
+	req, err := http.NewRequestWithContext(mcpCtx(t), http.MethodGet, s.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+	resp, err := r.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(body), tok) {
+		t.Fatalf("the server's secret reached the client on its GET stream: %s", body)
+	}
+	if msgs := testenv.MCPMessages(resp.Header.Get("Content-Type"), body); len(msgs) != len(stream) || strings.Count(string(body), mark) != 5 {
+		t.Fatalf("want the %d messages, each redacted (5 markers): %d %s", len(stream), resp.StatusCode, body)
 	}
 }
