@@ -237,7 +237,7 @@ func FuzzRedact(f *testing.F) {
 	})
 }
 
-// allStrings lists every string value and member name of v, walked
+// allStrings lists every string value, member name and number of v, walked
 // independently of Redact, but for the id of a response (m not nil and
 // not a request), which RedactMessage leaves alone.
 func allStrings(t *testing.T, v []byte, m *Message) []string {
@@ -255,13 +255,14 @@ func allStrings(t *testing.T, v []byte, m *Message) []string {
 		}
 		kind, n := d.StackIndex(d.StackDepth())
 		isName := kind == '{' && n%2 == 1
-		if tok.Kind() == '"' {
+		switch tok.Kind() {
+		case '"', '0': // a number's text, as written, is redacted too
 			s := tok.String()
 			if !(skipID && prevID && d.StackDepth() == 1) {
 				out = append(out, s)
 			}
 			prevID = isName && s == "id"
-		} else {
+		default:
 			prevID = false
 		}
 	}

@@ -15,8 +15,8 @@ type Redaction struct {
 	Pattern *regexp.Regexp
 }
 
-// Redaction covers every string value and every member name of what it is
-// given, at any depth: not a list of fields. A list of fields is a list
+// Redaction covers every string value, every member name and the text of
+// every number of what it is given, at any depth: not a list of fields. A list of fields is a list
 // of the places a secret is not looked for (an error's message, a
 // resource_link's uri, _meta, a log notification, a member name), so the
 // scope is the whole message and the exceptions are few and named:
@@ -52,7 +52,9 @@ func (e *Unredactable) Error() string {
 }
 
 // Redact rewrites every string and every member name of v, at any depth,
-// replacing each match of the rules' patterns with [REDACTED:<id>], and
+// replacing each match of the rules' patterns with [REDACTED:<id>] (and
+// every number a pattern matches, as written, with the marker as a
+// string), and
 // returns the new value and the ids of the rules that fired (each once,
 // in rule order). Matches of all rules are found in the original string
 // and overlapping ones merged into one marker (the leftmost match's rule
@@ -212,11 +214,24 @@ func (r *redactor) value(s state, depth int) error {
 		_, _, err := r.p.token()
 		return err
 	}
-	if s == sEnvelope && tok.Kind() == '0' {
-		// A numeric request id is as much a message's as a string one:
-		// a pattern of digits is checked against it too.
-		if i := r.matches(r.p.src[sp.start:sp.end]); i >= 0 {
-			return &Unredactable{Field: r.field, Rule: r.rules[i].ID}
+	if tok.Kind() == '0' {
+		// A number's text can be a secret too (a card number, a PIN): a
+		// numeric request id is checked like a string one, and anywhere
+		// else a number a pattern matches, as written, becomes the marker
+		// (a string: the peer may refuse the type, never see the digits).
+		switch num := r.p.src[sp.start:sp.end]; s {
+		case sEnvelope:
+			if i := r.matches(num); i >= 0 {
+				return &Unredactable{Field: r.field, Rule: r.rules[i].ID}
+			}
+		case sAll:
+			if repl, ok := r.replace(num); ok {
+				if _, err := r.p.rest(tok, sp, depth); err != nil {
+					return err
+				}
+				r.splice(sp, repl)
+				return nil
+			}
 		}
 	}
 	_, err = r.p.rest(tok, sp, depth)

@@ -15,7 +15,7 @@ import (
 var awsKeys = Redaction{ID: "aws-keys", Pattern: regexp.MustCompile(`AKIA[0-9A-Z]{16}`)}
 
 func TestRedactArguments(t *testing.T) {
-	rules := []Redaction{awsKeys, {ID: "pw", Pattern: regexp.MustCompile(`hunter2`)}}
+	rules := []Redaction{awsKeys, {ID: "pw", Pattern: regexp.MustCompile(`hunter2`)}, {ID: "card", Pattern: regexp.MustCompile(`4[0-9]{15}`)}}
 	for _, tc := range []struct {
 		name, in, want string
 		fired          []string
@@ -28,6 +28,7 @@ func TestRedactArguments(t *testing.T) {
 		{"every match", `{"s":"AKIAABCDEFGHIJKLMNOPAKIAABCDEFGHIJKLMNOP hunter2"}`, `{"s":"[REDACTED:aws-keys][REDACTED:aws-keys] [REDACTED:pw]"}`, []string{"aws-keys", "pw"}},
 		{"non-ASCII around a match", `{"s":"é AKIAABCDEFGHIJKLMNOP ü"}`, `{"s":"é [REDACTED:aws-keys] ü"}`, []string{"aws-keys"}},
 		{"a top-level string", `"hunter2"`, `"[REDACTED:pw]"`, []string{"pw"}},
+		{"a number, as written", `{"pin":4111111111111111,"n":41.5,"m":-7}`, `{"pin":"[REDACTED:card]","n":41.5,"m":-7}`, []string{"card"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, fired, err := Redact(jsontext.Value(tc.in), rules)
