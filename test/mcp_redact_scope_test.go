@@ -75,6 +75,10 @@ func (s *hostileMCP) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.seen = append(s.seen, hostileReq{Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: string(body)})
 	s.mu.Unlock()
+	if trimmed := strings.TrimSpace(string(body)); strings.HasPrefix(trimmed, "[") {
+		s.batch(w, []byte(trimmed))
+		return
+	}
 	var m struct {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
@@ -105,6 +109,32 @@ func (s *hostileMCP) serve(w http.ResponseWriter, r *http.Request) {
 		// A message written over lines is one data field per line.
 		fmt.Fprintf(w, "event: message\ndata: %s\n\n", strings.ReplaceAll(msg, "\n", "\ndata: "))
 	}
+}
+
+// batch answers a JSON-RPC batch (2025-03-26) with a batch: the last
+// message the script gives for each request in it.
+func (s *hostileMCP) batch(w http.ResponseWriter, body []byte) {
+	var msgs []struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+	}
+	if json.Unmarshal(body, &msgs) != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	var out []string
+	for _, m := range msgs {
+		if m.Method != "" && m.ID != nil {
+			answer := s.script(m.Method, m.ID)
+			out = append(out, answer[len(answer)-1])
+		}
+	}
+	if len(out) == 0 {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, "["+strings.Join(out, ",")+"]")
 }
 
 // count is how many POSTs the server has got.
@@ -353,5 +383,29 @@ func TestMCPRedactionServerStream(t *testing.T) {
 	}
 	if msgs := testenv.MCPMessages(resp.Header.Get("Content-Type"), body); len(msgs) != len(stream) || strings.Count(string(body), mark) != 5 {
 		t.Fatalf("want the %d messages, each redacted (5 markers): %d %s", len(stream), resp.StatusCode, body)
+	}
+}
+
+// A 2025-03-26 batch is redacted message by message, both ways.
+func TestMCPRedactionBatch(t *testing.T) {
+	const key, tok = testenv.MCPSecret, ghToken
+	e, s := hostileEnv(t, false, func(method string, id json.RawMessage) []string {
+		return []string{fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"for %s: %s"}]}}`, id, method, tok)}
+	})
+	r := e.rawAt(t, mcpCase{testenv.MCPStateless, "2025-03-26"}, s.URL)
+	from := s.count()
+	batch := `[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"k":"` + key + `"}}},` +
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":0,"reason":"` + key + `"}},` +
+		`{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///a","_meta":{"k":"` + key + `"}}}]`
+	reply, err := r.Post(mcpCtx(t), testenv.MCPPost{Body: []byte(batch)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.received(from)
+	if strings.Contains(got, key) || strings.Count(got, "[REDACTED:aws-args]") != 3 {
+		t.Fatalf("the server got %s, want the key replaced three times", got)
+	}
+	if strings.Contains(string(reply.Body), tok) || strings.Count(string(reply.Body), "[REDACTED:gh-results]") != 2 || reply.ByID(`1`) == nil || reply.ByID(`2`) == nil {
+		t.Fatalf("the client got %d %s, want both answers with the token redacted", reply.Status, reply.Body)
 	}
 }
