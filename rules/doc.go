@@ -234,7 +234,10 @@
 // "exists: false"); an annotation condition holds only when the server
 // set the hint to true. Redactions and rate limits are obligations:
 // every entry covering the call applies, whatever the verdict, matched
-// as a deny matches. Engine.MCP returns the settings, with the
+// as a deny matches. A redaction covers every message of its direction
+// (arguments: client to server; results: server to client); a message
+// not tied to one tool call gets every entry covering the agent
+// (MessageRedactions). Engine.MCP returns the settings, with the
 // decisions for unknown servers and changed tool definitions built at
 // load. Warnings names tool patterns for servers no entry defines.
 //

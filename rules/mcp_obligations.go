@@ -25,9 +25,11 @@ type Redaction struct {
 	Pattern *regexp.Regexp
 	// Marker is the replacement text, "[REDACTED:<ID>]".
 	Marker string
-	// Arguments and Results say where it applies: strings anywhere in a
-	// call's arguments; the text a result carries back (content text,
-	// structuredContent, resource text).
+	// Arguments and Results say where it applies: every string and
+	// member name of every message from the client to the server
+	// (arguments); of every message from the server to the client
+	// (results). See dissect/mcp.RedactMessage for the few places that
+	// are checked rather than rewritten.
 	Arguments, Results bool
 }
 
@@ -245,8 +247,12 @@ type obligation struct {
 	agents []string  // nil: every agent
 }
 
+func (o *obligation) coversAgent(agent string) bool {
+	return o.agents == nil || slices.Contains(o.agents, agent)
+}
+
 func (o *obligation) covers(agent, server, tool string) bool {
-	if o.agents != nil && !slices.Contains(o.agents, agent) {
+	if !o.coversAgent(agent) {
 		return false
 	}
 	if o.pats == nil {
@@ -320,6 +326,41 @@ func (e *Engine) ResultRedactions(agent, server, tool string) []Redaction {
 // any tool's result could be.
 func (e *Engine) AllResultRedactions() []Redaction {
 	return e.mcp.redact.sets[scopeResults].items
+}
+
+// MessageRedactions are the redactions that apply to an MCP message not
+// tied to one tool call, in one direction (results: server to client;
+// otherwise client to server): notifications, requests of the server's,
+// the client's answers to them, prompts/get and resources/read and their
+// answers, tools/list, errors. Every entry of that direction that covers
+// agent applies, whatever its tools: such a message can carry what any
+// tool's could, and redacting more is safe. Policy order; nil when none;
+// the slice may be shared and must not be modified.
+func (e *Engine) MessageRedactions(agent string, results bool) []Redaction {
+	scope := scopeArguments
+	if results {
+		scope = scopeResults
+	}
+	s := &e.mcp.redact.sets[scope]
+	n := 0
+	for i := range s.m {
+		if s.m[i].coversAgent(agent) {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil
+	case len(s.m):
+		return s.items
+	}
+	out := make([]Redaction, 0, n)
+	for i := range s.m {
+		if s.m[i].coversAgent(agent) {
+			out = append(out, s.items[i])
+		}
+	}
+	return out
 }
 
 func (c *compiler) compileRedact(rs []redactSpec) error {

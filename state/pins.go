@@ -90,6 +90,31 @@ func (m *Memory) CheckPin(server, tool string, h Hash) PinResult {
 	return res
 }
 
+// MigratePin implements Store: one write, like a change, without one.
+func (m *Memory) MigratePin(server, tool string, from, to Hash) bool {
+	if server == "" || m.closed.Load() {
+		return false
+	}
+	done := false
+	gen, err := m.changePin(pinKeyString(server, tool), func(old *pinRec) (*Pin, error) {
+		if old == nil || old.p.Hash != from {
+			return nil, nil
+		}
+		p := old.pin()
+		p.Hash, done = to, true
+		return &p, nil
+	})
+	if err != nil {
+		m.report(err)
+		return false
+	}
+	if gen != 0 {
+		m.invDirty.Store(true)
+		m.report(m.savePins(gen, false))
+	}
+	return done
+}
+
 func (m *Memory) touchPin(r *pinRec, now time.Time) {
 	r.lastSeen.Store(nanos(now))
 	if !m.touched.Load() {

@@ -369,3 +369,40 @@ func BenchmarkCheckPinSameParallel(b *testing.B) {
 		}
 	})
 }
+
+// A pin written under an older hash version is re-hashed in place: an
+// accepted one stays accepted, a pending change stays pending, and the
+// new hash is persisted. A pin whose hash is not from is left alone.
+func TestMigratePin(t *testing.T) {
+	dir := t.TempDir()
+	clk := newClock()
+	m := newStore(t, clk, Options{DataDir: dir})
+	m.CheckPin("jira", "ok", hashOf("v1 of ok"))
+	m.CheckPin("jira", "pending", hashOf("v1 of pending"))
+	m.CheckPin("jira", "pending", hashOf("v1 of pending, changed"))
+	for _, tc := range []struct {
+		tool     string
+		from, to Hash
+		did      bool
+		accepted bool
+	}{
+		{"ok", hashOf("v1 of ok"), hashOf("v2 of ok"), true, true},
+		{"pending", hashOf("v1 of pending, changed"), hashOf("v2 of pending, changed"), true, false},
+		{"ok", hashOf("v1 of ok"), hashOf("v2 again"), false, true}, // already migrated
+		{"absent", hashOf("x"), hashOf("y"), false, false},
+	} {
+		if got := m.MigratePin("jira", tc.tool, tc.from, tc.to); got != tc.did {
+			t.Errorf("MigratePin(%s) = %v, want %v", tc.tool, got, tc.did)
+		}
+		if p, ok := m.Pin("jira", tc.tool); tc.did && (!ok || p.Hash != tc.to || p.Accepted != tc.accepted) {
+			t.Errorf("%s after migration: %+v", tc.tool, p)
+		}
+	}
+	if got := m.CheckPin("jira", "ok", hashOf("v2 of ok")); got != PinSame {
+		t.Errorf("the migrated definition checks as %v, want same", got)
+	}
+	again := newStore(t, clk, Options{DataDir: dir})
+	if p, ok := again.Pin("jira", "ok"); !ok || p.Hash != hashOf("v2 of ok") {
+		t.Errorf("migration not persisted: %+v", p)
+	}
+}

@@ -51,6 +51,12 @@ type Store interface {
 	// recording a change. PinUnchecked means it could not (the store is
 	// full or closed, or server is empty): the tool must not pass.
 	CheckPin(server, tool string, h Hash) PinResult
+	// MigratePin replaces the hash of the pin for server and tool with
+	// to, keeping whether it is accepted, when that hash is from: for a
+	// pin written under an older version of the guard's definition hash,
+	// seen again with the very definition it pinned. It reports whether
+	// it did.
+	MigratePin(server, tool string, from, to Hash) bool
 	// Pin returns the pin for server and tool: a tools/call checks
 	// Accepted, since the call does not carry the definition.
 	Pin(server, tool string) (Pin, bool)

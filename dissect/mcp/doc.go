@@ -1,7 +1,8 @@
 // Package mcp reads and writes the Model Context Protocol on the wire: the
 // strict JSON-RPC codec, the incremental Server-Sent Events framer,
 // JSON-RPC errors and tool-error results agentg answers with, and the
-// redaction of arguments and results.
+// redaction of whole messages (every string and member name, the
+// envelope checked instead; redact.go).
 //
 // The contract: the codec reads exactly what a server will execute, or
 // refuses. Parse accepts a body only when every peer that follows the JSON

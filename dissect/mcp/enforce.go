@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"fmt"
+	"net/url"
 
 	"golang.org/x/time/rate"
 
@@ -102,6 +103,64 @@ func (ex *exchange) resultRedactions(tool string) []rules.Redaction {
 	return ex.x.Engine.ResultRedactions(ex.x.Agent, ex.server(), tool)
 }
 
+// The redaction questions. Redaction covers every message in its
+// direction (redact.go says what in a message it rewrites): a tools/call
+// and the answer to it get the redactions that cover that tool, as the
+// policy writes them; every other message, which may carry what any
+// tool's could, gets every redaction of its direction that covers the
+// agent (rules.Engine.MessageRedactions).
+
+// messageRedactions are the redactions of a message not tied to one tool
+// call: results is the server-to-client direction.
+func messageRedactions(x *Exchange, results bool) []Redaction {
+	return scoped(x.Engine.MessageRedactions(x.Agent, results), !results)
+}
+
+// answerRedactions are the redactions of the server's answer to c.
+func answerRedactions(x *Exchange, c *call) []Redaction {
+	switch {
+	case c.tool != "" && (c.m.Method == "tools/call" || c.m.Method == "tasks/result"):
+		return scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
+	case c.m.Method == "tasks/result": // a task agentg did not see created: any tool's
+		return scoped(x.Engine.AllResultRedactions(), false)
+	}
+	return messageRedactions(x, true)
+}
+
+// urlUnredactable reports a match of an arguments redaction in the path
+// or query of the request line. Nothing there can be rewritten: the path
+// is the endpoint the exchange was decided for, and a query is the
+// server's to read (a legacy session id, a key), so a request whose URL
+// carries what a redaction covers is refused, never sent with it. The
+// URL is matched as sent and with its escapes undone.
+func urlUnredactable(x *Exchange, u *url.URL) *Unredactable {
+	red := messageRedactions(x, false)
+	if len(red) == 0 {
+		return nil
+	}
+	texts := []string{u.EscapedPath(), u.RawQuery, u.Path}
+	if q, err := url.QueryUnescape(u.RawQuery); err == nil {
+		texts = append(texts, q)
+	}
+	for _, t := range texts {
+		for _, r := range red {
+			if matchesNonEmpty(r, t) {
+				return &Unredactable{Field: "request URL", Rule: r.ID}
+			}
+		}
+	}
+	return nil
+}
+
+func matchesNonEmpty(r Redaction, t string) bool {
+	for _, loc := range r.Pattern.FindAllStringIndex(t, -1) {
+		if loc[0] < loc[1] {
+			return true
+		}
+	}
+	return false
+}
+
 // deniedMessage is the text of a refusal the client (and the model) reads.
 func deniedMessage(v callVerdict, tool string) string {
 	var b strings.Builder
@@ -161,4 +220,13 @@ func deniedReadMessage(d rules.Decision, m *Message) string {
 		msg += ": " + d.Reason
 	}
 	return msg
+}
+
+// governedURL is urlUnredactable on a governed server's GET: on another
+// host a GET is not known to be MCP until its stream says so.
+func governedURL(x *Exchange, u *url.URL) *Unredactable {
+	if !x.Governed() {
+		return nil
+	}
+	return urlUnredactable(x, u)
 }

@@ -23,6 +23,7 @@ const (
 	ActionServerNew     = "server-new"
 	ActionToolNew       = "tool-new"
 	ActionToolChanged   = "tool-changed"
+	ActionToolMigrated  = "tool-pin-migrated" // a pin of an older hash version, re-pinned (rewrite.go)
 	ActionRefusedAnswer = "refused-answer"
 )
 

@@ -28,6 +28,8 @@ type exchange struct {
 	session  string
 	legacy   *stream // a 2024-11-05 POST: answers come on this GET stream
 
+	params map[string][]string // its Mcp-Param headers, which mirror arguments (redactmsg.go)
+
 	holds   []*heldCall // calls held for approval (approve.go)
 	mu      sync.Mutex
 	pending map[string]*call // by the id's exact bytes
@@ -45,7 +47,7 @@ type call struct {
 }
 
 func (g *Guard) newExchange(r *http.Request, x *Exchange, set rules.MCPSettings) *exchange {
-	return &exchange{g: g, x: x, set: set, pending: map[string]*call{},
+	return &exchange{g: g, x: x, set: set, pending: map[string]*call{}, params: paramHeaderValues(r.Header),
 		revision: r.Header.Get("MCP-Protocol-Version"), session: r.Header.Get("Mcp-Session-Id")}
 }
 
@@ -173,7 +175,9 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		return nil, nil // an answer to agentg's own elicitation (elicit.go): never the server's
 	}
 	if m.Kind != KindRequest {
-		return m.Raw, nil // notifications, and the client's answers to the server
+		// Notifications, and the client's answers to the server: nothing
+		// to decide, but redacted like any message (redactmsg.go).
+		return ex.g.redactPassing(ex.x, m, false, ex.session, ex.revision), nil
 	}
 	c := &call{m: m, start: ex.g.now(), tool: m.Tool, legacy: ex.legacy != nil}
 	c.ev = ex.event(m)
@@ -197,25 +201,17 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 				c.ev.MCP.ErrorCode = CodeDenied
 				answer = ErrorResponse(m.ID, CodeDenied, msg, map[string]any{"rule": v.Rule})
 			}
-			c.ev.MCP.Args = string(m.Args)
+			c.ev.MCP.Args = eventArgs(m, scoped(v.Redactions, true))
 			ex.g.emit(c.ev)
 			return nil, answer
 		}
-		if red := scoped(v.Redactions, true); len(red) > 0 && m.Args != nil {
-			args, fired, err := Redact(m.Args, Arguments, red)
-			if err != nil {
-				c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-redact", err.Error()
-				ex.g.emit(c.ev)
-				return nil, ErrorResponse(m.ID, CodeInternalError, "agentg: cannot redact the arguments: "+err.Error(), nil)
-			}
-			if len(fired) > 0 {
-				if b, ok := m.WithArgs(args); ok {
-					out, c.ev.MCP.Redactions = b, fired
-				}
-			}
-			c.ev.MCP.Args = string(args)
-		} else {
-			c.ev.MCP.Args = string(m.Args)
+		// The whole call is redacted, by the redactions covering its tool.
+		if out, answer = ex.redactRequest(c, scoped(v.Redactions, true)); answer != nil {
+			return nil, answer
+		}
+		c.ev.MCP.Args = string(m.Args)
+		if c.ev.MCP.Redactions != nil {
+			c.ev.MCP.Args = argsOf(out, ex.set)
 		}
 		if v.Action == rules.Approve {
 			// 2026-07-28 asks the client's user by input_required
@@ -243,6 +239,11 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		}
 	} else {
 		c.ev.Decision, c.ev.Rule = "allow", "mcp:method"
+	}
+	if m.Method != "tools/call" {
+		if out, answer = ex.redactRequest(c, messageRedactions(ex.x, false)); answer != nil {
+			return nil, answer
+		}
 	}
 	if ex.legacy != nil {
 		ex.legacy.add(c)

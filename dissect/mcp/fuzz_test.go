@@ -181,20 +181,31 @@ func FuzzRedact(f *testing.F) {
 	for _, m := range fromServer {
 		if body, err := Parse(m, Limits{}); err == nil && body.Messages[0].Result != nil {
 			f.Add([]byte(body.Messages[0].Result), "AKIA", true)
-			f.Add([]byte(body.Messages[0].Result), "o", false)
+			f.Add([]byte(body.Messages[0].Raw), "o", false)
 		}
 	}
 	f.Add([]byte(`{"a":["x\"y\\z\u00e9"],"k":{"content":[{"text":"xyz"}]}}`), `"y`, false)
-	f.Fuzz(func(t *testing.T, data []byte, pat string, results bool) {
+	f.Add([]byte(`{"jsonrpc":"2.0","id":"k1","method":"tools/call","params":{"name":"t","arguments":{"k1":"k1"},"_meta":{"k1":1}}}`), "k1", true)
+	f.Add([]byte(`{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"k AKIAABCDEFGHIJKLMNOP","data":{"AKIAABCDEFGHIJKLMNOP":"x"}}}`), "x", true)
+	f.Fuzz(func(t *testing.T, data []byte, pat string, message bool) {
 		if pat == "" || !utf8.ValidString(pat) || len(data) == 0 {
 			return
 		}
 		rules := []Redaction{awsKeys, {ID: "lit", Pattern: regexp.MustCompile(regexp.QuoteMeta(pat))}}
-		scope := Arguments
-		if results {
-			scope = Results
+		var out []byte
+		var fired []string
+		var err error
+		var m *Message
+		if message {
+			b, perr := Parse(data, Limits{})
+			if perr != nil || b.Batch {
+				return
+			}
+			m = b.Messages[0]
+			out, fired, err = RedactMessage(m, rules)
+		} else {
+			out, fired, err = Redact(data, rules)
 		}
-		out, fired, err := Redact(data, scope, rules)
 		if err != nil {
 			return
 		}
@@ -204,7 +215,17 @@ func FuzzRedact(f *testing.F) {
 		if (len(fired) > 0) != !bytes.Equal(out, data) {
 			t.Fatalf("fired %v but output changed: %v", fired, !bytes.Equal(out, data))
 		}
-		for _, s := range scopedStrings(t, out, results) {
+		if message {
+			// What is forwarded is still a message, the same one.
+			b, perr := Parse(out, Limits{})
+			if perr != nil {
+				t.Fatalf("redacted message does not parse: %v: %s", perr, out)
+			}
+			if n := b.Messages[0]; n.Kind != m.Kind || n.Method != m.Method || n.IDKey() != m.IDKey() || n.Tool != m.Tool || n.URI != m.URI || n.Prompt != m.Prompt {
+				t.Fatalf("redaction changed the message's envelope: %s -> %s", data, out)
+			}
+		}
+		for _, s := range allStrings(t, out, m) {
 			for _, seg := range marker.Split(s, -1) {
 				for _, r := range rules {
 					if r.Pattern.MatchString(seg) {
@@ -216,66 +237,33 @@ func FuzzRedact(f *testing.F) {
 	})
 }
 
-// scopedStrings lists the strings of v a redaction must have covered,
-// walked independently of Redact: every string but names for arguments;
-// for results, the text of content items and embedded resources, contents'
-// text, and every string in structuredContent.
-func scopedStrings(t *testing.T, v []byte, results bool) []string {
+// allStrings lists every string value, member name and number of v, walked
+// independently of Redact, but for the id of a response (m not nil and
+// not a request), which RedactMessage leaves alone.
+func allStrings(t *testing.T, v []byte, m *Message) []string {
 	var out []string
-	if !results {
-		d := jsontext.NewDecoder(bytes.NewReader(v))
-		for {
-			tok, err := d.ReadToken()
-			if err == io.EOF {
-				return out
+	d := jsontext.NewDecoder(bytes.NewReader(v))
+	skipID := m != nil && m.Kind != KindRequest
+	prevID := false
+	for {
+		tok, err := d.ReadToken()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind, n := d.StackIndex(d.StackDepth())
+		isName := kind == '{' && n%2 == 1
+		switch tok.Kind() {
+		case '"', '0': // a number's text, as written, is redacted too
+			s := tok.String()
+			if !(skipID && prevID && d.StackDepth() == 1) {
+				out = append(out, s)
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			// A string ending an odd count of tokens in an object is a name.
-			if kind, n := d.StackIndex(d.StackDepth()); tok.Kind() == '"' && !(kind == '{' && n%2 == 1) {
-				out = append(out, tok.String())
-			}
+			prevID = isName && s == "id"
+		default:
+			prevID = false
 		}
 	}
-	var root map[string]any
-	if json.Unmarshal(v, &root) != nil {
-		return nil
-	}
-	var all func(x any)
-	all = func(x any) {
-		switch x := x.(type) {
-		case string:
-			out = append(out, x)
-		case []any:
-			for _, e := range x {
-				all(e)
-			}
-		case map[string]any:
-			for _, e := range x {
-				all(e)
-			}
-		}
-	}
-	items := func(x any) []map[string]any {
-		var ms []map[string]any
-		list, _ := x.([]any)
-		for _, e := range list {
-			if m, ok := e.(map[string]any); ok {
-				ms = append(ms, m)
-			}
-		}
-		return ms
-	}
-	for _, item := range items(root["content"]) {
-		all(item["text"])
-		if res, ok := item["resource"].(map[string]any); ok {
-			all(res["text"])
-		}
-	}
-	for _, item := range items(root["contents"]) {
-		all(item["text"])
-	}
-	all(root["structuredContent"])
-	return out
 }

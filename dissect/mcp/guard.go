@@ -93,6 +93,11 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next h
 	case http.MethodPost:
 		g.servePost(w, r, &x, set, next)
 	case http.MethodGet:
+		if u := governedURL(&x, r.URL); u != nil {
+			g.logRefusal(&x, ruleRedact, "refused a GET: "+u.Error(), http.StatusForbidden)
+			writeJSONError(w, http.StatusForbidden, nil, CodeDenied, "agentg: "+u.Error(), map[string]any{"rule": ruleRedact})
+			return
+		}
 		g.serveStream(w, r, &x, set, next)
 	case http.MethodDelete, http.MethodHead, http.MethodOptions:
 		// DELETE ends a session; HEAD and OPTIONS carry no message.
@@ -149,6 +154,10 @@ func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, s
 		}
 	}
 	ex := g.newExchange(r, x, set)
+	if u := urlUnredactable(x, r.URL); u != nil {
+		ex.refuseURL(w, parsed, u)
+		return
+	}
 	ex.serve(w, r, parsed, body, next)
 }
 

@@ -13,50 +13,90 @@ import (
 
 // rewriteMessages rewrites one body or event of the server's: each answer
 // to a request of the client's (found with lookup) gets its result
-// filtered (tools/list) or redacted (tools/call, tasks/result), and the
-// request's event is written with the outcome. Requests and
-// notifications of the server's pass as they are. Bytes that need no
-// change are returned as they came.
+// filtered (tools/list), and the request's event is written with the
+// outcome. Every message, answers, errors, the server's requests and
+// notifications alike, is then redacted whole (redactmsg.go); one that
+// cannot be is withheld (an answer: replaced by an error) or dropped.
+// Bytes that need no change are returned as they came; nil when every
+// message was dropped.
 func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings, lookup func(jsontext.Value) *call, q *eventQueue) ([]byte, error) {
 	body, err := Parse(data, Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
 		return nil, err
 	}
-	outs := make([][]byte, len(body.Messages))
+	outs := make([][]byte, 0, len(body.Messages))
 	changed := false
-	for i, m := range body.Messages {
-		outs[i] = m.Raw
-		if m.Kind != KindResponse && m.Kind != KindErrorResponse {
-			continue
+	for _, m := range body.Messages {
+		out := []byte(m.Raw)
+		c := (*call)(nil)
+		if m.Kind == KindResponse || m.Kind == KindErrorResponse {
+			c = lookup(m.ID)
 		}
-		c := lookup(m.ID)
-		if c == nil {
-			if m.Kind == KindResponse {
-				// A result for a request agentg has no record of (a
-				// replayed answer, or a request it never saw) could not
-				// be given its tool's obligations: it does not pass.
-				outs[i], changed = ErrorResponse(m.ID, CodeInternalError,
-					"agentg: an answer to a request agentg has no record of was withheld",
-					map[string]any{"rule": "builtin:mcp-unmatched"}), true
-				g.logRefusal(x, "builtin:mcp-unmatched", "withheld an answer (id "+string(m.ID)+") to a request agentg has no record of", 0)
+		switch {
+		case c != nil:
+			b, err := g.rewriteAnswer(m, c, x, set, q)
+			if err != nil {
+				return nil, err
 			}
-			continue
+			if b != nil {
+				out = b
+			}
+			out = g.redactAnswer(m, out, c, x, set)
+		case m.Kind == KindResponse:
+			// A result for a request agentg has no record of (a
+			// replayed answer, or a request it never saw) could not
+			// be given its tool's obligations: it does not pass.
+			out = ErrorResponse(m.ID, CodeInternalError,
+				"agentg: an answer to a request agentg has no record of was withheld",
+				map[string]any{"rule": "builtin:mcp-unmatched"})
+			g.logRefusal(x, "builtin:mcp-unmatched", "withheld an answer (id "+string(m.ID)+") to a request agentg has no record of", 0)
+		default: // the server's requests and notifications, unmatched errors
+			out = g.redactPassing(x, m, true, "", "")
 		}
-		out, err := g.rewriteAnswer(m, c, x, set, q)
-		if err != nil {
-			return nil, err
+		if out == nil || &out[0] != &m.Raw[0] || len(out) != len(m.Raw) {
+			changed = true
 		}
 		if out != nil {
-			outs[i], changed = out, true
+			outs = append(outs, out)
 		}
 	}
 	switch {
 	case !changed:
 		return data, nil
+	case len(outs) == 0:
+		return nil, nil
 	case body.Batch:
 		return EncodeBatch(outs), nil
 	}
 	return outs[0], nil
+}
+
+// redactAnswer redacts the server's answer to c, out (m as it came, or as
+// filtered), and notes on c's event what fired. An answer that cannot be
+// redacted is withheld: the client gets an error in its place.
+func (g *Guard) redactAnswer(m *Message, out []byte, c *call, x *Exchange, set rules.MCPSettings) []byte {
+	red := answerRedactions(x, c)
+	if len(red) == 0 {
+		return out
+	}
+	msg := m
+	if &out[0] != &m.Raw[0] || len(out) != len(m.Raw) {
+		b, err := Parse(out, Limits{MaxMessage: int(set.MaxMessage)})
+		if err != nil || len(b.Messages) != 1 {
+			c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", ruleRedact, "withheld the answer: agentg's own rewrite of it does not parse"
+			c.ev.MCP.ErrorCode = CodeInternalError
+			return ErrorResponse(m.ID, CodeInternalError, "agentg: cannot redact the answer", map[string]any{"rule": ruleRedact})
+		}
+		msg = b.Messages[0]
+	}
+	res, fired, err := RedactMessage(msg, red)
+	if err != nil {
+		c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", ruleRedact, "withheld the answer: "+err.Error()
+		c.ev.MCP.ErrorCode = CodeInternalError
+		return ErrorResponse(m.ID, CodeInternalError, "agentg: withheld an answer that cannot be redacted: "+err.Error(), map[string]any{"rule": ruleRedact})
+	}
+	c.ev.MCP.Redactions = append(c.ev.MCP.Redactions, fired...)
+	return res
 }
 
 // rewriteAnswer is one answer to a request of the client's: the bytes to
@@ -101,27 +141,8 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		return g.filterTools(m, c, x, set)
 	case "prompts/list", "resources/list", "resources/templates/list":
 		return g.filterListed(m, c, x, set)
-	case "tools/call", "tasks/result":
-		var red []Redaction
-		switch {
-		case c.m.Method == "tools/call":
-			g.sawTask(x, c, facts.task)
-			fallthrough
-		case c.tool != "":
-			red = scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
-		default: // a task's result, its tool unknown
-			red = scoped(x.Engine.AllResultRedactions(), false)
-		}
-		if len(red) == 0 {
-			return nil, nil
-		}
-		res, fired, err := Redact(m.Result, Results, red)
-		if err != nil || len(fired) == 0 {
-			return nil, err
-		}
-		ev.MCP.Redactions = append(ev.MCP.Redactions, fired...)
-		out, _ := m.WithResult(res)
-		return out, nil
+	case "tools/call":
+		g.sawTask(x, c, facts.task) // redacted whole, with the others, in redactAnswer
 	}
 	return nil, nil
 }
@@ -137,6 +158,7 @@ func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSetti
 	hidden := map[string]bool{}
 	for _, t := range tl.Tools {
 		sum := store.Hash(ToolHash(t.Raw))
+		g.migratePin(x, c, t.Name, t.Raw, sum)
 		pin := g.State.CheckPin(x.Server, t.Name, sum)
 		hints := hintsOf(t.Annotations)
 		g.State.SetToolHints(x.Server, t.Name, uint8(hints))
@@ -221,6 +243,31 @@ func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin 
 			ev.Reason += "; calls are denied until: agentg mcp pins accept " + x.Server + " " + tool
 		}
 	}
+	g.emit(ev)
+}
+
+// migratePin re-pins, under the whole-definition hash (sum), a tool
+// whose pin an older agentg wrote under version 1, which hashed six
+// members only: when the pin is the version 1 hash of this very
+// definition, the tool is what was pinned (or accepted, or pending: that
+// is kept), as far as version 1 could tell. Without this, every pin would
+// read as changed on upgrade and train operators to accept blindly. What
+// version 1 did not hash (_meta, icons, execution) is trusted at this
+// first sight under version 2, as any new tool is; the event says so.
+func (g *Guard) migratePin(x *Exchange, c *call, tool string, raw []byte, sum store.Hash) {
+	p, ok := g.State.Pin(x.Server, tool)
+	if !ok || p.Hash == sum {
+		return
+	}
+	old := store.Hash(toolHashV1(raw))
+	if p.Hash != old || !g.State.MigratePin(x.Server, tool, old, sum) {
+		return
+	}
+	ev := g.newEvent(x)
+	ev.Method, ev.Decision, ev.Rule = "tools/list", "allow", "mcp:pin-migrated"
+	ev.Reason = "tool " + x.Server + "." + tool + " pinned by an older agentg (definition hash v1 " + hex.EncodeToString(old[:8]) +
+		"): re-pinned as the whole definition " + hex.EncodeToString(sum[:8])
+	ev.MCP = &audit.MCP{Action: ActionToolMigrated, Server: x.Server, Tool: tool, Pin: "migrated", Session: c.ev.MCP.Session, Revision: c.ev.MCP.Revision}
 	g.emit(ev)
 }
 

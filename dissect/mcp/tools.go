@@ -2,7 +2,6 @@ package mcp
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"strconv"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -258,59 +257,4 @@ func toBytes(vs []jsontext.Value) [][]byte {
 		out[i] = v
 	}
 	return out
-}
-
-// hashedNames are the members of a tool definition whose change is a
-// changed tool, in the sorted order the canonical form writes them.
-var hashedNames = []string{"annotations", "description", "inputSchema", "name", "outputSchema", "title"}
-
-// ToolHash is the SHA-256 of a tool definition's canonical form: its name,
-// title, description, input and output schemas and annotations, each in
-// RFC 8785 canonical JSON (members sorted, strings and floats in one
-// spelling; integers as written, so no large integer is rounded). Reordered
-// keys or whitespace give the same hash; any changed value another. A
-// definition that is not valid JSON hashes its raw bytes, so it still
-// differs from every valid one.
-func ToolHash(tool jsontext.Value) [32]byte {
-	members := make(map[string]jsontext.Value, len(hashedNames))
-	d := jsontext.NewDecoder(bytes.NewBuffer(tool))
-	invalid := func() [32]byte {
-		return sha256.Sum256(append([]byte("agentg tool v1 invalid\n"), tool...))
-	}
-	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
-		return invalid()
-	}
-	for d.PeekKind() == '"' {
-		name, err := d.ReadToken()
-		if err != nil {
-			return invalid()
-		}
-		n := name.String()
-		v, err := d.ReadValue()
-		if err != nil {
-			return invalid()
-		}
-		members[n] = v.Clone()
-	}
-	if _, err := d.ReadToken(); err != nil {
-		return invalid()
-	}
-	b := []byte("agentg tool v1\n{")
-	first := true
-	for _, n := range hashedNames {
-		v, ok := members[n]
-		if !ok {
-			continue
-		}
-		if err := v.Canonicalize(jsontext.CanonicalizeRawInts(false)); err != nil {
-			return invalid()
-		}
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = append(append(append(b, '"'), n...), `":`...)
-		b = append(b, v...)
-	}
-	return sha256.Sum256(append(b, '}'))
 }

@@ -124,7 +124,8 @@ func TestToolHash(t *testing.T) {
 	for _, same := range []string{
 		`{"annotations":{"readOnlyHint":true},"inputSchema":{"properties":{"a":{"maximum":9007199254740993,"type":"integer"}},"type":"object"},"description":"Does t.","title":"T","name":"t"}`,
 		"{ \"name\" : \"t\",\n \"title\":\"T\",\"description\":\"Does \\u0074.\",\"inputSchema\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\",\"maximum\":9007199254740993}}},\"annotations\":{\"readOnlyHint\":true}}",
-		strings.TrimSuffix(base, "}") + `,"icons":[{"src":"x"}],"_meta":{"k":1}}`, // not part of the definition's meaning
+		strings.Replace(base, `"T"`, `"\u0054"`, 1), // another escaping of the same text
+		strings.Replace(base, `9007199254740993`, `9007199254740993 `, 1),
 	} {
 		if ToolHash(jsontext.Value(same)) != h {
 			t.Errorf("hash changed for %s", same)
@@ -139,10 +140,31 @@ func TestToolHash(t *testing.T) {
 		strings.TrimSuffix(base, "}") + `,"outputSchema":{"type":"object"}}`,
 		`{"name":"t"}`,
 		`not json`,
+		// Every member is the definition (issue 14 item 8): version 1
+		// hashed six members and missed these.
+		strings.TrimSuffix(base, "}") + `,"_meta":{"ui":{"resourceUri":"ui://x"}}}`,
+		strings.TrimSuffix(base, "}") + `,"icons":[{"src":"https://x.test/i.png"}]}`,
+		strings.TrimSuffix(base, "}") + `,"execution":{"taskSupport":"required"}}`,
+		strings.TrimSuffix(base, "}") + `,"x-vendor":1}`,
+		strings.Replace(base, `"readOnlyHint":true`, `"readOnlyHint":true,"x":null`, 1),
+		`{"name":"t","title":"T","description":"Does t.","inputSchema":{"type":"object","properties":{"a":{"type":"integer","maximum":9007199254740993}}},"annotations":{"readOnlyHint":true},"name":"u"}`,
 	} {
 		if ToolHash(jsontext.Value(changed)) == h {
 			t.Errorf("hash unchanged for %s", changed)
 		}
+	}
+	// A _meta change is seen; a reordering inside it is not.
+	m1 := strings.TrimSuffix(base, "}") + `,"_meta":{"a":1,"b":{"c":"d","e":[1,2.50]}}}`
+	m2 := `{"_meta":{"b":{"e":[1,2.5],"c":"d"},"a":1.0},` + strings.TrimPrefix(base, "{")
+	if ToolHash(jsontext.Value(m1)) != ToolHash(jsontext.Value(m2)) {
+		t.Errorf("reordered _meta hashed differently")
+	}
+	if ToolHash(jsontext.Value(m1)) == ToolHash(jsontext.Value(strings.Replace(m1, `"d"`, `"D"`, 1))) {
+		t.Errorf("changed _meta hashed the same")
+	}
+	// Version 1 is kept for migration, and ignored what version 2 sees.
+	if toolHashV1(jsontext.Value(m1)) != toolHashV1(jsontext.Value(base)) || toolHashV1(jsontext.Value(base)) == ToolHash(jsontext.Value(base)) {
+		t.Errorf("toolHashV1 is not version 1's hash")
 	}
 	// Every tool example of the specification hashes, and stably.
 	files, _ := filepath.Glob("testdata/spec/examples-2026-07-28/Tool/*.json")
