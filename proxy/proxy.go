@@ -24,7 +24,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,11 +131,8 @@ type Server struct {
 	tunnels   *tunnelSet
 	quotas    *quota.Buckets
 
-	// self is where this server listens: never a destination. It is read
-	// for every request and written once per listener, so it is swapped
-	// whole rather than locked.
-	self   atomic.Pointer[[]netip.AddrPort]
-	selfMu sync.Mutex
+	// self is where agentg listens: never a destination (self.go).
+	self selfSet
 
 	outbound outbound // open outbound connections, for the loop check
 	closing  atomic.Bool
@@ -331,43 +327,6 @@ func (s *Server) CloseIdleConnections() {
 	s.upstreams.closeIdle()
 }
 
-func (s *Server) addSelf(a net.Addr) {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return
-	}
-	var add []netip.AddrPort
-	if ap.Addr().IsUnspecified() {
-		// Listening on every address: each local address is the proxy.
-		if addrs, err := net.InterfaceAddrs(); err == nil {
-			for _, ia := range addrs {
-				if p, err := netip.ParsePrefix(ia.String()); err == nil {
-					add = append(add, netip.AddrPortFrom(p.Addr(), ap.Port()))
-				}
-			}
-		}
-	}
-	add = append(add, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-	s.selfMu.Lock()
-	defer s.selfMu.Unlock()
-	var cur []netip.AddrPort
-	if p := s.self.Load(); p != nil {
-		cur = *p
-	}
-	next := append(slices.Clone(cur), add...)
-	s.self.Store(&next)
-}
+func (s *Server) addSelf(a net.Addr) { s.self.add(a) }
 
-func (s *Server) isSelf(ap netip.AddrPort) bool {
-	p := s.self.Load()
-	if p == nil {
-		return false
-	}
-	ip, port := ap.Addr().Unmap(), ap.Port()
-	for _, ap := range *p {
-		if ap.Port() == port && (ap.Addr() == ip || ap.Addr().IsUnspecified()) {
-			return true
-		}
-	}
-	return false
-}
+func (s *Server) isSelf(ap netip.AddrPort) bool { return s.self.has(ap) }
