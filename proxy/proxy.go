@@ -68,6 +68,18 @@ type Config struct {
 	MaxHeaderBytes int           // default 64 KiB; larger heads get 431, on every door and inside tunnels
 	IdleTimeout    time.Duration // client keep-alive; default 2m
 
+	// ReadHeaderTimeout bounds the wait for a request's head, on every
+	// door and inside tunnels; default 30s.
+	ReadHeaderTimeout time.Duration
+	// BodyIdleTimeout bounds each read of a request body: a body that
+	// sends nothing for this long is given up (a long upload that keeps
+	// sending is never cut); default 60s. DrainTimeout is how long an
+	// exchange that answered without reading its body waits for the rest
+	// of it (at most 256 KiB) to keep the connection; default 500ms.
+	// Either way the answer is sent first (body.go).
+	BodyIdleTimeout time.Duration
+	DrainTimeout    time.Duration
+
 	// FirstBytesTimeout bounds the wait for a tunnel's first bytes (the
 	// ClientHello or request head the gate must see); default 10s.
 	FirstBytesTimeout time.Duration
@@ -171,6 +183,9 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.DialTimeout, 10*time.Second)
 	setDefault(&cfg.MaxHeaderBytes, 64<<10)
 	setDefault(&cfg.IdleTimeout, 2*time.Minute)
+	setDefault(&cfg.ReadHeaderTimeout, 30*time.Second)
+	setDefault(&cfg.BodyIdleTimeout, time.Minute)
+	setDefault(&cfg.DrainTimeout, 500*time.Millisecond)
 	setDefault(&cfg.FirstBytesTimeout, 10*time.Second)
 	setDefault(&cfg.TunnelIdleTimeout, 5*time.Minute)
 	if cfg.MaxTunnels == 0 {
@@ -198,13 +213,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Issuer != nil {
 		var err error
 		s.mitm, err = mitm.New(mitm.Config{
-			Issuer:           cfg.Issuer,
-			Dial:             s.dialChecked,
-			Roots:            cfg.UpstreamRoots,
-			HandshakeTimeout: cfg.DialTimeout,
-			IdleTimeout:      cfg.IdleTimeout,
-			ErrorLog:         newStdLogger(s.log),
-			MaxHeaderBytes:   cfg.MaxHeaderBytes,
+			Issuer:            cfg.Issuer,
+			Dial:              s.dialChecked,
+			Roots:             cfg.UpstreamRoots,
+			HandshakeTimeout:  cfg.DialTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			ErrorLog:          newStdLogger(s.log),
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		})
 		if err != nil {
 			return nil, err
@@ -222,7 +238,7 @@ func New(cfg Config) (*Server, error) {
 
 	s.hs = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          newStdLogger(s.log),
