@@ -46,24 +46,28 @@ type bodyGuard struct {
 	idle   time.Duration // per-read progress bound; 0: none
 	drain  time.Duration
 	n      atomic.Int64 // bytes read
-	eof    atomic.Bool  // the body was read to its end
-	closed atomic.Bool  // Close was called (net/http's body then drained what it could)
-	ended  atomic.Bool  // end ran: the connection is no longer ours
+	// deadlineSet is when the progress deadline was last moved (Unix ns).
+	deadlineSet atomic.Int64
+	eof         atomic.Bool // the body was read to its end
+	closed      atomic.Bool // Close was called (net/http's body then drained what it could)
+	ended       atomic.Bool // end ran: the connection is no longer ours
+	h2          bool        // an HTTP/2 stream: only the progress timeout applies
 }
 
 // guardBody makes r's body one whose exchange ends cleanly (see above),
-// and turns on full duplex for it; nil when r has no body or is not
-// HTTP/1 (HTTP/2 is full duplex, and resets a stream whose body is left).
+// and turns on full duplex for it; nil when r has no body. An HTTP/2
+// stream is full duplex already and is reset when its body is left: only
+// the progress timeout applies to it (per stream).
 func (s *Server) guardBody(w http.ResponseWriter, r *http.Request) *bodyGuard {
-	if r.Body == nil || r.Body == http.NoBody || r.ProtoMajor != 1 {
+	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
 	rc := http.NewResponseController(w)
-	if err := rc.EnableFullDuplex(); err != nil {
+	b := &bodyGuard{ReadCloser: r.Body, w: w, rc: rc, length: r.ContentLength,
+		idle: s.cfg.BodyIdleTimeout, drain: s.cfg.DrainTimeout, h2: r.ProtoMajor != 1}
+	if !b.h2 && rc.EnableFullDuplex() != nil {
 		return nil // not net/http's HTTP/1 server: nothing of the above applies
 	}
-	b := &bodyGuard{ReadCloser: r.Body, w: w, rc: rc, length: r.ContentLength,
-		idle: s.cfg.BodyIdleTimeout, drain: s.cfg.DrainTimeout}
 	r.Body = b
 	return b
 }
@@ -74,7 +78,13 @@ func (b *bodyGuard) Read(p []byte) (int, error) {
 		return 0, http.ErrBodyReadAfterClose
 	}
 	if b.idle > 0 {
-		b.rc.SetReadDeadline(time.Now().Add(b.idle))
+		// Moved on at most every idle/8 (on HTTP/2 each move is a message
+		// to the connection's loop): a stall is cut after 7/8 to all of
+		// the timeout.
+		if now := time.Now(); now.UnixNano()-b.deadlineSet.Load() > int64(b.idle/8) {
+			b.deadlineSet.Store(now.UnixNano())
+			b.rc.SetReadDeadline(now.Add(b.idle))
+		}
 	}
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
@@ -97,7 +107,7 @@ func (b *bodyGuard) Read(p []byte) (int, error) {
 // to 256 KiB, to keep the connection), but within the drain timeout; when
 // that fails the connection closes after the answer.
 func (b *bodyGuard) Close() error {
-	if b.ended.Load() || b.eof.Load() || !b.closed.CompareAndSwap(false, true) {
+	if b.h2 || b.ended.Load() || b.eof.Load() || !b.closed.CompareAndSwap(false, true) {
 		b.closed.Store(true)
 		return b.ReadCloser.Close()
 	}
@@ -123,7 +133,7 @@ func (b *bodyGuard) end() {
 		return
 	}
 	defer b.ended.Store(true)
-	if b.eof.Load() || b.closed.Load() {
+	if b.h2 || b.eof.Load() || b.closed.Load() {
 		return // read, or closed: net/http knows what is left (Close above)
 	}
 	if b.length > drainMax+b.n.Load() {

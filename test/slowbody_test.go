@@ -218,3 +218,51 @@ func TestAdminFloodLeavesProxyServing(t *testing.T) {
 		t.Errorf("agentg ran out of descriptors:\n%s", s)
 	}
 }
+
+// The body idle timeout bounds progress, not the whole body: an upload
+// that keeps sending, slowly, for longer than the timeout is forwarded
+// whole; one that stops sending is given up (answered, and its
+// connection closed) while the client still owes most of it.
+func TestBodyIdleTimeoutIsProgress(t *testing.T) {
+	up := testenv.StartUpstream(testenv.UpstreamOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, "got "+itoa(len(b)))
+	})})
+	defer up.Close()
+	a, stderr := startRobustAgentg(t, exchangeEndPolicy, "--body-idle-timeout", "1s")
+	target := up.HostPort("127.0.0.1")
+
+	// 8 bytes, one every 400ms: 3.2s in all, never 1s without a byte.
+	s := startSlowClient(t, a.Addr, "POST http://"+target+"/upload HTTP/1.1\r\nHost: "+target+"\r\nContent-Length: 8\r\n\r\n", 8, 400*time.Millisecond)
+	resp, body := s.answer(t, 10*time.Second)
+	if resp.StatusCode != 200 || body != "got 8" {
+		t.Errorf("a slow upload that keeps sending: %d %q, want 200 \"got 8\"", resp.StatusCode, body)
+	}
+
+	// 2 bytes of 8, then nothing.
+	c, err := net.Dial("tcp", a.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST http://"+target+"/stalled HTTP/1.1\r\nHost: "+target+"\r\nContent-Length: 8\r\n\r\nxx")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("a stalled upload got no answer within 5s: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Errorf("a stalled upload: %d, want a refusal", resp.StatusCode)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the stalled upload's connection stays open: the rest of its body could be read as a request")
+	}
+	noPanics(t, a, stderr)
+}
