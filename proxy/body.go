@@ -28,13 +28,14 @@ import (
 // next request. While a body is read (forwarded, or read by the MCP
 // guard), each read must make progress within Config.BodyIdleTimeout, so
 // a stalled upload cannot hold a connection forever, and a long one that
-// keeps sending is never cut.
+// keeps sending is never cut; this one bound applies to HTTP/2 streams
+// too.
 
 // drainMax is how much of an unread body is read to keep its connection:
 // net/http's own bound (maxPostHandlerReadBytes).
 const drainMax = 256 << 10
 
-// bodyGuard is the request body of one HTTP/1 exchange. The forwarder's
+// bodyGuard is the request body of one exchange. The forwarder's
 // transport may read and close it from its own goroutine, so its state is
 // atomic, and once the exchange has ended it no longer touches the
 // connection (the next request's deadlines are net/http's).
