@@ -49,7 +49,7 @@ func (s *Server) boundBody(w http.ResponseWriter, r *http.Request) (http.Respons
 	}
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
-	b := &eofBody{ReadCloser: r.Body}
+	b := &eofBody{ReadCloser: r.Body, rc: rc}
 	r.Body = b
 	uw := &unreadAnswer{ResponseWriter: w, body: b}
 	return uw, func() {
@@ -62,16 +62,19 @@ func (s *Server) boundBody(w http.ResponseWriter, r *http.Request) (http.Respons
 	}
 }
 
-// eofBody records that a body was read to its end.
+// eofBody records that a body was read to its end, and then lifts the
+// body's deadline: net/http's watch for the client going away reads the
+// connection next, and must not cancel a handler still at work.
 type eofBody struct {
 	io.ReadCloser
+	rc  *http.ResponseController
 	eof atomic.Bool
 }
 
 func (b *eofBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.eof.Store(true)
+	if err == io.EOF && !b.eof.Swap(true) {
+		b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
 }
