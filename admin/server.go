@@ -62,6 +62,13 @@ type Config struct {
 	RecentEvents int
 	// ErrorLog receives the HTTP server's errors; nil: discarded.
 	ErrorLog interface{ Printf(string, ...any) }
+
+	// ReadHeaderTimeout bounds the wait for a request's head, BodyTimeout
+	// for its whole body; MaxConns caps the connections open at once
+	// (limits.go). 0 means the Default of each; MaxConns < 0, no cap.
+	ReadHeaderTimeout time.Duration
+	BodyTimeout       time.Duration
+	MaxConns          int
 }
 
 // Server is the admin API. Create it with New, run it with Serve (or use
@@ -97,6 +104,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = 64
 	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
 	if cfg.MetricsBuffer <= 0 {
 		cfg.MetricsBuffer = 16384
 	}
@@ -116,7 +132,7 @@ func New(cfg Config) (*Server, error) {
 	s.routes()
 	s.hs = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return context.Background() },
@@ -173,6 +189,8 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // routed, so an unknown path and a known one answer alike; the console's
 // files alone are served without it (they hold no data: console.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w, done := s.boundBody(w, r) // limits.go: refusals do not wait for a body
+	defer done()
 	if isConsole(r.URL.Path) {
 		s.console.ServeHTTP(w, r)
 		return
@@ -191,7 +209,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Serve answers on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.hs.Serve(ln)
+	err := s.hs.Serve(limitListener(ln, s.cfg.MaxConns))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

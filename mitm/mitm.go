@@ -51,6 +51,9 @@ type Config struct {
 	// MaxHeaderBytes bounds a request head inside a tunnel, as on the
 	// proxy's own listener; default 64 KiB.
 	MaxHeaderBytes int
+	// ReadHeaderTimeout bounds the wait for each HTTP/1 request head
+	// inside a tunnel, as on the proxy's own listener; default 30s.
+	ReadHeaderTimeout time.Duration
 }
 
 // Inner is how the requests inside a tunnel are served.
@@ -158,10 +161,13 @@ type Serving struct {
 	IdleTimeout    time.Duration
 	MaxHeaderBytes int
 	ErrorLog       *log.Logger
+	// ReadHeaderTimeout bounds the wait for each HTTP/1 request head;
+	// 0 means 30s.
+	ReadHeaderTimeout time.Duration
 }
 
 func (c *Config) serving() Serving {
-	return Serving{IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes, ErrorLog: c.ErrorLog}
+	return Serving{IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes, ErrorLog: c.ErrorLog, ReadHeaderTimeout: c.ReadHeaderTimeout}
 }
 
 // ServeConn serves the requests on conn, whose protocol is proto ("h2",
@@ -191,9 +197,13 @@ func ServeConn(ctx context.Context, conn net.Conn, proto string, in Inner, cfg S
 			conn = in.Wrap(conn)
 		}
 		ln := newOneConnListener(conn)
+		rht := cfg.ReadHeaderTimeout
+		if rht <= 0 {
+			rht = 30 * time.Second
+		}
 		srv := &http.Server{
 			Handler:           counted,
-			ReadHeaderTimeout: 30 * time.Second,
+			ReadHeaderTimeout: rht,
 			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    cfg.MaxHeaderBytes,
 			ErrorLog:          cfg.ErrorLog,

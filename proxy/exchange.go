@@ -53,18 +53,18 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 	}
 	f.scheme, f.path = x.scheme, r.URL.EscapedPath()
 	defer s.emit(f)
+	// Every way this exchange ends (a refusal, the MCP guard's answer, the
+	// forwarder's) ends with the body read or the connection closing.
+	defer s.guardBody(w, r).end()
 	if ref := s.decideExchange(f, r, x); ref != nil {
 		s.writeRefusal(w, f, ref)
 		return
 	}
 	r = r.WithContext(withFlow(r.Context(), f))
 	if r.Body != nil && r.Body != http.NoBody {
+		// Full duplex since guardBody: the body streams upstream while
+		// the answer streams back.
 		r.Body = &countingBody{ReadCloser: r.Body, n: &f.up, meter: f.meter}
-		// The body streams upstream while the answer streams back: an
-		// HTTP/1 server left alone discards what is unread of a request
-		// body once the answer starts, racing the forwarder still
-		// sending it (HTTP/2 is full duplex already).
-		http.NewResponseController(w).EnableFullDuplex()
 	}
 	if x, ok := s.mcpExchange(f, r); ok {
 		if s.cfg.MCP == nil {

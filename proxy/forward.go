@@ -74,6 +74,10 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 				f.setStatus(499, "client went away")
 				return
 			}
+			if errors.Is(err, errSelf) {
+				s.writeRefusal(w, f, s.denied(f)) // the dialer found agentg itself (self.go)
+				return
+			}
 			if errors.Is(err, errQuotaSpent) && f.meter != nil {
 				s.writeRefusal(w, f, f.meter.refusal()) // the request body spent a bytes quota
 				return

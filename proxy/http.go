@@ -12,6 +12,7 @@ func (s *Server) serveNonProxy(w http.ResponseWriter, r *http.Request) {
 	f := s.newFlow("http", r.RemoteAddr, r.Method)
 	defer s.emit(f)
 	f.path = r.URL.Path
+	defer s.guardBody(w, r).end()
 	if t := trackerOf(r); t != nil {
 		t.take() // keep the tracker in step
 	}

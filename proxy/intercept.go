@@ -64,6 +64,7 @@ func (s *Server) serveTunnelTLS(ctx context.Context, t *tunnel, conn net.Conn) {
 func (s *Server) serveTunnelHTTP(ctx context.Context, t *tunnel, conn net.Conn, scheme string) {
 	mitm.ServeConn(context.WithoutCancel(ctx), conn, "http/1.1", s.inner(t, scheme), mitm.Serving{
 		IdleTimeout: s.cfg.IdleTimeout, MaxHeaderBytes: s.cfg.MaxHeaderBytes, ErrorLog: newStdLogger(s.log),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 	})
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -32,10 +33,21 @@ func (s *Server) dialer() *net.Dialer {
 
 // dialOut dials one outbound TCP connection and keeps its local address
 // in the outbound set until it is closed.
+// It refuses (errSelf) an address that reaches agentg itself, before
+// dialing and again once connected, before a byte is sent (self.go).
 func (s *Server) dialOut(ctx context.Context, address string) (net.Conn, error) {
+	if ap, err := netip.ParseAddrPort(address); err != nil {
+		return nil, fmt.Errorf("agentg: dial %q: not an IP address and port: %w", address, err)
+	} else if s.isSelf(ap) {
+		return nil, fmt.Errorf("dial %s: %w", address, errSelf)
+	}
 	c, err := s.dialer().DialContext(ctx, "tcp", address)
 	if err != nil {
 		return nil, err
+	}
+	if s.self.connectedToSelf(c) {
+		c.Close()
+		return nil, fmt.Errorf("dial %s: connected to %s: %w", address, c.RemoteAddr(), errSelf)
 	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {

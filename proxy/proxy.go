@@ -24,7 +24,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +67,18 @@ type Config struct {
 	DialTimeout    time.Duration // per address tried; default 10s
 	MaxHeaderBytes int           // default 64 KiB; larger heads get 431, on every door and inside tunnels
 	IdleTimeout    time.Duration // client keep-alive; default 2m
+
+	// ReadHeaderTimeout bounds the wait for a request's head, on every
+	// door and inside tunnels; default 30s.
+	ReadHeaderTimeout time.Duration
+	// BodyIdleTimeout bounds each read of a request body: a body that
+	// sends nothing for this long is given up (a long upload that keeps
+	// sending is never cut); default 60s. DrainTimeout is how long an
+	// exchange that answered without reading its body waits for the rest
+	// of it (at most 256 KiB) to keep the connection; default 500ms.
+	// Either way the answer is sent first (body.go).
+	BodyIdleTimeout time.Duration
+	DrainTimeout    time.Duration
 
 	// FirstBytesTimeout bounds the wait for a tunnel's first bytes (the
 	// ClientHello or request head the gate must see); default 10s.
@@ -132,11 +143,8 @@ type Server struct {
 	tunnels   *tunnelSet
 	quotas    *quota.Buckets
 
-	// self is where this server listens: never a destination. It is read
-	// for every request and written once per listener, so it is swapped
-	// whole rather than locked.
-	self   atomic.Pointer[[]netip.AddrPort]
-	selfMu sync.Mutex
+	// self is where agentg listens: never a destination (self.go).
+	self selfSet
 
 	outbound outbound // open outbound connections, for the loop check
 	closing  atomic.Bool
@@ -175,6 +183,9 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.DialTimeout, 10*time.Second)
 	setDefault(&cfg.MaxHeaderBytes, 64<<10)
 	setDefault(&cfg.IdleTimeout, 2*time.Minute)
+	setDefault(&cfg.ReadHeaderTimeout, 30*time.Second)
+	setDefault(&cfg.BodyIdleTimeout, time.Minute)
+	setDefault(&cfg.DrainTimeout, 500*time.Millisecond)
 	setDefault(&cfg.FirstBytesTimeout, 10*time.Second)
 	setDefault(&cfg.TunnelIdleTimeout, 5*time.Minute)
 	if cfg.MaxTunnels == 0 {
@@ -202,13 +213,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Issuer != nil {
 		var err error
 		s.mitm, err = mitm.New(mitm.Config{
-			Issuer:           cfg.Issuer,
-			Dial:             s.dialChecked,
-			Roots:            cfg.UpstreamRoots,
-			HandshakeTimeout: cfg.DialTimeout,
-			IdleTimeout:      cfg.IdleTimeout,
-			ErrorLog:         newStdLogger(s.log),
-			MaxHeaderBytes:   cfg.MaxHeaderBytes,
+			Issuer:            cfg.Issuer,
+			Dial:              s.dialChecked,
+			Roots:             cfg.UpstreamRoots,
+			HandshakeTimeout:  cfg.DialTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			ErrorLog:          newStdLogger(s.log),
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		})
 		if err != nil {
 			return nil, err
@@ -226,7 +238,7 @@ func New(cfg Config) (*Server, error) {
 
 	s.hs = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          newStdLogger(s.log),
@@ -331,43 +343,6 @@ func (s *Server) CloseIdleConnections() {
 	s.upstreams.closeIdle()
 }
 
-func (s *Server) addSelf(a net.Addr) {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return
-	}
-	var add []netip.AddrPort
-	if ap.Addr().IsUnspecified() {
-		// Listening on every address: each local address is the proxy.
-		if addrs, err := net.InterfaceAddrs(); err == nil {
-			for _, ia := range addrs {
-				if p, err := netip.ParsePrefix(ia.String()); err == nil {
-					add = append(add, netip.AddrPortFrom(p.Addr(), ap.Port()))
-				}
-			}
-		}
-	}
-	add = append(add, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-	s.selfMu.Lock()
-	defer s.selfMu.Unlock()
-	var cur []netip.AddrPort
-	if p := s.self.Load(); p != nil {
-		cur = *p
-	}
-	next := append(slices.Clone(cur), add...)
-	s.self.Store(&next)
-}
+func (s *Server) addSelf(a net.Addr) { s.self.add(a) }
 
-func (s *Server) isSelf(ap netip.AddrPort) bool {
-	p := s.self.Load()
-	if p == nil {
-		return false
-	}
-	ip, port := ap.Addr().Unmap(), ap.Port()
-	for _, ap := range *p {
-		if ap.Port() == port && (ap.Addr() == ip || ap.Addr().IsUnspecified()) {
-			return true
-		}
-	}
-	return false
-}
+func (s *Server) isSelf(ap netip.AddrPort) bool { return s.self.has(ap) }

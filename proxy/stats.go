@@ -16,9 +16,11 @@ func (s *Server) Stats() Stats {
 	return Stats{OpenTunnels: n}
 }
 
-// AddOwnAddr makes a of agentg's own listeners (the admin API's) a
-// destination the proxy always refuses, as builtin:self, whatever CIDR
-// the policy opens: an agent must never reach agentg's control plane
-// through agentg. Call it before Serve, for every such listener; the
-// proxy's own listeners are added by Serve.
+// AddOwnAddr makes a of agentg's own listeners (the admin API's, the DNS
+// filter's UDP and TCP sockets, any later one) a destination the proxy
+// always refuses, as builtin:self, whatever CIDR the policy opens: an
+// agent must never reach agentg through agentg. A listener bound to an
+// unspecified address stands for every local address on its port (see
+// self.go). Call it before Serve, for every such listener; the proxy's own
+// listeners are added by Serve.
 func (s *Server) AddOwnAddr(a net.Addr) { s.addSelf(a) }

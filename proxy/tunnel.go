@@ -51,10 +51,15 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 	f := t.f
 	up, err := s.dialTunnel(ctx, f)
 	if err != nil {
-		f.setStatus(http.StatusBadGateway, err.Error())
+		status, body := http.StatusBadGateway, "agentg: upstream "+f.host.String()+" unreachable: "+err.Error()+"\n"
+		if errors.Is(err, errSelf) {
+			ref := s.denied(f) // the dialer found agentg itself
+			status, body = ref.status, ref.text+"\n"
+		} else {
+			f.setStatus(status, err.Error())
+		}
 		if !t.transparent {
-			body := "agentg: upstream " + f.host.String() + " unreachable: " + err.Error() + "\n"
-			fmt.Fprintf(client, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+			fmt.Fprintf(client, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), len(body), body)
 		}
 		return
 	}
@@ -307,6 +312,11 @@ func (s *Server) dialTunnel(ctx context.Context, f *flow) (net.Conn, error) {
 	var errs []error
 	for _, ip := range f.ips {
 		c, err := s.dialOut(ctx, netip.AddrPortFrom(ip, f.host.Port).String())
+		if errors.Is(err, errSelf) {
+			// Never tried further: the decision is builtin:self.
+			f.deny(rules.Decision{Action: rules.Deny, Rule: rules.RuleSelf, Reason: err.Error()})
+			return nil, err
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

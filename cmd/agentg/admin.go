@@ -25,6 +25,10 @@ type adminFlags struct {
 	addr, tokenFile string
 	explicit        bool   // --admin was given
 	asked           string // the address client chose
+
+	// serve's bounds on admin clients (admin/limits.go).
+	readHeaderTimeout, bodyTimeout time.Duration
+	maxConns                       int
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet) {
@@ -34,6 +38,26 @@ func (a *adminFlags) register(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.StringVar(&a.tokenFile, "admin-token-file", "", "file holding the admin API's bearer token (default <data-dir>/"+admin.TokenFile+", generated on first run)")
+}
+
+// registerLimits adds serve's bounds on admin API clients.
+func (a *adminFlags) registerLimits(fs *flag.FlagSet) {
+	fs.DurationVar(&a.readHeaderTimeout, "admin-read-header-timeout", admin.DefaultReadHeaderTimeout, "how long an admin API client may take to send a request's head")
+	fs.DurationVar(&a.bodyTimeout, "admin-body-timeout", admin.DefaultBodyTimeout, "how long an admin API client may take to send a request's whole body")
+	fs.IntVar(&a.maxConns, "admin-max-conns", admin.DefaultMaxConns, "most admin API connections open at once; more wait to be accepted (-1: no cap)")
+}
+
+// checkLimits refuses bounds that would not bound anything.
+func (a *adminFlags) checkLimits() error {
+	for name, d := range map[string]time.Duration{"admin-read-header-timeout": a.readHeaderTimeout, "admin-body-timeout": a.bodyTimeout} {
+		if d <= 0 {
+			return fmt.Errorf("--%s must be positive, not %s", name, d)
+		}
+	}
+	if a.maxConns == 0 || a.maxConns < -1 {
+		return fmt.Errorf("--admin-max-conns must be a positive number, or -1 for no cap, not %d", a.maxConns)
+	}
+	return nil
 }
 
 // adminPlane is serve's running admin API; nil when it is off (its
@@ -79,6 +103,7 @@ func (a *adminFlags) open(d adminDeps) (*adminPlane, error) {
 	p := &adminPlane{ln: ln, zl: zl}
 	cfg := admin.Config{
 		Token: token, Log: d.log, Policy: d.live, MCP: d.store, Approvals: d.approvals, ErrorLog: stdPrintf{zl},
+		ReadHeaderTimeout: a.readHeaderTimeout, BodyTimeout: a.bodyTimeout, MaxConns: a.maxConns,
 		Gauges: admin.Gauges{
 			OpenTunnels: func() int { return d.proxy.Stats().OpenTunnels },
 			Leaves: func() (uint64, uint64) {

@@ -53,7 +53,8 @@ func (d *dnsFlags) list() ([]string, error) {
 // dnsServer is the running filter.
 type dnsServer struct {
 	srv   *dnsfilter.Server
-	addrs []string // where it listens, as bound
+	addrs []string   // where it listens, as bound
+	own   []net.Addr // every socket's address, UDP and TCP: agentg's own (ownAddrs)
 	done  chan error
 }
 
@@ -99,6 +100,7 @@ func startDNS(addrs []string, live *rules.Live, logger *audit.Logger, bindings *
 	d := &dnsServer{srv: srv, done: make(chan error, n)}
 	for _, p := range socks {
 		d.addrs = append(d.addrs, p.pcs[0].LocalAddr().String())
+		d.own = append(d.own, p.pcs[0].LocalAddr(), p.ln.Addr())
 		for _, pc := range p.pcs {
 			go func() { d.done <- srv.ServePacket(pc) }()
 		}
@@ -114,6 +116,16 @@ func (d *dnsServer) resolver() proxy.Resolver {
 		return nil
 	}
 	return d.srv.Resolver()
+}
+
+// ownAddrs are the filter's listening addresses, which the proxy must
+// refuse as destinations: a tunnel to them would reach the filter from
+// agentg's own address, and the filter would take agentg for the agent.
+func (d *dnsServer) ownAddrs() []net.Addr {
+	if d == nil {
+		return nil
+	}
+	return d.own
 }
 
 func (d *dnsServer) listening() []string {

@@ -43,8 +43,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	mark := fs.String("mark", strconv.Itoa(netsetup.DefaultMark), "with --transparent: the mark (SO_MARK) on agentg's own connections, which the redirect rules let pass; 0 for none")
 	var cf caFlags
 	cf.register(fs)
+	readHeader := fs.Duration("read-header-timeout", 30*time.Second, "how long a client may take to send a request's head, on the proxy's listeners and inside tunnels")
+	bodyIdle := fs.Duration("body-idle-timeout", time.Minute, "give up a request body that sends nothing for this long (a long upload that keeps sending is never cut)")
 	var af adminFlags
 	af.register(fs)
+	af.registerLimits(fs)
 	var df dnsFlags
 	df.register(fs)
 	var apf approvalFlags
@@ -68,7 +71,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for name, d := range map[string]time.Duration{"first-bytes-timeout": *firstBytes, "tunnel-idle-timeout": *tunnelIdle, "inventory-interval": *inventoryEvery} {
+	if err := af.checkLimits(); err != nil {
+		return err
+	}
+	for name, d := range map[string]time.Duration{"first-bytes-timeout": *firstBytes, "tunnel-idle-timeout": *tunnelIdle, "inventory-interval": *inventoryEvery,
+		"read-header-timeout": *readHeader, "body-idle-timeout": *bodyIdle} {
 		if d <= 0 {
 			return fmt.Errorf("--%s must be positive, not %s", name, d)
 		}
@@ -168,10 +175,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		Policy: live, Log: logger, Issuer: issuer, UpstreamRoots: roots, MCP: guard, Approvals: apv.broker,
 		FirstBytesTimeout: *firstBytes, TunnelIdleTimeout: *tunnelIdle,
 		MaxTunnels: *maxTunnels, MaxTunnelsPerAgent: *maxPerAgent, Mark: markVal, Bindings: bindings,
-		Resolver: dnsSrv.resolver(),
+		Resolver: dnsSrv.resolver(), ReadHeaderTimeout: *readHeader, BodyIdleTimeout: *bodyIdle,
 	})
 	if err != nil {
 		return err
+	}
+	for _, a := range dnsSrv.ownAddrs() {
+		srv.AddOwnAddr(a)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
