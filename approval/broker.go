@@ -165,6 +165,13 @@ func (b *Broker) Begin(q Request) *Ticket {
 	}
 	t.done = b.cfg.Store.Decided(t.a.ID)
 	b.emit(t.a, q, "held", "approve", "", q.Decision.Reason, "", 0)
+	if g, ok := b.cfg.Store.Grant(key); ok {
+		// A grant decided between the look above and the hold, after
+		// its releaseCovered listed what was pending: released here.
+		b.decide(t.a.ID, state.Decision{State: state.ApprovalApproved, By: "grant",
+			Reason: "approved by grant from approval " + g.Approval, Scope: ScopeCall})
+		return t
+	}
 	if b.cfg.Notify != nil {
 		b.cfg.Notify.Pending(t.a)
 	}
@@ -257,14 +264,13 @@ func (b *Broker) Approve(id, scope string, forDur time.Duration, by string) (sta
 	if pre.State == state.ApprovalPending && !allowed(pre.Via, by) {
 		return state.Approval{}, fmt.Errorf("%w: approval %s may be decided via %v, not %s", ErrBadScope, id, pre.Via, by)
 	}
-	if scope == ScopeAgentTool && pre.State == state.ApprovalPending {
-		// The grant first: a call that comes as the approval is decided
-		// already finds it.
-		if err := b.cfg.Store.PutGrant(state.Grant{Key: pre.GrantKey, Approval: id, Agent: pre.Agent, Expires: b.now().Add(forDur)}); err != nil {
-			return state.Approval{}, fmt.Errorf("remember approval %s: %w", id, err)
-		}
+	d := state.Decision{State: state.ApprovalApproved, By: by, Scope: scope, For: forDur}
+	if scope == ScopeAgentTool {
+		// One step with the decision: a deny or a timeout that wins the
+		// race leaves no grant behind.
+		d.Grant = &state.Grant{Key: pre.GrantKey, Agent: pre.Agent, Expires: b.now().Add(forDur)}
 	}
-	a, err := b.decide(id, state.Decision{State: state.ApprovalApproved, By: by, Scope: scope, For: forDur})
+	a, err := b.decide(id, d)
 	if err == nil && scope == ScopeAgentTool {
 		b.releaseCovered(id, pre.GrantKey)
 	}
