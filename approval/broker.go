@@ -10,15 +10,20 @@
 //     state is approved (by an approver, or by a grant remembered from
 //     one). Anything else, a store that cannot hold it included, denies.
 //   - Nothing hangs forever: every hold ends at its timeout (expired,
-//     which denies), when the client goes away (denied), at shutdown
+//     which denies), when the client goes away (cancelled, which denies:
+//     the approval can no longer be approved), at shutdown
 //     (denied) or when decided. A restart denies what was pending, and
 //     says so with an event for each (Recover).
 //   - An approval is decided once; approvers racing each other and the
 //     timeout get ErrDecided, and the call gets the first decision.
 //   - The approver sees what will be sent: the arguments after
-//     redaction, exactly the bytes forwarded on approval.
+//     redaction, exactly the bytes forwarded on approval; for an HTTP
+//     request its method, URL and a redacted preview of its body, whose
+//     digest the approval binds (body.go).
+//   - A decision and the grant it remembers are one step (the store's
+//     DecideApproval): a deny that wins a race leaves no grant.
 //   - Every step is an event of kind "approval" (held, approved, denied,
-//     expired) naming the held call's event as its parent.
+//     expired, cancelled) naming the held call's event as its parent.
 package approval
 
 import (
@@ -108,6 +113,11 @@ type Request struct {
 	Session string
 	Method  string // http: the request method
 	URL     string // http: the request's URL
+	// Body is an http request's whole body (at most MaxBody; body.go):
+	// the approval and its grant bind its digest, and the approver sees
+	// a preview redacted with Redactions.
+	Body       []byte
+	Redactions []rules.Redaction
 	// Decision is the approve decision that holds the call (its rule and
 	// Hold).
 	Decision rules.Decision
@@ -158,6 +168,10 @@ func (b *Broker) Begin(q Request) *Ticket {
 		Args: string(q.Args), Method: q.Method, URL: q.URL, Rule: q.Decision.Rule,
 		Created: now, Expires: now.Add(h.Timeout), Via: h.Via(), State: state.ApprovalPending,
 		Event: q.Event, GrantKey: key, Session: q.Session}
+	if q.Kind == "http" {
+		v := viewBody(q.Body, q.Redactions)
+		t.a.Body, t.a.BodyTruncated, t.a.BodySize, t.a.BodySHA256 = v.preview, v.truncated, int64(len(q.Body)), v.sha256
+	}
 	if err := b.cfg.Store.PutApproval(t.a); err != nil {
 		t.err = err
 		b.emit(t.a, q, "denied", "deny", "store", "cannot hold the call: "+err.Error(), "", 0)
@@ -211,7 +225,8 @@ func (t *Ticket) Wait(ctx context.Context) Outcome {
 		t.b.decide(t.a.ID, state.Decision{State: state.ApprovalExpired, By: "timeout",
 			Reason: fmt.Sprintf("no approver decided within %s", t.a.Expires.Sub(t.a.Created).Round(time.Millisecond))})
 	case <-ctx.Done():
-		t.b.decide(t.a.ID, state.Decision{State: state.ApprovalDenied, By: "client", Reason: "the client went away while the call was held"})
+		// Cancelled, not denied: no approver decided, and none can now.
+		t.b.decide(t.a.ID, state.Decision{State: state.ApprovalCancelled, By: "client", Reason: "the client went away while the call was held"})
 	}
 	a, ok := t.b.cfg.Store.Approval(t.a.ID)
 	if !ok {
@@ -229,6 +244,8 @@ func outcomeReason(a state.Approval) string {
 		return "approved by " + a.By
 	case state.ApprovalExpired:
 		return "approval " + a.ID + " expired: " + a.Reason
+	case state.ApprovalCancelled:
+		return "approval " + a.ID + " cancelled: " + a.Reason
 	}
 	msg := "approval " + a.ID + " denied by " + a.By
 	if a.Reason != "" {
@@ -383,11 +400,12 @@ func newID() string {
 }
 
 // grantKey is what a grant binds to: the kind, agent, server and tool (or
-// method and URL), and the digest of the arguments as sent. Each field is
-// length-prefixed, so no value can pose as another.
+// method and URL), and the digest of the arguments as sent (or of the
+// whole body). Each field is length-prefixed, so no value can pose as
+// another.
 func grantKey(q Request) string {
 	h := sha256.New()
-	for _, f := range []string{q.Kind, q.Agent, q.Server, q.Tool, q.Method, q.URL, string(q.Args)} {
+	for _, f := range []string{q.Kind, q.Agent, q.Server, q.Tool, q.Method, q.URL, string(q.Args), string(q.Body)} {
 		var n [binary.MaxVarintLen64]byte
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(f)))])
 		h.Write([]byte(f))

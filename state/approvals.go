@@ -75,16 +75,24 @@ type Approval struct {
 	Tool   string `json:"tool,omitempty"`
 	// Args are the call's arguments exactly as they will be sent (after
 	// redaction), as JSON text.
-	Args    string    `json:"args,omitempty"`
-	Method  string    `json:"method,omitempty"`
-	URL     string    `json:"url,omitempty"` // http kind: the request's URL
-	Rule    string    `json:"rule"`
-	Created time.Time `json:"created"`
-	Expires time.Time `json:"expires"`
-	Via     []string  `json:"via"`
-	State   string    `json:"state"`
-	// Once decided: by whom ("console", "elicitation", "timeout",
-	// "client", "restart", "shutdown"), why, and the scope remembered.
+	Args   string `json:"args,omitempty"`
+	Method string `json:"method,omitempty"`
+	URL    string `json:"url,omitempty"` // http kind: the request's URL
+	// Body is what the approver sees of an http request's body: a
+	// bounded preview, redacted, BodyTruncated when cut. BodySize and
+	// BodySHA256 are the whole body's, which the approval binds.
+	Body          string    `json:"body,omitempty"`
+	BodyTruncated bool      `json:"body_truncated,omitempty"`
+	BodySize      int64     `json:"body_size,omitempty"`
+	BodySHA256    string    `json:"body_sha256,omitempty"`
+	Rule          string    `json:"rule"`
+	Created       time.Time `json:"created"`
+	Expires       time.Time `json:"expires"`
+	Via           []string  `json:"via"`
+	State         string    `json:"state"`
+	// Once decided: by whom ("console", "elicitation", "grant",
+	// "timeout", "client" (cancelled), "restart", "shutdown"), why, and
+	// the scope remembered.
 	By      string        `json:"by,omitempty"`
 	Reason  string        `json:"reason,omitempty"`
 	Scope   string        `json:"scope,omitempty"`

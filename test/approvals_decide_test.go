@@ -8,10 +8,16 @@ package test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -195,4 +201,125 @@ func TestApprovalDenyRacingGrant(t *testing.T) {
 		}
 	}
 	t.Logf("%d trials: the deny won %d, the approve %d", trials, denyWon, approveWon)
+}
+
+// A grant remembered for an HTTP request's body passes that body only:
+// the same method and URL with another body is held again. (Issue 14
+// item 13: approvals were keyed by method and URL, so an agent-tool grant
+// let any body through for its lifetime.)
+func TestApprovalHTTPGrantBindsBody(t *testing.T) {
+	e := startHTTPHoldEnv(t, httpHoldPolicy)
+	const path = "/deploy/web"
+	url := e.base + path
+	ap, r := e.heldOrDone(t, url, e.post(path, `{"image":"web:1"}`))
+	if ap == nil {
+		t.Fatalf("not held: %+v", r)
+	}
+	first := e.post(path, `{"image":"web:1"}`) // the same, asked again while held
+	if _, err := e.client.Approve(context.Background(), ap.ID, admin.ApproveRequest{Scope: "agent-tool", For: "10m"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := await(t, first); r.status != http.StatusOK {
+		t.Fatalf("the same body, held before the grant: %+v", r)
+	}
+	if held, r := e.heldOrDone(t, url, e.post(path, `{"image":"web:1"}`)); held != nil || r.status != http.StatusOK {
+		t.Fatalf("the same body after the grant: held %+v, answer %+v", held, r)
+	}
+	for _, other := range []string{`{"image":"evil:1"}`, ``, `{"image":"web:1"} `} {
+		ch := e.post(path, other)
+		held, r := e.heldOrDone(t, url, ch)
+		if held == nil {
+			t.Fatalf("the grant for one body passed body %q: %+v", other, r)
+		}
+		if _, err := e.client.Deny(context.Background(), held.ID, "other body"); err != nil {
+			t.Fatal(err)
+		}
+		if r := await(t, ch); r.status != http.StatusForbidden {
+			t.Fatalf("body %q denied: %+v", other, r)
+		}
+	}
+	got := e.reached(path)
+	if len(got) != 3 || got[0] != `{"image":"web:1"}` || got[1] != got[0] || got[2] != got[0] {
+		t.Fatalf("the upstream got %q, want the approved body three times", got)
+	}
+}
+
+// The approver sees what a held request would send: a preview of its
+// body, bounded (4 KiB, marked truncated), redacted with the policy's
+// redact patterns, with its size and SHA-256, in the admin API, the
+// webhook's notification and `agentg approvals list`.
+func TestApprovalHTTPBodyPreview(t *testing.T) {
+	secret := "webhook-secret-0123456789"
+	hooks := make(chan []byte, 4)
+	recv := testenv.StartUpstream(testenv.UpstreamOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hooks <- b
+	})})
+	t.Cleanup(recv.Close)
+	secretFile := filepath.Join(t.TempDir(), "webhook.secret")
+	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	policy := httpHoldPolicy + `mcp:
+  redact:
+    - pattern: "sk-[a-z0-9]{8}"
+      id: api-keys
+`
+	e := startHTTPHoldEnv(t, policy, "--approvals-webhook", "http://"+recv.HostPort("127.0.0.1")+"/hook",
+		"--approvals-webhook-secret-file", secretFile)
+	body := "token=sk-abcd1234 \x1b[2J<script>alert(1)</script>\xff " + strings.Repeat("x", 5000) + " tail-marker"
+	sum := sha256.Sum256([]byte(body))
+	const path = "/deploy/preview"
+	ch := e.post(path, body)
+	ap, r := e.heldOrDone(t, e.base+path, ch)
+	if ap == nil {
+		t.Fatalf("not held: %+v", r)
+	}
+	check := func(where string, a admin.Approval) {
+		t.Helper()
+		switch {
+		case strings.Contains(a.Body, "sk-abcd1234") || !strings.Contains(a.Body, "token=[REDACTED:api-keys]"):
+			t.Errorf("%s: the preview is not redacted: %.80q", where, a.Body)
+		case !a.BodyTruncated || len(a.Body) > 4096 || strings.Contains(a.Body, "tail-marker"):
+			t.Errorf("%s: preview of %d bytes, truncated %v, want at most 4096 and truncated", where, len(a.Body), a.BodyTruncated)
+		case a.BodySize != int64(len(body)) || a.BodySHA256 != hex.EncodeToString(sum[:]):
+			t.Errorf("%s: body size %d sha256 %s, want %d %x", where, a.BodySize, a.BodySHA256, len(body), sum)
+		case !strings.Contains(a.Body, `\xff`) || !strings.Contains(a.Body, "<script>"):
+			t.Errorf("%s: the preview does not show the body's bytes as they are: %.120q", where, a.Body)
+		}
+	}
+	check("list", *ap)
+	got, err := e.client.Approval(context.Background(), ap.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("get", got)
+	select {
+	case b := <-hooks:
+		var n struct {
+			Approval admin.Approval `json:"approval"`
+		}
+		if err := json.Unmarshal(b, &n); err != nil || n.Approval.ID != ap.ID {
+			t.Fatalf("webhook notification %.200s: %v", b, err)
+		}
+		check("webhook", n.Approval)
+	case <-time.After(15 * time.Second):
+		t.Fatal("no webhook notification")
+	}
+	out, err := exec.Command(agentgBin, "approvals", "list", "--admin", e.AdminAddr, "--data-dir", e.DataDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("agentg approvals list: %v\n%s", err, out)
+	}
+	s := string(out)
+	if !strings.Contains(s, ap.ID+" body: ") || !strings.Contains(s, "token=[REDACTED:api-keys]") ||
+		!strings.Contains(s, "[truncated: the preview shows") || strings.Contains(s, "sk-abcd1234") ||
+		strings.ContainsRune(s, 0x1b) || !strings.Contains(s, `\x1b[2J`) {
+		t.Fatalf("agentg approvals list:\n%.600s", s)
+	}
+	if _, err := e.client.Deny(context.Background(), ap.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if r := await(t, ch); r.status != http.StatusForbidden || len(e.reached(path)) != 0 {
+		t.Fatalf("denied: %+v, the upstream saw %d", r, len(e.reached(path)))
+	}
 }
