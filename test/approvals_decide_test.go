@@ -56,13 +56,7 @@ type httpHoldEnv struct {
 func startHTTPHoldEnv(t *testing.T, policy string, args ...string) *httpHoldEnv {
 	t.Helper()
 	e := &httpHoldEnv{seen: map[string][]string{}}
-	up := testenv.StartUpstream(testenv.UpstreamOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		e.mu.Lock()
-		e.seen[r.URL.Path] = append(e.seen[r.URL.Path], string(b))
-		e.mu.Unlock()
-		io.WriteString(w, "done\n")
-	})})
+	up := testenv.StartUpstream(testenv.UpstreamOptions{Handler: http.HandlerFunc(e.handler)})
 	t.Cleanup(up.Close)
 	e.adminAgentg = startAdminAgentg(t, testenv.AgentgConfig{Policy: policy, Args: args})
 	e.proxied = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(e.URL())}}
@@ -70,6 +64,15 @@ func startHTTPHoldEnv(t *testing.T, policy string, args ...string) *httpHoldEnv 
 	_, port, _ := strings.Cut(up.HostPort("127.0.0.1"), ":")
 	e.base = "http://api.test:" + port
 	return e
+}
+
+// handler is the upstream's: it records each request's body by path.
+func (e *httpHoldEnv) handler(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	e.mu.Lock()
+	e.seen[r.URL.Path] = append(e.seen[r.URL.Path], string(b))
+	e.mu.Unlock()
+	io.WriteString(w, "done\n")
 }
 
 // reached is what reached the upstream at path.
