@@ -24,7 +24,9 @@ import (
 //   - JSON only, or a 2024-11-05 POST (answered 202, answers on the GET
 //     stream): nothing until decided.
 // A denied, expired or unheld call (no broker) gets the policy's error
-// for its id; an approved one goes upstream byte for byte as shown to the
+// for its id; a client that goes away while its calls are held cancels
+// their approvals (net/http cancels the request's context: the body was
+// read whole before the hold), and none of them is sent; an approved one goes upstream byte for byte as shown to the
 // approver (its arguments after redaction).
 
 // DefaultKeepAlive is how often a held call's stream gets a comment line.
@@ -91,6 +93,16 @@ func (ex *exchange) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrit
 	}
 	wg.Wait()
 	stop()
+	if r.Context().Err() != nil {
+		// The client went as a call was approved: no one would read the
+		// answer, and nothing is sent for no one.
+		for _, h := range ex.holds {
+			if h.outcome.Approved {
+				h.outcome.Approved = false
+				h.outcome.Reason = "the client went away as the call was approved; it was not sent"
+			}
+		}
+	}
 	return rw
 }
 
