@@ -207,6 +207,9 @@ func TestApprovalClientGoneMCP(t *testing.T) {
 			<-done
 			awaitCancelled(t, e.client, a.ID)
 			waitApprovalEvent(t, e.LogFile, a.ID, "cancelled")
+			if ev := awaitRequestEvent(t, e.LogFile, a.ID); ev["status"] != float64(499) || ev["decision"] != "deny" || ev["approval_by"] != "client" {
+				t.Fatalf("the held call's event: %v, want status 499, deny by client", ev)
+			}
 			// A later call on the same server runs; the held one never did.
 			reply, err := raw.Call(mcpCtx(t), "8", "tools/call", map[string]any{"name": testenv.MCPToolDotted, "arguments": map[string]any{"m": 1}})
 			if err != nil {

@@ -29,6 +29,10 @@ import (
 // read whole before the hold), and none of them is sent; an approved one goes upstream byte for byte as shown to the
 // approver (its arguments after redaction).
 
+// statusClientGone is the status of a call whose client went away before
+// it was answered, as the proxy's events give a request's.
+const statusClientGone = 499
+
 // DefaultKeepAlive is how often a held call's stream gets a comment line.
 const DefaultKeepAlive = 15 * time.Second
 
@@ -38,6 +42,7 @@ type heldCall struct {
 	v       callVerdict
 	t       *approval.Ticket
 	outcome approval.Outcome
+	gone    bool // the client went away while the call was held
 }
 
 // holdCall starts the approval of a call decided Approve; args are the
@@ -97,6 +102,7 @@ func (ex *exchange) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrit
 		// The client went as a call was approved: no one would read the
 		// answer, and nothing is sent for no one.
 		for _, h := range ex.holds {
+			h.gone = true
 			if h.outcome.Approved {
 				h.outcome.Approved = false
 				h.outcome.Reason = "the client went away as the call was approved; it was not sent"
@@ -158,6 +164,9 @@ func (ex *exchange) settle(keep [][]byte, msgs []*Message, extra [][]byte) ([][]
 			continue
 		}
 		refused[c.m] = true
+		if h.gone {
+			c.ev.Status = statusClientGone
+		}
 		answer := ex.heldRefusal(c, h.v, o.Approval.ID, o.Reason)
 		ex.mu.Lock()
 		if ex.pending[c.m.IDKey()] == c {
