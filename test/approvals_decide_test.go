@@ -326,3 +326,59 @@ func TestApprovalHTTPBodyPreview(t *testing.T) {
 		t.Fatalf("denied: %+v, the upstream saw %d", r, len(e.reached(path)))
 	}
 }
+
+// A body over the bound (1 MiB) is not held, so no grant can cover a
+// body agentg did not digest: it is refused 413, with a deny event, and
+// never reaches the upstream, whether its length is declared or chunked.
+func TestApprovalHTTPBodyOverBound(t *testing.T) {
+	e := startHTTPHoldEnv(t, httpHoldPolicy)
+	big := strings.Repeat("z", 1<<20+1)
+	for _, c := range []struct {
+		name string
+		body io.Reader
+	}{
+		{"content-length", strings.NewReader(big)},
+		{"chunked", io.MultiReader(strings.NewReader(big))}, // no length known: sent chunked
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := "/deploy/big-" + c.name
+			resp, err := e.proxied.Post(e.base+path, "text/plain", c.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge {
+				t.Fatalf("a body over 1 MiB: %d, want 413", resp.StatusCode)
+			}
+			if items, _ := e.client.Approvals(context.Background()); len(items) != 0 {
+				t.Fatalf("held: %+v", items)
+			}
+			// A request under the bound on the same upstream passes the
+			// rule's hold as usual: a marker that it was reachable.
+			if resp, err := e.proxied.Get(e.base + "/marker-" + c.name); err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("marker: %v %v", resp, err)
+			} else {
+				resp.Body.Close()
+			}
+			if len(e.reached("/marker-"+c.name)) != 1 || len(e.reached(path)) != 0 {
+				t.Fatalf("upstream saw marker %d, big body %d", len(e.reached("/marker-"+c.name)), len(e.reached(path)))
+			}
+		})
+	}
+	var evs []map[string]any
+	waitFor(t, func() bool {
+		evs = nil
+		for _, ev := range readLog(t, e.LogFile) {
+			if ev["kind"] == "http" && strings.HasPrefix(fmt.Sprint(ev["path"]), "/deploy/big-") {
+				evs = append(evs, ev)
+			}
+		}
+		return len(evs) == 2
+	}, "the events of the two requests over the bound")
+	for _, ev := range evs {
+		if ev["decision"] != "deny" || ev["status"] != float64(413) || ev["rule"] != "hold-deploy" {
+			t.Errorf("event of a body over the bound: %v", ev)
+		}
+	}
+}
