@@ -54,15 +54,18 @@ type Approval struct {
 	// not UTF-8 shown as \xNN; BodyTruncated when cut. BodySize and
 	// BodySHA256 are the whole body's: the approval, and a grant it
 	// remembers, bind that digest.
-	Body          string    `json:"body,omitempty"`
-	BodyTruncated bool      `json:"body_truncated,omitempty"`
-	BodySize      int64     `json:"body_size,omitempty"`
-	BodySHA256    string    `json:"body_sha256,omitempty"`
-	Rule          string    `json:"rule"`
-	Created       time.Time `json:"created"`
-	Expires       time.Time `json:"expires"`
-	Via           []string  `json:"via"`
-	State         string    `json:"state"` // "pending", "approved", "denied", "expired", "cancelled"
+	Body          string `json:"body,omitempty"`
+	BodyTruncated bool   `json:"body_truncated,omitempty"`
+	BodySize      int64  `json:"body_size,omitempty"`
+	BodySHA256    string `json:"body_sha256,omitempty"`
+	// BodyEncoding is the Content-Encoding the preview was decoded
+	// from (size and digest stay the body's as sent).
+	BodyEncoding string    `json:"body_encoding,omitempty"`
+	Rule         string    `json:"rule"`
+	Created      time.Time `json:"created"`
+	Expires      time.Time `json:"expires"`
+	Via          []string  `json:"via"`
+	State        string    `json:"state"` // "pending", "approved", "denied", "expired", "cancelled"
 	// Once decided: by whom, why, the scope remembered and for how long.
 	By      string     `json:"by,omitempty"`
 	Reason  string     `json:"reason,omitempty"`
@@ -74,7 +77,7 @@ type Approval struct {
 func apiApproval(a state.Approval) Approval {
 	out := Approval{ID: a.ID, Kind: a.Kind, Agent: a.Agent, Server: a.Server, Tool: a.Tool, Args: a.Args,
 		Method: a.Method, URL: a.URL, Body: a.Body, BodyTruncated: a.BodyTruncated, BodySize: a.BodySize,
-		BodySHA256: a.BodySHA256, Rule: a.Rule, Created: a.Created, Expires: a.Expires, Via: a.Via,
+		BodySHA256: a.BodySHA256, BodyEncoding: a.BodyEncoding, Rule: a.Rule, Created: a.Created, Expires: a.Expires, Via: a.Via,
 		State: a.State, By: a.By, Reason: a.Reason, Scope: a.Scope}
 	if out.Via == nil {
 		out.Via = []string{}

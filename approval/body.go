@@ -2,8 +2,12 @@ package approval
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 
@@ -18,7 +22,10 @@ import (
 // MaxBody; a larger one is refused, never held, never granted. The
 // approver sees a preview: the body as text (bytes that are not UTF-8
 // shown as \xNN), every redact pattern of the policy applied, cut to
-// PreviewMax bytes and marked truncated when cut.
+// PreviewMax bytes and marked truncated when cut. A body sent with a
+// Content-Encoding is shown decoded (gzip, deflate; at most MaxBody
+// decoded), so that no coding hides it from its approver; one that
+// cannot be decoded is refused, never held.
 
 // Body bounds.
 const (
@@ -26,17 +33,61 @@ const (
 	PreviewMax = 4 << 10 // the most of it an approver is shown
 )
 
-// bodyView is what an approval shows and binds of a request body.
+// ErrBodyTooLarge is a body, or its decoding, over MaxBody.
+var ErrBodyTooLarge = fmt.Errorf("over %d bytes, the most a request held for approval may carry", MaxBody)
+
+// DecodeBody undoes the Content-Encoding header value encoding of body
+// (codings listed in the order applied, the last undone first) for the
+// approver to read: gzip, x-gzip, deflate (zlib, or raw as some clients
+// send it) and identity. Another coding, a body that does not decode, or
+// one that decodes to more than MaxBody is an error.
+func DecodeBody(body []byte, encoding string) ([]byte, error) {
+	var codings []string
+	for _, c := range strings.Split(encoding, ",") {
+		if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+			codings = append(codings, c)
+		}
+	}
+	out := body
+	for i := len(codings) - 1; i >= 0; i-- {
+		var r io.Reader
+		switch codings[i] {
+		case "gzip", "x-gzip":
+			zr, err := gzip.NewReader(bytes.NewReader(out))
+			if err != nil {
+				return nil, fmt.Errorf("gzip body: %w", err)
+			}
+			r = zr
+		case "deflate":
+			if zr, err := zlib.NewReader(bytes.NewReader(out)); err == nil {
+				r = zr
+			} else {
+				r = flate.NewReader(bytes.NewReader(out))
+			}
+		default:
+			return nil, fmt.Errorf("Content-Encoding %q, which agentg cannot decode to show the approver", codings[i])
+		}
+		dec, err := io.ReadAll(io.LimitReader(r, MaxBody+1))
+		switch {
+		case len(dec) > MaxBody:
+			return nil, fmt.Errorf("decoded body: %w", ErrBodyTooLarge)
+		case err != nil && !errors.Is(err, io.EOF):
+			return nil, fmt.Errorf("%s body: %w", codings[i], err)
+		}
+		out = dec
+	}
+	return out, nil
+}
+
+// bodyView is what an approval shows of a request body.
 type bodyView struct {
 	preview   string
 	truncated bool
-	sha256    string
 }
 
-// viewBody digests body and makes its preview, redacted with reds.
+// viewBody makes body's preview, redacted with reds.
 func viewBody(body []byte, reds []rules.Redaction) bodyView {
-	sum := sha256.Sum256(body)
-	v := bodyView{sha256: hex.EncodeToString(sum[:])}
+	var v bodyView
 	if len(body) == 0 {
 		return v
 	}

@@ -113,11 +113,14 @@ type Request struct {
 	Session string
 	Method  string // http: the request method
 	URL     string // http: the request's URL
-	// Body is an http request's whole body (at most MaxBody; body.go):
-	// the approval and its grant bind its digest, and the approver sees
-	// a preview redacted with Redactions.
-	Body       []byte
-	Redactions []rules.Redaction
+	// Body is an http request's whole body as sent (at most MaxBody;
+	// body.go): the approval and its grant bind its digest. The
+	// approver sees a preview of it, decoded from BodyEncoding (its
+	// Content-Encoding) when Decoded holds it, redacted with
+	// Redactions.
+	Body, Decoded []byte
+	BodyEncoding  string
+	Redactions    []rules.Redaction
 	// Decision is the approve decision that holds the call (its rule and
 	// Hold).
 	Decision rules.Decision
@@ -169,8 +172,13 @@ func (b *Broker) Begin(q Request) *Ticket {
 		Created: now, Expires: now.Add(h.Timeout), Via: h.Via(), State: state.ApprovalPending,
 		Event: q.Event, GrantKey: key, Session: q.Session}
 	if q.Kind == "http" {
-		v := viewBody(q.Body, q.Redactions)
-		t.a.Body, t.a.BodyTruncated, t.a.BodySize, t.a.BodySHA256 = v.preview, v.truncated, int64(len(q.Body)), v.sha256
+		shown := q.Body
+		if q.BodyEncoding != "" && q.Decoded != nil {
+			shown, t.a.BodyEncoding = q.Decoded, q.BodyEncoding
+		}
+		v := viewBody(shown, q.Redactions)
+		sum := sha256.Sum256(q.Body)
+		t.a.Body, t.a.BodyTruncated, t.a.BodySize, t.a.BodySHA256 = v.preview, v.truncated, int64(len(q.Body)), hex.EncodeToString(sum[:])
 	}
 	if err := b.cfg.Store.PutApproval(t.a); err != nil {
 		t.err = err

@@ -35,7 +35,7 @@ import (
 //	X-Agentg-Signature: sha256=<hex>          HMAC-SHA256(secret, timestamp + "." + body)
 //
 //	{"type": "approval.pending", "approval": {"id": ..., "kind", "agent", "server", "tool",
-//	 "args", "method", "url", "body", "body_truncated", "body_size", "body_sha256",
+//	 "args", "method", "url", "body", "body_truncated", "body_size", "body_sha256", "body_encoding",
 //	 "rule", "created", "expires", "via", "state": "pending"}}
 //
 // body is an http request's body as its approver sees it (body.go): at

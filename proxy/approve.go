@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
@@ -16,7 +17,8 @@ import (
 // goes upstream until an approver approves it. Its body is read whole
 // first (at most approval.MaxBody; a larger one is refused 413, never
 // held): the approval binds its digest and shows its approver a redacted
-// preview, and, the body read to its end, net/http watches the
+// preview (decoded from its Content-Encoding; one agentg cannot decode is
+// refused 415), and, the body read to its end, net/http watches the
 // connection and cancels the request's context when the client goes
 // away, which cancels the approval (event status 499) so that it can no
 // longer be approved. Denied, expired, or no broker: the policy's 403,
@@ -40,9 +42,25 @@ func (s *Server) holdRequest(r *http.Request, f *flow) *refusal {
 		}
 		return ref
 	}
+	// What a Content-Encoding would hide is decoded for the approver to
+	// read; a coding agentg cannot undo is refused, never shown as noise.
+	enc := strings.Join(r.Header.Values("Content-Encoding"), ",")
+	var decoded []byte
+	if strings.TrimSpace(enc) != "" {
+		if decoded, err = approval.DecodeBody(body, enc); err != nil {
+			f.decision = rules.Decision{Action: rules.Deny, Rule: d.Rule, Source: d.Source,
+				Reason: "a request held for approval must show its body to the approver: " + err.Error()}
+			ref := s.denied(f)
+			ref.status = http.StatusUnsupportedMediaType
+			if errors.Is(err, approval.ErrBodyTooLarge) {
+				ref.status = http.StatusRequestEntityTooLarge
+			}
+			return ref
+		}
+	}
 	u := f.scheme + "://" + f.host.String() + r.URL.RequestURI()
 	t := b.Begin(approval.Request{Kind: "http", Agent: f.agent, Method: r.Method, URL: u, Decision: d,
-		Body: body, Redactions: s.cfg.Policy.Engine().AllRedactions(),
+		Body: body, Decoded: decoded, BodyEncoding: enc, Redactions: s.cfg.Policy.Engine().AllRedactions(),
 		Event: f.id, Client: f.client, Host: f.host.Name, Port: f.host.Port})
 	o := t.Wait(r.Context())
 	f.approval = &audit.Approval{ID: o.Approval.ID, By: o.By, Scope: o.Approval.Scope, For: o.Approval.For}
@@ -69,7 +87,7 @@ func (s *Server) holdRequest(r *http.Request, f *flow) *refusal {
 // before it was answered, as in the events of the forwarder.
 const statusClientGone = 499
 
-var errHeldBodyTooLarge = fmt.Errorf("the request body is over %d bytes, the most a request held for approval may carry", approval.MaxBody)
+var errHeldBodyTooLarge = fmt.Errorf("the request body is %w", approval.ErrBodyTooLarge)
 
 // readHeldBody reads r's body whole (at most approval.MaxBody) and puts
 // the bytes back for the forwarder, with the original body's Close.

@@ -81,15 +81,18 @@ type Approval struct {
 	// Body is what the approver sees of an http request's body: a
 	// bounded preview, redacted, BodyTruncated when cut. BodySize and
 	// BodySHA256 are the whole body's, which the approval binds.
-	Body          string    `json:"body,omitempty"`
-	BodyTruncated bool      `json:"body_truncated,omitempty"`
-	BodySize      int64     `json:"body_size,omitempty"`
-	BodySHA256    string    `json:"body_sha256,omitempty"`
-	Rule          string    `json:"rule"`
-	Created       time.Time `json:"created"`
-	Expires       time.Time `json:"expires"`
-	Via           []string  `json:"via"`
-	State         string    `json:"state"`
+	Body          string `json:"body,omitempty"`
+	BodyTruncated bool   `json:"body_truncated,omitempty"`
+	BodySize      int64  `json:"body_size,omitempty"`
+	BodySHA256    string `json:"body_sha256,omitempty"`
+	// BodyEncoding is the Content-Encoding the preview was decoded
+	// from (size and digest stay the body's as sent).
+	BodyEncoding string    `json:"body_encoding,omitempty"`
+	Rule         string    `json:"rule"`
+	Created      time.Time `json:"created"`
+	Expires      time.Time `json:"expires"`
+	Via          []string  `json:"via"`
+	State        string    `json:"state"`
 	// Once decided: by whom ("console", "elicitation", "grant",
 	// "timeout", "client" (cancelled), "restart", "shutdown"), why, and
 	// the scope remembered.

@@ -7,6 +7,8 @@ package test
 // process; the approvers are real clients of the admin API.
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -380,5 +382,58 @@ func TestApprovalHTTPBodyOverBound(t *testing.T) {
 		if ev["decision"] != "deny" || ev["status"] != float64(413) || ev["rule"] != "hold-deploy" {
 			t.Errorf("event of a body over the bound: %v", ev)
 		}
+	}
+}
+
+// A body sent gzip-encoded is shown to the approver decoded (so that no
+// coding hides it), and goes upstream as sent once approved; a coding
+// agentg cannot decode is refused 415, never held.
+func TestApprovalHTTPBodyEncoded(t *testing.T) {
+	e := startHTTPHoldEnv(t, httpHoldPolicy)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	io.WriteString(zw, `{"image":"evil:9"}`)
+	zw.Close()
+	sent := buf.String()
+	post := func(path, coding, body string) <-chan postResult {
+		ch := make(chan postResult, 1)
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, e.base+path, strings.NewReader(body))
+			req.Header.Set("Content-Encoding", coding)
+			resp, err := e.proxied.Do(req)
+			if err != nil {
+				ch <- postResult{err: err}
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ch <- postResult{status: resp.StatusCode}
+		}()
+		return ch
+	}
+	const path = "/deploy/gz"
+	ch := post(path, "gzip", sent)
+	ap, r := e.heldOrDone(t, e.base+path, ch)
+	if ap == nil {
+		t.Fatalf("not held: %+v", r)
+	}
+	sum := sha256.Sum256([]byte(sent))
+	if ap.Body != `{"image":"evil:9"}` || ap.BodyEncoding != "gzip" || ap.BodySize != int64(len(sent)) || ap.BodySHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("the approver sees %q (encoding %q, size %d, sha256 %s)", ap.Body, ap.BodyEncoding, ap.BodySize, ap.BodySHA256)
+	}
+	if _, err := e.client.Approve(context.Background(), ap.ID, admin.ApproveRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := await(t, ch); r.status != http.StatusOK {
+		t.Fatalf("approved: %+v", r)
+	}
+	if got := e.reached(path); len(got) != 1 || got[0] != sent {
+		t.Fatalf("the upstream got %q, want the body as sent", got)
+	}
+	if r := await(t, post("/deploy/br", "br", "\x1b\x00\x00")); r.status != http.StatusUnsupportedMediaType {
+		t.Fatalf("a coding agentg cannot decode: %+v, want 415", r)
+	}
+	if items, _ := e.client.Approvals(context.Background()); len(items) != 0 || len(e.reached("/deploy/br")) != 0 {
+		t.Fatalf("held %+v, upstream %d", items, len(e.reached("/deploy/br")))
 	}
 }

@@ -288,6 +288,7 @@ const approvals = (() => {
       el('div', { class: 'row meta' },
         el('span', {}, 'body ', el('b', {}, String(a.body_size) + ' bytes')),
         a.body_sha256 ? el('span', {}, 'sha256 ', el('code', {}, String(a.body_sha256).slice(0, 16))) : null,
+        a.body_encoding ? el('span', {}, 'shown decoded from ', el('b', {}, String(a.body_encoding))) : null,
         a.body_truncated ? el('span', { class: 'truncated' }, 'preview truncated: the first 4 KiB are shown') : null),
       el('pre', { class: 'args body' }, String(a.body || '')));
   }

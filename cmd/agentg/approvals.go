@@ -178,6 +178,9 @@ func bodySummary(a admin.Approval) string {
 		sum = sum[:12]
 	}
 	s := fmt.Sprintf("%d bytes, sha256 %s", a.BodySize, sum)
+	if a.BodyEncoding != "" {
+		s += ", shown decoded from " + a.BodyEncoding
+	}
 	if a.BodyTruncated {
 		s += ", truncated"
 	}
