@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -72,7 +73,8 @@ func awaitRequestEvent(t *testing.T, logFile, id string) map[string]any {
 }
 
 // HTTP requests held by an http approve rule: plain HTTP on the explicit
-// listener, and HTTPS intercepted, over HTTP/1.1 and HTTP/2.
+// listener, and HTTPS intercepted, over HTTP/1.1 and HTTP/2; a POST with
+// a body and a GET without one.
 func TestApprovalClientGoneHTTP(t *testing.T) {
 	upCA, err := testenv.NewCA("approvals upstream root")
 	if err != nil {
@@ -86,7 +88,11 @@ func TestApprovalClientGoneHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := startHTTPHoldEnv(t, httpHoldPolicy+"intercept: [api.test]\n", "--upstream-ca", caFile)
+	policy := httpHoldPolicy + `  - approve: "GET api.test/deploy/**"
+    id: hold-deploy-get
+intercept: [api.test]
+`
+	e := startHTTPHoldEnv(t, policy, "--upstream-ca", caFile)
 	tlsUp := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &leaf, HTTP2: true, Handler: http.HandlerFunc(e.handler)})
 	t.Cleanup(tlsUp.Close)
 	pool, err := e.CAPool()
@@ -94,14 +100,17 @@ func TestApprovalClientGoneHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		name  string
-		base  string
-		h2    bool
-		proto int
+		name   string
+		base   string
+		h2     bool
+		proto  int
+		method string
 	}{
-		{"plain http", e.base, false, 1},
-		{"intercepted h1", "https://api.test:" + tlsUp.Port, false, 1},
-		{"intercepted h2", "https://api.test:" + tlsUp.Port, true, 2},
+		{"plain http", e.base, false, 1, http.MethodPost},
+		{"intercepted h1", "https://api.test:" + tlsUp.Port, false, 1, http.MethodPost},
+		{"intercepted h2", "https://api.test:" + tlsUp.Port, true, 2, http.MethodPost},
+		{"plain http GET", e.base, false, 1, http.MethodGet},
+		{"intercepted h1 GET", "https://api.test:" + tlsUp.Port, false, 1, http.MethodGet},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tr := &http.Transport{Proxy: http.ProxyURL(e.URL()), ForceAttemptHTTP2: c.h2,
@@ -113,7 +122,11 @@ func TestApprovalClientGoneHTTP(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, strings.NewReader("ship it"))
+				var body io.Reader
+				if c.method == http.MethodPost {
+					body = strings.NewReader("ship it")
+				}
+				req, _ := http.NewRequestWithContext(ctx, c.method, c.base+path, body)
 				resp, err := client.Do(req)
 				if err == nil {
 					resp.Body.Close()
