@@ -50,8 +50,12 @@ func TestBrokerOutcomes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tk := b.Begin(held(time.Minute))
 	time.AfterFunc(20*time.Millisecond, cancel)
-	if o := tk.Wait(ctx); o.Approved || o.By != "client" || b.PendingCount() != 0 {
+	if o := tk.Wait(ctx); o.Approved || o.By != "client" || o.Approval.State != state.ApprovalCancelled || b.PendingCount() != 0 {
 		t.Fatalf("client gone: %+v, %d pending", o, b.PendingCount())
+	}
+	// Cancelled is final: no approver can approve it any more.
+	if _, err := b.Approve(tk.ID(), "", 0, "console"); !errors.Is(err, state.ErrDecided) {
+		t.Fatalf("approving a cancelled approval: %v", err)
 	}
 	// Approved by console.
 	tk = b.Begin(held(time.Minute))

@@ -19,7 +19,7 @@ import (
 //
 // Contract:
 //   - An approval is decided once: DecideApproval moves it from pending to
-//     approved, denied or expired, and every later decision fails with
+//     approved, denied, expired or cancelled, and every later decision fails with
 //     ErrDecided. Approvers, the timeout and the client going away race
 //     through it, so exactly one of them wins.
 //   - A decision and the grant it remembers are one step: a Decision
@@ -113,7 +113,7 @@ type Approval struct {
 
 // Decision is what an approver (or the timeout) says about an approval.
 type Decision struct {
-	State  string // ApprovalApproved, ApprovalDenied or ApprovalExpired
+	State  string // ApprovalApproved, ApprovalDenied, ApprovalExpired or ApprovalCancelled
 	By     string
 	Reason string
 	Scope  string
