@@ -153,6 +153,9 @@ func (ex *exchange) settle(keep [][]byte, msgs []*Message, extra [][]byte) ([][]
 	refused := map[*Message]bool{}
 	for _, h := range ex.holds {
 		c, o := h.c, h.outcome
+		if h.gone { // never approved: awaitHolds refused what was
+			c.ev.Status = statusClientGone
+		}
 		if c.ev.Approval != nil || o.Approval.ID != "" {
 			c.ev.Approval = &audit.Approval{ID: o.Approval.ID, By: o.By, Scope: o.Approval.Scope, For: o.Approval.For}
 		} else if o.By != "" {
@@ -164,9 +167,6 @@ func (ex *exchange) settle(keep [][]byte, msgs []*Message, extra [][]byte) ([][]
 			continue
 		}
 		refused[c.m] = true
-		if h.gone {
-			c.ev.Status = statusClientGone
-		}
 		answer := ex.heldRefusal(c, h.v, o.Approval.ID, o.Reason)
 		ex.mu.Lock()
 		if ex.pending[c.m.IDKey()] == c {
