@@ -21,7 +21,8 @@ import (
 //	POST /v1/approvals/{id}/approve  {"scope": "call"|"agent-tool", "for": "10m"}, both optional
 //	POST /v1/approvals/{id}/deny     {"reason": "..."}, optional
 //
-// A decision on an approval already decided is 409 "decided"; an unknown
+// A decision on an approval already decided (a cancelled one included:
+// its client went away) is 409 "decided"; an unknown
 // id 404 "not_found"; a scope or for that does not parse 400.
 
 // Approvals is what the API asks of the approvals broker;
@@ -45,14 +46,26 @@ type Approval struct {
 	Tool   string `json:"tool,omitempty"`
 	// Args are the arguments exactly as they will be sent (after
 	// redaction), as JSON text.
-	Args    string    `json:"args,omitempty"`
-	Method  string    `json:"method,omitempty"`
-	URL     string    `json:"url,omitempty"`
-	Rule    string    `json:"rule"`
-	Created time.Time `json:"created"`
-	Expires time.Time `json:"expires"`
-	Via     []string  `json:"via"`
-	State   string    `json:"state"` // "pending", "approved", "denied", "expired"
+	Args   string `json:"args,omitempty"`
+	Method string `json:"method,omitempty"`
+	URL    string `json:"url,omitempty"`
+	// Body (http kind) is a preview of the request's body: at most
+	// 4 KiB, redacted with the policy's redact patterns, bytes that are
+	// not UTF-8 shown as \xNN; BodyTruncated when cut. BodySize and
+	// BodySHA256 are the whole body's: the approval, and a grant it
+	// remembers, bind that digest.
+	Body          string `json:"body,omitempty"`
+	BodyTruncated bool   `json:"body_truncated,omitempty"`
+	BodySize      int64  `json:"body_size,omitempty"`
+	BodySHA256    string `json:"body_sha256,omitempty"`
+	// BodyEncoding is the Content-Encoding the preview was decoded
+	// from (size and digest stay the body's as sent).
+	BodyEncoding string    `json:"body_encoding,omitempty"`
+	Rule         string    `json:"rule"`
+	Created      time.Time `json:"created"`
+	Expires      time.Time `json:"expires"`
+	Via          []string  `json:"via"`
+	State        string    `json:"state"` // "pending", "approved", "denied", "expired", "cancelled"
 	// Once decided: by whom, why, the scope remembered and for how long.
 	By      string     `json:"by,omitempty"`
 	Reason  string     `json:"reason,omitempty"`
@@ -63,7 +76,8 @@ type Approval struct {
 
 func apiApproval(a state.Approval) Approval {
 	out := Approval{ID: a.ID, Kind: a.Kind, Agent: a.Agent, Server: a.Server, Tool: a.Tool, Args: a.Args,
-		Method: a.Method, URL: a.URL, Rule: a.Rule, Created: a.Created, Expires: a.Expires, Via: a.Via,
+		Method: a.Method, URL: a.URL, Body: a.Body, BodyTruncated: a.BodyTruncated, BodySize: a.BodySize,
+		BodySHA256: a.BodySHA256, BodyEncoding: a.BodyEncoding, Rule: a.Rule, Created: a.Created, Expires: a.Expires, Via: a.Via,
 		State: a.State, By: a.By, Reason: a.Reason, Scope: a.Scope}
 	if out.Via == nil {
 		out.Via = []string{}

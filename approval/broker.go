@@ -10,15 +10,20 @@
 //     state is approved (by an approver, or by a grant remembered from
 //     one). Anything else, a store that cannot hold it included, denies.
 //   - Nothing hangs forever: every hold ends at its timeout (expired,
-//     which denies), when the client goes away (denied), at shutdown
+//     which denies), when the client goes away (cancelled, which denies:
+//     the approval can no longer be approved), at shutdown
 //     (denied) or when decided. A restart denies what was pending, and
 //     says so with an event for each (Recover).
 //   - An approval is decided once; approvers racing each other and the
 //     timeout get ErrDecided, and the call gets the first decision.
 //   - The approver sees what will be sent: the arguments after
-//     redaction, exactly the bytes forwarded on approval.
+//     redaction, exactly the bytes forwarded on approval; for an HTTP
+//     request its method, URL and a redacted preview of its body, whose
+//     digest the approval binds (body.go).
+//   - A decision and the grant it remembers are one step (the store's
+//     DecideApproval): a deny that wins a race leaves no grant.
 //   - Every step is an event of kind "approval" (held, approved, denied,
-//     expired) naming the held call's event as its parent.
+//     expired, cancelled) naming the held call's event as its parent.
 package approval
 
 import (
@@ -108,6 +113,14 @@ type Request struct {
 	Session string
 	Method  string // http: the request method
 	URL     string // http: the request's URL
+	// Body is an http request's whole body as sent (at most MaxBody;
+	// body.go): the approval and its grant bind its digest. The
+	// approver sees a preview of it, decoded from BodyEncoding (its
+	// Content-Encoding) when Decoded holds it, redacted with
+	// Redactions.
+	Body, Decoded []byte
+	BodyEncoding  string
+	Redactions    []rules.Redaction
 	// Decision is the approve decision that holds the call (its rule and
 	// Hold).
 	Decision rules.Decision
@@ -158,6 +171,15 @@ func (b *Broker) Begin(q Request) *Ticket {
 		Args: string(q.Args), Method: q.Method, URL: q.URL, Rule: q.Decision.Rule,
 		Created: now, Expires: now.Add(h.Timeout), Via: h.Via(), State: state.ApprovalPending,
 		Event: q.Event, GrantKey: key, Session: q.Session}
+	if q.Kind == "http" {
+		shown := q.Body
+		if q.BodyEncoding != "" && q.Decoded != nil {
+			shown, t.a.BodyEncoding = q.Decoded, q.BodyEncoding
+		}
+		v := viewBody(shown, q.Redactions)
+		sum := sha256.Sum256(q.Body)
+		t.a.Body, t.a.BodyTruncated, t.a.BodySize, t.a.BodySHA256 = v.preview, v.truncated, int64(len(q.Body)), hex.EncodeToString(sum[:])
+	}
 	if err := b.cfg.Store.PutApproval(t.a); err != nil {
 		t.err = err
 		b.emit(t.a, q, "denied", "deny", "store", "cannot hold the call: "+err.Error(), "", 0)
@@ -165,6 +187,13 @@ func (b *Broker) Begin(q Request) *Ticket {
 	}
 	t.done = b.cfg.Store.Decided(t.a.ID)
 	b.emit(t.a, q, "held", "approve", "", q.Decision.Reason, "", 0)
+	if g, ok := b.cfg.Store.Grant(key); ok {
+		// A grant decided between the look above and the hold, after
+		// its releaseCovered listed what was pending: released here.
+		b.decide(t.a.ID, state.Decision{State: state.ApprovalApproved, By: "grant",
+			Reason: "approved by grant from approval " + g.Approval, Scope: ScopeCall})
+		return t
+	}
 	if b.cfg.Notify != nil {
 		b.cfg.Notify.Pending(t.a)
 	}
@@ -204,7 +233,8 @@ func (t *Ticket) Wait(ctx context.Context) Outcome {
 		t.b.decide(t.a.ID, state.Decision{State: state.ApprovalExpired, By: "timeout",
 			Reason: fmt.Sprintf("no approver decided within %s", t.a.Expires.Sub(t.a.Created).Round(time.Millisecond))})
 	case <-ctx.Done():
-		t.b.decide(t.a.ID, state.Decision{State: state.ApprovalDenied, By: "client", Reason: "the client went away while the call was held"})
+		// Cancelled, not denied: no approver decided, and none can now.
+		t.b.decide(t.a.ID, state.Decision{State: state.ApprovalCancelled, By: "client", Reason: "the client went away while the call was held"})
 	}
 	a, ok := t.b.cfg.Store.Approval(t.a.ID)
 	if !ok {
@@ -222,6 +252,8 @@ func outcomeReason(a state.Approval) string {
 		return "approved by " + a.By
 	case state.ApprovalExpired:
 		return "approval " + a.ID + " expired: " + a.Reason
+	case state.ApprovalCancelled:
+		return "approval " + a.ID + " cancelled: " + a.Reason
 	}
 	msg := "approval " + a.ID + " denied by " + a.By
 	if a.Reason != "" {
@@ -257,14 +289,13 @@ func (b *Broker) Approve(id, scope string, forDur time.Duration, by string) (sta
 	if pre.State == state.ApprovalPending && !allowed(pre.Via, by) {
 		return state.Approval{}, fmt.Errorf("%w: approval %s may be decided via %v, not %s", ErrBadScope, id, pre.Via, by)
 	}
-	if scope == ScopeAgentTool && pre.State == state.ApprovalPending {
-		// The grant first: a call that comes as the approval is decided
-		// already finds it.
-		if err := b.cfg.Store.PutGrant(state.Grant{Key: pre.GrantKey, Approval: id, Agent: pre.Agent, Expires: b.now().Add(forDur)}); err != nil {
-			return state.Approval{}, fmt.Errorf("remember approval %s: %w", id, err)
-		}
+	d := state.Decision{State: state.ApprovalApproved, By: by, Scope: scope, For: forDur}
+	if scope == ScopeAgentTool {
+		// One step with the decision: a deny or a timeout that wins the
+		// race leaves no grant behind.
+		d.Grant = &state.Grant{Key: pre.GrantKey, Agent: pre.Agent, Expires: b.now().Add(forDur)}
 	}
-	a, err := b.decide(id, state.Decision{State: state.ApprovalApproved, By: by, Scope: scope, For: forDur})
+	a, err := b.decide(id, d)
 	if err == nil && scope == ScopeAgentTool {
 		b.releaseCovered(id, pre.GrantKey)
 	}
@@ -377,11 +408,12 @@ func newID() string {
 }
 
 // grantKey is what a grant binds to: the kind, agent, server and tool (or
-// method and URL), and the digest of the arguments as sent. Each field is
-// length-prefixed, so no value can pose as another.
+// method and URL), and the digest of the arguments as sent (or of the
+// whole body). Each field is length-prefixed, so no value can pose as
+// another.
 func grantKey(q Request) string {
 	h := sha256.New()
-	for _, f := range []string{q.Kind, q.Agent, q.Server, q.Tool, q.Method, q.URL, string(q.Args)} {
+	for _, f := range []string{q.Kind, q.Agent, q.Server, q.Tool, q.Method, q.URL, string(q.Args), string(q.Body)} {
 		var n [binary.MaxVarintLen64]byte
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(f)))])
 		h.Write([]byte(f))

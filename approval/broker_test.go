@@ -3,8 +3,10 @@ package approval
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,8 +50,12 @@ func TestBrokerOutcomes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tk := b.Begin(held(time.Minute))
 	time.AfterFunc(20*time.Millisecond, cancel)
-	if o := tk.Wait(ctx); o.Approved || o.By != "client" || b.PendingCount() != 0 {
+	if o := tk.Wait(ctx); o.Approved || o.By != "client" || o.Approval.State != state.ApprovalCancelled || b.PendingCount() != 0 {
 		t.Fatalf("client gone: %+v, %d pending", o, b.PendingCount())
+	}
+	// Cancelled is final: no approver can approve it any more.
+	if _, err := b.Approve(tk.ID(), "", 0, "console"); !errors.Is(err, state.ErrDecided) {
+		t.Fatalf("approving a cancelled approval: %v", err)
 	}
 	// Approved by console.
 	tk = b.Begin(held(time.Minute))
@@ -140,4 +146,42 @@ func TestBrokerFullDenies(t *testing.T) {
 	if o := tk.Wait(context.Background()); o.Approved || !tk.Immediate() {
 		t.Fatalf("past the bound: %+v", o)
 	}
+}
+
+// An approve that remembers (agent-tool) racing a deny: whichever wins,
+// the grant exists exactly when the approve won. Issue 14 item 11: the
+// grant used to be stored before the decision and kept when the deny
+// won, so the identical call then passed "by grant".
+func TestBrokerDenyRacingGrantLeavesNoGrant(t *testing.T) {
+	b := newBroker(t, state.ApprovalOptions{})
+	denyWon := 0
+	for i := range 2000 {
+		q := held(time.Minute)
+		q.Args = []byte(fmt.Sprintf(`{"trial":%d}`, i))
+		tk := b.Begin(q)
+		var wg sync.WaitGroup
+		var aerr, derr error
+		wg.Add(2)
+		go func() { defer wg.Done(); _, aerr = b.Approve(tk.ID(), ScopeAgentTool, time.Minute, "console") }()
+		go func() { defer wg.Done(); _, derr = b.Deny(tk.ID(), "no", "console") }()
+		wg.Wait()
+		if (aerr == nil) == (derr == nil) {
+			t.Fatalf("trial %d: approve %v, deny %v: exactly one must win", i, aerr, derr)
+		}
+		o := tk.Wait(context.Background())
+		if o.Approved != (aerr == nil) {
+			t.Fatalf("trial %d: outcome %+v, approve error %v", i, o, aerr)
+		}
+		again := b.Begin(q)
+		if aerr != nil {
+			denyWon++
+			if again.Immediate() {
+				t.Fatalf("trial %d: the deny won, yet the identical call passed: %+v", i, again.Wait(context.Background()))
+			}
+			b.Deny(again.ID(), "", "console")
+		} else if !again.Immediate() || !again.Wait(context.Background()).Approved {
+			t.Fatalf("trial %d: the approve won, yet its grant does not pass the identical call", i)
+		}
+	}
+	t.Logf("the deny won %d of 2000 trials", denyWon)
 }

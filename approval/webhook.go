@@ -35,7 +35,11 @@ import (
 //	X-Agentg-Signature: sha256=<hex>          HMAC-SHA256(secret, timestamp + "." + body)
 //
 //	{"type": "approval.pending", "approval": {"id": ..., "kind", "agent", "server", "tool",
-//	 "args", "method", "url", "rule", "created", "expires", "via", "state": "pending"}}
+//	 "args", "method", "url", "body", "body_truncated", "body_size", "body_sha256", "body_encoding",
+//	 "rule", "created", "expires", "via", "state": "pending"}}
+//
+// body is an http request's body as its approver sees it (body.go): at
+// most PreviewMax bytes, redacted, body_truncated when cut.
 //
 // A receiver checks the signature with VerifyWebhook (or the same steps
 // in its own language): recompute the HMAC over the timestamp header, a

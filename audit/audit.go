@@ -75,7 +75,8 @@ type DNS struct {
 type Approval struct {
 	ID string
 	// Action is, on a kind "approval" event, what happened: "held",
-	// "approved", "denied", "expired"; "" on the call's own event.
+	// "approved", "denied", "expired", "cancelled" (the client went
+	// away); "" on the call's own event.
 	Action string
 	// By is who decided: "console" (the admin API and its users),
 	// "elicitation" (the client's user, in band), "grant" (a remembered

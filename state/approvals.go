@@ -19,9 +19,14 @@ import (
 //
 // Contract:
 //   - An approval is decided once: DecideApproval moves it from pending to
-//     approved, denied or expired, and every later decision fails with
+//     approved, denied, expired or cancelled, and every later decision fails with
 //     ErrDecided. Approvers, the timeout and the client going away race
 //     through it, so exactly one of them wins.
+//   - A decision and the grant it remembers are one step: a Decision
+//     with a Grant stores both in one write transaction, or neither (a
+//     decision that fails, ErrDecided included, leaves no grant). No
+//     other way stores a grant, and Grant never returns one whose
+//     approval is on record as anything but approved.
 //   - An approved approval passes its call once: UseApproval marks it
 //     used, and every later use fails with ErrUsed. The in-band retry
 //     (a 2026-07-28 requestState) takes its call through it, whoever
@@ -29,8 +34,8 @@ import (
 //   - Everything is bounded: pending approvals (MaxPending: past it
 //     PutApproval fails with ErrFull, and the caller denies), decided ones
 //     kept for GET (MaxDecided, oldest dropped first, and DecidedTTL), and
-//     grants (MaxGrants: past it PutGrant fails, so nothing is
-//     remembered; a grant expires at its Expires).
+//     grants (MaxGrants: past it a decision with a grant fails, so
+//     nothing is decided or remembered; a grant expires at its Expires).
 //   - With a DataDir the ids of pending approvals persist in
 //     <data-dir>/approvals-pending.json (PendingFile), written atomically
 //     (mode 0600) shortly after each change and on Close, so that a
@@ -47,6 +52,9 @@ const (
 	ApprovalApproved = "approved"
 	ApprovalDenied   = "denied"
 	ApprovalExpired  = "expired"
+	// ApprovalCancelled: the client went away while its call was held;
+	// the call was never sent and cannot be approved any more.
+	ApprovalCancelled = "cancelled"
 )
 
 // Errors of the approval store; test with errors.Is.
@@ -67,16 +75,27 @@ type Approval struct {
 	Tool   string `json:"tool,omitempty"`
 	// Args are the call's arguments exactly as they will be sent (after
 	// redaction), as JSON text.
-	Args    string    `json:"args,omitempty"`
-	Method  string    `json:"method,omitempty"`
-	URL     string    `json:"url,omitempty"` // http kind: the request's URL
-	Rule    string    `json:"rule"`
-	Created time.Time `json:"created"`
-	Expires time.Time `json:"expires"`
-	Via     []string  `json:"via"`
-	State   string    `json:"state"`
-	// Once decided: by whom ("console", "elicitation", "timeout",
-	// "client", "restart", "shutdown"), why, and the scope remembered.
+	Args   string `json:"args,omitempty"`
+	Method string `json:"method,omitempty"`
+	URL    string `json:"url,omitempty"` // http kind: the request's URL
+	// Body is what the approver sees of an http request's body: a
+	// bounded preview, redacted, BodyTruncated when cut. BodySize and
+	// BodySHA256 are the whole body's, which the approval binds.
+	Body          string `json:"body,omitempty"`
+	BodyTruncated bool   `json:"body_truncated,omitempty"`
+	BodySize      int64  `json:"body_size,omitempty"`
+	BodySHA256    string `json:"body_sha256,omitempty"`
+	// BodyEncoding is the Content-Encoding the preview was decoded
+	// from (size and digest stay the body's as sent).
+	BodyEncoding string    `json:"body_encoding,omitempty"`
+	Rule         string    `json:"rule"`
+	Created      time.Time `json:"created"`
+	Expires      time.Time `json:"expires"`
+	Via          []string  `json:"via"`
+	State        string    `json:"state"`
+	// Once decided: by whom ("console", "elicitation", "grant",
+	// "timeout", "client" (cancelled), "restart", "shutdown"), why, and
+	// the scope remembered.
 	By      string        `json:"by,omitempty"`
 	Reason  string        `json:"reason,omitempty"`
 	Scope   string        `json:"scope,omitempty"`
@@ -94,11 +113,15 @@ type Approval struct {
 
 // Decision is what an approver (or the timeout) says about an approval.
 type Decision struct {
-	State  string // ApprovalApproved, ApprovalDenied or ApprovalExpired
+	State  string // ApprovalApproved, ApprovalDenied, ApprovalExpired or ApprovalCancelled
 	By     string
 	Reason string
 	Scope  string
 	For    time.Duration
+	// Grant, with State approved only, is remembered in the same write
+	// transaction as the decision (its Approval is set to the decided
+	// id): both are stored, or neither.
+	Grant *Grant
 }
 
 // Grant remembers an approval for a while: a later call with the same
@@ -128,8 +151,8 @@ type ApprovalStore interface {
 	// Decided is closed once the approval is decided; nil for an unknown
 	// id.
 	Decided(id string) <-chan struct{}
-	PutGrant(Grant) error
-	// Grant returns the live grant with key.
+	// Grant returns the live grant with key (grants are stored only by
+	// DecideApproval, with their approval's decision).
 	Grant(key string) (Grant, bool)
 	// Orphans returns what the previous run left pending (read from the
 	// data directory at start), once; the file is rewritten without
@@ -444,9 +467,12 @@ func (m *ApprovalMemory) writeRec(id string) (*memdb.Txn, *approvalRec, error) {
 // DecideApproval implements ApprovalStore.
 func (m *ApprovalMemory) DecideApproval(id string, d Decision) (Approval, error) {
 	switch d.State {
-	case ApprovalApproved, ApprovalDenied, ApprovalExpired:
+	case ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalCancelled:
 	default:
 		return Approval{}, fmt.Errorf("%w: decision %q", ErrInvalid, d.State)
+	}
+	if d.Grant != nil && (d.State != ApprovalApproved || d.Grant.Key == "") {
+		return Approval{}, fmt.Errorf("%w: a grant with a %s decision, or without a key", ErrInvalid, d.State)
 	}
 	txn, old, err := m.writeRec(id)
 	if err != nil {
@@ -462,7 +488,19 @@ func (m *ApprovalMemory) DecideApproval(id string, d Decision) (Approval, error)
 		return Approval{}, fmt.Errorf("state: decide approval: %w", err)
 	}
 	m.mu.Lock()
+	grants := 0
+	if d.Grant != nil {
+		g := *d.Grant
+		g.Approval = id
+		// In the transaction that decides: aborted with it when the
+		// grant cannot be stored, so the decision fails whole.
+		if grants, err = m.putGrantLocked(txn, g); err != nil {
+			m.mu.Unlock()
+			return Approval{}, fmt.Errorf("remember approval %s: %w", id, err)
+		}
+	}
 	txn.Commit()
+	m.grants += grants
 	m.pending--
 	m.decided = append(m.decided, id)
 	m.mu.Unlock()
@@ -499,17 +537,13 @@ func (m *ApprovalMemory) Decided(id string) <-chan struct{} {
 	return nil
 }
 
-// PutGrant implements ApprovalStore.
-func (m *ApprovalMemory) PutGrant(g Grant) error {
-	if g.Key == "" {
-		return fmt.Errorf("%w: grant without a key", ErrInvalid)
-	}
+// putGrantLocked inserts g in txn (m.mu held), dropping expired grants
+// first when MaxGrants is reached; ErrFull when there is still no room.
+// It returns the change to m.grants, to apply once txn commits.
+func (m *ApprovalMemory) putGrantLocked(txn *memdb.Txn, g Grant) (int, error) {
 	now := m.opts.Now()
-	txn := m.db.Txn(true)
-	defer txn.Abort()
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	old, _ := txn.First(tableGrant, indexID, g.Key)
+	delta := 0
 	if old == nil && m.grants >= m.opts.MaxGrants {
 		// Drop the expired ones first; still full: remember nothing.
 		it, err := txn.Get(tableGrant, indexID)
@@ -522,31 +556,36 @@ func (m *ApprovalMemory) PutGrant(g Grant) error {
 			}
 			for _, r := range gone {
 				txn.Delete(tableGrant, r)
-				m.grants--
+				delta--
 			}
 		}
-		if m.grants >= m.opts.MaxGrants {
-			return fmt.Errorf("%w: %d grants", ErrFull, m.grants)
+		if m.grants+delta >= m.opts.MaxGrants {
+			return 0, fmt.Errorf("%w: %d grants", ErrFull, m.grants)
 		}
 	}
 	if err := txn.Insert(tableGrant, &grantRec{g: g}); err != nil {
-		return fmt.Errorf("state: put grant: %w", err)
+		return 0, fmt.Errorf("state: put grant: %w", err)
 	}
-	txn.Commit()
 	if old == nil {
-		m.grants++
+		delta++
 	}
-	return nil
+	return delta, nil
 }
 
 // Grant implements ApprovalStore.
 func (m *ApprovalMemory) Grant(key string) (Grant, bool) {
-	obj, err := m.db.Txn(false).First(tableGrant, indexID, key)
+	txn := m.db.Txn(false)
+	obj, err := txn.First(tableGrant, indexID, key)
 	if err != nil || obj == nil {
 		return Grant{}, false
 	}
 	g := obj.(*grantRec).g
 	if !g.Expires.After(m.opts.Now()) {
+		return Grant{}, false
+	}
+	// Stored only with its approval's decision; were its approval on
+	// record as anything else, it would not be honoured all the same.
+	if a, _ := txn.First(tableApproval, indexID, g.Approval); a != nil && a.(*approvalRec).a.State != ApprovalApproved {
 		return Grant{}, false
 	}
 	return g, true

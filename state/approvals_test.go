@@ -111,26 +111,56 @@ func TestApprovalsPersistPending(t *testing.T) {
 	}
 }
 
+// grantFor holds and approves a new approval, remembering it under key.
+func grantFor(m *ApprovalMemory, id, key string, expires time.Time) error {
+	if err := m.PutApproval(Approval{ID: id, Created: time.Now()}); err != nil {
+		return err
+	}
+	_, err := m.DecideApproval(id, Decision{State: ApprovalApproved, By: "console", Scope: "agent-tool",
+		Grant: &Grant{Key: key, Expires: expires}})
+	return err
+}
+
 func TestApprovalsGrants(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { return now }
 	m, _ := NewApprovalMemory(ApprovalOptions{MaxGrants: 1, Now: clock})
 	defer m.Close()
-	if err := m.PutGrant(Grant{Key: "k", Expires: now.Add(time.Minute)}); err != nil {
+	if err := grantFor(m, "ap-1", "k", now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := m.Grant("k"); !ok {
-		t.Fatal("grant not found")
+	if g, ok := m.Grant("k"); !ok || g.Approval != "ap-1" {
+		t.Fatalf("grant %+v %v", g, ok)
 	}
-	if err := m.PutGrant(Grant{Key: "k2", Expires: now.Add(time.Minute)}); !errors.Is(err, ErrFull) {
+	// Past MaxGrants the decision fails whole: not approved, nothing
+	// remembered, still pending.
+	if err := grantFor(m, "ap-2", "k2", now.Add(time.Minute)); !errors.Is(err, ErrFull) {
 		t.Fatalf("past MaxGrants: %v", err)
+	}
+	if a, _ := m.Approval("ap-2"); a.State != ApprovalPending {
+		t.Fatalf("a decision whose grant failed: %+v", a)
 	}
 	now = now.Add(2 * time.Minute)
 	if _, ok := m.Grant("k"); ok {
 		t.Fatal("expired grant found")
 	}
-	if err := m.PutGrant(Grant{Key: "k2", Expires: now.Add(time.Minute)}); err != nil {
+	if _, err := m.DecideApproval("ap-2", Decision{State: ApprovalApproved, By: "console",
+		Grant: &Grant{Key: "k2", Expires: now.Add(time.Minute)}}); err != nil {
 		t.Fatalf("expired grants make room: %v", err)
+	}
+	// A decision that fails (decided already) stores no grant; nor does
+	// a grant with a deny.
+	if _, err := m.DecideApproval("ap-2", Decision{State: ApprovalApproved, By: "console",
+		Grant: &Grant{Key: "k3", Expires: now.Add(time.Minute)}}); !errors.Is(err, ErrDecided) {
+		t.Fatalf("second decision: %v", err)
+	}
+	if _, ok := m.Grant("k3"); ok {
+		t.Fatal("a failed decision stored its grant")
+	}
+	m.PutApproval(Approval{ID: "ap-3"})
+	if _, err := m.DecideApproval("ap-3", Decision{State: ApprovalDenied, By: "console",
+		Grant: &Grant{Key: "k4", Expires: now.Add(time.Minute)}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a deny with a grant: %v", err)
 	}
 }
 

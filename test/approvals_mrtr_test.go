@@ -287,7 +287,7 @@ func TestApprovalInputRequiredNoCapability(t *testing.T) {
 	}
 	cancel()
 	<-ch
-	waitApprovalEvent(t, e.LogFile, a.ID, "denied")
+	waitApprovalEvent(t, e.LogFile, a.ID, "cancelled")
 	if n := e.servers[mode].Calls(testenv.MCPToolWipe); n != 0 {
 		t.Fatalf("the server ran %d times", n)
 	}

@@ -597,9 +597,9 @@ func TestApprovalElicitationStateful(t *testing.T) {
 	if g, _ := e.client.Approval(context.Background(), a.ID); g.State != "pending" {
 		t.Fatalf("a forged in-band answer from another session decided the approval: %+v", g)
 	}
-	cancel() // the client gives up: the hold ends, denied
+	cancel() // the client gives up: the hold ends, cancelled (a denial)
 	<-ch
-	ev := waitApprovalEvent(t, e.LogFile, a.ID, "denied")
+	ev := waitApprovalEvent(t, e.LogFile, a.ID, "cancelled")
 	if ev["approval_by"] != "client" {
 		t.Fatalf("client gone: %v", ev)
 	}

@@ -280,6 +280,19 @@ const approvals = (() => {
     }
   }
 
+  // The held request's body as agentg previews it (bounded, redacted);
+  // text nodes only, never markup.
+  function bodyView(a) {
+    if (!a.body_size) return el('div', { class: 'row meta' }, el('span', {}, 'no body'));
+    return el('div', { class: 'body' },
+      el('div', { class: 'row meta' },
+        el('span', {}, 'body ', el('b', {}, String(a.body_size) + ' bytes')),
+        a.body_sha256 ? el('span', {}, 'sha256 ', el('code', {}, String(a.body_sha256).slice(0, 16))) : null,
+        a.body_encoding ? el('span', {}, 'shown decoded from ', el('b', {}, String(a.body_encoding))) : null,
+        a.body_truncated ? el('span', { class: 'truncated' }, 'preview truncated: the first 4 KiB are shown') : null),
+      el('pre', { class: 'args body' }, String(a.body || '')));
+  }
+
   function card(a) {
     const scope = el('select', { name: 'scope', 'aria-label': 'remember' },
       el('option', { value: 'call' }, 'this call only'),
@@ -300,6 +313,7 @@ const approvals = (() => {
         a.via && a.via.length ? el('span', {}, 'via ', el('b', {}, a.via.join(', '))) : null),
       a.args !== undefined && a.args !== null && a.args !== ''
         ? el('pre', { class: 'args' }, typeof a.args === 'string' ? a.args : JSON.stringify(a.args, null, 2)) : null,
+      a.kind === 'http' ? bodyView(a) : null,
       el('div', { class: 'row actions' },
         scope, mins, unit,
         el('button', { type: 'button', class: 'approve', onclick: () => {

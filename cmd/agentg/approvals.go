@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -129,20 +132,79 @@ func runApprovals(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tAGENT\tCALL\tRULE\tEXPIRES IN\tARGS")
+	fmt.Fprintln(tw, "ID\tKIND\tAGENT\tCALL\tRULE\tEXPIRES IN\tARGS/BODY")
 	for _, a := range items {
 		what := a.Server + "." + a.Tool
+		shown := a.Args
 		if a.Kind == "http" {
 			what = a.Method + " " + a.URL
+			shown = bodySummary(a)
 		}
-		args := a.Args
-		if len(args) > 80 {
-			args = args[:77] + "..."
+		if len(shown) > 80 {
+			shown = shown[:77] + "..."
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Kind, a.Agent, what, a.Rule,
-			time.Until(a.Expires).Round(time.Second), args)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Kind, a.Agent, printable(what, false), a.Rule,
+			time.Until(a.Expires).Round(time.Second), printable(shown, false))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// The table shows a line of each; the bodies of held requests follow
+	// whole (as previewed: bounded and redacted), for the approver to
+	// read what would be sent.
+	for _, a := range items {
+		if a.Kind != "http" || a.BodySize == 0 {
+			continue
+		}
+		fmt.Fprintf(stdout, "\n%s body: %s\n", a.ID, bodySummary(a))
+		for _, line := range strings.Split(printable(a.Body, true), "\n") {
+			fmt.Fprintln(stdout, "  | "+line)
+		}
+		if a.BodyTruncated {
+			fmt.Fprintf(stdout, "  [truncated: the preview shows %d of %d bytes]\n", len(a.Body), a.BodySize)
+		}
+	}
+	return nil
+}
+
+// bodySummary is a held request's body in one line: its size, digest and
+// the start of its preview, quoted.
+func bodySummary(a admin.Approval) string {
+	if a.BodySize == 0 {
+		return "(no body)"
+	}
+	sum := a.BodySHA256
+	if len(sum) > 12 {
+		sum = sum[:12]
+	}
+	s := fmt.Sprintf("%d bytes, sha256 %s", a.BodySize, sum)
+	if a.BodyEncoding != "" {
+		s += ", shown decoded from " + a.BodyEncoding
+	}
+	if a.BodyTruncated {
+		s += ", truncated"
+	}
+	return s + ": " + strconv.Quote(a.Body)
+}
+
+// printable escapes what a terminal would act on rather than show
+// (control characters, escape sequences, bidirectional overrides), so
+// that what an agent sent cannot redraw the approver's screen; with
+// lines, newlines and tabs are kept.
+func printable(s string, lines bool) string {
+	var sb strings.Builder
+	for _, r := range s {
+		switch {
+		case lines && (r == '\n' || r == '\t'):
+			sb.WriteRune(r)
+		case r == utf8.RuneError, unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r):
+			q := strconv.QuoteRuneToASCII(r)
+			sb.WriteString(q[1 : len(q)-1])
+		default:
+			sb.WriteRune(r)
+		}
+	}
+	return sb.String()
 }
 
 // runApprove is `agentg approve ID [--scope agent-tool] [--for 10m]`.

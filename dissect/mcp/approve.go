@@ -24,8 +24,14 @@ import (
 //   - JSON only, or a 2024-11-05 POST (answered 202, answers on the GET
 //     stream): nothing until decided.
 // A denied, expired or unheld call (no broker) gets the policy's error
-// for its id; an approved one goes upstream byte for byte as shown to the
+// for its id; a client that goes away while its calls are held cancels
+// their approvals (net/http cancels the request's context: the body was
+// read whole before the hold), and none of them is sent; an approved one goes upstream byte for byte as shown to the
 // approver (its arguments after redaction).
+
+// statusClientGone is the status of a call whose client went away before
+// it was answered, as the proxy's events give a request's.
+const statusClientGone = 499
 
 // DefaultKeepAlive is how often a held call's stream gets a comment line.
 const DefaultKeepAlive = 15 * time.Second
@@ -36,6 +42,7 @@ type heldCall struct {
 	v       callVerdict
 	t       *approval.Ticket
 	outcome approval.Outcome
+	gone    bool // the client went away while the call was held
 }
 
 // holdCall starts the approval of a call decided Approve; args are the
@@ -91,6 +98,17 @@ func (ex *exchange) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrit
 	}
 	wg.Wait()
 	stop()
+	if r.Context().Err() != nil {
+		// The client went as a call was approved: no one would read the
+		// answer, and nothing is sent for no one.
+		for _, h := range ex.holds {
+			h.gone = true
+			if h.outcome.Approved {
+				h.outcome.Approved = false
+				h.outcome.Reason = "the client went away as the call was approved; it was not sent"
+			}
+		}
+	}
 	return rw
 }
 
@@ -135,6 +153,9 @@ func (ex *exchange) settle(keep [][]byte, msgs []*Message, extra [][]byte) ([][]
 	refused := map[*Message]bool{}
 	for _, h := range ex.holds {
 		c, o := h.c, h.outcome
+		if h.gone { // never approved: awaitHolds refused what was
+			c.ev.Status = statusClientGone
+		}
 		if c.ev.Approval != nil || o.Approval.ID != "" {
 			c.ev.Approval = &audit.Approval{ID: o.Approval.ID, By: o.By, Scope: o.Approval.Scope, For: o.Approval.For}
 		} else if o.By != "" {
