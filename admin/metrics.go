@@ -122,6 +122,9 @@ func newMetrics(g Gauges, log *audit.Logger, streams func() int, metricsDropped 
 	return m
 }
 
+// kindTunnelOpen is the kind of a tunnel's open event (proxy.KindTunnelOpen).
+const kindTunnelOpen = "tunnel-open"
+
 // seriesKey is what picks an event's decision, duration and DNS series.
 type seriesKey struct{ kind, decision, rule string }
 
@@ -165,6 +168,11 @@ func (m *metrics) seriesOf(k seriesKey) (eventSeries, bool) {
 
 // observe counts one event; rule is its rule's counting id (RuleGroup).
 func (m *metrics) observe(e *audit.Event, rule string) {
+	if e.Kind == kindTunnelOpen {
+		// Not a decision: the tunnel's own event, when it closes, is
+		// counted (with its bytes and duration) once.
+		return
+	}
 	kind, decision := label(e.Kind), label(e.Decision)
 	if s, ok := m.seriesOf(seriesKey{e.Kind, e.Decision, rule}); ok {
 		s.decisions.Inc()

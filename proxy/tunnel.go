@@ -84,6 +84,7 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 	case dissect.HTTP1:
 		up.Close()
 		<-down
+		s.emitOpen(f)
 		s.serveTunnelHTTP(ctx, t, &bufferedConn{Conn: client, br: br}, "http")
 		return
 	case dissect.TLS:
@@ -92,6 +93,9 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 			return
 		}
 	}
+	// The gate passed: from here the tunnel moves data for as long as it
+	// lives, and its open event is what a crash leaves of it.
+	s.emitOpen(f)
 	// Whatever the gate has read and passed, or the client's first
 	// bytes of an opaque protocol, is still in br: it goes first.
 	if n := br.Buffered(); n > 0 {
