@@ -15,6 +15,7 @@ import (
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/dissect/mcp"
+	"github.com/agentg/agentg/internal/filetrust"
 	"github.com/agentg/agentg/netsetup"
 	"github.com/agentg/agentg/proxy"
 	"github.com/agentg/agentg/ratelimit"
@@ -114,6 +115,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	live := rules.NewLive(*config, eng)
 
+	// The token, the CA, the MCP state and the held approvals live in the
+	// data directory: agentg trusts what is there as its own, so one
+	// another local user could write to is refused before anything in it
+	// is read (filetrust).
+	if cf.dataDir != "" {
+		if err := filetrust.CheckDir(cf.dataDir); err != nil {
+			return err
+		}
+	}
 	ca, created, err := cf.load(true)
 	if err != nil {
 		return err
