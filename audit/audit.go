@@ -6,6 +6,10 @@
 // The contract: Log writes exactly one line per Event and never blocks the
 // caller on anything but the writer itself; field names are stable (they are
 // documented in README.md) and zero-valued optional fields are left out.
+// A log that cannot be written (a full disk) never stops or slows a
+// decision: the sink of a Logger made by NewWithOptions counts the lost
+// events, says so on stderr and in SinkError, and leaves no partial line
+// (sink.go).
 package audit
 
 import (
@@ -127,6 +131,8 @@ type Logger struct {
 	ops zerolog.Logger // operational messages, timestamped by zerolog
 	ids idSource
 	buf *bufWriter // set for a buffered Logger (buffer.go)
+	// sink is set for a Logger made by NewWithOptions (sink.go).
+	sink *sink
 
 	subs subscribers // subscribe.go
 }
