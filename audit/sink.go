@@ -29,7 +29,8 @@ import (
 //     of a batch that fit) is cut back to its last whole line with
 //     ftruncate, to the file's size less the bytes of the broken line.
 //     That is exact because agentg appends (O_APPEND) and nothing else
-//     writes to its log. Where the file cannot be cut (a pipe, a failed
+//     writes to its log; a file not opened O_APPEND (stdout redirected by
+//     a shell) is never cut. Where the file cannot be cut (a pipe, a failed
 //     truncate) the next write begins with a newline, so the broken
 //     line stands alone and the next event is whole.
 //   - When writing works again, the first line written is an operational
@@ -65,7 +66,7 @@ const (
 type sink struct {
 	name   string // "file", "stdout": the metric's sink label
 	w      io.Writer
-	f      *os.File  // w when it is a file, for the repair
+	f      *os.File  // w when it is a file opened O_APPEND, for the repair
 	stderr io.Writer // nil: os.Stderr
 
 	dropped [len(sinkReasons)]atomic.Uint64 // decision events lost, by reason
@@ -84,7 +85,9 @@ type sink struct {
 
 func newSink(name string, w io.Writer, stderr io.Writer) *sink {
 	s := &sink{name: name, w: w, stderr: stderr, stop: make(chan struct{})}
-	s.f, _ = w.(*os.File)
+	if f, ok := w.(*os.File); ok && appendOnly(f) {
+		s.f = f
+	}
 	return s
 }
 

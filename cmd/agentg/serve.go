@@ -93,8 +93,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--log-flush-interval must not be negative, not %s", *logFlush)
 	}
 	var out io.Writer = stdout
-	var logOpts audit.Options
+	// A log that cannot be written is said on stderr (audit's sink).
+	logOpts := audit.Options{Sink: "stdout", Stderr: stderr}
 	if *logFile != "" {
+		logOpts.Sink = "file"
 		f, err := audit.OpenFile(*logFile)
 		if err != nil {
 			return err
