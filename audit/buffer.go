@@ -59,13 +59,17 @@ func NewWithOptions(w io.Writer, o Options) *Logger {
 	return l
 }
 
-// Flush writes what the buffer holds; a Logger without one has nothing
-// to flush.
+// Flush writes what the buffer holds (a Logger without one has nothing
+// to flush) and returns the sink's error while the log cannot be written.
 func (l *Logger) Flush() error {
-	if l.buf == nil {
-		return nil
+	var err error
+	if l.buf != nil {
+		err = l.buf.flush()
 	}
-	return l.buf.flush()
+	if err == nil {
+		err = l.SinkError()
+	}
+	return err
 }
 
 // Close flushes the buffer and stops the flusher. Events logged after
