@@ -24,8 +24,11 @@ import (
 
 // Event is one decision about one request, tunnel or query.
 type Event struct {
-	ID         string // unique per event, from Logger.NewID
-	Parent     string // the enclosing event's ID: a request's tunnel
+	ID     string // unique per event, from Logger.NewID
+	Parent string // the enclosing event's ID: a request's tunnel
+	// Opened is, on a tunnel's own event (written when it closes), the
+	// ID of its tunnel-open event, if one was written.
+	Opened     string
 	Time       time.Time
 	Kind       string // "http", "connect", "dns"
 	Agent      string
@@ -158,6 +161,7 @@ func (l *Logger) Log(e *Event) {
 	ev := l.zl.Log()
 	optStr(ev, "id", e.ID)
 	optStr(ev, "parent", e.Parent)
+	optStr(ev, "opened", e.Opened)
 	ev.Str("time", e.Time.UTC().Format(time.RFC3339Nano)).
 		Str("kind", e.Kind).
 		Str("agent", e.Agent).

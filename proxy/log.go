@@ -40,7 +40,8 @@ const KindTunnelOpen = "tunnel-open"
 // tunnel's event of record is the one written when it closes (kind
 // "connect", id f.id, bytes and duration, and the gate's refusal if any).
 // The open event has its own id and names that tunnel as its parent, as
-// the requests inside the tunnel do, so a reader joins them on f.id.
+// the requests inside the tunnel do, so a reader joins them on f.id; the
+// close event names the open one back (opened).
 func (s *Server) emitOpen(f *flow) {
 	f.mu.Lock()
 	e := audit.Event{
@@ -67,6 +68,7 @@ func (s *Server) emitOpen(f *flow) {
 	if f.dialed.IsValid() {
 		e.IP = f.dialed.String()
 	}
+	f.openID = e.ID
 	f.mu.Unlock()
 	s.cfg.Log.Log(&e)
 }

@@ -161,7 +161,7 @@ func TestTunnelOpenAndCloseEventsJoin(t *testing.T) {
 			}
 		}
 	}
-	if open["parent"] != closed["id"] || closed["bytes_up"] != float64(7) || closed["decision"] != "allow" {
+	if open["parent"] != closed["id"] || closed["opened"] != open["id"] || closed["bytes_up"] != float64(7) || closed["decision"] != "allow" {
 		t.Errorf("open %v\nclose %v", open, closed)
 	}
 	// The metrics read events in order: once the close event is counted,
