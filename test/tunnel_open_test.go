@@ -175,3 +175,24 @@ func TestTunnelOpenAndCloseEventsJoin(t *testing.T) {
 		t.Errorf("the open event is counted as a decision:\n%s", body)
 	}
 }
+
+// An intercepted tunnel has its open event too: written once its first
+// bytes were read as TLS, before the requests inside it (whose events
+// name the same tunnel).
+func TestTunnelOpenIntercepted(t *testing.T) {
+	ie := newInterceptEnv(t, nil)
+	c := ie.mitmClient(false)
+	if resp, _ := get(t, c, "https://example.com:"+ie.up.port+"/in"); resp.StatusCode != 200 {
+		t.Fatalf("intercepted GET: %d", resp.StatusCode)
+	}
+	c.Transport.(*http.Transport).CloseIdleConnections()
+	tunnel := ie.waitEvent(map[string]any{"kind": "connect", "tls": "intercepted"})
+	open := ie.waitEvent(map[string]any{"kind": "tunnel-open", "tls": "intercepted"})
+	req := ie.waitEvent(map[string]any{"kind": "http", "path": "/in"})
+	if open.str("parent") != tunnel.str("id") || tunnel.str("opened") != open.str("id") || req.str("parent") != tunnel.str("id") {
+		t.Errorf("open %v\nclose %v\nrequest %v", open, tunnel, req)
+	}
+	if open.str("host") != "example.com" || open.str("decision") != "allow" {
+		t.Errorf("open event: %v", open)
+	}
+}
