@@ -24,6 +24,7 @@ func (s *Server) interceptTunnel(ctx context.Context, t *tunnel, client net.Conn
 	if !t.established(client) {
 		return
 	}
+	s.emitOpen(f)
 	br := bufio.NewReaderSize(client, 4096)
 	proto, err := s.sniff(client, br)
 	if err != nil {
@@ -33,10 +34,8 @@ func (s *Server) interceptTunnel(ctx context.Context, t *tunnel, client net.Conn
 	conn := &bufferedConn{Conn: client, br: br}
 	switch proto {
 	case dissect.HTTP1:
-		s.emitOpen(f)
 		s.serveTunnelHTTP(ctx, t, conn, "http")
 	case dissect.TLS:
-		s.emitOpen(f)
 		s.serveTunnelTLS(ctx, t, conn)
 	default:
 		f.deny(rules.Decision{Action: rules.Deny, Rule: "builtin:tls-gate",

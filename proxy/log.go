@@ -30,15 +30,17 @@ func (w stdWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// KindTunnelOpen is the kind of the event written when a tunnel begins to
-// carry the client's bytes upstream.
+// KindTunnelOpen is the kind of the event written when a tunnel is
+// established: a CONNECT answered 200 (after the upstream was dialed, for
+// a plain tunnel), a transparent connection dialed.
 const KindTunnelOpen = "tunnel-open"
 
-// emitOpen writes the tunnel-open event of the tunnel f: written at once,
-// so that a tunnel that lives long and then dies with agentg (SIGKILL, a
-// crash) still has a line in the log. It is not a second decision: the
-// tunnel's event of record is the one written when it closes (kind
-// "connect", id f.id, bytes and duration, and the gate's refusal if any).
+// emitOpen writes the tunnel-open event of the tunnel f: written as it is
+// established, so that a tunnel that lives long and then dies with agentg
+// (SIGKILL, a crash) still has a line in the log. It records the admission
+// and is not a second decision: the tunnel's event of record is the one
+// written when it closes (kind "connect", id f.id, bytes and duration, and
+// the gate's refusal if the first bytes were refused after all).
 // The open event has its own id and names that tunnel as its parent, as
 // the requests inside the tunnel do, so a reader joins them on f.id; the
 // close event names the open one back (opened).

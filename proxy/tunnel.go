@@ -65,6 +65,9 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 	if !t.established(client) {
 		return
 	}
+	// From here the tunnel may live for long: its open event is what a
+	// crash would leave of it.
+	s.emitOpen(f)
 
 	g := &gate{hello: make(chan serverHello, 1)}
 	act := newActivity()
@@ -84,7 +87,6 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 	case dissect.HTTP1:
 		up.Close()
 		<-down
-		s.emitOpen(f)
 		s.serveTunnelHTTP(ctx, t, &bufferedConn{Conn: client, br: br}, "http")
 		return
 	case dissect.TLS:
@@ -93,9 +95,6 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 			return
 		}
 	}
-	// The gate passed: from here the tunnel moves data for as long as it
-	// lives, and its open event is what a crash leaves of it.
-	s.emitOpen(f)
 	// Whatever the gate has read and passed, or the client's first
 	// bytes of an opaque protocol, is still in br: it goes first.
 	if n := br.Buffered(); n > 0 {

@@ -15,8 +15,8 @@ import (
 // Issue 14, item 21: a tunnel's event used to be written only when it
 // closed, so a tunnel that moved data for seconds and then died with
 // agentg (SIGKILL) left no line at all. Now a tunnel-open event is written
-// once the gate has passed it; the tunnel's own event, when it closes,
-// has the id the open event names as its parent.
+// as it is established; the tunnel's own event, when it closes, has the
+// id the open event names as its parent.
 func TestTunnelOpenEventSurvivesSIGKILL(t *testing.T) {
 	// An opaque TCP upstream that echoes: the tunnel carries neither TLS
 	// nor HTTP, so nothing inside it writes an event of its own.
@@ -54,17 +54,8 @@ func TestTunnelOpenEventSurvivesSIGKILL(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("CONNECT %s: %v %v", target, resp, err)
 	}
-	// Data moves, both ways, for a while.
-	for i := 0; i < 5; i++ {
-		msg := "\x00ping " + itoa(i) + "\n"
-		io.WriteString(c, msg)
-		got, err := br.ReadString('\n')
-		if err != nil || got != msg {
-			t.Fatalf("echo %d through the tunnel: %q %v", i, got, err)
-		}
-	}
-
-	// Positive evidence that the open event is on disk before the kill.
+	// The open event is on disk once the tunnel is established, before
+	// any byte moved: positive evidence for the kill below.
 	var open map[string]any
 	deadline := time.Now().Add(5 * time.Second)
 	for open == nil {
@@ -82,6 +73,16 @@ func TestTunnelOpenEventSurvivesSIGKILL(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// Data moves, both ways, for a while.
+	for i := 0; i < 5; i++ {
+		msg := "\x00ping " + itoa(i) + "\n"
+		io.WriteString(c, msg)
+		got, err := br.ReadString('\n')
+		if err != nil || got != msg {
+			t.Fatalf("echo %d through the tunnel: %q %v", i, got, err)
+		}
+	}
+
 	a.Kill() // SIGKILL: no shutdown, no close event
 	// The tunnel still works up to the kill; after it the client sees EOF.
 	if _, err := br.ReadString('\n'); err == nil {
