@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/agentg/agentg/internal/filetrust"
 )
 
 // TokenFile is the name of the token agentg generates in its data
@@ -23,11 +25,12 @@ const minTokenLen = 16
 
 // LoadOrCreateToken returns the token in dataDir/TokenFile, generating it
 // (32 random bytes, base64url; mode 0600) when the file does not exist.
-// A token file that group or others may read or write is refused: it
-// would let any local user steer agentg.
+// A token file that group or others may read or write, or that neither
+// agentg's user nor root owns, is refused: it would let any local user
+// steer agentg (filetrust).
 func LoadOrCreateToken(dataDir string) (token string, created bool, err error) {
 	path := filepath.Join(dataDir, TokenFile)
-	tok, err := readToken(path, 0o077)
+	tok, err := readToken(path, filetrust.Generated)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return tok, false, err
 	}
@@ -40,7 +43,7 @@ func LoadOrCreateToken(dataDir string) (token string, created bool, err error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		// Another agentg made it first: use theirs.
-		tok, err := readToken(path, 0o077)
+		tok, err := readToken(path, filetrust.Generated)
 		return tok, false, err
 	}
 	if err != nil {
@@ -60,38 +63,33 @@ func LoadOrCreateToken(dataDir string) (token string, created bool, err error) {
 	return tok, true, nil
 }
 
-// ReadTokenFile reads a token someone provided (--admin-token-file): its
-// first line, at least 16 printable characters. A file others (not the
-// owner, not its group) may read or write is refused.
+// LoadTokenFile reads the token agentg serve is given (--admin-token-file):
+// its first line, at least 16 printable characters. A file others (not the
+// owner, not its group) may read or write, or that neither agentg's user
+// nor root owns, is refused.
+func LoadTokenFile(path string) (string, error) {
+	return readToken(path, filetrust.Provided)
+}
+
+// ReadTokenFile reads a token file for a client (the CLI): as LoadTokenFile,
+// but whoever owns it. The client only sends the token; the server is the
+// one that must not trust a planted one.
 func ReadTokenFile(path string) (string, error) {
-	return readToken(path, 0o007)
+	return readToken(path, filetrust.Rule{Forbidden: filetrust.Provided.Forbidden, AnyOwner: true})
 }
 
-// ReadToken reads the token agentg generated in dataDir, for clients.
+// ReadToken reads the token agentg generated in dataDir, for clients,
+// whoever owns it (root's CLI reads the token of agentg's user).
 func ReadToken(dataDir string) (string, error) {
-	return readToken(filepath.Join(dataDir, TokenFile), 0o077)
+	return readToken(filepath.Join(dataDir, TokenFile), filetrust.Rule{Forbidden: filetrust.Generated.Forbidden, AnyOwner: true})
 }
 
-func readToken(path string, forbidden fs.FileMode) (string, error) {
-	f, err := os.Open(path)
+func readToken(path string, rule filetrust.Rule) (string, error) {
+	b, err := filetrust.ReadSecret("admin token", path, rule)
 	if err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
+		return "", err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("admin token %s: not a regular file", path)
-	}
-	if m := st.Mode().Perm(); m&forbidden != 0 {
-		return "", fmt.Errorf("admin token %s has mode %04o: it must not be readable or writable by %s (chmod %04o %s)",
-			path, m, who(forbidden), m&^forbidden, path)
-	}
-	buf := make([]byte, 4096)
-	n, _ := f.Read(buf)
-	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	line, _, _ := strings.Cut(string(b), "\n")
 	tok := strings.TrimSpace(line)
 	if len(tok) < minTokenLen {
 		return "", fmt.Errorf("admin token %s: shorter than %d characters", path, minTokenLen)
@@ -102,13 +100,6 @@ func readToken(path string, forbidden fs.FileMode) (string, error) {
 		}
 	}
 	return tok, nil
-}
-
-func who(m fs.FileMode) string {
-	if m&0o070 != 0 {
-		return "group or others"
-	}
-	return "others"
 }
 
 // tokenCheck compares bearer tokens in constant time. Both sides are

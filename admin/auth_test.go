@@ -25,7 +25,7 @@ func TestTokenFile(t *testing.T) {
 		t.Fatalf("ReadToken: %q %v", got, err)
 	}
 	os.Chmod(filepath.Join(dir, TokenFile), 0o640)
-	if _, _, err := LoadOrCreateToken(dir); err == nil || !strings.Contains(err.Error(), "chmod 0600") {
+	if _, _, err := LoadOrCreateToken(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("group-readable generated token: %v, want a refusal saying how to fix it", err)
 	}
 }

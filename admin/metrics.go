@@ -118,9 +118,30 @@ func newMetrics(g Gauges, log *audit.Logger, streams func() int, metricsDropped 
 		func() float64 { return float64(log.Dropped()) })
 	counter("metrics_events_dropped_total", "Events the metrics missed because they were read too slowly: counters undercount by this much.",
 		func() float64 { return float64(metricsDropped()) })
+	m.reg.MustRegister(sinkDrops{log: log, desc: prometheus.NewDesc(namespace+"_events_dropped_total",
+		"Decision events the event log could not write (a full disk, a quota, an I/O error), by sink and reason; the decisions were enforced.",
+		[]string{"sink", "reason"}, nil)})
 	gauge("admin_event_streams", "Admin API event streams open now.", func() float64 { return float64(streams()) })
 	return m
 }
+
+// sinkDrops exports the audit sink's lost events (audit.DroppedBySink),
+// read when scraped.
+type sinkDrops struct {
+	log  *audit.Logger
+	desc *prometheus.Desc
+}
+
+func (d sinkDrops) Describe(ch chan<- *prometheus.Desc) { ch <- d.desc }
+
+func (d sinkDrops) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range d.log.DroppedBySink() {
+		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(s.Events), s.Sink, s.Reason)
+	}
+}
+
+// kindTunnelOpen is the kind of a tunnel's open event (proxy.KindTunnelOpen).
+const kindTunnelOpen = "tunnel-open"
 
 // seriesKey is what picks an event's decision, duration and DNS series.
 type seriesKey struct{ kind, decision, rule string }
@@ -165,6 +186,11 @@ func (m *metrics) seriesOf(k seriesKey) (eventSeries, bool) {
 
 // observe counts one event; rule is its rule's counting id (RuleGroup).
 func (m *metrics) observe(e *audit.Event, rule string) {
+	if e.Kind == kindTunnelOpen {
+		// Not a decision: the tunnel's own event, when it closes, is
+		// counted (with its bytes and duration) once.
+		return
+	}
 	kind, decision := label(e.Kind), label(e.Decision)
 	if s, ok := m.seriesOf(seriesKey{e.Kind, e.Decision, rule}); ok {
 		s.decisions.Inc()

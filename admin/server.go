@@ -153,6 +153,13 @@ func (s *Server) routes() {
 			writeError(w, http.StatusServiceUnavailable, "not_ready", "agentg is not serving (starting or shutting down)")
 			return
 		}
+		if err := s.cfg.Log.SinkError(); err != nil {
+			// Decisions are still enforced, but not recorded: not ready,
+			// so that an orchestrator notices (README, Events).
+			writeError(w, http.StatusServiceUnavailable, "event_log_failing",
+				"the event log cannot be written ("+err.Error()+"): decisions are enforced, events are dropped and counted in agentg_events_dropped_total")
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	metrics := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})

@@ -12,13 +12,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/agentg/agentg/state"
+
+	"github.com/agentg/agentg/internal/filetrust"
 )
 
 // The webhook: each approval that starts pending is POSTed as JSON to a
@@ -262,11 +263,14 @@ func VerifyWebhook(secret []byte, h http.Header, body []byte, now time.Time, tol
 }
 
 // ReadSecretFile reads a webhook secret: the file's content, surrounding
-// white space removed, at least 16 bytes.
+// white space removed, at least 16 bytes. Like the admin token file, it
+// must be owned by agentg's user or root and not readable or writable by
+// others (filetrust.Provided): whoever reads it can forge approvals'
+// notifications, whoever wrote it chose the key.
 func ReadSecretFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := filetrust.ReadSecret("approvals webhook secret", path, filetrust.Provided)
 	if err != nil {
-		return nil, fmt.Errorf("approvals webhook secret: %w", err)
+		return nil, err
 	}
 	b = bytes.TrimSpace(b)
 	if len(b) < 16 {

@@ -6,6 +6,10 @@
 // The contract: Log writes exactly one line per Event and never blocks the
 // caller on anything but the writer itself; field names are stable (they are
 // documented in README.md) and zero-valued optional fields are left out.
+// A log that cannot be written (a full disk) never stops or slows a
+// decision: the sink of a Logger made by NewWithOptions counts the lost
+// events, says so on stderr and in SinkError, and leaves no partial line
+// (sink.go).
 package audit
 
 import (
@@ -20,8 +24,11 @@ import (
 
 // Event is one decision about one request, tunnel or query.
 type Event struct {
-	ID         string // unique per event, from Logger.NewID
-	Parent     string // the enclosing event's ID: a request's tunnel
+	ID     string // unique per event, from Logger.NewID
+	Parent string // the enclosing event's ID: a request's tunnel
+	// Opened is, on a tunnel's own event (written when it closes), the
+	// ID of its tunnel-open event, if one was written.
+	Opened     string
 	Time       time.Time
 	Kind       string // "http", "connect", "dns"
 	Agent      string
@@ -128,6 +135,8 @@ type Logger struct {
 	ops zerolog.Logger // operational messages, timestamped by zerolog
 	ids idSource
 	buf *bufWriter // set for a buffered Logger (buffer.go)
+	// sink is set for a Logger made by NewWithOptions (sink.go).
+	sink *sink
 
 	subs subscribers // subscribe.go
 }
@@ -153,6 +162,7 @@ func (l *Logger) Log(e *Event) {
 	ev := l.zl.Log()
 	optStr(ev, "id", e.ID)
 	optStr(ev, "parent", e.Parent)
+	optStr(ev, "opened", e.Opened)
 	ev.Str("time", e.Time.UTC().Format(time.RFC3339Nano)).
 		Str("kind", e.Kind).
 		Str("agent", e.Agent).

@@ -24,6 +24,11 @@ type Options struct {
 	// BufferSize is the buffer's size in bytes; default 64 KiB. An event
 	// line larger than the buffer is written on its own.
 	BufferSize int
+	// Sink names the writer in the metric of lost events and in the
+	// warnings (sink.go): "file", "stdout"; default "file".
+	Sink string
+	// Stderr is where a failing log is reported; nil: os.Stderr.
+	Stderr io.Writer
 }
 
 // DefaultBufferSize is the buffer of a buffered Logger.
@@ -31,37 +36,54 @@ const DefaultBufferSize = 64 << 10
 
 // NewWithOptions returns a Logger writing to w as o says. Close it to
 // flush and stop its flusher.
+//
+// Its writes go through a sink (sink.go): a write error is counted,
+// reported and repaired there, never left as a partial line.
 func NewWithOptions(w io.Writer, o Options) *Logger {
+	if o.Sink == "" {
+		o.Sink = "file"
+	}
+	sk := newSink(o.Sink, w, o.Stderr)
 	if o.FlushInterval <= 0 {
-		return New(w)
+		l := New(sk)
+		l.sink = sk
+		return l
 	}
 	if o.BufferSize <= 0 {
 		o.BufferSize = DefaultBufferSize
 	}
-	b := &bufWriter{w: w, buf: make([]byte, 0, o.BufferSize), stop: make(chan struct{}), done: make(chan struct{})}
+	b := &bufWriter{w: sk, buf: make([]byte, 0, o.BufferSize), stop: make(chan struct{}), done: make(chan struct{})}
 	go b.flushEvery(o.FlushInterval)
 	l := newLogger(b, flushingWriter{b})
-	l.buf = b
+	l.buf, l.sink = b, sk
 	return l
 }
 
-// Flush writes what the buffer holds; a Logger without one has nothing
-// to flush.
+// Flush writes what the buffer holds (a Logger without one has nothing
+// to flush) and returns the sink's error while the log cannot be written.
 func (l *Logger) Flush() error {
-	if l.buf == nil {
-		return nil
+	var err error
+	if l.buf != nil {
+		err = l.buf.flush()
 	}
-	return l.buf.flush()
+	if err == nil {
+		err = l.SinkError()
+	}
+	return err
 }
 
 // Close flushes the buffer and stops the flusher. Events logged after
 // Close are written at once, unbuffered, so a late one is not lost. It
 // does not close the underlying writer.
 func (l *Logger) Close() error {
-	if l.buf == nil {
-		return nil
+	var err error
+	if l.buf != nil {
+		err = l.buf.close()
 	}
-	return l.buf.close()
+	if l.sink != nil {
+		l.sink.close() // its retry stops; later writes are still tried
+	}
+	return err
 }
 
 // bufWriter is the buffer. Its mutex also keeps lines whole, as

@@ -19,6 +19,8 @@ import (
 	"github.com/smallstep/certificates/cas/softcas"
 	kmsapi "go.step.sm/crypto/kms/apiv1"
 	"go.step.sm/crypto/pemutil"
+
+	"github.com/agentg/agentg/internal/filetrust"
 )
 
 // File names inside the data directory.
@@ -195,14 +197,12 @@ func readChain(path string) ([]*x509.Certificate, error) {
 }
 
 // readKeyFile reads an unencrypted PEM private key after checking that only
-// its owner can read it.
+// its owner can read it and that its owner is agentg's user or root
+// (filetrust.Generated).
 func readKeyFile(path string) (crypto.Signer, error) {
-	if err := checkKeyMode(path); err != nil {
-		return nil, err
-	}
-	data, err := os.ReadFile(path)
+	data, err := filetrust.ReadSecret("load CA key", path, filetrust.Generated)
 	if err != nil {
-		return nil, fmt.Errorf("load CA key %s: %w", path, err)
+		return nil, err
 	}
 	if block, _ := pem.Decode(data); block != nil && (block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] == "4,ENCRYPTED") {
 		return nil, fmt.Errorf("load CA key %s: key is password-protected; agentg does not prompt for passwords: decrypt it into a 0600 file (step crypto change-pass --no-password --insecure) or serve it from a KMS", path)
@@ -218,19 +218,14 @@ func readKeyFile(path string) (crypto.Signer, error) {
 	return signer, nil
 }
 
-// checkKeyMode refuses a key file that group or others may read or write.
+// checkKeyMode checks a key file a KMS will read (softkms) as readKeyFile
+// checks the ones agentg reads itself.
 func checkKeyMode(path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("load CA key %s: %w", path, err)
 	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("load CA key %s: not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("load CA key %s: file mode %04o lets group/others access the CA private key; run `chmod 600 %s`", path, perm, path)
-	}
-	return nil
+	return filetrust.CheckSecret("load CA key", path, fi, filetrust.Generated)
 }
 
 // writeFileAtomic writes data to path with mode perm via a temporary file in

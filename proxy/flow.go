@@ -45,6 +45,8 @@ type flow struct {
 
 	tun *tunnel // a CONNECT admitted as a tunnel that has not started yet
 
+	openID string // the tunnel-open event's id, once written (log.go)
+
 	approval *audit.Approval // the approval that decided a held request
 
 	door    string         // "transparent" for the transparent listener; "" for the explicit one
@@ -110,6 +112,7 @@ func (s *Server) emit(f *flow) {
 	e := audit.Event{
 		ID:         f.id,
 		Parent:     f.parent,
+		Opened:     f.openID,
 		Time:       f.start,
 		Kind:       f.kind,
 		Agent:      f.agent,

@@ -24,6 +24,7 @@ func (s *Server) interceptTunnel(ctx context.Context, t *tunnel, client net.Conn
 	if !t.established(client) {
 		return
 	}
+	s.emitOpen(f)
 	br := bufio.NewReaderSize(client, 4096)
 	proto, err := s.sniff(client, br)
 	if err != nil {

@@ -70,6 +70,9 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 	if !t.established(client) {
 		return
 	}
+	// From here the tunnel may live for long: its open event is what a
+	// crash would leave of it.
+	s.emitOpen(f)
 
 	g := &gate{hello: make(chan serverHello, 1)}
 	act := newActivity()

@@ -435,6 +435,22 @@ func testTransparent(t *testing.T, fw func(*testing.T) firewall) {
 		awaitEvent(t, a, "closing raw TCP", func(ev event) bool {
 			return ev.str("rule") == "builtin:transparent-raw" && ev.str("original_dst") == up3+":7000"
 		})
+		// Issue 14, item 21: a passed raw tunnel has its open event,
+		// naming it, and the refused one none.
+		for _, port := range []string{"7000", "7001"} {
+			closed := awaitEvent(t, a, "closing raw TCP "+port, func(ev event) bool {
+				return ev.str("kind") == "connect" && ev.str("original_dst") == up4+":"+port && ev.str("decision") == "allow"
+			})
+			awaitEvent(t, a, "opening raw TCP "+port, func(ev event) bool {
+				return ev.str("kind") == "tunnel-open" && ev.str("original_dst") == up4+":"+port &&
+					ev.str("parent") == closed.str("id") && closed.str("opened") == ev.str("id")
+			})
+		}
+		for _, ev := range transparentEvents(t, a) {
+			if ev.str("kind") == "tunnel-open" && ev.str("original_dst") == up3+":7000" {
+				t.Errorf("a refused raw connection has an open event: %v", ev)
+			}
+		}
 	})
 
 	t.Run("UDP443Dropped", func(t *testing.T) {

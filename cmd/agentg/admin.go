@@ -143,7 +143,7 @@ func (a *adminFlags) open(d adminDeps) (*adminPlane, error) {
 // one in the data directory, generated on first run.
 func (a *adminFlags) serverToken(dataDir string, zl *zerolog.Logger) (string, error) {
 	if a.tokenFile != "" {
-		return admin.ReadTokenFile(a.tokenFile)
+		return admin.LoadTokenFile(a.tokenFile)
 	}
 	if dataDir == "" {
 		return "", errors.New("admin API: no data directory for its token: set --data-dir, --admin-token-file, or --admin off")

@@ -15,6 +15,7 @@ import (
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/dissect/mcp"
+	"github.com/agentg/agentg/internal/filetrust"
 	"github.com/agentg/agentg/netsetup"
 	"github.com/agentg/agentg/proxy"
 	"github.com/agentg/agentg/ratelimit"
@@ -99,8 +100,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--log-flush-interval must not be negative, not %s", *logFlush)
 	}
 	var out io.Writer = stdout
-	var logOpts audit.Options
+	// A log that cannot be written is said on stderr (audit's sink).
+	logOpts := audit.Options{Sink: "stdout", Stderr: stderr}
 	if *logFile != "" {
+		logOpts.Sink = "file"
 		f, err := audit.OpenFile(*logFile)
 		if err != nil {
 			return err
@@ -121,6 +124,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	live := rules.NewLive(*config, eng)
 
+	// The token, the CA, the MCP state and the held approvals live in the
+	// data directory: agentg trusts what is there as its own, so one
+	// another local user could write to is refused before anything in it
+	// is read (filetrust).
+	if cf.dataDir != "" {
+		if err := filetrust.CheckDir(cf.dataDir); err != nil {
+			return err
+		}
+	}
 	ca, created, err := cf.load(true)
 	if err != nil {
 		return err
