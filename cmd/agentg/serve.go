@@ -214,6 +214,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	// Signals are ours before agentg says it serves: a SIGTERM sent on
+	// reading that line must stop it gracefully, not kill it outright.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	zl.Info().Str("listen", ln.Addr().String()).Strs("dns", dnsSrv.listening()).Str("policy", source).Str("version", version).Msg("agentg serving")
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -251,9 +256,6 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}()
 	}
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	adm.run(onReload)
