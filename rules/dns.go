@@ -137,6 +137,13 @@ type DNSSettings struct {
 	// resolvers (PublicResolvers) among the host and CIDR denies, so an
 	// agent cannot step around the filter by resolving elsewhere.
 	DenyPublicResolvers bool
+	// DenyDoT denies every destination at port 853 (DNS-over-TLS, RFC
+	// 7858), by address and above any allow, as RuleDoTPort.
+	DenyDoT bool
+	// DoHResolvers are the hosts DNS-over-HTTPS exchanges may go to
+	// (canonical names, ".name" for a name and its subdomains, or IP
+	// literals); a DoH-shaped request to any other is refused as RuleDoH.
+	DoHResolvers []string
 }
 
 // Rule ids of the filter's own decisions.
@@ -172,7 +179,7 @@ func defaultDNS(file string) DNSSettings {
 
 func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, p.errf(n, "dns must be a mapping (block, block_ttl, upstreams, timeout, cache, log, limits, deny_public_resolvers)")
+		return nil, p.errf(n, "dns must be a mapping (block, block_ttl, upstreams, timeout, cache, log, limits, deny_public_resolvers, deny_dot, doh_resolvers)")
 	}
 	d := &dnsSpec{settings: defaultDNS(p.file), lines: map[string]int{}}
 	s := &d.settings
@@ -200,8 +207,12 @@ func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 			err = p.dnsLimits(v, d)
 		case "deny_public_resolvers":
 			s.DenyPublicResolvers, err = p.boolean(v)
+		case "deny_dot":
+			s.DenyDoT, err = p.boolean(v)
+		case "doh_resolvers":
+			s.DoHResolvers, err = p.dohResolvers(v)
 		default:
-			err = p.errf(k, "unknown dns key %q (want block, block_ttl, upstreams, timeout, cache, log, limits or deny_public_resolvers)", k.Value)
+			err = p.errf(k, "unknown dns key %q (want block, block_ttl, upstreams, timeout, cache, log, limits, deny_public_resolvers, deny_dot or doh_resolvers)", k.Value)
 		}
 		return err
 	})
@@ -419,7 +430,7 @@ func (p *parser) duration(n *yaml.Node, lo, hi time.Duration) (time.Duration, er
 type dnsPolicy struct {
 	settings DNSSettings
 	// where each guard is written, for its decisions' Source
-	nameSrc, labelSrc, typeSrc, pubSrc string
+	nameSrc, labelSrc, typeSrc, pubSrc, dotSrc, dohSrc string
 }
 
 func (c *compiler) compileDNS() {
@@ -436,7 +447,7 @@ func (c *compiler) compileDNS() {
 	}
 	c.e.dns = dnsPolicy{settings: d.settings,
 		nameSrc: where("max_name_length"), labelSrc: where("max_label_length"), typeSrc: where("refuse_types"),
-		pubSrc: where("deny_public_resolvers")}
+		pubSrc: where("deny_public_resolvers"), dotSrc: where("deny_dot"), dohSrc: where("doh_resolvers")}
 }
 
 // DNS returns the dns section's settings. The slices are the engine's

@@ -102,6 +102,8 @@
 //	    query_rate: 200/s          # per agent; off
 //	    refuse_types: [NULL, ANY, AXFR, IXFR]
 //	  deny_public_resolvers: false # true: deny the built-in DoH/DoT list (PublicResolvers)
+//	  deny_dot: false              # true: deny port 853 (DoT) for every host and address, builtin:dot-port
+//	  doh_resolvers: []            # hosts DoH exchanges may go to; any other is refused, builtin:doh
 //
 // Unknown or duplicate keys, bad patterns, bad CIDRs (including host bits
 // set, "10.0.0.1/8"), bad http rules, bad mcp entries, duplicate rule ids
