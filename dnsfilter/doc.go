@@ -29,9 +29,11 @@
 //     NS, PTR, SVCB/HTTPS TargetName, ...); a type no class covers is
 //     dropped; records that answer a question not asked are dropped
 //     before anything is cached.
-//   - Bounded. The cache is bounded in entries and bytes, identical
-//     questions in flight go upstream once, the exfiltration guards keep
-//     bounded state, and the bindings table is bounded.
+//   - Bounded. One memory budget (dns.memory) covers the cache (bounded
+//     in entries and in its share of bytes) and the bindings table (the
+//     rest), both enforced by eviction and reported (Metrics); identical
+//     questions in flight go upstream once, and the exfiltration guards
+//     keep bounded state.
 //   - The policy is read once per query from Config.Policy, so a reload
 //     applies to the next query; upstreams are rebuilt when they change.
 //

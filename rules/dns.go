@@ -24,10 +24,13 @@ import (
 
 // Defaults of the dns section.
 const (
-	DefaultDNSTimeout        = 2 * time.Second
-	DefaultDNSBlockTTL       = 60 * time.Second
-	DefaultDNSCacheEntries   = 100_000
-	DefaultDNSCacheBytes     = 64 << 20
+	DefaultDNSTimeout      = 2 * time.Second
+	DefaultDNSBlockTTL     = 60 * time.Second
+	DefaultDNSCacheEntries = 100_000
+	DefaultDNSCacheBytes   = 64 << 20
+	// DefaultDNSMemory is the filter's memory budget: the cache and
+	// the IP→name bindings, half each unless cache.max_size says.
+	DefaultDNSMemory         = 2 * DefaultDNSCacheBytes
 	DefaultDNSMaxTTL         = time.Hour
 	DefaultDNSNegativeTTL    = 5 * time.Minute
 	DefaultDNSMaxNameLength  = 180
@@ -117,6 +120,10 @@ type DNSSettings struct {
 	Timeout time.Duration
 	Cache   DNSCache
 	Log     DNSLog
+	// Memory is the filter's memory budget (dns.memory): the cache's
+	// Cache.MaxBytes plus BindingsBytes, the IP→name bindings' share
+	// (state.Bindings), which is what the cache does not take.
+	Memory, BindingsBytes int64
 
 	// The exfiltration guards. Zero disables a counting guard.
 	MaxNameLength  int
@@ -170,6 +177,7 @@ func defaultDNS(file string) DNSSettings {
 		Timeout:  DefaultDNSTimeout,
 		Cache: DNSCache{MaxEntries: DefaultDNSCacheEntries, MaxBytes: DefaultDNSCacheBytes,
 			MaxTTL: DefaultDNSMaxTTL, NegativeTTL: DefaultDNSNegativeTTL},
+		Memory: DefaultDNSMemory, BindingsBytes: DefaultDNSMemory - DefaultDNSCacheBytes,
 		MaxNameLength: DefaultDNSMaxNameLength, MaxLabelLength: DefaultDNSMaxLabelLength,
 		Subdomains: DefaultDNSSubdomains, SubdomainsWindow: time.Minute,
 		QueryRate: DefaultDNSQueryRate, QueryBurst: DefaultDNSQueryRate,
@@ -179,7 +187,7 @@ func defaultDNS(file string) DNSSettings {
 
 func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, p.errf(n, "dns must be a mapping (block, block_ttl, upstreams, timeout, cache, log, limits, deny_public_resolvers, deny_dot, doh_resolvers)")
+		return nil, p.errf(n, "dns must be a mapping (block, block_ttl, upstreams, timeout, cache, memory, log, limits, deny_public_resolvers, deny_dot, doh_resolvers)")
 	}
 	d := &dnsSpec{settings: defaultDNS(p.file), lines: map[string]int{}}
 	s := &d.settings
@@ -202,7 +210,9 @@ func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 				s.Log = map[string]DNSLog{"all": DNSLogAll, "blocked": DNSLogBlocked, "none": DNSLogNone}[l]
 			}
 		case "cache":
-			err = p.dnsCache(v, &s.Cache)
+			err = p.dnsCache(v, &s.Cache, d.lines)
+		case "memory":
+			s.Memory, err = p.size(v, 1<<20, 64<<30)
 		case "limits":
 			err = p.dnsLimits(v, d)
 		case "deny_public_resolvers":
@@ -212,11 +222,22 @@ func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 		case "doh_resolvers":
 			s.DoHResolvers, err = p.dohResolvers(v)
 		default:
-			err = p.errf(k, "unknown dns key %q (want block, block_ttl, upstreams, timeout, cache, log, limits, deny_public_resolvers, deny_dot or doh_resolvers)", k.Value)
+			err = p.errf(k, "unknown dns key %q (want block, block_ttl, upstreams, timeout, cache, memory, log, limits, deny_public_resolvers, deny_dot or doh_resolvers)", k.Value)
 		}
 		return err
 	})
-	return d, err
+	if err != nil {
+		return d, err
+	}
+	// One budget: the cache takes max_size (half when unset), the
+	// bindings the rest.
+	if _, set := d.lines["cache.max_size"]; !set {
+		s.Cache.MaxBytes = s.Memory / 2
+	} else if s.Cache.MaxBytes >= s.Memory {
+		return d, p.errf(n, "dns.cache.max_size %d is not below dns.memory %d: the budget covers the cache and the IP bindings", s.Cache.MaxBytes, s.Memory)
+	}
+	s.BindingsBytes = s.Memory - s.Cache.MaxBytes
+	return d, nil
 }
 
 func (p *parser) dnsBlock(v *yaml.Node, s *DNSSettings) error {
@@ -311,8 +332,9 @@ func parseUpstream(spec string) (DNSUpstream, error) {
 	return u, nil
 }
 
-func (p *parser) dnsCache(n *yaml.Node, c *DNSCache) error {
+func (p *parser) dnsCache(n *yaml.Node, c *DNSCache, lines map[string]int) error {
 	return p.eachKey(n, func(k, v *yaml.Node) error {
+		lines["cache."+k.Value] = k.Line
 		var err error
 		switch k.Value {
 		case "max_entries":

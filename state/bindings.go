@@ -120,12 +120,24 @@ func NewBindings(opts BindingsOptions) *Bindings {
 }
 
 // SetMaxBytes sets the bound (0: DefaultBindingsBytes); a shrunk table
-// sheds bindings as it is written to.
+// sheds what is over it at once.
 func (b *Bindings) SetMaxBytes(n int64) {
 	if n <= 0 {
 		n = DefaultBindingsBytes
 	}
-	b.maxBytes.Store(n)
+	if old := b.maxBytes.Swap(n); old == 0 || n >= old {
+		return
+	}
+	perShard, now := max(1, n/bindShards), b.now().UnixNano()
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		if sh.bytes > perShard {
+			sh.nextSweep = 0
+			b.makeRoomLocked(sh, bindKey{}, now, perShard)
+		}
+		sh.mu.Unlock()
+	}
 }
 
 func (b *Bindings) shard(k bindKey) *bindShard {
