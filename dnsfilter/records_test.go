@@ -103,6 +103,20 @@ func TestRecordTypesChecked(t *testing.T) {
 	if len(r.Answer) != 1 || r.Answer[0].(*dns.HTTPS).Priority != 1 {
 		t.Fatalf("mixhint.example kept %v", r.Answer)
 	}
+	// The hints given are bound to the name, as A and AAAA are: a client
+	// may connect to a hint without asking for addresses; those dropped
+	// are not.
+	if names := e.bindings.NamesFor("127.0.0.1", mustAddr("2606:2800:220:1:248:1893:25c8:1946")); len(names) != 1 || names[0] != "goodhint.example" {
+		t.Fatalf("hint bindings: %q", names)
+	}
+	if names := e.bindings.NamesFor("127.0.0.1", mustAddr("192.168.1.1")); names != nil {
+		t.Fatalf("a dropped hint was bound: %q", names)
+	}
+	// dns.pass_types lets a type the checks cannot read through.
+	e.reload(policyWith(u, "  pass_types: [TYPE65400]\n", ""))
+	if r := e.query("unknown.example", 65400, qopt{}); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("a passed type: %v", r)
+	}
 	// A CIDR rule that opens the ranges lets the same cached hints through.
 	e.reload(policyWith(u, "", "ips:\n  - allow: 127.0.0.0/8\n  - allow: 10.0.0.0/8\n  - allow: ::1/128\n"))
 	for _, n := range []string{"hint4.example", "hint6.example"} {

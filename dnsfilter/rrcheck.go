@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -32,7 +33,8 @@ import (
 //     owner", "no service" for MX and SRV) is no target.
 //   - Opaque (TXT, SOA, CAA, the DNSSEC types, TLSA, SSHFP, ...): data no
 //     client dials; passed as they are (TXT's exfiltration is the guards'
-//     business, not this check's).
+//     business, not this check's). dns.pass_types adds types to this
+//     class; nothing else does.
 //
 // When every record of the answer but its CNAMEs is dropped, the answer
 // is blocked (Filtered), as when every address was. Nothing outside the
@@ -115,13 +117,20 @@ func checkRecord(eng *rules.Engine, agent string, rr dns.RR) recordCheck {
 			rc.target(eng, agent, n, "HIP")
 		}
 	default:
-		if _, known := rr.(*dns.RFC3597); known || !opaqueTypes[rr.Header().Rrtype] {
+		t := rr.Header().Rrtype
+		if _, generic := rr.(*dns.RFC3597); (generic || !opaqueTypes[t]) && !passes(eng, t) {
 			rc.drop = true
 			rc.d = rules.Decision{Action: rules.Deny, Rule: RuleRecordType, Source: eng.DNS().Source,
 				Reason: "record type " + dns.Type(rr.Header().Rrtype).String() + " is not one the answer checks can read"}
 		}
 	}
 	return rc
+}
+
+// passes reports a type the policy lets through unread (dns.pass_types).
+func passes(eng *rules.Engine, t uint16) bool {
+	_, ok := slices.BinarySearch(eng.DNS().PassTypes, t)
+	return ok
 }
 
 // RuleRecordType drops a record of a type the checks cannot classify.

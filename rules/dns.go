@@ -144,6 +144,11 @@ type DNSSettings struct {
 	// resolvers (PublicResolvers) among the host and CIDR denies, so an
 	// agent cannot step around the filter by resolving elsewhere.
 	DenyPublicResolvers bool
+	// PassTypes are answer record types the filter's checks cannot read
+	// that the policy lets through as opaque data (dns.pass_types),
+	// sorted; any other such type is dropped.
+	PassTypes []uint16
+
 	// DenyDoT denies every destination at port 853 (DNS-over-TLS, RFC
 	// 7858), by address and above any allow, as RuleDoTPort.
 	DenyDoT bool
@@ -187,7 +192,7 @@ func defaultDNS(file string) DNSSettings {
 
 func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, p.errf(n, "dns must be a mapping (block, block_ttl, upstreams, timeout, cache, memory, log, limits, deny_public_resolvers, deny_dot, doh_resolvers)")
+		return nil, p.errf(n, "dns must be a mapping (block, block_ttl, upstreams, timeout, cache, memory, log, limits, pass_types, deny_public_resolvers, deny_dot, doh_resolvers)")
 	}
 	d := &dnsSpec{settings: defaultDNS(p.file), lines: map[string]int{}}
 	s := &d.settings
@@ -217,12 +222,14 @@ func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 			err = p.dnsLimits(v, d)
 		case "deny_public_resolvers":
 			s.DenyPublicResolvers, err = p.boolean(v)
+		case "pass_types":
+			s.PassTypes, err = p.dnsTypes(v)
 		case "deny_dot":
 			s.DenyDoT, err = p.boolean(v)
 		case "doh_resolvers":
 			s.DoHResolvers, err = p.dohResolvers(v)
 		default:
-			err = p.errf(k, "unknown dns key %q (want block, block_ttl, upstreams, timeout, cache, memory, log, limits, deny_public_resolvers, deny_dot or doh_resolvers)", k.Value)
+			err = p.errf(k, "unknown dns key %q (want block, block_ttl, upstreams, timeout, cache, memory, log, limits, pass_types, deny_public_resolvers, deny_dot or doh_resolvers)", k.Value)
 		}
 		return err
 	})
@@ -412,7 +419,12 @@ func (p *parser) dnsTypes(n *yaml.Node) ([]uint16, error) {
 	}
 	var out []uint16
 	for _, it := range its {
-		t, ok := dns.StringToType[strings.ToUpper(strings.TrimSpace(it.Value))]
+		name := strings.ToUpper(strings.TrimSpace(it.Value))
+		t, ok := dns.StringToType[name]
+		if num, generic := strings.CutPrefix(name, "TYPE"); !ok && generic { // RFC 3597's TYPEnnn
+			v, err := strconv.ParseUint(num, 10, 16)
+			t, ok = uint16(v), err == nil && v > 0
+		}
 		if !ok {
 			return nil, p.errf(it, "unknown query type %q", it.Value)
 		}

@@ -102,6 +102,7 @@
 //	    subdomains: 100/m          # distinct names per registered domain per agent; off
 //	    query_rate: 200/s          # per agent; off
 //	    refuse_types: [NULL, ANY, AXFR, IXFR]
+//	  pass_types: []               # answer types the checks cannot read, passed unread (else dropped)
 //	  deny_public_resolvers: false # true: deny the built-in DoH/DoT list (PublicResolvers)
 //	  deny_dot: false              # true: deny port 853 (DoT) for every host and address, builtin:dot-port
 //	  doh_resolvers: []            # hosts DoH exchanges may go to; any other is refused, builtin:doh
