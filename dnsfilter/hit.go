@@ -78,11 +78,18 @@ func (s *Server) memo(eng *rules.Engine, agent, name string, qtype uint16, ent *
 			ip, ok = netip.AddrFromSlice(r.AAAA)
 		case *dns.CNAME:
 			text = strings.TrimSuffix(r.Target, ".")
-		case *dns.HTTPS:
-			m.ips = appendHints(m.ips, &r.SVCB)
-			continue
-		case *dns.SVCB:
-			m.ips = appendHints(m.ips, r)
+		case *dns.HTTPS, *dns.SVCB:
+			svcb, _ := r.(*dns.SVCB)
+			if h, ok := r.(*dns.HTTPS); ok {
+				svcb = &h.SVCB
+			}
+			from := len(m.ips)
+			m.ips = appendHints(m.ips, svcb)
+			for _, ip := range m.ips[from:] {
+				if len(m.answers) < maxEventAnswers {
+					m.answers = append(m.answers, ip.String())
+				}
+			}
 			continue
 		default:
 			continue

@@ -1,6 +1,7 @@
 package dnsfilter
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -111,6 +112,11 @@ func TestRecordTypesChecked(t *testing.T) {
 	}
 	if names := e.bindings.NamesFor("127.0.0.1", mustAddr("192.168.1.1")); names != nil {
 		t.Fatalf("a dropped hint was bound: %q", names)
+	}
+	// The event lists the hints given, as it lists A and AAAA.
+	e.query("goodhint.example", dns.TypeHTTPS, qopt{})
+	if ev := e.lastEvent(); fmt.Sprint(ev["answers"]) != "[93.184.216.34 2606:2800:220:1:248:1893:25c8:1946]" {
+		t.Fatalf("event answers %v", ev["answers"])
 	}
 	// dns.pass_types lets a type the checks cannot read through.
 	e.reload(policyWith(u, "  pass_types: [TYPE65400]\n", ""))
