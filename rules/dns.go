@@ -28,9 +28,12 @@ const (
 	DefaultDNSBlockTTL     = 60 * time.Second
 	DefaultDNSCacheEntries = 100_000
 	DefaultDNSCacheBytes   = 64 << 20
-	// DefaultDNSMemory is the filter's memory budget: the cache and
-	// the IP→name bindings, half each unless cache.max_size says.
-	DefaultDNSMemory         = 2 * DefaultDNSCacheBytes
+	// DefaultDNSBindingsBytes is the IP→name bindings' share of the
+	// budget when only cache.max_size is set (about 150,000 bindings).
+	DefaultDNSBindingsBytes = 32 << 20
+	// DefaultDNSMemory is the filter's memory budget: the cache (two
+	// thirds unless cache.max_size says) and the IP→name bindings.
+	DefaultDNSMemory         = DefaultDNSCacheBytes + DefaultDNSBindingsBytes
 	DefaultDNSMaxTTL         = time.Hour
 	DefaultDNSNegativeTTL    = 5 * time.Minute
 	DefaultDNSMaxNameLength  = 180
@@ -236,11 +239,17 @@ func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 	if err != nil {
 		return d, err
 	}
-	// One budget: the cache takes max_size (half when unset), the
-	// bindings the rest.
-	if _, set := d.lines["cache.max_size"]; !set {
-		s.Cache.MaxBytes = s.Memory / 2
-	} else if s.Cache.MaxBytes >= s.Memory {
+	// One budget: the cache takes max_size (two thirds when unset),
+	// the bindings the rest; a max_size alone (a policy older than
+	// dns.memory) keeps the bindings' default share beside it.
+	_, cacheSet := d.lines["cache.max_size"]
+	_, memSet := d.lines["memory"]
+	switch {
+	case cacheSet && !memSet:
+		s.Memory = s.Cache.MaxBytes + DefaultDNSBindingsBytes
+	case !cacheSet:
+		s.Cache.MaxBytes = s.Memory / 3 * 2
+	case s.Cache.MaxBytes >= s.Memory:
 		return d, p.errf(n, "dns.cache.max_size %d is not below dns.memory %d: the budget covers the cache and the IP bindings", s.Cache.MaxBytes, s.Memory)
 	}
 	s.BindingsBytes = s.Memory - s.Cache.MaxBytes

@@ -12,9 +12,10 @@ func TestDNSMemoryBudget(t *testing.T) {
 		err                     string
 	}{
 		{"", DefaultDNSMemory, DefaultDNSCacheBytes, DefaultDNSMemory - DefaultDNSCacheBytes, ""},
-		{"dns:\n  memory: 32MiB\n", 32 << 20, 16 << 20, 16 << 20, ""},
+		{"dns:\n  memory: 48MiB\n", 48 << 20, 32 << 20, 16 << 20, ""},
 		{"dns:\n  memory: 32MiB\n  cache:\n    max_size: 8MiB\n", 32 << 20, 8 << 20, 24 << 20, ""},
-		{"dns:\n  cache:\n    max_size: 100MiB\n", DefaultDNSMemory, 100 << 20, DefaultDNSMemory - 100<<20, ""},
+		{"dns:\n  cache:\n    max_size: 100MiB\n", 100<<20 + DefaultDNSBindingsBytes, 100 << 20, DefaultDNSBindingsBytes, ""},
+		{"dns:\n  block: refused\n", DefaultDNSMemory, DefaultDNSCacheBytes, DefaultDNSBindingsBytes, ""},
 		{"dns:\n  memory: 8MiB\n  cache:\n    max_size: 8MiB\n", 0, 0, 0, "not below dns.memory"},
 		{"dns:\n  memory: 10KiB\n", 0, 0, 0, "bad"},
 	} {

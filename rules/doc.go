@@ -95,7 +95,7 @@
 //	  timeout: 2s                  # per attempt at one upstream
 //	  log: all                     # all | blocked | none: which queries are events
 //	  cache: {max_entries: 100000, max_size: 64MiB, min_ttl: 0s, max_ttl: 1h, negative_ttl: 5m, serve_stale: 0s}
-//	  memory: 128MiB               # the cache (max_size, default half) and the IP bindings (the rest)
+//	  memory: 96MiB                # the cache (max_size, default two thirds) and the IP bindings (the rest)
 //	  limits:                      # exfiltration guards (DNSQuery; the counting ones in dnsfilter)
 //	    max_name_length: 180
 //	    max_label_length: 63
