@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/rules"
 )
 
 // Issue 14, item 18: DNS over HTTPS and over TLS around the DNS filter.
@@ -41,6 +45,34 @@ func TestDefaultPolicyRefusesResolverAddresses(t *testing.T) {
 				t.Errorf("%s:%s: exit %d:\n%s", a, port, code, out)
 			}
 		}
+	}
+	// Through the proxy: CONNECT to each address literal is refused with
+	// its event. Each is first decided in-process by the same policy, and
+	// the CONNECT is sent only when that decision is a deny, which the
+	// proxy reaches before any dial: no packet leaves for them.
+	body, err := os.ReadFile(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := rules.Parse(pol, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startProxy(t, string(body), nil)
+	for _, a := range addrs {
+		h, err := addr.ParseAuthority(a+":443", 443)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := eng.Host("", h); d.Allowed() || d.Rule != rules.RulePublicResolver {
+			t.Errorf("%s: %+v; not sent through the proxy", a, d)
+			continue
+		}
+		resp, _ := rawRequest(t, e.addr, "CONNECT "+a+":443 HTTP/1.1\r\nHost: "+a+":443\r\n\r\n")
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Agentg-Rule") != rules.RulePublicResolver {
+			t.Errorf("CONNECT %s: %d %v", a, resp.StatusCode, resp.Header)
+		}
+		e.waitEvent(map[string]any{"host": h.IP.String(), "decision": "deny", "rule": rules.RulePublicResolver})
 	}
 	// Port 853 (DNS over TLS) by any address or name, not just the listed.
 	for _, h := range []string{"93.184.216.34:853", "[2606:2800:220:1:248:1893:25c8:1946]:853", "resolver.example:853"} {
