@@ -34,9 +34,9 @@ func TestMemoryBudget(t *testing.T) {
 	go up.ActivateAndServe()
 	t.Cleanup(func() { up.Shutdown() })
 
-	const budget, cacheShare = 4 << 20, 2 << 20
+	const budget, cacheShare = 6 << 20, 4 << 20 // two thirds for the cache
 	e := startFilter(t, "default: allow\ndns:\n  upstreams: [\""+pc.LocalAddr().String()+"\"]\n  log: none\n"+
-		"  memory: 4MiB\n  cache:\n    max_size: 2MiB\n  limits:\n    subdomains: off\n    query_rate: off\n", envOptions{noClock: true})
+		"  memory: 6MiB\n  limits:\n    subdomains: off\n    query_rate: off\n", envOptions{noClock: true})
 	heap := func() int64 {
 		var m runtime.MemStats
 		runtime.GC()
@@ -85,8 +85,9 @@ func TestMemoryBudget(t *testing.T) {
 	if grew := heap() - h0; grew > budget+budget/2 {
 		t.Fatalf("heap grew %d bytes over %d queries, budget %d: %+v", grew, n, budget, s)
 	}
-	// A reload with a smaller budget applies to both parts.
-	e.reload("default: allow\ndns:\n  upstreams: [\"" + pc.LocalAddr().String() + "\"]\n  memory: 2MiB\n")
+	// A reload with a smaller budget, spelled as older policies do,
+	// applies to both parts.
+	e.reload("default: allow\ndns:\n  upstreams: [\"" + pc.LocalAddr().String() + "\"]\n  cache:\n    max_size: 2MiB\n")
 	e.query("after.budget.example", dns.TypeA, qopt{})
 	const cache2 = 2 << 20 / 3 * 2 // two thirds, the rest to the bindings
 	if s := e.srv.Metrics(); s.Memory != 2<<20 || s.CacheMaxBytes != cache2 || s.BindingsMaxBytes != 2<<20-cache2 ||

@@ -28,12 +28,10 @@ const (
 	DefaultDNSBlockTTL     = 60 * time.Second
 	DefaultDNSCacheEntries = 100_000
 	DefaultDNSCacheBytes   = 64 << 20
-	// DefaultDNSBindingsBytes is the IP→name bindings' share of the
-	// budget when only cache.max_size is set (about 150,000 bindings).
-	DefaultDNSBindingsBytes = 32 << 20
-	// DefaultDNSMemory is the filter's memory budget: the cache (two
-	// thirds unless cache.max_size says) and the IP→name bindings.
-	DefaultDNSMemory         = DefaultDNSCacheBytes + DefaultDNSBindingsBytes
+	// DefaultDNSMemory is the filter's memory budget: two thirds for the
+	// cache (DefaultDNSCacheBytes, its size before the budget covered
+	// the bindings), a third for the IP→name bindings (about 150,000).
+	DefaultDNSMemory         = DefaultDNSCacheBytes / 2 * 3
 	DefaultDNSMaxTTL         = time.Hour
 	DefaultDNSNegativeTTL    = 5 * time.Minute
 	DefaultDNSMaxNameLength  = 180
@@ -123,9 +121,9 @@ type DNSSettings struct {
 	Timeout time.Duration
 	Cache   DNSCache
 	Log     DNSLog
-	// Memory is the filter's memory budget (dns.memory): the cache's
-	// Cache.MaxBytes plus BindingsBytes, the IP→name bindings' share
-	// (state.Bindings), which is what the cache does not take.
+	// Memory is the filter's memory budget (dns.memory, or
+	// dns.cache.max_size): two thirds are the cache's Cache.MaxBytes,
+	// the rest BindingsBytes, the IP→name bindings' (state.Bindings).
 	Memory, BindingsBytes int64
 
 	// The exfiltration guards. Zero disables a counting guard.
@@ -185,7 +183,7 @@ func defaultDNS(file string) DNSSettings {
 		Timeout:  DefaultDNSTimeout,
 		Cache: DNSCache{MaxEntries: DefaultDNSCacheEntries, MaxBytes: DefaultDNSCacheBytes,
 			MaxTTL: DefaultDNSMaxTTL, NegativeTTL: DefaultDNSNegativeTTL},
-		Memory: DefaultDNSMemory, BindingsBytes: DefaultDNSMemory - DefaultDNSCacheBytes,
+		Memory: DefaultDNSMemory, BindingsBytes: DefaultDNSMemory - DefaultDNSCacheBytes, // setBudget's split
 		MaxNameLength: DefaultDNSMaxNameLength, MaxLabelLength: DefaultDNSMaxLabelLength,
 		Subdomains: DefaultDNSSubdomains, SubdomainsWindow: time.Minute,
 		QueryRate: DefaultDNSQueryRate, QueryBurst: DefaultDNSQueryRate,
@@ -239,21 +237,26 @@ func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 	if err != nil {
 		return d, err
 	}
-	// One budget: the cache takes max_size (two thirds when unset),
-	// the bindings the rest; a max_size alone (a policy older than
-	// dns.memory) keeps the bindings' default share beside it.
+	// One budget, spelled dns.memory or (as policies written before it
+	// do) dns.cache.max_size: two thirds for the cache, the rest for the
+	// IP bindings, so that what max_size says is all the filter holds.
 	_, cacheSet := d.lines["cache.max_size"]
 	_, memSet := d.lines["memory"]
 	switch {
-	case cacheSet && !memSet:
-		s.Memory = s.Cache.MaxBytes + DefaultDNSBindingsBytes
-	case !cacheSet:
-		s.Cache.MaxBytes = s.Memory / 3 * 2
-	case s.Cache.MaxBytes >= s.Memory:
-		return d, p.errf(n, "dns.cache.max_size %d is not below dns.memory %d: the budget covers the cache and the IP bindings", s.Cache.MaxBytes, s.Memory)
+	case cacheSet && memSet:
+		return d, p.errf(n, "dns.memory and dns.cache.max_size are one budget (the cache and the IP bindings): set one")
+	case cacheSet:
+		s.Memory = s.Cache.MaxBytes
 	}
-	s.BindingsBytes = s.Memory - s.Cache.MaxBytes
+	s.setBudget()
 	return d, nil
+}
+
+// setBudget splits Memory: two thirds for the cache, the rest for the
+// bindings.
+func (s *DNSSettings) setBudget() {
+	s.Cache.MaxBytes = s.Memory / 3 * 2
+	s.BindingsBytes = s.Memory - s.Cache.MaxBytes
 }
 
 func (p *parser) dnsBlock(v *yaml.Node, s *DNSSettings) error {

@@ -94,8 +94,8 @@
 //	  upstreams: [127.0.0.1:5300, "tls://dns.example@192.0.2.53:853"]  # default: the system's
 //	  timeout: 2s                  # per attempt at one upstream
 //	  log: all                     # all | blocked | none: which queries are events
-//	  cache: {max_entries: 100000, max_size: 64MiB, min_ttl: 0s, max_ttl: 1h, negative_ttl: 5m, serve_stale: 0s}
-//	  memory: 96MiB                # the cache (max_size, default two thirds) and the IP bindings (the rest)
+//	  cache: {max_entries: 100000, min_ttl: 0s, max_ttl: 1h, negative_ttl: 5m, serve_stale: 0s}
+//	  memory: 96MiB                # the cache (2/3) and the IP bindings (1/3); cache.max_size is its older name
 //	  limits:                      # exfiltration guards (DNSQuery; the counting ones in dnsfilter)
 //	    max_name_length: 180
 //	    max_label_length: 63

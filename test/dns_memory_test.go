@@ -21,7 +21,7 @@ func TestDNSMemoryReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(up.Close)
-	a := startAdminAgentg(t, testenv.AgentgConfig{Policy: "default: allow\ndns:\n  upstreams: [\"" + up.Addr + "\"]\n  memory: 16MiB\n  cache:\n    max_size: 4MiB\n"})
+	a := startAdminAgentg(t, testenv.AgentgConfig{Policy: "default: allow\ndns:\n  upstreams: [\"" + up.Addr + "\"]\n  memory: 12MiB\n"})
 	if len(a.DNS) != 1 {
 		t.Fatalf("DNS listeners %v", a.DNS)
 	}
@@ -35,9 +35,9 @@ func TestDNSMemoryReported(t *testing.T) {
 		name, part string
 		want       float64
 	}{
-		{"agentg_dns_memory_limit_bytes", "total", 16 << 20},
-		{"agentg_dns_memory_limit_bytes", "cache", 4 << 20},
-		{"agentg_dns_memory_limit_bytes", "bindings", 12 << 20},
+		{"agentg_dns_memory_limit_bytes", "total", 12 << 20},
+		{"agentg_dns_memory_limit_bytes", "cache", 8 << 20},
+		{"agentg_dns_memory_limit_bytes", "bindings", 4 << 20},
 	} {
 		if got := metricValue(m, c.name, map[string]string{"part": c.part}); got != c.want {
 			t.Errorf("%s{part=%q} = %g, want %g", c.name, c.part, got, c.want)
