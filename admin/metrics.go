@@ -62,6 +62,18 @@ type Gauges struct {
 	Leaves func() (issued, cacheHits uint64)
 	// PendingApprovals is how many calls are held for approval now.
 	PendingApprovals func() int
+	// DNSMemory is the DNS filter's memory budget and its use.
+	DNSMemory func() DNSMemory
+}
+
+// DNSMemory is the DNS filter's memory budget (dns.memory), its two
+// shares, and what each holds.
+type DNSMemory struct {
+	Limit                           int64
+	CacheBytes, CacheMaxBytes       int64
+	CacheEntries                    int
+	BindingsBytes, BindingsMaxBytes int64
+	BindingsRows                    int
 }
 
 func newMetrics(g Gauges, log *audit.Logger, streams func() int, metricsDropped func() uint64) *metrics {
@@ -109,6 +121,21 @@ func newMetrics(g Gauges, log *audit.Logger, streams func() int, metricsDropped 
 	}
 	if g.PendingApprovals != nil {
 		gauge("approvals_pending", "Calls held for approval now.", func() float64 { return float64(g.PendingApprovals()) })
+	}
+	if g.DNSMemory != nil {
+		part := func(name, help, which string, f func(DNSMemory) float64) {
+			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help,
+				ConstLabels: prometheus.Labels{"part": which}}, func() float64 { return f(g.DNSMemory()) }))
+		}
+		const used = "Memory the DNS filter holds, by part (cache, bindings), as charged against dns.memory."
+		const limit = "The DNS filter's memory budget (dns.memory, part total) and each part's share of it."
+		part("dns_memory_bytes", used, "cache", func(d DNSMemory) float64 { return float64(d.CacheBytes) })
+		part("dns_memory_bytes", used, "bindings", func(d DNSMemory) float64 { return float64(d.BindingsBytes) })
+		part("dns_memory_limit_bytes", limit, "total", func(d DNSMemory) float64 { return float64(d.Limit) })
+		part("dns_memory_limit_bytes", limit, "cache", func(d DNSMemory) float64 { return float64(d.CacheMaxBytes) })
+		part("dns_memory_limit_bytes", limit, "bindings", func(d DNSMemory) float64 { return float64(d.BindingsMaxBytes) })
+		gauge("dns_cache_entries", "Answers the DNS filter's cache holds.", func() float64 { return float64(g.DNSMemory().CacheEntries) })
+		gauge("dns_bindings", "IP-to-name bindings the DNS filter holds for the transparent listener.", func() float64 { return float64(g.DNSMemory().BindingsRows) })
 	}
 	if g.Leaves != nil {
 		counter("leaf_certificates_issued_total", "Leaf certificates signed for intercepted hosts.", func() float64 { n, _ := g.Leaves(); return float64(n) })

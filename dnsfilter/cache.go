@@ -91,12 +91,25 @@ func newCache(c rules.DNSCache, now func() time.Time) *cache {
 	return ch
 }
 
-// setLimits applies a policy's bounds; a shrunk cache sheds entries as
-// it is written to.
+// setLimits applies a policy's bounds; a shrunk cache sheds what is
+// over them at once.
 func (c *cache) setLimits(l rules.DNSCache) {
-	c.maxEntries.Store(int64(max(1, (l.MaxEntries+cacheShards-1)/cacheShards)))
-	c.maxBytes.Store(max(1, (l.MaxBytes+cacheShards-1)/cacheShards))
+	maxN := int64(max(1, (l.MaxEntries+cacheShards-1)/cacheShards))
+	maxB := max(1, (l.MaxBytes+cacheShards-1)/cacheShards)
+	shrunk := maxN < c.maxEntries.Load() || maxB < c.maxBytes.Load()
+	c.maxEntries.Store(maxN)
+	c.maxBytes.Store(maxB)
 	c.stale.Store(int64(l.ServeStale))
+	if !shrunk {
+		return
+	}
+	now, stale := c.now(), time.Duration(l.ServeStale)
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		sh.evictLocked(cacheKey{}, now, stale, maxN, maxB)
+		sh.mu.Unlock()
+	}
 }
 
 func (c *cache) shard(k cacheKey) *cacheShard {
@@ -139,6 +152,12 @@ func (c *cache) put(k cacheKey, e *entry) {
 	}
 	sh.m[k] = e
 	sh.bytes += e.size
+	sh.evictLocked(k, now, stale, maxN, maxB)
+}
+
+// evictLocked drops entries (never k) until sh is within maxN entries
+// and maxB bytes.
+func (sh *cacheShard) evictLocked(k cacheKey, now time.Time, stale time.Duration, maxN, maxB int64) {
 	for int64(len(sh.m)) > maxN || sh.bytes > maxB {
 		var victim cacheKey
 		var ve *entry

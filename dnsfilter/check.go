@@ -3,7 +3,6 @@ package dnsfilter
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -19,9 +18,10 @@ import (
 // answer, authority or additional sections (poisoning's usual vehicle) is
 // dropped, but the SOA of a negative answer. checkAnswer runs for each
 // agent on every answer, cached or not: a CNAME to a name the agent may
-// not resolve denies the answer, and an address the agent may not reach
-// is dropped (rebinding protection: non-public addresses for public names,
-// unless a CIDR rule opens them).
+// not resolve denies the answer, and a record carrying an address the
+// agent may not reach is dropped (rebinding protection: non-public
+// addresses for public names, unless a CIDR rule opens them), whatever its
+// type (rrcheck.go classifies them all).
 
 // maxChain bounds a CNAME chain; resolvers give up far earlier.
 const maxChain = 16
@@ -116,48 +116,36 @@ type answerCheck struct {
 	firstDrop rules.Decision
 }
 
-// checkAnswer decides ent's records for agent.
+// checkAnswer decides ent's records for agent, each by its type's class
+// (rrcheck.go).
 func checkAnswer(eng *rules.Engine, agent string, ent *entry) answerCheck {
 	var c answerCheck
-	addrs := 0
+	checked := 0
 	for i, rr := range ent.answer {
-		var ip netip.Addr
-		switch r := rr.(type) {
-		case *dns.CNAME:
-			d := eng.Name(agent, canonical(r.Target))
-			switch {
-			case !d.Allowed():
-				d.Reason = "CNAME to " + canonical(r.Target) + ": " + d.Reason
-				c.deny = d
+		rc := checkRecord(eng, agent, rr)
+		if rc.alias {
+			if rc.drop {
+				c.deny = rc.d
 				return c
-			case d.Action != rules.Allow && c.report.Action == rules.Undecided:
-				c.report = d
 			}
-			continue
-		case *dns.A:
-			ip, _ = netip.AddrFromSlice(r.A)
-		case *dns.AAAA:
-			ip, _ = netip.AddrFromSlice(r.AAAA)
-		default:
-			continue
+		} else {
+			checked++
 		}
-		addrs++
-		d := eng.AnswerIP(agent, ip)
 		switch {
-		case !d.Allowed():
+		case rc.drop:
 			if c.drop == nil {
 				c.drop = make([]bool, len(ent.answer))
-				c.firstDrop = d
+				c.firstDrop = rc.d
 			}
 			c.drop[i] = true
 			c.dropped++
-		case d.Action != rules.Allow && c.report.Action == rules.Undecided:
-			c.report = d
+		case rc.d.Action != rules.Undecided && rc.d.Action != rules.Allow && c.report.Action == rules.Undecided:
+			c.report = rc.d
 		}
 	}
-	if c.dropped > 0 && c.dropped == addrs {
+	if c.dropped > 0 && c.dropped == checked {
 		c.deny = c.firstDrop
-		c.deny.Reason = "every address in the answer was dropped: " + c.firstDrop.Reason
+		c.deny.Reason = "every record in the answer was dropped: " + c.firstDrop.Reason
 	}
 	return c
 }

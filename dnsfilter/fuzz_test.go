@@ -3,12 +3,15 @@ package dnsfilter
 import (
 	"io"
 	"net"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/internal/testenv"
+	"github.com/agentg/agentg/rules"
 	"github.com/agentg/agentg/state"
 )
 
@@ -110,6 +113,68 @@ func FuzzServeDNS(f *testing.F) {
 			w.msg.Compress = true
 			if l := w.msg.Len(); l > ourUDPSize {
 				t.Fatalf("UDP reply of %d bytes", l)
+			}
+		}
+	})
+}
+
+// FuzzCheckAnswer feeds upstream answers (any record types, any data)
+// through sanitize and checkAnswer: nothing panics, and no record the
+// checks keep carries an address the agent may not reach or is of a type
+// the checks cannot classify (rrcheck.go).
+func FuzzCheckAnswer(f *testing.F) {
+	eng := compile(f, f.TempDir(), "default: allow\nhosts:\n  - deny: .evil.example\n")
+	for _, s := range []string{
+		`q.example. 60 IN HTTPS 1 . ipv4hint=127.0.0.1,93.184.216.34 ipv6hint=::1`,
+		`q.example. 60 IN A 10.0.0.1`,
+		`q.example. 60 IN CNAME x.evil.example.`,
+		`q.example. 60 IN APL 1:10.0.0.0/8 2:2001:db8::/32`,
+		`q.example. 60 IN URI 10 1 "http://[::1]/"`,
+		`q.example. 60 IN TYPE65400 \# 4 7f000001`,
+	} {
+		rr := mustRR(s)
+		m := new(dns.Msg)
+		m.SetQuestion("q.example.", rr.Header().Rrtype)
+		m.Response = true
+		m.Answer = []dns.RR{rr}
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m dns.Msg
+		if m.Unpack(b) != nil || len(m.Question) != 1 {
+			return
+		}
+		q := m.Question[0]
+		ent, err := sanitize(&m, canonical(q.Name), q.Qtype, "fuzz", rules.DNSCache{MaxTTL: time.Hour}, time.Unix(0, 0))
+		if err != nil {
+			return
+		}
+		chk := checkAnswer(eng, "a", ent)
+		if chk.deny.Action != rules.Undecided {
+			return
+		}
+		for i, rr := range ent.answer {
+			if chk.drop != nil && chk.drop[i] {
+				continue
+			}
+			if rc := checkRecord(eng, "a", rr); rc.drop {
+				t.Fatalf("kept %v, which its check drops: %s", rr, rc.d.Reason)
+			}
+			var ip netip.Addr
+			switch r := rr.(type) {
+			case *dns.A:
+				ip, _ = netip.AddrFromSlice(r.A)
+			case *dns.AAAA:
+				ip, _ = netip.AddrFromSlice(r.AAAA)
+			default:
+				continue
+			}
+			if !eng.AnswerIP("a", ip.Unmap()).Allowed() {
+				t.Fatalf("kept %v", rr)
 			}
 		}
 	})

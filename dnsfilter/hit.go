@@ -2,6 +2,7 @@ package dnsfilter
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -77,6 +78,19 @@ func (s *Server) memo(eng *rules.Engine, agent, name string, qtype uint16, ent *
 			ip, ok = netip.AddrFromSlice(r.AAAA)
 		case *dns.CNAME:
 			text = strings.TrimSuffix(r.Target, ".")
+		case *dns.HTTPS, *dns.SVCB:
+			svcb, _ := r.(*dns.SVCB)
+			if h, ok := r.(*dns.HTTPS); ok {
+				svcb = &h.SVCB
+			}
+			from := len(m.ips)
+			m.ips = appendHints(m.ips, svcb)
+			for _, ip := range m.ips[from:] {
+				if len(m.answers) < maxEventAnswers {
+					m.answers = append(m.answers, ip.String())
+				}
+			}
+			continue
 		default:
 			continue
 		}
@@ -230,4 +244,26 @@ func b2i(v bool) int {
 		return 1
 	}
 	return 0
+}
+
+// appendHints adds a kept service binding's address hints to ips: the
+// agent was told the name is there too, and a client may connect to a
+// hint without asking A or AAAA (the transparent listener then asks the
+// bindings). They passed the same checks as A and AAAA (rrcheck.go).
+func appendHints(ips []netip.Addr, r *dns.SVCB) []netip.Addr {
+	for _, kv := range r.Value {
+		var hint []net.IP
+		switch h := kv.(type) {
+		case *dns.SVCBIPv4Hint:
+			hint = h.Hint
+		case *dns.SVCBIPv6Hint:
+			hint = h.Hint
+		}
+		for _, raw := range hint {
+			if ip, ok := netip.AddrFromSlice(raw); ok {
+				ips = append(ips, ip.Unmap())
+			}
+		}
+	}
+	return ips
 }

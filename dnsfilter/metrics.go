@@ -7,6 +7,7 @@ import (
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/rules"
+	"github.com/agentg/agentg/state"
 )
 
 // Metrics counts what the filter did; every query is counted whether or
@@ -38,13 +39,25 @@ type Snapshot struct {
 	WriteErrors, Events                                                          uint64
 	CacheEntries                                                                 int
 	CacheBytes                                                                   int64
+	// The memory budget (dns.memory) and its two parts: the cache's
+	// share and use, the IP→name bindings' (nothing without bindings).
+	Memory, CacheMaxBytes           int64
+	BindingsRows                    int
+	BindingsBytes, BindingsMaxBytes int64
 }
 
 // Metrics returns the counters now.
 func (s *Server) Metrics() Snapshot {
 	m := &s.metrics
 	n, b := s.cache.stats()
+	set := s.cur.Load().set
+	var bs state.BindingsStats
+	if s.cfg.Bindings != nil {
+		bs = s.cfg.Bindings.Stats()
+	}
 	return Snapshot{
+		Memory: set.Memory, CacheMaxBytes: set.Cache.MaxBytes,
+		BindingsRows: bs.Rows, BindingsBytes: bs.Bytes, BindingsMaxBytes: bs.MaxBytes,
 		Queries: m.Queries.Load(), Allowed: m.Allowed.Load(), Denied: m.Denied.Load(), Reported: m.Reported.Load(),
 		Blocked: m.Blocked.Load(), Filtered: m.Filtered.Load(), Dropped: m.Dropped.Load(), Limited: m.Limited.Load(),
 		TXT: m.TXT.Load(), CacheHits: m.CacheHits.Load(), CacheMisses: m.CacheMisses.Load(), Stale: m.Stale.Load(),

@@ -97,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	set := eng.DNS()
 	s.cache = newCache(set.Cache, s.now)
+	s.setBudget(set)
 	s.cur.Store(s.buildState(eng, nil))
 	return s, nil
 }
@@ -114,9 +115,18 @@ func (s *Server) state(eng *rules.Engine) *policyState {
 		return old
 	}
 	ps := s.buildState(eng, old)
-	s.cache.setLimits(ps.set.Cache)
+	s.setBudget(ps.set)
 	s.cur.Store(ps)
 	return ps
+}
+
+// setBudget applies dns.memory: the cache's share and the bindings' (the
+// rest); both shed what is over as they are written to.
+func (s *Server) setBudget(set rules.DNSSettings) {
+	s.cache.setLimits(set.Cache)
+	if s.cfg.Bindings != nil {
+		s.cfg.Bindings.SetMaxBytes(set.BindingsBytes)
+	}
 }
 
 // buildState derives the state for eng, keeping old's forwarder when

@@ -206,6 +206,16 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 			return ref
 		}
 	}
+	// DNS over HTTPS goes to the resolvers the policy names, or nowhere
+	// (doh.go): the DNS filter is the resolver.
+	if isDoH(r) {
+		if d := eng.DoH(f.agent, f.host); d.Action != rules.Allow {
+			f.decision = d
+			if !d.Allowed() {
+				return s.denied(f)
+			}
+		}
+	}
 	// HTTP rules decide every request. Inside a tunnel their answer is
 	// the event's (http:default when none matched, as documented); on the
 	// explicit listener it is when a rule spoke. A host decision let

@@ -18,6 +18,9 @@ func (e *Engine) Host(agent string, h addr.Host) Decision {
 	if !e.ports.allows(h.Port) {
 		return e.ports.denied(h.Port)
 	}
+	if h.Port == DoTPort && e.dns.settings.DenyDoT && !h.IsIP() {
+		return e.dotDenied(h) // an address meets the same rule as a CIDR deny (doh.go)
+	}
 	if h.IsIP() {
 		d, _ := e.ipDecide(agent, h.IP, h.Port, e.dflt)
 		return d

@@ -24,10 +24,14 @@ import (
 
 // Defaults of the dns section.
 const (
-	DefaultDNSTimeout        = 2 * time.Second
-	DefaultDNSBlockTTL       = 60 * time.Second
-	DefaultDNSCacheEntries   = 100_000
-	DefaultDNSCacheBytes     = 64 << 20
+	DefaultDNSTimeout      = 2 * time.Second
+	DefaultDNSBlockTTL     = 60 * time.Second
+	DefaultDNSCacheEntries = 100_000
+	DefaultDNSCacheBytes   = 64 << 20
+	// DefaultDNSMemory is the filter's memory budget: two thirds for the
+	// cache (DefaultDNSCacheBytes, its size before the budget covered
+	// the bindings), a third for the IP→name bindings (about 150,000).
+	DefaultDNSMemory         = DefaultDNSCacheBytes / 2 * 3
 	DefaultDNSMaxTTL         = time.Hour
 	DefaultDNSNegativeTTL    = 5 * time.Minute
 	DefaultDNSMaxNameLength  = 180
@@ -117,6 +121,10 @@ type DNSSettings struct {
 	Timeout time.Duration
 	Cache   DNSCache
 	Log     DNSLog
+	// Memory is the filter's memory budget (dns.memory, or
+	// dns.cache.max_size): two thirds are the cache's Cache.MaxBytes,
+	// the rest BindingsBytes, the IP→name bindings' (state.Bindings).
+	Memory, BindingsBytes int64
 
 	// The exfiltration guards. Zero disables a counting guard.
 	MaxNameLength  int
@@ -137,6 +145,18 @@ type DNSSettings struct {
 	// resolvers (PublicResolvers) among the host and CIDR denies, so an
 	// agent cannot step around the filter by resolving elsewhere.
 	DenyPublicResolvers bool
+	// PassTypes are answer record types the filter's checks cannot read
+	// that the policy lets through as opaque data (dns.pass_types),
+	// sorted; any other such type is dropped.
+	PassTypes []uint16
+
+	// DenyDoT denies every destination at port 853 (DNS-over-TLS, RFC
+	// 7858), by address and above any allow, as RuleDoTPort.
+	DenyDoT bool
+	// DoHResolvers are the hosts DNS-over-HTTPS exchanges may go to
+	// (canonical names, ".name" for a name and its subdomains, or IP
+	// literals); a DoH-shaped request to any other is refused as RuleDoH.
+	DoHResolvers []string
 }
 
 // Rule ids of the filter's own decisions.
@@ -163,6 +183,7 @@ func defaultDNS(file string) DNSSettings {
 		Timeout:  DefaultDNSTimeout,
 		Cache: DNSCache{MaxEntries: DefaultDNSCacheEntries, MaxBytes: DefaultDNSCacheBytes,
 			MaxTTL: DefaultDNSMaxTTL, NegativeTTL: DefaultDNSNegativeTTL},
+		Memory: DefaultDNSMemory, BindingsBytes: DefaultDNSMemory - DefaultDNSCacheBytes, // setBudget's split
 		MaxNameLength: DefaultDNSMaxNameLength, MaxLabelLength: DefaultDNSMaxLabelLength,
 		Subdomains: DefaultDNSSubdomains, SubdomainsWindow: time.Minute,
 		QueryRate: DefaultDNSQueryRate, QueryBurst: DefaultDNSQueryRate,
@@ -172,7 +193,7 @@ func defaultDNS(file string) DNSSettings {
 
 func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, p.errf(n, "dns must be a mapping (block, block_ttl, upstreams, timeout, cache, log, limits, deny_public_resolvers)")
+		return nil, p.errf(n, "dns must be a mapping (block, block_ttl, upstreams, timeout, cache, memory, log, limits, pass_types, deny_public_resolvers, deny_dot, doh_resolvers)")
 	}
 	d := &dnsSpec{settings: defaultDNS(p.file), lines: map[string]int{}}
 	s := &d.settings
@@ -195,17 +216,47 @@ func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 				s.Log = map[string]DNSLog{"all": DNSLogAll, "blocked": DNSLogBlocked, "none": DNSLogNone}[l]
 			}
 		case "cache":
-			err = p.dnsCache(v, &s.Cache)
+			err = p.dnsCache(v, &s.Cache, d.lines)
+		case "memory":
+			s.Memory, err = p.size(v, 1<<20, 64<<30)
 		case "limits":
 			err = p.dnsLimits(v, d)
 		case "deny_public_resolvers":
 			s.DenyPublicResolvers, err = p.boolean(v)
+		case "pass_types":
+			s.PassTypes, err = p.dnsTypes(v)
+		case "deny_dot":
+			s.DenyDoT, err = p.boolean(v)
+		case "doh_resolvers":
+			s.DoHResolvers, err = p.dohResolvers(v)
 		default:
-			err = p.errf(k, "unknown dns key %q (want block, block_ttl, upstreams, timeout, cache, log, limits or deny_public_resolvers)", k.Value)
+			err = p.errf(k, "unknown dns key %q (want block, block_ttl, upstreams, timeout, cache, memory, log, limits, pass_types, deny_public_resolvers, deny_dot or doh_resolvers)", k.Value)
 		}
 		return err
 	})
-	return d, err
+	if err != nil {
+		return d, err
+	}
+	// One budget, spelled dns.memory or (as policies written before it
+	// do) dns.cache.max_size: two thirds for the cache, the rest for the
+	// IP bindings, so that what max_size says is all the filter holds.
+	_, cacheSet := d.lines["cache.max_size"]
+	_, memSet := d.lines["memory"]
+	switch {
+	case cacheSet && memSet:
+		return d, p.errf(n, "dns.memory and dns.cache.max_size are one budget (the cache and the IP bindings): set one")
+	case cacheSet:
+		s.Memory = s.Cache.MaxBytes
+	}
+	s.setBudget()
+	return d, nil
+}
+
+// setBudget splits Memory: two thirds for the cache, the rest for the
+// bindings.
+func (s *DNSSettings) setBudget() {
+	s.Cache.MaxBytes = s.Memory / 3 * 2
+	s.BindingsBytes = s.Memory - s.Cache.MaxBytes
 }
 
 func (p *parser) dnsBlock(v *yaml.Node, s *DNSSettings) error {
@@ -300,8 +351,9 @@ func parseUpstream(spec string) (DNSUpstream, error) {
 	return u, nil
 }
 
-func (p *parser) dnsCache(n *yaml.Node, c *DNSCache) error {
+func (p *parser) dnsCache(n *yaml.Node, c *DNSCache, lines map[string]int) error {
 	return p.eachKey(n, func(k, v *yaml.Node) error {
+		lines["cache."+k.Value] = k.Line
 		var err error
 		switch k.Value {
 		case "max_entries":
@@ -379,7 +431,12 @@ func (p *parser) dnsTypes(n *yaml.Node) ([]uint16, error) {
 	}
 	var out []uint16
 	for _, it := range its {
-		t, ok := dns.StringToType[strings.ToUpper(strings.TrimSpace(it.Value))]
+		name := strings.ToUpper(strings.TrimSpace(it.Value))
+		t, ok := dns.StringToType[name]
+		if num, generic := strings.CutPrefix(name, "TYPE"); !ok && generic { // RFC 3597's TYPEnnn
+			v, err := strconv.ParseUint(num, 10, 16)
+			t, ok = uint16(v), err == nil && v > 0
+		}
 		if !ok {
 			return nil, p.errf(it, "unknown query type %q", it.Value)
 		}
@@ -419,7 +476,7 @@ func (p *parser) duration(n *yaml.Node, lo, hi time.Duration) (time.Duration, er
 type dnsPolicy struct {
 	settings DNSSettings
 	// where each guard is written, for its decisions' Source
-	nameSrc, labelSrc, typeSrc, pubSrc string
+	nameSrc, labelSrc, typeSrc, pubSrc, dotSrc, dohSrc string
 }
 
 func (c *compiler) compileDNS() {
@@ -436,7 +493,7 @@ func (c *compiler) compileDNS() {
 	}
 	c.e.dns = dnsPolicy{settings: d.settings,
 		nameSrc: where("max_name_length"), labelSrc: where("max_label_length"), typeSrc: where("refuse_types"),
-		pubSrc: where("deny_public_resolvers")}
+		pubSrc: where("deny_public_resolvers"), dotSrc: where("deny_dot"), dohSrc: where("doh_resolvers")}
 }
 
 // DNS returns the dns section's settings. The slices are the engine's

@@ -88,9 +88,10 @@ dns:
 		s.Timeout != 300*time.Millisecond || s.Log != DNSLogBlocked || !s.DenyPublicResolvers {
 		t.Errorf("settings %+v", s)
 	}
-	if c := s.Cache; c != (DNSCache{MaxEntries: 10, MaxBytes: 1 << 20, MinTTL: 5 * time.Second, MaxTTL: 10 * time.Minute,
-		NegativeTTL: 30 * time.Second, ServeStale: time.Hour}) {
-		t.Errorf("cache %+v", c)
+	// max_size is the filter's whole budget: two thirds of it the cache's.
+	if c := s.Cache; c != (DNSCache{MaxEntries: 10, MaxBytes: 1 << 20 / 3 * 2, MinTTL: 5 * time.Second, MaxTTL: 10 * time.Minute,
+		NegativeTTL: 30 * time.Second, ServeStale: time.Hour}) || s.Memory != 1<<20 || s.BindingsBytes != 1<<20-c.MaxBytes {
+		t.Errorf("cache %+v, memory %d, bindings %d", c, s.Memory, s.BindingsBytes)
 	}
 	if s.MaxNameLength != 100 || s.MaxLabelLength != 40 || s.Subdomains != 10 || s.SubdomainsWindow != time.Second ||
 		s.QueryRate != 0 || s.QueryBurst != 0 || !slices.Equal(s.RefuseTypes, []uint16{dns.TypeTXT, dns.TypeANY}) {

@@ -94,14 +94,18 @@
 //	  upstreams: [127.0.0.1:5300, "tls://dns.example@192.0.2.53:853"]  # default: the system's
 //	  timeout: 2s                  # per attempt at one upstream
 //	  log: all                     # all | blocked | none: which queries are events
-//	  cache: {max_entries: 100000, max_size: 64MiB, min_ttl: 0s, max_ttl: 1h, negative_ttl: 5m, serve_stale: 0s}
+//	  cache: {max_entries: 100000, min_ttl: 0s, max_ttl: 1h, negative_ttl: 5m, serve_stale: 0s}
+//	  memory: 96MiB                # the cache (2/3) and the IP bindings (1/3); cache.max_size is its older name
 //	  limits:                      # exfiltration guards (DNSQuery; the counting ones in dnsfilter)
 //	    max_name_length: 180
 //	    max_label_length: 63
 //	    subdomains: 100/m          # distinct names per registered domain per agent; off
 //	    query_rate: 200/s          # per agent; off
 //	    refuse_types: [NULL, ANY, AXFR, IXFR]
+//	  pass_types: []               # answer types the checks cannot read, passed unread (else dropped)
 //	  deny_public_resolvers: false # true: deny the built-in DoH/DoT list (PublicResolvers)
+//	  deny_dot: false              # true: deny port 853 (DoT) for every host and address, builtin:dot-port
+//	  doh_resolvers: []            # hosts DoH exchanges may go to; any other is refused, builtin:doh
 //
 // Unknown or duplicate keys, bad patterns, bad CIDRs (including host bits
 // set, "10.0.0.1/8"), bad http rules, bad mcp entries, duplicate rule ids

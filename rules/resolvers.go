@@ -49,9 +49,11 @@ var publicResolverNames = []string{
 	"dns.nextdns.io", "dns.controld.com", "freedns.controld.com",
 	"doh.cleanbrowsing.org", "dns.mullvad.net", "doh.mullvad.net", "dns.sb", "doh.dns.sb",
 	"dns0.eu",
-	// Comcast, Alibaba, DNSPod, 360, Hurricane Electric, LibreDNS, Applied Privacy
-	"doh.xfinity.com", "dns.alidns.com", "doh.pub", "dot.pub", "doh.360.cn", "ordns.he.net",
-	"doh.libredns.gr", "dot.libredns.gr", "doh.applied-privacy.net",
+	// Comcast, Alibaba, DNSPod, 360, Hurricane Electric, LibreDNS, Applied Privacy, Quad101
+	"doh.xfinity.com", "dns.alidns.com", "9999.alidns.com", "doh.pub", "dot.pub", "dns.pub", "sm2.doh.pub",
+	"doh.360.cn", "dot.360.cn", "ordns.he.net",
+	"doh.libredns.gr", "dot.libredns.gr", "doh.applied-privacy.net", "dot1.applied-privacy.net",
+	"dns.twnic.tw",
 	// Firefox's canary: NXDOMAIN here tells Firefox not to enable DoH on its own.
 	"use-application-dns.net",
 	// iCloud Private Relay (resolves through Apple's relays)
@@ -78,6 +80,23 @@ var publicResolverAddrs = []string{
 	// CleanBrowsing, Control D, Mullvad, DNS.SB, dns0.eu
 	"185.228.168.9/32", "185.228.169.9/32", "76.76.2.0/32", "76.76.10.0/32",
 	"194.242.2.2/32", "185.222.222.222/32", "45.11.45.11/32", "193.110.81.0/32", "185.253.5.0/32",
+	// AliDNS (Alibaba Cloud public DNS; DoT on 853, DoH and its JSON API by IP)
+	"223.5.5.5/32", "223.6.6.6/32", "2400:3200::1/128", "2400:3200:baba::1/128",
+	// DNSPod (Tencent): DoH doh.pub, DoT dot.pub
+	"119.29.29.29/32", "119.28.28.28/32", "1.12.12.12/32", "120.53.53.53/32", "2402:4e00::/128",
+	// Comcast (Xfinity)
+	"75.75.75.75/32", "75.75.76.76/32", "2001:558:feed::1/128", "2001:558:feed::2/128",
+	// Hurricane Electric (ordns.he.net)
+	"74.82.42.42/32", "2001:470:20::2/128",
+	// LibreDNS
+	"116.202.176.26/32",
+	// Applied Privacy (doh.applied-privacy.net, and its former address)
+	"146.255.56.98/32", "37.252.185.232/32", "2a00:63c1:a:229::3/128",
+	// NextDNS: every configuration gets addresses in these anycast ranges
+	"45.90.28.0/24", "45.90.30.0/24", "2a07:a8c0::/29", "2a07:a8c1::/29",
+	// 360 Secure DNS, Quad101 (TWNIC)
+	"101.226.4.6/32", "218.30.118.6/32", "101.101.101.101/32", "101.102.103.104/32",
+	"2001:de4::101/128", "2001:de4::102/128",
 }
 
 // compileResolverNames adds the list's names as denies when the policy
@@ -96,15 +115,29 @@ func (c *compiler) compileResolverNames(b *nameBuilder) error {
 	return nil
 }
 
-// compileResolverIPs adds the list's addresses as CIDR denies; a policy
-// CIDR allow of the same prefix length ties, and the deny wins.
+// compileResolverIPs adds the list's addresses as CIDR denies (a policy
+// CIDR allow of the same prefix length ties, and the deny wins), and
+// dns.deny_dot's important deny of every address at port 853.
 func (c *compiler) compileResolverIPs() {
-	if !c.e.dns.settings.DenyPublicResolvers {
+	set := &c.e.dns.settings
+	if !set.DenyPublicResolvers && !set.DenyDoT {
 		return
 	}
-	src := c.resolverSource()
-	for _, s := range publicResolverAddrs {
-		c.e.cidrs = append(c.e.cidrs, cidrRule{prefix: netip.MustParsePrefix(s), deny: true, src: src})
+	if set.DenyPublicResolvers {
+		src := c.resolverSource()
+		for _, s := range publicResolverAddrs {
+			c.e.cidrs = append(c.e.cidrs, cidrRule{prefix: netip.MustParsePrefix(s), deny: true, src: src})
+		}
+	}
+	if set.DenyDoT {
+		c.e.sources = append(c.e.sources, source{
+			file: c.pol.file, ruleID: RuleDoTPort, where: c.e.dns.dotSrc, ports: []portRange{{DoTPort, DoTPort}},
+			label: "dns.deny_dot (DNS-over-TLS, port 853)", report: c.pol.report,
+		})
+		src := len(c.e.sources) - 1
+		for _, p := range []string{"0.0.0.0/0", "::/0"} {
+			c.e.cidrs = append(c.e.cidrs, cidrRule{prefix: netip.MustParsePrefix(p), deny: true, important: true, src: src})
+		}
 	}
 	slices.SortStableFunc(c.e.cidrs, func(a, b cidrRule) int { return b.prefix.Bits() - a.prefix.Bits() })
 }

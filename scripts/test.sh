@@ -76,9 +76,9 @@ fuzz() {
 if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 	n=0
 	for target in ./dissect:FuzzReadClientHello ./dissect:FuzzReadServerHello ./dissect:FuzzSniff \
-		./proxy:FuzzHostTracker ./proxy:FuzzHostField ./addr:FuzzParseAuthority \
+		./proxy:FuzzHostTracker ./proxy:FuzzHostField ./proxy:FuzzIsDoH ./addr:FuzzParseAuthority \
 		./dissect/mcp:FuzzParse ./dissect/mcp:FuzzSSE ./dissect/mcp:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool \
-		./dissect/mcp:FuzzFacts ./dnsfilter:FuzzServeDNS ./approval:FuzzToken ./approval:FuzzViewBody; do
+		./dissect/mcp:FuzzFacts ./dnsfilter:FuzzServeDNS ./dnsfilter:FuzzCheckAnswer ./approval:FuzzToken ./approval:FuzzViewBody; do
 		fuzz "$target" || exit 1
 		n=$((n + 1))
 	done

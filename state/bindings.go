@@ -2,14 +2,13 @@ package state
 
 import (
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/go-memdb"
 )
 
 // Bindings remembers which addresses the DNS filter handed out to which
@@ -23,28 +22,45 @@ import (
 // and only names the policy allowed; a binding says "this agent was told
 // this name is at this address", never more.
 //
-// Reads take no lock on the table (memdb snapshots). A binding already
-// known for at least as long as a new answer says is not written again,
-// so a cached answer served again writes nothing. New bindings go to a
-// small write buffer first, which reads see as well, and are committed to
-// the table in batches: each memdb transaction copies the radix paths it
-// changes, and one per binding cost the uncached DNS path a third of its
-// CPU. The table is bounded (Options.MaxEntries, plus the buffer, at
-// most 4096 rows): expired bindings go first, then those closest to
-// expiry, a small slice of the table at a time; a binding evicted early
-// fails closed (the connection it would have matched is decided without
-// it).
+// The table is bounded in bytes (BindingsOptions.MaxBytes, SetMaxBytes:
+// the share of dns.memory the DNS filter gives it), split evenly over
+// shards, each a map under its own lock: a bind or a lookup locks one
+// shard, never the table. Each row is charged what it holds in memory (an
+// estimate that errs high: TestBindingsMemoryBounded measures it), so the
+// bound is on the heap, not on a count. Over its share, a shard drops the
+// expired bindings it holds and then, among a few addresses sampled at
+// random, the one whose bindings all expire first; a binding evicted
+// early fails closed (the connection it would have matched is decided
+// without it).
+//
+// It was a go-memdb table until issue 14: every row cost about a KiB of
+// radix nodes, index keys and watch channels (200,000 rows held 200 MiB
+// live, and commits under load far more), and a row is written on every
+// uncached DNS answer, which is not the read-mostly state memdb is for.
 
 // Defaults for BindingsOptions' zero values.
 const (
-	DefaultBindingsMax   = 200_000
+	DefaultBindingsBytes = 64 << 20
 	DefaultBindingsFloor = 30 * time.Second
+)
+
+// What the table charges, in bytes, beyond the strings it holds: an
+// address's map slot, key and row slice (keyCost), one row in that slice
+// (rowCost). Map buckets at their load factor, allocation size classes
+// and slice growth are included.
+const (
+	keyCost = 160
+	rowCost = 64
+
+	bindShards  = 64
+	evictSample = 8
 )
 
 // BindingsOptions configure NewBindings. The zero value is usable.
 type BindingsOptions struct {
-	// MaxEntries bounds the bindings held; 0 means DefaultBindingsMax.
-	MaxEntries int
+	// MaxBytes bounds the memory the bindings hold; 0 means
+	// DefaultBindingsBytes.
+	MaxBytes int64
 	// Floor is how long a binding outlives its TTL; 0 means
 	// DefaultBindingsFloor, negative none.
 	Floor time.Duration
@@ -54,59 +70,39 @@ type BindingsOptions struct {
 
 // Bindings is the IP→name table. It is safe for concurrent use.
 type Bindings struct {
-	db    *memdb.MemDB
-	max   int
-	floor time.Duration
-	now   func() time.Time
-
-	// The write buffer: bound, not yet committed; by id, and by
-	// bindKey for NamesFor. A row is never changed once in it (a longer
-	// answer replaces it), since a commit reads it outside bufMu.
-	bufMu    sync.Mutex
-	buf      map[string]*binding
-	bufByKey map[string][]*binding
-	bufMax   int         // a commit starts at this many
-	flushing atomic.Bool // one commit from the buffer at a time in the background
-
-	mu        sync.Mutex // serialises commits; guards n and nextSweep
-	n         int
-	nextSweep time.Time
+	floor    time.Duration
+	now      func() time.Time
+	seed     maphash.Seed
+	maxBytes atomic.Int64 // the whole table's
+	shards   [bindShards]bindShard
 }
 
-// binding is one row: agent asked for name and was given the address in
-// ID, valid until Expires (unix nanoseconds, TTL only; the floor is added
-// when read).
-type binding struct {
-	ID      string // key + "\x00" + Name
-	key     string // bindKey(agent, ip)
-	Name    string
-	Expires uint64
+type bindShard struct {
+	mu        sync.RWMutex
+	m         map[bindKey][]bindRow
+	rows      int
+	bytes     int64
+	nextSweep int64    // unix nanoseconds
+	deleted   int      // keys deleted since m was made
+	_         [32]byte // keep neighbouring shards' locks off one cache line
 }
 
-const bindingsTable = "bindings"
+// bindKey is an agent and an address (IPv4-mapped addresses unmapped).
+type bindKey struct {
+	agent string
+	ip    netip.Addr
+}
 
-func bindingsSchema() *memdb.DBSchema {
-	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
-		bindingsTable: {
-			Name: bindingsTable,
-			Indexes: map[string]*memdb.IndexSchema{
-				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				"expires": {Name: "expires", Indexer: &memdb.UintFieldIndex{Field: "Expires"}},
-			},
-		},
-	}}
+// bindRow is one name handed out at a key's address, valid until exp
+// (unix nanoseconds, the TTL only; the floor is added when read).
+type bindRow struct {
+	name string
+	exp  int64
 }
 
 // NewBindings returns an empty table.
 func NewBindings(opts BindingsOptions) *Bindings {
-	db, err := memdb.NewMemDB(bindingsSchema())
-	if err != nil {
-		panic("state: bindings schema: " + err.Error()) // a static schema: a programming error
-	}
-	b := &Bindings{db: db, max: opts.MaxEntries, floor: opts.Floor, now: opts.Now}
-	if b.max <= 0 {
-		b.max = DefaultBindingsMax
-	}
+	b := &Bindings{floor: opts.Floor, now: opts.Now, seed: maphash.MakeSeed()}
 	switch {
 	case b.floor == 0:
 		b.floor = DefaultBindingsFloor
@@ -116,20 +112,45 @@ func NewBindings(opts BindingsOptions) *Bindings {
 	if b.now == nil {
 		b.now = time.Now
 	}
-	b.buf, b.bufByKey = map[string]*binding{}, map[string][]*binding{}
-	b.bufMax = min(max(b.max/16, 1), 1024)
+	for i := range b.shards {
+		b.shards[i].m = map[bindKey][]bindRow{}
+	}
+	b.SetMaxBytes(opts.MaxBytes)
 	return b
 }
 
-// bindKey is the lookup key of an agent and an address. Agent names
-// never hold NUL (rules.validName), so keys cannot collide.
-func bindKey(agent string, ip netip.Addr) string {
-	return agent + "\x00" + ip.Unmap().String()
+// SetMaxBytes sets the bound (0: DefaultBindingsBytes); a shrunk table
+// sheds what is over it at once.
+func (b *Bindings) SetMaxBytes(n int64) {
+	if n <= 0 {
+		n = DefaultBindingsBytes
+	}
+	if old := b.maxBytes.Swap(n); old == 0 || n >= old {
+		return
+	}
+	perShard, now := max(1, n/bindShards), b.now().UnixNano()
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		if sh.bytes > perShard {
+			sh.nextSweep = 0
+			b.makeRoomLocked(sh, bindKey{}, now, perShard)
+		}
+		sh.mu.Unlock()
+	}
 }
+
+func (b *Bindings) shard(k bindKey) *bindShard {
+	return &b.shards[maphash.Comparable(b.seed, k)%bindShards]
+}
+
+func keySize(k bindKey) int64   { return int64(keyCost + len(k.agent)) }
+func rowSize(name string) int64 { return int64(rowCost + len(name)) }
 
 // Bind records that agent was told name is at each of ips, for ttl. name
 // is canonicalised (lower case, no trailing dot). An invalid address, an
-// empty name or a negative TTL is an error, and nothing is recorded.
+// empty name or a negative TTL is an error, and nothing is recorded. A
+// binding already known for at least as long is not written again.
 func (b *Bindings) Bind(agent, name string, ttl time.Duration, ips ...netip.Addr) error {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
 	switch {
@@ -145,176 +166,127 @@ func (b *Bindings) Bind(agent, name string, ttl time.Duration, ips ...netip.Addr
 			return fmt.Errorf("state: bind %s: invalid address", name)
 		}
 	}
-	exp := uint64(b.now().Add(ttl).UnixNano())
-	snap := b.db.Txn(false)
-	var rows []*binding
+	now := b.now().UnixNano()
+	exp := now + int64(ttl)
+	perShard := max(1, b.maxBytes.Load()/bindShards)
+	var kept string // name cloned once, shared by every row of this answer
 	for _, ip := range ips {
-		key := bindKey(agent, ip)
-		id := key + "\x00" + name
-		if raw, err := snap.First(bindingsTable, "id", id); err == nil && raw != nil && raw.(*binding).Expires >= exp {
-			continue // already known for at least as long: no write
-		}
-		rows = append(rows, &binding{ID: id, key: key, Name: name, Expires: exp})
-	}
-	if len(rows) == 0 {
-		return nil
-	}
-	b.bufMu.Lock()
-	for _, r := range rows {
-		old := b.buf[r.ID]
+		k := bindKey{agent: agent, ip: ip.Unmap()}
+		sh := b.shard(k)
+		sh.mu.Lock()
+		rows, known := sh.m[k]
+		i := slices.IndexFunc(rows, func(r bindRow) bool { return r.name == name })
 		switch {
-		case old == nil:
-			b.bufByKey[r.key] = append(b.bufByKey[r.key], r)
-		case old.Expires >= r.Expires:
-			continue
+		case i >= 0 && rows[i].exp >= exp:
+			// already known for at least as long: no write
+		case i >= 0:
+			rows[i].exp = exp
 		default:
-			k := b.bufByKey[r.key]
-			k[slices.Index(k, old)] = r
+			if kept == "" {
+				kept = strings.Clone(name) // hold no query's packet
+			}
+			if !known {
+				k.agent = strings.Clone(agent)
+				sh.bytes += keySize(k)
+			}
+			sh.m[k] = append(rows, bindRow{name: kept, exp: exp})
+			sh.rows++
+			sh.bytes += rowSize(kept)
+			if sh.bytes > perShard {
+				b.makeRoomLocked(sh, k, now, perShard)
+			}
 		}
-		b.buf[r.ID] = r
-	}
-	n := len(b.buf)
-	b.bufMu.Unlock()
-	switch {
-	case n >= 4*b.bufMax:
-		b.flush() // the background commit is behind: this one waits
-	case n >= b.bufMax && b.flushing.CompareAndSwap(false, true):
-		go b.flushBehind()
+		sh.mu.Unlock()
 	}
 	return nil
 }
 
-// flushBehind commits the buffer until it is below bufMax (binds go on
-// arriving meanwhile), off the caller's path; flushing is held.
-func (b *Bindings) flushBehind() {
-	for {
-		b.flush()
-		b.flushing.Store(false)
-		b.bufMu.Lock()
-		n := len(b.buf)
-		b.bufMu.Unlock()
-		if n < b.bufMax || !b.flushing.CompareAndSwap(false, true) {
-			return
+// makeRoomLocked brings sh within perShard: expired bindings first (a
+// whole sweep at most once a second), then the sampled address whose
+// bindings expire first. The address just written (keep) stays.
+func (b *Bindings) makeRoomLocked(sh *bindShard, keep bindKey, now, perShard int64) {
+	limit := now - int64(b.floor)
+	if now >= sh.nextSweep {
+		sh.nextSweep = now + int64(time.Second)
+		for k, rows := range sh.m {
+			live := rows[:0]
+			for _, r := range rows {
+				if r.exp >= limit {
+					live = append(live, r)
+				} else {
+					sh.rows--
+					sh.bytes -= rowSize(r.name)
+				}
+			}
+			clear(rows[len(live):]) // drop the names' references
+			if len(live) == 0 {
+				delete(sh.m, k)
+				sh.deleted++
+				sh.bytes -= keySize(k)
+			} else {
+				sh.m[k] = live
+			}
 		}
 	}
-}
-
-// flush commits what the buffer holds in one transaction, then drops from
-// the buffer what it committed (a row replaced meanwhile stays for the
-// next). Until then reads find those rows in both; NamesFor tells them
-// apart.
-func (b *Bindings) flush() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.bufMu.Lock()
-	rows := make([]*binding, 0, len(b.buf))
-	for _, r := range b.buf {
-		rows = append(rows, r)
-	}
-	b.bufMu.Unlock()
-	if len(rows) == 0 {
-		return nil
-	}
-	if err := b.commitLocked(rows); err != nil {
-		return err // they stay buffered, and visible, for the next try
-	}
-	b.bufMu.Lock()
-	for _, r := range rows {
-		if b.buf[r.ID] != r {
+	for sh.bytes > perShard {
+		var victim bindKey
+		var vexp int64
+		found, n := false, 0
+		for k, rows := range sh.m { // map order is random: a sample
+			if k == keep {
+				continue
+			}
+			last := int64(0)
+			for _, r := range rows {
+				last = max(last, r.exp)
+			}
+			if !found || last < vexp {
+				victim, vexp, found = k, last, true
+			}
+			if last < limit {
+				break // dead already
+			}
+			if n++; n >= evictSample {
+				break
+			}
+		}
+		if !found {
+			// Only keep is left (one address handed out for many
+			// names, a CDN's): its rows expiring first go, but the
+			// one just written.
+			rows := sh.m[keep]
+			if len(rows) <= 1 {
+				return
+			}
+			j := 0
+			for i := range rows[:len(rows)-1] {
+				if rows[i].exp < rows[j].exp {
+					j = i
+				}
+			}
+			sh.rows--
+			sh.bytes -= rowSize(rows[j].name)
+			sh.m[keep] = slices.Delete(rows, j, j+1)
 			continue
 		}
-		delete(b.buf, r.ID)
-		k := slices.DeleteFunc(b.bufByKey[r.key], func(o *binding) bool { return o == r })
-		if len(k) == 0 {
-			delete(b.bufByKey, r.key)
-		} else {
-			b.bufByKey[r.key] = k
+		for _, r := range sh.m[victim] {
+			sh.rows--
+			sh.bytes -= rowSize(r.name)
 		}
+		delete(sh.m, victim)
+		sh.deleted++
+		sh.bytes -= keySize(victim)
 	}
-	b.bufMu.Unlock()
-	return nil
-}
-
-// commitLocked writes rows in one transaction, making room first if the
-// table would overflow.
-func (b *Bindings) commitLocked(rows []*binding) error {
-	now := b.now()
-	txn := b.db.Txn(true)
-	defer txn.Abort()
-	type row struct {
-		*binding
-		isNew bool
-	}
-	var keep []row
-	added := 0
-	for _, r := range rows {
-		old, err := txn.First(bindingsTable, "id", r.ID)
-		if err != nil {
-			return fmt.Errorf("state: bind %s: %w", r.Name, err)
+	if sh.deleted > 2*len(sh.m)+64 {
+		// A map never shrinks, and under churn its deleted slots
+		// grow it past what it holds (a third more heap than charged,
+		// measured): copied into a map of its size, amortised over the
+		// deletions that made it necessary.
+		m := make(map[bindKey][]bindRow, len(sh.m))
+		for k, rows := range sh.m {
+			m[k] = rows
 		}
-		if old != nil && old.(*binding).Expires >= r.Expires {
-			continue // a longer answer is known
-		}
-		keep = append(keep, row{r, old == nil})
-		if old == nil {
-			added++
-		}
-	}
-	if added > 0 {
-		if !now.Before(b.nextSweep) || b.n+added > b.max {
-			b.sweepLocked(txn, now)
-			b.nextSweep = now.Add(time.Second)
-		}
-		if over := b.n + added - b.max; over > 0 {
-			// A slice of the table at once, so that a full table does
-			// not evict on every commit.
-			b.evictLocked(txn, min(over+b.max/64, b.n))
-		}
-	}
-	for _, r := range keep {
-		if err := txn.Insert(bindingsTable, r.binding); err != nil {
-			return fmt.Errorf("state: bind %s: %w", r.Name, err)
-		}
-		if r.isNew {
-			b.n++
-		}
-	}
-	txn.Commit()
-	return nil
-}
-
-// sweepLocked deletes the bindings whose TTL and floor have both passed.
-func (b *Bindings) sweepLocked(txn *memdb.Txn, now time.Time) {
-	limit := uint64(now.Add(-b.floor).UnixNano())
-	var dead []any
-	it, err := txn.Get(bindingsTable, "expires")
-	if err != nil {
-		return
-	}
-	for raw := it.Next(); raw != nil && raw.(*binding).Expires < limit; raw = it.Next() {
-		dead = append(dead, raw)
-	}
-	for _, raw := range dead {
-		if txn.Delete(bindingsTable, raw) == nil {
-			b.n--
-		}
-	}
-}
-
-// evictLocked deletes the k bindings closest to expiry.
-func (b *Bindings) evictLocked(txn *memdb.Txn, k int) {
-	it, err := txn.Get(bindingsTable, "expires")
-	if err != nil {
-		return
-	}
-	var victims []any
-	for raw := it.Next(); raw != nil && len(victims) < k; raw = it.Next() {
-		victims = append(victims, raw)
-	}
-	for _, raw := range victims {
-		if txn.Delete(bindingsTable, raw) == nil {
-			b.n--
-		}
+		sh.m, sh.deleted = m, 0
 	}
 }
 
@@ -325,36 +297,41 @@ func (b *Bindings) NamesFor(agent string, ip netip.Addr) []string {
 	if !ip.IsValid() {
 		return nil
 	}
-	limit := uint64(b.now().Add(-b.floor).UnixNano())
-	key := bindKey(agent, ip)
-	// The buffer before the table: a row a commit drops from the buffer
-	// after this read was in the table before the table is read.
+	limit := b.now().Add(-b.floor).UnixNano()
+	k := bindKey{agent: agent, ip: ip.Unmap()}
+	sh := b.shard(k)
 	var out []string
-	b.bufMu.Lock()
-	for _, r := range b.bufByKey[key] {
-		if r.Expires >= limit {
-			out = append(out, r.Name)
+	sh.mu.RLock()
+	for _, r := range sh.m[k] {
+		if r.exp >= limit {
+			out = append(out, r.name)
 		}
 	}
-	b.bufMu.Unlock()
-	it, err := b.db.Txn(false).Get(bindingsTable, "id_prefix", key+"\x00")
-	if err != nil {
-		return slices.Sorted(slices.Values(out))
-	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if r := raw.(*binding); r.Expires >= limit {
-			out = append(out, r.Name)
-		}
-	}
+	sh.mu.RUnlock()
 	slices.Sort(out)
-	return slices.Compact(out) // a row being committed is in both
+	return out
+}
+
+// BindingsStats is what the table holds and may hold.
+type BindingsStats struct {
+	Rows     int   // bindings held, expired ones not yet swept included
+	Bytes    int64 // their memory, as charged
+	MaxBytes int64 // the bound
+}
+
+// Stats reports the table's size and bound.
+func (b *Bindings) Stats() BindingsStats {
+	s := BindingsStats{MaxBytes: b.maxBytes.Load()}
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.RLock()
+		s.Rows += sh.rows
+		s.Bytes += sh.bytes
+		sh.mu.RUnlock()
+	}
+	return s
 }
 
 // Len is the number of bindings held, expired ones not yet swept
-// included. It commits the write buffer first.
-func (b *Bindings) Len() int {
-	b.flush()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.n
-}
+// included.
+func (b *Bindings) Len() int { return b.Stats().Rows }

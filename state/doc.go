@@ -51,8 +51,10 @@
 //
 // Bindings (bindings.go) is the DNS filter's IP→name table: which names
 // it handed out to which agent at which address, for the answer's TTL
-// plus a floor. It is its own memdb, bounded, written only by the filter
-// and read by the transparent listener.
+// plus a floor. It is its own sharded map, not memdb (it is written on
+// every uncached answer), bounded in bytes by the DNS filter's memory
+// budget (dns.memory), written only by the filter and read by the
+// transparent listener.
 //
 // Rate-limit buckets do not live here (see package ratelimit): they change
 // on every call and would serialise all calls on the writer lock.

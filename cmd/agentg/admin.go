@@ -82,6 +82,7 @@ type adminDeps struct {
 	proxy      *proxy.Server
 	issuer     *certs.Issuer
 	approvals  admin.Approvals
+	dns        *dnsServer // nil: the filter is off
 }
 
 // open listens, loads the token and builds the API, and makes the
@@ -111,6 +112,9 @@ func (a *adminFlags) open(d adminDeps) (*adminPlane, error) {
 				return s.Issued, s.CacheHits
 			},
 		},
+	}
+	if d.dns != nil {
+		cfg.Gauges.DNSMemory = d.dns.memory
 	}
 	if d.reloadable {
 		cfg.Reload = p.reload(d.live)

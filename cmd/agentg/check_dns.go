@@ -51,5 +51,19 @@ func checkDNS(tw io.Writer, eng *rules.Engine, agent, arg string) bool {
 	if set.QueryRate > 0 {
 		fmt.Fprintf(tw, "  guard %s\tlimit=%g/s\tburst=%d\tper=agent\tsource=%s\n", rules.RuleDNSQueryRate, set.QueryRate, set.QueryBurst, set.Source)
 	}
+	fmt.Fprintf(tw, "  memory dns.memory\tlimit=%s\tcache=%s (max_entries %d)\tbindings=%s\tsource=%s\n",
+		mib(set.Memory), mib(set.Cache.MaxBytes), set.Cache.MaxEntries, mib(set.BindingsBytes), set.Source)
 	return true
+}
+
+// mib writes a byte count as the policy would: whole MiB or KiB when it
+// is one, else bytes.
+func mib(n int64) string {
+	switch {
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 
+	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/dnsfilter"
 	"github.com/agentg/agentg/proxy"
@@ -126,6 +127,13 @@ func (d *dnsServer) ownAddrs() []net.Addr {
 		return nil
 	}
 	return d.own
+}
+
+// memory is the filter's budget and use, for the admin API's gauges.
+func (d *dnsServer) memory() admin.DNSMemory {
+	m := d.srv.Metrics()
+	return admin.DNSMemory{Limit: m.Memory, CacheBytes: m.CacheBytes, CacheMaxBytes: m.CacheMaxBytes, CacheEntries: m.CacheEntries,
+		BindingsBytes: m.BindingsBytes, BindingsMaxBytes: m.BindingsMaxBytes, BindingsRows: m.BindingsRows}
 }
 
 func (d *dnsServer) listening() []string {

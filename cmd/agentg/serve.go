@@ -199,7 +199,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
-	adm, err := af.open(adminDeps{dataDir: cf.dataDir, log: logger, live: live, reloadable: *config != "", store: store, proxy: srv, issuer: issuer, approvals: apv.broker})
+	adm, err := af.open(adminDeps{dataDir: cf.dataDir, log: logger, live: live, reloadable: *config != "", store: store, proxy: srv, issuer: issuer, approvals: apv.broker, dns: dnsSrv})
 	if err != nil {
 		ln.Close()
 		return err
