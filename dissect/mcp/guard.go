@@ -120,26 +120,27 @@ func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, s
 		g.refuseBody(w, x, http.StatusBadRequest, err)
 		return
 	}
-	kind := kindOf(r.Header)
-	if kind != contentJSON {
-		if !x.Governed() && !looksLikeJSONRPC(body) {
+	ct, ctErr := contentType(r.Header)
+	if ctErr != nil || ct.kind != contentJSON || !ct.utf8() {
+		if !x.Governed() && !mayBeJSONRPC(body, ct.charset) {
 			forwardBody(w, r, body, next) // not MCP, and not governed
 			return
 		}
-		g.refuseBody(w, x, http.StatusUnsupportedMediaType,
-			&ParseError{Reason: "content-type", Code: CodeInvalidRequest,
-				Detail: "a JSON-RPC message must be sent as application/json, not " + strconv.Quote(r.Header.Get("Content-Type"))})
+		g.refuseBody(w, x, http.StatusUnsupportedMediaType, errMediaType(r.Header, ct, ctErr))
 		return
 	}
 	parsed, err := Parse(body, Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
-		if !x.Governed() && !looksLikeJSONRPC(body) {
+		if !x.Governed() && !mayBeJSONRPC(body, ct.charset) {
 			forwardBody(w, r, body, next)
 			return
 		}
 		g.refuseBody(w, x, http.StatusBadRequest, err)
 		return
 	}
+	// What goes on says what agentg read: UTF-8 JSON, whatever the
+	// header that came (a +json type, a charset, its spelling).
+	r.Header.Set("Content-Type", ctJSON)
 	if !x.Governed() {
 		if d := set.UnknownServers; !d.Allowed() {
 			ex := g.newExchange(r, x, set)
