@@ -25,6 +25,11 @@ type serverSpec struct {
 	path  string      // the path glob as written, "" for none
 	glob  *glob       // nil: every path
 	ports []portRange // nil: every port
+	// websocket: "websocket: allow" lets HTTP upgrades through to the
+	// server, unread. No MCP revision has a WebSocket transport, so by
+	// default ("refuse") an upgrade on a governed server is refused: a
+	// tool called over the socket would escape every rule.
+	websocket bool
 }
 
 // validServerName reports whether s can name an MCP server: 1 to 64
@@ -68,8 +73,12 @@ func (p *parser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
 				urlNode = v
 			case "ports":
 				s.ports, err = p.ports(v)
+			case "websocket":
+				var ws string
+				ws, err = p.oneOf(v, "allow", "refuse")
+				s.websocket = ws == "allow"
 			default:
-				err = p.errf(k, "unknown mcp server key %q (want name, url, ports)", k.Value)
+				err = p.errf(k, "unknown mcp server key %q (want name, url, ports, websocket)", k.Value)
 			}
 			return err
 		})
@@ -178,9 +187,10 @@ type serverEntry struct {
 
 // serverTable is the compiled servers sub-section.
 type serverTable struct {
-	byName  map[string][]serverEntry // entries by host pattern name
-	defined map[string]string        // server name -> "<file>:<line>"
-	list    []ServerBinding          // in policy order
+	byName    map[string][]serverEntry // entries by host pattern name
+	defined   map[string]string        // server name -> "<file>:<line>"
+	websocket map[string]bool          // servers whose entry says "websocket: allow"
+	list      []ServerBinding          // in policy order
 }
 
 // ServerBinding is one mcp servers entry, as written.
@@ -213,11 +223,21 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 			name: s.name, kind: s.host.kind, glob: s.glob, ports: s.ports, order: i, tunnel: "mcp:server " + s.name,
 		})
 		t.defined[s.name] = fmt.Sprintf("%s:%d", pol.file, s.line)
+		if s.websocket {
+			if t.websocket == nil {
+				t.websocket = map[string]bool{}
+			}
+			t.websocket[s.name] = true
+		}
 		t.list = append(t.list, ServerBinding{Name: s.name, URL: s.url, Source: t.defined[s.name]})
 		e.stats.MCPServers++
 	}
 	return nil
 }
+
+// MCPWebSocket reports whether server's entry lets HTTP upgrades
+// (WebSocket) through, unread ("websocket: allow").
+func (e *Engine) MCPWebSocket(server string) bool { return e.mcp.servers.websocket[server] }
 
 // MCPServer binds a checked destination to the policy name of the MCP
 // server there: the most specific servers entry whose host pattern covers

@@ -21,6 +21,7 @@ func TestMCPServer(t *testing.T) {
       ports: [8443]
     - name: sub
       url: "*.sub.test"
+      websocket: allow
 `, nil)
 	tests := []struct {
 		host string
@@ -51,6 +52,15 @@ func TestMCPServer(t *testing.T) {
 		name, ok := e.MCPServer(host(t, tt.host, tt.port), tt.path)
 		if name != tt.want || ok != (tt.want != "") {
 			t.Errorf("MCPServer(%s:%d, %q) = %q %v, want %q", tt.host, tt.port, tt.path, name, ok, tt.want)
+		}
+	}
+
+	for _, tt := range []struct {
+		server string
+		want   bool
+	}{{"jira", false}, {"sub", true}, {"alt-port", false}, {"nosuch", false}} {
+		if got := e.MCPWebSocket(tt.server); got != tt.want {
+			t.Errorf("MCPWebSocket(%s) = %v, want %v", tt.server, got, tt.want)
 		}
 	}
 

@@ -89,25 +89,23 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next h
 	// compressed answer could not be checked.
 	r.Header.Del("Accept-Encoding")
 	g.sawServer(&x, store.ServerSighting{}, "")
+	if isUpgrade(r.Header) && x.Governed() {
+		if !x.Engine.MCPWebSocket(x.Server) {
+			g.refuseUpgrade(w, &x, r.Header)
+			return
+		}
+		next.ServeHTTP(w, r) // the policy lets it through, unread
+		return
+	}
 	switch r.Method {
 	case http.MethodPost:
 		g.servePost(w, r, &x, set, next)
 	case http.MethodGet:
-		g.serveStream(w, r, &x, set, next)
-	case http.MethodDelete, http.MethodHead, http.MethodOptions:
-		// DELETE ends a session; HEAD and OPTIONS carry no message.
-		next.ServeHTTP(w, r)
+		g.serveOther(w, r, &x, set.MaxMessage, func() { g.serveStream(w, r, &x, set, next) })
 	default:
-		if !x.Governed() {
-			next.ServeHTTP(w, r) // not MCP: MCP sends its messages by POST
-			return
-		}
-		// A body under another method (PUT, PATCH) is nothing MCP sends,
-		// and could still be read as a message: on a governed server it
-		// is refused, not passed unread.
-		g.logRefusal(&x, "builtin:mcp-method", r.Method+" is not an MCP transport method", http.StatusMethodNotAllowed)
-		writeJSONError(w, http.StatusMethodNotAllowed, nil, CodeInvalidRequest,
-			"agentg: "+r.Method+" is not an MCP transport method", map[string]any{"rule": "builtin:mcp-method"})
+		// DELETE ends a session; HEAD and OPTIONS carry no message;
+		// serveOther (methods.go) refuses what could carry one.
+		g.serveOther(w, r, &x, set.MaxMessage, func() { next.ServeHTTP(w, r) })
 	}
 }
 
