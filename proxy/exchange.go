@@ -87,6 +87,12 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	eng := s.cfg.Policy.Engine()
 	server, bound := eng.MCPServer(f.host, r.URL.Path)
+	if !bound && f.host.IsIP() {
+		// A governed server's address is the server (governed.go).
+		if name, _, ok := s.governedAt(r.Context(), eng, f.agent, f.host); ok {
+			server, bound = eng.MCPServer(name, r.URL.Path)
+		}
+	}
 	if !bound && (!eng.MCP().Defined || !mayBeMCP(r)) {
 		return mcp.Exchange{}, false
 	}

@@ -138,7 +138,8 @@ type Server struct {
 	self   atomic.Pointer[[]netip.AddrPort]
 	selfMu sync.Mutex
 
-	outbound outbound // open outbound connections, for the loop check
+	outbound outbound    // open outbound connections, for the loop check
+	governed governedDNS // DNS answers for governed MCP names (governed.go)
 	closing  atomic.Bool
 	tmu      sync.Mutex
 	tlns     []net.Listener                 // transparent listeners, closed by Shutdown

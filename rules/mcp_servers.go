@@ -290,7 +290,7 @@ func (e *Engine) MCPServer(h addr.Host, path string) (name string, ok bool) {
 // mcpHost returns the most specific servers entry whose host pattern
 // covers h at its port, whatever the path (nil when none): such a tunnel
 // is always intercepted.
-func (e *Engine) mcpHost(h addr.Host) *serverEntry {
+func (e *Engine) mcpHost(h addr.Host, anyPort bool) *serverEntry {
 	t := &e.mcp.servers
 	if len(t.byName) == 0 || h.IsIP() {
 		return nil
@@ -303,7 +303,7 @@ func (e *Engine) mcpHost(h addr.Host) *serverEntry {
 		for j := range es {
 			en := &es[j]
 			hr, ok := suffixRank(hn, i, en.kind)
-			if !ok || !portsContain(en.ports, h.Port) {
+			if !ok || !anyPort && !portsContain(en.ports, h.Port) {
 				continue
 			}
 			if hr > bestH || hr == bestH && en.order < best.order {
