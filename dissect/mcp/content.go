@@ -18,7 +18,8 @@ import (
 // every peer decodes as UTF-8, and with a header no two readers could
 // read apart: one Content-Type line, a well-formed media type, no
 // parameter twice (Go refuses a duplicate, Node's content-type keeps the
-// last) and no RFC 2231 parameter (Go decodes charset*=, Node ignores it).
+// last), no RFC 2231 parameter (Go decodes charset*=, Node ignores it)
+// and no escape in a quoted value (Go keeps "\-", Node drops the "\").
 // What agentg forwards after reading a message states exactly what it
 // read: the canonical media type, never the header as it came.
 
@@ -117,7 +118,7 @@ func parseMediaType(s string) (mediaType, error) {
 	return m, nil
 }
 
-// paramValue reads a token or a quoted-string, unquoted.
+// paramValue reads a token or a quoted-string without escapes, unquoted.
 func paramValue(s string) (val, rest string, err error) {
 	if s == "" {
 		return "", "", errContentType
@@ -137,9 +138,10 @@ func paramValue(s string) (val, rest string, err error) {
 		switch c := s[i]; {
 		case c == '"':
 			return b.String(), s[i+1:], nil
-		case c == '\\' && i+1 < len(s):
-			i++
-			b.WriteByte(s[i])
+		case c == '\\':
+			// Readers unescape differently (Go's mime keeps "\-",
+			// Node drops the backslash): refused, not guessed at.
+			return "", "", fmt.Errorf("quoted-pair in a parameter value: %w", errContentType)
 		case c < 0x20 && c != '\t' || c == 0x7f:
 			return "", "", errContentType
 		default:

@@ -1,8 +1,12 @@
 package mcp
 
 import (
+	"mime"
 	"net/http"
+	"regexp"
+	"strings"
 	"testing"
+	"unicode"
 )
 
 func TestContentType(t *testing.T) {
@@ -21,7 +25,7 @@ func TestContentType(t *testing.T) {
 		{"utf-8", []string{"application/json; charset=utf-8"}, contentJSON, "utf-8", true, false},
 		{"UTF-8 quoted", []string{`application/json;charset="UTF-8"`}, contentJSON, "utf-8", true, false},
 		{"utf8 alias", []string{"application/json; charset=utf8"}, contentJSON, "utf8", true, false},
-		{"quoted-pair", []string{`application/json; charset="utf\-8"`}, contentJSON, "utf-8", true, false},
+		{"quoted-pair", []string{`application/json; charset="utf\-8"`}, contentOther, "", false, true},
 		{"trailing semicolon", []string{"application/json;"}, contentJSON, "", true, false},
 		{"other param", []string{"application/json; profile=x"}, contentJSON, "", true, false},
 		{"utf-7", []string{"application/json; charset=utf-7"}, contentJSON, "utf-7", false, false},
@@ -54,4 +58,69 @@ func TestContentType(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nodeContentType is Node's content-type 1.0.5 parse (used by the
+// TypeScript SDK's SSE transport and body-parser), ported: the type up to
+// the first ';', trimmed; then "; *name *= *value *" pairs, each starting
+// exactly where the last ended, the last duplicate winning. ok is false
+// where it throws.
+func nodeContentType(h string) (typ, charset string, hasCharset, ok bool) {
+	i := strings.IndexByte(h, ';')
+	t := h
+	if i >= 0 {
+		t = h[:i]
+	}
+	t = strings.TrimFunc(t, unicode.IsSpace)
+	if !nodeType.MatchString(t) {
+		return "", "", false, false
+	}
+	if i < 0 {
+		return strings.ToLower(t), "", false, true
+	}
+	for i < len(h) {
+		m := nodeParam.FindStringSubmatchIndex(h[i:])
+		if m == nil || m[0] != 0 {
+			return "", "", false, false
+		}
+		key, val := strings.ToLower(h[i+m[2]:i+m[3]]), h[i+m[4]:i+m[5]]
+		if val[0] == '"' {
+			val = nodeQesc.ReplaceAllString(val[1:len(val)-1], "$1")
+		}
+		if key == "charset" {
+			charset, hasCharset = val, true
+		}
+		i += m[1]
+	}
+	return strings.ToLower(t), charset, hasCharset, true
+}
+
+var (
+	nodeType  = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	nodeParam = regexp.MustCompile("^; *([!#$%&'*+.^_`|~0-9A-Za-z-]+) *= *(\"(?:[\\x0b\\x20\\x21\\x23-\\x5b\\x5d-\\x7e\\x80-\\xff]|\\\\[\\x0b\\x20-\\xff])*\"|[!#$%&'*+.^_`|~0-9A-Za-z-]+) *")
+	nodeQesc  = regexp.MustCompile(`\\([\x0b\x20-\xff])`)
+)
+
+// FuzzContentType: whenever agentg reads a Content-Type as MCP's (JSON,
+// UTF-8), Node's content-type and Go's mime, where they read it at all,
+// read UTF-8 too: no charset, or utf-8/utf8.
+func FuzzContentType(f *testing.F) {
+	for _, s := range []string{"application/json", "application/json; charset=utf-8", `application/json;charset="UTF-8"`,
+		"application/json; charset=utf-8; charset=utf-7", "application/json;\tcharset=utf-7", "application/json; charset*=utf-8''utf-7",
+		`application/json; charset="utf\-8"`, "application/vnd.x+json ; charset = utf-8 ;", "application/json;charset=utf-7;"} {
+		f.Add(s)
+	}
+	utf8 := func(cs string) bool { cs = strings.ToLower(cs); return cs == "" || cs == "utf-8" || cs == "utf8" }
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := contentType(http.Header{"Content-Type": {s}})
+		if err != nil || m.kind != contentJSON || !m.utf8() {
+			return
+		}
+		if typ, cs, _, ok := nodeContentType(s); ok && (typ != m.mt || !utf8(cs)) {
+			t.Fatalf("%q: agentg reads %s in UTF-8, Node's content-type %s charset %q", s, m.mt, typ, cs)
+		}
+		if typ, params, err := mime.ParseMediaType(s); err == nil && (typ != m.mt || !utf8(params["charset"])) {
+			t.Fatalf("%q: agentg reads %s in UTF-8, Go's mime %s charset %q", s, m.mt, typ, params["charset"])
+		}
+	})
 }
