@@ -240,3 +240,60 @@ func TestMCPIntakeAnswerCharset(t *testing.T) {
 		t.Errorf("a UTF-8 answer: %d %q %s, want 200 application/json", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
 }
+
+// Item 4 against the official Go SDK, which takes "jsonrp\u0063" for
+// "jsonrpc" and lets the last of duplicate names win: such a body fails
+// agentg's strict parse and hid from its substring detection, so under
+// unknown_servers: deny it went to an unnamed host unread, and ran.
+// (Case-variant names, which encoding/json-based servers match, are
+// covered by FuzzDetect: this SDK's decoder is case-sensitive.)
+func TestMCPIntakeGoSDKLenient(t *testing.T) {
+	upCA, err := testenv.NewCA("mcp upstream test root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startMCPPeer(t, testenv.MCPServerConfig{Mode: testenv.MCPStatelessJSON, CA: upCA, Hosts: []string{"other.test", "mcp.test"}})
+	e := &mcpEnv{env: startProxyWith(t, mcpPolicy(`
+mcp:
+  default: allow
+  unknown_servers: deny
+  servers:
+    - name: srv
+      url: "mcp.test/mcp/**"
+`), nil, &tlsOpts{roots: upCA.Pool()}), upCA: upCA}
+	const rev = "2025-06-18"
+	client := func(cfg testenv.MCPClientConfig) *http.Client {
+		hc := testenv.MCPHTTPClient(cfg)
+		t.Cleanup(hc.CloseIdleConnections)
+		return hc
+	}
+	direct := testenv.NewMCPRaw(client(testenv.MCPClientConfig{Direct: s.Addr, Roots: upCA.Pool()}), s.Mode, "https://other.test:"+s.Port+"/mcp", rev)
+	via := testenv.NewMCPRaw(client(e.via("", "")), s.Mode, "https://other.test:"+s.Port+"/mcp", rev)
+	marker := testenv.NewMCPRaw(client(e.via("", "")), s.Mode, "https://mcp.test:"+s.Port+"/mcp", rev)
+	for _, tc := range []struct{ name, body string }{
+		{"escape, duplicate name", `{"jsonrp\u0063":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":1}},"id":1}`},
+		{"escape, duplicate argument", `{"jsonrp\u0063":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":1,"x":2}}}`},
+		{"escape, upper-case argument", `{"jsonrp\u0063":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":1,"X":2}}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := s.Calls(testenv.MCPToolEcho)
+			if rep, err := direct.Post(mcpCtx(t), testenv.MCPPost{Body: []byte(tc.body)}); err != nil || s.Calls(testenv.MCPToolEcho) != before+1 {
+				t.Fatalf("directly the Go SDK did not run it (%v %d %s): the case tests nothing", err, rep.Status, rep.Body)
+			}
+			rep, err := via.Post(mcpCtx(t), testenv.MCPPost{Body: []byte(tc.body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The marker: an allowed call to the same server, by its name.
+			if m, err := marker.Call(mcpCtx(t), "9", "tools/call", map[string]any{"name": testenv.MCPToolEcho, "arguments": map[string]any{}}); err != nil || m.Status != 200 {
+				t.Fatalf("the marker call: %v %+v", err, m)
+			}
+			if n := s.Calls(testenv.MCPToolEcho); n != before+2 {
+				t.Fatalf("through agentg to an unnamed host under unknown_servers: deny, the call ran (%d %s)", rep.Status, rep.Body)
+			}
+			if rep.Status < 400 {
+				t.Errorf("through agentg: %d %s, want a refusal", rep.Status, rep.Body)
+			}
+		})
+	}
+}
