@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/agentg/agentg/internal/testenv"
@@ -295,5 +297,67 @@ mcp:
 				t.Errorf("through agentg: %d %s, want a refusal", rep.Status, rep.Body)
 			}
 		})
+	}
+}
+
+// Item 1 on the TypeScript SDK's 2024-11-05 transport: SSEServerTransport
+// reads a POST's body with raw-body in the body's own charset, so a UTF-7
+// tools/call posted to the session's endpoint runs there. Through agentg
+// it is refused, and an allowed call afterwards shows the peer reached.
+func TestMCPIntakeLegacySSECharset(t *testing.T) {
+	p := startIntakePeer(t)
+	e := startProxy(t, intakePolicy, nil)
+	open := func(hc *http.Client, base string) (endpoint string, br *bufio.Reader) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+"/sse", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		br = bufio.NewReader(resp.Body)
+		ev, err := testenv.ReadSSE(br)
+		if err != nil || ev.Name != "endpoint" {
+			t.Fatalf("first event %+v %v, want endpoint", ev, err)
+		}
+		return base + ev.Data, br
+	}
+	body := []byte(callBody("tools+AC8-call", "delete"))
+	ct := []string{"application/json; charset=utf-7"}
+
+	direct := &http.Client{}
+	ep, _ := open(direct, "http://"+p.Addr)
+	before := p.count(t)
+	if st, b := intakePost(t, direct, ep, ct, body); st != http.StatusAccepted {
+		t.Fatalf("directly: %d %s", st, b)
+	}
+	// The SSE transport answers 202 before the tool runs: wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for p.count(t).Delete != before.Delete+1 {
+		if time.Now().After(deadline) {
+			t.Fatal("directly the peer did not run delete: the case tests nothing")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	hc := e.client("", "", nil)
+	ep, _ = open(hc, "http://mcp.test:"+p.port)
+	before = p.count(t)
+	st, b := intakePost(t, hc, ep, ct, body)
+	if st != http.StatusUnsupportedMediaType || !strings.Contains(b, "builtin:mcp-parse") {
+		t.Errorf("through agentg: %d %s, want the charset refused (415)", st, b)
+	}
+	// The marker: an allowed call the same peer counts (on its
+	// Streamable HTTP door: the SSE transport's bare 202 is item 10's).
+	if st, b := intakePost(t, hc, "http://mcp.test:"+p.port+"/mcp", []string{"application/json"}, []byte(callBody("tools/call", "echo"))); st != 200 || !strings.Contains(b, "echo ran") {
+		t.Fatalf("the marker call: %d %s", st, b)
+	}
+	after := p.count(t)
+	if after.Echo != before.Echo+1 {
+		t.Fatalf("the marker did not run: %+v then %+v", before, after)
+	}
+	if after.Delete != before.Delete {
+		t.Fatalf("through agentg the SSE transport ran the UTF-7 call (%d %s)", st, b)
 	}
 }
