@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -78,7 +79,7 @@ func parseMediaType(s string) (mediaType, error) {
 	if full == ctJSON || strings.HasSuffix(sub, "+json") {
 		m.kind = contentJSON
 	}
-	seen := map[string]bool{}
+	var seen []string // parameter names so far: a media type has few
 	rest := s[i:]
 	for len(rest) > 0 {
 		rest = strings.TrimLeft(rest[1:], " \t") // the ';'
@@ -97,10 +98,10 @@ func parseMediaType(s string) (mediaType, error) {
 		if strings.Contains(name, "*") {
 			return mediaType{kind: contentOther}, fmt.Errorf("parameter %s: RFC 2231 parameters are read differently by Go and Node", name)
 		}
-		if seen[name] {
+		if slices.Contains(seen, name) {
 			return mediaType{kind: contentOther}, fmt.Errorf("parameter %s twice", name)
 		}
-		seen[name] = true
+		seen = append(seen, name)
 		rest = strings.TrimLeft(rest[1:], " \t")
 		var val string
 		var err error
