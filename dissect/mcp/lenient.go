@@ -15,7 +15,8 @@ import (
 // must be at least as lenient as the most lenient reader: one that
 // decodes the body by its charset first (UTF-7, UTF-16, UTF-32, with or
 // without a BOM, as iconv-lite does, or sniffs UTF-16/32 from the first
-// bytes as Python's json does), skips a BOM and white space, reads one
+// bytes as Python's json does), skips a BOM, white space and comments
+// (JSON5), reads one
 // value and ignores what follows (Go's json.Decoder), takes the last of
 // duplicate names (JSON.parse), decodes escapes in names ("jsonrp\u0063";
 // JavaScript and JSON5 also \x and unquoted or single-quoted names), and
@@ -192,14 +193,11 @@ func b64val(c byte) int {
 	return -1
 }
 
-// scanJSONRPC reports text that opens an object or array (after BOMs and
-// white space) in which some name, quoted or not, or some string reads as
+// scanJSONRPC reports text that opens an object or array (after BOMs,
+// white space and comments) in which some name, quoted or not, or some string reads as
 // "jsonrpc" once its escapes are decoded, under Unicode simple folding.
 func scanJSONRPC(t []rune) bool {
-	i := 0
-	for i < len(t) && (t[i] == 0xfeff || unicode.IsSpace(t[i]) || t[i] == 0) {
-		i++
-	}
+	i := skipSpace(t, 0)
 	if i == len(t) || t[i] != '{' && t[i] != '[' {
 		return false
 	}
@@ -220,6 +218,30 @@ func scanJSONRPC(t []rune) bool {
 		}
 	}
 	return false
+}
+
+// skipSpace skips BOMs, white space, NULs and JSON5 / JavaScript
+// comments from t[i:].
+func skipSpace(t []rune, i int) int {
+	for i < len(t) {
+		switch {
+		case t[i] == 0xfeff || t[i] == 0 || unicode.IsSpace(t[i]):
+			i++
+		case t[i] == '/' && i+1 < len(t) && t[i+1] == '/':
+			for i < len(t) && t[i] != '\n' && t[i] != '\r' && t[i] != 0x2028 && t[i] != 0x2029 {
+				i++
+			}
+		case t[i] == '/' && i+1 < len(t) && t[i+1] == '*':
+			i += 2
+			for i+1 < len(t) && !(t[i] == '*' && t[i+1] == '/') {
+				i++
+			}
+			i += 2
+		default:
+			return i
+		}
+	}
+	return len(t)
 }
 
 func isIdentRune(r rune) bool {

@@ -46,6 +46,8 @@ func TestMayBeJSONRPC(t *testing.T) {
 		{"long s", []byte(`{"j` + "\u017f" + `onrpc":"2.0"}`), "", true},
 		{"long s escaped", []byte(`{"j\u017fonrpc":"2.0"}`), "", true},
 		{"trailing garbage", []byte(rpcCall + "garbage"), "", true},
+		{"json5 comments", []byte("// a comment\n/* another */ {jsonrpc: '2.0'}"), "", true},
+		{"unterminated comment", []byte("/* {\"jsonrpc\":1}"), "", false},
 		{"single quotes", []byte(`{'jsonrpc':'2.0'}`), "", true},
 		{"unquoted", []byte(`{jsonrpc:'2.0'}`), "", true},
 		{"hex escape", []byte(`{'\x6asonrpc':'2.0'}`), "", true},

@@ -117,7 +117,9 @@ func (rw *respWriter) WriteHeader(code int) {
 		rw.mode = modePass
 		rw.failed = errAnswerCharset(ct.charset)
 		return
-	case ctErr != nil && rw.sniff == nil && (rw.strict || mediaTypeClaims(h, ctJSON) || mediaTypeClaims(h, ctSSE)):
+	case ctErr != nil && rw.sniff == nil && (mediaTypeClaims(h, ctJSON) || mediaTypeClaims(h, ctSSE)):
+		// Another header agentg cannot read is held below (strict) and
+		// judged by passable, which passes no body under it.
 		rw.mode = modePass
 		rw.failed = errAnswerType(code, strings.Join(h.Values("Content-Type"), ", "))
 		return
