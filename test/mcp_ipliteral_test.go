@@ -159,3 +159,34 @@ func TestMCPServerByAddress(t *testing.T) {
 		}
 	})
 }
+
+// The same on plain http://, absolute-form on the explicit listener: a
+// request to the governed server's address is decided as the server's
+// (the TypeScript SDK peer is mcp.test's by resolve:).
+func TestMCPServerByAddressPlainHTTP(t *testing.T) {
+	p := startIntakePeer(t)
+	// unknown_servers: allow, so that an address taken for an unnamed
+	// server would be let through rather than refused outright.
+	e := startProxy(t, strings.Replace(intakePolicy, "unknown_servers: deny", "unknown_servers: allow", 1), nil)
+	hc := e.client("", "", nil)
+	del, echo := []byte(callBody("tools/call", "delete")), []byte(callBody("tools/call", "echo"))
+	json := []string{"application/json"}
+	before := p.count(t)
+	if st, b := intakePost(t, &http.Client{}, "http://"+p.Addr+"/mcp", json, del); st != 200 || p.count(t).Delete != before.Delete+1 {
+		t.Fatalf("directly: %d %s", st, b)
+	}
+	for _, host := range []string{"127.0.0.1", "127.1", "2130706433"} {
+		before := p.count(t)
+		st, b := intakePost(t, hc, "http://"+host+":"+p.port+"/mcp", json, del)
+		if st, b := intakePost(t, hc, "http://"+host+":"+p.port+"/mcp", json, echo); st != 200 || !strings.Contains(b, "echo ran") {
+			t.Fatalf("%s: the marker call: %d %s", host, st, b)
+		}
+		after := p.count(t)
+		if after.Echo != before.Echo+1 {
+			t.Fatalf("%s: the marker did not reach the peer", host)
+		}
+		if after.Delete != before.Delete || !strings.Contains(b, "no-delete") {
+			t.Fatalf("%s: the denied tool ran through agentg (%d %s)", host, st, b)
+		}
+	}
+}
