@@ -226,9 +226,13 @@ func TestMCPIntakeAnswerCharset(t *testing.T) {
 	call := []byte(callBody("tools/call", "echo"))
 	for _, path := range []string{"/mcp/json7", "/mcp/sse16", "/mcp/two"} {
 		st, body := intakePost(t, hc, "http://mcp.test:"+up.Port+path, []string{"application/json"}, call)
-		if st != http.StatusBadGateway || strings.Contains(body, "AKIA") || strings.Contains(body, "fine") {
-			t.Errorf("%s: %d %s, want the answer withheld (502)", path, st, body)
+		if st != http.StatusBadGateway || strings.Contains(body, "AKIA") || strings.Contains(body, "fine") || !strings.Contains(body, `"id":7`) {
+			t.Errorf("%s: %d %s, want the answer withheld (502), an error for request 7 in its place", path, st, body)
 		}
+	}
+	ev := waitMCPEvent(t, e, map[string]any{"rule": "builtin:mcp-answer-type", "decision": "deny"})
+	if !strings.Contains(ev.str("reason"), "charset") {
+		t.Errorf("the refusal's event %v: want the charset named", ev)
 	}
 	req, _ := http.NewRequest("POST", "http://mcp.test:"+up.Port+"/mcp/plain", bytes.NewReader(call))
 	req.Header.Set("Content-Type", "application/json")

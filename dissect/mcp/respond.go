@@ -114,14 +114,12 @@ func (rw *respWriter) WriteHeader(code int) {
 	case (mt == ctJSON || mt == ctSSE) && !ct.utf8() && rw.sniff == nil:
 		// A client that honours the charset (a Python client reading
 		// text) would read other messages than agentg did.
-		rw.mode = modePass
-		rw.failed = errAnswerCharset(ct.charset)
+		rw.refuseAnswer(errAnswerCharset(ct.charset))
 		return
 	case ctErr != nil && rw.sniff == nil && (mediaTypeClaims(h, ctJSON) || mediaTypeClaims(h, ctSSE)):
 		// Another header agentg cannot read is held below (strict) and
 		// judged by passable, which passes no body under it.
-		rw.mode = modePass
-		rw.failed = errAnswerType(code, strings.Join(h.Values("Content-Type"), ", "))
+		rw.refuseAnswer(errAnswerType(code, strings.Join(h.Values("Content-Type"), ", ")))
 		return
 	case mt == ctSSE:
 		if rw.sniff == nil {
@@ -155,6 +153,17 @@ func (rw *respWriter) WriteHeader(code int) {
 		rw.w.WriteHeader(code)
 		rw.written = true
 	}
+}
+
+// refuseAnswer withholds an answer agentg cannot read as MCP's: on a
+// governed POST (strict) the requests waiting get JSON-RPC errors and the
+// refusal its event (finishHold); elsewhere the client gets one error.
+func (rw *respWriter) refuseAnswer(err error) {
+	rw.mode = modePass
+	if rw.strict && rw.withhold != nil || rw.opened {
+		rw.mode = modeHold
+	}
+	rw.failed = err
 }
 
 // errAnswerCharset is an answer in MCP's media type under another charset
