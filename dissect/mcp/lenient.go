@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"encoding/binary"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf16"
@@ -194,13 +195,24 @@ func b64val(c byte) int {
 }
 
 // scanJSONRPC reports text that opens an object or array (after BOMs,
-// white space and comments) in which some name, quoted or not, or some string reads as
-// "jsonrpc" once its escapes are decoded, under Unicode simple folding.
+// white space and comments) in which some name, quoted or not, or some
+// string reads as "jsonrpc" once its escapes are decoded, under Unicode
+// simple folding; or text that is not JSON (a form) with such a name
+// once percent-decoded.
 func scanJSONRPC(t []rune) bool {
 	i := skipSpace(t, 0)
-	if i == len(t) || t[i] != '{' && t[i] != '[' {
-		return false
+	if i < len(t) && (t[i] == '{' || t[i] == '[') {
+		return scanNames(t, i)
 	}
+	// Not JSON: a form that a server's form parser (express.urlencoded,
+	// qs, multer) turns into an object it may hand to an MCP transport
+	// ("jsonrpc=2.0&method=tools/call&params[name]=..."): its names,
+	// percent-decoded.
+	return scanNames(percentDecode(t), 0)
+}
+
+// scanNames reports a name or string in t[i:] that reads "jsonrpc".
+func scanNames(t []rune, i int) bool {
 	for i < len(t) {
 		switch c := t[i]; {
 		case c == '"' || c == '\'' || c == '`':
@@ -218,6 +230,27 @@ func scanJSONRPC(t []rune) bool {
 		}
 	}
 	return false
+}
+
+// percentDecode undoes a form's encoding: "+" is a space, %XX a byte
+// (bytes decoded as UTF-8); a malformed escape is kept as it is.
+func percentDecode(t []rune) []rune {
+	if !slices.Contains(t, '%') && !slices.Contains(t, '+') {
+		return t
+	}
+	var b []byte
+	for i := 0; i < len(t); i++ {
+		switch {
+		case t[i] == '+':
+			b = append(b, ' ')
+		case t[i] == '%' && i+2 < len(t) && hexVal(t[i+1]) >= 0 && hexVal(t[i+2]) >= 0:
+			b = append(b, byte(hexVal(t[i+1])<<4|hexVal(t[i+2])))
+			i += 2
+		default:
+			b = utf8.AppendRune(b, t[i])
+		}
+	}
+	return decodeUTF8(b)
 }
 
 // skipSpace skips BOMs, white space, NULs and JSON5 / JavaScript

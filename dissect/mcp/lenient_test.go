@@ -47,7 +47,7 @@ func TestMayBeJSONRPC(t *testing.T) {
 		{"long s escaped", []byte(`{"j\u017fonrpc":"2.0"}`), "", true},
 		{"trailing garbage", []byte(rpcCall + "garbage"), "", true},
 		{"json5 comments", []byte("// a comment\n/* another */ {jsonrpc: '2.0'}"), "", true},
-		{"unterminated comment", []byte("/* {\"jsonrpc\":1}"), "", false},
+		{"unterminated comment", []byte("/* {\"jsonrpc\":1}"), "", true}, // read as text: the name is there
 		{"single quotes", []byte(`{'jsonrpc':'2.0'}`), "", true},
 		{"unquoted", []byte(`{jsonrpc:'2.0'}`), "", true},
 		{"hex escape", []byte(`{'\x6asonrpc':'2.0'}`), "", true},
@@ -65,7 +65,12 @@ func TestMayBeJSONRPC(t *testing.T) {
 		{"unknown charset", []byte(`{"a":1}`), "x-mystery", true},
 		{"latin1 plain", []byte(`{"a":1}`), "iso-8859-1", false},
 		{"not rpc", []byte(`{"query":"select","rows":[1,2]}`), "", false},
-		{"not json", []byte(`a=1&jsonrpc=2.0`), "", false},
+		{"form", []byte(`jsonrpc=2.0&method=tools%2Fcall&params[name]=delete`), "", true},
+		{"form, encoded name", []byte(`%6Asonrpc=2.0&method=tools/call`), "", true},
+		{"form, long s", []byte(`j%C5%BFonrpc=2.0`), "", true},
+		{"multipart", []byte("--b\r\nContent-Disposition: form-data; name=\"jsonrpc\"\r\n\r\n2.0\r\n--b--"), "", true},
+		{"form, other", []byte(`a=1&b=jsonrpcx`), "", false},
+		{"text", []byte(`hello world`), "", false},
 		{"longer name", []byte(`{"jsonrpcx":1,"xjsonrpc":2}`), "", false},
 		{"empty", nil, "", false},
 	} {
