@@ -102,6 +102,7 @@ func (rw *respWriter) finishHold() error {
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
+	h.Set("Connection", "close") // the client must not reuse what is dropped
 	rw.w.WriteHeader(http.StatusBadGateway)
 	rw.w.Write(out)
 	// The forwarder may be ending the handler with a panic (the write it

@@ -335,10 +335,11 @@ func (rw *respWriter) writeError(msg string) {
 		rw.injectEvent(MessageEvent(ErrorResponse(nil, CodeInternalError, msg, nil)))
 		return
 	}
-	writeJSONError(rw.w, http.StatusBadGateway, nil, CodeInternalError, msg, nil)
 	// The forwarder may be ending the handler with a panic (the write
 	// it was refused): flushed now, the error reaches the client before
-	// the connection is dropped.
+	// the connection is dropped, and the client is told not to reuse it.
+	rw.w.Header().Set("Connection", "close")
+	writeJSONError(rw.w, http.StatusBadGateway, nil, CodeInternalError, msg, nil)
 	http.NewResponseController(rw.w).Flush()
 }
 
