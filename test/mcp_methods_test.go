@@ -28,8 +28,9 @@ import (
 // recorder of the bodies other methods brought.
 type upgradeServer struct {
 	*testenv.Upstream
-	calls  sync.Map // tool name -> *atomic.Int64
-	bodies atomic.Int64
+	calls  sync.Map     // tool name -> *atomic.Int64
+	bodies atomic.Int64 // bodies other methods brought to a governed name
+	other  atomic.Int64 // and to other.test, which no servers entry names
 }
 
 func (u *upgradeServer) count(tool string) int64 {
@@ -62,7 +63,11 @@ func startUpgradeServer(t *testing.T) *upgradeServer {
 			streamable.ServeHTTP(w, r)
 		default:
 			if b, _ := io.ReadAll(r.Body); len(b) > 0 {
-				u.bodies.Add(1)
+				if strings.HasPrefix(r.Host, "other.test") {
+					u.other.Add(1)
+				} else {
+					u.bodies.Add(1)
+				}
 			}
 			w.WriteHeader(http.StatusNoContent)
 		}
@@ -81,10 +86,11 @@ default: deny
 ips:
   - allow: 127.0.0.1/32
 hosts:
-  - allow: [mcp.test, ws.test]
+  - allow: [mcp.test, ws.test, other.test]
 resolve:
   mcp.test: [127.0.0.1]
   ws.test: [127.0.0.1]
+  other.test: [127.0.0.1]
 mcp:
   default: allow
   unknown_servers: deny
@@ -199,5 +205,37 @@ func TestMCPBodyOnOtherMethods(t *testing.T) {
 	}
 	if n := u.bodies.Load(); n != 0 {
 		t.Fatalf("%d bodies on GET, DELETE or OPTIONS reached the governed server", n)
+	}
+}
+
+// On a host no servers entry names, a body on another method than POST
+// reaches the guard when the request says MCP (an Mcp-* header): it is
+// read, refused when it may be JSON-RPC, and passes when it cannot be.
+func TestMCPBodyOnOtherMethodsUnnamed(t *testing.T) {
+	u := startUpgradeServer(t)
+	e := startProxy(t, upgradePolicy, nil)
+	hc := e.client("", "", nil)
+	send := func(method, body string) int {
+		req, _ := http.NewRequest(method, "http://other.test:"+u.Port+"/mcp", strings.NewReader(body))
+		req.Header.Set("Mcp-Session-Id", "s1")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, method := range []string{"GET", "DELETE", "PUT"} {
+		if st := send(method, `{"jsonrp\u0063":"2.0","id":1,"method":"tools/call","params":{"name":"delete_project"}}`); st != http.StatusBadRequest {
+			t.Errorf("%s with a JSON-RPC body to an unnamed host: %d, want 400", method, st)
+		}
+		// The marker: a body no reader takes for JSON-RPC passes.
+		if st := send(method, "plain text"); st != http.StatusNoContent {
+			t.Errorf("%s with a plain body to an unnamed host: %d, want the server's 204", method, st)
+		}
+	}
+	if n := u.other.Load(); n != 3 {
+		t.Fatalf("%d bodies reached the unnamed host, want the 3 plain ones", n)
 	}
 }
