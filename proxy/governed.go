@@ -31,7 +31,7 @@ const governedTTL = 30 * time.Second
 // governedAt finds the governed server an IP literal destination h is:
 // the name it is (at h's port) and the servers entry that covers it.
 func (s *Server) governedAt(ctx context.Context, eng *rules.Engine, agent string, h addr.Host) (name addr.Host, server string, ok bool) {
-	if !h.IsIP() {
+	if !h.IsIP() || !eng.HasMCPServers() {
 		return addr.Host{}, "", false
 	}
 	ip := h.IP.Unmap()
@@ -45,18 +45,16 @@ func (s *Server) governedAt(ctx context.Context, eng *rules.Engine, agent string
 			return name, server, true
 		}
 	}
-	lookup := eng.MCPLookupNames()
-	if len(lookup) == 0 {
-		return addr.Host{}, "", false
-	}
 	if s.cfg.Bindings != nil {
+		// Any name the DNS filter gave this address out for, "*.x"
+		// entries' names included.
 		for _, n := range s.cfg.Bindings.NamesFor(agent, ip) {
 			if try(n) {
 				return name, server, true
 			}
 		}
 	}
-	for _, n := range lookup {
+	for _, n := range eng.MCPLookupNames() {
 		if s.governed.has(ctx, s.cfg.Resolver, s.cfg.DialTimeout, n, ip) && try(n) {
 			return name, server, true
 		}

@@ -72,6 +72,10 @@ func (e *Engine) MCPNamesAt(ip netip.Addr) []string { return e.mcp.addrs.byIP[ip
 // resolve table does not map: their DNS addresses are the servers' too.
 func (e *Engine) MCPLookupNames() []string { return e.mcp.addrs.lookup }
 
+// HasMCPServers reports whether the policy has any servers entry: only
+// then can an address be a governed server's.
+func (e *Engine) HasMCPServers() bool { return len(e.mcp.servers.byName) > 0 }
+
 // MCPHost reports the servers entry that covers h's name at h's port,
 // whatever the path (the entry a tunnel to h is intercepted for).
 func (e *Engine) MCPHost(h addr.Host) (server string, ok bool) {

@@ -253,6 +253,9 @@ mcp:
 			t.Errorf("MCPNamesAt(%s) = %v, want %v", tt.ip, got, tt.want)
 		}
 	}
+	if !e.HasMCPServers() || mustLoad(t, "default: allow\n", nil).HasMCPServers() {
+		t.Errorf("HasMCPServers: want true with servers entries only")
+	}
 	if got, want := e.MCPLookupNames(), []string{"mcp.dns.test", "tree.test"}; !slices.Equal(got, want) {
 		t.Errorf("MCPLookupNames = %v, want %v", got, want)
 	}
