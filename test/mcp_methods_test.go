@@ -86,11 +86,12 @@ default: deny
 ips:
   - allow: 127.0.0.1/32
 hosts:
-  - allow: [mcp.test, ws.test, other.test]
+  - allow: [mcp.test, ws.test, other.test, path.test]
 resolve:
   mcp.test: [127.0.0.1]
   ws.test: [127.0.0.1]
   other.test: [127.0.0.1]
+  path.test: [127.0.0.1]
 mcp:
   default: allow
   unknown_servers: deny
@@ -100,6 +101,8 @@ mcp:
     - name: wsok
       url: "ws.test/**"
       websocket: allow
+    - name: pathsrv
+      url: "path.test/mcp/**"
   tools:
     - deny: "*.delete_project"
       id: no-delete
@@ -154,6 +157,11 @@ func TestMCPUpgradeRefused(t *testing.T) {
 		t.Fatalf("an upgrade to a governed server through agentg: status %d (%v), delete ran %d times in all, want 403 and once (directly)", st, err, n)
 	}
 	waitMCPEvent(t, e, map[string]any{"rule": "builtin:mcp-upgrade", "decision": "deny"})
+	// On a path the entry's glob does not cover, the host is still the
+	// server's: the upgrade is refused all the same.
+	if st, err := upgradeThrough(t, e.addr, "path.test:"+u.Port, "delete_project"); st != http.StatusForbidden || u.count("delete_project") != 1 {
+		t.Fatalf("an upgrade to /ws of a governed host (entry path.test/mcp/**): %d %v, delete ran %d times in all", st, err, u.count("delete_project"))
+	}
 	// A server whose entry says websocket: allow gets the upgrade.
 	if st, err := upgradeThrough(t, e.addr, "ws.test:"+u.Port, "echo"); st != 101 || err != nil || u.count("echo") != 2 {
 		t.Fatalf("websocket: allow: %d %v, echo ran %d times", st, err, u.count("echo"))

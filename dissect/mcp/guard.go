@@ -89,7 +89,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next h
 	// compressed answer could not be checked.
 	r.Header.Del("Accept-Encoding")
 	g.sawServer(&x, store.ServerSighting{}, "")
-	if isUpgrade(r.Header) && x.Governed() {
+	if IsUpgrade(r.Header) && x.Governed() {
 		if !x.Engine.MCPWebSocket(x.Server) {
 			g.refuseUpgrade(w, &x, r.Header)
 			return

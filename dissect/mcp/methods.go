@@ -27,10 +27,11 @@ const (
 	ruleUpgrade = "builtin:mcp-upgrade"
 )
 
-// isUpgrade reports a request that asks to switch protocols, by either
+// IsUpgrade reports a request that asks to switch protocols, by either
 // header: a forwarder that relays upgrades acts on Connection: upgrade,
-// and an Upgrade header alone is refused too, as what it is for.
-func isUpgrade(h http.Header) bool {
+// and an Upgrade header alone is refused too, as what it is for. The
+// proxy hands such a request on any path of a governed host to the guard.
+func IsUpgrade(h http.Header) bool {
 	return len(h.Values("Upgrade")) > 0 || httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade")
 }
 

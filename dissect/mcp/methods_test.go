@@ -18,8 +18,8 @@ func TestIsUpgrade(t *testing.T) {
 		{http.Header{"Connection": {"keep-alive, UPGRADE"}}, true},
 		{http.Header{"Upgrade": {"h2c"}}, true},
 	} {
-		if got := isUpgrade(tc.h); got != tc.want {
-			t.Errorf("isUpgrade(%v) = %v, want %v", tc.h, got, tc.want)
+		if got := IsUpgrade(tc.h); got != tc.want {
+			t.Errorf("IsUpgrade(%v) = %v, want %v", tc.h, got, tc.want)
 		}
 	}
 }
