@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 	"strings"
@@ -42,7 +43,9 @@ func mayBeJSONRPC(b []byte, charset string) bool {
 	default:
 		return true // undecidable: taken for JSON-RPC
 	}
-	if scanJSONRPC(decodeUTF8(b)) {
+	// As UTF-8 (or any ASCII-compatible charset) "jsonrpc" needs a j or
+	// J, or an escape that spells one: a body with none is not scanned.
+	if bytes.IndexAny(b, "jJ\\%") >= 0 && scanJSONRPC(decodeUTF8(b)) {
 		return true
 	}
 	// UTF-16 and UTF-32 in both byte orders: by the charset, by a BOM,
