@@ -31,7 +31,7 @@ func passable(status int, body []byte, h http.Header) bool {
 	// A Content-Type two readers could read apart is read both ways: as
 	// undecidable.
 	ct, err := contentType(h)
-	return (status < 200 || status > 299) && err == nil && !mayBeJSONRPC(body, ct.charset)
+	return (status < 200 || status > 299) && err == nil && !answerMayBeJSONRPC(body, ct.charset)
 }
 
 // hold buffers a held answer. Past max_message it is judged on what is

@@ -79,3 +79,29 @@ func TestIntake(t *testing.T) {
 		})
 	}
 }
+
+// An error answer whose text only mentions jsonrpc is no message: it
+// reaches the client, while a JSON-RPC one under text/plain is withheld.
+func TestIntakeErrorAnswers(t *testing.T) {
+	const call = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{}}}`
+	for _, c := range []struct {
+		body   string
+		status int
+	}{
+		{"bad request: jsonrpc=1.0 is not 2.0", http.StatusBadRequest},
+		{`{"jsonrp\u0063":"2.0","id":1,"result":{}}`, http.StatusBadGateway},
+	} {
+		h, _, _ := guardFrontX(t, "mcp:\n  servers:\n    - name: srv\n      url: mcp.test\n", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(c.body))
+		}, store.Options{}, Exchange{Server: "srv", Parent: "p"})
+		req := httptest.NewRequest("POST", "http://mcp.test/mcp", strings.NewReader(call))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.status {
+			t.Errorf("a 400 answering %q: %d %s, want %d", c.body, rec.Code, rec.Body, c.status)
+		}
+	}
+}

@@ -32,7 +32,15 @@ import (
 
 // mayBeJSONRPC reports whether a lenient reader could take b, sent under
 // charset (lower case; "" for none), for a JSON-RPC message.
-func mayBeJSONRPC(b []byte, charset string) bool {
+func mayBeJSONRPC(b []byte, charset string) bool { return mayBe(b, charset, true) }
+
+// answerMayBeJSONRPC is mayBeJSONRPC for a server's answer: a client reads
+// an answer as JSON or not at all (no client parses a form), so an error
+// page that merely mentions "jsonrpc" in its text is not taken for one.
+func answerMayBeJSONRPC(b []byte, charset string) bool { return mayBe(b, charset, false) }
+
+func mayBe(b []byte, charset string, forms bool) bool {
+	scanJSONRPC := func(t []rune) bool { return scanText(t, forms) }
 	switch charsetFamily(charset) {
 	case famASCII:
 	case famUTF7:
@@ -197,15 +205,18 @@ func b64val(c byte) int {
 	return -1
 }
 
-// scanJSONRPC reports text that opens an object or array (after BOMs,
+// scanText reports text that opens an object or array (after BOMs,
 // white space and comments) in which some name, quoted or not, or some
 // string reads as "jsonrpc" once its escapes are decoded, under Unicode
-// simple folding; or text that is not JSON (a form) with such a name
-// once percent-decoded.
-func scanJSONRPC(t []rune) bool {
+// simple folding; or, with forms, text that is not JSON (a form) with
+// such a name once percent-decoded.
+func scanText(t []rune, forms bool) bool {
 	i := skipSpace(t, 0)
 	if i < len(t) && (t[i] == '{' || t[i] == '[') {
 		return scanNames(t, i)
+	}
+	if !forms {
+		return false
 	}
 	// Not JSON: a form that a server's form parser (express.urlencoded,
 	// qs, multer) turns into an object it may hand to an MCP transport

@@ -78,6 +78,11 @@ func TestMayBeJSONRPC(t *testing.T) {
 			if got := mayBeJSONRPC(tc.body, tc.charset); got != tc.want {
 				t.Fatalf("mayBeJSONRPC(%q, %q) = %v, want %v", tc.body, tc.charset, got, tc.want)
 			}
+			// An answer is never read as a form.
+			form := strings.HasPrefix(tc.name, "form") || tc.name == "multipart" || tc.name == "unterminated comment"
+			if got := answerMayBeJSONRPC(tc.body, tc.charset); got != (tc.want && !form) {
+				t.Fatalf("answerMayBeJSONRPC(%q, %q) = %v, want %v", tc.body, tc.charset, got, tc.want && !form)
+			}
 		})
 	}
 }
