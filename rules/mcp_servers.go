@@ -288,8 +288,8 @@ func (e *Engine) MCPServer(h addr.Host, path string) (name string, ok bool) {
 }
 
 // mcpHost returns the most specific servers entry whose host pattern
-// covers h at its port, whatever the path (nil when none): such a tunnel
-// is always intercepted.
+// covers h at its port (at any port with anyPort), whatever the path (nil
+// when none): such a tunnel is always intercepted.
 func (e *Engine) mcpHost(h addr.Host, anyPort bool) *serverEntry {
 	t := &e.mcp.servers
 	if len(t.byName) == 0 || h.IsIP() {
