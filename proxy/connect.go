@@ -56,7 +56,7 @@ func (s *Server) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Connect
 		return reject(ref)
 	}
 	eng := s.cfg.Policy.Engine()
-	tp := eng.Tunnel(f.agent, h)
+	tp := s.tunnelPolicy(r.Context(), eng, f.agent, h)
 	t := &tunnel{f: f, allowECH: tp.AllowECH}
 	if tp.Intercept {
 		if s.mitm == nil {

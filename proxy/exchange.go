@@ -80,13 +80,32 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 
 // mcpExchange says whether the exchange goes to the MCP guard: always on a
 // destination the policy's mcp.servers binds (where anything that is not
-// MCP is refused), and, when the policy has an mcp section, for what may
+// MCP is refused; an IP literal that is a governed name's address is
+// that name, and an upgrade on any path of a governed host is the
+// host's server's), and, when the policy has an mcp section, for what may
 // be MCP elsewhere (a POST, which the guard reads, a request carrying
 // MCP's own headers, or a GET for an event stream, which may be a
 // 2024-11-05 HTTP+SSE session: the guard peeks at its first event).
 func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	eng := s.cfg.Policy.Engine()
 	server, bound := eng.MCPServer(f.host, r.URL.Path)
+	if !bound && (f.host.IsIP() || mcp.IsUpgrade(r.Header)) {
+		h := f.host
+		if h.IsIP() {
+			// A governed server's address is the server (governed.go).
+			h, _, _ = s.governedAt(r.Context(), eng, f.agent, f.host)
+		}
+		if h.Name != "" {
+			server, bound = eng.MCPServer(h, r.URL.Path)
+			if !bound && mcp.IsUpgrade(r.Header) {
+				// An upgrade on any path of a governed host: no MCP
+				// transport runs over one, wherever the entry's path
+				// glob points (the guard refuses it unless the
+				// entry says websocket: allow).
+				server, bound = eng.MCPHost(h)
+			}
+		}
+	}
 	if !bound && (!eng.MCP().Defined || !mayBeMCP(r)) {
 		return mcp.Exchange{}, false
 	}

@@ -146,7 +146,8 @@ type Server struct {
 	// self is where agentg listens: never a destination (self.go).
 	self selfSet
 
-	outbound outbound // open outbound connections, for the loop check
+	outbound outbound    // open outbound connections, for the loop check
+	governed governedDNS // DNS answers for governed MCP names (governed.go)
 	closing  atomic.Bool
 	tmu      sync.Mutex
 	tlns     []net.Listener                 // transparent listeners, closed by Shutdown

@@ -233,7 +233,7 @@ func (s *Server) transparentTLS(ctx context.Context, f *flow, conn net.Conn, br 
 // tunnel: intercepted when the policy says so, else gated and relayed.
 func (s *Server) transparentTunnel(ctx context.Context, f *flow, conn net.Conn) {
 	eng := s.cfg.Policy.Engine()
-	tp := eng.Tunnel(f.agent, f.host)
+	tp := s.tunnelPolicy(ctx, eng, f.agent, f.host)
 	t := &tunnel{f: f, allowECH: tp.AllowECH, transparent: true}
 	if tp.Intercept {
 		if s.mitm == nil {

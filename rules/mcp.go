@@ -173,6 +173,7 @@ type MCPSettings struct {
 type mcpPolicy struct {
 	settings MCPSettings
 	servers  serverTable // mcp_servers.go
+	addrs    serverAddrs // mcp_addrs.go
 	tools    toolTable   // mcp_tools.go
 	reads    readsPolicy // mcp_reads.go: prompts and resources
 	redact   obligations[Redaction]
@@ -220,6 +221,7 @@ func (c *compiler) compileMCP() error {
 	if err := c.compileServers(m.servers); err != nil {
 		return err
 	}
+	c.compileServerAddrs()
 	if err := c.compileTools(m.tools); err != nil {
 		return err
 	}

@@ -25,6 +25,11 @@ type serverSpec struct {
 	path  string      // the path glob as written, "" for none
 	glob  *glob       // nil: every path
 	ports []portRange // nil: every port
+	// websocket: "websocket: allow" lets HTTP upgrades through to the
+	// server, unread. No MCP revision has a WebSocket transport, so by
+	// default ("refuse") an upgrade on a governed server is refused: a
+	// tool called over the socket would escape every rule.
+	websocket bool
 }
 
 // validServerName reports whether s can name an MCP server: 1 to 64
@@ -68,8 +73,12 @@ func (p *parser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
 				urlNode = v
 			case "ports":
 				s.ports, err = p.ports(v)
+			case "websocket":
+				var ws string
+				ws, err = p.oneOf(v, "allow", "refuse")
+				s.websocket = ws == "allow"
 			default:
-				err = p.errf(k, "unknown mcp server key %q (want name, url, ports)", k.Value)
+				err = p.errf(k, "unknown mcp server key %q (want name, url, ports, websocket)", k.Value)
 			}
 			return err
 		})
@@ -178,9 +187,10 @@ type serverEntry struct {
 
 // serverTable is the compiled servers sub-section.
 type serverTable struct {
-	byName  map[string][]serverEntry // entries by host pattern name
-	defined map[string]string        // server name -> "<file>:<line>"
-	list    []ServerBinding          // in policy order
+	byName    map[string][]serverEntry // entries by host pattern name
+	defined   map[string]string        // server name -> "<file>:<line>"
+	websocket map[string]bool          // servers whose entry says "websocket: allow"
+	list      []ServerBinding          // in policy order
 }
 
 // ServerBinding is one mcp servers entry, as written.
@@ -213,11 +223,21 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 			name: s.name, kind: s.host.kind, glob: s.glob, ports: s.ports, order: i, tunnel: "mcp:server " + s.name,
 		})
 		t.defined[s.name] = fmt.Sprintf("%s:%d", pol.file, s.line)
+		if s.websocket {
+			if t.websocket == nil {
+				t.websocket = map[string]bool{}
+			}
+			t.websocket[s.name] = true
+		}
 		t.list = append(t.list, ServerBinding{Name: s.name, URL: s.url, Source: t.defined[s.name]})
 		e.stats.MCPServers++
 	}
 	return nil
 }
+
+// MCPWebSocket reports whether server's entry lets HTTP upgrades
+// (WebSocket) through, unread ("websocket: allow").
+func (e *Engine) MCPWebSocket(server string) bool { return e.mcp.servers.websocket[server] }
 
 // MCPServer binds a checked destination to the policy name of the MCP
 // server there: the most specific servers entry whose host pattern covers
@@ -268,9 +288,9 @@ func (e *Engine) MCPServer(h addr.Host, path string) (name string, ok bool) {
 }
 
 // mcpHost returns the most specific servers entry whose host pattern
-// covers h at its port, whatever the path (nil when none): such a tunnel
-// is always intercepted.
-func (e *Engine) mcpHost(h addr.Host) *serverEntry {
+// covers h at its port (at any port with anyPort), whatever the path (nil
+// when none): such a tunnel is always intercepted.
+func (e *Engine) mcpHost(h addr.Host, anyPort bool) *serverEntry {
 	t := &e.mcp.servers
 	if len(t.byName) == 0 || h.IsIP() {
 		return nil
@@ -283,7 +303,7 @@ func (e *Engine) mcpHost(h addr.Host) *serverEntry {
 		for j := range es {
 			en := &es[j]
 			hr, ok := suffixRank(hn, i, en.kind)
-			if !ok || !portsContain(en.ports, h.Port) {
+			if !ok || !anyPort && !portsContain(en.ports, h.Port) {
 				continue
 			}
 			if hr > bestH || hr == bestH && en.order < best.order {

@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -21,6 +23,7 @@ func TestMCPServer(t *testing.T) {
       ports: [8443]
     - name: sub
       url: "*.sub.test"
+      websocket: allow
 `, nil)
 	tests := []struct {
 		host string
@@ -51,6 +54,15 @@ func TestMCPServer(t *testing.T) {
 		name, ok := e.MCPServer(host(t, tt.host, tt.port), tt.path)
 		if name != tt.want || ok != (tt.want != "") {
 			t.Errorf("MCPServer(%s:%d, %q) = %q %v, want %q", tt.host, tt.port, tt.path, name, ok, tt.want)
+		}
+	}
+
+	for _, tt := range []struct {
+		server string
+		want   bool
+	}{{"jira", false}, {"sub", true}, {"alt-port", false}, {"nosuch", false}} {
+		if got := e.MCPWebSocket(tt.server); got != tt.want {
+			t.Errorf("MCPWebSocket(%s) = %v, want %v", tt.server, got, tt.want)
 		}
 	}
 
@@ -202,6 +214,58 @@ mcp:
 	for i := range want {
 		if !strings.HasPrefix(got[i], want[i]) {
 			t.Errorf("warning %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+// A governed server's addresses: those resolve: gives a name an entry
+// covers, and the names to look up in DNS for the rest.
+func TestMCPServerAddrs(t *testing.T) {
+	e := mustLoad(t, `resolve:
+  mcp.a.test: [10.0.0.1, "::ffff:10.0.0.2"]
+  x.tree.test: [10.0.0.3]
+  web.test: [10.0.0.1, 10.0.0.9]
+  sub.star.test: [10.0.0.4]
+mcp:
+  servers:
+    - name: a
+      url: mcp.a.test/mcp
+      ports: [443]
+    - name: tree
+      url: .tree.test
+    - name: star
+      url: "*.star.test"
+    - name: dns
+      url: mcp.dns.test
+`, nil)
+	for _, tt := range []struct {
+		ip   string
+		want []string
+	}{
+		{"10.0.0.1", []string{"mcp.a.test"}}, // web.test is no server's
+		{"10.0.0.2", []string{"mcp.a.test"}}, // mapped: unmapped
+		{"::ffff:10.0.0.2", []string{"mcp.a.test"}},
+		{"10.0.0.3", []string{"x.tree.test"}},
+		{"10.0.0.4", []string{"sub.star.test"}},
+		{"10.0.0.9", nil},
+	} {
+		if got := e.MCPNamesAt(netip.MustParseAddr(tt.ip)); !slices.Equal(got, tt.want) {
+			t.Errorf("MCPNamesAt(%s) = %v, want %v", tt.ip, got, tt.want)
+		}
+	}
+	if !e.HasMCPServers() || mustLoad(t, "default: allow\n", nil).HasMCPServers() {
+		t.Errorf("HasMCPServers: want true with servers entries only")
+	}
+	if got, want := e.MCPLookupNames(), []string{"mcp.dns.test", "tree.test"}; !slices.Equal(got, want) {
+		t.Errorf("MCPLookupNames = %v, want %v", got, want)
+	}
+	for _, tt := range []struct {
+		host string
+		port uint16
+		want string
+	}{{"mcp.a.test", 443, "a"}, {"mcp.a.test", 8443, ""}, {"y.tree.test", 80, "tree"}, {"10.0.0.1", 443, ""}} {
+		if got, _ := e.MCPHost(host(t, tt.host, tt.port)); got != tt.want {
+			t.Errorf("MCPHost(%s:%d) = %q, want %q", tt.host, tt.port, got, tt.want)
 		}
 	}
 }

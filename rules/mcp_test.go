@@ -36,6 +36,7 @@ func TestMCPLoadErrors(t *testing.T) {
 		{"server url port", "mcp:\n  servers:\n    - name: a\n      url: a.test:8443/mcp\n", `:4: port in "a.test:8443"`},
 		{"server url ip", "mcp:\n  servers:\n    - name: a\n      url: 127.0.0.1/mcp\n", `:4: IP literal "127.0.0.1"`},
 		{"server url bad glob", "mcp:\n  servers:\n    - name: a\n      url: a.test/a**\n", `:4: bad path glob`},
+		{"server websocket", "mcp:\n  servers:\n    - name: a\n      url: a.test\n      websocket: yes\n", `:5: "yes" is not one of allow, refuse`},
 		{"server unknown key", "mcp:\n  servers:\n    - name: a\n      url: a.test\n      agents: [x]\n", `:5: unknown mcp server key "agents"`},
 		{"passthrough over a server", "passthrough:\n  - .corp.test\nmcp:\n  servers:\n    - name: a\n      url: mcp.corp.test/v1\n",
 			`:2: passthrough entry covers hosts of mcp server a (`},

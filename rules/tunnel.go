@@ -197,7 +197,7 @@ type TunnelPolicy struct {
 // that is asked first, so that a passthrough entry can never open one.
 // IP literals match only "intercept: all".
 func (e *Engine) Tunnel(agent string, h addr.Host) TunnelPolicy {
-	if srv := e.mcpHost(h); srv != nil {
+	if srv := e.mcpHost(h, false); srv != nil {
 		return TunnelPolicy{Intercept: true, Rule: srv.tunnel}
 	}
 	ic, pass := e.tunnelMatch(agent, h)

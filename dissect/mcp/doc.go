@@ -25,6 +25,15 @@
 // JSON Pointer in the very bytes Parse checked, so policy and codec cannot
 // read a message differently.
 //
+// Before Parse, the intake (content.go, lenient.go, methods.go) decides
+// what is read at all: a body is MCP's only as UTF-8 JSON under a
+// Content-Type no two readers read apart, and what agentg forwards after
+// reading says application/json; a body that fails the strict reading is
+// passed unread only where no lenient reader (any charset, escapes, case
+// folding, forms) could take it for JSON-RPC; MCP's messages travel only
+// as POST bodies, so on a governed server a body on another method and an
+// HTTP upgrade are refused.
+//
 // Parse does not copy: every jsontext.Value in a Message is a slice of the
 // body it was given, which the caller must not modify while the Message is
 // in use. Rewriting never re-encodes what it does not change: Filter,

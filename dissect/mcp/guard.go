@@ -89,6 +89,14 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next h
 	// compressed answer could not be checked.
 	r.Header.Del("Accept-Encoding")
 	g.sawServer(&x, store.ServerSighting{}, "")
+	if IsUpgrade(r.Header) && x.Governed() {
+		if !x.Engine.MCPWebSocket(x.Server) {
+			g.refuseUpgrade(w, &x, r.Header)
+			return
+		}
+		next.ServeHTTP(w, r) // the policy lets it through, unread
+		return
+	}
 	switch r.Method {
 	case http.MethodPost:
 		g.servePost(w, r, &x, set, next)
@@ -98,21 +106,11 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next h
 			writeJSONError(w, http.StatusForbidden, nil, CodeDenied, "agentg: "+u.Error(), map[string]any{"rule": ruleRedact})
 			return
 		}
-		g.serveStream(w, r, &x, set, next)
-	case http.MethodDelete, http.MethodHead, http.MethodOptions:
-		// DELETE ends a session; HEAD and OPTIONS carry no message.
-		next.ServeHTTP(w, r)
+		g.serveOther(w, r, &x, set.MaxMessage, func() { g.serveStream(w, r, &x, set, next) })
 	default:
-		if !x.Governed() {
-			next.ServeHTTP(w, r) // not MCP: MCP sends its messages by POST
-			return
-		}
-		// A body under another method (PUT, PATCH) is nothing MCP sends,
-		// and could still be read as a message: on a governed server it
-		// is refused, not passed unread.
-		g.logRefusal(&x, "builtin:mcp-method", r.Method+" is not an MCP transport method", http.StatusMethodNotAllowed)
-		writeJSONError(w, http.StatusMethodNotAllowed, nil, CodeInvalidRequest,
-			"agentg: "+r.Method+" is not an MCP transport method", map[string]any{"rule": "builtin:mcp-method"})
+		// DELETE ends a session; HEAD and OPTIONS carry no message;
+		// serveOther (methods.go) refuses what could carry one.
+		g.serveOther(w, r, &x, set.MaxMessage, func() { next.ServeHTTP(w, r) })
 	}
 }
 
@@ -125,26 +123,27 @@ func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, s
 		g.refuseBody(w, x, http.StatusBadRequest, err)
 		return
 	}
-	kind := kindOf(r.Header)
-	if kind != contentJSON {
-		if !x.Governed() && !looksLikeJSONRPC(body) {
+	ct, ctErr := contentType(r.Header)
+	if ctErr != nil || ct.kind != contentJSON || !ct.utf8() {
+		if !x.Governed() && !mayBeJSONRPC(body, ct.charset) {
 			forwardBody(w, r, body, next) // not MCP, and not governed
 			return
 		}
-		g.refuseBody(w, x, http.StatusUnsupportedMediaType,
-			&ParseError{Reason: "content-type", Code: CodeInvalidRequest,
-				Detail: "a JSON-RPC message must be sent as application/json, not " + strconv.Quote(r.Header.Get("Content-Type"))})
+		g.refuseBody(w, x, http.StatusUnsupportedMediaType, errMediaType(r.Header, ct, ctErr))
 		return
 	}
 	parsed, err := Parse(body, Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
-		if !x.Governed() && !looksLikeJSONRPC(body) {
+		if !x.Governed() && !mayBeJSONRPC(body, ct.charset) {
 			forwardBody(w, r, body, next)
 			return
 		}
 		g.refuseBody(w, x, http.StatusBadRequest, err)
 		return
 	}
+	// What goes on says what agentg read: UTF-8 JSON, whatever the
+	// header that came (a +json type, a charset, its spelling).
+	r.Header.Set("Content-Type", ctJSON)
 	if !x.Governed() {
 		if d := set.UnknownServers; !d.Allowed() {
 			ex := g.newExchange(r, x, set)

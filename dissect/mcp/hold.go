@@ -24,11 +24,14 @@ func errAnswerType(status int, ct string) *ParseError {
 
 // passable reports whether a held answer carries nothing a client could
 // take for a message.
-func passable(status int, body []byte) bool {
+func passable(status int, body []byte, h http.Header) bool {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return true
 	}
-	return (status < 200 || status > 299) && !looksLikeJSONRPC(body)
+	// A Content-Type two readers could read apart is read both ways: as
+	// undecidable.
+	ct, err := contentType(h)
+	return (status < 200 || status > 299) && err == nil && !answerMayBeJSONRPC(body, ct.charset)
 }
 
 // hold buffers a held answer. Past max_message it is judged on what is
@@ -41,7 +44,7 @@ func (rw *respWriter) hold(p []byte) (int, error) {
 	if rw.json.Len()+len(p) <= rw.max {
 		return rw.json.Write(p)
 	}
-	if rw.opened || !passable(rw.status, append(bytes.Clone(rw.json.Bytes()), p...)) {
+	if rw.opened || !passable(rw.status, append(bytes.Clone(rw.json.Bytes()), p...), rw.w.Header()) {
 		rw.failed = errAnswerType(rw.status, rw.w.Header().Get("Content-Type"))
 		return 0, rw.failed
 	}
@@ -73,7 +76,7 @@ func (rw *respWriter) finishHold() error {
 	}
 	h := rw.w.Header()
 	body := rw.json.Bytes()
-	if rw.failed == nil && passable(rw.status, body) {
+	if rw.failed == nil && passable(rw.status, body, h) {
 		if len(bytes.TrimSpace(body)) == 0 && len(rw.extra) > 0 {
 			// Nothing from the server, but agentg's own answers to the
 			// elements it refused are due.
@@ -99,6 +102,7 @@ func (rw *respWriter) finishHold() error {
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
+	h.Set("Connection", "close") // the client must not reuse what is dropped
 	rw.w.WriteHeader(http.StatusBadGateway)
 	rw.w.Write(out)
 	// The forwarder may be ending the handler with a panic (the write it

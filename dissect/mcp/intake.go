@@ -1,15 +1,12 @@
 package mcp
 
 import (
-	"bytes"
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net/http"
 	"strings"
 )
 
@@ -80,32 +77,6 @@ const (
 	contentEmpty                    // no Content-Type at all
 	contentOther                    // anything else
 )
-
-func kindOf(h http.Header) contentKind {
-	ct := h.Get("Content-Type")
-	if ct == "" {
-		return contentEmpty
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return contentOther
-	}
-	if mt == "application/json" || strings.HasSuffix(mt, "+json") {
-		return contentJSON
-	}
-	return contentOther
-}
-
-// looksLikeJSONRPC reports a body a lenient server would still take for
-// JSON-RPC whatever its Content-Type: after optional white space (and a
-// BOM), an object or array that names "jsonrpc".
-func looksLikeJSONRPC(b []byte) bool {
-	t := bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), " \t\r\n")
-	if len(t) == 0 || t[0] != '{' && t[0] != '[' {
-		return false
-	}
-	return bytes.Contains(t, []byte("jsonrpc"))
-}
 
 type peekReader struct {
 	r   io.Reader

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -49,6 +49,9 @@ type respWriter struct {
 	// sniff: an event stream that may not be MCP at all (a GET on a host
 	// no servers entry names) is judged on its first event (detect.go).
 	sniff func(endpoint bool) (sniffVerdict, []byte)
+	// charset: a sniffed stream's charset, judged once it is known to
+	// be MCP.
+	charset string
 
 	// opened: agentg has already answered the client with an event
 	// stream of its own (while a call was held for approval, hold.go):
@@ -99,7 +102,8 @@ func (rw *respWriter) WriteHeader(code int) {
 	if rw.onHeader != nil {
 		rw.onHeader(h)
 	}
-	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	ct, ctErr := contentType(h)
+	mt := ct.mt
 	switch {
 	case h.Get("Content-Encoding") != "" && h.Get("Content-Encoding") != "identity":
 		// Accept-Encoding was stripped; a server that compresses anyway
@@ -107,7 +111,22 @@ func (rw *respWriter) WriteHeader(code int) {
 		rw.mode = modePass
 		rw.failed = errEncodedResponse
 		return
-	case mt == "text/event-stream":
+	case (mt == ctJSON || mt == ctSSE) && !ct.utf8() && rw.sniff == nil:
+		// A client that honours the charset (a Python client reading
+		// text) would read other messages than agentg did.
+		rw.refuseAnswer(errAnswerCharset(ct.charset))
+		return
+	case ctErr != nil && rw.sniff == nil && (mediaTypeClaims(h, ctJSON) || mediaTypeClaims(h, ctSSE)):
+		// Another header agentg cannot read is held below (strict) and
+		// judged by passable, which passes no body under it.
+		rw.refuseAnswer(errAnswerType(code, strings.Join(h.Values("Content-Type"), ", ")))
+		return
+	case mt == ctSSE:
+		if rw.sniff == nil {
+			h.Set("Content-Type", ctSSE) // what agentg re-frames
+		} else {
+			rw.charset = ct.charset
+		}
 		rw.mode = modeSSE
 		h.Del("Content-Length")
 		pr, pw := io.Pipe()
@@ -122,8 +141,11 @@ func (rw *respWriter) WriteHeader(code int) {
 		}
 		rw.written = true
 		go rw.pumpSSE(pr, pr)
-	case mt == "application/json" || code == http.StatusAccepted && len(rw.extra) > 0:
+	case mt == ctJSON || code == http.StatusAccepted && len(rw.extra) > 0:
 		rw.mode = modeJSON
+		if mt == ctJSON {
+			h.Set("Content-Type", ctJSON) // what agentg read and rewrote
+		}
 	case rw.strict && rw.withhold != nil, rw.opened:
 		rw.mode = modeHold
 	default:
@@ -131,6 +153,35 @@ func (rw *respWriter) WriteHeader(code int) {
 		rw.w.WriteHeader(code)
 		rw.written = true
 	}
+}
+
+// refuseAnswer withholds an answer agentg cannot read as MCP's: on a
+// governed POST (strict) the requests waiting get JSON-RPC errors and the
+// refusal its event (finishHold); elsewhere the client gets one error.
+func (rw *respWriter) refuseAnswer(err error) {
+	rw.mode = modePass
+	if rw.strict && rw.withhold != nil || rw.opened {
+		rw.mode = modeHold
+	}
+	rw.failed = err
+}
+
+// errAnswerCharset is an answer in MCP's media type under another charset
+// than UTF-8.
+func errAnswerCharset(cs string) *ParseError {
+	return &ParseError{Reason: "answer-charset", Code: CodeInternalError,
+		Detail: "the server answered in charset " + strconv.Quote(cs) + ": MCP messages are UTF-8, the answer was withheld"}
+}
+
+// mediaTypeClaims reports a Content-Type header that mentions mt in any
+// spelling: one agentg cannot read but a client might take for mt.
+func mediaTypeClaims(h http.Header, mt string) bool {
+	for _, v := range h.Values("Content-Type") {
+		if strings.Contains(strings.ToLower(v), mt) {
+			return true
+		}
+	}
+	return false
 }
 
 var errEncodedResponse = &ParseError{Reason: "encoded-response", Code: CodeInternalError,
@@ -284,7 +335,12 @@ func (rw *respWriter) writeError(msg string) {
 		rw.injectEvent(MessageEvent(ErrorResponse(nil, CodeInternalError, msg, nil)))
 		return
 	}
+	// The forwarder may be ending the handler with a panic (the write
+	// it was refused): flushed now, the error reaches the client before
+	// the connection is dropped, and the client is told not to reuse it.
+	rw.w.Header().Set("Connection", "close")
 	writeJSONError(rw.w, http.StatusBadGateway, nil, CodeInternalError, msg, nil)
+	http.NewResponseController(rw.w).Flush()
 }
 
 func (rw *respWriter) finishJSON() error {

@@ -80,6 +80,13 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 				return sniffPass, nil
 			}
 			d := set.UnknownServers
+			if cs := st.rw.charset; d.Allowed() && !(mediaType{charset: cs}).utf8() {
+				// MCP, in a charset a client could decode into other
+				// messages than agentg would read.
+				err := errAnswerCharset(cs)
+				g.logRefusal(x, "builtin:mcp-parse", err.Error(), http.StatusBadGateway)
+				return sniffRefuse, ErrorResponse(nil, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": "builtin:mcp-parse"})
+			}
 			if d.Allowed() {
 				return sniffDissect, nil
 			}
