@@ -61,7 +61,7 @@ func (rw *respWriter) pumpSniff(pr *io.PipeReader) {
 		}
 	}
 	timer.Stop()
-	verdict, refusal := rw.sniff(err == nil && ev.Type == "endpoint")
+	verdict, refusal := rw.sniff(err == nil && eventName(ev.Type) == "endpoint") // named as the Go SDK reads it
 	// Everything read so far, then the rest: the stream as it came.
 	replay := io.MultiReader(bytes.NewReader(rec.buf), pr)
 	switch verdict {

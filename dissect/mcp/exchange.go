@@ -146,6 +146,7 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		rw.extra = extra
 	}
 	rw.onHeader = ex.sawHeader
+	rw.onRefused = ex.g.refusedEvent(ex.x)
 	rw.onSent = func(delivered bool) { ex.sent.flush(ex.g, delivered) }
 	if ex.x.Governed() || rw.opened {
 		rw.strict, rw.withhold = true, func(err error) []byte { return ex.withheld(err, body.Batch, extra) }

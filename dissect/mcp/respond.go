@@ -16,8 +16,10 @@ import (
 //     or one batch), each message rewritten, written with a fresh
 //     Content-Length;
 //   - text/event-stream: event by event, as the events arrive (never the
-//     whole stream): a message event is rewritten, anything else (comments,
-//     ids, retry, priming events) is forwarded byte for byte;
+//     whole stream), every event re-framed canonically (sse_canon.go): a
+//     message event is rewritten, JSON-RPC under another event name is
+//     refused, anything else (comments, ids, retry, priming events, the
+//     legacy endpoint) is forwarded as it was read;
 //   - anything else, on a governed server's POST (strict), is held,
 //     bounded by max_message, and passes only when it carries nothing a
 //     client could take for a message: an empty body, or a status that is
@@ -34,14 +36,15 @@ import (
 type rewriteFunc func(data []byte) ([]byte, error)
 
 type respWriter struct {
-	client   context.Context // the client's request: done once it has gone
-	w        http.ResponseWriter
-	rewrite  rewriteFunc
-	extra    [][]byte             // agentg's own messages to add
-	onEvent  func(Event)          // sees every event of a stream as it is read (the legacy endpoint)
-	onHeader func(http.Header)    // sees the server's header before anything is written
-	onSent   func(delivered bool) // after each write to the client: the events of what it carried can be logged, and its requests ended if it got there
-	max      int
+	client    context.Context // the client's request: done once it has gone
+	w         http.ResponseWriter
+	rewrite   rewriteFunc
+	extra     [][]byte             // agentg's own messages to add
+	onEvent   func(Event)          // sees every event of a stream that is not a message (the legacy endpoint), its name trimmed
+	onRefused func(Event)          // an event refused (JSON-RPC under a name other than message): logs it
+	onHeader  func(http.Header)    // sees the server's header before anything is written
+	onSent    func(delivered bool) // after each write to the client: the events of what it carried can be logged, and its requests ended if it got there
+	max       int
 	// strict: the answer must be MCP's, and withhold gives the JSON-RPC
 	// errors that stand in for one that is not (see above).
 	strict   bool
@@ -172,8 +175,10 @@ func (rw *respWriter) Unwrap() http.ResponseWriter { return rw.w }
 
 var _ http.Flusher = (*respWriter)(nil)
 
-// pumpSSE reads the server's events and writes each, rewritten if it is a
-// message, to the client as soon as it is read.
+// pumpSSE reads the server's events and writes each to the client as soon
+// as it is read, re-framed (sse_canon.go): a message rewritten, JSON-RPC
+// under another name refused, anything else as it was read. No byte of
+// the server's reaches the client as it came.
 func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 	defer close(rw.done)
 	defer pr.Close()
@@ -181,6 +186,7 @@ func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 		rw.injectEvent(MessageEvent(m))
 	}
 	sr := NewSSEReader(src, rw.max)
+	var buf []byte // one event's framing, reused
 	for {
 		ev, err := sr.Next()
 		if err != nil {
@@ -190,10 +196,14 @@ func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 			}
 			return
 		}
-		if rw.onEvent != nil {
-			rw.onEvent(ev)
-		}
-		if (ev.Type == "" || ev.Type == "message") && ev.HasData && ev.Data != "" {
+		ev.Type = eventName(ev.Type)
+		switch classify(&ev) {
+		case eventRefused:
+			if rw.onRefused != nil {
+				rw.onRefused(ev)
+			}
+			continue
+		case eventMessage:
 			out, err := rw.rewrite([]byte(ev.Data))
 			if err != nil {
 				rw.failed = err
@@ -203,13 +213,24 @@ func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 			if out == nil {
 				continue
 			}
-			if !bytes.Equal(out, []byte(ev.Data)) {
-				ev.Data = string(out)
-				rw.injectEvent(ev)
-				continue
+			ev.Data = string(out)
+		default:
+			if rw.onEvent != nil {
+				rw.onEvent(ev)
 			}
 		}
-		rw.send(func(w io.Writer) { w.Write(ev.Raw) })
+		if ev.empty() {
+			continue // blank lines, unknown fields: nothing to say
+		}
+		var ok bool
+		if buf, ok = appendEvent(buf[:0], ev); !ok {
+			// SSEReader splits lines at CR and LF, and a rewritten
+			// message is JSON that came without a CR: not reached.
+			rw.failed = errUnframable
+			pr.CloseWithError(errUnframable)
+			return
+		}
+		rw.send(func(w io.Writer) { w.Write(buf) })
 	}
 }
 

@@ -237,38 +237,20 @@ func MessageEvent(msg []byte) Event {
 	return Event{Type: "message", Data: string(msg), HasData: true, Retry: -1}
 }
 
-// WriteEvent writes e in one Write call, LF line ends, fields in the order
-// event, id, retry, data (as the SDKs write them), comments first. Data is
-// split at "\n" into data lines; an event with HasData and empty Data gets
-// one empty data line. It refuses a field that cannot be framed (a CR or LF
-// in the type, id or a comment, a NUL in the id, a CR in the data) rather
-// than let the reader on the other side see different events.
+// WriteEvent writes e in one Write call, framed canonically (appendEvent:
+// LF line ends, fields in the order event, id, retry, data as the SDKs
+// write them, comments first). Data is split at "\n" into data lines; an
+// event with HasData and empty Data gets one empty data line. It refuses a
+// field that cannot be framed (a CR or LF in the type, id or a comment, a
+// NUL in the id, a CR in the data) rather than let the reader on the
+// other side see different events.
 func WriteEvent(w io.Writer, e Event) error {
-	if strings.ContainsAny(e.Type, "\r\n") || strings.ContainsAny(e.ID, "\r\n\x00") || strings.ContainsRune(e.Data, '\r') {
-		return fmt.Errorf("mcp: SSE event with a line break in a field it cannot carry one in")
+	b, ok := appendEvent(make([]byte, 0, len(e.Data)+len(e.Type)+len(e.ID)+32), e)
+	if !ok {
+		return errUnframable
 	}
-	b := make([]byte, 0, len(e.Data)+len(e.Type)+len(e.ID)+32)
-	for _, c := range e.Comments {
-		if strings.ContainsAny(c, "\r\n") {
-			return fmt.Errorf("mcp: SSE comment with a line break")
-		}
-		b = append(append(append(b, ':'), c...), '\n')
-	}
-	if e.Type != "" {
-		b = append(append(append(b, "event: "...), e.Type...), '\n')
-	}
-	if e.HasID {
-		b = append(append(append(b, "id: "...), e.ID...), '\n')
-	}
-	if e.Retry >= 0 {
-		b = append(strconv.AppendInt(append(b, "retry: "...), int64(e.Retry), 10), '\n')
-	}
-	if e.HasData || e.Data != "" {
-		for line := range strings.SplitSeq(e.Data, "\n") {
-			b = append(append(append(b, "data: "...), line...), '\n')
-		}
-	}
-	b = append(b, '\n')
 	_, err := w.Write(b)
 	return err
 }
+
+var errUnframable = errors.New("mcp: SSE event with a line break in a field it cannot carry one in")

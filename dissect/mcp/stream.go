@@ -73,6 +73,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 	}
 	st.rw = newRespWriter(r.Context(), w, rewrite, nil, int(set.MaxMessage))
 	st.rw.onSent = func(delivered bool) { st.sent.flush(g, delivered) }
+	st.rw.onRefused = g.refusedEvent(x)
 	if !x.Governed() && session == "" {
 		// Nothing says this stream is MCP until its first event does.
 		st.rw.sniff = func(endpoint bool) (sniffVerdict, []byte) {

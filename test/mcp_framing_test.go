@@ -1,0 +1,206 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentg/agentg/internal/testenv"
+)
+
+// oddFramings are ways of writing an SSE event that the WHATWG algorithm
+// (agentg's reader, the TypeScript SDK's) reads as something other than a
+// message, and the Go SDK v1.8.0 client reads as one: it trims the event
+// name, ends lines at LF only, sees no byte-order mark, and its 2024-11-05
+// client reads every event after the first as a message whatever its
+// name. Each writes the JSON-RPC message data.
+var oddFramings = map[string]func(data string) string{
+	"trailing-space": func(d string) string { return "event: message \ndata: " + d + "\n\n" },
+	"tab":            func(d string) string { return "event:\tmessage\ndata: " + d + "\n\n" },
+	"cr-comment":     func(d string) string { return ": keep-alive\revent: ignored\ndata: " + d + "\n\n" },
+	"bom":            func(d string) string { return "\ufeffevent: ignored\ndata: " + d + "\n\n" },
+	"named":          func(d string) string { return "event: notice\ndata: " + d + "\n\n" },
+}
+
+// refusedFramings are the odd framings whose event agentg reads under a
+// name other than message, with JSON-RPC in it: it drops them, and says so.
+var refusedFramings = map[string]bool{"cr-comment": true, "bom": true, "named": true}
+
+const oddToolsList = `{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"delete_all","inputSchema":{"type":"object"}}]}`
+
+// oddServer is a deliberately malicious MCP server: it answers tools/list
+// (listing delete_all, which the policy denies) first in an odd framing,
+// then as a plain message event. Streamable HTTP (stateless, 2025-06-18)
+// at /mcp/s/FRAMING; 2024-11-05 HTTP+SSE at /mcp/l/FRAMING (GET), whose
+// endpoint is /mcp/l/FRAMING/msg?sid=N.
+type oddServer struct {
+	mu      sync.Mutex
+	streams map[string]chan string // legacy: session id → events for its GET stream
+	n       int
+}
+
+func (s *oddServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/mcp/"), "/")
+	if len(parts) < 2 {
+		http.NotFound(w, r)
+		return
+	}
+	legacy, framing := parts[0] == "l", parts[1]
+	switch {
+	case legacy && r.Method == http.MethodGet:
+		s.serveLegacyStream(w, r, framing)
+	case r.Method == http.MethodPost:
+		s.servePost(w, r, legacy, framing)
+	default:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func (s *oddServer) serveLegacyStream(w http.ResponseWriter, r *http.Request, framing string) {
+	s.mu.Lock()
+	s.n++
+	sid := fmt.Sprint(s.n)
+	ch := make(chan string, 16)
+	s.streams[sid] = ch
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/event-stream")
+	fmt.Fprintf(w, "event: endpoint\ndata: /mcp/l/%s/msg?sid=%s\n\n", framing, sid)
+	http.NewResponseController(w).Flush()
+	for {
+		select {
+		case ev := <-ch:
+			io.WriteString(w, ev)
+			http.NewResponseController(w).Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (s *oddServer) servePost(w http.ResponseWriter, r *http.Request, legacy bool, framing string) {
+	var m struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+	}
+	body, _ := io.ReadAll(r.Body)
+	if json.Unmarshal(body, &m) != nil {
+		http.Error(w, "bad json", http.StatusBadRequest)
+		return
+	}
+	var result string
+	switch m.Method {
+	case "initialize":
+		rev := "2025-06-18"
+		if legacy {
+			rev = "2024-11-05"
+		}
+		result = `{"protocolVersion":"` + rev + `","capabilities":{"tools":{}},"serverInfo":{"name":"odd","version":"1"}}`
+	case "tools/list":
+		result = oddToolsList
+	case "":
+		// the client's answer to something: nothing to say
+	default:
+		if len(m.ID) == 0 {
+			w.WriteHeader(http.StatusAccepted) // a notification
+			return
+		}
+		result = `{}`
+	}
+	msg := `{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":` + result + `}`
+	events := "event: message\ndata: " + msg + "\n\n"
+	if m.Method == "tools/list" {
+		events = oddFramings[framing](msg) + events
+	}
+	if legacy {
+		s.mu.Lock()
+		ch := s.streams[r.URL.Query().Get("sid")]
+		s.mu.Unlock()
+		if ch == nil {
+			http.NotFound(w, r)
+			return
+		}
+		ch <- events
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	if m.Method != "tools/list" {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, msg)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	io.WriteString(w, events)
+}
+
+// Issue 14, item 2: agentg forwards only SSE it has framed itself. A
+// server that frames an answer so that the Go SDK client reads it as a
+// message and the WHATWG algorithm does not cannot get a denied tool
+// listed: the real Go SDK client, through agentg, never sees delete_all,
+// on Streamable HTTP or on HTTP+SSE, whatever the framing. Events agentg
+// reads under another name with JSON-RPC in them are dropped and logged.
+func TestMCPSSEOddFraming(t *testing.T) {
+	upCA, err := testenv.NewCA("mcp upstream test root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := upCA.Leaf([]string{"mcp.test"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &cert, Quiet: true, Handler: &oddServer{streams: map[string]chan string{}}})
+	t.Cleanup(up.Close)
+	e := &mcpEnv{env: startProxyWith(t, mcpPolicy(mcpBase), nil, &tlsOpts{roots: upCA.Pool()}), upCA: upCA}
+
+	for _, transport := range []struct {
+		prefix string
+		mode   testenv.MCPMode
+		rev    string
+		suffix string
+	}{
+		{"s", testenv.MCPStateless, "2025-06-18", ""},
+		{"l", testenv.MCPLegacySSE, "2024-11-05", ""},
+	} {
+		for framing := range oddFramings {
+			if transport.prefix == "l" && framing == "bom" {
+				continue // a byte-order mark counts only at the start of a stream, where the endpoint event is
+			}
+			t.Run(transport.mode.String()+"/"+framing, func(t *testing.T) {
+				url := "https://" + up.HostPort("mcp.test") + "/mcp/" + transport.prefix + "/" + framing
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				defer cancel()
+				cfg := e.via("", "")
+				cfg.Revision = transport.rev
+				cl, err := testenv.ConnectMCP(ctx, transport.mode, url, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cl.Close()
+				res, err := cl.ListTools(ctx, nil)
+				if err != nil {
+					t.Fatalf("tools/list: %v", err)
+				}
+				var names []string
+				for _, tool := range res.Tools {
+					names = append(names, tool.Name)
+				}
+				if strings.Join(names, ",") != "echo" {
+					t.Fatalf("the Go SDK client, through agentg, lists %v; want only echo (delete_all is denied by no-delete)", names)
+				}
+				if refusedFramings[framing] {
+					cl.Close() // a GET stream's exchange is logged when it ends
+					ev := waitMCPEventWhere(t, e.env, "the refusal of the odd event", func(ev event) bool {
+						return ev.str("rule") == "builtin:mcp-sse-event" && ev.str("decision") == "deny" &&
+							strings.HasPrefix(ev.str("path"), "/mcp/"+transport.prefix+"/"+framing)
+					})
+					wantLinked(t, e.env, ev)
+				}
+			})
+		}
+	}
+}
