@@ -30,17 +30,20 @@ type exchange struct {
 
 	holds   []*heldCall // calls held for approval (approve.go)
 	mu      sync.Mutex
-	pending map[string]*call // by the id's exact bytes
+	pending map[string]*call // by IDKey
 	sent    eventQueue       // events of answers rewritten, written once sent
 }
 
 // call is one request of the client's on its way through.
 type call struct {
-	m        *Message
-	ev       *audit.Event
-	start    time.Time
-	tool     string
-	legacy   bool // sent on a 2024-11-05 HTTP+SSE session
+	m      *Message
+	ev     *audit.Event
+	start  time.Time
+	tool   string
+	legacy bool // sent on a 2024-11-05 HTTP+SSE session
+	// claimed: the session key (inFlightIDs) under which the id is
+	// claimed in flight across the session's POSTs; "" for none.
+	claimed  string
 	recorded bool // in the store: its answer may come on a resumed stream
 }
 
@@ -246,30 +249,60 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		c.ev.Decision, c.ev.Rule = "allow", "mcp:method"
 	}
 	if ex.legacy != nil {
-		ex.legacy.add(c)
+		if !ex.legacy.add(c) {
+			return nil, ex.duplicate(c)
+		}
 		if held != nil {
 			ex.holdCall(c, *held, c.ev.MCP.Args)
 		}
 		return out, nil
 	}
-	ex.mu.Lock()
-	_, dup := ex.pending[m.IDKey()]
-	if !dup {
-		ex.pending[m.IDKey()] = c
-	}
-	ex.mu.Unlock()
-	if dup {
-		// Two requests of one body with the same id: their answers could
-		// not be told apart, and one could be rewritten as the other (a
-		// tools/list answer read as a call's), so the second never passes.
-		c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-inflight", store.ErrDuplicateID.Error()
-		ex.g.emit(c.ev)
-		return nil, ErrorResponse(m.ID, CodeInvalidRequest, "agentg: "+store.ErrDuplicateID.Error(), map[string]any{"rule": "builtin:mcp-inflight"})
+	if !ex.track(c) {
+		return nil, ex.duplicate(c)
 	}
 	if held != nil {
 		ex.holdCall(c, *held, c.ev.MCP.Args) // decided in serve, before anything goes upstream
 	}
 	return out, nil
+}
+
+// track puts c among the requests in flight: this POST's, and in a
+// stateful session, the session's. It reports false, tracking nothing,
+// when a request with an equal id (IDKey) is already in flight in either.
+func (ex *exchange) track(c *call) bool {
+	k := c.m.IDKey()
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if _, dup := ex.pending[k]; dup {
+		return false
+	}
+	if ex.session != "" {
+		sk := ex.x.stateServer() + "\x00" + ex.session
+		if !ex.g.inflight.claim(sk, k) {
+			return false
+		}
+		c.claimed = sk
+	}
+	ex.pending[k] = c
+	return true
+}
+
+// untrackLocked ends c's claim on its id in the session; ex.mu is held.
+func (ex *exchange) untrackLocked(c *call) {
+	if c.claimed != "" {
+		ex.g.inflight.release(c.claimed, c.m.IDKey())
+		c.claimed = ""
+	}
+}
+
+// duplicate refuses a request whose id is already in flight: two answers
+// with equal ids could not be told apart, and one could be rewritten as
+// the other (a tools/list answer read as a call's, unfiltered), so the
+// second never passes.
+func (ex *exchange) duplicate(c *call) []byte {
+	c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-inflight", store.ErrDuplicateID.Error()
+	ex.g.emit(c.ev)
+	return ErrorResponse(c.m.ID, CodeInvalidRequest, "agentg: "+store.ErrDuplicateID.Error(), map[string]any{"rule": "builtin:mcp-inflight"})
 }
 
 func (ex *exchange) sessionKey() store.SessionKey {
@@ -396,6 +429,9 @@ func (ex *exchange) lookup(id jsontext.Value) *call {
 	k := IDKey(id)
 	c := ex.pending[k]
 	delete(ex.pending, k)
+	if c != nil {
+		ex.untrackLocked(c)
+	}
 	if c != nil && c.recorded {
 		// Ended once the answer has reached the client: one lost with
 		// a cut stream still matches when the server replays it.
@@ -414,6 +450,7 @@ func (ex *exchange) finish(err error) {
 			c.ev.Error = err.Error()
 		}
 		ex.g.emit(c.ev)
+		ex.untrackLocked(c)
 		delete(ex.pending, id)
 	}
 }

@@ -25,20 +25,29 @@ type stream struct {
 	rw      *respWriter
 	sent    eventQueue // events of answers rewritten, written once sent
 	mu      sync.Mutex
-	pending map[string]*call
+	pending map[string]*call // by IDKey
 }
 
-func (s *stream) add(c *call) {
+// add puts c among the requests in flight on the stream, by IDKey as
+// everywhere; it reports false, adding nothing, when one with an equal id
+// already is.
+func (s *stream) add(c *call) bool {
+	k := c.m.IDKey()
 	s.mu.Lock()
-	s.pending[string(c.m.ID)] = c
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if _, dup := s.pending[k]; dup {
+		return false
+	}
+	s.pending[k] = c
+	return true
 }
 
 func (s *stream) take(id jsontext.Value) *call {
+	k := IDKey(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.pending[string(id)]
-	delete(s.pending, string(id))
+	c := s.pending[k]
+	delete(s.pending, k)
 	return c
 }
 
