@@ -154,6 +154,7 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 	if ex.x.Governed() || rw.opened {
 		rw.strict, rw.withhold = true, func(err error) []byte { return ex.withheld(err, body.Batch, extra) }
 	}
+	rw.ack = ex.legacy != nil
 	// finish runs even when the forwarder ends the handler with a panic
 	// (ErrAbortHandler): no writer outlives the handler.
 	defer func() { ex.finish(rw.finish()) }()

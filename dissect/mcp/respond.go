@@ -49,6 +49,9 @@ type respWriter struct {
 	// errors that stand in for one that is not (see above).
 	strict   bool
 	withhold func(err error) []byte
+	// ack: the answer is to a 2024-11-05 POST, whose 202 may carry a
+	// short acknowledgement text (hold.go).
+	ack bool
 	// sniff: an event stream that may not be MCP at all (a GET on a host
 	// no servers entry names) is judged on its first event (detect.go).
 	sniff func(endpoint bool) (sniffVerdict, []byte)
