@@ -1,7 +1,10 @@
 package test
 
 import (
+	"encoding/json"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -69,4 +72,63 @@ func TestMCPTypeScriptSSEServer(t *testing.T) {
 	waitMCPEventWhere(t, e.env, "the denied call", func(ev event) bool {
 		return ev.str("method") == "tools/call" && ev.str("tool") == "delete_project" && ev.str("decision") == "deny" && ev.str("rule") == "no-delete"
 	})
+}
+
+// tsStep is one line sse_client.mjs prints.
+type tsStep struct {
+	Step   string          `json:"step"`
+	Result json.RawMessage `json:"result"`
+	Error  *struct {
+		Code    *int            `json:"code"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data"`
+	} `json:"error"`
+}
+
+// Issue 14, item 10, with the TypeScript SDK at both ends: its
+// SSEClientTransport (test/conformance/peers/sse_client.mjs), through
+// agentg as its HTTP proxy, to its SSEServerTransport. The calls work, the
+// denied tool is refused and never runs, and tools/list hides it.
+func TestMCPTypeScriptSSEClient(t *testing.T) {
+	peer, port := startTSSSEServer(t)
+	e := &mcpEnv{env: startProxyWith(t, mcpPolicy(mcpBase), nil, &tlsOpts{})}
+	node, dir, err := testenv.Node()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := mcpCtx(t)
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "peers", "sse_client.mjs"),
+		"http://mcp.test:"+port+"/mcp/sse", e.proxyURL("", "").String())
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sse_client.mjs: %v\n%s", err, out)
+	}
+	steps := map[string]tsStep{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var s tsStep
+		if json.Unmarshal([]byte(line), &s) != nil {
+			t.Fatalf("sse_client.mjs printed %q", line)
+		}
+		steps[s.Step] = s
+	}
+	for _, name := range []string{"connect", "list", "echo", "echo2"} {
+		if s := steps[name]; s.Error != nil || s.Result == nil {
+			t.Fatalf("the TypeScript client's %s through agentg: %+v\n%s", name, s.Error, out)
+		}
+	}
+	if strings.Contains(string(steps["list"].Result), "delete_project") {
+		t.Fatalf("tools/list shows delete_project: %s", steps["list"].Result)
+	}
+	if !strings.Contains(string(steps["echo"].Result), `\"from\":\"ts\"`) {
+		t.Fatalf("echo: %s", steps["echo"].Result)
+	}
+	d := steps["delete"]
+	if d.Error == nil || d.Error.Code == nil || *d.Error.Code != -32001 || dataRule(d.Error.Data) != "no-delete" {
+		t.Fatalf("delete_project: %+v %s, want error -32001 naming no-delete", d.Error, d.Result)
+	}
+	waitFor(t, func() bool { return strings.Count(peer.Output(), "ran echo") == 2 }, "the server to run both echo calls")
+	if strings.Contains(peer.Output(), "ran delete_project") {
+		t.Fatalf("the denied tool ran:\n%s", peer.Output())
+	}
 }
