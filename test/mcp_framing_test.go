@@ -3,9 +3,13 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +35,10 @@ var oddFramings = map[string]func(data string) string{
 // refusedFramings are the odd framings whose event agentg reads under a
 // name other than message, with JSON-RPC in it: it drops them, and says so.
 var refusedFramings = map[string]bool{"cr-comment": true, "bom": true, "named": true}
+
+// oddSecret is what every tools/call of oddServer answers with: an AWS
+// key id, which detectPolicy redacts from results.
+const oddSecret = "AKIAABCDEFGHIJKLMNOP"
 
 const oddToolsList = `{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"delete_all","inputSchema":{"type":"object"}}]}`
 
@@ -70,7 +78,15 @@ func (s *oddServer) serveLegacyStream(w http.ResponseWriter, r *http.Request, fr
 	s.streams[sid] = ch
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
-	fmt.Fprintf(w, "event: endpoint\ndata: /mcp/l/%s/msg?sid=%s\n\n", framing, sid)
+	endpoint := fmt.Sprintf("/mcp/l/%s/msg?sid=%s", framing, sid)
+	switch framing {
+	case "cr-endpoint": // the Go SDK reads "endpoint", WHATWG an unnamed event
+		io.WriteString(w, "event:\rendpoint\ndata: "+endpoint+"\n\n")
+	case "later-endpoint": // the TypeScript SDK takes an endpoint anywhere
+		io.WriteString(w, "event: hello\ndata: hi\n\nevent: endpoint\ndata: "+endpoint+"\n\n")
+	default:
+		io.WriteString(w, "event: endpoint\ndata: "+endpoint+"\n\n")
+	}
 	http.NewResponseController(w).Flush()
 	for {
 		select {
@@ -103,6 +119,8 @@ func (s *oddServer) servePost(w http.ResponseWriter, r *http.Request, legacy boo
 		result = `{"protocolVersion":"` + rev + `","capabilities":{"tools":{}},"serverInfo":{"name":"odd","version":"1"}}`
 	case "tools/list":
 		result = oddToolsList
+	case "tools/call":
+		result = `{"content":[{"type":"text","text":"key ` + oddSecret + `"}]}`
 	case "":
 		// the client's answer to something: nothing to say
 	default:
@@ -114,8 +132,8 @@ func (s *oddServer) servePost(w http.ResponseWriter, r *http.Request, legacy boo
 	}
 	msg := `{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":` + result + `}`
 	events := "event: message\ndata: " + msg + "\n\n"
-	if m.Method == "tools/list" {
-		events = oddFramings[framing](msg) + events
+	if odd := oddFramings[framing]; m.Method == "tools/list" && odd != nil {
+		events = odd(msg) + events
 	}
 	if legacy {
 		s.mu.Lock()
@@ -203,4 +221,82 @@ func TestMCPSSEOddFraming(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Issue 14, item 2, on a host no servers entry names, where only the
+// stream says it is a 2024-11-05 session: an endpoint event that only
+// the Go SDK reads as one ("event:\rendpoint") cannot open a session
+// agentg does not see (re-framed, the Go client finds no endpoint), and
+// one that comes after the first event, which the TypeScript client takes,
+// makes agentg judge the stream then and dissect it: the TypeScript
+// client's results are redacted, its denied call refused.
+func TestMCPSSEOddEndpoint(t *testing.T) {
+	upCA, err := testenv.NewCA("mcp upstream test root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := upCA.Leaf([]string{"other.test"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &cert, Quiet: true, Handler: &oddServer{streams: map[string]chan string{}}})
+	t.Cleanup(up.Close)
+	e := &mcpEnv{env: startProxyWith(t, detectPolicy("allow"), nil, &tlsOpts{roots: upCA.Pool()}), upCA: upCA}
+
+	t.Run("cr-endpoint/go-sdk", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		cfg := e.via("", "")
+		cfg.Revision = "2024-11-05"
+		cl, err := testenv.ConnectMCP(ctx, testenv.MCPLegacySSE, "https://"+up.HostPort("other.test")+"/mcp/l/cr-endpoint", cfg)
+		if err != nil {
+			if !strings.Contains(err.Error(), "endpoint") {
+				t.Fatalf("connect: %v, want the client to find no endpoint event", err)
+			}
+			return // no session: nothing agentg did not read
+		}
+		defer cl.Close()
+		res, err := callTool(t, cl, "echo", nil)
+		if err == nil && strings.Contains(resultText(res), oddSecret) {
+			t.Fatalf("the Go SDK client opened a session agentg did not see, and got %q unredacted", resultText(res))
+		}
+	})
+
+	t.Run("later-endpoint/typescript", func(t *testing.T) {
+		node, dir, err := testenv.Node()
+		if err != nil {
+			t.Skipf("the TypeScript SDK client needs Node 22: %v", err)
+		}
+		// Node verifies the upstream's certificate, which here is
+		// agentg's interception: it trusts agentg's CA.
+		caFile := filepath.Join(t.TempDir(), "ca.pem")
+		pemCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.env.ca.Certificate().Raw})
+		if err := os.WriteFile(caFile, pemCA, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx := mcpCtx(t)
+		cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "peers", "sse_client.mjs"),
+			"https://"+up.HostPort("other.test")+"/mcp/l/later-endpoint", e.proxyURL("", "").String())
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+caFile)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("sse_client.mjs: %v\n%s", err, out)
+		}
+		if strings.Contains(string(out), oddSecret) {
+			t.Fatalf("the TypeScript client got the key unredacted through a session agentg did not dissect:\n%s", out)
+		}
+		steps := map[string]tsStep{}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			var s tsStep
+			json.Unmarshal([]byte(line), &s)
+			steps[s.Step] = s
+		}
+		if !strings.Contains(string(steps["echo"].Result), "[REDACTED:aws-keys]") {
+			t.Fatalf("echo through the detected session: %+v %s, want the key redacted\n%s", steps["echo"].Error, steps["echo"].Result, out)
+		}
+		if d := steps["delete"]; d.Error == nil || dataRule(d.Error.Data) != "no-delete-anywhere" {
+			t.Fatalf("delete_project: %+v %s, want refused by no-delete-anywhere", d.Error, d.Result)
+		}
+	})
 }

@@ -16,10 +16,13 @@ import (
 // bounded: up to sniffMax bytes (comment-only blocks before it included).
 // An "endpoint" makes it an MCP session, decided by mcp.unknown_servers
 // and then dissected like a named server's; anything else (another event,
-// a first event past the bound, a stream that ends first) passes byte for
-// byte, no further event held. The header waits for the first event at
-// most sniffWait, so a quiet non-MCP stream still opens at once; a deny
-// that comes after it was sent can only end the stream.
+// a first event past the bound, a stream that ends first) passes event
+// by event, re-framed like every stream (sse_canon.go), until an event
+// named endpoint comes after all: clients take one wherever it comes, so
+// the stream is judged then, and dissected from there on or ended. The
+// header waits for the first event at most sniffWait, so a quiet non-MCP
+// stream still opens at once; a deny that comes after it was sent can
+// only end the stream.
 
 const (
 	sniffMax  = 4 << 10
@@ -86,19 +89,11 @@ func (rw *respWriter) pumpSniff(pr *io.PipeReader) {
 		pr.CloseWithError(errStreamRefused)
 		close(rw.done)
 	default:
+		// Not MCP, so far: re-framed all the same (no client may read
+		// an event agentg did not), and judged again should an
+		// endpoint event come later (pumpEvents).
 		rw.releaseHeader()
-		defer close(rw.done)
-		defer pr.Close()
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := replay.Read(buf)
-			if n > 0 {
-				rw.send(func(w io.Writer) { w.Write(buf[:n]) })
-			}
-			if err != nil {
-				return
-			}
-		}
+		rw.pumpEvents(pr, NewSSEReader(replay, rw.max), false)
 	}
 }
 

@@ -183,12 +183,21 @@ var _ http.Flusher = (*respWriter)(nil)
 // under another name refused, anything else as it was read. No byte of
 // the server's reaches the client as it came.
 func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
+	rw.pumpEvents(pr, NewSSEReader(src, rw.max), true)
+}
+
+// pumpEvents is pumpSSE. With mcp false (a stream the sniffer judged not
+// MCP, detect.go) its events are only re-framed, none dissected, until
+// one is named endpoint: clients take an endpoint event wherever it comes
+// (the TypeScript SDK's listens for it on the whole stream), so the
+// stream is judged again as the 2024-11-05 session it has become, and
+// either dissected from there on or ended.
+func (rw *respWriter) pumpEvents(pr *io.PipeReader, sr *SSEReader, mcp bool) {
 	defer close(rw.done)
 	defer pr.Close()
 	for _, m := range rw.extra {
 		rw.injectEvent(MessageEvent(m))
 	}
-	sr := NewSSEReader(src, rw.max)
 	var buf []byte // one event's framing, reused
 	for {
 		ev, err := sr.Next()
@@ -200,7 +209,19 @@ func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 			return
 		}
 		ev.Type = eventName(ev.Type)
-		switch classify(&ev) {
+		if !mcp && ev.Type == "endpoint" {
+			if verdict, _ := rw.sniff(true); verdict != sniffDissect {
+				rw.failed = errStreamRefused
+				pr.CloseWithError(errStreamRefused)
+				return
+			}
+			mcp = true
+		}
+		class := eventOther
+		if mcp {
+			class = classify(&ev)
+		}
+		switch class {
 		case eventRefused:
 			if rw.onRefused != nil {
 				rw.onRefused(ev)
@@ -218,7 +239,7 @@ func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 			}
 			ev.Data = string(out)
 		default:
-			if rw.onEvent != nil {
+			if mcp && rw.onEvent != nil {
 				rw.onEvent(ev)
 			}
 		}
