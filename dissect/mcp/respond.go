@@ -228,7 +228,8 @@ func (rw *respWriter) pumpEvents(pr *io.PipeReader, sr *SSEReader, mcp bool) {
 			}
 			continue
 		case eventMessage:
-			out, err := rw.rewrite([]byte(ev.Data))
+			in := []byte(ev.Data)
+			out, err := rw.rewrite(in)
 			if err != nil {
 				rw.failed = err
 				pr.CloseWithError(err)
@@ -237,7 +238,9 @@ func (rw *respWriter) pumpEvents(pr *io.PipeReader, sr *SSEReader, mcp bool) {
 			if out == nil {
 				continue
 			}
-			ev.Data = string(out)
+			if len(out) != len(in) || &out[0] != &in[0] {
+				ev.Data = string(out) // rewritten (unchanged, rewrite gives in back)
+			}
 		default:
 			if mcp && rw.onEvent != nil {
 				rw.onEvent(ev)
