@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"encoding/pem"
@@ -84,6 +85,11 @@ func (s *oddServer) serveLegacyStream(w http.ResponseWriter, r *http.Request, fr
 		io.WriteString(w, "event:\rendpoint\ndata: "+endpoint+"\n\n")
 	case "later-endpoint": // the TypeScript SDK takes an endpoint anywhere
 		io.WriteString(w, "event: hello\ndata: hi\n\nevent: endpoint\ndata: "+endpoint+"\n\n")
+	case "endpoints": // relative with dot segments, a second endpoint, one Go cannot parse, a marker
+		io.WriteString(w, "event: endpoint\ndata: /mcp/x/../l/endpoints/msg?sid="+sid+"\n\n"+
+			"event: endpoint\ndata: /mcp/l/endpoints/other?sid="+sid+"\n\n"+
+			"event: endpoint\ndata: /mcp/l/endpoints/\tthird\n\n"+
+			"event: ping\ndata: marker\n\n")
 	default:
 		io.WriteString(w, "event: endpoint\ndata: "+endpoint+"\n\n")
 	}
@@ -299,4 +305,47 @@ func TestMCPSSEOddEndpoint(t *testing.T) {
 			t.Fatalf("delete_project: %+v %s, want refused by no-delete-anywhere", d.Error, d.Result)
 		}
 	})
+}
+
+// The endpoint event reaches the client as agentg read it (resolved: the
+// session's key), and only the first: a client that takes every endpoint
+// event (the TypeScript SDK's) cannot be pointed where agentg knows no
+// session, nor at a URL it parses differently from Go (WHATWG URL parsing
+// strips tabs).
+func TestMCPSSEEndpointAsRead(t *testing.T) {
+	upCA, err := testenv.NewCA("mcp upstream test root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := upCA.Leaf([]string{"mcp.test"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &cert, Quiet: true, Handler: &oddServer{streams: map[string]chan string{}}})
+	t.Cleanup(up.Close)
+	e := &mcpEnv{env: startProxyWith(t, mcpPolicy(mcpBase), nil, &tlsOpts{roots: upCA.Pool()}), upCA: upCA}
+	hc := testenv.MCPHTTPClient(e.via("", ""))
+	t.Cleanup(hc.CloseIdleConnections)
+	req, _ := http.NewRequestWithContext(mcpCtx(t), "GET", "https://"+up.HostPort("mcp.test")+"/mcp/l/endpoints", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	var got []testenv.SSEEvent
+	for {
+		ev, err := testenv.ReadSSE(br)
+		if err != nil {
+			t.Fatalf("stream ended before the marker: %v (events %+v)", err, got)
+		}
+		got = append(got, ev)
+		if ev.Data == "marker" {
+			break
+		}
+	}
+	if len(got) != 2 || got[0].Name != "endpoint" || got[0].Data != "/mcp/l/endpoints/msg?sid=1" {
+		t.Fatalf("events %+v, want the first endpoint as agentg resolved it, then the marker", got)
+	}
 }

@@ -40,7 +40,7 @@ type respWriter struct {
 	w         http.ResponseWriter
 	rewrite   rewriteFunc
 	extra     [][]byte             // agentg's own messages to add
-	onEvent   func(Event)          // sees every event of a stream that is not a message (the legacy endpoint), its name trimmed
+	onEvent   func(*Event) bool    // sees (and may rewrite) every event of a stream that is not a message, its name trimmed; false drops it (the legacy endpoint)
 	onRefused func(Event)          // an event refused (JSON-RPC under a name other than message): logs it
 	onHeader  func(http.Header)    // sees the server's header before anything is written
 	onSent    func(delivered bool) // after each write to the client: the events of what it carried can be logged, and its requests ended if it got there
@@ -242,8 +242,8 @@ func (rw *respWriter) pumpEvents(pr *io.PipeReader, sr *SSEReader, mcp bool) {
 				ev.Data = string(out) // rewritten (unchanged, rewrite gives in back)
 			}
 		default:
-			if mcp && rw.onEvent != nil {
-				rw.onEvent(ev)
+			if mcp && rw.onEvent != nil && !rw.onEvent(&ev) {
+				continue // an event agentg does not forward (a second endpoint)
 			}
 		}
 		if ev.empty() {

@@ -98,15 +98,36 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 			return sniffRefuse, ErrorResponse(nil, CodeDenied, "agentg: "+why, map[string]any{"rule": d.Rule})
 		}
 	}
-	st.rw.onEvent = func(ev Event) {
-		if ev.Type == "endpoint" && endpoint == "" {
-			if u, err := base.Parse(strings.TrimSpace(ev.Data)); err == nil {
-				endpoint = legacyKey(u)
-				g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.stateServer(), ID: endpoint, Legacy: true},
-					Agent: x.Agent, Revision: "2024-11-05", Stream: st})
-				g.sessionStarted(x, "", endpoint, "2024-11-05", store.ServerInfo{})
-			}
+	st.rw.onEvent = func(ev *Event) bool {
+		if ev.Type != "endpoint" {
+			return true
 		}
+		if endpoint != "" {
+			// Another endpoint: a client that takes every one (the
+			// TypeScript SDK's) would post where agentg knows no
+			// session. The session has its endpoint.
+			return false
+		}
+		ref, err := url.Parse(strings.TrimSpace(ev.Data))
+		if err != nil {
+			// Clients parse URLs more leniently than Go (WHATWG strips
+			// tabs and newlines): one agentg cannot read, no client
+			// gets.
+			return false
+		}
+		u := base.ResolveReference(ref)
+		// The client gets the endpoint as agentg read it, the session's
+		// key: resolved, and relative if it came relative (the client
+		// knows the origin by its own spelling).
+		ev.Data = u.String()
+		if ref.Scheme == "" && ref.Host == "" {
+			ev.Data = u.RequestURI()
+		}
+		endpoint = legacyKey(u)
+		g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.stateServer(), ID: endpoint, Legacy: true},
+			Agent: x.Agent, Revision: "2024-11-05", Stream: st})
+		g.sessionStarted(x, "", endpoint, "2024-11-05", store.ServerInfo{})
+		return true
 	}
 	// The forwarder may end the handler with a panic (ErrAbortHandler,
 	// when a side goes away): the stream is drained and the session
