@@ -107,3 +107,52 @@ func requestsWith(s *testenv.MCPServer, method string) []testenv.MCPRequest {
 	}
 	return out
 }
+
+// The same identity inside one batch (2024-11-05 and 2025-03-26 allow
+// batches): of two requests whose ids are one id to a peer, the second is
+// refused and never forwarded, and the first answered.
+func TestMCPInFlightIDBatch(t *testing.T) {
+	modes := []testenv.MCPMode{testenv.MCPLegacySSE, testenv.MCPStateful}
+	e := newMCPEnv(t, mcpPolicy(mcpBase), testenv.MCPServerConfig{}, modes...)
+	for _, c := range []mcpCase{{testenv.MCPLegacySSE, "2024-11-05"}, {testenv.MCPStateful, "2025-03-26"}} {
+		t.Run(c.String(), func(t *testing.T) {
+			s := e.peers[c.mode]
+			r := e.raw(t, c)
+			ctx := mcpCtx(t)
+			lists := len(requestsWith(s, "tools/list"))
+			first := r.Request(`9`, "tools/list", nil)
+			second := r.Request(`"\u0039"`, "tools/list", nil)
+			reply, err := r.Post(ctx, testenv.MCPPost{Body: []byte("[" + string(first) + "," + string(second) + "]")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer := func(id string) json.RawMessage {
+				if c.mode != testenv.MCPLegacySSE {
+					return reply.ByID(id)
+				}
+				m, err := r.Await(ctx, id)
+				if err != nil {
+					t.Fatalf("no answer for %s: %v", id, err)
+				}
+				return m
+			}
+			var refused rpcMsg
+			json.Unmarshal(answer(`"\u0039"`), &refused)
+			if refused.Error == nil || dataRule(refused.Error.Data) != "builtin:mcp-inflight" {
+				t.Fatalf("the second request of the batch: %+v (reply %d %q), want refused by builtin:mcp-inflight", refused, reply.Status, reply.Body)
+			}
+			got := requestsWith(s, "tools/list")
+			if len(got) != lists+1 || strings.Contains(string(got[len(got)-1].Body), `\u0039`) {
+				t.Fatalf("the server got %d bodies with tools/list (last %q), want one, without the refused request", len(got)-lists, got[len(got)-1].Body)
+			}
+			if c.mode == testenv.MCPLegacySSE {
+				return // neither SDK's HTTP+SSE server reads a batch: no answer to wait for
+			}
+			var ok rpcMsg
+			json.Unmarshal(answer(`9`), &ok)
+			if ok.Error != nil || ok.Result == nil || strings.Contains(string(ok.Result), testenv.MCPToolDelete) {
+				t.Fatalf("the first request of the batch: %+v, want the filtered list", ok)
+			}
+		})
+	}
+}
