@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentg/agentg/internal/testenv"
 )
 
 // sdkScanEvents is the Go SDK v1.8.0's SSE reader, the one its clients
@@ -57,9 +60,10 @@ func compact(s string) string {
 
 // readerMessages are the messages a client finds in a stream, by its own
 // reading: the Go SDK's Streamable HTTP client (events named "" or
-// message with data), its 2024-11-05 client (every event), and a WHATWG
-// reader (SSEReader, as browsers and the TypeScript SDK read), each
-// keeping what decodes as JSON-RPC.
+// message with data), its 2024-11-05 client (every event), and WHATWG
+// readers (SSEReader, as browsers and the TypeScript SDK read, and
+// testenv.ReadSSE, written apart from it), each keeping what decodes as
+// JSON-RPC.
 func readerMessages(out []byte) map[string][]string {
 	got := map[string][]string{}
 	decodes := func(d []byte) bool {
@@ -82,6 +86,18 @@ func readerMessages(out []byte) map[string][]string {
 	for _, ev := range evs {
 		if ev.HasData && (ev.Type == "" || ev.Type == "message") && decodes([]byte(ev.Data)) {
 			got["whatwg"] = append(got["whatwg"], ev.Data)
+		}
+	}
+	// And the test clients' own WHATWG reader, written apart from
+	// SSEReader.
+	br := bufio.NewReader(bytes.NewReader(out))
+	for {
+		ev, err := testenv.ReadSSE(br)
+		if err != nil {
+			break
+		}
+		if (ev.Name == "" || ev.Name == "message") && decodes([]byte(ev.Data)) {
+			got["testenv"] = append(got["testenv"], ev.Data)
 		}
 	}
 	return got
