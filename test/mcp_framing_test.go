@@ -79,6 +79,12 @@ func (s *oddServer) serveLegacyStream(w http.ResponseWriter, r *http.Request, fr
 	s.streams[sid] = ch
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
+	switch framing {
+	case "text-plain": // the Go SDK's legacy client reads it as a stream all the same
+		w.Header().Set("Content-Type", "text/plain")
+	case "type-suffix": // the TypeScript client checks only the prefix
+		w.Header().Set("Content-Type", "text/event-streamx")
+	}
 	endpoint := fmt.Sprintf("/mcp/l/%s/msg?sid=%s", framing, sid)
 	switch framing {
 	case "cr-endpoint": // the Go SDK reads "endpoint", WHATWG an unnamed event
@@ -347,5 +353,52 @@ func TestMCPSSEEndpointAsRead(t *testing.T) {
 	}
 	if len(got) != 2 || got[0].Name != "endpoint" || got[0].Data != "/mcp/l/endpoints/msg?sid=1" {
 		t.Fatalf("events %+v, want the first endpoint as agentg resolved it, then the marker", got)
+	}
+}
+
+// A governed server's GET stream under another content type is an MCP
+// stream to the clients all the same (the Go SDK's 2024-11-05 client reads
+// any 2xx body as events, the TypeScript one any type that starts with
+// text/event-stream): it is withheld, never passed unread. Before, the Go
+// SDK client got a session whose answers agentg never saw (delete_all
+// listed).
+func TestMCPSSEStreamContentType(t *testing.T) {
+	upCA, err := testenv.NewCA("mcp upstream test root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := upCA.Leaf([]string{"mcp.test"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &cert, Quiet: true, Handler: &oddServer{streams: map[string]chan string{}}})
+	t.Cleanup(up.Close)
+	e := &mcpEnv{env: startProxyWith(t, mcpPolicy(mcpBase), nil, &tlsOpts{roots: upCA.Pool()}), upCA: upCA}
+	for _, framing := range []string{"text-plain", "type-suffix"} {
+		t.Run(framing, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			cfg := e.via("", "")
+			cfg.Revision = "2024-11-05"
+			cl, err := testenv.ConnectMCP(ctx, testenv.MCPLegacySSE, "https://"+up.HostPort("mcp.test")+"/mcp/l/"+framing, cfg)
+			if err == nil {
+				defer cl.Close()
+				res, err := cl.ListTools(ctx, nil)
+				if err == nil {
+					for _, tool := range res.Tools {
+						if tool.Name == "delete_all" {
+							t.Fatal("the Go SDK client lists delete_all from a stream agentg did not read")
+						}
+					}
+				}
+				t.Fatalf("the Go SDK client connected through a withheld stream (tools/list: %v)", err)
+			}
+			if !strings.Contains(err.Error(), "Bad Gateway") {
+				t.Fatalf("connect: %v, want the GET withheld (502)", err)
+			}
+			waitMCPEventWhere(t, e.env, "the withheld stream", func(ev event) bool {
+				return ev.str("rule") == "builtin:mcp-answer-type" && ev.str("path") == "/mcp/l/"+framing
+			})
+		})
 	}
 }

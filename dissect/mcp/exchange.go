@@ -355,7 +355,7 @@ func (ex *exchange) recordLocked() {
 // hold.go): an error for each of its requests still waiting, with
 // agentg's own answers, and an event saying why.
 func (ex *exchange) withheld(err error, batch bool, extra [][]byte) []byte {
-	const rule = "builtin:mcp-answer-type"
+	const rule = ruleAnswerType
 	ev := ex.g.lifecycleEvent(ex.x, ActionRefusedAnswer, "")
 	ev.Decision, ev.Rule, ev.Reason, ev.Status = "deny", rule, err.Error(), http.StatusBadGateway
 	ev.MCP.Session, ev.MCP.Revision = ex.session, ex.revision

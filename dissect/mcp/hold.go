@@ -24,6 +24,9 @@ import (
 // a lenient client (a JSON-RPC body under text/plain, a 200 with a body)
 // without agentg having read it: it is withheld.
 
+// ruleAnswerType names a withheld answer.
+const ruleAnswerType = "builtin:mcp-answer-type"
+
 // errAnswerType is a withheld answer.
 func errAnswerType(status int, ct string) *ParseError {
 	return &ParseError{Reason: "answer-type", Code: CodeInternalError,
@@ -85,8 +88,30 @@ func (rw *respWriter) hold(p []byte) (int, error) {
 	return rw.w.Write(p)
 }
 
+// refuseNow withholds an answer at its header (a GET stream's under
+// another content type: the Go SDK's 2024-11-05 client reads any 2xx body
+// of its GET as events): the client gets 502 and the withheld error now,
+// and the forwarder's writes fail.
+func (rw *respWriter) refuseNow(err error) {
+	rw.failed = err
+	out := rw.withhold(err)
+	h := rw.w.Header()
+	for _, k := range []string{"Content-Length", "Content-Encoding", "Content-Range", "Etag", "Last-Modified"} {
+		h.Del(k)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	rw.w.WriteHeader(http.StatusBadGateway)
+	rw.w.Write(out)
+	http.NewResponseController(rw.w).Flush()
+	rw.written = true
+}
+
 // finishHold judges a held answer once the server is done.
 func (rw *respWriter) finishHold() error {
+	if rw.written {
+		return rw.failed // refused at its header (refuseNow)
+	}
 	if rw.opened {
 		// On agentg's own event stream nothing but a message can
 		// answer the calls waiting: whatever this is, they get errors.

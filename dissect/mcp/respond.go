@@ -52,6 +52,9 @@ type respWriter struct {
 	// ack: the answer is to a 2024-11-05 POST, whose 202 may carry a
 	// short acknowledgement text (hold.go).
 	ack bool
+	// stream: the answer is to a GET, an event stream to the clients
+	// whatever its header says (hold.go).
+	stream bool
 	// sniff: an event stream that may not be MCP at all (a GET on a host
 	// no servers entry names) is judged on its first event (detect.go).
 	sniff func(endpoint bool) (sniffVerdict, []byte)
@@ -130,6 +133,11 @@ func (rw *respWriter) WriteHeader(code int) {
 		go rw.pumpSSE(pr, pr)
 	case mt == "application/json" || code == http.StatusAccepted && len(rw.extra) > 0:
 		rw.mode = modeJSON
+	case rw.stream && rw.strict && rw.withhold != nil && code >= 200 && code <= 299:
+		// A stream is judged at its header: one held until it ends
+		// would keep the client waiting as long as it lasts.
+		rw.mode = modeHold
+		rw.refuseNow(errAnswerType(code, h.Get("Content-Type")))
 	case rw.strict && rw.withhold != nil, rw.opened:
 		rw.mode = modeHold
 	default:

@@ -83,6 +83,18 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 	st.rw = newRespWriter(r.Context(), w, rewrite, nil, int(set.MaxMessage))
 	st.rw.onSent = func(delivered bool) { st.sent.flush(g, delivered) }
 	st.rw.onRefused = g.refusedEvent(x)
+	if x.Governed() || session != "" {
+		// An MCP stream, whatever its header says: the Go SDK's
+		// 2024-11-05 client reads any 2xx body of its GET as an event
+		// stream, the TypeScript one any type that starts with
+		// text/event-stream. One agentg does not read as an event
+		// stream passes only if it carries nothing (hold.go).
+		st.rw.strict, st.rw.stream = true, true
+		st.rw.withhold = func(err error) []byte {
+			g.logRefusal(x, ruleAnswerType, err.Error(), http.StatusBadGateway)
+			return ErrorResponse(nil, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": ruleAnswerType})
+		}
+	}
 	if !x.Governed() && session == "" {
 		// Nothing says this stream is MCP until its first event does.
 		st.rw.sniff = func(endpoint bool) (sniffVerdict, []byte) {
