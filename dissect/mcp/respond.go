@@ -27,6 +27,9 @@ import (
 //     authorization, 404 for an expired session, which the client must
 //     see to start a new one). Anything else is withheld, and the client
 //     gets JSON-RPC errors for its requests in its place (withhold);
+//   - anything else, on a governed server's GET (stream) with a 2xx
+//     status, is refused at its header (refuseNow): clients read such a
+//     body as an event stream all the same;
 //   - elsewhere anything else passes untouched.
 // Messages agentg answers itself (errors for denied elements of a batch)
 // are merged in: into the JSON array, or as events ahead of the server's.
