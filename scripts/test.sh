@@ -78,7 +78,7 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 	for target in ./dissect:FuzzReadClientHello ./dissect:FuzzReadServerHello ./dissect:FuzzSniff \
 		./proxy:FuzzHostTracker ./proxy:FuzzHostField ./addr:FuzzParseAuthority \
 		./dissect/mcp:FuzzParse ./dissect/mcp:FuzzSSE ./dissect/mcp:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool \
-		./dissect/mcp:FuzzFacts ./dissect/mcp:FuzzReframe ./dnsfilter:FuzzServeDNS ./approval:FuzzToken; do
+		./dissect/mcp:FuzzFacts ./dissect/mcp:FuzzReframe ./dissect/mcp:FuzzIDKey ./dnsfilter:FuzzServeDNS ./approval:FuzzToken; do
 		fuzz "$target" || exit 1
 		n=$((n + 1))
 	done
