@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	store "github.com/agentg/agentg/state"
 )
 
 // Request ids. A peer matches an answer to its request by the id it
@@ -186,4 +188,43 @@ func (s *inFlightIDs) release(session, id string) {
 	sh.mu.Lock()
 	delete(sh.ids, k)
 	sh.mu.Unlock()
+}
+
+// track puts c among the requests in flight: this POST's, and in a
+// stateful session, the session's. It reports false, tracking nothing,
+// when a request with an equal id (IDKey) is already in flight in either.
+func (ex *exchange) track(c *call) bool {
+	k := c.m.IDKey()
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if _, dup := ex.pending[k]; dup {
+		return false
+	}
+	if ex.session != "" {
+		sk := ex.x.stateServer() + "\x00" + ex.session
+		if !ex.g.inflight.claim(sk, k) {
+			return false
+		}
+		c.claimed = sk
+	}
+	ex.pending[k] = c
+	return true
+}
+
+// untrackLocked ends c's claim on its id in the session; ex.mu is held.
+func (ex *exchange) untrackLocked(c *call) {
+	if c.claimed != "" {
+		ex.g.inflight.release(c.claimed, c.m.IDKey())
+		c.claimed = ""
+	}
+}
+
+// duplicate refuses a request whose id is already in flight: two answers
+// with equal ids could not be told apart, and one could be rewritten as
+// the other (a tools/list answer read as a call's, unfiltered), so the
+// second never passes.
+func (ex *exchange) duplicate(c *call) []byte {
+	c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-inflight", store.ErrDuplicateID.Error()
+	ex.g.emit(c.ev)
+	return ErrorResponse(c.m.ID, CodeInvalidRequest, "agentg: "+store.ErrDuplicateID.Error(), map[string]any{"rule": "builtin:mcp-inflight"})
 }
