@@ -175,8 +175,8 @@ func (s *oddServer) servePost(w http.ResponseWriter, r *http.Request, legacy boo
 // message and the WHATWG algorithm does not cannot get a denied tool
 // listed or a result unredacted: the real Go SDK client, through agentg,
 // never sees delete_all nor the key, on Streamable HTTP or on HTTP+SSE,
-// whatever the framing. Events agentg
-// reads under another name with JSON-RPC in them are dropped and logged.
+// whatever the framing. Events agentg reads under another name with
+// JSON-RPC in them are dropped and logged.
 func TestMCPSSEOddFraming(t *testing.T) {
 	upCA, err := testenv.NewCA("mcp upstream test root")
 	if err != nil {
