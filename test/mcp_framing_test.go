@@ -85,10 +85,13 @@ func (s *oddServer) serveLegacyStream(w http.ResponseWriter, r *http.Request, fr
 		w.Header().Set("Content-Type", "text/plain")
 	case "type-suffix": // the TypeScript client checks only the prefix
 		w.Header().Set("Content-Type", "text/event-streamx")
+	case "late-raw": // comments past what a sniffer peeks at, then Go's endpoint
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, strings.Repeat(": padding padding padding padding\n", 400))
 	}
 	endpoint := fmt.Sprintf("/mcp/l/%s/msg?sid=%s", framing, sid)
 	switch framing {
-	case "cr-endpoint": // the Go SDK reads "endpoint", WHATWG an unnamed event
+	case "cr-endpoint", "late-raw": // the Go SDK reads "endpoint", WHATWG an unnamed event
 		io.WriteString(w, "event:\rendpoint\ndata: "+endpoint+"\n\n")
 	case "later-endpoint": // the TypeScript SDK takes an endpoint anywhere
 		io.WriteString(w, "event: hello\ndata: hi\n\nevent: endpoint\ndata: "+endpoint+"\n\n")
@@ -412,6 +415,50 @@ func TestMCPSSEStreamContentType(t *testing.T) {
 			waitMCPEventWhere(t, e.env, "the withheld stream", func(ev event) bool {
 				return ev.str("rule") == "builtin:mcp-answer-type" && ev.str("path") == "/mcp/l/"+framing
 			})
+		})
+	}
+}
+
+// On a host no servers entry names, a GET whose answer is not an event
+// stream by its type may still be a 2024-11-05 session to a client (the Go
+// SDK's reads any 2xx body of its GET as events, the TypeScript one any
+// type starting with text/event-stream): it is sniffed all the same, and
+// dissected if it names an endpoint; one that names an endpoint only past
+// what was peeked at is ended. The Go SDK client never gets the key
+// unredacted.
+func TestMCPSSEUnknownHostContentType(t *testing.T) {
+	upCA, err := testenv.NewCA("mcp upstream test root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := upCA.Leaf([]string{"other.test"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &cert, Quiet: true, Handler: &oddServer{streams: map[string]chan string{}}})
+	t.Cleanup(up.Close)
+	e := &mcpEnv{env: startProxyWith(t, detectPolicy("allow"), nil, &tlsOpts{roots: upCA.Pool()}), upCA: upCA}
+	for _, framing := range []string{"text-plain", "type-suffix", "late-raw"} {
+		t.Run(framing, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			cfg := e.via("", "")
+			cfg.Revision = "2024-11-05"
+			cl, err := testenv.ConnectMCP(ctx, testenv.MCPLegacySSE, "https://"+up.HostPort("other.test")+"/mcp/l/"+framing, cfg)
+			if err != nil {
+				if framing != "late-raw" {
+					t.Fatalf("connect: %v, want the stream dissected", err)
+				}
+				waitMCPEventWhere(t, e.env, "the ended stream", func(ev event) bool {
+					return ev.str("rule") == "builtin:mcp-sse-event" && strings.Contains(ev.str("reason"), "endpoint")
+				})
+				return
+			}
+			defer cl.Close()
+			res, err := callTool(t, cl, "echo", nil)
+			if err != nil || strings.Contains(resultText(res), oddSecret) || !strings.Contains(resultText(res), "[REDACTED:aws-keys]") {
+				t.Fatalf("tools/call on a stream typed %s: %v %q, want the key redacted", framing, err, resultText(res))
+			}
 		})
 	}
 }

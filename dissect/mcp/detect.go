@@ -64,11 +64,21 @@ func (rw *respWriter) pumpSniff(pr *io.PipeReader) {
 		}
 	}
 	timer.Stop()
-	verdict, refusal := rw.sniff(err == nil && eventName(ev.Type) == "endpoint") // named as the Go SDK reads it
+	endpoint := err == nil && eventName(ev.Type) == "endpoint" // named as the Go SDK reads it
+	if rw.sniffRaw && !endpoint {
+		// Passed as it came if not MCP, so read as leniently as any
+		// client could: the Go SDK's ends lines at LF only and trims
+		// names ("event:\rendpoint" is its endpoint event).
+		endpoint = bytes.Contains(rec.buf, []byte("endpoint"))
+	}
+	verdict, refusal := rw.sniff(endpoint)
 	// Everything read so far, then the rest: the stream as it came.
 	replay := io.MultiReader(bytes.NewReader(rec.buf), pr)
 	switch verdict {
 	case sniffDissect:
+		if rw.sniffRaw {
+			rw.w.Header().Set("Content-Type", "text/event-stream") // re-framed from here on
+		}
 		rw.releaseHeader()
 		rw.pumpSSE(pr, replay)
 	case sniffRefuse:
@@ -88,14 +98,47 @@ func (rw *respWriter) pumpSniff(pr *io.PipeReader) {
 		rw.mu.Unlock()
 		pr.CloseWithError(errStreamRefused)
 		close(rw.done)
-	default:
-		// Not MCP, so far: re-framed all the same (no client may read
-		// an event agentg did not), and judged again should an
-		// endpoint event come later (pumpEvents).
+	case sniffPass:
+		if !rw.sniffRaw {
+			// Not MCP, so far: re-framed all the same (no client may
+			// read an event agentg did not), and judged again should
+			// an endpoint event come later (pumpEvents).
+			rw.releaseHeader()
+			rw.pumpEvents(pr, NewSSEReader(replay, rw.max), false)
+			return
+		}
+		// Not an event stream by its type, and not MCP: as it came,
+		// until "endpoint" shows (past the bytes peeked at, after
+		// comments, say): a client reading it as events could start a
+		// session there, so it ends.
 		rw.releaseHeader()
-		rw.pumpEvents(pr, NewSSEReader(replay, rw.max), false)
+		defer close(rw.done)
+		defer pr.Close()
+		buf := make([]byte, 32<<10)
+		var tail []byte // the end of the previous read, for a word cut in two
+		for {
+			n, err := replay.Read(buf)
+			if n > 0 {
+				if bytes.Contains(append(tail, buf[:n]...), []byte("endpoint")) {
+					if rw.onLate != nil {
+						rw.onLate()
+					}
+					rw.failed = errLateEndpoint
+					pr.CloseWithError(errLateEndpoint)
+					return
+				}
+				tail = append(tail[:0], buf[max(0, n-len("endpoint")):n]...)
+				rw.send(func(w io.Writer) { w.Write(buf[:n]) })
+			}
+			if err != nil {
+				return
+			}
+		}
 	}
 }
+
+var errLateEndpoint = &ParseError{Reason: "late-endpoint", Code: CodeInternalError,
+	Detail: "a stream passed as it came (not an event stream by its type) named an endpoint: ended"}
 
 var errStreamRefused = &ParseError{Reason: "unknown-server", Code: CodeDenied, Detail: "MCP stream refused by mcp.unknown_servers"}
 

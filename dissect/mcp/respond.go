@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -58,6 +59,12 @@ type respWriter struct {
 	// stream: the answer is to a GET, an event stream to the clients
 	// whatever its header says (hold.go).
 	stream bool
+	// sniffRaw: a sniffed answer whose type is not an event stream's:
+	// it passes as it came unless it is MCP (detect.go).
+	sniffRaw bool
+	// onLate logs a sniffRaw stream ended when it named an endpoint
+	// after all.
+	onLate func()
 	// sniff: an event stream that may not be MCP at all (a GET on a host
 	// no servers entry names) is judged on its first event (detect.go).
 	sniff func(endpoint bool) (sniffVerdict, []byte)
@@ -119,7 +126,13 @@ func (rw *respWriter) WriteHeader(code int) {
 		rw.mode = modePass
 		rw.failed = errEncodedResponse
 		return
-	case mt == "text/event-stream":
+	case mt == "text/event-stream" || rw.sniff != nil && code >= 200 && code <= 299 && mt != "application/json":
+		// A GET that may be a 2024-11-05 session is sniffed whatever
+		// its type says: the Go SDK's client reads any 2xx body of its
+		// GET as events, the TypeScript one any type that starts with
+		// text/event-stream. One that is not an event stream by type
+		// passes as it came unless it turns out MCP (detect.go).
+		rw.sniffRaw = mt != "text/event-stream" && !hasPrefixFold(strings.TrimSpace(h.Get("Content-Type")), "text/event-stream")
 		rw.mode = modeSSE
 		h.Del("Content-Length")
 		pr, pw := io.Pipe()
@@ -412,4 +425,9 @@ func mergeBatch(server []byte, extra [][]byte) []byte {
 	}
 	b.WriteByte(']')
 	return b.Bytes()
+}
+
+// hasPrefixFold reports whether s starts with prefix, ASCII case folded.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }

@@ -109,6 +109,9 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 			g.logRefusal(x, d.Rule, why, http.StatusForbidden)
 			return sniffRefuse, ErrorResponse(nil, CodeDenied, "agentg: "+why, map[string]any{"rule": d.Rule})
 		}
+		st.rw.onLate = func() {
+			g.logRefusal(x, ruleSSEEvent, errLateEndpoint.Error(), 0)
+		}
 	}
 	st.rw.onEvent = func(ev *Event) bool {
 		if ev.Type != "endpoint" {
