@@ -38,7 +38,8 @@ type Event struct {
 	// start of the stream; and when a CR that ends an event is the last
 	// byte available, the reader returns the event at once and the LF that
 	// may follow starts the next event's Raw. Concatenated, the Raws are
-	// the stream, byte for byte.
+	// the stream, byte for byte. agentg never forwards Raw: every event
+	// it forwards is framed anew (sse_canon.go).
 	Raw []byte
 }
 
@@ -191,7 +192,8 @@ func (s *SSEReader) end(pending bool, pos int) (Event, error) {
 		return Event{}, err
 	}
 	// Only blank lines (and perhaps the byte-order mark) are left: they
-	// go back as an event of their own, so a proxy forwards every byte.
+	// go back as an event of their own, so that every byte is accounted
+	// for.
 	ev := Event{Retry: -1, Raw: bytes.Clone(s.buf[s.off:])}
 	s.off = len(s.buf)
 	return ev, nil
