@@ -47,7 +47,8 @@ const oddToolsList = `{"tools":[{"name":"echo","inputSchema":{"type":"object"}},
 // (listing delete_all, which the policy denies) and tools/call (with an
 // AWS key id in the result) first in an odd framing, then as a plain
 // message event. Streamable HTTP (stateless, 2025-06-18)
-// at /mcp/s/FRAMING; 2024-11-05 HTTP+SSE at /mcp/l/FRAMING (GET), whose
+// at /mcp/s/FRAMING; stateful at /mcp/g/FRAMING, answering on the
+// session's GET stream; 2024-11-05 HTTP+SSE at /mcp/l/FRAMING (GET), whose
 // endpoint is /mcp/l/FRAMING/msg?sid=N.
 type oddServer struct {
 	mu      sync.Mutex
@@ -65,6 +66,10 @@ func (s *oddServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case legacy && r.Method == http.MethodGet:
 		s.serveLegacyStream(w, r, framing)
+	case parts[0] == "g" && r.Method == http.MethodGet:
+		s.serveSessionStream(w, r)
+	case parts[0] == "g" && r.Method == http.MethodDelete:
+		w.WriteHeader(http.StatusOK)
 	case r.Method == http.MethodPost:
 		s.servePost(w, r, legacy, framing)
 	default:
@@ -103,6 +108,31 @@ func (s *oddServer) serveLegacyStream(w http.ResponseWriter, r *http.Request, fr
 	default:
 		io.WriteString(w, "event: endpoint\ndata: "+endpoint+"\n\n")
 	}
+	http.NewResponseController(w).Flush()
+	for {
+		select {
+		case ev := <-ch:
+			io.WriteString(w, ev)
+			http.NewResponseController(w).Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// serveSessionStream is a Streamable HTTP session's GET stream (/mcp/g/...),
+// where this server sends its answers to the POSTs, as a server may
+// (the client matches them by id wherever they come).
+func (s *oddServer) serveSessionStream(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	ch := s.streams[r.Header.Get("Mcp-Session-Id")]
+	s.mu.Unlock()
+	if ch == nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	io.WriteString(w, ": open\n\n")
 	http.NewResponseController(w).Flush()
 	for {
 		select {
@@ -164,6 +194,37 @@ func (s *oddServer) servePost(w http.ResponseWriter, r *http.Request, legacy boo
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, "/mcp/g/") {
+		if m.Method == "initialize" {
+			s.mu.Lock()
+			s.n++
+			sid := fmt.Sprintf("g%d", s.n)
+			s.streams[sid] = make(chan string, 16)
+			s.mu.Unlock()
+			w.Header().Set("Mcp-Session-Id", sid)
+		} else if answered {
+			// The answer goes on the session's GET stream; this POST's
+			// stream stays open, empty, until the client goes.
+			s.mu.Lock()
+			ch := s.streams[r.Header.Get("Mcp-Session-Id")]
+			s.mu.Unlock()
+			if ch == nil {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, ": answered on the GET stream\n\n")
+			http.NewResponseController(w).Flush()
+			// Not before agentg has seen this answer is a stream (and
+			// so records the call for an answer elsewhere): a server
+			// that answered at once would get its answer withheld as
+			// unmatched, not passed.
+			time.Sleep(200 * time.Millisecond)
+			ch <- events
+			<-r.Context().Done()
+			return
+		}
+	}
 	if !answered {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, msg)
@@ -206,11 +267,12 @@ func TestMCPSSEOddFraming(t *testing.T) {
 		suffix string
 	}{
 		{"s", testenv.MCPStateless, "2025-06-18", ""},
+		{"g", testenv.MCPStateful, "2025-06-18", ""},
 		{"l", testenv.MCPLegacySSE, "2024-11-05", ""},
 	} {
 		for framing := range oddFramings {
-			if transport.prefix == "l" && framing == "bom" {
-				continue // a byte-order mark counts only at the start of a stream, where the endpoint event is
+			if transport.prefix != "s" && framing == "bom" {
+				continue // a byte-order mark counts only at the start of a stream, not on a stream already open
 			}
 			t.Run(transport.mode.String()+"/"+framing, func(t *testing.T) {
 				url := "https://" + up.HostPort("mcp.test") + "/mcp/" + transport.prefix + "/" + framing
