@@ -219,7 +219,7 @@ func (s *oddServer) servePost(w http.ResponseWriter, r *http.Request, legacy boo
 			// so records the call for an answer elsewhere): a server
 			// that answered at once would get its answer withheld as
 			// unmatched, not passed.
-			time.Sleep(200 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond)
 			ch <- events
 			<-r.Context().Done()
 			return
