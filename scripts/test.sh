@@ -78,8 +78,8 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 	for target in ./dissect:FuzzReadClientHello ./dissect:FuzzReadServerHello ./dissect:FuzzSniff \
 		./proxy:FuzzHostTracker ./proxy:FuzzHostField ./proxy:FuzzIsDoH ./addr:FuzzParseAuthority \
 		./dissect/mcp:FuzzParse ./dissect/mcp:FuzzSSE ./dissect/mcp:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool \
-		./dissect/mcp:FuzzFacts ./dissect/mcp:FuzzDetect ./dissect/mcp:FuzzContentType ./dnsfilter:FuzzServeDNS ./dnsfilter:FuzzCheckAnswer \
-		./approval:FuzzToken ./approval:FuzzViewBody; do
+		./dissect/mcp:FuzzFacts ./dissect/mcp:FuzzDetect ./dissect/mcp:FuzzContentType ./dissect/mcp:FuzzReframe ./dissect/mcp:FuzzIDKey \
+		./dnsfilter:FuzzServeDNS ./dnsfilter:FuzzCheckAnswer ./approval:FuzzToken ./approval:FuzzViewBody; do
 		fuzz "$target" || exit 1
 		n=$((n + 1))
 	done

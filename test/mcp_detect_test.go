@@ -17,7 +17,8 @@ import (
 // says nothing of MCP; the stream's first event, "endpoint", does. agentg
 // peeks at that first event only: an MCP stream is decided and dissected
 // (denied calls answered on it, results redacted on it), anything else
-// passes byte for byte and event by event.
+// passes event by event, re-framed (issue 14), until an endpoint event
+// comes after all: the stream is judged then.
 
 func detectPolicy(unknown string) string {
 	return mcpPolicy(`
@@ -101,13 +102,16 @@ func TestMCPDetectLegacyStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		next, quiet := make(chan struct{}), make(chan struct{})
-		const short = ": hello\n\n: again\r\n\r\nevent: tick\nid: 9\ndata: 1\n\nevent: endpoint\ndata: /not-first\n\n"
+		const short = ": hello\n\n: again\r\n\r\nevent: tick\nid: 9\ndata: 1\n\n"
+		const later = "event: tick\ndata: 1\n\nevent: endpoint\ndata: /not-first\n\n"
 		up := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &cert, Quiet: true, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/event-stream")
 			rc := http.NewResponseController(w)
 			switch r.URL.Path {
 			case "/short":
 				io.WriteString(w, short)
+			case "/later":
+				io.WriteString(w, later)
 			case "/live":
 				io.WriteString(w, "event: tick\ndata: 1\n\n")
 				rc.Flush()
@@ -145,10 +149,11 @@ func TestMCPDetectLegacyStream(t *testing.T) {
 			}
 			return resp
 		}
-		// Byte for byte, comments and a later "endpoint" included.
+		// Event by event, re-framed (issue 14: LF line ends), comments
+		// included.
 		b, _ := io.ReadAll(get("/short").Body)
-		if string(b) != short {
-			t.Fatalf("a non-MCP stream came through as %q, want %q", b, short)
+		if want := strings.ReplaceAll(short, "\r\n", "\n"); string(b) != want {
+			t.Fatalf("a non-MCP stream came through as %q, want %q", b, want)
 		}
 		// Event by event: the first is read before the server sends the
 		// second.
@@ -180,5 +185,14 @@ func TestMCPDetectLegacyStream(t *testing.T) {
 				t.Fatalf("a non-MCP stream was taken for MCP: %v", ev)
 			}
 		}
+		// Issue 14: an endpoint event after the first makes the stream a
+		// 2024-11-05 session to clients that take one anywhere (the
+		// TypeScript SDK's): it is judged then, and under deny ended
+		// before the endpoint reaches the client.
+		b, _ = io.ReadAll(get("/later").Body)
+		if string(b) != "event: tick\ndata: 1\n\n" {
+			t.Fatalf("a stream with a later endpoint came through as %q under unknown_servers: deny", b)
+		}
+		waitMCPEvent(t, e.env, map[string]any{"rule": "mcp:unknown_servers", "decision": "deny"})
 	})
 }

@@ -171,6 +171,7 @@ func (ex *exchange) settle(keep [][]byte, msgs []*Message, extra [][]byte) ([][]
 		ex.mu.Lock()
 		if ex.pending[c.m.IDKey()] == c {
 			delete(ex.pending, c.m.IDKey())
+			ex.untrackLocked(c)
 		}
 		ex.mu.Unlock()
 		if ex.legacy != nil {

@@ -16,10 +16,13 @@ import (
 // bounded: up to sniffMax bytes (comment-only blocks before it included).
 // An "endpoint" makes it an MCP session, decided by mcp.unknown_servers
 // and then dissected like a named server's; anything else (another event,
-// a first event past the bound, a stream that ends first) passes byte for
-// byte, no further event held. The header waits for the first event at
-// most sniffWait, so a quiet non-MCP stream still opens at once; a deny
-// that comes after it was sent can only end the stream.
+// a first event past the bound, a stream that ends first) passes event
+// by event, re-framed like every stream (sse_canon.go), until an event
+// named endpoint comes after all: clients take one wherever it comes, so
+// the stream is judged then, and dissected from there on or ended. The
+// header waits for the first event at most sniffWait, so a quiet non-MCP
+// stream still opens at once; a deny that comes after it was sent can
+// only end the stream.
 
 const (
 	sniffMax  = 4 << 10
@@ -61,11 +64,21 @@ func (rw *respWriter) pumpSniff(pr *io.PipeReader) {
 		}
 	}
 	timer.Stop()
-	verdict, refusal := rw.sniff(err == nil && ev.Type == "endpoint")
+	endpoint := err == nil && eventName(ev.Type) == "endpoint" // named as the Go SDK reads it
+	if rw.sniffRaw && !endpoint {
+		// Passed as it came if not MCP, so read as leniently as any
+		// client could: the Go SDK's ends lines at LF only and trims
+		// names ("event:\rendpoint" is its endpoint event).
+		endpoint = bytes.Contains(rec.buf, []byte("endpoint"))
+	}
+	verdict, refusal := rw.sniff(endpoint)
 	// Everything read so far, then the rest: the stream as it came.
 	replay := io.MultiReader(bytes.NewReader(rec.buf), pr)
 	switch verdict {
 	case sniffDissect:
+		if rw.sniffRaw {
+			rw.w.Header().Set("Content-Type", "text/event-stream") // re-framed from here on
+		}
 		rw.releaseHeader()
 		rw.pumpSSE(pr, replay)
 	case sniffRefuse:
@@ -85,14 +98,36 @@ func (rw *respWriter) pumpSniff(pr *io.PipeReader) {
 		rw.mu.Unlock()
 		pr.CloseWithError(errStreamRefused)
 		close(rw.done)
-	default:
+	case sniffPass:
+		if !rw.sniffRaw {
+			// Not MCP, so far: re-framed all the same (no client may
+			// read an event agentg did not), and judged again should
+			// an endpoint event come later (pumpEvents).
+			rw.releaseHeader()
+			rw.pumpEvents(pr, NewSSEReader(replay, rw.max), false)
+			return
+		}
+		// Not an event stream by its type, and not MCP: as it came,
+		// until "endpoint" shows (past the bytes peeked at, after
+		// comments, say): a client reading it as events could start a
+		// session there, so it ends.
 		rw.releaseHeader()
 		defer close(rw.done)
 		defer pr.Close()
 		buf := make([]byte, 32<<10)
+		var tail []byte // the end of the previous read, for a word cut in two
 		for {
 			n, err := replay.Read(buf)
 			if n > 0 {
+				if bytes.Contains(append(tail, buf[:n]...), []byte("endpoint")) {
+					if rw.onLate != nil {
+						rw.onLate()
+					}
+					rw.failed = errLateEndpoint
+					pr.CloseWithError(errLateEndpoint)
+					return
+				}
+				tail = append(tail[:0], buf[max(0, n-len("endpoint")):n]...)
 				rw.send(func(w io.Writer) { w.Write(buf[:n]) })
 			}
 			if err != nil {
@@ -101,6 +136,9 @@ func (rw *respWriter) pumpSniff(pr *io.PipeReader) {
 		}
 	}
 }
+
+var errLateEndpoint = &ParseError{Reason: "late-endpoint", Code: CodeInternalError,
+	Detail: "a stream passed as it came (not an event stream by its type) named an endpoint: ended"}
 
 var errStreamRefused = &ParseError{Reason: "unknown-server", Code: CodeDenied, Detail: "MCP stream refused by mcp.unknown_servers"}
 

@@ -42,8 +42,11 @@
 //
 // The SSE framer (SSEReader, WriteEvent) follows the WHATWG event-stream
 // format. It reads one event at a time with a bounded buffer, never a whole
-// stream, and keeps each event's exact bytes so that an event agentg does
-// not rewrite is forwarded as it came, comments (keep-alives) included.
+// stream. No event is forwarded as it came: clients read event streams
+// differently (the Go SDK trims names and ends lines at LF only), so every
+// event is written anew, canonically, and JSON-RPC under any name but
+// message is refused (sse_canon.go): a client finds a message only where
+// agentg read one.
 //
 // The package decides nothing: the guard that calls it asks the policy.
 package mcp

@@ -32,17 +32,20 @@ type exchange struct {
 
 	holds   []*heldCall // calls held for approval (approve.go)
 	mu      sync.Mutex
-	pending map[string]*call // by the id's exact bytes
+	pending map[string]*call // by IDKey
 	sent    eventQueue       // events of answers rewritten, written once sent
 }
 
 // call is one request of the client's on its way through.
 type call struct {
-	m        *Message
-	ev       *audit.Event
-	start    time.Time
-	tool     string
-	legacy   bool // sent on a 2024-11-05 HTTP+SSE session
+	m      *Message
+	ev     *audit.Event
+	start  time.Time
+	tool   string
+	legacy bool // sent on a 2024-11-05 HTTP+SSE session
+	// claimed: the session key (inFlightIDs) under which the id is
+	// claimed in flight across the session's POSTs; "" for none.
+	claimed  string
 	recorded bool // in the store: its answer may come on a resumed stream
 }
 
@@ -148,10 +151,12 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		rw.extra = extra
 	}
 	rw.onHeader = ex.sawHeader
+	rw.onRefused = ex.g.refusedEvent(ex.x)
 	rw.onSent = func(delivered bool) { ex.sent.flush(ex.g, delivered) }
 	if ex.x.Governed() || rw.opened {
 		rw.strict, rw.withhold = true, func(err error) []byte { return ex.withheld(err, body.Batch, extra) }
 	}
+	rw.ack = ex.legacy != nil
 	// finish runs even when the forwarder ends the handler with a panic
 	// (ErrAbortHandler): no writer outlives the handler.
 	defer func() { ex.finish(rw.finish()) }()
@@ -246,25 +251,16 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		}
 	}
 	if ex.legacy != nil {
-		ex.legacy.add(c)
+		if !ex.legacy.add(c) {
+			return nil, ex.duplicate(c)
+		}
 		if held != nil {
 			ex.holdCall(c, *held, c.ev.MCP.Args)
 		}
 		return out, nil
 	}
-	ex.mu.Lock()
-	_, dup := ex.pending[m.IDKey()]
-	if !dup {
-		ex.pending[m.IDKey()] = c
-	}
-	ex.mu.Unlock()
-	if dup {
-		// Two requests of one body with the same id: their answers could
-		// not be told apart, and one could be rewritten as the other (a
-		// tools/list answer read as a call's), so the second never passes.
-		c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", "builtin:mcp-inflight", store.ErrDuplicateID.Error()
-		ex.g.emit(c.ev)
-		return nil, ErrorResponse(m.ID, CodeInvalidRequest, "agentg: "+store.ErrDuplicateID.Error(), map[string]any{"rule": "builtin:mcp-inflight"})
+	if !ex.track(c) {
+		return nil, ex.duplicate(c)
 	}
 	if held != nil {
 		ex.holdCall(c, *held, c.ev.MCP.Args) // decided in serve, before anything goes upstream
@@ -321,7 +317,7 @@ func (ex *exchange) recordLocked() {
 // hold.go): an error for each of its requests still waiting, with
 // agentg's own answers, and an event saying why.
 func (ex *exchange) withheld(err error, batch bool, extra [][]byte) []byte {
-	const rule = "builtin:mcp-answer-type"
+	const rule = ruleAnswerType
 	ev := ex.g.lifecycleEvent(ex.x, ActionRefusedAnswer, "")
 	ev.Decision, ev.Rule, ev.Reason, ev.Status = "deny", rule, err.Error(), http.StatusBadGateway
 	ev.MCP.Session, ev.MCP.Revision = ex.session, ex.revision
@@ -396,6 +392,9 @@ func (ex *exchange) lookup(id jsontext.Value) *call {
 	k := IDKey(id)
 	c := ex.pending[k]
 	delete(ex.pending, k)
+	if c != nil {
+		ex.untrackLocked(c)
+	}
 	if c != nil && c.recorded {
 		// Ended once the answer has reached the client: one lost with
 		// a cut stream still matches when the server replays it.
@@ -414,6 +413,7 @@ func (ex *exchange) finish(err error) {
 			c.ev.Error = err.Error()
 		}
 		ex.g.emit(c.ev)
+		ex.untrackLocked(c)
 		delete(ex.pending, id)
 	}
 }

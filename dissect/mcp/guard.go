@@ -33,6 +33,10 @@ type Guard struct {
 	KeepAlive time.Duration
 	// Now is the clock for latencies and rate limits; nil: time.Now.
 	Now func() time.Time
+
+	// inflight are the request ids in flight in each stateful session,
+	// across its POSTs (ids.go).
+	inflight inFlightIDs
 }
 
 // Exchange is what the proxy knows of the exchange it hands over.

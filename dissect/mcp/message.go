@@ -369,26 +369,10 @@ func safeInt(raw []byte) bool {
 	return err == nil && n <= 1<<53-1
 }
 
-// IDKey is the id as a map key that matches a response to its request
-// whatever escaping either side chose: "n:" and the integer, or "s:" and
-// the decoded string. It is "" for a null or absent id.
+// IDKey is the id's identity (ids.go): the one key every transport
+// tracks a request in flight by and matches its answer with.
 func (m *Message) IDKey() string {
 	return IDKey(m.ID)
-}
-
-// IDKey is Message.IDKey for a raw id token.
-func IDKey(id jsontext.Value) string {
-	switch id.Kind() {
-	case '0':
-		return "n:" + string(id)
-	case '"':
-		s, err := jsontext.AppendUnquote(nil, id)
-		if err != nil {
-			return ""
-		}
-		return "s:" + string(s)
-	}
-	return ""
 }
 
 // WithArgs returns the message with params.arguments replaced by args and

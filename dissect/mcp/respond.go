@@ -16,8 +16,10 @@ import (
 //     or one batch), each message rewritten, written with a fresh
 //     Content-Length;
 //   - text/event-stream: event by event, as the events arrive (never the
-//     whole stream): a message event is rewritten, anything else (comments,
-//     ids, retry, priming events) is forwarded byte for byte;
+//     whole stream), every event re-framed canonically (sse_canon.go): a
+//     message event is rewritten, JSON-RPC under another event name is
+//     refused, anything else (comments, ids, retry, priming events, the
+//     legacy endpoint) is forwarded as it was read;
 //   - anything else, on a governed server's POST (strict), is held,
 //     bounded by max_message, and passes only when it carries nothing a
 //     client could take for a message: an empty body, or a status that is
@@ -25,6 +27,9 @@ import (
 //     authorization, 404 for an expired session, which the client must
 //     see to start a new one). Anything else is withheld, and the client
 //     gets JSON-RPC errors for its requests in its place (withhold);
+//   - anything else, on a governed server's GET (stream) with a 2xx
+//     status, is refused at its header (refuseNow): clients read such a
+//     body as an event stream all the same;
 //   - elsewhere anything else passes untouched.
 // Messages agentg answers itself (errors for denied elements of a batch)
 // are merged in: into the JSON array, or as events ahead of the server's.
@@ -34,18 +39,31 @@ import (
 type rewriteFunc func(data []byte) ([]byte, error)
 
 type respWriter struct {
-	client   context.Context // the client's request: done once it has gone
-	w        http.ResponseWriter
-	rewrite  rewriteFunc
-	extra    [][]byte             // agentg's own messages to add
-	onEvent  func(Event)          // sees every event of a stream as it is read (the legacy endpoint)
-	onHeader func(http.Header)    // sees the server's header before anything is written
-	onSent   func(delivered bool) // after each write to the client: the events of what it carried can be logged, and its requests ended if it got there
-	max      int
+	client    context.Context // the client's request: done once it has gone
+	w         http.ResponseWriter
+	rewrite   rewriteFunc
+	extra     [][]byte             // agentg's own messages to add
+	onEvent   func(*Event) bool    // sees (and may rewrite) every event of a stream that is not a message, its name trimmed; false drops it (the legacy endpoint)
+	onRefused func(Event)          // an event refused (JSON-RPC under a name other than message): logs it
+	onHeader  func(http.Header)    // sees the server's header before anything is written
+	onSent    func(delivered bool) // after each write to the client: the events of what it carried can be logged, and its requests ended if it got there
+	max       int
 	// strict: the answer must be MCP's, and withhold gives the JSON-RPC
 	// errors that stand in for one that is not (see above).
 	strict   bool
 	withhold func(err error) []byte
+	// ack: the answer is to a 2024-11-05 POST, whose 202 may carry a
+	// short acknowledgement text (hold.go).
+	ack bool
+	// stream: the answer is to a GET, an event stream to the clients
+	// whatever its header says (hold.go).
+	stream bool
+	// sniffRaw: a sniffed answer whose type is not an event stream's:
+	// it passes as it came unless it is MCP (detect.go).
+	sniffRaw bool
+	// onLate logs a sniffRaw stream ended when it named an endpoint
+	// after all.
+	onLate func()
 	// sniff: an event stream that may not be MCP at all (a GET on a host
 	// no servers entry names) is judged on its first event (detect.go).
 	sniff func(endpoint bool) (sniffVerdict, []byte)
@@ -121,7 +139,13 @@ func (rw *respWriter) WriteHeader(code int) {
 		// judged by passable, which passes no body under it.
 		rw.refuseAnswer(errAnswerType(code, strings.Join(h.Values("Content-Type"), ", ")))
 		return
-	case mt == ctSSE:
+	case mt == ctSSE || rw.sniff != nil && code >= 200 && code <= 299 && mt != ctJSON:
+		// A GET that may be a 2024-11-05 session is sniffed whatever
+		// its type says: the Go SDK's client reads any 2xx body of its
+		// GET as events, the TypeScript one any type that starts with
+		// text/event-stream. One that is not an event stream by type
+		// passes as it came unless it turns out MCP (detect.go).
+		rw.sniffRaw = mt != ctSSE && !hasPrefixFold(strings.TrimSpace(h.Get("Content-Type")), ctSSE)
 		if rw.sniff == nil {
 			h.Set("Content-Type", ctSSE) // what agentg re-frames
 		} else {
@@ -146,6 +170,11 @@ func (rw *respWriter) WriteHeader(code int) {
 		if mt == ctJSON {
 			h.Set("Content-Type", ctJSON) // what agentg read and rewrote
 		}
+	case rw.stream && rw.strict && rw.withhold != nil && code >= 200 && code <= 299:
+		// A stream is judged at its header: one held until it ends
+		// would keep the client waiting as long as it lasts.
+		rw.mode = modeHold
+		rw.refuseNow(errAnswerType(code, h.Get("Content-Type")))
 	case rw.strict && rw.withhold != nil, rw.opened:
 		rw.mode = modeHold
 	default:
@@ -223,15 +252,27 @@ func (rw *respWriter) Unwrap() http.ResponseWriter { return rw.w }
 
 var _ http.Flusher = (*respWriter)(nil)
 
-// pumpSSE reads the server's events and writes each, rewritten if it is a
-// message, to the client as soon as it is read.
+// pumpSSE reads the server's events and writes each to the client as soon
+// as it is read, re-framed (sse_canon.go): a message rewritten, JSON-RPC
+// under another name refused, anything else as it was read. No byte of
+// the server's reaches the client as it came.
 func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
+	rw.pumpEvents(pr, NewSSEReader(src, rw.max), true)
+}
+
+// pumpEvents is pumpSSE. With mcp false (a stream the sniffer judged not
+// MCP, detect.go) its events are only re-framed, none dissected, until
+// one is named endpoint: clients take an endpoint event wherever it comes
+// (the TypeScript SDK's listens for it on the whole stream), so the
+// stream is judged again as the 2024-11-05 session it has become, and
+// either dissected from there on or ended.
+func (rw *respWriter) pumpEvents(pr *io.PipeReader, sr *SSEReader, mcp bool) {
 	defer close(rw.done)
 	defer pr.Close()
 	for _, m := range rw.extra {
 		rw.injectEvent(MessageEvent(m))
 	}
-	sr := NewSSEReader(src, rw.max)
+	var buf []byte // one event's framing, reused
 	for {
 		ev, err := sr.Next()
 		if err != nil {
@@ -241,11 +282,28 @@ func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 			}
 			return
 		}
-		if rw.onEvent != nil {
-			rw.onEvent(ev)
+		ev.Type = eventName(ev.Type)
+		if !mcp && ev.Type == "endpoint" {
+			if verdict, _ := rw.sniff(true); verdict != sniffDissect {
+				rw.failed = errStreamRefused
+				pr.CloseWithError(errStreamRefused)
+				return
+			}
+			mcp = true
 		}
-		if (ev.Type == "" || ev.Type == "message") && ev.HasData && ev.Data != "" {
-			out, err := rw.rewrite([]byte(ev.Data))
+		class := eventOther
+		if mcp {
+			class = classify(&ev)
+		}
+		switch class {
+		case eventRefused:
+			if rw.onRefused != nil {
+				rw.onRefused(ev)
+			}
+			continue
+		case eventMessage:
+			in := []byte(ev.Data)
+			out, err := rw.rewrite(in)
 			if err != nil {
 				rw.failed = err
 				pr.CloseWithError(err)
@@ -254,13 +312,26 @@ func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 			if out == nil {
 				continue
 			}
-			if !bytes.Equal(out, []byte(ev.Data)) {
-				ev.Data = string(out)
-				rw.injectEvent(ev)
-				continue
+			if len(out) != len(in) || &out[0] != &in[0] {
+				ev.Data = string(out) // rewritten (unchanged, rewrite gives in back)
+			}
+		default:
+			if mcp && rw.onEvent != nil && !rw.onEvent(&ev) {
+				continue // an event agentg does not forward (a second endpoint)
 			}
 		}
-		rw.send(func(w io.Writer) { w.Write(ev.Raw) })
+		if ev.empty() {
+			continue // blank lines, unknown fields: nothing to say
+		}
+		var ok bool
+		if buf, ok = appendEvent(buf[:0], ev); !ok {
+			// SSEReader splits lines at CR and LF, and a rewritten
+			// message is JSON that came without a CR: not reached.
+			rw.failed = errUnframable
+			pr.CloseWithError(errUnframable)
+			return
+		}
+		rw.send(func(w io.Writer) { w.Write(buf) })
 	}
 }
 
@@ -409,4 +480,9 @@ func mergeBatch(server []byte, extra [][]byte) []byte {
 	}
 	b.WriteByte(']')
 	return b.Bytes()
+}
+
+// hasPrefixFold reports whether s starts with prefix, ASCII case folded.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }

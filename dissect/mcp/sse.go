@@ -38,7 +38,8 @@ type Event struct {
 	// start of the stream; and when a CR that ends an event is the last
 	// byte available, the reader returns the event at once and the LF that
 	// may follow starts the next event's Raw. Concatenated, the Raws are
-	// the stream, byte for byte.
+	// the stream, byte for byte. agentg never forwards Raw: every event
+	// it forwards is framed anew (sse_canon.go).
 	Raw []byte
 }
 
@@ -191,7 +192,8 @@ func (s *SSEReader) end(pending bool, pos int) (Event, error) {
 		return Event{}, err
 	}
 	// Only blank lines (and perhaps the byte-order mark) are left: they
-	// go back as an event of their own, so a proxy forwards every byte.
+	// go back as an event of their own, so that every byte is accounted
+	// for.
 	ev := Event{Retry: -1, Raw: bytes.Clone(s.buf[s.off:])}
 	s.off = len(s.buf)
 	return ev, nil
@@ -237,38 +239,20 @@ func MessageEvent(msg []byte) Event {
 	return Event{Type: "message", Data: string(msg), HasData: true, Retry: -1}
 }
 
-// WriteEvent writes e in one Write call, LF line ends, fields in the order
-// event, id, retry, data (as the SDKs write them), comments first. Data is
-// split at "\n" into data lines; an event with HasData and empty Data gets
-// one empty data line. It refuses a field that cannot be framed (a CR or LF
-// in the type, id or a comment, a NUL in the id, a CR in the data) rather
-// than let the reader on the other side see different events.
+// WriteEvent writes e in one Write call, framed canonically (appendEvent:
+// LF line ends, fields in the order event, id, retry, data as the SDKs
+// write them, comments first). Data is split at "\n" into data lines; an
+// event with HasData and empty Data gets one empty data line. It refuses a
+// field that cannot be framed (a CR or LF in the type, id or a comment, a
+// NUL in the id, a CR in the data) rather than let the reader on the
+// other side see different events.
 func WriteEvent(w io.Writer, e Event) error {
-	if strings.ContainsAny(e.Type, "\r\n") || strings.ContainsAny(e.ID, "\r\n\x00") || strings.ContainsRune(e.Data, '\r') {
-		return fmt.Errorf("mcp: SSE event with a line break in a field it cannot carry one in")
+	b, ok := appendEvent(make([]byte, 0, len(e.Data)+len(e.Type)+len(e.ID)+32), e)
+	if !ok {
+		return errUnframable
 	}
-	b := make([]byte, 0, len(e.Data)+len(e.Type)+len(e.ID)+32)
-	for _, c := range e.Comments {
-		if strings.ContainsAny(c, "\r\n") {
-			return fmt.Errorf("mcp: SSE comment with a line break")
-		}
-		b = append(append(append(b, ':'), c...), '\n')
-	}
-	if e.Type != "" {
-		b = append(append(append(b, "event: "...), e.Type...), '\n')
-	}
-	if e.HasID {
-		b = append(append(append(b, "id: "...), e.ID...), '\n')
-	}
-	if e.Retry >= 0 {
-		b = append(strconv.AppendInt(append(b, "retry: "...), int64(e.Retry), 10), '\n')
-	}
-	if e.HasData || e.Data != "" {
-		for line := range strings.SplitSeq(e.Data, "\n") {
-			b = append(append(append(b, "data: "...), line...), '\n')
-		}
-	}
-	b = append(b, '\n')
 	_, err := w.Write(b)
 	return err
 }
+
+var errUnframable = errors.New("mcp: SSE event with a line break in a field it cannot carry one in")

@@ -25,20 +25,29 @@ type stream struct {
 	rw      *respWriter
 	sent    eventQueue // events of answers rewritten, written once sent
 	mu      sync.Mutex
-	pending map[string]*call
+	pending map[string]*call // by IDKey
 }
 
-func (s *stream) add(c *call) {
+// add puts c among the requests in flight on the stream, by IDKey as
+// everywhere; it reports false, adding nothing, when one with an equal id
+// already is.
+func (s *stream) add(c *call) bool {
+	k := c.m.IDKey()
 	s.mu.Lock()
-	s.pending[string(c.m.ID)] = c
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if _, dup := s.pending[k]; dup {
+		return false
+	}
+	s.pending[k] = c
+	return true
 }
 
 func (s *stream) take(id jsontext.Value) *call {
+	k := IDKey(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.pending[string(id)]
-	delete(s.pending, string(id))
+	c := s.pending[k]
+	delete(s.pending, k)
 	return c
 }
 
@@ -73,6 +82,19 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 	}
 	st.rw = newRespWriter(r.Context(), w, rewrite, nil, int(set.MaxMessage))
 	st.rw.onSent = func(delivered bool) { st.sent.flush(g, delivered) }
+	st.rw.onRefused = g.refusedEvent(x)
+	if x.Governed() || session != "" {
+		// An MCP stream, whatever its header says: the Go SDK's
+		// 2024-11-05 client reads any 2xx body of its GET as an event
+		// stream, the TypeScript one any type that starts with
+		// text/event-stream. One agentg does not read as an event
+		// stream passes only if it carries nothing (hold.go).
+		st.rw.strict, st.rw.stream = true, true
+		st.rw.withhold = func(err error) []byte {
+			g.logRefusal(x, ruleAnswerType, err.Error(), http.StatusBadGateway)
+			return ErrorResponse(nil, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": ruleAnswerType})
+		}
+	}
 	if !x.Governed() && session == "" {
 		// Nothing says this stream is MCP until its first event does.
 		st.rw.sniff = func(endpoint bool) (sniffVerdict, []byte) {
@@ -94,16 +116,40 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 			g.logRefusal(x, d.Rule, why, http.StatusForbidden)
 			return sniffRefuse, ErrorResponse(nil, CodeDenied, "agentg: "+why, map[string]any{"rule": d.Rule})
 		}
-	}
-	st.rw.onEvent = func(ev Event) {
-		if ev.Type == "endpoint" && endpoint == "" {
-			if u, err := base.Parse(strings.TrimSpace(ev.Data)); err == nil {
-				endpoint = legacyKey(u)
-				g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.stateServer(), ID: endpoint, Legacy: true},
-					Agent: x.Agent, Revision: "2024-11-05", Stream: st})
-				g.sessionStarted(x, "", endpoint, "2024-11-05", store.ServerInfo{})
-			}
+		st.rw.onLate = func() {
+			g.logRefusal(x, ruleSSEEvent, errLateEndpoint.Error(), 0)
 		}
+	}
+	st.rw.onEvent = func(ev *Event) bool {
+		if ev.Type != "endpoint" {
+			return true
+		}
+		if endpoint != "" {
+			// Another endpoint: a client that takes every one (the
+			// TypeScript SDK's) would post where agentg knows no
+			// session. The session has its endpoint.
+			return false
+		}
+		ref, err := url.Parse(strings.TrimSpace(ev.Data))
+		if err != nil {
+			// Clients parse URLs more leniently than Go (WHATWG strips
+			// tabs and newlines): one agentg cannot read, no client
+			// gets.
+			return false
+		}
+		u := base.ResolveReference(ref)
+		// The client gets the endpoint as agentg read it, the session's
+		// key: resolved, and relative if it came relative (the client
+		// knows the origin by its own spelling).
+		ev.Data = u.String()
+		if ref.Scheme == "" && ref.Host == "" {
+			ev.Data = u.RequestURI()
+		}
+		endpoint = legacyKey(u)
+		g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.stateServer(), ID: endpoint, Legacy: true},
+			Agent: x.Agent, Revision: "2024-11-05", Stream: st})
+		g.sessionStarted(x, "", endpoint, "2024-11-05", store.ServerInfo{})
+		return true
 	}
 	// The forwarder may end the handler with a panic (ErrAbortHandler,
 	// when a side goes away): the stream is drained and the session
