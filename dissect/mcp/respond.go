@@ -139,7 +139,7 @@ func (rw *respWriter) WriteHeader(code int) {
 		// judged by passable, which passes no body under it.
 		rw.refuseAnswer(errAnswerType(code, strings.Join(h.Values("Content-Type"), ", ")))
 		return
-	case mt == ctSSE || rw.sniff != nil && code >= 200 && code <= 299 && mt != ctJSON:
+	case mt == ctSSE || rw.sniff != nil && success(code) && mt != ctJSON:
 		// A GET that may be a 2024-11-05 session is sniffed whatever
 		// its type says: the Go SDK's client reads any 2xx body of its
 		// GET as events, the TypeScript one any type that starts with
@@ -170,7 +170,7 @@ func (rw *respWriter) WriteHeader(code int) {
 		if mt == ctJSON {
 			h.Set("Content-Type", ctJSON) // what agentg read and rewrote
 		}
-	case rw.stream && rw.strict && rw.withhold != nil && code >= 200 && code <= 299:
+	case rw.stream && rw.strict && rw.withhold != nil && success(code):
 		// A stream is judged at its header: one held until it ends
 		// would keep the client waiting as long as it lasts.
 		rw.mode = modeHold
@@ -211,6 +211,12 @@ func mediaTypeClaims(h http.Header, mt string) bool {
 		}
 	}
 	return false
+}
+
+// success reports a 2xx answer that may carry a body: 204 and 205 carry
+// none (net/http writes none), so they are neither streams nor messages.
+func success(code int) bool {
+	return code >= 200 && code <= 299 && code != http.StatusNoContent && code != http.StatusResetContent
 }
 
 var errEncodedResponse = &ParseError{Reason: "encoded-response", Code: CodeInternalError,
