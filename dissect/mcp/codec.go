@@ -54,6 +54,7 @@ const (
 	ReasonTooDeep        = "too-deep"         // nesting past Limits.MaxDepth
 	ReasonNumberTooLong  = "number-too-long"  // a number longer than Limits.MaxNumberLen
 	ReasonNotJSONRPC     = "not-jsonrpc"      // not a JSON-RPC 2.0 request, notification or response
+	ReasonMethodVariant  = "method-variant"   // a method that is a decided one but for case or white space
 	ReasonBadID          = "bad-id"           // an id that is not a string or a safe integer
 	ReasonEmptyBatch     = "empty-batch"      // a batch with no messages
 	ReasonBadParams      = "bad-params"       // params not an object, or missing what the method needs

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -400,5 +401,22 @@ func TestResultType(t *testing.T) {
 		if got := ResultType([]byte(in)); got != want {
 			t.Errorf("%s: %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A decided method in another case or with white space around it is
+// refused: a lenient server could dispatch it as the method, and agentg
+// would have read an unknown one (FuzzGuard found "tools/CAll").
+func TestParseRefusesMethodVariants(t *testing.T) {
+	for _, method := range []string{"tools/CAll", "TOOLS/CALL", " tools/call", "tools/call ", "Prompts/Get", "resources/READ"} {
+		body := `{"jsonrpc":"2.0","id":1,"method":` + strconv.Quote(method) + `,"params":{"name":"delete_x","uri":"file:///x"}}`
+		_, err := Parse([]byte(body), Limits{})
+		var pe *ParseError
+		if !errors.As(err, &pe) || pe.Reason != ReasonMethodVariant {
+			t.Errorf("%q: Parse = %v, want %s", method, err, ReasonMethodVariant)
+		}
+	}
+	if _, err := Parse([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`), Limits{}); err != nil {
+		t.Errorf("tools/list: %v", err)
 	}
 }

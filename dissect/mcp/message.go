@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -306,6 +307,12 @@ func (p *parser) classify(m *Message, env *envelope, osp span) error {
 		m.URI, err = need(env.uri, "uri")
 		return err
 	default:
+		if decidedVariant(m.Method) {
+			// No peer dispatches "tools/CAll" as tools/call today, but a
+			// lenient one could, and no client sends it: refused, so the
+			// decision can never rest on the spelling.
+			return bad(ReasonMethodVariant, CodeInvalidRequest, "method %q is a decided method in another spelling", m.Method)
+		}
 		return nil
 	}
 	if err != nil || !env.hasArgs {
@@ -429,4 +436,16 @@ func ResultType(result jsontext.Value) string {
 		return ""
 	}
 	return v.Text
+}
+
+// decidedVariant reports a method that is tools/call, prompts/get or
+// resources/read but for case or surrounding white space.
+func decidedVariant(method string) bool {
+	t := strings.TrimSpace(method)
+	for _, d := range [...]string{"tools/call", "prompts/get", "resources/read"} {
+		if strings.EqualFold(t, d) {
+			return true
+		}
+	}
+	return false
 }
