@@ -16,6 +16,7 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,7 @@ const DefaultPolicySource = "embedded:default-policy.yaml"
 // App is one running agentg.
 type App struct {
 	cfg    Config
+	ca     *certs.CA
 	log    *audit.Logger
 	zl     *zerolog.Logger
 	source string // the policy's name: its file, or DefaultPolicySource
@@ -95,6 +97,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if err != nil {
 		return a, err
 	}
+	a.ca = ca
 	a.onClose(func() { ca.Close() })
 	if created {
 		a.zl.Info().Str("dir", dataDir).Str("fingerprint", ca.Fingerprint()).Msg("created a new CA; trust it with: agentg ca trust-env")
@@ -276,6 +279,10 @@ func (a *App) DNSAddrs() []string { return a.dns.listening() }
 // AdminAddr is the admin API's address as recorded ("unix:/path" for a
 // socket), or "" when it is off.
 func (a *App) AdminAddr() string { return a.adm.address() }
+
+// CACertificate is the CA agentg intercepts with: what a client that
+// trusts agentg trusts.
+func (a *App) CACertificate() *x509.Certificate { return a.ca.Certificate() }
 
 // Log is the event log, for a caller that reports beside agentg.
 func (a *App) Log() *audit.Logger { return a.log }
