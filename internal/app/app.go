@@ -61,6 +61,9 @@ type App struct {
 	// closers undo what Start opened, run last first (like defers).
 	closers   []func()
 	closeOnce sync.Once
+
+	shutOnce sync.Once
+	shutErr  error // the first Shutdown's
 }
 
 // Start opens every part of agentg in order and serves. ctx bounds the
@@ -237,19 +240,22 @@ func (a *App) Reload() error {
 }
 
 // Shutdown stops taking traffic (why, e.g. the signal, is logged), gives
-// in-flight requests and tunnels ShutdownTimeout to finish, then closes
-// every part (Close). It returns the proxy's shutdown error.
+// in-flight requests and tunnels ShutdownTimeout (within ctx) to finish,
+// then closes every part (Close). It returns the proxy's shutdown error;
+// a second call does nothing and returns the first's.
 func (a *App) Shutdown(ctx context.Context, why string) error {
-	a.zl.Info().Str("signal", why).Dur("grace", a.cfg.ShutdownTimeout).Msg("shutting down")
-	a.adm.stopping()
-	a.apv.broker.Shutdown() // held calls get their error now, not at the grace's end
-	sctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
-	err := a.srv.Shutdown(sctx)
-	a.dns.shutdown(sctx)
-	cancel()
-	<-a.served
-	a.Close()
-	return err
+	a.shutOnce.Do(func() {
+		a.zl.Info().Str("signal", why).Dur("grace", a.cfg.ShutdownTimeout).Msg("shutting down")
+		a.adm.stopping()
+		a.apv.broker.Shutdown() // held calls get their error now, not at the grace's end
+		sctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+		a.shutErr = a.srv.Shutdown(sctx)
+		a.dns.shutdown(sctx)
+		cancel()
+		<-a.served
+		a.Close()
+	})
+	return a.shutErr
 }
 
 // Done is closed when the proxy stopped serving, on its own or by
