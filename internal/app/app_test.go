@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/internal/testenv"
 )
@@ -143,10 +145,18 @@ func TestStartServesEveryDoor(t *testing.T) {
 		t.Fatalf("a host the policy does not allow: %d, want 403", code)
 	}
 
-	// The DNS filter answers on the address it reports.
+	// The DNS filter answers on the address it reports, with the
+	// policy's decision: a name it does not allow does not exist.
 	if len(a.DNSAddrs()) != 1 || strings.HasSuffix(a.DNSAddrs()[0], ":0") {
 		t.Fatalf("DNS addresses %v, want one bound address", a.DNSAddrs())
 	}
+	q := new(dns.Msg)
+	q.SetQuestion("denied.test.", dns.TypeA)
+	ans, _, err := (&dns.Client{Timeout: 5 * time.Second}).Exchange(q, a.DNSAddrs()[0])
+	if err != nil || ans.Rcode != dns.RcodeNameError {
+		t.Fatalf("DNS query for a denied name: %v %v, want NXDOMAIN", ans, err)
+	}
+	waitDecision(t, cfg.LogFile, map[string]any{"kind": "dns", "decision": "deny"})
 	// The admin API answers with the token in the data directory, and
 	// its address is recorded there for the CLI.
 	tok, err := os.ReadFile(filepath.Join(cfg.CA.DataDir, admin.TokenFile))
