@@ -18,13 +18,13 @@ import (
 	"github.com/agentg/agentg/state"
 )
 
-// adminPlane is serve's running admin API; nil when it is off (its
+// adminPlane is the running admin API; nil when it is off (its
 // methods then do nothing).
 type adminPlane struct {
 	srv     *admin.Server
 	ln      net.Listener
 	zl      *zerolog.Logger
-	hook    func(error) // serve's onReload, set by run
+	hook    func(error) // App.afterReload, set by run
 	dataDir string      // where its address is recorded, or ""
 	where   string      // that address
 }
@@ -45,7 +45,7 @@ type adminDeps struct {
 
 // open listens, loads the token and builds the API, and makes the
 // listener's addresses ones the proxy refuses. It does not serve yet:
-// run does, once serve's reload hook exists.
+// run does, once the app's reload hook exists.
 func openAdmin(a AdminConfig, d adminDeps) (*adminPlane, error) {
 	if a.Addr == admin.Off {
 		return nil, nil
@@ -118,7 +118,7 @@ func serverToken(tokenFile, dataDir string, zl *zerolog.Logger) (string, error) 
 	return tok, err
 }
 
-// reload is the API's policy reload: serve's own, reported through the
+// reload is the API's policy reload: the app's own, reported through the
 // hook like a reload from any other trigger.
 func (p *adminPlane) reload(live *rules.Live) func() error {
 	return func() error {
@@ -128,7 +128,7 @@ func (p *adminPlane) reload(live *rules.Live) func() error {
 	}
 }
 
-// run serves the API; onReload is what serve does after every reload
+// run serves the API; onReload is what the app does after every reload
 // (the API's reload calls it too). Call it once the proxy serves.
 func (p *adminPlane) run(onReload func(error)) {
 	if p == nil {
