@@ -320,3 +320,53 @@ func TestStartFailsClosedAndReleases(t *testing.T) {
 		})
 	}
 }
+
+// With a reload interval the policy file is watched: an edit reaches the
+// next requests without Reload, and the reload is logged.
+func TestReloadLoopPicksUpEdits(t *testing.T) {
+	up := testenv.StartUpstream(testenv.UpstreamOptions{})
+	defer up.Close()
+	cfg := testConfig(t, policyAllowing("allow", "allowed.test", "allow-it"))
+	cfg.ReloadInterval = 20 * time.Millisecond
+	a := start(t, cfg)
+	if code, _ := getVia(t, a, "http://allowed.test:"+up.Port+"/before"); code != 200 {
+		t.Fatalf("before the edit: %d", code)
+	}
+	// A later modification time than the loaded file's, whatever the
+	// file system's timestamp resolution.
+	if err := os.WriteFile(cfg.PolicyFile, []byte(policyAllowing("deny", "allowed.test", "now-denied")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(2 * time.Second)
+	if err := os.Chtimes(cfg.PolicyFile, later, later); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, _ := getVia(t, a, "http://allowed.test:"+up.Port+"/poll")
+		if code == 403 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the edited policy never took effect: still %d", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitDecision(t, cfg.LogFile, map[string]any{"path": "/poll", "decision": "deny", "rule": "now-denied"})
+}
+
+// The embedded default policy serves and has nothing to reload: Reload
+// says so and is no error.
+func TestEmbeddedPolicyReload(t *testing.T) {
+	cfg := testConfig(t, "")
+	cfg.PolicyFile = ""
+	cfg.DefaultPolicy = []byte(policyAllowing("deny", "blocked.test", "embedded-deny"))
+	a := start(t, cfg)
+	if err := a.Reload(); err != nil {
+		t.Fatalf("Reload of the embedded policy: %v", err)
+	}
+	if code, _ := getVia(t, a, "http://blocked.test:1/"); code != 403 {
+		t.Fatalf("embedded policy: %d, want 403", code)
+	}
+	waitDecision(t, cfg.LogFile, map[string]any{"host": "blocked.test", "decision": "deny", "rule": "embedded-deny"})
+}
