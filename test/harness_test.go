@@ -22,6 +22,7 @@ import (
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/dissect/mcp"
+	"github.com/agentg/agentg/internal/app"
 	"github.com/agentg/agentg/internal/testenv"
 	"github.com/agentg/agentg/proxy"
 	"github.com/agentg/agentg/ratelimit"
@@ -73,6 +74,7 @@ type env struct {
 	ca     *certs.CA     // with startProxyWith and tlsOpts
 	state  *state.Memory // the MCP guard's runtime state (pins in dir/data)
 	issuer *certs.Issuer
+	app    *app.App // with startInProcess, which leaves srv, live, state nil
 }
 
 // caPool is a pool holding the proxy's CA: what a client that trusts

@@ -18,7 +18,7 @@ func TestGracefulShutdown(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		io.WriteString(w, "slow but complete")
 	}))
-	e := startProxy(t, basePolicy("hosts:\n  - allow: allowed.test\n"), nil)
+	e := startInProcess(t, basePolicy("hosts:\n  - allow: allowed.test\n"))
 	c := e.client("", "", nil)
 	type result struct {
 		body string
@@ -38,7 +38,7 @@ func TestGracefulShutdown(t *testing.T) {
 	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := e.srv.Shutdown(ctx); err != nil {
+	if err := e.app.Shutdown(ctx, "test"); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	r := <-done
@@ -69,7 +69,7 @@ func TestShutdownClosesTunnels(t *testing.T) {
 		}
 	}()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	e := startProxy(t, basePolicy("hosts:\n  - allow: allowed.test\n"), nil)
+	e := startInProcess(t, basePolicy("hosts:\n  - allow: allowed.test\n"))
 	c, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestShutdownClosesTunnels(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	e.srv.Shutdown(ctx)
+	e.app.Shutdown(ctx, "test")
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(buf); err == nil {
 		t.Fatal("tunnel still open after shutdown")

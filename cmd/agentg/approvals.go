@@ -13,13 +13,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/rs/zerolog"
-
 	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/approval"
-	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
-	"github.com/agentg/agentg/state"
+	"github.com/agentg/agentg/internal/app"
 )
 
 // Approvals: serve's flags for holding calls (approvalFlags), and the
@@ -41,62 +38,18 @@ func (a *approvalFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.secretFile, "approvals-webhook-secret-file", "", "file holding the webhook's HMAC-SHA256 secret (required with --approvals-webhook)")
 }
 
-// approvals is serve's running approvals broker and its store.
-type approvals struct {
-	broker *approval.Broker
-	store  *state.ApprovalMemory
-	hook   *approval.Webhook
-}
-
-// open builds the store (pending ids in dataDir), the webhook and the
-// broker, and says which calls a previous run left pending.
-func (a *approvalFlags) open(dataDir string, log *audit.Logger, zl *zerolog.Logger) (*approvals, error) {
+// config is the approvals part of app.Config, its values checked.
+func (a *approvalFlags) config() (app.ApprovalConfig, error) {
 	if a.keepAlive <= 0 {
-		return nil, fmt.Errorf("--approval-keepalive must be positive, not %s", a.keepAlive)
+		return app.ApprovalConfig{}, fmt.Errorf("--approval-keepalive must be positive, not %s", a.keepAlive)
 	}
 	if a.maxPending <= 0 {
-		return nil, fmt.Errorf("--approvals-max-pending must be positive, not %d", a.maxPending)
+		return app.ApprovalConfig{}, fmt.Errorf("--approvals-max-pending must be positive, not %d", a.maxPending)
 	}
-	st, err := state.NewApprovalMemory(state.ApprovalOptions{DataDir: dataDir, MaxPending: a.maxPending,
-		OnError: func(err error) { zl.Error().Err(err).Msg("approvals state") }})
-	if err != nil {
-		return nil, fmt.Errorf("approvals state in %s: %w", dataDir, err)
+	if a.webhook != "" && a.secretFile == "" {
+		return app.ApprovalConfig{}, errors.New("--approvals-webhook wants --approvals-webhook-secret-file: an unsigned notification could be forged")
 	}
-	out := &approvals{store: st}
-	cfg := approval.Config{Store: st, Log: log}
-	switch {
-	case a.webhook != "" && a.secretFile == "":
-		st.Close()
-		return nil, errors.New("--approvals-webhook wants --approvals-webhook-secret-file: an unsigned notification could be forged")
-	case a.webhook != "":
-		secret, err := approval.ReadSecretFile(a.secretFile)
-		if err == nil {
-			out.hook, err = approval.NewWebhook(approval.WebhookConfig{URL: a.webhook, Secret: secret,
-				OnError: func(err error) { zl.Warn().Err(err).Msg("approvals webhook") }})
-		}
-		if err != nil {
-			st.Close()
-			return nil, err
-		}
-		cfg.Notify = out.hook
-	}
-	if out.broker, err = approval.New(cfg); err != nil {
-		st.Close()
-		return nil, err
-	}
-	if n := out.broker.Recover(); n > 0 {
-		zl.Warn().Int("approvals", n).Msg("denied the calls the previous run left held for approval: they were never sent")
-	}
-	return out, nil
-}
-
-// close denies what is still pending, then writes the store.
-func (a *approvals) close() {
-	a.broker.Shutdown()
-	if a.hook != nil {
-		a.hook.Close()
-	}
-	a.store.Close()
+	return app.ApprovalConfig{KeepAlive: a.keepAlive, MaxPending: a.maxPending, Webhook: a.webhook, SecretFile: a.secretFile}, nil
 }
 
 // runApprovals is `agentg approvals list`.

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/internal/app"
 )
 
 // caFlags are the flags that say where the CA comes from; serve and every
@@ -23,24 +22,15 @@ func (c *caFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.key, "ca-key", "", "key of --ca-cert: a file, or a KMS URI such as softkms:path=/abs/key.pem")
 }
 
+// config is the CA part of app.Config.
+func (c *caFlags) config() app.CAConfig {
+	return app.CAConfig{DataDir: c.dataDir, Cert: c.cert, Key: c.key}
+}
+
 // load returns the configured CA; create says whether agentg's own CA may
 // be created when missing (serve), rather than reported missing.
 func (c *caFlags) load(create bool) (ca *certs.CA, created bool, err error) {
-	if c.cert != "" || c.key != "" {
-		if c.cert == "" || c.key == "" {
-			return nil, false, fmt.Errorf("--ca-cert and --ca-key go together")
-		}
-		ca, err = certs.LoadExternal(c.cert, c.key)
-		return ca, false, err
-	}
-	if c.dataDir == "" {
-		return nil, false, fmt.Errorf("no data directory: set --data-dir, XDG_DATA_HOME or HOME")
-	}
-	if create {
-		return certs.LoadOrInit(c.dataDir)
-	}
-	ca, err = certs.LoadDir(c.dataDir)
-	return ca, false, err
+	return app.LoadCA(c.config(), create)
 }
 
 func runCA(args []string, stdout, stderr io.Writer) error {
@@ -140,22 +130,4 @@ func loadCAFromFlags(fs *flag.FlagSet, args []string) (*certs.CA, caFlags, error
 	}
 	ca, _, err := cf.load(false)
 	return ca, cf, err
-}
-
-// upstreamRoots is the system pool plus every PEM file given.
-func upstreamRoots(files []string) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("upstream roots: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("upstream roots %s: no PEM certificates", f)
-		}
-	}
-	return pool, nil
 }

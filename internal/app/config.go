@@ -1,0 +1,67 @@
+package app
+
+import (
+	"io"
+	"time"
+)
+
+// Config is everything one agentg needs to start. cmd/agentg fills it
+// from serve's flags (and checks their values there, where an error can
+// name the flag); tests fill it by hand. Zero durations and counts are
+// not defaults: the caller gives every value (see cmd/agentg's flags for
+// the documented defaults).
+type Config struct {
+	// PolicyFile is the policy (YAML); "" serves DefaultPolicy, which
+	// then cannot be reloaded.
+	PolicyFile    string
+	DefaultPolicy []byte // the embedded policy, named DefaultPolicySource
+	Listen        string // the explicit proxy's address (host:port; port 0 picks one)
+
+	// Where events go: LogFile (appended) when set, else Stdout.
+	// Operational failures of the log itself are said on Stderr.
+	Stdout, Stderr   io.Writer
+	LogFile          string
+	LogFlushInterval time.Duration // with LogFile: how often gathered events are written; 0 writes each at once
+
+	ShutdownTimeout    time.Duration // grace for in-flight requests and tunnels
+	ReloadInterval     time.Duration // policy and pin files polled this often; 0: only Reload
+	FirstBytesTimeout  time.Duration
+	TunnelIdleTimeout  time.Duration
+	MaxTunnels         int // -1: no cap
+	MaxTunnelsPerAgent int // -1: no cap
+	InventoryInterval  time.Duration
+	ReadHeaderTimeout  time.Duration
+	BodyIdleTimeout    time.Duration
+
+	// Transparent, when set, is the transparent listener's address; Mark
+	// is then the SO_MARK on agentg's own connections (0: none).
+	Transparent string
+	Mark        int
+
+	CA              CAConfig
+	UpstreamCAFiles []string // PEM roots trusted for intercepted upstreams, besides the system's
+
+	// DNS is where the DNS filter listens; empty: the filter is off.
+	DNS       []string
+	Admin     AdminConfig
+	Approvals ApprovalConfig
+
+	Version string // said in the "agentg serving" line
+}
+
+// AdminConfig is the admin API's listener, token and client bounds.
+type AdminConfig struct {
+	Addr              string // host:port, unix:/path, or admin.Off
+	TokenFile         string // "": <data dir>/admin.token, generated on first run
+	ReadHeaderTimeout time.Duration
+	BodyTimeout       time.Duration
+	MaxConns          int // -1: no cap
+}
+
+// ApprovalConfig is how calls are held for approval.
+type ApprovalConfig struct {
+	KeepAlive  time.Duration // comment line this often on a held event stream
+	MaxPending int
+	Webhook    string // POST each pending approval here (signed)
+	SecretFile string // the webhook's HMAC secret; required with Webhook
+}
