@@ -166,7 +166,13 @@ func TestApprovalApprovedThroughAPI(t *testing.T) {
 			if d := a.Expires.Sub(a.Created); d != 60*time.Second {
 				t.Errorf("expires %s after created, want the rule's 60s", d)
 			}
-			time.Sleep(200 * time.Millisecond)
+			// A marker through the same client and agentg to the same
+			// server, after the call was held: its answer means the
+			// server has read it, and the held call, had agentg let it
+			// go, would have reached the server first.
+			if _, err := cl.ListTools(mcpCtx(t), nil); err != nil {
+				t.Fatalf("tools/list while the call is held: %v", err)
+			}
 			if n := e.servers[m].Calls(testenv.MCPToolEcho); n != before {
 				t.Fatalf("the server ran echo %d times while the call was held", n-before)
 			}
@@ -418,11 +424,18 @@ http:
 		if ap.Kind != "http" || ap.Method != "POST" || ap.URL != target || ap.Rule != "hold-deploy" {
 			t.Fatalf("http approval: %+v", ap)
 		}
-		time.Sleep(200 * time.Millisecond)
-		if n := hits.Load(); n != before {
-			t.Fatal("the upstream saw the request while it was held")
+		// A marker request to the same upstream through agentg, after
+		// the request was held: once it is answered, the upstream has
+		// seen it and nothing else.
+		resp, err := proxied.Get(fmt.Sprintf("http://api.test:%s/marker", port))
+		if err != nil {
+			t.Fatalf("marker request: %v", err)
 		}
-		var err error
+		resp.Body.Close()
+		if n := hits.Load(); n != before+1 {
+			t.Fatalf("the upstream saw %d requests while one was held and the marker passed, want the marker's only", n-before)
+		}
+		before++
 		if approve {
 			_, err = a.client.Approve(context.Background(), ap.ID, admin.ApproveRequest{})
 		} else {

@@ -142,7 +142,14 @@ func TestDNSFilterEndToEnd(t *testing.T) {
 	if err := a.proc.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Evidence the reload was tried and failed, not a pause: its line in
+	// the log.
+	waitFor(t, func() bool {
+		return slices.ContainsFunc(readLog(t, logFile), func(m map[string]any) bool {
+			msg, _ := m["message"].(string)
+			return strings.HasPrefix(msg, "policy reload failed")
+		})
+	}, "agentg to log the failed reload")
 	if r := dnsAsk(t, daddr, "udp", "allowed.test", dns.TypeA); r.Rcode != dns.RcodeSuccess {
 		t.Fatalf("after a failed reload: %v", r)
 	}
