@@ -121,6 +121,18 @@ func cloneEvent(e *Event) *Event {
 		m.Redactions = slices.Clone(m.Redactions)
 		cp.MCP = &m
 	}
+	// The DNS filter pools its events and clears them, DNS part included,
+	// as soon as Log returns: a subscriber sharing that part read a
+	// query's event without its qtype, answers or cache flag.
+	if e.DNS != nil {
+		d := *e.DNS
+		d.Answers = slices.Clone(d.Answers)
+		cp.DNS = &d
+	}
+	if e.Approval != nil {
+		a := *e.Approval
+		cp.Approval = &a
+	}
 	return &cp
 }
 

@@ -84,6 +84,29 @@ func TestSubscribeClose(t *testing.T) {
 }
 
 // JSON is the line Log writes.
+// Every part of an event a subscriber gets is its own: the DNS filter
+// pools its events and clears them, DNS part and all, once Log returns.
+func TestSubscribeCopiesEveryPart(t *testing.T) {
+	l := New(io.Discard)
+	s := l.Subscribe(SubscribeOptions{})
+	defer s.Close()
+	ev := &Event{ID: "q", Kind: "dns",
+		DNS:      &DNS{Type: "A", Answers: []string{"192.0.2.1"}, Upstream: "u", Cached: true},
+		Approval: &Approval{ID: "ap", Action: "held"}}
+	l.Log(ev)
+	ev.DNS.Answers[0] = "changed"
+	*ev.DNS = DNS{}
+	*ev.Approval = Approval{}
+	ev.DNS, ev.Approval = nil, nil
+	got := recv(t, s)
+	if got.DNS == nil || got.DNS.Type != "A" || len(got.DNS.Answers) != 1 || got.DNS.Answers[0] != "192.0.2.1" || !got.DNS.Cached || got.DNS.Upstream != "u" {
+		t.Fatalf("DNS part %+v: not the event as logged", got.DNS)
+	}
+	if got.Approval == nil || got.Approval.ID != "ap" || got.Approval.Action != "held" {
+		t.Fatalf("approval part %+v: not the event as logged", got.Approval)
+	}
+}
+
 func TestJSONIsTheLogLine(t *testing.T) {
 	var buf bytes.Buffer
 	l := New(&buf)

@@ -3,11 +3,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -313,12 +315,21 @@ func (e *NetnsEnv) ClientFor(m Mode, sc Scenario, conns int) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// DoorEvents counts agentg's decision events of each door so far:
-// transparent, and explicit (no door).
+// DoorEvents counts agentg's events of each door so far, transparent
+// and explicit (no door): requests (kind http) and tunnels. A tunnel is
+// counted by its open event (kind tunnel-open), written as it is
+// established, before a byte crosses it, so a run's tunnels are all
+// counted once the run is over; the close event (kind connect) comes
+// whenever agentg sees the connection end, which may be after the next
+// run began. Requests for a path starting with MarkerPath are left out:
+// they are the harness's own.
 func (e *NetnsEnv) DoorEvents() (transparent, explicit int64) {
 	lines, _ := testenv.ReadLog(e.Agentg.LogFile)
 	for _, l := range lines {
-		if l["kind"] != "http" && l["kind"] != "connect" {
+		if l["kind"] != "http" && l["kind"] != "tunnel-open" {
+			continue
+		}
+		if p, _ := l["path"].(string); strings.HasPrefix(p, MarkerPath) {
 			continue
 		}
 		if l["door"] == "transparent" {
@@ -328,6 +339,66 @@ func (e *NetnsEnv) DoorEvents() (transparent, explicit int64) {
 		}
 	}
 	return transparent, explicit
+}
+
+// MarkerPath starts the path of the harness's marker requests.
+const MarkerPath = "/agentg-marker-"
+
+// Marker sends a plain HTTP request for MarkerPath+id to the origin
+// through the door of m (Agentg: the explicit listener; Transparent: the
+// redirect), on a connection of its own, and waits until its event is in
+// agentg's log file: agentg writes the file in order (flushing it every
+// 100 ms), so every event logged before the marker's is then there too.
+// id must be new for each marker.
+func (e *NetnsEnv) Marker(ctx context.Context, m Mode, id string) error {
+	var from int64
+	if fi, err := os.Stat(e.Agentg.LogFile); err == nil {
+		from = fi.Size()
+	}
+	c := e.ClientFor(m, Scenario{NewConn: true}, 1)
+	defer c.CloseIdleConnections()
+	path := MarkerPath + id
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.HTTPBase+path+"?n=1", nil)
+	if err != nil {
+		return fmt.Errorf("marker %s: %w", path, err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("marker %s through %s: %w", path, m, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("marker %s through %s: %s", path, m, resp.Status)
+	}
+	want := []byte(`"path":"` + path + `"`)
+	for {
+		b, err := readFrom(e.Agentg.LogFile, from)
+		if err != nil {
+			return fmt.Errorf("marker %s: %w", path, err)
+		}
+		if bytes.Contains(b, want) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("marker %s through %s: not in %s: %w", path, m, e.Agentg.LogFile, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// readFrom reads path from offset on.
+func readFrom(path string, offset int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(f)
 }
 
 // Shutdown stops agentg (SIGTERM, so that it flushes its log).

@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -29,5 +30,8 @@ func StartNetns(NetnsConfig) (*NetnsEnv, error) {
 
 func (e *NetnsEnv) ClientFor(Mode, Scenario, int) *http.Client { return http.DefaultClient }
 func (e *NetnsEnv) DoorEvents() (int64, int64)                 { return 0, 0 }
-func (e *NetnsEnv) Shutdown() error                            { return nil }
-func (e *NetnsEnv) Close()                                     {}
+func (e *NetnsEnv) Marker(context.Context, Mode, string) error {
+	return errors.New("the transparent bench needs Linux network namespaces")
+}
+func (e *NetnsEnv) Shutdown() error { return nil }
+func (e *NetnsEnv) Close()          {}

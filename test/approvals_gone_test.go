@@ -56,20 +56,11 @@ func awaitCancelled(t *testing.T, c *admin.Client, id string) admin.Approval {
 
 // awaitRequestEvent waits for the event of the request held as approval
 // id (not the approval's own events) and returns it.
-func awaitRequestEvent(t *testing.T, logFile, id string) map[string]any {
+func awaitRequestEvent(t *testing.T, a *testenv.Agentg, id string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, ev := range readLog(t, logFile) {
-			if ev["approval"] == id && ev["kind"] != "approval" {
-				return ev
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no event for the request held as %s", id)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return waitEventOf(t, a, "for the request held as "+id, func(ev map[string]any) bool {
+		return ev["approval"] == id && ev["kind"] != "approval"
+	})
 }
 
 // HTTP requests held by an http approve rule: plain HTTP on the explicit
@@ -143,7 +134,7 @@ intercept: [api.test]
 				t.Fatal("the client's request did not end with its cancellation")
 			}
 			awaitCancelled(t, e.client, ap.ID)
-			if ev := awaitRequestEvent(t, e.LogFile, ap.ID); ev["status"] != float64(499) || ev["decision"] != "deny" {
+			if ev := awaitRequestEvent(t, e.Agentg, ap.ID); ev["status"] != float64(499) || ev["decision"] != "deny" {
 				t.Fatalf("the held request's event: %v, want status 499, deny", ev)
 			}
 			// A later request on the same upstream is seen; the held
@@ -219,8 +210,8 @@ func TestApprovalClientGoneMCP(t *testing.T) {
 			cancel()
 			<-done
 			awaitCancelled(t, e.client, a.ID)
-			waitApprovalEvent(t, e.LogFile, a.ID, "cancelled")
-			if ev := awaitRequestEvent(t, e.LogFile, a.ID); ev["status"] != float64(499) || ev["decision"] != "deny" || ev["approval_by"] != "client" {
+			waitApprovalEvent(t, e.Agentg, a.ID, "cancelled")
+			if ev := awaitRequestEvent(t, e.Agentg, a.ID); ev["status"] != float64(499) || ev["decision"] != "deny" || ev["approval_by"] != "client" {
 				t.Fatalf("the held call's event: %v, want status 499, deny by client", ev)
 			}
 			// A later call on the same server runs; the held one never did.

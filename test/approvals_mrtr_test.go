@@ -84,7 +84,7 @@ func TestApprovalInputRequiredSDK(t *testing.T) {
 			if tc.ok {
 				action = "approved"
 			}
-			if ev := waitApprovalEvent(t, e.LogFile, id, action); ev["approval_by"] != "elicitation" {
+			if ev := waitApprovalEvent(t, e.Agentg, id, action); ev["approval_by"] != "elicitation" {
 				t.Fatalf("approval event: %v", ev)
 			}
 		})
@@ -287,7 +287,7 @@ func TestApprovalInputRequiredNoCapability(t *testing.T) {
 	}
 	cancel()
 	<-ch
-	waitApprovalEvent(t, e.LogFile, a.ID, "cancelled")
+	waitApprovalEvent(t, e.Agentg, a.ID, "cancelled")
 	if n := e.servers[mode].Calls(testenv.MCPToolWipe); n != 0 {
 		t.Fatalf("the server ran %d times", n)
 	}

@@ -131,33 +131,13 @@ func awaitCall(t *testing.T, ch <-chan callResult) callResult {
 	return callResult{}
 }
 
-// approvalEvents are the log's kind "approval" events for id.
-func approvalEvents(t *testing.T, logFile, id string) []map[string]any {
+// waitApprovalEvent waits for approval id's kind "approval" event with
+// the given action.
+func waitApprovalEvent(t *testing.T, a *testenv.Agentg, id, action string) map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for _, ev := range readLog(t, logFile) {
-		if ev["kind"] == "approval" && ev["approval"] == id {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-func waitApprovalEvent(t *testing.T, logFile, id, action string) map[string]any {
-	t.Helper()
-	var last []map[string]any
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		last = approvalEvents(t, logFile, id)
-		for _, ev := range last {
-			if ev["approval_action"] == action {
-				return ev
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no %s event for approval %s: %v", action, id, last)
-	return nil
+	return waitEventOf(t, a, fmt.Sprintf("%s for approval %s", action, id), func(ev map[string]any) bool {
+		return ev["kind"] == "approval" && ev["approval"] == id && ev["approval_action"] == action
+	})
 }
 
 // A held call is approved through the API: nothing reached the server
@@ -186,7 +166,13 @@ func TestApprovalApprovedThroughAPI(t *testing.T) {
 			if d := a.Expires.Sub(a.Created); d != 60*time.Second {
 				t.Errorf("expires %s after created, want the rule's 60s", d)
 			}
-			time.Sleep(200 * time.Millisecond)
+			// A marker through the same client and agentg to the same
+			// server, after the call was held: its answer means the
+			// server has read it, and the held call, had agentg let it
+			// go, would have reached the server first.
+			if _, err := cl.ListTools(mcpCtx(t), nil); err != nil {
+				t.Fatalf("tools/list while the call is held: %v", err)
+			}
 			if n := e.servers[m].Calls(testenv.MCPToolEcho); n != before {
 				t.Fatalf("the server ran echo %d times while the call was held", n-before)
 			}
@@ -206,8 +192,8 @@ func TestApprovalApprovedThroughAPI(t *testing.T) {
 			if g, err := e.client.Approval(context.Background(), a.ID); err != nil || g.State != "approved" || g.By != "console" {
 				t.Errorf("GET approval after: %+v %v", g, err)
 			}
-			waitApprovalEvent(t, e.LogFile, a.ID, "held")
-			ev := waitApprovalEvent(t, e.LogFile, a.ID, "approved")
+			waitApprovalEvent(t, e.Agentg, a.ID, "held")
+			ev := waitApprovalEvent(t, e.Agentg, a.ID, "approved")
 			if ev["decision"] != "allow" || ev["approval_by"] != "console" {
 				t.Errorf("approved event: %v", ev)
 			}
@@ -239,7 +225,7 @@ func TestApprovalDeniedThroughCLI(t *testing.T) {
 	if n := e.servers[testenv.MCPStateful].Calls(testenv.MCPToolEcho); n != 0 {
 		t.Fatalf("the server ran a denied call %d times", n)
 	}
-	ev := waitApprovalEvent(t, e.LogFile, a.ID, "denied")
+	ev := waitApprovalEvent(t, e.Agentg, a.ID, "denied")
 	if ev["decision"] != "deny" || ev["reason"] != "not today" {
 		t.Errorf("denied event: %v", ev)
 	}
@@ -328,7 +314,7 @@ func TestApprovalRestartDeniesPending(t *testing.T) {
 		t.Fatal("the held call succeeded while agentg was killed")
 	}
 	b := startAdminAgentg(t, testenv.AgentgConfig{Dir: e.dir, Policy: mcpPolicy(approvalPolicy), Args: []string{"--upstream-ca", e.caFile}})
-	ev := waitApprovalEvent(t, b.LogFile, a.ID, "denied")
+	ev := waitApprovalEvent(t, b.Agentg, a.ID, "denied")
 	if ev["approval_by"] != "restart" || ev["decision"] != "deny" || ev["tool"] != "echo" {
 		t.Fatalf("restart event: %v", ev)
 	}
@@ -438,11 +424,18 @@ http:
 		if ap.Kind != "http" || ap.Method != "POST" || ap.URL != target || ap.Rule != "hold-deploy" {
 			t.Fatalf("http approval: %+v", ap)
 		}
-		time.Sleep(200 * time.Millisecond)
-		if n := hits.Load(); n != before {
-			t.Fatal("the upstream saw the request while it was held")
+		// A marker request to the same upstream through agentg, after
+		// the request was held: once it is answered, the upstream has
+		// seen it and nothing else.
+		resp, err := proxied.Get(fmt.Sprintf("http://api.test:%s/marker", port))
+		if err != nil {
+			t.Fatalf("marker request: %v", err)
 		}
-		var err error
+		resp.Body.Close()
+		if n := hits.Load(); n != before+1 {
+			t.Fatalf("the upstream saw %d requests while one was held and the marker passed, want the marker's only", n-before)
+		}
+		before++
 		if approve {
 			_, err = a.client.Approve(context.Background(), ap.ID, admin.ApproveRequest{})
 		} else {
@@ -599,7 +592,7 @@ func TestApprovalElicitationStateful(t *testing.T) {
 	}
 	cancel() // the client gives up: the hold ends, cancelled (a denial)
 	<-ch
-	ev := waitApprovalEvent(t, e.LogFile, a.ID, "cancelled")
+	ev := waitApprovalEvent(t, e.Agentg, a.ID, "cancelled")
 	if ev["approval_by"] != "client" {
 		t.Fatalf("client gone: %v", ev)
 	}

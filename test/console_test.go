@@ -231,9 +231,7 @@ func TestConsoleBrowser(t *testing.T) {
 // lets it reach the server, and the real result arrives.
 func TestConsoleApproval(t *testing.T) {
 	e := startMCPAdmin(t, "")
-	if code, body := adminGet(t, e.AdminAddr, "/v1/approvals", "Bearer "+e.token); code == http.StatusNotFound {
-		t.Skip("this agentg serves no /v1/approvals (approvals are built on another branch): the console's approval test runs once they are merged")
-	} else if code != http.StatusOK {
+	if code, body := adminGet(t, e.AdminAddr, "/v1/approvals", "Bearer "+e.token); code != http.StatusOK {
 		t.Fatalf("GET /v1/approvals: %d %s", code, body)
 	}
 	policy := mcpPolicy(mcpBase + "    - approve: \"srv." + testenv.MCPToolEcho + "\"\n      id: hold-echo\n")

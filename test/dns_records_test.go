@@ -48,7 +48,7 @@ func TestDNSHintsRebinding(t *testing.T) {
 				t.Errorf("%s over %s: %v", c.name, netw, r)
 			}
 		}
-		evs := waitDNSEvents(t, logFile, c.name, 2)
+		evs := waitDNSEvents(t, a.proc, c.name, 2)
 		if evs[0]["decision"] != "deny" || !startsWith(evs[0]["rule"], c.rule) {
 			t.Errorf("%s: event %v", c.name, evs[0])
 		}

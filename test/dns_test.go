@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/url"
@@ -34,39 +35,25 @@ func dnsAsk(t *testing.T, addr, netw, name string, qtype uint16) *dns.Msg {
 	return r
 }
 
-func dnsEvents(t *testing.T, logFile, host string) []map[string]any {
-	var out []map[string]any
-	for _, m := range readLog(t, logFile) {
-		if m["kind"] == "dns" && m["host"] == host {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// waitDNSEvents waits until host has n dns events in the log.
+// waitDNSEvents waits until host has n dns events.
 // The events come in the order the queries started (their time): a
 // query's event is written after its reply, so the next query's may be
 // written first.
-func waitDNSEvents(t *testing.T, logFile, host string, n int) []map[string]any {
+func waitDNSEvents(t *testing.T, a *testenv.Agentg, host string, n int) []map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		evs := dnsEvents(t, logFile, host)
-		if len(evs) >= n {
-			at := func(ev map[string]any) time.Time {
-				s, _ := ev["time"].(string)
-				tm, _ := time.Parse(time.RFC3339Nano, s)
-				return tm
-			}
-			slices.SortStableFunc(evs, func(a, b map[string]any) int { return at(a).Compare(at(b)) })
-			return evs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d dns events for %s, want %d", len(evs), host, n)
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	evs, err := a.WaitEvents(ctx, n, func(m map[string]any) bool { return m["kind"] == "dns" && m["host"] == host })
+	if err != nil {
+		t.Fatalf("%d dns events for %s, want %d: %v", len(evs), host, n, err)
 	}
+	at := func(ev map[string]any) time.Time {
+		s, _ := ev["time"].(string)
+		tm, _ := time.Parse(time.RFC3339Nano, s)
+		return tm
+	}
+	slices.SortStableFunc(evs, func(a, b map[string]any) int { return at(a).Compare(at(b)) })
+	return evs
 }
 
 func TestDNSFilterEndToEnd(t *testing.T) {
@@ -106,7 +93,7 @@ func TestDNSFilterEndToEnd(t *testing.T) {
 	if n := up.Queries("allowed.test", dns.TypeA); n != 1 {
 		t.Fatalf("upstream asked %d times", n)
 	}
-	evs := waitDNSEvents(t, logFile, "allowed.test", 2)
+	evs := waitDNSEvents(t, a.proc, "allowed.test", 2)
 	if evs[0]["decision"] != "allow" || evs[0]["qtype"] != "A" || evs[1]["cached"] != true || evs[0]["upstream"] != up.Addr {
 		t.Fatalf("events %v", evs)
 	}
@@ -122,7 +109,7 @@ func TestDNSFilterEndToEnd(t *testing.T) {
 	if r.Rcode != dns.RcodeNameError || len(r.Ns) != 1 || ede == nil || ede.InfoCode != dns.ExtendedErrorCodeBlocked || !strings.Contains(ede.ExtraText, "no-denied") {
 		t.Fatalf("denied: %v", r)
 	}
-	if evs := waitDNSEvents(t, logFile, "denied.test", 1); evs[0]["decision"] != "deny" || evs[0]["rule"] != "no-denied" || evs[0]["block"] != "nxdomain" {
+	if evs := waitDNSEvents(t, a.proc, "denied.test", 1); evs[0]["decision"] != "deny" || evs[0]["rule"] != "no-denied" || evs[0]["block"] != "nxdomain" {
 		t.Fatalf("deny event %v", evs)
 	}
 
@@ -145,7 +132,7 @@ func TestDNSFilterEndToEnd(t *testing.T) {
 	if n := up.Queries("web.test", dns.TypeA); n != 1 {
 		t.Fatalf("the filter did not answer from the proxy's lookup: upstream asked %d times", n)
 	}
-	if evs := waitDNSEvents(t, logFile, "web.test", 1); evs[0]["cached"] != true {
+	if evs := waitDNSEvents(t, a.proc, "web.test", 1); evs[0]["cached"] != true {
 		t.Fatalf("event %v", evs)
 	}
 
@@ -155,7 +142,14 @@ func TestDNSFilterEndToEnd(t *testing.T) {
 	if err := a.proc.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Evidence the reload was tried and failed, not a pause: its line in
+	// the log.
+	waitFor(t, func() bool {
+		return slices.ContainsFunc(readLog(t, logFile), func(m map[string]any) bool {
+			msg, _ := m["message"].(string)
+			return strings.HasPrefix(msg, "policy reload failed")
+		})
+	}, "agentg to log the failed reload")
 	if r := dnsAsk(t, daddr, "udp", "allowed.test", dns.TypeA); r.Rcode != dns.RcodeSuccess {
 		t.Fatalf("after a failed reload: %v", r)
 	}

@@ -3,6 +3,7 @@ package test
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,14 +65,25 @@ func TestEventsNotForgedByUpstream(t *testing.T) {
 				if resp.StatusCode != 200 || !strings.Contains(body, "malformed") {
 					t.Fatalf("%s: %d %q", proto, resp.StatusCode, body)
 				}
-				waitFor(t, func() bool { return len(e.events()) >= i+1 }, "the request's event")
-				time.Sleep(100 * time.Millisecond) // any forged line is written with the body, before this
+				waitFor(t, func() bool { return len(e.events()) >= 2*i+1 }, "the request's event")
+				// A marker after it, a request agentg refuses without an
+				// upstream: any line the forged body made was written while
+				// the body was relayed, before the client (which has read
+				// it all) sent the marker, so before the marker's event.
+				marker := "/marker-" + strconv.Itoa(i)
+				rawRequest(t, e.addr, "GET http://marker.test"+marker+" HTTP/1.1\r\nHost: marker.test\r\n\r\n")
+				waitFor(t, func() bool {
+					return slices.ContainsFunc(e.events(), func(ev event) bool { return ev.str("path") == marker })
+				}, "the marker's event")
 				evs := e.events()
-				if len(evs) != i+1 {
-					t.Fatalf("%s: %d events after %d requests:\n%s", proto, len(evs), i+1, e.log.String())
+				if len(evs) != 2*(i+1) {
+					t.Fatalf("%s: %d events after %d requests and %d markers:\n%s", proto, len(evs), i+1, i+1, e.log.String())
 				}
-				if ev := evs[i]; ev.str("decision") != "allow" || ev.str("path") != "/forge" {
+				if ev := evs[2*i]; ev.str("decision") != "allow" || ev.str("path") != "/forge" {
 					t.Fatalf("%s: event %v", proto, ev)
+				}
+				if ev := evs[2*i+1]; ev.str("path") != marker || ev.str("decision") != "deny" {
+					t.Fatalf("%s: event %v, want the marker's refusal", proto, ev)
 				}
 			}
 		})

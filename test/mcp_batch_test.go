@@ -66,7 +66,7 @@ func TestMCPBatch20250326(t *testing.T) {
 			}
 			wantRawDenied(t, reply.ByID(`5`), `5`, "no-delete")
 			wantRawDenied(t, reply.ByID(`6`), `6`, "no-delete")
-			mcpNoRequest(t, s, "/mcp/batch-denied")
+			mcpNoRequest(t, r, s, "/mcp/batch-denied")
 
 			// Two requests of one batch with the same id: the second never
 			// passes, so no answer can be read as another request's (a
@@ -130,7 +130,7 @@ func TestMCPBatchRefusedFrom20250618(t *testing.T) {
 			if reply.Status < 400 || reply.Status > 499 {
 				t.Fatalf("batch under %s: %d %q, want a 4xx refusal", c.rev, reply.Status, reply.Body)
 			}
-			mcpNoRequest(t, s, path)
+			mcpNoRequest(t, r, s, path)
 			if s.Calls(testenv.MCPToolEcho) != before {
 				t.Fatal("a refused batch ran")
 			}
@@ -177,7 +177,7 @@ func TestMCPStatelessHeaders(t *testing.T) {
 				if reply.Status != 400 || msg == nil || decodeRPC(t, msg).Error == nil || decodeRPC(t, msg).Error.Code != -32020 {
 					t.Errorf("%s: %d %q, want 400 with JSON-RPC error -32020 for id 11", tt.name, reply.Status, reply.Body)
 				}
-				mcpNoRequest(t, s, path)
+				mcpNoRequest(t, r, s, path)
 				if s.Calls(testenv.MCPToolEcho) != echo || s.Calls(testenv.MCPToolDelete) != del {
 					t.Errorf("%s: a tool ran", tt.name)
 				}
@@ -219,7 +219,7 @@ func TestMCPStatelessHeaders(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantRawDenied(t, reply.ByID(`12`), `12`, "no-delete")
-			mcpNoRequest(t, s, "/mcp/hdr-none")
+			mcpNoRequest(t, r, s, "/mcp/hdr-none")
 			if s.Calls(testenv.MCPToolDelete) != del {
 				t.Fatal("a header-less denied call ran")
 			}

@@ -392,10 +392,23 @@ func waitLineWhere(t *testing.T, e *env, what string, ok func(event) bool) event
 }
 
 // mcpNoRequest fails if server received any request for path: agentg
-// refused it before a byte went upstream.
-func mcpNoRequest(t *testing.T, s *testenv.MCPServer, path string) {
+// refused it before a byte went upstream. The evidence is positive, not a
+// pause: once agentg has answered the refused request, r sends a marker
+// (a ping, to path + "-marker") through agentg to the same server, and
+// the server has recorded the marker when r has its answer. A refused
+// request agentg had forwarded was sent upstream before agentg answered,
+// so before the marker was even written.
+func mcpNoRequest(t *testing.T, r *testenv.MCPRaw, s *testenv.MCPServer, path string) {
 	t.Helper()
-	time.Sleep(50 * time.Millisecond) // a request in flight would have arrived by now
+	marker := path + "-marker"
+	before := len(s.RequestsTo(marker))
+	reply, err := r.Post(mcpCtx(t), testenv.MCPPost{Path: marker, Body: r.Request(`"marker"`, "ping", nil), Header: r.Headers("ping", "")})
+	if err != nil {
+		t.Fatalf("the marker request after refusing %s: %v", path, err)
+	}
+	if len(s.RequestsTo(marker)) != before+1 {
+		t.Fatalf("the marker request after refusing %s never reached the server (answered %d %q): no evidence that the refused one did not", path, reply.Status, reply.Body)
+	}
 	if got := s.RequestsTo(path); len(got) != 0 {
 		t.Fatalf("the server received %d request(s) for %s that agentg should have refused: first %s %q",
 			len(got), path, got[0].Method, got[0].Body)

@@ -116,7 +116,7 @@ func TestMCPFailClosed(t *testing.T) {
 					if reply.Status < 400 || reply.Status > 499 || len(bytes.TrimSpace(reply.Body)) == 0 {
 						t.Errorf("answered %d %q, want a 4xx refusal that says why", reply.Status, reply.Body)
 					}
-					mcpNoRequest(t, s, path)
+					mcpNoRequest(t, r, s, path)
 					if s.Calls(testenv.MCPToolEcho) != echo || s.Calls(testenv.MCPToolDelete) != del {
 						t.Fatal("a tool ran")
 					}

@@ -129,7 +129,7 @@ func TestMCPParamHeaders(t *testing.T) {
 					if rpc := decodeRPC(t, msg); rpc.Error == nil || rpc.Error.Code != -32020 || dataRule(rpc.Error.Data) != "builtin:mcp-header-mismatch" {
 						t.Errorf("%s, want error -32020 with data.rule builtin:mcp-header-mismatch (agentg's, not the server's)", msg)
 					}
-					mcpNoRequest(t, s, path)
+					mcpNoRequest(t, r, s, path)
 					if s.Calls("sql")+s.Calls("sql_bad") != before {
 						t.Error("the tool ran")
 					}

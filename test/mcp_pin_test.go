@@ -186,9 +186,6 @@ func TestMCPPinningDenyUntilAccepted(t *testing.T) {
 	wantPinDenied(t, res, err)
 
 	code, out := runAgentg(t, "mcp", "pins", "accept", "srv", testenv.MCPToolMutable, "--data-dir", a.DataDir)
-	if code == 2 && strings.Contains(out, `unknown command "mcp"`) {
-		t.Skip("`agentg mcp pins accept` is not built yet (issue 7's CLI): accepting a changed pin and the reload that picks it up are untested")
-	}
 	if code != 0 {
 		t.Fatalf("agentg mcp pins accept srv mutable: exit %d: %s", code, out)
 	}

@@ -105,16 +105,9 @@ dns:
 		t.Fatalf("raw TCP to %s (blocked.test's address) passed: %q", up3, got)
 	}
 
-	// Events reach the log file within --log-flush-interval: poll.
-	waitFor(t, func() bool {
-		lines, _ := testenv.ReadLog(a.LogFile)
-		for _, l := range lines {
-			if l["kind"] == "dns" && l["host"] == "blocked.test" && l["decision"] == "deny" && l["agent"] == e.agentIP.String() {
-				return true
-			}
-		}
-		return false
-	}, "a dns deny event for blocked.test from the agent's address")
+	waitEventOf(t, a, "a dns deny event for blocked.test from the agent's address", func(l map[string]any) bool {
+		return l["kind"] == "dns" && l["host"] == "blocked.test" && l["decision"] == "deny" && l["agent"] == e.agentIP.String()
+	})
 	if resolver.Queries("blocked.test.", dns.TypeA) != 0 {
 		t.Error("the denied name reached the upstream resolver")
 	}

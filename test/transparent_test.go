@@ -220,18 +220,13 @@ func transparentEvents(t *testing.T, a *testenv.Agentg) []event {
 // awaitEvent waits for an event of the transparent door that match accepts.
 func awaitEvent(t *testing.T, a *testenv.Agentg, what string, match func(event) bool) event {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, ev := range transparentEvents(t, a) {
-			if match(ev) {
-				return ev
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no transparent event %s; have %v", what, transparentEvents(t, a))
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ev, err := a.WaitEvent(ctx, func(m map[string]any) bool { return m["door"] == "transparent" && match(event(m)) })
+	if err != nil {
+		t.Fatalf("no transparent event %s: %v; have %v", what, err, transparentEvents(t, a))
 	}
+	return event(ev)
 }
 
 func TestTransparent(t *testing.T) { testTransparent(t, nftFirewall) }

@@ -145,23 +145,8 @@ func TestTunnelOpenAndCloseEventsJoin(t *testing.T) {
 		t.Fatalf("echo: %q", got)
 	}
 	c.Close()
-	var open, closed map[string]any
-	deadline := time.Now().Add(5 * time.Second)
-	for open == nil || closed == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("open %v, close %v", open, closed)
-		}
-		time.Sleep(20 * time.Millisecond)
-		lines, _ := testenv.ReadLog(a.LogFile)
-		for _, l := range lines {
-			switch l["kind"] {
-			case "tunnel-open":
-				open = l
-			case "connect":
-				closed = l
-			}
-		}
-	}
+	open := waitEventOf(t, a.Agentg, "opening the tunnel", func(m map[string]any) bool { return m["kind"] == "tunnel-open" })
+	closed := waitEventOf(t, a.Agentg, "closing the tunnel", func(m map[string]any) bool { return m["kind"] == "connect" })
 	if open["parent"] != closed["id"] || closed["opened"] != open["id"] || closed["bytes_up"] != float64(7) || closed["decision"] != "allow" {
 		t.Errorf("open %v\nclose %v", open, closed)
 	}

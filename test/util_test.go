@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/agentg/agentg/internal/testenv"
 )
 
 func itoa(n int) string   { return strconv.Itoa(n) }
@@ -55,3 +57,16 @@ func writePEM(t *testing.T, path string, der []byte) {
 }
 
 func chmod(path string, mode os.FileMode) error { return os.Chmod(path, mode) }
+
+// waitEventOf waits up to 10s for an audit event of a that match accepts,
+// on its admin API's event stream (testenv.Agentg.WaitEvent).
+func waitEventOf(t *testing.T, a *testenv.Agentg, what string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ev, err := a.WaitEvent(ctx, match)
+	if err != nil {
+		t.Fatalf("no event %s: %v", what, err)
+	}
+	return ev
+}

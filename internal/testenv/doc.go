@@ -12,6 +12,10 @@
 //     temporary directory); StartAgentg runs `agentg serve` with a policy
 //     file, a data directory and --log-file on a free loopback port, waits
 //     until it listens, and Agentg.Stop stops it (SIGTERM, then kill).
+//   - Agentg.WaitEvent and WaitEvents wait for audit events on the admin
+//     API's event stream (replayed recent events, then live ones): the one
+//     way tests wait for an event, and for the positive evidence that
+//     something did not happen (the event of a later marker request).
 //
 // Everything listens on and dials loopback only. Nothing here imports the
 // proxy package: in-process harness pieces that build a proxy.Server stay
