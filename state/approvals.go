@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentg/agentg/internal/atomicfile"
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -348,7 +349,7 @@ func (m *ApprovalMemory) write() error {
 	if err != nil {
 		return fmt.Errorf("state: approvals: %w", err)
 	}
-	if err := writeFileAtomic(m.file(), b); err != nil {
+	if err := atomicfile.Write(m.file(), b, fileMode); err != nil {
 		return fmt.Errorf("state: write %s: %w", m.file(), err)
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentg/agentg/internal/atomicfile"
 )
 
 // inventoryVersion is the format of InventoryFile.
@@ -195,7 +197,7 @@ func (m *Memory) WriteInventory() error {
 	m.invDirty.Store(false)
 	b, err := marshalFile(m.Snapshot())
 	if err == nil {
-		err = writeFileAtomic(m.inventoryPath(), b)
+		err = atomicfile.Write(m.inventoryPath(), b, fileMode)
 	}
 	if err != nil {
 		m.invDirty.Store(true)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/agentg/agentg/internal/atomicfile"
 )
 
 // pinFileVersion is the format of PinsFile this package reads and writes.
@@ -57,7 +59,7 @@ func writePinFile(path string, pins []Pin) error {
 	if err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
-	if err := writeFileAtomic(path, b); err != nil {
+	if err := atomicfile.Write(path, b, fileMode); err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
 	return nil
