@@ -19,7 +19,6 @@ import (
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
-	"github.com/agentg/agentg/state"
 )
 
 // Approvals: serve's flags for holding calls (approvalFlags), and the
@@ -44,7 +43,7 @@ func (a *approvalFlags) register(fs *flag.FlagSet) {
 // approvals is serve's running approvals broker and its store.
 type approvals struct {
 	broker *approval.Broker
-	store  *state.ApprovalMemory
+	store  *approval.MemoryStore
 	hook   *approval.Webhook
 }
 
@@ -57,7 +56,7 @@ func (a *approvalFlags) open(dataDir string, log *audit.Logger, zl *zerolog.Logg
 	if a.maxPending <= 0 {
 		return nil, fmt.Errorf("--approvals-max-pending must be positive, not %d", a.maxPending)
 	}
-	st, err := state.NewApprovalMemory(state.ApprovalOptions{DataDir: dataDir, MaxPending: a.maxPending,
+	st, err := approval.NewMemoryStore(approval.StoreOptions{DataDir: dataDir, MaxPending: a.maxPending,
 		OnError: func(err error) { zl.Error().Err(err).Msg("approvals state") }})
 	if err != nil {
 		return nil, fmt.Errorf("approvals state in %s: %w", dataDir, err)
