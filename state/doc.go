@@ -56,6 +56,6 @@
 // budget (dns.memory), written only by the filter and read by the
 // transparent listener.
 //
-// Rate-limit buckets do not live here (see package ratelimit): they change
+// Rate-limit buckets do not live here (see package limit): they change
 // on every call and would serialise all calls on the writer lock.
 package state

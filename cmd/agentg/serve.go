@@ -16,9 +16,9 @@ import (
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/internal/filetrust"
+	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/netsetup"
 	"github.com/agentg/agentg/proxy"
-	"github.com/agentg/agentg/ratelimit"
 	"github.com/agentg/agentg/rules"
 	"github.com/agentg/agentg/state"
 	"github.com/rs/zerolog"
@@ -170,7 +170,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer apv.close() // after the proxy: what is still held is denied first (see below)
-	guard := &mcp.Guard{Log: logger, State: store, Limits: ratelimit.New(ratelimit.Options{}),
+	guard := &mcp.Guard{Log: logger, State: store, Limits: limit.NewRates(limit.Options{}),
 		Approvals: apv.broker, KeepAlive: apf.keepAlive}
 
 	// The DNS filter: its IP→name bindings are what the transparent
