@@ -155,40 +155,6 @@ func isPlainASCII(s string) bool {
 	return true
 }
 
-func checkName(name string) error {
-	if name == "" {
-		return errors.New("empty name")
-	}
-	if len(name) > 253 {
-		return fmt.Errorf("name of %d bytes is longer than 253", len(name))
-	}
-	labelLen := 0
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c == '.':
-			if labelLen == 0 {
-				return errors.New("empty label")
-			}
-			labelLen = 0
-			continue
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
-		case c >= 'A' && c <= 'Z':
-			return errors.New("upper-case letter after mapping")
-		default:
-			return fmt.Errorf("character %q not allowed in a host name", c)
-		}
-		labelLen++
-		if labelLen > 63 {
-			return errors.New("label longer than 63 bytes")
-		}
-	}
-	if labelLen == 0 {
-		return errors.New("empty label")
-	}
-	return nil
-}
-
 func splitHostPort(s string) (host, port string, err error) {
 	if s == "" {
 		return "", "", fmt.Errorf("%w: empty authority", ErrInvalid)

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/agentg/agentg/internal/atomicfile"
 )
 
 // AddrFile is where a serving agentg writes its admin API's address, in
@@ -13,10 +15,12 @@ import (
 // directory, may hold the default port).
 const AddrFile = "admin.addr"
 
-// WriteAddr records addr (as Listen takes it) in dataDir.
+// WriteAddr records addr (as Listen takes it) in dataDir, atomically: a
+// CLI reading it while agentg starts sees the old address or the new,
+// never a part.
 func WriteAddr(dataDir, addr string) error {
 	p := filepath.Join(dataDir, AddrFile)
-	if err := os.WriteFile(p, []byte(addr+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(p, []byte(addr+"\n"), 0o600); err != nil {
 		return fmt.Errorf("admin API: record its address: %w", err)
 	}
 	return nil

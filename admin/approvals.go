@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/agentg/agentg/approval"
-	"github.com/agentg/agentg/state"
 )
 
 // The approvals endpoints: the calls held for a person's decision, and
@@ -28,10 +27,10 @@ import (
 // Approvals is what the API asks of the approvals broker;
 // *approval.Broker implements it.
 type Approvals interface {
-	List() []state.Approval
-	Get(id string) (state.Approval, bool)
-	Approve(id, scope string, forDur time.Duration, by string) (state.Approval, error)
-	Deny(id, reason, by string) (state.Approval, error)
+	List() []approval.Approval
+	Get(id string) (approval.Approval, bool)
+	Approve(id, scope string, forDur time.Duration, by string) (approval.Approval, error)
+	Deny(id, reason, by string) (approval.Approval, error)
 	PendingCount() int
 }
 
@@ -74,7 +73,7 @@ type Approval struct {
 	Decided *time.Time `json:"decided,omitempty"`
 }
 
-func apiApproval(a state.Approval) Approval {
+func apiApproval(a approval.Approval) Approval {
 	out := Approval{ID: a.ID, Kind: a.Kind, Agent: a.Agent, Server: a.Server, Tool: a.Tool, Args: a.Args,
 		Method: a.Method, URL: a.URL, Body: a.Body, BodyTruncated: a.BodyTruncated, BodySize: a.BodySize,
 		BodySHA256: a.BodySHA256, BodyEncoding: a.BodyEncoding, Rule: a.Rule, Created: a.Created, Expires: a.Expires, Via: a.Via,
@@ -178,11 +177,11 @@ func (s *Server) serveDeny(w http.ResponseWriter, r *http.Request) {
 	s.decided(w, a, err)
 }
 
-func (s *Server) decided(w http.ResponseWriter, a state.Approval, err error) {
+func (s *Server) decided(w http.ResponseWriter, a approval.Approval, err error) {
 	switch {
-	case errors.Is(err, state.ErrNoApproval):
+	case errors.Is(err, approval.ErrNoApproval):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, state.ErrDecided):
+	case errors.Is(err, approval.ErrDecided):
 		writeError(w, http.StatusConflict, "decided", err.Error())
 	case errors.Is(err, approval.ErrBadScope):
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())

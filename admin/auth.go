@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/agentg/agentg/internal/atomicfile"
 	"github.com/agentg/agentg/internal/filetrust"
 )
 
@@ -40,24 +41,15 @@ func LoadOrCreateToken(dataDir string) (token string, created bool, err error) {
 	var b [32]byte
 	rand.Read(b[:])
 	tok = base64.RawURLEncoding.EncodeToString(b[:])
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Created whole or not at all: a concurrent reader (the CLI, a
+	// second agentg) never sees an empty or partial token.
+	err = atomicfile.Create(path, []byte(tok+"\n"), 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		// Another agentg made it first: use theirs.
 		tok, err := readToken(path, filetrust.Generated)
 		return tok, false, err
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("admin token: %w", err)
-	}
-	_, err = f.WriteString(tok + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
 		return "", false, fmt.Errorf("admin token %s: %w", path, err)
 	}
 	return tok, true, nil

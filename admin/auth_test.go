@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -57,5 +58,45 @@ func TestReadTokenFile(t *testing.T) {
 				t.Fatalf("token %q", tok)
 			}
 		})
+	}
+}
+
+// Two agentg starting on one data directory at once agree on one token:
+// the file is created whole, so the one that loses the race never reads
+// an empty or partial token. Rounds make the race likely to be met.
+func TestTokenCreateRace(t *testing.T) {
+	for round := range 100 {
+		dir := filepath.Join(t.TempDir(), "data")
+		const n = 4
+		toks := make([]string, n)
+		errs := make([]error, n)
+		created := make([]bool, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				toks[i], created[i], errs[i] = LoadOrCreateToken(dir)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		made := 0
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("round %d: caller %d: %v", round, i, errs[i])
+			}
+			if toks[i] != toks[0] {
+				t.Fatalf("round %d: callers got different tokens %q and %q", round, toks[0], toks[i])
+			}
+			if created[i] {
+				made++
+			}
+		}
+		if made != 1 {
+			t.Fatalf("round %d: %d callers say they created the token, want 1", round, made)
+		}
 	}
 }

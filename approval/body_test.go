@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentg/agentg/rules"
-	"github.com/agentg/agentg/state"
 )
 
 func heldHTTP(body string) Request {
@@ -25,7 +24,7 @@ func heldHTTP(body string) Request {
 // A grant remembered for one body passes that body only: the approval
 // binds the body's digest, not only the method and URL.
 func TestGrantBindsBody(t *testing.T) {
-	b := newBroker(t, state.ApprovalOptions{})
+	b := newBroker(t, StoreOptions{})
 	tk := b.Begin(heldHTTP(`{"image":"web:1"}`))
 	a := tk.Approval()
 	if a.BodySize != 17 || a.Body != `{"image":"web:1"}` || len(a.BodySHA256) != 64 || a.BodyTruncated {
@@ -155,7 +154,7 @@ func TestDecodeBody(t *testing.T) {
 // A body sent with a Content-Encoding is shown decoded; the digest and
 // the size stay the body's as sent, which the grant binds.
 func TestBeginShowsDecodedBody(t *testing.T) {
-	b := newBroker(t, state.ApprovalOptions{})
+	b := newBroker(t, StoreOptions{})
 	var buf bytes.Buffer
 	w := gzip.NewWriter(&buf)
 	w.Write([]byte("ship web:1"))

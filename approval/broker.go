@@ -3,7 +3,9 @@
 // upstream, until an approver approves or denies it or its rule's timeout
 // denies it. The MCP guard and the proxy hold through a Broker; the admin
 // API, the CLI, the console and in-band elicitation decide through it;
-// webhook.go tells approvers that something waits.
+// webhook.go tells approvers that something waits; store.go keeps the
+// approvals and grants (Store, MemoryStore), persisting the pending ones
+// so that a restart can say which it denied.
 //
 // The contract:
 //   - Nothing passes unapproved: a call passes only when its approval's
@@ -39,7 +41,6 @@ import (
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/rules"
-	"github.com/agentg/agentg/state"
 )
 
 // Scopes an approver may remember an approval for.
@@ -54,19 +55,19 @@ const (
 	MaxGrantFor     = 24 * time.Hour
 )
 
-// Errors of the broker, besides the store's (state.ErrNoApproval,
-// state.ErrDecided); test with errors.Is.
+// Errors of the broker, besides the store's (ErrNoApproval,
+// ErrDecided); test with errors.Is.
 var ErrBadScope = errors.New("bad approval scope")
 
 // Notifier is told about each approval that starts pending (the webhook).
 // Pending must not block.
 type Notifier interface {
-	Pending(state.Approval)
+	Pending(Approval)
 }
 
 // Config is what a Broker needs; Store and Log are required.
 type Config struct {
-	Store  state.ApprovalStore
+	Store  Store
 	Log    *audit.Logger
 	Notify Notifier // nil: none
 	Now    func() time.Time
@@ -137,7 +138,7 @@ type Outcome struct {
 	Approved bool
 	// Approval is the approval as decided (ID empty when a grant passed
 	// the call without one).
-	Approval state.Approval
+	Approval Approval
 	// By is who decided, Reason why (for the policy's error).
 	By, Reason string
 }
@@ -146,10 +147,10 @@ type Outcome struct {
 type Ticket struct {
 	b     *Broker
 	q     Request
-	a     state.Approval
+	a     Approval
 	done  <-chan struct{}
-	grant *state.Grant // the call passes by a remembered approval
-	err   error        // the call could not be held: it is denied
+	grant *Grant // the call passes by a remembered approval
+	err   error  // the call could not be held: it is denied
 }
 
 // Begin holds q: it passes at once under a live grant for the same agent,
@@ -167,9 +168,9 @@ func (b *Broker) Begin(q Request) *Ticket {
 		return t
 	}
 	now := b.now()
-	t.a = state.Approval{ID: newID(), Kind: q.Kind, Agent: q.Agent, Server: q.Server, Tool: q.Tool,
+	t.a = Approval{ID: newID(), Kind: q.Kind, Agent: q.Agent, Server: q.Server, Tool: q.Tool,
 		Args: string(q.Args), Method: q.Method, URL: q.URL, Rule: q.Decision.Rule,
-		Created: now, Expires: now.Add(h.Timeout), Via: h.Via(), State: state.ApprovalPending,
+		Created: now, Expires: now.Add(h.Timeout), Via: h.Via(), State: StatePending,
 		Event: q.Event, GrantKey: key, Session: q.Session}
 	if q.Kind == "http" {
 		shown := q.Body
@@ -190,7 +191,7 @@ func (b *Broker) Begin(q Request) *Ticket {
 	if g, ok := b.cfg.Store.Grant(key); ok {
 		// A grant decided between the look above and the hold, after
 		// its releaseCovered listed what was pending: released here.
-		b.decide(t.a.ID, state.Decision{State: state.ApprovalApproved, By: "grant",
+		b.decide(t.a.ID, Decision{State: StateApproved, By: "grant",
 			Reason: "approved by grant from approval " + g.Approval, Scope: ScopeCall})
 		return t
 	}
@@ -210,7 +211,7 @@ func (t *Ticket) ID() string {
 }
 
 // Approval is the approval as it began.
-func (t *Ticket) Approval() state.Approval { return t.a }
+func (t *Ticket) Approval() Approval { return t.a }
 
 // Immediate reports whether Wait will not wait: a grant passed the call,
 // or it could not be held.
@@ -230,29 +231,29 @@ func (t *Ticket) Wait(ctx context.Context) Outcome {
 	select {
 	case <-t.done:
 	case <-timer.C:
-		t.b.decide(t.a.ID, state.Decision{State: state.ApprovalExpired, By: "timeout",
+		t.b.decide(t.a.ID, Decision{State: StateExpired, By: "timeout",
 			Reason: fmt.Sprintf("no approver decided within %s", t.a.Expires.Sub(t.a.Created).Round(time.Millisecond))})
 	case <-ctx.Done():
 		// Cancelled, not denied: no approver decided, and none can now.
-		t.b.decide(t.a.ID, state.Decision{State: state.ApprovalCancelled, By: "client", Reason: "the client went away while the call was held"})
+		t.b.decide(t.a.ID, Decision{State: StateCancelled, By: "client", Reason: "the client went away while the call was held"})
 	}
 	a, ok := t.b.cfg.Store.Approval(t.a.ID)
 	if !ok {
 		return Outcome{Approval: t.a, By: "store", Reason: "the approval's record is gone"}
 	}
-	return Outcome{Approved: a.State == state.ApprovalApproved, Approval: a, By: a.By, Reason: outcomeReason(a)}
+	return Outcome{Approved: a.State == StateApproved, Approval: a, By: a.By, Reason: outcomeReason(a)}
 }
 
-func outcomeReason(a state.Approval) string {
+func outcomeReason(a Approval) string {
 	switch a.State {
-	case state.ApprovalApproved:
+	case StateApproved:
 		if a.Reason != "" {
 			return a.Reason // a grant's, naming its approval
 		}
 		return "approved by " + a.By
-	case state.ApprovalExpired:
+	case StateExpired:
 		return "approval " + a.ID + " expired: " + a.Reason
-	case state.ApprovalCancelled:
+	case StateCancelled:
 		return "approval " + a.ID + " cancelled: " + a.Reason
 	}
 	msg := "approval " + a.ID + " denied by " + a.By
@@ -265,11 +266,11 @@ func outcomeReason(a state.Approval) string {
 // Approve approves a pending approval: scope call (the default) or
 // agent-tool, remembered for forDur (default DefaultGrantFor); by names
 // the approver ("console", "elicitation").
-func (b *Broker) Approve(id, scope string, forDur time.Duration, by string) (state.Approval, error) {
+func (b *Broker) Approve(id, scope string, forDur time.Duration, by string) (Approval, error) {
 	switch scope {
 	case "", ScopeCall:
 		if forDur != 0 {
-			return state.Approval{}, fmt.Errorf("%w: for applies to scope %s only", ErrBadScope, ScopeAgentTool)
+			return Approval{}, fmt.Errorf("%w: for applies to scope %s only", ErrBadScope, ScopeAgentTool)
 		}
 		scope = ScopeCall
 	case ScopeAgentTool:
@@ -277,23 +278,23 @@ func (b *Broker) Approve(id, scope string, forDur time.Duration, by string) (sta
 			forDur = DefaultGrantFor
 		}
 		if forDur < time.Second || forDur > MaxGrantFor {
-			return state.Approval{}, fmt.Errorf("%w: for %s is not between 1s and %s", ErrBadScope, forDur, MaxGrantFor)
+			return Approval{}, fmt.Errorf("%w: for %s is not between 1s and %s", ErrBadScope, forDur, MaxGrantFor)
 		}
 	default:
-		return state.Approval{}, fmt.Errorf("%w: %q (want %s or %s)", ErrBadScope, scope, ScopeCall, ScopeAgentTool)
+		return Approval{}, fmt.Errorf("%w: %q (want %s or %s)", ErrBadScope, scope, ScopeCall, ScopeAgentTool)
 	}
 	pre, ok := b.cfg.Store.Approval(id)
 	if !ok {
-		return state.Approval{}, fmt.Errorf("%w: %s", state.ErrNoApproval, id)
+		return Approval{}, fmt.Errorf("%w: %s", ErrNoApproval, id)
 	}
-	if pre.State == state.ApprovalPending && !allowed(pre.Via, by) {
-		return state.Approval{}, fmt.Errorf("%w: approval %s may be decided via %v, not %s", ErrBadScope, id, pre.Via, by)
+	if pre.State == StatePending && !allowed(pre.Via, by) {
+		return Approval{}, fmt.Errorf("%w: approval %s may be decided via %v, not %s", ErrBadScope, id, pre.Via, by)
 	}
-	d := state.Decision{State: state.ApprovalApproved, By: by, Scope: scope, For: forDur}
+	d := Decision{State: StateApproved, By: by, Scope: scope, For: forDur}
 	if scope == ScopeAgentTool {
 		// One step with the decision: a deny or a timeout that wins the
 		// race leaves no grant behind.
-		d.Grant = &state.Grant{Key: pre.GrantKey, Agent: pre.Agent, Expires: b.now().Add(forDur)}
+		d.Grant = &Grant{Key: pre.GrantKey, Agent: pre.Agent, Expires: b.now().Add(forDur)}
 	}
 	a, err := b.decide(id, d)
 	if err == nil && scope == ScopeAgentTool {
@@ -312,7 +313,7 @@ func (b *Broker) releaseCovered(approval, key string) {
 		if p.ID == approval || p.GrantKey != key {
 			continue
 		}
-		b.decide(p.ID, state.Decision{State: state.ApprovalApproved, By: "grant",
+		b.decide(p.ID, Decision{State: StateApproved, By: "grant",
 			Reason: "approved by grant from approval " + approval, Scope: ScopeCall})
 	}
 }
@@ -331,26 +332,26 @@ func allowed(via []string, by string) bool {
 }
 
 // Use takes the call an approved approval passes, once (see
-// state.ApprovalStore.UseApproval): the in-band retry's way through,
+// Store.UseApproval): the in-band retry's way through,
 // whoever approved.
-func (b *Broker) Use(id string) (state.Approval, error) { return b.cfg.Store.UseApproval(id) }
+func (b *Broker) Use(id string) (Approval, error) { return b.cfg.Store.UseApproval(id) }
 
 // Deny denies a pending approval.
-func (b *Broker) Deny(id, reason, by string) (state.Approval, error) {
-	if pre, ok := b.cfg.Store.Approval(id); ok && pre.State == state.ApprovalPending && !allowed(pre.Via, by) {
-		return state.Approval{}, fmt.Errorf("%w: approval %s may be decided via %v, not %s", ErrBadScope, id, pre.Via, by)
+func (b *Broker) Deny(id, reason, by string) (Approval, error) {
+	if pre, ok := b.cfg.Store.Approval(id); ok && pre.State == StatePending && !allowed(pre.Via, by) {
+		return Approval{}, fmt.Errorf("%w: approval %s may be decided via %v, not %s", ErrBadScope, id, pre.Via, by)
 	}
-	return b.decide(id, state.Decision{State: state.ApprovalDenied, By: by, Reason: reason})
+	return b.decide(id, Decision{State: StateDenied, By: by, Reason: reason})
 }
 
 // decide records a decision and its event.
-func (b *Broker) decide(id string, d state.Decision) (state.Approval, error) {
+func (b *Broker) decide(id string, d Decision) (Approval, error) {
 	a, err := b.cfg.Store.DecideApproval(id, d)
 	if err != nil {
 		return a, err
 	}
 	decision := "deny"
-	if a.State == state.ApprovalApproved {
+	if a.State == StateApproved {
 		decision = "allow"
 	}
 	b.emit(a, Request{}, a.State, decision, d.By, d.Reason, d.Scope, d.For)
@@ -358,11 +359,11 @@ func (b *Broker) decide(id string, d state.Decision) (state.Approval, error) {
 }
 
 // List returns the pending approvals, oldest first.
-func (b *Broker) List() []state.Approval { return b.cfg.Store.Pending() }
+func (b *Broker) List() []Approval { return b.cfg.Store.Pending() }
 
 // Get returns an approval, pending or decided (decided ones are kept a
 // while).
-func (b *Broker) Get(id string) (state.Approval, bool) { return b.cfg.Store.Approval(id) }
+func (b *Broker) Get(id string) (Approval, bool) { return b.cfg.Store.Approval(id) }
 
 // PendingCount is how many approvals are pending, for the metrics.
 func (b *Broker) PendingCount() int { return b.cfg.Store.PendingCount() }
@@ -372,7 +373,7 @@ func (b *Broker) PendingCount() int { return b.cfg.Store.PendingCount() }
 func (b *Broker) Recover() int {
 	orphans := b.cfg.Store.Orphans()
 	for _, a := range orphans {
-		a.State = state.ApprovalDenied
+		a.State = StateDenied
 		b.emit(a, Request{}, "denied", "deny", "restart", "agentg restarted while the call was held: it was never sent", "", 0)
 	}
 	return len(orphans)
@@ -382,12 +383,12 @@ func (b *Broker) Recover() int {
 // the policy's error before agentg stops.
 func (b *Broker) Shutdown() {
 	for _, a := range b.cfg.Store.Pending() {
-		b.decide(a.ID, state.Decision{State: state.ApprovalDenied, By: "shutdown", Reason: "agentg is shutting down"})
+		b.decide(a.ID, Decision{State: StateDenied, By: "shutdown", Reason: "agentg is shutting down"})
 	}
 }
 
 // emit writes one approval event.
-func (b *Broker) emit(a state.Approval, q Request, action, decision, by, reason, scope string, forDur time.Duration) {
+func (b *Broker) emit(a Approval, q Request, action, decision, by, reason, scope string, forDur time.Duration) {
 	ev := &audit.Event{ID: b.cfg.Log.NewID(), Parent: a.Event, Time: b.now(), Kind: "approval",
 		Agent: a.Agent, Client: q.Client, Host: q.Host, Port: q.Port, Decision: decision, Rule: a.Rule, Reason: reason,
 		Approval: &audit.Approval{ID: a.ID, Action: action, By: by, Scope: scope, For: forDur, URL: a.URL}}

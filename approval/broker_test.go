@@ -12,12 +12,11 @@ import (
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/rules"
-	"github.com/agentg/agentg/state"
 )
 
-func newBroker(t testing.TB, opts state.ApprovalOptions) *Broker {
+func newBroker(t testing.TB, opts StoreOptions) *Broker {
 	t.Helper()
-	st, err := state.NewApprovalMemory(opts)
+	st, err := NewMemoryStore(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,21 +39,21 @@ func held(timeout time.Duration, via ...string) Request {
 }
 
 func TestBrokerOutcomes(t *testing.T) {
-	b := newBroker(t, state.ApprovalOptions{})
+	b := newBroker(t, StoreOptions{})
 	// Timeout: expired, denied.
 	o := b.Begin(held(50 * time.Millisecond)).Wait(context.Background())
-	if o.Approved || o.Approval.State != state.ApprovalExpired || o.By != "timeout" {
+	if o.Approved || o.Approval.State != StateExpired || o.By != "timeout" {
 		t.Fatalf("timeout: %+v", o)
 	}
 	// The client goes away: denied.
 	ctx, cancel := context.WithCancel(context.Background())
 	tk := b.Begin(held(time.Minute))
 	time.AfterFunc(20*time.Millisecond, cancel)
-	if o := tk.Wait(ctx); o.Approved || o.By != "client" || o.Approval.State != state.ApprovalCancelled || b.PendingCount() != 0 {
+	if o := tk.Wait(ctx); o.Approved || o.By != "client" || o.Approval.State != StateCancelled || b.PendingCount() != 0 {
 		t.Fatalf("client gone: %+v, %d pending", o, b.PendingCount())
 	}
 	// Cancelled is final: no approver can approve it any more.
-	if _, err := b.Approve(tk.ID(), "", 0, "console"); !errors.Is(err, state.ErrDecided) {
+	if _, err := b.Approve(tk.ID(), "", 0, "console"); !errors.Is(err, ErrDecided) {
 		t.Fatalf("approving a cancelled approval: %v", err)
 	}
 	// Approved by console.
@@ -95,7 +94,7 @@ func TestBrokerOutcomes(t *testing.T) {
 }
 
 func TestBrokerGrantBindsArguments(t *testing.T) {
-	b := newBroker(t, state.ApprovalOptions{})
+	b := newBroker(t, StoreOptions{})
 	tk := b.Begin(held(time.Minute))
 	if _, err := b.Approve(tk.ID(), ScopeAgentTool, time.Minute, "console"); err != nil {
 		t.Fatal(err)
@@ -109,7 +108,7 @@ func TestBrokerGrantBindsArguments(t *testing.T) {
 	}
 	// The same call asked twice before the decision: the grant releases
 	// the second as well; a different call held beside them still waits.
-	b2 := newBroker(t, state.ApprovalOptions{})
+	b2 := newBroker(t, StoreOptions{})
 	first, second := b2.Begin(held(time.Minute)), b2.Begin(held(time.Minute))
 	other := held(time.Minute)
 	other.Args = []byte(`{"x":2}`)
@@ -140,7 +139,7 @@ func TestBrokerGrantBindsArguments(t *testing.T) {
 }
 
 func TestBrokerFullDenies(t *testing.T) {
-	b := newBroker(t, state.ApprovalOptions{MaxPending: 1})
+	b := newBroker(t, StoreOptions{MaxPending: 1})
 	b.Begin(held(time.Minute))
 	tk := b.Begin(held(time.Minute))
 	if o := tk.Wait(context.Background()); o.Approved || !tk.Immediate() {
@@ -153,7 +152,7 @@ func TestBrokerFullDenies(t *testing.T) {
 // grant used to be stored before the decision and kept when the deny
 // won, so the identical call then passed "by grant".
 func TestBrokerDenyRacingGrantLeavesNoGrant(t *testing.T) {
-	b := newBroker(t, state.ApprovalOptions{})
+	b := newBroker(t, StoreOptions{})
 	denyWon := 0
 	for i := range 2000 {
 		q := held(time.Minute)

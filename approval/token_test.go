@@ -5,14 +5,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/agentg/agentg/state"
 )
 
 // A token opens to what it bound, and only then: any altered byte, another
 // broker's key, or a token past its expiry does not verify.
 func TestToken(t *testing.T) {
-	b := newBroker(t, state.ApprovalOptions{})
+	b := newBroker(t, StoreOptions{})
 	bind := Binding{Approval: "ap-1", Agent: "a", Server: "srv", Tool: "echo",
 		Args: ArgsDigest([]byte(`{"x":1}`)), Expires: time.Now().Add(time.Minute)}
 	tok := b.SealToken(bind)
@@ -23,7 +21,7 @@ func TestToken(t *testing.T) {
 	if err != nil || got.Approval != "ap-1" || !got.Matches(bind) || !got.Expires.Equal(bind.Expires) {
 		t.Fatalf("open: %+v %v", got, err)
 	}
-	other := newBroker(t, state.ApprovalOptions{})
+	other := newBroker(t, StoreOptions{})
 	expired := bind
 	expired.Expires = time.Now().Add(-time.Second)
 	flip := []byte(tok)
@@ -58,7 +56,7 @@ func TestToken(t *testing.T) {
 // OpenToken never panics and never opens anything this broker did not
 // seal; and any binding seals and opens to itself.
 func FuzzToken(f *testing.F) {
-	b := newBroker(f, state.ApprovalOptions{})
+	b := newBroker(f, StoreOptions{})
 	f.Add("", "a", "srv", "echo", []byte(`{}`))
 	f.Add(TokenPrefix+"AAAA.BBBB", "", "", "", []byte(nil))
 	f.Fuzz(func(t *testing.T, tok, agent, server, tool string, args []byte) {

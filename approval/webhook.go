@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentg/agentg/state"
-
 	"github.com/agentg/agentg/internal/filetrust"
 )
 
@@ -78,7 +76,7 @@ type WebhookConfig struct {
 // Webhook notifies approvers; it implements Notifier.
 type Webhook struct {
 	cfg   WebhookConfig
-	queue chan state.Approval
+	queue chan Approval
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
@@ -110,7 +108,7 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	w := &Webhook{cfg: cfg, queue: make(chan state.Approval, cfg.Queue), stop: make(chan struct{})}
+	w := &Webhook{cfg: cfg, queue: make(chan Approval, cfg.Queue), stop: make(chan struct{})}
 	for range 4 {
 		w.wg.Add(1)
 		go w.send()
@@ -119,7 +117,7 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 }
 
 // Pending queues a notification; it never blocks.
-func (w *Webhook) Pending(a state.Approval) {
+func (w *Webhook) Pending(a Approval) {
 	select {
 	case w.queue <- a:
 	default:
@@ -141,8 +139,8 @@ func (w *Webhook) report(err error) {
 
 // webhookBody is what a notification carries.
 type webhookBody struct {
-	Type     string         `json:"type"`
-	Approval state.Approval `json:"approval"`
+	Type     string   `json:"type"`
+	Approval Approval `json:"approval"`
 }
 
 func (w *Webhook) send() {

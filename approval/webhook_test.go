@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/agentg/agentg/state"
 )
 
 var secret = []byte("0123456789abcdef-secret")
@@ -50,7 +48,7 @@ func TestVerifyWebhook(t *testing.T) {
 // attempt, signed.
 func TestWebhookRetries(t *testing.T) {
 	var n atomic.Int64
-	got := make(chan state.Approval, 1)
+	got := make(chan Approval, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if n.Add(1) < 3 {
@@ -70,7 +68,7 @@ func TestWebhookRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	w.Pending(state.Approval{ID: "ap-x", Tool: "echo", State: state.ApprovalPending})
+	w.Pending(Approval{ID: "ap-x", Tool: "echo", State: StatePending})
 	select {
 	case a := <-got:
 		if a.ID != "ap-x" || a.Tool != "echo" || n.Load() != 3 {

@@ -1,15 +1,3 @@
-// Package audit writes agentg's decision events: one JSON object per
-// request, tunnel or DNS query, whatever door it came through, so that a
-// security team can answer "who went where, and which rule let them" from
-// one schema.
-//
-// The contract: Log writes exactly one line per Event and never blocks the
-// caller on anything but the writer itself; field names are stable (they are
-// documented in README.md) and zero-valued optional fields are left out.
-// A log that cannot be written (a full disk) never stops or slows a
-// decision: the sink of a Logger made by NewWithOptions counts the lost
-// events, says so on stderr and in SinkError, and leaves no partial line
-// (sink.go).
 package audit
 
 import (

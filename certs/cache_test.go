@@ -2,7 +2,6 @@ package certs
 
 import (
 	"crypto/tls"
-	"fmt"
 	"testing"
 	"time"
 )
@@ -78,21 +77,6 @@ func TestLeafCacheLRU(t *testing.T) {
 				t.Errorf("len = %d, want %d", got, tc.len)
 			}
 		})
-	}
-}
-
-func TestLeafCacheShardedBound(t *testing.T) {
-	const size = 4096
-	c := newLeafCache(size)
-	if len(c.shards) != numShards {
-		t.Fatalf("%d shards, want %d", len(c.shards), numShards)
-	}
-	later := time.Now().Add(time.Hour)
-	for n := range 5 * size {
-		c.put(fmt.Sprintf("h%d.example", n), &tls.Certificate{}, later)
-	}
-	if got := c.len(); got > size || got < size-numShards {
-		t.Fatalf("len = %d after %d puts, want about %d", got, 5*size, size)
 	}
 }
 

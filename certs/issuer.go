@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/agentg/agentg/addr"
 	"github.com/smallstep/certificates/cas/apiv1"
 	"go.step.sm/crypto/keyutil"
 	"go.step.sm/crypto/x509util"
@@ -201,23 +201,8 @@ func parseHost(host string) (netip.Addr, error) {
 		}
 		return ip, nil
 	}
-	if len(host) > 253 {
-		return netip.Addr{}, fmt.Errorf("host %q: longer than 253 characters", host)
-	}
-	for label := range strings.SplitSeq(host, ".") {
-		if label == "" {
-			return netip.Addr{}, fmt.Errorf("host %q: empty label", host)
-		}
-		if len(label) > 63 {
-			return netip.Addr{}, fmt.Errorf("host %q: label longer than 63 characters", host)
-		}
-		for j := 0; j < len(label); j++ {
-			switch ch := label[j]; {
-			case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9', ch == '-', ch == '_':
-			default:
-				return netip.Addr{}, fmt.Errorf("host %q: character %q cannot be in a DNS SAN", host, ch)
-			}
-		}
+	if err := addr.CheckHostname(host); err != nil {
+		return netip.Addr{}, fmt.Errorf("host %q: %w", host, err)
 	}
 	return netip.Addr{}, nil
 }

@@ -20,6 +20,7 @@ import (
 	kmsapi "go.step.sm/crypto/kms/apiv1"
 	"go.step.sm/crypto/pemutil"
 
+	"github.com/agentg/agentg/internal/atomicfile"
 	"github.com/agentg/agentg/internal/filetrust"
 )
 
@@ -91,10 +92,10 @@ func Init(dir string, force bool) (*CA, error) {
 
 	// Key first: a ca.crt without its key is useless, a key without a
 	// certificate is harmless and makes a later non-forced Init refuse.
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600, force); err != nil {
+	if err := writeCAFile(keyPath, keyPEM, 0o600, force); err != nil {
 		return nil, fmt.Errorf("init CA: write key: %w", err)
 	}
-	if err := writeFileAtomic(certPath, certPEM, 0o644, force); err != nil {
+	if err := writeCAFile(certPath, certPEM, 0o644, force); err != nil {
 		if !force {
 			_ = os.Remove(keyPath)
 		}
@@ -228,37 +229,13 @@ func checkKeyMode(path string) error {
 	return filetrust.CheckSecret("load CA key", path, fi, filetrust.Generated)
 }
 
-// writeFileAtomic writes data to path with mode perm via a temporary file in
-// the same directory. Without replace it fails if path exists (link(2) is the
-// atomic no-clobber step); with replace it renames over it.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode, replace bool) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
+// writeCAFile writes a CA file atomically: without force it never
+// replaces one that exists (Init refuses to clobber a CA).
+func writeCAFile(path string, data []byte, perm fs.FileMode, force bool) error {
+	if force {
+		return atomicfile.Write(path, data, perm)
 	}
-	tmp := f.Name()
-	defer func() {
-		_ = os.Remove(tmp)
-	}()
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if replace {
-		return os.Rename(tmp, path)
-	}
-	return os.Link(tmp, path)
+	return atomicfile.Create(path, data, perm)
 }
 
 // randomSerial returns a random positive 128-bit serial number (at most 17

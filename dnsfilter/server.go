@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/agentg/agentg/audit"
-	"github.com/agentg/agentg/ratelimit"
+	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/rules"
 	"github.com/agentg/agentg/state"
 )
@@ -56,7 +56,7 @@ type Server struct {
 	now     func() time.Time
 	cache   *cache
 	flight  singleflight.Group
-	rates   *ratelimit.Limiter
+	rates   *limit.Rates
 	subs    *subdomains
 	metrics Metrics
 	events  sync.Pool // of *pooledEvent (metrics.go)
@@ -86,7 +86,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ResolvConf == "" {
 		cfg.ResolvConf = "/etc/resolv.conf"
 	}
-	s := &Server{cfg: cfg, now: cfg.Now, rates: ratelimit.New(ratelimit.Options{Now: cfg.Now})}
+	s := &Server{cfg: cfg, now: cfg.Now, rates: limit.NewRates(limit.Options{Now: cfg.Now})}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -35,8 +35,8 @@ import (
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/dissect/mcp"
+	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/mitm"
-	"github.com/agentg/agentg/quota"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -95,7 +95,7 @@ type Config struct {
 
 	// Quotas holds the buckets of the policy's quotas; nil: a set of its
 	// own. Servers that share one share their quotas.
-	Quotas *quota.Buckets
+	Quotas *limit.Quotas
 
 	// MCP dissects the exchanges that are Model Context Protocol; nil
 	// leaves every exchange undissected (and a host the policy's
@@ -141,7 +141,7 @@ type Server struct {
 	hs        *http.Server
 	log       *zerolog.Logger
 	tunnels   *tunnelSet
-	quotas    *quota.Buckets
+	quotas    *limit.Quotas
 
 	// self is where agentg listens: never a destination (self.go).
 	self selfSet
@@ -197,7 +197,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: newTunnelSet(), quotas: cfg.Quotas, loops: make(chan netip.AddrPort, 1)}
 	if s.quotas == nil {
-		s.quotas = quota.New(quota.Options{})
+		s.quotas = limit.NewQuotas(limit.Options{})
 	}
 
 	plain := &http.Transport{

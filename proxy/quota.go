@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/agentg/agentg/quota"
+	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -58,7 +58,7 @@ func (s *Server) checkQuotas(eng *rules.Engine, f *flow) *refusal {
 	return nil
 }
 
-func budget(r rules.Rate) quota.Budget { return quota.Budget{Amount: r.Amount, Period: r.Period} }
+func budget(r rules.Rate) limit.Budget { return limit.Budget{Amount: r.Amount, Period: r.Period} }
 
 // overQuota records that q refused f: the 429 to send, or nil when q is
 // in report mode (the event says report; the request goes on).
@@ -87,7 +87,7 @@ func retryAfterSeconds(d time.Duration) string {
 // byteMeter charges one exchange's bodies to its bytes quotas; safe for
 // the concurrent reads of a request body and its response.
 type byteMeter struct {
-	b    *quota.Buckets
+	b    *limit.Quotas
 	f    *flow
 	keys []string
 	qs   []*rules.Quota

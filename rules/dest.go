@@ -56,7 +56,7 @@ func (e *Engine) invalid(reason string) Decision {
 // as an IP, as Host does. Anything else is denied as "builtin:invalid".
 func (e *Engine) Name(agent, name string) Decision {
 	q := nameQuestion{e: e, agent: agent, name: name}
-	if !fastName(name) {
+	if !addr.IsCanonicalName(name) {
 		h, err := addr.Canonical(name)
 		if err != nil {
 			return e.invalid(err.Error())

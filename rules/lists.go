@@ -208,7 +208,7 @@ func (l *listLoader) entry(name []byte, kind uint8, deny, important bool, line i
 // exactly the set of inputs addr.CanonicalName returns unchanged. Anything
 // else goes through addr, so list entries are canonical like every host.
 func canonicalEntry(b []byte) ([]byte, bool) {
-	if fastName(b) {
+	if addr.IsCanonicalName(b) {
 		return b, true
 	}
 	s, err := addr.CanonicalName(string(b))
@@ -216,39 +216,6 @@ func canonicalEntry(b []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return []byte(s), true
-}
-
-// fastName reports whether b is a name addr.CanonicalName would return as
-// is: labels of [a-z0-9_-], 1 to 63 bytes, at most 253 bytes in all, and a
-// last label starting with a letter (so it can never be an IP literal).
-// List entries ask it of bytes, Name of strings.
-func fastName[T string | []byte](b T) bool {
-	if len(b) == 0 || len(b) > 253 {
-		return false
-	}
-	label := 0
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '.':
-			if label == 0 {
-				return false
-			}
-			label = 0
-			continue
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
-		default:
-			return false
-		}
-		label++
-		if label > 63 {
-			return false
-		}
-	}
-	if label == 0 {
-		return false
-	}
-	first := b[len(b)-label]
-	return first >= 'a' && first <= 'z'
 }
 
 // splitName turns "*.x" or ".x" in a plain list into its kind; a bare name

@@ -3,8 +3,6 @@ package rules
 import (
 	"strings"
 	"testing"
-
-	"github.com/agentg/agentg/addr"
 )
 
 func TestPlainList(t *testing.T) {
@@ -148,26 +146,5 @@ hosts:
 	}
 	if d := e.Host("other", host(t, "a.l.test", 443)); d.Outcome() != "allow" {
 		t.Errorf("other: %+v", d)
-	}
-}
-
-// fastName must accept exactly names addr.CanonicalName leaves unchanged.
-func TestFastNameAgreesWithAddr(t *testing.T) {
-	for _, s := range []string{
-		"example.com", "a-b_c.example", "xn--bcher-kva.example", "Example.com", "example.com.",
-		"1.2.3.4", "a.1", "a.0x1f", "a.b1", "0x1f", "-a.example", "a..b", ".a", "a.", "",
-		strings.Repeat("a", 63) + ".x", strings.Repeat("a", 64) + ".x", strings.Repeat("a.", 126) + "x",
-		strings.Repeat("a.", 127) + "x", "a b", "a*b.c", "ümlaut.example", "a.b.c.d.e",
-	} {
-		c, err := addr.CanonicalName(s)
-		want := err == nil && c == s
-		if got := fastName([]byte(s)); got && !want {
-			t.Errorf("fastName(%q) = true, CanonicalName = %q, %v", s, c, err)
-		}
-	}
-	for _, s := range []string{"example.com", "a-b_c.example", "a.b.c.d.e", "x"} {
-		if !fastName([]byte(s)) {
-			t.Errorf("fastName(%q) = false", s)
-		}
 	}
 }

@@ -1,14 +1,18 @@
-// Package state is agentg's runtime state: the MCP dissector's sessions,
-// in-flight JSON-RPC requests, tool-definition pins, links between
-// requests and the inventory of servers and tools seen; and the DNS
-// filter's IP→name bindings.
+// Package state is agentg's runtime state that is read far more than it
+// is written: the MCP guard's sessions and the JSON-RPC requests in
+// flight in them, tool-definition pins, the tools' listed hints and
+// parameter declarations, links between requests, and the inventory of
+// servers and tools seen; and the DNS filter's IP→name bindings.
 //
 // Store is the contract the guard (dissect/mcp) programs against; Memory,
 // built on github.com/hashicorp/go-memdb, is the implementation for one
-// process. A store shared by several replicas implements the same
-// interface; only Session.Stream (a handle to an open stream in this
-// process) cannot be shared, which is fine because a legacy HTTP+SSE
-// session lives on the replica that holds its GET stream.
+// process. Memory composes one table per job on one memdb (sessionTable:
+// sessions and in-flight requests; pinTable and its file; inventoryTable;
+// linkTable; toolTable: hints and params) and answers Store through them.
+// A store shared by several replicas implements the same interface; only
+// Session.Stream (a handle to an open stream in this process) cannot be
+// shared, which is fine because a legacy HTTP+SSE session lives on the
+// replica that holds its GET stream.
 //
 // Contract:
 //   - Identity comes from the policy. Every key starts with the server's
@@ -56,6 +60,7 @@
 // budget (dns.memory), written only by the filter and read by the
 // transparent listener.
 //
-// Rate-limit buckets do not live here (see package ratelimit): they change
-// on every call and would serialise all calls on the writer lock.
+// Rate-limit and quota buckets do not live here (see package limit): they
+// change on every call and would serialise all calls on the writer lock.
+// Held calls and grants live with their broker (package approval).
 package state

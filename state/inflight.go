@@ -20,18 +20,18 @@ type requestRec struct {
 
 func (r *requestRec) memKey() string { return r.key }
 
-// BeginRequest implements Store: one memdb insert.
-func (m *Memory) BeginRequest(req Request) error {
+// BeginRequest answers Store.BeginRequest: one memdb insert.
+func (t *sessionTable) BeginRequest(req Request) error {
 	if err := req.Session.valid(); err != nil {
 		return err
 	}
 	if len(req.ID) == 0 {
 		return fmt.Errorf("%w: request without an id", ErrInvalid)
 	}
-	if m.closed.Load() {
+	if t.closed.Load() {
 		return ErrClosed
 	}
-	now := m.now()
+	now := t.now()
 	if req.Start.IsZero() {
 		req.Start = now
 	}
@@ -41,9 +41,9 @@ func (m *Memory) BeginRequest(req Request) error {
 		key:     requestKeyString(session, req.ID),
 		session: session,
 		req:     req,
-		expires: now.Add(m.opts.RequestTTL).UnixNano(),
+		expires: now.Add(t.opts.RequestTTL).UnixNano(),
 	}
-	txn := m.db.Txn(true)
+	txn := t.db.Txn(true)
 	defer txn.Abort()
 	old, err := txn.First(tableRequest, indexID, rec.key)
 	if err != nil {
@@ -54,48 +54,48 @@ func (m *Memory) BeginRequest(req Request) error {
 		return fmt.Errorf("%w: id %s (%s since %s)", ErrDuplicateID, o.req.ID, o.req.Method, o.req.Start.Format(time.RFC3339Nano))
 	}
 	// An expired request with the same id is replaced, not counted twice.
-	m.countMu.Lock()
-	n := m.inflight[session]
-	m.countMu.Unlock()
-	if old == nil && n >= m.opts.MaxInFlightPerSession {
+	t.countMu.Lock()
+	n := t.inflight[session]
+	t.countMu.Unlock()
+	if old == nil && n >= t.opts.MaxInFlightPerSession {
 		return fmt.Errorf("%w: %d requests in flight in one session", ErrFull, n)
 	}
 	if err := txn.Insert(tableRequest, rec); err != nil {
 		return fmt.Errorf("state: begin request: %w", err)
 	}
 	if old == nil {
-		m.countMu.Lock()
-		m.inflight[session]++
-		m.countMu.Unlock()
+		t.countMu.Lock()
+		t.inflight[session]++
+		t.countMu.Unlock()
 	}
 	txn.Commit()
-	if o != nil && m.opts.OnExpire != nil {
-		m.opts.OnExpire(o.req)
+	if o != nil && t.opts.OnExpire != nil {
+		t.opts.OnExpire(o.req)
 	}
 	return nil
 }
 
-// InFlight implements Store: a lock-free lookup.
-func (m *Memory) InFlight(k SessionKey, id []byte) (Request, bool) {
-	obj := m.first(tableRequest, requestKeyString(sessionKeyString(k), id))
+// InFlight answers Store.InFlight: a lock-free lookup.
+func (t *sessionTable) InFlight(k SessionKey, id []byte) (Request, bool) {
+	obj := t.first(tableRequest, requestKeyString(sessionKeyString(k), id))
 	if obj == nil {
 		return Request{}, false
 	}
 	return obj.(*requestRec).req, true
 }
 
-// EndRequest implements Store: a lock-free lookup, then one memdb delete.
+// EndRequest answers Store.EndRequest: a lock-free lookup, then one memdb delete.
 // A request past its TTL that the sweep has not dropped yet is still
 // returned: its response did come.
-func (m *Memory) EndRequest(k SessionKey, id []byte) (Request, bool) {
+func (t *sessionTable) EndRequest(k SessionKey, id []byte) (Request, bool) {
 	session := sessionKeyString(k)
 	key := requestKeyString(session, id)
 	// Most responses that match nothing (notifications have no id, but a
 	// hostile server may invent ids) are answered without the writer lock.
-	if m.first(tableRequest, key) == nil {
+	if t.first(tableRequest, key) == nil {
 		return Request{}, false
 	}
-	txn := m.db.Txn(true)
+	txn := t.db.Txn(true)
 	defer txn.Abort()
 	obj, err := txn.First(tableRequest, indexID, key)
 	if err != nil || obj == nil {
@@ -105,19 +105,19 @@ func (m *Memory) EndRequest(k SessionKey, id []byte) (Request, bool) {
 	if err := txn.Delete(tableRequest, r); err != nil {
 		return Request{}, false
 	}
-	m.countMu.Lock()
-	m.decInflight(session, 1)
-	m.countMu.Unlock()
+	t.countMu.Lock()
+	t.decInflight(session, 1)
+	t.countMu.Unlock()
 	txn.Commit()
 	return r.req, true
 }
 
 // decInflight lowers a session's in-flight count; countMu held.
-func (m *Memory) decInflight(session string, n int) {
-	if c := m.inflight[session] - n; c > 0 {
-		m.inflight[session] = c
+func (t *sessionTable) decInflight(session string, n int) {
+	if c := t.inflight[session] - n; c > 0 {
+		t.inflight[session] = c
 	} else {
-		delete(m.inflight, session)
+		delete(t.inflight, session)
 	}
 }
 
@@ -128,12 +128,12 @@ func (m *Memory) decInflight(session string, n int) {
 // finds its victims by scanning a snapshot (no lock; cheaper in all than
 // an expiry index that every request would write twice) and takes the
 // writer lock only when there are some.
-func (m *Memory) Expire(now time.Time) {
-	read := m.db.Txn(false)
+func (t *sessionTable) Expire(now time.Time) {
+	read := t.db.Txn(false)
 	var reqs []*requestRec
 	it, err := read.Get(tableRequest, indexID)
 	if err != nil {
-		m.report(fmt.Errorf("state: expire: %w", err))
+		t.report(fmt.Errorf("state: expire: %w", err))
 		return
 	}
 	for obj := it.Next(); obj != nil; obj = it.Next() {
@@ -142,9 +142,9 @@ func (m *Memory) Expire(now time.Time) {
 		}
 	}
 	var sessions []*sessionRec
-	idle := now.Add(-m.opts.SessionIdleTTL).UnixNano()
+	idle := now.Add(-t.opts.SessionIdleTTL).UnixNano()
 	if it, err = read.Get(tableSession, indexID); err != nil {
-		m.report(fmt.Errorf("state: expire: %w", err))
+		t.report(fmt.Errorf("state: expire: %w", err))
 		return
 	}
 	for obj := it.Next(); obj != nil; obj = it.Next() {
@@ -158,7 +158,7 @@ func (m *Memory) Expire(now time.Time) {
 
 	sortRequests(reqs)
 	var expired []Request
-	txn := m.db.Txn(true)
+	txn := t.db.Txn(true)
 	defer txn.Abort()
 	for _, r := range reqs {
 		// Ended (or replaced) since the snapshot: not ours to drop.
@@ -166,12 +166,12 @@ func (m *Memory) Expire(now time.Time) {
 			continue
 		}
 		if err := txn.Delete(tableRequest, r); err != nil {
-			m.report(fmt.Errorf("state: expire: %w", err))
+			t.report(fmt.Errorf("state: expire: %w", err))
 			return
 		}
-		m.countMu.Lock()
-		m.decInflight(r.session, 1)
-		m.countMu.Unlock()
+		t.countMu.Lock()
+		t.decInflight(r.session, 1)
+		t.countMu.Unlock()
 		expired = append(expired, r.req)
 	}
 	for _, s := range sessions {
@@ -180,15 +180,15 @@ func (m *Memory) Expire(now time.Time) {
 		if !ok || c.s.Stream != nil || c.lastSeen.Load() > idle {
 			continue // gone, replaced with a stream, or seen since
 		}
-		if err := m.deleteSessionTxn(txn, c); err != nil && err != memdb.ErrNotFound {
-			m.report(fmt.Errorf("state: expire: %w", err))
+		if err := t.deleteSessionTxn(txn, c); err != nil && err != memdb.ErrNotFound {
+			t.report(fmt.Errorf("state: expire: %w", err))
 			return
 		}
 	}
 	txn.Commit()
-	if m.opts.OnExpire != nil {
+	if t.opts.OnExpire != nil {
 		for _, r := range expired {
-			m.opts.OnExpire(r)
+			t.opts.OnExpire(r)
 		}
 	}
 }

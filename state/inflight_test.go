@@ -170,9 +170,9 @@ func TestInFlightConcurrent(t *testing.T) {
 	if got := contested.Load(); got != each {
 		t.Fatalf("contested ids granted %d times, want %d (once each)", got, each)
 	}
-	m.countMu.Lock()
-	defer m.countMu.Unlock()
-	if n := m.inflight[sessionKeyString(SessionKey{Server: "s", ID: "session-0"})]; n != 0 {
+	m.sessions.countMu.Lock()
+	defer m.sessions.countMu.Unlock()
+	if n := m.sessions.inflight[sessionKeyString(SessionKey{Server: "s", ID: "session-0"})]; n != 0 {
 		t.Fatalf("count left at %d after every request ended", n)
 	}
 }

@@ -6,12 +6,23 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentg/agentg/internal/atomicfile"
 )
 
 // inventoryVersion is the format of InventoryFile.
 const inventoryVersion = 1
+
+// inventoryTable is the servers and tools seen: the server table, and the
+// pin table read as the tools' list; written to InventoryFile.
+type inventoryTable struct {
+	*core
+	serverMu sync.Mutex // serialises server writes (then memdb writer)
+	invMu    sync.Mutex // serialises inventory writes
+}
 
 // serverRec is a server in the inventory table; lastSeen and unlisted are
 // shared by every version of the record.
@@ -35,23 +46,23 @@ func (r *serverRec) covers(s ServerSighting) bool {
 		(s.Revision == "" || slices.Contains(r.revisions, s.Revision))
 }
 
-// ObserveServer implements Store.
-func (m *Memory) ObserveServer(s ServerSighting) (bool, error) {
+// ObserveServer answers Store.ObserveServer.
+func (t *inventoryTable) ObserveServer(s ServerSighting) (bool, error) {
 	if s.Server == "" {
 		return false, fmt.Errorf("%w: server sighting without a server name", ErrInvalid)
 	}
-	if m.closed.Load() {
+	if t.closed.Load() {
 		return false, ErrClosed
 	}
-	now := m.now()
+	now := t.now()
 	key := serverKeyString(s.Server)
-	if r, _ := m.first(tableServer, key).(*serverRec); r != nil && r.covers(s) {
-		m.touchServer(r, now)
+	if r, _ := t.first(tableServer, key).(*serverRec); r != nil && r.covers(s) {
+		t.touchServer(r, now)
 		return false, nil
 	}
-	m.serverMu.Lock()
-	defer m.serverMu.Unlock()
-	txn := m.db.Txn(true)
+	t.serverMu.Lock()
+	defer t.serverMu.Unlock()
+	txn := t.db.Txn(true)
 	defer txn.Abort()
 	obj, err := txn.First(tableServer, indexID, key)
 	if err != nil {
@@ -71,8 +82,8 @@ func (m *Memory) ObserveServer(s ServerSighting) (bool, error) {
 		for o := n.Next(); o != nil; o = n.Next() {
 			count++
 		}
-		if count >= m.opts.MaxServers {
-			return false, fmt.Errorf("%w: %d servers", ErrFull, m.opts.MaxServers)
+		if count >= t.opts.MaxServers {
+			return false, fmt.Errorf("%w: %d servers", ErrFull, t.opts.MaxServers)
 		}
 		rec = serverRec{key: key, name: s.Server, firstSeen: now, lastSeen: new(atomic.Int64), unlisted: new(atomic.Uint64)}
 	}
@@ -85,7 +96,7 @@ func (m *Memory) ObserveServer(s ServerSighting) (bool, error) {
 		return false, fmt.Errorf("state: observe server: %w", err)
 	}
 	txn.Commit()
-	m.touchServer(&rec, now)
+	t.touchServer(&rec, now)
 	return !seen, nil
 }
 
@@ -101,18 +112,18 @@ func appendRecent(list []string, v string, max int) []string {
 	return list
 }
 
-func (m *Memory) touchServer(r *serverRec, now time.Time) {
+func (t *inventoryTable) touchServer(r *serverRec, now time.Time) {
 	r.lastSeen.Store(nanos(now))
-	if !m.invDirty.Load() {
-		m.invDirty.Store(true)
+	if !t.invDirty.Load() {
+		t.invDirty.Store(true)
 	}
 }
 
-// CountCall implements Store: atomic counters, no write. A call to a tool
+// CountCall answers Store.CountCall: atomic counters, no write. A call to a tool
 // the server never listed counts on the server (UnlistedCalls), so that
 // invented tool names cannot grow the inventory.
-func (m *Memory) CountCall(server, tool string) {
-	txn := m.db.Txn(false)
+func (t *inventoryTable) CountCall(server, tool string) {
+	txn := t.db.Txn(false)
 	obj, _ := txn.First(tableServer, indexID, serverKeyString(server))
 	srv, _ := obj.(*serverRec)
 	if obj, _ := txn.First(tablePin, indexID, pinKeyString(server, tool)); obj != nil {
@@ -123,17 +134,17 @@ func (m *Memory) CountCall(server, tool string) {
 		return // a server never observed nor pinned: nothing to count on
 	}
 	if srv != nil {
-		m.touchServer(srv, m.now())
-	} else if !m.invDirty.Load() {
-		m.invDirty.Store(true)
+		t.touchServer(srv, t.now())
+	} else if !t.invDirty.Load() {
+		t.invDirty.Store(true)
 	}
 }
 
-// Snapshot implements Store. Servers known only through their pins (seen
+// Snapshot answers Store.Snapshot. Servers known only through their pins (seen
 // in an earlier run, say) are listed too.
-func (m *Memory) Snapshot() Inventory {
-	txn := m.db.Txn(false)
-	inv := Inventory{Version: inventoryVersion, Written: utc(m.now())}
+func (t *inventoryTable) Snapshot() Inventory {
+	txn := t.db.Txn(false)
+	inv := Inventory{Version: inventoryVersion, Written: utc(t.now())}
 	byName := make(map[string]*InventoryServer)
 	server := func(name string) *InventoryServer {
 		if s := byName[name]; s != nil {
@@ -181,44 +192,44 @@ func (m *Memory) Snapshot() Inventory {
 	return inv
 }
 
-func (m *Memory) inventoryPath() string { return filepath.Join(m.opts.DataDir, InventoryFile) }
+func (t *inventoryTable) file() string { return filepath.Join(t.opts.DataDir, InventoryFile) }
 
-// WriteInventory writes the Snapshot to InventoryFile atomically. The
+// Write writes the Snapshot to InventoryFile atomically. The
 // store calls it every WriteInterval when something changed, and on
 // Close.
-func (m *Memory) WriteInventory() error {
-	if m.opts.DataDir == "" {
+func (t *inventoryTable) Write() error {
+	if t.opts.DataDir == "" {
 		return nil
 	}
-	m.invMu.Lock()
-	defer m.invMu.Unlock()
-	m.invDirty.Store(false)
-	b, err := marshalFile(m.Snapshot())
+	t.invMu.Lock()
+	defer t.invMu.Unlock()
+	t.invDirty.Store(false)
+	b, err := marshalFile(t.Snapshot())
 	if err == nil {
-		err = writeFileAtomic(m.inventoryPath(), b)
+		err = atomicfile.Write(t.file(), b, fileMode)
 	}
 	if err != nil {
-		m.invDirty.Store(true)
+		t.invDirty.Store(true)
 		return fmt.Errorf("inventory: %w", err)
 	}
 	return nil
 }
 
-// loadInventory seeds servers and call counts from the last run's
+// load seeds servers and call counts from the last run's
 // InventoryFile, so the inventory spans restarts. Tools are the pins'
 // (loaded first); a tool that is no longer pinned drops out.
-func (m *Memory) loadInventory() error {
-	inv, err := readInventoryFile(m.inventoryPath())
+func (t *inventoryTable) load() error {
+	inv, err := readInventoryFile(t.file())
 	if err != nil || inv == nil {
 		return err
 	}
-	txn := m.db.Txn(true)
+	txn := t.db.Txn(true)
 	defer txn.Abort()
 	for i, s := range inv.Servers {
 		if s.Name == "" {
-			return fmt.Errorf("inventory %s: server %d has no name", m.inventoryPath(), i)
+			return fmt.Errorf("inventory %s: server %d has no name", t.file(), i)
 		}
-		if i >= m.opts.MaxServers {
+		if i >= t.opts.MaxServers {
 			break
 		}
 		rec := &serverRec{

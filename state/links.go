@@ -44,6 +44,12 @@ type Link struct {
 	Expires time.Time
 }
 
+// linkTable is the links; count is its size, guarded by core.countMu.
+type linkTable struct {
+	*core
+	count int
+}
+
 type linkRec struct {
 	key  string
 	link Link
@@ -57,61 +63,61 @@ func linkKeyString(kind LinkKind, server, key string) string {
 	return string(appendKey(appendKey(b, server), key))
 }
 
-// PutLink implements Store: one memdb insert, replacing a link with the
+// PutLink answers Store.PutLink: one memdb insert, replacing a link with the
 // same kind, server and key.
-func (m *Memory) PutLink(l Link) error {
+func (t *linkTable) PutLink(l Link) error {
 	if l.Kind == 0 || l.Server == "" || l.Key == "" {
 		return fmt.Errorf("%w: link needs a kind, a server and a key (got %d, %q, %q)", ErrInvalid, l.Kind, l.Server, l.Key)
 	}
-	if m.closed.Load() {
+	if t.closed.Load() {
 		return ErrClosed
 	}
-	now := m.now()
-	if limit := now.Add(m.opts.LinkTTL); l.Expires.IsZero() || l.Expires.After(limit) {
+	now := t.now()
+	if limit := now.Add(t.opts.LinkTTL); l.Expires.IsZero() || l.Expires.After(limit) {
 		l.Expires = limit
 	}
 	rec := &linkRec{key: linkKeyString(l.Kind, l.Server, l.Key), link: l}
-	txn := m.db.Txn(true)
+	txn := t.db.Txn(true)
 	defer txn.Abort()
 	old, err := txn.First(tableLink, indexID, rec.key)
 	if err != nil {
 		return fmt.Errorf("state: put link: %w", err)
 	}
 	if old == nil {
-		m.countMu.Lock()
-		full := m.links >= m.opts.MaxLinks
-		m.countMu.Unlock()
+		t.countMu.Lock()
+		full := t.count >= t.opts.MaxLinks
+		t.countMu.Unlock()
 		if full {
-			return fmt.Errorf("%w: %d links", ErrFull, m.opts.MaxLinks)
+			return fmt.Errorf("%w: %d links", ErrFull, t.opts.MaxLinks)
 		}
 	}
 	if err := txn.Insert(tableLink, rec); err != nil {
 		return fmt.Errorf("state: put link: %w", err)
 	}
 	if old == nil {
-		m.countMu.Lock()
-		m.links++
-		m.countMu.Unlock()
+		t.countMu.Lock()
+		t.count++
+		t.countMu.Unlock()
 	}
 	txn.Commit()
 	return nil
 }
 
-// Link implements Store: a lock-free lookup. A link past its expiry is not
+// Link answers Store.Link: a lock-free lookup. A link past its expiry is not
 // returned, whether or not the sweep has dropped it yet.
-func (m *Memory) Link(kind LinkKind, server, key string) (Link, bool) {
-	r, _ := m.first(tableLink, linkKeyString(kind, server, key)).(*linkRec)
-	if r == nil || !r.link.Expires.After(m.now()) {
+func (t *linkTable) Link(kind LinkKind, server, key string) (Link, bool) {
+	r, _ := t.first(tableLink, linkKeyString(kind, server, key)).(*linkRec)
+	if r == nil || !r.link.Expires.After(t.now()) {
 		return Link{}, false
 	}
 	return r.link, true
 }
 
-// expireLinks drops the links past their expiry.
-func (m *Memory) expireLinks(now time.Time) {
-	it, err := m.db.Txn(false).Get(tableLink, indexID)
+// expire drops the links past their expiry.
+func (t *linkTable) expire(now time.Time) {
+	it, err := t.db.Txn(false).Get(tableLink, indexID)
 	if err != nil {
-		m.report(fmt.Errorf("state: expire links: %w", err))
+		t.report(fmt.Errorf("state: expire links: %w", err))
 		return
 	}
 	var old []*linkRec
@@ -123,7 +129,7 @@ func (m *Memory) expireLinks(now time.Time) {
 	if len(old) == 0 {
 		return
 	}
-	txn := m.db.Txn(true)
+	txn := t.db.Txn(true)
 	defer txn.Abort()
 	n := 0
 	for _, r := range old {
@@ -131,13 +137,13 @@ func (m *Memory) expireLinks(now time.Time) {
 			continue // replaced since the snapshot
 		}
 		if err := txn.Delete(tableLink, r); err != nil {
-			m.report(fmt.Errorf("state: expire links: %w", err))
+			t.report(fmt.Errorf("state: expire links: %w", err))
 			return
 		}
 		n++
 	}
-	m.countMu.Lock()
-	m.links -= n
-	m.countMu.Unlock()
+	t.countMu.Lock()
+	t.count -= n
+	t.countMu.Unlock()
 	txn.Commit()
 }

@@ -47,7 +47,7 @@ func TestLinks(t *testing.T) {
 	if _, ok := m.Link(LinkRetry, "srv", "r"); ok {
 		t.Fatal("an expired link was found")
 	}
-	m.expireLinks(c.Now())
+	m.links.expire(c.Now())
 	if err := m.PutLink(Link{Kind: LinkRetry, Server: "srv", Key: "new"}); err != nil {
 		t.Fatalf("after the sweep dropped one: %v", err)
 	}

@@ -1,12 +1,10 @@
 package state
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -108,37 +106,19 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Memory is the Store for one process, on go-memdb.
+// Memory is the Store for one process, on go-memdb. It composes one
+// table per job, all on one memdb: sessions and the requests in flight
+// in them, pins (and their file), the inventory, links, and the tools'
+// hints and parameters. Memory itself only starts them, runs their
+// background work and answers the Store interface through them.
 type Memory struct {
-	opts Options
-	db   *memdb.MemDB
+	c         *core
+	sessions  *sessionTable
+	pins      *pinTable
+	inventory *inventoryTable
+	links     *linkTable
+	tools     *toolTable
 
-	// counts of the session and request tables, changed only inside
-	// memdb write transactions (lock order: memdb writer, then countMu).
-	countMu  sync.Mutex
-	sessions int
-	inflight map[string]int // by encoded session key
-	links    int
-
-	// pinMu serialises pin writes and guards pinGen and pinCounts (lock
-	// order: saveMu, pinMu, memdb writer).
-	pinMu     sync.Mutex
-	pinGen    uint64         // bumped by every pin change in memory
-	pinCounts map[string]int // pins per server
-	// saveMu serialises reading and writing PinsFile in this process.
-	saveMu   sync.Mutex
-	savedGen uint64      // pinGen as of the last write or load of the file
-	pinStat  os.FileInfo // the file as last written or loaded; nil if none
-	touched  atomic.Bool // a pin's last-seen time moved since the last write
-
-	serverMu sync.Mutex // serialises server writes (then memdb writer)
-	invDirty atomic.Bool
-	invMu    sync.Mutex // serialises inventory writes
-
-	hints  hintTable
-	params paramTable
-
-	closed    atomic.Bool
 	closeOnce sync.Once
 	stop      chan struct{}
 	done      chan struct{}
@@ -156,11 +136,14 @@ func NewMemory(opts Options) (*Memory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
+	c := &core{opts: opts, db: db}
 	m := &Memory{
-		opts:      opts,
-		db:        db,
-		inflight:  make(map[string]int),
-		pinCounts: make(map[string]int),
+		c:         c,
+		sessions:  &sessionTable{core: c, inflight: make(map[string]int)},
+		pins:      &pinTable{core: c, pinCounts: make(map[string]int)},
+		inventory: &inventoryTable{core: c},
+		links:     &linkTable{core: c},
+		tools:     &toolTable{},
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -168,33 +151,26 @@ func NewMemory(opts Options) (*Memory, error) {
 		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("state: data directory: %w", err)
 		}
-		if err := m.Reload(); err != nil {
+		if err := m.pins.Reload(); err != nil {
 			return nil, err
 		}
-		if err := m.loadInventory(); err != nil {
-			m.report(err)
+		if err := m.inventory.load(); err != nil {
+			c.report(err)
 		}
 	}
 	go m.background()
 	return m, nil
 }
 
-func (m *Memory) now() time.Time { return m.opts.Now() }
-
-func (m *Memory) report(err error) {
-	if err != nil && m.opts.OnError != nil {
-		m.opts.OnError(err)
-	}
-}
-
 // background sweeps expired entries and writes the inventory until Close.
 func (m *Memory) background() {
 	defer close(m.done)
-	sweep := time.NewTicker(m.opts.SweepInterval)
+	opts := &m.c.opts
+	sweep := time.NewTicker(opts.SweepInterval)
 	defer sweep.Stop()
 	var write <-chan time.Time
-	if m.opts.WriteInterval > 0 && m.opts.DataDir != "" {
-		t := time.NewTicker(m.opts.WriteInterval)
+	if opts.WriteInterval > 0 && opts.DataDir != "" {
+		t := time.NewTicker(opts.WriteInterval)
 		defer t.Stop()
 		write = t.C
 	}
@@ -203,10 +179,10 @@ func (m *Memory) background() {
 		case <-m.stop:
 			return
 		case <-sweep.C:
-			m.Expire(m.now())
-			m.expireLinks(m.now())
+			m.sessions.Expire(m.c.now())
+			m.links.expire(m.c.now())
 		case <-write:
-			m.report(m.flush(false))
+			m.c.report(m.flush(false))
 		}
 	}
 }
@@ -215,11 +191,11 @@ func (m *Memory) background() {
 // (or always, with force).
 func (m *Memory) flush(force bool) error {
 	var errs []error
-	if force || m.invDirty.Load() {
-		errs = append(errs, m.WriteInventory())
+	if force || m.c.invDirty.Load() {
+		errs = append(errs, m.inventory.Write())
 	}
-	if force || m.touched.Load() {
-		errs = append(errs, m.savePins(0, true))
+	if force || m.pins.touched.Load() {
+		errs = append(errs, m.pins.savePins(0, true))
 	}
 	return errors.Join(errs...)
 }
@@ -230,104 +206,10 @@ func (m *Memory) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.stop)
 		<-m.done
-		if m.opts.DataDir != "" {
+		if m.c.opts.DataDir != "" {
 			err = m.flush(true)
 		}
-		m.closed.Store(true)
+		m.c.closed.Store(true)
 	})
 	return err
-}
-
-// Table and index names.
-const (
-	tableSession = "session"
-	tableRequest = "request"
-	tablePin     = "pin"
-	tableServer  = "server"
-	tableLink    = "link"
-	indexID      = "id"
-)
-
-// keyed is a record whose primary key it computes once, at creation.
-type keyed interface{ memKey() string }
-
-// keyIndex indexes records by their memKey; its arguments are keys already
-// encoded (appendKey), and it supports prefix scans.
-type keyIndex struct{}
-
-func (keyIndex) FromObject(obj any) (bool, []byte, error) {
-	k, ok := obj.(keyed)
-	if !ok {
-		return false, nil, fmt.Errorf("state: %T has no key", obj)
-	}
-	return true, []byte(k.memKey()), nil
-}
-
-func (keyIndex) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 1 {
-		return nil, fmt.Errorf("state: key index takes one argument, got %d", len(args))
-	}
-	s, ok := args[0].(string)
-	if !ok {
-		return nil, fmt.Errorf("state: key index argument is %T, not string", args[0])
-	}
-	return []byte(s), nil
-}
-
-func (k keyIndex) PrefixFromArgs(args ...any) ([]byte, error) { return k.FromArgs(args...) }
-
-func schema() *memdb.DBSchema {
-	id := func() *memdb.IndexSchema {
-		return &memdb.IndexSchema{Name: indexID, Unique: true, Indexer: keyIndex{}}
-	}
-	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
-		tableSession: {Name: tableSession, Indexes: map[string]*memdb.IndexSchema{indexID: id()}},
-		// One index only: each index doubles the cost of a write, and a
-		// request is written twice (begin, end). Expiry scans instead.
-		tableRequest: {Name: tableRequest, Indexes: map[string]*memdb.IndexSchema{indexID: id()}},
-		tablePin:     {Name: tablePin, Indexes: map[string]*memdb.IndexSchema{indexID: id()}},
-		tableServer:  {Name: tableServer, Indexes: map[string]*memdb.IndexSchema{indexID: id()}},
-		tableLink:    {Name: tableLink, Indexes: map[string]*memdb.IndexSchema{indexID: id()}},
-	}}
-}
-
-// appendKey appends s length-prefixed, so that concatenated fields can
-// never be read another way and a field's encoding is a prefix only of
-// keys that start with that same field.
-func appendKey(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-func sessionKeyString(k SessionKey) string {
-	b := make([]byte, 0, len(k.Server)+len(k.ID)+8)
-	b = appendKey(b, k.Server)
-	if k.Legacy {
-		b = append(b, 'L')
-	} else {
-		b = append(b, 'S')
-	}
-	return string(appendKey(b, k.ID))
-}
-
-func requestKeyString(session string, id []byte) string {
-	return session + string(id)
-}
-
-func pinKeyString(server, tool string) string {
-	b := make([]byte, 0, len(server)+len(tool)+4)
-	return string(appendKey(appendKey(b, server), tool))
-}
-
-func serverKeyString(server string) string {
-	return string(appendKey(make([]byte, 0, len(server)+2), server))
-}
-
-// first looks key up in table in a read transaction (no lock).
-func (m *Memory) first(table, key string) any {
-	obj, err := m.db.Txn(false).First(table, indexID, key)
-	if err != nil {
-		return nil // only a schema error, which the tests rule out
-	}
-	return obj
 }

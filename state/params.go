@@ -27,19 +27,19 @@ type ToolParams struct {
 
 type paramTable struct{ m sync.Map } // hintKey → ToolParams
 
-// SetToolParams implements Store.
-func (m *Memory) SetToolParams(server, tool string, p ToolParams) {
+// SetToolParams answers Store.SetToolParams.
+func (t *toolTable) SetToolParams(server, tool string, p ToolParams) {
 	if len(p.Headers) == 0 && p.Invalid == "" {
-		m.params.m.Delete(hintKey{server, tool})
+		t.params.m.Delete(hintKey{server, tool})
 		return
 	}
-	m.params.m.Store(hintKey{server, tool}, p)
+	t.params.m.Store(hintKey{server, tool}, p)
 }
 
-// ToolParams implements Store: false for a tool never listed, or listed
+// ToolParams answers Store.ToolParams: false for a tool never listed, or listed
 // without declarations.
-func (m *Memory) ToolParams(server, tool string) (ToolParams, bool) {
-	if v, ok := m.params.m.Load(hintKey{server, tool}); ok {
+func (t *toolTable) ToolParams(server, tool string) (ToolParams, bool) {
+	if v, ok := t.params.m.Load(hintKey{server, tool}); ok {
 		return v.(ToolParams), true
 	}
 	return ToolParams{}, false

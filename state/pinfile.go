@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/agentg/agentg/internal/atomicfile"
 )
 
 // pinFileVersion is the format of PinsFile this package reads and writes.
@@ -57,89 +59,89 @@ func writePinFile(path string, pins []Pin) error {
 	if err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
-	if err := writeFileAtomic(path, b); err != nil {
+	if err := atomicfile.Write(path, b, fileMode); err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
 	return nil
 }
 
-func (m *Memory) pinsPath() string { return filepath.Join(m.opts.DataDir, PinsFile) }
-func (m *Memory) lockPath() string { return filepath.Join(m.opts.DataDir, pinsLockFile) }
+func (t *pinTable) pinsPath() string { return filepath.Join(t.opts.DataDir, PinsFile) }
+func (t *pinTable) lockPath() string { return filepath.Join(t.opts.DataDir, pinsLockFile) }
 
 // savePins writes PinsFile unless a write since change gen has covered it
 // (force writes anyway, for last-seen times). Concurrent callers coalesce:
 // one write covers every change made before its snapshot. A change made
 // to the file by another process since this one last read it is merged
 // first; a file that cannot be read is not overwritten.
-func (m *Memory) savePins(gen uint64, force bool) error {
-	if m.opts.DataDir == "" {
+func (t *pinTable) savePins(gen uint64, force bool) error {
+	if t.opts.DataDir == "" {
 		return nil
 	}
-	m.saveMu.Lock()
-	defer m.saveMu.Unlock()
-	if !force && m.savedGen >= gen {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	if !force && t.savedGen >= gen {
 		return nil
 	}
-	unlock, err := lockPath(m.lockPath())
+	unlock, err := lockPath(t.lockPath())
 	if err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
 	defer unlock()
-	if err := m.reloadLocked(); err != nil {
+	if err := t.reloadLocked(); err != nil {
 		return fmt.Errorf("not saving pins over a file that does not load: %w", err)
 	}
-	m.touched.Store(false)
-	m.pinMu.Lock()
-	g := m.pinGen
-	pins := m.pinsAt(m.db.Txn(false))
-	m.pinMu.Unlock()
-	if len(pins) == 0 && m.pinStat == nil {
-		m.savedGen = g
+	t.touched.Store(false)
+	t.pinMu.Lock()
+	g := t.pinGen
+	pins := t.pinsAt(t.db.Txn(false))
+	t.pinMu.Unlock()
+	if len(pins) == 0 && t.pinStat == nil {
+		t.savedGen = g
 		return nil // nothing pinned, nothing to write
 	}
-	path := m.pinsPath()
+	path := t.pinsPath()
 	if err := writePinFile(path, pins); err != nil {
-		m.touched.Store(true)
+		t.touched.Store(true)
 		return err
 	}
 	fi, err := statFile(path)
 	if err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
-	m.pinStat, m.savedGen = fi, g
+	t.pinStat, t.savedGen = fi, g
 	return nil
 }
 
-// Reload implements Store: when PinsFile changed since this store last
+// Reload answers Store.Reload: when PinsFile changed since this store last
 // read or wrote it, its pins replace those in memory, except pins changed
 // in memory since (those are newer, and are written next). A pin removed
 // from the file is forgotten, so its tool is pinned afresh when next seen.
 // It is cheap when the file has not changed (one stat).
-func (m *Memory) Reload() error {
-	if m.opts.DataDir == "" {
+func (t *pinTable) Reload() error {
+	if t.opts.DataDir == "" {
 		return nil
 	}
-	m.saveMu.Lock()
-	defer m.saveMu.Unlock()
-	if fi, err := statFile(m.pinsPath()); err == nil && sameFile(fi, m.pinStat) {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	if fi, err := statFile(t.pinsPath()); err == nil && sameFile(fi, t.pinStat) {
 		return nil
 	}
-	unlock, err := lockPath(m.lockPath())
+	unlock, err := lockPath(t.lockPath())
 	if err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
 	defer unlock()
-	return m.reloadLocked()
+	return t.reloadLocked()
 }
 
 // reloadLocked is Reload with saveMu and the file lock held.
-func (m *Memory) reloadLocked() error {
-	path := m.pinsPath()
+func (t *pinTable) reloadLocked() error {
+	path := t.pinsPath()
 	fi, err := statFile(path)
 	if err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
-	if sameFile(fi, m.pinStat) {
+	if sameFile(fi, t.pinStat) {
 		return nil
 	}
 	var pins []Pin
@@ -153,9 +155,9 @@ func (m *Memory) reloadLocked() error {
 		fromFile[pinKeyString(p.Server, p.Tool)] = p
 	}
 
-	m.pinMu.Lock()
-	defer m.pinMu.Unlock()
-	txn := m.db.Txn(true)
+	t.pinMu.Lock()
+	defer t.pinMu.Unlock()
+	txn := t.db.Txn(true)
 	defer txn.Abort()
 	it, err := txn.Get(tablePin, indexID)
 	if err != nil {
@@ -166,7 +168,7 @@ func (m *Memory) reloadLocked() error {
 		fp, inFile := fromFile[r.key]
 		delete(fromFile, r.key)
 		switch {
-		case r.gen > m.savedGen:
+		case r.gen > t.savedGen:
 			// Changed here since the last write: newer than the file.
 		case inFile:
 			rec := newPinRec(fp)
@@ -195,8 +197,8 @@ func (m *Memory) reloadLocked() error {
 		counts[obj.(*pinRec).p.Server]++
 	}
 	txn.Commit()
-	m.pinCounts, m.pinStat = counts, fi
-	m.invDirty.Store(true)
+	t.pinCounts, t.pinStat = counts, fi
+	t.invDirty.Store(true)
 	return nil
 }
 

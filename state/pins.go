@@ -3,12 +3,30 @@ package state
 import (
 	"cmp"
 	"fmt"
+	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
 )
+
+// pinTable is the tools' definition pins, kept in memory and in PinsFile
+// (pinfile.go).
+type pinTable struct {
+	*core
+	// pinMu serialises pin writes and guards pinGen and pinCounts (lock
+	// order: saveMu, pinMu, memdb writer).
+	pinMu     sync.Mutex
+	pinGen    uint64         // bumped by every pin change in memory
+	pinCounts map[string]int // pins per server
+	// saveMu serialises reading and writing PinsFile in this process.
+	saveMu   sync.Mutex
+	savedGen uint64      // pinGen as of the last write or load of the file
+	pinStat  os.FileInfo // the file as last written or loaded; nil if none
+	touched  atomic.Bool // a pin's last-seen time moved since the last write
+}
 
 // pinRec is a pin in the table. lastSeen and calls are shared by every
 // version of the record, so seeing or calling a tool is not a write.
@@ -37,25 +55,25 @@ func newPinRec(p Pin) *pinRec {
 	return r
 }
 
-// CheckPin implements Store. The usual case, a definition seen before, is
+// CheckPin answers Store.CheckPin. The usual case, a definition seen before, is
 // a lock-free read. A new or changed definition is one memdb write and a
 // write of PinsFile before CheckPin returns (a failure to write goes to
 // OnError: the pin holds in memory).
-func (m *Memory) CheckPin(server, tool string, h Hash) PinResult {
-	if server == "" || m.closed.Load() {
+func (t *pinTable) CheckPin(server, tool string, h Hash) PinResult {
+	if server == "" || t.closed.Load() {
 		return PinUnchecked
 	}
-	now := m.now()
+	now := t.now()
 	key := pinKeyString(server, tool)
-	if r, _ := m.first(tablePin, key).(*pinRec); r != nil && r.p.Hash == h {
-		m.touchPin(r, now)
+	if r, _ := t.first(tablePin, key).(*pinRec); r != nil && r.p.Hash == h {
+		t.touchPin(r, now)
 		return r.p.Result()
 	}
 	var res PinResult
-	gen, err := m.changePin(key, func(old *pinRec) (*Pin, error) {
+	gen, err := t.changePin(key, func(old *pinRec) (*Pin, error) {
 		if old == nil {
-			if m.pinCounts[server] >= m.opts.MaxToolsPerServer {
-				return nil, fmt.Errorf("%w: %d tools pinned for server %q", ErrFull, m.opts.MaxToolsPerServer, server)
+			if t.pinCounts[server] >= t.opts.MaxToolsPerServer {
+				return nil, fmt.Errorf("%w: %d tools pinned for server %q", ErrFull, t.opts.MaxToolsPerServer, server)
 			}
 			res = PinNew
 			return &Pin{Server: server, Tool: tool, Hash: h, Accepted: true, FirstSeen: now, LastSeen: now}, nil
@@ -80,23 +98,23 @@ func (m *Memory) CheckPin(server, tool string, h Hash) PinResult {
 		return &p, nil
 	})
 	if err != nil {
-		m.report(err)
+		t.report(err)
 		return PinUnchecked
 	}
 	if gen != 0 {
-		m.invDirty.Store(true)
-		m.report(m.savePins(gen, false))
+		t.invDirty.Store(true)
+		t.report(t.savePins(gen, false))
 	}
 	return res
 }
 
-// MigratePin implements Store: one write, like a change, without one.
-func (m *Memory) MigratePin(server, tool string, from, to Hash) bool {
-	if server == "" || m.closed.Load() {
+// MigratePin answers Store.MigratePin: one write, like a change, without one.
+func (t *pinTable) MigratePin(server, tool string, from, to Hash) bool {
+	if server == "" || t.closed.Load() {
 		return false
 	}
 	done := false
-	gen, err := m.changePin(pinKeyString(server, tool), func(old *pinRec) (*Pin, error) {
+	gen, err := t.changePin(pinKeyString(server, tool), func(old *pinRec) (*Pin, error) {
 		if old == nil || old.p.Hash != from {
 			return nil, nil
 		}
@@ -105,23 +123,23 @@ func (m *Memory) MigratePin(server, tool string, from, to Hash) bool {
 		return &p, nil
 	})
 	if err != nil {
-		m.report(err)
+		t.report(err)
 		return false
 	}
 	if gen != 0 {
-		m.invDirty.Store(true)
-		m.report(m.savePins(gen, false))
+		t.invDirty.Store(true)
+		t.report(t.savePins(gen, false))
 	}
 	return done
 }
 
-func (m *Memory) touchPin(r *pinRec, now time.Time) {
+func (t *pinTable) touchPin(r *pinRec, now time.Time) {
 	r.lastSeen.Store(nanos(now))
-	if !m.touched.Load() {
-		m.touched.Store(true)
+	if !t.touched.Load() {
+		t.touched.Store(true)
 	}
-	if !m.invDirty.Load() {
-		m.invDirty.Store(true)
+	if !t.invDirty.Load() {
+		t.invDirty.Store(true)
 	}
 }
 
@@ -129,10 +147,10 @@ func (m *Memory) touchPin(r *pinRec, now time.Time) {
 // a write transaction under pinMu, and stores what it returns (nothing
 // when it returns nil). It returns the new version's gen, 0 when nothing
 // was written.
-func (m *Memory) changePin(key string, change func(old *pinRec) (*Pin, error)) (uint64, error) {
-	m.pinMu.Lock()
-	defer m.pinMu.Unlock()
-	txn := m.db.Txn(true)
+func (t *pinTable) changePin(key string, change func(old *pinRec) (*Pin, error)) (uint64, error) {
+	t.pinMu.Lock()
+	defer t.pinMu.Unlock()
+	txn := t.db.Txn(true)
 	defer txn.Abort()
 	obj, err := txn.First(tablePin, indexID, key)
 	if err != nil {
@@ -148,33 +166,33 @@ func (m *Memory) changePin(key string, change func(old *pinRec) (*Pin, error)) (
 		rec.lastSeen, rec.calls = old.lastSeen, old.calls
 		rec.lastSeen.Store(nanos(p.LastSeen))
 	}
-	m.pinGen++
-	rec.gen = m.pinGen
+	t.pinGen++
+	rec.gen = t.pinGen
 	if err := txn.Insert(tablePin, rec); err != nil {
 		return 0, fmt.Errorf("state: pin: %w", err)
 	}
 	txn.Commit()
 	if old == nil {
-		m.pinCounts[p.Server]++
+		t.pinCounts[p.Server]++
 	}
 	return rec.gen, nil
 }
 
-// Pin implements Store.
-func (m *Memory) Pin(server, tool string) (Pin, bool) {
-	if r, _ := m.first(tablePin, pinKeyString(server, tool)).(*pinRec); r != nil {
+// Pin answers Store.Pin.
+func (t *pinTable) Pin(server, tool string) (Pin, bool) {
+	if r, _ := t.first(tablePin, pinKeyString(server, tool)).(*pinRec); r != nil {
 		return r.pin(), true
 	}
 	return Pin{}, false
 }
 
-// Pins implements Store.
-func (m *Memory) Pins() []Pin {
-	return m.pinsAt(m.db.Txn(false))
+// Pins answers Store.Pins.
+func (t *pinTable) Pins() []Pin {
+	return t.pinsAt(t.db.Txn(false))
 }
 
 // pinsAt lists the pins in txn, sorted.
-func (m *Memory) pinsAt(txn *memdb.Txn) []Pin {
+func (t *pinTable) pinsAt(txn *memdb.Txn) []Pin {
 	it, err := txn.Get(tablePin, indexID)
 	if err != nil {
 		return nil
@@ -187,14 +205,14 @@ func (m *Memory) pinsAt(txn *memdb.Txn) []Pin {
 	return pins
 }
 
-// AcceptPin implements Store: the pin is accepted in memory and written
+// AcceptPin answers Store.AcceptPin: the pin is accepted in memory and written
 // to PinsFile; an error writing it is returned (with the pin accepted).
-func (m *Memory) AcceptPin(server, tool string) (Pin, error) {
-	if m.closed.Load() {
+func (t *pinTable) AcceptPin(server, tool string) (Pin, error) {
+	if t.closed.Load() {
 		return Pin{}, ErrClosed
 	}
 	var out Pin
-	gen, err := m.changePin(pinKeyString(server, tool), func(old *pinRec) (*Pin, error) {
+	gen, err := t.changePin(pinKeyString(server, tool), func(old *pinRec) (*Pin, error) {
 		p, err := acceptPin(old.pinOrNil(), server, tool)
 		if err != nil {
 			return nil, err
@@ -205,8 +223,8 @@ func (m *Memory) AcceptPin(server, tool string) (Pin, error) {
 	if err != nil {
 		return Pin{}, err
 	}
-	m.invDirty.Store(true)
-	if err := m.savePins(gen, false); err != nil {
+	t.invDirty.Store(true)
+	if err := t.savePins(gen, false); err != nil {
 		return out, fmt.Errorf("accepted in memory, not saved: %w", err)
 	}
 	return out, nil

@@ -8,6 +8,17 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
+// sessionTable is the sessions and the requests in flight in them
+// (inflight.go): one job, since a session's end takes its requests with
+// it and the sweep expires both in one transaction.
+type sessionTable struct {
+	*core
+	// count and inflight (by encoded session key) are the sizes of the
+	// two tables, guarded by core.countMu.
+	count    int
+	inflight map[string]int
+}
+
 // sessionRec is a session in the table. Records are never changed once
 // inserted, except lastSeen, which is shared by every version of the
 // record so that touching a session is not a write.
@@ -25,17 +36,17 @@ func (r *sessionRec) session() Session {
 	return s
 }
 
-// PutSession implements Store.
-func (m *Memory) PutSession(s Session) error {
+// PutSession answers Store.PutSession.
+func (t *sessionTable) PutSession(s Session) error {
 	if err := s.Key.valid(); err != nil {
 		return err
 	}
-	if m.closed.Load() {
+	if t.closed.Load() {
 		return ErrClosed
 	}
-	now := m.now()
+	now := t.now()
 	key := sessionKeyString(s.Key)
-	txn := m.db.Txn(true)
+	txn := t.db.Txn(true)
 	defer txn.Abort()
 	old, err := txn.First(tableSession, indexID, key)
 	if err != nil {
@@ -46,11 +57,11 @@ func (m *Memory) PutSession(s Session) error {
 		rec.s.Created = o.s.Created
 		rec.lastSeen = o.lastSeen
 	} else {
-		m.countMu.Lock()
-		full := m.sessions >= m.opts.MaxSessions
-		m.countMu.Unlock()
+		t.countMu.Lock()
+		full := t.count >= t.opts.MaxSessions
+		t.countMu.Unlock()
 		if full {
-			return fmt.Errorf("%w: %d sessions", ErrFull, m.opts.MaxSessions)
+			return fmt.Errorf("%w: %d sessions", ErrFull, t.opts.MaxSessions)
 		}
 		rec.s.Created = now
 		rec.lastSeen = new(atomic.Int64)
@@ -61,44 +72,44 @@ func (m *Memory) PutSession(s Session) error {
 		return fmt.Errorf("state: put session: %w", err)
 	}
 	if old == nil {
-		m.countMu.Lock()
-		m.sessions++
-		m.countMu.Unlock()
+		t.countMu.Lock()
+		t.count++
+		t.countMu.Unlock()
 	}
 	txn.Commit()
 	return nil
 }
 
-func (m *Memory) sessionRec(k SessionKey) *sessionRec {
-	r, _ := m.first(tableSession, sessionKeyString(k)).(*sessionRec)
+func (t *sessionTable) sessionRec(k SessionKey) *sessionRec {
+	r, _ := t.first(tableSession, sessionKeyString(k)).(*sessionRec)
 	return r
 }
 
-// Session implements Store.
-func (m *Memory) Session(k SessionKey) (Session, bool) {
-	if r := m.sessionRec(k); r != nil {
+// Session answers Store.Session.
+func (t *sessionTable) Session(k SessionKey) (Session, bool) {
+	if r := t.sessionRec(k); r != nil {
 		return r.session(), true
 	}
 	return Session{}, false
 }
 
-// TouchSession implements Store.
-func (m *Memory) TouchSession(k SessionKey) bool {
-	r := m.sessionRec(k)
+// TouchSession answers Store.TouchSession.
+func (t *sessionTable) TouchSession(k SessionKey) bool {
+	r := t.sessionRec(k)
 	if r == nil {
 		return false
 	}
-	r.lastSeen.Store(m.now().UnixNano())
+	r.lastSeen.Store(t.now().UnixNano())
 	return true
 }
 
-// DeleteSession implements Store.
-func (m *Memory) DeleteSession(k SessionKey) error {
+// DeleteSession answers Store.DeleteSession.
+func (t *sessionTable) DeleteSession(k SessionKey) error {
 	if err := k.valid(); err != nil {
 		return err
 	}
 	key := sessionKeyString(k)
-	txn := m.db.Txn(true)
+	txn := t.db.Txn(true)
 	defer txn.Abort()
 	obj, err := txn.First(tableSession, indexID, key)
 	if err != nil {
@@ -109,7 +120,7 @@ func (m *Memory) DeleteSession(k SessionKey) error {
 		// key (a session-less exchange key), and goes too.
 		obj = &sessionRec{key: key}
 	}
-	if err := m.deleteSessionTxn(txn, obj.(*sessionRec)); err != nil {
+	if err := t.deleteSessionTxn(txn, obj.(*sessionRec)); err != nil {
 		return fmt.Errorf("state: delete session: %w", err)
 	}
 	txn.Commit()
@@ -117,28 +128,28 @@ func (m *Memory) DeleteSession(k SessionKey) error {
 }
 
 // deleteSessionTxn deletes a session (if in the table) and its requests.
-func (m *Memory) deleteSessionTxn(txn *memdb.Txn, r *sessionRec) error {
+func (t *sessionTable) deleteSessionTxn(txn *memdb.Txn, r *sessionRec) error {
 	err := txn.Delete(tableSession, r)
 	switch err {
 	case nil:
-		m.countMu.Lock()
-		m.sessions--
-		m.countMu.Unlock()
+		t.countMu.Lock()
+		t.count--
+		t.countMu.Unlock()
 	case memdb.ErrNotFound:
 	default:
 		return err
 	}
-	m.countMu.Lock()
-	n := m.inflight[r.key]
-	m.countMu.Unlock()
+	t.countMu.Lock()
+	n := t.inflight[r.key]
+	t.countMu.Unlock()
 	if n == 0 {
 		return nil
 	}
 	if _, err := txn.DeletePrefix(tableRequest, indexID+"_prefix", r.key); err != nil {
 		return err
 	}
-	m.countMu.Lock()
-	delete(m.inflight, r.key)
-	m.countMu.Unlock()
+	t.countMu.Lock()
+	delete(t.inflight, r.key)
+	t.countMu.Unlock()
 	return nil
 }

@@ -24,8 +24,8 @@ import (
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/internal/app"
 	"github.com/agentg/agentg/internal/testenv"
+	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/proxy"
-	"github.com/agentg/agentg/ratelimit"
 	"github.com/agentg/agentg/rules"
 	"github.com/agentg/agentg/state"
 )
@@ -133,7 +133,7 @@ func startProxyOpts(t *testing.T, policy string, files map[string]string, opts *
 	}
 	t.Cleanup(func() { store.Close() })
 	e.state = store
-	cfg.MCP = &mcp.Guard{Log: cfg.Log, State: store, Limits: ratelimit.New(ratelimit.Options{})}
+	cfg.MCP = &mcp.Guard{Log: cfg.Log, State: store, Limits: limit.NewRates(limit.Options{})}
 	if opts != nil {
 		e.ca, err = certs.Init(filepath.Join(dir, "ca"), false)
 		if err != nil {

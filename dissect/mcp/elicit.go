@@ -6,8 +6,8 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
-	store "github.com/agentg/agentg/state"
 )
 
 // In-band approval: where an approve rule says via: [elicitation] and the
@@ -91,7 +91,7 @@ func (ex *exchange) takeElicitAnswer(m *Message) bool {
 	}
 	a, found := b.Get(id)
 	switch {
-	case !found || a.State != store.ApprovalPending:
+	case !found || a.State != approval.StatePending:
 		ev.Decision, ev.Rule, ev.Reason = "deny", "builtin:mcp-elicitation", "an answer to no pending approval of agentg's: dropped"
 		return true
 	case a.Session == "" || a.Session != ex.approvalSession() || a.Agent != ex.x.Agent:

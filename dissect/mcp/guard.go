@@ -10,7 +10,7 @@ import (
 
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
-	"github.com/agentg/agentg/ratelimit"
+	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
@@ -24,7 +24,7 @@ import (
 type Guard struct {
 	Log    *audit.Logger
 	State  store.Store
-	Limits *ratelimit.Limiter
+	Limits *limit.Rates
 	// Approvals holds the calls an approve rule covers (approve.go); nil
 	// denies them: nothing could approve them.
 	Approvals *approval.Broker

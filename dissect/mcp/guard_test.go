@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/agentg/agentg/audit"
-	"github.com/agentg/agentg/ratelimit"
+	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
@@ -59,7 +59,7 @@ func guardFrontX(t testing.TB, policy string, reply http.HandlerFunc, opts store
 	t.Cleanup(origin.Close)
 	next := forwardTo(http.DefaultTransport, origin.URL)
 	var log bytes.Buffer
-	g := &Guard{Log: audit.New(&log), State: st, Limits: ratelimit.New(ratelimit.Options{})}
+	g := &Guard{Log: audit.New(&log), State: st, Limits: limit.NewRates(limit.Options{})}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		x := x
 		x.Engine = eng

@@ -11,7 +11,6 @@ import (
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/rules"
-	store "github.com/agentg/agentg/state"
 )
 
 // In-band approval on 2026-07-28, where a server cannot send the client a
@@ -205,7 +204,7 @@ func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (
 		b.Deny(id, "agentg cannot take its own input out of the retry", "elicitation")
 		return inBandAnswer, ex.refuseInBand(c, v, id, "agentg cannot take its own input out of the retry: "+err.Error())
 	}
-	if _, err := b.Approve(id, "", 0, "elicitation"); err != nil && !errors.Is(err, store.ErrDecided) {
+	if _, err := b.Approve(id, "", 0, "elicitation"); err != nil && !errors.Is(err, approval.ErrDecided) {
 		return inBandAnswer, ex.refuseInBand(c, v, id, "approval "+id+" cannot be approved: "+err.Error())
 	}
 	// Approved now, or already (the console or a grant got there while
@@ -214,9 +213,9 @@ func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (
 	if err != nil {
 		why := "approval " + id + " cannot pass the call: " + err.Error()
 		switch {
-		case errors.Is(err, store.ErrUsed):
+		case errors.Is(err, approval.ErrUsed):
 			why = "approval " + id + " already passed its call (a token passes one)"
-		case errors.Is(err, store.ErrNotApproved):
+		case errors.Is(err, approval.ErrNotApproved):
 			why = "approval " + id + " was already " + a.State + " by " + a.By
 		}
 		return inBandAnswer, ex.refuseInBand(c, v, id, why)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/internal/testenv"
-	"github.com/agentg/agentg/ratelimit"
+	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
@@ -46,7 +46,7 @@ func TestGuardKeepsRecordOfAnswerLostWithCutStream(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	var log bytes.Buffer
-	g := &Guard{Log: audit.New(&log), State: st, Limits: ratelimit.New(ratelimit.Options{})}
+	g := &Guard{Log: audit.New(&log), State: st, Limits: limit.NewRates(limit.Options{})}
 
 	upstream := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, srv.Addr)

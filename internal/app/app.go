@@ -29,8 +29,8 @@ import (
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/internal/filetrust"
+	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/proxy"
-	"github.com/agentg/agentg/ratelimit"
 	"github.com/agentg/agentg/rules"
 	"github.com/agentg/agentg/state"
 )
@@ -133,7 +133,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		return a, err
 	}
 	a.onClose(a.apv.close) // after the proxy: what is still held is denied first (see Shutdown)
-	guard := &mcp.Guard{Log: a.log, State: a.store, Limits: ratelimit.New(ratelimit.Options{}),
+	guard := &mcp.Guard{Log: a.log, State: a.store, Limits: limit.NewRates(limit.Options{}),
 		Approvals: a.apv.broker, KeepAlive: cfg.Approvals.KeepAlive}
 
 	// The DNS filter: its IP→name bindings are what the transparent

@@ -8,7 +8,6 @@ import (
 
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
-	"github.com/agentg/agentg/state"
 )
 
 // The approvals wiring of a running agentg, in one place: the held calls'
@@ -17,7 +16,7 @@ import (
 // approvals is the running broker and what it owns.
 type approvals struct {
 	broker *approval.Broker
-	store  *state.ApprovalMemory
+	store  *approval.MemoryStore
 	hook   *approval.Webhook
 }
 
@@ -30,7 +29,7 @@ func openApprovals(c ApprovalConfig, dataDir string, log *audit.Logger, zl *zero
 	if c.MaxPending <= 0 {
 		return nil, fmt.Errorf("approvals: the most pending must be positive, not %d", c.MaxPending)
 	}
-	st, err := state.NewApprovalMemory(state.ApprovalOptions{DataDir: dataDir, MaxPending: c.MaxPending,
+	st, err := approval.NewMemoryStore(approval.StoreOptions{DataDir: dataDir, MaxPending: c.MaxPending,
 		OnError: func(err error) { zl.Error().Err(err).Msg("approvals state") }})
 	if err != nil {
 		return nil, fmt.Errorf("approvals state in %s: %w", dataDir, err)

@@ -1,4 +1,4 @@
-package ratelimit
+package limit
 
 import (
 	"fmt"
@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"github.com/agentg/agentg/internal/shardmap"
 )
 
 // clock is a settable time source safe for concurrent readers.
@@ -20,11 +18,11 @@ func newClock() *clock {
 	c.ns.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
 	return c
 }
-func (c *clock) Now() time.Time            { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration)   { c.ns.Add(int64(d)) }
-func newTest(c *clock, o Options) *Limiter { o.Now = c.Now; return New(o) }
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newTest(c *clock, o Options) *Rates { o.Now = c.Now; return NewRates(o) }
 
-func TestAllow(t *testing.T) {
+func TestRateAllow(t *testing.T) {
 	perMinute30 := rate.Every(2 * time.Second) // 30/m
 	type step struct {
 		advance   time.Duration
@@ -97,7 +95,7 @@ func TestAllow(t *testing.T) {
 }
 
 // Retrying exactly after retryAfter is allowed: the rounding goes up.
-func TestRetryAfterIsEnough(t *testing.T) {
+func TestRateRetryAfterIsEnough(t *testing.T) {
 	c := newClock()
 	l := newTest(c, Options{})
 	limit := rate.Limit(3) // 1/3 s is not a whole number of nanoseconds
@@ -113,7 +111,7 @@ func TestRetryAfterIsEnough(t *testing.T) {
 	}
 }
 
-func TestEviction(t *testing.T) {
+func TestRateEviction(t *testing.T) {
 	c := newClock()
 	l := newTest(c, Options{IdleAfter: time.Minute})
 	l.Allow("full-soon", 1, 1) // refills in 1s
@@ -123,7 +121,7 @@ func TestEviction(t *testing.T) {
 	}
 	c.Advance(2 * time.Minute)
 	// Sweeps run as calls come; touch every shard.
-	for i := 0; i < 10*shardmap.Shards; i++ {
+	for i := 0; i < 10*shardCount; i++ {
 		l.Allow(fmt.Sprint("other", i), 1, 1)
 	}
 	if l.has("full-soon") || !l.has("in-debt") {
@@ -139,11 +137,11 @@ func TestEviction(t *testing.T) {
 	}
 }
 
-func TestMaxBuckets(t *testing.T) {
+func TestRateMaxBuckets(t *testing.T) {
 	c := newClock()
-	l := newTest(c, Options{MaxBuckets: shardmap.Shards, IdleAfter: time.Minute}) // one per shard
+	l := newTest(c, Options{MaxBuckets: shardCount, IdleAfter: time.Minute}) // one per shard
 	refused := 0
-	for i := 0; i < 20*shardmap.Shards; i++ {
+	for i := 0; i < 20*shardCount; i++ {
 		if ok, retry := l.Allow(fmt.Sprint("k", i), rate.Every(time.Hour), 1); !ok {
 			refused++
 			if retry != time.Minute {
@@ -151,8 +149,8 @@ func TestMaxBuckets(t *testing.T) {
 			}
 		}
 	}
-	if n := l.Len(); n > shardmap.Shards {
-		t.Fatalf("Len %d over the bound %d", n, shardmap.Shards)
+	if n := l.Len(); n > shardCount {
+		t.Fatalf("Len %d over the bound %d", n, shardCount)
 	}
 	if refused == 0 {
 		t.Fatal("no key refused past the bound")
@@ -161,7 +159,7 @@ func TestMaxBuckets(t *testing.T) {
 
 // Under concurrency a key's bucket lets through exactly its burst while the
 // clock stands still.
-func TestConcurrentExact(t *testing.T) {
+func TestRateConcurrentExact(t *testing.T) {
 	c := newClock()
 	l := newTest(c, Options{})
 	const burst, workers, each = 50, 8, 100
@@ -185,7 +183,7 @@ func TestConcurrentExact(t *testing.T) {
 	}
 }
 
-func (l *Limiter) has(key string) bool { return l.m.Has(key) }
+func (l *Rates) has(key string) bool { return l.m.has(key) }
 
 // singleLock is the unsharded design, as a baseline for the benchmark.
 type singleLock struct {
@@ -204,14 +202,14 @@ func (s *singleLock) allow(key string, limit rate.Limit, burst int) bool {
 	return b.AllowN(time.Now(), 1)
 }
 
-func BenchmarkAllowParallel(b *testing.B) {
+func BenchmarkRateAllowParallel(b *testing.B) {
 	for _, nkeys := range []int{1, 64, 4096} {
 		keys := make([]string, nkeys)
 		for i := range keys {
 			keys[i] = fmt.Sprintf("rule-%d:agent-%d", i%13, i)
 		}
 		b.Run(fmt.Sprintf("sharded/keys=%d", nkeys), func(b *testing.B) {
-			l := New(Options{})
+			l := NewRates(Options{})
 			b.RunParallel(func(pb *testing.PB) {
 				i := 0
 				for pb.Next() {

@@ -1,4 +1,4 @@
-package state
+package approval
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 )
 
 func TestApprovalsDecideOnce(t *testing.T) {
-	m, err := NewApprovalMemory(ApprovalOptions{MaxPending: 2})
+	m, err := NewMemoryStore(StoreOptions{MaxPending: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,9 +32,9 @@ func TestApprovalsDecideOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st := ApprovalApproved
+			st := StateApproved
 			if i%2 == 1 {
-				st = ApprovalDenied
+				st = StateDenied
 			}
 			if _, err := m.DecideApproval("a", Decision{State: st, By: "t"}); err == nil {
 				wins <- st
@@ -59,20 +59,20 @@ func TestApprovalsDecideOnce(t *testing.T) {
 	if err := m.PutApproval(Approval{ID: "c"}); err != nil {
 		t.Fatalf("after a decision there is room: %v", err)
 	}
-	if _, err := m.DecideApproval("zz", Decision{State: ApprovalDenied}); !errors.Is(err, ErrNoApproval) {
+	if _, err := m.DecideApproval("zz", Decision{State: StateDenied}); !errors.Is(err, ErrNoApproval) {
 		t.Fatalf("unknown: %v", err)
 	}
 }
 
 func TestApprovalsPersistPending(t *testing.T) {
 	dir := t.TempDir()
-	m, err := NewApprovalMemory(ApprovalOptions{DataDir: dir, WriteDelay: time.Millisecond, OnError: func(err error) { t.Error(err) }})
+	m, err := NewMemoryStore(StoreOptions{DataDir: dir, WriteDelay: time.Millisecond, OnError: func(err error) { t.Error(err) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.PutApproval(Approval{ID: "ap-1", Tool: "echo", Args: `{"secret":1}`})
 	m.PutApproval(Approval{ID: "ap-2"})
-	m.DecideApproval("ap-2", Decision{State: ApprovalApproved})
+	m.DecideApproval("ap-2", Decision{State: StateApproved})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		b, _ := os.ReadFile(filepath.Join(dir, PendingFile))
@@ -92,7 +92,7 @@ func TestApprovalsPersistPending(t *testing.T) {
 	// the file again after n's last write below (it did, on a busy
 	// machine). Its final write names ap-1 too: it is still pending.
 	m.Close()
-	n, err := NewApprovalMemory(ApprovalOptions{DataDir: dir})
+	n, err := NewMemoryStore(StoreOptions{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +112,11 @@ func TestApprovalsPersistPending(t *testing.T) {
 }
 
 // grantFor holds and approves a new approval, remembering it under key.
-func grantFor(m *ApprovalMemory, id, key string, expires time.Time) error {
+func grantFor(m *MemoryStore, id, key string, expires time.Time) error {
 	if err := m.PutApproval(Approval{ID: id, Created: time.Now()}); err != nil {
 		return err
 	}
-	_, err := m.DecideApproval(id, Decision{State: ApprovalApproved, By: "console", Scope: "agent-tool",
+	_, err := m.DecideApproval(id, Decision{State: StateApproved, By: "console", Scope: "agent-tool",
 		Grant: &Grant{Key: key, Expires: expires}})
 	return err
 }
@@ -124,7 +124,7 @@ func grantFor(m *ApprovalMemory, id, key string, expires time.Time) error {
 func TestApprovalsGrants(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { return now }
-	m, _ := NewApprovalMemory(ApprovalOptions{MaxGrants: 1, Now: clock})
+	m, _ := NewMemoryStore(StoreOptions{MaxGrants: 1, Now: clock})
 	defer m.Close()
 	if err := grantFor(m, "ap-1", "k", now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
@@ -137,20 +137,20 @@ func TestApprovalsGrants(t *testing.T) {
 	if err := grantFor(m, "ap-2", "k2", now.Add(time.Minute)); !errors.Is(err, ErrFull) {
 		t.Fatalf("past MaxGrants: %v", err)
 	}
-	if a, _ := m.Approval("ap-2"); a.State != ApprovalPending {
+	if a, _ := m.Approval("ap-2"); a.State != StatePending {
 		t.Fatalf("a decision whose grant failed: %+v", a)
 	}
 	now = now.Add(2 * time.Minute)
 	if _, ok := m.Grant("k"); ok {
 		t.Fatal("expired grant found")
 	}
-	if _, err := m.DecideApproval("ap-2", Decision{State: ApprovalApproved, By: "console",
+	if _, err := m.DecideApproval("ap-2", Decision{State: StateApproved, By: "console",
 		Grant: &Grant{Key: "k2", Expires: now.Add(time.Minute)}}); err != nil {
 		t.Fatalf("expired grants make room: %v", err)
 	}
 	// A decision that fails (decided already) stores no grant; nor does
 	// a grant with a deny.
-	if _, err := m.DecideApproval("ap-2", Decision{State: ApprovalApproved, By: "console",
+	if _, err := m.DecideApproval("ap-2", Decision{State: StateApproved, By: "console",
 		Grant: &Grant{Key: "k3", Expires: now.Add(time.Minute)}}); !errors.Is(err, ErrDecided) {
 		t.Fatalf("second decision: %v", err)
 	}
@@ -158,7 +158,7 @@ func TestApprovalsGrants(t *testing.T) {
 		t.Fatal("a failed decision stored its grant")
 	}
 	m.PutApproval(Approval{ID: "ap-3"})
-	if _, err := m.DecideApproval("ap-3", Decision{State: ApprovalDenied, By: "console",
+	if _, err := m.DecideApproval("ap-3", Decision{State: StateDenied, By: "console",
 		Grant: &Grant{Key: "k4", Expires: now.Add(time.Minute)}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("a deny with a grant: %v", err)
 	}
@@ -167,7 +167,7 @@ func TestApprovalsGrants(t *testing.T) {
 // An approved approval passes its call once; a pending, denied or unknown
 // one passes none.
 func TestApprovalsUseOnce(t *testing.T) {
-	m, err := NewApprovalMemory(ApprovalOptions{})
+	m, err := NewMemoryStore(StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +180,8 @@ func TestApprovalsUseOnce(t *testing.T) {
 	if _, err := m.UseApproval("ok"); !errors.Is(err, ErrNotApproved) {
 		t.Fatalf("pending: %v, want ErrNotApproved", err)
 	}
-	m.DecideApproval("ok", Decision{State: ApprovalApproved, By: "console"})
-	m.DecideApproval("no", Decision{State: ApprovalDenied, By: "console"})
+	m.DecideApproval("ok", Decision{State: StateApproved, By: "console"})
+	m.DecideApproval("no", Decision{State: StateDenied, By: "console"})
 	if a, err := m.UseApproval("ok"); err != nil || a.By != "console" {
 		t.Fatalf("approved: %+v %v", a, err)
 	}
@@ -195,7 +195,7 @@ func TestApprovalsUseOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if a, err := m.UseApproval("no"); !errors.Is(err, ErrNotApproved) || a.State != ApprovalDenied {
+	if a, err := m.UseApproval("no"); !errors.Is(err, ErrNotApproved) || a.State != StateDenied {
 		t.Fatalf("denied: %+v %v", a, err)
 	}
 	if _, err := m.UseApproval("zz"); !errors.Is(err, ErrNoApproval) {

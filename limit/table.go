@@ -1,5 +1,6 @@
-// Package shardmap is the table of per-key buckets that package ratelimit
-// (the MCP rate limits) and package quota (the egress quotas) keep.
+package limit
+
+// table is the sharded table every bucket, rate or quota, lives in.
 //
 // Contract:
 //   - Entries live in a fixed number of shards, each a mutex and a map,
@@ -12,10 +13,9 @@
 //     dropping one never lets a key past its limit. A shard is swept at
 //     most once per idle period, on a call that finds it due, so the cost
 //     is spread over that many calls.
-//   - The number of entries is bounded (Options.MaxEntries, spread evenly
+//   - The number of entries is bounded (Options.MaxBuckets, spread evenly
 //     over the shards). A new key that finds its shard full is refused:
 //     the caller fails closed, it never admits the key unmetered.
-package shardmap
 
 import (
 	"hash/maphash"
@@ -23,29 +23,32 @@ import (
 	"time"
 )
 
-// Shards is how many shards a Map has: a power of two, comfortably above
-// the core counts agentg runs on, so that parallel callers spread over
-// many locks. Tests that must touch every shard use it.
-const Shards = 64
-
-const shardCount = Shards
+// shardCount is how many shards a table has: a power of two, comfortably
+// above the core counts agentg runs on, so that parallel callers spread
+// over many locks. Tests that must touch every shard use it.
+const shardCount = 64
 
 // Defaults for Options' zero values.
 const (
 	DefaultIdleAfter  = time.Minute
-	DefaultMaxEntries = 1 << 20
+	DefaultMaxBuckets = 1 << 20
 )
 
-// Options configure a Map. The zero value is usable.
+// Options configure Rates and Quotas alike. The zero value is usable.
 type Options struct {
-	IdleAfter  time.Duration    // 0: DefaultIdleAfter
-	MaxEntries int              // 0: DefaultMaxEntries
-	Now        func() time.Time // nil: time.Now; tests set it
+	// IdleAfter is how long a full bucket stays unused before it is
+	// dropped; 0 means DefaultIdleAfter.
+	IdleAfter time.Duration
+	// MaxBuckets bounds the buckets held at once (spread evenly over the
+	// shards); 0 means DefaultMaxBuckets.
+	MaxBuckets int
+	// Now is the clock; nil means time.Now. Tests set it.
+	Now func() time.Time
 }
 
-// Map is a sharded, bounded map of *V, safe for concurrent use. Create it
-// with New.
-type Map[V any] struct {
+// table is a sharded, bounded map of *V, safe for concurrent use. Create
+// it with newTable.
+type table[V any] struct {
 	seed      maphash.Seed
 	idle      time.Duration
 	perShard  int
@@ -66,17 +69,17 @@ type entry[V any] struct {
 	last time.Time // last With on it
 }
 
-// New returns an empty Map. droppable says whether an idle entry is back
+// newTable returns an empty table. droppable says whether an idle entry is back
 // to its initial state, so a sweep may drop it; it runs with the entry's
 // shard locked.
-func New[V any](opts Options, droppable func(v *V, now time.Time) bool) *Map[V] {
-	m := &Map[V]{seed: maphash.MakeSeed(), idle: opts.IdleAfter, now: opts.Now, droppable: droppable}
+func newTable[V any](opts Options, droppable func(v *V, now time.Time) bool) *table[V] {
+	m := &table[V]{seed: maphash.MakeSeed(), idle: opts.IdleAfter, now: opts.Now, droppable: droppable}
 	if m.idle <= 0 {
 		m.idle = DefaultIdleAfter
 	}
-	max := opts.MaxEntries
+	max := opts.MaxBuckets
 	if max <= 0 {
-		max = DefaultMaxEntries
+		max = DefaultMaxBuckets
 	}
 	m.perShard = (max + shardCount - 1) / shardCount
 	if m.now == nil {
@@ -88,14 +91,14 @@ func New[V any](opts Options, droppable func(v *V, now time.Time) bool) *Map[V] 
 	return m
 }
 
-// IdleAfter is how long an entry stays unused before a sweep may drop it:
+// idleAfter is how long an entry stays unused before a sweep may drop it:
 // how long a refused new key should wait before it tries again.
-func (m *Map[V]) IdleAfter() time.Duration { return m.idle }
+func (m *table[V]) idleAfter() time.Duration { return m.idle }
 
-// With runs fn on key's entry, its shard locked, creating it with create
+// with runs fn on key's entry, its shard locked, creating it with create
 // on first use. It reports false, without calling fn, when the key has no
 // entry and its shard is full.
-func (m *Map[V]) With(key string, create func(v *V, now time.Time), fn func(v *V, now time.Time)) bool {
+func (m *table[V]) with(key string, create func(v *V, now time.Time), fn func(v *V, now time.Time)) bool {
 	now := m.now()
 	s := &m.shards[maphash.String(m.seed, key)%shardCount]
 	s.mu.Lock()
@@ -122,8 +125,8 @@ func (m *Map[V]) With(key string, create func(v *V, now time.Time), fn func(v *V
 	return true
 }
 
-// Has reports whether key has an entry, without touching it.
-func (m *Map[V]) Has(key string) bool {
+// has reports whether key has an entry, without touching it.
+func (m *table[V]) has(key string) bool {
 	s := &m.shards[maphash.String(m.seed, key)%shardCount]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -131,8 +134,8 @@ func (m *Map[V]) Has(key string) bool {
 	return ok
 }
 
-// Len is the number of entries held.
-func (m *Map[V]) Len() int {
+// len is the number of entries held.
+func (m *table[V]) len() int {
 	n := 0
 	for i := range m.shards {
 		s := &m.shards[i]

@@ -1,7 +1,7 @@
-// Package quota holds the buckets behind the policy's quotas on plain
-// HTTP(S) egress: requests per period and bytes per period, one bucket
-// per key (a quota's id plus the agent and host it counts per), created
-// on first use.
+// Quotas: the buckets behind the policy's quotas on plain HTTP(S)
+// egress: requests per period and bytes per period, one bucket per key (a
+// quota's id plus the agent and host it counts per), created on first
+// use.
 //
 // Contract:
 //   - A bucket holds up to a Budget's Amount and refills continuously at
@@ -12,35 +12,16 @@
 //     and may go below zero: the debt is paid back by the refill before
 //     Left lets anything start again. Nothing blocks or queues; a refusal
 //     says how long until the bucket allows again.
-//   - Buckets live in an internal/shardmap table, as package ratelimit's
-//     do: sharded locks, not the state store; dropped only when full again
-//     and idle for Options.IdleAfter, so eviction never lets a key past
-//     its quota; bounded (Options.MaxBuckets), a new key past the bound
-//     refused (fail closed), never admitted unmetered.
 //   - The budget is given on every call, as the policy in force says it; a
 //     reload that changes it applies to existing buckets (a smaller Amount
 //     caps what they hold).
-package quota
+
+package limit
 
 import (
 	"math"
 	"time"
-
-	"github.com/agentg/agentg/internal/shardmap"
 )
-
-// Defaults for Options' zero values.
-const (
-	DefaultIdleAfter  = shardmap.DefaultIdleAfter
-	DefaultMaxBuckets = shardmap.DefaultMaxEntries
-)
-
-// Options configure Buckets. The zero value is usable.
-type Options struct {
-	IdleAfter  time.Duration    // 0: DefaultIdleAfter
-	MaxBuckets int              // 0: DefaultMaxBuckets
-	Now        func() time.Time // nil: time.Now; tests set it
-}
 
 // Budget is what one bucket may spend: Amount per Period, Amount at once.
 type Budget struct {
@@ -55,45 +36,45 @@ func (b Budget) valid() bool {
 // rate is the refill in units per second.
 func (b Budget) rate() float64 { return b.Amount / b.Period.Seconds() }
 
-// Buckets is a sharded set of buckets, safe for concurrent use. Create it
-// with New.
-type Buckets struct {
-	m *shardmap.Map[bucket]
+// Quotas is a sharded set of buckets, safe for concurrent use. Create it
+// with NewQuotas.
+type Quotas struct {
+	m *table[quotaBucket]
 }
 
-type bucket struct {
+type quotaBucket struct {
 	level float64 // may be negative after a Charge
 	at    time.Time
 	full  float64 // the Amount last given
 	rate  float64
 }
 
-// New returns empty Buckets.
-func New(opts Options) *Buckets {
-	full := func(b *bucket, now time.Time) bool {
+// NewQuotas returns empty Quotas.
+func NewQuotas(opts Options) *Quotas {
+	full := func(b *quotaBucket, now time.Time) bool {
 		b.refill(now)
 		return b.level >= b.full
 	}
-	return &Buckets{m: shardmap.New(shardmap.Options{IdleAfter: opts.IdleAfter, MaxEntries: opts.MaxBuckets, Now: opts.Now}, full)}
+	return &Quotas{m: newTable(opts, full)}
 }
 
 // with runs fn on key's bucket, refilled to now and created full on first
 // use; ok is false when there is no room for a new bucket. An invalid
 // budget (zero, negative) is never ok: a quota that cannot be read
 // refuses.
-func (bs *Buckets) with(key string, budget Budget, fn func(b *bucket, now time.Time)) (ok bool) {
+func (bs *Quotas) with(key string, budget Budget, fn func(b *quotaBucket, now time.Time)) (ok bool) {
 	if !budget.valid() {
 		return false
 	}
-	create := func(b *bucket, now time.Time) { *b = bucket{level: budget.Amount, at: now} }
-	return bs.m.With(key, create, func(b *bucket, now time.Time) {
+	create := func(b *quotaBucket, now time.Time) { *b = quotaBucket{level: budget.Amount, at: now} }
+	return bs.m.with(key, create, func(b *quotaBucket, now time.Time) {
 		b.full, b.rate = budget.Amount, budget.rate()
 		b.refill(now)
 		fn(b, now)
 	})
 }
 
-func (b *bucket) refill(now time.Time) {
+func (b *quotaBucket) refill(now time.Time) {
 	if d := now.Sub(b.at); d > 0 {
 		b.level += d.Seconds() * b.rate
 		b.at = now
@@ -102,7 +83,7 @@ func (b *bucket) refill(now time.Time) {
 }
 
 // until is how long the bucket needs to hold want.
-func (b *bucket) until(want float64) time.Duration {
+func (b *quotaBucket) until(want float64) time.Duration {
 	secs := (want - b.level) / b.rate
 	if secs <= 0 {
 		return 0
@@ -115,11 +96,11 @@ func (b *bucket) until(want float64) time.Duration {
 
 // Take takes n units from key's bucket if it holds them. When it does
 // not, nothing is taken and retryAfter says when it will.
-func (bs *Buckets) Take(key string, budget Budget, n float64) (ok bool, retryAfter time.Duration) {
+func (bs *Quotas) Take(key string, budget Budget, n float64) (ok bool, retryAfter time.Duration) {
 	if n > budget.Amount {
 		return false, time.Duration(math.MaxInt64) // never, whatever the wait
 	}
-	found := bs.with(key, budget, func(b *bucket, _ time.Time) {
+	found := bs.with(key, budget, func(b *quotaBucket, _ time.Time) {
 		if b.level >= n {
 			b.level -= n
 			ok = true
@@ -128,7 +109,7 @@ func (bs *Buckets) Take(key string, budget Budget, n float64) (ok bool, retryAft
 		retryAfter = b.until(n)
 	})
 	if !found {
-		return false, bs.m.IdleAfter()
+		return false, bs.m.idleAfter()
 	}
 	return ok, retryAfter
 }
@@ -136,8 +117,8 @@ func (bs *Buckets) Take(key string, budget Budget, n float64) (ok bool, retryAft
 // Left reports whether key's bucket holds anything (more than zero): what
 // a metered exchange needs to start. When it does not, retryAfter says
 // when it will.
-func (bs *Buckets) Left(key string, budget Budget) (ok bool, retryAfter time.Duration) {
-	found := bs.with(key, budget, func(b *bucket, _ time.Time) {
+func (bs *Quotas) Left(key string, budget Budget) (ok bool, retryAfter time.Duration) {
+	found := bs.with(key, budget, func(b *quotaBucket, _ time.Time) {
 		if b.level > 0 {
 			ok = true
 			return
@@ -145,7 +126,7 @@ func (bs *Buckets) Left(key string, budget Budget) (ok bool, retryAfter time.Dur
 		retryAfter = max(b.until(0), time.Nanosecond)
 	})
 	if !found {
-		return false, bs.m.IdleAfter()
+		return false, bs.m.idleAfter()
 	}
 	return ok, retryAfter
 }
@@ -153,8 +134,8 @@ func (bs *Buckets) Left(key string, budget Budget) (ok bool, retryAfter time.Dur
 // Charge takes n units from key's bucket, below zero if need be, and
 // reports whether anything is left after it. A key with no room for its
 // bucket is reported spent.
-func (bs *Buckets) Charge(key string, budget Budget, n float64) (left bool) {
-	found := bs.with(key, budget, func(b *bucket, _ time.Time) {
+func (bs *Quotas) Charge(key string, budget Budget, n float64) (left bool) {
+	found := bs.with(key, budget, func(b *quotaBucket, _ time.Time) {
 		b.level -= n
 		left = b.level > 0
 	})
@@ -162,4 +143,4 @@ func (bs *Buckets) Charge(key string, budget Budget, n float64) (left bool) {
 }
 
 // Len is the number of buckets held.
-func (bs *Buckets) Len() int { return bs.m.Len() }
+func (bs *Quotas) Len() int { return bs.m.len() }

@@ -1,23 +1,24 @@
-package quota
+package limit
 
 import (
 	"fmt"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/agentg/agentg/internal/shardmap"
 )
 
-type clock struct{ t time.Time }
+type quotaClock struct{ t time.Time }
 
-func (c *clock) now() time.Time            { return c.t }
-func (c *clock) add(d time.Duration)       { c.t = c.t.Add(d) }
-func newClock() (*clock, func() time.Time) { c := &clock{t: time.Unix(1e9, 0)}; return c, c.now }
+func (c *quotaClock) now() time.Time      { return c.t }
+func (c *quotaClock) add(d time.Duration) { c.t = c.t.Add(d) }
+func newQuotaClock() (*quotaClock, func() time.Time) {
+	c := &quotaClock{t: time.Unix(1e9, 0)}
+	return c, c.now
+}
 
-func TestTake(t *testing.T) {
-	c, now := newClock()
-	bs := New(Options{Now: now})
+func TestQuotaTake(t *testing.T) {
+	c, now := newQuotaClock()
+	bs := NewQuotas(Options{Now: now})
 	perMin := Budget{Amount: 3, Period: time.Minute} // 3 at once, then one per 20s
 	steps := []struct {
 		wait  time.Duration
@@ -59,9 +60,9 @@ func TestTake(t *testing.T) {
 
 // Bytes are charged after the fact, into debt, and the debt is paid back
 // before anything starts again.
-func TestChargeDebt(t *testing.T) {
-	c, now := newClock()
-	bs := New(Options{Now: now})
+func TestQuotaChargeDebt(t *testing.T) {
+	c, now := newQuotaClock()
+	bs := NewQuotas(Options{Now: now})
 	perDay := Budget{Amount: 1000, Period: 1000 * time.Second} // 1 a second
 	if ok, _ := bs.Left("k", perDay); !ok {
 		t.Fatal("a new bucket is empty")
@@ -93,13 +94,13 @@ func TestChargeDebt(t *testing.T) {
 
 // Idle full buckets are dropped; a bucket in use or in debt never is; a
 // full shard refuses new keys rather than admit them unmetered.
-func TestEvictionAndBound(t *testing.T) {
-	c, now := newClock()
-	bs := New(Options{Now: now, IdleAfter: time.Minute, MaxBuckets: shardmap.Shards}) // one per shard
+func TestQuotaEvictionAndBound(t *testing.T) {
+	c, now := newQuotaClock()
+	bs := NewQuotas(Options{Now: now, IdleAfter: time.Minute, MaxBuckets: shardCount}) // one per shard
 	b := Budget{Amount: 1, Period: time.Hour}
 	bs.Take("spent", b, 1)
 	refused := 0
-	for i := range 4 * shardmap.Shards {
+	for i := range 4 * shardCount {
 		if ok, retry := bs.Take(fmt.Sprint("k", i), b, 1); !ok {
 			refused++
 			if retry != time.Minute {
@@ -107,8 +108,8 @@ func TestEvictionAndBound(t *testing.T) {
 			}
 		}
 	}
-	if refused == 0 || bs.Len() > shardmap.Shards {
-		t.Fatalf("%d keys refused, %d buckets held; want refusals and at most %d", refused, bs.Len(), shardmap.Shards)
+	if refused == 0 || bs.Len() > shardCount {
+		t.Fatalf("%d keys refused, %d buckets held; want refusals and at most %d", refused, bs.Len(), shardCount)
 	}
 	c.add(2 * time.Minute) // idle, but not full again: kept
 	bs.Left("x", b)        // sweeps the shard it lands in
@@ -116,16 +117,16 @@ func TestEvictionAndBound(t *testing.T) {
 		t.Fatal("an empty bucket was dropped and came back full")
 	}
 	c.add(2 * time.Hour) // full and idle: every bucket may go
-	for i := range 4 * shardmap.Shards {
+	for i := range 4 * shardCount {
 		bs.Left(fmt.Sprint("sweep", i), b)
 	}
-	if bs.Len() > shardmap.Shards {
+	if bs.Len() > shardCount {
 		t.Fatalf("%d buckets after they all refilled and idled", bs.Len())
 	}
 }
 
-func TestConcurrent(t *testing.T) {
-	bs := New(Options{})
+func TestQuotaConcurrent(t *testing.T) {
+	bs := NewQuotas(Options{})
 	b := Budget{Amount: 1000, Period: time.Hour}
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -1,4 +1,4 @@
-package state
+package approval
 
 import (
 	"errors"
@@ -9,13 +9,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentg/agentg/internal/atomicfile"
 	"github.com/hashicorp/go-memdb"
 )
 
-// Approvals: calls held for a person's decision, and the grants that
-// remember a decision for a while. ApprovalStore is the contract package
-// approval programs against; ApprovalMemory, on go-memdb, is the one for a
-// single process.
+// The store of held calls and of the grants that remember a decision for
+// a while. Store is the contract the Broker programs against (a store
+// shared by replicas would implement it too); MemoryStore, on go-memdb,
+// is the one for a single process.
 //
 // Contract:
 //   - An approval is decided once: DecideApproval moves it from pending to
@@ -48,17 +49,19 @@ const PendingFile = "approvals-pending.json"
 
 // Approval states.
 const (
-	ApprovalPending  = "pending"
-	ApprovalApproved = "approved"
-	ApprovalDenied   = "denied"
-	ApprovalExpired  = "expired"
-	// ApprovalCancelled: the client went away while its call was held;
+	StatePending  = "pending"
+	StateApproved = "approved"
+	StateDenied   = "denied"
+	StateExpired  = "expired"
+	// StateCancelled: the client went away while its call was held;
 	// the call was never sent and cannot be approved any more.
-	ApprovalCancelled = "cancelled"
+	StateCancelled = "cancelled"
 )
 
 // Errors of the approval store; test with errors.Is.
 var (
+	ErrFull        = errors.New("approvals store full")
+	ErrInvalid     = errors.New("invalid approval")
 	ErrNoApproval  = errors.New("no such approval")
 	ErrDecided     = errors.New("approval already decided")
 	ErrNotApproved = errors.New("approval not approved")
@@ -113,7 +116,7 @@ type Approval struct {
 
 // Decision is what an approver (or the timeout) says about an approval.
 type Decision struct {
-	State  string // ApprovalApproved, ApprovalDenied, ApprovalExpired or ApprovalCancelled
+	State  string // StateApproved, StateDenied, StateExpired or StateCancelled
 	By     string
 	Reason string
 	Scope  string
@@ -133,9 +136,9 @@ type Grant struct {
 	Expires  time.Time
 }
 
-// ApprovalStore is the state of held calls. Its methods are safe for
+// Store is the state of held calls. Its methods are safe for
 // concurrent use.
-type ApprovalStore interface {
+type Store interface {
 	// PutApproval records a pending approval (ID set, State pending);
 	// ErrFull past the bound.
 	PutApproval(Approval) error
@@ -161,8 +164,8 @@ type ApprovalStore interface {
 	Close() error
 }
 
-// ApprovalOptions configure an ApprovalMemory; zero values are defaults.
-type ApprovalOptions struct {
+// StoreOptions configure an MemoryStore; zero values are defaults.
+type StoreOptions struct {
 	DataDir    string
 	MaxPending int           // default 10000
 	MaxDecided int           // default 4096
@@ -192,9 +195,9 @@ const (
 	tableGrant    = "grant"
 )
 
-// ApprovalMemory is the ApprovalStore of one process.
-type ApprovalMemory struct {
-	opts    ApprovalOptions
+// MemoryStore is the Store of one process.
+type MemoryStore struct {
+	opts    StoreOptions
 	db      *memdb.MemDB
 	mu      sync.Mutex // with the memdb writer: counts, the decided queue
 	pending int
@@ -208,12 +211,12 @@ type ApprovalMemory struct {
 	once    sync.Once
 }
 
-var _ ApprovalStore = (*ApprovalMemory)(nil)
+var _ Store = (*MemoryStore)(nil)
 
-// NewApprovalMemory returns an approval store; with a DataDir it reads
+// NewMemoryStore returns an approval store; with a DataDir it reads
 // what the previous run left pending (Orphans) and persists the pending
 // ids from now on.
-func NewApprovalMemory(opts ApprovalOptions) (*ApprovalMemory, error) {
+func NewMemoryStore(opts StoreOptions) (*MemoryStore, error) {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 10000
 	}
@@ -238,12 +241,12 @@ func NewApprovalMemory(opts ApprovalOptions) (*ApprovalMemory, error) {
 		tableGrant:    {Name: tableGrant, Indexes: map[string]*memdb.IndexSchema{indexID: {Name: indexID, Unique: true, Indexer: keyIndex{}}}},
 	}})
 	if err != nil {
-		return nil, fmt.Errorf("state: approvals: %w", err)
+		return nil, fmt.Errorf("approvals store: %w", err)
 	}
-	m := &ApprovalMemory{opts: opts, db: db, dirty: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	m := &MemoryStore{opts: opts, db: db, dirty: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if opts.DataDir != "" {
 		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("state: data directory: %w", err)
+			return nil, fmt.Errorf("approvals store: data directory: %w", err)
 		}
 		b, err := os.ReadFile(m.file())
 		switch {
@@ -252,7 +255,7 @@ func NewApprovalMemory(opts ApprovalOptions) (*ApprovalMemory, error) {
 			if err := unmarshalFile(b, &f); err != nil {
 				// Unreadable: the restart cannot say which calls it
 				// denied, and says that much.
-				m.report(fmt.Errorf("state: %s: %w", m.file(), err))
+				m.report(fmt.Errorf("approvals store: %s: %w", m.file(), err))
 				m.orphans = []Approval{{ID: "?", Reason: "the pending approvals file could not be read: " + err.Error()}}
 			} else {
 				for _, r := range f.Pending {
@@ -261,7 +264,7 @@ func NewApprovalMemory(opts ApprovalOptions) (*ApprovalMemory, error) {
 			}
 			m.markDirty() // rewritten without them
 		case !errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("state: %w", err)
+			return nil, fmt.Errorf("approvals store: %w", err)
 		}
 	}
 	go m.writer()
@@ -294,18 +297,18 @@ func recordOf(a Approval) pendingRecord {
 
 func (r pendingRecord) approval() Approval {
 	return Approval{ID: r.ID, Kind: r.Kind, Agent: r.Agent, Server: r.Server, Tool: r.Tool,
-		Method: r.Method, URL: r.URL, Rule: r.Rule, Created: r.Created, Event: r.Event, State: ApprovalPending}
+		Method: r.Method, URL: r.URL, Rule: r.Rule, Created: r.Created, Event: r.Event, State: StatePending}
 }
 
-func (m *ApprovalMemory) file() string { return filepath.Join(m.opts.DataDir, PendingFile) }
+func (m *MemoryStore) file() string { return filepath.Join(m.opts.DataDir, PendingFile) }
 
-func (m *ApprovalMemory) report(err error) {
+func (m *MemoryStore) report(err error) {
 	if err != nil && m.opts.OnError != nil {
 		m.opts.OnError(err)
 	}
 }
 
-func (m *ApprovalMemory) markDirty() {
+func (m *MemoryStore) markDirty() {
 	if m.opts.DataDir == "" {
 		return
 	}
@@ -317,7 +320,7 @@ func (m *ApprovalMemory) markDirty() {
 
 // writer writes the pending ids a little after they change, so that a
 // thousand calls held at once cost a few writes, not a thousand.
-func (m *ApprovalMemory) writer() {
+func (m *MemoryStore) writer() {
 	defer close(m.stopped)
 	for {
 		select {
@@ -333,7 +336,7 @@ func (m *ApprovalMemory) writer() {
 	}
 }
 
-func (m *ApprovalMemory) write() error {
+func (m *MemoryStore) write() error {
 	if m.opts.DataDir == "" {
 		return nil
 	}
@@ -346,22 +349,22 @@ func (m *ApprovalMemory) write() error {
 	}
 	b, err := marshalFile(f)
 	if err != nil {
-		return fmt.Errorf("state: approvals: %w", err)
+		return fmt.Errorf("approvals store: %w", err)
 	}
-	if err := writeFileAtomic(m.file(), b); err != nil {
-		return fmt.Errorf("state: write %s: %w", m.file(), err)
+	if err := atomicfile.Write(m.file(), b, fileMode); err != nil {
+		return fmt.Errorf("approvals store: write %s: %w", m.file(), err)
 	}
 	return nil
 }
 
-func (m *ApprovalMemory) peekOrphans() []Approval {
+func (m *MemoryStore) peekOrphans() []Approval {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.orphans)
 }
 
-// Orphans implements ApprovalStore.
-func (m *ApprovalMemory) Orphans() []Approval {
+// Orphans implements Store.
+func (m *MemoryStore) Orphans() []Approval {
 	m.mu.Lock()
 	o := m.orphans
 	m.orphans = nil
@@ -370,12 +373,12 @@ func (m *ApprovalMemory) Orphans() []Approval {
 	return o
 }
 
-// PutApproval implements ApprovalStore.
-func (m *ApprovalMemory) PutApproval(a Approval) error {
+// PutApproval implements Store.
+func (m *MemoryStore) PutApproval(a Approval) error {
 	if a.ID == "" {
 		return fmt.Errorf("%w: approval without an id", ErrInvalid)
 	}
-	a.State = ApprovalPending
+	a.State = StatePending
 	txn := m.db.Txn(true)
 	defer txn.Abort()
 	m.mu.Lock()
@@ -388,7 +391,7 @@ func (m *ApprovalMemory) PutApproval(a Approval) error {
 	}
 	m.expireDecidedLocked(txn)
 	if err := txn.Insert(tableApproval, &approvalRec{a: a, done: make(chan struct{})}); err != nil {
-		return fmt.Errorf("state: put approval: %w", err)
+		return fmt.Errorf("approvals store: put approval: %w", err)
 	}
 	txn.Commit()
 	m.pending++
@@ -398,7 +401,7 @@ func (m *ApprovalMemory) PutApproval(a Approval) error {
 
 // expireDecidedLocked drops decided approvals past MaxDecided or
 // DecidedTTL, oldest first.
-func (m *ApprovalMemory) expireDecidedLocked(txn *memdb.Txn) {
+func (m *MemoryStore) expireDecidedLocked(txn *memdb.Txn) {
 	cut := m.opts.Now().Add(-m.opts.DecidedTTL)
 	n := 0
 	for ; n < len(m.decided); n++ {
@@ -413,7 +416,7 @@ func (m *ApprovalMemory) expireDecidedLocked(txn *memdb.Txn) {
 	m.decided = m.decided[n:]
 }
 
-func (m *ApprovalMemory) rec(id string) *approvalRec {
+func (m *MemoryStore) rec(id string) *approvalRec {
 	obj, err := m.db.Txn(false).First(tableApproval, indexID, id)
 	if err != nil || obj == nil {
 		return nil
@@ -421,23 +424,23 @@ func (m *ApprovalMemory) rec(id string) *approvalRec {
 	return obj.(*approvalRec)
 }
 
-// Approval implements ApprovalStore.
-func (m *ApprovalMemory) Approval(id string) (Approval, bool) {
+// Approval implements Store.
+func (m *MemoryStore) Approval(id string) (Approval, bool) {
 	if r := m.rec(id); r != nil {
 		return r.a, true
 	}
 	return Approval{}, false
 }
 
-// Pending implements ApprovalStore.
-func (m *ApprovalMemory) Pending() []Approval {
+// Pending implements Store.
+func (m *MemoryStore) Pending() []Approval {
 	it, err := m.db.Txn(false).Get(tableApproval, indexID)
 	if err != nil {
 		return nil
 	}
 	var out []Approval
 	for obj := it.Next(); obj != nil; obj = it.Next() {
-		if r := obj.(*approvalRec); r.a.State == ApprovalPending {
+		if r := obj.(*approvalRec); r.a.State == StatePending {
 			out = append(out, r.a)
 		}
 	}
@@ -445,8 +448,8 @@ func (m *ApprovalMemory) Pending() []Approval {
 	return out
 }
 
-// PendingCount implements ApprovalStore.
-func (m *ApprovalMemory) PendingCount() int {
+// PendingCount implements Store.
+func (m *MemoryStore) PendingCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.pending
@@ -454,7 +457,7 @@ func (m *ApprovalMemory) PendingCount() int {
 
 // writeRec opens a write transaction and finds approval id in it; the
 // caller commits or aborts it.
-func (m *ApprovalMemory) writeRec(id string) (*memdb.Txn, *approvalRec, error) {
+func (m *MemoryStore) writeRec(id string) (*memdb.Txn, *approvalRec, error) {
 	txn := m.db.Txn(true)
 	obj, err := txn.First(tableApproval, indexID, id)
 	if err != nil || obj == nil {
@@ -464,14 +467,14 @@ func (m *ApprovalMemory) writeRec(id string) (*memdb.Txn, *approvalRec, error) {
 	return txn, obj.(*approvalRec), nil
 }
 
-// DecideApproval implements ApprovalStore.
-func (m *ApprovalMemory) DecideApproval(id string, d Decision) (Approval, error) {
+// DecideApproval implements Store.
+func (m *MemoryStore) DecideApproval(id string, d Decision) (Approval, error) {
 	switch d.State {
-	case ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalCancelled:
+	case StateApproved, StateDenied, StateExpired, StateCancelled:
 	default:
 		return Approval{}, fmt.Errorf("%w: decision %q", ErrInvalid, d.State)
 	}
-	if d.Grant != nil && (d.State != ApprovalApproved || d.Grant.Key == "") {
+	if d.Grant != nil && (d.State != StateApproved || d.Grant.Key == "") {
 		return Approval{}, fmt.Errorf("%w: a grant with a %s decision, or without a key", ErrInvalid, d.State)
 	}
 	txn, old, err := m.writeRec(id)
@@ -479,13 +482,13 @@ func (m *ApprovalMemory) DecideApproval(id string, d Decision) (Approval, error)
 		return Approval{}, err
 	}
 	defer txn.Abort()
-	if old.a.State != ApprovalPending {
+	if old.a.State != StatePending {
 		return old.a, fmt.Errorf("%w: %s is %s", ErrDecided, id, old.a.State)
 	}
 	a := old.a
 	a.State, a.By, a.Reason, a.Scope, a.For, a.Decided = d.State, d.By, d.Reason, d.Scope, d.For, m.opts.Now()
 	if err := txn.Insert(tableApproval, &approvalRec{a: a, done: old.done}); err != nil {
-		return Approval{}, fmt.Errorf("state: decide approval: %w", err)
+		return Approval{}, fmt.Errorf("approvals store: decide approval: %w", err)
 	}
 	m.mu.Lock()
 	grants := 0
@@ -509,28 +512,28 @@ func (m *ApprovalMemory) DecideApproval(id string, d Decision) (Approval, error)
 	return a, nil
 }
 
-// UseApproval implements ApprovalStore.
-func (m *ApprovalMemory) UseApproval(id string) (Approval, error) {
+// UseApproval implements Store.
+func (m *MemoryStore) UseApproval(id string) (Approval, error) {
 	txn, old, err := m.writeRec(id)
 	if err != nil {
 		return Approval{}, err
 	}
 	defer txn.Abort()
 	switch {
-	case old.a.State != ApprovalApproved:
+	case old.a.State != StateApproved:
 		return old.a, fmt.Errorf("%w: %s is %s", ErrNotApproved, id, old.a.State)
 	case old.used:
 		return old.a, fmt.Errorf("%w: %s passed its call already", ErrUsed, id)
 	}
 	if err := txn.Insert(tableApproval, &approvalRec{a: old.a, done: old.done, used: true}); err != nil {
-		return Approval{}, fmt.Errorf("state: use approval: %w", err)
+		return Approval{}, fmt.Errorf("approvals store: use approval: %w", err)
 	}
 	txn.Commit()
 	return old.a, nil
 }
 
-// Decided implements ApprovalStore.
-func (m *ApprovalMemory) Decided(id string) <-chan struct{} {
+// Decided implements Store.
+func (m *MemoryStore) Decided(id string) <-chan struct{} {
 	if r := m.rec(id); r != nil {
 		return r.done
 	}
@@ -540,7 +543,7 @@ func (m *ApprovalMemory) Decided(id string) <-chan struct{} {
 // putGrantLocked inserts g in txn (m.mu held), dropping expired grants
 // first when MaxGrants is reached; ErrFull when there is still no room.
 // It returns the change to m.grants, to apply once txn commits.
-func (m *ApprovalMemory) putGrantLocked(txn *memdb.Txn, g Grant) (int, error) {
+func (m *MemoryStore) putGrantLocked(txn *memdb.Txn, g Grant) (int, error) {
 	now := m.opts.Now()
 	old, _ := txn.First(tableGrant, indexID, g.Key)
 	delta := 0
@@ -564,7 +567,7 @@ func (m *ApprovalMemory) putGrantLocked(txn *memdb.Txn, g Grant) (int, error) {
 		}
 	}
 	if err := txn.Insert(tableGrant, &grantRec{g: g}); err != nil {
-		return 0, fmt.Errorf("state: put grant: %w", err)
+		return 0, fmt.Errorf("approvals store: put grant: %w", err)
 	}
 	if old == nil {
 		delta++
@@ -572,8 +575,8 @@ func (m *ApprovalMemory) putGrantLocked(txn *memdb.Txn, g Grant) (int, error) {
 	return delta, nil
 }
 
-// Grant implements ApprovalStore.
-func (m *ApprovalMemory) Grant(key string) (Grant, bool) {
+// Grant implements Store.
+func (m *MemoryStore) Grant(key string) (Grant, bool) {
 	txn := m.db.Txn(false)
 	obj, err := txn.First(tableGrant, indexID, key)
 	if err != nil || obj == nil {
@@ -585,14 +588,14 @@ func (m *ApprovalMemory) Grant(key string) (Grant, bool) {
 	}
 	// Stored only with its approval's decision; were its approval on
 	// record as anything else, it would not be honoured all the same.
-	if a, _ := txn.First(tableApproval, indexID, g.Approval); a != nil && a.(*approvalRec).a.State != ApprovalApproved {
+	if a, _ := txn.First(tableApproval, indexID, g.Approval); a != nil && a.(*approvalRec).a.State != StateApproved {
 		return Grant{}, false
 	}
 	return g, true
 }
 
 // Close writes the pending ids one last time and stops the writer.
-func (m *ApprovalMemory) Close() error {
+func (m *MemoryStore) Close() error {
 	m.once.Do(func() { close(m.stop) })
 	<-m.stopped
 	return m.write()
