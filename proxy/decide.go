@@ -50,27 +50,50 @@ type refusal struct {
 	close  bool // the connection cannot be trusted further: close it after
 }
 
+// Refusals have one framing, written here once: refusal.record puts the
+// status in the flow's event, refusal.fill the headers, and the text and a
+// newline are the body. writeRefusal sends it on a ResponseWriter (the
+// exchange path, the non-proxy answer); refusal.response is the same as
+// an *http.Response for a connection agentg answers itself (a CONNECT
+// through goproxy, a tunnel whose upstream could not be dialed).
+
 // record sets f's status from the refusal: a 403 is explained by its
 // decision, anything else by the refusal's text.
 func (ref *refusal) record(f *flow) {
 	reason := ""
 	if ref.status != http.StatusForbidden {
-		reason = ref.text
+		reason = trimAgentg(ref.text)
 	}
-	f.setStatus(ref.status, trimAgentg(reason))
+	f.setStatus(ref.status, reason)
 }
 
-// response frames the refusal as an HTTP/1.1 response of its own, for a
-// client whose connection agentg answers directly (a CONNECT, a tunnel
-// whose upstream failed): the text, a newline, its headers.
-func (ref *refusal) response() *http.Response {
-	body := ref.text + "\n"
-	h := make(http.Header, len(ref.header)+2)
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+// fill sets the refusal's headers in h: its own, then the body's type and
+// length, and Connection: close when the connection ends after it.
+func (ref *refusal) fill(h http.Header) {
 	for k, v := range ref.header {
 		h[k] = v
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(ref.text)+1))
+	if ref.close {
+		h.Set("Connection", "close")
+	}
+}
+
+// writeRefusal is agentg's own answer to a request it does not forward,
+// recorded in the flow.
+func (s *Server) writeRefusal(w http.ResponseWriter, f *flow, ref *refusal) {
+	ref.record(f)
+	ref.fill(w.Header())
+	w.WriteHeader(ref.status)
+	io.WriteString(w, ref.text+"\n")
+}
+
+// response is the refusal as an HTTP/1.1 response of its own.
+func (ref *refusal) response() *http.Response {
+	body := ref.text + "\n"
+	h := make(http.Header, len(ref.header)+3)
+	ref.fill(h)
 	return &http.Response{
 		StatusCode: ref.status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)),

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -288,26 +287,6 @@ func containsAddr(ips []netip.Addr, ip netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// writeRefusal is the one refusal writer: agentg's own answer to a request
-// it does not forward, recorded in the flow.
-func (s *Server) writeRefusal(w http.ResponseWriter, f *flow, ref *refusal) {
-	reason := "" // a 403 is explained by its decision
-	if ref.status != http.StatusForbidden {
-		reason = trimAgentg(ref.text)
-	}
-	f.setStatus(ref.status, reason)
-	for k, v := range ref.header {
-		w.Header()[k] = v
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(ref.text)+1))
-	if ref.close {
-		w.Header().Set("Connection", "close")
-	}
-	w.WriteHeader(ref.status)
-	io.WriteString(w, ref.text+"\n")
 }
 
 // takeNote takes the tracker's note of r's head.
