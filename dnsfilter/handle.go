@@ -103,13 +103,11 @@ func (s *Server) admit(ps *policyState, q *query, req *dns.Msg) (resp *dns.Msg, 
 		return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeNotSupported, q.decision)), true
 	}
 
-	agent, err := eng.Agent(rules.Claim{Src: q.client.Addr()})
+	// Who: the same step as the proxy's doors (rules.Engine.AgentAt).
+	agent, err := eng.AgentAt(rules.Claim{Src: q.client.Addr()})
 	if err != nil {
 		q.decision = s.refusal(eng, RuleAgent, err.Error())
 		return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeProhibited, q.decision)), true
-	}
-	if agent == "" && q.client.Addr().IsValid() {
-		agent = q.client.Addr().String()
 	}
 	q.agent = agent
 

@@ -29,12 +29,12 @@ func (s *Server) holdRequest(r *http.Request, f *flow) *refusal {
 	if b == nil {
 		f.decision = rules.Decision{Action: rules.Deny, Rule: d.Rule, Source: d.Source,
 			Reason: "held for approval, and this agentg has no approvals broker: nothing can approve it"}
-		return s.denied(f)
+		return denied(f)
 	}
 	body, err := readHeldBody(r)
 	if err != nil {
 		f.decision = rules.Decision{Action: rules.Deny, Rule: d.Rule, Source: d.Source, Reason: err.Error()}
-		ref := s.denied(f)
+		ref := denied(f)
 		if errors.Is(err, errHeldBodyTooLarge) {
 			ref.status = http.StatusRequestEntityTooLarge
 		} else {
@@ -50,7 +50,7 @@ func (s *Server) holdRequest(r *http.Request, f *flow) *refusal {
 		if decoded, err = approval.DecodeBody(body, enc); err != nil {
 			f.decision = rules.Decision{Action: rules.Deny, Rule: d.Rule, Source: d.Source,
 				Reason: "a request held for approval must show its body to the approver: " + err.Error()}
-			ref := s.denied(f)
+			ref := denied(f)
 			ref.status = http.StatusUnsupportedMediaType
 			if errors.Is(err, approval.ErrBodyTooLarge) {
 				ref.status = http.StatusRequestEntityTooLarge
@@ -76,7 +76,7 @@ func (s *Server) holdRequest(r *http.Request, f *flow) *refusal {
 		reason = "the client went away as the call was approved; it was not sent"
 	}
 	f.decision = rules.Decision{Action: rules.Deny, Rule: d.Rule, Source: d.Source, Reason: reason}
-	ref := s.denied(f)
+	ref := denied(f)
 	if gone {
 		ref.status = statusClientGone
 	}

@@ -1,47 +1,65 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"net/http"
-	"strconv"
 
 	"github.com/elazarl/goproxy"
 
 	"github.com/agentg/agentg/addr"
-	"github.com/agentg/agentg/rules"
 )
 
-// The CONNECT door. goproxy is the front: it reads the CONNECT, asks
-// onConnect, writes a refusal, and hijacks the connection for an allowed
-// tunnel. Every byte after the CONNECT is agentg's: goproxy's hijack drops
-// the bytes its server had already buffered (a ClientHello sent in the same
-// write as the CONNECT), so the ResponseWriter goproxy is given hands out a
-// connection that still holds them, and the tunnel itself (runTunnel) never
-// passes through goproxy's copy loops.
+// explicitDoor is the explicit listener (HTTP_PROXY, HTTPS_PROXY): a
+// CONNECT goes through goproxy's front (front.go) to onConnect and then
+// agentg's tunnels, an absolute-form request to the exchange path,
+// anything else is answered as not a proxy request. The tunnel itself
+// (runTunnel) never passes through goproxy's copy loops.
+type explicitDoor struct {
+	s     *Server
+	front *goproxy.ProxyHttpServer
+}
 
-func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
-	f := s.newFlow("connect", r.RemoteAddr, r.Method)
+func newExplicitDoor(s *Server) *explicitDoor {
+	d := &explicitDoor{s: s}
+	d.front = newConnectFront(s.log, d.onConnect)
+	return d
+}
+
+func (d *explicitDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodConnect:
+		d.serveConnect(w, r)
+	case r.URL.IsAbs():
+		d.s.serveExchange(w, r, exchange{door: doorAbsolute, scheme: "http"})
+	default:
+		d.serveNonProxy(w, r)
+	}
+}
+
+func (d *explicitDoor) serveConnect(w http.ResponseWriter, r *http.Request) {
+	s := d.s
+	f := s.events.newFlow("connect", r.RemoteAddr, r.Method)
 	f.scheme = "tunnel"
 	if t := trackerOf(r); t != nil {
 		t.take() // keep the tracker in step
 	}
-	s.gp.ServeHTTP(keepBuffered{w}, r.WithContext(withFlow(r.Context(), f)))
+	d.front.ServeHTTP(keepBuffered{w}, r.WithContext(withFlow(r.Context(), f)))
 	if f.tun != nil {
 		s.tunnels.remove(f.tun) // admitted but never run (the hijack failed)
 	}
-	s.emit(f)
+	s.events.emit(f)
 }
 
 // onConnect decides a CONNECT before any tunnel exists: a denied tunnel
 // gets its refusal and is closed; an allowed one is admitted (within the
 // tunnel caps) and handed to runTunnel.
-func (s *Server) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+func (d *explicitDoor) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	s := d.s
 	r := ctx.Req
 	f := flowFrom(r.Context())
 	reject := func(ref *refusal) (*goproxy.ConnectAction, string) {
-		ctx.Resp = s.connectRefusal(r, f, ref)
+		ctx.Resp = connectRefusal(f, ref)
 		return goproxy.RejectConnect, host
 	}
 	h, err := addr.ParseAuthority(host, 0)
@@ -52,24 +70,12 @@ func (s *Server) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Connect
 		f.host.Name = host
 		return reject(&refusal{status: http.StatusBadRequest, text: "agentg: " + err.Error()})
 	}
-	if ref := s.authorize(r.Context(), f, r, h); ref != nil {
+	if ref := s.pipe.authorize(r.Context(), f, r, h); ref != nil {
 		return reject(ref)
 	}
-	eng := s.cfg.Policy.Engine()
-	tp := s.tunnelPolicy(r.Context(), eng, f.agent, h)
-	t := &tunnel{f: f, allowECH: tp.AllowECH}
-	if tp.Intercept {
-		if s.mitm == nil {
-			f.decision = rules.Decision{Action: rules.Deny, Rule: "builtin:no-ca",
-				Reason: "policy rule " + tp.Rule + " intercepts this host but agentg has no CA configured"}
-			return reject(s.denied(f))
-		}
-		t.intercepted = true
-		f.tls = "intercepted"
-	}
-	if d, ok := s.admitTunnel(t); !ok {
-		f.decision = d
-		return reject(&refusal{status: http.StatusServiceUnavailable, text: "agentg: " + d.Reason})
+	t, ref := s.openTunnel(r.Context(), f, false)
+	if ref != nil {
+		return reject(ref)
 	}
 	f.tun = t
 	return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
@@ -78,77 +84,23 @@ func (s *Server) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Connect
 	}}, h.String()
 }
 
-// connectRefusal is a refusal as the response goproxy writes to a CONNECT.
-func (s *Server) connectRefusal(r *http.Request, f *flow, ref *refusal) *http.Response {
-	reason := ""
-	if ref.status != http.StatusForbidden {
-		reason = ref.text
-	}
-	f.setStatus(ref.status, trimAgentg(reason))
-	resp := goproxy.NewResponse(r, "text/plain; charset=utf-8", ref.status, ref.text+"\n")
-	for k, v := range ref.header {
-		resp.Header[k] = v
-	}
-	resp.Header.Set("Content-Length", strconv.Itoa(len(ref.text)+1))
-	return resp
+// connectRefusal is a refusal as the response goproxy writes to a CONNECT,
+// recorded in f.
+func connectRefusal(f *flow, ref *refusal) *http.Response {
+	ref.record(f)
+	return ref.response()
 }
 
-// keepBuffered is the ResponseWriter goproxy sees for a CONNECT. Its
-// Hijack returns a connection that yields, first, whatever the server read
-// past the CONNECT's head.
-type keepBuffered struct{ http.ResponseWriter }
-
-func (k keepBuffered) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := http.NewResponseController(k.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
+// serveNonProxy answers origin-form requests: agentg is not a web server.
+func (d *explicitDoor) serveNonProxy(w http.ResponseWriter, r *http.Request) {
+	s := d.s
+	f := s.events.newFlow("http", r.RemoteAddr, r.Method)
+	defer s.events.emit(f)
+	f.path = r.URL.Path
+	defer s.guardBody(w, r).end()
+	if t := trackerOf(r); t != nil {
+		t.take() // keep the tracker in step
 	}
-	bc := &bufferedConn{Conn: c, br: rw.Reader}
-	return bc, bufio.NewReadWriter(bufio.NewReader(bc), rw.Writer), nil
-}
-
-var _ http.Hijacker = keepBuffered{}
-
-// bufferedConn reads what br holds, then the connection.
-type bufferedConn struct {
-	net.Conn
-	br *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) {
-	if c.br != nil && c.br.Buffered() > 0 {
-		return c.br.Read(p)
-	}
-	return c.Conn.Read(p)
-}
-
-// raw unwraps c to the TCP connection beneath when no wrapper holds bytes
-// that have not been read yet, so a relay can use splice(2).
-func raw(c net.Conn) (*net.TCPConn, bool) {
-	for {
-		switch v := c.(type) {
-		case *net.TCPConn:
-			return v, true
-		case *outConn:
-			return v.TCPConn, true
-		case *rewound:
-			if len(v.b) > 0 {
-				return nil, false
-			}
-			c = v.Conn
-		case *bufferedConn:
-			if v.br != nil && v.br.Buffered() > 0 {
-				return nil, false
-			}
-			c = v.Conn
-		case *hostTracker:
-			inner := v.raw()
-			if inner == net.Conn(v) {
-				return nil, false
-			}
-			c = inner
-		default:
-			return nil, false
-		}
-	}
+	s.writeRefusal(w, f, &refusal{status: http.StatusBadRequest,
+		text: "agentg is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port"})
 }

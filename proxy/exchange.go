@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -44,15 +43,15 @@ type exchange struct {
 func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchange) {
 	var f *flow
 	if x.door != doorAbsolute {
-		f = s.child(x.tunnel, r.Method)
+		f = s.events.child(x.tunnel, r.Method)
 		if x.scheme == "https" {
 			f.tls = x.tunnel.tls // plaintext HTTP/1 in an intercepted tunnel was never TLS
 		}
 	} else {
-		f = s.newFlow("http", r.RemoteAddr, r.Method)
+		f = s.events.newFlow("http", r.RemoteAddr, r.Method)
 	}
 	f.scheme, f.path = x.scheme, r.URL.EscapedPath()
-	defer s.emit(f)
+	defer s.events.emit(f)
 	// Every way this exchange ends (a refusal, the MCP guard's answer, the
 	// forwarder's) ends with the body read or the connection closing.
 	defer s.guardBody(w, r).end()
@@ -181,7 +180,7 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 		if ambiguousPath(r.URL) {
 			return ambiguousRefusal
 		}
-		if ref := s.authorize(r.Context(), f, r, h); ref != nil {
+		if ref := s.pipe.authorize(r.Context(), f, r, h); ref != nil {
 			return ref
 		}
 	case doorTunnel:
@@ -196,7 +195,7 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 		// addresses the tunnel resolved.
 		f.decision = eng.Host(f.agent, f.host)
 		if !f.decision.Allowed() {
-			return s.denied(f)
+			return denied(f)
 		}
 		if ref := s.recheckAddrs(eng, f); ref != nil {
 			return ref
@@ -221,7 +220,7 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 		if ambiguousPath(r.URL) {
 			return ambiguousRefusal
 		}
-		if ref := s.authorizeTransparent(r.Context(), f, h); ref != nil {
+		if ref := s.pipe.authorizeTransparent(r.Context(), f, h); ref != nil {
 			return ref
 		}
 	}
@@ -231,7 +230,7 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 		if d := eng.DoH(f.agent, f.host); d.Action != rules.Allow {
 			f.decision = d
 			if !d.Allowed() {
-				return s.denied(f)
+				return denied(f)
 			}
 		}
 	}
@@ -251,10 +250,10 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 			return s.holdRequest(r, f) // approve.go: nil once approved
 		}
 		if !d.Allowed() {
-			return s.denied(f)
+			return denied(f)
 		}
 	}
-	return s.checkQuotas(eng, f) // quota.go
+	return s.pipe.checkQuotas(eng, f) // quota.go
 }
 
 var ambiguousRefusal = &refusal{status: http.StatusBadRequest,
@@ -275,10 +274,10 @@ func (s *Server) recheckAddrs(eng *rules.Engine, f *flow) *refusal {
 		if len(ips) == 0 {
 			f.decision = rules.Decision{Action: rules.Deny, Rule: "builtin:resolve-changed",
 				Reason: "the policy's resolve table no longer gives " + f.host.Name + " the tunnel's addresses"}
-			return s.denied(f)
+			return denied(f)
 		}
 	}
-	return s.admitAddrs(eng, f, ips)
+	return s.pipe.admitAddrs(eng, f, ips)
 }
 
 func containsAddr(ips []netip.Addr, ip netip.Addr) bool {
@@ -288,26 +287,6 @@ func containsAddr(ips []netip.Addr, ip netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// writeRefusal is the one refusal writer: agentg's own answer to a request
-// it does not forward, recorded in the flow.
-func (s *Server) writeRefusal(w http.ResponseWriter, f *flow, ref *refusal) {
-	reason := "" // a 403 is explained by its decision
-	if ref.status != http.StatusForbidden {
-		reason = trimAgentg(ref.text)
-	}
-	f.setStatus(ref.status, reason)
-	for k, v := range ref.header {
-		w.Header()[k] = v
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(ref.text)+1))
-	if ref.close {
-		w.Header().Set("Connection", "close")
-	}
-	w.WriteHeader(ref.status)
-	io.WriteString(w, ref.text+"\n")
 }
 
 // takeNote takes the tracker's note of r's head.

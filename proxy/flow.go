@@ -55,13 +55,13 @@ type flow struct {
 
 type flowKey struct{}
 
-func (s *Server) newFlow(kind, client, method string) *flow {
-	return &flow{id: s.cfg.Log.NewID(), kind: kind, start: time.Now(), client: client, method: method}
+func (e *events) newFlow(kind, client, method string) *flow {
+	return &flow{id: e.log.NewID(), kind: kind, start: time.Now(), client: client, method: method}
 }
 
 // child is a request inside the tunnel f: it inherits who and where.
-func (s *Server) child(f *flow, method string) *flow {
-	c := s.newFlow("http", f.client, method)
+func (e *events) child(f *flow, method string) *flow {
+	c := e.newFlow("http", f.client, method)
 	c.parent, c.agent, c.host, c.ips = f.id, f.agent, f.host, f.ips
 	c.door, c.origDst = f.door, f.origDst
 	f.mu.Lock()
@@ -103,7 +103,7 @@ func (f *flow) deny(d rules.Decision) {
 }
 
 // emit writes the flow's event once, however many paths reach it.
-func (s *Server) emit(f *flow) {
+func (ev *events) emit(f *flow) {
 	if f.emitted.Swap(true) {
 		return
 	}
@@ -149,15 +149,15 @@ func (s *Server) emit(f *flow) {
 		e.Decision = "deny"
 		e.Rule = "request"
 	}
-	s.cfg.Log.Log(&e)
+	ev.log.Log(&e)
 }
 
 // logMalformed records a request head agentg refused before any handler
 // could see it (malformed request line, oversized head, bad header); parent
 // is the tunnel it arrived in, if any.
-func (s *Server) logMalformed(parent, client string, status int, reason string) {
-	s.cfg.Log.Log(&audit.Event{
-		ID:       s.cfg.Log.NewID(),
+func (e *events) logMalformed(parent, client string, status int, reason string) {
+	e.log.Log(&audit.Event{
+		ID:       e.log.NewID(),
 		Parent:   parent,
 		Time:     time.Now(),
 		Kind:     "http",

@@ -75,7 +75,7 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 				return
 			}
 			if errors.Is(err, errSelf) {
-				s.writeRefusal(w, f, s.denied(f)) // the dialer found agentg itself (self.go)
+				s.writeRefusal(w, f, denied(f)) // the dialer found agentg itself (self.go)
 				return
 			}
 			if errors.Is(err, errQuotaSpent) && f.meter != nil {

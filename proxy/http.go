@@ -7,19 +7,6 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
-// serveNonProxy answers origin-form requests: agentg is not a web server.
-func (s *Server) serveNonProxy(w http.ResponseWriter, r *http.Request) {
-	f := s.newFlow("http", r.RemoteAddr, r.Method)
-	defer s.emit(f)
-	f.path = r.URL.Path
-	defer s.guardBody(w, r).end()
-	if t := trackerOf(r); t != nil {
-		t.take() // keep the tracker in step
-	}
-	s.writeRefusal(w, f, &refusal{status: http.StatusBadRequest,
-		text: "agentg is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port"})
-}
-
 // authority is h as it belongs in a URL or Host header: the port is left
 // out when it is the scheme's default.
 func authority(h addr.Host, defPort uint16) string {

@@ -24,7 +24,7 @@ func (s *Server) interceptTunnel(ctx context.Context, t *tunnel, client net.Conn
 	if !t.established(client) {
 		return
 	}
-	s.emitOpen(f)
+	s.events.emitOpen(f)
 	br := bufio.NewReaderSize(client, 4096)
 	proto, err := s.sniff(client, br)
 	if err != nil {
@@ -81,7 +81,7 @@ func (s *Server) inner(t *tunnel, scheme string) mitm.Inner {
 // each name their own host.
 func (s *Server) innerAt(t *tunnel, scheme string, d door) mitm.Inner {
 	f := t.f
-	bad := func(status int, reason string) { s.logMalformed(f.id, f.client, status, reason) }
+	bad := func(status int, reason string) { s.events.logMalformed(f.id, f.client, status, reason) }
 	return mitm.Inner{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.serveExchange(w, r, exchange{door: d, scheme: scheme, tunnel: f})

@@ -10,13 +10,6 @@ import (
 	"github.com/agentg/agentg/audit"
 )
 
-// goproxyLogger sends goproxy's own chatter to the debug level.
-type goproxyLogger struct{ l *zerolog.Logger }
-
-func (g goproxyLogger) Printf(format string, v ...any) {
-	g.l.Debug().Msgf(strings.TrimSuffix(format, "\n"), v...)
-}
-
 // newStdLogger routes net/http's server errors (TLS handshake noise,
 // accept errors) into the same JSON stream.
 func newStdLogger(l *zerolog.Logger) *log.Logger {
@@ -29,6 +22,12 @@ func (w stdWriter) Write(p []byte) (int, error) {
 	w.l.Warn().Str("component", "http").Msg(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// events writes the proxy's audit events: one per flow (emit), the
+// tunnel-open line, and the heads refused before a handler saw them. It
+// is the only writer of proxy events, so every door's events share one
+// shape.
+type events struct{ log *audit.Logger }
 
 // KindTunnelOpen is the kind of the event written when a tunnel is
 // established: a CONNECT answered 200 (after the upstream was dialed, for
@@ -44,10 +43,10 @@ const KindTunnelOpen = "tunnel-open"
 // The open event has its own id and names that tunnel as its parent, as
 // the requests inside the tunnel do, so a reader joins them on f.id; the
 // close event names the open one back (opened).
-func (s *Server) emitOpen(f *flow) {
+func (ev *events) emitOpen(f *flow) {
 	f.mu.Lock()
 	e := audit.Event{
-		ID:         s.cfg.Log.NewID(),
+		ID:         ev.log.NewID(),
 		Parent:     f.id,
 		Time:       time.Now(),
 		Kind:       KindTunnelOpen,
@@ -72,5 +71,5 @@ func (s *Server) emitOpen(f *flow) {
 	}
 	f.openID = e.ID
 	f.mu.Unlock()
-	s.cfg.Log.Log(&e)
+	ev.log.Log(&e)
 }

@@ -1,18 +1,20 @@
-// Package proxy is agentg's explicit forward proxy: it accepts HTTP
-// absolute-form requests and CONNECT tunnels (the doors an agent reaches
-// through HTTP_PROXY and HTTPS_PROXY), identifies the agent, asks the policy
-// about the destination, and forwards what is allowed to the exact IP that
-// was checked.
+// Package proxy holds agentg's network doors: the explicit forward proxy
+// (HTTP absolute-form requests and CONNECT tunnels, the doors an agent
+// reaches through HTTP_PROXY and HTTPS_PROXY) and the transparent
+// listener. Every door runs the same pipeline (decide.go): it identifies
+// the agent, asks the policy about the destination, admits within the
+// caps and quotas, and forwards what is allowed to the exact IP that was
+// checked.
 //
 // The contract: nothing reaches an upstream without a decision from the
 // policy, every request or tunnel produces exactly one audit event, a
 // destination that cannot be parsed, resolved or checked is refused (fail
 // closed), and the address dialed is always one the policy saw. The proxy
 // knows nothing of rule syntax (package rules) or of MCP (package dissect).
-// github.com/elazarl/goproxy is the CONNECT front (it reads the CONNECT,
-// asks onConnect, writes refusals, hijacks); every byte after the CONNECT,
-// the exchange path and the one forwarder are agentg's own (see
-// docs/architecture.md for why).
+// github.com/elazarl/goproxy is the CONNECT front and nothing else
+// (front.go: it reads the CONNECT, asks onConnect, writes refusals,
+// hijacks); every byte after the CONNECT, the exchange path and the one
+// forwarder are agentg's own (see docs/architecture.md for why).
 package proxy
 
 import (
@@ -24,11 +26,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/elazarl/goproxy"
 	"github.com/rs/zerolog"
 
 	"github.com/agentg/agentg/approval"
@@ -130,29 +129,37 @@ type NameBindings interface {
 	NamesFor(agent string, ip netip.Addr) []string
 }
 
-// Server is the explicit proxy. Create it with New, run it with Serve, stop
-// it with Shutdown.
+// Server is agentg's proxy: the doors and what they share. It composes
+// one part per job, so that each can be read (and tested) on its own:
+//
+//   - explicit: the explicit listener's door (connect.go, front.go);
+//   - transparent: the transparent listener's door (transparent.go);
+//   - pipe: the door pipeline every door runs: who, decide, admit
+//     (decide.go, quota.go);
+//   - tunnels: the open tunnels, their caps and reload (tunnels.go); the
+//     tunnel itself and its relay are tunnel.go and relay.go;
+//   - dial: the dialer of checked addresses, agentg's own addresses and
+//     the open outbound connections (outbound.go, self.go);
+//   - events: the one writer of the proxy's audit events (log.go, flow.go);
+//   - the exchange path and its one forwarder (exchange.go, forward.go).
+//
+// Create it with New, run it with Serve, stop it with Shutdown.
 type Server struct {
 	cfg       Config
-	gp        *goproxy.ProxyHttpServer // the CONNECT front
-	fwd       *httputil.ReverseProxy   // the one forwarder
+	fwd       *httputil.ReverseProxy // the one forwarder
 	upstreams *transportPool
 	mitm      *mitm.Interceptor // nil without an Issuer
 	hs        *http.Server
 	log       *zerolog.Logger
-	tunnels   *tunnelSet
-	quotas    *limit.Quotas
 
-	// self is where agentg listens: never a destination (self.go).
-	self selfSet
+	explicit    *explicitDoor
+	transparent *transparentDoor
+	pipe        *pipeline
+	tunnels     *tunnelSet
+	dial        *checkedDialer
+	events      *events
 
-	outbound outbound    // open outbound connections, for the loop check
 	governed governedDNS // DNS answers for governed MCP names (governed.go)
-	closing  atomic.Bool
-	tmu      sync.Mutex
-	tlns     []net.Listener                 // transparent listeners, closed by Shutdown
-	loops    chan netip.AddrPort            // original destinations of loops seen, for CheckLoop
-	probe    atomic.Pointer[netip.AddrPort] // CheckLoop's probe while it runs
 }
 
 // reloadNotifier is what a Policy implements when it can say that it was
@@ -195,14 +202,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxTunnelsPerAgent == 0 {
 		cfg.MaxTunnelsPerAgent = 1000
 	}
-	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: newTunnelSet(), quotas: cfg.Quotas, loops: make(chan netip.AddrPort, 1)}
-	if s.quotas == nil {
-		s.quotas = limit.NewQuotas(limit.Options{})
+	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: newTunnelSet(), events: &events{log: cfg.Log},
+		dial: &checkedDialer{timeout: cfg.DialTimeout, mark: cfg.Mark}}
+	quotas := cfg.Quotas
+	if quotas == nil {
+		quotas = limit.NewQuotas(limit.Options{})
 	}
+	s.pipe = &pipeline{policy: cfg.Policy, resolver: cfg.Resolver, lookupTimeout: cfg.DialTimeout, dial: s.dial,
+		bindings: cfg.Bindings, quotas: quotas, tunnels: s.tunnels,
+		maxTunnels: cfg.MaxTunnels, maxTunnelsPerAgent: cfg.MaxTunnelsPerAgent}
 
 	plain := &http.Transport{
 		Proxy:                 nil, // never chain through whatever HTTP_PROXY agentg itself was started with
-		DialContext:           s.dialChecked,
+		DialContext:           s.dial.dialChecked,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
@@ -215,7 +227,7 @@ func New(cfg Config) (*Server, error) {
 		var err error
 		s.mitm, err = mitm.New(mitm.Config{
 			Issuer:            cfg.Issuer,
-			Dial:              s.dialChecked,
+			Dial:              s.dial.dialChecked,
 			Roots:             cfg.UpstreamRoots,
 			HandshakeTimeout:  cfg.DialTimeout,
 			IdleTimeout:       cfg.IdleTimeout,
@@ -231,11 +243,8 @@ func New(cfg Config) (*Server, error) {
 	s.upstreams = newTransportPool(plain, tlsTmpl, 4096)
 	s.fwd = s.newForwarder()
 
-	gp := goproxy.NewProxyHttpServer()
-	gp.Tr = plain
-	gp.Logger = goproxyLogger{s.log}
-	gp.OnRequest().HandleConnectFunc(s.onConnect)
-	s.gp = gp
+	s.explicit = newExplicitDoor(s)
+	s.transparent = newTransparentDoor(s)
 
 	s.hs = &http.Server{
 		Handler:           s,
@@ -262,7 +271,7 @@ func setDefault[T int | time.Duration](v *T, d T) {
 // Serve accepts connections on ln until Shutdown. The listener's address
 // becomes a destination the proxy refuses, so it cannot be made to loop.
 func (s *Server) Serve(ln net.Listener) error {
-	s.addSelf(ln.Addr())
+	s.dial.addSelf(ln.Addr())
 	err := s.hs.Serve(trackListener{ln, s})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -282,22 +291,13 @@ func (l trackListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	client := c.RemoteAddr().String()
-	bad := func(status int, reason string) { l.s.logMalformed("", client, status, reason) }
+	bad := func(status int, reason string) { l.s.events.logMalformed("", client, status, reason) }
 	return newHostTracker(c, l.s.cfg.MaxHeaderBytes, bad, true), nil
 }
 
-// ServeHTTP is the explicit listener's door: CONNECT goes to goproxy's
-// front and then agentg's tunnels, an absolute-form request to the
-// exchange path, anything else is answered as not a proxy request.
+// ServeHTTP is the explicit listener's door (explicitDoor).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.Method == http.MethodConnect:
-		s.serveConnect(w, r)
-	case r.URL.IsAbs():
-		s.serveExchange(w, r, exchange{door: doorAbsolute, scheme: "http"})
-	default:
-		s.serveNonProxy(w, r)
-	}
+	s.explicit.ServeHTTP(w, r)
 }
 
 // PolicyReloaded re-decides every open tunnel against the policy now in
@@ -311,7 +311,7 @@ func (s *Server) PolicyReloaded(eng *rules.Engine) {
 // Shutdown stops accepting, lets requests in flight finish, and waits for
 // open tunnels until ctx ends; whatever is still open then is closed.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closeTransparent()
+	s.transparent.close()
 	err := s.hs.Shutdown(ctx)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -343,7 +343,3 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) CloseIdleConnections() {
 	s.upstreams.closeIdle()
 }
-
-func (s *Server) addSelf(a net.Addr) { s.self.add(a) }
-
-func (s *Server) isSelf(ap netip.AddrPort) bool { return s.self.has(ap) }

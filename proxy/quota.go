@@ -24,7 +24,7 @@ var errQuotaSpent = errors.New("agentg: a bytes quota is spent")
 
 // checkQuotas applies the quotas that cover f's request: nil, with f's
 // byte meter set, when it may go on; else the 429 to answer.
-func (s *Server) checkQuotas(eng *rules.Engine, f *flow) *refusal {
+func (p *pipeline) checkQuotas(eng *rules.Engine, f *flow) *refusal {
 	qs := eng.Quotas(f.agent, f.host)
 	if qs == nil {
 		return nil
@@ -33,21 +33,21 @@ func (s *Server) checkQuotas(eng *rules.Engine, f *flow) *refusal {
 	for _, q := range qs {
 		key := q.Key(f.agent, f.host.Name)
 		if q.Requests.Amount > 0 {
-			if ok, retry := s.quotas.Take("r"+key, budget(q.Requests), 1); !ok {
+			if ok, retry := p.quotas.Take("r"+key, budget(q.Requests), 1); !ok {
 				if ref := overQuota(f, q, "requests", q.Requests.Spec, retry); ref != nil {
 					return ref
 				}
 			}
 		}
 		if q.Bytes.Amount > 0 {
-			if ok, retry := s.quotas.Left("b"+key, budget(q.Bytes)); !ok {
+			if ok, retry := p.quotas.Left("b"+key, budget(q.Bytes)); !ok {
 				if ref := overQuota(f, q, "bytes", q.Bytes.Spec, retry); ref != nil {
 					return ref
 				}
 			}
 			if !q.Report {
 				if m == nil {
-					m = &byteMeter{b: s.quotas, f: f}
+					m = &byteMeter{b: p.quotas, f: f}
 				}
 				m.keys = append(m.keys, "b"+key)
 				m.qs = append(m.qs, q)
@@ -110,8 +110,8 @@ func (m *byteMeter) charge(n int) error {
 
 // tunnelCaps are the tunnels quotas covering t, as the tunnel set counts
 // them.
-func (s *Server) tunnelCaps(t *tunnel) []tunnelCap {
-	qs := s.cfg.Policy.Engine().Quotas(t.f.agent, t.f.host)
+func tunnelCaps(eng *rules.Engine, t *tunnel) []tunnelCap {
+	qs := eng.Quotas(t.f.agent, t.f.host)
 	var caps []tunnelCap
 	for _, q := range qs {
 		if q.Tunnels > 0 {
@@ -123,8 +123,8 @@ func (s *Server) tunnelCaps(t *tunnel) []tunnelCap {
 
 // admitTunnel adds t to the open tunnels unless a cap refuses it: the
 // flags' caps, then the policy's tunnels quotas.
-func (s *Server) admitTunnel(t *tunnel) (rules.Decision, bool) {
-	return s.tunnels.admit(t, s.cfg.MaxTunnels, s.cfg.MaxTunnelsPerAgent, s.tunnelCaps(t))
+func (p *pipeline) admitTunnel(t *tunnel) (rules.Decision, bool) {
+	return p.tunnels.admit(t, p.maxTunnels, p.maxTunnelsPerAgent, tunnelCaps(p.policy.Engine(), t))
 }
 
 // refusal is the 429 for an exchange whose request body spent a quota,

@@ -26,6 +26,13 @@ func idleWindow(idle time.Duration) time.Duration { return max(idle/4, 10*time.M
 
 var errIdle = errors.New("tunnel idle")
 
+// What the relay relies on of the TCP connections raw finds: splice(2)
+// through ReadFrom, and a half-close that lets the other direction finish.
+var (
+	_ io.ReaderFrom                   = (*net.TCPConn)(nil)
+	_ interface{ CloseWrite() error } = (*net.TCPConn)(nil)
+)
+
 // pump copies src to dst until src ends (nil), either side fails, or the
 // tunnel has been idle for idle (errIdle). counter receives the bytes.
 func pump(dst, src net.Conn, counter *atomic.Int64, act *activity, idle time.Duration) error {

@@ -118,7 +118,7 @@ func TestDialOutRefusesSelf(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	s := &Server{cfg: Config{DialTimeout: 2 * time.Second}}
+	s := &checkedDialer{timeout: 2 * time.Second}
 	s.self.interfaceAddrs = func() ([]net.Addr, error) { return nil, nil }
 	s.addSelf(ln.Addr())
 	for _, dest := range []string{"127.0.0.1", "0.0.0.0", "[::ffff:127.0.0.1]", "[::ffff:0.0.0.0]", "127.0.0.5"} {

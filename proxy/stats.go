@@ -10,10 +10,7 @@ type Stats struct {
 
 // Stats returns the proxy's numbers as they stand.
 func (s *Server) Stats() Stats {
-	s.tunnels.mu.Lock()
-	n := len(s.tunnels.all)
-	s.tunnels.mu.Unlock()
-	return Stats{OpenTunnels: n}
+	return Stats{OpenTunnels: s.tunnels.count()}
 }
 
 // AddOwnAddr makes a of agentg's own listeners (the admin API's, the DNS
@@ -23,4 +20,4 @@ func (s *Server) Stats() Stats {
 // unspecified address stands for every local address on its port (see
 // self.go). Call it before Serve, for every such listener; the proxy's own
 // listeners are added by Serve.
-func (s *Server) AddOwnAddr(a net.Addr) { s.addSelf(a) }
+func (s *Server) AddOwnAddr(a net.Addr) { s.dial.addSelf(a) }

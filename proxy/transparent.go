@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,6 +54,21 @@ const (
 // DoorTransparent is the door events of the transparent listener name.
 const DoorTransparent = "transparent"
 
+// transparentDoor is the transparent listener: its listeners, and what
+// the loop check (CheckLoop) learns from the connections it refuses.
+type transparentDoor struct {
+	s       *Server
+	mu      sync.Mutex
+	lns     []net.Listener // closed by Shutdown
+	closing atomic.Bool
+	loops   chan netip.AddrPort            // original destinations of loops seen, for CheckLoop
+	probe   atomic.Pointer[netip.AddrPort] // CheckLoop's probe while it runs
+}
+
+func newTransparentDoor(s *Server) *transparentDoor {
+	return &transparentDoor{s: s, loops: make(chan netip.AddrPort, 1)}
+}
+
 // ListenTransparent opens a TCP listener for ServeTransparent. On Linux it
 // asks for IP_TRANSPARENT, which TPROXY needs; without the privilege for
 // it the listener still serves REDIRECTed connections.
@@ -66,21 +83,23 @@ func ListenTransparent(ctx context.Context, address string) (net.Listener, error
 
 // ServeTransparent accepts redirected connections on ln until Shutdown.
 // Its address becomes one the proxy refuses to dial, like Serve's.
-func (s *Server) ServeTransparent(ln net.Listener) error {
-	s.addSelf(ln.Addr())
-	s.tmu.Lock()
-	if s.closing.Load() {
-		s.tmu.Unlock()
+func (s *Server) ServeTransparent(ln net.Listener) error { return s.transparent.serve(ln) }
+
+func (d *transparentDoor) serve(ln net.Listener) error {
+	d.s.dial.addSelf(ln.Addr())
+	d.mu.Lock()
+	if d.closing.Load() {
+		d.mu.Unlock()
 		ln.Close()
 		return nil
 	}
-	s.tlns = append(s.tlns, ln)
-	s.tmu.Unlock()
+	d.lns = append(d.lns, ln)
+	d.mu.Unlock()
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if s.closing.Load() {
+			if d.closing.Load() {
 				return nil
 			}
 			var ne net.Error
@@ -92,27 +111,29 @@ func (s *Server) ServeTransparent(ln net.Listener) error {
 			return fmt.Errorf("transparent listener: %w", err)
 		}
 		backoff = 0
-		go s.serveTransparent(c)
+		go d.serveConn(c)
 	}
 }
 
-func (s *Server) closeTransparent() {
-	s.tmu.Lock()
-	defer s.tmu.Unlock()
-	s.closing.Store(true)
-	for _, ln := range s.tlns {
+// close stops the listeners; a Serve after it returns at once.
+func (d *transparentDoor) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closing.Store(true)
+	for _, ln := range d.lns {
 		ln.Close()
 	}
-	s.tlns = nil
+	d.lns = nil
 }
 
-// serveTransparent handles one redirected connection and writes its
-// event when it ends.
-func (s *Server) serveTransparent(c net.Conn) {
+// serveConn handles one redirected connection and writes its event when
+// it ends.
+func (d *transparentDoor) serveConn(c net.Conn) {
+	s := d.s
 	ctx := context.Background()
-	f := s.newFlow("connect", c.RemoteAddr().String(), "")
+	f := s.events.newFlow("connect", c.RemoteAddr().String(), "")
 	f.door, f.scheme = DoorTransparent, "tunnel"
-	defer s.emit(f)
+	defer s.events.emit(f)
 	defer c.Close()
 
 	src := remoteIP(f.client)
@@ -123,24 +144,23 @@ func (s *Server) serveTransparent(c net.Conn) {
 	}
 	f.origDst = dst
 	f.host = ipHost(dst)
-	if s.looped(f) {
+	if d.looped(f) {
 		return
 	}
 
+	// Who: nothing here carries credentials; the source address names
+	// the agent (rules.Engine.AgentAt, as on every door).
 	eng := s.cfg.Policy.Engine()
-	agent, err := eng.Agent(rules.Claim{Src: src})
+	agent, err := eng.AgentAt(rules.Claim{Src: src})
 	if err != nil {
 		f.deny(rules.Decision{Action: rules.Deny, Rule: "request", Reason: err.Error()})
 		return
-	}
-	if agent == "" && src.IsValid() {
-		agent = src.String()
 	}
 	f.agent = agent
 
 	// A protocol in which the server speaks first sends nothing to sniff:
 	// where raw TCP may go, the wait for the client is short.
-	raw := s.rawGrant(eng, agent, dst)
+	raw := d.rawGrant(eng, agent, dst)
 	wait := s.cfg.FirstBytesTimeout
 	if raw.ok {
 		wait = min(wait, s.cfg.ServerFirstWait)
@@ -161,52 +181,52 @@ func (s *Server) serveTransparent(c net.Conn) {
 	// An outbound connection is in the set once its dial returned,
 	// which may be just after it was accepted here; by the time it has
 	// sent its first bytes it is.
-	if s.looped(f) {
+	if d.looped(f) {
 		return
 	}
 	conn := &bufferedConn{Conn: c, br: br}
 	switch proto {
 	case dissect.TLS:
-		s.transparentTLS(ctx, f, conn, br)
+		d.serveTLS(ctx, f, conn, br)
 	case dissect.HTTP1:
-		s.transparentHTTP(ctx, f, conn)
+		d.serveHTTP(ctx, f, conn)
 	default:
 		if !raw.ok {
 			f.deny(raw.d)
 			return
 		}
 		f.host, f.decision, f.ips = raw.host, raw.d, raw.ips
-		s.transparentTunnel(ctx, f, conn)
+		d.serveTunnel(ctx, f, conn)
 	}
 }
 
 // looped refuses a connection that agentg itself opened (one of its
 // outbound connections, or the loop check's probe) and that the network
 // redirected back to it, which would otherwise be dialed again, and again.
-func (s *Server) looped(f *flow) bool {
+func (d *transparentDoor) looped(f *flow) bool {
 	ap, err := netip.ParseAddrPort(f.client)
 	if err != nil {
 		return false
 	}
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	probe := s.probe.Load()
-	if !s.outbound.has(ap) && (probe == nil || *probe != f.origDst) {
+	probe := d.probe.Load()
+	if !d.s.dial.out.has(ap) && (probe == nil || *probe != f.origDst) {
 		return false
 	}
 	f.deny(rules.Decision{Action: rules.Deny, Rule: ruleLoop,
 		Reason: "a connection agentg itself opened was redirected back to it: its outbound traffic must not be redirected (mark it with --mark and let the mark pass)"})
 	select {
-	case s.loops <- f.origDst:
+	case d.loops <- f.origDst:
 	default:
 	}
 	return true
 }
 
-// transparentTLS reads the ClientHello (and gives it back: the tunnel's
+// serveTLS reads the ClientHello (and gives it back: the tunnel's
 // gate or the interceptor reads it again), takes its SNI for the host, and
 // runs the tunnel once the name agrees with the original destination.
-func (s *Server) transparentTLS(ctx context.Context, f *flow, conn net.Conn, br *bufio.Reader) {
-	conn.SetReadDeadline(time.Now().Add(s.cfg.FirstBytesTimeout))
+func (d *transparentDoor) serveTLS(ctx context.Context, f *flow, conn net.Conn, br *bufio.Reader) {
+	conn.SetReadDeadline(time.Now().Add(d.s.cfg.FirstBytesTimeout))
 	h, b, err := dissect.ReadClientHello(br, maxHello)
 	conn.SetReadDeadline(time.Time{})
 	if err != nil {
@@ -223,43 +243,34 @@ func (s *Server) transparentTLS(ctx context.Context, f *flow, conn net.Conn, br 
 		sni.Port = f.origDst.Port()
 		host = sni
 	}
-	if ref := s.authorizeTransparent(ctx, f, host); ref != nil {
+	if ref := d.s.pipe.authorizeTransparent(ctx, f, host); ref != nil {
 		return
 	}
-	s.transparentTunnel(ctx, f, &rewound{Conn: conn, b: b})
+	d.serveTunnel(ctx, f, &rewound{Conn: conn, b: b})
 }
 
-// transparentTunnel runs an authorised transparent connection as a
-// tunnel: intercepted when the policy says so, else gated and relayed.
-func (s *Server) transparentTunnel(ctx context.Context, f *flow, conn net.Conn) {
-	eng := s.cfg.Policy.Engine()
-	tp := s.tunnelPolicy(ctx, eng, f.agent, f.host)
-	t := &tunnel{f: f, allowECH: tp.AllowECH, transparent: true}
-	if tp.Intercept {
-		if s.mitm == nil {
-			f.deny(rules.Decision{Action: rules.Deny, Rule: "builtin:no-ca",
-				Reason: "policy rule " + tp.Rule + " intercepts this host but agentg has no CA configured"})
-			return
-		}
-		t.intercepted = true
-		f.tls = "intercepted"
-	}
-	if d, ok := s.admitTunnel(t); !ok {
-		f.deny(d)
+// serveTunnel runs an authorised transparent connection as a tunnel:
+// intercepted when the policy says so, else gated and relayed. A refusal
+// is in f's event; the client, never told it spoke to a proxy, is told
+// nothing.
+func (d *transparentDoor) serveTunnel(ctx context.Context, f *flow, conn net.Conn) {
+	t, ref := d.s.openTunnel(ctx, f, true)
+	if ref != nil {
 		return
 	}
-	s.runTunnel(ctx, t, conn)
+	d.s.runTunnel(ctx, t, conn)
 }
 
-// transparentHTTP serves a plaintext HTTP/1 connection request by
-// request on the exchange path; the connection's own event says so.
-func (s *Server) transparentHTTP(ctx context.Context, f *flow, conn net.Conn) {
+// serveHTTP serves a plaintext HTTP/1 connection request by request on
+// the exchange path; the connection's own event says so.
+func (d *transparentDoor) serveHTTP(ctx context.Context, f *flow, conn net.Conn) {
+	s := d.s
 	f.decision = rules.Decision{Action: rules.Allow, Rule: ruleTransparentH1,
 		Reason: "HTTP/1: each request is decided on its own"}
 	f.scheme = "http"
 	t := &tunnel{f: f, transparent: true}
-	if d, ok := s.admitTunnel(t); !ok {
-		f.deny(d)
+	if dec, ok := s.pipe.admitTunnel(t); !ok {
+		f.deny(dec)
 		return
 	}
 	defer s.tunnels.remove(t)
@@ -276,36 +287,36 @@ func (s *Server) transparentHTTP(ctx context.Context, f *flow, conn net.Conn) {
 // original address, then the IP rules for that address, the only one
 // that will be dialed. It fills f; a refusal means the connection or
 // request must not go on.
-func (s *Server) authorizeTransparent(ctx context.Context, f *flow, h addr.Host) *refusal {
+func (p *pipeline) authorizeTransparent(ctx context.Context, f *flow, h addr.Host) *refusal {
 	f.host = h
-	eng := s.cfg.Policy.Engine()
+	eng := p.policy.Engine()
 	f.decision = eng.Host(f.agent, h)
 	if !f.decision.Allowed() {
-		return s.denied(f)
+		return denied(f)
 	}
 	ip := f.origDst.Addr()
-	if reason := s.agrees(ctx, eng, f.agent, h, ip); reason != "" {
+	if reason := p.agrees(ctx, eng, f.agent, h, ip); reason != "" {
 		f.decision = rules.Decision{Action: rules.Deny, Rule: ruleDstMismatch, Reason: reason}
-		return s.denied(f)
+		return denied(f)
 	}
-	return s.admitAddrs(eng, f, []netip.Addr{ip})
+	return p.admitAddrs(eng, f, []netip.Addr{ip})
 }
 
 // agrees says why h does not agree with the address ip a connection was
 // going to, or "" when it does: an IP literal must be ip itself; a name
 // must have been bound to ip for agent by the DNS filter, or resolve (the
 // policy's resolve table, else DNS) to it.
-func (s *Server) agrees(ctx context.Context, eng *rules.Engine, agent string, h addr.Host, ip netip.Addr) string {
+func (p *pipeline) agrees(ctx context.Context, eng *rules.Engine, agent string, h addr.Host, ip netip.Addr) string {
 	if h.IsIP() {
 		if h.IP.Unmap() == ip {
 			return ""
 		}
 		return fmt.Sprintf("%s names %s, but the connection was going to %s", h.Name, h.IP, ip)
 	}
-	if s.bound(agent, h.Name, ip) {
+	if p.bound(agent, h.Name, ip) {
 		return ""
 	}
-	ips, err := s.resolve(ctx, eng, h)
+	ips, err := p.resolve(ctx, eng, h)
 	if err != nil {
 		return fmt.Sprintf("the connection was going to %s, which %s cannot be checked against: %v", ip, h.Name, err)
 	}
@@ -316,11 +327,11 @@ func (s *Server) agrees(ctx context.Context, eng *rules.Engine, agent string, h 
 }
 
 // bound reports whether the DNS filter handed ip out for name to agent.
-func (s *Server) bound(agent, name string, ip netip.Addr) bool {
-	if s.cfg.Bindings == nil {
+func (p *pipeline) bound(agent, name string, ip netip.Addr) bool {
+	if p.bindings == nil {
 		return false
 	}
-	for _, n := range s.cfg.Bindings.NamesFor(agent, ip) {
+	for _, n := range p.bindings.NamesFor(agent, ip) {
 		if c, err := addr.CanonicalName(n); err == nil && c == name {
 			return true
 		}
@@ -342,16 +353,17 @@ type grant struct {
 // it may go to an address a CIDR rule opens for the agent, or to one the
 // DNS filter bound, for this agent, to a name the policy allows. Nothing
 // else is open, whatever the policy's default.
-func (s *Server) rawGrant(eng *rules.Engine, agent string, dst netip.AddrPort) grant {
+func (d *transparentDoor) rawGrant(eng *rules.Engine, agent string, dst netip.AddrPort) grant {
+	isSelf, bindings := d.s.dial.isSelf, d.s.pipe.bindings
 	ip := dst.Addr()
 	if d, ok := eng.CIDRAllows(agent, ip, dst.Port()); ok {
 		lit := ipHost(dst)
-		if d2, ips := eng.Addresses(d, rules.Dest{Agent: agent, Host: lit, IPs: []netip.Addr{ip}, Self: s.isSelf}); len(ips) > 0 {
+		if d2, ips := eng.Addresses(d, rules.Dest{Agent: agent, Host: lit, IPs: []netip.Addr{ip}, Self: isSelf}); len(ips) > 0 {
 			return grant{ok: true, host: lit, d: d2, ips: ips}
 		}
 	}
-	if s.cfg.Bindings != nil {
-		for _, n := range s.cfg.Bindings.NamesFor(agent, ip) {
+	if bindings != nil {
+		for _, n := range bindings.NamesFor(agent, ip) {
 			h, err := addr.Canonical(n)
 			if err != nil || h.IsIP() {
 				continue
@@ -361,7 +373,7 @@ func (s *Server) rawGrant(eng *rules.Engine, agent string, dst netip.AddrPort) g
 			if !d.Allowed() {
 				continue
 			}
-			if d2, ips := eng.Addresses(d, rules.Dest{Agent: agent, Host: h, IPs: []netip.Addr{ip}, Self: s.isSelf}); len(ips) > 0 {
+			if d2, ips := eng.Addresses(d, rules.Dest{Agent: agent, Host: h, IPs: []netip.Addr{ip}, Self: isSelf}); len(ips) > 0 {
 				return grant{ok: true, host: h, d: d2, ips: ips}
 			}
 		}
@@ -376,28 +388,14 @@ func ipHost(dst netip.AddrPort) addr.Host {
 	return addr.Host{Name: ip.String(), IP: ip, Port: dst.Port()}
 }
 
-// rewound is a connection whose reads yield first the bytes a reader
-// already took from it to look at them.
-type rewound struct {
-	net.Conn
-	b []byte
-}
-
-func (c *rewound) Read(p []byte) (int, error) {
-	if len(c.b) > 0 {
-		n := copy(p, c.b)
-		c.b = c.b[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
 // CheckLoop makes sure agentg's own outbound connections are not
 // redirected back to it: it dials a listener of its own on loopback the
 // way it dials upstreams (marked) and fails unless the connection arrives
 // there rather than at a transparent listener. Run it once the transparent
 // listener serves; transparent mode must not start when it fails.
-func (s *Server) CheckLoop(ctx context.Context) error {
+func (s *Server) CheckLoop(ctx context.Context) error { return s.transparent.checkLoop(ctx) }
+
+func (d *transparentDoor) checkLoop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	probe, err := net.Listen("tcp", "127.0.0.1:0")
@@ -409,8 +407,8 @@ func (s *Server) CheckLoop(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loop check: %w", err)
 	}
-	s.probe.Store(&pa)
-	defer s.probe.Store(nil)
+	d.probe.Store(&pa)
+	defer d.probe.Store(nil)
 	arrived := make(chan netip.AddrPort, 1)
 	go func() {
 		c, err := probe.Accept()
@@ -422,7 +420,7 @@ func (s *Server) CheckLoop(ctx context.Context) error {
 			arrived <- ap
 		}
 	}()
-	c, err := s.dialOut(ctx, probe.Addr().String())
+	c, err := d.s.dial.dialOut(ctx, probe.Addr().String())
 	if err != nil {
 		return fmt.Errorf("loop check: dialing as agentg dials upstreams: %w", err)
 	}
@@ -434,7 +432,7 @@ func (s *Server) CheckLoop(ctx context.Context) error {
 			if ap.Port() == local.Port() {
 				return nil
 			}
-		case dst := <-s.loops:
+		case dst := <-d.loops:
 			if dst == pa {
 				return errors.New("loop check: agentg's own outbound connection was redirected to its transparent listener; give agentg's traffic a mark (--mark) the redirect rules let pass, or run it as a uid they do not redirect")
 			}

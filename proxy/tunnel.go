@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -49,17 +47,18 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 		return
 	}
 	f := t.f
-	up, err := s.dialTunnel(ctx, f)
+	up, err := s.dial.dialFlow(ctx, f)
 	if err != nil {
-		status, body := http.StatusBadGateway, "agentg: upstream "+f.host.String()+" unreachable: "+err.Error()+"\n"
+		var ref *refusal
 		if errors.Is(err, errSelf) {
-			ref := s.denied(f) // the dialer found agentg itself
-			status, body = ref.status, ref.text+"\n"
+			ref = denied(f) // the dialer found agentg itself
 		} else {
-			f.setStatus(status, err.Error())
+			ref = &refusal{status: http.StatusBadGateway, text: "agentg: upstream " + f.host.String() + " unreachable: " + err.Error()}
+			f.setStatus(ref.status, err.Error())
 		}
 		if !t.transparent {
-			fmt.Fprintf(client, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), len(body), body)
+			ref.close = true
+			ref.response().Write(client)
 		}
 		return
 	}
@@ -72,12 +71,12 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 	}
 	// From here the tunnel may live for long: its open event is what a
 	// crash would leave of it.
-	s.emitOpen(f)
+	s.events.emitOpen(f)
 
 	g := &gate{hello: make(chan serverHello, 1)}
 	act := newActivity()
 	down := make(chan error, 1)
-	go func() { down <- s.firstFromUpstream(g, client, up, f, act) }()
+	go func() { down <- g.firstFromUpstream(client, up, f, act) }()
 
 	br := bufio.NewReaderSize(client, 4096)
 	proto, err := s.sniff(client, br)
@@ -95,7 +94,7 @@ func (s *Server) runTunnel(ctx context.Context, t *tunnel, client net.Conn) {
 		s.serveTunnelHTTP(ctx, t, &bufferedConn{Conn: client, br: br}, "http")
 		return
 	case dissect.TLS:
-		if err := s.gateTLS(t, client, br, up, g); err != nil {
+		if err := g.checkTLS(t, client, br, up, s.cfg.FirstBytesTimeout); err != nil {
 			f.deny(gateDecision(err))
 			return
 		}
@@ -177,7 +176,7 @@ func (g *gate) decide(p dissect.Protocol) (refused bool) {
 // TLS client, its ServerHello record by record, so the client direction
 // learns whether a second ClientHello is coming. It returns nil when the
 // relay may start.
-func (s *Server) firstFromUpstream(g *gate, client, up net.Conn, f *flow, act *activity) error {
+func (g *gate) firstFromUpstream(client, up net.Conn, f *flow, act *activity) error {
 	defer close(g.hello)
 	buf := make([]byte, 4096)
 	n, err := up.Read(buf)
@@ -215,9 +214,9 @@ func (s *Server) firstFromUpstream(g *gate, client, up net.Conn, f *flow, act *a
 	return nil
 }
 
-// gateTLS reads the client's ClientHello, checks it and sends it on; after
-// a HelloRetryRequest, the second one too.
-func (s *Server) gateTLS(t *tunnel, conn net.Conn, br *bufio.Reader, up net.Conn, g *gate) error {
+// checkTLS reads the client's ClientHello (each within wait), checks it
+// and sends it on; after a HelloRetryRequest, the second one too.
+func (g *gate) checkTLS(t *tunnel, conn net.Conn, br *bufio.Reader, up net.Conn, wait time.Duration) error {
 	client := t.f
 	read := func(second bool) error {
 		var (
@@ -242,7 +241,7 @@ func (s *Server) gateTLS(t *tunnel, conn net.Conn, br *bufio.Reader, up net.Conn
 		client.up.Add(int64(len(b)))
 		return nil
 	}
-	conn.SetReadDeadline(time.Now().Add(s.cfg.FirstBytesTimeout))
+	conn.SetReadDeadline(time.Now().Add(wait))
 	defer conn.SetReadDeadline(time.Time{})
 	if err := read(false); err != nil {
 		return err
@@ -257,7 +256,7 @@ func (s *Server) gateTLS(t *tunnel, conn net.Conn, br *bufio.Reader, up net.Conn
 	case sh.err != nil && !errors.Is(sh.err, dissect.ErrAlert):
 		return fmt.Errorf("the upstream's answer to the ClientHello: %w", sh.err)
 	case sh.HelloRetry:
-		conn.SetReadDeadline(time.Now().Add(s.cfg.FirstBytesTimeout))
+		conn.SetReadDeadline(time.Now().Add(wait))
 		return read(true)
 	}
 	return nil
@@ -294,53 +293,4 @@ func gateDecision(err error) rules.Decision {
 
 func gateDeny(err error) rules.Decision {
 	return rules.Decision{Action: rules.Deny, Rule: "builtin:tls-gate", Reason: err.Error()}
-}
-
-// dialChecked is how the forwarder's transports dial: the addresses that
-// passed the policy for the request's flow, in order, and nothing else.
-// Without a flow there is nothing checked to dial, so it refuses.
-func (s *Server) dialChecked(ctx context.Context, network, address string) (net.Conn, error) {
-	f := flowFrom(ctx)
-	if f == nil || len(f.ips) == 0 {
-		return nil, errors.New("agentg: refusing to dial an unchecked destination")
-	}
-	if _, port, err := net.SplitHostPort(address); err != nil || port != strconv.Itoa(int(f.host.Port)) {
-		return nil, fmt.Errorf("agentg: dial %s does not match the checked destination %s", address, f.host)
-	}
-	return s.dialTunnel(ctx, f)
-}
-
-// dialTunnel dials the addresses that passed the policy, in order.
-func (s *Server) dialTunnel(ctx context.Context, f *flow) (net.Conn, error) {
-	var errs []error
-	for _, ip := range f.ips {
-		c, err := s.dialOut(ctx, netip.AddrPortFrom(ip, f.host.Port).String())
-		if errors.Is(err, errSelf) {
-			// Never tried further: the decision is builtin:self.
-			f.deny(rules.Decision{Action: rules.Deny, Rule: rules.RuleSelf, Reason: err.Error()})
-			return nil, err
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		f.setDialed(ip)
-		return c, nil
-	}
-	return nil, errors.Join(errs...)
-}
-
-// prefixReader reads b, then r.
-type prefixReader struct {
-	b []byte
-	r io.Reader
-}
-
-func (p *prefixReader) Read(q []byte) (int, error) {
-	if len(p.b) > 0 {
-		n := copy(q, p.b)
-		p.b = p.b[n:]
-		return n, nil
-	}
-	return p.r.Read(q)
 }

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 
@@ -119,6 +121,13 @@ func (ts *tunnelSet) remove(t *tunnel) {
 	}
 }
 
+// count is the number of open tunnels.
+func (ts *tunnelSet) count() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return len(ts.all)
+}
+
 func (ts *tunnelSet) snapshot() []*tunnel {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -127,6 +136,30 @@ func (ts *tunnelSet) snapshot() []*tunnel {
 		out = append(out, t)
 	}
 	return out
+}
+
+// openTunnel is the tunnel admission of every door, for a flow the
+// pipeline authorised: the policy's word on interception (refused as
+// builtin:no-ca without a CA), then the caps and tunnels quotas. On a
+// refusal f holds the decision, and the refusal is what a door that can
+// answer sends (403 or 503); the transparent door sends nothing.
+func (s *Server) openTunnel(ctx context.Context, f *flow, transparent bool) (*tunnel, *refusal) {
+	tp := s.tunnelPolicy(ctx, s.cfg.Policy.Engine(), f.agent, f.host)
+	t := &tunnel{f: f, allowECH: tp.AllowECH, transparent: transparent}
+	if tp.Intercept {
+		if s.mitm == nil {
+			f.deny(rules.Decision{Action: rules.Deny, Rule: "builtin:no-ca",
+				Reason: "policy rule " + tp.Rule + " intercepts this host but agentg has no CA configured"})
+			return nil, forbidden(f.host, f.decision)
+		}
+		t.intercepted = true
+		f.tls = "intercepted"
+	}
+	if d, ok := s.pipe.admitTunnel(t); !ok {
+		f.deny(d)
+		return nil, &refusal{status: http.StatusServiceUnavailable, text: "agentg: " + d.Reason}
+	}
+	return t, nil
 }
 
 // redecide asks the policy in force about every open tunnel and closes
