@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentg/agentg/addr"
 	"github.com/agentg/agentg/dissect/mcp"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -89,7 +90,7 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	eng := s.cfg.Policy.Engine()
 	server, bound := eng.MCPServer(f.host, r.URL.Path)
-	if !bound && (f.host.IsIP() || mcp.IsUpgrade(r.Header)) {
+	if !bound && (f.host.IsIP() || wire.IsUpgrade(r.Header)) {
 		h := f.host
 		if h.IsIP() {
 			// A governed server's address is the server (governed.go).
@@ -97,7 +98,7 @@ func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 		}
 		if h.Name != "" {
 			server, bound = eng.MCPServer(h, r.URL.Path)
-			if !bound && mcp.IsUpgrade(r.Header) {
+			if !bound && wire.IsUpgrade(r.Header) {
 				// An upgrade on any path of a governed host: no MCP
 				// transport runs over one, wherever the entry's path
 				// glob points (the guard refuses it unless the

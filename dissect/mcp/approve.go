@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 )
 
 // Calls held for approval. A tools/call an approve rule covers is held
@@ -149,8 +150,8 @@ func (ex *exchange) keepAlive(rw *respWriter) (stop func()) {
 // body sent on (and is counted), a refused one is taken out of it and
 // answered with the policy's error. keep and msgs are the body's
 // messages to forward and the Message each came from.
-func (ex *exchange) settle(keep [][]byte, msgs []*Message, extra [][]byte) ([][]byte, [][]byte) {
-	refused := map[*Message]bool{}
+func (ex *exchange) settle(keep [][]byte, msgs []*wire.Message, extra [][]byte) ([][]byte, [][]byte) {
+	refused := map[*wire.Message]bool{}
 	for _, h := range ex.holds {
 		c, o := h.c, h.outcome
 		if h.gone { // never approved: awaitHolds refused what was

@@ -7,6 +7,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	store "github.com/agentg/agentg/state"
 )
 
@@ -70,14 +71,14 @@ func (ex *exchange) elicit(rw *respWriter) {
 		if err != nil {
 			continue
 		}
-		rw.injectEvent(MessageEvent(req))
+		rw.injectEvent(wire.MessageEvent(req))
 	}
 }
 
 // takeElicitAnswer consumes a client's answer to an elicitation agentg
 // sent; ok is false for any other message.
-func (ex *exchange) takeElicitAnswer(m *Message) bool {
-	if (m.Kind != KindResponse && m.Kind != KindErrorResponse) || !strings.HasPrefix(string(m.ID), elicitIDPrefix) {
+func (ex *exchange) takeElicitAnswer(m *wire.Message) bool {
+	if (m.Kind != wire.KindResponse && m.Kind != wire.KindErrorResponse) || !strings.HasPrefix(string(m.ID), elicitIDPrefix) {
 		return false
 	}
 	id := strings.TrimSuffix(strings.TrimPrefix(string(m.ID), elicitIDPrefix), `"`)
@@ -100,8 +101,8 @@ func (ex *exchange) takeElicitAnswer(m *Message) bool {
 	}
 	ev.Rule = a.Rule
 	action := ""
-	if m.Kind == KindResponse {
-		if v, ok := Lookup(m.Result, "/action"); ok && v.Kind == ValueString {
+	if m.Kind == wire.KindResponse {
+		if v, ok := wire.Lookup(m.Result, "/action"); ok && v.Kind == wire.ValueString {
 			action = v.Text
 		}
 	}
@@ -125,13 +126,13 @@ func (ex *exchange) takeElicitAnswer(m *Message) bool {
 
 // encodeRequest is a JSON-RPC request of agentg's own.
 func encodeRequest(id jsontext.Value, method string, params any) ([]byte, error) {
-	p := encodeData(params)
+	p := wire.EncodeData(params)
 	if p == nil {
 		return nil, fmt.Errorf("mcp: cannot encode the params of %s", method)
 	}
 	b := append([]byte(`{"jsonrpc":"2.0","id":`), id...)
 	b = append(b, `,"method":`...)
-	b = appendString(b, method)
+	b = wire.AppendString(b, method)
 	b = append(b, `,"params":`...)
 	b = append(b, p...)
 	return append(b, '}'), nil

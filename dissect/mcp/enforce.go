@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
@@ -29,7 +30,7 @@ type callVerdict struct {
 // obligations that can refuse it: a changed pin under pinning: deny, and
 // every rate limit that matched (one token each; the first empty bucket
 // refuses, naming when to retry).
-func (ex *exchange) decideCall(m *Message) callVerdict {
+func (ex *exchange) decideCall(m *wire.Message) callVerdict {
 	x := ex.x
 	q := rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: m.Tool, Args: argLookup{m},
 		Annotations: ex.hints(m.Tool)}
@@ -89,7 +90,7 @@ func (ex *exchange) hints(tool string) rules.ToolHints {
 
 // argLookup lets the policy's argument conditions read a call's arguments
 // through the codec, so both read the message the same way.
-type argLookup struct{ m *Message }
+type argLookup struct{ m *wire.Message }
 
 func (a argLookup) Arg(pointer string) (rules.ArgValue, bool) {
 	v, ok := a.m.Arg(pointer)
@@ -112,12 +113,12 @@ func (ex *exchange) resultRedactions(tool string) []rules.Redaction {
 
 // messageRedactions are the redactions of a message not tied to one tool
 // call: results is the server-to-client direction.
-func messageRedactions(x *Exchange, results bool) []Redaction {
+func messageRedactions(x *Exchange, results bool) []wire.Redaction {
 	return scoped(x.Engine.MessageRedactions(x.Agent, results), !results)
 }
 
 // answerRedactions are the redactions of the server's answer to c.
-func answerRedactions(x *Exchange, c *call) []Redaction {
+func answerRedactions(x *Exchange, c *call) []wire.Redaction {
 	switch {
 	case c.tool != "" && (c.m.Method == "tools/call" || c.m.Method == "tasks/result"):
 		return scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
@@ -133,7 +134,7 @@ func answerRedactions(x *Exchange, c *call) []Redaction {
 // server's to read (a legacy session id, a key), so a request whose URL
 // carries what a redaction covers is refused, never sent with it. The
 // URL is matched as sent and with its escapes undone.
-func urlUnredactable(x *Exchange, u *url.URL) *Unredactable {
+func urlUnredactable(x *Exchange, u *url.URL) *wire.Unredactable {
 	red := messageRedactions(x, false)
 	if len(red) == 0 {
 		return nil
@@ -145,14 +146,14 @@ func urlUnredactable(x *Exchange, u *url.URL) *Unredactable {
 	for _, t := range texts {
 		for _, r := range red {
 			if matchesNonEmpty(r, t) {
-				return &Unredactable{Field: "request URL", Rule: r.ID}
+				return &wire.Unredactable{Field: "request URL", Rule: r.ID}
 			}
 		}
 	}
 	return nil
 }
 
-func matchesNonEmpty(r Redaction, t string) bool {
+func matchesNonEmpty(r wire.Redaction, t string) bool {
 	for _, loc := range r.Pattern.FindAllStringIndex(t, -1) {
 		if loc[0] < loc[1] {
 			return true
@@ -179,7 +180,7 @@ func deniedMessage(v callVerdict, tool string) string {
 // arguments) or a resources/read (by URI); ok is false for any other
 // method. Where the policy has no prompts (resources) rules, the answer is
 // an allow as rule "mcp:method".
-func (ex *exchange) decideRead(m *Message) (d rules.Decision, ok bool) {
+func (ex *exchange) decideRead(m *wire.Message) (d rules.Decision, ok bool) {
 	x := ex.x
 	switch m.Method {
 	case "prompts/get":
@@ -200,9 +201,9 @@ func (ex *exchange) decideRead(m *Message) (d rules.Decision, ok bool) {
 // template is decided on its own text ("file:///etc/{name}"), so a deny
 // whose glob covers the text hides it; reads through a template the list
 // shows are still decided URI by URI.
-func (ex *exchange) listedVisible(kind ListKind, key string) bool {
+func (ex *exchange) listedVisible(kind wire.ListKind, key string) bool {
 	x := ex.x
-	if kind == ListPrompts {
+	if kind == wire.ListPrompts {
 		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: ex.server(), Prompt: key}).Allowed()
 	}
 	return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: ex.server(), URI: key}).Allowed()
@@ -210,7 +211,7 @@ func (ex *exchange) listedVisible(kind ListKind, key string) bool {
 
 // deniedReadMessage is the text of a refused prompts/get or
 // resources/read.
-func deniedReadMessage(d rules.Decision, m *Message) string {
+func deniedReadMessage(d rules.Decision, m *wire.Message) string {
 	what := "prompt " + m.Prompt
 	if m.Method == "resources/read" {
 		what = "resource " + m.URI
@@ -224,7 +225,7 @@ func deniedReadMessage(d rules.Decision, m *Message) string {
 
 // governedURL is urlUnredactable on a governed server's GET: on another
 // host a GET is not known to be MCP until its stream says so.
-func governedURL(x *Exchange, u *url.URL) *Unredactable {
+func governedURL(x *Exchange, u *url.URL) *wire.Unredactable {
 	if !x.Governed() {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
@@ -38,7 +39,7 @@ type exchange struct {
 
 // call is one request of the client's on its way through.
 type call struct {
-	m      *Message
+	m      *wire.Message
 	ev     *audit.Event
 	start  time.Time
 	tool   string
@@ -58,13 +59,13 @@ func (ex *exchange) server() string { return ex.x.Server }
 
 // serve decides every message of the POST, forwards the ones that pass and
 // answers the rest.
-func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw []byte, next http.Handler) {
+func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body wire.Body, raw []byte, next http.Handler) {
 	ex.legacy = ex.g.legacyStream(ex.x, r)
 	if ex.legacy != nil && ex.session == "" {
 		ex.session = legacyKey(r.URL)
 	}
 	if ex.revision == "" {
-		ex.revision = metaRevision(body)
+		ex.revision = wire.MetaRevision(body)
 	}
 	if ex.revision == "" {
 		// Only the first requests of a session go without the header:
@@ -76,20 +77,20 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		}
 	}
 	if body.Batch && ex.revision >= "2025-06-18" {
-		ex.refuseAll(w, body, http.StatusBadRequest, CodeInvalidRequest, "builtin:mcp-batch",
+		ex.refuseAll(w, body, http.StatusBadRequest, wire.CodeInvalidRequest, "builtin:mcp-batch",
 			"JSON-RPC batches are not part of MCP "+ex.revision)
 		return
 	}
-	if why := headerMismatch(r.Header, body, metaRevision(body)); why != "" {
-		ex.refuseAll(w, body, http.StatusBadRequest, CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
+	if why := headerMismatch(r.Header, body, wire.MetaRevision(body)); why != "" {
+		ex.refuseAll(w, body, http.StatusBadRequest, wire.CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
 		return
 	}
 	if why := ex.paramMismatch(r.Header, body); why != "" { // params.go
-		ex.refuseAll(w, body, http.StatusBadRequest, CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
+		ex.refuseAll(w, body, http.StatusBadRequest, wire.CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
 		return
 	}
 	var keep, extra [][]byte
-	var kept []*Message
+	var kept []*wire.Message
 	changed := false
 	for _, m := range body.Messages {
 		out, answer := ex.decide(m)
@@ -130,7 +131,7 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		// Nothing for the server: agentg answers alone.
 		if opened != nil {
 			for _, m := range extra {
-				opened.injectEvent(MessageEvent(m))
+				opened.injectEvent(wire.MessageEvent(m))
 			}
 		} else {
 			ex.answer(w, body.Batch, extra)
@@ -141,7 +142,7 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 	if changed {
 		raw = keep[0]
 		if body.Batch || len(keep) > 1 {
-			raw = EncodeBatch(keep)
+			raw = wire.EncodeBatch(keep)
 		}
 	}
 	rw := opened
@@ -165,8 +166,8 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 
 // decide is the verdict on one client message: the bytes to forward
 // (perhaps rewritten), or agentg's own answer to it.
-func (ex *exchange) decide(m *Message) (forward, answer []byte) {
-	if m.Kind == KindNotification && !strings.HasPrefix(m.Method, "notifications/") {
+func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
+	if m.Kind == wire.KindNotification && !strings.HasPrefix(m.Method, "notifications/") {
 		// A request method sent without an id ("tools/call" as a
 		// notification): a server may still run it, and no answer could
 		// carry a refusal, so it never passes.
@@ -179,7 +180,7 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 	if ex.takeElicitAnswer(m) {
 		return nil, nil // an answer to agentg's own elicitation (elicit.go): never the server's
 	}
-	if m.Kind != KindRequest {
+	if m.Kind != wire.KindRequest {
 		// Notifications, and the client's answers to the server: nothing
 		// to decide, but redacted like any message (redactmsg.go).
 		return ex.g.redactPassing(ex.x, m, false, ex.session, ex.revision), nil
@@ -201,10 +202,10 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		if !v.Allowed() && v.Action != rules.Approve {
 			msg := deniedMessage(v, ex.server()+"."+m.Tool)
 			if ex.set.DenyAs == rules.DenyAsResult {
-				answer = ToolErrorResult(m.ID, msg)
+				answer = wire.ToolErrorResult(m.ID, msg)
 			} else {
-				c.ev.MCP.ErrorCode = CodeDenied
-				answer = ErrorResponse(m.ID, CodeDenied, msg, map[string]any{"rule": v.Rule})
+				c.ev.MCP.ErrorCode = wire.CodeDenied
+				answer = wire.ErrorResponse(m.ID, wire.CodeDenied, msg, map[string]any{"rule": v.Rule})
 			}
 			c.ev.MCP.Args = eventArgs(m, scoped(v.Redactions, true))
 			ex.g.emit(c.ev)
@@ -238,9 +239,9 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = d.Outcome(), d.Rule, d.Source, d.Reason
 		if !d.Allowed() {
 			// Never as a tool result (deny_as): neither answer has one.
-			c.ev.MCP.ErrorCode = CodeDenied
+			c.ev.MCP.ErrorCode = wire.CodeDenied
 			ex.g.emit(c.ev)
-			return nil, ErrorResponse(m.ID, CodeDenied, deniedReadMessage(d, m), map[string]any{"rule": d.Rule})
+			return nil, wire.ErrorResponse(m.ID, wire.CodeDenied, deniedReadMessage(d, m), map[string]any{"rule": d.Rule})
 		}
 	} else {
 		c.ev.Decision, c.ev.Rule = "allow", "mcp:method"
@@ -325,13 +326,13 @@ func (ex *exchange) withheld(err error, batch bool, extra [][]byte) []byte {
 	ex.mu.Lock()
 	msgs := extra
 	for _, c := range ex.pending {
-		c.ev.MCP.ErrorCode = CodeInternalError
-		msgs = append(msgs, ErrorResponse(c.m.ID, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule}))
+		c.ev.MCP.ErrorCode = wire.CodeInternalError
+		msgs = append(msgs, wire.ErrorResponse(c.m.ID, wire.CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule}))
 	}
 	ex.mu.Unlock()
 	switch {
 	case len(msgs) == 0:
-		return ErrorResponse(nil, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule})
+		return wire.ErrorResponse(nil, wire.CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule})
 	case len(msgs) == 1 && !batch:
 		return msgs[0]
 	}
@@ -356,20 +357,20 @@ func (ex *exchange) answer(w http.ResponseWriter, batch bool, msgs [][]byte) {
 }
 
 // refuseAll answers every request of a body refused as a whole.
-func (ex *exchange) refuseAll(w http.ResponseWriter, body Body, status, code int, rule, why string) {
+func (ex *exchange) refuseAll(w http.ResponseWriter, body wire.Body, status, code int, rule, why string) {
 	var msgs [][]byte
 	for _, m := range body.Messages {
-		if m.Kind != KindRequest {
+		if m.Kind != wire.KindRequest {
 			continue
 		}
 		ev := ex.event(m)
 		ev.Decision, ev.Rule, ev.Reason = "deny", rule, why
 		ev.MCP.ErrorCode = code
 		ex.g.emit(ev)
-		msgs = append(msgs, ErrorResponse(m.ID, code, "agentg: "+why, map[string]any{"rule": rule}))
+		msgs = append(msgs, wire.ErrorResponse(m.ID, code, "agentg: "+why, map[string]any{"rule": rule}))
 	}
 	if len(msgs) == 0 {
-		msgs = append(msgs, ErrorResponse(nil, code, "agentg: "+why, map[string]any{"rule": rule}))
+		msgs = append(msgs, wire.ErrorResponse(nil, code, "agentg: "+why, map[string]any{"rule": rule}))
 	}
 	out := msgs[0]
 	if body.Batch {
@@ -389,7 +390,7 @@ func (ex *exchange) rewriteServer(data []byte) ([]byte, error) {
 func (ex *exchange) lookup(id jsontext.Value) *call {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
-	k := IDKey(id)
+	k := wire.IDKey(id)
 	c := ex.pending[k]
 	delete(ex.pending, k)
 	if c != nil {
@@ -466,7 +467,7 @@ func (q *eventQueue) flush(g *Guard, delivered bool) {
 }
 
 // event starts the event of one client request.
-func (ex *exchange) event(m *Message) *audit.Event {
+func (ex *exchange) event(m *wire.Message) *audit.Event {
 	ev := ex.g.newEvent(ex.x)
 	ev.Method = m.Method
 	ev.MCP = &audit.MCP{Server: ex.server(), Session: ex.session, Revision: ex.revision, Tool: m.Tool, Prompt: m.Prompt, URI: m.URI}
@@ -486,11 +487,11 @@ func (g *Guard) now() time.Time {
 }
 
 // scoped converts the policy's redactions of one scope for the codec.
-func scoped(rs []rules.Redaction, arguments bool) []Redaction {
-	var out []Redaction
+func scoped(rs []rules.Redaction, arguments bool) []wire.Redaction {
+	var out []wire.Redaction
 	for _, r := range rs {
 		if arguments && r.Arguments || !arguments && r.Results {
-			out = append(out, Redaction{ID: r.ID, Pattern: r.Pattern})
+			out = append(out, wire.Redaction{ID: r.ID, Pattern: r.Pattern})
 		}
 	}
 	return out
@@ -500,7 +501,7 @@ func scoped(rs []rules.Redaction, arguments bool) []Redaction {
 // against the body they mirror. A header that is absent is not a
 // mismatch: the body is what the server executes, so the body is what is
 // decided.
-func headerMismatch(h http.Header, body Body, bodyRevision string) string {
+func headerMismatch(h http.Header, body wire.Body, bodyRevision string) string {
 	method, hasMethod := h["Mcp-Method"]
 	name, hasName := h["Mcp-Name"]
 	header := h.Get("MCP-Protocol-Version")
@@ -508,7 +509,7 @@ func headerMismatch(h http.Header, body Body, bodyRevision string) string {
 		return "MCP-Protocol-Version header " + header + " does not match the body's protocol version " + bodyRevision
 	}
 	if !hasMethod && !hasName {
-		if header >= "2026-07-28" && len(body.Messages) == 1 && body.Messages[0].Kind == KindRequest {
+		if header >= "2026-07-28" && len(body.Messages) == 1 && body.Messages[0].Kind == wire.KindRequest {
 			// A request that declares 2026-07-28 must mirror its method
 			// (and name): the server refuses it otherwise, and so does
 			// agentg, before it reaches the server.

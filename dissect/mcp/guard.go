@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/ratelimit"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
@@ -93,7 +94,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next h
 	// compressed answer could not be checked.
 	r.Header.Del("Accept-Encoding")
 	g.sawServer(&x, store.ServerSighting{}, "")
-	if IsUpgrade(r.Header) && x.Governed() {
+	if wire.IsUpgrade(r.Header) && x.Governed() {
 		if !x.Engine.MCPWebSocket(x.Server) {
 			g.refuseUpgrade(w, &x, r.Header)
 			return
@@ -107,7 +108,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next h
 	case http.MethodGet:
 		if u := governedURL(&x, r.URL); u != nil {
 			g.logRefusal(&x, ruleRedact, "refused a GET: "+u.Error(), http.StatusForbidden)
-			writeJSONError(w, http.StatusForbidden, nil, CodeDenied, "agentg: "+u.Error(), map[string]any{"rule": ruleRedact})
+			writeJSONError(w, http.StatusForbidden, nil, wire.CodeDenied, "agentg: "+u.Error(), map[string]any{"rule": ruleRedact})
 			return
 		}
 		g.serveOther(w, r, &x, set.MaxMessage, func() { g.serveStream(w, r, &x, set, next) })
@@ -121,24 +122,24 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next h
 // servePost reads the client's messages, decides them, and forwards what
 // may pass.
 func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, set rules.MCPSettings, next http.Handler) {
-	body, err := readBody(r.Body, r.Header.Get("Content-Encoding"), set.MaxMessage)
+	body, err := wire.ReadBody(r.Body, r.Header.Get("Content-Encoding"), set.MaxMessage)
 	r.Body.Close()
 	if err != nil {
 		g.refuseBody(w, x, http.StatusBadRequest, err)
 		return
 	}
-	ct, ctErr := contentType(r.Header)
-	if ctErr != nil || ct.kind != contentJSON || !ct.utf8() {
-		if !x.Governed() && !mayBeJSONRPC(body, ct.charset) {
+	ct, ctErr := wire.ContentType(r.Header)
+	if ctErr != nil || ct.Kind != wire.ContentJSON || !ct.UTF8() {
+		if !x.Governed() && !wire.MayBeJSONRPC(body, ct.Charset) {
 			forwardBody(w, r, body, next) // not MCP, and not governed
 			return
 		}
-		g.refuseBody(w, x, http.StatusUnsupportedMediaType, errMediaType(r.Header, ct, ctErr))
+		g.refuseBody(w, x, http.StatusUnsupportedMediaType, wire.ErrMediaType(r.Header, ct, ctErr))
 		return
 	}
-	parsed, err := Parse(body, Limits{MaxMessage: int(set.MaxMessage)})
+	parsed, err := wire.Parse(body, wire.Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
-		if !x.Governed() && !mayBeJSONRPC(body, ct.charset) {
+		if !x.Governed() && !wire.MayBeJSONRPC(body, ct.Charset) {
 			forwardBody(w, r, body, next)
 			return
 		}
@@ -147,11 +148,11 @@ func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, s
 	}
 	// What goes on says what agentg read: UTF-8 JSON, whatever the
 	// header that came (a +json type, a charset, its spelling).
-	r.Header.Set("Content-Type", ctJSON)
+	r.Header.Set("Content-Type", wire.ContentTypeJSON)
 	if !x.Governed() {
 		if d := set.UnknownServers; !d.Allowed() {
 			ex := g.newExchange(r, x, set)
-			ex.refuseAll(w, parsed, http.StatusForbidden, CodeDenied, d.Rule,
+			ex.refuseAll(w, parsed, http.StatusForbidden, wire.CodeDenied, d.Rule,
 				"MCP to a server the policy does not name ("+x.URL+")")
 			return
 		}
@@ -178,12 +179,12 @@ func forwardBody(w http.ResponseWriter, r *http.Request, body []byte, next http.
 // JSON-RPC error (id null: there is no message to take one from) and an
 // event.
 func (g *Guard) refuseBody(w http.ResponseWriter, x *Exchange, status int, err error) {
-	code, msg := CodeParseError, err.Error()
-	if pe, ok := err.(*ParseError); ok {
+	code, msg := wire.CodeParseError, err.Error()
+	if pe, ok := err.(*wire.ParseError); ok {
 		code = pe.Code
 	}
-	if err == errTooLarge {
-		code, status = CodeInvalidRequest, http.StatusRequestEntityTooLarge
+	if err == wire.ErrTooLarge {
+		code, status = wire.CodeInvalidRequest, http.StatusRequestEntityTooLarge
 	}
 	g.logRefusal(x, "builtin:mcp-parse", msg, status)
 	writeJSONError(w, status, nil, code, "agentg: "+msg, map[string]any{"rule": "builtin:mcp-parse"})

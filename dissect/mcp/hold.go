@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/agentg/agentg/dissect/mcp/wire"
 )
 
 // An answer to a governed server's POST under a content type that is
@@ -28,8 +30,8 @@ import (
 const ruleAnswerType = "builtin:mcp-answer-type"
 
 // errAnswerType is a withheld answer.
-func errAnswerType(status int, ct string) *ParseError {
-	return &ParseError{Reason: "answer-type", Code: CodeInternalError,
+func errAnswerType(status int, ct string) *wire.ParseError {
+	return &wire.ParseError{Reason: "answer-type", Code: wire.CodeInternalError,
 		Detail: fmt.Sprintf("the server answered %d with Content-Type %q, which is not MCP's (application/json or text/event-stream): the answer was withheld", status, ct)}
 }
 
@@ -42,14 +44,14 @@ func passable(status int, body []byte, h http.Header, ack bool) bool {
 	}
 	// A Content-Type two readers could read apart is read both ways: as
 	// undecidable.
-	ct, err := contentType(h)
+	ct, err := wire.ContentType(h)
 	if err != nil {
 		return false
 	}
 	if ack && status == http.StatusAccepted {
 		return ackBody(body)
 	}
-	return (status < 200 || status > 299) && !answerMayBeJSONRPC(body, ct.charset)
+	return (status < 200 || status > 299) && !wire.AnswerMayBeJSONRPC(body, ct.Charset)
 }
 
 // maxAck bounds a legacy POST's acknowledgement text.
@@ -60,7 +62,7 @@ const maxAck = 256
 // (jsonish: after any white space and byte-order marks), so that no
 // decoder, however lenient, reads a message from it.
 func ackBody(body []byte) bool {
-	if len(body) > maxAck || !utf8.Valid(body) || jsonish(string(body)) {
+	if len(body) > maxAck || !utf8.Valid(body) || wire.Jsonish(string(body)) {
 		return false
 	}
 	for _, r := range string(body) {
@@ -127,7 +129,7 @@ func (rw *respWriter) finishHold() error {
 			err = errAnswerType(rw.status, rw.Header().Get("Content-Type"))
 		}
 		if rw.withhold != nil {
-			rw.injectEvent(MessageEvent(rw.withhold(err)))
+			rw.injectEvent(wire.MessageEvent(rw.withhold(err)))
 		} else {
 			rw.writeError("agentg: " + err.Error())
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
@@ -59,13 +60,13 @@ const (
 // mrtrElicit reports whether the request declares form elicitation in its
 // per-request capabilities (an elicitation object with "form", or with
 // neither "form" nor "url", which the specification reads as form).
-func mrtrElicit(m *Message) bool {
-	v, ok := Lookup(m.Meta, "/io.modelcontextprotocol~1clientCapabilities/elicitation")
-	if !ok || v.Kind != ValueObject {
+func mrtrElicit(m *wire.Message) bool {
+	v, ok := wire.Lookup(m.Meta, "/io.modelcontextprotocol~1clientCapabilities/elicitation")
+	if !ok || v.Kind != wire.ValueObject {
 		return false
 	}
-	_, form := Lookup(v.Raw, "/form")
-	_, url := Lookup(v.Raw, "/url")
+	_, form := wire.Lookup(v.Raw, "/form")
+	_, url := wire.Lookup(v.Raw, "/url")
 	return form || !url
 }
 
@@ -146,7 +147,7 @@ func (ex *exchange) inBand(c *call, v callVerdict, out []byte, args string) (inB
 		}},
 		"requestState": b.SealToken(here),
 	}
-	enc := encodeData(result)
+	enc := wire.EncodeData(result)
 	if enc == nil {
 		b.Deny(a.ID, "agentg could not encode its question", "elicitation")
 		return inBandAnswer, ex.refuseInBand(c, v, a.ID, "agentg could not encode its question")
@@ -178,11 +179,11 @@ func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (
 	b := ex.g.Approvals
 	key := inputKey(id)
 	action, allow := "", false
-	if r, ok := Lookup(c.m.InputResponses, "/"+key); ok && r.Kind == ValueObject {
-		if a, ok := Lookup(r.Raw, "/action"); ok && a.Kind == ValueString {
+	if r, ok := wire.Lookup(c.m.InputResponses, "/"+key); ok && r.Kind == wire.ValueObject {
+		if a, ok := wire.Lookup(r.Raw, "/action"); ok && a.Kind == wire.ValueString {
 			action = a.Text
 		}
-		if a, ok := Lookup(r.Raw, "/content/allow"); ok && a.Kind == ValueBool {
+		if a, ok := wire.Lookup(r.Raw, "/content/allow"); ok && a.Kind == wire.ValueBool {
 			allow = a.Text == "true"
 		}
 	}
@@ -246,14 +247,14 @@ func (ex *exchange) heldRefusal(c *call, v callVerdict, id, why string) []byte {
 	c.ev.Decision, c.ev.Reason = "deny", why
 	msg := deniedMessage(v, ex.server()+"."+c.m.Tool)
 	if ex.set.DenyAs == rules.DenyAsResult {
-		return ToolErrorResult(c.m.ID, msg)
+		return wire.ToolErrorResult(c.m.ID, msg)
 	}
-	c.ev.MCP.ErrorCode = CodeDenied
+	c.ev.MCP.ErrorCode = wire.CodeDenied
 	data := map[string]any{"rule": v.Rule}
 	if id != "" {
 		data["approval"] = id
 	}
-	return ErrorResponse(c.m.ID, CodeDenied, msg, data)
+	return wire.ErrorResponse(c.m.ID, wire.CodeDenied, msg, data)
 }
 
 // withoutApprovalState is the retry as forwarded: the call with its
@@ -261,7 +262,7 @@ func (ex *exchange) heldRefusal(c *call, v callVerdict, id, why string) []byte {
 // out (it is agentg's) and agentg's entry taken out of
 // params.inputResponses (the whole member when nothing else is left),
 // every other member as it was.
-func withoutApprovalState(m *Message, key, args string) ([]byte, error) {
+func withoutApprovalState(m *wire.Message, key, args string) ([]byte, error) {
 	params, err := rebuildObject(m.Params, func(name string, v jsontext.Value) (jsontext.Value, bool, error) {
 		switch name {
 		case "arguments":
@@ -287,7 +288,7 @@ func withoutApprovalState(m *Message, key, args string) ([]byte, error) {
 	b := []byte(`{"jsonrpc":"2.0","id":`)
 	b = append(b, m.ID...)
 	b = append(b, `,"method":`...)
-	b = appendString(b, m.Method)
+	b = wire.AppendString(b, m.Method)
 	b = append(b, `,"params":`...)
 	b = append(b, params...)
 	return append(b, '}'), nil
@@ -321,7 +322,7 @@ func rebuildObject(v jsontext.Value, keep func(name string, v jsontext.Value) (j
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = appendString(out, n)
+		out = wire.AppendString(out, n)
 		out = append(out, ':')
 		out = append(out, nv...)
 	}

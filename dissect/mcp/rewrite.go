@@ -7,6 +7,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
@@ -20,7 +21,7 @@ import (
 // Bytes that need no change are returned as they came; nil when every
 // message was dropped.
 func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings, lookup func(jsontext.Value) *call, q *eventQueue) ([]byte, error) {
-	body, err := Parse(data, Limits{MaxMessage: int(set.MaxMessage)})
+	body, err := wire.Parse(data, wire.Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +30,7 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 	for _, m := range body.Messages {
 		out := []byte(m.Raw)
 		c := (*call)(nil)
-		if m.Kind == KindResponse || m.Kind == KindErrorResponse {
+		if m.Kind == wire.KindResponse || m.Kind == wire.KindErrorResponse {
 			c = lookup(m.ID)
 		}
 		switch {
@@ -42,11 +43,11 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 				out = b
 			}
 			out = g.redactAnswer(m, out, c, x, set)
-		case m.Kind == KindResponse:
+		case m.Kind == wire.KindResponse:
 			// A result for a request agentg has no record of (a
 			// replayed answer, or a request it never saw) could not
 			// be given its tool's obligations: it does not pass.
-			out = ErrorResponse(m.ID, CodeInternalError,
+			out = wire.ErrorResponse(m.ID, wire.CodeInternalError,
 				"agentg: an answer to a request agentg has no record of was withheld",
 				map[string]any{"rule": "builtin:mcp-unmatched"})
 			g.logRefusal(x, "builtin:mcp-unmatched", "withheld an answer (id "+string(m.ID)+") to a request agentg has no record of", 0)
@@ -66,7 +67,7 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 	case len(outs) == 0:
 		return nil, nil
 	case body.Batch:
-		return EncodeBatch(outs), nil
+		return wire.EncodeBatch(outs), nil
 	}
 	return outs[0], nil
 }
@@ -74,26 +75,26 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 // redactAnswer redacts the server's answer to c, out (m as it came, or as
 // filtered), and notes on c's event what fired. An answer that cannot be
 // redacted is withheld: the client gets an error in its place.
-func (g *Guard) redactAnswer(m *Message, out []byte, c *call, x *Exchange, set rules.MCPSettings) []byte {
+func (g *Guard) redactAnswer(m *wire.Message, out []byte, c *call, x *Exchange, set rules.MCPSettings) []byte {
 	red := answerRedactions(x, c)
 	if len(red) == 0 {
 		return out
 	}
 	msg := m
 	if &out[0] != &m.Raw[0] || len(out) != len(m.Raw) {
-		b, err := Parse(out, Limits{MaxMessage: int(set.MaxMessage)})
+		b, err := wire.Parse(out, wire.Limits{MaxMessage: int(set.MaxMessage)})
 		if err != nil || len(b.Messages) != 1 {
 			c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", ruleRedact, "withheld the answer: agentg's own rewrite of it does not parse"
-			c.ev.MCP.ErrorCode = CodeInternalError
-			return ErrorResponse(m.ID, CodeInternalError, "agentg: cannot redact the answer", map[string]any{"rule": ruleRedact})
+			c.ev.MCP.ErrorCode = wire.CodeInternalError
+			return wire.ErrorResponse(m.ID, wire.CodeInternalError, "agentg: cannot redact the answer", map[string]any{"rule": ruleRedact})
 		}
 		msg = b.Messages[0]
 	}
-	res, fired, err := RedactMessage(msg, red)
+	res, fired, err := wire.RedactMessage(msg, red)
 	if err != nil {
 		c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", ruleRedact, "withheld the answer: "+err.Error()
-		c.ev.MCP.ErrorCode = CodeInternalError
-		return ErrorResponse(m.ID, CodeInternalError, "agentg: withheld an answer that cannot be redacted: "+err.Error(), map[string]any{"rule": ruleRedact})
+		c.ev.MCP.ErrorCode = wire.CodeInternalError
+		return wire.ErrorResponse(m.ID, wire.CodeInternalError, "agentg: withheld an answer that cannot be redacted: "+err.Error(), map[string]any{"rule": ruleRedact})
 	}
 	c.ev.MCP.Redactions = append(c.ev.MCP.Redactions, fired...)
 	return res
@@ -102,24 +103,24 @@ func (g *Guard) redactAnswer(m *Message, out []byte, c *call, x *Exchange, set r
 // rewriteAnswer is one answer to a request of the client's: the bytes to
 // send instead, or nil to send it as it came. The request's event, now
 // complete, goes to q, to be written once the answer has been sent.
-func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSettings, q *eventQueue) ([]byte, error) {
+func (g *Guard) rewriteAnswer(m *wire.Message, c *call, x *Exchange, set rules.MCPSettings, q *eventQueue) ([]byte, error) {
 	ev := c.ev
 	defer q.add(ev)
 	ev.MCP.Upstream = g.now().Sub(c.start)
 	ev.MCP.ResultBytes = len(m.Result)
-	if m.Kind == KindErrorResponse {
-		ev.MCP.ErrorCode = errorCode(m.Error)
+	if m.Kind == wire.KindErrorResponse {
+		ev.MCP.ErrorCode = wire.ErrorCode(m.Error)
 		return nil, nil
 	}
-	facts := factsOf(m.Result)
-	ev.MCP.IsError = facts.isError
-	if facts.resultType == "input_required" {
+	facts := wire.FactsOf(m.Result)
+	ev.MCP.IsError = facts.IsError
+	if facts.ResultType == "input_required" {
 		g.sawInputRequired(x, c, m.Result)
 	}
 	switch c.m.Method {
 	case "initialize", "server/discover":
-		rev := protocolVersion(m.Result)
-		name, ver := serverName(m.Result)
+		rev := wire.ProtocolVersion(m.Result)
+		name, ver := wire.ServerName(m.Result)
 		info := store.ServerInfo{Name: name, Version: ver}
 		ev.MCP.ServerInfo = infoText(info)
 		if rev == "" {
@@ -127,7 +128,7 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		}
 		g.sawServer(x, store.ServerSighting{Info: info, Revision: rev}, c.m.Method)
 		if ev.MCP.Session != "" {
-			_, elicit := Lookup(c.m.Params, "/capabilities/elicitation")
+			_, elicit := wire.Lookup(c.m.Params, "/capabilities/elicitation")
 			g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.stateServer(), ID: ev.MCP.Session},
 				Agent: x.Agent, Revision: rev, Server: info, Elicitation: elicit})
 		}
@@ -142,22 +143,22 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 	case "prompts/list", "resources/list", "resources/templates/list":
 		return g.filterListed(m, c, x, set)
 	case "tools/call":
-		g.sawTask(x, c, facts.task) // redacted whole, with the others, in redactAnswer
+		g.sawTask(x, c, facts.Task) // redacted whole, with the others, in redactAnswer
 	}
 	return nil, nil
 }
 
 // filterTools hides the tools the agent may not call, on every page, and
 // checks each listed definition against its pin.
-func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
-	tl, err := ParseToolsList(m.Result)
+func (g *Guard) filterTools(m *wire.Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
+	tl, err := wire.ParseToolsList(m.Result)
 	if err != nil {
 		return nil, err
 	}
 	ex := &exchange{g: g, x: x, set: set}
 	hidden := map[string]bool{}
 	for _, t := range tl.Tools {
-		sum := store.Hash(ToolHash(t.Raw))
+		sum := store.Hash(wire.ToolHash(t.Raw))
 		g.migratePin(x, c, t.Name, t.Raw, sum)
 		pin := g.State.CheckPin(x.Server, t.Name, sum)
 		hints := hintsOf(t.Annotations)
@@ -188,9 +189,9 @@ func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSetti
 
 // filterListed hides the prompts, resources and resource templates the
 // agent may not get or read, on every page.
-func (g *Guard) filterListed(m *Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
-	kind := ListKindOf(c.m.Method)
-	nl, err := ParseNamedList(m.Result, kind)
+func (g *Guard) filterListed(m *wire.Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
+	kind := wire.ListKindOf(c.m.Method)
+	nl, err := wire.ParseNamedList(m.Result, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +211,7 @@ func (g *Guard) filterListed(m *Message, c *call, x *Exchange, set rules.MCPSett
 	return out, nil
 }
 
-func hintsOf(a Annotations) rules.ToolHints {
+func hintsOf(a wire.Annotations) rules.ToolHints {
 	var h rules.ToolHints
 	if a.DestructiveHint {
 		h |= rules.HintDestructive
@@ -259,7 +260,7 @@ func (g *Guard) migratePin(x *Exchange, c *call, tool string, raw []byte, sum st
 	if !ok || p.Hash == sum {
 		return
 	}
-	old := store.Hash(toolHashV1(raw))
+	old := store.Hash(wire.ToolHashV1(raw))
 	if p.Hash != old || !g.State.MigratePin(x.Server, tool, old, sum) {
 		return
 	}
@@ -283,7 +284,7 @@ func (g *Guard) paramDeclEvent(x *Exchange, c *call, tool, why string) {
 
 // writeJSONError answers a request agentg refuses whole.
 func writeJSONError(w http.ResponseWriter, status int, id jsontext.Value, code int, msg string, data any) {
-	out := ErrorResponse(id, code, msg, data)
+	out := wire.ErrorResponse(id, code, msg, data)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Del("Content-Length")
 	w.Header().Del("Content-Encoding")

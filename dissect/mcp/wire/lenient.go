@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"bytes"
@@ -32,12 +32,12 @@ import (
 
 // mayBeJSONRPC reports whether a lenient reader could take b, sent under
 // charset (lower case; "" for none), for a JSON-RPC message.
-func mayBeJSONRPC(b []byte, charset string) bool { return mayBe(b, charset, true) }
+func MayBeJSONRPC(b []byte, charset string) bool { return mayBe(b, charset, true) }
 
 // answerMayBeJSONRPC is mayBeJSONRPC for a server's answer: a client reads
 // an answer as JSON or not at all (no client parses a form), so an error
 // page that merely mentions "jsonrpc" in its text is not taken for one.
-func answerMayBeJSONRPC(b []byte, charset string) bool { return mayBe(b, charset, false) }
+func AnswerMayBeJSONRPC(b []byte, charset string) bool { return mayBe(b, charset, false) }
 
 func mayBe(b []byte, charset string, forms bool) bool {
 	scanJSONRPC := func(t []rune) bool { return scanText(t, forms) }

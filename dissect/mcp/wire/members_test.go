@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"testing"
@@ -43,16 +43,16 @@ func FuzzFacts(f *testing.F) {
 
 func checkFacts(t *testing.T, res string) {
 	t.Helper()
-	f := factsOf(jsontext.Value(res))
+	f := FactsOf(jsontext.Value(res))
 	isErr, _ := Lookup(jsontext.Value(res), "/isError")
-	if want := isErr.Kind == ValueBool && isErr.Text == "true"; f.isError != want {
-		t.Errorf("%s: isError %v, want %v", res, f.isError, want)
+	if want := isErr.Kind == ValueBool && isErr.Text == "true"; f.IsError != want {
+		t.Errorf("%s: isError %v, want %v", res, f.IsError, want)
 	}
-	if want := ResultType(jsontext.Value(res)); f.resultType != want {
-		t.Errorf("%s: resultType %q, want %q", res, f.resultType, want)
+	if want := ResultType(jsontext.Value(res)); f.ResultType != want {
+		t.Errorf("%s: resultType %q, want %q", res, f.ResultType, want)
 	}
 	task, ok := Lookup(jsontext.Value(res), "/task")
-	if ok != (f.task != nil) || ok && string(task.Raw) != string(f.task) {
-		t.Errorf("%s: task %s, want %s", res, f.task, task.Raw)
+	if ok != (f.Task != nil) || ok && string(task.Raw) != string(f.Task) {
+		t.Errorf("%s: task %s, want %s", res, f.Task, task.Raw)
 	}
 }

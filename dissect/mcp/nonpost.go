@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
-	"golang.org/x/net/http/httpguts"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 )
 
 // What MCP sends other than a POST. Its messages travel only as POST
@@ -27,20 +28,12 @@ const (
 	ruleUpgrade = "builtin:mcp-upgrade"
 )
 
-// IsUpgrade reports a request that asks to switch protocols, by either
-// header: a forwarder that relays upgrades acts on Connection: upgrade,
-// and an Upgrade header alone is refused too, as what it is for. The
-// proxy hands such a request on any path of a governed host to the guard.
-func IsUpgrade(h http.Header) bool {
-	return len(h.Values("Upgrade")) > 0 || httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade")
-}
-
 // refuseUpgrade answers an upgrade on a governed server.
 func (g *Guard) refuseUpgrade(w http.ResponseWriter, x *Exchange, h http.Header) {
 	why := "an HTTP upgrade (Upgrade: " + strings.Join(h.Values("Upgrade"), ", ") + ") to MCP server " + x.Server +
 		": no MCP transport runs over it (the server's entry may say websocket: allow)"
 	g.logRefusal(x, ruleUpgrade, why, http.StatusForbidden)
-	writeJSONError(w, http.StatusForbidden, nil, CodeDenied, "agentg: "+why, map[string]any{"rule": ruleUpgrade})
+	writeJSONError(w, http.StatusForbidden, nil, wire.CodeDenied, "agentg: "+why, map[string]any{"rule": ruleUpgrade})
 }
 
 // takeEmptyBody reads r's body when it may have one, and reports whether
@@ -96,14 +89,14 @@ func (g *Guard) serveOther(w http.ResponseWriter, r *http.Request, x *Exchange, 
 	}
 	// Elsewhere the body is read, and passes if no reader could take it
 	// for JSON-RPC.
-	rest, err := readBody(io.MultiReader(bytes.NewReader(first), r.Body), r.Header.Get("Content-Encoding"), max)
+	rest, err := wire.ReadBody(io.MultiReader(bytes.NewReader(first), r.Body), r.Header.Get("Content-Encoding"), max)
 	r.Body.Close()
 	if err != nil {
 		g.refuseMethod(w, x, "cannot read the body of a "+r.Method+" to check it is not MCP: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	ct, ctErr := contentType(r.Header)
-	if ctErr != nil || mayBeJSONRPC(rest, ct.charset) {
+	ct, ctErr := wire.ContentType(r.Header)
+	if ctErr != nil || wire.MayBeJSONRPC(rest, ct.Charset) {
 		g.refuseMethod(w, x, "a body on a "+r.Method+" that may be a JSON-RPC message: MCP sends its messages by POST", http.StatusBadRequest)
 		return
 	}
@@ -116,5 +109,18 @@ func (g *Guard) serveOther(w http.ResponseWriter, r *http.Request, x *Exchange, 
 
 func (g *Guard) refuseMethod(w http.ResponseWriter, x *Exchange, why string, status int) {
 	g.logRefusal(x, ruleMethod, why, status)
-	writeJSONError(w, status, nil, CodeInvalidRequest, "agentg: "+why, map[string]any{"rule": ruleMethod})
+	writeJSONError(w, status, nil, wire.CodeInvalidRequest, "agentg: "+why, map[string]any{"rule": ruleMethod})
+}
+
+// ruleSSEEvent names the refusal of an event carrying JSON-RPC under a name
+// other than message.
+const ruleSSEEvent = "builtin:mcp-sse-event"
+
+// refusedEvent logs an event refused from the server's stream, on which
+// the stream goes on without it.
+func (g *Guard) refusedEvent(x *Exchange) func(wire.Event) {
+	return func(ev wire.Event) {
+		g.logRefusal(x, ruleSSEEvent, "dropped an SSE event named "+strconv.Quote(ev.Type)+
+			" whose data a client could read as a JSON-RPC message: only events named message carry one", 0)
+	}
 }

@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"mime"
@@ -13,27 +13,27 @@ func TestContentType(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		values  []string
-		kind    contentKind
+		kind    ContentKind
 		charset string
 		utf8    bool
 		bad     bool
 	}{
 		{"none", nil, contentEmpty, "", true, false},
-		{"json", []string{"application/json"}, contentJSON, "", true, false},
-		{"json upper", []string{"Application/JSON"}, contentJSON, "", true, false},
-		{"plus json", []string{"application/vnd.x+json"}, contentJSON, "", true, false},
-		{"utf-8", []string{"application/json; charset=utf-8"}, contentJSON, "utf-8", true, false},
-		{"UTF-8 quoted", []string{`application/json;charset="UTF-8"`}, contentJSON, "utf-8", true, false},
-		{"utf8 alias", []string{"application/json; charset=utf8"}, contentJSON, "utf8", true, false},
+		{"json", []string{"application/json"}, ContentJSON, "", true, false},
+		{"json upper", []string{"Application/JSON"}, ContentJSON, "", true, false},
+		{"plus json", []string{"application/vnd.x+json"}, ContentJSON, "", true, false},
+		{"utf-8", []string{"application/json; charset=utf-8"}, ContentJSON, "utf-8", true, false},
+		{"UTF-8 quoted", []string{`application/json;charset="UTF-8"`}, ContentJSON, "utf-8", true, false},
+		{"utf8 alias", []string{"application/json; charset=utf8"}, ContentJSON, "utf8", true, false},
 		{"quoted-pair", []string{`application/json; charset="utf\-8"`}, contentOther, "", false, true},
-		{"trailing semicolon", []string{"application/json;"}, contentJSON, "", true, false},
-		{"other param", []string{"application/json; profile=x"}, contentJSON, "", true, false},
-		{"utf-7", []string{"application/json; charset=utf-7"}, contentJSON, "utf-7", false, false},
-		{"UTF-7 quoted", []string{`application/json; charset="UTF-7"`}, contentJSON, "utf-7", false, false},
-		{"utf-16", []string{"application/json; charset=utf-16le"}, contentJSON, "utf-16le", false, false},
-		{"latin1", []string{"application/json; charset=iso-8859-1"}, contentJSON, "iso-8859-1", false, false},
-		{"u.t.f-8 is not utf-8", []string{"application/json; charset=u.t.f-8"}, contentJSON, "u.t.f-8", false, false},
-		{"empty charset", []string{`application/json; charset=""`}, contentJSON, "", true, false},
+		{"trailing semicolon", []string{"application/json;"}, ContentJSON, "", true, false},
+		{"other param", []string{"application/json; profile=x"}, ContentJSON, "", true, false},
+		{"utf-7", []string{"application/json; charset=utf-7"}, ContentJSON, "utf-7", false, false},
+		{"UTF-7 quoted", []string{`application/json; charset="UTF-7"`}, ContentJSON, "utf-7", false, false},
+		{"utf-16", []string{"application/json; charset=utf-16le"}, ContentJSON, "utf-16le", false, false},
+		{"latin1", []string{"application/json; charset=iso-8859-1"}, ContentJSON, "iso-8859-1", false, false},
+		{"u.t.f-8 is not utf-8", []string{"application/json; charset=u.t.f-8"}, ContentJSON, "u.t.f-8", false, false},
+		{"empty charset", []string{`application/json; charset=""`}, ContentJSON, "", true, false},
 		{"duplicate charset", []string{"application/json; charset=utf-8; charset=utf-7"}, contentOther, "", false, true},
 		{"duplicate charset case", []string{"application/json; charset=utf-8; CHARSET=utf-7"}, contentOther, "", false, true},
 		{"rfc 2231", []string{"application/json; charset=utf-8; charset*=utf-8''utf-7"}, contentOther, "", false, true},
@@ -49,12 +49,12 @@ func TestContentType(t *testing.T) {
 			for _, v := range tc.values {
 				h.Add("Content-Type", v)
 			}
-			m, err := contentType(h)
+			m, err := ContentType(h)
 			if (err != nil) != tc.bad {
 				t.Fatalf("%q: err %v, want bad=%v", tc.values, err, tc.bad)
 			}
-			if m.kind != tc.kind || m.charset != tc.charset || !tc.bad && m.utf8() != tc.utf8 {
-				t.Fatalf("%q: %+v utf8=%v, want kind %v charset %q utf8=%v", tc.values, m, m.utf8(), tc.kind, tc.charset, tc.utf8)
+			if m.Kind != tc.kind || m.Charset != tc.charset || !tc.bad && m.UTF8() != tc.utf8 {
+				t.Fatalf("%q: %+v utf8=%v, want kind %v charset %q utf8=%v", tc.values, m, m.UTF8(), tc.kind, tc.charset, tc.utf8)
 			}
 		})
 	}
@@ -112,15 +112,15 @@ func FuzzContentType(f *testing.F) {
 	}
 	utf8 := func(cs string) bool { cs = strings.ToLower(cs); return cs == "" || cs == "utf-8" || cs == "utf8" }
 	f.Fuzz(func(t *testing.T, s string) {
-		m, err := contentType(http.Header{"Content-Type": {s}})
-		if err != nil || m.kind != contentJSON || !m.utf8() {
+		m, err := ContentType(http.Header{"Content-Type": {s}})
+		if err != nil || m.Kind != ContentJSON || !m.UTF8() {
 			return
 		}
-		if typ, cs, _, ok := nodeContentType(s); ok && (typ != m.mt || !utf8(cs)) {
-			t.Fatalf("%q: agentg reads %s in UTF-8, Node's content-type %s charset %q", s, m.mt, typ, cs)
+		if typ, cs, _, ok := nodeContentType(s); ok && (typ != m.Type || !utf8(cs)) {
+			t.Fatalf("%q: agentg reads %s in UTF-8, Node's content-type %s charset %q", s, m.Type, typ, cs)
 		}
-		if typ, params, err := mime.ParseMediaType(s); err == nil && (typ != m.mt || !utf8(params["charset"])) {
-			t.Fatalf("%q: agentg reads %s in UTF-8, Go's mime %s charset %q", s, m.mt, typ, params["charset"])
+		if typ, params, err := mime.ParseMediaType(s); err == nil && (typ != m.Type || !utf8(params["charset"])) {
+			t.Fatalf("%q: agentg reads %s in UTF-8, Go's mime %s charset %q", s, m.Type, typ, params["charset"])
 		}
 	})
 }

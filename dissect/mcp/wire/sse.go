@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"bytes"
@@ -74,10 +74,10 @@ func (s *SSEReader) Next() (Event, error) {
 	}
 	pos := s.off // start of the line being read
 	if !s.started {
-		for len(s.buf)-s.off < len(bom) && bytes.HasPrefix(bom, s.buf[s.off:]) && s.fill(&pos) {
+		for len(s.buf)-s.off < len(BOM) && bytes.HasPrefix(BOM, s.buf[s.off:]) && s.fill(&pos) {
 		}
-		if bytes.HasPrefix(s.buf[s.off:], bom) {
-			pos += len(bom)
+		if bytes.HasPrefix(s.buf[s.off:], BOM) {
+			pos += len(BOM)
 		}
 		s.started = true
 	}
@@ -247,12 +247,12 @@ func MessageEvent(msg []byte) Event {
 // NUL in the id, a CR in the data) rather than let the reader on the
 // other side see different events.
 func WriteEvent(w io.Writer, e Event) error {
-	b, ok := appendEvent(make([]byte, 0, len(e.Data)+len(e.Type)+len(e.ID)+32), e)
+	b, ok := AppendEvent(make([]byte, 0, len(e.Data)+len(e.Type)+len(e.ID)+32), e)
 	if !ok {
-		return errUnframable
+		return ErrUnframable
 	}
 	_, err := w.Write(b)
 	return err
 }
 
-var errUnframable = errors.New("mcp: SSE event with a line break in a field it cannot carry one in")
+var ErrUnframable = errors.New("mcp: SSE event with a line break in a field it cannot carry one in")

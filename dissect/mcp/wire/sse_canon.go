@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"strconv"
@@ -36,47 +36,47 @@ import (
 //     message and is forwarded, re-framed.
 
 // eventClass is what agentg does with one event of a server's stream.
-type eventClass uint8
+type EventClass uint8
 
 const (
-	eventOther   eventClass = iota // no message in it: re-framed and forwarded
-	eventMessage                   // a JSON-RPC message (or batch): dissected
-	eventRefused                   // JSON-RPC under another name: dropped
+	EventOther   EventClass = iota // no message in it: re-framed and forwarded
+	EventMessage                   // a JSON-RPC message (or batch): dissected
+	EventRefused                   // JSON-RPC under another name: dropped
 )
 
 // eventName is the event's name as every client will read it once
 // re-framed: the field's value with white space trimmed, as the Go SDK
 // reads it (the WHATWG readers then read the same, since nothing is left
 // to trim).
-func eventName(t string) string { return strings.TrimSpace(t) }
+func EventName(t string) string { return strings.TrimSpace(t) }
 
 // classify says what ev is; ev.Type must already be eventName's.
-func classify(ev *Event) eventClass {
+func Classify(ev *Event) EventClass {
 	if !ev.HasData || strings.TrimSpace(ev.Data) == "" {
 		// Nothing a client could decode: the SDKs skip an event with
 		// no data, and blank data decodes as no JSON at all.
-		return eventOther
+		return EventOther
 	}
 	if ev.Type == "" || ev.Type == "message" {
-		return eventMessage
+		return EventMessage
 	}
-	if jsonish(ev.Data) {
-		return eventRefused
+	if Jsonish(ev.Data) {
+		return EventRefused
 	}
-	return eventOther
+	return EventOther
 }
 
 // jsonish reports data that a lenient decoder could take for a JSON-RPC
 // message or batch: an object or an array, after any white space (Unicode
 // included, as bytes.TrimSpace trims) and byte-order marks.
-func jsonish(data string) bool {
+func Jsonish(data string) bool {
 	t := strings.TrimLeftFunc(data, func(r rune) bool { return unicode.IsSpace(r) || r == '\uFEFF' })
 	return t != "" && (t[0] == '{' || t[0] == '[')
 }
 
-// empty reports an event with nothing to write: blank lines, or fields
+// Empty reports an event with nothing to write: blank lines, or fields
 // no reader acts on (unknown names, a retry that is not a number).
-func (e *Event) empty() bool {
+func (e *Event) Empty() bool {
 	return e.Type == "" && !e.HasID && e.Retry < 0 && !e.HasData && e.Data == "" && len(e.Comments) == 0
 }
 
@@ -86,7 +86,7 @@ func (e *Event) empty() bool {
 // a blank line. It reports false, appending nothing, for a field that
 // cannot be framed: a CR or LF in the name, id or a comment, a NUL in the
 // id, a CR in the data.
-func appendEvent(b []byte, e Event) ([]byte, bool) {
+func AppendEvent(b []byte, e Event) ([]byte, bool) {
 	if strings.ContainsAny(e.Type, "\r\n") || strings.ContainsAny(e.ID, "\r\n\x00") || strings.ContainsRune(e.Data, '\r') {
 		return b, false
 	}
@@ -119,17 +119,4 @@ func appendEvent(b []byte, e Event) ([]byte, bool) {
 		}
 	}
 	return append(b, '\n'), true
-}
-
-// ruleSSEEvent names the refusal of an event carrying JSON-RPC under a name
-// other than message.
-const ruleSSEEvent = "builtin:mcp-sse-event"
-
-// refusedEvent logs an event refused from the server's stream, on which
-// the stream goes on without it.
-func (g *Guard) refusedEvent(x *Exchange) func(Event) {
-	return func(ev Event) {
-		g.logRefusal(x, ruleSSEEvent, "dropped an SSE event named "+strconv.Quote(ev.Type)+
-			" whose data a client could read as a JSON-RPC message: only events named message carry one", 0)
-	}
 }

@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"bytes"
@@ -75,12 +75,12 @@ func TestMayBeJSONRPC(t *testing.T) {
 		{"empty", nil, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := mayBeJSONRPC(tc.body, tc.charset); got != tc.want {
+			if got := MayBeJSONRPC(tc.body, tc.charset); got != tc.want {
 				t.Fatalf("mayBeJSONRPC(%q, %q) = %v, want %v", tc.body, tc.charset, got, tc.want)
 			}
 			// An answer is never read as a form.
 			form := strings.HasPrefix(tc.name, "form") || tc.name == "multipart" || tc.name == "unterminated comment"
-			if got := answerMayBeJSONRPC(tc.body, tc.charset); got != (tc.want && !form) {
+			if got := AnswerMayBeJSONRPC(tc.body, tc.charset); got != (tc.want && !form) {
 				t.Fatalf("answerMayBeJSONRPC(%q, %q) = %v, want %v", tc.body, tc.charset, got, tc.want && !form)
 			}
 		})
@@ -135,7 +135,7 @@ func FuzzDetect(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		flagged := mayBeJSONRPC(b, "")
+		flagged := MayBeJSONRPC(b, "")
 		if !flagged && lenientFinds(b) {
 			t.Fatalf("encoding/json reads %q as JSON-RPC; the detector did not flag it", b)
 		}
@@ -145,10 +145,10 @@ func FuzzDetect(f *testing.F) {
 		// The same text in UTF-16, as a reader that sniffs it decodes it.
 		if s := string(b); !strings.ContainsRune(s, 0xfffd) {
 			le := encode16(s, binary.LittleEndian, false)
-			if lenientFinds(b) && !mayBeJSONRPC(le, "") {
+			if lenientFinds(b) && !MayBeJSONRPC(le, "") {
 				t.Fatalf("%q in UTF-16LE was not flagged", b)
 			}
-			if lenientFinds(b) && !mayBeJSONRPC(encode7(s), "utf-7") {
+			if lenientFinds(b) && !MayBeJSONRPC(encode7(s), "utf-7") {
 				t.Fatalf("%q in UTF-7 was not flagged", b)
 			}
 		}

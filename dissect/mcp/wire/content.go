@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"errors"
@@ -26,45 +26,45 @@ import (
 
 // Canonical content types agentg forwards for what it has read.
 const (
-	ctJSON = "application/json"
-	ctSSE  = "text/event-stream"
+	ContentTypeJSON = "application/json"
+	ContentTypeSSE  = "text/event-stream"
 )
 
 // mediaType is a Content-Type as read.
-type mediaType struct {
-	kind    contentKind
-	mt      string // the media type, lower case
-	charset string // the charset parameter, unquoted and lower case; "" for none
+type MediaType struct {
+	Kind    ContentKind
+	Type    string // the media type, lower case
+	Charset string // the charset parameter, unquoted and lower case; "" for none
 }
 
-// utf8 reports a charset every peer decodes as UTF-8: none (JSON's and
+// UTF8 reports a charset every peer decodes as UTF-8: none (JSON's and
 // the event stream's default), "utf-8", or iconv-lite's "utf8".
-func (m mediaType) utf8() bool {
-	return m.charset == "" || m.charset == "utf-8" || m.charset == "utf8"
+func (m MediaType) UTF8() bool {
+	return m.Charset == "" || m.Charset == "utf-8" || m.Charset == "utf8"
 }
 
 var errContentType = errors.New("malformed Content-Type")
 
 // contentType reads h's Content-Type. An error is a header two readers
 // could read differently: it is never taken for JSON.
-func contentType(h http.Header) (mediaType, error) {
+func ContentType(h http.Header) (MediaType, error) {
 	vs := h.Values("Content-Type")
 	switch len(vs) {
 	case 0:
-		return mediaType{kind: contentEmpty}, nil
+		return MediaType{Kind: contentEmpty}, nil
 	case 1:
 	default:
-		return mediaType{kind: contentOther}, fmt.Errorf("%d Content-Type header fields", len(vs))
+		return MediaType{Kind: contentOther}, fmt.Errorf("%d Content-Type header fields", len(vs))
 	}
 	m, err := parseMediaType(vs[0])
 	if err != nil {
-		return mediaType{kind: contentOther}, fmt.Errorf("Content-Type %q: %w", vs[0], err)
+		return MediaType{Kind: contentOther}, fmt.Errorf("Content-Type %q: %w", vs[0], err)
 	}
 	return m, nil
 }
 
 // parseMediaType reads "type/subtype *(; name=value)" (RFC 9110 8.3.1).
-func parseMediaType(s string) (mediaType, error) {
+func parseMediaType(s string) (MediaType, error) {
 	s = strings.Trim(s, " \t")
 	i := 0
 	for i < len(s) && s[i] != ';' {
@@ -72,12 +72,12 @@ func parseMediaType(s string) (mediaType, error) {
 	}
 	full := strings.ToLower(strings.TrimRight(s[:i], " \t"))
 	typ, sub, ok := strings.Cut(full, "/")
-	if !ok || !isToken(typ) || !isToken(sub) {
-		return mediaType{kind: contentOther}, errContentType
+	if !ok || !IsToken(typ) || !IsToken(sub) {
+		return MediaType{Kind: contentOther}, errContentType
 	}
-	m := mediaType{mt: full, kind: contentOther}
-	if full == ctJSON || strings.HasSuffix(sub, "+json") {
-		m.kind = contentJSON
+	m := MediaType{Type: full, Kind: contentOther}
+	if full == ContentTypeJSON || strings.HasSuffix(sub, "+json") {
+		m.Kind = ContentJSON
 	}
 	var seen []string // parameter names so far: a media type has few
 	rest := s[i:]
@@ -93,27 +93,27 @@ func parseMediaType(s string) (mediaType, error) {
 		name := strings.ToLower(rest[:j])
 		rest = strings.TrimLeft(rest[j:], " \t")
 		if name == "" || rest == "" || rest[0] != '=' {
-			return mediaType{kind: contentOther}, errContentType
+			return MediaType{Kind: contentOther}, errContentType
 		}
 		if strings.Contains(name, "*") {
-			return mediaType{kind: contentOther}, fmt.Errorf("parameter %s: RFC 2231 parameters are read differently by Go and Node", name)
+			return MediaType{Kind: contentOther}, fmt.Errorf("parameter %s: RFC 2231 parameters are read differently by Go and Node", name)
 		}
 		if slices.Contains(seen, name) {
-			return mediaType{kind: contentOther}, fmt.Errorf("parameter %s twice", name)
+			return MediaType{Kind: contentOther}, fmt.Errorf("parameter %s twice", name)
 		}
 		seen = append(seen, name)
 		rest = strings.TrimLeft(rest[1:], " \t")
 		var val string
 		var err error
 		if val, rest, err = paramValue(rest); err != nil {
-			return mediaType{kind: contentOther}, err
+			return MediaType{Kind: contentOther}, err
 		}
 		rest = strings.TrimLeft(rest, " \t")
 		if rest != "" && rest[0] != ';' {
-			return mediaType{kind: contentOther}, errContentType
+			return MediaType{Kind: contentOther}, errContentType
 		}
 		if name == "charset" {
-			m.charset = strings.ToLower(val)
+			m.Charset = strings.ToLower(val)
 		}
 	}
 	return m, nil
@@ -162,13 +162,27 @@ func isTokenByte(c byte) bool {
 
 // errMediaType is the refusal of a body sent under a content type agentg
 // does not read as MCP's.
-func errMediaType(h http.Header, m mediaType, err error) *ParseError {
+func ErrMediaType(h http.Header, m MediaType, err error) *ParseError {
 	detail := "a JSON-RPC message must be sent as application/json, not " + strconv.Quote(strings.Join(h.Values("Content-Type"), ", "))
 	switch {
 	case err != nil:
 		detail = "a JSON-RPC message must be sent as application/json: " + err.Error()
-	case m.kind == contentJSON:
-		detail = "a JSON-RPC message is UTF-8: charset " + strconv.Quote(m.charset) + " is refused"
+	case m.Kind == ContentJSON:
+		detail = "a JSON-RPC message is UTF-8: charset " + strconv.Quote(m.Charset) + " is refused"
 	}
 	return &ParseError{Reason: "content-type", Code: CodeInvalidRequest, Detail: detail}
+}
+
+// isToken reports whether s is an RFC 9110 token (1*tchar).
+func IsToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
 }

@@ -7,23 +7,6 @@ import (
 	"testing"
 )
 
-func TestIsUpgrade(t *testing.T) {
-	for _, tc := range []struct {
-		h    http.Header
-		want bool
-	}{
-		{http.Header{}, false},
-		{http.Header{"Connection": {"keep-alive"}}, false},
-		{http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}}, true},
-		{http.Header{"Connection": {"keep-alive, UPGRADE"}}, true},
-		{http.Header{"Upgrade": {"h2c"}}, true},
-	} {
-		if got := IsUpgrade(tc.h); got != tc.want {
-			t.Errorf("IsUpgrade(%v) = %v, want %v", tc.h, got, tc.want)
-		}
-	}
-}
-
 func TestTakeEmptyBody(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -53,5 +36,18 @@ func TestTakeEmptyBody(t *testing.T) {
 				t.Fatalf("first byte %q", first)
 			}
 		})
+	}
+}
+
+// A second claim of an id in one session fails until the first is released;
+// other sessions are apart.
+func TestInFlightIDs(t *testing.T) {
+	var s inFlightIDs
+	if !s.claim("a", "n:1") || s.claim("a", "n:1") || !s.claim("b", "n:1") || !s.claim("a", "n:2") {
+		t.Fatal("claims")
+	}
+	s.release("a", "n:1")
+	if !s.claim("a", "n:1") {
+		t.Fatal("a released id cannot be claimed again")
 	}
 }

@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"bytes"
@@ -148,4 +148,13 @@ func TestSSEWithSDK(t *testing.T) {
 	for _, s := range rf.streams {
 		checkSplits(t, s)
 	}
+}
+
+// writeHead writes an upstream answer's header and status, as a
+// forwarder does, for the body to follow.
+func writeHead(w http.ResponseWriter, resp *http.Response) {
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
 }

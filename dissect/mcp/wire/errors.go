@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"strconv"
@@ -36,8 +36,8 @@ func ErrorResponse(id jsontext.Value, code int, message string, data any) []byte
 	b = append(b, `,"error":{"code":`...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, `,"message":`...)
-	b = appendString(b, message)
-	if d := encodeData(data); d != nil {
+	b = AppendString(b, message)
+	if d := EncodeData(data); d != nil {
 		b = append(b, `,"data":`...)
 		b = append(b, d...)
 	}
@@ -56,7 +56,7 @@ func ToolErrorResult(id jsontext.Value, text string, meta ...jsontext.Value) []b
 	b = append(b, `{"jsonrpc":"2.0","id":`...)
 	b = appendID(b, id)
 	b = append(b, `,"result":{"content":[{"type":"text","text":`...)
-	b = appendString(b, text)
+	b = AppendString(b, text)
 	b = append(b, `}],"isError":true,"resultType":"complete"`...)
 	for _, m := range meta {
 		if m.Kind() == '{' && m.IsValid() {
@@ -80,12 +80,12 @@ func appendID(b []byte, id jsontext.Value) []byte {
 
 // appendString quotes s as JSON. Invalid UTF-8 comes out as U+FFFD: the
 // message is ours, and an error response must not fail to be written.
-func appendString(b []byte, s string) []byte {
+func AppendString(b []byte, s string) []byte {
 	b, _ = jsontext.AppendQuote(b, s)
 	return b
 }
 
-func encodeData(data any) []byte {
+func EncodeData(data any) []byte {
 	switch d := data.(type) {
 	case nil:
 		return nil

@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"strconv"
@@ -108,7 +108,7 @@ func (p *parser) message(depth int) (*Message, error) {
 		return nil, err
 	}
 	m.Raw = p.src[osp.start:osp.end]
-	if err := p.classify(m, &env, osp); err != nil {
+	if err := p.Classify(m, &env, osp); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -260,7 +260,7 @@ func (p *parser) paramsMember(m *Message, env *envelope, name []byte, depth int)
 
 // classify decides the message's kind once every member has been read, and
 // takes out what policy needs for the methods it rules.
-func (p *parser) classify(m *Message, env *envelope, osp span) error {
+func (p *parser) Classify(m *Message, env *envelope, osp span) error {
 	bad := func(reason string, code int, format string, args ...any) error {
 		return refuse(reason, code, osp.start, format, args...)
 	}

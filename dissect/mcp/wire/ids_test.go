@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"bytes"
@@ -50,19 +50,6 @@ func TestIDKey(t *testing.T) {
 		if got := IDKey(jsontext.Value(id)); got != "" {
 			t.Errorf("IDKey(%s) = %q, want \"\"", id, got)
 		}
-	}
-}
-
-// A second claim of an id in one session fails until the first is released;
-// other sessions are apart.
-func TestInFlightIDs(t *testing.T) {
-	var s inFlightIDs
-	if !s.claim("a", "n:1") || s.claim("a", "n:1") || !s.claim("b", "n:1") || !s.claim("a", "n:2") {
-		t.Fatal("claims")
-	}
-	s.release("a", "n:1")
-	if !s.claim("a", "n:1") {
-		t.Fatal("a released id cannot be claimed again")
 	}
 }
 

@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"bytes"
@@ -163,7 +163,7 @@ func TestToolHash(t *testing.T) {
 		t.Errorf("changed _meta hashed the same")
 	}
 	// Version 1 is kept for migration, and ignored what version 2 sees.
-	if toolHashV1(jsontext.Value(m1)) != toolHashV1(jsontext.Value(base)) || toolHashV1(jsontext.Value(base)) == ToolHash(jsontext.Value(base)) {
+	if ToolHashV1(jsontext.Value(m1)) != ToolHashV1(jsontext.Value(base)) || ToolHashV1(jsontext.Value(base)) == ToolHash(jsontext.Value(base)) {
 		t.Errorf("toolHashV1 is not version 1's hash")
 	}
 	// Every tool example of the specification hashes, and stably.

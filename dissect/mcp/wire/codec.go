@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"bytes"
@@ -113,7 +113,7 @@ type Body struct {
 	Batch    bool // the body was a JSON array, even of one message
 }
 
-var bom = []byte("\xef\xbb\xbf")
+var BOM = []byte("\xef\xbb\xbf")
 
 // Parse reads one JSON-RPC body strictly (see the package comment) and
 // returns its messages, or a *ParseError. The messages alias body.
@@ -122,7 +122,7 @@ func Parse(body []byte, lim Limits) (Body, error) {
 	if len(body) > lim.MaxMessage {
 		return Body{}, refuse(ReasonTooLarge, CodeInvalidRequest, lim.MaxMessage, "%d bytes, limit %d", len(body), lim.MaxMessage)
 	}
-	if bytes.HasPrefix(body, bom) {
+	if bytes.HasPrefix(body, BOM) {
 		return Body{}, refuse(ReasonBOM, CodeParseError, 0, "body starts with a UTF-8 byte-order mark")
 	}
 	if !utf8.Valid(body) {

@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"compress/flate"
@@ -16,11 +16,11 @@ import (
 // passed unread.
 
 // errTooLarge is a body over max_message.
-var errTooLarge = errors.New("message larger than max_message")
+var ErrTooLarge = errors.New("message larger than max_message")
 
 // readBody reads r's body, decoded, up to limit bytes. It returns the
 // decoded bytes; the caller forwards them without the Content-Encoding.
-func readBody(body io.Reader, encoding string, limit int64) ([]byte, error) {
+func ReadBody(body io.Reader, encoding string, limit int64) ([]byte, error) {
 	var r io.Reader = body
 	for _, enc := range encodings(encoding) {
 		switch enc {
@@ -52,7 +52,7 @@ func readBody(body io.Reader, encoding string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("read body: %w", err)
 	}
 	if int64(len(b)) > limit {
-		return nil, errTooLarge
+		return nil, ErrTooLarge
 	}
 	return b, nil
 }
@@ -70,10 +70,10 @@ func encodings(h string) []string {
 }
 
 // contentKind is how a body's media type would be read.
-type contentKind uint8
+type ContentKind uint8
 
 const (
-	contentJSON  contentKind = iota // application/json or +json: MCP's
+	ContentJSON  ContentKind = iota // application/json or +json: MCP's
 	contentEmpty                    // no Content-Type at all
 	contentOther                    // anything else
 )

@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"bytes"
@@ -44,7 +44,7 @@ var hashedNamesV1 = []string{"annotations", "description", "inputSchema", "name"
 
 // toolHashV1 is the hash agentg pinned tools by before version 2: name,
 // title, description, input and output schemas and annotations only.
-func toolHashV1(tool jsontext.Value) [32]byte {
+func ToolHashV1(tool jsontext.Value) [32]byte {
 	members := make(map[string]jsontext.Value, len(hashedNamesV1))
 	d := jsontext.NewDecoder(bytes.NewBuffer(tool))
 	invalid := func() [32]byte {

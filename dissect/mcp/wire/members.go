@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"strconv"
@@ -11,14 +11,14 @@ import (
 // version, serverInfo) without decoding it whole. They read through the
 // codec's own Lookup.
 
-func memberString(v jsontext.Value, pointer string) string {
+func MemberString(v jsontext.Value, pointer string) string {
 	if got, ok := Lookup(v, pointer); ok && got.Kind == ValueString {
 		return got.Text
 	}
 	return ""
 }
 
-func errorCode(e jsontext.Value) int {
+func ErrorCode(e jsontext.Value) int {
 	got, ok := Lookup(e, "/code")
 	if !ok || got.Kind != ValueNumber {
 		return 0
@@ -27,17 +27,17 @@ func errorCode(e jsontext.Value) int {
 	return n
 }
 
-func protocolVersion(res jsontext.Value) string { return memberString(res, "/protocolVersion") }
+func ProtocolVersion(res jsontext.Value) string { return MemberString(res, "/protocolVersion") }
 
-func serverName(res jsontext.Value) (name, version string) {
-	return memberString(res, "/serverInfo/name"), memberString(res, "/serverInfo/version")
+func ServerName(res jsontext.Value) (name, version string) {
+	return MemberString(res, "/serverInfo/name"), MemberString(res, "/serverInfo/version")
 }
 
 // metaRevision is the protocol version a 2026-07-28 body names in the
 // first message's _meta (the pointer escapes the "/" in the key).
-func metaRevision(b Body) string {
+func MetaRevision(b Body) string {
 	for _, m := range b.Messages {
-		if v := memberString(m.Meta, "/io.modelcontextprotocol~1protocolVersion"); v != "" {
+		if v := MemberString(m.Meta, "/io.modelcontextprotocol~1protocolVersion"); v != "" {
 			return v
 		}
 	}
@@ -46,25 +46,25 @@ func metaRevision(b Body) string {
 
 // resultFacts are the members of a result the guard reads on every
 // answer, found in one pass over its top level rather than one pass each.
-type resultFacts struct {
-	isError    bool
-	resultType string // "complete" when absent, "" when not a string
-	task       jsontext.Value
+type ResultFacts struct {
+	IsError    bool
+	ResultType string // "complete" when absent, "" when not a string
+	Task       jsontext.Value
 }
 
-func factsOf(res jsontext.Value) resultFacts {
-	f := resultFacts{resultType: "complete"}
+func FactsOf(res jsontext.Value) ResultFacts {
+	f := ResultFacts{ResultType: "complete"}
 	got := topMembers(res, "isError", "resultType", "task")
 	if got[0] != nil {
 		v, ok := toValue(got[0])
-		f.isError = ok && v.Kind == ValueBool && v.Text == "true"
+		f.IsError = ok && v.Kind == ValueBool && v.Text == "true"
 	}
 	if got[1] != nil {
-		f.resultType = ""
+		f.ResultType = ""
 		if v, ok := toValue(got[1]); ok && v.Kind == ValueString {
-			f.resultType = v.Text
+			f.ResultType = v.Text
 		}
 	}
-	f.task = got[2]
+	f.Task = got[2]
 	return f
 }
