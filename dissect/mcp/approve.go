@@ -74,7 +74,7 @@ func (ex *exchange) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrit
 	}
 	var rw *respWriter
 	stop := func() {}
-	if wait && ex.legacy == nil && acceptsStream(r.Header) {
+	if wait && ex.legacy == nil && wire.AcceptsEventStream(r.Header) {
 		rw = newRespWriter(r.Context(), w, ex.rewriteServer, nil, int(ex.set.MaxMessage))
 		rw.opened, rw.detached, rw.written = true, http.Header{}, true
 		h := w.Header()
@@ -191,14 +191,4 @@ func (ex *exchange) settle(keep [][]byte, msgs []*wire.Message, extra [][]byte) 
 		}
 	}
 	return out, extra
-}
-
-// acceptsStream reports a client that accepts text/event-stream.
-func acceptsStream(h http.Header) bool {
-	for _, v := range h.Values("Accept") {
-		if strings.Contains(strings.ToLower(v), "text/event-stream") {
-			return true
-		}
-	}
-	return false
 }

@@ -16,12 +16,12 @@ import (
 	store "github.com/agentg/agentg/state"
 )
 
-// Guard is the one entry the proxy calls for an HTTP exchange that is, or
+// Guard is the one entry a door calls for an HTTP exchange that is, or
 // may be, MCP. It reads each JSON-RPC message in both directions with the
 // strict codec, asks the policy about each (enforce.go is the only place
 // that does), forwards what is allowed (rewritten where obligations say)
-// through next, and answers what is refused in the framing the client is
-// waiting for. It is safe for concurrent use.
+// through the exchange's Upstream, and answers what is refused in the
+// framing the client is waiting for. It is safe for concurrent use.
 type Guard struct {
 	Log    *audit.Logger
 	State  store.Store
@@ -40,10 +40,16 @@ type Guard struct {
 	inflight inFlightIDs
 }
 
-// Exchange is what the proxy knows of the exchange it hands over.
+// Exchange is what a door knows of the exchange it hands over, and the
+// way on to the server: nothing else reaches the guard.
 type Exchange struct {
-	Engine *rules.Engine
-	Agent  string
+	// Upstream sends a request the guard lets through to the checked
+	// destination and writes the server's answer into the writer it is
+	// given (the proxy's one forwarder, bound to this exchange). It is
+	// the guard's only way upstream; nil refuses the exchange.
+	Upstream http.Handler
+	Engine   *rules.Engine
+	Agent    string
 	// Server is the policy name the destination is bound to
 	// (rules.Engine.MCPServer); "" when no mcp.servers entry names it.
 	Server string
@@ -62,6 +68,10 @@ type Exchange struct {
 	Door        string
 	OriginalDst string
 }
+
+// ruleNoUpstream names the refusal of an exchange no door bound an
+// upstream to.
+const ruleNoUpstream = "builtin:mcp-no-upstream"
 
 // newEvent starts an MCP event about x: every field x knows of, so that
 // no event of the guard leaves out where its exchange came from.
@@ -85,10 +95,18 @@ func (x *Exchange) stateServer() string {
 // named by mcp.servers, where an exchange that is not MCP is refused.
 func (x *Exchange) Governed() bool { return x.Server != "" }
 
-// Serve runs one exchange. next forwards a request upstream (the proxy's
-// one forwarder) and writes the answer into the ResponseWriter it is
-// given. Serve returns when the exchange is over.
-func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next http.Handler) {
+// Serve runs one exchange: r is the client's request, w writes the answer
+// in the framing the client waits for, and x.Upstream sends on what
+// passes. Serve returns when the exchange is over.
+func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange) {
+	next := x.Upstream
+	if next == nil {
+		// No way upstream was bound: nothing can be forwarded, so
+		// nothing is read as if it could be.
+		g.logRefusal(&x, ruleNoUpstream, "the door bound no upstream to the exchange", http.StatusBadGateway)
+		writeJSONError(w, http.StatusBadGateway, nil, wire.CodeInternalError, "agentg: no upstream for this MCP exchange", map[string]any{"rule": ruleNoUpstream})
+		return
+	}
 	set := x.Engine.MCP()
 	// Responses must come back readable: MCP's messages are small, and a
 	// compressed answer could not be checked.
