@@ -16,7 +16,7 @@ import (
 // agentg asks the client's user itself. On a stateful 2025-06-18 or
 // 2025-11-25 session it sends an elicitation/create request on the held
 // call's own event stream (the one agentg opened while the call is held,
-// approve.go), under an id of its own ("agentg-approval-" and the
+// holdcall.go), under an id of its own ("agentg-approval-" and the
 // approval id); the client's answer, POSTed to the session like any
 // answer to a server's request, is consumed here and never reaches the
 // server. "accept" approves this call only; "decline", "cancel" or an

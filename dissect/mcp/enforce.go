@@ -14,10 +14,11 @@ import (
 	store "github.com/agentg/agentg/state"
 )
 
-// enforce.go is the only place a tool decision is asked of the policy:
-// whether a call may run, whether a listed tool is shown, and what a call
-// is obliged to (redactions, rate limits, the pin check). A newcomer finds
-// every tool decision here.
+// enforce.go is the only place the guard asks the policy anything:
+// whether a call may run, whether a listed tool is shown, what a call and
+// its answer are obliged to (redactions, rate limits, the pin check),
+// whether MCP to a server the policy does not name may pass, and whether
+// a governed server's upgrade may. A newcomer finds every decision here.
 
 // callVerdict is the decision about one tools/call, with its obligations
 // already applied where they decide (rate limit, pin).
@@ -98,11 +99,6 @@ func (a argLookup) Arg(pointer string) (rules.ArgValue, bool) {
 }
 
 var _ rules.ArgLookup = argLookup{}
-
-// resultRedactions are the redact rules that apply to tool's results.
-func (ex *exchange) resultRedactions(tool string) []rules.Redaction {
-	return ex.x.Engine.ResultRedactions(ex.x.Agent, ex.server(), tool)
-}
 
 // The redaction questions. Redaction covers every message in its
 // direction (redact.go says what in a message it rewrites): a tools/call
@@ -231,3 +227,15 @@ func governedURL(x *Exchange, u *url.URL) *wire.Unredactable {
 	}
 	return urlUnredactable(x, u)
 }
+
+// unknownServer is the decision about MCP to a server no mcp.servers
+// entry names (mcp.unknown_servers).
+func unknownServer(set rules.MCPSettings) rules.Decision { return set.UnknownServers }
+
+// upgradeAllowed reports whether a governed server's entry lets an HTTP
+// upgrade through, unread (websocket: allow).
+func upgradeAllowed(x *Exchange) bool { return x.Engine.MCPWebSocket(x.Server) }
+
+// pinChangeDenies reports whether a tool whose definition changed is
+// denied (pinning: deny) rather than reported.
+func pinChangeDenies(set rules.MCPSettings) bool { return set.Pinning.Action == rules.Deny }

@@ -31,7 +31,7 @@ type exchange struct {
 
 	params map[string][]string // its Mcp-Param headers, which mirror arguments (redactmsg.go)
 
-	holds   []*heldCall // calls held for approval (approve.go)
+	holds   []*heldCall // calls held for approval (holdcall.go)
 	mu      sync.Mutex
 	pending map[string]*call // by IDKey
 	sent    eventQueue       // events of answers rewritten, written once sent
@@ -315,7 +315,7 @@ func (ex *exchange) recordLocked() {
 }
 
 // withheld is what the client gets for an answer agentg withheld (see
-// hold.go): an error for each of its requests still waiting, with
+// withhold.go): an error for each of its requests still waiting, with
 // agentg's own answers, and an event saying why.
 func (ex *exchange) withheld(err error, batch bool, extra [][]byte) []byte {
 	const rule = ruleAnswerType

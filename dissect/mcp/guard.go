@@ -26,7 +26,7 @@ type Guard struct {
 	Log    *audit.Logger
 	State  store.Store
 	Limits *ratelimit.Limiter
-	// Approvals holds the calls an approve rule covers (approve.go); nil
+	// Approvals holds the calls an approve rule covers (holdcall.go); nil
 	// denies them: nothing could approve them.
 	Approvals *approval.Broker
 	// KeepAlive is how often a held call's stream gets a comment line;
@@ -113,7 +113,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange) {
 	r.Header.Del("Accept-Encoding")
 	g.sawServer(&x, store.ServerSighting{}, "")
 	if wire.IsUpgrade(r.Header) && x.Governed() {
-		if !x.Engine.MCPWebSocket(x.Server) {
+		if !upgradeAllowed(&x) {
 			g.refuseUpgrade(w, &x, r.Header)
 			return
 		}
@@ -168,7 +168,7 @@ func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, s
 	// header that came (a +json type, a charset, its spelling).
 	r.Header.Set("Content-Type", wire.ContentTypeJSON)
 	if !x.Governed() {
-		if d := set.UnknownServers; !d.Allowed() {
+		if d := unknownServer(set); !d.Allowed() {
 			ex := g.newExchange(r, x, set)
 			ex.refuseAll(w, parsed, http.StatusForbidden, wire.CodeDenied, d.Rule,
 				"MCP to a server the policy does not name ("+x.URL+")")

@@ -55,10 +55,10 @@ type respWriter struct {
 	strict   bool
 	withhold func(err error) []byte
 	// ack: the answer is to a 2024-11-05 POST, whose 202 may carry a
-	// short acknowledgement text (hold.go).
+	// short acknowledgement text (withhold.go).
 	ack bool
 	// stream: the answer is to a GET, an event stream to the clients
-	// whatever its header says (hold.go).
+	// whatever its header says (withhold.go).
 	stream bool
 	// sniffRaw: a sniffed answer whose type is not an event stream's:
 	// it passes as it came unless it is MCP (detect.go).
@@ -74,7 +74,7 @@ type respWriter struct {
 	charset string
 
 	// opened: agentg has already answered the client with an event
-	// stream of its own (while a call was held for approval, hold.go):
+	// stream of its own (while a call was held for approval, holdcall.go):
 	// the server's header is read from detached, never written, and
 	// whatever the server answers reaches the client as events on it.
 	opened bool

@@ -239,7 +239,7 @@ func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin 
 		ev.MCP.Pin, ev.MCP.Action, ev.Rule = "changed", ActionToolChanged, "mcp:pinning"
 		ev.Reason = "tool " + x.Server + "." + tool + " changed its definition (now " + hex.EncodeToString(sum[:8]) + ")"
 		ev.Decision = "report"
-		if set.Pinning.Action == rules.Deny {
+		if pinChangeDenies(set) {
 			ev.Decision = "deny"
 			ev.Reason += "; calls are denied until: agentg mcp pins accept " + x.Server + " " + tool
 		}

@@ -89,7 +89,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		// 2024-11-05 client reads any 2xx body of its GET as an event
 		// stream, the TypeScript one any type that starts with
 		// text/event-stream. One agentg does not read as an event
-		// stream passes only if it carries nothing (hold.go).
+		// stream passes only if it carries nothing (withhold.go).
 		st.rw.strict, st.rw.stream = true, true
 		st.rw.withhold = func(err error) []byte {
 			g.logRefusal(x, ruleAnswerType, err.Error(), http.StatusBadGateway)
@@ -102,7 +102,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 			if !endpoint {
 				return sniffPass, nil
 			}
-			d := set.UnknownServers
+			d := unknownServer(set)
 			if cs := st.rw.charset; d.Allowed() && !(wire.MediaType{Charset: cs}).UTF8() {
 				// MCP, in a charset a client could decode into other
 				// messages than agentg would read.
