@@ -28,7 +28,8 @@ import (
 const elicitIDPrefix = `"agentg-approval-`
 
 // approvalSession names the exchange's session for the approvals broker.
-func (ex *exchange) approvalSession() string {
+func (hd *holding) approvalSession() string {
+	ex := hd.ex
 	if ex.session == "" {
 		return ""
 	}
@@ -37,7 +38,8 @@ func (ex *exchange) approvalSession() string {
 
 // canElicit reports whether the session's client may be asked in band on
 // the call's stream.
-func (ex *exchange) canElicit() bool {
+func (hd *holding) canElicit() bool {
+	ex := hd.ex
 	if ex.session == "" || ex.legacy != nil || ex.revision < "2025-06-18" || ex.revision >= "2026-07-28" {
 		return false
 	}
@@ -47,11 +49,12 @@ func (ex *exchange) canElicit() bool {
 
 // elicit sends an elicitation/create for each held call whose rule allows
 // it, on the stream agentg opened.
-func (ex *exchange) elicit(rw *respWriter) {
-	if !ex.canElicit() {
+func (hd *holding) elicit(rw *respWriter) {
+	ex := hd.ex
+	if !hd.canElicit() {
 		return
 	}
-	for _, h := range ex.holds {
+	for _, h := range hd.calls {
 		hold := h.v.Hold
 		if h.t == nil || h.t.Immediate() || hold == nil || !hold.Elicitation {
 			continue
@@ -77,7 +80,8 @@ func (ex *exchange) elicit(rw *respWriter) {
 
 // takeElicitAnswer consumes a client's answer to an elicitation agentg
 // sent; ok is false for any other message.
-func (ex *exchange) takeElicitAnswer(m *wire.Message) bool {
+func (hd *holding) takeElicitAnswer(m *wire.Message) bool {
+	ex := hd.ex
 	if (m.Kind != wire.KindResponse && m.Kind != wire.KindErrorResponse) || !strings.HasPrefix(string(m.ID), elicitIDPrefix) {
 		return false
 	}
@@ -95,7 +99,7 @@ func (ex *exchange) takeElicitAnswer(m *wire.Message) bool {
 	case !found || a.State != store.ApprovalPending:
 		ev.Decision, ev.Rule, ev.Reason = "deny", "builtin:mcp-elicitation", "an answer to no pending approval of agentg's: dropped"
 		return true
-	case a.Session == "" || a.Session != ex.approvalSession() || a.Agent != ex.x.Agent:
+	case a.Session == "" || a.Session != hd.approvalSession() || a.Agent != ex.x.Agent:
 		ev.Decision, ev.Rule, ev.Reason = "deny", "builtin:mcp-elicitation", "an answer from another session or agent than the held call's: dropped"
 		return true
 	}

@@ -20,6 +20,19 @@ import (
 // whether MCP to a server the policy does not name may pass, and whether
 // a governed server's upgrade may. A newcomer finds every decision here.
 
+// enforcer asks the policy in force about one exchange's messages: the
+// decision part of the guard, apart from the exchanges that read and
+// answer them, so that a list's answer (rewrite.go) asks the very
+// questions a call does.
+type enforcer struct {
+	g   *Guard
+	x   *Exchange
+	set rules.MCPSettings
+}
+
+// policy is ex's enforcer.
+func (ex *exchange) policy() enforcer { return enforcer{g: ex.g, x: ex.x, set: ex.set} }
+
 // callVerdict is the decision about one tools/call, with its obligations
 // already applied where they decide (rate limit, pin).
 type callVerdict struct {
@@ -31,27 +44,27 @@ type callVerdict struct {
 // obligations that can refuse it: a changed pin under pinning: deny, and
 // every rate limit that matched (one token each; the first empty bucket
 // refuses, naming when to retry).
-func (ex *exchange) decideCall(m *wire.Message) callVerdict {
-	x := ex.x
-	q := rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: m.Tool, Args: argLookup{m},
-		Annotations: ex.hints(m.Tool)}
+func (e enforcer) decideCall(m *wire.Message) callVerdict {
+	x := e.x
+	q := rules.ToolCall{Agent: x.Agent, Server: e.x.Server, Tool: m.Tool, Args: argLookup{m},
+		Annotations: e.hints(m.Tool)}
 	v := callVerdict{ToolVerdict: x.Engine.Tool(q)}
 	if !v.Allowed() && v.Action != rules.Approve {
 		return v
 	}
 	// A call to be held is checked like an allowed one first: what the
 	// pin or a rate limit refuses is never put to a person.
-	if ex.set.Pinning.Action == rules.Deny {
-		if p, ok := ex.g.State.Pin(ex.server(), m.Tool); ok && !p.Accepted {
+	if e.set.Pinning.Action == rules.Deny {
+		if p, ok := e.g.State.Pin(e.x.Server, m.Tool); ok && !p.Accepted {
 			v.Decision = rules.Decision{Action: rules.Deny, Rule: "mcp:pinning",
 				Reason: fmt.Sprintf("tool %s.%s changed its definition since it was first seen; accept it with: agentg mcp pins accept %s %s",
-					ex.server(), m.Tool, ex.server(), m.Tool)}
+					e.x.Server, m.Tool, e.x.Server, m.Tool)}
 			return v
 		}
 	}
 	for _, rl := range v.RateLimits {
-		key := rl.ID + "\x00" + bucketOf(rl.Per, x.Agent, ex.server(), m.Tool)
-		if ok, retry := ex.g.Limits.Allow(key, rate.Limit(rl.Limit), rl.Burst); !ok && !rl.Report {
+		key := rl.ID + "\x00" + bucketOf(rl.Per, x.Agent, e.x.Server, m.Tool)
+		if ok, retry := e.g.Limits.Allow(key, rate.Limit(rl.Limit), rl.Burst); !ok && !rl.Report {
 			v.Decision = rules.Decision{Action: rules.Deny, Rule: rl.ID,
 				Reason: fmt.Sprintf("rate limit %s exceeded; retry after %s", rl.ID, retry.Round(time.Millisecond))}
 			v.limited = fmt.Sprintf("%s (retry after %s)", rl.ID, retry.Round(time.Millisecond))
@@ -76,17 +89,17 @@ func bucketOf(per, agent, server, tool string) string {
 // argument to match leaves the tool listed, and decides the call), and
 // not, under pinning: deny, while its definition is changed or could not
 // be pinned.
-func (ex *exchange) visible(tool string, hints rules.ToolHints, pin store.PinResult) bool {
-	x := ex.x
-	v := x.Engine.Tool(rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: tool, Annotations: hints})
+func (e enforcer) visible(tool string, hints rules.ToolHints, pin store.PinResult) bool {
+	x := e.x
+	v := x.Engine.Tool(rules.ToolCall{Agent: x.Agent, Server: e.x.Server, Tool: tool, Annotations: hints})
 	unpinned := pin == store.PinChanged || pin == store.PinUnchecked // changed, or could not be pinned at all
-	return v.Allowed() && !(ex.set.Pinning.Action == rules.Deny && unpinned)
+	return v.Allowed() && !(e.set.Pinning.Action == rules.Deny && unpinned)
 }
 
 // hints are the annotations the server last listed for tool (explicit
 // true values only), so `when: annotation:` conditions see them.
-func (ex *exchange) hints(tool string) rules.ToolHints {
-	return rules.ToolHints(ex.g.State.ToolHints(ex.server(), tool))
+func (e enforcer) hints(tool string) rules.ToolHints {
+	return rules.ToolHints(e.g.State.ToolHints(e.x.Server, tool))
 }
 
 // argLookup lets the policy's argument conditions read a call's arguments
@@ -176,17 +189,17 @@ func deniedMessage(v callVerdict, tool string) string {
 // arguments) or a resources/read (by URI); ok is false for any other
 // method. Where the policy has no prompts (resources) rules, the answer is
 // an allow as rule "mcp:method".
-func (ex *exchange) decideRead(m *wire.Message) (d rules.Decision, ok bool) {
-	x := ex.x
+func (e enforcer) decideRead(m *wire.Message) (d rules.Decision, ok bool) {
+	x := e.x
 	switch m.Method {
 	case "prompts/get":
 		var args rules.ArgLookup
 		if m.Args != nil {
 			args = argLookup{m}
 		}
-		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: ex.server(), Prompt: m.Prompt, Args: args}), true
+		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: e.x.Server, Prompt: m.Prompt, Args: args}), true
 	case "resources/read":
-		return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: ex.server(), URI: m.URI}), true
+		return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: e.x.Server, URI: m.URI}), true
 	}
 	return rules.Decision{}, false
 }
@@ -197,12 +210,12 @@ func (ex *exchange) decideRead(m *wire.Message) (d rules.Decision, ok bool) {
 // template is decided on its own text ("file:///etc/{name}"), so a deny
 // whose glob covers the text hides it; reads through a template the list
 // shows are still decided URI by URI.
-func (ex *exchange) listedVisible(kind wire.ListKind, key string) bool {
-	x := ex.x
+func (e enforcer) listedVisible(kind wire.ListKind, key string) bool {
+	x := e.x
 	if kind == wire.ListPrompts {
-		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: ex.server(), Prompt: key}).Allowed()
+		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: e.x.Server, Prompt: key}).Allowed()
 	}
-	return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: ex.server(), URI: key}).Allowed()
+	return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: e.x.Server, URI: key}).Allowed()
 }
 
 // deniedReadMessage is the text of a refused prompts/get or

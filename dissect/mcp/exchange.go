@@ -31,7 +31,7 @@ type exchange struct {
 
 	params map[string][]string // its Mcp-Param headers, which mirror arguments (redactmsg.go)
 
-	holds   []*heldCall // calls held for approval (holdcall.go)
+	held    holding // the calls held for approval (holdcall.go)
 	mu      sync.Mutex
 	pending map[string]*call // by IDKey
 	sent    eventQueue       // events of answers rewritten, written once sent
@@ -51,8 +51,10 @@ type call struct {
 }
 
 func (g *Guard) newExchange(r *http.Request, x *Exchange, set rules.MCPSettings) *exchange {
-	return &exchange{g: g, x: x, set: set, pending: map[string]*call{}, params: paramHeaderValues(r.Header),
+	ex := &exchange{g: g, x: x, set: set, pending: map[string]*call{}, params: paramHeaderValues(r.Header),
 		revision: r.Header.Get("MCP-Protocol-Version"), session: r.Header.Get("Mcp-Session-Id")}
+	ex.held.ex = ex
+	return ex
 }
 
 func (ex *exchange) server() string { return ex.x.Server }
@@ -107,11 +109,11 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body wire.Body
 		}
 	}
 	var opened *respWriter // agentg's own stream, answered while calls were held
-	if len(ex.holds) > 0 {
+	if len(ex.held.calls) > 0 {
 		// No byte goes upstream before every held call is decided.
-		opened = ex.awaitHolds(w, r)
+		opened = ex.held.awaitHolds(w, r)
 		n := len(keep)
-		if keep, extra = ex.settle(keep, kept, extra); len(keep) != n {
+		if keep, extra = ex.held.settle(keep, kept, extra); len(keep) != n {
 			changed = true
 		}
 	}
@@ -177,7 +179,7 @@ func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
 		ex.g.emit(ev)
 		return nil, nil
 	}
-	if ex.takeElicitAnswer(m) {
+	if ex.held.takeElicitAnswer(m) {
 		return nil, nil // an answer to agentg's own elicitation (elicit.go): never the server's
 	}
 	if m.Kind != wire.KindRequest {
@@ -196,7 +198,7 @@ func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
 	out := []byte(m.Raw)
 	var held *callVerdict // an approve rule holds the call
 	if m.Method == "tools/call" {
-		v := ex.decideCall(m)
+		v := ex.policy().decideCall(m)
 		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = v.Outcome(), v.Rule, v.Source, v.Reason
 		c.ev.MCP.RateLimit = v.limited
 		if !v.Allowed() && v.Action != rules.Approve {
@@ -222,7 +224,7 @@ func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
 		if v.Action == rules.Approve {
 			// 2026-07-28 asks the client's user by input_required
 			// (inputrequired.go); otherwise the call waits here.
-			switch verdict, b := ex.inBand(c, v, out, c.ev.MCP.Args); verdict {
+			switch verdict, b := ex.held.inBand(c, v, out, c.ev.MCP.Args); verdict {
 			case inBandAnswer:
 				return nil, b
 			case inBandForward:
@@ -235,7 +237,7 @@ func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
 		} else {
 			ex.g.State.CountCall(ex.server(), m.Tool)
 		}
-	} else if d, ok := ex.decideRead(m); ok { // prompts/get, resources/read
+	} else if d, ok := ex.policy().decideRead(m); ok { // prompts/get, resources/read
 		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = d.Outcome(), d.Rule, d.Source, d.Reason
 		if !d.Allowed() {
 			// Never as a tool result (deny_as): neither answer has one.
@@ -256,7 +258,7 @@ func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
 			return nil, ex.duplicate(c)
 		}
 		if held != nil {
-			ex.holdCall(c, *held, c.ev.MCP.Args)
+			ex.held.holdCall(c, *held, c.ev.MCP.Args)
 		}
 		return out, nil
 	}
@@ -264,7 +266,7 @@ func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
 		return nil, ex.duplicate(c)
 	}
 	if held != nil {
-		ex.holdCall(c, *held, c.ev.MCP.Args) // decided in serve, before anything goes upstream
+		ex.held.holdCall(c, *held, c.ev.MCP.Args) // decided in serve, before anything goes upstream
 	}
 	return out, nil
 }

@@ -37,6 +37,16 @@ const statusClientGone = 499
 // DefaultKeepAlive is how often a held call's stream gets a comment line.
 const DefaultKeepAlive = 15 * time.Second
 
+// holding is the side of an exchange that holds its calls until they are
+// decided: out of band, by the approval broker (here), in band, by an
+// input-required result the client answers (inputrequired.go), and by
+// elicitation of the client's user (elicit.go). The exchange decides
+// which calls are held; holding keeps them, waits and settles.
+type holding struct {
+	ex    *exchange
+	calls []*heldCall
+}
+
 // heldCall is one tools/call waiting for its approval.
 type heldCall struct {
 	c       *call
@@ -48,18 +58,19 @@ type heldCall struct {
 
 // holdCall starts the approval of a call decided Approve; args are the
 // arguments as they will be sent.
-func (ex *exchange) holdCall(c *call, v callVerdict, args string) {
+func (hd *holding) holdCall(c *call, v callVerdict, args string) {
+	ex := hd.ex
 	h := &heldCall{c: c, v: v}
 	if b := ex.g.Approvals; b != nil {
 		x := ex.x
 		h.t = b.Begin(approval.Request{Kind: "mcp", Agent: x.Agent, Server: ex.server(), Tool: c.m.Tool,
 			Args: []byte(args), Decision: v.Decision, Event: c.ev.ID, Client: x.Client, Host: x.Host, Port: x.Port,
-			Session: ex.approvalSession()})
+			Session: hd.approvalSession()})
 		if id := h.t.ID(); id != "" {
 			c.ev.Approval = &audit.Approval{ID: id}
 		}
 	}
-	ex.holds = append(ex.holds, h)
+	hd.calls = append(hd.calls, h)
 }
 
 // awaitHolds waits for every held call's decision. When the client
@@ -67,9 +78,10 @@ func (ex *exchange) holdCall(c *call, v callVerdict, args string) {
 // call must really wait, it answers the client with agentg's own stream
 // first, kept alive while the calls wait, and returns the writer the
 // server's answer must go through; otherwise nil.
-func (ex *exchange) awaitHolds(w http.ResponseWriter, r *http.Request) *respWriter {
+func (hd *holding) awaitHolds(w http.ResponseWriter, r *http.Request) *respWriter {
+	ex := hd.ex
 	wait := false
-	for _, h := range ex.holds {
+	for _, h := range hd.calls {
 		wait = wait || h.t != nil && !h.t.Immediate()
 	}
 	var rw *respWriter
@@ -82,11 +94,11 @@ func (ex *exchange) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrit
 		h.Set("Cache-Control", "no-cache")
 		h.Del("Content-Length")
 		w.WriteHeader(http.StatusOK)
-		stop = ex.keepAlive(rw)
-		ex.elicit(rw) // elicit.go: ask the client's user, where the rule and the session allow
+		stop = hd.keepAlive(rw)
+		hd.elicit(rw) // elicit.go: ask the client's user, where the rule and the session allow
 	}
 	var wg sync.WaitGroup
-	for _, h := range ex.holds {
+	for _, h := range hd.calls {
 		if h.t == nil {
 			h.outcome = approval.Outcome{By: "agentg", Reason: "this agentg has no approvals broker: nothing can approve the call"}
 			continue
@@ -102,7 +114,7 @@ func (ex *exchange) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrit
 	if r.Context().Err() != nil {
 		// The client went as a call was approved: no one would read the
 		// answer, and nothing is sent for no one.
-		for _, h := range ex.holds {
+		for _, h := range hd.calls {
 			h.gone = true
 			if h.outcome.Approved {
 				h.outcome.Approved = false
@@ -115,13 +127,14 @@ func (ex *exchange) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrit
 
 // keepAlive sends a comment line on the held stream every KeepAlive
 // until stopped.
-func (ex *exchange) keepAlive(rw *respWriter) (stop func()) {
+func (hd *holding) keepAlive(rw *respWriter) (stop func()) {
+	ex := hd.ex
 	every := ex.g.KeepAlive
 	if every <= 0 {
 		every = DefaultKeepAlive
 	}
 	var ids []string
-	for _, h := range ex.holds {
+	for _, h := range hd.calls {
 		if h.t != nil && h.t.ID() != "" {
 			ids = append(ids, h.t.ID())
 		}
@@ -150,9 +163,10 @@ func (ex *exchange) keepAlive(rw *respWriter) (stop func()) {
 // body sent on (and is counted), a refused one is taken out of it and
 // answered with the policy's error. keep and msgs are the body's
 // messages to forward and the Message each came from.
-func (ex *exchange) settle(keep [][]byte, msgs []*wire.Message, extra [][]byte) ([][]byte, [][]byte) {
+func (hd *holding) settle(keep [][]byte, msgs []*wire.Message, extra [][]byte) ([][]byte, [][]byte) {
+	ex := hd.ex
 	refused := map[*wire.Message]bool{}
-	for _, h := range ex.holds {
+	for _, h := range hd.calls {
 		c, o := h.c, h.outcome
 		if h.gone { // never approved: awaitHolds refused what was
 			c.ev.Status = statusClientGone
@@ -168,7 +182,7 @@ func (ex *exchange) settle(keep [][]byte, msgs []*wire.Message, extra [][]byte) 
 			continue
 		}
 		refused[c.m] = true
-		answer := ex.heldRefusal(c, h.v, o.Approval.ID, o.Reason)
+		answer := hd.heldRefusal(c, h.v, o.Approval.ID, o.Reason)
 		ex.mu.Lock()
 		if ex.pending[c.m.IDKey()] == c {
 			delete(ex.pending, c.m.IDKey())

@@ -88,7 +88,8 @@ func argsDigest(args string) [32]byte {
 // inBandHeld the bytes are the call to forward if it is approved (without
 // a stale requestState of agentg's); for inBandAnswer agentg's answer; for
 // inBandForward the approved call.
-func (ex *exchange) inBand(c *call, v callVerdict, out []byte, args string) (inBandVerdict, []byte) {
+func (hd *holding) inBand(c *call, v callVerdict, out []byte, args string) (inBandVerdict, []byte) {
+	ex := hd.ex
 	b, m := ex.g.Approvals, c.m
 	if b == nil || v.Hold == nil || !v.Hold.Elicitation || ex.revision < "2026-07-28" || ex.legacy != nil {
 		return inBandHold, out
@@ -98,17 +99,17 @@ func (ex *exchange) inBand(c *call, v callVerdict, out []byte, args string) (inB
 		bind, err := b.OpenToken(m.RequestState)
 		switch {
 		case err != nil:
-			return inBandAnswer, ex.refuseInBand(c, v, "", "the retry's requestState was refused: "+err.Error())
+			return inBandAnswer, hd.refuseInBand(c, v, "", "the retry's requestState was refused: "+err.Error())
 		case bind.Agent != here.Agent || bind.Server != here.Server:
-			return inBandAnswer, ex.refuseInBand(c, v, bind.Approval, "the retry's requestState was given to another agent or server")
+			return inBandAnswer, hd.refuseInBand(c, v, bind.Approval, "the retry's requestState was given to another agent or server")
 		case bind.Matches(here):
-			return ex.takeInputResponse(c, v, bind.Approval, args)
+			return hd.takeInputResponse(c, v, bind.Approval, args)
 		}
 		// Another tool or other arguments: a new decision, asked anew,
 		// and the stale state is never the server's.
 		fwd, err := withoutApprovalState(m, inputKey(bind.Approval), args)
 		if err != nil {
-			return inBandAnswer, ex.refuseInBand(c, v, bind.Approval, "agentg cannot take its own input out of the retry: "+err.Error())
+			return inBandAnswer, hd.refuseInBand(c, v, bind.Approval, "agentg cannot take its own input out of the retry: "+err.Error())
 		}
 		out = fwd
 		c.ev.Reason += "; the retry's requestState is approval " + bind.Approval + "'s, of another call: a new decision"
@@ -119,7 +120,7 @@ func (ex *exchange) inBand(c *call, v callVerdict, out []byte, args string) (inB
 	t := b.Begin(approval.Request{Kind: "mcp", Agent: ex.x.Agent, Server: ex.server(), Tool: m.Tool,
 		Args: []byte(args), Decision: v.Decision, Event: c.ev.ID, Client: ex.x.Client, Host: ex.x.Host, Port: ex.x.Port})
 	if t.Immediate() {
-		ex.holds = append(ex.holds, &heldCall{c: c, v: v, t: t})
+		hd.calls = append(hd.calls, &heldCall{c: c, v: v, t: t})
 		return inBandHeld, out
 	}
 	// Nothing waits on the call itself: this ends the approval at its
@@ -150,7 +151,7 @@ func (ex *exchange) inBand(c *call, v callVerdict, out []byte, args string) (inB
 	enc := wire.EncodeData(result)
 	if enc == nil {
 		b.Deny(a.ID, "agentg could not encode its question", "elicitation")
-		return inBandAnswer, ex.refuseInBand(c, v, a.ID, "agentg could not encode its question")
+		return inBandAnswer, hd.refuseInBand(c, v, a.ID, "agentg could not encode its question")
 	}
 	c.ev.Approval = &audit.Approval{ID: a.ID}
 	c.ev.Reason += "; the client's user is asked in band (input_required)"
@@ -175,7 +176,8 @@ func isOurState(s string) bool {
 }
 
 // takeInputResponse decides approval id by the retry's answer to it.
-func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (inBandVerdict, []byte) {
+func (hd *holding) takeInputResponse(c *call, v callVerdict, id, args string) (inBandVerdict, []byte) {
+	ex := hd.ex
 	b := ex.g.Approvals
 	key := inputKey(id)
 	action, allow := "", false
@@ -199,15 +201,15 @@ func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (
 		if _, err := b.Deny(id, why, "elicitation"); err != nil {
 			why += " (" + err.Error() + ")"
 		}
-		return inBandAnswer, ex.refuseInBand(c, v, id, "approval "+id+" denied by elicitation: "+why)
+		return inBandAnswer, hd.refuseInBand(c, v, id, "approval "+id+" denied by elicitation: "+why)
 	}
 	fwd, err := withoutApprovalState(c.m, key, args)
 	if err != nil {
 		b.Deny(id, "agentg cannot take its own input out of the retry", "elicitation")
-		return inBandAnswer, ex.refuseInBand(c, v, id, "agentg cannot take its own input out of the retry: "+err.Error())
+		return inBandAnswer, hd.refuseInBand(c, v, id, "agentg cannot take its own input out of the retry: "+err.Error())
 	}
 	if _, err := b.Approve(id, "", 0, "elicitation"); err != nil && !errors.Is(err, store.ErrDecided) {
-		return inBandAnswer, ex.refuseInBand(c, v, id, "approval "+id+" cannot be approved: "+err.Error())
+		return inBandAnswer, hd.refuseInBand(c, v, id, "approval "+id+" cannot be approved: "+err.Error())
 	}
 	// Approved now, or already (the console or a grant got there while
 	// the user answered): the token passes its call once either way.
@@ -220,7 +222,7 @@ func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (
 		case errors.Is(err, store.ErrNotApproved):
 			why = "approval " + id + " was already " + a.State + " by " + a.By
 		}
-		return inBandAnswer, ex.refuseInBand(c, v, id, why)
+		return inBandAnswer, hd.refuseInBand(c, v, id, why)
 	}
 	c.ev.Approval.By = a.By
 	c.ev.Decision, c.ev.Reason = "allow", c.ev.Reason+"; approved by "+a.By+" (input_required retry)"
@@ -230,11 +232,12 @@ func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (
 
 // refuseInBand answers a held call with the policy's error, its event
 // saying why.
-func (ex *exchange) refuseInBand(c *call, v callVerdict, id, why string) []byte {
+func (hd *holding) refuseInBand(c *call, v callVerdict, id, why string) []byte {
+	ex := hd.ex
 	if id != "" && c.ev.Approval == nil {
 		c.ev.Approval = &audit.Approval{ID: id, By: "elicitation"}
 	}
-	answer := ex.heldRefusal(c, v, id, why)
+	answer := hd.heldRefusal(c, v, id, why)
 	ex.g.emit(c.ev)
 	return answer
 }
@@ -242,7 +245,8 @@ func (ex *exchange) refuseInBand(c *call, v callVerdict, id, why string) []byte 
 // heldRefusal is the answer to a held call its approval refused (id, ""
 // when none was made): the policy's error in the policy's form, naming
 // the rule and the approval; c's event says deny and why.
-func (ex *exchange) heldRefusal(c *call, v callVerdict, id, why string) []byte {
+func (hd *holding) heldRefusal(c *call, v callVerdict, id, why string) []byte {
+	ex := hd.ex
 	v.Decision = rules.Decision{Action: rules.Deny, Rule: v.Rule, Source: v.Source, Reason: why}
 	c.ev.Decision, c.ev.Reason = "deny", why
 	msg := deniedMessage(v, ex.server()+"."+c.m.Tool)

@@ -155,7 +155,7 @@ func (g *Guard) filterTools(m *wire.Message, c *call, x *Exchange, set rules.MCP
 	if err != nil {
 		return nil, err
 	}
-	ex := &exchange{g: g, x: x, set: set}
+	e := enforcer{g: g, x: x, set: set}
 	hidden := map[string]bool{}
 	for _, t := range tl.Tools {
 		sum := store.Hash(wire.ToolHash(t.Raw))
@@ -176,7 +176,7 @@ func (g *Guard) filterTools(m *wire.Message, c *call, x *Exchange, set rules.MCP
 		if pin == store.PinNew || pin == store.PinChanged {
 			g.pinEvent(x, c, t.Name, sum, pin, set)
 		}
-		if !ex.visible(t.Name, hints, pin) {
+		if !e.visible(t.Name, hints, pin) {
 			hidden[t.Name] = true
 		}
 	}
@@ -195,10 +195,10 @@ func (g *Guard) filterListed(m *wire.Message, c *call, x *Exchange, set rules.MC
 	if err != nil {
 		return nil, err
 	}
-	ex := &exchange{g: g, x: x, set: set}
+	e := enforcer{g: g, x: x, set: set}
 	hidden := 0
 	res := nl.Filter(func(key string) bool {
-		ok := ex.listedVisible(kind, key)
+		ok := e.listedVisible(kind, key)
 		if !ok {
 			hidden++
 		}
