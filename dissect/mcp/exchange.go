@@ -61,7 +61,18 @@ func (ex *exchange) server() string { return ex.x.Server }
 
 // serve decides every message of the POST, forwards the ones that pass and
 // answers the rest.
-func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body wire.Body, raw []byte, next http.Handler) {
+func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body wire.Body, raw []byte) {
+	ex.learnSession(r, body)
+	if ex.refuseWhole(w, r, body) {
+		return
+	}
+	ex.send(w, r, body, raw, ex.decideAll(w, r, body))
+}
+
+// learnSession finds the POST's session and revision: the headers', a
+// 2024-11-05 session's (its GET stream), or, for a request that carries
+// no header, what the session negotiated.
+func (ex *exchange) learnSession(r *http.Request, body wire.Body) {
 	ex.legacy = ex.g.legacyStream(ex.x, r)
 	if ex.legacy != nil && ex.session == "" {
 		ex.session = legacyKey(r.URL)
@@ -78,45 +89,73 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body wire.Body
 			ex.revision = s.Revision
 		}
 	}
+}
+
+// refuseWhole refuses a POST that is refused as a whole (a batch where
+// the revision has none, headers that disagree with the body), answering
+// each of its requests; it reports whether it did.
+func (ex *exchange) refuseWhole(w http.ResponseWriter, r *http.Request, body wire.Body) bool {
 	if body.Batch && ex.revision >= "2025-06-18" {
 		ex.refuseAll(w, body, http.StatusBadRequest, wire.CodeInvalidRequest, "builtin:mcp-batch",
 			"JSON-RPC batches are not part of MCP "+ex.revision)
-		return
+		return true
 	}
 	if why := headerMismatch(r.Header, body, wire.MetaRevision(body)); why != "" {
 		ex.refuseAll(w, body, http.StatusBadRequest, wire.CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
-		return
+		return true
 	}
 	if why := ex.paramMismatch(r.Header, body); why != "" { // params.go
 		ex.refuseAll(w, body, http.StatusBadRequest, wire.CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
-		return
+		return true
 	}
-	var keep, extra [][]byte
+	return false
+}
+
+// decided is what became of a POST's messages: the ones to send on (keep,
+// perhaps rewritten), agentg's own answers (extra), whether the body sent
+// on differs from the one read, and the stream agentg opened to the
+// client while calls were held (nil if none).
+type decided struct {
+	keep, extra [][]byte
+	changed     bool
+	opened      *respWriter
+}
+
+// decideAll decides every message of the POST and waits for the calls an
+// approve rule holds: no byte goes upstream before each is decided.
+func (ex *exchange) decideAll(w http.ResponseWriter, r *http.Request, body wire.Body) decided {
+	var d decided
 	var kept []*wire.Message
-	changed := false
 	for _, m := range body.Messages {
 		out, answer := ex.decide(m)
 		switch {
 		case answer != nil:
-			extra = append(extra, answer)
-			changed = true
+			d.extra = append(d.extra, answer)
+			d.changed = true
 		case out != nil:
-			changed = changed || !bytes.Equal(out, m.Raw)
-			keep = append(keep, out)
+			d.changed = d.changed || !bytes.Equal(out, m.Raw)
+			d.keep = append(d.keep, out)
 			kept = append(kept, m)
 		default:
-			changed = true // dropped unanswered: the body sent on must not carry it
+			d.changed = true // dropped unanswered: the body sent on must not carry it
 		}
 	}
-	var opened *respWriter // agentg's own stream, answered while calls were held
 	if len(ex.held.calls) > 0 {
 		// No byte goes upstream before every held call is decided.
-		opened = ex.held.awaitHolds(w, r)
-		n := len(keep)
-		if keep, extra = ex.held.settle(keep, kept, extra); len(keep) != n {
-			changed = true
+		d.opened = ex.held.awaitHolds(w, r)
+		n := len(d.keep)
+		if d.keep, d.extra = ex.held.settle(d.keep, kept, d.extra); len(d.keep) != n {
+			d.changed = true
 		}
 	}
+	return d
+}
+
+// send answers the POST as decided: agentg's answers alone when nothing
+// goes to the server, else the messages kept, through the exchange's
+// Upstream, with the server's answer rewritten on its way back.
+func (ex *exchange) send(w http.ResponseWriter, r *http.Request, body wire.Body, raw []byte, d decided) {
+	keep, extra, opened := d.keep, d.extra, d.opened
 	if ex.legacy != nil {
 		// HTTP+SSE: every answer goes on the session's GET stream; the
 		// POST itself only ever gets 202.
@@ -136,12 +175,12 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body wire.Body
 				opened.injectEvent(wire.MessageEvent(m))
 			}
 		} else {
-			ex.answer(w, body.Batch, extra)
+			writeAnswers(w, body.Batch, extra)
 		}
 		ex.finish(nil)
 		return
 	}
-	if changed {
+	if d.changed {
 		raw = keep[0]
 		if body.Batch || len(keep) > 1 {
 			raw = wire.EncodeBatch(keep)
@@ -163,7 +202,7 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body wire.Body
 	// finish runs even when the forwarder ends the handler with a panic
 	// (ErrAbortHandler): no writer outlives the handler.
 	defer func() { ex.finish(rw.finish()) }()
-	forwardBody(rw, r, raw, next)
+	forwardBody(rw, r, raw, ex.x.Upstream)
 }
 
 // decide is the verdict on one client message: the bytes to forward
@@ -195,64 +234,85 @@ func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
 	case m.InputResponses != nil || m.RequestState != "":
 		ex.followRetry(c)
 	}
-	out := []byte(m.Raw)
-	var held *callVerdict // an approve rule holds the call
+	out, held, answer, stop := ex.decideRequest(c)
+	if stop {
+		return nil, answer
+	}
+	return ex.admit(c, out, held)
+}
+
+// decideRequest decides one client request, c, and applies its
+// obligations: out is the request to send on, held the verdict of a call
+// an approve rule holds. stop says it goes no further: answer (if any) is
+// all the client gets.
+func (ex *exchange) decideRequest(c *call) (out []byte, held *callVerdict, answer []byte, stop bool) {
+	m := c.m
 	if m.Method == "tools/call" {
-		v := ex.policy().decideCall(m)
-		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = v.Outcome(), v.Rule, v.Source, v.Reason
-		c.ev.MCP.RateLimit = v.limited
-		if !v.Allowed() && v.Action != rules.Approve {
-			msg := deniedMessage(v, ex.server()+"."+m.Tool)
-			if ex.set.DenyAs == rules.DenyAsResult {
-				answer = wire.ToolErrorResult(m.ID, msg)
-			} else {
-				c.ev.MCP.ErrorCode = wire.CodeDenied
-				answer = wire.ErrorResponse(m.ID, wire.CodeDenied, msg, map[string]any{"rule": v.Rule})
-			}
-			c.ev.MCP.Args = eventArgs(m, scoped(v.Redactions, true))
-			ex.g.emit(c.ev)
-			return nil, answer
-		}
-		// The whole call is redacted, by the redactions covering its tool.
-		if out, answer = ex.redactRequest(c, scoped(v.Redactions, true)); answer != nil {
-			return nil, answer
-		}
-		c.ev.MCP.Args = string(m.Args)
-		if c.ev.MCP.Redactions != nil {
-			c.ev.MCP.Args = argsOf(out, ex.set)
-		}
-		if v.Action == rules.Approve {
-			// 2026-07-28 asks the client's user by input_required
-			// (inputrequired.go); otherwise the call waits here.
-			switch verdict, b := ex.held.inBand(c, v, out, c.ev.MCP.Args); verdict {
-			case inBandAnswer:
-				return nil, b
-			case inBandForward:
-				out = b
-			case inBandHeld:
-				out = b
-			default:
-				out, held = b, &v
-			}
-		} else {
-			ex.g.State.CountCall(ex.server(), m.Tool)
-		}
-	} else if d, ok := ex.policy().decideRead(m); ok { // prompts/get, resources/read
+		return ex.decideToolCall(c)
+	}
+	if d, ok := ex.policy().decideRead(m); ok { // prompts/get, resources/read
 		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = d.Outcome(), d.Rule, d.Source, d.Reason
 		if !d.Allowed() {
 			// Never as a tool result (deny_as): neither answer has one.
 			c.ev.MCP.ErrorCode = wire.CodeDenied
 			ex.g.emit(c.ev)
-			return nil, wire.ErrorResponse(m.ID, wire.CodeDenied, deniedReadMessage(d, m), map[string]any{"rule": d.Rule})
+			return nil, nil, wire.ErrorResponse(m.ID, wire.CodeDenied, deniedReadMessage(d, m), map[string]any{"rule": d.Rule}), true
 		}
 	} else {
 		c.ev.Decision, c.ev.Rule = "allow", "mcp:method"
 	}
-	if m.Method != "tools/call" {
-		if out, answer = ex.redactRequest(c, messageRedactions(ex.x, false)); answer != nil {
-			return nil, answer
-		}
+	if out, answer = ex.redactRequest(c, messageRedactions(ex.x, false)); answer != nil {
+		return nil, nil, answer, true
 	}
+	return out, nil, nil, false
+}
+
+// decideToolCall decides one tools/call, c, as decideRequest does.
+func (ex *exchange) decideToolCall(c *call) (out []byte, held *callVerdict, answer []byte, stop bool) {
+	m := c.m
+	v := ex.policy().decideCall(m)
+	c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = v.Outcome(), v.Rule, v.Source, v.Reason
+	c.ev.MCP.RateLimit = v.limited
+	if !v.Allowed() && v.Action != rules.Approve {
+		msg := deniedMessage(v, ex.server()+"."+m.Tool)
+		if ex.set.DenyAs == rules.DenyAsResult {
+			answer = wire.ToolErrorResult(m.ID, msg)
+		} else {
+			c.ev.MCP.ErrorCode = wire.CodeDenied
+			answer = wire.ErrorResponse(m.ID, wire.CodeDenied, msg, map[string]any{"rule": v.Rule})
+		}
+		c.ev.MCP.Args = eventArgs(m, scoped(v.Redactions, true))
+		ex.g.emit(c.ev)
+		return nil, nil, answer, true
+	}
+	// The whole call is redacted, by the redactions covering its tool.
+	if out, answer = ex.redactRequest(c, scoped(v.Redactions, true)); answer != nil {
+		return nil, nil, answer, true
+	}
+	c.ev.MCP.Args = string(m.Args)
+	if c.ev.MCP.Redactions != nil {
+		c.ev.MCP.Args = argsOf(out, ex.set)
+	}
+	if v.Action != rules.Approve {
+		ex.g.State.CountCall(ex.server(), m.Tool)
+		return out, nil, nil, false
+	}
+	// 2026-07-28 asks the client's user by input_required
+	// (inputrequired.go); otherwise the call waits here.
+	switch verdict, b := ex.held.inBand(c, v, out, c.ev.MCP.Args); verdict {
+	case inBandAnswer:
+		return nil, nil, b, true
+	case inBandForward, inBandHeld:
+		return b, nil, nil, false
+	default:
+		return b, &v, nil, false
+	}
+}
+
+// admit takes a request decided to go on (out) into the exchange's
+// requests in flight, refusing a second one with its id, and starts the
+// approval of one held.
+func (ex *exchange) admit(c *call, out []byte, held *callVerdict) (forward, answer []byte) {
 	if ex.legacy != nil {
 		if !ex.legacy.add(c) {
 			return nil, ex.duplicate(c)
@@ -341,8 +401,8 @@ func (ex *exchange) withheld(err error, batch bool, extra [][]byte) []byte {
 	return mergeBatch(nil, msgs)
 }
 
-// answer writes agentg's own answers when nothing went to the server.
-func (ex *exchange) answer(w http.ResponseWriter, batch bool, msgs [][]byte) {
+// writeAnswers writes agentg's own answers when nothing went to the server.
+func writeAnswers(w http.ResponseWriter, batch bool, msgs [][]byte) {
 	var out []byte
 	if batch || len(msgs) != 1 {
 		out = mergeBatch(nil, msgs)

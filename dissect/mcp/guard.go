@@ -99,8 +99,8 @@ func (x *Exchange) Governed() bool { return x.Server != "" }
 // in the framing the client waits for, and x.Upstream sends on what
 // passes. Serve returns when the exchange is over.
 func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange) {
-	next := x.Upstream
-	if next == nil {
+	up := x.Upstream
+	if up == nil {
 		// No way upstream was bound: nothing can be forwarded, so
 		// nothing is read as if it could be.
 		g.logRefusal(&x, ruleNoUpstream, "the door bound no upstream to the exchange", http.StatusBadGateway)
@@ -117,29 +117,29 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange) {
 			g.refuseUpgrade(w, &x, r.Header)
 			return
 		}
-		next.ServeHTTP(w, r) // the policy lets it through, unread
+		up.ServeHTTP(w, r) // the policy lets it through, unread
 		return
 	}
 	switch r.Method {
 	case http.MethodPost:
-		g.servePost(w, r, &x, set, next)
+		g.servePost(w, r, &x, set)
 	case http.MethodGet:
 		if u := governedURL(&x, r.URL); u != nil {
 			g.logRefusal(&x, ruleRedact, "refused a GET: "+u.Error(), http.StatusForbidden)
 			writeJSONError(w, http.StatusForbidden, nil, wire.CodeDenied, "agentg: "+u.Error(), map[string]any{"rule": ruleRedact})
 			return
 		}
-		g.serveOther(w, r, &x, set.MaxMessage, func() { g.serveStream(w, r, &x, set, next) })
+		g.serveOther(w, r, &x, set.MaxMessage, func() { g.serveStream(w, r, &x, set) })
 	default:
 		// DELETE ends a session; HEAD and OPTIONS carry no message;
-		// serveOther (methods.go) refuses what could carry one.
-		g.serveOther(w, r, &x, set.MaxMessage, func() { next.ServeHTTP(w, r) })
+		// serveOther (nonpost.go) refuses what could carry one.
+		g.serveOther(w, r, &x, set.MaxMessage, func() { up.ServeHTTP(w, r) })
 	}
 }
 
 // servePost reads the client's messages, decides them, and forwards what
 // may pass.
-func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, set rules.MCPSettings, next http.Handler) {
+func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, set rules.MCPSettings) {
 	body, err := wire.ReadBody(r.Body, r.Header.Get("Content-Encoding"), set.MaxMessage)
 	r.Body.Close()
 	if err != nil {
@@ -149,7 +149,7 @@ func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, s
 	ct, ctErr := wire.ContentType(r.Header)
 	if ctErr != nil || ct.Kind != wire.ContentJSON || !ct.UTF8() {
 		if !x.Governed() && !wire.MayBeJSONRPC(body, ct.Charset) {
-			forwardBody(w, r, body, next) // not MCP, and not governed
+			forwardBody(w, r, body, x.Upstream) // not MCP, and not governed
 			return
 		}
 		g.refuseBody(w, x, http.StatusUnsupportedMediaType, wire.ErrMediaType(r.Header, ct, ctErr))
@@ -158,7 +158,7 @@ func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, s
 	parsed, err := wire.Parse(body, wire.Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
 		if !x.Governed() && !wire.MayBeJSONRPC(body, ct.Charset) {
-			forwardBody(w, r, body, next)
+			forwardBody(w, r, body, x.Upstream)
 			return
 		}
 		g.refuseBody(w, x, http.StatusBadRequest, err)
@@ -180,7 +180,7 @@ func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, s
 		ex.refuseURL(w, parsed, u)
 		return
 	}
-	ex.serve(w, r, parsed, body, next)
+	ex.serve(w, r, parsed, body)
 }
 
 // forwardBody forwards a request whose body was read, unchanged but for

@@ -55,7 +55,7 @@ func (s *stream) take(id jsontext.Value) *call {
 // inject sends one message of agentg's on the stream.
 func (s *stream) inject(msg []byte) { s.rw.injectEvent(wire.MessageEvent(msg)) }
 
-func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange, set rules.MCPSettings, next http.Handler) {
+func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange, set rules.MCPSettings) {
 	st := &stream{pending: map[string]*call{}}
 	base := *r.URL
 	var endpoint string
@@ -166,7 +166,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		}
 		st.mu.Unlock()
 	}()
-	next.ServeHTTP(st.rw, r)
+	x.Upstream.ServeHTTP(st.rw, r)
 }
 
 // legacyKey names a legacy session by its endpoint's path and query
