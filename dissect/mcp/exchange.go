@@ -446,7 +446,7 @@ func (ex *exchange) refuseAll(w http.ResponseWriter, body wire.Body, status, cod
 // rewriteServer rewrites what the server sends on this POST's answer:
 // answers to this POST's requests get their results filtered and redacted.
 func (ex *exchange) rewriteServer(data []byte) ([]byte, error) {
-	return ex.g.rewriteMessages(data, ex.x, ex.set, ex.lookup, &ex.sent)
+	return answers{g: ex.g, x: ex.x, set: ex.set, lookup: ex.lookup, q: &ex.sent}.rewrite(data)
 }
 
 func (ex *exchange) lookup(id jsontext.Value) *call {

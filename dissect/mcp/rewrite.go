@@ -12,7 +12,19 @@ import (
 	store "github.com/agentg/agentg/state"
 )
 
-// rewriteMessages rewrites one body or event of the server's: each answer
+// answers is the answer side of one exchange (a POST's answer, or a GET
+// stream): what the server sends back is rewritten by it before the
+// client sees it. lookup finds (and takes) the client's request an answer
+// answers; q holds the events of answers rewritten until they are sent.
+type answers struct {
+	g      *Guard
+	x      *Exchange
+	set    rules.MCPSettings
+	lookup func(jsontext.Value) *call
+	q      *eventQueue
+}
+
+// rewrite rewrites one body or event of the server's: each answer
 // to a request of the client's (found with lookup) gets its result
 // filtered (tools/list), and the request's event is written with the
 // outcome. Every message, answers, errors, the server's requests and
@@ -20,7 +32,8 @@ import (
 // cannot be is withheld (an answer: replaced by an error) or dropped.
 // Bytes that need no change are returned as they came; nil when every
 // message was dropped.
-func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings, lookup func(jsontext.Value) *call, q *eventQueue) ([]byte, error) {
+func (a answers) rewrite(data []byte) ([]byte, error) {
+	g, x, set, lookup := a.g, a.x, a.set, a.lookup
 	body, err := wire.Parse(data, wire.Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
 		return nil, err
@@ -35,14 +48,14 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 		}
 		switch {
 		case c != nil:
-			b, err := g.rewriteAnswer(m, c, x, set, q)
+			b, err := a.rewriteAnswer(m, c)
 			if err != nil {
 				return nil, err
 			}
 			if b != nil {
 				out = b
 			}
-			out = g.redactAnswer(m, out, c, x, set)
+			out = a.redactAnswer(m, out, c)
 		case m.Kind == wire.KindResponse:
 			// A result for a request agentg has no record of (a
 			// replayed answer, or a request it never saw) could not
@@ -75,7 +88,8 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 // redactAnswer redacts the server's answer to c, out (m as it came, or as
 // filtered), and notes on c's event what fired. An answer that cannot be
 // redacted is withheld: the client gets an error in its place.
-func (g *Guard) redactAnswer(m *wire.Message, out []byte, c *call, x *Exchange, set rules.MCPSettings) []byte {
+func (a answers) redactAnswer(m *wire.Message, out []byte, c *call) []byte {
+	x, set := a.x, a.set
 	red := answerRedactions(x, c)
 	if len(red) == 0 {
 		return out
@@ -103,7 +117,8 @@ func (g *Guard) redactAnswer(m *wire.Message, out []byte, c *call, x *Exchange, 
 // rewriteAnswer is one answer to a request of the client's: the bytes to
 // send instead, or nil to send it as it came. The request's event, now
 // complete, goes to q, to be written once the answer has been sent.
-func (g *Guard) rewriteAnswer(m *wire.Message, c *call, x *Exchange, set rules.MCPSettings, q *eventQueue) ([]byte, error) {
+func (a answers) rewriteAnswer(m *wire.Message, c *call) ([]byte, error) {
+	g, x, q := a.g, a.x, a.q
 	ev := c.ev
 	defer q.add(ev)
 	ev.MCP.Upstream = g.now().Sub(c.start)
@@ -139,9 +154,9 @@ func (g *Guard) rewriteAnswer(m *wire.Message, c *call, x *Exchange, set rules.M
 		}
 		return nil, nil
 	case "tools/list":
-		return g.filterTools(m, c, x, set)
+		return a.filterTools(m, c)
 	case "prompts/list", "resources/list", "resources/templates/list":
-		return g.filterListed(m, c, x, set)
+		return a.filterListed(m, c)
 	case "tools/call":
 		g.sawTask(x, c, facts.Task) // redacted whole, with the others, in redactAnswer
 	}
@@ -150,7 +165,8 @@ func (g *Guard) rewriteAnswer(m *wire.Message, c *call, x *Exchange, set rules.M
 
 // filterTools hides the tools the agent may not call, on every page, and
 // checks each listed definition against its pin.
-func (g *Guard) filterTools(m *wire.Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
+func (a answers) filterTools(m *wire.Message, c *call) ([]byte, error) {
+	g, x, set := a.g, a.x, a.set
 	tl, err := wire.ParseToolsList(m.Result)
 	if err != nil {
 		return nil, err
@@ -159,7 +175,7 @@ func (g *Guard) filterTools(m *wire.Message, c *call, x *Exchange, set rules.MCP
 	hidden := map[string]bool{}
 	for _, t := range tl.Tools {
 		sum := store.Hash(wire.ToolHash(t.Raw))
-		g.migratePin(x, c, t.Name, t.Raw, sum)
+		a.migratePin(c, t.Name, t.Raw, sum)
 		pin := g.State.CheckPin(x.Server, t.Name, sum)
 		hints := hintsOf(t.Annotations)
 		g.State.SetToolHints(x.Server, t.Name, uint8(hints))
@@ -169,12 +185,12 @@ func (g *Guard) filterTools(m *wire.Message, c *call, x *Exchange, set rules.MCP
 			// The specification has a conforming client drop such a tool
 			// from the list; agentg drops it too, and refuses calls to it
 			// (params.go), since its headers cannot be checked.
-			g.paramDeclEvent(x, c, t.Name, params.Invalid)
+			a.paramDeclEvent(c, t.Name, params.Invalid)
 			hidden[t.Name] = true
 			continue
 		}
 		if pin == store.PinNew || pin == store.PinChanged {
-			g.pinEvent(x, c, t.Name, sum, pin, set)
+			a.pinEvent(c, t.Name, sum, pin)
 		}
 		if !e.visible(t.Name, hints, pin) {
 			hidden[t.Name] = true
@@ -189,7 +205,8 @@ func (g *Guard) filterTools(m *wire.Message, c *call, x *Exchange, set rules.MCP
 
 // filterListed hides the prompts, resources and resource templates the
 // agent may not get or read, on every page.
-func (g *Guard) filterListed(m *wire.Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
+func (a answers) filterListed(m *wire.Message, c *call) ([]byte, error) {
+	g, x, set := a.g, a.x, a.set
 	kind := wire.ListKindOf(c.m.Method)
 	nl, err := wire.ParseNamedList(m.Result, kind)
 	if err != nil {
@@ -230,7 +247,8 @@ func hintsOf(a wire.Annotations) rules.ToolHints {
 
 // pinEvent records a tool seen for the first time, or a definition that
 // changed under the agent's feet.
-func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin store.PinResult, set rules.MCPSettings) {
+func (a answers) pinEvent(c *call, tool string, sum store.Hash, pin store.PinResult) {
+	g, x, set := a.g, a.x, a.set
 	ev := g.newEvent(x)
 	ev.Method, ev.Decision, ev.Rule = "tools/list", "allow", "mcp:pin-new"
 	ev.Reason = "tool " + x.Server + "." + tool + " first seen, definition " + hex.EncodeToString(sum[:8])
@@ -255,7 +273,8 @@ func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin 
 // read as changed on upgrade and train operators to accept blindly. What
 // version 1 did not hash (_meta, icons, execution) is trusted at this
 // first sight under version 2, as any new tool is; the event says so.
-func (g *Guard) migratePin(x *Exchange, c *call, tool string, raw []byte, sum store.Hash) {
+func (a answers) migratePin(c *call, tool string, raw []byte, sum store.Hash) {
+	g, x := a.g, a.x
 	p, ok := g.State.Pin(x.Server, tool)
 	if !ok || p.Hash == sum {
 		return
@@ -274,7 +293,8 @@ func (g *Guard) migratePin(x *Exchange, c *call, tool string, raw []byte, sum st
 
 // paramDeclEvent records a listed tool hidden because its x-mcp-header
 // declarations break the specification's constraints.
-func (g *Guard) paramDeclEvent(x *Exchange, c *call, tool, why string) {
+func (a answers) paramDeclEvent(c *call, tool, why string) {
+	g, x := a.g, a.x
 	ev := g.newEvent(x)
 	ev.Method, ev.Decision, ev.Rule = "tools/list", "deny", "builtin:mcp-param-declaration"
 	ev.Reason = "tool " + x.Server + "." + tool + " hidden from tools/list: " + why

@@ -79,7 +79,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		return g.resumedCall(x, req)
 	}
 	rewrite := func(data []byte) ([]byte, error) {
-		return g.rewriteMessages(data, x, set, lookup, &st.sent)
+		return answers{g: g, x: x, set: set, lookup: lookup, q: &st.sent}.rewrite(data)
 	}
 	st.rw = newRespWriter(r.Context(), w, rewrite, nil, int(set.MaxMessage))
 	st.rw.onSent = func(delivered bool) { st.sent.flush(g, delivered) }
