@@ -66,7 +66,9 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body wire.Body
 	if ex.refuseWhole(w, r, body) {
 		return
 	}
-	ex.send(w, r, body, raw, ex.decideAll(w, r, body))
+	var buf [4][]byte // most POSTs carry one message: no allocation for the list
+	keep, d := ex.decideAll(w, r, body, buf[:0])
+	ex.send(w, r, body, raw, keep, d)
 }
 
 // learnSession finds the POST's session and revision: the headers', a
@@ -111,19 +113,20 @@ func (ex *exchange) refuseWhole(w http.ResponseWriter, r *http.Request, body wir
 	return false
 }
 
-// decided is what became of a POST's messages: the ones to send on (keep,
-// perhaps rewritten), agentg's own answers (extra), whether the body sent
-// on differs from the one read, and the stream agentg opened to the
-// client while calls were held (nil if none).
+// decided is what became of a POST's messages besides the ones to send
+// on: agentg's own answers (extra), whether the body sent on differs from
+// the one read, and the stream agentg opened to the client while calls
+// were held (nil if none).
 type decided struct {
-	keep, extra [][]byte
-	changed     bool
-	opened      *respWriter
+	extra   [][]byte
+	changed bool
+	opened  *respWriter
 }
 
 // decideAll decides every message of the POST and waits for the calls an
-// approve rule holds: no byte goes upstream before each is decided.
-func (ex *exchange) decideAll(w http.ResponseWriter, r *http.Request, body wire.Body) decided {
+// approve rule holds: no byte goes upstream before each is decided. The
+// messages to send on (perhaps rewritten) are appended to keep.
+func (ex *exchange) decideAll(w http.ResponseWriter, r *http.Request, body wire.Body, keep [][]byte) ([][]byte, decided) {
 	var d decided
 	var kept []*wire.Message
 	for _, m := range body.Messages {
@@ -134,7 +137,7 @@ func (ex *exchange) decideAll(w http.ResponseWriter, r *http.Request, body wire.
 			d.changed = true
 		case out != nil:
 			d.changed = d.changed || !bytes.Equal(out, m.Raw)
-			d.keep = append(d.keep, out)
+			keep = append(keep, out)
 			kept = append(kept, m)
 		default:
 			d.changed = true // dropped unanswered: the body sent on must not carry it
@@ -143,19 +146,19 @@ func (ex *exchange) decideAll(w http.ResponseWriter, r *http.Request, body wire.
 	if len(ex.held.calls) > 0 {
 		// No byte goes upstream before every held call is decided.
 		d.opened = ex.held.awaitHolds(w, r)
-		n := len(d.keep)
-		if d.keep, d.extra = ex.held.settle(d.keep, kept, d.extra); len(d.keep) != n {
+		n := len(keep)
+		if keep, d.extra = ex.held.settle(keep, kept, d.extra); len(keep) != n {
 			d.changed = true
 		}
 	}
-	return d
+	return keep, d
 }
 
 // send answers the POST as decided: agentg's answers alone when nothing
 // goes to the server, else the messages kept, through the exchange's
 // Upstream, with the server's answer rewritten on its way back.
-func (ex *exchange) send(w http.ResponseWriter, r *http.Request, body wire.Body, raw []byte, d decided) {
-	keep, extra, opened := d.keep, d.extra, d.opened
+func (ex *exchange) send(w http.ResponseWriter, r *http.Request, body wire.Body, raw []byte, keep [][]byte, d decided) {
+	extra, opened := d.extra, d.opened
 	if ex.legacy != nil {
 		// HTTP+SSE: every answer goes on the session's GET stream; the
 		// POST itself only ever gets 202.
@@ -234,18 +237,25 @@ func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
 	case m.InputResponses != nil || m.RequestState != "":
 		ex.followRetry(c)
 	}
-	out, held, answer, stop := ex.decideRequest(c)
-	if stop {
-		return nil, answer
+	v := ex.decideRequest(c)
+	if v.stop {
+		return nil, v.answer
 	}
-	return ex.admit(c, out, held)
+	return ex.admit(c, &v)
+}
+
+// requestVerdict is what decideRequest made of one client request.
+type requestVerdict struct {
+	out    []byte // the request to send on
+	answer []byte // with stop: agentg's own answer, if any
+	stop   bool   // it goes no further: answer is all the client gets
+	hold   bool   // an approve rule holds it, with verdict held
+	held   callVerdict
 }
 
 // decideRequest decides one client request, c, and applies its
-// obligations: out is the request to send on, held the verdict of a call
-// an approve rule holds. stop says it goes no further: answer (if any) is
-// all the client gets.
-func (ex *exchange) decideRequest(c *call) (out []byte, held *callVerdict, answer []byte, stop bool) {
+// obligations.
+func (ex *exchange) decideRequest(c *call) (v requestVerdict) {
 	m := c.m
 	if m.Method == "tools/call" {
 		return ex.decideToolCall(c)
@@ -256,19 +266,20 @@ func (ex *exchange) decideRequest(c *call) (out []byte, held *callVerdict, answe
 			// Never as a tool result (deny_as): neither answer has one.
 			c.ev.MCP.ErrorCode = wire.CodeDenied
 			ex.g.emit(c.ev)
-			return nil, nil, wire.ErrorResponse(m.ID, wire.CodeDenied, deniedReadMessage(d, m), map[string]any{"rule": d.Rule}), true
+			v.answer, v.stop = wire.ErrorResponse(m.ID, wire.CodeDenied, deniedReadMessage(d, m), map[string]any{"rule": d.Rule}), true
+			return v
 		}
 	} else {
 		c.ev.Decision, c.ev.Rule = "allow", "mcp:method"
 	}
-	if out, answer = ex.redactRequest(c, messageRedactions(ex.x, false)); answer != nil {
-		return nil, nil, answer, true
+	if v.out, v.answer = ex.redactRequest(c, messageRedactions(ex.x, false)); v.answer != nil {
+		v.out, v.stop = nil, true
 	}
-	return out, nil, nil, false
+	return v
 }
 
 // decideToolCall decides one tools/call, c, as decideRequest does.
-func (ex *exchange) decideToolCall(c *call) (out []byte, held *callVerdict, answer []byte, stop bool) {
+func (ex *exchange) decideToolCall(c *call) (rv requestVerdict) {
 	m := c.m
 	v := ex.policy().decideCall(m)
 	c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = v.Outcome(), v.Rule, v.Source, v.Reason
@@ -276,18 +287,21 @@ func (ex *exchange) decideToolCall(c *call) (out []byte, held *callVerdict, answ
 	if !v.Allowed() && v.Action != rules.Approve {
 		msg := deniedMessage(v, ex.server()+"."+m.Tool)
 		if ex.set.DenyAs == rules.DenyAsResult {
-			answer = wire.ToolErrorResult(m.ID, msg)
+			rv.answer = wire.ToolErrorResult(m.ID, msg)
 		} else {
 			c.ev.MCP.ErrorCode = wire.CodeDenied
-			answer = wire.ErrorResponse(m.ID, wire.CodeDenied, msg, map[string]any{"rule": v.Rule})
+			rv.answer = wire.ErrorResponse(m.ID, wire.CodeDenied, msg, map[string]any{"rule": v.Rule})
 		}
 		c.ev.MCP.Args = eventArgs(m, scoped(v.Redactions, true))
 		ex.g.emit(c.ev)
-		return nil, nil, answer, true
+		rv.stop = true
+		return rv
 	}
 	// The whole call is redacted, by the redactions covering its tool.
-	if out, answer = ex.redactRequest(c, scoped(v.Redactions, true)); answer != nil {
-		return nil, nil, answer, true
+	out, answer := ex.redactRequest(c, scoped(v.Redactions, true))
+	if answer != nil {
+		rv.answer, rv.stop = answer, true
+		return rv
 	}
 	c.ev.MCP.Args = string(m.Args)
 	if c.ev.MCP.Redactions != nil {
@@ -295,40 +309,42 @@ func (ex *exchange) decideToolCall(c *call) (out []byte, held *callVerdict, answ
 	}
 	if v.Action != rules.Approve {
 		ex.g.State.CountCall(ex.server(), m.Tool)
-		return out, nil, nil, false
+		rv.out = out
+		return rv
 	}
 	// 2026-07-28 asks the client's user by input_required
 	// (inputrequired.go); otherwise the call waits here.
 	switch verdict, b := ex.held.inBand(c, v, out, c.ev.MCP.Args); verdict {
 	case inBandAnswer:
-		return nil, nil, b, true
+		rv.answer, rv.stop = b, true
 	case inBandForward, inBandHeld:
-		return b, nil, nil, false
+		rv.out = b
 	default:
-		return b, &v, nil, false
+		rv.out, rv.hold, rv.held = b, true, v
 	}
+	return rv
 }
 
-// admit takes a request decided to go on (out) into the exchange's
+// admit takes a request decided to go on (v.out) into the exchange's
 // requests in flight, refusing a second one with its id, and starts the
 // approval of one held.
-func (ex *exchange) admit(c *call, out []byte, held *callVerdict) (forward, answer []byte) {
+func (ex *exchange) admit(c *call, v *requestVerdict) (forward, answer []byte) {
 	if ex.legacy != nil {
 		if !ex.legacy.add(c) {
 			return nil, ex.duplicate(c)
 		}
-		if held != nil {
-			ex.held.holdCall(c, *held, c.ev.MCP.Args)
+		if v.hold {
+			ex.held.holdCall(c, v.held, c.ev.MCP.Args)
 		}
-		return out, nil
+		return v.out, nil
 	}
 	if !ex.track(c) {
 		return nil, ex.duplicate(c)
 	}
-	if held != nil {
-		ex.held.holdCall(c, *held, c.ev.MCP.Args) // decided in serve, before anything goes upstream
+	if v.hold {
+		ex.held.holdCall(c, v.held, c.ev.MCP.Args) // decided in serve, before anything goes upstream
 	}
-	return out, nil
+	return v.out, nil
 }
 
 func (ex *exchange) sessionKey() store.SessionKey {
@@ -446,7 +462,7 @@ func (ex *exchange) refuseAll(w http.ResponseWriter, body wire.Body, status, cod
 // rewriteServer rewrites what the server sends on this POST's answer:
 // answers to this POST's requests get their results filtered and redacted.
 func (ex *exchange) rewriteServer(data []byte) ([]byte, error) {
-	return answers{g: ex.g, x: ex.x, set: ex.set, lookup: ex.lookup, q: &ex.sent}.rewrite(data)
+	return answers{g: ex.g, x: ex.x, set: ex.set, q: &ex.sent}.rewrite(data, ex.lookup)
 }
 
 func (ex *exchange) lookup(id jsontext.Value) *call {

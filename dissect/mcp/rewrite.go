@@ -14,26 +14,25 @@ import (
 
 // answers is the answer side of one exchange (a POST's answer, or a GET
 // stream): what the server sends back is rewritten by it before the
-// client sees it. lookup finds (and takes) the client's request an answer
-// answers; q holds the events of answers rewritten until they are sent.
+// client sees it. q holds the events of answers rewritten until they are
+// sent.
 type answers struct {
-	g      *Guard
-	x      *Exchange
-	set    rules.MCPSettings
-	lookup func(jsontext.Value) *call
-	q      *eventQueue
+	g   *Guard
+	x   *Exchange
+	set rules.MCPSettings
+	q   *eventQueue
 }
 
 // rewrite rewrites one body or event of the server's: each answer
-// to a request of the client's (found with lookup) gets its result
+// to a request of the client's (found, and taken, with lookup) gets its result
 // filtered (tools/list), and the request's event is written with the
 // outcome. Every message, answers, errors, the server's requests and
 // notifications alike, is then redacted whole (redactmsg.go); one that
 // cannot be is withheld (an answer: replaced by an error) or dropped.
 // Bytes that need no change are returned as they came; nil when every
 // message was dropped.
-func (a answers) rewrite(data []byte) ([]byte, error) {
-	g, x, set, lookup := a.g, a.x, a.set, a.lookup
+func (a answers) rewrite(data []byte, lookup func(jsontext.Value) *call) ([]byte, error) {
+	g, x, set := a.g, a.x, a.set
 	body, err := wire.Parse(data, wire.Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		return g.resumedCall(x, req)
 	}
 	rewrite := func(data []byte) ([]byte, error) {
-		return answers{g: g, x: x, set: set, lookup: lookup, q: &st.sent}.rewrite(data)
+		return answers{g: g, x: x, set: set, q: &st.sent}.rewrite(data, lookup)
 	}
 	st.rw = newRespWriter(r.Context(), w, rewrite, nil, int(set.MaxMessage))
 	st.rw.onSent = func(delivered bool) { st.sent.flush(g, delivered) }
