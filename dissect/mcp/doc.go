@@ -18,10 +18,13 @@
 // The guard knows no door: it imports neither proxy nor mitm, and nothing
 // rides in a request's context for it to carry unknowingly.
 //
-// Files by job: guard.go (the entry and the request side of a POST),
-// exchange.go (one POST's calls and their answers), enforce.go (every
-// policy question), respond.go and stream.go (the answer side),
-// withhold.go (answers withheld for their content type), holdcall.go
-// (calls held for approval), nonpost.go (GET, DELETE and upgrades), and
-// the session state (ids.go, links.go, params.go, events.go).
+// Files by job: guard.go (the entry, and a POST read and checked),
+// exchange.go (a POST's messages decided, held and sent on), enforce.go
+// (the enforcer: every policy question), holdcall.go, inputrequired.go
+// and elicit.go (holding: calls held until decided), rewrite.go (answers:
+// what the server sends back, filtered and redacted), respond.go and
+// stream.go (the answer's framing, a POST's and a GET stream's),
+// withhold.go (answers withheld for their content type), nonpost.go (GET,
+// DELETE and upgrades), and the session state (ids.go, links.go,
+// params.go, events.go).
 package mcp
