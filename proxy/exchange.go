@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentg/agentg/addr"
 	"github.com/agentg/agentg/dissect/mcp"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -59,7 +60,7 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 		s.writeRefusal(w, f, ref)
 		return
 	}
-	r = r.WithContext(withFlow(r.Context(), f))
+	up := upstream{s: s, f: f} // the one forwarder, bound to this exchange's flow
 	if r.Body != nil && r.Body != http.NoBody {
 		// Full duplex since guardBody: the body streams upstream while
 		// the answer streams back.
@@ -71,10 +72,11 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 				text: "agentg: " + f.host.String() + " is an MCP server the policy governs, and this agentg has no MCP dissector"})
 			return
 		}
-		s.cfg.MCP.Serve(w, r, x, s.fwd)
+		x.Upstream = up
+		s.cfg.MCP.Serve(w, r, x)
 		return
 	}
-	s.fwd.ServeHTTP(w, r)
+	up.ServeHTTP(w, r)
 }
 
 // mcpExchange says whether the exchange goes to the MCP guard: always on a
@@ -88,7 +90,7 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	eng := s.cfg.Policy.Engine()
 	server, bound := eng.MCPServer(f.host, r.URL.Path)
-	if !bound && (f.host.IsIP() || mcp.IsUpgrade(r.Header)) {
+	if !bound && (f.host.IsIP() || wire.IsUpgrade(r.Header)) {
 		h := f.host
 		if h.IsIP() {
 			// A governed server's address is the server (governed.go).
@@ -96,7 +98,7 @@ func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 		}
 		if h.Name != "" {
 			server, bound = eng.MCPServer(h, r.URL.Path)
-			if !bound && mcp.IsUpgrade(r.Header) {
+			if !bound && wire.IsUpgrade(r.Header) {
 				// An upgrade on any path of a governed host: no MCP
 				// transport runs over one, wherever the entry's path
 				// glob points (the guard refuses it unless the
@@ -105,7 +107,7 @@ func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 			}
 		}
 	}
-	if !bound && (!eng.MCP().Defined || !mayBeMCP(r)) {
+	if !bound && (!eng.MCP().Defined || !wire.MayBeMCP(r)) {
 		return mcp.Exchange{}, false
 	}
 	// Built only for the guard: most exchanges are not MCP.
@@ -116,33 +118,6 @@ func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 		x.OriginalDst = f.origDst.String()
 	}
 	return x, true
-}
-
-// mayBeMCP reports a request that may be MCP on a destination no
-// mcp.servers entry binds.
-func mayBeMCP(r *http.Request) bool {
-	return r.Method == http.MethodPost || hasMCPHeader(r.Header) ||
-		r.Method == http.MethodGet && acceptsEventStream(r.Header)
-}
-
-// acceptsEventStream reports a request that asks for text/event-stream,
-// as the clients of both MCP stream transports do.
-func acceptsEventStream(h http.Header) bool {
-	for _, v := range h.Values("Accept") {
-		if strings.Contains(strings.ToLower(v), "text/event-stream") {
-			return true
-		}
-	}
-	return false
-}
-
-func hasMCPHeader(h http.Header) bool {
-	for k := range h {
-		if len(k) > 4 && strings.EqualFold(k[:4], "mcp-") {
-			return true
-		}
-	}
-	return false
 }
 
 // decideExchange runs every check of the exchange path, in order, and

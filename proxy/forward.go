@@ -29,6 +29,20 @@ import (
 // finds it may use it, whoever the agent: a connection is never closed
 // under another request because this one may not use it.
 
+// upstream is the one forwarder bound to one exchange's flow: what the
+// exchange path calls to send a request on, and what it hands the MCP
+// guard as its Exchange's Upstream. The flow is put in the request's
+// context here, on the way into the forwarder, for its hooks to find:
+// never before, so no other package carries it.
+type upstream struct {
+	s *Server
+	f *flow
+}
+
+func (u upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.s.fwd.ServeHTTP(w, r.WithContext(withFlow(r.Context(), u.f)))
+}
+
 func (s *Server) newForwarder() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/agentg/agentg/dissect/mcp/wire"
 )
 
 // Detecting a 2024-11-05 HTTP+SSE session on a host no mcp.servers entry
@@ -53,9 +55,9 @@ func (r *recordReader) Read(p []byte) (int, error) {
 // verdict says.
 func (rw *respWriter) pumpSniff(pr *io.PipeReader) {
 	rec := &recordReader{r: pr}
-	sr := NewSSEReader(rec, sniffMax)
+	sr := wire.NewSSEReader(rec, sniffMax)
 	timer := time.AfterFunc(sniffWait, rw.releaseHeader)
-	var ev Event
+	var ev wire.Event
 	var err error
 	for {
 		ev, err = sr.Next()
@@ -64,7 +66,7 @@ func (rw *respWriter) pumpSniff(pr *io.PipeReader) {
 		}
 	}
 	timer.Stop()
-	endpoint := err == nil && eventName(ev.Type) == "endpoint" // named as the Go SDK reads it
+	endpoint := err == nil && wire.EventName(ev.Type) == "endpoint" // named as the Go SDK reads it
 	if rw.sniffRaw && !endpoint {
 		// Passed as it came if not MCP, so read as leniently as any
 		// client could: the Go SDK's ends lines at LF only and trims
@@ -104,7 +106,7 @@ func (rw *respWriter) pumpSniff(pr *io.PipeReader) {
 			// read an event agentg did not), and judged again should
 			// an endpoint event come later (pumpEvents).
 			rw.releaseHeader()
-			rw.pumpEvents(pr, NewSSEReader(replay, rw.max), false)
+			rw.pumpEvents(pr, wire.NewSSEReader(replay, rw.max), false)
 			return
 		}
 		// Not an event stream by its type, and not MCP: as it came,
@@ -137,10 +139,10 @@ func (rw *respWriter) pumpSniff(pr *io.PipeReader) {
 	}
 }
 
-var errLateEndpoint = &ParseError{Reason: "late-endpoint", Code: CodeInternalError,
+var errLateEndpoint = &wire.ParseError{Reason: "late-endpoint", Code: wire.CodeInternalError,
 	Detail: "a stream passed as it came (not an event stream by its type) named an endpoint: ended"}
 
-var errStreamRefused = &ParseError{Reason: "unknown-server", Code: CodeDenied, Detail: "MCP stream refused by mcp.unknown_servers"}
+var errStreamRefused = &wire.ParseError{Reason: "unknown-server", Code: wire.CodeDenied, Detail: "MCP stream refused by mcp.unknown_servers"}
 
 // releaseHeader sends the server's status and header, once.
 func (rw *respWriter) releaseHeader() {

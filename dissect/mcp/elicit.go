@@ -8,6 +8,7 @@ import (
 
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 )
 
 // In-band approval: where an approve rule says via: [elicitation] and the
@@ -15,7 +16,7 @@ import (
 // agentg asks the client's user itself. On a stateful 2025-06-18 or
 // 2025-11-25 session it sends an elicitation/create request on the held
 // call's own event stream (the one agentg opened while the call is held,
-// approve.go), under an id of its own ("agentg-approval-" and the
+// holdcall.go), under an id of its own ("agentg-approval-" and the
 // approval id); the client's answer, POSTed to the session like any
 // answer to a server's request, is consumed here and never reaches the
 // server. "accept" approves this call only; "decline", "cancel" or an
@@ -27,7 +28,8 @@ import (
 const elicitIDPrefix = `"agentg-approval-`
 
 // approvalSession names the exchange's session for the approvals broker.
-func (ex *exchange) approvalSession() string {
+func (hd *holding) approvalSession() string {
+	ex := hd.ex
 	if ex.session == "" {
 		return ""
 	}
@@ -36,7 +38,8 @@ func (ex *exchange) approvalSession() string {
 
 // canElicit reports whether the session's client may be asked in band on
 // the call's stream.
-func (ex *exchange) canElicit() bool {
+func (hd *holding) canElicit() bool {
+	ex := hd.ex
 	if ex.session == "" || ex.legacy != nil || ex.revision < "2025-06-18" || ex.revision >= "2026-07-28" {
 		return false
 	}
@@ -46,11 +49,12 @@ func (ex *exchange) canElicit() bool {
 
 // elicit sends an elicitation/create for each held call whose rule allows
 // it, on the stream agentg opened.
-func (ex *exchange) elicit(rw *respWriter) {
-	if !ex.canElicit() {
+func (hd *holding) elicit(rw *respWriter) {
+	ex := hd.ex
+	if !hd.canElicit() {
 		return
 	}
-	for _, h := range ex.holds {
+	for _, h := range hd.calls {
 		hold := h.v.Hold
 		if h.t == nil || h.t.Immediate() || hold == nil || !hold.Elicitation {
 			continue
@@ -70,14 +74,15 @@ func (ex *exchange) elicit(rw *respWriter) {
 		if err != nil {
 			continue
 		}
-		rw.injectEvent(MessageEvent(req))
+		rw.injectEvent(wire.MessageEvent(req))
 	}
 }
 
 // takeElicitAnswer consumes a client's answer to an elicitation agentg
 // sent; ok is false for any other message.
-func (ex *exchange) takeElicitAnswer(m *Message) bool {
-	if (m.Kind != KindResponse && m.Kind != KindErrorResponse) || !strings.HasPrefix(string(m.ID), elicitIDPrefix) {
+func (hd *holding) takeElicitAnswer(m *wire.Message) bool {
+	ex := hd.ex
+	if (m.Kind != wire.KindResponse && m.Kind != wire.KindErrorResponse) || !strings.HasPrefix(string(m.ID), elicitIDPrefix) {
 		return false
 	}
 	id := strings.TrimSuffix(strings.TrimPrefix(string(m.ID), elicitIDPrefix), `"`)
@@ -94,14 +99,14 @@ func (ex *exchange) takeElicitAnswer(m *Message) bool {
 	case !found || a.State != approval.StatePending:
 		ev.Decision, ev.Rule, ev.Reason = "deny", "builtin:mcp-elicitation", "an answer to no pending approval of agentg's: dropped"
 		return true
-	case a.Session == "" || a.Session != ex.approvalSession() || a.Agent != ex.x.Agent:
+	case a.Session == "" || a.Session != hd.approvalSession() || a.Agent != ex.x.Agent:
 		ev.Decision, ev.Rule, ev.Reason = "deny", "builtin:mcp-elicitation", "an answer from another session or agent than the held call's: dropped"
 		return true
 	}
 	ev.Rule = a.Rule
 	action := ""
-	if m.Kind == KindResponse {
-		if v, ok := Lookup(m.Result, "/action"); ok && v.Kind == ValueString {
+	if m.Kind == wire.KindResponse {
+		if v, ok := wire.Lookup(m.Result, "/action"); ok && v.Kind == wire.ValueString {
 			action = v.Text
 		}
 	}
@@ -125,13 +130,13 @@ func (ex *exchange) takeElicitAnswer(m *Message) bool {
 
 // encodeRequest is a JSON-RPC request of agentg's own.
 func encodeRequest(id jsontext.Value, method string, params any) ([]byte, error) {
-	p := encodeData(params)
+	p := wire.EncodeData(params)
 	if p == nil {
 		return nil, fmt.Errorf("mcp: cannot encode the params of %s", method)
 	}
 	b := append([]byte(`{"jsonrpc":"2.0","id":`), id...)
 	b = append(b, `,"method":`...)
-	b = appendString(b, method)
+	b = wire.AppendString(b, method)
 	b = append(b, `,"params":`...)
 	b = append(b, p...)
 	return append(b, '}'), nil

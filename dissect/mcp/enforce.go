@@ -9,14 +9,29 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
 
-// enforce.go is the only place a tool decision is asked of the policy:
-// whether a call may run, whether a listed tool is shown, and what a call
-// is obliged to (redactions, rate limits, the pin check). A newcomer finds
-// every tool decision here.
+// enforce.go is the only place the guard asks the policy anything:
+// whether a call may run, whether a listed tool is shown, what a call and
+// its answer are obliged to (redactions, rate limits, the pin check),
+// whether MCP to a server the policy does not name may pass, and whether
+// a governed server's upgrade may. A newcomer finds every decision here.
+
+// enforcer asks the policy in force about one exchange's messages: the
+// decision part of the guard, apart from the exchanges that read and
+// answer them, so that a list's answer (rewrite.go) asks the very
+// questions a call does.
+type enforcer struct {
+	g   *Guard
+	x   *Exchange
+	set rules.MCPSettings
+}
+
+// policy is ex's enforcer.
+func (ex *exchange) policy() enforcer { return enforcer{g: ex.g, x: ex.x, set: ex.set} }
 
 // callVerdict is the decision about one tools/call, with its obligations
 // already applied where they decide (rate limit, pin).
@@ -29,27 +44,27 @@ type callVerdict struct {
 // obligations that can refuse it: a changed pin under pinning: deny, and
 // every rate limit that matched (one token each; the first empty bucket
 // refuses, naming when to retry).
-func (ex *exchange) decideCall(m *Message) callVerdict {
-	x := ex.x
-	q := rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: m.Tool, Args: argLookup{m},
-		Annotations: ex.hints(m.Tool)}
+func (e enforcer) decideCall(m *wire.Message) callVerdict {
+	x := e.x
+	q := rules.ToolCall{Agent: x.Agent, Server: e.x.Server, Tool: m.Tool, Args: argLookup{m},
+		Annotations: e.hints(m.Tool)}
 	v := callVerdict{ToolVerdict: x.Engine.Tool(q)}
 	if !v.Allowed() && v.Action != rules.Approve {
 		return v
 	}
 	// A call to be held is checked like an allowed one first: what the
 	// pin or a rate limit refuses is never put to a person.
-	if ex.set.Pinning.Action == rules.Deny {
-		if p, ok := ex.g.State.Pin(ex.server(), m.Tool); ok && !p.Accepted {
+	if e.set.Pinning.Action == rules.Deny {
+		if p, ok := e.g.State.Pin(e.x.Server, m.Tool); ok && !p.Accepted {
 			v.Decision = rules.Decision{Action: rules.Deny, Rule: "mcp:pinning",
 				Reason: fmt.Sprintf("tool %s.%s changed its definition since it was first seen; accept it with: agentg mcp pins accept %s %s",
-					ex.server(), m.Tool, ex.server(), m.Tool)}
+					e.x.Server, m.Tool, e.x.Server, m.Tool)}
 			return v
 		}
 	}
 	for _, rl := range v.RateLimits {
-		key := rl.ID + "\x00" + bucketOf(rl.Per, x.Agent, ex.server(), m.Tool)
-		if ok, retry := ex.g.Limits.Allow(key, rate.Limit(rl.Limit), rl.Burst); !ok && !rl.Report {
+		key := rl.ID + "\x00" + bucketOf(rl.Per, x.Agent, e.x.Server, m.Tool)
+		if ok, retry := e.g.Limits.Allow(key, rate.Limit(rl.Limit), rl.Burst); !ok && !rl.Report {
 			v.Decision = rules.Decision{Action: rules.Deny, Rule: rl.ID,
 				Reason: fmt.Sprintf("rate limit %s exceeded; retry after %s", rl.ID, retry.Round(time.Millisecond))}
 			v.limited = fmt.Sprintf("%s (retry after %s)", rl.ID, retry.Round(time.Millisecond))
@@ -74,22 +89,22 @@ func bucketOf(per, agent, server, tool string) string {
 // argument to match leaves the tool listed, and decides the call), and
 // not, under pinning: deny, while its definition is changed or could not
 // be pinned.
-func (ex *exchange) visible(tool string, hints rules.ToolHints, pin store.PinResult) bool {
-	x := ex.x
-	v := x.Engine.Tool(rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: tool, Annotations: hints})
+func (e enforcer) visible(tool string, hints rules.ToolHints, pin store.PinResult) bool {
+	x := e.x
+	v := x.Engine.Tool(rules.ToolCall{Agent: x.Agent, Server: e.x.Server, Tool: tool, Annotations: hints})
 	unpinned := pin == store.PinChanged || pin == store.PinUnchecked // changed, or could not be pinned at all
-	return v.Allowed() && !(ex.set.Pinning.Action == rules.Deny && unpinned)
+	return v.Allowed() && !(e.set.Pinning.Action == rules.Deny && unpinned)
 }
 
 // hints are the annotations the server last listed for tool (explicit
 // true values only), so `when: annotation:` conditions see them.
-func (ex *exchange) hints(tool string) rules.ToolHints {
-	return rules.ToolHints(ex.g.State.ToolHints(ex.server(), tool))
+func (e enforcer) hints(tool string) rules.ToolHints {
+	return rules.ToolHints(e.g.State.ToolHints(e.x.Server, tool))
 }
 
 // argLookup lets the policy's argument conditions read a call's arguments
 // through the codec, so both read the message the same way.
-type argLookup struct{ m *Message }
+type argLookup struct{ m *wire.Message }
 
 func (a argLookup) Arg(pointer string) (rules.ArgValue, bool) {
 	v, ok := a.m.Arg(pointer)
@@ -97,11 +112,6 @@ func (a argLookup) Arg(pointer string) (rules.ArgValue, bool) {
 }
 
 var _ rules.ArgLookup = argLookup{}
-
-// resultRedactions are the redact rules that apply to tool's results.
-func (ex *exchange) resultRedactions(tool string) []rules.Redaction {
-	return ex.x.Engine.ResultRedactions(ex.x.Agent, ex.server(), tool)
-}
 
 // The redaction questions. Redaction covers every message in its
 // direction (redact.go says what in a message it rewrites): a tools/call
@@ -112,12 +122,12 @@ func (ex *exchange) resultRedactions(tool string) []rules.Redaction {
 
 // messageRedactions are the redactions of a message not tied to one tool
 // call: results is the server-to-client direction.
-func messageRedactions(x *Exchange, results bool) []Redaction {
+func messageRedactions(x *Exchange, results bool) []wire.Redaction {
 	return scoped(x.Engine.MessageRedactions(x.Agent, results), !results)
 }
 
 // answerRedactions are the redactions of the server's answer to c.
-func answerRedactions(x *Exchange, c *call) []Redaction {
+func answerRedactions(x *Exchange, c *call) []wire.Redaction {
 	switch {
 	case c.tool != "" && (c.m.Method == "tools/call" || c.m.Method == "tasks/result"):
 		return scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
@@ -133,7 +143,7 @@ func answerRedactions(x *Exchange, c *call) []Redaction {
 // server's to read (a legacy session id, a key), so a request whose URL
 // carries what a redaction covers is refused, never sent with it. The
 // URL is matched as sent and with its escapes undone.
-func urlUnredactable(x *Exchange, u *url.URL) *Unredactable {
+func urlUnredactable(x *Exchange, u *url.URL) *wire.Unredactable {
 	red := messageRedactions(x, false)
 	if len(red) == 0 {
 		return nil
@@ -145,14 +155,14 @@ func urlUnredactable(x *Exchange, u *url.URL) *Unredactable {
 	for _, t := range texts {
 		for _, r := range red {
 			if matchesNonEmpty(r, t) {
-				return &Unredactable{Field: "request URL", Rule: r.ID}
+				return &wire.Unredactable{Field: "request URL", Rule: r.ID}
 			}
 		}
 	}
 	return nil
 }
 
-func matchesNonEmpty(r Redaction, t string) bool {
+func matchesNonEmpty(r wire.Redaction, t string) bool {
 	for _, loc := range r.Pattern.FindAllStringIndex(t, -1) {
 		if loc[0] < loc[1] {
 			return true
@@ -179,17 +189,17 @@ func deniedMessage(v callVerdict, tool string) string {
 // arguments) or a resources/read (by URI); ok is false for any other
 // method. Where the policy has no prompts (resources) rules, the answer is
 // an allow as rule "mcp:method".
-func (ex *exchange) decideRead(m *Message) (d rules.Decision, ok bool) {
-	x := ex.x
+func (e enforcer) decideRead(m *wire.Message) (d rules.Decision, ok bool) {
+	x := e.x
 	switch m.Method {
 	case "prompts/get":
 		var args rules.ArgLookup
 		if m.Args != nil {
 			args = argLookup{m}
 		}
-		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: ex.server(), Prompt: m.Prompt, Args: args}), true
+		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: e.x.Server, Prompt: m.Prompt, Args: args}), true
 	case "resources/read":
-		return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: ex.server(), URI: m.URI}), true
+		return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: e.x.Server, URI: m.URI}), true
 	}
 	return rules.Decision{}, false
 }
@@ -200,17 +210,17 @@ func (ex *exchange) decideRead(m *Message) (d rules.Decision, ok bool) {
 // template is decided on its own text ("file:///etc/{name}"), so a deny
 // whose glob covers the text hides it; reads through a template the list
 // shows are still decided URI by URI.
-func (ex *exchange) listedVisible(kind ListKind, key string) bool {
-	x := ex.x
-	if kind == ListPrompts {
-		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: ex.server(), Prompt: key}).Allowed()
+func (e enforcer) listedVisible(kind wire.ListKind, key string) bool {
+	x := e.x
+	if kind == wire.ListPrompts {
+		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: e.x.Server, Prompt: key}).Allowed()
 	}
-	return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: ex.server(), URI: key}).Allowed()
+	return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: e.x.Server, URI: key}).Allowed()
 }
 
 // deniedReadMessage is the text of a refused prompts/get or
 // resources/read.
-func deniedReadMessage(d rules.Decision, m *Message) string {
+func deniedReadMessage(d rules.Decision, m *wire.Message) string {
 	what := "prompt " + m.Prompt
 	if m.Method == "resources/read" {
 		what = "resource " + m.URI
@@ -224,9 +234,21 @@ func deniedReadMessage(d rules.Decision, m *Message) string {
 
 // governedURL is urlUnredactable on a governed server's GET: on another
 // host a GET is not known to be MCP until its stream says so.
-func governedURL(x *Exchange, u *url.URL) *Unredactable {
+func governedURL(x *Exchange, u *url.URL) *wire.Unredactable {
 	if !x.Governed() {
 		return nil
 	}
 	return urlUnredactable(x, u)
 }
+
+// unknownServer is the decision about MCP to a server no mcp.servers
+// entry names (mcp.unknown_servers).
+func unknownServer(set rules.MCPSettings) rules.Decision { return set.UnknownServers }
+
+// upgradeAllowed reports whether a governed server's entry lets an HTTP
+// upgrade through, unread (websocket: allow).
+func upgradeAllowed(x *Exchange) bool { return x.Engine.MCPWebSocket(x.Server) }
+
+// pinChangeDenies reports whether a tool whose definition changed is
+// denied (pinning: deny) rather than reported.
+func pinChangeDenies(set rules.MCPSettings) bool { return set.Pinning.Action == rules.Deny }

@@ -13,6 +13,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
@@ -30,7 +31,7 @@ type exchange struct {
 
 	params map[string][]string // its Mcp-Param headers, which mirror arguments (redactmsg.go)
 
-	holds   []*heldCall // calls held for approval (approve.go)
+	held    holding // the calls held for approval (holdcall.go)
 	mu      sync.Mutex
 	pending map[string]*call // by IDKey
 	sent    eventQueue       // events of answers rewritten, written once sent
@@ -38,7 +39,7 @@ type exchange struct {
 
 // call is one request of the client's on its way through.
 type call struct {
-	m      *Message
+	m      *wire.Message
 	ev     *audit.Event
 	start  time.Time
 	tool   string
@@ -50,21 +51,36 @@ type call struct {
 }
 
 func (g *Guard) newExchange(r *http.Request, x *Exchange, set rules.MCPSettings) *exchange {
-	return &exchange{g: g, x: x, set: set, pending: map[string]*call{}, params: paramHeaderValues(r.Header),
+	ex := &exchange{g: g, x: x, set: set, pending: map[string]*call{}, params: paramHeaderValues(r.Header),
 		revision: r.Header.Get("MCP-Protocol-Version"), session: r.Header.Get("Mcp-Session-Id")}
+	ex.held.ex = ex
+	return ex
 }
 
 func (ex *exchange) server() string { return ex.x.Server }
 
 // serve decides every message of the POST, forwards the ones that pass and
 // answers the rest.
-func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw []byte, next http.Handler) {
+func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body wire.Body, raw []byte) {
+	ex.learnSession(r, body)
+	if ex.refuseWhole(w, r, body) {
+		return
+	}
+	var buf [4][]byte // most POSTs carry one message: no allocation for the list
+	keep, d := ex.decideAll(w, r, body, buf[:0])
+	ex.send(w, r, body, raw, keep, d)
+}
+
+// learnSession finds the POST's session and revision: the headers', a
+// 2024-11-05 session's (its GET stream), or, for a request that carries
+// no header, what the session negotiated.
+func (ex *exchange) learnSession(r *http.Request, body wire.Body) {
 	ex.legacy = ex.g.legacyStream(ex.x, r)
 	if ex.legacy != nil && ex.session == "" {
 		ex.session = legacyKey(r.URL)
 	}
 	if ex.revision == "" {
-		ex.revision = metaRevision(body)
+		ex.revision = wire.MetaRevision(body)
 	}
 	if ex.revision == "" {
 		// Only the first requests of a session go without the header:
@@ -75,45 +91,74 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 			ex.revision = s.Revision
 		}
 	}
+}
+
+// refuseWhole refuses a POST that is refused as a whole (a batch where
+// the revision has none, headers that disagree with the body), answering
+// each of its requests; it reports whether it did.
+func (ex *exchange) refuseWhole(w http.ResponseWriter, r *http.Request, body wire.Body) bool {
 	if body.Batch && ex.revision >= "2025-06-18" {
-		ex.refuseAll(w, body, http.StatusBadRequest, CodeInvalidRequest, "builtin:mcp-batch",
+		ex.refuseAll(w, body, http.StatusBadRequest, wire.CodeInvalidRequest, "builtin:mcp-batch",
 			"JSON-RPC batches are not part of MCP "+ex.revision)
-		return
+		return true
 	}
-	if why := headerMismatch(r.Header, body, metaRevision(body)); why != "" {
-		ex.refuseAll(w, body, http.StatusBadRequest, CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
-		return
+	if why := headerMismatch(r.Header, body, wire.MetaRevision(body)); why != "" {
+		ex.refuseAll(w, body, http.StatusBadRequest, wire.CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
+		return true
 	}
 	if why := ex.paramMismatch(r.Header, body); why != "" { // params.go
-		ex.refuseAll(w, body, http.StatusBadRequest, CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
-		return
+		ex.refuseAll(w, body, http.StatusBadRequest, wire.CodeHeaderMismatch, "builtin:mcp-header-mismatch", why)
+		return true
 	}
-	var keep, extra [][]byte
-	var kept []*Message
-	changed := false
+	return false
+}
+
+// decided is what became of a POST's messages besides the ones to send
+// on: agentg's own answers (extra), whether the body sent on differs from
+// the one read, and the stream agentg opened to the client while calls
+// were held (nil if none).
+type decided struct {
+	extra   [][]byte
+	changed bool
+	opened  *respWriter
+}
+
+// decideAll decides every message of the POST and waits for the calls an
+// approve rule holds: no byte goes upstream before each is decided. The
+// messages to send on (perhaps rewritten) are appended to keep.
+func (ex *exchange) decideAll(w http.ResponseWriter, r *http.Request, body wire.Body, keep [][]byte) ([][]byte, decided) {
+	var d decided
+	var kept []*wire.Message
 	for _, m := range body.Messages {
 		out, answer := ex.decide(m)
 		switch {
 		case answer != nil:
-			extra = append(extra, answer)
-			changed = true
+			d.extra = append(d.extra, answer)
+			d.changed = true
 		case out != nil:
-			changed = changed || !bytes.Equal(out, m.Raw)
+			d.changed = d.changed || !bytes.Equal(out, m.Raw)
 			keep = append(keep, out)
 			kept = append(kept, m)
 		default:
-			changed = true // dropped unanswered: the body sent on must not carry it
+			d.changed = true // dropped unanswered: the body sent on must not carry it
 		}
 	}
-	var opened *respWriter // agentg's own stream, answered while calls were held
-	if len(ex.holds) > 0 {
+	if len(ex.held.calls) > 0 {
 		// No byte goes upstream before every held call is decided.
-		opened = ex.awaitHolds(w, r)
+		d.opened = ex.held.awaitHolds(w, r)
 		n := len(keep)
-		if keep, extra = ex.settle(keep, kept, extra); len(keep) != n {
-			changed = true
+		if keep, d.extra = ex.held.settle(keep, kept, d.extra); len(keep) != n {
+			d.changed = true
 		}
 	}
+	return keep, d
+}
+
+// send answers the POST as decided: agentg's answers alone when nothing
+// goes to the server, else the messages kept, through the exchange's
+// Upstream, with the server's answer rewritten on its way back.
+func (ex *exchange) send(w http.ResponseWriter, r *http.Request, body wire.Body, raw []byte, keep [][]byte, d decided) {
+	extra, opened := d.extra, d.opened
 	if ex.legacy != nil {
 		// HTTP+SSE: every answer goes on the session's GET stream; the
 		// POST itself only ever gets 202.
@@ -130,18 +175,18 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 		// Nothing for the server: agentg answers alone.
 		if opened != nil {
 			for _, m := range extra {
-				opened.injectEvent(MessageEvent(m))
+				opened.injectEvent(wire.MessageEvent(m))
 			}
 		} else {
-			ex.answer(w, body.Batch, extra)
+			writeAnswers(w, body.Batch, extra)
 		}
 		ex.finish(nil)
 		return
 	}
-	if changed {
+	if d.changed {
 		raw = keep[0]
 		if body.Batch || len(keep) > 1 {
-			raw = EncodeBatch(keep)
+			raw = wire.EncodeBatch(keep)
 		}
 	}
 	rw := opened
@@ -160,13 +205,13 @@ func (ex *exchange) serve(w http.ResponseWriter, r *http.Request, body Body, raw
 	// finish runs even when the forwarder ends the handler with a panic
 	// (ErrAbortHandler): no writer outlives the handler.
 	defer func() { ex.finish(rw.finish()) }()
-	forwardBody(rw, r, raw, next)
+	forwardBody(rw, r, raw, ex.x.Upstream)
 }
 
 // decide is the verdict on one client message: the bytes to forward
 // (perhaps rewritten), or agentg's own answer to it.
-func (ex *exchange) decide(m *Message) (forward, answer []byte) {
-	if m.Kind == KindNotification && !strings.HasPrefix(m.Method, "notifications/") {
+func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
+	if m.Kind == wire.KindNotification && !strings.HasPrefix(m.Method, "notifications/") {
 		// A request method sent without an id ("tools/call" as a
 		// notification): a server may still run it, and no answer could
 		// carry a refusal, so it never passes.
@@ -176,10 +221,10 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 		ex.g.emit(ev)
 		return nil, nil
 	}
-	if ex.takeElicitAnswer(m) {
+	if ex.held.takeElicitAnswer(m) {
 		return nil, nil // an answer to agentg's own elicitation (elicit.go): never the server's
 	}
-	if m.Kind != KindRequest {
+	if m.Kind != wire.KindRequest {
 		// Notifications, and the client's answers to the server: nothing
 		// to decide, but redacted like any message (redactmsg.go).
 		return ex.g.redactPassing(ex.x, m, false, ex.session, ex.revision), nil
@@ -192,80 +237,114 @@ func (ex *exchange) decide(m *Message) (forward, answer []byte) {
 	case m.InputResponses != nil || m.RequestState != "":
 		ex.followRetry(c)
 	}
-	out := []byte(m.Raw)
-	var held *callVerdict // an approve rule holds the call
+	v := ex.decideRequest(c)
+	if v.stop {
+		return nil, v.answer
+	}
+	return ex.admit(c, &v)
+}
+
+// requestVerdict is what decideRequest made of one client request.
+type requestVerdict struct {
+	out    []byte // the request to send on
+	answer []byte // with stop: agentg's own answer, if any
+	stop   bool   // it goes no further: answer is all the client gets
+	hold   bool   // an approve rule holds it, with verdict held
+	held   callVerdict
+}
+
+// decideRequest decides one client request, c, and applies its
+// obligations.
+func (ex *exchange) decideRequest(c *call) (v requestVerdict) {
+	m := c.m
 	if m.Method == "tools/call" {
-		v := ex.decideCall(m)
-		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = v.Outcome(), v.Rule, v.Source, v.Reason
-		c.ev.MCP.RateLimit = v.limited
-		if !v.Allowed() && v.Action != rules.Approve {
-			msg := deniedMessage(v, ex.server()+"."+m.Tool)
-			if ex.set.DenyAs == rules.DenyAsResult {
-				answer = ToolErrorResult(m.ID, msg)
-			} else {
-				c.ev.MCP.ErrorCode = CodeDenied
-				answer = ErrorResponse(m.ID, CodeDenied, msg, map[string]any{"rule": v.Rule})
-			}
-			c.ev.MCP.Args = eventArgs(m, scoped(v.Redactions, true))
-			ex.g.emit(c.ev)
-			return nil, answer
-		}
-		// The whole call is redacted, by the redactions covering its tool.
-		if out, answer = ex.redactRequest(c, scoped(v.Redactions, true)); answer != nil {
-			return nil, answer
-		}
-		c.ev.MCP.Args = string(m.Args)
-		if c.ev.MCP.Redactions != nil {
-			c.ev.MCP.Args = argsOf(out, ex.set)
-		}
-		if v.Action == rules.Approve {
-			// 2026-07-28 asks the client's user by input_required
-			// (inputrequired.go); otherwise the call waits here.
-			switch verdict, b := ex.inBand(c, v, out, c.ev.MCP.Args); verdict {
-			case inBandAnswer:
-				return nil, b
-			case inBandForward:
-				out = b
-			case inBandHeld:
-				out = b
-			default:
-				out, held = b, &v
-			}
-		} else {
-			ex.g.State.CountCall(ex.server(), m.Tool)
-		}
-	} else if d, ok := ex.decideRead(m); ok { // prompts/get, resources/read
+		return ex.decideToolCall(c)
+	}
+	if d, ok := ex.policy().decideRead(m); ok { // prompts/get, resources/read
 		c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = d.Outcome(), d.Rule, d.Source, d.Reason
 		if !d.Allowed() {
 			// Never as a tool result (deny_as): neither answer has one.
-			c.ev.MCP.ErrorCode = CodeDenied
+			c.ev.MCP.ErrorCode = wire.CodeDenied
 			ex.g.emit(c.ev)
-			return nil, ErrorResponse(m.ID, CodeDenied, deniedReadMessage(d, m), map[string]any{"rule": d.Rule})
+			v.answer, v.stop = wire.ErrorResponse(m.ID, wire.CodeDenied, deniedReadMessage(d, m), map[string]any{"rule": d.Rule}), true
+			return v
 		}
 	} else {
 		c.ev.Decision, c.ev.Rule = "allow", "mcp:method"
 	}
-	if m.Method != "tools/call" {
-		if out, answer = ex.redactRequest(c, messageRedactions(ex.x, false)); answer != nil {
-			return nil, answer
-		}
+	if v.out, v.answer = ex.redactRequest(c, messageRedactions(ex.x, false)); v.answer != nil {
+		v.out, v.stop = nil, true
 	}
+	return v
+}
+
+// decideToolCall decides one tools/call, c, as decideRequest does.
+func (ex *exchange) decideToolCall(c *call) (rv requestVerdict) {
+	m := c.m
+	v := ex.policy().decideCall(m)
+	c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = v.Outcome(), v.Rule, v.Source, v.Reason
+	c.ev.MCP.RateLimit = v.limited
+	if !v.Allowed() && v.Action != rules.Approve {
+		msg := deniedMessage(v, ex.server()+"."+m.Tool)
+		if ex.set.DenyAs == rules.DenyAsResult {
+			rv.answer = wire.ToolErrorResult(m.ID, msg)
+		} else {
+			c.ev.MCP.ErrorCode = wire.CodeDenied
+			rv.answer = wire.ErrorResponse(m.ID, wire.CodeDenied, msg, map[string]any{"rule": v.Rule})
+		}
+		c.ev.MCP.Args = eventArgs(m, scoped(v.Redactions, true))
+		ex.g.emit(c.ev)
+		rv.stop = true
+		return rv
+	}
+	// The whole call is redacted, by the redactions covering its tool.
+	out, answer := ex.redactRequest(c, scoped(v.Redactions, true))
+	if answer != nil {
+		rv.answer, rv.stop = answer, true
+		return rv
+	}
+	c.ev.MCP.Args = string(m.Args)
+	if c.ev.MCP.Redactions != nil {
+		c.ev.MCP.Args = argsOf(out, ex.set)
+	}
+	if v.Action != rules.Approve {
+		ex.g.State.CountCall(ex.server(), m.Tool)
+		rv.out = out
+		return rv
+	}
+	// 2026-07-28 asks the client's user by input_required
+	// (inputrequired.go); otherwise the call waits here.
+	switch verdict, b := ex.held.inBand(c, v, out, c.ev.MCP.Args); verdict {
+	case inBandAnswer:
+		rv.answer, rv.stop = b, true
+	case inBandForward, inBandHeld:
+		rv.out = b
+	default:
+		rv.out, rv.hold, rv.held = b, true, v
+	}
+	return rv
+}
+
+// admit takes a request decided to go on (v.out) into the exchange's
+// requests in flight, refusing a second one with its id, and starts the
+// approval of one held.
+func (ex *exchange) admit(c *call, v *requestVerdict) (forward, answer []byte) {
 	if ex.legacy != nil {
 		if !ex.legacy.add(c) {
 			return nil, ex.duplicate(c)
 		}
-		if held != nil {
-			ex.holdCall(c, *held, c.ev.MCP.Args)
+		if v.hold {
+			ex.held.holdCall(c, v.held, c.ev.MCP.Args)
 		}
-		return out, nil
+		return v.out, nil
 	}
 	if !ex.track(c) {
 		return nil, ex.duplicate(c)
 	}
-	if held != nil {
-		ex.holdCall(c, *held, c.ev.MCP.Args) // decided in serve, before anything goes upstream
+	if v.hold {
+		ex.held.holdCall(c, v.held, c.ev.MCP.Args) // decided in serve, before anything goes upstream
 	}
-	return out, nil
+	return v.out, nil
 }
 
 func (ex *exchange) sessionKey() store.SessionKey {
@@ -314,7 +393,7 @@ func (ex *exchange) recordLocked() {
 }
 
 // withheld is what the client gets for an answer agentg withheld (see
-// hold.go): an error for each of its requests still waiting, with
+// withhold.go): an error for each of its requests still waiting, with
 // agentg's own answers, and an event saying why.
 func (ex *exchange) withheld(err error, batch bool, extra [][]byte) []byte {
 	const rule = ruleAnswerType
@@ -325,21 +404,21 @@ func (ex *exchange) withheld(err error, batch bool, extra [][]byte) []byte {
 	ex.mu.Lock()
 	msgs := extra
 	for _, c := range ex.pending {
-		c.ev.MCP.ErrorCode = CodeInternalError
-		msgs = append(msgs, ErrorResponse(c.m.ID, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule}))
+		c.ev.MCP.ErrorCode = wire.CodeInternalError
+		msgs = append(msgs, wire.ErrorResponse(c.m.ID, wire.CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule}))
 	}
 	ex.mu.Unlock()
 	switch {
 	case len(msgs) == 0:
-		return ErrorResponse(nil, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule})
+		return wire.ErrorResponse(nil, wire.CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": rule})
 	case len(msgs) == 1 && !batch:
 		return msgs[0]
 	}
 	return mergeBatch(nil, msgs)
 }
 
-// answer writes agentg's own answers when nothing went to the server.
-func (ex *exchange) answer(w http.ResponseWriter, batch bool, msgs [][]byte) {
+// writeAnswers writes agentg's own answers when nothing went to the server.
+func writeAnswers(w http.ResponseWriter, batch bool, msgs [][]byte) {
 	var out []byte
 	if batch || len(msgs) != 1 {
 		out = mergeBatch(nil, msgs)
@@ -356,20 +435,20 @@ func (ex *exchange) answer(w http.ResponseWriter, batch bool, msgs [][]byte) {
 }
 
 // refuseAll answers every request of a body refused as a whole.
-func (ex *exchange) refuseAll(w http.ResponseWriter, body Body, status, code int, rule, why string) {
+func (ex *exchange) refuseAll(w http.ResponseWriter, body wire.Body, status, code int, rule, why string) {
 	var msgs [][]byte
 	for _, m := range body.Messages {
-		if m.Kind != KindRequest {
+		if m.Kind != wire.KindRequest {
 			continue
 		}
 		ev := ex.event(m)
 		ev.Decision, ev.Rule, ev.Reason = "deny", rule, why
 		ev.MCP.ErrorCode = code
 		ex.g.emit(ev)
-		msgs = append(msgs, ErrorResponse(m.ID, code, "agentg: "+why, map[string]any{"rule": rule}))
+		msgs = append(msgs, wire.ErrorResponse(m.ID, code, "agentg: "+why, map[string]any{"rule": rule}))
 	}
 	if len(msgs) == 0 {
-		msgs = append(msgs, ErrorResponse(nil, code, "agentg: "+why, map[string]any{"rule": rule}))
+		msgs = append(msgs, wire.ErrorResponse(nil, code, "agentg: "+why, map[string]any{"rule": rule}))
 	}
 	out := msgs[0]
 	if body.Batch {
@@ -383,13 +462,13 @@ func (ex *exchange) refuseAll(w http.ResponseWriter, body Body, status, code int
 // rewriteServer rewrites what the server sends on this POST's answer:
 // answers to this POST's requests get their results filtered and redacted.
 func (ex *exchange) rewriteServer(data []byte) ([]byte, error) {
-	return ex.g.rewriteMessages(data, ex.x, ex.set, ex.lookup, &ex.sent)
+	return answers{g: ex.g, x: ex.x, set: ex.set, q: &ex.sent}.rewrite(data, ex.lookup)
 }
 
 func (ex *exchange) lookup(id jsontext.Value) *call {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
-	k := IDKey(id)
+	k := wire.IDKey(id)
 	c := ex.pending[k]
 	delete(ex.pending, k)
 	if c != nil {
@@ -466,7 +545,7 @@ func (q *eventQueue) flush(g *Guard, delivered bool) {
 }
 
 // event starts the event of one client request.
-func (ex *exchange) event(m *Message) *audit.Event {
+func (ex *exchange) event(m *wire.Message) *audit.Event {
 	ev := ex.g.newEvent(ex.x)
 	ev.Method = m.Method
 	ev.MCP = &audit.MCP{Server: ex.server(), Session: ex.session, Revision: ex.revision, Tool: m.Tool, Prompt: m.Prompt, URI: m.URI}
@@ -486,11 +565,11 @@ func (g *Guard) now() time.Time {
 }
 
 // scoped converts the policy's redactions of one scope for the codec.
-func scoped(rs []rules.Redaction, arguments bool) []Redaction {
-	var out []Redaction
+func scoped(rs []rules.Redaction, arguments bool) []wire.Redaction {
+	var out []wire.Redaction
 	for _, r := range rs {
 		if arguments && r.Arguments || !arguments && r.Results {
-			out = append(out, Redaction{ID: r.ID, Pattern: r.Pattern})
+			out = append(out, wire.Redaction{ID: r.ID, Pattern: r.Pattern})
 		}
 	}
 	return out
@@ -500,7 +579,7 @@ func scoped(rs []rules.Redaction, arguments bool) []Redaction {
 // against the body they mirror. A header that is absent is not a
 // mismatch: the body is what the server executes, so the body is what is
 // decided.
-func headerMismatch(h http.Header, body Body, bodyRevision string) string {
+func headerMismatch(h http.Header, body wire.Body, bodyRevision string) string {
 	method, hasMethod := h["Mcp-Method"]
 	name, hasName := h["Mcp-Name"]
 	header := h.Get("MCP-Protocol-Version")
@@ -508,7 +587,7 @@ func headerMismatch(h http.Header, body Body, bodyRevision string) string {
 		return "MCP-Protocol-Version header " + header + " does not match the body's protocol version " + bodyRevision
 	}
 	if !hasMethod && !hasName {
-		if header >= "2026-07-28" && len(body.Messages) == 1 && body.Messages[0].Kind == KindRequest {
+		if header >= "2026-07-28" && len(body.Messages) == 1 && body.Messages[0].Kind == wire.KindRequest {
 			// A request that declares 2026-07-28 must mirror its method
 			// (and name): the server refuses it otherwise, and so does
 			// agentg, before it reaches the server.

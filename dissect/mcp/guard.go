@@ -10,22 +10,23 @@ import (
 
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
 
-// Guard is the one entry the proxy calls for an HTTP exchange that is, or
+// Guard is the one entry a door calls for an HTTP exchange that is, or
 // may be, MCP. It reads each JSON-RPC message in both directions with the
 // strict codec, asks the policy about each (enforce.go is the only place
 // that does), forwards what is allowed (rewritten where obligations say)
-// through next, and answers what is refused in the framing the client is
-// waiting for. It is safe for concurrent use.
+// through the exchange's Upstream, and answers what is refused in the
+// framing the client is waiting for. It is safe for concurrent use.
 type Guard struct {
 	Log    *audit.Logger
 	State  store.Store
 	Limits *limit.Rates
-	// Approvals holds the calls an approve rule covers (approve.go); nil
+	// Approvals holds the calls an approve rule covers (holdcall.go); nil
 	// denies them: nothing could approve them.
 	Approvals *approval.Broker
 	// KeepAlive is how often a held call's stream gets a comment line;
@@ -39,10 +40,16 @@ type Guard struct {
 	inflight inFlightIDs
 }
 
-// Exchange is what the proxy knows of the exchange it hands over.
+// Exchange is what a door knows of the exchange it hands over, and the
+// way on to the server: nothing else reaches the guard.
 type Exchange struct {
-	Engine *rules.Engine
-	Agent  string
+	// Upstream sends a request the guard lets through to the checked
+	// destination and writes the server's answer into the writer it is
+	// given (the proxy's one forwarder, bound to this exchange). It is
+	// the guard's only way upstream; nil refuses the exchange.
+	Upstream http.Handler
+	Engine   *rules.Engine
+	Agent    string
 	// Server is the policy name the destination is bound to
 	// (rules.Engine.MCPServer); "" when no mcp.servers entry names it.
 	Server string
@@ -61,6 +68,10 @@ type Exchange struct {
 	Door        string
 	OriginalDst string
 }
+
+// ruleNoUpstream names the refusal of an exchange no door bound an
+// upstream to.
+const ruleNoUpstream = "builtin:mcp-no-upstream"
 
 // newEvent starts an MCP event about x: every field x knows of, so that
 // no event of the guard leaves out where its exchange came from.
@@ -84,62 +95,70 @@ func (x *Exchange) stateServer() string {
 // named by mcp.servers, where an exchange that is not MCP is refused.
 func (x *Exchange) Governed() bool { return x.Server != "" }
 
-// Serve runs one exchange. next forwards a request upstream (the proxy's
-// one forwarder) and writes the answer into the ResponseWriter it is
-// given. Serve returns when the exchange is over.
-func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next http.Handler) {
+// Serve runs one exchange: r is the client's request, w writes the answer
+// in the framing the client waits for, and x.Upstream sends on what
+// passes. Serve returns when the exchange is over.
+func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange) {
+	up := x.Upstream
+	if up == nil {
+		// No way upstream was bound: nothing can be forwarded, so
+		// nothing is read as if it could be.
+		g.logRefusal(&x, ruleNoUpstream, "the door bound no upstream to the exchange", http.StatusBadGateway)
+		writeJSONError(w, http.StatusBadGateway, nil, wire.CodeInternalError, "agentg: no upstream for this MCP exchange", map[string]any{"rule": ruleNoUpstream})
+		return
+	}
 	set := x.Engine.MCP()
 	// Responses must come back readable: MCP's messages are small, and a
 	// compressed answer could not be checked.
 	r.Header.Del("Accept-Encoding")
 	g.sawServer(&x, store.ServerSighting{}, "")
-	if IsUpgrade(r.Header) && x.Governed() {
-		if !x.Engine.MCPWebSocket(x.Server) {
+	if wire.IsUpgrade(r.Header) && x.Governed() {
+		if !upgradeAllowed(&x) {
 			g.refuseUpgrade(w, &x, r.Header)
 			return
 		}
-		next.ServeHTTP(w, r) // the policy lets it through, unread
+		up.ServeHTTP(w, r) // the policy lets it through, unread
 		return
 	}
 	switch r.Method {
 	case http.MethodPost:
-		g.servePost(w, r, &x, set, next)
+		g.servePost(w, r, &x, set)
 	case http.MethodGet:
 		if u := governedURL(&x, r.URL); u != nil {
 			g.logRefusal(&x, ruleRedact, "refused a GET: "+u.Error(), http.StatusForbidden)
-			writeJSONError(w, http.StatusForbidden, nil, CodeDenied, "agentg: "+u.Error(), map[string]any{"rule": ruleRedact})
+			writeJSONError(w, http.StatusForbidden, nil, wire.CodeDenied, "agentg: "+u.Error(), map[string]any{"rule": ruleRedact})
 			return
 		}
-		g.serveOther(w, r, &x, set.MaxMessage, func() { g.serveStream(w, r, &x, set, next) })
+		g.serveOther(w, r, &x, set.MaxMessage, func() { g.serveStream(w, r, &x, set) })
 	default:
 		// DELETE ends a session; HEAD and OPTIONS carry no message;
-		// serveOther (methods.go) refuses what could carry one.
-		g.serveOther(w, r, &x, set.MaxMessage, func() { next.ServeHTTP(w, r) })
+		// serveOther (nonpost.go) refuses what could carry one.
+		g.serveOther(w, r, &x, set.MaxMessage, func() { up.ServeHTTP(w, r) })
 	}
 }
 
 // servePost reads the client's messages, decides them, and forwards what
 // may pass.
-func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, set rules.MCPSettings, next http.Handler) {
-	body, err := readBody(r.Body, r.Header.Get("Content-Encoding"), set.MaxMessage)
+func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, set rules.MCPSettings) {
+	body, err := wire.ReadBody(r.Body, r.Header.Get("Content-Encoding"), set.MaxMessage)
 	r.Body.Close()
 	if err != nil {
 		g.refuseBody(w, x, http.StatusBadRequest, err)
 		return
 	}
-	ct, ctErr := contentType(r.Header)
-	if ctErr != nil || ct.kind != contentJSON || !ct.utf8() {
-		if !x.Governed() && !mayBeJSONRPC(body, ct.charset) {
-			forwardBody(w, r, body, next) // not MCP, and not governed
+	ct, ctErr := wire.ContentType(r.Header)
+	if ctErr != nil || ct.Kind != wire.ContentJSON || !ct.UTF8() {
+		if !x.Governed() && !wire.MayBeJSONRPC(body, ct.Charset) {
+			forwardBody(w, r, body, x.Upstream) // not MCP, and not governed
 			return
 		}
-		g.refuseBody(w, x, http.StatusUnsupportedMediaType, errMediaType(r.Header, ct, ctErr))
+		g.refuseBody(w, x, http.StatusUnsupportedMediaType, wire.ErrMediaType(r.Header, ct, ctErr))
 		return
 	}
-	parsed, err := Parse(body, Limits{MaxMessage: int(set.MaxMessage)})
+	parsed, err := wire.Parse(body, wire.Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
-		if !x.Governed() && !mayBeJSONRPC(body, ct.charset) {
-			forwardBody(w, r, body, next)
+		if !x.Governed() && !wire.MayBeJSONRPC(body, ct.Charset) {
+			forwardBody(w, r, body, x.Upstream)
 			return
 		}
 		g.refuseBody(w, x, http.StatusBadRequest, err)
@@ -147,11 +166,11 @@ func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, s
 	}
 	// What goes on says what agentg read: UTF-8 JSON, whatever the
 	// header that came (a +json type, a charset, its spelling).
-	r.Header.Set("Content-Type", ctJSON)
+	r.Header.Set("Content-Type", wire.ContentTypeJSON)
 	if !x.Governed() {
-		if d := set.UnknownServers; !d.Allowed() {
+		if d := unknownServer(set); !d.Allowed() {
 			ex := g.newExchange(r, x, set)
-			ex.refuseAll(w, parsed, http.StatusForbidden, CodeDenied, d.Rule,
+			ex.refuseAll(w, parsed, http.StatusForbidden, wire.CodeDenied, d.Rule,
 				"MCP to a server the policy does not name ("+x.URL+")")
 			return
 		}
@@ -161,7 +180,7 @@ func (g *Guard) servePost(w http.ResponseWriter, r *http.Request, x *Exchange, s
 		ex.refuseURL(w, parsed, u)
 		return
 	}
-	ex.serve(w, r, parsed, body, next)
+	ex.serve(w, r, parsed, body)
 }
 
 // forwardBody forwards a request whose body was read, unchanged but for
@@ -178,12 +197,12 @@ func forwardBody(w http.ResponseWriter, r *http.Request, body []byte, next http.
 // JSON-RPC error (id null: there is no message to take one from) and an
 // event.
 func (g *Guard) refuseBody(w http.ResponseWriter, x *Exchange, status int, err error) {
-	code, msg := CodeParseError, err.Error()
-	if pe, ok := err.(*ParseError); ok {
+	code, msg := wire.CodeParseError, err.Error()
+	if pe, ok := err.(*wire.ParseError); ok {
 		code = pe.Code
 	}
-	if err == errTooLarge {
-		code, status = CodeInvalidRequest, http.StatusRequestEntityTooLarge
+	if err == wire.ErrTooLarge {
+		code, status = wire.CodeInvalidRequest, http.StatusRequestEntityTooLarge
 	}
 	g.logRefusal(x, "builtin:mcp-parse", msg, status)
 	writeJSONError(w, status, nil, code, "agentg: "+msg, map[string]any{"rule": "builtin:mcp-parse"})

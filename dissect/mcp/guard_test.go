@@ -62,8 +62,8 @@ func guardFrontX(t testing.TB, policy string, reply http.HandlerFunc, opts store
 	g := &Guard{Log: audit.New(&log), State: st, Limits: limit.NewRates(limit.Options{})}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		x := x
-		x.Engine = eng
-		g.Serve(w, r, x, next)
+		x.Engine, x.Upstream = eng, next
+		g.Serve(w, r, x)
 	})
 	return h, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }, &log
 }

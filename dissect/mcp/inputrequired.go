@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -58,13 +59,13 @@ const (
 // mrtrElicit reports whether the request declares form elicitation in its
 // per-request capabilities (an elicitation object with "form", or with
 // neither "form" nor "url", which the specification reads as form).
-func mrtrElicit(m *Message) bool {
-	v, ok := Lookup(m.Meta, "/io.modelcontextprotocol~1clientCapabilities/elicitation")
-	if !ok || v.Kind != ValueObject {
+func mrtrElicit(m *wire.Message) bool {
+	v, ok := wire.Lookup(m.Meta, "/io.modelcontextprotocol~1clientCapabilities/elicitation")
+	if !ok || v.Kind != wire.ValueObject {
 		return false
 	}
-	_, form := Lookup(v.Raw, "/form")
-	_, url := Lookup(v.Raw, "/url")
+	_, form := wire.Lookup(v.Raw, "/form")
+	_, url := wire.Lookup(v.Raw, "/url")
 	return form || !url
 }
 
@@ -86,7 +87,8 @@ func argsDigest(args string) [32]byte {
 // inBandHeld the bytes are the call to forward if it is approved (without
 // a stale requestState of agentg's); for inBandAnswer agentg's answer; for
 // inBandForward the approved call.
-func (ex *exchange) inBand(c *call, v callVerdict, out []byte, args string) (inBandVerdict, []byte) {
+func (hd *holding) inBand(c *call, v callVerdict, out []byte, args string) (inBandVerdict, []byte) {
+	ex := hd.ex
 	b, m := ex.g.Approvals, c.m
 	if b == nil || v.Hold == nil || !v.Hold.Elicitation || ex.revision < "2026-07-28" || ex.legacy != nil {
 		return inBandHold, out
@@ -96,17 +98,17 @@ func (ex *exchange) inBand(c *call, v callVerdict, out []byte, args string) (inB
 		bind, err := b.OpenToken(m.RequestState)
 		switch {
 		case err != nil:
-			return inBandAnswer, ex.refuseInBand(c, v, "", "the retry's requestState was refused: "+err.Error())
+			return inBandAnswer, hd.refuseInBand(c, v, "", "the retry's requestState was refused: "+err.Error())
 		case bind.Agent != here.Agent || bind.Server != here.Server:
-			return inBandAnswer, ex.refuseInBand(c, v, bind.Approval, "the retry's requestState was given to another agent or server")
+			return inBandAnswer, hd.refuseInBand(c, v, bind.Approval, "the retry's requestState was given to another agent or server")
 		case bind.Matches(here):
-			return ex.takeInputResponse(c, v, bind.Approval, args)
+			return hd.takeInputResponse(c, v, bind.Approval, args)
 		}
 		// Another tool or other arguments: a new decision, asked anew,
 		// and the stale state is never the server's.
 		fwd, err := withoutApprovalState(m, inputKey(bind.Approval), args)
 		if err != nil {
-			return inBandAnswer, ex.refuseInBand(c, v, bind.Approval, "agentg cannot take its own input out of the retry: "+err.Error())
+			return inBandAnswer, hd.refuseInBand(c, v, bind.Approval, "agentg cannot take its own input out of the retry: "+err.Error())
 		}
 		out = fwd
 		c.ev.Reason += "; the retry's requestState is approval " + bind.Approval + "'s, of another call: a new decision"
@@ -117,7 +119,7 @@ func (ex *exchange) inBand(c *call, v callVerdict, out []byte, args string) (inB
 	t := b.Begin(approval.Request{Kind: "mcp", Agent: ex.x.Agent, Server: ex.server(), Tool: m.Tool,
 		Args: []byte(args), Decision: v.Decision, Event: c.ev.ID, Client: ex.x.Client, Host: ex.x.Host, Port: ex.x.Port})
 	if t.Immediate() {
-		ex.holds = append(ex.holds, &heldCall{c: c, v: v, t: t})
+		hd.calls = append(hd.calls, &heldCall{c: c, v: v, t: t})
 		return inBandHeld, out
 	}
 	// Nothing waits on the call itself: this ends the approval at its
@@ -145,10 +147,10 @@ func (ex *exchange) inBand(c *call, v callVerdict, out []byte, args string) (inB
 		}},
 		"requestState": b.SealToken(here),
 	}
-	enc := encodeData(result)
+	enc := wire.EncodeData(result)
 	if enc == nil {
 		b.Deny(a.ID, "agentg could not encode its question", "elicitation")
-		return inBandAnswer, ex.refuseInBand(c, v, a.ID, "agentg could not encode its question")
+		return inBandAnswer, hd.refuseInBand(c, v, a.ID, "agentg could not encode its question")
 	}
 	c.ev.Approval = &audit.Approval{ID: a.ID}
 	c.ev.Reason += "; the client's user is asked in band (input_required)"
@@ -173,15 +175,16 @@ func isOurState(s string) bool {
 }
 
 // takeInputResponse decides approval id by the retry's answer to it.
-func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (inBandVerdict, []byte) {
+func (hd *holding) takeInputResponse(c *call, v callVerdict, id, args string) (inBandVerdict, []byte) {
+	ex := hd.ex
 	b := ex.g.Approvals
 	key := inputKey(id)
 	action, allow := "", false
-	if r, ok := Lookup(c.m.InputResponses, "/"+key); ok && r.Kind == ValueObject {
-		if a, ok := Lookup(r.Raw, "/action"); ok && a.Kind == ValueString {
+	if r, ok := wire.Lookup(c.m.InputResponses, "/"+key); ok && r.Kind == wire.ValueObject {
+		if a, ok := wire.Lookup(r.Raw, "/action"); ok && a.Kind == wire.ValueString {
 			action = a.Text
 		}
-		if a, ok := Lookup(r.Raw, "/content/allow"); ok && a.Kind == ValueBool {
+		if a, ok := wire.Lookup(r.Raw, "/content/allow"); ok && a.Kind == wire.ValueBool {
 			allow = a.Text == "true"
 		}
 	}
@@ -197,15 +200,15 @@ func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (
 		if _, err := b.Deny(id, why, "elicitation"); err != nil {
 			why += " (" + err.Error() + ")"
 		}
-		return inBandAnswer, ex.refuseInBand(c, v, id, "approval "+id+" denied by elicitation: "+why)
+		return inBandAnswer, hd.refuseInBand(c, v, id, "approval "+id+" denied by elicitation: "+why)
 	}
 	fwd, err := withoutApprovalState(c.m, key, args)
 	if err != nil {
 		b.Deny(id, "agentg cannot take its own input out of the retry", "elicitation")
-		return inBandAnswer, ex.refuseInBand(c, v, id, "agentg cannot take its own input out of the retry: "+err.Error())
+		return inBandAnswer, hd.refuseInBand(c, v, id, "agentg cannot take its own input out of the retry: "+err.Error())
 	}
 	if _, err := b.Approve(id, "", 0, "elicitation"); err != nil && !errors.Is(err, approval.ErrDecided) {
-		return inBandAnswer, ex.refuseInBand(c, v, id, "approval "+id+" cannot be approved: "+err.Error())
+		return inBandAnswer, hd.refuseInBand(c, v, id, "approval "+id+" cannot be approved: "+err.Error())
 	}
 	// Approved now, or already (the console or a grant got there while
 	// the user answered): the token passes its call once either way.
@@ -218,7 +221,7 @@ func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (
 		case errors.Is(err, approval.ErrNotApproved):
 			why = "approval " + id + " was already " + a.State + " by " + a.By
 		}
-		return inBandAnswer, ex.refuseInBand(c, v, id, why)
+		return inBandAnswer, hd.refuseInBand(c, v, id, why)
 	}
 	c.ev.Approval.By = a.By
 	c.ev.Decision, c.ev.Reason = "allow", c.ev.Reason+"; approved by "+a.By+" (input_required retry)"
@@ -228,11 +231,12 @@ func (ex *exchange) takeInputResponse(c *call, v callVerdict, id, args string) (
 
 // refuseInBand answers a held call with the policy's error, its event
 // saying why.
-func (ex *exchange) refuseInBand(c *call, v callVerdict, id, why string) []byte {
+func (hd *holding) refuseInBand(c *call, v callVerdict, id, why string) []byte {
+	ex := hd.ex
 	if id != "" && c.ev.Approval == nil {
 		c.ev.Approval = &audit.Approval{ID: id, By: "elicitation"}
 	}
-	answer := ex.heldRefusal(c, v, id, why)
+	answer := hd.heldRefusal(c, v, id, why)
 	ex.g.emit(c.ev)
 	return answer
 }
@@ -240,19 +244,20 @@ func (ex *exchange) refuseInBand(c *call, v callVerdict, id, why string) []byte 
 // heldRefusal is the answer to a held call its approval refused (id, ""
 // when none was made): the policy's error in the policy's form, naming
 // the rule and the approval; c's event says deny and why.
-func (ex *exchange) heldRefusal(c *call, v callVerdict, id, why string) []byte {
+func (hd *holding) heldRefusal(c *call, v callVerdict, id, why string) []byte {
+	ex := hd.ex
 	v.Decision = rules.Decision{Action: rules.Deny, Rule: v.Rule, Source: v.Source, Reason: why}
 	c.ev.Decision, c.ev.Reason = "deny", why
 	msg := deniedMessage(v, ex.server()+"."+c.m.Tool)
 	if ex.set.DenyAs == rules.DenyAsResult {
-		return ToolErrorResult(c.m.ID, msg)
+		return wire.ToolErrorResult(c.m.ID, msg)
 	}
-	c.ev.MCP.ErrorCode = CodeDenied
+	c.ev.MCP.ErrorCode = wire.CodeDenied
 	data := map[string]any{"rule": v.Rule}
 	if id != "" {
 		data["approval"] = id
 	}
-	return ErrorResponse(c.m.ID, CodeDenied, msg, data)
+	return wire.ErrorResponse(c.m.ID, wire.CodeDenied, msg, data)
 }
 
 // withoutApprovalState is the retry as forwarded: the call with its
@@ -260,7 +265,7 @@ func (ex *exchange) heldRefusal(c *call, v callVerdict, id, why string) []byte {
 // out (it is agentg's) and agentg's entry taken out of
 // params.inputResponses (the whole member when nothing else is left),
 // every other member as it was.
-func withoutApprovalState(m *Message, key, args string) ([]byte, error) {
+func withoutApprovalState(m *wire.Message, key, args string) ([]byte, error) {
 	params, err := rebuildObject(m.Params, func(name string, v jsontext.Value) (jsontext.Value, bool, error) {
 		switch name {
 		case "arguments":
@@ -286,7 +291,7 @@ func withoutApprovalState(m *Message, key, args string) ([]byte, error) {
 	b := []byte(`{"jsonrpc":"2.0","id":`)
 	b = append(b, m.ID...)
 	b = append(b, `,"method":`...)
-	b = appendString(b, m.Method)
+	b = wire.AppendString(b, m.Method)
 	b = append(b, `,"params":`...)
 	b = append(b, params...)
 	return append(b, '}'), nil
@@ -320,7 +325,7 @@ func rebuildObject(v jsontext.Value, keep func(name string, v jsontext.Value) (j
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = appendString(out, n)
+		out = wire.AppendString(out, n)
 		out = append(out, ':')
 		out = append(out, nv...)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf16"
 
 	store "github.com/agentg/agentg/state"
 )
@@ -104,4 +105,17 @@ func TestIntakeErrorAnswers(t *testing.T) {
 			t.Errorf("a 400 answering %q: %d %s, want %d", c.body, rec.Code, rec.Body, c.status)
 		}
 	}
+}
+
+// encode16 is s in UTF-16 in byte order o, after a byte-order mark when
+// bom (as wire's lenient tests write it).
+func encode16(s string, o binary.AppendByteOrder, bom bool) []byte {
+	var b []byte
+	if bom {
+		b = o.AppendUint16(b, 0xfeff)
+	}
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = o.AppendUint16(b, u)
+	}
+	return b
 }

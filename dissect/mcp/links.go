@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	store "github.com/agentg/agentg/state"
 )
 
@@ -29,7 +30,7 @@ import (
 func (g *Guard) sawTask(x *Exchange, c *call, task jsontext.Value) {
 	id := ""
 	if task != nil {
-		id = memberString(task, "/taskId")
+		id = wire.MemberString(task, "/taskId")
 	}
 	if id == "" || c.tool == "" {
 		return
@@ -59,9 +60,9 @@ func (ex *exchange) followTask(c *call) {
 // sawInputRequired remembers a call answered with input_required, so its
 // retry names it.
 func (g *Guard) sawInputRequired(x *Exchange, c *call, result jsontext.Value) {
-	state := memberString(result, "/requestState")
+	state := wire.MemberString(result, "/requestState")
 	var keys []string
-	if v, ok := Lookup(result, "/inputRequests"); ok && v.Kind == ValueObject {
+	if v, ok := wire.Lookup(result, "/inputRequests"); ok && v.Kind == wire.ValueObject {
 		keys = memberNames(v.Raw)
 	}
 	first := c.ev.MCP.RetryOf // a retry answered with input_required again: the round trip's first call
@@ -83,7 +84,7 @@ func (ex *exchange) followRetry(c *call) {
 // retryKey is what a retry and the answer it follows agree on: the agent,
 // the method and what it names, and the requestState if there is one,
 // else the input requests' keys.
-func retryKey(agent string, m *Message, state string, keys []string) string {
+func retryKey(agent string, m *wire.Message, state string, keys []string) string {
 	name := m.Tool
 	switch m.Method {
 	case "prompts/get":

@@ -4,29 +4,31 @@ import (
 	"testing"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/agentg/agentg/dissect/mcp/wire"
 )
 
 func TestParseNamedList(t *testing.T) {
 	cases := []struct {
-		kind ListKind
+		kind wire.ListKind
 		in   string
 		keys []string // nil: refused
 	}{
-		{ListPrompts, `{"prompts":[{"name":"a"},{"name":"b","arguments":[]}],"nextCursor":"c"}`, []string{"a", "b"}},
-		{ListResources, `{"resources":[{"uri":"file:///a?x=1\u0026y=2","name":"a"}]}`, []string{"file:///a?x=1&y=2"}},
-		{ListTemplates, `{"resourceTemplates":[{"uriTemplate":"file:///{p}","name":"t"}]}`, []string{"file:///{p}"}},
-		{ListPrompts, `{"prompts":[]}`, []string{}},
-		{ListPrompts, `{"prompts":[{"Name":"a"}]}`, nil},                   // a case variant of name
-		{ListPrompts, `{"prompts":[{"title":"no name"}]}`, nil},            // no key
-		{ListPrompts, `{"prompts":[{"name":"\u0061dmin"}]}`, nil},          // an escape in a name
-		{ListResources, `{"resources":[{"uri":"file:///\u0065tc"}]}`, nil}, // a \u escape in a URI
-		{ListResources, `{"resources":[{"uri":7}]}`, nil},
-		{ListResources, `{"Resources":[]}`, nil},
-		{ListTemplates, `{"resourceTemplates":{}}`, nil},
-		{ListPrompts, `{"nextCursor":"x"}`, nil},
+		{wire.ListPrompts, `{"prompts":[{"name":"a"},{"name":"b","arguments":[]}],"nextCursor":"c"}`, []string{"a", "b"}},
+		{wire.ListResources, `{"resources":[{"uri":"file:///a?x=1\u0026y=2","name":"a"}]}`, []string{"file:///a?x=1&y=2"}},
+		{wire.ListTemplates, `{"resourceTemplates":[{"uriTemplate":"file:///{p}","name":"t"}]}`, []string{"file:///{p}"}},
+		{wire.ListPrompts, `{"prompts":[]}`, []string{}},
+		{wire.ListPrompts, `{"prompts":[{"Name":"a"}]}`, nil},                   // a case variant of name
+		{wire.ListPrompts, `{"prompts":[{"title":"no name"}]}`, nil},            // no key
+		{wire.ListPrompts, `{"prompts":[{"name":"\u0061dmin"}]}`, nil},          // an escape in a name
+		{wire.ListResources, `{"resources":[{"uri":"file:///\u0065tc"}]}`, nil}, // a \u escape in a URI
+		{wire.ListResources, `{"resources":[{"uri":7}]}`, nil},
+		{wire.ListResources, `{"Resources":[]}`, nil},
+		{wire.ListTemplates, `{"resourceTemplates":{}}`, nil},
+		{wire.ListPrompts, `{"nextCursor":"x"}`, nil},
 	}
 	for _, c := range cases {
-		nl, err := ParseNamedList(jsontext.Value(c.in), c.kind)
+		nl, err := wire.ParseNamedList(jsontext.Value(c.in), c.kind)
 		if c.keys == nil {
 			if err == nil {
 				t.Errorf("ParseNamedList(%s) = %q, want refused", c.in, nl.Keys)
@@ -43,7 +45,7 @@ func TestParseNamedList(t *testing.T) {
 			}
 		}
 	}
-	nl, err := ParseNamedList(jsontext.Value(`{"prompts":[{"name":"a"}, {"name":"b"},{"name":"c"}],"nextCursor":"n"}`), ListPrompts)
+	nl, err := wire.ParseNamedList(jsontext.Value(`{"prompts":[{"name":"a"}, {"name":"b"},{"name":"c"}],"nextCursor":"n"}`), wire.ListPrompts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +64,8 @@ func FuzzLists(f *testing.F) {
 	f.Add([]byte(`{"resourceTemplates":[{"uriTemplate":"file:///{p}"}]}`), "4.2e1")
 	f.Add([]byte(`{"name":"t","inputSchema":{"type":"object","properties":{"a":{"type":"string","x-mcp-header":"A"},"l":{"items":{"x-mcp-header":"B"}}}}}`), "-0")
 	f.Fuzz(func(t *testing.T, b []byte, header string) {
-		for _, k := range []ListKind{ListPrompts, ListResources, ListTemplates} {
-			nl, err := ParseNamedList(jsontext.Value(b), k)
+		for _, k := range []wire.ListKind{wire.ListPrompts, wire.ListResources, wire.ListTemplates} {
+			nl, err := wire.ParseNamedList(jsontext.Value(b), k)
 			if err != nil {
 				continue
 			}

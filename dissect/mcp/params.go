@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	store "github.com/agentg/agentg/state"
 )
 
@@ -40,7 +41,7 @@ const paramPrefix = "mcp-param-" // compared without regard to case
 // duplicate (without regard to case) within the schema, or on a property
 // whose type is not "string", "integer" or "boolean".
 func ToolParams(tool jsontext.Value) store.ToolParams {
-	schema, ok := Lookup(tool, "/inputSchema")
+	schema, ok := wire.Lookup(tool, "/inputSchema")
 	if !ok {
 		return store.ToolParams{}
 	}
@@ -117,7 +118,7 @@ func (w *declWalk) schema(v jsontext.Value, pointer, at string, reachable bool) 
 		return fmt.Errorf("x-mcp-header at %s is not on a property reached from the schema root through properties alone", at)
 	}
 	name, ok := jsonString(hdr)
-	if !ok || name == "" || !isToken(name) {
+	if !ok || name == "" || !wire.IsToken(name) {
 		return fmt.Errorf("x-mcp-header at %s is not a non-empty HTTP token: %.60s", at, hdr)
 	}
 	if t, _ := jsonString(typ); t != "string" && t != "integer" && t != "boolean" {
@@ -137,7 +138,7 @@ func (w *declWalk) schema(v jsontext.Value, pointer, at string, reachable bool) 
 // From 2026-07-28 on a value the body carries must be mirrored, and a
 // call to a tool whose declarations are invalid (one a conforming client
 // drops from its list) cannot be checked, so it is refused.
-func (ex *exchange) paramMismatch(h http.Header, body Body) string {
+func (ex *exchange) paramMismatch(h http.Header, body wire.Body) string {
 	got := paramHeaderValues(h)
 	required := ex.revision >= "2026-07-28"
 	if len(got) == 0 && !required {
@@ -177,8 +178,8 @@ func (ex *exchange) paramMismatch(h http.Header, body Body) string {
 
 // toolParams are the declarations of the tool m calls, if m is a
 // tools/call request of a tool listed with some.
-func (ex *exchange) toolParams(m *Message) (store.ToolParams, bool) {
-	if m.Kind != KindRequest || m.Method != "tools/call" {
+func (ex *exchange) toolParams(m *wire.Message) (store.ToolParams, bool) {
+	if m.Kind != wire.KindRequest || m.Method != "tools/call" {
 		return store.ToolParams{}, false
 	}
 	return ex.g.State.ToolParams(ex.server(), m.Tool)
@@ -186,10 +187,10 @@ func (ex *exchange) toolParams(m *Message) (store.ToolParams, bool) {
 
 // paramAgrees checks one declared parameter: vals are the values of its
 // header (every spelling of the name), m the call.
-func paramAgrees(d store.ParamHeader, vals []string, m *Message, required bool) string {
+func paramAgrees(d store.ParamHeader, vals []string, m *wire.Message, required bool) string {
 	header := "Mcp-Param-" + d.Name
 	v, present := m.Arg(d.Pointer)
-	if !present || v.Kind == ValueNull {
+	if !present || v.Kind == wire.ValueNull {
 		if len(vals) > 0 {
 			return header + " header for parameter " + d.Pointer + ", which the body does not carry"
 		}
@@ -209,9 +210,9 @@ func paramAgrees(d store.ParamHeader, vals []string, m *Message, required bool) 
 	}
 	same := false
 	switch v.Kind {
-	case ValueString, ValueBool:
+	case wire.ValueString, wire.ValueBool:
 		same = text == v.Text
-	case ValueNumber:
+	case wire.ValueNumber:
 		a, okA := canonInt(text)
 		b, okB := canonInt(v.Text)
 		same = okA && okB && a == b
@@ -315,20 +316,6 @@ func canonInt(s string) (string, bool) {
 		return "-" + digits, true
 	}
 	return digits, true
-}
-
-// isToken reports whether s is an RFC 9110 token (1*tchar).
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return s != ""
 }
 
 type schemaMember struct {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	store "github.com/agentg/agentg/state"
 )
 
@@ -161,7 +162,7 @@ func TestParamMismatch(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			body, err := Parse(c.body, Limits{})
+			body, err := wire.Parse(c.body, wire.Limits{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -25,24 +26,24 @@ const ruleRedact = "builtin:mcp-redact"
 // redactRequest rewrites one request of the client's. It returns the
 // bytes to forward, or the answer to give instead when the request cannot
 // be redacted (c's event is then written, a deny).
-func (ex *exchange) redactRequest(c *call, red []Redaction) (out, answer []byte) {
+func (ex *exchange) redactRequest(c *call, red []wire.Redaction) (out, answer []byte) {
 	m := c.m
-	out, fired, err := RedactMessage(m, red)
+	out, fired, err := wire.RedactMessage(m, red)
 	if err == nil && len(ex.params) > 0 {
 		err = paramsUnredactable(ex.params, red)
 	}
 	if err != nil {
 		// The event must not keep what the message could not be rid of.
-		c.ev.MCP.Tool, c.ev.MCP.Prompt, c.ev.MCP.URI = RedactText(c.ev.MCP.Tool, red), RedactText(c.ev.MCP.Prompt, red), RedactText(c.ev.MCP.URI, red)
+		c.ev.MCP.Tool, c.ev.MCP.Prompt, c.ev.MCP.URI = wire.RedactText(c.ev.MCP.Tool, red), wire.RedactText(c.ev.MCP.Prompt, red), wire.RedactText(c.ev.MCP.URI, red)
 		c.ev.MCP.Args = eventArgs(m, red)
 		c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", ruleRedact, "cannot redact the request: "+err.Error()
-		code := CodeInternalError
+		code := wire.CodeInternalError
 		if unredactable(err) {
-			code = CodeDenied
+			code = wire.CodeDenied
 		}
 		c.ev.MCP.ErrorCode = code
 		ex.g.emit(c.ev)
-		return nil, ErrorResponse(m.ID, code, "agentg: cannot redact the request: "+err.Error(), map[string]any{"rule": ruleRedact})
+		return nil, wire.ErrorResponse(m.ID, code, "agentg: cannot redact the request: "+err.Error(), map[string]any{"rule": ruleRedact})
 	}
 	if len(fired) > 0 {
 		c.ev.MCP.Redactions = fired
@@ -54,12 +55,12 @@ func (ex *exchange) redactRequest(c *call, red []Redaction) (out, answer []byte)
 // a notification or an answer to a request of the other side's, in the
 // direction results says (server to client). It returns the bytes to
 // send, or nil to drop the message, with an event when anything fired.
-func (g *Guard) redactPassing(x *Exchange, m *Message, results bool, session, revision string) []byte {
+func (g *Guard) redactPassing(x *Exchange, m *wire.Message, results bool, session, revision string) []byte {
 	red := messageRedactions(x, results)
 	if len(red) == 0 {
 		return m.Raw
 	}
-	out, fired, err := RedactMessage(m, red)
+	out, fired, err := wire.RedactMessage(m, red)
 	if err == nil && len(fired) == 0 {
 		return out
 	}
@@ -84,13 +85,13 @@ func direction(results bool) string {
 }
 
 func unredactable(err error) bool {
-	var u *Unredactable
+	var u *wire.Unredactable
 	return errors.As(err, &u)
 }
 
 // argsOf is the arguments of a message agentg rewrote, for its event.
 func argsOf(msg []byte, set rules.MCPSettings) string {
-	b, err := Parse(msg, Limits{MaxMessage: int(set.MaxMessage)})
+	b, err := wire.Parse(msg, wire.Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil || len(b.Messages) != 1 {
 		return ""
 	}
@@ -100,15 +101,15 @@ func argsOf(msg []byte, set rules.MCPSettings) string {
 // refuseURL refuses a POST whose URL carries what an arguments redaction
 // covers (urlUnredactable): every request in it is answered with an
 // error, and a body of notifications only still gets its event.
-func (ex *exchange) refuseURL(w http.ResponseWriter, body Body, u *Unredactable) {
+func (ex *exchange) refuseURL(w http.ResponseWriter, body wire.Body, u *wire.Unredactable) {
 	requests := false
 	for _, m := range body.Messages {
-		requests = requests || m.Kind == KindRequest
+		requests = requests || m.Kind == wire.KindRequest
 	}
 	if !requests {
 		ex.g.logRefusal(ex.x, ruleRedact, "refused a POST: "+u.Error(), http.StatusForbidden)
 	}
-	ex.refuseAll(w, body, http.StatusForbidden, CodeDenied, ruleRedact, u.Error())
+	ex.refuseAll(w, body, http.StatusForbidden, wire.CodeDenied, ruleRedact, u.Error())
 }
 
 // paramsUnredactable reports a match of red in an Mcp-Param header (as
@@ -116,7 +117,7 @@ func (ex *exchange) refuseURL(w http.ResponseWriter, body Body, u *Unredactable)
 // rewriting the body alone would leave the secret in the header (and the
 // server would refuse the disagreement), and a header is not rewritten,
 // so the request is refused.
-func paramsUnredactable(params map[string][]string, red []Redaction) error {
+func paramsUnredactable(params map[string][]string, red []wire.Redaction) error {
 	for name, vs := range params {
 		for _, v := range vs {
 			texts := [2]string{v, v}
@@ -126,7 +127,7 @@ func paramsUnredactable(params map[string][]string, red []Redaction) error {
 			for _, t := range texts {
 				for _, r := range red {
 					if matchesNonEmpty(r, t) {
-						return &Unredactable{Field: "Mcp-Param-" + name + " header", Rule: r.ID}
+						return &wire.Unredactable{Field: "Mcp-Param-" + name + " header", Rule: r.ID}
 					}
 				}
 			}
@@ -138,8 +139,8 @@ func paramsUnredactable(params map[string][]string, red []Redaction) error {
 // eventArgs are a refused call's arguments for its event, redacted as they
 // would have been sent, so that agentg's log does not keep what the
 // policy redacts; "" when they cannot be read.
-func eventArgs(m *Message, red []Redaction) string {
-	args, _, err := Redact(m.Args, red)
+func eventArgs(m *wire.Message, red []wire.Redaction) string {
+	args, _, err := wire.Redact(m.Args, red)
 	if err != nil {
 		return ""
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/agentg/agentg/dissect/mcp/wire"
 )
 
 // The response side of a governed exchange. What the server sends back is
@@ -42,21 +44,21 @@ type respWriter struct {
 	client    context.Context // the client's request: done once it has gone
 	w         http.ResponseWriter
 	rewrite   rewriteFunc
-	extra     [][]byte             // agentg's own messages to add
-	onEvent   func(*Event) bool    // sees (and may rewrite) every event of a stream that is not a message, its name trimmed; false drops it (the legacy endpoint)
-	onRefused func(Event)          // an event refused (JSON-RPC under a name other than message): logs it
-	onHeader  func(http.Header)    // sees the server's header before anything is written
-	onSent    func(delivered bool) // after each write to the client: the events of what it carried can be logged, and its requests ended if it got there
+	extra     [][]byte               // agentg's own messages to add
+	onEvent   func(*wire.Event) bool // sees (and may rewrite) every event of a stream that is not a message, its name trimmed; false drops it (the legacy endpoint)
+	onRefused func(wire.Event)       // an event refused (JSON-RPC under a name other than message): logs it
+	onHeader  func(http.Header)      // sees the server's header before anything is written
+	onSent    func(delivered bool)   // after each write to the client: the events of what it carried can be logged, and its requests ended if it got there
 	max       int
 	// strict: the answer must be MCP's, and withhold gives the JSON-RPC
 	// errors that stand in for one that is not (see above).
 	strict   bool
 	withhold func(err error) []byte
 	// ack: the answer is to a 2024-11-05 POST, whose 202 may carry a
-	// short acknowledgement text (hold.go).
+	// short acknowledgement text (withhold.go).
 	ack bool
 	// stream: the answer is to a GET, an event stream to the clients
-	// whatever its header says (hold.go).
+	// whatever its header says (withhold.go).
 	stream bool
 	// sniffRaw: a sniffed answer whose type is not an event stream's:
 	// it passes as it came unless it is MCP (detect.go).
@@ -72,7 +74,7 @@ type respWriter struct {
 	charset string
 
 	// opened: agentg has already answered the client with an event
-	// stream of its own (while a call was held for approval, hold.go):
+	// stream of its own (while a call was held for approval, holdcall.go):
 	// the server's header is read from detached, never written, and
 	// whatever the server answers reaches the client as events on it.
 	opened bool
@@ -120,8 +122,8 @@ func (rw *respWriter) WriteHeader(code int) {
 	if rw.onHeader != nil {
 		rw.onHeader(h)
 	}
-	ct, ctErr := contentType(h)
-	mt := ct.mt
+	ct, ctErr := wire.ContentType(h)
+	mt := ct.Type
 	switch {
 	case h.Get("Content-Encoding") != "" && h.Get("Content-Encoding") != "identity":
 		// Accept-Encoding was stripped; a server that compresses anyway
@@ -129,27 +131,27 @@ func (rw *respWriter) WriteHeader(code int) {
 		rw.mode = modePass
 		rw.failed = errEncodedResponse
 		return
-	case (mt == ctJSON || mt == ctSSE) && !ct.utf8() && rw.sniff == nil:
+	case (mt == wire.ContentTypeJSON || mt == wire.ContentTypeSSE) && !ct.UTF8() && rw.sniff == nil:
 		// A client that honours the charset (a Python client reading
 		// text) would read other messages than agentg did.
-		rw.refuseAnswer(errAnswerCharset(ct.charset))
+		rw.refuseAnswer(errAnswerCharset(ct.Charset))
 		return
-	case ctErr != nil && rw.sniff == nil && (mediaTypeClaims(h, ctJSON) || mediaTypeClaims(h, ctSSE)):
+	case ctErr != nil && rw.sniff == nil && (mediaTypeClaims(h, wire.ContentTypeJSON) || mediaTypeClaims(h, wire.ContentTypeSSE)):
 		// Another header agentg cannot read is held below (strict) and
 		// judged by passable, which passes no body under it.
 		rw.refuseAnswer(errAnswerType(code, strings.Join(h.Values("Content-Type"), ", ")))
 		return
-	case mt == ctSSE || rw.sniff != nil && success(code) && mt != ctJSON:
+	case mt == wire.ContentTypeSSE || rw.sniff != nil && success(code) && mt != wire.ContentTypeJSON:
 		// A GET that may be a 2024-11-05 session is sniffed whatever
 		// its type says: the Go SDK's client reads any 2xx body of its
 		// GET as events, the TypeScript one any type that starts with
 		// text/event-stream. One that is not an event stream by type
 		// passes as it came unless it turns out MCP (detect.go).
-		rw.sniffRaw = mt != ctSSE && !hasPrefixFold(strings.TrimSpace(h.Get("Content-Type")), ctSSE)
+		rw.sniffRaw = mt != wire.ContentTypeSSE && !hasPrefixFold(strings.TrimSpace(h.Get("Content-Type")), wire.ContentTypeSSE)
 		if rw.sniff == nil {
-			h.Set("Content-Type", ctSSE) // what agentg re-frames
+			h.Set("Content-Type", wire.ContentTypeSSE) // what agentg re-frames
 		} else {
-			rw.charset = ct.charset
+			rw.charset = ct.Charset
 		}
 		rw.mode = modeSSE
 		h.Del("Content-Length")
@@ -165,10 +167,10 @@ func (rw *respWriter) WriteHeader(code int) {
 		}
 		rw.written = true
 		go rw.pumpSSE(pr, pr)
-	case mt == ctJSON || code == http.StatusAccepted && len(rw.extra) > 0:
+	case mt == wire.ContentTypeJSON || code == http.StatusAccepted && len(rw.extra) > 0:
 		rw.mode = modeJSON
-		if mt == ctJSON {
-			h.Set("Content-Type", ctJSON) // what agentg read and rewrote
+		if mt == wire.ContentTypeJSON {
+			h.Set("Content-Type", wire.ContentTypeJSON) // what agentg read and rewrote
 		}
 	case rw.stream && rw.strict && rw.withhold != nil && success(code):
 		// A stream is judged at its header: one held until it ends
@@ -197,8 +199,8 @@ func (rw *respWriter) refuseAnswer(err error) {
 
 // errAnswerCharset is an answer in MCP's media type under another charset
 // than UTF-8.
-func errAnswerCharset(cs string) *ParseError {
-	return &ParseError{Reason: "answer-charset", Code: CodeInternalError,
+func errAnswerCharset(cs string) *wire.ParseError {
+	return &wire.ParseError{Reason: "answer-charset", Code: wire.CodeInternalError,
 		Detail: "the server answered in charset " + strconv.Quote(cs) + ": MCP messages are UTF-8, the answer was withheld"}
 }
 
@@ -219,7 +221,7 @@ func success(code int) bool {
 	return code >= 200 && code <= 299 && code != http.StatusNoContent && code != http.StatusResetContent
 }
 
-var errEncodedResponse = &ParseError{Reason: "encoded-response", Code: CodeInternalError,
+var errEncodedResponse = &wire.ParseError{Reason: "encoded-response", Code: wire.CodeInternalError,
 	Detail: "the server answered with a Content-Encoding agentg cannot read"}
 
 func (rw *respWriter) Write(p []byte) (int, error) {
@@ -244,7 +246,7 @@ func (rw *respWriter) Write(p []byte) (int, error) {
 	return rw.w.Write(p)
 }
 
-var errResponseTooLarge = &ParseError{Reason: ReasonTooLarge, Code: CodeInternalError, Detail: "the server's answer is larger than max_message"}
+var errResponseTooLarge = &wire.ParseError{Reason: wire.ReasonTooLarge, Code: wire.CodeInternalError, Detail: "the server's answer is larger than max_message"}
 
 // Flush is the forwarder's: an event stream is flushed event by event by
 // pumpSSE, a JSON body once whole; a passed-through body as asked.
@@ -263,7 +265,7 @@ var _ http.Flusher = (*respWriter)(nil)
 // under another name refused, anything else as it was read. No byte of
 // the server's reaches the client as it came.
 func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
-	rw.pumpEvents(pr, NewSSEReader(src, rw.max), true)
+	rw.pumpEvents(pr, wire.NewSSEReader(src, rw.max), true)
 }
 
 // pumpEvents is pumpSSE. With mcp false (a stream the sniffer judged not
@@ -272,11 +274,11 @@ func (rw *respWriter) pumpSSE(pr *io.PipeReader, src io.Reader) {
 // (the TypeScript SDK's listens for it on the whole stream), so the
 // stream is judged again as the 2024-11-05 session it has become, and
 // either dissected from there on or ended.
-func (rw *respWriter) pumpEvents(pr *io.PipeReader, sr *SSEReader, mcp bool) {
+func (rw *respWriter) pumpEvents(pr *io.PipeReader, sr *wire.SSEReader, mcp bool) {
 	defer close(rw.done)
 	defer pr.Close()
 	for _, m := range rw.extra {
-		rw.injectEvent(MessageEvent(m))
+		rw.injectEvent(wire.MessageEvent(m))
 	}
 	var buf []byte // one event's framing, reused
 	for {
@@ -288,7 +290,7 @@ func (rw *respWriter) pumpEvents(pr *io.PipeReader, sr *SSEReader, mcp bool) {
 			}
 			return
 		}
-		ev.Type = eventName(ev.Type)
+		ev.Type = wire.EventName(ev.Type)
 		if !mcp && ev.Type == "endpoint" {
 			if verdict, _ := rw.sniff(true); verdict != sniffDissect {
 				rw.failed = errStreamRefused
@@ -297,17 +299,17 @@ func (rw *respWriter) pumpEvents(pr *io.PipeReader, sr *SSEReader, mcp bool) {
 			}
 			mcp = true
 		}
-		class := eventOther
+		class := wire.EventOther
 		if mcp {
-			class = classify(&ev)
+			class = wire.Classify(&ev)
 		}
 		switch class {
-		case eventRefused:
+		case wire.EventRefused:
 			if rw.onRefused != nil {
 				rw.onRefused(ev)
 			}
 			continue
-		case eventMessage:
+		case wire.EventMessage:
 			in := []byte(ev.Data)
 			out, err := rw.rewrite(in)
 			if err != nil {
@@ -326,15 +328,15 @@ func (rw *respWriter) pumpEvents(pr *io.PipeReader, sr *SSEReader, mcp bool) {
 				continue // an event agentg does not forward (a second endpoint)
 			}
 		}
-		if ev.empty() {
+		if ev.Empty() {
 			continue // blank lines, unknown fields: nothing to say
 		}
 		var ok bool
-		if buf, ok = appendEvent(buf[:0], ev); !ok {
+		if buf, ok = wire.AppendEvent(buf[:0], ev); !ok {
 			// SSEReader splits lines at CR and LF, and a rewritten
 			// message is JSON that came without a CR: not reached.
-			rw.failed = errUnframable
-			pr.CloseWithError(errUnframable)
+			rw.failed = wire.ErrUnframable
+			pr.CloseWithError(wire.ErrUnframable)
 			return
 		}
 		rw.send(func(w io.Writer) { w.Write(buf) })
@@ -368,8 +370,8 @@ func (rw *respWriter) sent() {
 }
 
 // injectEvent sends an event on a stream in progress.
-func (rw *respWriter) injectEvent(ev Event) {
-	rw.send(func(w io.Writer) { WriteEvent(w, ev) })
+func (rw *respWriter) injectEvent(ev wire.Event) {
+	rw.send(func(w io.Writer) { wire.WriteEvent(w, ev) })
 }
 
 // finish ends the response once the forwarder has returned: a JSON body is
@@ -409,14 +411,14 @@ func (rw *respWriter) finish() error {
 // opened, an event.
 func (rw *respWriter) writeError(msg string) {
 	if rw.opened {
-		rw.injectEvent(MessageEvent(ErrorResponse(nil, CodeInternalError, msg, nil)))
+		rw.injectEvent(wire.MessageEvent(wire.ErrorResponse(nil, wire.CodeInternalError, msg, nil)))
 		return
 	}
 	// The forwarder may be ending the handler with a panic (the write
 	// it was refused): flushed now, the error reaches the client before
 	// the connection is dropped, and the client is told not to reuse it.
 	rw.w.Header().Set("Connection", "close")
-	writeJSONError(rw.w, http.StatusBadGateway, nil, CodeInternalError, msg, nil)
+	writeJSONError(rw.w, http.StatusBadGateway, nil, wire.CodeInternalError, msg, nil)
 	http.NewResponseController(rw.w).Flush()
 }
 
@@ -437,10 +439,10 @@ func (rw *respWriter) finishJSON() error {
 	if rw.opened {
 		// The client has agentg's event stream: each message an event.
 		if len(out) > 0 {
-			rw.injectEvent(MessageEvent(out))
+			rw.injectEvent(wire.MessageEvent(out))
 		}
 		for _, m := range rw.extra {
-			rw.injectEvent(MessageEvent(m))
+			rw.injectEvent(wire.MessageEvent(m))
 		}
 		return nil
 	}

@@ -59,7 +59,7 @@ func TestGuardKeepsRecordOfAnswerLostWithCutStream(t *testing.T) {
 			go func() { <-r.Context().Done(); close(cut) }()
 			defer close(postDone)
 		}
-		g.Serve(w, r, Exchange{Engine: eng, Server: "srv", Parent: "p", Host: "mcp.test"}, next)
+		g.Serve(w, r, Exchange{Engine: eng, Server: "srv", Parent: "p", Host: "mcp.test", Upstream: next})
 	}))
 	t.Cleanup(front.Close)
 

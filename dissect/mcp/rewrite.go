@@ -7,20 +7,33 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
 
-// rewriteMessages rewrites one body or event of the server's: each answer
-// to a request of the client's (found with lookup) gets its result
+// answers is the answer side of one exchange (a POST's answer, or a GET
+// stream): what the server sends back is rewritten by it before the
+// client sees it. q holds the events of answers rewritten until they are
+// sent.
+type answers struct {
+	g   *Guard
+	x   *Exchange
+	set rules.MCPSettings
+	q   *eventQueue
+}
+
+// rewrite rewrites one body or event of the server's: each answer
+// to a request of the client's (found, and taken, with lookup) gets its result
 // filtered (tools/list), and the request's event is written with the
 // outcome. Every message, answers, errors, the server's requests and
 // notifications alike, is then redacted whole (redactmsg.go); one that
 // cannot be is withheld (an answer: replaced by an error) or dropped.
 // Bytes that need no change are returned as they came; nil when every
 // message was dropped.
-func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings, lookup func(jsontext.Value) *call, q *eventQueue) ([]byte, error) {
-	body, err := Parse(data, Limits{MaxMessage: int(set.MaxMessage)})
+func (a answers) rewrite(data []byte, lookup func(jsontext.Value) *call) ([]byte, error) {
+	g, x, set := a.g, a.x, a.set
+	body, err := wire.Parse(data, wire.Limits{MaxMessage: int(set.MaxMessage)})
 	if err != nil {
 		return nil, err
 	}
@@ -29,24 +42,24 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 	for _, m := range body.Messages {
 		out := []byte(m.Raw)
 		c := (*call)(nil)
-		if m.Kind == KindResponse || m.Kind == KindErrorResponse {
+		if m.Kind == wire.KindResponse || m.Kind == wire.KindErrorResponse {
 			c = lookup(m.ID)
 		}
 		switch {
 		case c != nil:
-			b, err := g.rewriteAnswer(m, c, x, set, q)
+			b, err := a.rewriteAnswer(m, c)
 			if err != nil {
 				return nil, err
 			}
 			if b != nil {
 				out = b
 			}
-			out = g.redactAnswer(m, out, c, x, set)
-		case m.Kind == KindResponse:
+			out = a.redactAnswer(m, out, c)
+		case m.Kind == wire.KindResponse:
 			// A result for a request agentg has no record of (a
 			// replayed answer, or a request it never saw) could not
 			// be given its tool's obligations: it does not pass.
-			out = ErrorResponse(m.ID, CodeInternalError,
+			out = wire.ErrorResponse(m.ID, wire.CodeInternalError,
 				"agentg: an answer to a request agentg has no record of was withheld",
 				map[string]any{"rule": "builtin:mcp-unmatched"})
 			g.logRefusal(x, "builtin:mcp-unmatched", "withheld an answer (id "+string(m.ID)+") to a request agentg has no record of", 0)
@@ -66,7 +79,7 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 	case len(outs) == 0:
 		return nil, nil
 	case body.Batch:
-		return EncodeBatch(outs), nil
+		return wire.EncodeBatch(outs), nil
 	}
 	return outs[0], nil
 }
@@ -74,26 +87,27 @@ func (g *Guard) rewriteMessages(data []byte, x *Exchange, set rules.MCPSettings,
 // redactAnswer redacts the server's answer to c, out (m as it came, or as
 // filtered), and notes on c's event what fired. An answer that cannot be
 // redacted is withheld: the client gets an error in its place.
-func (g *Guard) redactAnswer(m *Message, out []byte, c *call, x *Exchange, set rules.MCPSettings) []byte {
+func (a answers) redactAnswer(m *wire.Message, out []byte, c *call) []byte {
+	x, set := a.x, a.set
 	red := answerRedactions(x, c)
 	if len(red) == 0 {
 		return out
 	}
 	msg := m
 	if &out[0] != &m.Raw[0] || len(out) != len(m.Raw) {
-		b, err := Parse(out, Limits{MaxMessage: int(set.MaxMessage)})
+		b, err := wire.Parse(out, wire.Limits{MaxMessage: int(set.MaxMessage)})
 		if err != nil || len(b.Messages) != 1 {
 			c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", ruleRedact, "withheld the answer: agentg's own rewrite of it does not parse"
-			c.ev.MCP.ErrorCode = CodeInternalError
-			return ErrorResponse(m.ID, CodeInternalError, "agentg: cannot redact the answer", map[string]any{"rule": ruleRedact})
+			c.ev.MCP.ErrorCode = wire.CodeInternalError
+			return wire.ErrorResponse(m.ID, wire.CodeInternalError, "agentg: cannot redact the answer", map[string]any{"rule": ruleRedact})
 		}
 		msg = b.Messages[0]
 	}
-	res, fired, err := RedactMessage(msg, red)
+	res, fired, err := wire.RedactMessage(msg, red)
 	if err != nil {
 		c.ev.Decision, c.ev.Rule, c.ev.Reason = "deny", ruleRedact, "withheld the answer: "+err.Error()
-		c.ev.MCP.ErrorCode = CodeInternalError
-		return ErrorResponse(m.ID, CodeInternalError, "agentg: withheld an answer that cannot be redacted: "+err.Error(), map[string]any{"rule": ruleRedact})
+		c.ev.MCP.ErrorCode = wire.CodeInternalError
+		return wire.ErrorResponse(m.ID, wire.CodeInternalError, "agentg: withheld an answer that cannot be redacted: "+err.Error(), map[string]any{"rule": ruleRedact})
 	}
 	c.ev.MCP.Redactions = append(c.ev.MCP.Redactions, fired...)
 	return res
@@ -102,24 +116,25 @@ func (g *Guard) redactAnswer(m *Message, out []byte, c *call, x *Exchange, set r
 // rewriteAnswer is one answer to a request of the client's: the bytes to
 // send instead, or nil to send it as it came. The request's event, now
 // complete, goes to q, to be written once the answer has been sent.
-func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSettings, q *eventQueue) ([]byte, error) {
+func (a answers) rewriteAnswer(m *wire.Message, c *call) ([]byte, error) {
+	g, x, q := a.g, a.x, a.q
 	ev := c.ev
 	defer q.add(ev)
 	ev.MCP.Upstream = g.now().Sub(c.start)
 	ev.MCP.ResultBytes = len(m.Result)
-	if m.Kind == KindErrorResponse {
-		ev.MCP.ErrorCode = errorCode(m.Error)
+	if m.Kind == wire.KindErrorResponse {
+		ev.MCP.ErrorCode = wire.ErrorCode(m.Error)
 		return nil, nil
 	}
-	facts := factsOf(m.Result)
-	ev.MCP.IsError = facts.isError
-	if facts.resultType == "input_required" {
+	facts := wire.FactsOf(m.Result)
+	ev.MCP.IsError = facts.IsError
+	if facts.ResultType == "input_required" {
 		g.sawInputRequired(x, c, m.Result)
 	}
 	switch c.m.Method {
 	case "initialize", "server/discover":
-		rev := protocolVersion(m.Result)
-		name, ver := serverName(m.Result)
+		rev := wire.ProtocolVersion(m.Result)
+		name, ver := wire.ServerName(m.Result)
 		info := store.ServerInfo{Name: name, Version: ver}
 		ev.MCP.ServerInfo = infoText(info)
 		if rev == "" {
@@ -127,7 +142,7 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		}
 		g.sawServer(x, store.ServerSighting{Info: info, Revision: rev}, c.m.Method)
 		if ev.MCP.Session != "" {
-			_, elicit := Lookup(c.m.Params, "/capabilities/elicitation")
+			_, elicit := wire.Lookup(c.m.Params, "/capabilities/elicitation")
 			g.State.PutSession(store.Session{Key: store.SessionKey{Server: x.stateServer(), ID: ev.MCP.Session},
 				Agent: x.Agent, Revision: rev, Server: info, Elicitation: elicit})
 		}
@@ -138,27 +153,28 @@ func (g *Guard) rewriteAnswer(m *Message, c *call, x *Exchange, set rules.MCPSet
 		}
 		return nil, nil
 	case "tools/list":
-		return g.filterTools(m, c, x, set)
+		return a.filterTools(m, c)
 	case "prompts/list", "resources/list", "resources/templates/list":
-		return g.filterListed(m, c, x, set)
+		return a.filterListed(m, c)
 	case "tools/call":
-		g.sawTask(x, c, facts.task) // redacted whole, with the others, in redactAnswer
+		g.sawTask(x, c, facts.Task) // redacted whole, with the others, in redactAnswer
 	}
 	return nil, nil
 }
 
 // filterTools hides the tools the agent may not call, on every page, and
 // checks each listed definition against its pin.
-func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
-	tl, err := ParseToolsList(m.Result)
+func (a answers) filterTools(m *wire.Message, c *call) ([]byte, error) {
+	g, x, set := a.g, a.x, a.set
+	tl, err := wire.ParseToolsList(m.Result)
 	if err != nil {
 		return nil, err
 	}
-	ex := &exchange{g: g, x: x, set: set}
+	e := enforcer{g: g, x: x, set: set}
 	hidden := map[string]bool{}
 	for _, t := range tl.Tools {
-		sum := store.Hash(ToolHash(t.Raw))
-		g.migratePin(x, c, t.Name, t.Raw, sum)
+		sum := store.Hash(wire.ToolHash(t.Raw))
+		a.migratePin(c, t.Name, t.Raw, sum)
 		pin := g.State.CheckPin(x.Server, t.Name, sum)
 		hints := hintsOf(t.Annotations)
 		g.State.SetToolHints(x.Server, t.Name, uint8(hints))
@@ -168,14 +184,14 @@ func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSetti
 			// The specification has a conforming client drop such a tool
 			// from the list; agentg drops it too, and refuses calls to it
 			// (params.go), since its headers cannot be checked.
-			g.paramDeclEvent(x, c, t.Name, params.Invalid)
+			a.paramDeclEvent(c, t.Name, params.Invalid)
 			hidden[t.Name] = true
 			continue
 		}
 		if pin == store.PinNew || pin == store.PinChanged {
-			g.pinEvent(x, c, t.Name, sum, pin, set)
+			a.pinEvent(c, t.Name, sum, pin)
 		}
-		if !ex.visible(t.Name, hints, pin) {
+		if !e.visible(t.Name, hints, pin) {
 			hidden[t.Name] = true
 		}
 	}
@@ -188,16 +204,17 @@ func (g *Guard) filterTools(m *Message, c *call, x *Exchange, set rules.MCPSetti
 
 // filterListed hides the prompts, resources and resource templates the
 // agent may not get or read, on every page.
-func (g *Guard) filterListed(m *Message, c *call, x *Exchange, set rules.MCPSettings) ([]byte, error) {
-	kind := ListKindOf(c.m.Method)
-	nl, err := ParseNamedList(m.Result, kind)
+func (a answers) filterListed(m *wire.Message, c *call) ([]byte, error) {
+	g, x, set := a.g, a.x, a.set
+	kind := wire.ListKindOf(c.m.Method)
+	nl, err := wire.ParseNamedList(m.Result, kind)
 	if err != nil {
 		return nil, err
 	}
-	ex := &exchange{g: g, x: x, set: set}
+	e := enforcer{g: g, x: x, set: set}
 	hidden := 0
 	res := nl.Filter(func(key string) bool {
-		ok := ex.listedVisible(kind, key)
+		ok := e.listedVisible(kind, key)
 		if !ok {
 			hidden++
 		}
@@ -210,7 +227,7 @@ func (g *Guard) filterListed(m *Message, c *call, x *Exchange, set rules.MCPSett
 	return out, nil
 }
 
-func hintsOf(a Annotations) rules.ToolHints {
+func hintsOf(a wire.Annotations) rules.ToolHints {
 	var h rules.ToolHints
 	if a.DestructiveHint {
 		h |= rules.HintDestructive
@@ -229,7 +246,8 @@ func hintsOf(a Annotations) rules.ToolHints {
 
 // pinEvent records a tool seen for the first time, or a definition that
 // changed under the agent's feet.
-func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin store.PinResult, set rules.MCPSettings) {
+func (a answers) pinEvent(c *call, tool string, sum store.Hash, pin store.PinResult) {
+	g, x, set := a.g, a.x, a.set
 	ev := g.newEvent(x)
 	ev.Method, ev.Decision, ev.Rule = "tools/list", "allow", "mcp:pin-new"
 	ev.Reason = "tool " + x.Server + "." + tool + " first seen, definition " + hex.EncodeToString(sum[:8])
@@ -238,7 +256,7 @@ func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin 
 		ev.MCP.Pin, ev.MCP.Action, ev.Rule = "changed", ActionToolChanged, "mcp:pinning"
 		ev.Reason = "tool " + x.Server + "." + tool + " changed its definition (now " + hex.EncodeToString(sum[:8]) + ")"
 		ev.Decision = "report"
-		if set.Pinning.Action == rules.Deny {
+		if pinChangeDenies(set) {
 			ev.Decision = "deny"
 			ev.Reason += "; calls are denied until: agentg mcp pins accept " + x.Server + " " + tool
 		}
@@ -254,12 +272,13 @@ func (g *Guard) pinEvent(x *Exchange, c *call, tool string, sum store.Hash, pin 
 // read as changed on upgrade and train operators to accept blindly. What
 // version 1 did not hash (_meta, icons, execution) is trusted at this
 // first sight under version 2, as any new tool is; the event says so.
-func (g *Guard) migratePin(x *Exchange, c *call, tool string, raw []byte, sum store.Hash) {
+func (a answers) migratePin(c *call, tool string, raw []byte, sum store.Hash) {
+	g, x := a.g, a.x
 	p, ok := g.State.Pin(x.Server, tool)
 	if !ok || p.Hash == sum {
 		return
 	}
-	old := store.Hash(toolHashV1(raw))
+	old := store.Hash(wire.ToolHashV1(raw))
 	if p.Hash != old || !g.State.MigratePin(x.Server, tool, old, sum) {
 		return
 	}
@@ -273,7 +292,8 @@ func (g *Guard) migratePin(x *Exchange, c *call, tool string, raw []byte, sum st
 
 // paramDeclEvent records a listed tool hidden because its x-mcp-header
 // declarations break the specification's constraints.
-func (g *Guard) paramDeclEvent(x *Exchange, c *call, tool, why string) {
+func (a answers) paramDeclEvent(c *call, tool, why string) {
+	g, x := a.g, a.x
 	ev := g.newEvent(x)
 	ev.Method, ev.Decision, ev.Rule = "tools/list", "deny", "builtin:mcp-param-declaration"
 	ev.Reason = "tool " + x.Server + "." + tool + " hidden from tools/list: " + why
@@ -283,7 +303,7 @@ func (g *Guard) paramDeclEvent(x *Exchange, c *call, tool, why string) {
 
 // writeJSONError answers a request agentg refuses whole.
 func writeJSONError(w http.ResponseWriter, status int, id jsontext.Value, code int, msg string, data any) {
-	out := ErrorResponse(id, code, msg, data)
+	out := wire.ErrorResponse(id, code, msg, data)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Del("Content-Length")
 	w.Header().Del("Content-Encoding")

@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/internal/testenv"
 )
 
@@ -34,7 +35,7 @@ func sdkScanEvents(r io.Reader, maxEventSize int) iter.Seq2[sdk.Event, error]
 func reframe(t testing.TB, stream []byte) (out []byte, msgs []string) {
 	rec := httptest.NewRecorder()
 	rewrite := func(d []byte) ([]byte, error) {
-		if _, err := Parse(d, Limits{}); err != nil {
+		if _, err := wire.Parse(d, wire.Limits{}); err != nil {
 			return nil, err
 		}
 		msgs = append(msgs, string(d))
@@ -108,7 +109,7 @@ func readerMessages(out []byte) map[string][]string {
 // agentg's, in order (a reader may skip some).
 func checkReframed(t testing.TB, in []byte) {
 	out, msgs := reframe(t, in)
-	if bytes.Contains(out, []byte("\r")) || bytes.HasPrefix(out, bom) {
+	if bytes.Contains(out, []byte("\r")) || bytes.HasPrefix(out, wire.BOM) {
 		t.Fatalf("output %q has a CR or starts with a byte-order mark", out)
 	}
 	for reader, rmsgs := range readerMessages(out) {
@@ -151,22 +152,22 @@ func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		name, typ, data string
 		hasData         bool
-		want            eventClass
+		want            wire.EventClass
 	}{
-		{"unnamed", "", `{"jsonrpc":"2.0"}`, true, eventMessage},
-		{"message", "message", `{}`, true, eventMessage},
-		{"trailing space", "message ", `{}`, true, eventMessage},
-		{"tab", "\tmessage", `{}`, true, eventMessage},
-		{"no data", "message", "", false, eventOther},
-		{"blank data", "message", " \u00a0", true, eventOther},
-		{"endpoint", "endpoint", "/messages?sessionId=1", true, eventOther},
-		{"named JSON", "notice", `{"jsonrpc":"2.0"}`, true, eventRefused},
-		{"named batch after space and BOM", "notice", "\ufeff \n[{}]", true, eventRefused},
-		{"case variant", "Message", `{}`, true, eventRefused},
-		{"named text", "ping", "hello {", true, eventOther},
+		{"unnamed", "", `{"jsonrpc":"2.0"}`, true, wire.EventMessage},
+		{"message", "message", `{}`, true, wire.EventMessage},
+		{"trailing space", "message ", `{}`, true, wire.EventMessage},
+		{"tab", "\tmessage", `{}`, true, wire.EventMessage},
+		{"no data", "message", "", false, wire.EventOther},
+		{"blank data", "message", " \u00a0", true, wire.EventOther},
+		{"endpoint", "endpoint", "/messages?sessionId=1", true, wire.EventOther},
+		{"named JSON", "notice", `{"jsonrpc":"2.0"}`, true, wire.EventRefused},
+		{"named batch after space and BOM", "notice", "\ufeff \n[{}]", true, wire.EventRefused},
+		{"case variant", "Message", `{}`, true, wire.EventRefused},
+		{"named text", "ping", "hello {", true, wire.EventOther},
 	} {
-		ev := Event{Type: eventName(tc.typ), Data: tc.data, HasData: tc.hasData, Retry: -1}
-		if got := classify(&ev); got != tc.want {
+		ev := wire.Event{Type: wire.EventName(tc.typ), Data: tc.data, HasData: tc.hasData, Retry: -1}
+		if got := wire.Classify(&ev); got != tc.want {
 			t.Errorf("%s: class %d, want %d", tc.name, got, tc.want)
 		}
 	}
@@ -175,19 +176,19 @@ func TestClassify(t *testing.T) {
 func TestAppendEvent(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		ev   Event
+		ev   wire.Event
 		want string
 		ok   bool
 	}{
-		{"message", Event{Type: "message", Data: "{}", HasData: true, Retry: -1}, "event: message\ndata: {}\n\n", true},
-		{"all fields", Event{Comments: []string{" ping"}, Type: "e", ID: "7", HasID: true, Retry: 10, Data: "a\nb", HasData: true}, ": ping\nevent: e\nid: 7\nretry: 10\ndata: a\ndata: b\n\n", true},
-		{"empty data", Event{HasData: true, Retry: -1}, "data: \n\n", true},
-		{"reset id", Event{HasID: true, Retry: -1}, "id: \n\n", true},
-		{"CR in data", Event{Data: "a\rb", HasData: true, Retry: -1}, "", false},
-		{"LF in a comment", Event{Comments: []string{"a\nb"}, Retry: -1}, "", false},
-		{"NUL in id", Event{ID: "a\x00", HasID: true, Retry: -1}, "", false},
+		{"message", wire.Event{Type: "message", Data: "{}", HasData: true, Retry: -1}, "event: message\ndata: {}\n\n", true},
+		{"all fields", wire.Event{Comments: []string{" ping"}, Type: "e", ID: "7", HasID: true, Retry: 10, Data: "a\nb", HasData: true}, ": ping\nevent: e\nid: 7\nretry: 10\ndata: a\ndata: b\n\n", true},
+		{"empty data", wire.Event{HasData: true, Retry: -1}, "data: \n\n", true},
+		{"reset id", wire.Event{HasID: true, Retry: -1}, "id: \n\n", true},
+		{"CR in data", wire.Event{Data: "a\rb", HasData: true, Retry: -1}, "", false},
+		{"LF in a comment", wire.Event{Comments: []string{"a\nb"}, Retry: -1}, "", false},
+		{"NUL in id", wire.Event{ID: "a\x00", HasID: true, Retry: -1}, "", false},
 	} {
-		b, ok := appendEvent([]byte("x"), tc.ev)
+		b, ok := wire.AppendEvent([]byte("x"), tc.ev)
 		if ok != tc.ok || ok && string(b) != "x"+tc.want || !ok && string(b) != "x" {
 			t.Errorf("%s: %q %v, want %q %v", tc.name, b, ok, tc.want, tc.ok)
 		}
@@ -226,5 +227,22 @@ func BenchmarkReframe(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		reframe(b, stream)
+	}
+}
+
+// readAll reads every event of r; it returns the error that ended it
+// unless that is io.EOF (as wire's SSE tests read them).
+func readAll(r io.Reader, max int) ([]wire.Event, error) {
+	s := wire.NewSSEReader(r, max)
+	var evs []wire.Event
+	for {
+		e, err := s.Next()
+		if err == io.EOF {
+			return evs, nil
+		}
+		if err != nil {
+			return evs, err
+		}
+		evs = append(evs, e)
 	}
 }

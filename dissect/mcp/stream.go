@@ -9,6 +9,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
 )
@@ -43,7 +44,7 @@ func (s *stream) add(c *call) bool {
 }
 
 func (s *stream) take(id jsontext.Value) *call {
-	k := IDKey(id)
+	k := wire.IDKey(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.pending[k]
@@ -52,9 +53,9 @@ func (s *stream) take(id jsontext.Value) *call {
 }
 
 // inject sends one message of agentg's on the stream.
-func (s *stream) inject(msg []byte) { s.rw.injectEvent(MessageEvent(msg)) }
+func (s *stream) inject(msg []byte) { s.rw.injectEvent(wire.MessageEvent(msg)) }
 
-func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange, set rules.MCPSettings, next http.Handler) {
+func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange, set rules.MCPSettings) {
 	st := &stream{pending: map[string]*call{}}
 	base := *r.URL
 	var endpoint string
@@ -69,7 +70,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		// An answer replayed on a resumed stream, to a call an earlier
 		// POST carried. Its record ends once the answer has reached the
 		// client, as on the POST.
-		k, key := store.SessionKey{Server: x.stateServer(), ID: session}, IDKey(id)
+		k, key := store.SessionKey{Server: x.stateServer(), ID: session}, wire.IDKey(id)
 		req, ok := g.State.InFlight(k, []byte(key))
 		if !ok {
 			return nil
@@ -78,7 +79,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		return g.resumedCall(x, req)
 	}
 	rewrite := func(data []byte) ([]byte, error) {
-		return g.rewriteMessages(data, x, set, lookup, &st.sent)
+		return answers{g: g, x: x, set: set, q: &st.sent}.rewrite(data, lookup)
 	}
 	st.rw = newRespWriter(r.Context(), w, rewrite, nil, int(set.MaxMessage))
 	st.rw.onSent = func(delivered bool) { st.sent.flush(g, delivered) }
@@ -88,11 +89,11 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		// 2024-11-05 client reads any 2xx body of its GET as an event
 		// stream, the TypeScript one any type that starts with
 		// text/event-stream. One agentg does not read as an event
-		// stream passes only if it carries nothing (hold.go).
+		// stream passes only if it carries nothing (withhold.go).
 		st.rw.strict, st.rw.stream = true, true
 		st.rw.withhold = func(err error) []byte {
 			g.logRefusal(x, ruleAnswerType, err.Error(), http.StatusBadGateway)
-			return ErrorResponse(nil, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": ruleAnswerType})
+			return wire.ErrorResponse(nil, wire.CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": ruleAnswerType})
 		}
 	}
 	if !x.Governed() && session == "" {
@@ -101,26 +102,26 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 			if !endpoint {
 				return sniffPass, nil
 			}
-			d := set.UnknownServers
-			if cs := st.rw.charset; d.Allowed() && !(mediaType{charset: cs}).utf8() {
+			d := unknownServer(set)
+			if cs := st.rw.charset; d.Allowed() && !(wire.MediaType{Charset: cs}).UTF8() {
 				// MCP, in a charset a client could decode into other
 				// messages than agentg would read.
 				err := errAnswerCharset(cs)
 				g.logRefusal(x, "builtin:mcp-parse", err.Error(), http.StatusBadGateway)
-				return sniffRefuse, ErrorResponse(nil, CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": "builtin:mcp-parse"})
+				return sniffRefuse, wire.ErrorResponse(nil, wire.CodeInternalError, "agentg: "+err.Error(), map[string]any{"rule": "builtin:mcp-parse"})
 			}
 			if d.Allowed() {
 				return sniffDissect, nil
 			}
 			why := "a 2024-11-05 MCP stream (its first event names an endpoint) from a server the policy does not name (" + x.URL + ")"
 			g.logRefusal(x, d.Rule, why, http.StatusForbidden)
-			return sniffRefuse, ErrorResponse(nil, CodeDenied, "agentg: "+why, map[string]any{"rule": d.Rule})
+			return sniffRefuse, wire.ErrorResponse(nil, wire.CodeDenied, "agentg: "+why, map[string]any{"rule": d.Rule})
 		}
 		st.rw.onLate = func() {
 			g.logRefusal(x, ruleSSEEvent, errLateEndpoint.Error(), 0)
 		}
 	}
-	st.rw.onEvent = func(ev *Event) bool {
+	st.rw.onEvent = func(ev *wire.Event) bool {
 		if ev.Type != "endpoint" {
 			return true
 		}
@@ -165,7 +166,7 @@ func (g *Guard) serveStream(w http.ResponseWriter, r *http.Request, x *Exchange,
 		}
 		st.mu.Unlock()
 	}()
-	next.ServeHTTP(st.rw, r)
+	x.Upstream.ServeHTTP(st.rw, r)
 }
 
 // legacyKey names a legacy session by its endpoint's path and query
@@ -189,7 +190,7 @@ func (g *Guard) legacyStream(x *Exchange, r *http.Request) *stream {
 // remembered: its answer gets the obligations of its tool, and an event
 // of its own that names the request's.
 func (g *Guard) resumedCall(x *Exchange, req store.Request) *call {
-	m := &Message{Kind: KindRequest, Method: req.Method, Tool: req.Tool}
+	m := &wire.Message{Kind: wire.KindRequest, Method: req.Method, Tool: req.Tool}
 	ev := g.newEvent(x)
 	ev.Agent = req.Agent
 	ev.Method, ev.Decision, ev.Rule = req.Method, "allow", "mcp:resumed"
