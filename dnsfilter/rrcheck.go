@@ -171,7 +171,7 @@ func (rc *recordCheck) address(eng *rules.Engine, agent string, raw net.IP) {
 }
 
 func (rc *recordCheck) addr(eng *rules.Engine, agent string, ip netip.Addr) {
-	rc.object(eng.AnswerIP(agent, ip), "address "+ip.String())
+	rc.object(eng.DNS().AnswerIP(agent, ip), "address "+ip.String())
 }
 
 // svcb checks a service binding's target and its address hints.

@@ -31,16 +31,16 @@ const governedTTL = 30 * time.Second
 // governedAt finds the governed server an IP literal destination h is:
 // the name it is (at h's port) and the servers entry that covers it.
 func (s *Server) governedAt(ctx context.Context, eng *rules.Engine, agent string, h addr.Host) (name addr.Host, server string, ok bool) {
-	if !h.IsIP() || !eng.HasMCPServers() {
+	if !h.IsIP() || !eng.MCP().HasServers() {
 		return addr.Host{}, "", false
 	}
 	ip := h.IP.Unmap()
 	try := func(n string) bool {
 		name = addr.Host{Name: n, Port: h.Port}
-		server, ok = eng.MCPHost(name)
+		server, ok = eng.MCP().Host(name)
 		return ok
 	}
-	for _, n := range eng.MCPNamesAt(ip) {
+	for _, n := range eng.MCP().NamesAt(ip) {
 		if try(n) {
 			return name, server, true
 		}
@@ -54,7 +54,7 @@ func (s *Server) governedAt(ctx context.Context, eng *rules.Engine, agent string
 			}
 		}
 	}
-	for _, n := range eng.MCPLookupNames() {
+	for _, n := range eng.MCP().LookupNames() {
 		if s.governed.has(ctx, s.cfg.Resolver, s.cfg.DialTimeout, n, ip) && try(n) {
 			return name, server, true
 		}

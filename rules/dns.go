@@ -14,6 +14,29 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
+func init() {
+	register(section{key: "dns", rank: rankDNS,
+		parse: func(p *parser, k, v *yaml.Node, pol *policy) (err error) {
+			pol.dns, err = (&dnsParser{p}).dnsSection(k, v)
+			return err
+		},
+		// The public resolvers the section denies are names in the name
+		// table and CIDRs among the ips rules.
+		steps: []step{
+			{phase: phaseNames, at: 60, run: func(c *compiler) error {
+				c.compileDNS()
+				return c.compileResolverNames(c.names)
+			}},
+			{phase: phaseRules, at: 20, run: func(c *compiler) error {
+				c.compileResolverIPs()
+				return nil
+			}},
+		}})
+}
+
+// dnsParser parses the dns section; the shared syntax is its parser's.
+type dnsParser struct{ *parser }
+
 // The dns section: how the DNS filter (package dnsfilter) answers, where
 // it forwards, how it caches, and the exfiltration guards. Which names it
 // answers is not here: that is Engine.Name, the same host rules and lists
@@ -191,7 +214,7 @@ func defaultDNS(file string) DNSSettings {
 	}
 }
 
-func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
+func (p *dnsParser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errf(n, "dns must be a mapping (block, block_ttl, upstreams, timeout, cache, memory, log, limits, pass_types, deny_public_resolvers, deny_dot, doh_resolvers)")
 	}
@@ -259,7 +282,7 @@ func (s *DNSSettings) setBudget() {
 	s.BindingsBytes = s.Memory - s.Cache.MaxBytes
 }
 
-func (p *parser) dnsBlock(v *yaml.Node, s *DNSSettings) error {
+func (p *dnsParser) dnsBlock(v *yaml.Node, s *DNSSettings) error {
 	val, err := p.scalar(v)
 	if err != nil {
 		return err
@@ -299,7 +322,7 @@ func (p *parser) dnsBlock(v *yaml.Node, s *DNSSettings) error {
 // dnsUpstreams parses "IP[:PORT]" (plain DNS, port 53) and
 // "tls://[NAME@]IP[:PORT]" (DNS-over-TLS, port 853). Upstreams are
 // addresses, never names: resolving the resolver would need a resolver.
-func (p *parser) dnsUpstreams(n *yaml.Node) ([]DNSUpstream, error) {
+func (p *dnsParser) dnsUpstreams(n *yaml.Node) ([]DNSUpstream, error) {
 	its, err := p.items(n)
 	if err != nil {
 		return nil, err
@@ -351,7 +374,7 @@ func parseUpstream(spec string) (DNSUpstream, error) {
 	return u, nil
 }
 
-func (p *parser) dnsCache(n *yaml.Node, c *DNSCache, lines map[string]int) error {
+func (p *dnsParser) dnsCache(n *yaml.Node, c *DNSCache, lines map[string]int) error {
 	return p.eachKey(n, func(k, v *yaml.Node) error {
 		lines["cache."+k.Value] = k.Line
 		var err error
@@ -378,7 +401,7 @@ func (p *parser) dnsCache(n *yaml.Node, c *DNSCache, lines map[string]int) error
 	})
 }
 
-func (p *parser) dnsLimits(n *yaml.Node, d *dnsSpec) error {
+func (p *dnsParser) dnsLimits(n *yaml.Node, d *dnsSpec) error {
 	s := &d.settings
 	return p.eachKey(n, func(k, v *yaml.Node) error {
 		d.lines[k.Value] = k.Line
@@ -406,7 +429,7 @@ func (p *parser) dnsLimits(n *yaml.Node, d *dnsSpec) error {
 }
 
 // dnsRate is "N/s", "N/m", "N/h", or "off" (zero).
-func (p *parser) dnsRate(n *yaml.Node) (float64, int, error) {
+func (p *dnsParser) dnsRate(n *yaml.Node) (float64, int, error) {
 	s, err := p.scalar(n)
 	if err != nil {
 		return 0, 0, err
@@ -421,7 +444,7 @@ func (p *parser) dnsRate(n *yaml.Node) (float64, int, error) {
 	return per, burst, nil
 }
 
-func (p *parser) dnsTypes(n *yaml.Node) ([]uint16, error) {
+func (p *dnsParser) dnsTypes(n *yaml.Node) ([]uint16, error) {
 	if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
 		return []uint16{}, nil // refuse none
 	}
@@ -472,9 +495,11 @@ func (p *parser) duration(n *yaml.Node, lo, hi time.Duration) (time.Duration, er
 	return d, nil
 }
 
-// dnsPolicy is the compiled dns section.
-type dnsPolicy struct {
-	settings DNSSettings
+// DNSRules is the compiled dns section: Engine.DNS returns it. Its
+// settings are embedded; its methods are the DNS filter's questions.
+type DNSRules struct {
+	DNSSettings
+	e *Engine
 	// where each guard is written, for its decisions' Source
 	nameSrc, labelSrc, typeSrc, pubSrc, dotSrc, dohSrc string
 }
@@ -491,14 +516,14 @@ func (c *compiler) compileDNS() {
 		}
 		return d.settings.Source
 	}
-	c.e.dns = dnsPolicy{settings: d.settings,
+	c.e.dns = DNSRules{DNSSettings: d.settings, e: c.e,
 		nameSrc: where("max_name_length"), labelSrc: where("max_label_length"), typeSrc: where("refuse_types"),
 		pubSrc: where("deny_public_resolvers"), dotSrc: where("deny_dot"), dohSrc: where("doh_resolvers")}
 }
 
-// DNS returns the dns section's settings. The slices are the engine's
-// own: treat them as read-only.
-func (e *Engine) DNS() DNSSettings { return e.dns.settings }
+// DNS returns the compiled dns section. The settings' slices are the
+// engine's own: treat them as read-only.
+func (e *Engine) DNS() *DNSRules { return &e.dns }
 
 // DNSQuery is one DNS question, as the filter asks about it.
 type DNSQuery struct {
@@ -516,19 +541,20 @@ type DNSQuery struct {
 // naming the guard ("dns:refuse_types", "dns:max_name_length",
 // "dns:max_label_length"), in report mode when the policy is. Lengths
 // are of the name as sent, without the trailing dot.
-func (e *Engine) DNSQuery(q DNSQuery) Decision {
-	s := &e.dns.settings
+func (d *DNSRules) Query(q DNSQuery) Decision {
+	e := d.e
+	s := &e.dns.DNSSettings
 	if _, refused := slices.BinarySearch(s.RefuseTypes, q.Type); refused {
-		return e.dnsDeny(RuleDNSType, e.dns.typeSrc, "query type "+dns.Type(q.Type).String()+" is refused (dns.limits.refuse_types)")
+		return e.dns.deny(RuleDNSType, e.dns.typeSrc, "query type "+dns.Type(q.Type).String()+" is refused (dns.limits.refuse_types)")
 	}
 	name := strings.TrimSuffix(q.Name, ".")
 	if len(name) > s.MaxNameLength {
-		return e.dnsDeny(RuleDNSNameLength, e.dns.nameSrc,
+		return e.dns.deny(RuleDNSNameLength, e.dns.nameSrc,
 			fmt.Sprintf("query name of %d bytes is longer than dns.limits.max_name_length %d", len(name), s.MaxNameLength))
 	}
 	for label := range strings.SplitSeq(name, ".") {
 		if len(label) > s.MaxLabelLength {
-			return e.dnsDeny(RuleDNSLabelLength, e.dns.labelSrc,
+			return e.dns.deny(RuleDNSLabelLength, e.dns.labelSrc,
 				fmt.Sprintf("query label of %d bytes is longer than dns.limits.max_label_length %d", len(label), s.MaxLabelLength))
 		}
 	}
@@ -538,11 +564,13 @@ func (e *Engine) DNSQuery(q DNSQuery) Decision {
 // DNSLimit is the decision for a breach of a counting guard
 // (RuleDNSSubdomains, RuleDNSQueryRate) the filter detected, with reason
 // in words; it carries the policy's report mode like every other deny.
-func (e *Engine) DNSLimit(rule, reason string) Decision {
-	return e.dnsDeny(rule, e.dns.settings.Source, reason)
+func (d *DNSRules) Limit(rule, reason string) Decision {
+	e := d.e
+	return e.dns.deny(rule, e.dns.DNSSettings.Source, reason)
 }
 
-func (e *Engine) dnsDeny(rule, src, reason string) Decision {
+func (d *DNSRules) deny(rule, src, reason string) Decision {
+	e := d.e
 	return Decision{Action: Deny, Report: e.report, Rule: rule, Source: src, Reason: reason}
 }
 
@@ -552,7 +580,8 @@ func (e *Engine) dnsDeny(rule, src, reason string) Decision {
 // Rule ""; a non-public address is denied ("builtin:non-public:<class>")
 // unless a CIDR allow opens its range, as for a resolved address of a
 // name (IP). The policy's ports never deny an address by themselves.
-func (e *Engine) AnswerIP(agent string, ip netip.Addr) Decision {
+func (d *DNSRules) AnswerIP(agent string, ip netip.Addr) Decision {
+	e := d.e
 	q := nameQuestion{e: e, agent: agent, ip: ip.Unmap(), dflt: &noObjection}
 	return q.anyPort()
 }

@@ -28,7 +28,7 @@ const (
 
 // dohResolvers parses dns.doh_resolvers: host names (".name" for the name
 // and its subdomains) or IP literals.
-func (p *parser) dohResolvers(n *yaml.Node) ([]string, error) {
+func (p *dnsParser) dohResolvers(n *yaml.Node) ([]string, error) {
 	if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
 		return []string{}, nil
 	}
@@ -59,12 +59,13 @@ func (p *parser) dohResolvers(n *yaml.Node) ([]string, error) {
 // DoH decides a DNS-over-HTTPS exchange (the proxy recognised its shape)
 // to h: Allow with Rule "" when dns.doh_resolvers names the host, else a
 // Deny as RuleDoH, in report mode when the policy is.
-func (e *Engine) DoH(agent string, h addr.Host) Decision {
+func (d *DNSRules) DoH(agent string, h addr.Host) Decision {
+	e := d.e
 	name := h.Name
 	if h.IsIP() {
 		name = h.IP.Unmap().String()
 	}
-	for _, r := range e.dns.settings.DoHResolvers {
+	for _, r := range e.dns.DNSSettings.DoHResolvers {
 		if sfx, ok := strings.CutPrefix(r, "."); ok {
 			if name == sfx || strings.HasSuffix(name, r) {
 				return noObjection
@@ -80,7 +81,8 @@ func (e *Engine) DoH(agent string, h addr.Host) Decision {
 // dotDenied is dns.deny_dot's decision for a name at port 853; addresses
 // meet it as an important CIDR deny (compileResolverIPs), so that every
 // question about an address at 853 (IP, CIDRAllows) gets it too.
-func (e *Engine) dotDenied(h addr.Host) Decision {
+func (d *DNSRules) dotDenied(h addr.Host) Decision {
+	e := d.e
 	return Decision{Action: Deny, Report: e.report, Rule: RuleDoTPort, Source: e.dns.dotSrc,
 		Reason: fmt.Sprintf("%s: port %d is DNS-over-TLS, denied by dns.deny_dot", h, DoTPort)}
 }

@@ -10,6 +10,15 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
+func init() {
+	register(section{key: "hosts", rank: rankHosts,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) (err error) {
+			pol.hosts, err = p.hostRules(v)
+			return err
+		},
+		steps: []step{{phase: phaseNames, at: 40, run: func(c *compiler) error { return c.compileHosts(c.names) }}}})
+}
+
 // The hosts section: host patterns, their rules, and deciding a name
 // against them and the lists (lists.go), which share the packed name
 // table (suffix.go).

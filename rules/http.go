@@ -10,6 +10,15 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
+func init() {
+	register(section{key: "http", rank: rankHTTP,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) (err error) {
+			pol.http, err = p.httpRules(v)
+			return err
+		},
+		steps: []step{{phase: phaseRules, at: 30, run: (*compiler).compileHTTP}}})
+}
+
 // The http section: rules for each HTTP request agentg decides, by
 // method, host and path.
 
@@ -134,14 +143,18 @@ type httpEntry struct {
 	d         Decision
 }
 
-// httpRules is the compiled http section.
-type httpRules struct {
+// HTTPRules is the compiled http section: Engine.HTTP returns it.
+type HTTPRules struct {
+	e        *Engine
 	byName   map[string][]httpEntry // entries by host pattern name
 	dflt     Decision               // no http rule matched
 	trace    Decision               // builtin:trace
 	override Decision               // builtin:method-override
 	order    []httpRef              // every pattern in policy order, for Warnings
 }
+
+// HTTP returns the compiled http section.
+func (e *Engine) HTTP() *HTTPRules { return &e.http }
 
 // httpRef is one http rule pattern as written, for Warnings.
 type httpRef struct {
@@ -242,9 +255,10 @@ func OverrideHeaders() [3]string {
 // the method's own answer first among equals), with the rule that gave
 // it. An override that is not an HTTP method token is denied as
 // "builtin:method-override".
-func (e *Engine) Request(q Request) Decision {
+func (hr *HTTPRules) Request(q Request) Decision {
+	e := hr.e
 	rp := reqPath{raw: q.Path}
-	d := e.requestDecide(q.Agent, q.Host, q.Method, &rp)
+	d := e.http.requestDecide(q.Agent, q.Host, q.Method, &rp)
 	for _, o := range q.Overrides {
 		if severity(d) == 3 {
 			break
@@ -254,7 +268,7 @@ func (e *Engine) Request(q Request) Decision {
 		}
 		od := e.http.override
 		if isToken(o) {
-			od = e.requestDecide(q.Agent, q.Host, o, &rp)
+			od = e.http.requestDecide(q.Agent, q.Host, o, &rp)
 		}
 		if severity(od) > severity(d) {
 			d = od
@@ -308,10 +322,11 @@ func (en *httpEntry) matches(rp *reqPath) bool {
 	return en.glob.match(p) && (alt == "" || en.glob.match(alt))
 }
 
-func (e *Engine) requestDecide(agent string, h addr.Host, method string, rp *reqPath) Decision {
+func (hr *HTTPRules) requestDecide(agent string, h addr.Host, method string, rp *reqPath) Decision {
+	e := hr.e
 	trace := strings.EqualFold(method, "TRACE") || strings.EqualFold(method, "TRACK")
 	if len(e.http.byName) == 0 || h.IsIP() {
-		return e.httpNone(trace)
+		return e.http.none(trace)
 	}
 	name := h.Name
 	var best, imp *httpEntry
@@ -341,7 +356,7 @@ func (e *Engine) requestDecide(agent string, h addr.Host, method string, rp *req
 	}
 	switch {
 	case best == nil:
-		return e.httpNone(trace)
+		return e.http.none(trace)
 	case !best.deny && imp != nil:
 		return imp.d
 	}
@@ -358,7 +373,8 @@ func (en *httpEntry) verb() verb {
 	return verbAllow
 }
 
-func (e *Engine) httpNone(trace bool) Decision {
+func (hr *HTTPRules) none(trace bool) Decision {
+	e := hr.e
 	if trace {
 		return e.http.trace
 	}

@@ -7,6 +7,20 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+func init() {
+	register(section{key: "mcp", rank: rankMCP,
+		parse: func(p *parser, k, v *yaml.Node, pol *policy) (err error) {
+			pol.mcp, err = (&mcpParser{p}).mcpSection(k, v)
+			return err
+		},
+		steps: []step{{phase: phaseRules, at: 40, run: (*compiler).compileMCP}}})
+}
+
+// mcpParser parses the mcp section and its sub-sections (servers, tools,
+// prompts, resources, redact, rate_limits); the shared rule syntax is
+// its parser's.
+type mcpParser struct{ *parser }
+
 // The mcp section: tool-level policy for Model Context Protocol traffic.
 // This file holds the section's settings (default, unknown_servers,
 // deny_as, max_message, pinning), the parse of its keys, and the compile
@@ -40,7 +54,7 @@ type mcpSpec struct {
 	hasPrompts, hasResources bool
 }
 
-func (p *parser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
+func (p *mcpParser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errf(n, "mcp must be a mapping (default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits, pinning)")
 	}
@@ -169,19 +183,22 @@ type MCPSettings struct {
 	Pinning Decision
 }
 
-// mcpPolicy is the compiled mcp section.
-type mcpPolicy struct {
-	settings MCPSettings
-	servers  serverTable // mcp_servers.go
-	addrs    serverAddrs // mcp_addrs.go
-	tools    toolTable   // mcp_tools.go
-	reads    readsPolicy // mcp_reads.go: prompts and resources
-	redact   obligations[Redaction]
-	rates    obligations[RateLimit]
+// MCPRules is the compiled mcp section: Engine.MCP returns it. Its
+// settings are embedded; its methods decide tool calls, prompts,
+// resources and which server a host and path bind.
+type MCPRules struct {
+	MCPSettings
+	e       *Engine
+	servers serverTable // mcp_servers.go
+	addrs   serverAddrs // mcp_addrs.go
+	tools   toolTable   // mcp_tools.go
+	reads   readsPolicy // mcp_reads.go: prompts and resources
+	redact  obligations[Redaction]
+	rates   obligations[RateLimit]
 }
 
-// MCP returns the mcp section's settings.
-func (e *Engine) MCP() MCPSettings { return e.mcp.settings }
+// MCP returns the compiled mcp section.
+func (e *Engine) MCP() *MCPRules { return &e.mcp }
 
 func (c *compiler) compileMCP() error {
 	e, pol := c.e, c.pol
@@ -195,7 +212,7 @@ func (c *compiler) compileMCP() error {
 	allow := func(rule, reason string) Decision {
 		return Decision{Action: Allow, Rule: rule, Source: pol.file, Reason: reason}
 	}
-	s := &e.mcp.settings
+	s := &e.mcp.MCPSettings
 	s.Defined = pol.mcp != nil
 	s.MaxMessage = m.maxMessage
 	if m.denyAsResult {

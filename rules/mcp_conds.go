@@ -140,7 +140,7 @@ type toolCond struct {
 //	    matches: 'rm\s+-rf'   # RE2, unanchored; tests the value's Text
 //	    exists: true          # the pointer names a value (false: none)
 //	  - annotation: destructiveHint   # the server explicitly says true
-func (p *parser) toolConds(n *yaml.Node) ([]toolCond, error) {
+func (p *mcpParser) toolConds(n *yaml.Node) ([]toolCond, error) {
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
 		return nil, p.errf(n, "when must be a list of conditions ({arg: /POINTER, equals|glob|matches|exists: ...} or {annotation: HINT})")
 	}
@@ -155,7 +155,7 @@ func (p *parser) toolConds(n *yaml.Node) ([]toolCond, error) {
 	return out, nil
 }
 
-func (p *parser) toolCond(it *yaml.Node) (toolCond, error) {
+func (p *mcpParser) toolCond(it *yaml.Node) (toolCond, error) {
 	var c toolCond
 	var argNode, annNode, opNode, opKey *yaml.Node
 	err := p.eachKey(it, func(k, v *yaml.Node) error {

@@ -69,7 +69,7 @@ type rateSpec struct {
 	opts  ruleOpts
 }
 
-func (p *parser) redactRules(n *yaml.Node) ([]redactSpec, error) {
+func (p *mcpParser) redactRules(n *yaml.Node) ([]redactSpec, error) {
 	if n.Kind != yaml.SequenceNode {
 		return nil, p.errf(n, "mcp redact must be a list of {pattern: REGEXP, in: [arguments, results], ...}")
 	}
@@ -159,7 +159,7 @@ func canMatchEmpty(s string) bool {
 	return nullable(re)
 }
 
-func (p *parser) rateRules(n *yaml.Node) ([]rateSpec, error) {
+func (p *mcpParser) rateRules(n *yaml.Node) ([]rateSpec, error) {
 	if n.Kind != yaml.SequenceNode {
 		return nil, p.errf(n, "mcp rate_limits must be a list of {tools: PATTERN, limit: N/s|N/m|N/h, per: agent|server|tool}")
 	}
@@ -313,7 +313,8 @@ func (o *obligations[T]) collect(agent, server, tool string, scope int) []T {
 // slice is shared and must not be modified).
 //
 // A tool name longer than MaxToolName gets every result redaction.
-func (e *Engine) ResultRedactions(agent, server, tool string) []Redaction {
+func (m *MCPRules) ResultRedactions(agent, server, tool string) []Redaction {
+	e := m.e
 	if len(tool) > MaxToolName {
 		return e.mcp.redact.sets[scopeResults].items
 	}
@@ -324,7 +325,8 @@ func (e *Engine) ResultRedactions(agent, server, tool string) []Redaction {
 // whatever its tools and agents: for a result whose tool cannot be known
 // (the result of a task agentg did not see created), which is redacted as
 // any tool's result could be.
-func (e *Engine) AllResultRedactions() []Redaction {
+func (m *MCPRules) AllResultRedactions() []Redaction {
+	e := m.e
 	return e.mcp.redact.sets[scopeResults].items
 }
 
@@ -336,7 +338,8 @@ func (e *Engine) AllResultRedactions() []Redaction {
 // agent applies, whatever its tools: such a message can carry what any
 // tool's could, and redacting more is safe. Policy order; nil when none;
 // the slice may be shared and must not be modified.
-func (e *Engine) MessageRedactions(agent string, results bool) []Redaction {
+func (m *MCPRules) MessageRedactions(agent string, results bool) []Redaction {
+	e := m.e
 	scope := scopeArguments
 	if results {
 		scope = scopeResults

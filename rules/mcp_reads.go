@@ -59,7 +59,8 @@ type readsPolicy struct {
 // Prompt decides one prompts/get, by the rules and precedence of Tool:
 // the most specific pattern wins, deny wins a tie, an important deny beats
 // every allow, and nothing matching is mcp.default (rule "mcp:default").
-func (e *Engine) Prompt(q PromptGet) Decision {
+func (m *MCPRules) Prompt(q PromptGet) Decision {
+	e := m.e
 	r := &e.mcp.reads
 	if !r.promptsRuled {
 		return notRuled
@@ -69,7 +70,7 @@ func (e *Engine) Prompt(q PromptGet) Decision {
 			Reason: "prompt name of " + strconv.Itoa(len(q.Prompt)) + " bytes is longer than " + strconv.Itoa(MaxToolName)}
 	}
 	call := ToolCall{Agent: q.Agent, Server: q.Server, Tool: q.Prompt, Args: q.Args}
-	return e.patternDecide(&r.prompts, &call, r.promptDefault)
+	return e.mcp.patternDecide(&r.prompts, &call, r.promptDefault)
 }
 
 // Resource decides one resources/read. Candidates are the resource rules
@@ -82,7 +83,8 @@ func (e *Engine) Prompt(q PromptGet) Decision {
 // only when it matches both exactly, so no spelling reaches past a deny
 // or into an allow it does not name. Precedence is Tool's, ranked on
 // "SERVER URI".
-func (e *Engine) Resource(q ResourceRead) Decision {
+func (m *MCPRules) Resource(q ResourceRead) Decision {
+	e := m.e
 	r := &e.mcp.reads
 	if !r.resourcesRuled {
 		return notRuled
@@ -161,7 +163,8 @@ func CanonicalURI(s string) string {
 }
 
 // patternDecide is toolDecide over any table of SERVER.NAME patterns.
-func (e *Engine) patternDecide(t *toolTable, q *ToolCall, dflt Decision) Decision {
+func (m *MCPRules) patternDecide(t *toolTable, q *ToolCall, dflt Decision) Decision {
+	e := m.e
 	var best, imp *toolEntry
 	for _, es := range [2][]toolEntry{t.byServer[q.Server], t.wild} {
 		for i := range es {
@@ -194,7 +197,7 @@ func (e *Engine) patternDecide(t *toolTable, q *ToolCall, dflt Decision) Decisio
 // promptRules parses the prompts sub-section: tool rules in all but name
 // (SERVER.PROMPT patterns; when: takes arg conditions only, since prompts
 // have no annotations).
-func (p *parser) promptRules(n *yaml.Node) ([]toolRule, error) {
+func (p *mcpParser) promptRules(n *yaml.Node) ([]toolRule, error) {
 	if n.Kind != yaml.SequenceNode {
 		return nil, p.errf(n, "mcp prompts must be a list of rules")
 	}
@@ -292,7 +295,7 @@ func (en *resEntry) beats(o *resEntry) bool {
 //	resources:
 //	  - deny: files              # server name(s) or globs ("*")
 //	    uri: "file:///etc/*"     # URI glob(s); '*' is any run, '/' included; absent: every URI
-func (p *parser) resourceRules(n *yaml.Node) ([]resRule, error) {
+func (p *mcpParser) resourceRules(n *yaml.Node) ([]resRule, error) {
 	if n.Kind != yaml.SequenceNode {
 		return nil, p.errf(n, "mcp resources must be a list of rules")
 	}

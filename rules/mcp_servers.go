@@ -51,7 +51,7 @@ func isServerByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
-func (p *parser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
+func (p *mcpParser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
 	if n.Kind != yaml.SequenceNode {
 		return nil, p.errf(n, "mcp servers must be a list of {name: NAME, url: HOST[/PATH]}")
 	}
@@ -201,7 +201,7 @@ type ServerBinding struct {
 }
 
 // MCPServers lists the mcp servers entries in policy order.
-func (e *Engine) MCPServers() []ServerBinding { return slices.Clone(e.mcp.servers.list) }
+func (m *MCPRules) Servers() []ServerBinding { return slices.Clone(m.servers.list) }
 
 func (c *compiler) compileServers(specs []serverSpec) error {
 	e, pol := c.e, c.pol
@@ -237,7 +237,7 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 
 // MCPWebSocket reports whether server's entry lets HTTP upgrades
 // (WebSocket) through, unread ("websocket: allow").
-func (e *Engine) MCPWebSocket(server string) bool { return e.mcp.servers.websocket[server] }
+func (m *MCPRules) WebSocket(server string) bool { return m.servers.websocket[server] }
 
 // MCPServer binds a checked destination to the policy name of the MCP
 // server there: the most specific servers entry whose host pattern covers
@@ -251,7 +251,8 @@ func (e *Engine) MCPWebSocket(server string) bool { return e.mcp.servers.websock
 //
 // ok is false when no entry binds the destination: MCP there is under
 // MCPSettings.UnknownServers. IP literals are never bound.
-func (e *Engine) MCPServer(h addr.Host, path string) (name string, ok bool) {
+func (m *MCPRules) Server(h addr.Host, path string) (name string, ok bool) {
+	e := m.e
 	t := &e.mcp.servers
 	if len(t.byName) == 0 || h.IsIP() || h.Name == "" {
 		return "", false
@@ -290,7 +291,8 @@ func (e *Engine) MCPServer(h addr.Host, path string) (name string, ok bool) {
 // mcpHost returns the most specific servers entry whose host pattern
 // covers h at its port (at any port with anyPort), whatever the path (nil
 // when none): such a tunnel is always intercepted.
-func (e *Engine) mcpHost(h addr.Host, anyPort bool) *serverEntry {
+func (m *MCPRules) host(h addr.Host, anyPort bool) *serverEntry {
+	e := m.e
 	t := &e.mcp.servers
 	if len(t.byName) == 0 || h.IsIP() {
 		return nil

@@ -100,7 +100,7 @@ func (tp *toolPat) matches(server, tool string, loose bool) bool {
 }
 
 // toolPats parses a value that is one tool pattern or a list of them.
-func (p *parser) toolPats(n *yaml.Node) ([]toolPat, error) {
+func (p *mcpParser) toolPats(n *yaml.Node) ([]toolPat, error) {
 	vals, err := p.items(n)
 	if err != nil {
 		return nil, err
@@ -125,7 +125,7 @@ type toolRule struct {
 	opts  ruleOpts
 }
 
-func (p *parser) toolRules(n *yaml.Node) ([]toolRule, error) {
+func (p *mcpParser) toolRules(n *yaml.Node) ([]toolRule, error) {
 	if n.Kind != yaml.SequenceNode {
 		return nil, p.errf(n, "mcp tools must be a list of rules")
 	}
@@ -296,15 +296,16 @@ type ToolVerdict struct {
 // before any pattern sees it (matching is linear in the name times the
 // pattern, and no real tool has such a name), with every argument
 // redaction and no rate limit.
-func (e *Engine) Tool(q ToolCall) ToolVerdict {
+func (m *MCPRules) Tool(q ToolCall) ToolVerdict {
+	e := m.e
 	if len(q.Tool) > MaxToolName {
 		return ToolVerdict{
-			Decision:   e.toolTooLong(len(q.Tool)),
+			Decision:   e.mcp.toolTooLong(len(q.Tool)),
 			Redactions: e.mcp.redact.sets[scopeArguments].items, // every one: more is safe, and the call is refused anyway
 		}
 	}
 	return ToolVerdict{
-		Decision:   e.toolDecide(&q),
+		Decision:   e.mcp.toolDecide(&q),
 		Redactions: e.mcp.redact.collect(q.Agent, q.Server, q.Tool, scopeArguments),
 		RateLimits: e.mcp.rates.collect(q.Agent, q.Server, q.Tool, scopeAll),
 	}
@@ -314,13 +315,15 @@ func (e *Engine) Tool(q ToolCall) ToolVerdict {
 // bytes; the specification asks for at most 128.
 const MaxToolName = 1024
 
-func (e *Engine) toolTooLong(n int) Decision {
+func (m *MCPRules) toolTooLong(n int) Decision {
+	e := m.e
 	return Decision{Action: Deny, Report: e.report, Rule: "builtin:tool-name", Source: e.file,
 		Reason: "tool name of " + strconv.Itoa(n) + " bytes is longer than " + strconv.Itoa(MaxToolName)}
 }
 
-func (e *Engine) toolDecide(q *ToolCall) Decision {
-	return e.patternDecide(&e.mcp.tools, q, e.mcp.settings.Default)
+func (m *MCPRules) toolDecide(q *ToolCall) Decision {
+	e := m.e
+	return e.mcp.patternDecide(&e.mcp.tools, q, e.mcp.MCPSettings.Default)
 }
 
 // beats reports whether en is more specific than o, or as specific and

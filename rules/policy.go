@@ -41,6 +41,10 @@ type policy struct {
 	mcp          *mcpSpec // nil: no mcp section
 	dns          *dnsSpec // nil: no dns section
 	quotas       []quotaSpec
+
+	// specs holds, by key, the parsed form of a section that has no
+	// field above (see sections.go).
+	specs map[string]any
 }
 
 // parser carries the file name into every error.
@@ -73,61 +77,39 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns, quotas)")
+		return nil, ps.errf(root, "policy must be a mapping of keys (%s)", sectionKeys(""))
 	}
 	pol := &policy{file: file, defaultDeny: true}
 	err := ps.eachKey(root, func(k, v *yaml.Node) error {
-		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" && k.Value != "default" && k.Value != "mode" {
+		sec, ok := sectionFor(k.Value)
+		if !ok {
+			return ps.errf(k, "unknown key %q (want %s)", k.Value, sectionKeys("or"))
+		}
+		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" && !sec.nullValue {
 			return nil // an empty section ("hosts:" with nothing under it)
 		}
-		var err error
-		switch k.Value {
-		case "default":
-			var s string
-			if s, err = ps.oneOf(v, "allow", "deny"); err == nil {
-				pol.defaultDeny = s == "deny"
-			}
-		case "mode":
-			var s string
-			if s, err = ps.oneOf(v, "enforce", "report"); err == nil {
-				pol.report = s == "report"
-			}
-		case "ports":
-			pol.ports, err = ps.ports(v)
-			pol.portsLine = k.Line
-		case "agents":
-			pol.agents, err = ps.agents(v)
-		case "free_agent_names":
-			pol.freeNames, err = ps.boolean(v)
-		case "hosts":
-			pol.hosts, err = ps.hostRules(v)
-		case "ips":
-			pol.ips, err = ps.ipRules(v)
-		case "lists":
-			pol.lists, err = ps.lists(v)
-		case "resolve":
-			pol.resolve, err = ps.resolveTable(v)
-		case "intercept":
-			pol.interceptAll, pol.intercept, err = ps.interceptRules(k, v)
-		case "passthrough":
-			_, pol.passthrough, err = ps.interceptRules(k, v)
-		case "http":
-			pol.http, err = ps.httpRules(v)
-		case "mcp":
-			pol.mcp, err = ps.mcpSection(k, v)
-		case "dns":
-			pol.dns, err = ps.dnsSection(k, v)
-		case "quotas":
-			pol.quotas, err = ps.quotaRules(v)
-		default:
-			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns or quotas)", k.Value)
-		}
-		return err
+		return sec.parse(ps, k, v, pol)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return pol, nil
+}
+
+// The policy-wide keys: what no rule matched gets, and enforce or report.
+func init() {
+	register(section{key: "default", rank: rankDefault, nullValue: true,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) error {
+			s, err := p.oneOf(v, "allow", "deny")
+			pol.defaultDeny = s == "deny"
+			return err
+		}})
+	register(section{key: "mode", rank: rankMode, nullValue: true,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) error {
+			s, err := p.oneOf(v, "enforce", "report")
+			pol.report = s == "report"
+			return err
+		}})
 }
 
 // ruleOpts are the options every host rule, CIDR rule, http rule and list

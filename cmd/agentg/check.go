@@ -186,21 +186,21 @@ func checkTool(tw io.Writer, eng *rules.Engine, call rules.ToolCall, arg string)
 		return false
 	}
 	call.Server, call.Tool = server, tool
-	v := eng.Tool(call)
+	v := eng.MCP().Tool(call)
 	label := arg
 	if server == "" {
 		label = "(unbound)." + tool
 	}
 	fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\n", label, v.Outcome(), v.Rule, v.Source, v.Reason)
 	printHold(tw, v.Decision)
-	if server != "" && !slices.ContainsFunc(eng.MCPServers(), func(b rules.ServerBinding) bool { return b.Name == server }) {
+	if server != "" && !slices.ContainsFunc(eng.MCP().Servers(), func(b rules.ServerBinding) bool { return b.Name == server }) {
 		fmt.Fprintf(tw, "  note\tmcp servers defines no server %s: the proxy never decides a call with that server name\n", server)
 	}
 	if server == "" {
 		u := eng.MCP().UnknownServers
 		fmt.Fprintf(tw, "  unbound host\t%s\trule=%s\tsource=%s\t%s\n", u.Outcome(), u.Rule, u.Source, u.Reason)
 	}
-	results := eng.ResultRedactions(call.Agent, server, tool)
+	results := eng.MCP().ResultRedactions(call.Agent, server, tool)
 	for _, r := range v.Redactions {
 		scope := "arguments"
 		if containsRedaction(results, r.ID) {
@@ -231,7 +231,7 @@ func checkPrompt(tw io.Writer, eng *rules.Engine, call rules.ToolCall, arg strin
 		fmt.Fprintf(tw, "%s\tinvalid\twant SERVER.PROMPT (the server name ends at the first dot; .PROMPT for an unbound host)\n", arg)
 		return false
 	}
-	d := eng.Prompt(rules.PromptGet{Agent: call.Agent, Server: server, Prompt: prompt, Args: call.Args})
+	d := eng.MCP().Prompt(rules.PromptGet{Agent: call.Agent, Server: server, Prompt: prompt, Args: call.Args})
 	label := "prompt " + arg
 	if server == "" {
 		label = "prompt (unbound)." + prompt
@@ -249,7 +249,7 @@ func checkResource(tw io.Writer, eng *rules.Engine, agent, arg string) bool {
 		fmt.Fprintf(tw, "%s\tinvalid\twant SERVER=URI (=URI for an unbound host)\n", arg)
 		return false
 	}
-	d := eng.Resource(rules.ResourceRead{Agent: agent, Server: server, URI: uri})
+	d := eng.MCP().Resource(rules.ResourceRead{Agent: agent, Server: server, URI: uri})
 	label := "resource " + arg
 	if server == "" {
 		label = "resource (unbound)=" + uri
@@ -270,7 +270,7 @@ func readReason(d rules.Decision, what string) string {
 }
 
 func checkServerNamed(tw io.Writer, eng *rules.Engine, server string) {
-	if server != "" && !slices.ContainsFunc(eng.MCPServers(), func(b rules.ServerBinding) bool { return b.Name == server }) {
+	if server != "" && !slices.ContainsFunc(eng.MCP().Servers(), func(b rules.ServerBinding) bool { return b.Name == server }) {
 		fmt.Fprintf(tw, "  note\tmcp servers defines no server %s: the proxy never decides a request with that server name\n", server)
 	}
 	if server == "" {
@@ -385,7 +385,7 @@ func checkRequest(tw io.Writer, eng *rules.Engine, agent, arg string) bool {
 	}
 	d := eng.Host(agent, h)
 	if d.Allowed() {
-		d = eng.Request(rules.Request{Agent: agent, Host: h, Method: method, Path: u.Path})
+		d = eng.HTTP().Request(rules.Request{Agent: agent, Host: h, Method: method, Path: u.Path})
 	}
 	fmt.Fprintf(tw, "%s %s\t%s\trule=%s\tsource=%s\t%s\n", method, u, d.Outcome(), d.Rule, d.Source, d.Reason)
 	printHold(tw, d)

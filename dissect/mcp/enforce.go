@@ -33,7 +33,7 @@ func (ex *exchange) decideCall(m *Message) callVerdict {
 	x := ex.x
 	q := rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: m.Tool, Args: argLookup{m},
 		Annotations: ex.hints(m.Tool)}
-	v := callVerdict{ToolVerdict: x.Engine.Tool(q)}
+	v := callVerdict{ToolVerdict: x.Engine.MCP().Tool(q)}
 	if !v.Allowed() && v.Action != rules.Approve {
 		return v
 	}
@@ -76,7 +76,7 @@ func bucketOf(per, agent, server, tool string) string {
 // be pinned.
 func (ex *exchange) visible(tool string, hints rules.ToolHints, pin store.PinResult) bool {
 	x := ex.x
-	v := x.Engine.Tool(rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: tool, Annotations: hints})
+	v := x.Engine.MCP().Tool(rules.ToolCall{Agent: x.Agent, Server: ex.server(), Tool: tool, Annotations: hints})
 	unpinned := pin == store.PinChanged || pin == store.PinUnchecked // changed, or could not be pinned at all
 	return v.Allowed() && !(ex.set.Pinning.Action == rules.Deny && unpinned)
 }
@@ -100,7 +100,7 @@ var _ rules.ArgLookup = argLookup{}
 
 // resultRedactions are the redact rules that apply to tool's results.
 func (ex *exchange) resultRedactions(tool string) []rules.Redaction {
-	return ex.x.Engine.ResultRedactions(ex.x.Agent, ex.server(), tool)
+	return ex.x.Engine.MCP().ResultRedactions(ex.x.Agent, ex.server(), tool)
 }
 
 // The redaction questions. Redaction covers every message in its
@@ -113,16 +113,16 @@ func (ex *exchange) resultRedactions(tool string) []rules.Redaction {
 // messageRedactions are the redactions of a message not tied to one tool
 // call: results is the server-to-client direction.
 func messageRedactions(x *Exchange, results bool) []Redaction {
-	return scoped(x.Engine.MessageRedactions(x.Agent, results), !results)
+	return scoped(x.Engine.MCP().MessageRedactions(x.Agent, results), !results)
 }
 
 // answerRedactions are the redactions of the server's answer to c.
 func answerRedactions(x *Exchange, c *call) []Redaction {
 	switch {
 	case c.tool != "" && (c.m.Method == "tools/call" || c.m.Method == "tasks/result"):
-		return scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
+		return scoped(x.Engine.MCP().ResultRedactions(x.Agent, x.Server, c.tool), false)
 	case c.m.Method == "tasks/result": // a task agentg did not see created: any tool's
-		return scoped(x.Engine.AllResultRedactions(), false)
+		return scoped(x.Engine.MCP().AllResultRedactions(), false)
 	}
 	return messageRedactions(x, true)
 }
@@ -187,9 +187,9 @@ func (ex *exchange) decideRead(m *Message) (d rules.Decision, ok bool) {
 		if m.Args != nil {
 			args = argLookup{m}
 		}
-		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: ex.server(), Prompt: m.Prompt, Args: args}), true
+		return x.Engine.MCP().Prompt(rules.PromptGet{Agent: x.Agent, Server: ex.server(), Prompt: m.Prompt, Args: args}), true
 	case "resources/read":
-		return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: ex.server(), URI: m.URI}), true
+		return x.Engine.MCP().Resource(rules.ResourceRead{Agent: x.Agent, Server: ex.server(), URI: m.URI}), true
 	}
 	return rules.Decision{}, false
 }
@@ -203,9 +203,9 @@ func (ex *exchange) decideRead(m *Message) (d rules.Decision, ok bool) {
 func (ex *exchange) listedVisible(kind ListKind, key string) bool {
 	x := ex.x
 	if kind == ListPrompts {
-		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: ex.server(), Prompt: key}).Allowed()
+		return x.Engine.MCP().Prompt(rules.PromptGet{Agent: x.Agent, Server: ex.server(), Prompt: key}).Allowed()
 	}
-	return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: ex.server(), URI: key}).Allowed()
+	return x.Engine.MCP().Resource(rules.ResourceRead{Agent: x.Agent, Server: ex.server(), URI: key}).Allowed()
 }
 
 // deniedReadMessage is the text of a refused prompts/get or

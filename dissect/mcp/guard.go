@@ -88,13 +88,13 @@ func (x *Exchange) Governed() bool { return x.Server != "" }
 // one forwarder) and writes the answer into the ResponseWriter it is
 // given. Serve returns when the exchange is over.
 func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange, next http.Handler) {
-	set := x.Engine.MCP()
+	set := x.Engine.MCP().MCPSettings
 	// Responses must come back readable: MCP's messages are small, and a
 	// compressed answer could not be checked.
 	r.Header.Del("Accept-Encoding")
 	g.sawServer(&x, store.ServerSighting{}, "")
 	if IsUpgrade(r.Header) && x.Governed() {
-		if !x.Engine.MCPWebSocket(x.Server) {
+		if !x.Engine.MCP().WebSocket(x.Server) {
 			g.refuseUpgrade(w, &x, r.Header)
 			return
 		}
