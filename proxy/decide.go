@@ -85,10 +85,7 @@ func (s *Server) denied(f *flow) *refusal {
 // policy's static table, or DNS, looked up once. The addresses returned are
 // the only ones the dialer will use.
 func (s *Server) resolve(ctx context.Context, eng *rules.Engine, h addr.Host) ([]netip.Addr, error) {
-	if h.IsIP() {
-		return []netip.Addr{h.IP}, nil
-	}
-	if ips, ok := eng.Resolve(h.Name); ok {
+	if ips, ok := eng.StaticAddrs(h); ok {
 		return ips, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)

@@ -235,24 +235,21 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 			}
 		}
 	}
-	// HTTP rules decide every request. Inside a tunnel their answer is
-	// the event's (http:default when none matched, as documented); on the
+	// HTTP rules decide every request (rules.HTTPRules.Decide, the step
+	// agentg check explains with). Inside a tunnel their answer is the
+	// event's (http:default when none matched, as documented); on the
 	// explicit listener it is when a rule spoke. A host decision let
 	// through by report mode is never overwritten by an allow.
 	q := rules.Request{Agent: f.agent, Host: f.host, Method: r.Method, Path: r.URL.Path}
 	for _, h := range rules.OverrideHeaders() {
 		q.Overrides = append(q.Overrides, r.Header.Values(h)...)
 	}
-	if d := eng.HTTP().Request(q); x.door != doorAbsolute || d.Rule != "http:default" {
-		if d.Action != rules.Allow || f.decision.Action == rules.Allow {
-			f.decision = d
-		}
-		if d.Action == rules.Approve {
-			return s.holdRequest(r, f) // approve.go: nil once approved
-		}
-		if !d.Allowed() {
-			return s.denied(f)
-		}
+	f.decision = eng.HTTP().Decide(f.decision, q, x.door == doorAbsolute)
+	if f.decision.Action == rules.Approve {
+		return s.holdRequest(r, f) // approve.go: nil once approved
+	}
+	if !f.decision.Allowed() {
+		return s.denied(f)
 	}
 	return s.checkQuotas(eng, f) // quota.go
 }
