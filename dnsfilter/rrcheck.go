@@ -22,7 +22,7 @@ import (
 //   - Addresses (A, AAAA, the SVCB/HTTPS ipv4hint and ipv6hint, APL
 //     prefixes, ILNP L32 locators, IPSECKEY and AMTRELAY gateways given
 //     as addresses, an IP literal as a URI's host): each address meets the
-//     rebinding rule of A/AAAA (Engine.AnswerIP); a record with one
+//     rebinding rule of A/AAAA (Engine.DNS().AnswerIP); a record with one
 //     address the agent may not reach is dropped whole (a hint list is
 //     not edited: a client then asks A/AAAA, which are checked).
 //   - Targets (MX, SRV, NS, PTR, NAPTR replacement, KX, AFSDB, RT, LP, PX,

@@ -19,7 +19,7 @@ import (
 // literal that is one of a governed name's addresses is that server: its
 // tunnels are intercepted (or refused when agentg cannot intercept), and
 // its exchanges go to the MCP guard under the server's name. A name's
-// addresses are the resolve table's (rules.Engine.MCPNamesAt), those the
+// addresses are the resolve table's (rules.MCPRules.NamesAt), those the
 // DNS filter handed out for it to the agent, and those DNS gives the
 // names the entries spell out (looked up here, and kept for
 // governedTTL). A lookup that fails gives no address: an agent that

@@ -41,7 +41,7 @@ type dnsParser struct{ *parser }
 // it forwards, how it caches, and the exfiltration guards. Which names it
 // answers is not here: that is Engine.Name, the same host rules and lists
 // the proxy decides by. The guards that need no state (name and label
-// length, refused query types) are decided here by Engine.DNSQuery; the
+// length, refused query types) are decided here by DNSRules.Query; the
 // counting ones (distinct subdomains, query rate) are counted by the
 // filter against the limits DNSSettings carries.
 
@@ -534,7 +534,7 @@ type DNSQuery struct {
 	Type uint16
 }
 
-// DNSQuery applies the guards that need no state: the query type against
+// Query applies the guards that need no state: the query type against
 // refuse_types, the name's length against max_name_length and each
 // label's against max_label_length. It returns Allow with Rule "" when
 // none objects (the name is still to be decided by Name), else a Deny
@@ -561,7 +561,7 @@ func (d *DNSRules) Query(q DNSQuery) Decision {
 	return noObjection
 }
 
-// DNSLimit is the decision for a breach of a counting guard
+// Limit is the decision for a breach of a counting guard
 // (RuleDNSSubdomains, RuleDNSQueryRate) the filter detected, with reason
 // in words; it carries the policy's report mode like every other deny.
 func (d *DNSRules) Limit(rule, reason string) Decision {

@@ -8,8 +8,8 @@ import (
 	"slices"
 )
 
-// The engine: one compiled policy, and the compile step that runs each
-// section's compiler in turn.
+// The engine: one compiled policy, and the compile step that runs the
+// sections' compile steps (sections.go) in turn.
 
 // source is one rule or one list as written in the policy: everything an
 // entry of the name table, a CIDR rule or an http rule needs to know

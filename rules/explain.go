@@ -3,6 +3,7 @@ package rules
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/agentg/agentg/addr"
 )
@@ -111,4 +112,16 @@ func (m *MCPRules) ExplainResource(q ResourceRead) ReadExplanation {
 
 func (m *MCPRules) bound(server string) bool {
 	return slices.ContainsFunc(m.servers.list, func(b ServerBinding) bool { return b.Name == server })
+}
+
+// Explain decides q as the DNS filter does, less its state: the
+// stateless guards (Query), then the name by the host rules and lists
+// (Engine.Name, asked with the name as the filter holds it, without the
+// trailing dot). The filter's counting guards (query_rate, subdomains)
+// and its cache sit between these steps there; Explain counts nothing.
+func (d *DNSRules) Explain(q DNSQuery) Decision {
+	if dd := d.Query(q); dd.Rule != "" {
+		return dd
+	}
+	return d.e.Name(q.Agent, strings.TrimSuffix(q.Name, "."))
 }

@@ -14,7 +14,7 @@ import (
 // The mcp prompts and resources sub-sections: allow and deny rules for
 // prompts/get (by "SERVER.PROMPT", matched and ranked exactly as tool
 // patterns, with argument conditions) and resources/read (by server and
-// URI glob), and Engine.Prompt and Engine.Resource, the questions the MCP
+// URI glob), and MCPRules.Prompt and MCPRules.Resource, the questions the MCP
 // guard asks about them. Without a prompts (resources) sub-section,
 // prompts (resources) are not ruled: every one is allowed as rule
 // "mcp:method". With one, mcp.default decides what no rule matches.

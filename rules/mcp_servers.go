@@ -200,7 +200,7 @@ type ServerBinding struct {
 	Source string // "<file>:<line>"
 }
 
-// MCPServers lists the mcp servers entries in policy order.
+// Servers lists the mcp servers entries in policy order.
 func (m *MCPRules) Servers() []ServerBinding { return slices.Clone(m.servers.list) }
 
 func (c *compiler) compileServers(specs []serverSpec) error {
@@ -235,11 +235,11 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 	return nil
 }
 
-// MCPWebSocket reports whether server's entry lets HTTP upgrades
+// WebSocket reports whether server's entry lets HTTP upgrades
 // (WebSocket) through, unread ("websocket: allow").
 func (m *MCPRules) WebSocket(server string) bool { return m.servers.websocket[server] }
 
-// MCPServer binds a checked destination to the policy name of the MCP
+// Server binds a checked destination to the policy name of the MCP
 // server there: the most specific servers entry whose host pattern covers
 // h (at its ports, when it names any) and whose path glob matches path
 // (an entry without one matches every path). Specificity is as for http

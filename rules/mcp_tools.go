@@ -12,7 +12,7 @@ import (
 
 // The mcp tools sub-section: allow and deny rules for tool calls, by
 // "SERVER.TOOL" pattern, agent and conditions (mcp_conds.go), and
-// Engine.Tool, the one question the MCP guard asks about a call.
+// MCPRules.Tool, the one question the MCP guard asks about a call.
 
 // toolPat is one compiled "SERVER.TOOL" pattern. The server part ends at
 // the first dot (server names have none); the tool part may contain dots.
@@ -247,7 +247,7 @@ func (c *compiler) toolRef(tp toolPat, where, what string) {
 // value of a new field will mean what a call without it meant.
 type ToolCall struct {
 	Agent string
-	// Server is the policy name of the server, from Engine.MCPServer;
+	// Server is the policy name of the server, from MCPRules.Server;
 	// never the serverInfo.name the server reports (the server controls
 	// that). "" on a host no servers entry binds: only patterns whose
 	// server part is a glob ("*", "*.read_*") match there.

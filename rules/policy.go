@@ -11,12 +11,15 @@ import (
 )
 
 // This file turns policy YAML into a checked, line-annotated model: the
-// top-level keys, the options every rule shares, and the small parsing
+// walk over the top-level keys (each dispatched to the section the
+// table in sections.go registers for it), the policy-wide keys default
+// and mode, the options every rule shares, and the small parsing
 // helpers. Each section's own syntax is parsed in that section's file
 // (hosts.go, ips.go, lists.go, agents.go, resolve.go, tunnel.go, http.go,
-// ports.go, quotas.go). It walks yaml.v3 nodes instead of decoding into structs so
-// that every error, even for a key that is merely misspelled, names the
-// file and line a security team has to fix.
+// ports.go, quotas.go; dns.go and mcp*.go with their own parser types).
+// It walks yaml.v3 nodes instead of decoding into structs so that every
+// error, even for a key that is merely misspelled, names the file and
+// line a security team has to fix.
 
 const maxPolicySize = 16 << 20
 

@@ -108,7 +108,7 @@ func (ex *exchange) resultRedactions(tool string) []rules.Redaction {
 // and the answer to it get the redactions that cover that tool, as the
 // policy writes them; every other message, which may carry what any
 // tool's could, gets every redaction of its direction that covers the
-// agent (rules.Engine.MessageRedactions).
+// agent (rules.MCPRules.MessageRedactions).
 
 // messageRedactions are the redactions of a message not tied to one tool
 // call: results is the server-to-client direction.

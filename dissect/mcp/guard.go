@@ -44,7 +44,7 @@ type Exchange struct {
 	Engine *rules.Engine
 	Agent  string
 	// Server is the policy name the destination is bound to
-	// (rules.Engine.MCPServer); "" when no mcp.servers entry names it.
+	// (rules.MCPRules.Server); "" when no mcp.servers entry names it.
 	Server string
 	// URL is the request's checked URL, for the inventory.
 	URL string
