@@ -78,7 +78,7 @@ type Engine struct {
 
 	// views holds, by key, the compiled form of a section that has no
 	// field above (see sections.go).
-	views map[string]any
+	views slots
 }
 
 // Load reads the policy file at path and every list it references (paths

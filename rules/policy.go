@@ -47,7 +47,8 @@ type policy struct {
 
 	// specs holds, by key, the parsed form of a section that has no
 	// field above (see sections.go).
-	specs map[string]any
+	specs slots
+	lang  *language // the sections it was parsed with, to compile it
 }
 
 // parser carries the file name into every error.
@@ -60,6 +61,11 @@ func (p *parser) errf(n *yaml.Node, format string, args ...any) error {
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
 func parsePolicy(file string, data []byte) (*policy, error) {
+	return policyLanguage.parse(file, data)
+}
+
+// parse reads a policy in the language l.
+func (l *language) parse(file string, data []byte) (*policy, error) {
 	if len(data) > maxPolicySize {
 		return nil, fmt.Errorf("load policy %s: file of %d bytes is larger than %d", file, len(data), maxPolicySize)
 	}
@@ -80,13 +86,13 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, ps.errf(root, "policy must be a mapping of keys (%s)", sectionKeys(""))
+		return nil, ps.errf(root, "policy must be a mapping of keys (%s)", l.keys(""))
 	}
-	pol := &policy{file: file, defaultDeny: true}
+	pol := &policy{file: file, defaultDeny: true, lang: l}
 	err := ps.eachKey(root, func(k, v *yaml.Node) error {
-		sec, ok := sectionFor(k.Value)
+		sec, ok := l.section(k.Value)
 		if !ok {
-			return ps.errf(k, "unknown key %q (want %s)", k.Value, sectionKeys("or"))
+			return ps.errf(k, "unknown key %q (want %s)", k.Value, l.keys("or"))
 		}
 		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" && !sec.nullValue {
 			return nil // an empty section ("hosts:" with nothing under it)

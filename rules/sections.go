@@ -14,14 +14,15 @@ import (
 // gateway:) is one new file that calls register from an init function:
 //
 //	func init() {
-//		register(section{key: "llm", rank: rankLLM, parse: parseLLM,
+//		register(section{key: "llm", rank: 160, parse: parseLLM,
 //			steps: []step{{phase: phaseRules, at: 70, run: compileLLM}}})
 //	}
 //
 // A section without a field of its own in policy and Engine keeps its
 // parsed form in policy.specs and its compiled form in Engine.views,
-// both keyed by its key, and gives Engine one accessor that returns the
-// compiled view (as MCP, DNS and HTTP do).
+// both keyed by its key (pol.specs.set in parse, c.e.views.set in its
+// step), and gives Engine one accessor that returns the compiled view
+// (as MCP, DNS and HTTP do). TestSectionPlugsIn shows one.
 //
 // The table is written only by init functions, before main runs, and
 // read-only after: it is the package's static description of the policy
@@ -82,45 +83,57 @@ const (
 	rankQuotas
 )
 
-var (
+// language is a set of sections: the policy language. The package's
+// is policyLanguage; a test builds its own to show a section plugging in.
+type language struct {
 	sections []section // by rank
 	steps    []step    // by phase, then at
-)
+}
 
-// register adds a section to the table. It panics on a duplicate key:
-// two files claiming one key is a programming error found at start-up.
-func register(s section) {
-	if slices.ContainsFunc(sections, func(o section) bool { return o.key == s.key }) {
+// policyLanguage is the table the init functions fill.
+var policyLanguage language
+
+// register adds a section to the policy language.
+func register(s section) { policyLanguage.register(s) }
+
+// register adds a section to l. It panics on a duplicate key: two files
+// claiming one key is a programming error found at start-up.
+func (l *language) register(s section) {
+	if slices.ContainsFunc(l.sections, func(o section) bool { return o.key == s.key }) {
 		panic("rules: section " + s.key + " registered twice")
 	}
-	i, _ := slices.BinarySearchFunc(sections, s.rank, func(o section, r int) int { return o.rank - r })
-	sections = slices.Insert(sections, i, s)
+	i, _ := slices.BinarySearchFunc(l.sections, s.rank, func(o section, r int) int { return o.rank - r })
+	l.sections = slices.Insert(l.sections, i, s)
 	for _, st := range s.steps {
-		j, _ := slices.BinarySearchFunc(steps, st, func(o, n step) int {
+		j, _ := slices.BinarySearchFunc(l.steps, st, func(o, n step) int {
 			if o.phase != n.phase {
 				return int(o.phase) - int(n.phase)
 			}
 			return o.at - n.at
 		})
-		steps = slices.Insert(steps, j, st)
+		// After every step of the same place: registration order.
+		for j < len(l.steps) && l.steps[j].phase == st.phase && l.steps[j].at == st.at {
+			j++
+		}
+		l.steps = slices.Insert(l.steps, j, st)
 	}
 }
 
-// sectionFor returns the section registered for key.
-func sectionFor(key string) (*section, bool) {
-	for i := range sections {
-		if sections[i].key == key {
-			return &sections[i], true
+// section returns the section registered for key.
+func (l *language) section(key string) (*section, bool) {
+	for i := range l.sections {
+		if l.sections[i].key == key {
+			return &l.sections[i], true
 		}
 	}
 	return nil, false
 }
 
-// sectionKeys lists the keys for an error, the last joined by last
-// ("a, b or c"); last "" joins every key with ", ".
-func sectionKeys(last string) string {
-	keys := make([]string, len(sections))
-	for i, s := range sections {
+// keys lists the keys for an error, the last joined by last ("a, b or
+// c"); last "" joins every key with ", ".
+func (l *language) keys(last string) string {
+	keys := make([]string, len(l.sections))
+	for i, s := range l.sections {
 		keys[i] = s.key
 	}
 	if last == "" || len(keys) < 2 {
@@ -131,7 +144,7 @@ func sectionKeys(last string) string {
 
 // runSteps runs the compile steps of one phase in order.
 func (c *compiler) runSteps(ph phase) error {
-	for _, st := range steps {
+	for _, st := range c.pol.lang.steps {
 		if st.phase != ph {
 			continue
 		}
@@ -141,3 +154,16 @@ func (c *compiler) runSteps(ph phase) error {
 	}
 	return nil
 }
+
+// slots holds, by section key, the parsed (policy.specs) or compiled
+// (Engine.views) form of a section that has no field of its own.
+type slots map[string]any
+
+func (s *slots) set(key string, v any) {
+	if *s == nil {
+		*s = slots{}
+	}
+	(*s)[key] = v
+}
+
+func (s slots) get(key string) any { return s[key] }

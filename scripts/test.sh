@@ -77,7 +77,7 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 	n=0
 	for target in ./dissect:FuzzReadClientHello ./dissect:FuzzReadServerHello ./dissect:FuzzSniff \
 		./proxy:FuzzHostTracker ./proxy:FuzzHostField ./proxy:FuzzIsDoH ./addr:FuzzParseAuthority \
-		./dissect/mcp:FuzzParse ./dissect/mcp:FuzzSSE ./dissect/mcp:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool \
+		./dissect/mcp:FuzzParse ./dissect/mcp:FuzzSSE ./dissect/mcp:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool ./rules:FuzzParsePolicy \
 		./dissect/mcp:FuzzFacts ./dissect/mcp:FuzzDetect ./dissect/mcp:FuzzContentType ./dissect/mcp:FuzzReframe ./dissect/mcp:FuzzIDKey \
 		./dnsfilter:FuzzServeDNS ./dnsfilter:FuzzCheckAnswer ./approval:FuzzToken ./approval:FuzzViewBody; do
 		fuzz "$target" || exit 1
