@@ -542,19 +542,18 @@ type DNSQuery struct {
 // "dns:max_label_length"), in report mode when the policy is. Lengths
 // are of the name as sent, without the trailing dot.
 func (d *DNSRules) Query(q DNSQuery) Decision {
-	e := d.e
-	s := &e.dns.DNSSettings
+	s := &d.DNSSettings
 	if _, refused := slices.BinarySearch(s.RefuseTypes, q.Type); refused {
-		return e.dns.deny(RuleDNSType, e.dns.typeSrc, "query type "+dns.Type(q.Type).String()+" is refused (dns.limits.refuse_types)")
+		return d.deny(RuleDNSType, d.typeSrc, "query type "+dns.Type(q.Type).String()+" is refused (dns.limits.refuse_types)")
 	}
 	name := strings.TrimSuffix(q.Name, ".")
 	if len(name) > s.MaxNameLength {
-		return e.dns.deny(RuleDNSNameLength, e.dns.nameSrc,
+		return d.deny(RuleDNSNameLength, d.nameSrc,
 			fmt.Sprintf("query name of %d bytes is longer than dns.limits.max_name_length %d", len(name), s.MaxNameLength))
 	}
 	for label := range strings.SplitSeq(name, ".") {
 		if len(label) > s.MaxLabelLength {
-			return e.dns.deny(RuleDNSLabelLength, e.dns.labelSrc,
+			return d.deny(RuleDNSLabelLength, d.labelSrc,
 				fmt.Sprintf("query label of %d bytes is longer than dns.limits.max_label_length %d", len(label), s.MaxLabelLength))
 		}
 	}
@@ -565,8 +564,7 @@ func (d *DNSRules) Query(q DNSQuery) Decision {
 // (RuleDNSSubdomains, RuleDNSQueryRate) the filter detected, with reason
 // in words; it carries the policy's report mode like every other deny.
 func (d *DNSRules) Limit(rule, reason string) Decision {
-	e := d.e
-	return e.dns.deny(rule, e.dns.DNSSettings.Source, reason)
+	return d.deny(rule, d.DNSSettings.Source, reason)
 }
 
 func (d *DNSRules) deny(rule, src, reason string) Decision {

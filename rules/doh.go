@@ -65,7 +65,7 @@ func (d *DNSRules) DoH(agent string, h addr.Host) Decision {
 	if h.IsIP() {
 		name = h.IP.Unmap().String()
 	}
-	for _, r := range e.dns.DNSSettings.DoHResolvers {
+	for _, r := range d.DNSSettings.DoHResolvers {
 		if sfx, ok := strings.CutPrefix(r, "."); ok {
 			if name == sfx || strings.HasSuffix(name, r) {
 				return noObjection
@@ -74,7 +74,7 @@ func (d *DNSRules) DoH(agent string, h addr.Host) Decision {
 			return noObjection
 		}
 	}
-	return Decision{Action: Deny, Report: e.report, Rule: RuleDoH, Source: e.dns.dohSrc,
+	return Decision{Action: Deny, Report: e.report, Rule: RuleDoH, Source: d.dohSrc,
 		Reason: fmt.Sprintf("a DNS-over-HTTPS exchange with %s, which dns.doh_resolvers does not name (agentg's DNS filter is the resolver)", h)}
 }
 
@@ -83,6 +83,6 @@ func (d *DNSRules) DoH(agent string, h addr.Host) Decision {
 // question about an address at 853 (IP, CIDRAllows) gets it too.
 func (d *DNSRules) dotDenied(h addr.Host) Decision {
 	e := d.e
-	return Decision{Action: Deny, Report: e.report, Rule: RuleDoTPort, Source: e.dns.dotSrc,
+	return Decision{Action: Deny, Report: e.report, Rule: RuleDoTPort, Source: d.dotSrc,
 		Reason: fmt.Sprintf("%s: port %d is DNS-over-TLS, denied by dns.deny_dot", h, DoTPort)}
 }

@@ -256,9 +256,8 @@ func OverrideHeaders() [3]string {
 // it. An override that is not an HTTP method token is denied as
 // "builtin:method-override".
 func (hr *HTTPRules) Request(q Request) Decision {
-	e := hr.e
 	rp := reqPath{raw: q.Path}
-	d := e.http.requestDecide(q.Agent, q.Host, q.Method, &rp)
+	d := hr.requestDecide(q.Agent, q.Host, q.Method, &rp)
 	for _, o := range q.Overrides {
 		if severity(d) == 3 {
 			break
@@ -266,9 +265,9 @@ func (hr *HTTPRules) Request(q Request) Decision {
 		if strings.EqualFold(o, q.Method) {
 			continue
 		}
-		od := e.http.override
+		od := hr.override
 		if isToken(o) {
-			od = e.http.requestDecide(q.Agent, q.Host, o, &rp)
+			od = hr.requestDecide(q.Agent, q.Host, o, &rp)
 		}
 		if severity(od) > severity(d) {
 			d = od
@@ -325,14 +324,14 @@ func (en *httpEntry) matches(rp *reqPath) bool {
 func (hr *HTTPRules) requestDecide(agent string, h addr.Host, method string, rp *reqPath) Decision {
 	e := hr.e
 	trace := strings.EqualFold(method, "TRACE") || strings.EqualFold(method, "TRACK")
-	if len(e.http.byName) == 0 || h.IsIP() {
-		return e.http.none(trace)
+	if len(hr.byName) == 0 || h.IsIP() {
+		return hr.none(trace)
 	}
 	name := h.Name
 	var best, imp *httpEntry
 	bestH, bestP, impH, impP := -1, -2, -1, -2
 	for i := range suffixes(name) {
-		es := e.http.byName[name[i:]]
+		es := hr.byName[name[i:]]
 		for j := range es {
 			en := &es[j]
 			hr, ok := suffixRank(name, i, en.kind)
@@ -356,7 +355,7 @@ func (hr *HTTPRules) requestDecide(agent string, h addr.Host, method string, rp 
 	}
 	switch {
 	case best == nil:
-		return e.http.none(trace)
+		return hr.none(trace)
 	case !best.deny && imp != nil:
 		return imp.d
 	}
@@ -374,11 +373,10 @@ func (en *httpEntry) verb() verb {
 }
 
 func (hr *HTTPRules) none(trace bool) Decision {
-	e := hr.e
 	if trace {
-		return e.http.trace
+		return hr.trace
 	}
-	return e.http.dflt
+	return hr.dflt
 }
 
 // hasMethod reports whether the entry covers method; for TRACE and TRACK

@@ -125,8 +125,8 @@ type cidrTable struct {
 func (t *cidrTable) match(agent string, ip netip.Addr, port uint16) (rule *cidrRule, scoped bool) {
 	e := t.e
 	var best, imp *cidrRule
-	for i := range e.cidrs.rules {
-		r := &e.cidrs.rules[i]
+	for i := range t.rules {
+		r := &t.rules[i]
 		if !r.prefix.Contains(ip) {
 			continue
 		}
@@ -157,8 +157,8 @@ func (t *cidrTable) match(agent string, ip netip.Addr, port uint16) (rule *cidrR
 // matches ip and applies to agent.
 func (t *cidrTable) ports(agent string, ip netip.Addr, pts []portRange) []portRange {
 	e := t.e
-	for i := range e.cidrs.rules {
-		r := &e.cidrs.rules[i]
+	for i := range t.rules {
+		r := &t.rules[i]
 		if s := &e.sources[r.src]; r.prefix.Contains(ip) && s.appliesTo(agent) {
 			pts = append(pts, s.ports...)
 		}
@@ -175,10 +175,9 @@ type ipVerdict struct {
 }
 
 func (t *cidrTable) verdict(agent string, ip netip.Addr, port uint16) ipVerdict {
-	e := t.e
 	class, within := addr.ClassRange(ip)
 	v := ipVerdict{class: class}
-	v.rule, v.scoped = e.cidrs.match(agent, ip, port)
+	v.rule, v.scoped = t.match(agent, ip, port)
 	if v.rule != nil && !v.rule.deny {
 		// An address in no known range (invalid, zoned) has no width to
 		// open: only a rule for exactly that address does.
@@ -195,13 +194,12 @@ func (t *cidrTable) verdict(agent string, ip netip.Addr, port uint16) ipVerdict 
 // what an address no rule objects to gets: the policy's default for an
 // IP literal, "no objection" for a resolved address.
 func (t *cidrTable) decide(agent string, ip netip.Addr, port uint16, dflt Decision) (Decision, bool) {
-	e := t.e
-	v := e.cidrs.verdict(agent, ip, port)
+	v := t.verdict(agent, ip, port)
 	switch {
 	case v.rule != nil && (v.rule.deny || v.open):
-		return e.cidrs.decision(v.rule, ip), v.scoped
+		return t.decision(v.rule, ip), v.scoped
 	case v.class != "":
-		return e.cidrs.nonPublic(ip, v.class), v.scoped
+		return t.nonPublic(ip, v.class), v.scoped
 	}
 	return dflt, v.scoped
 }

@@ -79,8 +79,7 @@ func (m *MCPRules) HasServers() bool { return len(m.servers.byName) > 0 }
 // Host reports the servers entry that covers h's name at h's port,
 // whatever the path (the entry a tunnel to h is intercepted for).
 func (m *MCPRules) Host(h addr.Host) (server string, ok bool) {
-	e := m.e
-	if en := e.mcp.host(h, false); en != nil {
+	if en := m.host(h, false); en != nil {
 		return en.name, true
 	}
 	return "", false

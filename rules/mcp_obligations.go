@@ -314,11 +314,10 @@ func (o *obligations[T]) collect(agent, server, tool string, scope int) []T {
 //
 // A tool name longer than MaxToolName gets every result redaction.
 func (m *MCPRules) ResultRedactions(agent, server, tool string) []Redaction {
-	e := m.e
 	if len(tool) > MaxToolName {
-		return e.mcp.redact.sets[scopeResults].items
+		return m.redact.sets[scopeResults].items
 	}
-	return e.mcp.redact.collect(agent, server, tool, scopeResults)
+	return m.redact.collect(agent, server, tool, scopeResults)
 }
 
 // AllResultRedactions are the redactions of results of every entry,
@@ -326,8 +325,7 @@ func (m *MCPRules) ResultRedactions(agent, server, tool string) []Redaction {
 // (the result of a task agentg did not see created), which is redacted as
 // any tool's result could be.
 func (m *MCPRules) AllResultRedactions() []Redaction {
-	e := m.e
-	return e.mcp.redact.sets[scopeResults].items
+	return m.redact.sets[scopeResults].items
 }
 
 // MessageRedactions are the redactions that apply to an MCP message not
@@ -339,12 +337,11 @@ func (m *MCPRules) AllResultRedactions() []Redaction {
 // tool's could, and redacting more is safe. Policy order; nil when none;
 // the slice may be shared and must not be modified.
 func (m *MCPRules) MessageRedactions(agent string, results bool) []Redaction {
-	e := m.e
 	scope := scopeArguments
 	if results {
 		scope = scopeResults
 	}
-	s := &e.mcp.redact.sets[scope]
+	s := &m.redact.sets[scope]
 	n := 0
 	for i := range s.m {
 		if s.m[i].coversAgent(agent) {

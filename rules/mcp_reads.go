@@ -61,7 +61,7 @@ type readsPolicy struct {
 // every allow, and nothing matching is mcp.default (rule "mcp:default").
 func (m *MCPRules) Prompt(q PromptGet) Decision {
 	e := m.e
-	r := &e.mcp.reads
+	r := &m.reads
 	if !r.promptsRuled {
 		return notRuled
 	}
@@ -70,7 +70,7 @@ func (m *MCPRules) Prompt(q PromptGet) Decision {
 			Reason: "prompt name of " + strconv.Itoa(len(q.Prompt)) + " bytes is longer than " + strconv.Itoa(MaxToolName)}
 	}
 	call := ToolCall{Agent: q.Agent, Server: q.Server, Tool: q.Prompt, Args: q.Args}
-	return e.mcp.patternDecide(&r.prompts, &call, r.promptDefault)
+	return m.patternDecide(&r.prompts, &call, r.promptDefault)
 }
 
 // Resource decides one resources/read. Candidates are the resource rules
@@ -85,7 +85,7 @@ func (m *MCPRules) Prompt(q PromptGet) Decision {
 // "SERVER URI".
 func (m *MCPRules) Resource(q ResourceRead) Decision {
 	e := m.e
-	r := &e.mcp.reads
+	r := &m.reads
 	if !r.resourcesRuled {
 		return notRuled
 	}

@@ -252,8 +252,7 @@ func (m *MCPRules) WebSocket(server string) bool { return m.servers.websocket[se
 // ok is false when no entry binds the destination: MCP there is under
 // MCPSettings.UnknownServers. IP literals are never bound.
 func (m *MCPRules) Server(h addr.Host, path string) (name string, ok bool) {
-	e := m.e
-	t := &e.mcp.servers
+	t := &m.servers
 	if len(t.byName) == 0 || h.IsIP() || h.Name == "" {
 		return "", false
 	}
@@ -292,8 +291,7 @@ func (m *MCPRules) Server(h addr.Host, path string) (name string, ok bool) {
 // covers h at its port (at any port with anyPort), whatever the path (nil
 // when none): such a tunnel is always intercepted.
 func (m *MCPRules) host(h addr.Host, anyPort bool) *serverEntry {
-	e := m.e
-	t := &e.mcp.servers
+	t := &m.servers
 	if len(t.byName) == 0 || h.IsIP() {
 		return nil
 	}

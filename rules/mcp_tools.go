@@ -297,17 +297,16 @@ type ToolVerdict struct {
 // pattern, and no real tool has such a name), with every argument
 // redaction and no rate limit.
 func (m *MCPRules) Tool(q ToolCall) ToolVerdict {
-	e := m.e
 	if len(q.Tool) > MaxToolName {
 		return ToolVerdict{
-			Decision:   e.mcp.toolTooLong(len(q.Tool)),
-			Redactions: e.mcp.redact.sets[scopeArguments].items, // every one: more is safe, and the call is refused anyway
+			Decision:   m.toolTooLong(len(q.Tool)),
+			Redactions: m.redact.sets[scopeArguments].items, // every one: more is safe, and the call is refused anyway
 		}
 	}
 	return ToolVerdict{
-		Decision:   e.mcp.toolDecide(&q),
-		Redactions: e.mcp.redact.collect(q.Agent, q.Server, q.Tool, scopeArguments),
-		RateLimits: e.mcp.rates.collect(q.Agent, q.Server, q.Tool, scopeAll),
+		Decision:   m.toolDecide(&q),
+		Redactions: m.redact.collect(q.Agent, q.Server, q.Tool, scopeArguments),
+		RateLimits: m.rates.collect(q.Agent, q.Server, q.Tool, scopeAll),
 	}
 }
 
@@ -322,8 +321,7 @@ func (m *MCPRules) toolTooLong(n int) Decision {
 }
 
 func (m *MCPRules) toolDecide(q *ToolCall) Decision {
-	e := m.e
-	return e.mcp.patternDecide(&e.mcp.tools, q, e.mcp.MCPSettings.Default)
+	return m.patternDecide(&m.tools, q, m.MCPSettings.Default)
 }
 
 // beats reports whether en is more specific than o, or as specific and
