@@ -32,7 +32,7 @@ func (p *dnsParser) dohResolvers(n *yaml.Node) ([]string, error) {
 	if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
 		return []string{}, nil
 	}
-	its, err := p.items(n)
+	its, err := p.ps.items(n)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +42,7 @@ func (p *dnsParser) dohResolvers(n *yaml.Node) ([]string, error) {
 		sub := strings.HasPrefix(v, ".")
 		h, err := addr.ParseAuthority(strings.TrimPrefix(v, "."), 443)
 		if err != nil || h.Port != 443 || strings.Contains(v, ":") && !h.IsIP() || sub && h.IsIP() {
-			return nil, p.errf(it, "bad DoH resolver %q (want a host name, .name for it and its subdomains, or an IP address)", it.Value)
+			return nil, p.ps.errf(it, "bad DoH resolver %q (want a host name, .name for it and its subdomains, or an IP address)", it.Value)
 		}
 		c := h.Name
 		if h.IsIP() {

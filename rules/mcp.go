@@ -10,7 +10,7 @@ import (
 func init() {
 	register(section{key: "mcp", rank: rankMCP,
 		parse: func(p *parser, k, v *yaml.Node, pol *policy) (err error) {
-			pol.mcp, err = (&mcpParser{p}).mcpSection(k, v)
+			pol.mcp, err = (&mcpParser{ps: p}).mcpSection(k, v)
 			return err
 		},
 		steps: []step{{phase: phaseRules, at: 40, run: (*compiler).compileMCP}}})
@@ -18,8 +18,8 @@ func init() {
 
 // mcpParser parses the mcp section and its sub-sections (servers, tools,
 // prompts, resources, redact, rate_limits); the shared rule syntax is
-// its parser's.
-type mcpParser struct{ *parser }
+// ps's.
+type mcpParser struct{ ps *parser }
 
 // The mcp section: tool-level policy for Model Context Protocol traffic.
 // This file holds the section's settings (default, unknown_servers,
@@ -56,10 +56,10 @@ type mcpSpec struct {
 
 func (p *mcpParser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, p.errf(n, "mcp must be a mapping (default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits, pinning)")
+		return nil, p.ps.errf(n, "mcp must be a mapping (default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits, pinning)")
 	}
 	m := &mcpSpec{line: k.Line, unknown: "allow", maxMessage: defaultMaxMessage}
-	err := p.eachKey(n, func(k, v *yaml.Node) error {
+	err := p.ps.eachKey(n, func(k, v *yaml.Node) error {
 		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 			switch k.Value {
 			case "prompts":
@@ -76,17 +76,17 @@ func (p *mcpParser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 		var s string
 		switch k.Value {
 		case "default":
-			s, err = p.oneOf(v, "allow", "deny")
+			s, err = p.ps.oneOf(v, "allow", "deny")
 			m.defaultDeny = s == "deny"
 		case "unknown_servers":
-			m.unknown, err = p.oneOf(v, "allow", "deny", "report")
+			m.unknown, err = p.ps.oneOf(v, "allow", "deny", "report")
 		case "deny_as":
-			s, err = p.oneOf(v, "error", "result")
+			s, err = p.ps.oneOf(v, "error", "result")
 			m.denyAsResult = s == "result"
 		case "max_message":
-			m.maxMessage, err = p.size(v, minMaxMessage, maxMaxMessage)
+			m.maxMessage, err = p.ps.size(v, minMaxMessage, maxMaxMessage)
 		case "pinning":
-			s, err = p.oneOf(v, "alert", "deny")
+			s, err = p.ps.oneOf(v, "alert", "deny")
 			m.pinDeny = s == "deny"
 		case "servers":
 			m.servers, err = p.mcpServers(v)
@@ -103,7 +103,7 @@ func (p *mcpParser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 		case "rate_limits":
 			m.rates, err = p.rateRules(v)
 		default:
-			err = p.errf(k, "unknown mcp key %q (want default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits or pinning)", k.Value)
+			err = p.ps.errf(k, "unknown mcp key %q (want default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits or pinning)", k.Value)
 		}
 		return err
 	})

@@ -199,14 +199,14 @@ func (m *MCPRules) patternDecide(t *toolTable, q *ToolCall, dflt Decision) Decis
 // have no annotations).
 func (p *mcpParser) promptRules(n *yaml.Node) ([]toolRule, error) {
 	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "mcp prompts must be a list of rules")
+		return nil, p.ps.errf(n, "mcp prompts must be a list of rules")
 	}
 	var out []toolRule
 	for _, it := range n.Content {
 		var conds []toolCond
-		deny, val, o, err := p.ruleBody(it, func(k, v *yaml.Node) (bool, error) {
+		deny, val, o, err := p.ps.ruleBody(it, func(k, v *yaml.Node) (bool, error) {
 			if k.Value != "when" {
-				return true, p.errf(k, "unknown prompt rule key %q (want allow or deny, agents, mode, important, id, when)", k.Value)
+				return true, p.ps.errf(k, "unknown prompt rule key %q (want allow or deny, agents, mode, important, id, when)", k.Value)
 			}
 			var err error
 			if conds, err = p.toolConds(v); err != nil {
@@ -214,7 +214,7 @@ func (p *mcpParser) promptRules(n *yaml.Node) ([]toolRule, error) {
 			}
 			for _, c := range conds {
 				if c.kind == condAnnotation {
-					return true, p.errf(v, "prompt rules take arg conditions only: prompts have no annotations")
+					return true, p.ps.errf(v, "prompt rules take arg conditions only: prompts have no annotations")
 				}
 			}
 			return true, nil
@@ -223,9 +223,9 @@ func (p *mcpParser) promptRules(n *yaml.Node) ([]toolRule, error) {
 			return nil, err
 		}
 		if o.ports != nil {
-			return nil, p.errf(keyNode(it, "ports"), "ports do not apply to prompt rules (scope the server's url with ports instead)")
+			return nil, p.ps.errf(keyNode(it, "ports"), "ports do not apply to prompt rules (scope the server's url with ports instead)")
 		}
-		vals, err := p.items(val)
+		vals, err := p.ps.items(val)
 		if err != nil {
 			return nil, err
 		}
@@ -233,7 +233,7 @@ func (p *mcpParser) promptRules(n *yaml.Node) ([]toolRule, error) {
 		for _, v := range vals {
 			tp, err := parseToolPat(v.Value)
 			if err != nil {
-				return nil, p.errf(v, "%s", strings.Replace(strings.Replace(err.Error(), "tool pattern", "prompt pattern", 1), "SERVER.TOOL", "SERVER.PROMPT", 1))
+				return nil, p.ps.errf(v, "%s", strings.Replace(strings.Replace(err.Error(), "tool pattern", "prompt pattern", 1), "SERVER.TOOL", "SERVER.PROMPT", 1))
 			}
 			pats = append(pats, tp)
 		}
@@ -297,22 +297,22 @@ func (en *resEntry) beats(o *resEntry) bool {
 //	    uri: "file:///etc/*"     # URI glob(s); '*' is any run, '/' included; absent: every URI
 func (p *mcpParser) resourceRules(n *yaml.Node) ([]resRule, error) {
 	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "mcp resources must be a list of rules")
+		return nil, p.ps.errf(n, "mcp resources must be a list of rules")
 	}
 	var out []resRule
 	for _, it := range n.Content {
 		var uris []string
-		deny, val, o, err := p.ruleBody(it, func(k, v *yaml.Node) (bool, error) {
+		deny, val, o, err := p.ps.ruleBody(it, func(k, v *yaml.Node) (bool, error) {
 			if k.Value != "uri" {
-				return true, p.errf(k, "unknown resource rule key %q (want allow or deny, uri, agents, mode, important, id)", k.Value)
+				return true, p.ps.errf(k, "unknown resource rule key %q (want allow or deny, uri, agents, mode, important, id)", k.Value)
 			}
-			vals, err := p.items(v)
+			vals, err := p.ps.items(v)
 			if err != nil {
 				return true, err
 			}
 			for _, u := range vals {
 				if err := checkURIGlob(u.Value); err != nil {
-					return true, p.errf(u, "%v", err)
+					return true, p.ps.errf(u, "%v", err)
 				}
 				uris = append(uris, u.Value)
 			}
@@ -322,9 +322,9 @@ func (p *mcpParser) resourceRules(n *yaml.Node) ([]resRule, error) {
 			return nil, err
 		}
 		if o.ports != nil {
-			return nil, p.errf(keyNode(it, "ports"), "ports do not apply to resource rules (scope the server's url with ports instead)")
+			return nil, p.ps.errf(keyNode(it, "ports"), "ports do not apply to resource rules (scope the server's url with ports instead)")
 		}
-		vals, err := p.items(val)
+		vals, err := p.ps.items(val)
 		if err != nil {
 			return nil, err
 		}
@@ -332,11 +332,11 @@ func (p *mcpParser) resourceRules(n *yaml.Node) ([]resRule, error) {
 		for _, v := range vals {
 			s := v.Value
 			if s == "" {
-				return nil, p.errf(v, "empty server name in a resource rule (want a server name from mcp servers, or a glob such as \"*\")")
+				return nil, p.ps.errf(v, "empty server name in a resource rule (want a server name from mcp servers, or a glob such as \"*\")")
 			}
 			for i := 0; i < len(s); i++ {
 				if c := s[i]; !isServerByte(c) && c != '*' {
-					return nil, p.errf(v, "bad server %q in a resource rule: a server name is letters, digits, '_' and '-' (or '*'); the URI goes in uri:", s)
+					return nil, p.ps.errf(v, "bad server %q in a resource rule: a server name is letters, digits, '_' and '-' (or '*'); the URI goes in uri:", s)
 				}
 			}
 			servers = append(servers, s)

@@ -101,7 +101,7 @@ func (tp *toolPat) matches(server, tool string, loose bool) bool {
 
 // toolPats parses a value that is one tool pattern or a list of them.
 func (p *mcpParser) toolPats(n *yaml.Node) ([]toolPat, error) {
-	vals, err := p.items(n)
+	vals, err := p.ps.items(n)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (p *mcpParser) toolPats(n *yaml.Node) ([]toolPat, error) {
 	for _, v := range vals {
 		tp, err := parseToolPat(v.Value)
 		if err != nil {
-			return nil, p.errf(v, "%v", err)
+			return nil, p.ps.errf(v, "%v", err)
 		}
 		out = append(out, tp)
 	}
@@ -127,14 +127,14 @@ type toolRule struct {
 
 func (p *mcpParser) toolRules(n *yaml.Node) ([]toolRule, error) {
 	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "mcp tools must be a list of rules")
+		return nil, p.ps.errf(n, "mcp tools must be a list of rules")
 	}
 	var out []toolRule
 	for _, it := range n.Content {
 		var conds []toolCond
-		vb, val, hold, o, err := p.ruleVerdict(it, func(k, v *yaml.Node) (bool, error) {
+		vb, val, hold, o, err := p.ps.ruleVerdict(it, func(k, v *yaml.Node) (bool, error) {
 			if k.Value != "when" {
-				return true, p.errf(k, "unknown tool rule key %q (want allow, deny or approve, agents, mode, important, id, when, timeout, via)", k.Value)
+				return true, p.ps.errf(k, "unknown tool rule key %q (want allow, deny or approve, agents, mode, important, id, when, timeout, via)", k.Value)
 			}
 			var err error
 			conds, err = p.toolConds(v)
@@ -144,7 +144,7 @@ func (p *mcpParser) toolRules(n *yaml.Node) ([]toolRule, error) {
 			return nil, err
 		}
 		if o.ports != nil {
-			return nil, p.errf(keyNode(it, "ports"), "ports do not apply to tool rules (scope the server's url with ports instead)")
+			return nil, p.ps.errf(keyNode(it, "ports"), "ports do not apply to tool rules (scope the server's url with ports instead)")
 		}
 		pats, err := p.toolPats(val)
 		if err != nil {
