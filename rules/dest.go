@@ -28,7 +28,7 @@ func (e *Engine) Host(agent string, h addr.Host) Decision {
 	if h.Name == "" {
 		return e.invalid("empty host")
 	}
-	d, _ := e.nameDecide(agent, h.Name, h.Port)
+	d, _ := e.names.decide(agent, h.Name, h.Port)
 	return d
 }
 
@@ -86,7 +86,7 @@ func (q *nameQuestion) decide(port uint16) (d Decision, scoped bool) {
 		}
 		return q.e.cidrs.decide(q.agent, q.ip, port, dflt)
 	}
-	return q.e.nameDecide(q.agent, q.name, port)
+	return q.e.names.decide(q.agent, q.name, port)
 }
 
 // ranges appends the port ranges of the matching rules to pts.
@@ -94,7 +94,7 @@ func (q *nameQuestion) ranges(pts []portRange) []portRange {
 	if q.ip.IsValid() {
 		return q.e.cidrs.ports(q.agent, q.ip, pts)
 	}
-	return q.e.namePorts(q.agent, q.name, pts)
+	return q.e.names.ports(q.agent, q.name, pts)
 }
 
 // anyPort decides at every port where the answer can differ and returns

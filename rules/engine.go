@@ -66,7 +66,7 @@ type Engine struct {
 	stats       Stats
 
 	ports   portPolicy   // ports.go
-	names   nameTable    // hosts.go and lists.go
+	names   hostNames    // hosts.go and lists.go
 	cidrs   cidrTable    // ips.go
 	agents  agentTable   // agents.go
 	resolve resolveTable // resolve.go
@@ -157,7 +157,7 @@ func compile(pol *policy, dir string) (*Engine, error) {
 	if pol.defaultDeny {
 		e.dflt = Decision{Action: Deny, Report: pol.report, Rule: "default", Source: pol.file, Reason: "no rule matched; default deny"}
 	}
-	e.http.e, e.mcp.e, e.cidrs.e = e, e, e // the sections' views decide with the engine's sources
+	e.http.e, e.mcp.e, e.cidrs.e, e.names.e = e, e, e, e // the sections' views decide with the engine's sources
 	c := &compiler{e: e, pol: pol, dir: dir, ids: map[string]string{}, names: &nameBuilder{}}
 
 	// Every section's steps in the table's order (sections.go): first
@@ -166,7 +166,7 @@ func compile(pol *policy, dir string) (*Engine, error) {
 		return nil, err
 	}
 	dup := make([]int, len(e.sources))
-	e.names = c.names.finish(dup)
+	e.names.nameTable = c.names.finish(dup)
 	for i, src := range c.listSrc {
 		e.stats.Lists[i].Duplicates = dup[src]
 		e.stats.Lists[i].Entries -= dup[src]
