@@ -112,7 +112,7 @@ func (s *Server) admit(ps *policyState, q *query, req *dns.Msg) (resp *dns.Msg, 
 	q.agent = agent
 
 	// Stateless guards, then the query rate: refused outright.
-	if d := eng.DNSQuery(rules.DNSQuery{Agent: agent, Name: qq.Name, Type: qq.Qtype}); !q.decide(d) {
+	if d := eng.DNS().Query(rules.DNSQuery{Agent: agent, Name: qq.Name, Type: qq.Qtype}); !q.decide(d) {
 		if d.Rule == rules.RuleDNSType {
 			return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeBlocked, d)), true
 		}
@@ -124,7 +124,7 @@ func (s *Server) admit(ps *policyState, q *query, req *dns.Msg) (resp *dns.Msg, 
 	if set.QueryRate > 0 {
 		if ok, _ := s.rates.Allow(agent, rate.Limit(set.QueryRate), set.QueryBurst); !ok {
 			s.metrics.Limited.Add(1)
-			d := eng.DNSLimit(rules.RuleDNSQueryRate, fmt.Sprintf("agent %s asked more than %s queries (dns.limits.query_rate)", agent, rateText(set.QueryRate)))
+			d := eng.DNS().Limit(rules.RuleDNSQueryRate, fmt.Sprintf("agent %s asked more than %s queries (dns.limits.query_rate)", agent, rateText(set.QueryRate)))
 			if !q.decide(d) {
 				return s.reply(q, req, dns.RcodeRefused, ede(dns.ExtendedErrorCodeBlocked, d)), true
 			}
@@ -165,7 +165,7 @@ func (s *Server) resolve(ps *policyState, q *query, req *dns.Msg) *dns.Msg {
 		}
 		if !ok {
 			s.metrics.Limited.Add(1)
-			d := eng.DNSLimit(rules.RuleDNSSubdomains, fmt.Sprintf("agent %s asked for more than %d names under %s in %s (dns.limits.subdomains)",
+			d := eng.DNS().Limit(rules.RuleDNSSubdomains, fmt.Sprintf("agent %s asked for more than %d names under %s in %s (dns.limits.subdomains)",
 				agent, set.Subdomains, reg, set.SubdomainsWindow))
 			if !q.decide(d) {
 				return s.block(q, req, set, d, dns.ExtendedErrorCodeBlocked)

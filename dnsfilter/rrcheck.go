@@ -22,7 +22,7 @@ import (
 //   - Addresses (A, AAAA, the SVCB/HTTPS ipv4hint and ipv6hint, APL
 //     prefixes, ILNP L32 locators, IPSECKEY and AMTRELAY gateways given
 //     as addresses, an IP literal as a URI's host): each address meets the
-//     rebinding rule of A/AAAA (Engine.AnswerIP); a record with one
+//     rebinding rule of A/AAAA (Engine.DNS().AnswerIP); a record with one
 //     address the agent may not reach is dropped whole (a hint list is
 //     not edited: a client then asks A/AAAA, which are checked).
 //   - Targets (MX, SRV, NS, PTR, NAPTR replacement, KX, AFSDB, RT, LP, PX,
@@ -171,7 +171,7 @@ func (rc *recordCheck) address(eng *rules.Engine, agent string, raw net.IP) {
 }
 
 func (rc *recordCheck) addr(eng *rules.Engine, agent string, ip netip.Addr) {
-	rc.object(eng.AnswerIP(agent, ip), "address "+ip.String())
+	rc.object(eng.DNS().AnswerIP(agent, ip), "address "+ip.String())
 }
 
 // svcb checks a service binding's target and its address hints.

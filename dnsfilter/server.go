@@ -95,7 +95,7 @@ func New(cfg Config) (*Server, error) {
 	if eng == nil {
 		return nil, errors.New("dnsfilter: no policy in force")
 	}
-	set := eng.DNS()
+	set := eng.DNS().DNSSettings
 	s.cache = newCache(set.Cache, s.now)
 	s.setBudget(set)
 	s.cur.Store(s.buildState(eng, nil))
@@ -132,7 +132,7 @@ func (s *Server) setBudget(set rules.DNSSettings) {
 // buildState derives the state for eng, keeping old's forwarder when
 // the upstreams did not change (its connections and health stay).
 func (s *Server) buildState(eng *rules.Engine, old *policyState) *policyState {
-	ps := &policyState{eng: eng, set: eng.DNS()}
+	ps := &policyState{eng: eng, set: eng.DNS().DNSSettings}
 	if old != nil && slices.Equal(old.set.Upstreams, ps.set.Upstreams) && old.set.Timeout == ps.set.Timeout {
 		ps.fwd = old.fwd
 		return ps

@@ -170,10 +170,7 @@ func forbidden(h addr.Host, d rules.Decision) *refusal {
 // policy's static table, or DNS, looked up once. The addresses returned are
 // the only ones the dialer will use.
 func (p *pipeline) resolve(ctx context.Context, eng *rules.Engine, h addr.Host) ([]netip.Addr, error) {
-	if h.IsIP() {
-		return []netip.Addr{h.IP}, nil
-	}
-	if ips, ok := eng.Resolve(h.Name); ok {
+	if ips, ok := eng.StaticAddrs(h); ok {
 		return ips, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.lookupTimeout)

@@ -9,7 +9,7 @@ import (
 )
 
 // Recognising DNS-over-HTTPS on the exchange path, so that a resolver
-// the public list does not name is still refused (rules.Engine.DoH,
+// the public list does not name is still refused (rules.DNSRules.DoH,
 // rule builtin:doh). Detection reads as leniently as a DoH server would
 // (RFC 8484 and the JSON dialect Google, Cloudflare and AliDNS serve):
 //

@@ -89,7 +89,7 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 // 2024-11-05 HTTP+SSE session: the guard peeks at its first event).
 func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	eng := s.cfg.Policy.Engine()
-	server, bound := eng.MCPServer(f.host, r.URL.Path)
+	server, bound := eng.MCP().Server(f.host, r.URL.Path)
 	if !bound && (f.host.IsIP() || wire.IsUpgrade(r.Header)) {
 		h := f.host
 		if h.IsIP() {
@@ -97,13 +97,13 @@ func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 			h, _, _ = s.governedAt(r.Context(), eng, f.agent, f.host)
 		}
 		if h.Name != "" {
-			server, bound = eng.MCPServer(h, r.URL.Path)
+			server, bound = eng.MCP().Server(h, r.URL.Path)
 			if !bound && wire.IsUpgrade(r.Header) {
 				// An upgrade on any path of a governed host: no MCP
 				// transport runs over one, wherever the entry's path
 				// glob points (the guard refuses it unless the
 				// entry says websocket: allow).
-				server, bound = eng.MCPHost(h)
+				server, bound = eng.MCP().Host(h)
 			}
 		}
 	}
@@ -202,31 +202,28 @@ func (s *Server) decideExchange(f *flow, r *http.Request, x exchange) *refusal {
 	// DNS over HTTPS goes to the resolvers the policy names, or nowhere
 	// (doh.go): the DNS filter is the resolver.
 	if isDoH(r) {
-		if d := eng.DoH(f.agent, f.host); d.Action != rules.Allow {
+		if d := eng.DNS().DoH(f.agent, f.host); d.Action != rules.Allow {
 			f.decision = d
 			if !d.Allowed() {
 				return denied(f)
 			}
 		}
 	}
-	// HTTP rules decide every request. Inside a tunnel their answer is
-	// the event's (http:default when none matched, as documented); on the
+	// HTTP rules decide every request (rules.HTTPRules.Decide, the step
+	// agentg check explains with). Inside a tunnel their answer is the
+	// event's (http:default when none matched, as documented); on the
 	// explicit listener it is when a rule spoke. A host decision let
 	// through by report mode is never overwritten by an allow.
 	q := rules.Request{Agent: f.agent, Host: f.host, Method: r.Method, Path: r.URL.Path}
 	for _, h := range rules.OverrideHeaders() {
 		q.Overrides = append(q.Overrides, r.Header.Values(h)...)
 	}
-	if d := eng.Request(q); x.door != doorAbsolute || d.Rule != "http:default" {
-		if d.Action != rules.Allow || f.decision.Action == rules.Allow {
-			f.decision = d
-		}
-		if d.Action == rules.Approve {
-			return s.holdRequest(r, f) // approve.go: nil once approved
-		}
-		if !d.Allowed() {
-			return denied(f)
-		}
+	f.decision = eng.HTTP().Decide(f.decision, q, x.door == doorAbsolute)
+	if f.decision.Action == rules.Approve {
+		return s.holdRequest(r, f) // approve.go: nil once approved
+	}
+	if !f.decision.Allowed() {
+		return denied(f)
 	}
 	return s.pipe.checkQuotas(eng, f) // quota.go
 }

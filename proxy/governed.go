@@ -19,7 +19,7 @@ import (
 // literal that is one of a governed name's addresses is that server: its
 // tunnels are intercepted (or refused when agentg cannot intercept), and
 // its exchanges go to the MCP guard under the server's name. A name's
-// addresses are the resolve table's (rules.Engine.MCPNamesAt), those the
+// addresses are the resolve table's (rules.MCPRules.NamesAt), those the
 // DNS filter handed out for it to the agent, and those DNS gives the
 // names the entries spell out (looked up here, and kept for
 // governedTTL). A lookup that fails gives no address: an agent that
@@ -31,16 +31,16 @@ const governedTTL = 30 * time.Second
 // governedAt finds the governed server an IP literal destination h is:
 // the name it is (at h's port) and the servers entry that covers it.
 func (s *Server) governedAt(ctx context.Context, eng *rules.Engine, agent string, h addr.Host) (name addr.Host, server string, ok bool) {
-	if !h.IsIP() || !eng.HasMCPServers() {
+	if !h.IsIP() || !eng.MCP().HasServers() {
 		return addr.Host{}, "", false
 	}
 	ip := h.IP.Unmap()
 	try := func(n string) bool {
 		name = addr.Host{Name: n, Port: h.Port}
-		server, ok = eng.MCPHost(name)
+		server, ok = eng.MCP().Host(name)
 		return ok
 	}
-	for _, n := range eng.MCPNamesAt(ip) {
+	for _, n := range eng.MCP().NamesAt(ip) {
 		if try(n) {
 			return name, server, true
 		}
@@ -54,7 +54,7 @@ func (s *Server) governedAt(ctx context.Context, eng *rules.Engine, agent string
 			}
 		}
 	}
-	for _, n := range eng.MCPLookupNames() {
+	for _, n := range eng.MCP().LookupNames() {
 		if s.governed.has(ctx, s.cfg.Resolver, s.cfg.DialTimeout, n, ip) && try(n) {
 			return name, server, true
 		}

@@ -9,6 +9,23 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+func init() {
+	register(section{key: "agents", rank: rankAgents,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) (err error) {
+			pol.agents, err = p.agents(v)
+			return err
+		},
+		steps: []step{{phase: phaseNames, at: 20, run: func(c *compiler) error {
+			c.e.agents = compileAgents(c.pol)
+			return nil
+		}}}})
+	register(section{key: "free_agent_names", rank: rankFreeNames,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) (err error) {
+			pol.freeNames, err = p.boolean(v)
+			return err
+		}})
+}
+
 // The agents section: who may claim which agent name, and naming the
 // agent behind a connection.
 

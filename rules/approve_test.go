@@ -70,7 +70,7 @@ func TestApproveDecisions(t *testing.T) {
 		{"", "list", Allow, "mcp:default"},
 	}
 	for _, c := range tools {
-		v := e.Tool(ToolCall{Agent: c.agent, Server: "github", Tool: c.tool})
+		v := e.MCP().Tool(ToolCall{Agent: c.agent, Server: "github", Tool: c.tool})
 		if v.Action != c.want || v.Rule != c.rule {
 			t.Errorf("%s github.%s: %v by %s, want %v by %s", c.agent, c.tool, v.Action, v.Rule, c.want, c.rule)
 		}
@@ -81,7 +81,7 @@ func TestApproveDecisions(t *testing.T) {
 			t.Errorf("an approve decision is Allowed")
 		}
 	}
-	v := e.Tool(ToolCall{Server: "github", Tool: "merge_pr"})
+	v := e.MCP().Tool(ToolCall{Server: "github", Tool: "merge_pr"})
 	if h := v.Hold; h.Timeout != DefaultHoldTimeout || !h.Console || !h.Elicitation || v.Outcome() != "approve" {
 		t.Errorf("merge hold: %+v, outcome %s", h, v.Outcome())
 	}
@@ -99,19 +99,19 @@ func TestApproveDecisions(t *testing.T) {
 		{"GET", "/deploy/x", Allow, "http:default"},
 	}
 	for _, c := range reqs {
-		d := e.Request(Request{Host: host(t, "api.example", 443), Method: c.method, Path: c.path})
+		d := e.HTTP().Request(Request{Host: host(t, "api.example", 443), Method: c.method, Path: c.path})
 		if d.Action != c.want || d.Rule != c.rule {
 			t.Errorf("%s %s: %v by %s, want %v by %s", c.method, c.path, d.Action, d.Rule, c.want, c.rule)
 		}
 	}
 	// A method override is decided too: a GET that a server runs as POST
 	// is held.
-	d := e.Request(Request{Host: host(t, "api.example", 443), Method: "GET", Path: "/deploy/x", Overrides: []string{"POST"}})
+	d := e.HTTP().Request(Request{Host: host(t, "api.example", 443), Method: "GET", Path: "/deploy/x", Overrides: []string{"POST"}})
 	if d.Action != Approve || d.Hold == nil || d.Hold.Timeout != 5*time.Minute || d.Hold.Elicitation {
 		t.Errorf("GET overridden to POST: %+v", d)
 	}
 	// A deny override beats an approve.
-	d = e.Request(Request{Host: host(t, "api.example", 443), Method: "POST", Path: "/deploy/prod", Overrides: []string{"GET"}})
+	d = e.HTTP().Request(Request{Host: host(t, "api.example", 443), Method: "POST", Path: "/deploy/prod", Overrides: []string{"GET"}})
 	if d.Action != Deny {
 		t.Errorf("POST prod: %+v", d)
 	}

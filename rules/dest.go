@@ -18,17 +18,17 @@ func (e *Engine) Host(agent string, h addr.Host) Decision {
 	if !e.ports.allows(h.Port) {
 		return e.ports.denied(h.Port)
 	}
-	if h.Port == DoTPort && e.dns.settings.DenyDoT && !h.IsIP() {
-		return e.dotDenied(h) // an address meets the same rule as a CIDR deny (doh.go)
+	if h.Port == DoTPort && e.dns.DNSSettings.DenyDoT && !h.IsIP() {
+		return e.dns.dotDenied(h) // an address meets the same rule as a CIDR deny (doh.go)
 	}
 	if h.IsIP() {
-		d, _ := e.ipDecide(agent, h.IP, h.Port, e.dflt)
+		d, _ := e.cidrs.decide(agent, h.IP, h.Port, e.dflt)
 		return d
 	}
 	if h.Name == "" {
 		return e.invalid("empty host")
 	}
-	d, _ := e.nameDecide(agent, h.Name, h.Port)
+	d, _ := e.names.decide(agent, h.Name, h.Port)
 	return d
 }
 
@@ -84,17 +84,17 @@ func (q *nameQuestion) decide(port uint16) (d Decision, scoped bool) {
 		if q.dflt != nil {
 			dflt = *q.dflt
 		}
-		return q.e.ipDecide(q.agent, q.ip, port, dflt)
+		return q.e.cidrs.decide(q.agent, q.ip, port, dflt)
 	}
-	return q.e.nameDecide(q.agent, q.name, port)
+	return q.e.names.decide(q.agent, q.name, port)
 }
 
 // ranges appends the port ranges of the matching rules to pts.
 func (q *nameQuestion) ranges(pts []portRange) []portRange {
 	if q.ip.IsValid() {
-		return q.e.cidrPorts(q.agent, q.ip, pts)
+		return q.e.cidrs.ports(q.agent, q.ip, pts)
 	}
-	return q.e.namePorts(q.agent, q.name, pts)
+	return q.e.names.ports(q.agent, q.name, pts)
 }
 
 // anyPort decides at every port where the answer can differ and returns

@@ -14,11 +14,34 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
+func init() {
+	register(section{key: "dns", rank: rankDNS,
+		parse: func(p *parser, k, v *yaml.Node, pol *policy) (err error) {
+			pol.dns, err = (&dnsParser{ps: p}).dnsSection(k, v)
+			return err
+		},
+		// The public resolvers the section denies are names in the name
+		// table and CIDRs among the ips rules.
+		steps: []step{
+			{phase: phaseNames, at: 60, run: func(c *compiler) error {
+				c.compileDNS()
+				return c.compileResolverNames(c.names)
+			}},
+			{phase: phaseRules, at: 20, run: func(c *compiler) error {
+				c.compileResolverIPs()
+				return nil
+			}},
+		}})
+}
+
+// dnsParser parses the dns section; the shared syntax is ps's.
+type dnsParser struct{ ps *parser }
+
 // The dns section: how the DNS filter (package dnsfilter) answers, where
 // it forwards, how it caches, and the exfiltration guards. Which names it
 // answers is not here: that is Engine.Name, the same host rules and lists
 // the proxy decides by. The guards that need no state (name and label
-// length, refused query types) are decided here by Engine.DNSQuery; the
+// length, refused query types) are decided here by DNSRules.Query; the
 // counting ones (distinct subdomains, query rate) are counted by the
 // filter against the limits DNSSettings carries.
 
@@ -191,46 +214,46 @@ func defaultDNS(file string) DNSSettings {
 	}
 }
 
-func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
+func (p *dnsParser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, p.errf(n, "dns must be a mapping (block, block_ttl, upstreams, timeout, cache, memory, log, limits, pass_types, deny_public_resolvers, deny_dot, doh_resolvers)")
+		return nil, p.ps.errf(n, "dns must be a mapping (block, block_ttl, upstreams, timeout, cache, memory, log, limits, pass_types, deny_public_resolvers, deny_dot, doh_resolvers)")
 	}
-	d := &dnsSpec{settings: defaultDNS(p.file), lines: map[string]int{}}
+	d := &dnsSpec{settings: defaultDNS(p.ps.file), lines: map[string]int{}}
 	s := &d.settings
-	s.Defined, s.Source = true, fmt.Sprintf("%s:%d", p.file, k.Line)
-	err := p.eachKey(n, func(k, v *yaml.Node) error {
+	s.Defined, s.Source = true, fmt.Sprintf("%s:%d", p.ps.file, k.Line)
+	err := p.ps.eachKey(n, func(k, v *yaml.Node) error {
 		d.lines[k.Value] = k.Line
 		var err error
 		switch k.Value {
 		case "block":
 			err = p.dnsBlock(v, s)
 		case "block_ttl":
-			s.BlockTTL, err = p.duration(v, 0, 24*time.Hour)
+			s.BlockTTL, err = p.ps.duration(v, 0, 24*time.Hour)
 		case "upstreams":
 			s.Upstreams, err = p.dnsUpstreams(v)
 		case "timeout":
-			s.Timeout, err = p.duration(v, time.Millisecond, time.Minute)
+			s.Timeout, err = p.ps.duration(v, time.Millisecond, time.Minute)
 		case "log":
 			var l string
-			if l, err = p.oneOf(v, "all", "blocked", "none"); err == nil {
+			if l, err = p.ps.oneOf(v, "all", "blocked", "none"); err == nil {
 				s.Log = map[string]DNSLog{"all": DNSLogAll, "blocked": DNSLogBlocked, "none": DNSLogNone}[l]
 			}
 		case "cache":
 			err = p.dnsCache(v, &s.Cache, d.lines)
 		case "memory":
-			s.Memory, err = p.size(v, 1<<20, 64<<30)
+			s.Memory, err = p.ps.size(v, 1<<20, 64<<30)
 		case "limits":
 			err = p.dnsLimits(v, d)
 		case "deny_public_resolvers":
-			s.DenyPublicResolvers, err = p.boolean(v)
+			s.DenyPublicResolvers, err = p.ps.boolean(v)
 		case "pass_types":
 			s.PassTypes, err = p.dnsTypes(v)
 		case "deny_dot":
-			s.DenyDoT, err = p.boolean(v)
+			s.DenyDoT, err = p.ps.boolean(v)
 		case "doh_resolvers":
 			s.DoHResolvers, err = p.dohResolvers(v)
 		default:
-			err = p.errf(k, "unknown dns key %q (want block, block_ttl, upstreams, timeout, cache, memory, log, limits, pass_types, deny_public_resolvers, deny_dot or doh_resolvers)", k.Value)
+			err = p.ps.errf(k, "unknown dns key %q (want block, block_ttl, upstreams, timeout, cache, memory, log, limits, pass_types, deny_public_resolvers, deny_dot or doh_resolvers)", k.Value)
 		}
 		return err
 	})
@@ -244,7 +267,7 @@ func (p *parser) dnsSection(k, n *yaml.Node) (*dnsSpec, error) {
 	_, memSet := d.lines["memory"]
 	switch {
 	case cacheSet && memSet:
-		return d, p.errf(n, "dns.memory and dns.cache.max_size are one budget (the cache and the IP bindings): set one")
+		return d, p.ps.errf(n, "dns.memory and dns.cache.max_size are one budget (the cache and the IP bindings): set one")
 	case cacheSet:
 		s.Memory = s.Cache.MaxBytes
 	}
@@ -259,8 +282,8 @@ func (s *DNSSettings) setBudget() {
 	s.BindingsBytes = s.Memory - s.Cache.MaxBytes
 }
 
-func (p *parser) dnsBlock(v *yaml.Node, s *DNSSettings) error {
-	val, err := p.scalar(v)
+func (p *dnsParser) dnsBlock(v *yaml.Node, s *DNSSettings) error {
+	val, err := p.ps.scalar(v)
 	if err != nil {
 		return err
 	}
@@ -279,7 +302,7 @@ func (p *parser) dnsBlock(v *yaml.Node, s *DNSSettings) error {
 		for _, a := range strings.Split(addrs, ",") {
 			ip, err := netip.ParseAddr(strings.TrimSpace(a))
 			if err != nil || ip.Zone() != "" {
-				return p.errf(v, "bad sinkhole address %q in %q", a, val)
+				return p.ps.errf(v, "bad sinkhole address %q in %q", a, val)
 			}
 			switch {
 			case ip.Is4() && !have4:
@@ -287,11 +310,11 @@ func (p *parser) dnsBlock(v *yaml.Node, s *DNSSettings) error {
 			case ip.Is6() && !ip.Is4In6() && !have6:
 				s.Sinkhole6, have6 = ip, true
 			default:
-				return p.errf(v, "sinkhole takes at most one IPv4 and one IPv6 address, not %q", val)
+				return p.ps.errf(v, "sinkhole takes at most one IPv4 and one IPv6 address, not %q", val)
 			}
 		}
 	default:
-		return p.errf(v, "bad block %q (want nxdomain, refused, sinkhole or sinkhole:IPV4,IPV6)", val)
+		return p.ps.errf(v, "bad block %q (want nxdomain, refused, sinkhole or sinkhole:IPV4,IPV6)", val)
 	}
 	return nil
 }
@@ -299,8 +322,8 @@ func (p *parser) dnsBlock(v *yaml.Node, s *DNSSettings) error {
 // dnsUpstreams parses "IP[:PORT]" (plain DNS, port 53) and
 // "tls://[NAME@]IP[:PORT]" (DNS-over-TLS, port 853). Upstreams are
 // addresses, never names: resolving the resolver would need a resolver.
-func (p *parser) dnsUpstreams(n *yaml.Node) ([]DNSUpstream, error) {
-	its, err := p.items(n)
+func (p *dnsParser) dnsUpstreams(n *yaml.Node) ([]DNSUpstream, error) {
+	its, err := p.ps.items(n)
 	if err != nil {
 		return nil, err
 	}
@@ -308,10 +331,10 @@ func (p *parser) dnsUpstreams(n *yaml.Node) ([]DNSUpstream, error) {
 	for _, it := range its {
 		u, err := parseUpstream(strings.TrimSpace(it.Value))
 		if err != nil {
-			return nil, p.errf(it, "bad upstream %q: %v", it.Value, err)
+			return nil, p.ps.errf(it, "bad upstream %q: %v", it.Value, err)
 		}
 		if slices.ContainsFunc(out, func(o DNSUpstream) bool { return o.Addr == u.Addr && o.TLS == u.TLS }) {
-			return nil, p.errf(it, "duplicate upstream %q", it.Value)
+			return nil, p.ps.errf(it, "duplicate upstream %q", it.Value)
 		}
 		out = append(out, u)
 	}
@@ -351,43 +374,43 @@ func parseUpstream(spec string) (DNSUpstream, error) {
 	return u, nil
 }
 
-func (p *parser) dnsCache(n *yaml.Node, c *DNSCache, lines map[string]int) error {
-	return p.eachKey(n, func(k, v *yaml.Node) error {
+func (p *dnsParser) dnsCache(n *yaml.Node, c *DNSCache, lines map[string]int) error {
+	return p.ps.eachKey(n, func(k, v *yaml.Node) error {
 		lines["cache."+k.Value] = k.Line
 		var err error
 		switch k.Value {
 		case "max_entries":
-			c.MaxEntries, err = p.count(v, 1, 100_000_000)
+			c.MaxEntries, err = p.ps.count(v, 1, 100_000_000)
 		case "max_size":
-			c.MaxBytes, err = p.size(v, 64<<10, 64<<30)
+			c.MaxBytes, err = p.ps.size(v, 64<<10, 64<<30)
 		case "min_ttl":
-			c.MinTTL, err = p.duration(v, 0, 24*time.Hour)
+			c.MinTTL, err = p.ps.duration(v, 0, 24*time.Hour)
 		case "max_ttl":
-			c.MaxTTL, err = p.duration(v, 0, 7*24*time.Hour)
+			c.MaxTTL, err = p.ps.duration(v, 0, 7*24*time.Hour)
 		case "negative_ttl":
-			c.NegativeTTL, err = p.duration(v, 0, 24*time.Hour)
+			c.NegativeTTL, err = p.ps.duration(v, 0, 24*time.Hour)
 		case "serve_stale":
-			c.ServeStale, err = p.duration(v, 0, 7*24*time.Hour)
+			c.ServeStale, err = p.ps.duration(v, 0, 7*24*time.Hour)
 		default:
-			err = p.errf(k, "unknown dns cache key %q (want max_entries, max_size, min_ttl, max_ttl, negative_ttl or serve_stale)", k.Value)
+			err = p.ps.errf(k, "unknown dns cache key %q (want max_entries, max_size, min_ttl, max_ttl, negative_ttl or serve_stale)", k.Value)
 		}
 		if err == nil && c.MinTTL > c.MaxTTL {
-			err = p.errf(v, "min_ttl %s is above max_ttl %s", c.MinTTL, c.MaxTTL)
+			err = p.ps.errf(v, "min_ttl %s is above max_ttl %s", c.MinTTL, c.MaxTTL)
 		}
 		return err
 	})
 }
 
-func (p *parser) dnsLimits(n *yaml.Node, d *dnsSpec) error {
+func (p *dnsParser) dnsLimits(n *yaml.Node, d *dnsSpec) error {
 	s := &d.settings
-	return p.eachKey(n, func(k, v *yaml.Node) error {
+	return p.ps.eachKey(n, func(k, v *yaml.Node) error {
 		d.lines[k.Value] = k.Line
 		var err error
 		switch k.Value {
 		case "max_name_length":
-			s.MaxNameLength, err = p.count(v, 1, 253)
+			s.MaxNameLength, err = p.ps.count(v, 1, 253)
 		case "max_label_length":
-			s.MaxLabelLength, err = p.count(v, 1, 63)
+			s.MaxLabelLength, err = p.ps.count(v, 1, 63)
 		case "subdomains":
 			var per float64
 			per, s.Subdomains, err = p.dnsRate(v)
@@ -399,15 +422,15 @@ func (p *parser) dnsLimits(n *yaml.Node, d *dnsSpec) error {
 		case "refuse_types":
 			s.RefuseTypes, err = p.dnsTypes(v)
 		default:
-			err = p.errf(k, "unknown dns limits key %q (want max_name_length, max_label_length, subdomains, query_rate or refuse_types)", k.Value)
+			err = p.ps.errf(k, "unknown dns limits key %q (want max_name_length, max_label_length, subdomains, query_rate or refuse_types)", k.Value)
 		}
 		return err
 	})
 }
 
 // dnsRate is "N/s", "N/m", "N/h", or "off" (zero).
-func (p *parser) dnsRate(n *yaml.Node) (float64, int, error) {
-	s, err := p.scalar(n)
+func (p *dnsParser) dnsRate(n *yaml.Node) (float64, int, error) {
+	s, err := p.ps.scalar(n)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -416,16 +439,16 @@ func (p *parser) dnsRate(n *yaml.Node) (float64, int, error) {
 	}
 	per, burst, ok := parseRate(s)
 	if !ok {
-		return 0, 0, p.errf(n, "bad rate %q (want N/s, N/m, N/h or off)", s)
+		return 0, 0, p.ps.errf(n, "bad rate %q (want N/s, N/m, N/h or off)", s)
 	}
 	return per, burst, nil
 }
 
-func (p *parser) dnsTypes(n *yaml.Node) ([]uint16, error) {
+func (p *dnsParser) dnsTypes(n *yaml.Node) ([]uint16, error) {
 	if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
 		return []uint16{}, nil // refuse none
 	}
-	its, err := p.items(n)
+	its, err := p.ps.items(n)
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +461,7 @@ func (p *parser) dnsTypes(n *yaml.Node) ([]uint16, error) {
 			t, ok = uint16(v), err == nil && v > 0
 		}
 		if !ok {
-			return nil, p.errf(it, "unknown query type %q", it.Value)
+			return nil, p.ps.errf(it, "unknown query type %q", it.Value)
 		}
 		out = append(out, t)
 	}
@@ -472,9 +495,11 @@ func (p *parser) duration(n *yaml.Node, lo, hi time.Duration) (time.Duration, er
 	return d, nil
 }
 
-// dnsPolicy is the compiled dns section.
-type dnsPolicy struct {
-	settings DNSSettings
+// DNSRules is the compiled dns section: Engine.DNS returns it. Its
+// settings are embedded; its methods are the DNS filter's questions.
+type DNSRules struct {
+	DNSSettings
+	e *Engine
 	// where each guard is written, for its decisions' Source
 	nameSrc, labelSrc, typeSrc, pubSrc, dotSrc, dohSrc string
 }
@@ -491,14 +516,14 @@ func (c *compiler) compileDNS() {
 		}
 		return d.settings.Source
 	}
-	c.e.dns = dnsPolicy{settings: d.settings,
+	c.e.dns = DNSRules{DNSSettings: d.settings, e: c.e,
 		nameSrc: where("max_name_length"), labelSrc: where("max_label_length"), typeSrc: where("refuse_types"),
 		pubSrc: where("deny_public_resolvers"), dotSrc: where("deny_dot"), dohSrc: where("doh_resolvers")}
 }
 
-// DNS returns the dns section's settings. The slices are the engine's
-// own: treat them as read-only.
-func (e *Engine) DNS() DNSSettings { return e.dns.settings }
+// DNS returns the compiled dns section. The settings' slices are the
+// engine's own: treat them as read-only.
+func (e *Engine) DNS() *DNSRules { return &e.dns }
 
 // DNSQuery is one DNS question, as the filter asks about it.
 type DNSQuery struct {
@@ -509,40 +534,41 @@ type DNSQuery struct {
 	Type uint16
 }
 
-// DNSQuery applies the guards that need no state: the query type against
+// Query applies the guards that need no state: the query type against
 // refuse_types, the name's length against max_name_length and each
 // label's against max_label_length. It returns Allow with Rule "" when
 // none objects (the name is still to be decided by Name), else a Deny
 // naming the guard ("dns:refuse_types", "dns:max_name_length",
 // "dns:max_label_length"), in report mode when the policy is. Lengths
 // are of the name as sent, without the trailing dot.
-func (e *Engine) DNSQuery(q DNSQuery) Decision {
-	s := &e.dns.settings
+func (d *DNSRules) Query(q DNSQuery) Decision {
+	s := &d.DNSSettings
 	if _, refused := slices.BinarySearch(s.RefuseTypes, q.Type); refused {
-		return e.dnsDeny(RuleDNSType, e.dns.typeSrc, "query type "+dns.Type(q.Type).String()+" is refused (dns.limits.refuse_types)")
+		return d.deny(RuleDNSType, d.typeSrc, "query type "+dns.Type(q.Type).String()+" is refused (dns.limits.refuse_types)")
 	}
 	name := strings.TrimSuffix(q.Name, ".")
 	if len(name) > s.MaxNameLength {
-		return e.dnsDeny(RuleDNSNameLength, e.dns.nameSrc,
+		return d.deny(RuleDNSNameLength, d.nameSrc,
 			fmt.Sprintf("query name of %d bytes is longer than dns.limits.max_name_length %d", len(name), s.MaxNameLength))
 	}
 	for label := range strings.SplitSeq(name, ".") {
 		if len(label) > s.MaxLabelLength {
-			return e.dnsDeny(RuleDNSLabelLength, e.dns.labelSrc,
+			return d.deny(RuleDNSLabelLength, d.labelSrc,
 				fmt.Sprintf("query label of %d bytes is longer than dns.limits.max_label_length %d", len(label), s.MaxLabelLength))
 		}
 	}
 	return noObjection
 }
 
-// DNSLimit is the decision for a breach of a counting guard
+// Limit is the decision for a breach of a counting guard
 // (RuleDNSSubdomains, RuleDNSQueryRate) the filter detected, with reason
 // in words; it carries the policy's report mode like every other deny.
-func (e *Engine) DNSLimit(rule, reason string) Decision {
-	return e.dnsDeny(rule, e.dns.settings.Source, reason)
+func (d *DNSRules) Limit(rule, reason string) Decision {
+	return d.deny(rule, d.DNSSettings.Source, reason)
 }
 
-func (e *Engine) dnsDeny(rule, src, reason string) Decision {
+func (d *DNSRules) deny(rule, src, reason string) Decision {
+	e := d.e
 	return Decision{Action: Deny, Report: e.report, Rule: rule, Source: src, Reason: reason}
 }
 
@@ -552,7 +578,8 @@ func (e *Engine) dnsDeny(rule, src, reason string) Decision {
 // Rule ""; a non-public address is denied ("builtin:non-public:<class>")
 // unless a CIDR allow opens its range, as for a resolved address of a
 // name (IP). The policy's ports never deny an address by themselves.
-func (e *Engine) AnswerIP(agent string, ip netip.Addr) Decision {
+func (d *DNSRules) AnswerIP(agent string, ip netip.Addr) Decision {
+	e := d.e
 	q := nameQuestion{e: e, agent: agent, ip: ip.Unmap(), dflt: &noObjection}
 	return q.anyPort()
 }

@@ -122,7 +122,7 @@ func TestDNSQuery(t *testing.T) {
 		{"a.example", dns.TypeIXFR, RuleDNSType},
 	}
 	for _, tt := range tests {
-		d := e.DNSQuery(DNSQuery{Name: tt.name, Type: tt.qtype})
+		d := e.DNS().Query(DNSQuery{Name: tt.name, Type: tt.qtype})
 		if d.Rule != tt.rule || (tt.rule == "") != (d.Action == Allow) {
 			t.Errorf("%s %s: %+v, want rule %q", tt.name, dns.TypeToString[tt.qtype], d, tt.rule)
 		}
@@ -132,10 +132,10 @@ func TestDNSQuery(t *testing.T) {
 	}
 	// An empty refuse_types refuses nothing; report mode lets a breach pass.
 	e = mustLoad(t, "default: allow\nmode: report\ndns:\n  limits:\n    refuse_types: []\n", nil)
-	if d := e.DNSQuery(DNSQuery{Name: "a.example", Type: dns.TypeANY}); d.Action != Allow {
+	if d := e.DNS().Query(DNSQuery{Name: "a.example", Type: dns.TypeANY}); d.Action != Allow {
 		t.Errorf("ANY with refuse_types []: %+v", d)
 	}
-	if d := e.DNSQuery(DNSQuery{Name: strings.Repeat("a", 64) + ".example", Type: dns.TypeA}); d.Outcome() != "report" {
+	if d := e.DNS().Query(DNSQuery{Name: strings.Repeat("a", 64) + ".example", Type: dns.TypeA}); d.Outcome() != "report" {
 		t.Errorf("report mode breach: %+v", d)
 	}
 }
@@ -166,7 +166,7 @@ ips:
 		{"127.0.0.2", "builtin:non-public:loopback", false},
 	}
 	for _, tt := range tests {
-		d := e.AnswerIP("", netip.MustParseAddr(tt.ip))
+		d := e.DNS().AnswerIP("", netip.MustParseAddr(tt.ip))
 		if d.Allowed() != tt.ok || !strings.HasSuffix(d.Rule, tt.rule) || (tt.rule == "" && d.Rule != "") {
 			t.Errorf("%s: %+v, want rule %q allowed %v", tt.ip, d, tt.rule, tt.ok)
 		}

@@ -149,12 +149,13 @@
 // listeners are always denied, "builtin:self") and returns the addresses
 // that may be dialled; none at all is "builtin:no-addresses", which the
 // proxy answers as unreachable. Engine.Name is the port-less question of
-// a DNS filter (Engine.AnswerIP its question about an answer's address,
-// Engine.DNSQuery its stateless exfiltration guards): could some connection to the name be allowed (the
+// a DNS filter (Engine.DNS().AnswerIP its question about an answer's
+// address, Engine.DNS().Query its stateless exfiltration guards): could
+// some connection to the name be allowed (the
 // policy's ports never deny a name; a rule restricted to ports decides
 // only at its ports). Engine.Agent proves who a connection is (Claim),
 // Engine.Tunnel says whether to intercept a tunnel and whether ECH may
-// pass, Engine.Request decides one HTTP request. Questions that can grow
+// pass, Engine.HTTP().Request decides one HTTP request. Questions that can grow
 // are structs (Dest, Claim, Request). Engine.Warnings lists what a
 // policy does that its author may not mean (agents anyone can claim,
 // http rules that tunnels can carry requests past); agentg check prints
@@ -192,7 +193,7 @@
 // collapsed, a trailing '/' kept, so "/public/../admin" is "/admin".
 // Decoding and any other normalisation (%2F, backslashes) is the caller's.
 //
-// Engine.Request decides every HTTP request agentg decides (plain
+// Engine.HTTP().Request decides every HTTP request agentg decides (plain
 // http:// and inside intercepted tunnels). It considers the rules that
 // apply to the agent and port, list the method and match host and path.
 // The most specific wins: first by host as for host rules, then by path:
@@ -221,12 +222,13 @@
 //
 // # MCP
 //
-// Engine.MCPServer binds a checked destination (host, port, path: the
+// Engine.MCP() is the compiled mcp section (MCPRules). Its Server binds
+// a checked destination (host, port, path: the
 // path matched as a deny glob is, regardless of case and ";..."
 // parameters) to a server's policy name: the most specific servers
 // entry, the first on a tie. Engine.Tunnel always intercepts a host a
 // servers entry names ("mcp:server <name>"), and a passthrough entry
-// covering one is a load error. Engine.Tool decides a ToolCall: among
+// covering one is a load error. MCPRules.Tool decides a ToolCall: among
 // the tool rules that apply to the agent, whose pattern covers
 // SERVER.TOOL (the server part exact, the tool part of a deny without
 // regard to case) and whose conditions all hold, the most specific
@@ -241,9 +243,21 @@
 // as a deny matches. A redaction covers every message of its direction
 // (arguments: client to server; results: server to client); a message
 // not tied to one tool call gets every entry covering the agent
-// (MessageRedactions). Engine.MCP returns the settings, with the
+// (MessageRedactions). MCPRules embeds the section's settings, with the
 // decisions for unknown servers and changed tool definitions built at
 // load. Warnings names tool patterns for servers no entry defines.
+//
+// # Sections and explanations
+//
+// Each top-level key is one section, registered by the file that owns
+// it in one table (sections.go: key, parse, compile steps); a new
+// section is a new file. A section's compiled form is a view the Engine
+// holds and returns (MCP, DNS, HTTP), with that section's questions as
+// its methods. Engine.Explain, DNSRules.Explain and MCPRules.ExplainTool
+// (ExplainPrompt, ExplainResource) answer a question with the steps the
+// doors take, in their order (Host, StaticAddrs and Addresses,
+// HTTPRules.Decide; Query then Name; Tool then ResultRedactions): the
+// doors call the same steps, and agentg check prints these answers.
 //
 // # List formats
 //

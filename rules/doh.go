@@ -28,11 +28,11 @@ const (
 
 // dohResolvers parses dns.doh_resolvers: host names (".name" for the name
 // and its subdomains) or IP literals.
-func (p *parser) dohResolvers(n *yaml.Node) ([]string, error) {
+func (p *dnsParser) dohResolvers(n *yaml.Node) ([]string, error) {
 	if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
 		return []string{}, nil
 	}
-	its, err := p.items(n)
+	its, err := p.ps.items(n)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +42,7 @@ func (p *parser) dohResolvers(n *yaml.Node) ([]string, error) {
 		sub := strings.HasPrefix(v, ".")
 		h, err := addr.ParseAuthority(strings.TrimPrefix(v, "."), 443)
 		if err != nil || h.Port != 443 || strings.Contains(v, ":") && !h.IsIP() || sub && h.IsIP() {
-			return nil, p.errf(it, "bad DoH resolver %q (want a host name, .name for it and its subdomains, or an IP address)", it.Value)
+			return nil, p.ps.errf(it, "bad DoH resolver %q (want a host name, .name for it and its subdomains, or an IP address)", it.Value)
 		}
 		c := h.Name
 		if h.IsIP() {
@@ -59,12 +59,13 @@ func (p *parser) dohResolvers(n *yaml.Node) ([]string, error) {
 // DoH decides a DNS-over-HTTPS exchange (the proxy recognised its shape)
 // to h: Allow with Rule "" when dns.doh_resolvers names the host, else a
 // Deny as RuleDoH, in report mode when the policy is.
-func (e *Engine) DoH(agent string, h addr.Host) Decision {
+func (d *DNSRules) DoH(agent string, h addr.Host) Decision {
+	e := d.e
 	name := h.Name
 	if h.IsIP() {
 		name = h.IP.Unmap().String()
 	}
-	for _, r := range e.dns.settings.DoHResolvers {
+	for _, r := range d.DNSSettings.DoHResolvers {
 		if sfx, ok := strings.CutPrefix(r, "."); ok {
 			if name == sfx || strings.HasSuffix(name, r) {
 				return noObjection
@@ -73,14 +74,15 @@ func (e *Engine) DoH(agent string, h addr.Host) Decision {
 			return noObjection
 		}
 	}
-	return Decision{Action: Deny, Report: e.report, Rule: RuleDoH, Source: e.dns.dohSrc,
+	return Decision{Action: Deny, Report: e.report, Rule: RuleDoH, Source: d.dohSrc,
 		Reason: fmt.Sprintf("a DNS-over-HTTPS exchange with %s, which dns.doh_resolvers does not name (agentg's DNS filter is the resolver)", h)}
 }
 
 // dotDenied is dns.deny_dot's decision for a name at port 853; addresses
 // meet it as an important CIDR deny (compileResolverIPs), so that every
 // question about an address at 853 (IP, CIDRAllows) gets it too.
-func (e *Engine) dotDenied(h addr.Host) Decision {
-	return Decision{Action: Deny, Report: e.report, Rule: RuleDoTPort, Source: e.dns.dotSrc,
+func (d *DNSRules) dotDenied(h addr.Host) Decision {
+	e := d.e
+	return Decision{Action: Deny, Report: e.report, Rule: RuleDoTPort, Source: d.dotSrc,
 		Reason: fmt.Sprintf("%s: port %d is DNS-over-TLS, denied by dns.deny_dot", h, DoTPort)}
 }

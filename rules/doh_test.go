@@ -30,7 +30,7 @@ func TestDenyDoTAndDoHResolvers(t *testing.T) {
 	if d := e.IP("", netip.MustParseAddr("93.184.216.34"), 853); d.Allowed() || d.Rule != RuleDoTPort {
 		t.Errorf("IP at 853: %+v", d)
 	}
-	if d := e.AnswerIP("", netip.MustParseAddr("93.184.216.34")); !d.Allowed() {
+	if d := e.DNS().AnswerIP("", netip.MustParseAddr("93.184.216.34")); !d.Allowed() {
 		t.Errorf("AnswerIP: %+v", d)
 	}
 	for _, tt := range []struct {
@@ -40,7 +40,7 @@ func TestDenyDoTAndDoHResolvers(t *testing.T) {
 		{"doh.corp.example", true}, {"x.doh.corp.example", false}, {"resolvers.example", true},
 		{"a.resolvers.example", true}, {"192.0.2.53", true}, {"192.0.2.54", false}, {"example.com", false},
 	} {
-		d := e.DoH("", host(t, tt.h, 443))
+		d := e.DNS().DoH("", host(t, tt.h, 443))
 		if d.Allowed() != tt.ok || !tt.ok && (d.Rule != RuleDoH || d.Source != e.file+":6") {
 			t.Errorf("DoH to %s: %+v, want allowed %v", tt.h, d, tt.ok)
 		}
@@ -50,7 +50,7 @@ func TestDenyDoTAndDoHResolvers(t *testing.T) {
 	if d := e.Host("", host(t, "example.com", 853)); !d.Allowed() {
 		t.Errorf("deny_dot off: %+v", d)
 	}
-	if d := e.DoH("", host(t, "example.com", 443)); d.Allowed() || d.Rule != RuleDoH {
+	if d := e.DNS().DoH("", host(t, "example.com", 443)); d.Allowed() || d.Rule != RuleDoH {
 		t.Errorf("DoH without doh_resolvers: %+v", d)
 	}
 	if _, err := Parse("p.yaml", []byte("dns:\n  doh_resolvers: [\"a b\"]\n")); err == nil {

@@ -8,8 +8,8 @@ import (
 	"slices"
 )
 
-// The engine: one compiled policy, and the compile step that runs each
-// section's compiler in turn.
+// The engine: one compiled policy, and the compile step that runs the
+// sections' compile steps (sections.go) in turn.
 
 // source is one rule or one list as written in the policy: everything an
 // entry of the name table, a CIDR rule or an http rule needs to know
@@ -66,15 +66,19 @@ type Engine struct {
 	stats       Stats
 
 	ports   portPolicy   // ports.go
-	names   nameTable    // hosts.go and lists.go
-	cidrs   []cidrRule   // ips.go, longest prefix first
+	names   hostNames    // hosts.go and lists.go
+	cidrs   cidrTable    // ips.go
 	agents  agentTable   // agents.go
 	resolve resolveTable // resolve.go
 	tunnels tunnelRules  // tunnel.go
-	http    httpRules    // http.go
-	mcp     mcpPolicy    // mcp*.go
-	dns     dnsPolicy    // dns.go
+	http    HTTPRules    // http.go
+	mcp     MCPRules     // mcp*.go
+	dns     DNSRules     // dns.go
 	quotas  []quotaEntry // quotas.go
+
+	// views holds, by key, the compiled form of a section that has no
+	// field above (see sections.go).
+	views slots
 }
 
 // Load reads the policy file at path and every list it references (paths
@@ -120,6 +124,9 @@ type compiler struct {
 	pol *policy
 	dir string            // list paths are relative to it
 	ids map[string]string // rule id -> where it was defined
+
+	names   *nameBuilder // the name table, until it is packed
+	listSrc []int        // each list's source, for its duplicate count
 }
 
 // ruleSource records one rule's source and returns its index. Rule ids
@@ -145,50 +152,29 @@ func compile(pol *policy, dir string) (*Engine, error) {
 		file:        pol.file,
 		defaultDeny: pol.defaultDeny,
 		report:      pol.report,
-		ports:       compilePorts(pol),
-		agents:      compileAgents(pol),
-		resolve:     pol.resolve,
 	}
 	e.dflt = Decision{Action: Allow, Rule: "default", Source: pol.file, Reason: "no rule matched; default allow"}
 	if pol.defaultDeny {
 		e.dflt = Decision{Action: Deny, Report: pol.report, Rule: "default", Source: pol.file, Reason: "no rule matched; default deny"}
 	}
-	c := &compiler{e: e, pol: pol, dir: dir, ids: map[string]string{}}
+	e.http.e, e.mcp.e, e.cidrs.e, e.names.e = e, e, e, e // the sections' views decide with the engine's sources
+	c := &compiler{e: e, pol: pol, dir: dir, ids: map[string]string{}, names: &nameBuilder{}}
 
-	var b nameBuilder
-	if err := c.compileHosts(&b); err != nil {
-		return nil, err
-	}
-	listSrc, err := c.compileLists(&b)
-	if err != nil {
-		return nil, err
-	}
-	c.compileDNS()
-	if err := c.compileResolverNames(&b); err != nil {
+	// Every section's steps in the table's order (sections.go): first
+	// those that add names, then the table is packed, then the rest.
+	if err := c.runSteps(phaseNames); err != nil {
 		return nil, err
 	}
 	dup := make([]int, len(e.sources))
-	e.names = b.finish(dup)
-	for i, src := range listSrc {
+	e.names.nameTable = c.names.finish(dup)
+	for i, src := range c.listSrc {
 		e.stats.Lists[i].Duplicates = dup[src]
 		e.stats.Lists[i].Entries -= dup[src]
 	}
 	e.stats.TableMB = float64(e.names.bytesMemory()) / (1 << 20)
-
-	if err := c.compileIPs(); err != nil {
+	if err := c.runSteps(phaseRules); err != nil {
 		return nil, err
 	}
-	c.compileResolverIPs()
-	if err := c.compileHTTP(); err != nil {
-		return nil, err
-	}
-	if err := c.compileMCP(); err != nil {
-		return nil, err
-	}
-	if err := c.compileQuotas(); err != nil {
-		return nil, err
-	}
-	c.compileTunnels()
 	return e, nil
 }
 

@@ -10,6 +10,15 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
+func init() {
+	register(section{key: "hosts", rank: rankHosts,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) (err error) {
+			pol.hosts, err = p.hostRules(v)
+			return err
+		},
+		steps: []step{{phase: phaseNames, at: 40, run: func(c *compiler) error { return c.compileHosts(c.names) }}}})
+}
+
 // The hosts section: host patterns, their rules, and deciding a name
 // against them and the lists (lists.go), which share the packed name
 // table (suffix.go).
@@ -128,19 +137,28 @@ func (c *compiler) compileHosts(b *nameBuilder) error {
 	return nil
 }
 
-// nameMatch finds the deciding host rule or list entry for the canonical
+// hostNames is the packed name table of the hosts and lists sections
+// (and the resolvers dns.go denies), with the matching Host, Name and
+// the DNS filter's questions share.
+type hostNames struct {
+	nameTable
+	e *Engine // its sources and default
+}
+
+// match finds the deciding host rule or list entry for the canonical
 // name, among those that apply to agent and port: the most specific
 // (longest suffix; at the full host exact beats ".name"), deny on a tie,
 // an important deny over any allow. It returns the entry plus one, 0 when
 // none matched; scoped reports whether any entry that matched name and
 // agent is restricted to ports, so a port-less question (Name) knows
 // whether the port could change the answer.
-func (e *Engine) nameMatch(agent, name string, port uint16) (best uint32, scoped bool) {
+func (n *hostNames) match(agent, name string, port uint16) (best uint32, scoped bool) {
+	e := n.e
 	var imp uint32
 	bestRank, impRank := -1, -1
 	for i, hs := range suffixes(name) {
-		for c := e.names.find(hs, name[i:]); c != 0; {
-			cur, en := c, &e.names.entries[c-1]
+		for c := n.find(hs, name[i:]); c != 0; {
+			cur, en := c, &n.entries[c-1]
 			c = en.next
 			rank, ok := suffixRank(name, i, en.flags&kindMask)
 			if !ok {
@@ -157,7 +175,7 @@ func (e *Engine) nameMatch(agent, name string, port uint16) (best uint32, scoped
 				}
 			}
 			deny := en.flags&flagDeny != 0
-			if rank > bestRank || rank == bestRank && deny && e.names.entries[best-1].flags&flagDeny == 0 {
+			if rank > bestRank || rank == bestRank && deny && n.entries[best-1].flags&flagDeny == 0 {
 				best, bestRank = cur, rank
 			}
 			if deny && en.flags&flagImportant != 0 && rank > impRank {
@@ -165,18 +183,19 @@ func (e *Engine) nameMatch(agent, name string, port uint16) (best uint32, scoped
 			}
 		}
 	}
-	if best != 0 && e.names.entries[best-1].flags&flagDeny == 0 && imp != 0 {
+	if best != 0 && n.entries[best-1].flags&flagDeny == 0 && imp != 0 {
 		best = imp // an important deny cannot be overridden by any allow
 	}
 	return best, scoped
 }
 
-// namePorts appends to pts the port ranges of every entry that matches
+// ports appends to pts the port ranges of every entry that matches
 // name and applies to agent.
-func (e *Engine) namePorts(agent, name string, pts []portRange) []portRange {
+func (n *hostNames) ports(agent, name string, pts []portRange) []portRange {
+	e := n.e
 	for i, hs := range suffixes(name) {
-		for c := e.names.find(hs, name[i:]); c != 0; {
-			en := &e.names.entries[c-1]
+		for c := n.find(hs, name[i:]); c != 0; {
+			en := &n.entries[c-1]
 			c = en.next
 			if _, ok := suffixRank(name, i, en.flags&kindMask); !ok {
 				continue
@@ -189,17 +208,19 @@ func (e *Engine) namePorts(agent, name string, pts []portRange) []portRange {
 	return pts
 }
 
-// nameDecide decides a name by the host rules and lists alone.
-func (e *Engine) nameDecide(agent, name string, port uint16) (Decision, bool) {
-	best, scoped := e.nameMatch(agent, name, port)
+// decide decides a name by the host rules and lists alone.
+func (n *hostNames) decide(agent, name string, port uint16) (Decision, bool) {
+	e := n.e
+	best, scoped := n.match(agent, name, port)
 	if best == 0 {
 		return e.dflt, scoped
 	}
-	return e.nameDecision(best, name), scoped
+	return n.decision(best, name), scoped
 }
 
-func (e *Engine) nameDecision(c uint32, name string) Decision {
-	en := &e.names.entries[c-1]
+func (n *hostNames) decision(c uint32, name string) Decision {
+	e := n.e
+	en := &n.entries[c-1]
 	s := &e.sources[en.src]
 	d := Decision{Action: Allow, Rule: s.ruleID, Source: s.where}
 	verb := "allowed"

@@ -10,6 +10,15 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
+func init() {
+	register(section{key: "http", rank: rankHTTP,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) (err error) {
+			pol.http, err = p.httpRules(v)
+			return err
+		},
+		steps: []step{{phase: phaseRules, at: 30, run: (*compiler).compileHTTP}}})
+}
+
 // The http section: rules for each HTTP request agentg decides, by
 // method, host and path.
 
@@ -134,14 +143,18 @@ type httpEntry struct {
 	d         Decision
 }
 
-// httpRules is the compiled http section.
-type httpRules struct {
+// HTTPRules is the compiled http section: Engine.HTTP returns it.
+type HTTPRules struct {
+	e        *Engine
 	byName   map[string][]httpEntry // entries by host pattern name
 	dflt     Decision               // no http rule matched
 	trace    Decision               // builtin:trace
 	override Decision               // builtin:method-override
 	order    []httpRef              // every pattern in policy order, for Warnings
 }
+
+// HTTP returns the compiled http section.
+func (e *Engine) HTTP() *HTTPRules { return &e.http }
 
 // httpRef is one http rule pattern as written, for Warnings.
 type httpRef struct {
@@ -242,9 +255,9 @@ func OverrideHeaders() [3]string {
 // the method's own answer first among equals), with the rule that gave
 // it. An override that is not an HTTP method token is denied as
 // "builtin:method-override".
-func (e *Engine) Request(q Request) Decision {
+func (hr *HTTPRules) Request(q Request) Decision {
 	rp := reqPath{raw: q.Path}
-	d := e.requestDecide(q.Agent, q.Host, q.Method, &rp)
+	d := hr.requestDecide(q.Agent, q.Host, q.Method, &rp)
 	for _, o := range q.Overrides {
 		if severity(d) == 3 {
 			break
@@ -252,9 +265,9 @@ func (e *Engine) Request(q Request) Decision {
 		if strings.EqualFold(o, q.Method) {
 			continue
 		}
-		od := e.http.override
+		od := hr.override
 		if isToken(o) {
-			od = e.requestDecide(q.Agent, q.Host, o, &rp)
+			od = hr.requestDecide(q.Agent, q.Host, o, &rp)
 		}
 		if severity(od) > severity(d) {
 			d = od
@@ -308,16 +321,17 @@ func (en *httpEntry) matches(rp *reqPath) bool {
 	return en.glob.match(p) && (alt == "" || en.glob.match(alt))
 }
 
-func (e *Engine) requestDecide(agent string, h addr.Host, method string, rp *reqPath) Decision {
+func (hr *HTTPRules) requestDecide(agent string, h addr.Host, method string, rp *reqPath) Decision {
+	e := hr.e
 	trace := strings.EqualFold(method, "TRACE") || strings.EqualFold(method, "TRACK")
-	if len(e.http.byName) == 0 || h.IsIP() {
-		return e.httpNone(trace)
+	if len(hr.byName) == 0 || h.IsIP() {
+		return hr.none(trace)
 	}
 	name := h.Name
 	var best, imp *httpEntry
 	bestH, bestP, impH, impP := -1, -2, -1, -2
 	for i := range suffixes(name) {
-		es := e.http.byName[name[i:]]
+		es := hr.byName[name[i:]]
 		for j := range es {
 			en := &es[j]
 			hr, ok := suffixRank(name, i, en.kind)
@@ -341,7 +355,7 @@ func (e *Engine) requestDecide(agent string, h addr.Host, method string, rp *req
 	}
 	switch {
 	case best == nil:
-		return e.httpNone(trace)
+		return hr.none(trace)
 	case !best.deny && imp != nil:
 		return imp.d
 	}
@@ -358,11 +372,11 @@ func (en *httpEntry) verb() verb {
 	return verbAllow
 }
 
-func (e *Engine) httpNone(trace bool) Decision {
+func (hr *HTTPRules) none(trace bool) Decision {
 	if trace {
-		return e.http.trace
+		return hr.trace
 	}
-	return e.http.dflt
+	return hr.dflt
 }
 
 // hasMethod reports whether the entry covers method; for TRACE and TRACK

@@ -114,7 +114,7 @@ func TestHTTPPrecedence(t *testing.T) {
 		{"builder", "www.example.com", 443, "TRACE", "/admin/x", "deny", "admin"}, // a deny rule still names itself
 	}
 	for _, tt := range tests {
-		d := e.Request(Request{Agent: tt.agent, Host: host(t, tt.host, tt.port), Method: tt.method, Path: tt.path})
+		d := e.HTTP().Request(Request{Agent: tt.agent, Host: host(t, tt.host, tt.port), Method: tt.method, Path: tt.path})
 		rule := d.Rule
 		if strings.Contains(rule, "policy.yaml") {
 			rule = filepath.Base(rule)
@@ -131,19 +131,19 @@ func TestHTTPPrecedence(t *testing.T) {
 
 func TestHTTPDecisionFields(t *testing.T) {
 	e := mustLoad(t, httpPolicy, nil)
-	d := e.Request(Request{Agent: "", Host: host(t, "api.github.com", 443), Method: "DELETE", Path: "/repos/x"})
+	d := e.HTTP().Request(Request{Agent: "", Host: host(t, "api.github.com", 443), Method: "DELETE", Path: "/repos/x"})
 	if !strings.HasSuffix(d.Source, "policy.yaml:3") || !strings.Contains(d.Reason, "DELETE api.github.com/repos/**") {
 		t.Errorf("rule decision: %+v", d)
 	}
-	d = e.Request(Request{Agent: "", Host: host(t, "www.example.com", 443), Method: "GET", Path: "/public/x"})
+	d = e.HTTP().Request(Request{Agent: "", Host: host(t, "www.example.com", 443), Method: "GET", Path: "/public/x"})
 	if !strings.Contains(d.Reason, "GET,HEAD .example.com/public/*") {
 		t.Errorf("methods not normalised in reason: %+v", d)
 	}
-	d = e.Request(Request{Agent: "", Host: host(t, "nothing.test", 443), Method: "GET", Path: "/"})
+	d = e.HTTP().Request(Request{Agent: "", Host: host(t, "nothing.test", 443), Method: "GET", Path: "/"})
 	if d.Rule != "http:default" || !strings.HasSuffix(d.Source, "policy.yaml") || d.Report {
 		t.Errorf("default: %+v", d)
 	}
-	d = e.Request(Request{Agent: "", Host: host(t, "nothing.test", 443), Method: "TRACE", Path: "/"})
+	d = e.HTTP().Request(Request{Agent: "", Host: host(t, "nothing.test", 443), Method: "TRACE", Path: "/"})
 	if d.Rule != "builtin:trace" || !strings.HasSuffix(d.Source, "policy.yaml") || d.Report || d.Allowed() {
 		t.Errorf("trace: %+v", d)
 	}
@@ -163,7 +163,7 @@ http:
 		{"b.test", "TRACE", "deny"}, // the enforcing deny rule decides
 		{"c.test", "GET", "allow"},
 	} {
-		if d := e.Request(Request{Agent: "", Host: host(t, tt.host, 443), Method: tt.method, Path: "/"}); d.Outcome() != tt.want {
+		if d := e.HTTP().Request(Request{Agent: "", Host: host(t, tt.host, 443), Method: tt.method, Path: "/"}); d.Outcome() != tt.want {
 			t.Errorf("%s %s: %+v, want %s", tt.method, tt.host, d, tt.want)
 		}
 	}
@@ -231,11 +231,11 @@ passthrough:
 	pinned := host(t, "x.pinned.example.com", 443)
 	ipHost := host(t, "127.0.0.1", 443)
 	for name, fn := range map[string]func(){
-		"http miss":        func() { e.Request(Request{Agent: "builder", Host: miss, Method: "GET", Path: "/a/b/c"}) },
-		"http trace miss":  func() { e.Request(Request{Agent: "builder", Host: miss, Method: "TRACE", Path: "/"}) },
-		"http ip":          func() { e.Request(Request{Agent: "builder", Host: ipHost, Method: "GET", Path: "/"}) },
-		"http hit":         func() { e.Request(Request{Agent: "builder", Host: hit, Method: "GET", Path: "/admin/x"}) },
-		"http host no hit": func() { e.Request(Request{Agent: "builder", Host: hit, Method: "POST", Path: "/public/x"}) },
+		"http miss":        func() { e.HTTP().Request(Request{Agent: "builder", Host: miss, Method: "GET", Path: "/a/b/c"}) },
+		"http trace miss":  func() { e.HTTP().Request(Request{Agent: "builder", Host: miss, Method: "TRACE", Path: "/"}) },
+		"http ip":          func() { e.HTTP().Request(Request{Agent: "builder", Host: ipHost, Method: "GET", Path: "/"}) },
+		"http hit":         func() { e.HTTP().Request(Request{Agent: "builder", Host: hit, Method: "GET", Path: "/admin/x"}) },
+		"http host no hit": func() { e.HTTP().Request(Request{Agent: "builder", Host: hit, Method: "POST", Path: "/public/x"}) },
 		"intercept miss":   func() { e.Intercept("builder", miss) },
 		"intercept hit":    func() { e.Intercept("builder", hit) },
 		"passthrough":      func() { e.Intercept("builder", pinned) },
@@ -248,7 +248,7 @@ func BenchmarkHTTPMiss(b *testing.B) {
 	e := mustLoad(b, httpPolicy, nil)
 	h := host(b, "a.b.nothing.test", 443)
 	for b.Loop() {
-		e.Request(Request{Agent: "builder", Host: h, Method: "GET", Path: "/a/b/c"})
+		e.HTTP().Request(Request{Agent: "builder", Host: h, Method: "GET", Path: "/a/b/c"})
 	}
 }
 
@@ -256,7 +256,7 @@ func BenchmarkHTTPHit(b *testing.B) {
 	e := mustLoad(b, httpPolicy, nil)
 	h := host(b, "api.github.com", 443)
 	for b.Loop() {
-		e.Request(Request{Agent: "builder", Host: h, Method: "DELETE", Path: "/repos/agentg/agentg/issues/1"})
+		e.HTTP().Request(Request{Agent: "builder", Host: h, Method: "DELETE", Path: "/repos/agentg/agentg/issues/1"})
 	}
 }
 
@@ -341,7 +341,7 @@ func TestRequestBypasses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := e.Request(Request{Host: host(t, tt.host, 443), Method: tt.method, Path: tt.path, Overrides: tt.overrides})
+			d := e.HTTP().Request(Request{Host: host(t, tt.host, 443), Method: tt.method, Path: tt.path, Overrides: tt.overrides})
 			if d.Outcome() != tt.want || d.Rule != tt.rule {
 				t.Errorf("Request(%s %s%s, overrides %q) = %s rule %q (%s); want %s rule %q",
 					tt.method, tt.host, tt.path, tt.overrides, d.Outcome(), d.Rule, d.Reason, tt.want, tt.rule)
@@ -350,13 +350,13 @@ func TestRequestBypasses(t *testing.T) {
 				t.Errorf("empty Reason or Source: %+v", d)
 			}
 			if tt.overrides == nil {
-				if h := e.Request(Request{Agent: "", Host: host(t, tt.host, 443), Method: tt.method, Path: tt.path}); h != d {
+				if h := e.HTTP().Request(Request{Agent: "", Host: host(t, tt.host, 443), Method: tt.method, Path: tt.path}); h != d {
 					t.Errorf("HTTP and Request disagree: %+v vs %+v", h, d)
 				}
 			}
 		})
 	}
-	d := e.Request(Request{Host: host(t, "api.example", 443), Method: "POST", Path: "/repos/x", Overrides: []string{"DELETE"}})
+	d := e.HTTP().Request(Request{Host: host(t, "api.example", 443), Method: "POST", Path: "/repos/x", Overrides: []string{"DELETE"}})
 	if !strings.Contains(d.Reason, "method override DELETE") {
 		t.Errorf("override reason: %q", d.Reason)
 	}
@@ -372,7 +372,7 @@ func TestRequestNoAlloc(t *testing.T) {
 		"overrides allowed": {Host: h, Method: "POST", Path: "/public/x", Overrides: []string{"GET", "HEAD"}},
 		"bad override":      {Host: h, Method: "POST", Path: "/x", Overrides: []string{"a b"}},
 	} {
-		noAllocs(t, name, func() { e.Request(q) })
+		noAllocs(t, name, func() { e.HTTP().Request(q) })
 	}
 }
 
@@ -380,6 +380,6 @@ func BenchmarkRequestOverride(b *testing.B) {
 	e := mustLoad(b, bypassPolicy, nil)
 	q := Request{Host: host(b, "api.example", 443), Method: "POST", Path: "/public/a/b", Overrides: []string{"GET"}}
 	for b.Loop() {
-		e.Request(q)
+		e.HTTP().Request(q)
 	}
 }

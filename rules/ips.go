@@ -11,6 +11,15 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
+func init() {
+	register(section{key: "ips", rank: rankIPs,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) (err error) {
+			pol.ips, err = p.ipRules(v)
+			return err
+		},
+		steps: []step{{phase: phaseRules, at: 10, run: (*compiler).compileIPs}}})
+}
+
 // The ips section: CIDR rules and the built-in guard on non-public
 // addresses, for IP literals and for the resolved addresses of names.
 //
@@ -92,23 +101,32 @@ func (c *compiler) compileIPs() error {
 			return err
 		}
 		for _, p := range r.prefixes {
-			e.cidrs = append(e.cidrs, cidrRule{prefix: p, deny: r.deny, important: r.opts.important, src: src})
+			e.cidrs.rules = append(e.cidrs.rules, cidrRule{prefix: p, deny: r.deny, important: r.opts.important, src: src})
 		}
 	}
 	// Longest prefix first: the first applicable match is the most specific.
-	slices.SortStableFunc(e.cidrs, func(a, b cidrRule) int { return b.prefix.Bits() - a.prefix.Bits() })
-	e.stats.CIDRRules = len(e.cidrs)
+	slices.SortStableFunc(e.cidrs.rules, func(a, b cidrRule) int { return b.prefix.Bits() - a.prefix.Bits() })
+	e.stats.CIDRRules = len(e.cidrs.rules)
 	return nil
 }
 
-// cidrMatch finds the deciding CIDR rule for ip: the longest matching
+// cidrTable is the compiled ips section (and the resolver ranges
+// resolvers.go adds): CIDR rules, longest prefix first, and the matching
+// that IP, CIDRAllows, Host and the DNS filter's answer checks share.
+type cidrTable struct {
+	e     *Engine // its sources, default and report mode
+	rules []cidrRule
+}
+
+// match finds the deciding CIDR rule for ip: the longest matching
 // prefix among the rules that apply to agent and port, deny on a tie, and
 // an important deny over any allow. scoped reports whether a rule that
 // matched ip and agent is restricted to ports.
-func (e *Engine) cidrMatch(agent string, ip netip.Addr, port uint16) (rule *cidrRule, scoped bool) {
+func (t *cidrTable) match(agent string, ip netip.Addr, port uint16) (rule *cidrRule, scoped bool) {
+	e := t.e
 	var best, imp *cidrRule
-	for i := range e.cidrs {
-		r := &e.cidrs[i]
+	for i := range t.rules {
+		r := &t.rules[i]
 		if !r.prefix.Contains(ip) {
 			continue
 		}
@@ -135,11 +153,12 @@ func (e *Engine) cidrMatch(agent string, ip netip.Addr, port uint16) (rule *cidr
 	return best, scoped
 }
 
-// cidrPorts appends to pts the port ranges of every CIDR rule that
+// ports appends to pts the port ranges of every CIDR rule that
 // matches ip and applies to agent.
-func (e *Engine) cidrPorts(agent string, ip netip.Addr, pts []portRange) []portRange {
-	for i := range e.cidrs {
-		r := &e.cidrs[i]
+func (t *cidrTable) ports(agent string, ip netip.Addr, pts []portRange) []portRange {
+	e := t.e
+	for i := range t.rules {
+		r := &t.rules[i]
 		if s := &e.sources[r.src]; r.prefix.Contains(ip) && s.appliesTo(agent) {
 			pts = append(pts, s.ports...)
 		}
@@ -155,10 +174,10 @@ type ipVerdict struct {
 	scoped bool       // a matching rule is restricted to ports
 }
 
-func (e *Engine) ipVerdict(agent string, ip netip.Addr, port uint16) ipVerdict {
+func (t *cidrTable) verdict(agent string, ip netip.Addr, port uint16) ipVerdict {
 	class, within := addr.ClassRange(ip)
 	v := ipVerdict{class: class}
-	v.rule, v.scoped = e.cidrMatch(agent, ip, port)
+	v.rule, v.scoped = t.match(agent, ip, port)
 	if v.rule != nil && !v.rule.deny {
 		// An address in no known range (invalid, zoned) has no width to
 		// open: only a rule for exactly that address does.
@@ -171,16 +190,16 @@ func (e *Engine) ipVerdict(agent string, ip netip.Addr, port uint16) ipVerdict {
 	return v
 }
 
-// ipDecide decides an address by the CIDR rules and the guard. dflt is
+// decide decides an address by the CIDR rules and the guard. dflt is
 // what an address no rule objects to gets: the policy's default for an
 // IP literal, "no objection" for a resolved address.
-func (e *Engine) ipDecide(agent string, ip netip.Addr, port uint16, dflt Decision) (Decision, bool) {
-	v := e.ipVerdict(agent, ip, port)
+func (t *cidrTable) decide(agent string, ip netip.Addr, port uint16, dflt Decision) (Decision, bool) {
+	v := t.verdict(agent, ip, port)
 	switch {
 	case v.rule != nil && (v.rule.deny || v.open):
-		return e.cidrDecision(v.rule, ip), v.scoped
+		return t.decision(v.rule, ip), v.scoped
 	case v.class != "":
-		return e.nonPublic(ip, v.class), v.scoped
+		return t.nonPublic(ip, v.class), v.scoped
 	}
 	return dflt, v.scoped
 }
@@ -200,16 +219,18 @@ func (e *Engine) IP(agent string, ip netip.Addr, port uint16) Decision {
 	if !e.ports.allows(port) {
 		return e.ports.denied(port)
 	}
-	d, _ := e.ipDecide(agent, ip.Unmap(), port, noObjection)
+	d, _ := e.cidrs.decide(agent, ip.Unmap(), port, noObjection)
 	return d
 }
 
-func (e *Engine) nonPublic(ip netip.Addr, class addr.Class) Decision {
+func (t *cidrTable) nonPublic(ip netip.Addr, class addr.Class) Decision {
+	e := t.e
 	return Decision{Action: Deny, Report: e.report, Rule: "builtin:non-public:" + string(class), Source: e.file,
 		Reason: fmt.Sprintf("non-public address %s (%s)", ip, class)}
 }
 
-func (e *Engine) cidrDecision(r *cidrRule, ip netip.Addr) Decision {
+func (t *cidrTable) decision(r *cidrRule, ip netip.Addr) Decision {
+	e := t.e
 	s := &e.sources[r.src]
 	d := Decision{Action: Allow, Rule: s.ruleID, Source: s.where}
 	if r.deny {
@@ -233,9 +254,9 @@ func (e *Engine) CIDRAllows(agent string, ip netip.Addr, port uint16) (Decision,
 		return e.ports.denied(port), false
 	}
 	ip = ip.Unmap()
-	v := e.ipVerdict(agent, ip, port)
+	v := e.cidrs.verdict(agent, ip, port)
 	if v.rule == nil || v.rule.deny || !v.open {
 		return Decision{}, false
 	}
-	return e.cidrDecision(v.rule, ip), true
+	return e.cidrs.decision(v.rule, ip), true
 }

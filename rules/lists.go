@@ -13,6 +13,18 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
+func init() {
+	register(section{key: "lists", rank: rankLists,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) (err error) {
+			pol.lists, err = p.lists(v)
+			return err
+		},
+		steps: []step{{phase: phaseNames, at: 50, run: func(c *compiler) (err error) {
+			c.listSrc, err = c.compileLists(c.names)
+			return err
+		}}}})
+}
+
 // The lists section: list files as security teams ship them (plain domain
 // lists, hosts files, the DNS subset of adblock syntax), loaded into the
 // name table the host rules use (hosts.go decides them). Real lists are

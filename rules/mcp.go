@@ -7,6 +7,20 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+func init() {
+	register(section{key: "mcp", rank: rankMCP,
+		parse: func(p *parser, k, v *yaml.Node, pol *policy) (err error) {
+			pol.mcp, err = (&mcpParser{ps: p}).mcpSection(k, v)
+			return err
+		},
+		steps: []step{{phase: phaseRules, at: 40, run: (*compiler).compileMCP}}})
+}
+
+// mcpParser parses the mcp section and its sub-sections (servers, tools,
+// prompts, resources, redact, rate_limits); the shared rule syntax is
+// ps's.
+type mcpParser struct{ ps *parser }
+
 // The mcp section: tool-level policy for Model Context Protocol traffic.
 // This file holds the section's settings (default, unknown_servers,
 // deny_as, max_message, pinning), the parse of its keys, and the compile
@@ -40,12 +54,12 @@ type mcpSpec struct {
 	hasPrompts, hasResources bool
 }
 
-func (p *parser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
+func (p *mcpParser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, p.errf(n, "mcp must be a mapping (default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits, pinning)")
+		return nil, p.ps.errf(n, "mcp must be a mapping (default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits, pinning)")
 	}
 	m := &mcpSpec{line: k.Line, unknown: "allow", maxMessage: defaultMaxMessage}
-	err := p.eachKey(n, func(k, v *yaml.Node) error {
+	err := p.ps.eachKey(n, func(k, v *yaml.Node) error {
 		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 			switch k.Value {
 			case "prompts":
@@ -62,17 +76,17 @@ func (p *parser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 		var s string
 		switch k.Value {
 		case "default":
-			s, err = p.oneOf(v, "allow", "deny")
+			s, err = p.ps.oneOf(v, "allow", "deny")
 			m.defaultDeny = s == "deny"
 		case "unknown_servers":
-			m.unknown, err = p.oneOf(v, "allow", "deny", "report")
+			m.unknown, err = p.ps.oneOf(v, "allow", "deny", "report")
 		case "deny_as":
-			s, err = p.oneOf(v, "error", "result")
+			s, err = p.ps.oneOf(v, "error", "result")
 			m.denyAsResult = s == "result"
 		case "max_message":
-			m.maxMessage, err = p.size(v, minMaxMessage, maxMaxMessage)
+			m.maxMessage, err = p.ps.size(v, minMaxMessage, maxMaxMessage)
 		case "pinning":
-			s, err = p.oneOf(v, "alert", "deny")
+			s, err = p.ps.oneOf(v, "alert", "deny")
 			m.pinDeny = s == "deny"
 		case "servers":
 			m.servers, err = p.mcpServers(v)
@@ -89,7 +103,7 @@ func (p *parser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 		case "rate_limits":
 			m.rates, err = p.rateRules(v)
 		default:
-			err = p.errf(k, "unknown mcp key %q (want default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits or pinning)", k.Value)
+			err = p.ps.errf(k, "unknown mcp key %q (want default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits or pinning)", k.Value)
 		}
 		return err
 	})
@@ -169,19 +183,22 @@ type MCPSettings struct {
 	Pinning Decision
 }
 
-// mcpPolicy is the compiled mcp section.
-type mcpPolicy struct {
-	settings MCPSettings
-	servers  serverTable // mcp_servers.go
-	addrs    serverAddrs // mcp_addrs.go
-	tools    toolTable   // mcp_tools.go
-	reads    readsPolicy // mcp_reads.go: prompts and resources
-	redact   obligations[Redaction]
-	rates    obligations[RateLimit]
+// MCPRules is the compiled mcp section: Engine.MCP returns it. Its
+// settings are embedded; its methods decide tool calls, prompts,
+// resources and which server a host and path bind.
+type MCPRules struct {
+	MCPSettings
+	e       *Engine
+	servers serverTable // mcp_servers.go
+	addrs   serverAddrs // mcp_addrs.go
+	tools   toolTable   // mcp_tools.go
+	reads   readsPolicy // mcp_reads.go: prompts and resources
+	redact  obligations[Redaction]
+	rates   obligations[RateLimit]
 }
 
-// MCP returns the mcp section's settings.
-func (e *Engine) MCP() MCPSettings { return e.mcp.settings }
+// MCP returns the compiled mcp section.
+func (e *Engine) MCP() *MCPRules { return &e.mcp }
 
 func (c *compiler) compileMCP() error {
 	e, pol := c.e, c.pol
@@ -195,7 +212,7 @@ func (c *compiler) compileMCP() error {
 	allow := func(rule, reason string) Decision {
 		return Decision{Action: Allow, Rule: rule, Source: pol.file, Reason: reason}
 	}
-	s := &e.mcp.settings
+	s := &e.mcp.MCPSettings
 	s.Defined = pol.mcp != nil
 	s.MaxMessage = m.maxMessage
 	if m.denyAsResult {

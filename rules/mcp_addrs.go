@@ -31,7 +31,7 @@ func (c *compiler) compileServerAddrs() {
 		return
 	}
 	for name, ips := range e.resolve.byName {
-		if e.mcpHost(addr.Host{Name: name}, true) == nil {
+		if e.mcp.host(addr.Host{Name: name}, true) == nil {
 			continue
 		}
 		for _, ip := range ips {
@@ -63,23 +63,23 @@ func (c *compiler) compileServerAddrs() {
 	sort.Strings(a.lookup)
 }
 
-// MCPNamesAt lists the names the resolve table maps ip to that a servers
+// NamesAt lists the names the resolve table maps ip to that a servers
 // entry covers (at some port): a destination ip is the server those
 // names are. The slice is the engine's own: callers must not modify it.
-func (e *Engine) MCPNamesAt(ip netip.Addr) []string { return e.mcp.addrs.byIP[ip.Unmap()] }
+func (m *MCPRules) NamesAt(ip netip.Addr) []string { return m.addrs.byIP[ip.Unmap()] }
 
-// MCPLookupNames lists the names servers entries spell out that the
+// LookupNames lists the names servers entries spell out that the
 // resolve table does not map: their DNS addresses are the servers' too.
-func (e *Engine) MCPLookupNames() []string { return e.mcp.addrs.lookup }
+func (m *MCPRules) LookupNames() []string { return m.addrs.lookup }
 
-// HasMCPServers reports whether the policy has any servers entry: only
+// HasServers reports whether the policy has any servers entry: only
 // then can an address be a governed server's.
-func (e *Engine) HasMCPServers() bool { return len(e.mcp.servers.byName) > 0 }
+func (m *MCPRules) HasServers() bool { return len(m.servers.byName) > 0 }
 
-// MCPHost reports the servers entry that covers h's name at h's port,
+// Host reports the servers entry that covers h's name at h's port,
 // whatever the path (the entry a tunnel to h is intercepted for).
-func (e *Engine) MCPHost(h addr.Host) (server string, ok bool) {
-	if en := e.mcpHost(h, false); en != nil {
+func (m *MCPRules) Host(h addr.Host) (server string, ok bool) {
+	if en := m.host(h, false); en != nil {
 		return en.name, true
 	}
 	return "", false

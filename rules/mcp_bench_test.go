@@ -60,22 +60,22 @@ var mcpCases = []struct {
 func TestToolNoAlloc(t *testing.T) {
 	e := mcpBenchEngine(t)
 	for _, c := range mcpCases {
-		v := e.Tool(c.q)
+		v := e.MCP().Tool(c.q)
 		if !strings.HasPrefix(v.Rule, c.rule) || len(v.Redactions) != 1 || len(v.RateLimits) != 1 {
 			t.Fatalf("%s: %+v", c.name, v)
 		}
-		noAllocs(t, c.name+": Tool", func() { e.Tool(c.q) })
+		noAllocs(t, c.name+": Tool", func() { e.MCP().Tool(c.q) })
 	}
 	// No obligations at all, and no mcp section at all.
 	for _, e := range []*Engine{mustLoad(t, "mcp:\n  tools:\n    - deny: a.b\n", nil), mustLoad(t, "default: allow\n", nil)} {
 		q := ToolCall{Server: "x", Tool: "y"}
-		noAllocs(t, "Tool without obligations", func() { e.Tool(q) })
+		noAllocs(t, "Tool without obligations", func() { e.MCP().Tool(q) })
 	}
 	h := host(t, "mcp7.bench.test", 443)
 	other := host(t, "www.bench.test", 443)
-	noAllocs(t, "MCPServer", func() { e.MCPServer(h, "/v1/mcp") })
+	noAllocs(t, "MCPServer", func() { e.MCP().Server(h, "/v1/mcp") })
 	noAllocs(t, "Tunnel", func() { e.Tunnel("a", h); e.Tunnel("a", other) })
-	noAllocs(t, "ResultRedactions", func() { e.ResultRedactions("a", "s7", "get_x") })
+	noAllocs(t, "ResultRedactions", func() { e.MCP().ResultRedactions("a", "s7", "get_x") })
 }
 
 func BenchmarkTool(b *testing.B) {
@@ -84,7 +84,7 @@ func BenchmarkTool(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				e.Tool(c.q)
+				e.MCP().Tool(c.q)
 			}
 		})
 	}
@@ -95,6 +95,6 @@ func BenchmarkMCPServer(b *testing.B) {
 	h := host(b, "mcp7.bench.test", 443)
 	b.ReportAllocs()
 	for b.Loop() {
-		e.MCPServer(h, "/v1/mcp")
+		e.MCP().Server(h, "/v1/mcp")
 	}
 }

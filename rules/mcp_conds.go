@@ -140,9 +140,9 @@ type toolCond struct {
 //	    matches: 'rm\s+-rf'   # RE2, unanchored; tests the value's Text
 //	    exists: true          # the pointer names a value (false: none)
 //	  - annotation: destructiveHint   # the server explicitly says true
-func (p *parser) toolConds(n *yaml.Node) ([]toolCond, error) {
+func (p *mcpParser) toolConds(n *yaml.Node) ([]toolCond, error) {
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
-		return nil, p.errf(n, "when must be a list of conditions ({arg: /POINTER, equals|glob|matches|exists: ...} or {annotation: HINT})")
+		return nil, p.ps.errf(n, "when must be a list of conditions ({arg: /POINTER, equals|glob|matches|exists: ...} or {annotation: HINT})")
 	}
 	var out []toolCond
 	for _, it := range n.Content {
@@ -155,10 +155,10 @@ func (p *parser) toolConds(n *yaml.Node) ([]toolCond, error) {
 	return out, nil
 }
 
-func (p *parser) toolCond(it *yaml.Node) (toolCond, error) {
+func (p *mcpParser) toolCond(it *yaml.Node) (toolCond, error) {
 	var c toolCond
 	var argNode, annNode, opNode, opKey *yaml.Node
-	err := p.eachKey(it, func(k, v *yaml.Node) error {
+	err := p.ps.eachKey(it, func(k, v *yaml.Node) error {
 		switch k.Value {
 		case "arg":
 			argNode = v
@@ -166,11 +166,11 @@ func (p *parser) toolCond(it *yaml.Node) (toolCond, error) {
 			annNode = v
 		case "equals", "glob", "matches", "exists":
 			if opKey != nil {
-				return p.errf(k, "a condition has one test, not both %s and %s", opKey.Value, k.Value)
+				return p.ps.errf(k, "a condition has one test, not both %s and %s", opKey.Value, k.Value)
 			}
 			opKey, opNode = k, v
 		default:
-			return p.errf(k, "unknown condition key %q (want arg with equals, glob, matches or exists; or annotation)", k.Value)
+			return p.ps.errf(k, "unknown condition key %q (want arg with equals, glob, matches or exists; or annotation)", k.Value)
 		}
 		return nil
 	})
@@ -179,30 +179,30 @@ func (p *parser) toolCond(it *yaml.Node) (toolCond, error) {
 	}
 	switch {
 	case annNode != nil && (argNode != nil || opKey != nil):
-		return c, p.errf(it, "an annotation condition has no arg and no test (it holds when the server sets the hint to true)")
+		return c, p.ps.errf(it, "an annotation condition has no arg and no test (it holds when the server sets the hint to true)")
 	case annNode != nil:
-		s, err := p.scalar(annNode)
+		s, err := p.ps.scalar(annNode)
 		if err != nil {
 			return c, err
 		}
 		if c.hint = HintByName(s); c.hint == 0 {
-			return c, p.errf(annNode, "unknown annotation %q (want readOnlyHint, destructiveHint, idempotentHint or openWorldHint)", s)
+			return c, p.ps.errf(annNode, "unknown annotation %q (want readOnlyHint, destructiveHint, idempotentHint or openWorldHint)", s)
 		}
 		c.kind, c.text = condAnnotation, "annotation "+s
 		return c, nil
 	case argNode == nil:
-		return c, p.errf(it, "condition without arg or annotation")
+		return c, p.ps.errf(it, "condition without arg or annotation")
 	case opKey == nil:
-		return c, p.errf(it, "arg condition without a test (equals, glob, matches or exists)")
+		return c, p.ps.errf(it, "arg condition without a test (equals, glob, matches or exists)")
 	}
-	if c.pointer, err = p.scalar(argNode); err != nil {
+	if c.pointer, err = p.ps.scalar(argNode); err != nil {
 		return c, err
 	}
 	if err := checkPointer(c.pointer); err != "" {
-		return c, p.errf(argNode, "bad JSON Pointer %q: %s", c.pointer, err)
+		return c, p.ps.errf(argNode, "bad JSON Pointer %q: %s", c.pointer, err)
 	}
 	if opNode.Kind != yaml.ScalarNode {
-		return c, p.errf(opNode, "%s takes a single value", opKey.Value)
+		return c, p.ps.errf(opNode, "%s takes a single value", opKey.Value)
 	}
 	c.text = "arg " + c.pointer + " " + opKey.Value + " " + quoteValue(opNode.Value)
 	switch opKey.Value {
@@ -214,11 +214,11 @@ func (p *parser) toolCond(it *yaml.Node) (toolCond, error) {
 		case "!!int", "!!float":
 			var f float64
 			if err := opNode.Decode(&f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				return c, p.errf(opNode, "equals: %q is not a finite number", opNode.Value)
+				return c, p.ps.errf(opNode, "equals: %q is not a finite number", opNode.Value)
 			}
 			c.vkind, c.vnum = ArgNumber, f
 		case "!!bool":
-			b, err := p.boolean(opNode)
+			b, err := p.ps.boolean(opNode)
 			if err != nil {
 				return c, err
 			}
@@ -227,18 +227,18 @@ func (p *parser) toolCond(it *yaml.Node) (toolCond, error) {
 			c.vkind, c.vtext = ArgNull, "null"
 			c.text = "arg " + c.pointer + " equals null"
 		default:
-			return c, p.errf(opNode, "equals takes a string, a number, true, false or null, not %s", opNode.Tag)
+			return c, p.ps.errf(opNode, "equals takes a string, a number, true, false or null, not %s", opNode.Tag)
 		}
 	case "glob":
 		c.kind, c.glob = condGlob, opNode.Value
 	case "matches":
 		re, err := regexp.Compile(opNode.Value)
 		if err != nil {
-			return c, p.errf(opNode, "bad regexp %q: %v", opNode.Value, err)
+			return c, p.ps.errf(opNode, "bad regexp %q: %v", opNode.Value, err)
 		}
 		c.kind, c.re = condMatches, re
 	case "exists":
-		b, err := p.boolean(opNode)
+		b, err := p.ps.boolean(opNode)
 		if err != nil {
 			return c, err
 		}

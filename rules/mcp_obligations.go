@@ -69,29 +69,29 @@ type rateSpec struct {
 	opts  ruleOpts
 }
 
-func (p *parser) redactRules(n *yaml.Node) ([]redactSpec, error) {
+func (p *mcpParser) redactRules(n *yaml.Node) ([]redactSpec, error) {
 	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "mcp redact must be a list of {pattern: REGEXP, in: [arguments, results], ...}")
+		return nil, p.ps.errf(n, "mcp redact must be a list of {pattern: REGEXP, in: [arguments, results], ...}")
 	}
 	var out []redactSpec
 	for _, it := range n.Content {
 		r := redactSpec{line: it.Line, args: true, results: true}
-		err := p.eachKey(it, func(k, v *yaml.Node) error {
+		err := p.ps.eachKey(it, func(k, v *yaml.Node) error {
 			var err error
 			switch k.Value {
 			case "pattern":
 				var s string
-				if s, err = p.scalar(v); err != nil {
+				if s, err = p.ps.scalar(v); err != nil {
 					return err
 				}
 				if r.re, err = regexp.Compile(s); err != nil {
-					return p.errf(v, "bad regexp %q: %v", s, err)
+					return p.ps.errf(v, "bad regexp %q: %v", s, err)
 				}
 				if canMatchEmpty(s) {
-					return p.errf(v, "regexp %q can match the empty string: it would redact between every character", s)
+					return p.ps.errf(v, "regexp %q can match the empty string: it would redact between every character", s)
 				}
 			case "in":
-				its, e := p.items(v)
+				its, e := p.ps.items(v)
 				if e != nil {
 					return e
 				}
@@ -103,15 +103,15 @@ func (p *parser) redactRules(n *yaml.Node) ([]redactSpec, error) {
 					case "results":
 						r.results = true
 					default:
-						return p.errf(x, "redact in %q (want arguments or results)", x.Value)
+						return p.ps.errf(x, "redact in %q (want arguments or results)", x.Value)
 					}
 				}
 			case "tools":
 				r.pats, err = p.toolPats(v)
 			case "agents", "id":
-				_, err = p.option(k, v, &r.opts)
+				_, err = p.ps.option(k, v, &r.opts)
 			default:
-				err = p.errf(k, "unknown redact key %q (want pattern, in, tools, agents, id)", k.Value)
+				err = p.ps.errf(k, "unknown redact key %q (want pattern, in, tools, agents, id)", k.Value)
 			}
 			return err
 		})
@@ -119,7 +119,7 @@ func (p *parser) redactRules(n *yaml.Node) ([]redactSpec, error) {
 			return nil, err
 		}
 		if r.re == nil {
-			return nil, p.errf(it, "redact entry without a pattern")
+			return nil, p.ps.errf(it, "redact entry without a pattern")
 		}
 		out = append(out, r)
 	}
@@ -159,34 +159,34 @@ func canMatchEmpty(s string) bool {
 	return nullable(re)
 }
 
-func (p *parser) rateRules(n *yaml.Node) ([]rateSpec, error) {
+func (p *mcpParser) rateRules(n *yaml.Node) ([]rateSpec, error) {
 	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "mcp rate_limits must be a list of {tools: PATTERN, limit: N/s|N/m|N/h, per: agent|server|tool}")
+		return nil, p.ps.errf(n, "mcp rate_limits must be a list of {tools: PATTERN, limit: N/s|N/m|N/h, per: agent|server|tool}")
 	}
 	var out []rateSpec
 	for _, it := range n.Content {
 		r := rateSpec{line: it.Line, per: "agent"}
 		var burstNode *yaml.Node
-		err := p.eachKey(it, func(k, v *yaml.Node) error {
+		err := p.ps.eachKey(it, func(k, v *yaml.Node) error {
 			var err error
 			switch k.Value {
 			case "tools":
 				r.pats, err = p.toolPats(v)
 			case "limit":
-				if r.spec, err = p.scalar(v); err == nil {
+				if r.spec, err = p.ps.scalar(v); err == nil {
 					var ok bool
 					if r.limit, r.burst, ok = parseRate(r.spec); !ok {
-						err = p.errf(v, "bad limit %q (want N/s, N/m or N/h, N from 1 to 1000000000)", r.spec)
+						err = p.ps.errf(v, "bad limit %q (want N/s, N/m or N/h, N from 1 to 1000000000)", r.spec)
 					}
 				}
 			case "burst":
 				burstNode = v
 			case "per":
-				r.per, err = p.oneOf(v, "agent", "server", "tool")
+				r.per, err = p.ps.oneOf(v, "agent", "server", "tool")
 			case "agents", "id", "mode":
-				_, err = p.option(k, v, &r.opts)
+				_, err = p.ps.option(k, v, &r.opts)
 			default:
-				err = p.errf(k, "unknown rate_limits key %q (want tools, limit, burst, per, agents, mode, id)", k.Value)
+				err = p.ps.errf(k, "unknown rate_limits key %q (want tools, limit, burst, per, agents, mode, id)", k.Value)
 			}
 			return err
 		})
@@ -194,12 +194,12 @@ func (p *parser) rateRules(n *yaml.Node) ([]rateSpec, error) {
 			return nil, err
 		}
 		if r.spec == "" {
-			return nil, p.errf(it, "rate limit without a limit")
+			return nil, p.ps.errf(it, "rate limit without a limit")
 		}
 		if burstNode != nil {
 			b, err := strconv.Atoi(burstNode.Value)
 			if err != nil || b < 1 || b > 1_000_000_000 {
-				return nil, p.errf(burstNode, "bad burst %q (want a whole number from 1 to 1000000000)", burstNode.Value)
+				return nil, p.ps.errf(burstNode, "bad burst %q (want a whole number from 1 to 1000000000)", burstNode.Value)
 			}
 			r.burst = b
 		}
@@ -313,19 +313,19 @@ func (o *obligations[T]) collect(agent, server, tool string, scope int) []T {
 // slice is shared and must not be modified).
 //
 // A tool name longer than MaxToolName gets every result redaction.
-func (e *Engine) ResultRedactions(agent, server, tool string) []Redaction {
+func (m *MCPRules) ResultRedactions(agent, server, tool string) []Redaction {
 	if len(tool) > MaxToolName {
-		return e.mcp.redact.sets[scopeResults].items
+		return m.redact.sets[scopeResults].items
 	}
-	return e.mcp.redact.collect(agent, server, tool, scopeResults)
+	return m.redact.collect(agent, server, tool, scopeResults)
 }
 
 // AllResultRedactions are the redactions of results of every entry,
 // whatever its tools and agents: for a result whose tool cannot be known
 // (the result of a task agentg did not see created), which is redacted as
 // any tool's result could be.
-func (e *Engine) AllResultRedactions() []Redaction {
-	return e.mcp.redact.sets[scopeResults].items
+func (m *MCPRules) AllResultRedactions() []Redaction {
+	return m.redact.sets[scopeResults].items
 }
 
 // MessageRedactions are the redactions that apply to an MCP message not
@@ -336,12 +336,12 @@ func (e *Engine) AllResultRedactions() []Redaction {
 // agent applies, whatever its tools: such a message can carry what any
 // tool's could, and redacting more is safe. Policy order; nil when none;
 // the slice may be shared and must not be modified.
-func (e *Engine) MessageRedactions(agent string, results bool) []Redaction {
+func (m *MCPRules) MessageRedactions(agent string, results bool) []Redaction {
 	scope := scopeArguments
 	if results {
 		scope = scopeResults
 	}
-	s := &e.mcp.redact.sets[scope]
+	s := &m.redact.sets[scope]
 	n := 0
 	for i := range s.m {
 		if s.m[i].coversAgent(agent) {

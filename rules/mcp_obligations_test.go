@@ -67,14 +67,14 @@ mcp:
 		{"", "", "search_code", Deny, []string{"aws-keys"}, []string{"aws-keys"}, []string{"global"}},
 	}
 	for _, tt := range tests {
-		v := e.Tool(ToolCall{Agent: tt.agent, Server: tt.server, Tool: tt.tool})
+		v := e.MCP().Tool(ToolCall{Agent: tt.agent, Server: tt.server, Tool: tt.tool})
 		if v.Action != tt.action {
 			t.Errorf("%s %s.%s: %v, want %v", tt.agent, tt.server, tt.tool, v.Action, tt.action)
 		}
 		if got := redIDs(v.Redactions); !slices.Equal(got, tt.args) {
 			t.Errorf("%s %s.%s: argument redactions %q, want %q", tt.agent, tt.server, tt.tool, got, tt.args)
 		}
-		if got := redIDs(e.ResultRedactions(tt.agent, tt.server, tt.tool)); !slices.Equal(got, tt.results) {
+		if got := redIDs(e.MCP().ResultRedactions(tt.agent, tt.server, tt.tool)); !slices.Equal(got, tt.results) {
 			t.Errorf("%s %s.%s: result redactions %q, want %q", tt.agent, tt.server, tt.tool, got, tt.results)
 		}
 		if got := rateIDs(v.RateLimits); !slices.Equal(got, tt.rates) {
@@ -82,7 +82,7 @@ mcp:
 		}
 	}
 
-	v := e.Tool(ToolCall{Agent: "builder", Server: "github", Tool: "search_code"})
+	v := e.MCP().Tool(ToolCall{Agent: "builder", Server: "github", Tool: "search_code"})
 	aws, gh := v.Redactions[0], v.Redactions[1]
 	if !aws.Arguments || !aws.Results || aws.Marker != "[REDACTED:aws-keys]" || aws.Source != path+":7" ||
 		!aws.Pattern.MatchString("key AKIAABCDEFGHIJKLMNOP") || !gh.Arguments || gh.Results {
@@ -101,9 +101,9 @@ mcp:
 	}
 
 	// A caller that appends to a shared slice gets its own copy.
-	all := e.Tool(ToolCall{Server: "github", Tool: "search_code"}).Redactions
+	all := e.MCP().Tool(ToolCall{Server: "github", Tool: "search_code"}).Redactions
 	_ = append(all, Redaction{ID: "mine"})
-	if again := e.Tool(ToolCall{Server: "github", Tool: "search_code"}).Redactions; len(again) != 2 || cap(again) != len(again) {
+	if again := e.MCP().Tool(ToolCall{Server: "github", Tool: "search_code"}).Redactions; len(again) != 2 || cap(again) != len(again) {
 		t.Errorf("shared slice grew: %+v", again)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // The mcp prompts and resources sub-sections: allow and deny rules for
 // prompts/get (by "SERVER.PROMPT", matched and ranked exactly as tool
 // patterns, with argument conditions) and resources/read (by server and
-// URI glob), and Engine.Prompt and Engine.Resource, the questions the MCP
+// URI glob), and MCPRules.Prompt and MCPRules.Resource, the questions the MCP
 // guard asks about them. Without a prompts (resources) sub-section,
 // prompts (resources) are not ruled: every one is allowed as rule
 // "mcp:method". With one, mcp.default decides what no rule matches.
@@ -59,8 +59,9 @@ type readsPolicy struct {
 // Prompt decides one prompts/get, by the rules and precedence of Tool:
 // the most specific pattern wins, deny wins a tie, an important deny beats
 // every allow, and nothing matching is mcp.default (rule "mcp:default").
-func (e *Engine) Prompt(q PromptGet) Decision {
-	r := &e.mcp.reads
+func (m *MCPRules) Prompt(q PromptGet) Decision {
+	e := m.e
+	r := &m.reads
 	if !r.promptsRuled {
 		return notRuled
 	}
@@ -69,7 +70,7 @@ func (e *Engine) Prompt(q PromptGet) Decision {
 			Reason: "prompt name of " + strconv.Itoa(len(q.Prompt)) + " bytes is longer than " + strconv.Itoa(MaxToolName)}
 	}
 	call := ToolCall{Agent: q.Agent, Server: q.Server, Tool: q.Prompt, Args: q.Args}
-	return e.patternDecide(&r.prompts, &call, r.promptDefault)
+	return m.patternDecide(&r.prompts, &call, r.promptDefault)
 }
 
 // Resource decides one resources/read. Candidates are the resource rules
@@ -82,8 +83,9 @@ func (e *Engine) Prompt(q PromptGet) Decision {
 // only when it matches both exactly, so no spelling reaches past a deny
 // or into an allow it does not name. Precedence is Tool's, ranked on
 // "SERVER URI".
-func (e *Engine) Resource(q ResourceRead) Decision {
-	r := &e.mcp.reads
+func (m *MCPRules) Resource(q ResourceRead) Decision {
+	e := m.e
+	r := &m.reads
 	if !r.resourcesRuled {
 		return notRuled
 	}
@@ -161,7 +163,8 @@ func CanonicalURI(s string) string {
 }
 
 // patternDecide is toolDecide over any table of SERVER.NAME patterns.
-func (e *Engine) patternDecide(t *toolTable, q *ToolCall, dflt Decision) Decision {
+func (m *MCPRules) patternDecide(t *toolTable, q *ToolCall, dflt Decision) Decision {
+	e := m.e
 	var best, imp *toolEntry
 	for _, es := range [2][]toolEntry{t.byServer[q.Server], t.wild} {
 		for i := range es {
@@ -194,16 +197,16 @@ func (e *Engine) patternDecide(t *toolTable, q *ToolCall, dflt Decision) Decisio
 // promptRules parses the prompts sub-section: tool rules in all but name
 // (SERVER.PROMPT patterns; when: takes arg conditions only, since prompts
 // have no annotations).
-func (p *parser) promptRules(n *yaml.Node) ([]toolRule, error) {
+func (p *mcpParser) promptRules(n *yaml.Node) ([]toolRule, error) {
 	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "mcp prompts must be a list of rules")
+		return nil, p.ps.errf(n, "mcp prompts must be a list of rules")
 	}
 	var out []toolRule
 	for _, it := range n.Content {
 		var conds []toolCond
-		deny, val, o, err := p.ruleBody(it, func(k, v *yaml.Node) (bool, error) {
+		deny, val, o, err := p.ps.ruleBody(it, func(k, v *yaml.Node) (bool, error) {
 			if k.Value != "when" {
-				return true, p.errf(k, "unknown prompt rule key %q (want allow or deny, agents, mode, important, id, when)", k.Value)
+				return true, p.ps.errf(k, "unknown prompt rule key %q (want allow or deny, agents, mode, important, id, when)", k.Value)
 			}
 			var err error
 			if conds, err = p.toolConds(v); err != nil {
@@ -211,7 +214,7 @@ func (p *parser) promptRules(n *yaml.Node) ([]toolRule, error) {
 			}
 			for _, c := range conds {
 				if c.kind == condAnnotation {
-					return true, p.errf(v, "prompt rules take arg conditions only: prompts have no annotations")
+					return true, p.ps.errf(v, "prompt rules take arg conditions only: prompts have no annotations")
 				}
 			}
 			return true, nil
@@ -220,9 +223,9 @@ func (p *parser) promptRules(n *yaml.Node) ([]toolRule, error) {
 			return nil, err
 		}
 		if o.ports != nil {
-			return nil, p.errf(keyNode(it, "ports"), "ports do not apply to prompt rules (scope the server's url with ports instead)")
+			return nil, p.ps.errf(keyNode(it, "ports"), "ports do not apply to prompt rules (scope the server's url with ports instead)")
 		}
-		vals, err := p.items(val)
+		vals, err := p.ps.items(val)
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +233,7 @@ func (p *parser) promptRules(n *yaml.Node) ([]toolRule, error) {
 		for _, v := range vals {
 			tp, err := parseToolPat(v.Value)
 			if err != nil {
-				return nil, p.errf(v, "%s", strings.Replace(strings.Replace(err.Error(), "tool pattern", "prompt pattern", 1), "SERVER.TOOL", "SERVER.PROMPT", 1))
+				return nil, p.ps.errf(v, "%s", strings.Replace(strings.Replace(err.Error(), "tool pattern", "prompt pattern", 1), "SERVER.TOOL", "SERVER.PROMPT", 1))
 			}
 			pats = append(pats, tp)
 		}
@@ -292,24 +295,24 @@ func (en *resEntry) beats(o *resEntry) bool {
 //	resources:
 //	  - deny: files              # server name(s) or globs ("*")
 //	    uri: "file:///etc/*"     # URI glob(s); '*' is any run, '/' included; absent: every URI
-func (p *parser) resourceRules(n *yaml.Node) ([]resRule, error) {
+func (p *mcpParser) resourceRules(n *yaml.Node) ([]resRule, error) {
 	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "mcp resources must be a list of rules")
+		return nil, p.ps.errf(n, "mcp resources must be a list of rules")
 	}
 	var out []resRule
 	for _, it := range n.Content {
 		var uris []string
-		deny, val, o, err := p.ruleBody(it, func(k, v *yaml.Node) (bool, error) {
+		deny, val, o, err := p.ps.ruleBody(it, func(k, v *yaml.Node) (bool, error) {
 			if k.Value != "uri" {
-				return true, p.errf(k, "unknown resource rule key %q (want allow or deny, uri, agents, mode, important, id)", k.Value)
+				return true, p.ps.errf(k, "unknown resource rule key %q (want allow or deny, uri, agents, mode, important, id)", k.Value)
 			}
-			vals, err := p.items(v)
+			vals, err := p.ps.items(v)
 			if err != nil {
 				return true, err
 			}
 			for _, u := range vals {
 				if err := checkURIGlob(u.Value); err != nil {
-					return true, p.errf(u, "%v", err)
+					return true, p.ps.errf(u, "%v", err)
 				}
 				uris = append(uris, u.Value)
 			}
@@ -319,9 +322,9 @@ func (p *parser) resourceRules(n *yaml.Node) ([]resRule, error) {
 			return nil, err
 		}
 		if o.ports != nil {
-			return nil, p.errf(keyNode(it, "ports"), "ports do not apply to resource rules (scope the server's url with ports instead)")
+			return nil, p.ps.errf(keyNode(it, "ports"), "ports do not apply to resource rules (scope the server's url with ports instead)")
 		}
-		vals, err := p.items(val)
+		vals, err := p.ps.items(val)
 		if err != nil {
 			return nil, err
 		}
@@ -329,11 +332,11 @@ func (p *parser) resourceRules(n *yaml.Node) ([]resRule, error) {
 		for _, v := range vals {
 			s := v.Value
 			if s == "" {
-				return nil, p.errf(v, "empty server name in a resource rule (want a server name from mcp servers, or a glob such as \"*\")")
+				return nil, p.ps.errf(v, "empty server name in a resource rule (want a server name from mcp servers, or a glob such as \"*\")")
 			}
 			for i := 0; i < len(s); i++ {
 				if c := s[i]; !isServerByte(c) && c != '*' {
-					return nil, p.errf(v, "bad server %q in a resource rule: a server name is letters, digits, '_' and '-' (or '*'); the URI goes in uri:", s)
+					return nil, p.ps.errf(v, "bad server %q in a resource rule: a server name is letters, digits, '_' and '-' (or '*'); the URI goes in uri:", s)
 				}
 			}
 			servers = append(servers, s)

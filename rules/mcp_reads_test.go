@@ -79,7 +79,7 @@ func TestPromptDecisions(t *testing.T) {
 		{"files", "anything", nil, false, "mcp:default"},
 	}
 	for _, c := range cases {
-		d := e.Prompt(PromptGet{Server: c.server, Prompt: c.prompt, Args: c.args})
+		d := e.MCP().Prompt(PromptGet{Server: c.server, Prompt: c.prompt, Args: c.args})
 		if d.Allowed() != c.allow || !ruleIs(d.Rule, c.rule) {
 			t.Errorf("Prompt(%s.%s) = %s by %s (%s), want allow=%v by %s", c.server, c.prompt, d.Outcome(), d.Rule, d.Reason, c.allow, c.rule)
 		}
@@ -110,7 +110,7 @@ func TestResourceDecisions(t *testing.T) {
 		{"", "files", "https://example.test/", false, "mcp:default"},
 	}
 	for _, c := range cases {
-		d := e.Resource(ResourceRead{Agent: c.agent, Server: c.server, URI: c.uri})
+		d := e.MCP().Resource(ResourceRead{Agent: c.agent, Server: c.server, URI: c.uri})
 		if d.Allowed() != c.allow || !ruleIs(d.Rule, c.rule) {
 			t.Errorf("Resource(%s %s) = %s by %s (%s), want allow=%v by %s", c.server, c.uri, d.Outcome(), d.Rule, d.Reason, c.allow, c.rule)
 		}
@@ -121,17 +121,17 @@ func TestResourceDecisions(t *testing.T) {
 // ruled, whatever mcp.default says; an empty key rules them by default.
 func TestReadsNotRuled(t *testing.T) {
 	e := mustLoad(t, "mcp:\n  default: deny\n", nil)
-	if d := e.Prompt(PromptGet{Server: "a", Prompt: "p"}); !d.Allowed() || d.Rule != "mcp:method" {
+	if d := e.MCP().Prompt(PromptGet{Server: "a", Prompt: "p"}); !d.Allowed() || d.Rule != "mcp:method" {
 		t.Errorf("no prompts key: %s by %s, want allow by mcp:method", d.Outcome(), d.Rule)
 	}
-	if d := e.Resource(ResourceRead{Server: "a", URI: "file:///x"}); !d.Allowed() || d.Rule != "mcp:method" {
+	if d := e.MCP().Resource(ResourceRead{Server: "a", URI: "file:///x"}); !d.Allowed() || d.Rule != "mcp:method" {
 		t.Errorf("no resources key: %s by %s, want allow by mcp:method", d.Outcome(), d.Rule)
 	}
 	e = mustLoad(t, "mcp:\n  default: deny\n  prompts: []\n  resources:\n", nil)
-	if d := e.Prompt(PromptGet{Server: "a", Prompt: "p"}); d.Allowed() || d.Rule != "mcp:default" {
+	if d := e.MCP().Prompt(PromptGet{Server: "a", Prompt: "p"}); d.Allowed() || d.Rule != "mcp:default" {
 		t.Errorf("empty prompts key: %s by %s, want deny by mcp:default", d.Outcome(), d.Rule)
 	}
-	if d := e.Resource(ResourceRead{Server: "a", URI: "file:///x"}); d.Allowed() || d.Rule != "mcp:default" {
+	if d := e.MCP().Resource(ResourceRead{Server: "a", URI: "file:///x"}); d.Allowed() || d.Rule != "mcp:default" {
 		t.Errorf("empty resources key: %s by %s, want deny by mcp:default", d.Outcome(), d.Rule)
 	}
 }

@@ -51,34 +51,34 @@ func isServerByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
-func (p *parser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
+func (p *mcpParser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
 	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "mcp servers must be a list of {name: NAME, url: HOST[/PATH]}")
+		return nil, p.ps.errf(n, "mcp servers must be a list of {name: NAME, url: HOST[/PATH]}")
 	}
 	var out []serverSpec
 	names := map[string]int{}
 	for _, it := range n.Content {
 		s := serverSpec{line: it.Line}
 		var nameNode, urlNode *yaml.Node
-		err := p.eachKey(it, func(k, v *yaml.Node) error {
+		err := p.ps.eachKey(it, func(k, v *yaml.Node) error {
 			var err error
 			switch k.Value {
 			case "name":
-				if s.name, err = p.scalar(v); err == nil && !validServerName(s.name) {
-					err = p.errf(v, "bad mcp server name %q (1 to 64 letters, digits, '_' or '-'; no dots: in a tool pattern the server name ends at the first dot)", s.name)
+				if s.name, err = p.ps.scalar(v); err == nil && !validServerName(s.name) {
+					err = p.ps.errf(v, "bad mcp server name %q (1 to 64 letters, digits, '_' or '-'; no dots: in a tool pattern the server name ends at the first dot)", s.name)
 				}
 				nameNode = v
 			case "url":
-				s.url, err = p.scalar(v)
+				s.url, err = p.ps.scalar(v)
 				urlNode = v
 			case "ports":
-				s.ports, err = p.ports(v)
+				s.ports, err = p.ps.ports(v)
 			case "websocket":
 				var ws string
-				ws, err = p.oneOf(v, "allow", "refuse")
+				ws, err = p.ps.oneOf(v, "allow", "refuse")
 				s.websocket = ws == "allow"
 			default:
-				err = p.errf(k, "unknown mcp server key %q (want name, url, ports, websocket)", k.Value)
+				err = p.ps.errf(k, "unknown mcp server key %q (want name, url, ports, websocket)", k.Value)
 			}
 			return err
 		})
@@ -86,18 +86,18 @@ func (p *parser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
 			return nil, err
 		}
 		if nameNode == nil || urlNode == nil {
-			return nil, p.errf(it, "mcp server entry needs a name and a url")
+			return nil, p.ps.errf(it, "mcp server entry needs a name and a url")
 		}
 		if prev, dup := names[s.name]; dup {
-			return nil, p.errf(nameNode, "duplicate mcp server name %q (also at line %d)", s.name, prev)
+			return nil, p.ps.errf(nameNode, "duplicate mcp server name %q (also at line %d)", s.name, prev)
 		}
 		names[s.name] = it.Line
 		if s.host, s.path, s.glob, err = parseServerURL(s.url); err != nil {
-			return nil, p.errf(urlNode, "%v", err)
+			return nil, p.ps.errf(urlNode, "%v", err)
 		}
 		for _, o := range out {
 			if o.host == s.host && o.path == s.path && portsEqual(o.ports, s.ports) {
-				return nil, p.errf(urlNode, "mcp server %s has the same url as %s (line %d): a destination is one server", s.name, o.name, o.line)
+				return nil, p.ps.errf(urlNode, "mcp server %s has the same url as %s (line %d): a destination is one server", s.name, o.name, o.line)
 			}
 		}
 		out = append(out, s)
@@ -200,8 +200,8 @@ type ServerBinding struct {
 	Source string // "<file>:<line>"
 }
 
-// MCPServers lists the mcp servers entries in policy order.
-func (e *Engine) MCPServers() []ServerBinding { return slices.Clone(e.mcp.servers.list) }
+// Servers lists the mcp servers entries in policy order.
+func (m *MCPRules) Servers() []ServerBinding { return slices.Clone(m.servers.list) }
 
 func (c *compiler) compileServers(specs []serverSpec) error {
 	e, pol := c.e, c.pol
@@ -235,11 +235,11 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 	return nil
 }
 
-// MCPWebSocket reports whether server's entry lets HTTP upgrades
+// WebSocket reports whether server's entry lets HTTP upgrades
 // (WebSocket) through, unread ("websocket: allow").
-func (e *Engine) MCPWebSocket(server string) bool { return e.mcp.servers.websocket[server] }
+func (m *MCPRules) WebSocket(server string) bool { return m.servers.websocket[server] }
 
-// MCPServer binds a checked destination to the policy name of the MCP
+// Server binds a checked destination to the policy name of the MCP
 // server there: the most specific servers entry whose host pattern covers
 // h (at its ports, when it names any) and whose path glob matches path
 // (an entry without one matches every path). Specificity is as for http
@@ -251,8 +251,8 @@ func (e *Engine) MCPWebSocket(server string) bool { return e.mcp.servers.websock
 //
 // ok is false when no entry binds the destination: MCP there is under
 // MCPSettings.UnknownServers. IP literals are never bound.
-func (e *Engine) MCPServer(h addr.Host, path string) (name string, ok bool) {
-	t := &e.mcp.servers
+func (m *MCPRules) Server(h addr.Host, path string) (name string, ok bool) {
+	t := &m.servers
 	if len(t.byName) == 0 || h.IsIP() || h.Name == "" {
 		return "", false
 	}
@@ -290,8 +290,8 @@ func (e *Engine) MCPServer(h addr.Host, path string) (name string, ok bool) {
 // mcpHost returns the most specific servers entry whose host pattern
 // covers h at its port (at any port with anyPort), whatever the path (nil
 // when none): such a tunnel is always intercepted.
-func (e *Engine) mcpHost(h addr.Host, anyPort bool) *serverEntry {
-	t := &e.mcp.servers
+func (m *MCPRules) host(h addr.Host, anyPort bool) *serverEntry {
+	t := &m.servers
 	if len(t.byName) == 0 || h.IsIP() {
 		return nil
 	}

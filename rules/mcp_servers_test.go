@@ -51,7 +51,7 @@ func TestMCPServer(t *testing.T) {
 		{"127.0.0.1", 443, "/", ""},
 	}
 	for _, tt := range tests {
-		name, ok := e.MCPServer(host(t, tt.host, tt.port), tt.path)
+		name, ok := e.MCP().Server(host(t, tt.host, tt.port), tt.path)
 		if name != tt.want || ok != (tt.want != "") {
 			t.Errorf("MCPServer(%s:%d, %q) = %q %v, want %q", tt.host, tt.port, tt.path, name, ok, tt.want)
 		}
@@ -61,12 +61,12 @@ func TestMCPServer(t *testing.T) {
 		server string
 		want   bool
 	}{{"jira", false}, {"sub", true}, {"alt-port", false}, {"nosuch", false}} {
-		if got := e.MCPWebSocket(tt.server); got != tt.want {
+		if got := e.MCP().WebSocket(tt.server); got != tt.want {
 			t.Errorf("MCPWebSocket(%s) = %v, want %v", tt.server, got, tt.want)
 		}
 	}
 
-	if l := e.MCPServers(); len(l) != 6 || l[0].Name != "jira" || l[0].URL != "mcp.atlassian.test/v1/**" || !strings.HasSuffix(l[0].Source, "policy.yaml:3") || l[5].Name != "sub" {
+	if l := e.MCP().Servers(); len(l) != 6 || l[0].Name != "jira" || l[0].URL != "mcp.atlassian.test/v1/**" || !strings.HasSuffix(l[0].Source, "policy.yaml:3") || l[5].Name != "sub" {
 		t.Errorf("MCPServers: %+v", l)
 	}
 
@@ -82,11 +82,11 @@ func TestMCPServer(t *testing.T) {
 		port uint16
 		want string
 	}{{8443, "b"}, {443, "b"}} { // the path makes b more specific at 8443 too
-		if name, _ := e.MCPServer(host(t, "a.test", tt.port), "/mcp"); name != tt.want {
+		if name, _ := e.MCP().Server(host(t, "a.test", tt.port), "/mcp"); name != tt.want {
 			t.Errorf("port %d: %q, want %q", tt.port, name, tt.want)
 		}
 	}
-	if name, ok := e.MCPServer(host(t, "a.test", 443), "/other"); ok {
+	if name, ok := e.MCP().Server(host(t, "a.test", 443), "/other"); ok {
 		t.Errorf("a.test:443/other bound to %q: a is only at 8443", name)
 	}
 }
@@ -249,14 +249,14 @@ mcp:
 		{"10.0.0.4", []string{"sub.star.test"}},
 		{"10.0.0.9", nil},
 	} {
-		if got := e.MCPNamesAt(netip.MustParseAddr(tt.ip)); !slices.Equal(got, tt.want) {
+		if got := e.MCP().NamesAt(netip.MustParseAddr(tt.ip)); !slices.Equal(got, tt.want) {
 			t.Errorf("MCPNamesAt(%s) = %v, want %v", tt.ip, got, tt.want)
 		}
 	}
-	if !e.HasMCPServers() || mustLoad(t, "default: allow\n", nil).HasMCPServers() {
+	if !e.MCP().HasServers() || mustLoad(t, "default: allow\n", nil).MCP().HasServers() {
 		t.Errorf("HasMCPServers: want true with servers entries only")
 	}
-	if got, want := e.MCPLookupNames(), []string{"mcp.dns.test", "tree.test"}; !slices.Equal(got, want) {
+	if got, want := e.MCP().LookupNames(), []string{"mcp.dns.test", "tree.test"}; !slices.Equal(got, want) {
 		t.Errorf("MCPLookupNames = %v, want %v", got, want)
 	}
 	for _, tt := range []struct {
@@ -264,7 +264,7 @@ mcp:
 		port uint16
 		want string
 	}{{"mcp.a.test", 443, "a"}, {"mcp.a.test", 8443, ""}, {"y.tree.test", 80, "tree"}, {"10.0.0.1", 443, ""}} {
-		if got, _ := e.MCPHost(host(t, tt.host, tt.port)); got != tt.want {
+		if got, _ := e.MCP().Host(host(t, tt.host, tt.port)); got != tt.want {
 			t.Errorf("MCPHost(%s:%d) = %q, want %q", tt.host, tt.port, got, tt.want)
 		}
 	}

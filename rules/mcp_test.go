@@ -98,7 +98,7 @@ func TestMCPSettings(t *testing.T) {
 		s.DenyAs != DenyAsError || s.MaxMessage != 4<<20 || s.Pinning.Action != Allow || s.Pinning.Rule != "mcp:pinning" {
 		t.Errorf("no section: %+v", s)
 	}
-	if v := e.Tool(ToolCall{Server: "x", Tool: "y"}); v.Action != Allow || v.Rule != "mcp:default" || v.Redactions != nil || v.RateLimits != nil {
+	if v := e.MCP().Tool(ToolCall{Server: "x", Tool: "y"}); v.Action != Allow || v.Rule != "mcp:default" || v.Redactions != nil || v.RateLimits != nil {
 		t.Errorf("no section: Tool = %+v", v)
 	}
 	_ = path
@@ -222,12 +222,12 @@ mcp:
 		{"builder", "gomcp", "a.", Deny, false, at("23")},                     // "gomcp.a.*" allowed first, denied later: a tie, deny wins
 	}
 	for _, tt := range tests {
-		v := e.Tool(ToolCall{Agent: tt.agent, Server: tt.server, Tool: tt.tool})
+		v := e.MCP().Tool(ToolCall{Agent: tt.agent, Server: tt.server, Tool: tt.tool})
 		if v.Action != tt.action || v.Report != tt.report || v.Rule != tt.rule {
 			t.Errorf("Tool(%q, %s.%s) = %v report=%v %q (%s); want %v report=%v %q", tt.agent, tt.server, tt.tool, v.Action, v.Report, v.Rule, v.Reason, tt.action, tt.report, tt.rule)
 		}
 	}
-	v := e.Tool(ToolCall{Agent: "builder", Server: "jira", Tool: "delete_issue"})
+	v := e.MCP().Tool(ToolCall{Agent: "builder", Server: "jira", Tool: "delete_issue"})
 	if v.Source != at("15") || v.Reason != "tool call denied by rule no-jira-delete (jira.delete_*)" {
 		t.Errorf("decision: %+v", v.Decision)
 	}
@@ -338,13 +338,13 @@ func TestToolConditions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := e.Tool(ToolCall{Server: tt.server, Tool: tt.tool, Args: tt.args, Annotations: tt.hints})
+			v := e.MCP().Tool(ToolCall{Server: tt.server, Tool: tt.tool, Args: tt.args, Annotations: tt.hints})
 			if v.Rule != tt.want && !strings.HasSuffix(v.Rule, "/"+tt.want) {
 				t.Errorf("rule %q (%s), want %q", v.Rule, v.Reason, tt.want)
 			}
 		})
 	}
-	v := e.Tool(ToolCall{Server: "shell", Tool: "run", Args: argMap{"/argv/0": str("sudo"), "/user": str("root")}})
+	v := e.MCP().Tool(ToolCall{Server: "shell", Tool: "run", Args: argMap{"/argv/0": str("sudo"), "/user": str("root")}})
 	if want := `tool call denied by rule sudo-as-root (shell.run when arg /argv/0 equals "sudo" and arg /user equals "root")`; v.Reason != want {
 		t.Errorf("reason %q, want %q", v.Reason, want)
 	}
@@ -366,14 +366,14 @@ mcp:
     - limit: 1/s
 `, nil)
 	long := strings.Repeat("a", MaxToolName+1)
-	v := e.Tool(ToolCall{Server: "a", Tool: long})
+	v := e.MCP().Tool(ToolCall{Server: "a", Tool: long})
 	if v.Action != Deny || !v.Report || v.Rule != "builtin:tool-name" || len(v.Redactions) != 1 || v.RateLimits != nil {
 		t.Errorf("long name: %+v", v)
 	}
-	if r := e.ResultRedactions("", "a", long); len(r) != 1 || r[0].Pattern.String() != "y" {
+	if r := e.MCP().ResultRedactions("", "a", long); len(r) != 1 || r[0].Pattern.String() != "y" {
 		t.Errorf("long name: result redactions %+v", r)
 	}
-	if v := e.Tool(ToolCall{Server: "a", Tool: long[1:]}); v.Action != Allow {
+	if v := e.MCP().Tool(ToolCall{Server: "a", Tool: long[1:]}); v.Action != Allow {
 		t.Errorf("name of MaxToolName bytes: %+v", v)
 	}
 }
@@ -409,7 +409,7 @@ func TestToolConditionsSkipped(t *testing.T) {
           exists: true
 `, nil)
 	var c countingArgs
-	if v := e.Tool(ToolCall{Server: "shell", Tool: "run", Args: &c}); v.Action != Deny || c.n != 0 {
+	if v := e.MCP().Tool(ToolCall{Server: "shell", Tool: "run", Args: &c}); v.Action != Deny || c.n != 0 {
 		t.Errorf("%+v after %d lookups; want the exact deny and no lookup", v.Decision, c.n)
 	}
 }
@@ -426,14 +426,14 @@ func FuzzTool(f *testing.F) {
 	}
 	h := host(f, "mcp1.bench.test", 443)
 	f.Fuzz(func(t *testing.T, server, tool, path string) {
-		v := e.Tool(ToolCall{Server: server, Tool: tool, Args: argMap{"/command": str(tool)}, Annotations: ToolHints(len(tool))})
+		v := e.MCP().Tool(ToolCall{Server: server, Tool: tool, Args: argMap{"/command": str(tool)}, Annotations: ToolHints(len(tool))})
 		if v.Action != Allow && v.Action != Deny {
 			t.Fatalf("Tool(%q, %q) = %v", server, tool, v.Action)
 		}
-		if again := e.Tool(ToolCall{Server: server, Tool: tool, Args: argMap{"/command": str(tool)}, Annotations: ToolHints(len(tool))}); again.Decision != v.Decision {
+		if again := e.MCP().Tool(ToolCall{Server: server, Tool: tool, Args: argMap{"/command": str(tool)}, Annotations: ToolHints(len(tool))}); again.Decision != v.Decision {
 			t.Fatalf("Tool(%q, %q) changed its mind", server, tool)
 		}
-		e.ResultRedactions("", server, tool)
-		e.MCPServer(h, path)
+		e.MCP().ResultRedactions("", server, tool)
+		e.MCP().Server(h, path)
 	})
 }

@@ -12,7 +12,7 @@ import (
 
 // The mcp tools sub-section: allow and deny rules for tool calls, by
 // "SERVER.TOOL" pattern, agent and conditions (mcp_conds.go), and
-// Engine.Tool, the one question the MCP guard asks about a call.
+// MCPRules.Tool, the one question the MCP guard asks about a call.
 
 // toolPat is one compiled "SERVER.TOOL" pattern. The server part ends at
 // the first dot (server names have none); the tool part may contain dots.
@@ -100,8 +100,8 @@ func (tp *toolPat) matches(server, tool string, loose bool) bool {
 }
 
 // toolPats parses a value that is one tool pattern or a list of them.
-func (p *parser) toolPats(n *yaml.Node) ([]toolPat, error) {
-	vals, err := p.items(n)
+func (p *mcpParser) toolPats(n *yaml.Node) ([]toolPat, error) {
+	vals, err := p.ps.items(n)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (p *parser) toolPats(n *yaml.Node) ([]toolPat, error) {
 	for _, v := range vals {
 		tp, err := parseToolPat(v.Value)
 		if err != nil {
-			return nil, p.errf(v, "%v", err)
+			return nil, p.ps.errf(v, "%v", err)
 		}
 		out = append(out, tp)
 	}
@@ -125,16 +125,16 @@ type toolRule struct {
 	opts  ruleOpts
 }
 
-func (p *parser) toolRules(n *yaml.Node) ([]toolRule, error) {
+func (p *mcpParser) toolRules(n *yaml.Node) ([]toolRule, error) {
 	if n.Kind != yaml.SequenceNode {
-		return nil, p.errf(n, "mcp tools must be a list of rules")
+		return nil, p.ps.errf(n, "mcp tools must be a list of rules")
 	}
 	var out []toolRule
 	for _, it := range n.Content {
 		var conds []toolCond
-		vb, val, hold, o, err := p.ruleVerdict(it, func(k, v *yaml.Node) (bool, error) {
+		vb, val, hold, o, err := p.ps.ruleVerdict(it, func(k, v *yaml.Node) (bool, error) {
 			if k.Value != "when" {
-				return true, p.errf(k, "unknown tool rule key %q (want allow, deny or approve, agents, mode, important, id, when, timeout, via)", k.Value)
+				return true, p.ps.errf(k, "unknown tool rule key %q (want allow, deny or approve, agents, mode, important, id, when, timeout, via)", k.Value)
 			}
 			var err error
 			conds, err = p.toolConds(v)
@@ -144,7 +144,7 @@ func (p *parser) toolRules(n *yaml.Node) ([]toolRule, error) {
 			return nil, err
 		}
 		if o.ports != nil {
-			return nil, p.errf(keyNode(it, "ports"), "ports do not apply to tool rules (scope the server's url with ports instead)")
+			return nil, p.ps.errf(keyNode(it, "ports"), "ports do not apply to tool rules (scope the server's url with ports instead)")
 		}
 		pats, err := p.toolPats(val)
 		if err != nil {
@@ -247,7 +247,7 @@ func (c *compiler) toolRef(tp toolPat, where, what string) {
 // value of a new field will mean what a call without it meant.
 type ToolCall struct {
 	Agent string
-	// Server is the policy name of the server, from Engine.MCPServer;
+	// Server is the policy name of the server, from MCPRules.Server;
 	// never the serverInfo.name the server reports (the server controls
 	// that). "" on a host no servers entry binds: only patterns whose
 	// server part is a glob ("*", "*.read_*") match there.
@@ -296,17 +296,17 @@ type ToolVerdict struct {
 // before any pattern sees it (matching is linear in the name times the
 // pattern, and no real tool has such a name), with every argument
 // redaction and no rate limit.
-func (e *Engine) Tool(q ToolCall) ToolVerdict {
+func (m *MCPRules) Tool(q ToolCall) ToolVerdict {
 	if len(q.Tool) > MaxToolName {
 		return ToolVerdict{
-			Decision:   e.toolTooLong(len(q.Tool)),
-			Redactions: e.mcp.redact.sets[scopeArguments].items, // every one: more is safe, and the call is refused anyway
+			Decision:   m.toolTooLong(len(q.Tool)),
+			Redactions: m.redact.sets[scopeArguments].items, // every one: more is safe, and the call is refused anyway
 		}
 	}
 	return ToolVerdict{
-		Decision:   e.toolDecide(&q),
-		Redactions: e.mcp.redact.collect(q.Agent, q.Server, q.Tool, scopeArguments),
-		RateLimits: e.mcp.rates.collect(q.Agent, q.Server, q.Tool, scopeAll),
+		Decision:   m.toolDecide(&q),
+		Redactions: m.redact.collect(q.Agent, q.Server, q.Tool, scopeArguments),
+		RateLimits: m.rates.collect(q.Agent, q.Server, q.Tool, scopeAll),
 	}
 }
 
@@ -314,13 +314,14 @@ func (e *Engine) Tool(q ToolCall) ToolVerdict {
 // bytes; the specification asks for at most 128.
 const MaxToolName = 1024
 
-func (e *Engine) toolTooLong(n int) Decision {
+func (m *MCPRules) toolTooLong(n int) Decision {
+	e := m.e
 	return Decision{Action: Deny, Report: e.report, Rule: "builtin:tool-name", Source: e.file,
 		Reason: "tool name of " + strconv.Itoa(n) + " bytes is longer than " + strconv.Itoa(MaxToolName)}
 }
 
-func (e *Engine) toolDecide(q *ToolCall) Decision {
-	return e.patternDecide(&e.mcp.tools, q, e.mcp.settings.Default)
+func (m *MCPRules) toolDecide(q *ToolCall) Decision {
+	return m.patternDecide(&m.tools, q, m.MCPSettings.Default)
 }
 
 // beats reports whether en is more specific than o, or as specific and

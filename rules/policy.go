@@ -11,12 +11,15 @@ import (
 )
 
 // This file turns policy YAML into a checked, line-annotated model: the
-// top-level keys, the options every rule shares, and the small parsing
+// walk over the top-level keys (each dispatched to the section the
+// table in sections.go registers for it), the policy-wide keys default
+// and mode, the options every rule shares, and the small parsing
 // helpers. Each section's own syntax is parsed in that section's file
 // (hosts.go, ips.go, lists.go, agents.go, resolve.go, tunnel.go, http.go,
-// ports.go, quotas.go). It walks yaml.v3 nodes instead of decoding into structs so
-// that every error, even for a key that is merely misspelled, names the
-// file and line a security team has to fix.
+// ports.go, quotas.go; dns.go and mcp*.go with their own parser types).
+// It walks yaml.v3 nodes instead of decoding into structs so that every
+// error, even for a key that is merely misspelled, names the file and
+// line a security team has to fix.
 
 const maxPolicySize = 16 << 20
 
@@ -41,6 +44,11 @@ type policy struct {
 	mcp          *mcpSpec // nil: no mcp section
 	dns          *dnsSpec // nil: no dns section
 	quotas       []quotaSpec
+
+	// specs holds, by key, the parsed form of a section that has no
+	// field above (see sections.go).
+	specs slots
+	lang  *language // the sections it was parsed with, to compile it
 }
 
 // parser carries the file name into every error.
@@ -53,6 +61,11 @@ func (p *parser) errf(n *yaml.Node, format string, args ...any) error {
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
 func parsePolicy(file string, data []byte) (*policy, error) {
+	return policyLanguage.parse(file, data)
+}
+
+// parse reads a policy in the language l.
+func (l *language) parse(file string, data []byte) (*policy, error) {
 	if len(data) > maxPolicySize {
 		return nil, fmt.Errorf("load policy %s: file of %d bytes is larger than %d", file, len(data), maxPolicySize)
 	}
@@ -73,61 +86,39 @@ func parsePolicy(file string, data []byte) (*policy, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, ps.errf(root, "policy must be a mapping of keys (default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns, quotas)")
+		return nil, ps.errf(root, "policy must be a mapping of keys (%s)", l.keys(""))
 	}
-	pol := &policy{file: file, defaultDeny: true}
+	pol := &policy{file: file, defaultDeny: true, lang: l}
 	err := ps.eachKey(root, func(k, v *yaml.Node) error {
-		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" && k.Value != "default" && k.Value != "mode" {
+		sec, ok := l.section(k.Value)
+		if !ok {
+			return ps.errf(k, "unknown key %q (want %s)", k.Value, l.keys("or"))
+		}
+		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" && !sec.nullValue {
 			return nil // an empty section ("hosts:" with nothing under it)
 		}
-		var err error
-		switch k.Value {
-		case "default":
-			var s string
-			if s, err = ps.oneOf(v, "allow", "deny"); err == nil {
-				pol.defaultDeny = s == "deny"
-			}
-		case "mode":
-			var s string
-			if s, err = ps.oneOf(v, "enforce", "report"); err == nil {
-				pol.report = s == "report"
-			}
-		case "ports":
-			pol.ports, err = ps.ports(v)
-			pol.portsLine = k.Line
-		case "agents":
-			pol.agents, err = ps.agents(v)
-		case "free_agent_names":
-			pol.freeNames, err = ps.boolean(v)
-		case "hosts":
-			pol.hosts, err = ps.hostRules(v)
-		case "ips":
-			pol.ips, err = ps.ipRules(v)
-		case "lists":
-			pol.lists, err = ps.lists(v)
-		case "resolve":
-			pol.resolve, err = ps.resolveTable(v)
-		case "intercept":
-			pol.interceptAll, pol.intercept, err = ps.interceptRules(k, v)
-		case "passthrough":
-			_, pol.passthrough, err = ps.interceptRules(k, v)
-		case "http":
-			pol.http, err = ps.httpRules(v)
-		case "mcp":
-			pol.mcp, err = ps.mcpSection(k, v)
-		case "dns":
-			pol.dns, err = ps.dnsSection(k, v)
-		case "quotas":
-			pol.quotas, err = ps.quotaRules(v)
-		default:
-			err = ps.errf(k, "unknown key %q (want default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns or quotas)", k.Value)
-		}
-		return err
+		return sec.parse(ps, k, v, pol)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return pol, nil
+}
+
+// The policy-wide keys: what no rule matched gets, and enforce or report.
+func init() {
+	register(section{key: "default", rank: rankDefault, nullValue: true,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) error {
+			s, err := p.oneOf(v, "allow", "deny")
+			pol.defaultDeny = s == "deny"
+			return err
+		}})
+	register(section{key: "mode", rank: rankMode, nullValue: true,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) error {
+			s, err := p.oneOf(v, "enforce", "report")
+			pol.report = s == "report"
+			return err
+		}})
 }
 
 // ruleOpts are the options every host rule, CIDR rule, http rule and list

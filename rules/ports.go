@@ -8,6 +8,19 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+func init() {
+	register(section{key: "ports", rank: rankPorts,
+		parse: func(p *parser, k, v *yaml.Node, pol *policy) (err error) {
+			pol.ports, err = p.ports(v)
+			pol.portsLine = k.Line
+			return err
+		},
+		steps: []step{{phase: phaseNames, at: 10, run: func(c *compiler) error {
+			c.e.ports = compilePorts(c.pol)
+			return nil
+		}}}})
+}
+
 // The ports section (a policy-wide list of destination ports; any other
 // port is denied as rule "ports") and the port ranges rules, lists and
 // intercept entries are scoped to.

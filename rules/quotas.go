@@ -12,6 +12,15 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
+func init() {
+	register(section{key: "quotas", rank: rankQuotas,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) (err error) {
+			pol.quotas, err = p.quotaRules(v)
+			return err
+		},
+		steps: []step{{phase: phaseRules, at: 50, run: (*compiler).compileQuotas}}})
+}
+
 // The quotas section: how much plain HTTP(S) egress an agent may make
 // (requests per period, body bytes per period) and how many tunnels it
 // may hold open. Quotas are obligations: they never allow anything, every

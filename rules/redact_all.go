@@ -6,4 +6,4 @@ package rules
 // a person rather than sent (the body of an HTTP request held for
 // approval, package approval), where any pattern the policy names is one
 // to hide.
-func (e *Engine) AllRedactions() []Redaction { return e.mcp.redact.sets[scopeAll].items }
+func (m *MCPRules) AllRedactions() []Redaction { return m.redact.sets[scopeAll].items }

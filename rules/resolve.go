@@ -9,6 +9,18 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
+func init() {
+	register(section{key: "resolve", rank: rankResolve,
+		parse: func(p *parser, _, v *yaml.Node, pol *policy) (err error) {
+			pol.resolve, err = p.resolveTable(v)
+			return err
+		},
+		steps: []step{{phase: phaseNames, at: 30, run: func(c *compiler) error {
+			c.e.resolve = c.pol.resolve
+			return nil
+		}}}})
+}
+
 // The resolve section: a static resolver table consulted before DNS.
 
 // resolveTable is the parsed and compiled resolve section.

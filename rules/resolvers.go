@@ -103,7 +103,7 @@ var publicResolverAddrs = []string{
 // asks for it. They rank as list entries: a policy rule written for the
 // exact name wins over them.
 func (c *compiler) compileResolverNames(b *nameBuilder) error {
-	if !c.e.dns.settings.DenyPublicResolvers {
+	if !c.e.dns.DNSSettings.DenyPublicResolvers {
 		return nil
 	}
 	src := c.resolverSource()
@@ -119,14 +119,14 @@ func (c *compiler) compileResolverNames(b *nameBuilder) error {
 // CIDR allow of the same prefix length ties, and the deny wins), and
 // dns.deny_dot's important deny of every address at port 853.
 func (c *compiler) compileResolverIPs() {
-	set := &c.e.dns.settings
+	set := &c.e.dns.DNSSettings
 	if !set.DenyPublicResolvers && !set.DenyDoT {
 		return
 	}
 	if set.DenyPublicResolvers {
 		src := c.resolverSource()
 		for _, s := range publicResolverAddrs {
-			c.e.cidrs = append(c.e.cidrs, cidrRule{prefix: netip.MustParsePrefix(s), deny: true, src: src})
+			c.e.cidrs.rules = append(c.e.cidrs.rules, cidrRule{prefix: netip.MustParsePrefix(s), deny: true, src: src})
 		}
 	}
 	if set.DenyDoT {
@@ -136,10 +136,10 @@ func (c *compiler) compileResolverIPs() {
 		})
 		src := len(c.e.sources) - 1
 		for _, p := range []string{"0.0.0.0/0", "::/0"} {
-			c.e.cidrs = append(c.e.cidrs, cidrRule{prefix: netip.MustParsePrefix(p), deny: true, important: true, src: src})
+			c.e.cidrs.rules = append(c.e.cidrs.rules, cidrRule{prefix: netip.MustParsePrefix(p), deny: true, important: true, src: src})
 		}
 	}
-	slices.SortStableFunc(c.e.cidrs, func(a, b cidrRule) int { return b.prefix.Bits() - a.prefix.Bits() })
+	slices.SortStableFunc(c.e.cidrs.rules, func(a, b cidrRule) int { return b.prefix.Bits() - a.prefix.Bits() })
 }
 
 // resolverSource is the list's one source, added on first use.

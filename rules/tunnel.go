@@ -9,6 +9,24 @@ import (
 	"github.com/agentg/agentg/addr"
 )
 
+func init() {
+	register(section{key: "intercept", rank: rankIntercept,
+		parse: func(p *parser, k, v *yaml.Node, pol *policy) (err error) {
+			pol.interceptAll, pol.intercept, err = p.interceptRules(k, v)
+			return err
+		},
+		// One step compiles intercept and passthrough together.
+		steps: []step{{phase: phaseRules, at: 60, run: func(c *compiler) error {
+			c.compileTunnels()
+			return nil
+		}}}})
+	register(section{key: "passthrough", rank: rankPassthrough,
+		parse: func(p *parser, k, v *yaml.Node, pol *policy) (err error) {
+			_, pol.passthrough, err = p.interceptRules(k, v)
+			return err
+		}})
+}
+
 // The intercept and passthrough sections: which CONNECT tunnels agentg
 // terminates (so that HTTP rules can see inside), and which it never does.
 
@@ -197,7 +215,7 @@ type TunnelPolicy struct {
 // that is asked first, so that a passthrough entry can never open one.
 // IP literals match only "intercept: all".
 func (e *Engine) Tunnel(agent string, h addr.Host) TunnelPolicy {
-	if srv := e.mcpHost(h, false); srv != nil {
+	if srv := e.mcp.host(h, false); srv != nil {
 		return TunnelPolicy{Intercept: true, Rule: srv.tunnel}
 	}
 	ic, pass := e.tunnelMatch(agent, h)

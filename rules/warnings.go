@@ -48,7 +48,8 @@ const probeLabel = "agentg-probe"
 // ports are 443 (or the first port the policy allows), or the ports an
 // http rule is restricted to.
 func (e *Engine) Warnings() []Warning {
-	w := &warner{e: e, seen: map[string]bool{}, agents: e.agentNames()}
+	w := &warner{e: e, seen: map[string]bool{}}
+	w.agents = w.agentNames()
 	w.agentClaims()
 	for _, r := range e.http.order {
 		if !w.unintercepted(r) {
@@ -76,7 +77,8 @@ func (w *warner) add(source, format string, args ...any) {
 }
 
 // agentNames is every agent name the policy mentions, sorted, after "".
-func (e *Engine) agentNames() []string {
+func (w *warner) agentNames() []string {
+	e := w.e
 	var names []string
 	for _, a := range e.agents.list {
 		names = append(names, a.name)
@@ -138,7 +140,8 @@ func (w *warner) agentClaims() {
 }
 
 // port is the port warnings try when a rule names none.
-func (e *Engine) warnPort() uint16 {
+func (w *warner) warnPort() uint16 {
+	e := w.e
 	if e.ports.allows(443) {
 		return 443
 	}
@@ -146,9 +149,10 @@ func (e *Engine) warnPort() uint16 {
 }
 
 // warnPorts are the ports to try for a rule restricted to rs.
-func (e *Engine) warnPorts(rs []portRange) []uint16 {
+func (w *warner) warnPorts(rs []portRange) []uint16 {
+	e := w.e
 	if rs == nil {
-		return []uint16{e.warnPort()}
+		return []uint16{w.warnPort()}
 	}
 	var out []uint16
 	for _, r := range rs {
@@ -208,7 +212,7 @@ func (w *warner) unintercepted(r httpRef) bool {
 	}
 	slices.Sort(pass)
 	for _, h := range append(hosts, slices.Compact(pass)...) {
-		if a, p, _, ok := w.open(s, h, e.warnPorts(s.ports)); ok {
+		if a, p, _, ok := w.open(s, h, w.warnPorts(s.ports)); ok {
 			w.add(s.where, "http rule %s (%q) cannot be enforced %s on port %d: tunnels to %s are not intercepted, and http rules cannot see inside TLS",
 				s.ruleID, r.text, w.agentLabel(a), p, hostLabel(h))
 			return true
@@ -241,7 +245,7 @@ func (w *warner) neighbours(r httpRef) {
 		others = append(others, probeLabel+"."+r.host.name)
 	}
 	for _, o := range others {
-		if a, p, d, ok := w.open(s, o, e.warnPorts(s.ports)); ok {
+		if a, p, d, ok := w.open(s, o, w.warnPorts(s.ports)); ok {
 			by := d.Rule
 			if d.Source != "" && d.Source != d.Rule {
 				by += " (" + d.Source + ")"
@@ -262,7 +266,8 @@ func verbFor(name string) string {
 
 // httpCovers reports whether some http rule that applies to agent covers
 // the canonical name.
-func (e *Engine) httpCovers(agent, name string) bool {
+func (w *warner) httpCovers(agent, name string) bool {
+	e := w.e
 	for i := range suffixes(name) {
 		for _, en := range e.http.byName[name[i:]] {
 			if _, ok := suffixRank(name, i, en.kind); ok && e.sources[en.src].appliesTo(agent) {
@@ -283,7 +288,7 @@ func (w *warner) sharedAddresses() {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	port := e.warnPort()
+	port := w.warnPort()
 	where := func(n string) string { return fmt.Sprintf("%s:%d", e.file, e.resolve.line[n]) }
 	// The first agent for whom the address is open is named: one
 	// warning per way around the rules, not one per agent.
@@ -296,7 +301,7 @@ func (w *warner) sharedAddresses() {
 				}
 				h := addr.Host{Name: o, Port: port}
 				for _, a := range w.agents {
-					if e.httpCovers(a, r) && e.Host(a, h).Allowed() && !e.Tunnel(a, h).Intercept {
+					if w.httpCovers(a, r) && e.Host(a, h).Allowed() && !e.Tunnel(a, h).Intercept {
 						w.add(where(o), "%s shares address %s with %s, which has http rules, and tunnels to %s are not intercepted %s: requests for %s sent through them escape its http rules",
 							o, u, r, o, w.agentLabel(a), r)
 						break
@@ -305,7 +310,7 @@ func (w *warner) sharedAddresses() {
 			}
 			lit := addr.Host{Name: u.String(), IP: u, Port: port}
 			for _, a := range w.agents {
-				if e.httpCovers(a, r) && e.Host(a, lit).Allowed() && !e.Tunnel(a, lit).Intercept {
+				if w.httpCovers(a, r) && e.Host(a, lit).Allowed() && !e.Tunnel(a, lit).Intercept {
 					w.add(where(r), "%s has http rules and resolves to %s, which is allowed as an IP literal without interception %s: requests for %s sent to the address escape its http rules",
 						r, u, w.agentLabel(a), r)
 					break

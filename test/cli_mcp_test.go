@@ -63,6 +63,11 @@ mcp:
 			[]string{"shell.run", "deny", "rule=no-rm", `matches "rm\s+-rf"`}, nil},
 		{"argument condition fails", []string{"--tool", "shell.run", "--args", `{"command": "ls -l"}`},
 			[]string{"shell.run", "allow", "rule=mcp:default"}, nil},
+		// check reads arguments with the guard's codec and pointer
+		// lookup: a member spelt in another case is the one a Go server
+		// decodes, so the condition holds as it does on the wire.
+		{"argument read as the guard reads it", []string{"--tool", "shell.run", "--args", `{"Command": "rm -rf /"}`},
+			[]string{"shell.run", "deny", "rule=no-rm"}, nil},
 		{"annotation", []string{"--tool", "shell.wipe", "--hints", "destructiveHint"},
 			[]string{"deny", "rule=destructive"}, nil},
 		{"unbound host", []string{"--tool", ".anything"},
@@ -104,6 +109,7 @@ mcp:
 		{"tool without a dot", []string{"check", pol, "--tool", "nodot"}, 1, "want SERVER.TOOL"},
 		{"args not an object", []string{"check", pol, "--tool", "a.b", "--args", "[1]"}, 1, "--args: arguments must be a JSON object"},
 		{"args not JSON", []string{"check", pol, "--tool", "a.b", "--args", "{"}, 1, "--args:"},
+		{"args with a duplicate key, as the guard refuses them", []string{"check", pol, "--tool", "shell.run", "--args", `{"command": "ls", "command": "rm -rf /"}`}, 1, "--args:"},
 		{"unknown hint", []string{"check", pol, "--tool", "a.b", "--hints", "dangerHint"}, 1, `unknown hint "dangerHint"`},
 		{"args without a tool", []string{"check", pol, "--args", "{}"}, 2, "Usage: agentg check"},
 	} {

@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -36,7 +32,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&resources, "resource", "explain the decision for a resources/read SERVER=URI (\"=URI\" for a host no mcp servers entry binds); may be repeated")
 	var names listFlag
 	fs.Var(&names, "dns", "explain what the DNS filter answers to NAME[/TYPE] (type A when none): its guards, the name's decision and the block answer; may be repeated")
-	argsJSON := fs.String("args", "", "the tool call's arguments, a JSON object (read with encoding/json for this explanation only; the proxy reads calls with its strict codec)")
+	argsJSON := fs.String("args", "", "the tool call's arguments, a JSON object (read with the strict codec the proxy reads calls with)")
 	hints := fs.String("hints", "", "annotation hints the server sets true for the tool, comma-separated (destructiveHint, readOnlyHint, idempotentHint, openWorldHint)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -153,21 +149,12 @@ func checkHost(tw io.Writer, eng *rules.Engine, agent, arg string, port uint16) 
 		fmt.Fprintf(tw, "%s\tinvalid\t%v\n", arg, err)
 		return false
 	}
-	d := eng.Host(agent, h)
-	// A name's addresses are checked too when the static table knows
-	// them, as the proxy checks them; DNS is not consulted here.
-	var ips []netip.Addr
-	known := h.IsIP()
-	if known {
-		ips = []netip.Addr{h.IP}
-	} else {
-		ips, known = eng.Resolve(h.Name)
-	}
-	if known {
-		d, _ = eng.Addresses(d, rules.Dest{Agent: agent, Host: h, IPs: ips})
-	}
+	// The live path's steps (rules.Engine.Explain): the host, then its
+	// addresses when the static table knows them; DNS is not consulted.
+	x := eng.Explain(rules.Request{Agent: agent, Host: h})
+	d := x.Decision
 	tls := "tunnel"
-	switch t := eng.Tunnel(agent, h); {
+	switch t := x.Tunnel; {
 	case t.Intercept:
 		tls = "intercept=" + t.Rule
 	case t.AllowECH:
@@ -186,21 +173,22 @@ func checkTool(tw io.Writer, eng *rules.Engine, call rules.ToolCall, arg string)
 		return false
 	}
 	call.Server, call.Tool = server, tool
-	v := eng.Tool(call)
+	x := eng.MCP().ExplainTool(call)
+	v := x.ToolVerdict
 	label := arg
 	if server == "" {
 		label = "(unbound)." + tool
 	}
 	fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\n", label, v.Outcome(), v.Rule, v.Source, v.Reason)
 	printHold(tw, v.Decision)
-	if server != "" && !slices.ContainsFunc(eng.MCPServers(), func(b rules.ServerBinding) bool { return b.Name == server }) {
+	if server != "" && !x.Bound {
 		fmt.Fprintf(tw, "  note\tmcp servers defines no server %s: the proxy never decides a call with that server name\n", server)
 	}
 	if server == "" {
-		u := eng.MCP().UnknownServers
+		u := x.Unbound
 		fmt.Fprintf(tw, "  unbound host\t%s\trule=%s\tsource=%s\t%s\n", u.Outcome(), u.Rule, u.Source, u.Reason)
 	}
-	results := eng.ResultRedactions(call.Agent, server, tool)
+	results := x.Results
 	for _, r := range v.Redactions {
 		scope := "arguments"
 		if containsRedaction(results, r.ID) {
@@ -231,13 +219,14 @@ func checkPrompt(tw io.Writer, eng *rules.Engine, call rules.ToolCall, arg strin
 		fmt.Fprintf(tw, "%s\tinvalid\twant SERVER.PROMPT (the server name ends at the first dot; .PROMPT for an unbound host)\n", arg)
 		return false
 	}
-	d := eng.Prompt(rules.PromptGet{Agent: call.Agent, Server: server, Prompt: prompt, Args: call.Args})
+	x := eng.MCP().ExplainPrompt(rules.PromptGet{Agent: call.Agent, Server: server, Prompt: prompt, Args: call.Args})
+	d := x.Decision
 	label := "prompt " + arg
 	if server == "" {
 		label = "prompt (unbound)." + prompt
 	}
 	fmt.Fprintf(tw, "%s\t%s\trule=%s\tsource=%s\t%s\n", label, d.Outcome(), d.Rule, d.Source, readReason(d, "prompts"))
-	checkServerNamed(tw, eng, server)
+	checkServerNamed(tw, x, server)
 	return true
 }
 
@@ -249,7 +238,8 @@ func checkResource(tw io.Writer, eng *rules.Engine, agent, arg string) bool {
 		fmt.Fprintf(tw, "%s\tinvalid\twant SERVER=URI (=URI for an unbound host)\n", arg)
 		return false
 	}
-	d := eng.Resource(rules.ResourceRead{Agent: agent, Server: server, URI: uri})
+	x := eng.MCP().ExplainResource(rules.ResourceRead{Agent: agent, Server: server, URI: uri})
+	d := x.Decision
 	label := "resource " + arg
 	if server == "" {
 		label = "resource (unbound)=" + uri
@@ -258,7 +248,7 @@ func checkResource(tw io.Writer, eng *rules.Engine, agent, arg string) bool {
 	if canon := rules.CanonicalURI(uri); canon != uri {
 		fmt.Fprintf(tw, "  normalised\t%s\t(a deny matching either form applies; an allow must match both)\n", canon)
 	}
-	checkServerNamed(tw, eng, server)
+	checkServerNamed(tw, x, server)
 	return true
 }
 
@@ -269,12 +259,12 @@ func readReason(d rules.Decision, what string) string {
 	return d.Reason
 }
 
-func checkServerNamed(tw io.Writer, eng *rules.Engine, server string) {
-	if server != "" && !slices.ContainsFunc(eng.MCPServers(), func(b rules.ServerBinding) bool { return b.Name == server }) {
+func checkServerNamed(tw io.Writer, x rules.ReadExplanation, server string) {
+	if server != "" && !x.Bound {
 		fmt.Fprintf(tw, "  note\tmcp servers defines no server %s: the proxy never decides a request with that server name\n", server)
 	}
 	if server == "" {
-		u := eng.MCP().UnknownServers
+		u := x.Unbound
 		fmt.Fprintf(tw, "  unbound host\t%s\trule=%s\tsource=%s\t%s\n", u.Outcome(), u.Rule, u.Source, u.Reason)
 	}
 }
@@ -288,73 +278,33 @@ func containsRedaction(rs []rules.Redaction, id string) bool {
 	return false
 }
 
-// jsonArgs is check's own rules.ArgLookup over arguments decoded with
-// encoding/json. It exists only to explain a decision: the proxy reads
-// tool calls with its strict codec (dissect/mcp), which also refuses what
-// encoding/json lets through (duplicate keys, for one).
-type jsonArgs struct{ root map[string]any }
-
-func parseArgs(s string) (*jsonArgs, error) {
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("more than one JSON value")
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
+// parseArgs reads --args as the proxy reads a call's arguments: they go
+// into a tools/call that the strict codec parses (dissect/mcp, which
+// refuses duplicate keys and names that compete for one member), and
+// conditions read them with the codec's JSON Pointer lookup, the one the
+// guard's decisions use.
+func parseArgs(s string) (rules.ArgLookup, error) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "{") {
 		return nil, errors.New("arguments must be a JSON object")
 	}
-	return &jsonArgs{root: m}, nil
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"check","arguments":` + s + "\n}}"
+	b, err := wire.Parse([]byte(body), wire.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	if len(b.Messages) != 1 || b.Messages[0].Args == nil {
+		return nil, errors.New("arguments must be a JSON object")
+	}
+	return codecArgs{b.Messages[0]}, nil
 }
 
-// Arg resolves a JSON Pointer (RFC 6901) against the arguments.
-func (a *jsonArgs) Arg(pointer string) (rules.ArgValue, bool) {
-	if !strings.HasPrefix(pointer, "/") {
-		return rules.ArgValue{}, false
-	}
-	var cur any = a.root
-	for _, tok := range strings.Split(pointer[1:], "/") {
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		switch c := cur.(type) {
-		case map[string]any:
-			v, ok := c[tok]
-			if !ok {
-				return rules.ArgValue{}, false
-			}
-			cur = v
-		case []any:
-			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(c) || tok != strconv.Itoa(i) {
-				return rules.ArgValue{}, false
-			}
-			cur = c[i]
-		default:
-			return rules.ArgValue{}, false
-		}
-	}
-	switch v := cur.(type) {
-	case string:
-		return rules.ArgValue{Kind: rules.ArgString, Text: v}, true
-	case json.Number:
-		return rules.ArgValue{Kind: rules.ArgNumber, Text: v.String()}, true
-	case bool:
-		return rules.ArgValue{Kind: rules.ArgBool, Text: strconv.FormatBool(v)}, true
-	case nil:
-		return rules.ArgValue{Kind: rules.ArgNull, Text: "null"}, true
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.Encode(cur) // cannot fail: it was just decoded
-	kind := rules.ArgObject
-	if _, ok := cur.([]any); ok {
-		kind = rules.ArgArray
-	}
-	return rules.ArgValue{Kind: kind, Text: strings.TrimSuffix(b.String(), "\n")}, true
+// codecArgs is rules.ArgLookup over a message the codec parsed.
+type codecArgs struct{ m *wire.Message }
+
+func (a codecArgs) Arg(pointer string) (rules.ArgValue, bool) {
+	v, ok := a.m.Arg(pointer)
+	return rules.ArgValue{Kind: rules.ArgKind(v.Kind), Text: v.Text}, ok
 }
 
 // printHold explains how an approve decision holds the call.
@@ -383,10 +333,7 @@ func checkRequest(tw io.Writer, eng *rules.Engine, agent, arg string) bool {
 		fmt.Fprintf(tw, "%s\tinvalid\t%v\n", arg, err)
 		return false
 	}
-	d := eng.Host(agent, h)
-	if d.Allowed() {
-		d = eng.Request(rules.Request{Agent: agent, Host: h, Method: method, Path: u.Path})
-	}
+	d := eng.Explain(rules.Request{Agent: agent, Host: h, Method: method, Path: u.Path}).Decision
 	fmt.Fprintf(tw, "%s %s\t%s\trule=%s\tsource=%s\t%s\n", method, u, d.Outcome(), d.Rule, d.Source, d.Reason)
 	printHold(tw, d)
 	return true

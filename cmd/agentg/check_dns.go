@@ -32,10 +32,7 @@ func checkDNS(tw io.Writer, eng *rules.Engine, agent, arg string) bool {
 		return false
 	}
 	label := "dns " + name + " " + dns.TypeToString[qtype]
-	d := eng.DNSQuery(rules.DNSQuery{Agent: agent, Name: name, Type: qtype})
-	if d.Rule == "" {
-		d = eng.Name(agent, strings.TrimSuffix(name, "."))
-	}
+	d := eng.DNS().Explain(rules.DNSQuery{Agent: agent, Name: name, Type: qtype})
 	set := eng.DNS()
 	answer := "resolve"
 	if d.Outcome() != "allow" {

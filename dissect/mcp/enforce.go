@@ -48,7 +48,7 @@ func (e enforcer) decideCall(m *wire.Message) callVerdict {
 	x := e.x
 	q := rules.ToolCall{Agent: x.Agent, Server: e.x.Server, Tool: m.Tool, Args: argLookup{m},
 		Annotations: e.hints(m.Tool)}
-	v := callVerdict{ToolVerdict: x.Engine.Tool(q)}
+	v := callVerdict{ToolVerdict: x.Engine.MCP().Tool(q)}
 	if !v.Allowed() && v.Action != rules.Approve {
 		return v
 	}
@@ -91,7 +91,7 @@ func bucketOf(per, agent, server, tool string) string {
 // be pinned.
 func (e enforcer) visible(tool string, hints rules.ToolHints, pin store.PinResult) bool {
 	x := e.x
-	v := x.Engine.Tool(rules.ToolCall{Agent: x.Agent, Server: e.x.Server, Tool: tool, Annotations: hints})
+	v := x.Engine.MCP().Tool(rules.ToolCall{Agent: x.Agent, Server: e.x.Server, Tool: tool, Annotations: hints})
 	unpinned := pin == store.PinChanged || pin == store.PinUnchecked // changed, or could not be pinned at all
 	return v.Allowed() && !(e.set.Pinning.Action == rules.Deny && unpinned)
 }
@@ -118,21 +118,21 @@ var _ rules.ArgLookup = argLookup{}
 // and the answer to it get the redactions that cover that tool, as the
 // policy writes them; every other message, which may carry what any
 // tool's could, gets every redaction of its direction that covers the
-// agent (rules.Engine.MessageRedactions).
+// agent (rules.MCPRules.MessageRedactions).
 
 // messageRedactions are the redactions of a message not tied to one tool
 // call: results is the server-to-client direction.
 func messageRedactions(x *Exchange, results bool) []wire.Redaction {
-	return scoped(x.Engine.MessageRedactions(x.Agent, results), !results)
+	return scoped(x.Engine.MCP().MessageRedactions(x.Agent, results), !results)
 }
 
 // answerRedactions are the redactions of the server's answer to c.
 func answerRedactions(x *Exchange, c *call) []wire.Redaction {
 	switch {
 	case c.tool != "" && (c.m.Method == "tools/call" || c.m.Method == "tasks/result"):
-		return scoped(x.Engine.ResultRedactions(x.Agent, x.Server, c.tool), false)
+		return scoped(x.Engine.MCP().ResultRedactions(x.Agent, x.Server, c.tool), false)
 	case c.m.Method == "tasks/result": // a task agentg did not see created: any tool's
-		return scoped(x.Engine.AllResultRedactions(), false)
+		return scoped(x.Engine.MCP().AllResultRedactions(), false)
 	}
 	return messageRedactions(x, true)
 }
@@ -197,9 +197,9 @@ func (e enforcer) decideRead(m *wire.Message) (d rules.Decision, ok bool) {
 		if m.Args != nil {
 			args = argLookup{m}
 		}
-		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: e.x.Server, Prompt: m.Prompt, Args: args}), true
+		return x.Engine.MCP().Prompt(rules.PromptGet{Agent: x.Agent, Server: e.x.Server, Prompt: m.Prompt, Args: args}), true
 	case "resources/read":
-		return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: e.x.Server, URI: m.URI}), true
+		return x.Engine.MCP().Resource(rules.ResourceRead{Agent: x.Agent, Server: e.x.Server, URI: m.URI}), true
 	}
 	return rules.Decision{}, false
 }
@@ -213,9 +213,9 @@ func (e enforcer) decideRead(m *wire.Message) (d rules.Decision, ok bool) {
 func (e enforcer) listedVisible(kind wire.ListKind, key string) bool {
 	x := e.x
 	if kind == wire.ListPrompts {
-		return x.Engine.Prompt(rules.PromptGet{Agent: x.Agent, Server: e.x.Server, Prompt: key}).Allowed()
+		return x.Engine.MCP().Prompt(rules.PromptGet{Agent: x.Agent, Server: e.x.Server, Prompt: key}).Allowed()
 	}
-	return x.Engine.Resource(rules.ResourceRead{Agent: x.Agent, Server: e.x.Server, URI: key}).Allowed()
+	return x.Engine.MCP().Resource(rules.ResourceRead{Agent: x.Agent, Server: e.x.Server, URI: key}).Allowed()
 }
 
 // deniedReadMessage is the text of a refused prompts/get or
@@ -247,7 +247,7 @@ func unknownServer(set rules.MCPSettings) rules.Decision { return set.UnknownSer
 
 // upgradeAllowed reports whether a governed server's entry lets an HTTP
 // upgrade through, unread (websocket: allow).
-func upgradeAllowed(x *Exchange) bool { return x.Engine.MCPWebSocket(x.Server) }
+func upgradeAllowed(x *Exchange) bool { return x.Engine.MCP().WebSocket(x.Server) }
 
 // pinChangeDenies reports whether a tool whose definition changed is
 // denied (pinning: deny) rather than reported.

@@ -64,7 +64,7 @@ func (g *Guard) sawServer(x *Exchange, s store.ServerSighting, method string) {
 func (g *Guard) sessionStarted(x *Exchange, method, session, revision string, info store.ServerInfo) {
 	ev := g.lifecycleEvent(x, ActionSessionStart, method)
 	ev.MCP.Session, ev.MCP.Revision, ev.MCP.ServerInfo = session, revision, infoText(info)
-	if d := unknownServer(x.Engine.MCP()); !x.Governed() {
+	if d := unknownServer(x.Engine.MCP().MCPSettings); !x.Governed() {
 		ev.Decision, ev.Rule, ev.RuleSource = d.Outcome(), d.Rule, d.Source
 	}
 	switch {

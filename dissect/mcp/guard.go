@@ -51,7 +51,7 @@ type Exchange struct {
 	Engine   *rules.Engine
 	Agent    string
 	// Server is the policy name the destination is bound to
-	// (rules.Engine.MCPServer); "" when no mcp.servers entry names it.
+	// (rules.MCPRules.Server); "" when no mcp.servers entry names it.
 	Server string
 	// URL is the request's checked URL, for the inventory.
 	URL string
@@ -107,7 +107,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, x Exchange) {
 		writeJSONError(w, http.StatusBadGateway, nil, wire.CodeInternalError, "agentg: no upstream for this MCP exchange", map[string]any{"rule": ruleNoUpstream})
 		return
 	}
-	set := x.Engine.MCP()
+	set := x.Engine.MCP().MCPSettings
 	// Responses must come back readable: MCP's messages are small, and a
 	// compressed answer could not be checked.
 	r.Header.Del("Accept-Encoding")

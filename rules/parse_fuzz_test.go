@@ -1,0 +1,40 @@
+package rules
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzParsePolicy: any bytes either load, with errors naming the file,
+// or are refused; never a panic. A policy that loads answers the
+// explanation questions without panicking either.
+func FuzzParsePolicy(f *testing.F) {
+	for _, seed := range []string{
+		"default: allow\n",
+		"hosts:\n  - allow: a.test\n    ports: [443]\n",
+		"ips:\n  - deny: 10.0.0.0/8\nresolve:\n  a.test: 10.0.0.1\n",
+		"http:\n  - deny: \"POST a.test/**\"\n    id: x\nintercept: all\n",
+		"mcp:\n  default: deny\n  servers:\n    - name: s\n      url: a.test/mcp\n  tools:\n    - allow: s.*\n",
+		"dns:\n  limits:\n    refuse_types: [ANY]\n",
+		"quotas:\n  - hosts: a.test\n    requests: 10/m\n",
+		"mode: report\nhosts:\n  - deny: b.test\n",
+		"hosts:\n  hosts: x\n",
+		"lm: {}\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		h := host(t, "a.test", 443)
+		e.Explain(Request{Host: h, Method: "POST", Path: "/x"})
+		e.MCP().ExplainTool(ToolCall{Server: "s", Tool: "t"})
+		e.DNS().Explain(DNSQuery{Name: "a.test.", Type: 1})
+		e.Warnings()
+	})
+}
