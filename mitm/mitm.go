@@ -6,8 +6,9 @@
 // nothing else: a ClientHello whose SNI names another host is refused
 // during the handshake (no domain fronting through a permitted tunnel), one
 // without SNI is served the tunnel's host and reported. Both HTTP/1.1 and
-// HTTP/2 are offered by ALPN and served. Every request inside is handed to
-// the caller's handler; mitm makes no decisions. Upstream certificates are
+// HTTP/2 are offered by ALPN; Terminate returns the plaintext connection
+// and what was negotiated, and the caller serves the requests inside (mitm
+// calls nothing of the caller's and makes no decisions). Upstream certificates are
 // verified against the system roots plus configured extra roots, and a
 // failed verification is an error, never bypassed. mitm does not create or
 // store keys: leaves come from certs.Issuer.
@@ -19,13 +20,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
-	"sync"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/agentg/agentg/addr"
 	"github.com/agentg/agentg/certs"
@@ -43,32 +40,9 @@ type Config struct {
 	Roots *x509.CertPool
 	// HandshakeTimeout bounds the client handshake; default 10s.
 	HandshakeTimeout time.Duration
-	// IdleTimeout closes an intercepted connection with no requests;
-	// default 2m.
-	IdleTimeout time.Duration
-	// ErrorLog receives net/http's errors for intercepted connections.
-	ErrorLog *log.Logger
-	// MaxHeaderBytes bounds a request head inside a tunnel, as on the
-	// proxy's own listener; default 64 KiB.
-	MaxHeaderBytes int
-	// ReadHeaderTimeout bounds the wait for each HTTP/1 request head
-	// inside a tunnel, as on the proxy's own listener; default 30s.
-	ReadHeaderTimeout time.Duration
 }
 
-// Inner is how the requests inside a tunnel are served.
-type Inner struct {
-	Handler http.Handler
-	// Wrap, if set, wraps the plaintext of an HTTP/1 connection before
-	// net/http reads it (agentg sees the heads net/http refuses).
-	Wrap func(net.Conn) net.Conn
-	// ProtocolError, if set, is called when the HTTP/2 server refuses a
-	// stream or the connection on its own (a reset for malformed headers,
-	// a GOAWAY for a protocol error), with what it sent.
-	ProtocolError func(kind string)
-}
-
-// Interceptor serves intercepted tunnels. It is safe for concurrent use.
+// Interceptor terminates intercepted tunnels. It is safe for concurrent use.
 type Interceptor struct {
 	cfg      Config
 	upstream *http.Transport // the template of UpstreamTransport
@@ -81,12 +55,6 @@ func New(cfg Config) (*Interceptor, error) {
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 2 * time.Minute
-	}
-	if cfg.MaxHeaderBytes <= 0 {
-		cfg.MaxHeaderBytes = 64 << 10
 	}
 	tr := &http.Transport{
 		Proxy:                 nil,
@@ -123,11 +91,12 @@ type Tunnel struct {
 // than the tunnel's.
 var ErrSNIMismatch = errors.New("SNI does not match the CONNECT host")
 
-// Serve terminates TLS on conn, the client side of a tunnel to host that
-// has already been answered with 200, and serves every request inside
-// with in until the client goes away or ctx ends. It returns once the
-// tunnel is finished and every handler has returned.
-func (i *Interceptor) Serve(ctx context.Context, conn net.Conn, host addr.Host, in Inner) (Tunnel, error) {
+// Terminate terminates TLS on conn, the client side of a tunnel to host
+// that has already been answered with 200, and returns the connection's
+// plaintext side for the caller to serve: mitm serves nothing itself, so
+// every request inside reaches the caller on its own path, not through a
+// handler handed down here and called back.
+func (i *Interceptor) Terminate(ctx context.Context, conn net.Conn, host addr.Host) (*tls.Conn, Tunnel, error) {
 	var tun Tunnel
 	conf := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -148,106 +117,9 @@ func (i *Interceptor) Serve(ctx context.Context, conn net.Conn, host addr.Host, 
 	err := tc.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
-		return tun, fmt.Errorf("client TLS handshake: %w", err)
+		return nil, tun, fmt.Errorf("client TLS handshake: %w", err)
 	}
 	st := tc.ConnectionState()
 	tun.ALPN, tun.TLSVersion = st.NegotiatedProtocol, tls.VersionName(st.Version)
-	ServeConn(ctx, tc, st.NegotiatedProtocol, in, i.cfg.serving())
-	return tun, nil
+	return tc, tun, nil
 }
-
-// Serving is how ServeConn serves requests.
-type Serving struct {
-	IdleTimeout    time.Duration
-	MaxHeaderBytes int
-	ErrorLog       *log.Logger
-	// ReadHeaderTimeout bounds the wait for each HTTP/1 request head;
-	// 0 means 30s.
-	ReadHeaderTimeout time.Duration
-}
-
-func (c *Config) serving() Serving {
-	return Serving{IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes, ErrorLog: c.ErrorLog, ReadHeaderTimeout: c.ReadHeaderTimeout}
-}
-
-// ServeConn serves the requests on conn, whose protocol is proto ("h2",
-// else HTTP/1.1), with in until the client goes away or ctx ends, and
-// returns once every handler has returned. Serve calls it after the
-// handshake; the proxy calls it for plaintext HTTP/1 inside a tunnel.
-func ServeConn(ctx context.Context, conn net.Conn, proto string, in Inner, cfg Serving) {
-	var wg sync.WaitGroup
-	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
-		in.Handler.ServeHTTP(w, r)
-	})
-	if proto == "h2" {
-		h2 := &http2.Server{IdleTimeout: cfg.IdleTimeout}
-		if in.ProtocolError != nil {
-			conn = watchResets(conn, in.ProtocolError)
-			defer conn.Close()
-		}
-		h2.ServeConn(conn, &http2.ServeConnOpts{
-			Context:    ctx,
-			Handler:    counted,
-			BaseConfig: &http.Server{ErrorLog: cfg.ErrorLog, MaxHeaderBytes: cfg.MaxHeaderBytes},
-		})
-	} else {
-		if in.Wrap != nil {
-			conn = in.Wrap(conn)
-		}
-		ln := newOneConnListener(conn)
-		rht := cfg.ReadHeaderTimeout
-		if rht <= 0 {
-			rht = 30 * time.Second
-		}
-		srv := &http.Server{
-			Handler:           counted,
-			ReadHeaderTimeout: rht,
-			IdleTimeout:       cfg.IdleTimeout,
-			MaxHeaderBytes:    cfg.MaxHeaderBytes,
-			ErrorLog:          cfg.ErrorLog,
-			BaseContext:       func(net.Listener) context.Context { return ctx },
-			ConnState: func(_ net.Conn, s http.ConnState) {
-				if s == http.StateClosed || s == http.StateHijacked {
-					ln.Close()
-				}
-			},
-		}
-		srv.Serve(ln)
-	}
-	wg.Wait()
-}
-
-// oneConnListener hands out one connection, then blocks until closed, so
-// that an http.Server can serve a connection it did not accept.
-type oneConnListener struct {
-	conn   net.Conn
-	once   sync.Once
-	closed chan struct{}
-	mu     sync.Mutex
-	given  bool
-}
-
-func newOneConnListener(c net.Conn) *oneConnListener {
-	return &oneConnListener{conn: c, closed: make(chan struct{})}
-}
-
-func (l *oneConnListener) Accept() (net.Conn, error) {
-	l.mu.Lock()
-	if !l.given {
-		l.given = true
-		l.mu.Unlock()
-		return l.conn, nil
-	}
-	l.mu.Unlock()
-	<-l.closed
-	return nil, net.ErrClosed
-}
-
-func (l *oneConnListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }

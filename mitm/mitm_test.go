@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,7 +61,10 @@ func serveOne(t *testing.T, i *Interceptor, host string, h http.Handler) (net.Co
 		}
 		defer c.Close()
 		hh, _ := addr.ParseAuthority(host, 443)
-		_, err = i.Serve(context.Background(), c, hh, Inner{Handler: h})
+		tc, tun, err := i.Terminate(context.Background(), c, hh)
+		if err == nil {
+			serveTerminated(tc, tun.ALPN, h)
+		}
 		done <- err
 	}()
 	c, err := net.Dial("tcp", ln.Addr().String())
@@ -70,6 +74,46 @@ func serveOne(t *testing.T, i *Interceptor, host string, h http.Handler) (net.Co
 	t.Cleanup(func() { c.Close() })
 	return c, done
 }
+
+// serveTerminated serves what Terminate returned in the protocol it
+// negotiated, as the proxy does: mitm's part ends at the handshake.
+func serveTerminated(c net.Conn, alpn string, h http.Handler) {
+	if alpn == "h2" {
+		(&http2.Server{}).ServeConn(c, &http2.ServeConnOpts{Handler: h})
+		return
+	}
+	srv := &http.Server{Handler: h}
+	ln := &singleListener{c: make(chan net.Conn, 1), addr: c.LocalAddr()}
+	ln.c <- c
+	srv.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			srv.Close()
+		}
+	}
+	srv.Serve(ln)
+}
+
+// singleListener accepts the one connection it holds, then waits to be
+// closed.
+type singleListener struct {
+	c    chan net.Conn
+	addr net.Addr
+	once sync.Once
+}
+
+func (l *singleListener) Accept() (net.Conn, error) {
+	if c, ok := <-l.c; ok {
+		return c, nil
+	}
+	return nil, net.ErrClosed
+}
+
+func (l *singleListener) Close() error {
+	l.once.Do(func() { close(l.c) })
+	return nil
+}
+
+func (l *singleListener) Addr() net.Addr { return l.addr }
 
 var hello = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, r.Proto+" "+r.Host+r.URL.Path)

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/agentg/agentg/internal/lru"
 )
 
 // The one forwarder. Every request the exchange path allows is sent by
@@ -137,55 +138,38 @@ func poolKey(f *flow) string {
 // recently used dropped (idle connections closed) past max.
 type transportPool struct {
 	plain, tls *http.Transport // templates
-	max        int
-
-	mu  sync.Mutex
-	m   map[string]*list.Element
-	lru list.List // of *poolEntry, most recent first
-}
-
-type poolEntry struct {
-	key string
-	tr  *http.Transport
+	cache      *lru.Cache[*http.Transport]
+	miss       sync.Mutex // one miss at a time makes a key's transport, so none is made twice and dropped unclosed
 }
 
 func newTransportPool(plain, tls *http.Transport, max int) *transportPool {
-	return &transportPool{plain: plain, tls: tls, max: max, m: map[string]*list.Element{}}
+	evict := func(_ string, tr *http.Transport) { tr.CloseIdleConnections() }
+	return &transportPool{plain: plain, tls: tls, cache: lru.New(max, evict)}
 }
 
 func (p *transportPool) get(key string, useTLS bool) *http.Transport {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if el, ok := p.m[key]; ok {
-		p.lru.MoveToFront(el)
-		return el.Value.(*poolEntry).tr
+	if tr, ok := p.cache.Get(key); ok {
+		return tr
+	}
+	p.miss.Lock()
+	defer p.miss.Unlock()
+	if tr, ok := p.cache.Get(key); ok {
+		return tr
 	}
 	tmpl := p.plain
-	if useTLS {
+	if useTLS && p.tls != nil {
 		tmpl = p.tls
 	}
-	if tmpl == nil {
-		// https is forwarded only from intercepted tunnels, which exist
-		// only with an interceptor; plain's TLS would still verify
-		// against the system roots.
-		tmpl = p.plain
-	}
+	// https is forwarded only from intercepted tunnels, which exist only
+	// with an interceptor; without one, plain's TLS would still verify
+	// against the system roots.
 	tr := tmpl.Clone()
-	p.m[key] = p.lru.PushFront(&poolEntry{key: key, tr: tr})
-	for p.lru.Len() > p.max {
-		old := p.lru.Remove(p.lru.Back()).(*poolEntry)
-		delete(p.m, old.key)
-		old.tr.CloseIdleConnections()
-	}
+	p.cache.Put(key, tr)
 	return tr
 }
 
 func (p *transportPool) closeIdle() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for el := p.lru.Front(); el != nil; el = el.Next() {
-		el.Value.(*poolEntry).tr.CloseIdleConnections()
-	}
+	p.cache.Range(func(_ string, tr *http.Transport) { tr.CloseIdleConnections() })
 }
 
 // traceDialed records which address the request's connection goes to, for

@@ -46,9 +46,8 @@ func (s *Server) interceptTunnel(ctx context.Context, t *tunnel, client net.Conn
 func (s *Server) serveTunnelTLS(ctx context.Context, t *tunnel, conn net.Conn) {
 	f := t.f
 	cc := &countingConn{Conn: conn, f: f}
-	tun, err := s.mitm.Serve(context.WithoutCancel(ctx), cc, f.host, s.inner(t, "https"))
+	tc, tun, err := s.mitm.Terminate(context.WithoutCancel(ctx), cc, f.host)
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.alpn, f.tlsVersion = tun.ALPN, tun.TLSVersion
 	switch {
 	case errors.Is(err, mitm.ErrSNIMismatch):
@@ -58,38 +57,40 @@ func (s *Server) serveTunnelTLS(ctx context.Context, t *tunnel, conn net.Conn) {
 	case tun.SNI == "":
 		f.decision.Reason = "client sent no SNI; served the CONNECT host " + f.host.Name
 	}
+	f.mu.Unlock()
+	if err != nil {
+		return
+	}
+	s.serveConn(context.WithoutCancel(ctx), tc, tun.ALPN, s.inner(t, "https"))
 }
 
 // serveTunnelHTTP serves plaintext HTTP/1 inside a tunnel, plain or
 // intercepted, on the exchange path.
 func (s *Server) serveTunnelHTTP(ctx context.Context, t *tunnel, conn net.Conn, scheme string) {
-	mitm.ServeConn(context.WithoutCancel(ctx), conn, "http/1.1", s.inner(t, scheme), mitm.Serving{
-		IdleTimeout: s.cfg.IdleTimeout, MaxHeaderBytes: s.cfg.MaxHeaderBytes, ErrorLog: newStdLogger(s.log),
-		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
-	})
+	s.serveConn(context.WithoutCancel(ctx), conn, "http/1.1", s.inner(t, scheme))
 }
 
 // inner is how the requests of tunnel t are served: each on the exchange
 // path, and every head or stream net/http refuses on its own an event of
 // agentg's, inside the tunnel.
-func (s *Server) inner(t *tunnel, scheme string) mitm.Inner {
+func (s *Server) inner(t *tunnel, scheme string) inner {
 	return s.innerAt(t, scheme, doorTunnel)
 }
 
 // innerAt is inner for requests that come in at door d: doorTunnel, or
 // doorTransparent for a transparent HTTP/1 connection, whose requests
 // each name their own host.
-func (s *Server) innerAt(t *tunnel, scheme string, d door) mitm.Inner {
+func (s *Server) innerAt(t *tunnel, scheme string, d door) inner {
 	f := t.f
 	bad := func(status int, reason string) { s.events.logMalformed(f.id, f.client, status, reason) }
-	return mitm.Inner{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return inner{
+		handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.serveExchange(w, r, exchange{door: d, scheme: scheme, tunnel: f})
 		}),
-		Wrap: func(c net.Conn) net.Conn {
+		wrap: func(c net.Conn) net.Conn {
 			return newHostTracker(c, s.cfg.MaxHeaderBytes, bad, false)
 		},
-		ProtocolError: func(kind string) { bad(http.StatusBadRequest, "HTTP/2 "+kind) },
+		protocolError: func(kind string) { bad(http.StatusBadRequest, "HTTP/2 "+kind) },
 	}
 }
 

@@ -149,6 +149,7 @@ type Server struct {
 	fwd       *httputil.ReverseProxy // the one forwarder
 	upstreams *transportPool
 	mitm      *mitm.Interceptor // nil without an Issuer
+	inside    serving           // the limits inside tunnels (serveconn.go)
 	hs        *http.Server
 	log       *zerolog.Logger
 
@@ -222,18 +223,16 @@ func New(cfg Config) (*Server, error) {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // the client's Accept-Encoding and the body pass through untouched
 	}
+	s.inside = serving{idleTimeout: cfg.IdleTimeout, readHeaderTimeout: cfg.ReadHeaderTimeout,
+		maxHeaderBytes: cfg.MaxHeaderBytes, errorLog: newStdLogger(s.log)}
 	var tlsTmpl *http.Transport
 	if cfg.Issuer != nil {
 		var err error
 		s.mitm, err = mitm.New(mitm.Config{
-			Issuer:            cfg.Issuer,
-			Dial:              s.dial.dialChecked,
-			Roots:             cfg.UpstreamRoots,
-			HandshakeTimeout:  cfg.DialTimeout,
-			IdleTimeout:       cfg.IdleTimeout,
-			ErrorLog:          newStdLogger(s.log),
-			MaxHeaderBytes:    cfg.MaxHeaderBytes,
-			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			Issuer:           cfg.Issuer,
+			Dial:             s.dial.dialChecked,
+			Roots:            cfg.UpstreamRoots,
+			HandshakeTimeout: cfg.DialTimeout,
 		})
 		if err != nil {
 			return nil, err

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/agentg/agentg/mitm"
 )
 
 // The tracker must stay in step with net/http's server whatever the client
@@ -61,7 +59,7 @@ func FuzzHostTracker(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			mitm.ServeConn(t.Context(), tr, "http/1.1", mitm.Inner{Handler: h}, mitm.Serving{MaxHeaderBytes: 4096})
+			serveConn(t.Context(), tr, "http/1.1", inner{handler: h}, serving{maxHeaderBytes: 4096, readHeaderTimeout: 30 * time.Second})
 		}()
 		go func() {
 			cc.Write(input)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/agentg/agentg/addr"
 	"github.com/agentg/agentg/dissect"
-	"github.com/agentg/agentg/mitm"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -277,9 +276,7 @@ func (d *transparentDoor) serveHTTP(ctx context.Context, f *flow, conn net.Conn)
 	if !t.attach(conn) {
 		return
 	}
-	mitm.ServeConn(context.WithoutCancel(ctx), conn, "http/1.1", s.innerAt(t, "http", doorTransparent), mitm.Serving{
-		IdleTimeout: s.cfg.IdleTimeout, MaxHeaderBytes: s.cfg.MaxHeaderBytes, ErrorLog: newStdLogger(s.log),
-	})
+	s.serveConn(context.WithoutCancel(ctx), conn, "http/1.1", s.innerAt(t, "http", doorTransparent))
 }
 
 // authorizeTransparent decides host h for f, whose original destination

@@ -1,8 +1,8 @@
 // Package lru is the bounded, least-recently-used cache keyed by string
 // that agentg keeps wherever a value is costly to make and cheap to keep
-// (issued TLS leaves in certs; the forwarder's transports are the same
-// shape). It is not for tables with their own eviction rules (the DNS
-// answer cache evicts by expiry and bytes; the limit table by idleness).
+// (issued TLS leaves in certs, the forwarder's transports in proxy). It is
+// not for tables with their own eviction rules (the DNS answer cache
+// evicts by expiry and bytes; the limit table by idleness).
 //
 // Contract:
 //   - At most Size entries (a sharded cache: at most Size+shards-1, see

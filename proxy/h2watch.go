@@ -1,4 +1,4 @@
-package mitm
+package proxy
 
 import (
 	"io"
