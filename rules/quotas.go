@@ -24,7 +24,7 @@ func init() {
 // The quotas section: how much plain HTTP(S) egress an agent may make
 // (requests per period, body bytes per period) and how many tunnels it
 // may hold open. Quotas are obligations: they never allow anything, every
-// entry that covers a request applies, and the proxy (package quota's
+// entry that covers a request applies, and the proxy (package limit's
 // buckets) enforces them after the rules allowed it.
 
 // Quota is one quotas entry.
