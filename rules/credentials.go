@@ -447,8 +447,13 @@ func compileCredentials(c *compiler) error {
 	srcs := make(map[string]creds.Source, len(spec.secrets))
 	for _, name := range spec.order {
 		s := spec.secrets[name]
-		if s.src.Kind == creds.KindFile && !filepath.IsAbs(s.src.Path) {
-			s.src.Path = filepath.Join(c.dir, s.src.Path)
+		if s.src.Kind == creds.KindFile {
+			if !filepath.IsAbs(s.src.Path) {
+				s.src.Path = filepath.Join(c.dir, s.src.Path)
+			}
+			// Watched with the policy (Live): a rotated secret file
+			// reloads the policy, which reads it again.
+			c.e.files = append(c.e.files, s.src.Path)
 		}
 		if s.src.Kind == creds.KindInline {
 			cr.inline = append(cr.inline, Warning{Source: fmt.Sprintf("%s:%d", c.pol.file, s.line),

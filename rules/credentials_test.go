@@ -3,7 +3,9 @@ package rules
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -147,4 +149,41 @@ func TestCredentialsLoadErrors(t *testing.T) {
 		{"bad agents", sec + "    - host: a.test\n      secret: gh\n      query: k\n      agents: [\"a b\"]\n", `:8: bad agent name "a b"`},
 		{"duplicate id", sec + "    - {id: x, host: a.test, secret: gh, query: k}\n    - {id: x, host: b.test, secret: gh, query: k}\n", `:6: binding id "x" used twice (also at`},
 	})
+}
+
+// A secret file is re-read when the policy is reloaded, and is watched
+// with it, so that a rotated token reloads the policy.
+func TestCredentialsFileReload(t *testing.T) {
+	path := writePolicy(t, "credentials:\n  secrets:\n    f: {file: tok}\n", map[string]string{"tok": "one\n"})
+	e, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(filepath.Dir(path), "tok")
+	if !slices.Contains(fileSet(path, e), tok) {
+		t.Errorf("the secret file is not watched: %v", fileSet(path, e))
+	}
+	l := NewLive(path, e)
+	get := func() string {
+		s, err := l.Engine().Credentials().Store().Get(context.Background(), "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Reveal()
+	}
+	if got := get(); got != "one" {
+		t.Fatalf("got %q", got)
+	}
+	if err := os.WriteFile(tok, []byte("two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != "one" {
+		t.Errorf("read again without a reload: %q", got)
+	}
+	if err := l.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != "two" {
+		t.Errorf("after the reload: %q", got)
+	}
 }
