@@ -479,9 +479,40 @@ func compileCredentials(c *compiler) error {
 	return nil
 }
 
-// credentialWarnings adds the section's warnings for agentg check.
+// credentialWarnings adds the section's warnings for agentg check: a
+// secret written in the policy, and a binding whose host is allowed but
+// not intercepted for some agent it applies to (its https requests are
+// inside TLS agentg does not terminate: it never attaches its secret).
 func (w *warner) credentialWarnings() {
-	for _, wr := range w.e.Credentials().inline {
+	cr := w.e.Credentials()
+	for _, wr := range cr.inline {
 		w.add(wr.Source, "%s", wr.Text)
+	}
+	for i := range cr.bindings {
+		w.bindingUnintercepted(&cr.bindings[i])
+	}
+}
+
+func (w *warner) bindingUnintercepted(b *Binding) {
+	agents := w.agents
+	if b.agents != nil {
+		agents = b.agents
+	}
+	for _, pt := range b.hosts {
+		name := pt.name
+		if pt.kind == kindSub {
+			name = probeLabel + "." + pt.name
+		}
+		h := addr.Host{Name: name, Port: 443}
+		for _, a := range agents {
+			if !w.e.Host(a, h).Allowed() {
+				continue
+			}
+			if ic, _ := w.e.Intercept(a, h); !ic {
+				w.add(b.Source, "binding %s never attaches secret %s %s on port 443: tunnels to %s are not intercepted",
+					b.ID, b.Secrets, w.agentLabel(a), hostLabel(name))
+				return
+			}
+		}
 	}
 }

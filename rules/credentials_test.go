@@ -187,3 +187,25 @@ func TestCredentialsFileReload(t *testing.T) {
 		t.Errorf("after the reload: %q", got)
 	}
 }
+
+func TestCredentialsWarnUnintercepted(t *testing.T) {
+	e := mustLoad(t, `hosts:
+  - allow: [a.test, b.test]
+intercept: [a.test]
+credentials:
+  secrets:
+    s: {env: X}
+  bindings:
+    - {id: ok, host: a.test, secret: s, query: k}
+    - {id: blind, host: b.test, secret: s, query: k}
+`, nil)
+	var got []string
+	for _, w := range e.Warnings() {
+		if strings.Contains(w.Text, "binding") {
+			got = append(got, w.String())
+		}
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "policy.yaml:9: binding blind never attaches secret s") || !strings.Contains(got[0], "b.test") {
+		t.Errorf("warnings = %q", got)
+	}
+}
