@@ -236,3 +236,32 @@ func TestCredInjection(t *testing.T) {
 		t.Error("the log names no credential: the grep above proved nothing")
 	}
 }
+
+// agentg check names the binding a request would get and where its secret
+// comes from, warns about an inline secret, and never prints a value.
+func TestCredCheck(t *testing.T) {
+	policy := strings.Replace(credPolicy("443"), "    missing: {env: AGENTG_TEST_CRED_NOT_SET}\n",
+		"    missing: {env: AGENTG_TEST_CRED_NOT_SET}\n    demo: {insecure_inline: "+credValue+"}\n", 1) +
+		"    - {id: demo, host: other.cred.test, secret: demo, basic: {user: bot}}\n"
+	pol := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(pol, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runAgentg(t, "check", pol, "--request", "GET https://api.cred.test/v1/x", "--request", "GET https://other.cred.test/",
+		"--request", "DELETE https://api.cred.test/v1/x")
+	if code != 0 {
+		t.Fatalf("check: %d\n%s", code, out)
+	}
+	for _, want := range []string{"binding=up-bearer", "attaches secret up from env AGENTG_TEST_CRED_TOKEN",
+		"binding=demo", "secret demo from insecure_inline", "secret demo is written in the policy (insecure_inline)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "binding=") != 2 {
+		t.Errorf("a denied request was shown a binding:\n%s", out)
+	}
+	if strings.Contains(out, credValue) {
+		t.Errorf("check printed a secret value:\n%s", out)
+	}
+}
