@@ -59,12 +59,18 @@ credentials:
       path: /broken/**
       secret: missing
       header: {name: X-Api-Key, value: "{{secret}}"}
+    - id: plain-ok
+      host: other.cred.test
+      path: /plain/**
+      secret: up
+      insecure_http: true
+      header: {name: X-Api-Key, value: "k={{secret}}"}
 `
 }
 
 type seenReq struct {
 	method, path, query string
-	auth                []string
+	auth, key           []string
 }
 
 func TestCredInjection(t *testing.T) {
@@ -72,9 +78,9 @@ func TestCredInjection(t *testing.T) {
 	var seen []seenReq
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		seen = append(seen, seenReq{r.Method, r.Host + r.URL.Path, r.URL.RawQuery, r.Header.Values("Authorization")})
+		seen = append(seen, seenReq{r.Method, r.Host + r.URL.Path, r.URL.RawQuery, r.Header.Values("Authorization"), r.Header.Values("X-Api-Key")})
 		mu.Unlock()
-		if r.URL.Path != "/q/x" && r.Header.Get("Authorization") != "Bearer "+credValue {
+		if r.URL.Path != "/q/x" && r.URL.Path != "/plain/x" && r.Header.Get("Authorization") != "Bearer "+credValue {
 			http.Error(w, "no credential", http.StatusUnauthorized)
 			return
 		}
@@ -185,6 +191,18 @@ func TestCredInjection(t *testing.T) {
 		t.Fatalf("a secret went out in clear text: %+v", got)
 	}
 
+	// A binding that says insecure_http applies to absolute-form plain
+	// http too, and replaces the agent's header there as well.
+	if st, body := do("GET", "http://other.cred.test:"+plain.Port+"/plain/x", http.Header{"X-Api-Key": {"agent-own"}}); st != 200 {
+		t.Fatalf("GET plain /plain/x: %d %q", st, body)
+	}
+	if got := last(); len(got.key) != 1 || got.key[0] != "k="+credValue || len(got.auth) != 0 {
+		t.Fatalf("plain http with insecure_http: upstream saw %+v", got)
+	}
+	waitEventOf(t, a, "the plain request's event", func(e map[string]any) bool {
+		return e["path"] == "/plain/x" && e["scheme"] == "http" && e["binding"] == "plain-ok" && e["credential"] == "up"
+	})
+
 	// A request an HTTP rule denies is never sent, so never injected;
 	// the marker after it shows the upstream was listening.
 	before := count()
@@ -258,7 +276,7 @@ func TestCredCheck(t *testing.T) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Count(out, "binding=") != 2 {
+	if strings.Count(out, "binding=") != 2 { // up-bearer and demo
 		t.Errorf("a denied request was shown a binding:\n%s", out)
 	}
 	if strings.Contains(out, credValue) {
