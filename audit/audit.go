@@ -53,6 +53,12 @@ type Event struct {
 	// Approval is set on the events of a held call (kind "approval") and
 	// on the event of a call an approval decided.
 	Approval *Approval
+
+	// Binding is the id of the credential binding that attached a secret
+	// to the request; Credential the secret's name (names, joined with
+	// ","). Never a value.
+	Binding    string
+	Credential string
 }
 
 // DNS is what an event about one DNS query adds. The name is Host, the
@@ -179,6 +185,8 @@ func (l *Logger) Log(e *Event) {
 	optStr(ev, "alpn", e.ALPN)
 	optStr(ev, "door", e.Door)
 	optStr(ev, "original_dst", e.OriginalDst)
+	optStr(ev, "binding", e.Binding)
+	optStr(ev, "credential", e.Credential)
 	if m := e.MCP; m != nil {
 		optStr(ev, "action", m.Action)
 		optStr(ev, "server", m.Server)

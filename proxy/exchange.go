@@ -60,6 +60,13 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 		s.writeRefusal(w, f, ref)
 		return
 	}
+	// Every check allowed the request: only now may a credential be
+	// attached (inject.go), toward the destination that was checked.
+	if ref, why := s.injectCredentials(s.cfg.Policy.Engine(), f, r); ref != nil {
+		s.writeRefusal(w, f, ref)
+		f.setStatus(ref.status, why)
+		return
+	}
 	up := upstream{s: s, f: f} // the one forwarder, bound to this exchange's flow
 	if r.Body != nil && r.Body != http.NoBody {
 		// Full duplex since guardBody: the body streams upstream while

@@ -51,6 +51,9 @@ type flow struct {
 
 	door    string         // "transparent" for the transparent listener; "" for the explicit one
 	origDst netip.AddrPort // transparent: where the connection was going
+
+	binding    string // the credential binding that attached a secret (inject.go)
+	credential string // the names of the secrets it attached, never a value
 }
 
 type flowKey struct{}
@@ -136,6 +139,8 @@ func (ev *events) emit(f *flow) {
 		ALPN:       f.alpn,
 		Door:       f.door,
 		Approval:   f.approval,
+		Binding:    f.binding,
+		Credential: f.credential,
 	}
 	if f.origDst.IsValid() {
 		e.OriginalDst = f.origDst.String()

@@ -81,6 +81,7 @@ const (
 	rankMCP
 	rankDNS
 	rankQuotas
+	rankCredentials
 )
 
 // language is a set of sections: the policy language. The package's

@@ -42,7 +42,8 @@ const probeLabel = "agentg-probe"
 //     to http rules on api.x.test), names the resolve table maps to the
 //     same address, and that address as an IP literal;
 //   - a tool pattern (mcp tools, redact, rate_limits) naming a server
-//     that mcp servers does not define.
+//     that mcp servers does not define;
+//   - a secret written in the policy (credentials, insecure_inline).
 //
 // Agents are tried one per name the policy mentions plus one it does not;
 // ports are 443 (or the first port the policy allows), or the ports an
@@ -58,6 +59,7 @@ func (e *Engine) Warnings() []Warning {
 	}
 	w.sharedAddresses()
 	w.mcpRefs()
+	w.credentialWarnings()
 	return w.out
 }
 

@@ -336,5 +336,25 @@ func checkRequest(tw io.Writer, eng *rules.Engine, agent, arg string) bool {
 	d := eng.Explain(rules.Request{Agent: agent, Host: h, Method: method, Path: u.Path}).Decision
 	fmt.Fprintf(tw, "%s %s\t%s\trule=%s\tsource=%s\t%s\n", method, u, d.Outcome(), d.Rule, d.Source, d.Reason)
 	printHold(tw, d)
+	if d.Action != rules.Deny {
+		printBinding(tw, eng, agent, h, u)
+	}
 	return true
+}
+
+// printBinding names the credential binding that would attach a secret to
+// the request, and the secret's source (never its value).
+func printBinding(tw io.Writer, eng *rules.Engine, agent string, h addr.Host, u *url.URL) {
+	cr := eng.Credentials()
+	b := cr.Match(agent, h, u.Scheme, u.Path)
+	if b == nil {
+		return
+	}
+	var from []string
+	for _, n := range strings.Split(b.Secrets, ",") {
+		src, _ := cr.Store().Source(n)
+		from = append(from, n+" from "+src.String())
+	}
+	fmt.Fprintf(tw, "  credential\tbinding=%s\tsource=%s\tattaches secret %s, when the request is intercepted or plain http\n",
+		b.ID, b.Source, strings.Join(from, ", "))
 }

@@ -1,0 +1,69 @@
+package creds
+
+import (
+	"context"
+	"sort"
+	"sync"
+)
+
+// Store resolves secrets by name. A value is read on first use and kept
+// for the Store's life; agentg builds one Store per policy load, so a
+// reload reads files and runs commands again. A failed read is not kept:
+// the next request tries again (and, until one succeeds, is refused).
+type Store struct {
+	entries map[string]*entry
+}
+
+type entry struct {
+	src Source
+	mu  sync.Mutex // one read at a time per secret
+	got Secret
+	ok  bool
+}
+
+// NewStore makes a Store of the named sources.
+func NewStore(sources map[string]Source) *Store {
+	s := &Store{entries: make(map[string]*entry, len(sources))}
+	for name, src := range sources {
+		s.entries[name] = &entry{src: src}
+	}
+	return s
+}
+
+// Names lists the secrets, sorted.
+func (s *Store) Names() []string {
+	out := make([]string, 0, len(s.entries))
+	for n := range s.entries {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Source says where the named secret comes from.
+func (s *Store) Source(name string) (Source, bool) {
+	e, ok := s.entries[name]
+	if !ok {
+		return Source{}, false
+	}
+	return e.src, true
+}
+
+// Get returns the named secret, reading it if it has not been read yet.
+func (s *Store) Get(ctx context.Context, name string) (Secret, error) {
+	e, ok := s.entries[name]
+	if !ok {
+		return Secret{}, &Error{Secret: name, Source: "no source", Reason: "the policy defines no such secret"}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ok {
+		return e.got, nil
+	}
+	v, err := e.src.read(ctx, name)
+	if err != nil {
+		return Secret{}, err
+	}
+	e.got, e.ok = v, true
+	return v, nil
+}
