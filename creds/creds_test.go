@@ -214,3 +214,44 @@ func FuzzTemplate(f *testing.F) {
 		}
 	})
 }
+
+// A failed read is answered from memory for FailBackoff: a failing (or
+// hung) command runs once, not once per request queued behind it; after
+// the backoff it runs again. A read cut short by its caller's context is
+// not kept.
+func TestStoreFailureBackoff(t *testing.T) {
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	src := map[string]Source{"c": {Kind: KindCommand, Argv: []string{"/bin/sh", "-c", "echo x >> " + runs + "; exit 3"}}}
+	st := NewStore(src)
+	now := time.Unix(1000, 0)
+	st.now = func() time.Time { return now }
+	count := func() int {
+		b, _ := os.ReadFile(runs)
+		return strings.Count(string(b), "x")
+	}
+	for range 3 {
+		if _, err := st.Get(context.Background(), "c"); err == nil {
+			t.Fatal("a failing command gave a secret")
+		}
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("the failing command ran %d times within the backoff, want 1", n)
+	}
+	now = now.Add(FailBackoff)
+	if _, err := st.Get(context.Background(), "c"); err == nil {
+		t.Fatal("a failing command gave a secret")
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("the command ran %d times after the backoff, want 2", n)
+	}
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	st2 := NewStore(src)
+	st2.Get(cancelled, "c")
+	st2.Get(context.Background(), "c")
+	if n := count(); n != 3 {
+		t.Errorf("a read its caller cancelled was kept: the command ran %d times in all, want 3", n)
+	}
+}

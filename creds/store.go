@@ -4,26 +4,37 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Store resolves secrets by name. A value is read on first use and kept
 // for the Store's life; agentg builds one Store per policy load, so a
-// reload reads files and runs commands again. A failed read is not kept:
-// the next request tries again (and, until one succeeds, is refused).
+// reload reads files and runs commands again. A failed read is kept for
+// FailBackoff: the requests meanwhile are refused at once with its error
+// instead of each waiting in turn on the same failing source (a hung
+// command would otherwise hold every request for the secret in line for
+// its whole timeout). A read cut short by its request's own context is
+// not kept: that says nothing about the source.
 type Store struct {
 	entries map[string]*entry
+	now     func() time.Time
 }
 
+// FailBackoff is how long a failed read is answered from memory.
+const FailBackoff = 5 * time.Second
+
 type entry struct {
-	src Source
-	mu  sync.Mutex // one read at a time per secret
-	got Secret
-	ok  bool
+	src      Source
+	mu       sync.Mutex // one read at a time per secret
+	got      Secret
+	ok       bool
+	failed   error
+	failedAt time.Time
 }
 
 // NewStore makes a Store of the named sources.
 func NewStore(sources map[string]Source) *Store {
-	s := &Store{entries: make(map[string]*entry, len(sources))}
+	s := &Store{entries: make(map[string]*entry, len(sources)), now: time.Now}
 	for name, src := range sources {
 		s.entries[name] = &entry{src: src}
 	}
@@ -60,8 +71,14 @@ func (s *Store) Get(ctx context.Context, name string) (Secret, error) {
 	if e.ok {
 		return e.got, nil
 	}
+	if e.failed != nil && s.now().Sub(e.failedAt) < FailBackoff {
+		return Secret{}, e.failed
+	}
 	v, err := e.src.read(ctx, name)
 	if err != nil {
+		if ctx.Err() == nil {
+			e.failed, e.failedAt = err, s.now()
+		}
 		return Secret{}, err
 	}
 	e.got, e.ok = v, true
