@@ -66,6 +66,9 @@ type Config struct {
 	Keep bool
 	// Stderr receives the proxies' stderr (nil: kept only for errors).
 	Stderr io.Writer
+	// PolicyExtra is appended to Policy (new top-level sections only),
+	// for the benches that measure what a section costs (creds.go).
+	PolicyExtra string
 }
 
 // Env is a running set of origins and proxies, all on loopback: agentg as
@@ -132,7 +135,7 @@ func Start(cfg Config) (e *Env, err error) {
 		return nil, err
 	}
 	e.Agentg, err = testenv.StartAgentg(testenv.AgentgConfig{
-		Binary: cfg.Agentg, Dir: filepath.Join(e.Dir, "agentg"), Policy: Policy,
+		Binary: cfg.Agentg, Dir: filepath.Join(e.Dir, "agentg"), Policy: Policy + cfg.PolicyExtra,
 		Args:   []string{"--upstream-ca", upCAFile, "--reload-interval", "0"},
 		Stderr: cfg.Stderr,
 	})

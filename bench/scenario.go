@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -184,17 +185,25 @@ func run(e runner, sc Scenario, m Mode, o Options) Result {
 		return r
 	}
 
+	url := sizedURL(base, SmallBody)
+	get := func(ctx context.Context) (int64, error) { return fetch(ctx, c, url, SmallBody) }
+	return keepAlive(ctx, sc.Name, m, pid, o, conc, get)
+}
+
+// keepAlive runs conc workers calling do, unmeasured for o.Warmup and then
+// measured for o.Duration (or o.MaxRequests), charging process pid's CPU
+// (0: none) to the measured part.
+func keepAlive(ctx context.Context, name string, m Mode, pid int, o Options, conc int, do func(context.Context) (int64, error)) Result {
 	limit := o.MaxRequests
 	if limit <= 0 {
 		limit = 10_000_000
 	}
-	url := sizedURL(base, SmallBody)
-	loop(ctx, c, url, conc, time.Now().Add(o.Warmup), limit) // unmeasured
+	loop(ctx, do, conc, time.Now().Add(o.Warmup), limit) // unmeasured
 	cpu0, self0 := processCPU(pid), selfCPU()
 	start := time.Now()
-	w := loop(ctx, c, url, conc, start.Add(o.Duration), limit)
+	w := loop(ctx, do, conc, start.Add(o.Duration), limit)
 	el := time.Since(start)
-	r := newResult(sc.Name, m, conc, w.reqs, w.errs, w.bytes, el, w.lat)
+	r := newResult(name, m, conc, w.reqs, w.errs, w.bytes, el, w.lat)
 	r.setCPU(processCPU(pid)-cpu0, selfCPU()-self0, pid != 0)
 	r.FirstError = w.firstErr
 	return r
@@ -213,9 +222,10 @@ type tally struct {
 // died fails in microseconds; its samples would only fill memory).
 const maxErrors = 1000
 
-// loop runs conc workers doing GETs of url until deadline, or until they
-// have made limit requests between them.
-func loop(ctx context.Context, c *http.Client, url string, conc int, deadline time.Time, limit int64) tally {
+// loop runs conc workers each calling do (one request, returning the body
+// bytes it read) until deadline, or until they have made limit requests
+// between them.
+func loop(ctx context.Context, do func(context.Context) (int64, error), conc int, deadline time.Time, limit int64) tally {
 	var (
 		mu   sync.Mutex
 		all  tally
@@ -228,7 +238,7 @@ func loop(ctx context.Context, c *http.Client, url string, conc int, deadline ti
 			t.lat = make([]time.Duration, 0, 4096)
 			for n := int64(0); n < each && t.errs < maxErrors && time.Now().Before(deadline) && ctx.Err() == nil; n++ {
 				t0 := time.Now()
-				got, err := fetch(ctx, c, url, SmallBody)
+				got, err := do(ctx)
 				t.lat = append(t.lat, time.Since(t0))
 				t.bytes += got
 				if err != nil {
@@ -257,7 +267,17 @@ func loop(ctx context.Context, c *http.Client, url string, conc int, deadline ti
 
 // fetch GETs url, reads the whole body and checks it is want bytes long.
 func fetch(ctx context.Context, c *http.Client, url string, want int64) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	return send(ctx, c, http.MethodGet, url, nil, want)
+}
+
+// send makes one request with body (nil: none), reads the whole answer
+// and checks it is want bytes long.
+func send(ctx context.Context, c *http.Client, method, url string, body []byte, want int64) (int64, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return 0, err
 	}
@@ -271,10 +291,10 @@ func fetch(ctx context.Context, c *http.Client, url string, want int64) (int64, 
 		return n, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return n, fmt.Errorf("GET %s: %s", url, resp.Status)
+		return n, fmt.Errorf("%s %s: %s", method, url, resp.Status)
 	}
 	if n != want {
-		return n, fmt.Errorf("GET %s: short body: %d of %d bytes", url, n, want)
+		return n, fmt.Errorf("%s %s: short body: %d of %d bytes", method, url, n, want)
 	}
 	return n, nil
 }

@@ -17,6 +17,7 @@
 //	intercept-keepalive  TLS terminated by the proxy, keep-alive       target ≥ 0.40 req/s
 //	intercept-newconn    same, a new connection per request            target ≥ 0.70 req/s
 //	mcp                  MCP tools/call (not run unless named):        target mcp-policy/intercept ≥ 0.85 req/s, +p50 < 50µs
+//	creds                credentials (not run unless named):          target injection < +5% agentg CPU/req, leak guard < +10µs/req
 //
 // Reading the ratios: agentg/direct req/s = 0.62 means the run through
 // agentg did 62% of the requests per second of the direct run; for latency
@@ -64,7 +65,7 @@ func main() {
 	}
 }
 
-func run(args []string, stdout, stderr io.Writer) error {
+func run(args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("agentg-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	duration := fs.Duration("duration", 2*time.Second, "measured time of each keep-alive run")
@@ -76,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for _, sc := range bench.Scenarios {
 		names = append(names, sc.Name)
 	}
-	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run (add mcp for the MCP benchmark)")
+	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run (add mcp for the MCP benchmark, creds for the credentials one)")
 	squid := fs.Bool("squid", true, "measure Squid too when it is installed")
 	requireSquid := fs.Bool("require-squid", false, "fail when Squid is missing or cannot ssl-bump")
 	agentgBin := fs.String("agentg", "", "agentg binary to measure (default: go build ./cmd/agentg)")
@@ -103,10 +104,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var scs []bench.Scenario
-	withMCP := false
+	withMCP, withCreds := false, false
 	for name := range strings.SplitSeq(*scen, ",") {
-		if strings.TrimSpace(name) == "mcp" {
+		switch strings.TrimSpace(name) {
+		case "mcp":
 			withMCP = true // runs after the others, on its own servers (mcp.go)
+			continue
+		case "creds":
+			withCreds = true // runs last, on its own agentg processes (creds.go)
 			continue
 		}
 		sc, ok := bench.ScenarioByName(strings.TrimSpace(name))
@@ -122,6 +127,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-transparent runs the HTTP scenarios only, not mcp")
 		}
 		return runTransparent(bench.NetnsConfig{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, scs, opts, *runs, *asJSON, stdout, stderr)
+	}
+	if withCreds {
+		if *asJSON && (len(scs) > 0 || withMCP) {
+			return fmt.Errorf("-json prints one document: run creds on its own")
+		}
+		defer func() {
+			if err == nil {
+				err = runCreds(bench.Config{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, opts, *runs, *asJSON, stdout, stderr)
+			}
+		}()
+		if len(scs) == 0 && !withMCP {
+			return nil
+		}
 	}
 	if len(scs) == 0 && withMCP {
 		return runMCP(bench.MCPConfig{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, opts, *runs, *asJSON, stdout, stderr)
