@@ -1,0 +1,360 @@
+package test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentg/agentg/internal/testenv"
+)
+
+// Issue 16, mTLS: a binding presents agentg's client certificate to an
+// upstream that requires one, although the agent has none; a request the
+// binding does not match never presents it, not even on a connection
+// pooled by a request that did.
+
+const mtlsHeaderValue = "hk-31f7a0c2d9-MTLS-HEADER"
+
+// clientLeaf issues a client certificate (clientAuth) for cn from ca and
+// writes it to dir/NAME.pem and its key to dir/NAME.key (0600); it
+// returns the key's PEM, to grep agentg's output for.
+func clientLeaf(t *testing.T, ca *testenv.CA, dir, name, cn string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+	if err := os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".key"), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyPEM
+}
+
+// mtlsUpstream is a loopback TLS server that verifies client certificates
+// against its own CA and records, for every request, the client
+// certificate's CN ("" for none) and the header a binding sets.
+type mtlsUpstream struct {
+	*httptest.Server
+	port  string
+	conns atomic.Int64 // TCP connections accepted
+	mu    sync.Mutex
+	seen  []mtlsSeen
+}
+
+type mtlsSeen struct {
+	path, cn string
+	key      []string
+}
+
+// startMTLSUpstream serves TLS with leaf; auth is RequireAndVerifyClientCert
+// (no handshake without a certificate of clients) or VerifyClientCertIfGiven
+// (records who presented none).
+func startMTLSUpstream(t *testing.T, leaf tls.Certificate, clients *x509.CertPool, auth tls.ClientAuthType) *mtlsUpstream {
+	u := &mtlsUpstream{}
+	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := mtlsSeen{path: r.URL.Path, key: r.Header.Values("X-Api-Key")}
+		if len(r.TLS.PeerCertificates) > 0 {
+			s.cn = r.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		u.mu.Lock()
+		u.seen = append(u.seen, s)
+		u.mu.Unlock()
+		io.WriteString(w, "cn="+s.cn)
+	}))
+	u.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}, ClientAuth: auth, ClientCAs: clients}
+	u.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshakes refused on purpose
+	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			u.conns.Add(1)
+		}
+	}
+	u.StartTLS()
+	_, u.port, _ = net.SplitHostPort(u.Listener.Addr().String())
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *mtlsUpstream) last() mtlsSeen {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.seen) == 0 {
+		return mtlsSeen{}
+	}
+	return u.seen[len(u.seen)-1]
+}
+
+func (u *mtlsUpstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
+}
+
+func mtlsPolicy(dir string) string {
+	return `
+default: deny
+ips:
+  - allow: 127.0.0.1/32
+agents:
+  - {name: coder, password: coder-pw}
+  - {name: other, password: other-pw}
+hosts:
+  - allow: [mtls.cred.test, kms.cred.test]
+resolve:
+  mtls.cred.test: [127.0.0.1]
+  kms.cred.test: [127.0.0.1]
+intercept: [mtls.cred.test, kms.cred.test]
+credentials:
+  secrets:
+    client-key: {file: client.key}
+    kms-key: {kms: "softkms:path=` + dir + `/kmsclient.key"}
+    api: {env: AGENTG_TEST_MTLS_HEADER}
+  bindings:
+    - id: mtls-coder
+      host: mtls.cred.test
+      path: /m/**
+      agents: [coder]
+      secret: api
+      header: {name: X-Api-Key, value: "{{secret}}"}
+      client_cert: {cert: client.pem, key: client-key}
+    - id: mtls-kms
+      host: kms.cred.test
+      client_cert: {cert: kmsclient.pem, key: kms-key}
+`
+}
+
+func TestCredMTLS(t *testing.T) {
+	dir := t.TempDir()
+	upCA, err := testenv.NewCA("mtls upstream root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCA, err := testenv.NewCA("mtls client root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := upCA.Leaf([]string{"mtls.cred.test", "kms.cred.test"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := [][]byte{
+		clientLeaf(t, clientCA, dir, "client", "agentg-client"),
+		clientLeaf(t, clientCA, dir, "kmsclient", "agentg-kms-client"),
+	}
+	strict := startMTLSUpstream(t, leaf, clientCA.Pool(), tls.RequireAndVerifyClientCert)
+	lenient := startMTLSUpstream(t, leaf, clientCA.Pool(), tls.VerifyClientCertIfGiven)
+
+	caFile := filepath.Join(dir, "upstream-ca.pem")
+	if err := upCA.WriteCert(caFile); err != nil {
+		t.Fatal(err)
+	}
+	policy := mtlsPolicy(dir)
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{Binary: agentgBin, Dir: dir, Policy: policy,
+		Stderr: stderr, Env: append(os.Environ(), "AGENTG_TEST_MTLS_HEADER="+mtlsHeaderValue),
+		Args: []string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Kill)
+	pool, err := a.CAPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each agent has its own client (its own tunnels); agentg's upstream
+	// connections are pooled across them. Neither client has a
+	// certificate.
+	client := func(agent, pw string) *http.Client {
+		u := a.URL()
+		u.User = url.UserPassword(agent, pw)
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(u),
+			TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
+	coder, other := client("coder", "coder-pw"), client("other", "other-pw")
+	get := func(c *http.Client, u string) (int, string) {
+		t.Helper()
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+
+	// The upstream requires a client certificate: the request the binding
+	// matches gets agentg's, and the header the same binding sets.
+	strictURL := "https://mtls.cred.test:" + strict.port
+	if st, body := get(coder, strictURL+"/m/1"); st != 200 || body != "cn=agentg-client" {
+		t.Fatalf("coder's request to the mTLS upstream: %d %q", st, body)
+	}
+	if got := strict.last(); len(got.key) != 1 || got.key[0] != mtlsHeaderValue {
+		t.Fatalf("the upstream saw X-Api-Key %q beside the certificate", got.key)
+	}
+	waitEventOf(t, a, "the mTLS request's event", func(e map[string]any) bool {
+		return e["path"] == "/m/1" && e["binding"] == "mtls-coder" && e["credential"] == "api,client-key" && e["status"] == float64(200)
+	})
+
+	// Another agent, to the same upstream, right after: the binding does
+	// not match, so no certificate, although an idle connection that
+	// presented one is pooled for the same address. The upstream's
+	// handshake fails (agentg answers 502); the marker after it shows the
+	// upstream still serves the binding's requests.
+	before := strict.count()
+	if st, body := get(other, strictURL+"/m/1"); st != http.StatusBadGateway {
+		t.Fatalf("another agent's request to the mTLS upstream: %d %q, want 502 (no certificate)", st, body)
+	}
+	waitEventOf(t, a, "the unmatched request's event", func(e map[string]any) bool {
+		return e["path"] == "/m/1" && e["agent"] == "other" && e["binding"] == nil && e["status"] == float64(502)
+	})
+	if st, _ := get(coder, strictURL+"/m/marker"); st != 200 {
+		t.Fatalf("marker: %d", st)
+	}
+	if n := strict.count() - before; n != 1 || strict.last().path != "/m/marker" {
+		t.Fatalf("after the unmatched request the upstream served %d requests, want the marker only", n)
+	}
+
+	// Where the upstream only verifies a certificate that is given, it
+	// says who presented one: the binding's requests, on one pooled
+	// connection; another agent's and another path's, on their own
+	// connection, none.
+	lenientURL := "https://mtls.cred.test:" + lenient.port
+	for i, c := range []struct {
+		client *http.Client
+		path   string
+		cn     string
+		conns  int64 // the upstream's connections after the request
+	}{
+		{coder, "/m/a", "agentg-client", 1},
+		{other, "/m/b", "", 2},              // not the binding's agent: a connection of its own
+		{coder, "/m/c", "agentg-client", 2}, // the binding's connection, reused
+		{coder, "/elsewhere", "", 2},        // not the binding's path: the connection without a certificate
+		{other, "/m/d", "", 2},
+	} {
+		if st, body := get(c.client, lenientURL+c.path); st != 200 || body != "cn="+c.cn {
+			t.Fatalf("request %d (%s): %d %q, want the upstream to see cn=%q", i, c.path, st, body, c.cn)
+		}
+		if n := lenient.conns.Load(); n != c.conns {
+			t.Fatalf("after request %d (%s) the upstream has had %d connections, want %d", i, c.path, n, c.conns)
+		}
+	}
+
+	// A key served by softkms.
+	if st, body := get(other, "https://kms.cred.test:"+strict.port+"/any"); st != 200 || body != "cn=agentg-kms-client" {
+		t.Fatalf("the softkms binding's request: %d %q", st, body)
+	}
+	waitEventOf(t, a, "the kms request's event", func(e map[string]any) bool {
+		return e["path"] == "/any" && e["binding"] == "mtls-kms" && e["credential"] == "kms-key"
+	})
+
+	// agentg check names the certificate a request would present.
+	code, out := runAgentg(t, "check", filepath.Join(dir, "policy.yaml"), "--agent", "coder", "--request", "GET https://mtls.cred.test/m/x")
+	if code != 0 || !strings.Contains(out, "presents CN=agentg-client") || !strings.Contains(out, "key client-key") {
+		t.Errorf("check: %d\n%s", code, out)
+	}
+
+	// Nothing agentg wrote holds a value: the header's, or any line of
+	// either key.
+	a.Stop(2 * time.Second)
+	logText, err := os.ReadFile(a.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := string(logText) + stderr.String() + a.Stderr() + out
+	values := []string{mtlsHeaderValue}
+	for _, k := range keys {
+		for _, l := range strings.Split(string(k), "\n") {
+			if len(l) > 16 && !strings.HasPrefix(l, "-----") {
+				values = append(values, l)
+			}
+		}
+	}
+	for _, v := range values {
+		if n := strings.Count(written, v); n != 0 {
+			t.Errorf("agentg's log, stderr or check output holds a secret value %d times", n)
+		}
+	}
+	if !strings.Contains(string(logText), `"credential":"api,client-key"`) {
+		t.Error("the log names no credential: the grep above proved nothing")
+	}
+}
+
+// A certificate and key that do not belong together, or a certificate
+// that cannot be read, are load errors at the binding's line, which
+// agentg check reports.
+func TestCredMTLSLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testenv.NewCA("mtls client root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientLeaf(t, ca, dir, "client", "agentg-client")
+	clientLeaf(t, ca, dir, "kmsclient", "agentg-kms-client")
+	if err := os.WriteFile(filepath.Join(dir, "junk.pem"), []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := mtlsPolicy(dir)
+	line := 0
+	for i, l := range strings.Split(base, "\n") {
+		if strings.Contains(l, "client_cert: {cert: client.pem") {
+			line = i + 1
+		}
+	}
+	for _, tc := range []struct{ name, from, to, want string }{
+		{"key of another certificate", "{cert: client.pem, key: client-key}", "{cert: client.pem, key: kms-key}", "client key does not match certificate CN=agentg-client"},
+		{"missing certificate", "{cert: client.pem,", "{cert: nope.pem,", "nope.pem: no such file"},
+		{"unparsable certificate", "{cert: client.pem,", "{cert: junk.pem,", "junk.pem"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pol := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			if err := os.WriteFile(pol, []byte(strings.Replace(base, tc.from, tc.to, 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out := runAgentg(t, "check", pol)
+			want := filepath.Base(pol) + ":" + strconv.Itoa(line) + ": binding mtls-coder client_cert: "
+			if code == 0 || !strings.Contains(out, want) || !strings.Contains(out, tc.want) {
+				t.Fatalf("check: %d, want an error with %q and %q:\n%s", code, want, tc.want, out)
+			}
+		})
+	}
+}
