@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
 	"math/big"
@@ -23,6 +25,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentg/agentg/internal/testenv"
 )
@@ -357,4 +361,171 @@ func TestCredMTLSLoadErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+const mcpTokenValue = "mcp-7c2e94b1f0-BEARER"
+
+// An MCP server (the official Go SDK) behind a bearer-token check, bound
+// by server: NAME, is reached with the injected token: a tools/call
+// through agentg works while the SDK client holds no credential, and
+// works too when the client sends a wrong Authorization of its own, which
+// is replaced. A path of the same host that the server's entry does not
+// bind gets no token.
+func TestCredMCPServerBinding(t *testing.T) {
+	dir := t.TempDir()
+	upCA, err := testenv.NewCA("mcp upstream root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := upCA.Leaf([]string{"mcp.cred.test"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := mcp.NewServer(&mcp.Implementation{Name: "bearer-peer", Version: "1.0.0"}, nil)
+	var calls atomic.Int64
+	mcp.AddTool(srv, &mcp.Tool{Name: "echo"}, func(_ context.Context, _ *mcp.CallToolRequest, in map[string]any) (*mcp.CallToolResult, any, error) {
+		calls.Add(1)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprint(in["text"])}}}, nil, nil
+	})
+	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
+		&mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, DisableLocalhostProtection: true})
+	var mu sync.Mutex
+	var auths [][]string // every request's Authorization values, as the server got them
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auths = append(auths, r.Header.Values("Authorization"))
+		mu.Unlock()
+		if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer "+mcpTokenValue {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="test"`)
+			http.Error(w, "bearer token required", http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path != "/mcp" {
+			io.WriteString(w, "not mcp")
+			return
+		}
+		sdk.ServeHTTP(w, r)
+	})
+	up := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &leaf, Handler: h, Quiet: true})
+	defer up.Close()
+	caFile := filepath.Join(dir, "upstream-ca.pem")
+	if err := upCA.WriteCert(caFile); err != nil {
+		t.Fatal(err)
+	}
+	policy := `
+default: deny
+ips:
+  - allow: 127.0.0.1/32
+hosts:
+  - allow: mcp.cred.test
+resolve:
+  mcp.cred.test: [127.0.0.1]
+mcp:
+  default: allow
+  servers:
+    - {name: tools, url: mcp.cred.test/mcp}
+credentials:
+  secrets:
+    mcp-token: {env: AGENTG_TEST_MCP_TOKEN}
+  bindings:
+    - id: tools-bearer
+      server: tools
+      secret: mcp-token
+      header: {name: Authorization, value: "Bearer {{secret}}"}
+`
+	stderr := &syncBuffer{}
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: policy,
+		Stderr: stderr, Env: append(os.Environ(), "AGENTG_TEST_MCP_TOKEN="+mcpTokenValue),
+		Args: []string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Kill)
+	pool, err := a.CAPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "https://mcp.cred.test:" + up.Port + "/mcp"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	call := func(hc *http.Client, text string) {
+		t.Helper()
+		cl := mcp.NewClient(&mcp.Implementation{Name: "no-credential-client", Version: "1.0.0"}, nil)
+		cs, err := cl.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc, MaxRetries: -1}, nil)
+		if err != nil {
+			t.Fatalf("connect through agentg: %v", err)
+		}
+		defer cs.Close()
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": text}})
+		if err != nil || res.IsError || len(res.Content) != 1 || res.Content[0].(*mcp.TextContent).Text != text {
+			t.Fatalf("tools/call through agentg: %+v, %v", res, err)
+		}
+	}
+	cfg := testenv.MCPClientConfig{Proxy: a.URL(), Roots: pool}
+
+	// The client holds no credential.
+	call(testenv.MCPHTTPClient(cfg), "first")
+	// The client sends a wrong token of its own: it is replaced.
+	hc := testenv.MCPHTTPClient(cfg)
+	hc.Transport = withHeader{hc.Transport, "Authorization", "Bearer agent-own-wrong"}
+	call(hc, "second")
+	if calls.Load() != 2 {
+		t.Fatalf("the tool ran %d times, want 2", calls.Load())
+	}
+	mu.Lock()
+	for i, got := range auths {
+		if len(got) != 1 || got[0] != "Bearer "+mcpTokenValue {
+			t.Errorf("request %d reached the server with Authorization %q", i, got)
+		}
+	}
+	n := len(auths)
+	mu.Unlock()
+	if n < 4 {
+		t.Fatalf("the server saw %d requests, want at least two sessions' worth", n)
+	}
+	waitEventOf(t, a, "the tools/call exchange's event", func(e map[string]any) bool {
+		return e["path"] == "/mcp" && e["binding"] == "tools-bearer" && e["credential"] == "mcp-token" && e["method"] == "POST"
+	})
+
+	// Another path of the host is not the server's: no token.
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: testenv.MCPHTTPClient(cfg).Transport}).Get("https://mcp.cred.test:" + up.Port + "/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /other: %d, want the server's 401", resp.StatusCode)
+	}
+	mu.Lock()
+	last := auths[len(auths)-1]
+	mu.Unlock()
+	if len(last) != 0 {
+		t.Fatalf("a path the server's entry does not bind got Authorization %q", last)
+	}
+
+	a.Stop(2 * time.Second)
+	logText, err := os.ReadFile(a.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(logText)+stderr.String()+a.Stderr(), mcpTokenValue); n != 0 {
+		t.Errorf("agentg's log or stderr holds the token %d times", n)
+	}
+	if !strings.Contains(string(logText), `"binding":"tools-bearer"`) {
+		t.Error("the log names no binding: the grep above proved nothing")
+	}
+}
+
+// withHeader sets a header on every request, as a client that sends its
+// own credential does.
+type withHeader struct {
+	rt          http.RoundTripper
+	name, value string
+}
+
+func (w withHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(w.name, w.value)
+	return w.rt.RoundTrip(r)
 }
