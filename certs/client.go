@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"time"
@@ -53,7 +54,7 @@ func LoadClientCert(certFile string, key ClientKey) (*ClientCert, error) {
 	if (key.File == "") == (key.URI == "") {
 		return nil, errors.New("load client certificate: give the key as a file or a KMS URI, exactly one")
 	}
-	data, err := os.ReadFile(certFile)
+	data, err := readCertFile(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("load client certificate %s: %w", certFile, err)
 	}
@@ -89,6 +90,31 @@ func LoadClientCert(certFile string, key ClientKey) (*ClientCert, error) {
 		c.cert.Certificate = append(c.cert.Certificate, x.Raw)
 	}
 	return c, nil
+}
+
+// maxCertFile bounds a certificate file: a chain is a few KiB, and a
+// policy naming a device or a huge file must fail, not hang the load.
+const maxCertFile = 1 << 20
+
+func readCertFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxCertFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxCertFile {
+		return nil, fmt.Errorf("larger than %d bytes", maxCertFile)
+	}
+	return data, nil
 }
 
 func checkClientChain(chain []*x509.Certificate, now time.Time) error {

@@ -43,6 +43,7 @@ func TestLoadClientCert(t *testing.T) {
 		{name: "missing cert", cert: filepath.Join(dir, "nope.crt"), key: ClientKey{File: keyFile}, notExist: true},
 		{name: "missing key", cert: certFile, key: ClientKey{File: filepath.Join(dir, "nope.key")}, notExist: true},
 		{name: "unparsable cert", cert: garbage, key: ClientKey{File: keyFile}, contains: []string{garbage}},
+		{name: "a device", cert: "/dev/zero", key: ClientKey{File: keyFile}, contains: []string{"/dev/zero: not a regular file"}},
 		{name: "key in the cert's place", cert: keyFile, key: ClientKey{File: keyFile}, contains: []string{keyFile}},
 		{name: "key readable by others", cert: certFile, key: ClientKey{File: openKey}, contains: []string{"chmod 600 " + openKey}},
 		{name: "expired", cert: expiredFile, key: ClientKey{File: expiredKey}, contains: []string{"expired"}},
