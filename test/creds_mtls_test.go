@@ -84,17 +84,17 @@ type mtlsUpstream struct {
 }
 
 type mtlsSeen struct {
-	path, cn string
-	key      []string
+	path, cn, proto string
+	key             []string
 }
 
 // startMTLSUpstream serves TLS with leaf; auth is RequireAndVerifyClientCert
 // (no handshake without a certificate of clients) or VerifyClientCertIfGiven
-// (records who presented none).
-func startMTLSUpstream(t *testing.T, leaf tls.Certificate, clients *x509.CertPool, auth tls.ClientAuthType) *mtlsUpstream {
+// (records who presented none). h2 offers HTTP/2.
+func startMTLSUpstream(t *testing.T, leaf tls.Certificate, clients *x509.CertPool, auth tls.ClientAuthType, h2 bool) *mtlsUpstream {
 	u := &mtlsUpstream{}
 	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := mtlsSeen{path: r.URL.Path, key: r.Header.Values("X-Api-Key")}
+		s := mtlsSeen{path: r.URL.Path, key: r.Header.Values("X-Api-Key"), proto: r.Proto}
 		if len(r.TLS.PeerCertificates) > 0 {
 			s.cn = r.TLS.PeerCertificates[0].Subject.CommonName
 		}
@@ -110,6 +110,7 @@ func startMTLSUpstream(t *testing.T, leaf tls.Certificate, clients *x509.CertPoo
 			u.conns.Add(1)
 		}
 	}
+	u.EnableHTTP2 = h2
 	u.StartTLS()
 	_, u.port, _ = net.SplitHostPort(u.Listener.Addr().String())
 	t.Cleanup(u.Close)
@@ -182,8 +183,8 @@ func TestCredMTLS(t *testing.T) {
 		clientLeaf(t, clientCA, dir, "client", "agentg-client"),
 		clientLeaf(t, clientCA, dir, "kmsclient", "agentg-kms-client"),
 	}
-	strict := startMTLSUpstream(t, leaf, clientCA.Pool(), tls.RequireAndVerifyClientCert)
-	lenient := startMTLSUpstream(t, leaf, clientCA.Pool(), tls.VerifyClientCertIfGiven)
+	strict := startMTLSUpstream(t, leaf, clientCA.Pool(), tls.RequireAndVerifyClientCert, false)
+	lenient := startMTLSUpstream(t, leaf, clientCA.Pool(), tls.VerifyClientCertIfGiven, true)
 
 	caFile := filepath.Join(dir, "upstream-ca.pem")
 	if err := upCA.WriteCert(caFile); err != nil {
@@ -258,10 +259,10 @@ func TestCredMTLS(t *testing.T) {
 		t.Fatalf("after the unmatched request the upstream served %d requests, want the marker only", n)
 	}
 
-	// Where the upstream only verifies a certificate that is given, it
-	// says who presented one: the binding's requests, on one pooled
-	// connection; another agent's and another path's, on their own
-	// connection, none.
+	// Where the upstream (HTTP/2 this time) only verifies a certificate
+	// that is given, it says who presented one: the binding's requests, on
+	// one pooled connection; another agent's and another path's, on their
+	// own connection, none.
 	lenientURL := "https://mtls.cred.test:" + lenient.port
 	for i, c := range []struct {
 		client *http.Client
@@ -277,6 +278,9 @@ func TestCredMTLS(t *testing.T) {
 	} {
 		if st, body := get(c.client, lenientURL+c.path); st != 200 || body != "cn="+c.cn {
 			t.Fatalf("request %d (%s): %d %q, want the upstream to see cn=%q", i, c.path, st, body, c.cn)
+		}
+		if p := lenient.last().proto; p != "HTTP/2.0" {
+			t.Fatalf("request %d went upstream as %s, want HTTP/2", i, p)
 		}
 		if n := lenient.conns.Load(); n != c.conns {
 			t.Fatalf("after request %d (%s) the upstream has had %d connections, want %d", i, c.path, n, c.conns)
