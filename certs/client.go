@@ -148,6 +148,9 @@ func (c *ClientCert) Certificate() *tls.Certificate { return &c.cert }
 // CA.Fingerprint: connections that presented it are pooled by it.
 func (c *ClientCert) Fingerprint() string { return c.fingerprint }
 
+// NotAfter is when the client certificate expires.
+func (c *ClientCert) NotAfter() time.Time { return c.cert.Leaf.NotAfter }
+
 // Subject names the certificate for check output and errors.
 func (c *ClientCert) Subject() string { return certName(c.cert.Leaf) }
 

@@ -546,6 +546,7 @@ func (w *warner) credentialWarnings() {
 	}
 	for i := range cr.bindings {
 		w.bindingUnintercepted(&cr.bindings[i])
+		w.clientCertExpiring(&cr.bindings[i])
 	}
 }
 

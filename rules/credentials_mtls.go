@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -192,6 +193,21 @@ func (c *compiler) loadClientCert(b *Binding, bs bindingSpec, srcs map[string]cr
 	}
 	b.Cert = &ClientCert{File: file, Key: bs.cert.key, cc: cc, pool: b.ID + " " + cc.Fingerprint()}
 	return nil
+}
+
+// certWarnBefore is how long before a client certificate expires agentg
+// check warns: once it has, the upstream refuses every handshake and the
+// policy no longer loads.
+const certWarnBefore = 14 * 24 * time.Hour
+
+func (w *warner) clientCertExpiring(b *Binding) {
+	if b.Cert == nil {
+		return
+	}
+	if left := time.Until(b.Cert.cc.NotAfter()); left < certWarnBefore {
+		w.add(b.Source, "binding %s's client certificate %s (%s) expires on %s", b.ID, b.Cert.Subject(), b.Cert.File,
+			b.Cert.cc.NotAfter().UTC().Format(time.RFC3339))
+	}
 }
 
 // bindingLabel names a binding in a load error that already points at

@@ -110,6 +110,16 @@ func TestCredentialsClientCert(t *testing.T) {
 	if c.Match("", host(t, "a.example.test", 443), "http", "/") != nil {
 		t.Error("a client certificate binding matched plain http")
 	}
+	// The certificates expire within the hour: agentg check says so.
+	var expiring int
+	for _, w := range e.Warnings() {
+		if strings.Contains(w.Text, "client certificate CN=a") && strings.Contains(w.Text, "expires on") {
+			expiring++
+		}
+	}
+	if expiring != 2 { // bindings a and a-again
+		t.Errorf("warnings %v, want two about CN=a expiring", e.Warnings())
+	}
 	src, _ := c.Store().Source("b-key")
 	if s := fmt.Sprintf("%v %+v", src, c.Bindings()); strings.Contains(s, "hunter2") || !strings.Contains(src.String(), "pin-value=REDACTED") {
 		t.Errorf("printed %s", s)
