@@ -42,12 +42,20 @@ type Source struct {
 	Path    string        // KindFile: the file
 	Argv    []string      // KindCommand: the program and its arguments
 	Timeout time.Duration // KindCommand: 0 is DefaultTimeout
-	URI     string        // KindKMS: the key's URI, which may carry a PIN (String redacts it)
 	inline  string
+	uri     string // KindKMS: the key's URI, which may carry a PIN: unexported, so no JSON shows it
 }
 
 // Inline is a source whose value is written in the policy.
 func Inline(v string) Source { return Source{Kind: KindInline, inline: v} }
+
+// KMS is a private key a go.step.sm/crypto/kms URI names (a client
+// certificate's key).
+func KMS(uri string) Source { return Source{Kind: KindKMS, uri: uri} }
+
+// KeyURI is a KindKMS source's URI, PIN and all, for opening the KMS
+// only: String is what may be shown.
+func (s Source) KeyURI() string { return s.uri }
 
 // String says where the value comes from, never what it is.
 func (s Source) String() string {
@@ -64,7 +72,7 @@ func (s Source) String() string {
 	case KindInline:
 		return "insecure_inline"
 	case KindKMS:
-		return "kms " + certs.RedactKeyURI(s.URI)
+		return "kms " + certs.RedactKeyURI(s.uri)
 	}
 	return "no source"
 }

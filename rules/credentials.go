@@ -274,8 +274,9 @@ func (p *parser) secretSource(v *yaml.Node) (creds.Source, error) {
 			src = creds.Inline(s)
 		case "kms":
 			n++
-			src.Kind = creds.KindKMS
-			src.URI, err = p.kmsURI(v)
+			var uri string
+			uri, err = p.kmsURI(v)
+			src = creds.KMS(uri)
 		case "timeout":
 			timeout = v
 		default:
@@ -318,6 +319,9 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 				err = p.errf(v, "bad id %q (printable, no spaces, at most 64 bytes)", b.ID)
 			}
 		case "server", "servers":
+			if bs.servers != nil {
+				return p.errf(k, "a binding names its servers once (server or servers)")
+			}
 			bs.servers = v
 			b.servers, err = p.bindingServers(v)
 		case "client_cert":

@@ -182,7 +182,7 @@ func (c *compiler) loadClientCert(b *Binding, bs bindingSpec, srcs map[string]cr
 		file = filepath.Join(c.dir, file)
 	}
 	src := srcs[bs.cert.key]
-	key := certs.ClientKey{URI: src.URI}
+	key := certs.ClientKey{URI: src.KeyURI()}
 	if src.Kind == creds.KindFile {
 		key = certs.ClientKey{File: src.Path}
 	}

@@ -231,5 +231,6 @@ func TestCredentialsServerBinding(t *testing.T) {
 		{"host and server", sec + "    - host: gh.test\n      server: gh\n      secret: s\n      query: k\n", ":9: a binding names a host or an mcp server, not both"},
 		{"bad server name", sec + "    - server: a.b\n      secret: s\n      query: k\n", `:8: bad mcp server name "a.b"`},
 		{"neither", sec + "    - secret: s\n      query: k\n", ":8: a binding needs a host or a server"},
+		{"server twice", sec + "    - server: gh\n      servers: [gh]\n      secret: s\n      query: k\n", ":9: a binding names its servers once"},
 	})
 }
