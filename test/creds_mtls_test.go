@@ -508,13 +508,21 @@ credentials:
 		t.Fatalf("a path the server's entry does not bind got Authorization %q", last)
 	}
 
+	// agentg check names the binding for the server's path, and none for
+	// another path of the host.
+	code, out := runAgentg(t, "check", filepath.Join(dir, "agentg", "policy.yaml"),
+		"--request", "POST https://mcp.cred.test/mcp", "--request", "GET https://mcp.cred.test/other")
+	if code != 0 || strings.Count(out, "binding=tools-bearer") != 1 || !strings.Contains(out, "attaches secret mcp-token from env AGENTG_TEST_MCP_TOKEN") {
+		t.Errorf("check: %d\n%s", code, out)
+	}
+
 	a.Stop(2 * time.Second)
 	logText, err := os.ReadFile(a.LogFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(logText)+stderr.String()+a.Stderr(), mcpTokenValue); n != 0 {
-		t.Errorf("agentg's log or stderr holds the token %d times", n)
+	if n := strings.Count(string(logText)+stderr.String()+a.Stderr()+out, mcpTokenValue); n != 0 {
+		t.Errorf("agentg's log, stderr or check output holds the token %d times", n)
 	}
 	if !strings.Contains(string(logText), `"binding":"tools-bearer"`) {
 		t.Error("the log names no binding: the grep above proved nothing")
