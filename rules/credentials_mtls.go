@@ -32,9 +32,10 @@ import (
 // load errors at the binding's line, which agentg check reports), and the
 // certificate is presented only in TLS agentg terminates toward the
 // checked destination of a request the binding matches (proxy/forward.go
-// pools those connections apart). A key served by a KMS other than
-// softkms stays open for the engine's life: only softkms is compiled in,
-// and it holds nothing to release.
+// pools those connections apart). A KMS opened for a key is not closed
+// when a reload replaces the engine: softkms, the only one compiled in,
+// holds nothing open; a build that adds pkcs11 or a cloud KMS would want
+// the replaced engine to close its keys (certs.ClientCert.Close).
 
 // ClientCert is a binding's client certificate, loaded once per policy
 // load.
