@@ -20,6 +20,7 @@ func FuzzParsePolicy(f *testing.F) {
 		"mode: report\nhosts:\n  - deny: b.test\n",
 		"hosts:\n  hosts: x\n",
 		"lm: {}\n",
+		"mcp:\n  servers:\n    - {name: s, url: a.test/mcp}\ncredentials:\n  secrets:\n    k: {kms: \"softkms:path=/nonexistent/k.pem\"}\n    t: {env: T}\n  bindings:\n    - {server: s, secret: t, header: {name: X, value: \"{{secret}}\"}}\n    - {host: a.test, client_cert: {cert: /nonexistent/c.pem, key: k}}\n",
 	} {
 		f.Add([]byte(seed))
 	}
