@@ -58,7 +58,7 @@ func decodeRecord(b []byte) (record, error) {
 		return record{}, fmt.Errorf("%w: larger than any record", ErrNotRecord)
 	}
 	p := b[len(magic):]
-	return record{keyID: p[:keyIDLen], nonce: p[keyIDLen:header-len(magic)], sealed: p[header-len(magic):]}, nil
+	return record{keyID: p[:keyIDLen], nonce: p[keyIDLen : header-len(magic)], sealed: p[header-len(magic):]}, nil
 }
 
 func associated(name string) []byte { return append([]byte("agentg vault record\x00"), name...) }
