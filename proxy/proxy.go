@@ -161,6 +161,7 @@ type Server struct {
 	events      *events
 
 	governed governedDNS // DNS answers for governed MCP names (governed.go)
+	own      ownClient   // agentg's own checked client (client.go)
 }
 
 // reloadNotifier is what a Policy implements when it can say that it was
@@ -341,4 +342,5 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // after a policy reload dial (and are checked) afresh.
 func (s *Server) CloseIdleConnections() {
 	s.upstreams.closeIdle()
+	s.own.closeIdle()
 }
