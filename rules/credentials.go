@@ -69,6 +69,7 @@ type Binding struct {
 	Template creds.Template // InjectHeader
 	User     string         // InjectBasic
 	Query    string         // InjectQuery: the parameter's name
+	Exchange *TokenExchange // InjectExchange (credentials_exchange.go)
 
 	PlainHTTP bool // insecure_http: also on plain http
 
@@ -358,8 +359,14 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 					err = p.errf(v, "bad query parameter name %q", b.Query)
 				}
 			}
+		case "token_exchange":
+			err = p.inject(bs.k, k)
+			bs.k, b.Kind = k, InjectExchange
+			if err == nil {
+				b.Exchange, err = p.tokenExchange(v)
+			}
 		default:
-			err = p.errf(k, "unknown binding key %q (want id, host, path, agents, secret, insecure_http, and one of header, basic or query)", k.Value)
+			err = p.errf(k, "unknown binding key %q (want id, host, path, agents, secret, insecure_http, and one of header, basic, query or token_exchange)", k.Value)
 		}
 		return err
 	})
@@ -370,10 +377,15 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 		return bs, p.errf(it, "a binding needs a host")
 	}
 	if bs.k == nil {
-		return bs, p.errf(it, "a binding needs one of header, basic or query")
+		return bs, p.errf(it, "a binding needs one of header, basic or query (or token_exchange)")
 	}
 	var names []string
-	if b.Kind == InjectHeader {
+	if b.Kind == InjectExchange {
+		if bs.own != nil {
+			return bs, p.errf(bs.own, "a token_exchange binding attaches the token it is issued: its client_secret names the STS's secret, not secret:")
+		}
+		names = []string{b.Exchange.ClientSecret}
+	} else if b.Kind == InjectHeader {
 		names = b.Template.Secrets(b.Secret)
 		if slices.Contains(names, "") {
 			return bs, p.errf(bs.k, "the template's {{secret}} needs the binding's secret: key")

@@ -106,6 +106,19 @@
 //	  deny_public_resolvers: false # true: deny the built-in DoH/DoT list (PublicResolvers)
 //	  deny_dot: false              # true: deny port 853 (DoT) for every host and address, builtin:dot-port
 //	  doh_resolvers: []            # hosts DoH exchanges may go to; any other is refused, builtin:doh
+//	credentials:                   # secrets and bindings (credentials.go)
+//	  bindings:
+//	    - host: api.example.com    # exchange the agent's own Bearer token at an STS (RFC 8693,
+//	      token_exchange:          # credentials_exchange.go) and attach the issued one instead
+//	        token_url: https://sts.example.com/token  # https only; decided as agent "agentg"
+//	        client_id: agentg
+//	        client_secret: sts     # the name of a secret under credentials secrets
+//	        audience: api          # optional, as are resource, scopes, client_auth (basic | post),
+//	                               # requested_token_type, subject_token_type, max_ttl (default 5m)
+//
+// The agent name "agentg" (SelfAgent) is reserved: it is the identity of
+// agentg's own calls (an STS, OAuth endpoints), which rules may scope with
+// agents: [agentg]; no client may claim it and no policy may define it.
 //
 // Unknown or duplicate keys, bad patterns, bad CIDRs (including host bits
 // set, "10.0.0.1/8"), bad http rules, bad mcp entries, duplicate rule ids
