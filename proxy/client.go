@@ -56,6 +56,14 @@ func ForAgent(ctx context.Context, agent string) context.Context {
 	return context.WithValue(ctx, agentKey{}, agent)
 }
 
+type parentKey struct{}
+
+// withParent says that the calls made with ctx are made for the request
+// whose event is id: their events name it as parent.
+func withParent(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, parentKey{}, id)
+}
+
 func agentFor(ctx context.Context) string {
 	if a, _ := ctx.Value(agentKey{}).(string); a != "" {
 		return a
@@ -125,6 +133,7 @@ func (t *ownTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	s := (*Server)(t)
 	f := s.events.newFlow("http", DoorClient, r.Method)
 	f.door, f.agent, f.scheme, f.path = DoorClient, agentFor(r.Context()), r.URL.Scheme, r.URL.EscapedPath()
+	f.parent, _ = r.Context().Value(parentKey{}).(string)
 	if ref := s.decideOwn(r, f); ref != nil {
 		ref.record(f)
 		s.events.emit(f)
