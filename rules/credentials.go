@@ -502,6 +502,7 @@ func (w *warner) credentialWarnings() {
 	}
 	for i := range cr.bindings {
 		w.bindingUnintercepted(&cr.bindings[i])
+		w.exchangeUnreachable(&cr.bindings[i]) // credentials_exchange.go
 	}
 }
 

@@ -184,3 +184,24 @@ func printableASCII(s string) bool {
 	}
 	return true
 }
+
+// exchangeUnreachable warns (agentg check) about a token_exchange binding
+// whose STS the policy does not let agentg's own calls reach: every
+// request the binding matches would be refused 502.
+func (w *warner) exchangeUnreachable(b *Binding) {
+	if b.Kind != InjectExchange {
+		return
+	}
+	u, err := url.Parse(b.Exchange.TokenURL)
+	if err != nil {
+		return
+	}
+	h, err := addr.ParseAuthority(u.Host, 443)
+	if err != nil {
+		return
+	}
+	if d := w.e.Host(SelfAgent, h); !d.Allowed() {
+		w.add(b.Source, "binding %s exchanges tokens at %s, which rule %s denies to agentg's own calls: every request it matches would be refused (allow the host with agents: [%s])",
+			b.ID, h, d.Rule, SelfAgent)
+	}
+}

@@ -60,3 +60,37 @@ func TestTokenExchangeParse(t *testing.T) {
 		})
 	}
 }
+
+// agentg check warns about an STS agentg's own calls may not reach, and
+// not about one they may.
+func TestTokenExchangeWarning(t *testing.T) {
+	pol := func(hosts string) string {
+		return "hosts:\n" + hosts + "credentials:\n  secrets:\n    sts: {env: X}\n  bindings:\n    - id: obo\n      host: api.example.test\n" +
+			"      token_exchange: {token_url: \"https://sts.example.test/t\", client_id: a, client_secret: sts}\n"
+	}
+	for _, tc := range []struct {
+		name, hosts string
+		warn        bool
+	}{
+		{"STS allowed to agentg", "  - allow: sts.example.test\n    agents: [agentg]\n", false},
+		{"STS allowed to all", "  - allow: .example.test\n", false},
+		{"STS allowed to another agent only", "  - allow: sts.example.test\n    agents: [coder]\n", true},
+		{"STS not allowed", "  - allow: api.example.test\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := Parse("policy.yaml", []byte(pol(tc.hosts)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := false
+			for _, w := range e.Warnings() {
+				if strings.Contains(w.Text, "binding obo exchanges tokens at sts.example.test:443") {
+					got = true
+				}
+			}
+			if got != tc.warn {
+				t.Fatalf("warned %v, want %v: %v", got, tc.warn, e.Warnings())
+			}
+		})
+	}
+}
