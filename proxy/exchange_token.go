@@ -70,6 +70,14 @@ type exchanges struct {
 	once  sync.Once
 	cache *lru.Cache[exchanged]
 	group singleflight.Group
+	now   func() time.Time // time.Now; a test's clock
+}
+
+func (x *exchanges) clock() time.Time {
+	if x.now != nil {
+		return x.now()
+	}
+	return time.Now()
 }
 
 func (x *exchanges) get() *lru.Cache[exchanged] {
@@ -91,12 +99,12 @@ func (s *Server) exchangeToken(f *flow, b *rules.Binding, r *http.Request, store
 	sum := sha256.Sum256([]byte(subject))
 	key := x.Key + string(sum[:])
 	cache := s.exchanged.get()
-	if t, ok := cache.Get(key); ok && time.Now().Before(t.until) {
+	if t, ok := cache.Get(key); ok && s.exchanged.clock().Before(t.until) {
 		r.Header["Authorization"] = []string{"Bearer " + t.token}
 		return nil, ""
 	}
 	v, err, _ := s.exchanged.group.Do(key, func() (any, error) {
-		if t, ok := cache.Get(key); ok && time.Now().Before(t.until) {
+		if t, ok := cache.Get(key); ok && s.exchanged.clock().Before(t.until) {
 			return t.token, nil
 		}
 		t, err := s.exchange(f, b, subject, store)
@@ -106,7 +114,7 @@ func (s *Server) exchangeToken(f *flow, b *rules.Binding, r *http.Request, store
 		if s.cfg.HeldValue != nil {
 			s.cfg.HeldValue(b.ID, t.token)
 		}
-		if t.until.After(time.Now()) {
+		if t.until.After(s.exchanged.clock()) {
 			cache.Put(key, t)
 		}
 		return t.token, nil
@@ -154,9 +162,14 @@ func (s *Server) exchange(f *flow, b *rules.Binding, subject string, store *cred
 	if it, _ := tok.Extra("issued_token_type").(string); it != "" && it != x.RequestedTokenType {
 		return exchanged{}, &stsError{why: fmt.Sprintf("the STS issued a %s, not the %s asked for", safeCode(it), x.RequestedTokenType)}
 	}
-	until := time.Now().Add(x.MaxTTL)
-	if !tok.Expiry.IsZero() && tok.Expiry.Add(-exchangeSkew).Before(until) {
-		until = tok.Expiry.Add(-exchangeSkew) // in the past: used for this request only
+	now := s.exchanged.clock()
+	until := now.Add(x.MaxTTL)
+	if !tok.Expiry.IsZero() {
+		// oauth2 dated the expiry by the wall clock; what is left of it
+		// counts from now.
+		if left := time.Until(tok.Expiry) - exchangeSkew; now.Add(left).Before(until) {
+			until = now.Add(left) // in the past: used for this request only
+		}
 	}
 	return exchanged{token: tok.AccessToken, until: until}, nil
 }

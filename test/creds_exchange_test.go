@@ -2,27 +2,15 @@ package test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/json"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/zitadel/oidc/v3/example/server/storage"
-	"github.com/zitadel/oidc/v3/pkg/client/rs"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/agentg/agentg/internal/testenv"
 )
@@ -50,62 +38,20 @@ func TestCredTokenExchange(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-
-	// The STS: zitadel's provider with its example storage. The agent's
-	// identity at its IdP is the storage's service user sid1, which the
-	// user store lets have its tokens exchanged (IsAdmin: impersonation).
-	users := map[string]*storage.User{"sid1": {ID: "sid1", Username: "sid1", IsAdmin: true}}
-	usersFile := filepath.Join(dir, "users.json")
-	if b, _ := json.Marshal(users); os.WriteFile(usersFile, b, 0o600) != nil {
-		t.Fatal("users file")
-	}
-	us, err := storage.StoreFromFile(usersFile)
+	sts, err := testenv.StartSTS(testenv.STSOptions{Host: "sts.xch.test", Cert: &cert, Roots: ca, Dir: dir,
+		Clients: map[string]string{"agentg": xchClientSecret, "upstream-api": xchUpSecret}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := storage.NewStorageWithClients(us, map[string]*storage.Client{
-		"agentg":       storage.WebClient("agentg", xchClientSecret),
-		"upstream-api": storage.WebClient("upstream-api", xchUpSecret),
-	})
-	var exchanges atomic.Int32
-	var opHandler atomic.Pointer[http.Handler]
-	sts := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &cert, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
-			b, _ := io.ReadAll(r.Body)
-			if q, _ := url.ParseQuery(string(b)); q.Get("grant_type") == "urn:ietf:params:oauth:grant-type:token-exchange" {
-				exchanges.Add(1)
-			}
-			r.Body = io.NopCloser(strings.NewReader(string(b)))
-		}
-		(*opHandler.Load()).ServeHTTP(w, r)
-	})})
 	defer sts.Close()
-	issuer := "https://sts.xch.test:" + sts.Port
-	var key [32]byte
-	rand.Read(key[:])
-	provider, err := op.NewProvider(&op.Config{CryptoKey: key, AuthMethodPost: true}, st, op.StaticIssuer(issuer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ph http.Handler = provider
-	opHandler.Store(&ph)
+	issuer := sts.Issuer
 
-	// Clients outside agentg (the agent's IdP login, the upstream's
-	// introspection) reach the test names on loopback directly.
-	direct := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: ca.Pool()},
-		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
-			_, port, _ := net.SplitHostPort(address)
-			return (&net.Dialer{}).DialContext(ctx, network, "127.0.0.1:"+port)
-		}}}
-	dctx := context.WithValue(context.Background(), oauth2.HTTPClient, direct)
-
-	// The upstream: only a token the provider says is active, meant for
-	// upstream-api and issued to agentg.
+	// The upstream: only a token the provider says (by introspection) is
+	// active, meant for upstream-api and issued to agentg.
 	var mu sync.Mutex
 	var seenTokens []string
 	var seenSubjects []string
-	resServer, err := rs.NewResourceServerClientCredentials(dctx, issuer, "upstream-api", xchUpSecret, rs.WithClient(direct))
+	intro, err := sts.Introspector(context.Background(), "upstream-api", xchUpSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,15 +64,15 @@ func TestCredTokenExchange(t *testing.T) {
 			io.WriteString(w, "marker")
 			return
 		}
-		in, err := rs.Introspect[*oidc.IntrospectionResponse](r.Context(), resServer, tok)
-		if err != nil || !in.Active || in.ClientID != "agentg" {
+		active, sub, client, err := intro.Introspect(r.Context(), tok)
+		if err != nil || !active || client != "agentg" {
 			http.Error(w, "token not accepted", http.StatusUnauthorized)
 			return
 		}
 		mu.Lock()
-		seenSubjects = append(seenSubjects, in.Subject)
+		seenSubjects = append(seenSubjects, sub)
 		mu.Unlock()
-		io.WriteString(w, "hello "+in.Subject)
+		io.WriteString(w, "hello "+sub)
 	})})
 	defer up.Close()
 
@@ -198,12 +144,10 @@ credentials:
 	}
 
 	// The agent's own token, from its identity provider.
-	cc := clientcredentials.Config{ClientID: "sid1", ClientSecret: "verysecret", TokenURL: issuer + "/oauth/token"}
-	own, err := cc.Token(dctx)
+	ownTok, err := sts.AgentToken(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ownTok := own.AccessToken
 	waitExchange := func(what string, match func(e map[string]any) bool) map[string]any {
 		t.Helper()
 		return waitEventOf(t, a, what, match)
@@ -235,7 +179,7 @@ credentials:
 	if st, body := do("/data/y", "Bearer "+ownTok); st != 200 || body != "hello sid1" {
 		t.Fatalf("GET /data/y: %d %q", st, body)
 	}
-	if n := exchanges.Load(); n != 1 {
+	if n := sts.Exchanges(); n != 1 {
 		t.Fatalf("%d exchanges at the STS, want 1 (the second request takes the cached token)", n)
 	}
 
@@ -270,7 +214,7 @@ credentials:
 	waitExchange("the denied STS call's event", func(e map[string]any) bool {
 		return e["door"] == "agentg" && e["host"] == "sts-denied.xch.test" && e["decision"] == "deny" && e["rule"] == "default"
 	})
-	if n := exchanges.Load(); n != 2 { // the bad token's; never the denied STS's
+	if n := sts.Exchanges(); n != 2 { // the bad token's; never the denied STS's
 		t.Fatalf("%d exchanges at the STS, want 2", n)
 	}
 	if st, _ := do("/marker", ""); st != 200 {
