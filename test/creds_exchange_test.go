@@ -254,3 +254,37 @@ credentials:
 		t.Error("the log names no binding: the grep above proved nothing")
 	}
 }
+
+// agentg check names a token_exchange binding a request would get, and
+// warns when agentg's own calls may not reach its STS; never a value.
+func TestCredTokenExchangeCheck(t *testing.T) {
+	policy := `
+hosts:
+  - allow: api.xch.test
+intercept: [api.xch.test]
+credentials:
+  secrets:
+    sts: {insecure_inline: ` + xchClientSecret + `}
+  bindings:
+    - id: api-obo
+      host: api.xch.test
+      token_exchange: {token_url: "https://sts.xch.test/oauth/token", client_id: agentg, client_secret: sts}
+`
+	pol := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(pol, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runAgentg(t, "check", pol, "--request", "GET https://api.xch.test/x")
+	if code != 0 {
+		t.Fatalf("check: %d\n%s", code, out)
+	}
+	for _, want := range []string{"binding=api-obo", "exchanges the agent's bearer token at https://sts.xch.test/oauth/token (client agentg, secret sts from insecure_inline)",
+		"binding api-obo exchanges tokens at sts.xch.test:443, which rule default denies to agentg's own calls"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, xchClientSecret) {
+		t.Errorf("check printed the secret:\n%s", out)
+	}
+}
