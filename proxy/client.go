@@ -36,8 +36,10 @@ import (
 //     and upstream TLS is verified against the same roots as
 //     interception's (Config.UpstreamRoots, else the system's).
 //   - No credential is attached (bindings are for agents' requests), no
-//     proxy from the environment is used, and an approve rule refuses
-//     (nobody is there to hold the call for).
+//     proxy from the environment is used, an approve rule refuses
+//     (nobody is there to hold the call for), and no quota is charged
+//     (they meter what agents send; agentg's calls are few and bounded
+//     by the requests that cause them).
 //
 // A refused request is an error wrapping *RefusedError; the response of
 // an allowed one is the upstream's.
