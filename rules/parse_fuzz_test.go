@@ -20,6 +20,7 @@ func FuzzParsePolicy(f *testing.F) {
 		"mode: report\nhosts:\n  - deny: b.test\n",
 		"hosts:\n  hosts: x\n",
 		"lm: {}\n",
+		"hosts:\n  - allow: s.test\n    agents: [agentg]\ncredentials:\n  secrets:\n    s: {env: X}\n  bindings:\n    - host: a.test\n      token_exchange: {token_url: \"https://s.test/t\", client_id: c, client_secret: s, scopes: [a], max_ttl: 1m}\n",
 	} {
 		f.Add([]byte(seed))
 	}
