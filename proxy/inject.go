@@ -49,6 +49,8 @@ func (s *Server) injectCredentials(eng *rules.Engine, f *flow, r *http.Request) 
 		if err == nil {
 			r.Header[b.Header] = []string{v}
 		}
+	case rules.InjectExchange:
+		return s.exchangeToken(f, b, r, store) // exchange_token.go
 	case rules.InjectBasic, rules.InjectQuery:
 		var sec creds.Secret
 		if sec, err = store.Get(r.Context(), b.Secret); err != nil {

@@ -121,6 +121,11 @@ type Config struct {
 	// protocol for one where the server speaks first (SMTP, MySQL) and
 	// connects; default 500ms. Elsewhere it waits FirstBytesTimeout.
 	ServerFirstWait time.Duration
+	// HeldValue, when set, is told every value agentg obtains at runtime
+	// and attaches to requests (a token issued by token exchange), with
+	// the id of the binding it is bound to: the leak guard must know it
+	// like a secret. It must be quick; it may be called concurrently.
+	HeldValue func(binding, value string)
 }
 
 // NameBindings answers which names the DNS filter handed ip out for, to
@@ -160,7 +165,9 @@ type Server struct {
 	dial        *checkedDialer
 	events      *events
 
-	governed governedDNS // DNS answers for governed MCP names (governed.go)
+	governed  governedDNS // DNS answers for governed MCP names (governed.go)
+	own       ownClient   // agentg's own checked client (client.go)
+	exchanged exchanges   // tokens issued by token exchange (exchange_token.go)
 }
 
 // reloadNotifier is what a Policy implements when it can say that it was
@@ -341,4 +348,5 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // after a policy reload dial (and are checked) afresh.
 func (s *Server) CloseIdleConnections() {
 	s.upstreams.closeIdle()
+	s.own.closeIdle()
 }

@@ -12,6 +12,9 @@ func (e *Engine) AgentAt(c Claim) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if agent == SelfAgent {
+		return "", errSelfAgent
+	}
 	if agent == "" && c.Src.IsValid() {
 		agent = c.Src.Unmap().String()
 	}

@@ -70,6 +70,9 @@ func (p *parser) agents(n *yaml.Node) ([]agentSpec, error) {
 		if a.name == "" {
 			return nil, p.errf(it, "agent without a name")
 		}
+		if a.name == SelfAgent {
+			return nil, p.errf(it, "%v", errSelfAgent)
+		}
 		if names[a.name] {
 			return nil, p.errf(it, "duplicate agent %q", a.name)
 		}

@@ -69,6 +69,7 @@ type Binding struct {
 	Template creds.Template // InjectHeader
 	User     string         // InjectBasic
 	Query    string         // InjectQuery: the parameter's name
+	Exchange *TokenExchange // InjectExchange (credentials_exchange.go)
 
 	PlainHTTP bool // insecure_http: also on plain http
 
@@ -396,8 +397,14 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 					err = p.errf(v, "bad query parameter name %q", b.Query)
 				}
 			}
+		case "token_exchange":
+			err = p.inject(bs.k, k)
+			bs.k, b.Kind = k, InjectExchange
+			if err == nil {
+				b.Exchange, err = p.tokenExchange(v)
+			}
 		default:
-			err = p.errf(k, "unknown binding key %q (want id, host or server, path, agents, secret, insecure_http, one of header, basic or query, and client_cert)", k.Value)
+			err = p.errf(k, "unknown binding key %q (want id, host or server, path, agents, secret, insecure_http, one of header, basic, query or token_exchange, and client_cert)", k.Value)
 		}
 		return err
 	})
@@ -411,7 +418,7 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 		return bs, p.errf(it, "a binding needs a host or a server")
 	}
 	if bs.k == nil && bs.cert == nil {
-		return bs, p.errf(it, "a binding needs one of header, basic or query, or a client_cert")
+		return bs, p.errf(it, "a binding needs one of header, basic or query (or token_exchange), or a client_cert")
 	}
 	var names []string
 	switch {
@@ -419,6 +426,11 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 		if err := p.certOnly(&bs); err != nil {
 			return bs, err
 		}
+	case b.Kind == InjectExchange:
+		if bs.own != nil {
+			return bs, p.errf(bs.own, "a token_exchange binding attaches the token it is issued: its client_secret names the STS's secret, not secret:")
+		}
+		names = []string{b.Exchange.ClientSecret}
 	case b.Kind == InjectHeader:
 		names = b.Template.Secrets(b.Secret)
 		if slices.Contains(names, "") {
@@ -551,6 +563,7 @@ func (w *warner) credentialWarnings() {
 	for i := range cr.bindings {
 		w.bindingUnintercepted(&cr.bindings[i])
 		w.clientCertExpiring(&cr.bindings[i])
+		w.exchangeUnreachable(&cr.bindings[i]) // credentials_exchange.go
 	}
 }
 

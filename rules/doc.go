@@ -118,6 +118,17 @@
 //	      header: {name: Authorization, value: "Bearer {{secret}}"}  # or basic: {user: U}, query: NAME
 //	      client_cert: {cert: client.pem, key: client-key}  # mTLS, besides or instead of the above
 //	      insecure_http: false     # true: plain http too (not with client_cert)
+//	    - host: api.example.com    # exchange the agent's own Bearer token at an STS (RFC 8693,
+//	      token_exchange:          # credentials_exchange.go) and attach the issued one instead
+//	        token_url: https://sts.example.com/token  # https only; decided as agent "agentg"
+//	        client_id: agentg
+//	        client_secret: sts     # the name of a secret under credentials secrets
+//	        audience: api          # optional, as are resource, scopes, client_auth (basic | post),
+//	                               # requested_token_type, subject_token_type, max_ttl (default 5m)
+//
+// The agent name "agentg" (SelfAgent) is reserved: it is the identity of
+// agentg's own calls (an STS, OAuth endpoints), which rules may scope with
+// agents: [agentg]; no client may claim it and no policy may define it.
 //
 // Unknown or duplicate keys, bad patterns, bad CIDRs (including host bits
 // set, "10.0.0.1/8"), bad http rules, bad mcp entries, duplicate rule ids

@@ -21,6 +21,7 @@ func FuzzParsePolicy(f *testing.F) {
 		"hosts:\n  hosts: x\n",
 		"lm: {}\n",
 		"mcp:\n  servers:\n    - {name: s, url: a.test/mcp}\ncredentials:\n  secrets:\n    k: {kms: \"softkms:path=/nonexistent/k.pem\"}\n    t: {env: T}\n  bindings:\n    - {server: s, secret: t, header: {name: X, value: \"{{secret}}\"}}\n    - {host: a.test, client_cert: {cert: /nonexistent/c.pem, key: k}}\n",
+		"hosts:\n  - allow: s.test\n    agents: [agentg]\ncredentials:\n  secrets:\n    s: {env: X}\n  bindings:\n    - host: a.test\n      token_exchange: {token_url: \"https://s.test/t\", client_id: c, client_secret: s, scopes: [a], max_ttl: 1m}\n",
 	} {
 		f.Add([]byte(seed))
 	}

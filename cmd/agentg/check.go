@@ -350,6 +350,12 @@ func printBinding(tw io.Writer, eng *rules.Engine, agent string, h addr.Host, u 
 	if b == nil {
 		return
 	}
+	if x := b.Exchange; x != nil {
+		src, _ := cr.Store().Source(x.ClientSecret)
+		fmt.Fprintf(tw, "  credential\tbinding=%s\tsource=%s\texchanges the agent's bearer token at %s (client %s, secret %s from %s)\n",
+			b.ID, b.Source, x.TokenURL, x.ClientID, x.ClientSecret, src)
+		return
+	}
 	var from []string
 	for _, n := range strings.Split(b.Secrets, ",") {
 		src, _ := cr.Store().Source(n)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentg/agentg/creds/vault"
 	"github.com/agentg/agentg/internal/app"
 	"github.com/agentg/agentg/netsetup"
 	"github.com/agentg/agentg/rules"
@@ -97,6 +98,7 @@ func newServeFlags(stdout, stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	s.df.register(fs)
 	s.apf.register(fs)
 	s.gc.register(fs)
+	fs.StringVar(&c.VaultKey, "vault-key", "", "key of the token vault in --data-dir (OAuth and exchanged tokens, encrypted at rest): \"file\" (the default: vault.key there, created 0600) or a KMS URI of an RSA key that wraps the vault's data key, such as softkms:path=/etc/agentg/vault-rsa.pem")
 	fs.Func("upstream-ca", "PEM file of extra roots trusted for intercepted upstreams, besides the system roots (repeatable)", func(v string) error {
 		s.rootFiles = append(s.rootFiles, v)
 		return nil
@@ -161,6 +163,9 @@ func (s *serveFlags) check() (app.Config, error) {
 	}
 	if c.Approvals, err = s.apf.config(); err != nil {
 		return app.Config{}, err
+	}
+	if _, err := vault.ParseKeySource(c.VaultKey); err != nil {
+		return app.Config{}, fmt.Errorf("--vault-key: %w", err)
 	}
 	c.CA = s.caf.config()
 	c.Admin = s.af.config()

@@ -27,6 +27,7 @@ import (
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/creds/vault"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/internal/filetrust"
 	"github.com/agentg/agentg/limit"
@@ -51,6 +52,7 @@ type App struct {
 	apv    *approvals
 	dns    *dnsServer
 	srv    *proxy.Server
+	vault  *vault.Vault // tokens obtained at runtime, encrypted at rest (vault.go)
 	ln     net.Listener
 	adm    *adminPlane
 
@@ -95,6 +97,9 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		if err := filetrust.CheckDir(dataDir); err != nil {
 			return a, err
 		}
+	}
+	if a.vault, err = openVault(dataDir, cfg.VaultKey); err != nil {
+		return a, err
 	}
 	ca, created, err := LoadCA(cfg.CA, true)
 	if err != nil {

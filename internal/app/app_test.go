@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/agentg/agentg/admin"
+	"github.com/agentg/agentg/creds/vault"
 	"github.com/agentg/agentg/internal/testenv"
 )
 
@@ -299,6 +300,11 @@ func TestStartFailsClosedAndReleases(t *testing.T) {
 		{"listen address taken", func(c *Config) { c.Listen = busy.Addr().String() }, "listen"},
 		{"half a CA of one's own", func(c *Config) { c.CA.Cert = "x.pem" }, "--ca-cert and --ca-key go together"},
 		{"webhook unsigned", func(c *Config) { c.Approvals.Webhook = "http://127.0.0.1:1/" }, "secret"},
+		{"vault key others may read", func(c *Config) {
+			os.MkdirAll(c.CA.DataDir, 0o700)
+			os.WriteFile(filepath.Join(c.CA.DataDir, vault.KeyFile), make([]byte, 32), 0o644)
+		}, "vault.key has mode 0644"},
+		{"vault key a KMS cannot give", func(c *Config) { c.VaultKey = "softkms:path=/nonexistent/vault.pem" }, "vault key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -369,4 +375,34 @@ func TestEmbeddedPolicyReload(t *testing.T) {
 		t.Fatalf("embedded policy: %d, want 403", code)
 	}
 	waitDecision(t, cfg.LogFile, map[string]any{"host": "blocked.test", "decision": "deny", "rule": "embedded-deny"})
+}
+
+// The token vault is opened in the data directory at start, its key
+// created 0600 there, and what is put in it is not in any file in plain
+// text.
+func TestVaultOpened(t *testing.T) {
+	cfg := testConfig(t, policyAllowing("allow", "allowed.test", "allow-it"))
+	a := start(t, cfg)
+	v := a.Vault()
+	if v == nil {
+		t.Fatal("no vault")
+	}
+	if err := v.Put("oauth/x/access", []byte("vault-value-7d1c")); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := v.Get("oauth/x/access"); err != nil || !ok || string(got) != "vault-value-7d1c" {
+		t.Fatalf("Get: %q %v %v", got, ok, err)
+	}
+	fi, err := os.Stat(filepath.Join(cfg.CA.DataDir, vault.KeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("vault.key: %v %v", fi, err)
+	}
+	filepath.Walk(cfg.CA.DataDir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "vault-value-7d1c") {
+				t.Errorf("%s holds the value in plain text", p)
+			}
+		}
+		return nil
+	})
 }

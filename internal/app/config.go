@@ -40,6 +40,10 @@ type Config struct {
 
 	CA              CAConfig
 	UpstreamCAFiles []string // PEM roots trusted for intercepted upstreams, besides the system's
+	// VaultKey is the key of the token vault in CA.DataDir (creds/vault):
+	// "" or "file" for vault.key there, else a KMS URI whose RSA key wraps
+	// the vault's data key.
+	VaultKey string
 
 	// DNS is where the DNS filter listens; empty: the filter is off.
 	DNS       []string

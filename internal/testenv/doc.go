@@ -12,6 +12,9 @@
 //     temporary directory); StartAgentg runs `agentg serve` with a policy
 //     file, a data directory and --log-file on a free loopback port, waits
 //     until it listens, and Agentg.Stop stops it (SIGTERM, then kill).
+//   - STS is a real OAuth token-exchange service (RFC 8693): zitadel's
+//     OpenID provider on loopback TLS, with the agent's own token
+//     (AgentToken) and a resource server's introspection: StartSTS.
 //   - Agentg.WaitEvent and WaitEvents wait for audit events on the admin
 //     API's event stream (replayed recent events, then live ones): the one
 //     way tests wait for an event, and for the positive evidence that
