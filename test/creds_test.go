@@ -116,7 +116,7 @@ func TestCredInjection(t *testing.T) {
 	}
 	testenv.Secrets(t, credValue2) // from a command: not declared by the policy
 	a, err := testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: credPolicy(up.Port),
-		Env: append(os.Environ(), "AGENTG_TEST_CRED_TOKEN="+credValue),
+		Env:  append(os.Environ(), "AGENTG_TEST_CRED_TOKEN="+credValue),
 		Args: []string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}})
 	if err != nil {
 		t.Fatal(err)

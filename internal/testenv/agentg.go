@@ -77,12 +77,13 @@ type Agentg struct {
 
 	exited   chan struct{} // closed when the process has closed its stderr: it is gone
 	stderr   *tailBuffer
+	waitOnce sync.Once
+	waitErr  error
+
 	// With AgentgConfig.T: the test's leak check, and all of stdout and
 	// stderr (up to 64 MiB each) for it to search.
 	leaks             *LeakCheck
 	stdout, stderrAll *tailBuffer
-	waitOnce sync.Once
-	waitErr  error
 }
 
 // StartAgentg starts `agentg serve` as configured and returns once it
