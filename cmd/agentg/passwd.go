@@ -26,7 +26,7 @@ func passwd(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	fs := newFlagSet("passwd", "[--argon2id | --bcrypt] [--stdin]", stderr)
 	useArgon := fs.Bool("argon2id", false, "hash with argon2id, t=3, m=64 MiB, p=4 (the default)")
 	useBcrypt := fs.Bool("bcrypt", false, "hash with bcrypt, cost 12 (passwords of at most 72 bytes)")
-	fromStdin := fs.Bool("stdin", false, "read the password from the first line of standard input, without a prompt (for scripts)")
+	fromStdin := fs.Bool("stdin", false, "read the password from the first line of standard input, without a prompt (for scripts; also what happens when standard input is not a terminal)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +25,8 @@ import (
 // agentg with AgentgConfig.T registers the values of the policy's
 // insecure_inline and file secrets and the values its Env gives the
 // policy's env secrets. When the test ends, everything each agentg it
-// started wrote (its event log, its stdout, its whole stderr) and
+// started wrote (its event log, its stdout, its whole stderr, the files
+// of its data directory) and
 // everything the test read from agentg through this package (admin API
 // answers with Agentg.AdminGet, the events WaitEvent streamed, the output
 // of RunAgentg, such as agentg check's) is searched for each value; a hit
@@ -144,6 +147,7 @@ func (lc *LeakCheck) run() {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			lc.t.Errorf("leak check: read %s: %v", a.LogFile, err)
 		}
+		texts = append(texts, lc.dataFiles(a.DataDir, a.PolicyFile)...)
 		texts = append(texts, recorded{"agentg's log " + a.LogFile, log},
 			recorded{"agentg's stdout", []byte(a.stdout.String())},
 			recorded{"agentg's stderr", []byte(a.stderrAll.String())})
@@ -158,6 +162,34 @@ func (lc *LeakCheck) run() {
 			}
 		}
 	}
+}
+
+// maxDataFile bounds a data directory file the check reads.
+const maxDataFile = 64 << 20
+
+// dataFiles is every file agentg keeps in its data directory (state, the
+// admin token, tokens it must hold encrypted), to search: a value there
+// in clear text is a leak at rest.
+// The policy, should a test keep it there, is the test's, not agentg's.
+func (lc *LeakCheck) dataFiles(dir, policy string) []recorded {
+	var out []recorded
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || p == policy {
+			return nil // gone, not a file, or the test's own
+		}
+		if fi, err := d.Info(); err != nil || fi.Size() > maxDataFile {
+			lc.t.Errorf("leak check: %s is too large to search", p)
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			lc.t.Errorf("leak check: read %s: %v", p, err)
+			return nil
+		}
+		out = append(out, recorded{"agentg's data file " + p, b})
+		return nil
+	})
+	return out
 }
 
 // registerPolicy declares the values of the policy's secrets that a test

@@ -92,6 +92,10 @@ credentials:
 		t.Fatalf("check: %d %v %s", code, err, out)
 	}
 	Leaks(ft).Record("a hand-made answer", []byte("x "+inline+" y"))
+	// A value kept in clear text in the data directory is a leak at rest.
+	atRest := filepath.Join(a.DataDir, "state", "tokens.json")
+	os.MkdirAll(filepath.Dir(atRest), 0o700)
+	os.WriteFile(atRest, []byte(`{"access_token":"`+fromEnv+`"}`), 0o600)
 
 	ft.end()
 	all := strings.Join(ft.errs, "\n")
@@ -100,6 +104,7 @@ credentials:
 		"times in agentg's log " + a.LogFile,
 		"secret value #1 (of 4 declared) appears 2 times in the admin API's event stream",
 		"secret value #3 (of 4 declared) appears 1 times in a hand-made answer",
+		"secret value #4 (of 4 declared) appears 1 times in agentg's data file " + atRest,
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the check did not report %q; it reported:\n%s", want, all)
@@ -110,7 +115,7 @@ credentials:
 			t.Errorf("the check's report holds a value:\n%s", all)
 		}
 	}
-	if strings.Contains(all, "#2 ") || strings.Contains(all, "#4 ") {
+	if strings.Contains(all, "#2 ") || strings.Count(all, "#4 ") != 1 {
 		t.Errorf("a value agentg never wrote was reported:\n%s", all)
 	}
 }
