@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -258,8 +260,16 @@ func TestPasswordCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n atomic.Int64
-	c.verified = func() { n.Add(1) }
+	var n, running, most atomic.Int64
+	c.verify = func(pw *password, presented string) bool {
+		n.Add(1)
+		r := running.Add(1)
+		for m := most.Load(); r > m && !most.CompareAndSwap(m, r); m = most.Load() {
+		}
+		defer running.Add(-1)
+		time.Sleep(5 * time.Millisecond) // long enough for the others to pile up
+		return pw.verify(presented)
+	}
 	pw, err := parsePassword(cheapArgon(t, "right"))
 	if err != nil {
 		t.Fatal(err)
@@ -284,10 +294,23 @@ func TestPasswordCache(t *testing.T) {
 	if got := n.Load(); got != 4 {
 		t.Fatalf("%d verifications, want 4", got)
 	}
+	// A flood of distinct wrong passwords verifies at most
+	// verifyConcurrency at a time.
+	for i := range 40 {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.check("a", &pw, fmt.Sprintf("flood-%d", i)) }()
+	}
+	wg.Wait()
+	if got := most.Load(); got > int64(verifyConcurrency()) {
+		t.Fatalf("%d hash verifications ran at once, the bound is %d", got, verifyConcurrency())
+	}
+	if got := n.Load(); got != 44 {
+		t.Fatalf("%d verifications after the flood, want 44", got)
+	}
 	// A plain password never reaches the cache.
 	plain, _ := parsePassword("p")
 	c.check("a", &plain, "p")
-	if got := n.Load(); got != 4 {
+	if got := n.Load(); got != 44 {
 		t.Fatalf("a plain password was counted as a hash verification")
 	}
 }
