@@ -66,6 +66,8 @@ const (
 	minArgonKey     = 16
 	maxArgonKey     = 128
 	argonVersionPHC = argon2.Version
+	// maxBcryptPassword is what bcrypt reads of a password.
+	maxBcryptPassword = 72
 )
 
 // password is one agent's password as the policy gives it.
@@ -208,7 +210,9 @@ func (pw *password) verify(presented string) bool {
 		got := sha256.Sum256([]byte(presented))
 		return subtle.ConstantTimeCompare(got[:], pw.plain[:]) == 1
 	case pwBcrypt:
-		return bcrypt.CompareHashAndPassword(pw.hash, []byte(presented)) == nil
+		// bcrypt reads 72 bytes at most: a longer password would match
+		// any other with the same first 72.
+		return len(presented) <= maxBcryptPassword && bcrypt.CompareHashAndPassword(pw.hash, []byte(presented)) == nil
 	case pwArgon2id:
 		got := argon2.IDKey([]byte(presented), pw.salt, pw.time, pw.mem, pw.threads, uint32(len(pw.key)))
 		return subtle.ConstantTimeCompare(got, pw.key) == 1
@@ -225,7 +229,7 @@ func HashPassword(pw string, useBcrypt bool) (string, error) {
 		return "", errors.New("empty password")
 	}
 	if useBcrypt {
-		if len(pw) > 72 {
+		if len(pw) > maxBcryptPassword {
 			return "", errors.New("bcrypt reads at most 72 bytes of a password: use argon2id for a longer one")
 		}
 		h, err := bcrypt.GenerateFromPassword([]byte(pw), 12)

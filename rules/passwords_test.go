@@ -53,6 +53,7 @@ func TestParsePassword(t *testing.T) {
 		{"bcrypt reference vector", refBcrypt, pwBcrypt, "U*U", "U*V", ""},
 		{"argon2id made here", cheapArgon(t, "horse battery"), pwArgon2id, "horse battery", "horse batter", ""},
 		{"bcrypt made here", cheapBcrypt(t, "horse battery"), pwBcrypt, "horse battery", "", ""},
+		{"bcrypt, 72 bytes", cheapBcrypt(t, strings.Repeat("a", 72)), pwBcrypt, strings.Repeat("a", 72), strings.Repeat("a", 72) + "b", ""},
 		{"bcrypt $2b$", strings.Replace(cheapBcrypt(t, "x"), "$2a$", "$2b$", 1), pwBcrypt, "x", "y", ""},
 		{"empty", "", 0, "", "", "empty password"},
 		{"argon2i", strings.Replace(refArgon2id, "argon2id", "argon2i", 1), 0, "", "", "only argon2id"},
