@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/internal/testenv"
+	"github.com/agentg/agentg/rules"
 )
 
 // passwdHash runs agentg passwd with the password on stdin.
@@ -359,5 +361,73 @@ func TestSecretsConsole(t *testing.T) {
 	testenv.Leaks(t).Record("the console's page", []byte(html))
 	if w := evalJS[float64](t, b, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
 		t.Errorf("the secrets view is %vpx wider than a 390px window", w)
+	}
+}
+
+// On a terminal agentg passwd asks twice with echo off. The terminal is a
+// real pseudo-terminal (util-linux script(1)); each answer is typed only
+// once its prompt is shown, so echo is already off.
+func TestPasswdTerminal(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) to give agentg passwd a terminal")
+	}
+	const pw = "tty-pw-5e0c2a9d71"
+	testenv.Secrets(t, pw)
+	run := func(first, second string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, scriptBin, "-q", "-e", "-c", agentgBin+" passwd", "/dev/null")
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		outR, outW := io.Pipe()
+		cmd.Stdout, cmd.Stderr = outW, outW
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var seen strings.Builder
+		waitFor := func(prompt string) {
+			t.Helper()
+			buf := make([]byte, 256)
+			for !strings.Contains(seen.String(), prompt) {
+				n, err := outR.Read(buf)
+				seen.Write(buf[:n])
+				if err != nil {
+					t.Fatalf("no prompt %q: %v; the terminal showed %q", prompt, err, seen.String())
+				}
+			}
+		}
+		waitFor("Password: ")
+		io.WriteString(in, first+"\n")
+		waitFor("Again: ")
+		io.WriteString(in, second+"\n")
+		done := make(chan struct{})
+		go func() { io.Copy(&seen, outR); close(done) }()
+		cmd.Wait()
+		outW.Close()
+		<-done
+		in.Close()
+		testenv.Leaks(t).Record("agentg passwd on a terminal", []byte(seen.String()))
+		return seen.String()
+	}
+	out := run(pw, pw)
+	i := strings.Index(out, "$argon2id$")
+	if i < 0 {
+		t.Fatalf("no hash on the terminal: %q", out)
+	}
+	hash := strings.Fields(out[i:])[0]
+	e, err := rules.Parse("p.yaml", []byte("agents:\n  - name: a\n    password: \""+hash+"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.Agent(rules.Claim{User: "a", Password: pw}); got != "a" || err != nil {
+		t.Errorf("the hash typed on the terminal does not take its password: %q %v", got, err)
+	}
+	// The leak check greps what the terminal showed for the password: echo was off.
+	if out := run(pw, pw+"x"); !strings.Contains(out, "the passwords differ") || strings.Contains(out, "$argon2id$") {
+		t.Errorf("two different answers: %q", out)
 	}
 }
