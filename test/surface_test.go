@@ -325,8 +325,18 @@ func TestSecretsList(t *testing.T) {
 	if code != 2 {
 		t.Errorf("secrets show: exit %d, want 2", code)
 	}
-	// The leak check greps all of the above, and agentg's log and stderr,
-	// for the three values.
+	// The other answers agentg gives about this traffic, and check's
+	// explanation of it, go to the leak check too.
+	for _, path := range []string{"/metrics", "/v1/rules", "/v1/events?last=1000&follow=false"} {
+		if st, _, err := a.AdminGet(path); err != nil || st != 200 {
+			t.Errorf("GET %s: %d %v", path, st, err)
+		}
+	}
+	if code, out, _ := testenv.RunAgentg(t, agentgBin, nil, "check", a.PolicyFile, "--request", "GET http://api.sec.test/both/x"); code != 0 || !strings.Contains(out, "binding=b-both") {
+		t.Errorf("check --request: %d\n%s", code, out)
+	}
+	// The leak check greps all of the above, and agentg's log, stderr and
+	// data directory, for the three values.
 }
 
 func TestSecretsConsole(t *testing.T) {
