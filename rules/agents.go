@@ -2,14 +2,13 @@ package rules
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/agentg/agentg/internal/filetrust"
 )
 
 func init() {
@@ -120,9 +119,9 @@ func compileAgents(c *compiler) (agentTable, error) {
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(c.dir, path)
 		}
-		pw, err := readPasswordFile(path)
+		pw, err := readPasswordFile(a.name, path)
 		if err != nil {
-			return t, fmt.Errorf("load policy %s:%d: agent %s password_file %s: %w", pol.file, a.pwLine, a.name, path, err)
+			return t, fmt.Errorf("load policy %s:%d: %w", pol.file, a.pwLine, err)
 		}
 		a.pw, a.pwFile = pw, path
 		// Watched with the policy (Live): a changed password file
@@ -140,30 +139,28 @@ func compileAgents(c *compiler) (agentTable, error) {
 const maxPasswordFile = 4 << 10
 
 // readPasswordFile reads a password or a hash from its file: one line,
-// the trailing newline dropped. Errors never quote the content.
-func readPasswordFile(path string) (password, error) {
-	f, err := os.Open(path)
+// the trailing newline dropped. The file is a secret an operator
+// provides: owned by agentg's user or root and neither readable nor
+// writable by others (filetrust.Provided), since whoever can write it can
+// be the agent. Errors never quote the content.
+func readPasswordFile(agent, path string) (password, error) {
+	b, err := filetrust.ReadSecret("agent "+agent+"'s password_file", path, filetrust.Provided)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			return password{}, fmt.Errorf("cannot open it: %v", pe.Err)
-		}
-		return password{}, errors.New("cannot open it")
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
-	if err != nil {
-		return password{}, errors.New("cannot read it")
+		return password{}, err
 	}
 	if len(b) > maxPasswordFile {
-		return password{}, fmt.Errorf("it is larger than %d bytes (it holds one password or hash)", maxPasswordFile)
+		return password{}, fmt.Errorf("agent %s's password_file %s is larger than %d bytes (it holds one password or hash)", agent, path, maxPasswordFile)
 	}
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	if bytes.ContainsAny(b, "\r\n") {
-		return password{}, errors.New("it holds more than one line")
+		return password{}, fmt.Errorf("agent %s's password_file %s holds more than one line", agent, path)
 	}
-	return parsePassword(string(b))
+	pw, err := parsePassword(string(b))
+	if err != nil {
+		return password{}, fmt.Errorf("agent %s's password_file %s: %w", agent, path, err)
+	}
+	return pw, nil
 }
 
 // from reports whether src is inside the agent's cidrs; an agent without

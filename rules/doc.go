@@ -25,7 +25,8 @@
 //	                               # "$argon2id$v=19$m=65536,t=3,p=4$SALT$HASH" or bcrypt "$2b$12$..."
 //	                               # (quote it); a malformed hash is a load error (passwords.go)
 //	    # password_file: /run/secrets/builder.pw  # instead of password: one line, a hash or plain,
-//	                               # read at load and on reload, watched like the policy
+//	                               # read at load and on reload, watched like the policy;
+//	                               # owned by agentg's user or root, no access for others
 //	    cidrs: [10.0.0.0/24]       # optional: the only sources builder may connect from;
 //	                               # without a user, a source here is builder (unless it
 //	                               # has a password, which must then be presented)

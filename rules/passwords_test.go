@@ -144,19 +144,32 @@ func TestAgentPasswordLoad(t *testing.T) {
 		{"argon2i", "agents:\n  - name: a\n    password: \"" + strings.Replace(refArgon2id, "argon2id", "argon2i", 1) + "\"\n", ":3: agent password: argon2 hash of another variant"},
 		{"both keys", "agents:\n  - name: a\n    password: x\n    password_file: /x\n", ":4: an agent has one of password or password_file"},
 		{"empty file name", "agents:\n  - name: a\n    password_file: \"\"\n", ":3: empty password_file"},
-		{"missing file", "agents:\n  - name: a\n    cidrs: [10.0.0.0/8]\n    password_file: " + missing + "\n", ":4: agent a password_file " + missing + ": cannot open it: no such file or directory"},
+		{"missing file", "agents:\n  - name: a\n    cidrs: [10.0.0.0/8]\n    password_file: " + missing + "\n", ":4: agent a's password_file: stat " + missing + ": no such file or directory"},
 		{"unknown key", "agents:\n  - name: a\n    pasword: x\n", ":3: unknown agent key \"pasword\" (want name, password, password_file, cidrs)"},
 	})
-	// A file with a malformed hash, with two lines, too large, empty.
-	for _, tt := range []struct{ name, body, want string }{
-		{"malformed", "$argon2id$v=19$m=1\n", "malformed argon2id hash"},
-		{"two lines", "a\nb\n", "more than one line"},
-		{"large", strings.Repeat("a", 5000), "larger than 4096 bytes"},
-		{"empty", "\n", "empty password"},
+	// A file with a malformed hash, with two lines, too large, empty; one
+	// others may read or write (whoever can write it can be the agent).
+	for _, tt := range []struct {
+		name, body string
+		mode       os.FileMode
+		want       string
+	}{
+		{"malformed", "$argon2id$v=19$m=1\n", 0o600, "malformed argon2id hash"},
+		{"two lines", "a\nb\n", 0o600, "holds more than one line"},
+		{"large", strings.Repeat("a", 5000), 0o600, "larger than 4096 bytes"},
+		{"empty", "\n", 0o600, "empty password"},
+		{"world-writable", "pw-1234\n", 0o666, "must not be readable or writable by others (chmod 660"},
+		{"world-readable", cheapArgon(t, "x") + "\n", 0o644, "must not be readable or writable by others (chmod 640"},
 	} {
 		t.Run("file "+tt.name, func(t *testing.T) {
-			_, err := Load(writePolicy(t, "agents:\n  - name: a\n    password_file: pw\n", map[string]string{"pw": tt.body}))
-			if err == nil || !strings.Contains(err.Error(), "policy.yaml:3: agent a password_file ") || !strings.Contains(err.Error(), tt.want) {
+			path := writePolicy(t, "agents:\n  - name: a\n    password_file: pw\n", nil)
+			pwFile := filepath.Join(filepath.Dir(path), "pw")
+			if err := os.WriteFile(pwFile, []byte(tt.body), tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(pwFile, tt.mode) // whatever the umask did
+			_, err := Load(path)
+			if err == nil || !strings.Contains(err.Error(), "policy.yaml:3: agent a's password_file") || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want policy.yaml:3 and %q", err, tt.want)
 			}
 			if len(tt.body) > 2 && strings.Contains(err.Error(), strings.TrimSpace(tt.body)) {
@@ -179,6 +192,9 @@ func TestAgentHashedPasswords(t *testing.T) {
 		"  - name: plainfile\n    password_file: plain.pw\n" +
 		"  - name: plain\n    password: plain-pass\n"
 	path := writePolicy(t, policy, files)
+	for name := range files {
+		os.Chmod(filepath.Join(filepath.Dir(path), name), 0o600) // a provided secret: not for others
+	}
 	e, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
