@@ -8,9 +8,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -259,6 +261,7 @@ type passwordCache struct {
 	key  [32]byte // HMAC key, random per load
 	good *lru.Cache[struct{}]
 	bad  *lru.Cache[struct{}]
+	macs sync.Pool     // of hash.Hash: HMAC-SHA256 under key
 	sem  chan struct{} // verifications under way
 	// verify is password.verify; a test wraps it to count verifications
 	// and how many run at once.
@@ -283,6 +286,7 @@ func newPasswordCache() (*passwordCache, error) {
 	if _, err := rand.Read(c.key[:]); err != nil {
 		return nil, fmt.Errorf("password cache key: %w", err)
 	}
+	c.macs.New = func() any { return hmac.New(sha256.New, c.key[:]) }
 	return c, nil
 }
 
@@ -292,11 +296,7 @@ func (c *passwordCache) check(agent string, pw *password, presented string) bool
 	if !pw.slow() {
 		return pw.verify(presented)
 	}
-	m := hmac.New(sha256.New, c.key[:])
-	m.Write([]byte(agent))
-	m.Write([]byte{0})
-	m.Write([]byte(presented))
-	k := string(m.Sum(nil))
+	k := c.cacheKey(agent, presented)
 	if hit, ok := c.lookup(k); ok {
 		return hit
 	}
@@ -314,6 +314,20 @@ func (c *passwordCache) check(agent string, pw *password, presented string) bool
 		c.bad.Put(k, struct{}{})
 	}
 	return ok
+}
+
+// cacheKey is HMAC-SHA256(key, agent NUL presented): a client that does
+// not know the per-load key cannot aim at an entry, and the cache holds
+// no password. The HMACs are pooled, so a cached check allocates little
+// more than the key string.
+func (c *passwordCache) cacheKey(agent, presented string) string {
+	h := c.macs.Get().(hash.Hash)
+	defer c.macs.Put(h)
+	h.Reset()
+	var buf [192]byte
+	h.Write(append(append(append(buf[:0], agent...), 0), presented...))
+	var sum [sha256.Size]byte
+	return string(h.Sum(sum[:0]))
 }
 
 func (c *passwordCache) lookup(k string) (ok, found bool) {
