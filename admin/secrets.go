@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/rules"
 )
 
@@ -55,7 +56,7 @@ func Secrets(eng *rules.Engine) []Secret {
 	for _, name := range store.Names() {
 		src, _ := store.Source(name)
 		st, _ := store.Status(name)
-		s := Secret{Name: name, Source: src.String(), Bindings: users[name], State: "unread", Inline: src.String() == "insecure_inline"}
+		s := Secret{Name: name, Source: src.String(), Bindings: users[name], State: "unread", Inline: src.Kind == creds.KindInline}
 		if s.Bindings == nil {
 			s.Bindings = []string{}
 		}
