@@ -36,8 +36,11 @@ import (
 //
 //   - a verified (agent, password) pair is remembered in a bounded LRU,
 //     keyed by HMAC-SHA256 under a random key made at load, so the cache
-//     never holds a password, nor a hash an attacker could test guesses
-//     against offline if memory leaked;
+//     holds no password and a client cannot aim at an entry. (Whoever can
+//     read agentg's memory could test guesses against these keys at HMAC
+//     speed; they could as well read passwords from requests in flight,
+//     and are outside what agentg protects against: README, Threat
+//     model.)
 //   - a refused pair is remembered too (a second LRU), so a client that
 //     retries the same wrong password (a misconfigured agent in a loop)
 //     costs one hash, not one per attempt;
