@@ -249,8 +249,14 @@ func (e *Engine) Agent(c Claim) (string, error) {
 		}
 		return c.User, nil
 	}
-	if a.hasPass && !t.pwCache.check(a.name, &a.pw, c.Password) {
-		return "", fmt.Errorf("bad credentials for agent %s", a.name)
+	if a.hasPass {
+		ok, err := t.pwCache.check(a.name, &a.pw, c.Password)
+		if err != nil {
+			return "", fmt.Errorf("agent %s: %w", a.name, err)
+		}
+		if !ok {
+			return "", fmt.Errorf("bad credentials for agent %s", a.name)
+		}
 	}
 	if !a.from(src) {
 		return "", fmt.Errorf("agent %s may not connect from %s", a.name, src)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -48,7 +49,8 @@ import (
 //     distinct wrong passwords queues behind that bound instead of taking
 //     every core from the traffic agentg forwards, and agents whose
 //     password is already verified are answered from the cache without
-//     waiting.
+//     waiting. A claim that waits maxPasswordWait for its turn is refused
+//     (407, "try again"), never let through and never queued without end.
 //
 // A reload makes new caches (and a new key): a changed hash is verified
 // afresh, and what the old policy accepted is forgotten.
@@ -266,6 +268,8 @@ type passwordCache struct {
 	bad  *lru.Cache[struct{}]
 	macs sync.Pool     // of hash.Hash: HMAC-SHA256 under key
 	sem  chan struct{} // verifications under way
+	// maxWait is maxPasswordWait; a test shortens it.
+	maxWait time.Duration
 	// verify is password.verify; a test wraps it to count verifications
 	// and how many run at once.
 	verify func(pw *password, presented string) bool
@@ -285,7 +289,7 @@ func verifyConcurrency() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 func newPasswordCache() (*passwordCache, error) {
 	c := &passwordCache{good: lru.New[struct{}](goodPasswordCache, nil), bad: lru.New[struct{}](badPasswordCache, nil),
-		sem: make(chan struct{}, verifyConcurrency()), verify: (*password).verify}
+		sem: make(chan struct{}, verifyConcurrency()), maxWait: maxPasswordWait, verify: (*password).verify}
 	if _, err := rand.Read(c.key[:]); err != nil {
 		return nil, fmt.Errorf("password cache key: %w", err)
 	}
@@ -293,30 +297,49 @@ func newPasswordCache() (*passwordCache, error) {
 	return c, nil
 }
 
+// errPasswordBusy refuses a claim whose hash could not be verified in
+// time because others filled the queue.
+var errPasswordBusy = errors.New("too many password checks are waiting (a flood of new passwords?); try again")
+
+// maxPasswordWait bounds how long a claim waits for its turn to verify a
+// hash: past it the claim is refused (errPasswordBusy), not queued
+// without end behind a flood.
+const maxPasswordWait = 10 * time.Second
+
 // check verifies presented for agent against pw, from the cache when it
-// can.
-func (c *passwordCache) check(agent string, pw *password, presented string) bool {
+// can; err is errPasswordBusy when the claim waited maxWait for its turn.
+func (c *passwordCache) check(agent string, pw *password, presented string) (ok bool, err error) {
 	if !pw.slow() {
-		return pw.verify(presented)
+		return pw.verify(presented), nil
 	}
 	k := c.cacheKey(agent, presented)
-	if hit, ok := c.lookup(k); ok {
-		return hit
+	if hit, found := c.lookup(k); found {
+		return hit, nil
 	}
-	c.sem <- struct{}{}
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		t := time.NewTimer(c.maxWait)
+		select {
+		case c.sem <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			return false, errPasswordBusy
+		}
+	}
 	defer func() { <-c.sem }()
 	// Another request may have verified the same pair while this one
 	// waited.
-	if hit, ok := c.lookup(k); ok {
-		return hit
+	if hit, found := c.lookup(k); found {
+		return hit, nil
 	}
-	ok := c.verify(pw, presented)
+	ok = c.verify(pw, presented)
 	if ok {
 		c.good.Put(k, struct{}{})
 	} else {
 		c.bad.Put(k, struct{}{})
 	}
-	return ok
+	return ok, nil
 }
 
 // cacheKey is HMAC-SHA256(key, agent NUL presented): a client that does

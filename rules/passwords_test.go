@@ -298,7 +298,15 @@ func TestPasswordCache(t *testing.T) {
 		go func() { defer wg.Done(); c.check("a", &pw, "wrong") }()
 	}
 	wg.Wait()
-	if !c.check("a", &pw, "right") || c.check("a", &pw, "wrong") {
+	check := func(agent, presented string) bool {
+		t.Helper()
+		ok, err := c.check(agent, &pw, presented)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !check("a", "right") || check("a", "wrong") {
 		t.Fatal("the cache changed an answer")
 	}
 	if got := n.Load(); got != 2 {
@@ -323,6 +331,21 @@ func TestPasswordCache(t *testing.T) {
 	}
 	if got := n.Load(); got != 44 {
 		t.Fatalf("%d verifications after the flood, want 44", got)
+	}
+	// A claim that cannot get its turn in time is refused, never let
+	// through; a cached one is still answered at once.
+	c.maxWait = 20 * time.Millisecond
+	for range cap(c.sem) {
+		c.sem <- struct{}{}
+	}
+	if ok, err := c.check("a", &pw, "right"); !ok || err != nil {
+		t.Fatalf("a cached password while the queue is full: %v %v", ok, err)
+	}
+	if ok, err := c.check("a", &pw, "new-one"); ok || err != errPasswordBusy {
+		t.Fatalf("an uncached password while the queue is full: %v %v, want errPasswordBusy", ok, err)
+	}
+	for range cap(c.sem) {
+		<-c.sem
 	}
 	// A plain password never reaches the cache.
 	plain, _ := parsePassword("p")
