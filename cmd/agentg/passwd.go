@@ -65,32 +65,25 @@ func readPasswordLine(r io.Reader) (string, error) {
 	if len(line) > maxPasswordLine {
 		return "", fmt.Errorf("the password is longer than %d bytes", maxPasswordLine)
 	}
-	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	line = trimLineEnd(line)
 	if line == "" {
 		return "", errors.New("no password on standard input")
 	}
 	return line, nil
 }
 
-// promptPassword reads the password twice from the terminal, echo off.
+// promptPassword reads the password twice from the terminal, echo off
+// (noEchoReader).
 func promptPassword(tty *os.File, stderr io.Writer) (string, error) {
-	read := func(prompt string) (string, error) {
-		fmt.Fprint(stderr, prompt)
-		b, err := term.ReadPassword(int(tty.Fd()))
-		fmt.Fprintln(stderr)
-		if err != nil {
-			return "", fmt.Errorf("read the password: %w", err)
-		}
-		return string(b), nil
-	}
-	a, err := read("Password: ")
+	r := newNoEchoReader(tty)
+	a, err := r.read("Password: ", stderr)
 	if err != nil {
 		return "", err
 	}
 	if a == "" {
 		return "", errors.New("empty password")
 	}
-	b, err := read("Again: ")
+	b, err := r.read("Again: ", stderr)
 	if err != nil {
 		return "", err
 	}
@@ -98,4 +91,9 @@ func promptPassword(tty *os.File, stderr io.Writer) (string, error) {
 		return "", errors.New("the passwords differ")
 	}
 	return a, nil
+}
+
+// trimLineEnd drops one trailing "\n" or "\r\n".
+func trimLineEnd(s string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(s, "\n"), "\r")
 }
