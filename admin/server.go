@@ -170,6 +170,7 @@ func (s *Server) routes() {
 	s.route("/v1/mcp/inventory", http.MethodGet, s.serveInventory)
 	s.route("/v1/mcp/pins", http.MethodGet, s.servePins)
 	s.route("/v1/mcp/pins/accept", http.MethodPost, s.serveAcceptPin)
+	s.route("/v1/secrets", http.MethodGet, s.serveSecrets) // secrets.go
 	s.approvalRoutes()
 }
 

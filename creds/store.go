@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,14 @@ type entry struct {
 	ok       bool
 	failed   error
 	failedAt time.Time
+
+	// What Status reports, readable without mu (a read under way may
+	// hold mu for a command's whole timeout): the last successful Get in
+	// unix nanoseconds (0: never), whether the value is held, and the
+	// last read's failure, if it failed.
+	lastUse atomic.Int64
+	held    atomic.Bool
+	readErr atomic.Pointer[string]
 }
 
 // NewStore makes a Store of the named sources.
@@ -69,6 +78,7 @@ func (s *Store) Get(ctx context.Context, name string) (Secret, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ok {
+		e.lastUse.Store(s.now().UnixNano())
 		return e.got, nil
 	}
 	if e.failed != nil && s.now().Sub(e.failedAt) < FailBackoff {
@@ -78,9 +88,52 @@ func (s *Store) Get(ctx context.Context, name string) (Secret, error) {
 	if err != nil {
 		if ctx.Err() == nil {
 			e.failed, e.failedAt = err, s.now()
+			msg := err.Error() // names the secret and its source, never a value
+			e.readErr.Store(&msg)
 		}
 		return Secret{}, err
 	}
 	e.got, e.ok = v, true
+	e.held.Store(true)
+	e.readErr.Store(nil)
+	e.lastUse.Store(s.now().UnixNano())
 	return v, nil
+}
+
+// Status is what can be said about one secret without its value.
+type Status struct {
+	Held    bool      // read, and kept for this load
+	Error   string    // the last read's failure, when it failed (it names no value)
+	LastUse time.Time // when Get last returned it to be attached; zero: not since the policy loaded
+}
+
+// Status reports on the named secret without reading it and without
+// waiting for a read under way.
+func (s *Store) Status(name string) (Status, bool) {
+	e, ok := s.entries[name]
+	if !ok {
+		return Status{}, false
+	}
+	st := Status{Held: e.held.Load()}
+	if p := e.readErr.Load(); p != nil {
+		st.Error = *p
+	}
+	if n := e.lastUse.Load(); n != 0 {
+		st.LastUse = time.Unix(0, n)
+	}
+	return st, true
+}
+
+// KeepLastUse carries each secret's last use over from prev, the store of
+// the policy this one replaces, so that a reload (which builds a new
+// Store) does not make every secret look unused.
+func (s *Store) KeepLastUse(prev *Store) {
+	if prev == nil {
+		return
+	}
+	for name, e := range s.entries {
+		if p, ok := prev.entries[name]; ok {
+			e.lastUse.Store(max(e.lastUse.Load(), p.lastUse.Load()))
+		}
+	}
 }

@@ -1,12 +1,14 @@
 package rules
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"bytes"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/agentg/agentg/internal/filetrust"
 )
 
 func init() {
@@ -15,9 +17,9 @@ func init() {
 			pol.agents, err = p.agents(v)
 			return err
 		},
-		steps: []step{{phase: phaseNames, at: 20, run: func(c *compiler) error {
-			c.e.agents = compileAgents(c.pol)
-			return nil
+		steps: []step{{phase: phaseNames, at: 20, run: func(c *compiler) (err error) {
+			c.e.agents, err = compileAgents(c)
+			return err
 		}}}})
 	register(section{key: "free_agent_names", rank: rankFreeNames,
 		parse: func(p *parser, _, v *yaml.Node, pol *policy) (err error) {
@@ -30,11 +32,13 @@ func init() {
 // agent behind a connection.
 
 type agentSpec struct {
-	line     int
-	name     string
-	password string
-	hasPass  bool
-	cidrs    []netip.Prefix
+	line    int
+	name    string
+	pw      password // hasPass: from password, or from pwFile at compile
+	hasPass bool
+	pwLine  int    // where password or password_file is written
+	pwFile  string // password_file, as written
+	cidrs   []netip.Prefix
 }
 
 func (p *parser) agents(n *yaml.Node) ([]agentSpec, error) {
@@ -52,15 +56,29 @@ func (p *parser) agents(n *yaml.Node) ([]agentSpec, error) {
 				if a.name, err = p.scalar(v); err == nil && !validName(a.name) {
 					err = p.errf(v, "bad agent name %q (printable, no spaces, at most 64 bytes)", a.name)
 				}
-			case "password":
-				if a.password, err = p.scalar(v); err == nil && a.password == "" {
-					err = p.errf(v, "empty password (leave the key out for an agent without one)")
+			case "password", "password_file":
+				if a.hasPass {
+					return p.errf(k, "an agent has one of password or password_file")
 				}
-				a.hasPass = true
+				a.hasPass, a.pwLine = true, k.Line
+				var s string
+				if s, err = p.scalar(v); err != nil {
+					return err
+				}
+				if s == "" {
+					return p.errf(v, "empty %s (leave the key out for an agent without a password)", k.Value)
+				}
+				if k.Value == "password_file" {
+					a.pwFile = s
+					return nil
+				}
+				if a.pw, err = parsePassword(s); err != nil {
+					err = p.errf(v, "agent password: %v", err)
+				}
 			case "cidrs":
 				a.cidrs, err = p.prefixes(v)
 			default:
-				err = p.errf(k, "unknown agent key %q (want name, password, cidrs)", k.Value)
+				err = p.errf(k, "unknown agent key %q (want name, password, password_file, cidrs)", k.Value)
 			}
 			return err
 		})
@@ -86,23 +104,66 @@ func (p *parser) agents(n *yaml.Node) ([]agentSpec, error) {
 type agentTable struct {
 	list      []agentSpec
 	byName    map[string]*agentSpec
-	freeNames bool // a client may claim a name the policy does not define
+	freeNames bool           // a client may claim a name the policy does not define
+	pwCache   *passwordCache // verified hashes, for this load (passwords.go)
 }
 
-func compileAgents(pol *policy) agentTable {
+func compileAgents(c *compiler) (agentTable, error) {
+	pol := c.pol
 	t := agentTable{list: pol.agents, byName: make(map[string]*agentSpec, len(pol.agents)),
 		freeNames: pol.freeNames || len(pol.agents) == 0}
 	for i := range t.list {
-		t.byName[t.list[i].name] = &t.list[i]
+		a := &t.list[i]
+		t.byName[a.name] = a
+		if a.pwFile == "" {
+			continue
+		}
+		path := a.pwFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(c.dir, path)
+		}
+		pw, err := readPasswordFile(a.name, path)
+		if err != nil {
+			return t, fmt.Errorf("load policy %s:%d: %w", pol.file, a.pwLine, err)
+		}
+		a.pw, a.pwFile = pw, path
+		// Watched with the policy (Live): a changed password file
+		// reloads the policy, which reads it again.
+		c.e.files = append(c.e.files, path)
 	}
-	return t
+	var err error
+	if t.pwCache, err = newPasswordCache(); err != nil {
+		return t, fmt.Errorf("load policy %s: %w", pol.file, err)
+	}
+	return t, nil
 }
 
-// passwordMatches compares in constant time. Both sides are hashed first
-// so the comparison does not leak the password's length.
-func (a *agentSpec) passwordMatches(password string) bool {
-	got, want := sha256.Sum256([]byte(password)), sha256.Sum256([]byte(a.password))
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+// maxPasswordFile bounds a password file: it holds one line.
+const maxPasswordFile = 4 << 10
+
+// readPasswordFile reads a password or a hash from its file: one line,
+// the trailing newline dropped. The file is a secret an operator
+// provides: owned by agentg's user or root and neither readable nor
+// writable by others (filetrust.Provided), since whoever can write it can
+// be the agent. Errors never quote the content.
+func readPasswordFile(agent, path string) (password, error) {
+	b, err := filetrust.ReadSecret("agent "+agent+"'s password_file", path, filetrust.Provided)
+	if err != nil {
+		return password{}, err
+	}
+	if len(b) > maxPasswordFile {
+		return password{}, fmt.Errorf("agent %s's password_file %s is larger than %d bytes (it holds one password or hash)", agent, path, maxPasswordFile)
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if bytes.ContainsAny(b, "\r\n") {
+		return password{}, fmt.Errorf("agent %s's password_file %s holds more than one line", agent, path)
+	}
+	pw, err := parsePassword(string(b))
+	if err != nil {
+		return password{}, fmt.Errorf("agent %s's password_file %s: %w", agent, path, err)
+	}
+	return pw, nil
 }
 
 // from reports whether src is inside the agent's cidrs; an agent without
@@ -150,8 +211,10 @@ type Claim struct {
 //   - A user naming an agent the policy defines must present its
 //     password when it has one ("bad credentials for agent builder"), and
 //     connect from inside its cidrs when it has them ("agent builder may
-//     not connect from 10.1.2.3"). The password is compared in constant
-//     time, hashed first so its length does not leak either.
+//     not connect from 10.1.2.3"). A plain password is compared in
+//     constant time, hashed first so its length does not leak either; a
+//     bcrypt or argon2id hash is verified once per load and password,
+//     then answered from a cache (passwords.go).
 //   - A user naming an agent the policy does not define is refused
 //     ("unknown agent x") when the policy defines any agent, unless it
 //     sets free_agent_names: true. A name that is an IP address is never
@@ -189,11 +252,35 @@ func (e *Engine) Agent(c Claim) (string, error) {
 		}
 		return c.User, nil
 	}
-	if a.hasPass && !a.passwordMatches(c.Password) {
-		return "", fmt.Errorf("bad credentials for agent %s", a.name)
+	if a.hasPass {
+		ok, err := t.pwCache.check(a.name, &a.pw, c.Password)
+		if err != nil {
+			return "", fmt.Errorf("agent %s: %w", a.name, err)
+		}
+		if !ok {
+			return "", fmt.Errorf("bad credentials for agent %s", a.name)
+		}
 	}
 	if !a.from(src) {
 		return "", fmt.Errorf("agent %s may not connect from %s", a.name, src)
 	}
 	return a.name, nil
+}
+
+// agentPasswords warns, for agentg check, about a password kept in plain
+// text: in the policy (anyone who can read the policy, its backups and
+// its history can claim the agent) or in its password_file.
+func (w *warner) agentPasswords() {
+	e := w.e
+	for _, a := range e.agents.list {
+		if !a.hasPass || a.pw.kind != pwPlain {
+			continue
+		}
+		where := fmt.Sprintf("%s:%d", e.file, a.pwLine)
+		if a.pwFile == "" {
+			w.add(where, "agent %s's password is written in plain text in the policy: anyone who can read the policy can claim %s; write the hash agentg passwd prints instead", a.name, a.name)
+		} else {
+			w.add(where, "agent %s's password_file %s holds a plain password: put the hash agentg passwd prints there instead", a.name, a.pwFile)
+		}
+	}
 }

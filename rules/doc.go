@@ -20,7 +20,13 @@
 //	ports: [80, 443, "8000-8099"]  # optional; any other port is denied, rule "ports"
 //	agents:                        # Engine.Agent: every claim is proven
 //	  - name: builder
-//	    password: s3cret           # optional: Basic user "builder" must present it
+//	    password: s3cret           # optional: Basic user "builder" must present it; plain text
+//	                               # (agentg check warns) or the hash agentg passwd prints:
+//	                               # "$argon2id$v=19$m=65536,t=3,p=4$SALT$HASH" or bcrypt "$2b$12$..."
+//	                               # (quote it); a malformed hash is a load error (passwords.go)
+//	    # password_file: /run/secrets/builder.pw  # instead of password: one line, a hash or plain,
+//	                               # read at load and on reload, watched like the policy;
+//	                               # owned by agentg's user or root, no access for others
 //	    cidrs: [10.0.0.0/24]       # optional: the only sources builder may connect from;
 //	                               # without a user, a source here is builder (unless it
 //	                               # has a password, which must then be presented)

@@ -75,6 +75,8 @@ func (l *Live) reloadLocked(before []fileSig) error {
 	if err != nil {
 		return err
 	}
+	// A secret's last use outlives the reload (secrets list shows it).
+	e.Credentials().Store().KeepLastUse(l.cur.Load().Credentials().Store())
 	l.cur.Store(e)
 	if nf := fileSet(l.path, e); !slices.Equal(nf, l.files) {
 		// The new policy references other lists.

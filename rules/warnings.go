@@ -52,6 +52,7 @@ func (e *Engine) Warnings() []Warning {
 	w := &warner{e: e, seen: map[string]bool{}}
 	w.agents = w.agentNames()
 	w.agentClaims()
+	w.agentPasswords()
 	for _, r := range e.http.order {
 		if !w.unintercepted(r) {
 			w.neighbours(r)

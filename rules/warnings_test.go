@@ -196,6 +196,9 @@ resolve:
 			}
 			var got []string
 			for _, w := range e.Warnings() {
+				if strings.Contains(w.Text, "password is written in plain text") {
+					continue // passwords_test.go tests these; the policies here use plain ones for brevity
+				}
 				got = append(got, strings.ReplaceAll(w.String(), filepath.Dir(path)+"/", ""))
 			}
 			if len(got) != len(tt.want) {

@@ -114,9 +114,9 @@ func TestCredInjection(t *testing.T) {
 	if err := upCA.WriteCert(caFile); err != nil {
 		t.Fatal(err)
 	}
-	stderr := &syncBuffer{}
-	a, err := testenv.StartAgentg(testenv.AgentgConfig{Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: credPolicy(up.Port),
-		Stderr: stderr, Env: append(os.Environ(), "AGENTG_TEST_CRED_TOKEN="+credValue),
+	testenv.Secrets(t, credValue2) // from a command: not declared by the policy
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: credPolicy(up.Port),
+		Env:  append(os.Environ(), "AGENTG_TEST_CRED_TOKEN="+credValue),
 		Args: []string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}})
 	if err != nil {
 		t.Fatal(err)
@@ -236,19 +236,14 @@ func TestCredInjection(t *testing.T) {
 			strings.Contains(err, "secret missing (env AGENTG_TEST_CRED_NOT_SET)")
 	})
 
-	// Nothing agentg wrote holds a value.
+	// Nothing agentg wrote holds a value: the leak check (T above) greps
+	// its log, stdout and stderr, and the events streamed, at the end;
+	// the value from the env is declared by the policy, the command's
+	// here. The log must name the credential, or the grep proves nothing.
 	a.Stop(2 * time.Second)
 	logText, err := os.ReadFile(a.LogFile)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, v := range []string{credValue, credValue2} {
-		if n := strings.Count(string(logText), v); n != 0 {
-			t.Errorf("agentg's log holds a secret value %d times", n)
-		}
-		if n := strings.Count(stderr.String()+a.Stderr(), v); n != 0 {
-			t.Errorf("agentg's stderr holds a secret value %d times", n)
-		}
 	}
 	if !strings.Contains(string(logText), `"credential":"up"`) {
 		t.Error("the log names no credential: the grep above proved nothing")
@@ -265,9 +260,10 @@ func TestCredCheck(t *testing.T) {
 	if err := os.WriteFile(pol, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out := runAgentg(t, "check", pol, "--request", "GET https://api.cred.test/v1/x", "--request", "GET https://other.cred.test/",
+	testenv.Secrets(t, credValue) // the leak check greps the output below for it
+	code, out, err := testenv.RunAgentg(t, agentgBin, nil, "check", pol, "--request", "GET https://api.cred.test/v1/x", "--request", "GET https://other.cred.test/",
 		"--request", "DELETE https://api.cred.test/v1/x")
-	if code != 0 {
+	if err != nil || code != 0 {
 		t.Fatalf("check: %d\n%s", code, out)
 	}
 	for _, want := range []string{"binding=up-bearer", "attaches secret up from env AGENTG_TEST_CRED_TOKEN",
@@ -278,8 +274,5 @@ func TestCredCheck(t *testing.T) {
 	}
 	if strings.Count(out, "binding=") != 2 { // up-bearer and demo
 		t.Errorf("a denied request was shown a binding:\n%s", out)
-	}
-	if strings.Contains(out, credValue) {
-		t.Errorf("check printed a secret value:\n%s", out)
 	}
 }

@@ -479,6 +479,43 @@ const approvals = (() => {
   views.rules = { show() { p.start(); }, hide() { p.stop(); } };
 })();
 
+// ---- secrets ------------------------------------------------------------
+
+(() => {
+  const badge = { held: 'allow', failed: 'deny' };
+
+  function fmtWhen(s) {
+    const d = new Date(s);
+    return isNaN(d) ? '' : d.toLocaleString([], { hour12: false });
+  }
+
+  async function poll() {
+    let data;
+    try {
+      data = await api('/v1/secrets');
+    } catch (e) {
+      note('#secrets-note', 'Could not read the secrets: ' + e.message, true);
+      return 5000;
+    }
+    const items = (data && data.items) || [];
+    note('#secrets-note', items.length ? '' : 'The policy defines no secret.');
+    const body = $('#secrets-table tbody');
+    body.textContent = '';
+    for (const s of items) {
+      const bindings = s.bindings || [];
+      body.append(el('tr', { 'data-secret': s.name, 'data-state': s.state, class: s.last_use ? '' : 'cold' },
+        el('td', {}, el('code', {}, s.name), s.insecure_inline ? el('span', { class: 'badge report', title: 'written in the policy' }, 'inline') : null),
+        el('td', {}, s.source || ''),
+        el('td', {}, bindings.length ? bindings.join(', ') : el('small', {}, 'no binding')),
+        el('td', { class: 'state' }, el('span', { class: 'badge ' + (badge[s.state] || '') }, s.state || '?'),
+          s.error ? el('div', { class: 'reason error' }, s.error) : null),
+        el('td', { class: 'last-use' }, s.last_use ? el('time', { datetime: s.last_use }, fmtWhen(s.last_use)) : 'never')));
+    }
+  }
+  const p = poller(poll, 3000);
+  views.secrets = { show() { p.start(); }, hide() { p.stop(); } };
+})();
+
 // ---- start --------------------------------------------------------------
 
 $('#login-form').addEventListener('submit', (ev) => {

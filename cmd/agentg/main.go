@@ -33,6 +33,8 @@ func commands() []command {
 		{"approvals", "list the calls held for approval (list), through the admin API", runApprovals},
 		{"approve", "approve a held call: approve ID [--scope agent-tool] [--for 10m]", runApprove},
 		{"deny", "deny a held call: deny ID [--reason TEXT]", runDeny},
+		{"passwd", "print the hash of an agent's password for the policy (argon2id, or --bcrypt)", runPasswd},
+		{"secrets", "list the policy's secrets: sources, bindings, last use; never a value (list)", runSecrets},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -56,6 +56,12 @@ type AgentgConfig struct {
 	Env []string
 	// StartTimeout bounds the wait until agentg listens; 0 means 10s.
 	StartTimeout time.Duration
+	// T, when set, is the test agentg is started for: its leak check
+	// (leaks.go) searches everything this agentg writes, and the answers
+	// the test reads from it, for the test's secret values, and the
+	// values the policy's insecure_inline and file secrets hold and Env
+	// gives its env secrets are declared without the test saying so.
+	T TB
 }
 
 // Agentg is a running `agentg serve`.
@@ -73,6 +79,11 @@ type Agentg struct {
 	stderr   *tailBuffer
 	waitOnce sync.Once
 	waitErr  error
+
+	// With AgentgConfig.T: the test's leak check, and all of stdout and
+	// stderr (up to 64 MiB each) for it to search.
+	leaks             *LeakCheck
+	stdout, stderrAll *tailBuffer
 }
 
 // StartAgentg starts `agentg serve` as configured and returns once it
@@ -106,6 +117,12 @@ func StartAgentg(cfg AgentgConfig) (*Agentg, error) {
 			return nil, fmt.Errorf("start agentg: write policy: %w", err)
 		}
 	}
+	if cfg.T != nil {
+		a.leaks = Leaks(cfg.T)
+		if a.PolicyFile != "" {
+			a.leaks.registerPolicy(a.PolicyFile, cfg.Env)
+		}
+	}
 	listen := cfg.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -132,6 +149,9 @@ func StartAgentg(cfg AgentgConfig) (*Agentg, error) {
 	if err := a.start(args, cfg); err != nil {
 		return nil, err
 	}
+	if a.leaks != nil {
+		a.leaks.watch(a)
+	}
 	timeout := cfg.StartTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -155,6 +175,12 @@ func (a *Agentg) start(args []string, cfg AgentgConfig) error {
 	a.Cmd.Env = cfg.Env
 	a.Cmd.Stderr = w
 	a.stderr = &tailBuffer{max: 8 << 10}
+	var out io.Writer = a.stderr
+	if a.leaks != nil {
+		a.stdout, a.stderrAll = &tailBuffer{max: 64 << 20}, &tailBuffer{max: 64 << 20}
+		a.Cmd.Stdout = a.stdout
+		out = io.MultiWriter(a.stderr, a.stderrAll)
+	}
 	a.exited = make(chan struct{})
 	err = a.Cmd.Start()
 	w.Close()
@@ -162,9 +188,8 @@ func (a *Agentg) start(args []string, cfg AgentgConfig) error {
 		r.Close()
 		return fmt.Errorf("start agentg: %w", err)
 	}
-	var out io.Writer = a.stderr
 	if cfg.Stderr != nil {
-		out = io.MultiWriter(a.stderr, cfg.Stderr)
+		out = io.MultiWriter(out, cfg.Stderr)
 	}
 	go func() {
 		io.Copy(out, r)
@@ -344,11 +369,13 @@ func readLogFrom(path string, offset int64) ([]map[string]any, int64, error) {
 	}
 }
 
-// tailBuffer keeps the last max bytes written to it.
+// tailBuffer keeps the last max bytes written to it; over says some were
+// dropped.
 type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
+	mu   sync.Mutex
+	max  int
+	b    []byte
+	over bool
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
@@ -357,11 +384,21 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.b = append(t.b, p...)
 	if over := len(t.b) - t.max; over > 0 {
 		t.b = append(t.b[:0], t.b[over:]...)
+		t.over = true
 	}
 	return len(p), nil
 }
 
+func (t *tailBuffer) dropped() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.over
+}
+
 func (t *tailBuffer) String() string {
+	if t == nil {
+		return ""
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)

@@ -19,6 +19,10 @@
 //     API's event stream (replayed recent events, then live ones): the one
 //     way tests wait for an event, and for the positive evidence that
 //     something did not happen (the event of a later marker request).
+//   - The leak check (leaks.go): AgentgConfig.T, Secrets(t, values...) and
+//     RunAgentg make sure, when the test ends, that no secret value the
+//     test used appears in anything agentg wrote (log, stdout, stderr) or
+//     answered (Agentg.AdminGet, the streamed events, command output).
 //
 // Everything listens on and dials loopback only. Nothing here imports the
 // proxy package: in-process harness pieces that build a proxy.Server stay

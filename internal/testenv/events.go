@@ -60,7 +60,7 @@ func (a *Agentg) WaitEvents(ctx context.Context, n int, match func(map[string]an
 	if err != nil {
 		return nil, fmt.Errorf("wait for events: %w", err)
 	}
-	w := &eventWait{n: n, match: match, seen: map[string]bool{}}
+	w := &eventWait{n: n, match: match, seen: map[string]bool{}, rec: a.leaks}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opened := func() {
@@ -103,6 +103,7 @@ type eventWait struct {
 	offset  int64           // how much of the log was read
 	got     []map[string]any
 	dropped uint64
+	rec     *LeakCheck // the test's, which searches what the stream gave
 }
 
 // add takes one event of the stream.
@@ -111,6 +112,7 @@ func (w *eventWait) add(se admin.StreamEvent) error {
 		w.dropped = se.Dropped
 		return nil
 	}
+	w.rec.Record("the admin API's event stream", se.Data)
 	var ev map[string]any
 	if err := json.Unmarshal(se.Data, &ev); err != nil {
 		return fmt.Errorf("event %q: %w", se.Data, err)
