@@ -20,6 +20,7 @@ func FuzzParsePolicy(f *testing.F) {
 		"mode: report\nhosts:\n  - deny: b.test\n",
 		"hosts:\n  hosts: x\n",
 		"lm: {}\n",
+		"gateway:\n  tokens:\n    - {agent: a, sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae}\n  jwt:\n    issuer: i\n    audience: a\n    jwks_url: https://i.test/k\n    agents: {s: a}\n",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -66,14 +66,17 @@ func (f *Failure) Error() string {
 }
 
 // errorCode is the RFC 6750 error attribute of the 401: none when no
-// credential was presented (section 3.1), invalid_request for a request
-// that is malformed, invalid_token for the rest.
+// credential was presented (section 3.1), invalid_request for an
+// Authorization header that is malformed, invalid_token for the rest (a
+// JWT that does not parse included).
 func (f *Failure) errorCode() string {
 	switch f.Check {
 	case "missing", "not-configured":
 		return ""
 	case "malformed":
-		return "invalid_request"
+		if f.Method != "jwt" { // the header itself, not a token in it
+			return "invalid_request"
+		}
 	}
 	return "invalid_token"
 }

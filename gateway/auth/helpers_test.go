@@ -30,7 +30,7 @@ type livePolicy struct{ e atomic.Pointer[rules.Engine] }
 
 func (p *livePolicy) Engine() *rules.Engine { return p.e.Load() }
 
-func loadPolicy(t *testing.T, dir, body string) *rules.Engine {
+func loadPolicy(t testing.TB, dir, body string) *rules.Engine {
 	t.Helper()
 	p := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
