@@ -65,34 +65,43 @@ func (a *Authenticator) keysFor(cfg *rules.GatewayJWT) *keySet {
 	}
 }
 
-// key finds the key for a token's kid and alg, fetching the set when it
-// does not hold it.
+// key finds the key for a token's kid and alg. A fresh set that holds it
+// answers without a lock. A stale set that holds it answers too while
+// one request refreshes it; a kid the set does not hold waits for the one
+// fetch (rate-limited by the policy's refetch interval).
 func (a *Authenticator) key(ctx context.Context, ks *keySet, kid, alg string) (*jose.JSONWebKey, *Failure) {
-	now := a.o.Now()
-	f := ks.cur.Load()
-	if f != nil && now.Sub(f.at) < maxKeyAge {
+	if f := ks.cur.Load(); f != nil {
 		if k := pick(f.keys, kid, alg); k != nil {
-			return k, nil
+			if a.o.Now().Sub(f.at) < maxKeyAge || !ks.mu.TryLock() {
+				return k, nil
+			}
+			defer ks.mu.Unlock()
+			return a.refresh(ctx, ks, kid, alg)
 		}
 	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	// Another request may have fetched while this one waited.
-	if g := ks.cur.Load(); g != f && g != nil {
-		if k := pick(g.keys, kid, alg); k != nil {
-			return k, nil
+	return a.refresh(ctx, ks, kid, alg)
+}
+
+// refresh fetches the set unless it was tried within the refetch
+// interval, and picks the key. It runs under ks.mu.
+func (a *Authenticator) refresh(ctx context.Context, ks *keySet, kid, alg string) (*jose.JSONWebKey, *Failure) {
+	now := a.o.Now()
+	f := ks.cur.Load()
+	var held *jose.JSONWebKey
+	if f != nil {
+		held = pick(f.keys, kid, alg)
+		if held != nil && now.Sub(f.at) < maxKeyAge {
+			return held, nil // another request fetched it while this one waited
 		}
-		f = g
 	}
-	now = a.o.Now()
 	if !ks.lastTry.IsZero() && now.Sub(ks.lastTry) < ks.cfg.Refetch {
-		if f == nil && ks.lastError != nil {
+		switch {
+		case held != nil:
+			return held, nil // stale, but no fetch is due yet
+		case f == nil:
 			return nil, fail("jwt", "jwks", "the identity provider's keys could not be fetched: "+ks.lastError.Error())
-		}
-		if f != nil {
-			if k := pick(f.keys, kid, alg); k != nil {
-				return k, nil // a stale set still answers until a fetch succeeds
-			}
 		}
 		return nil, fail("jwt", "kid", fmt.Sprintf("no key %s in the identity provider's JWKS (fetched again at most every %s)", kidLabel(kid), ks.cfg.Refetch))
 	}
@@ -100,10 +109,8 @@ func (a *Authenticator) key(ctx context.Context, ks *keySet, kid, alg string) (*
 	keys, err := a.fetchJWKS(ctx, ks.cfg.JWKSURL)
 	ks.lastError = err
 	if err != nil {
-		if f != nil {
-			if k := pick(f.keys, kid, alg); k != nil {
-				return k, nil // keep the keys held while the provider is down
-			}
+		if held != nil {
+			return held, nil // keep the keys held while the provider is down
 		}
 		return nil, fail("jwt", "jwks", "the identity provider's keys could not be fetched: "+err.Error())
 	}

@@ -333,6 +333,19 @@ func TestJWTKeyRotation(t *testing.T) {
 	if s := status(tokB); s != http.StatusOK {
 		t.Fatalf("key B at the end: %d", s)
 	}
+	// An hour on, a set that holds the kid is fetched again anyway (a
+	// withdrawn key must stop verifying), once.
+	clk.advance(61 * time.Minute)
+	p.set(func(m *mockoidc.MockOIDC) { m.FastForward(time.Duration(clk.off.Load())) })
+	tokB2, _ := p.login(t, nil, "openid")
+	for range 3 {
+		if s := status(tokB2); s != http.StatusOK {
+			t.Fatalf("key B an hour on: %d", s)
+		}
+	}
+	if n := p.jwksFetches.Load(); n != 4 {
+		t.Fatalf("%d fetches after the set aged an hour, want 4", n)
+	}
 	evs := d.refusals(t)
 	kids := 0
 	for _, e := range evs {
@@ -343,7 +356,7 @@ func TestJWTKeyRotation(t *testing.T) {
 	if len(evs) != 8 || kids != 8 {
 		t.Fatalf("%d refusal events, %d naming the kid; want 8 and 8", len(evs), kids)
 	}
-	noSecrets(t, d.log.String(), tokA, tokB, tokC)
+	noSecrets(t, d.log.String(), tokA, tokB, tokC, tokB2)
 }
 
 // Without the client to fetch keys with, and with a provider that is
