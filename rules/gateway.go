@@ -503,3 +503,41 @@ func readCAFile(path string) ([]*x509.Certificate, error) {
 	}
 	return out, nil
 }
+
+// gatewayWarnings: a gateway token or agents table naming an agent the
+// agents section does not define, when it defines any. At the proxy such
+// a name is refused; at the gateway the credential proves it, so a
+// misspelt name would quietly get the rules of no agent.
+func (w *warner) gatewayWarnings() {
+	g, t := w.e.Gateway(), &w.e.agents
+	if len(t.list) == 0 {
+		return
+	}
+	undefined := func(src, what, agent string) {
+		if t.byName[agent] == nil {
+			w.add(src, "%s names agent %s, which the agents section does not define: no rule scoped to an agent applies to it", what, agent)
+		}
+	}
+	for _, tk := range g.tokens {
+		undefined(g.Source, "gateway token "+tk.ID, tk.Agent)
+	}
+	if g.JWT != nil {
+		for _, a := range sortedValues(g.JWT.agents) {
+			undefined(g.JWT.Source, "the gateway jwt agents table", a)
+		}
+	}
+	if g.MTLS != nil {
+		for _, a := range sortedValues(g.MTLS.agents) {
+			undefined(g.MTLS.Source, "the gateway mtls agents table", a)
+		}
+	}
+}
+
+func sortedValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

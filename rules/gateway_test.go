@@ -176,3 +176,38 @@ func TestGatewayCAFile(t *testing.T) {
 		})
 	}
 }
+
+func TestGatewayWarnings(t *testing.T) {
+	d := hexOf(sha256.Sum256([]byte("x")))
+	pol := `agents:
+  - {name: coder, cidrs: [10.0.0.0/8]}
+gateway:
+  tokens:
+    - {agent: coder, sha256: ` + d + `}
+    - {agent: codr, sha256: ` + hexOf(sha256.Sum256([]byte("y"))) + `, id: typo}
+  jwt:
+    issuer: https://idp.example
+    audience: a
+    jwks_url: https://idp.example/k
+    agents: {s1: coder, s2: buildr}
+`
+	var got []string
+	for _, w := range mustLoad(t, pol, nil).Warnings() {
+		if strings.Contains(w.Text, "gateway") {
+			got = append(got, w.Text)
+		}
+	}
+	want := []string{
+		"gateway token typo names agent codr, which the agents section does not define: no rule scoped to an agent applies to it",
+		"the gateway jwt agents table names agent buildr, which the agents section does not define: no rule scoped to an agent applies to it",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("warnings\n%q\nwant\n%q", got, want)
+	}
+	// Without an agents section every name is free: nothing to warn of.
+	for _, w := range mustLoad(t, "gateway:\n  tokens:\n    - {agent: codr, sha256: "+d+"}\n", nil).Warnings() {
+		if strings.Contains(w.Text, "gateway") {
+			t.Errorf("warning %v", w)
+		}
+	}
+}
