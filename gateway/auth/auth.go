@@ -88,9 +88,10 @@ func fail(method, check, reason string) *Failure {
 // Authenticator checks the credentials of requests at the gateway door.
 // It is safe for concurrent use.
 type Authenticator struct {
-	o     Options
-	keys  atomic.Pointer[keySet] // for the jwt sub-section in force
-	certs *lru.Cache[certEntry]  // verified client certificates by digest
+	o      Options
+	keys   atomic.Pointer[keySet] // for the jwt sub-section in force
+	certs  *lru.Cache[certEntry]  // verified client certificates by digest
+	tokens *lru.Cache[tokenEntry] // verified JWTs by digest
 }
 
 // New returns an Authenticator for the policy o.Policy holds.
@@ -101,7 +102,7 @@ func New(o Options) (*Authenticator, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Authenticator{o: o, certs: lru.New[certEntry](certCacheSize, nil)}, nil
+	return &Authenticator{o: o, certs: lru.New[certEntry](certCacheSize, nil), tokens: lru.New[tokenEntry](jwtCacheSize, nil)}, nil
 }
 
 // Authenticate names the agent behind r, or returns a *Failure. It reads

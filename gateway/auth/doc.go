@@ -42,12 +42,15 @@
 //     name which check failed (the kid, the issuer, the claim's value, a
 //     token's id) and never a token or a part of one.
 //   - The request path stays cheap: a bearer token is one SHA-256 and a
-//     constant-time compare per configured digest; a JWT's keys are read
-//     without a lock and fetched only when a kid is unknown (at most once
-//     per the policy's refetch interval, concurrent askers waiting for
-//     the one fetch) or the set is an hour old; a verified client
-//     certificate is remembered by its digest, so a connection's chain
-//     is verified once, not per request.
+//     constant-time compare per configured digest; a verified JWT is
+//     remembered by its digest for a minute at most (never past its exp,
+//     and only under the policy that verified it), so an agent's next
+//     requests cost a SHA-256, not a signature; the JWKS is read without
+//     a lock and fetched only when a kid is unknown (at most once per the
+//     policy's refetch interval, concurrent askers waiting for the one
+//     fetch) or the set is an hour old (one request refreshes it, the
+//     others go on with it); a verified client certificate is remembered
+//     the same way, so a connection's chain is verified once.
 //   - The JWKS is fetched through the *http.Client the caller gives:
 //     agentg's own checked client, so that the identity provider is
 //     reached under the same host rules and checks as everything else.

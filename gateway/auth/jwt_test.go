@@ -36,7 +36,7 @@ type idp struct {
 	jwksFetches atomic.Int32
 }
 
-func startIDP(t *testing.T, key *rsa.PrivateKey) *idp {
+func startIDP(t testing.TB, key *rsa.PrivateKey) *idp {
 	t.Helper()
 	m, err := mockoidc.NewServer(key)
 	if err != nil {
@@ -72,7 +72,7 @@ func (p *idp) set(fn func(m *mockoidc.MockOIDC)) {
 
 // login runs the authorization code flow for user and returns the access
 // token and the ID token.
-func (p *idp) login(t *testing.T, user *mockoidc.MockUser, scope string) (access, idToken string) {
+func (p *idp) login(t testing.TB, user *mockoidc.MockUser, scope string) (access, idToken string) {
 	t.Helper()
 	var clientID, secret string
 	p.set(func(m *mockoidc.MockOIDC) {
@@ -241,6 +241,12 @@ func TestJWT(t *testing.T) {
 	if n := p.jwksFetches.Load(); n != 1 {
 		t.Errorf("JWKS fetched %d times, want once", n)
 	}
+	// A verified token is remembered, but only under the policy that
+	// verified it: a reload to another audience refuses it at once.
+	pol.e.Store(loadPolicy(t, t.TempDir(), strings.Replace(jwtPolicy(p, ""), p.m.ClientID+", ", "", 1)))
+	if got := d.call(t, nil, "Bearer "+good); got.status != http.StatusUnauthorized || !strings.Contains(got.challenge, "jwt audience") {
+		t.Errorf("the remembered token after a reload to another audience: %d %q", got.status, got.challenge)
+	}
 	secrets := []string{good, goodID, builder, stranger, expired, notYet, wrongIss, wrongAud, hs, badSig}
 	for _, s := range secrets[:] {
 		secrets = append(secrets, s[strings.LastIndexByte(s, '.')+1:]) // the signatures alone
@@ -310,7 +316,10 @@ func TestJWTKeyRotation(t *testing.T) {
 	if s := status(tokB); s != http.StatusOK || p.jwksFetches.Load() != 2 {
 		t.Fatalf("key B after the interval: %d, %d fetches", s, p.jwksFetches.Load())
 	}
-	// Key A is withdrawn: the set just fetched does not hold it.
+	// Key A is withdrawn: the set just fetched does not hold it. (A token
+	// verified before is remembered for a minute at most: step past it,
+	// still inside the refetch interval.)
+	clk.advance(29 * time.Second)
 	if s := status(tokA); s != http.StatusUnauthorized || p.jwksFetches.Load() != 2 {
 		t.Fatalf("withdrawn key A: %d, %d fetches", s, p.jwksFetches.Load())
 	}
