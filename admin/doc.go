@@ -1,7 +1,9 @@
 // Package admin is agentg's control plane: a listener of its own (never
 // the proxy's) serving health and readiness, Prometheus metrics, policy
 // reload, the live stream of audit events, the policy's rules with their
-// hit counts, the MCP inventory and pins, and a web console over them.
+// hit counts, the MCP inventory and pins, the registry of configured MCP
+// servers (registry.go: the gateway's live state is asked through
+// ServerStatus), and a web console over them.
 // Package cmd/agentg wires it; this package holds the handlers, the
 // token, the listener, the console and a client.
 //
