@@ -119,6 +119,7 @@
 //	    leeway: 30s                # clock skew for exp, nbf, iat (0s to 5m)
 //	    claim: sub                 # names the agent, through agents: {VALUE: AGENT} if given
 //	    refetch: 30s               # an unknown kid refetches the JWKS at most this often
+//	    scopes: [mcp:tools]        # optional: the token must grant each (403 otherwise)
 //	  mtls:                        # client certificates chaining to ca
 //	    ca: clients-ca.pem         # CA certificates only; watched with the policy
 //	    name_from: cn              # cn | dns | uri | email; agents: {VALUE: AGENT} optional

@@ -47,6 +47,7 @@ func init() {
 //	    claim: sub                 # the claim that names the agent; default sub
 //	    agents: {00u1abc: coder}   # optional: claim value -> agent; absent: the value is the name
 //	    refetch: 30s               # an unknown kid refetches the JWKS at most this often
+//	    scopes: [mcp:tools]        # optional: the token must grant every one (403 otherwise)
 //	  mtls:                        # client certificates
 //	    ca: clients-ca.pem         # PEM, relative to the policy's directory; re-read on change
 //	    name_from: cn              # cn | dns | uri | email: where the agent's name is
@@ -75,7 +76,10 @@ type GatewayJWT struct {
 	Leeway     time.Duration
 	Claim      string
 	Refetch    time.Duration
-	Source     string // file:line of the jwt key
+	// Scopes must all be granted by the token (its scope or scp claim);
+	// the 401's challenge names them (MCP authorization, RFC 6750).
+	Scopes []string
+	Source string // file:line of the jwt key
 
 	agents map[string]string // nil: the claim's value is the agent's name
 }
@@ -327,6 +331,17 @@ func (p *parser) gatewayJWT(v *yaml.Node) (*GatewayJWT, error) {
 			j.Leeway, err = p.duration(v, 0, 5*time.Minute)
 		case "refetch":
 			j.Refetch, err = p.duration(v, time.Second, time.Hour)
+		case "scopes":
+			its, e := p.items(v)
+			if e != nil {
+				return e
+			}
+			for _, sc := range its {
+				if !validScope(sc.Value) {
+					return p.errf(sc, "bad scope %q (RFC 6749 scope-token: printable ASCII, no spaces, quotes or backslashes)", sc.Value)
+				}
+				j.Scopes = append(j.Scopes, sc.Value)
+			}
 		case "claim":
 			if j.Claim, err = p.scalar(v); err == nil && (j.Claim == "" || len(j.Claim) > 128) {
 				err = p.errf(v, "bad claim name %q", j.Claim)
@@ -334,7 +349,7 @@ func (p *parser) gatewayJWT(v *yaml.Node) (*GatewayJWT, error) {
 		case "agents":
 			j.agents, err = p.agentTable(v)
 		default:
-			err = p.errf(k, "unknown gateway jwt key %q (want issuer, audience, jwks_url, algorithms, leeway, claim, agents, refetch)", k.Value)
+			err = p.errf(k, "unknown gateway jwt key %q (want issuer, audience, jwks_url, algorithms, leeway, claim, agents, refetch, scopes)", k.Value)
 		}
 		return err
 	})
@@ -353,6 +368,19 @@ func (p *parser) gatewayJWT(v *yaml.Node) (*GatewayJWT, error) {
 		j.Algorithms = []string{"RS256", "ES256"}
 	}
 	return j, nil
+}
+
+// validScope is RFC 6749's scope-token: %x21 / %x23-5B / %x5D-7E.
+func validScope(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkJWKSURL accepts an https URL, or plain http to a loopback address

@@ -136,6 +136,7 @@ func TestGatewayLoadErrors(t *testing.T) {
 		{"alg none", "gateway:\n  jwt:\n    algorithms: [RS256, none]\n", `:3: algorithm "none" is not allowed`},
 		{"alg hmac", "gateway:\n  jwt:\n    algorithms: HS256\n", `:3: algorithm "HS256" is not allowed`},
 		{"leeway too long", "gateway:\n  jwt:\n    leeway: 1h\n", ":3: bad duration"},
+		{"bad scope", "gateway:\n  jwt:\n    scopes: [\"a b\"]\n", `:3: bad scope "a b"`},
 		{"empty agents table", "gateway:\n  jwt:\n    agents: {}\n", ":3: empty agents table"},
 		{"bad mapped agent", "gateway:\n  jwt:\n    agents: {x: \"a b\"}\n", `:3: bad agent name "a b"`},
 		{"mtls without ca", "gateway:\n  mtls:\n    name_from: cn\n", ":3: gateway mtls needs a ca"},

@@ -51,8 +51,8 @@ type Failure struct {
 	Method string
 	// Check names the check that failed: missing, malformed,
 	// not-configured, unknown-token, algorithm, kid, jwks, signature,
-	// expired, not-yet-valid, issued-in-future, issuer, audience, claim,
-	// chain, name, disagree.
+	// expired, not-yet-valid, issued-in-future, issuer, audience, scope,
+	// claim, chain, name, disagree.
 	Check string
 	// Reason says it for people; it never holds a credential.
 	Reason string
@@ -77,8 +77,19 @@ func (f *Failure) errorCode() string {
 		if f.Method != "jwt" { // the header itself, not a token in it
 			return "invalid_request"
 		}
+	case "scope":
+		return "insufficient_scope"
 	}
 	return "invalid_token"
+}
+
+// Status is the HTTP status of the refusal: 403 for a valid token that
+// lacks a required scope (RFC 6750 insufficient_scope), else 401.
+func (f *Failure) Status() int {
+	if f.Check == "scope" {
+		return http.StatusForbidden
+	}
+	return http.StatusUnauthorized
 }
 
 func fail(method, check, reason string) *Failure {

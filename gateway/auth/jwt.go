@@ -109,6 +109,9 @@ func (a *Authenticator) verifyJWT(ctx context.Context, cfg *rules.GatewayJWT, ra
 	case err != nil:
 		return verified{}, fail("jwt", "malformed", "the token's claims do not validate")
 	}
+	if missing := missingScopes(cfg.Scopes, all); missing != "" {
+		return verified{}, fail("jwt", "scope", "the token does not grant scope "+missing)
+	}
 	v, ok := all[cfg.Claim].(string)
 	if !ok {
 		return verified{}, fail("jwt", "claim", fmt.Sprintf("the token has no string claim %q", cfg.Claim))
@@ -140,4 +143,40 @@ func clipAll(a []string) string {
 		out[i] = clip(s)
 	}
 	return strings.Join(out, " ")
+}
+
+// missingScopes names the first required scope the token does not grant
+// ("" when it grants all): its scope claim (RFC 8693, RFC 9068: one
+// space-separated string) or scp (a string or a list, as some providers
+// write it).
+func missingScopes(want []string, claims map[string]any) string {
+	if len(want) == 0 {
+		return ""
+	}
+	var have []string
+	for _, c := range []string{"scope", "scp"} {
+		switch v := claims[c].(type) {
+		case string:
+			have = append(have, strings.Fields(v)...)
+		case []any:
+			for _, x := range v {
+				if s, ok := x.(string); ok {
+					have = append(have, s)
+				}
+			}
+		}
+	}
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			if h == w {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return w
+		}
+	}
+	return ""
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	gojwt "github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 )
 
@@ -386,5 +387,61 @@ func TestJWTNoKeys(t *testing.T) {
 	}
 	if len(d.seen())+len(d2.seen()) != 0 {
 		t.Fatal("reached")
+	}
+}
+
+// scopedUser is a provider user whose ID token carries scope claims, as
+// an identity provider issuing tokens for MCP does.
+type scopedUser struct {
+	mockoidc.MockUser
+	scope string   // the scope claim, "" none
+	scp   []string // the scp claim, nil none
+}
+
+func (u *scopedUser) Claims(scope []string, base *mockoidc.IDTokenClaims) (gojwt.Claims, error) {
+	return &struct {
+		*mockoidc.IDTokenClaims
+		Scope string   `json:"scope,omitempty"`
+		Scp   []string `json:"scp,omitempty"`
+	}{base, u.scope, u.scp}, nil
+}
+
+// Required scopes: the challenge names them; a valid token without them
+// gets 403 insufficient_scope; with them (scope or scp) it is accepted.
+func TestJWTScopes(t *testing.T) {
+	p := startIDP(t, nil)
+	pol := &livePolicy{}
+	pol.e.Store(loadPolicy(t, t.TempDir(), jwtPolicy(p, "    scopes: [mcp:tools]\n")))
+	d := startDoor(t, Options{Policy: pol, Client: plainClient()}, nil)
+	idOf := func(u mockoidc.User) string {
+		p.set(func(m *mockoidc.MockOIDC) { m.QueueUser(u) })
+		_, id := p.login(t, nil, "openid")
+		return id
+	}
+	none := idOf(&scopedUser{MockUser: mockoidc.MockUser{Subject: "1234567890"}})
+	other := idOf(&scopedUser{MockUser: mockoidc.MockUser{Subject: "1234567890"}, scope: "openid mcp:read"})
+	withScope := idOf(&scopedUser{MockUser: mockoidc.MockUser{Subject: "1234567890"}, scope: "openid mcp:tools"})
+	withScp := idOf(&scopedUser{MockUser: mockoidc.MockUser{Subject: "1234567890"}, scp: []string{"mcp:tools"}})
+
+	if got := d.call(t, nil); got.status != http.StatusUnauthorized || !strings.Contains(got.challenge, `scope="mcp:tools"`) {
+		t.Errorf("no credential: %d %q", got.status, got.challenge)
+	}
+	for _, tok := range []string{none, other} {
+		got := d.call(t, nil, "Bearer "+tok)
+		if got.status != http.StatusForbidden || !strings.Contains(got.challenge, `error="insufficient_scope"`) || !strings.Contains(got.challenge, `scope="mcp:tools"`) {
+			t.Errorf("without the scope: %d %q", got.status, got.challenge)
+		}
+	}
+	for _, tok := range []string{withScope, withScp} {
+		if got := d.call(t, nil, "Bearer "+tok); got.status != http.StatusOK || got.body != "reached coder" {
+			t.Errorf("with the scope: %d %q", got.status, got.body)
+		}
+	}
+	evs := d.refusals(t)
+	if len(evs) != 3 || evs[1]["status"] != float64(403) || !strings.Contains(evs[1]["reason"].(string), "does not grant scope mcp:tools") {
+		t.Errorf("events %v", evs)
+	}
+	if n := len(d.seen()); n != 2 {
+		t.Errorf("reached %d times, want 2", n)
 	}
 }

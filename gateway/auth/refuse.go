@@ -17,10 +17,11 @@ import (
 // of a valid credential; the event's reason names the check.
 const RuleAuth = "builtin:gateway-auth"
 
-// Refuse writes the 401 for err (a *Failure from Authenticate): a
-// WWW-Authenticate challenge as RFC 6750 section 3 has it, with the
-// policy's realm, the error attribute when a credential was presented,
-// and resource_metadata (RFC 9728) when the policy names it, and a JSON
+// Refuse writes the refusal for err (a *Failure from Authenticate): 401
+// (403 for a missing scope) with a WWW-Authenticate challenge as RFC 6750
+// section 3 has it: the policy's realm, the error attribute when a
+// credential was presented, scope when the policy's jwt requires scopes,
+// and resource_metadata (RFC 9728) when the policy names it; and a JSON
 // body with the same error. The description names the check only
 // ("expired", "issuer", ...), not the details the event holds.
 func (a *Authenticator) Refuse(w http.ResponseWriter, r *http.Request, err error) {
@@ -32,7 +33,7 @@ func (a *Authenticator) Refuse(w http.ResponseWriter, r *http.Request, err error
 	w.Header().Set("WWW-Authenticate", challenge(g, f))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusUnauthorized)
+	w.WriteHeader(f.Status())
 	code := f.errorCode()
 	if code == "" {
 		code = "unauthorized"
@@ -45,6 +46,9 @@ func challenge(g *rules.Gateway, f *Failure) string {
 	b.WriteString(`Bearer realm=` + strconv.Quote(g.Realm))
 	if c := f.errorCode(); c != "" {
 		b.WriteString(`, error="` + c + `", error_description=` + strconv.Quote(description(f)))
+	}
+	if g.JWT != nil && len(g.JWT.Scopes) > 0 {
+		b.WriteString(`, scope="` + strings.Join(g.JWT.Scopes, " ") + `"`)
 	}
 	if g.ResourceMetadata != "" {
 		b.WriteString(`, resource_metadata=` + strconv.Quote(g.ResourceMetadata))
@@ -62,7 +66,7 @@ func description(f *Failure) string {
 }
 
 // Middleware authenticates every request before next sees it: a refused
-// one gets Refuse's 401 and one event (kind http, door gateway, rule
+// one gets Refuse's 401 (or 403) and one event (kind http, door gateway, rule
 // RuleAuth, the reason naming the check); an accepted one reaches next
 // with its Identity in the context (FromContext).
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
@@ -89,6 +93,10 @@ func (a *Authenticator) Event(r *http.Request, err error) *audit.Event {
 	e := &audit.Event{Time: a.o.Now(), Kind: "http", Door: "gateway", Client: r.RemoteAddr, Method: r.Method,
 		Scheme: scheme, Host: hostOnly(r.Host), Path: r.URL.Path, Decision: "deny", Rule: RuleAuth,
 		RuleSource: g.Source, Reason: err.Error(), Status: http.StatusUnauthorized}
+	var f *Failure
+	if errors.As(err, &f) {
+		e.Status = f.Status()
+	}
 	if a.o.Log != nil {
 		e.ID = a.o.Log.NewID()
 	}
