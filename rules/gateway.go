@@ -199,12 +199,10 @@ func parseGateway(p *parser, k, v *yaml.Node, pol *policy) error {
 				err = p.errf(v, "bad realm %q (1 to 128 characters, no quotes, backslashes or line breaks)", spec.realm)
 			}
 		case "resource_metadata":
-			var s string
-			if s, err = p.scalar(v); err == nil {
-				if u, e := url.Parse(s); e != nil || u.Scheme != "https" || u.Host == "" || strings.ContainsAny(s, "\"\\ ") {
-					err = p.errf(v, "bad resource_metadata %q (an https URL)", s)
+			if spec.rm, err = p.scalar(v); err == nil {
+				if e := checkURL("resource_metadata", spec.rm); e != nil {
+					err = p.errf(v, "%v", e)
 				}
-				spec.rm = s
 			}
 		case "tokens":
 			if v.Kind != yaml.SequenceNode {
@@ -309,9 +307,8 @@ func (p *parser) gatewayJWT(v *yaml.Node) (*GatewayJWT, error) {
 		case "jwks_url":
 			jwks = v
 			if j.JWKSURL, err = p.scalar(v); err == nil {
-				err = checkJWKSURL(j.JWKSURL)
-				if err != nil {
-					err = p.errf(v, "%v", err)
+				if e := checkURL("jwks_url", j.JWKSURL); e != nil {
+					err = p.errf(v, "%v", e)
 				}
 			}
 		case "algorithms":
@@ -383,13 +380,14 @@ func validScope(s string) bool {
 	return true
 }
 
-// checkJWKSURL accepts an https URL, or plain http to a loopback address
-// (a provider on the same machine): keys fetched in clear text over a
-// network could be anyone's.
-func checkJWKSURL(s string) error {
+// checkURL accepts an https URL, or plain http to a loopback address (a
+// provider on the same machine): keys fetched, or a client sent, over
+// clear text on a network could be anyone's. No quotes or backslashes:
+// the URL goes into a WWW-Authenticate challenge.
+func checkURL(key, s string) error {
 	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return fmt.Errorf("bad jwks_url %q (an https URL)", s)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || strings.ContainsAny(s, "\"\\ ") {
+		return fmt.Errorf("bad %s %q (an https URL)", key, s)
 	}
 	switch u.Scheme {
 	case "https":
@@ -400,7 +398,7 @@ func checkJWKSURL(s string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("jwks_url %q must be https (plain http only to a loopback address)", s)
+	return fmt.Errorf("%s %q must be https (plain http only to a loopback address)", key, s)
 }
 
 func (p *parser) gatewayMTLS(v *yaml.Node) (*GatewayMTLS, *yaml.Node, error) {
