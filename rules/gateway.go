@@ -195,8 +195,8 @@ func parseGateway(p *parser, k, v *yaml.Node, pol *policy) error {
 	err := p.eachKey(v, func(k, v *yaml.Node) (err error) {
 		switch k.Value {
 		case "realm":
-			if spec.realm, err = p.scalar(v); err == nil && (spec.realm == "" || len(spec.realm) > 128 || strings.ContainsAny(spec.realm, "\"\\\r\n\x00")) {
-				err = p.errf(v, "bad realm %q (1 to 128 characters, no quotes, backslashes or line breaks)", spec.realm)
+			if spec.realm, err = p.scalar(v); err == nil && (!quotable(spec.realm) || len(spec.realm) > 128) {
+				err = p.errf(v, "bad realm %q (1 to 128 printable ASCII characters, no quotes or backslashes)", spec.realm)
 			}
 		case "resource_metadata":
 			if spec.rm, err = p.scalar(v); err == nil {
@@ -367,6 +367,21 @@ func (p *parser) gatewayJWT(v *yaml.Node) (*GatewayJWT, error) {
 	return j, nil
 }
 
+// quotable reports whether s can go into a WWW-Authenticate
+// quoted-string as it is: 1 to 2048 printable ASCII characters, no quote
+// or backslash.
+func quotable(s string) bool {
+	if s == "" || len(s) > 2048 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // validScope is RFC 6749's scope-token: %x21 / %x23-5B / %x5D-7E.
 func validScope(s string) bool {
 	if s == "" || len(s) > 128 {
@@ -386,7 +401,7 @@ func validScope(s string) bool {
 // the URL goes into a WWW-Authenticate challenge.
 func checkURL(key, s string) error {
 	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || strings.ContainsAny(s, "\"\\ ") {
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || !quotable(s) || strings.Contains(s, " ") {
 		return fmt.Errorf("bad %s %q (an https URL)", key, s)
 	}
 	switch u.Scheme {

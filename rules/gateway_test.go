@@ -143,6 +143,7 @@ func TestGatewayLoadErrors(t *testing.T) {
 		{"mtls bad name_from", "gateway:\n  mtls:\n    name_from: ou\n", `:3: "ou" is not one of cn, dns, uri, email`},
 		{"mtls missing ca file", "gateway:\n  mtls:\n    ca: nope.pem\n", ":3: gateway mtls ca: open"},
 		{"bad realm", "gateway:\n  realm: 'a\"b'\n", ":2: bad realm"},
+		{"realm not ASCII", "gateway:\n  realm: agentg\u00e9\n", ":2: bad realm"},
 		{"resource metadata not https", "gateway:\n  resource_metadata: http://x.example/m\n", `:2: resource_metadata "http://x.example/m" must be https`},
 		{"resource metadata with a quote", "gateway:\n  resource_metadata: 'https://x.example/\"'\n", ":2: bad resource_metadata"},
 	})

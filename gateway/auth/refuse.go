@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,15 +42,18 @@ func (a *Authenticator) Refuse(w http.ResponseWriter, r *http.Request, err error
 
 func challenge(g *rules.Gateway, f *Failure) string {
 	var b strings.Builder
-	b.WriteString(`Bearer realm=` + strconv.Quote(g.Realm))
+	// The realm and the URL are printable ASCII without quotes or
+	// backslashes (rules checks them at load), the rest agentg's own
+	// words: each goes into its quoted-string as it is.
+	b.WriteString(`Bearer realm="` + g.Realm + `"`)
 	if c := f.errorCode(); c != "" {
-		b.WriteString(`, error="` + c + `", error_description=` + strconv.Quote(description(f)))
+		b.WriteString(`, error="` + c + `", error_description="` + description(f) + `"`)
 	}
 	if g.JWT != nil && len(g.JWT.Scopes) > 0 {
 		b.WriteString(`, scope="` + strings.Join(g.JWT.Scopes, " ") + `"`)
 	}
 	if g.ResourceMetadata != "" {
-		b.WriteString(`, resource_metadata=` + strconv.Quote(g.ResourceMetadata))
+		b.WriteString(`, resource_metadata="` + g.ResourceMetadata + `"`)
 	}
 	return b.String()
 }
