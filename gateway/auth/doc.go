@@ -51,6 +51,9 @@
 //     fetch) or the set is an hour old (one request refreshes it, the
 //     others go on with it); a verified client certificate is remembered
 //     the same way, so a connection's chain is verified once.
+//   - The credential is the gateway's alone: the Middleware hands next a
+//     request without its Authorization header, so nothing behind the
+//     door (an upstream session) can pass it on.
 //   - The JWKS is fetched through the *http.Client the caller gives:
 //     agentg's own checked client, so that the identity provider is
 //     reached under the same host rules and checks as everything else.

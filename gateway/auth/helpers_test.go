@@ -110,6 +110,9 @@ func startDoor(t *testing.T, o Options, tlsCfg *tls.Config) *door {
 		if !ok {
 			t.Error("the handler was reached without an identity")
 		}
+		if v := r.Header.Values("Authorization"); len(v) != 0 {
+			t.Errorf("the handler got the gateway credential: %d Authorization headers", len(v))
+		}
 		d.mu.Lock()
 		d.reached = append(d.reached, id)
 		d.mu.Unlock()

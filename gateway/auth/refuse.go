@@ -70,7 +70,8 @@ func description(f *Failure) string {
 // Middleware authenticates every request before next sees it: a refused
 // one gets Refuse's 401 (or 403) and one event (kind http, door gateway, rule
 // RuleAuth, the reason naming the check); an accepted one reaches next
-// with its Identity in the context (FromContext).
+// with its Identity in the context (FromContext) and without its
+// Authorization header.
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -80,7 +81,14 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 			a.logRefusal(r, err, start)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+		// The credential was for the gateway, not for anything behind
+		// it: next never sees it, so no upstream can be handed it.
+		r = r.WithContext(WithIdentity(r.Context(), id))
+		if _, ok := r.Header["Authorization"]; ok {
+			r.Header = r.Header.Clone()
+			r.Header.Del("Authorization")
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
