@@ -110,7 +110,7 @@ func newCA(chain []*x509.Certificate, signer crypto.Signer, km kms.KeyManager, k
 			}
 		}
 	}
-	if err := checkSignerMatches(chain[0], signer); err != nil {
+	if err := checkSignerMatches("CA key", chain[0], signer); err != nil {
 		return nil, err
 	}
 	cas, err := softcas.New(context.Background(), apiv1.Options{
@@ -139,11 +139,12 @@ func newCA(chain []*x509.Certificate, signer crypto.Signer, km kms.KeyManager, k
 
 // checkSignerMatches verifies that signer holds the private key of cert: the
 // public keys must be equal and a probe signature must verify, which also
-// proves a KMS/HSM signer is reachable (PIN, session) at load time.
-func checkSignerMatches(cert *x509.Certificate, signer crypto.Signer) error {
+// proves a KMS/HSM signer is reachable (PIN, session) at load time. what
+// names the key in errors ("CA key").
+func checkSignerMatches(what string, cert *x509.Certificate, signer crypto.Signer) error {
 	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
-		return fmt.Errorf("CA key does not match certificate %s", certName(cert))
+		return fmt.Errorf("%s does not match certificate %s", what, certName(cert))
 	}
 	msg := []byte("agentg CA key probe")
 	digest := sha256.Sum256(msg)
@@ -151,30 +152,30 @@ func checkSignerMatches(cert *x509.Certificate, signer crypto.Signer) error {
 	case *ecdsa.PublicKey:
 		sig, err := signer.Sign(rand.Reader, digest[:], crypto.SHA256)
 		if err != nil {
-			return fmt.Errorf("CA key probe signature: %w", err)
+			return fmt.Errorf("%s probe signature: %w", what, err)
 		}
 		if !ecdsa.VerifyASN1(k, digest[:], sig) {
-			return errors.New("CA key probe signature does not verify against the certificate")
+			return fmt.Errorf("%s probe signature does not verify against the certificate", what)
 		}
 	case *rsa.PublicKey:
 		sig, err := signer.Sign(rand.Reader, digest[:], crypto.SHA256)
 		if err != nil {
-			return fmt.Errorf("CA key probe signature: %w", err)
+			return fmt.Errorf("%s probe signature: %w", what, err)
 		}
 		if err := rsa.VerifyPKCS1v15(k, crypto.SHA256, digest[:], sig); err != nil {
 			// Some KMS keys only do PSS; try that before giving up.
 			sig, perr := signer.Sign(rand.Reader, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256})
 			if perr != nil || rsa.VerifyPSS(k, crypto.SHA256, digest[:], sig, nil) != nil {
-				return fmt.Errorf("CA key probe signature does not verify against the certificate: %w", err)
+				return fmt.Errorf("%s probe signature does not verify against the certificate: %w", what, err)
 			}
 		}
 	case ed25519.PublicKey:
 		sig, err := signer.Sign(rand.Reader, msg, crypto.Hash(0))
 		if err != nil {
-			return fmt.Errorf("CA key probe signature: %w", err)
+			return fmt.Errorf("%s probe signature: %w", what, err)
 		}
 		if !ed25519.Verify(k, msg, sig) {
-			return errors.New("CA key probe signature does not verify against the certificate")
+			return fmt.Errorf("%s probe signature does not verify against the certificate", what)
 		}
 	}
 	return nil

@@ -38,10 +38,10 @@ func LoadExternal(certFile, key string) (*CA, error) {
 		source string
 	)
 	if isKMSURI(key) {
-		signer, km, err = kmsSigner(key)
+		signer, km, err = kmsSigner("CA key", key)
 		source = "kms " + redactURI(key)
 	} else {
-		signer, err = readKeyFile(key)
+		signer, err = readKeyFile("CA key", key)
 		source = "file " + key
 	}
 	if err != nil {
@@ -73,23 +73,24 @@ func isKMSURI(key string) bool {
 
 // kmsSigner opens the KMS named by the URI's scheme and asks it for a signer
 // for that key. The same URI configures the KMS (module-path, token, pin-value
-// for pkcs11; path for softkms) and names the key.
-func kmsSigner(keyURI string) (crypto.Signer, kms.KeyManager, error) {
+// for pkcs11; path for softkms) and names the key. what names the key in
+// errors ("CA key").
+func kmsSigner(what, keyURI string) (crypto.Signer, kms.KeyManager, error) {
 	shown := redactURI(keyURI)
 	typ, err := kmsapi.TypeOf(keyURI)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load CA key %s: %w", shown, err)
+		return nil, nil, fmt.Errorf("load %s %s: %w", what, shown, err)
 	}
 	if typ == kmsapi.SoftKMS {
 		if path := softKMSPath(keyURI); path != "" {
-			if err := checkKeyMode(path); err != nil {
+			if err := checkKeyMode(what, path); err != nil {
 				return nil, nil, err
 			}
 		}
 	}
 	km, err := kms.New(context.Background(), kmsapi.Options{Type: typ, URI: keyURI})
 	if err != nil {
-		return nil, nil, fmt.Errorf("load CA key %s: open %s KMS (is support for it compiled in?): %w", shown, typ, err)
+		return nil, nil, fmt.Errorf("load %s %s: open %s KMS (is support for it compiled in?): %w", what, shown, typ, err)
 	}
 	signer, err := km.CreateSigner(&kmsapi.CreateSignerRequest{SigningKey: keyURI})
 	if err != nil {
@@ -97,7 +98,7 @@ func kmsSigner(keyURI string) (crypto.Signer, kms.KeyManager, error) {
 		if errors.As(err, new(kmsapi.NotFoundError)) {
 			err = fmt.Errorf("%w: %w", err, fs.ErrNotExist)
 		}
-		return nil, nil, fmt.Errorf("load CA key %s: %w", shown, err)
+		return nil, nil, fmt.Errorf("load %s %s: %w", what, shown, err)
 	}
 	return signer, km, nil
 }

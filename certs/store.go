@@ -154,7 +154,7 @@ func LoadDir(dir string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer, err := readKeyFile(keyPath)
+	signer, err := readKeyFile("CA key", keyPath)
 	if err != nil {
 		return nil, err
 	}
@@ -199,34 +199,34 @@ func readChain(path string) ([]*x509.Certificate, error) {
 
 // readKeyFile reads an unencrypted PEM private key after checking that only
 // its owner can read it and that its owner is agentg's user or root
-// (filetrust.Generated).
-func readKeyFile(path string) (crypto.Signer, error) {
-	data, err := filetrust.ReadSecret("load CA key", path, filetrust.Generated)
+// (filetrust.Generated). what names the key in errors ("CA key").
+func readKeyFile(what, path string) (crypto.Signer, error) {
+	data, err := filetrust.ReadSecret("load "+what, path, filetrust.Generated)
 	if err != nil {
 		return nil, err
 	}
 	if block, _ := pem.Decode(data); block != nil && (block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] == "4,ENCRYPTED") {
-		return nil, fmt.Errorf("load CA key %s: key is password-protected; agentg does not prompt for passwords: decrypt it into a 0600 file (step crypto change-pass --no-password --insecure) or serve it from a KMS", path)
+		return nil, fmt.Errorf("load %s %s: key is password-protected; agentg does not prompt for passwords: decrypt it into a 0600 file (step crypto change-pass --no-password --insecure) or serve it from a KMS", what, path)
 	}
 	key, err := pemutil.ParseKey(data, pemutil.WithFilename(path))
 	if err != nil {
-		return nil, fmt.Errorf("load CA key %s: %w", path, err)
+		return nil, fmt.Errorf("load %s %s: %w", what, path, err)
 	}
 	signer, ok := key.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("load CA key %s: %T is not a private key", path, key)
+		return nil, fmt.Errorf("load %s %s: %T is not a private key", what, path, key)
 	}
 	return signer, nil
 }
 
 // checkKeyMode checks a key file a KMS will read (softkms) as readKeyFile
 // checks the ones agentg reads itself.
-func checkKeyMode(path string) error {
+func checkKeyMode(what, path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("load CA key %s: %w", path, err)
+		return fmt.Errorf("load %s %s: %w", what, path, err)
 	}
-	return filetrust.CheckSecret("load CA key", path, fi, filetrust.Generated)
+	return filetrust.CheckSecret("load "+what, path, fi, filetrust.Generated)
 }
 
 // writeCAFile writes a CA file atomically: without force it never

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/agentg/agentg/certs"
 )
 
 // Kind says where a secret comes from.
@@ -20,6 +22,9 @@ const (
 	KindFile                    // a file, read once per policy load
 	KindCommand                 // a command's standard output, run without a shell
 	KindInline                  // the policy itself (insecure_inline: for tests and demos)
+	// KindKMS is a private key a go.step.sm/crypto/kms URI names: it signs
+	// (a client certificate's handshake) and has no value to read or send.
+	KindKMS
 )
 
 // DefaultTimeout bounds a command source that names no timeout.
@@ -38,10 +43,19 @@ type Source struct {
 	Argv    []string      // KindCommand: the program and its arguments
 	Timeout time.Duration // KindCommand: 0 is DefaultTimeout
 	inline  string
+	uri     string // KindKMS: the key's URI, which may carry a PIN: unexported, so no JSON shows it
 }
 
 // Inline is a source whose value is written in the policy.
 func Inline(v string) Source { return Source{Kind: KindInline, inline: v} }
+
+// KMS is a private key a go.step.sm/crypto/kms URI names (a client
+// certificate's key).
+func KMS(uri string) Source { return Source{Kind: KindKMS, uri: uri} }
+
+// KeyURI is a KindKMS source's URI, PIN and all, for opening the KMS
+// only: String is what may be shown.
+func (s Source) KeyURI() string { return s.uri }
 
 // String says where the value comes from, never what it is.
 func (s Source) String() string {
@@ -57,6 +71,8 @@ func (s Source) String() string {
 		return "command"
 	case KindInline:
 		return "insecure_inline"
+	case KindKMS:
+		return "kms " + certs.RedactKeyURI(s.uri)
 	}
 	return "no source"
 }
@@ -95,6 +111,8 @@ func (s Source) read(ctx context.Context, name string) (Secret, error) {
 		v = trimNewline(string(b))
 	case KindInline:
 		v = s.inline
+	case KindKMS:
+		return fail("a KMS key signs a client certificate's handshake; it has no value to send")
 	default:
 		return fail("no source")
 	}

@@ -54,6 +54,9 @@ type flow struct {
 
 	binding    string // the credential binding that attached a secret (inject.go)
 	credential string // the names of the secrets it attached, never a value
+	// clientCert is the binding's client certificate, which the forwarder
+	// presents on connections pooled for that binding alone (forward.go).
+	clientCert *rules.ClientCert
 }
 
 type flowKey struct{}

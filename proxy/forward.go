@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/agentg/agentg/internal/lru"
+	"github.com/agentg/agentg/rules"
 )
 
 // The one forwarder. Every request the exchange path allows is sent by
@@ -25,10 +26,16 @@ import (
 //
 // Upstream connections are pooled per checked destination: the pool key
 // is the scheme, the canonical authority and the exact set of addresses
-// the request's check allowed. A pooled connection was dialed for a
-// request whose check allowed the same addresses, so any request that
-// finds it may use it, whoever the agent: a connection is never closed
-// under another request because this one may not use it.
+// the request's check allowed, and, for a request a credential binding
+// with a client certificate matched, that binding and certificate. A
+// pooled connection was dialed for a request whose check allowed the same
+// addresses and that presented the same certificate or none, so any
+// request that finds it may use it, whoever the agent: a connection is
+// never closed under another request because this one may not use it, and
+// a connection that authenticated as a binding's certificate carries only
+// requests that binding matched (another agent, another path, another
+// binding dials its own). Such a transport keeps no TLS session cache: a
+// resumed session carries the authentication of the one it resumes.
 
 // upstream is the one forwarder bound to one exchange's flow: what the
 // exchange path calls to send a request on, and what it hands the MCP
@@ -113,7 +120,7 @@ func (p *pools) RoundTrip(r *http.Request) (*http.Response, error) {
 	if f == nil || len(f.ips) == 0 {
 		return nil, errors.New("agentg: refusing to forward an unchecked request")
 	}
-	return s.upstreams.get(poolKey(f), f.scheme == "https").RoundTrip(r)
+	return s.upstreams.get(poolKey(f), f.scheme == "https", f.clientCert).RoundTrip(r)
 }
 
 func poolKey(f *flow) string {
@@ -131,6 +138,13 @@ func poolKey(f *flow) string {
 		b.WriteByte(' ')
 		b.WriteString(ip.String())
 	}
+	if f.clientCert != nil {
+		// "|" is in no address: no key without a certificate can equal
+		// one with, and the certificate's fixed-length fingerprint ends
+		// the key.
+		b.WriteString(" |mtls ")
+		b.WriteString(f.clientCert.PoolKey())
+	}
 	return b.String()
 }
 
@@ -147,7 +161,7 @@ func newTransportPool(plain, tls *http.Transport, max int) *transportPool {
 	return &transportPool{plain: plain, tls: tls, cache: lru.New(max, evict)}
 }
 
-func (p *transportPool) get(key string, useTLS bool) *http.Transport {
+func (p *transportPool) get(key string, useTLS bool, cert *rules.ClientCert) *http.Transport {
 	if tr, ok := p.cache.Get(key); ok {
 		return tr
 	}
@@ -164,8 +178,27 @@ func (p *transportPool) get(key string, useTLS bool) *http.Transport {
 	// with an interceptor; without one, plain's TLS would still verify
 	// against the system roots.
 	tr := tmpl.Clone()
+	if cert != nil && useTLS {
+		presentCert(tr, cert)
+	}
 	p.cache.Put(key, tr)
 	return tr
+}
+
+// presentCert makes tr present cert when an upstream asks for a client
+// certificate. Clone gave tr its own TLS config; verifying the upstream
+// stays as the template does it.
+func presentCert(tr *http.Transport, cert *rules.ClientCert) {
+	if tr.TLSClientConfig == nil {
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	c := cert.Certificate()
+	tr.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return c, nil }
+	tr.TLSClientConfig.Certificates = nil
+	// A session this transport resumes was authenticated by the
+	// certificate; one from a shared cache could be resumed by a
+	// transport that presents none.
+	tr.TLSClientConfig.ClientSessionCache = nil
 }
 
 func (p *transportPool) closeIdle() {

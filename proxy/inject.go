@@ -34,6 +34,7 @@ func (s *Server) injectCredentials(eng *rules.Engine, f *flow, r *http.Request) 
 	f.mu.Lock()
 	f.binding, f.credential = b.ID, b.Secrets
 	f.mu.Unlock()
+	f.clientCert = b.Cert // presented by the forwarder (forward.go); nil: none
 	store := cr.Store()
 	var err error
 	switch b.Kind {

@@ -72,14 +72,22 @@ type Binding struct {
 
 	PlainHTTP bool // insecure_http: also on plain http
 
+	// Cert is the client certificate presented for mTLS (client_cert:,
+	// credentials_mtls.go), nil for none. Kind is 0 when the binding only
+	// presents one.
+	Cert *ClientCert
+
 	hosts  []pattern
 	glob   *glob    // nil: every path
 	agents []string // nil: every agent
+
+	servers []string // server:, instead of hosts (credentials_servers.go)
 }
 
 // Credentials is the compiled credentials section: Engine.Credentials
 // returns it.
 type Credentials struct {
+	mcp      *MCPRules // the servers a server: binding names
 	store    *creds.Store
 	bindings []Binding
 	inline   []Warning // secrets written in the policy
@@ -101,6 +109,7 @@ func (c *Credentials) Match(agent string, h addr.Host, scheme, path string) *Bin
 	if h.IsIP() {
 		return nil
 	}
+	var srv serverAt
 	for i := range c.bindings {
 		b := &c.bindings[i]
 		if scheme != "https" && !b.PlainHTTP {
@@ -110,6 +119,12 @@ func (c *Credentials) Match(agent string, h addr.Host, scheme, path string) *Bin
 			continue
 		}
 		if b.glob != nil && !b.glob.match(path) {
+			continue
+		}
+		if b.servers != nil {
+			if srv.is(c.mcp, h, path, b.servers) {
+				return b
+			}
 			continue
 		}
 		for _, pt := range b.hosts {
@@ -142,6 +157,9 @@ type bindingSpec struct {
 	line int
 	k    *yaml.Node // the inject key, for errors
 	own  *yaml.Node // the secret key, nil when absent
+
+	cert    *clientCertSpec // client_cert:, nil when absent
+	servers *yaml.Node      // server: or servers:, nil when absent
 }
 
 type credentialsSpec struct {
@@ -185,6 +203,9 @@ func parseCredentials(p *parser, _, v *yaml.Node, pol *policy) error {
 	if err != nil {
 		return err
 	}
+	if err := p.checkClientCertKeys(spec); err != nil {
+		return err
+	}
 	for _, b := range spec.bindings {
 		names := strings.Split(b.b.Secrets, ",")
 		if b.b.Secret != "" {
@@ -193,6 +214,9 @@ func parseCredentials(p *parser, _, v *yaml.Node, pol *policy) error {
 		for _, n := range names {
 			if _, ok := spec.secrets[n]; !ok {
 				at := b.k
+				if at == nil {
+					at = b.cert.node
+				}
 				if b.own != nil {
 					at = b.own
 				}
@@ -205,7 +229,8 @@ func parseCredentials(p *parser, _, v *yaml.Node, pol *policy) error {
 }
 
 // secretSource parses one secret's source: exactly one of env, file,
-// command (with timeout) and insecure_inline.
+// command (with timeout), insecure_inline and kms (a client
+// certificate's key, credentials_mtls.go).
 func (p *parser) secretSource(v *yaml.Node) (creds.Source, error) {
 	var src creds.Source
 	var timeout *yaml.Node
@@ -247,10 +272,15 @@ func (p *parser) secretSource(v *yaml.Node) (creds.Source, error) {
 				return p.errf(v, "empty insecure_inline value")
 			}
 			src = creds.Inline(s)
+		case "kms":
+			n++
+			var uri string
+			uri, err = p.kmsURI(v)
+			src = creds.KMS(uri)
 		case "timeout":
 			timeout = v
 		default:
-			err = p.errf(k, "unknown secret source %q (want env, file, command or insecure_inline)", k.Value)
+			err = p.errf(k, "unknown secret source %q (want env, file, command, insecure_inline or kms)", k.Value)
 		}
 		return err
 	})
@@ -258,7 +288,7 @@ func (p *parser) secretSource(v *yaml.Node) (creds.Source, error) {
 		return creds.Source{}, err
 	}
 	if n != 1 {
-		return creds.Source{}, p.errf(v, "a secret needs exactly one of env, file, command or insecure_inline")
+		return creds.Source{}, p.errf(v, "a secret needs exactly one of env, file, command, insecure_inline or kms")
 	}
 	if timeout != nil {
 		if src.Kind != creds.KindCommand {
@@ -288,6 +318,14 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 			if b.ID, err = p.scalar(v); err == nil && !validName(b.ID) {
 				err = p.errf(v, "bad id %q (printable, no spaces, at most 64 bytes)", b.ID)
 			}
+		case "server", "servers":
+			if bs.servers != nil {
+				return p.errf(k, "a binding names its servers once (server or servers)")
+			}
+			bs.servers = v
+			b.servers, err = p.bindingServers(v)
+		case "client_cert":
+			bs.cert, err = p.clientCert(k, v)
 		case "host", "hosts":
 			hostNode = v
 			its, e := p.items(v)
@@ -359,21 +397,29 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 				}
 			}
 		default:
-			err = p.errf(k, "unknown binding key %q (want id, host, path, agents, secret, insecure_http, and one of header, basic or query)", k.Value)
+			err = p.errf(k, "unknown binding key %q (want id, host or server, path, agents, secret, insecure_http, one of header, basic or query, and client_cert)", k.Value)
 		}
 		return err
 	})
 	if err != nil {
 		return bs, err
 	}
-	if hostNode == nil {
-		return bs, p.errf(it, "a binding needs a host")
+	if (hostNode == nil) == (bs.servers == nil) {
+		if hostNode != nil {
+			return bs, p.errf(bs.servers, "a binding names a host or an mcp server, not both")
+		}
+		return bs, p.errf(it, "a binding needs a host or a server")
 	}
-	if bs.k == nil {
-		return bs, p.errf(it, "a binding needs one of header, basic or query")
+	if bs.k == nil && bs.cert == nil {
+		return bs, p.errf(it, "a binding needs one of header, basic or query, or a client_cert")
 	}
 	var names []string
-	if b.Kind == InjectHeader {
+	switch {
+	case bs.k == nil:
+		if err := p.certOnly(&bs); err != nil {
+			return bs, err
+		}
+	case b.Kind == InjectHeader:
 		names = b.Template.Secrets(b.Secret)
 		if slices.Contains(names, "") {
 			return bs, p.errf(bs.k, "the template's {{secret}} needs the binding's secret: key")
@@ -381,11 +427,19 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 		if len(names) == 0 {
 			return bs, p.errf(bs.k, "the header's value names no secret (want {{secret}} or {{secret NAME}})")
 		}
-	} else {
+	default:
 		if b.Secret == "" {
 			return bs, p.errf(it, "a %s binding needs a secret", bs.k.Value)
 		}
 		names = []string{b.Secret}
+	}
+	if bs.cert != nil {
+		if b.PlainHTTP {
+			return bs, p.errf(bs.cert.node, "a client certificate is presented in TLS only: client_cert and insecure_http do not go together")
+		}
+		if !slices.Contains(names, bs.cert.key) {
+			names = append(names, bs.cert.key)
+		}
 	}
 	b.Secrets = strings.Join(names, ",")
 	return bs, nil
@@ -443,7 +497,7 @@ func compileCredentials(c *compiler) error {
 	if spec == nil {
 		return nil
 	}
-	cr := &Credentials{}
+	cr := &Credentials{mcp: &c.e.mcp}
 	srcs := make(map[string]creds.Source, len(spec.secrets))
 	for _, name := range spec.order {
 		s := spec.secrets[name]
@@ -472,6 +526,12 @@ func compileCredentials(c *compiler) error {
 		if prev, dup := ids[b.ID]; dup {
 			return fmt.Errorf("load policy %s: binding id %q used twice (also at %s)", b.Source, b.ID, prev)
 		}
+		if err := c.bindingServers(&b, bs); err != nil {
+			return err
+		}
+		if err := c.loadClientCert(&b, bs, srcs); err != nil {
+			return err
+		}
 		ids[b.ID] = b.Source
 		cr.bindings = append(cr.bindings, b)
 	}
@@ -490,6 +550,7 @@ func (w *warner) credentialWarnings() {
 	}
 	for i := range cr.bindings {
 		w.bindingUnintercepted(&cr.bindings[i])
+		w.clientCertExpiring(&cr.bindings[i])
 	}
 }
 

@@ -106,6 +106,18 @@
 //	  deny_public_resolvers: false # true: deny the built-in DoH/DoT list (PublicResolvers)
 //	  deny_dot: false              # true: deny port 853 (DoT) for every host and address, builtin:dot-port
 //	  doh_resolvers: []            # hosts DoH exchanges may go to; any other is refused, builtin:doh
+//	credentials:                   # secrets agentg attaches for agents (credentials*.go)
+//	  secrets:                     # exactly one source each
+//	    gh: {env: GITHUB_TOKEN}    # env | file | command (+ timeout) | insecure_inline | kms (a client_cert key)
+//	    client-key: {file: client.key}
+//	  bindings:                    # the first that matches a request is used
+//	    - id: gh
+//	      host: api.github.com     # host patterns; or server: NAME / servers: [..] of mcp servers
+//	      path: /repos/**          # optional; agents: optional
+//	      secret: gh
+//	      header: {name: Authorization, value: "Bearer {{secret}}"}  # or basic: {user: U}, query: NAME
+//	      client_cert: {cert: client.pem, key: client-key}  # mTLS, besides or instead of the above
+//	      insecure_http: false     # true: plain http too (not with client_cert)
 //	gateway:                       # who an agent is at the MCP gateway door (gateway.go; checked by gateway/auth)
 //	  realm: agentg                # WWW-Authenticate realm
 //	  resource_metadata: https://gw.example/.well-known/oauth-protected-resource  # optional

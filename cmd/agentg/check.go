@@ -357,4 +357,8 @@ func printBinding(tw io.Writer, eng *rules.Engine, agent string, h addr.Host, u 
 	}
 	fmt.Fprintf(tw, "  credential\tbinding=%s\tsource=%s\tattaches secret %s, when the request is intercepted or plain http\n",
 		b.ID, b.Source, strings.Join(from, ", "))
+	if b.Cert != nil {
+		fmt.Fprintf(tw, "  client certificate\tbinding=%s\tsource=%s\tpresents %s (%s, key %s), when the request is intercepted\n",
+			b.ID, b.Source, b.Cert.Subject(), b.Cert.File, b.Cert.Key)
+	}
 }
