@@ -168,7 +168,9 @@ func (s *Server) registry() Registry {
 
 // bindingFor names the credential binding the proxy would attach to a
 // server's requests, for an entry whose host is one name (a pattern
-// covers many hosts, which may differ): "binding ID (secret NAME)".
+// covers many hosts, which may differ): "binding ID (secret NAME)", and
+// "(client certificate)" for an mTLS binding. Bindings by server name
+// match through the same question (MCPRules.Server).
 // Bindings restricted to agents are not every agent's, so they are asked
 // for the agent "" and not found.
 func bindingFor(eng *rules.Engine, url string) string {
@@ -188,7 +190,14 @@ func bindingFor(eng *rules.Engine, url string) string {
 	if b == nil {
 		return ""
 	}
-	return "binding " + b.ID + " (secret " + b.Secrets + ")"
+	label := "binding " + b.ID
+	if b.Secrets != "" {
+		label += " (secret " + b.Secrets + ")"
+	}
+	if b.Cert != nil {
+		label += " (client certificate)"
+	}
+	return label
 }
 
 // Servers is GET /v1/mcp/servers.

@@ -27,6 +27,7 @@ credentials:
     tok: {env: AGENTG_ADMIN_TEST_NOT_SET}
   bindings:
     - {id: jira-bearer, host: mcp.jira.test, secret: tok, header: {name: Authorization, value: "Bearer {{secret}}"}}
+    - {id: gh-by-name, server: gh, secret: tok, basic: {user: bot}}
 `
 
 // Every configured server is listed in policy order, with what the
@@ -58,7 +59,7 @@ func TestRegistry(t *testing.T) {
 	}
 	want := []RegistryServer{
 		{Name: "jira", URL: "mcp.jira.test/v1/**", State: StateNotServed, Auth: "binding jira-bearer (secret tok)", Tools: 3, PinsChanged: 1, PinsChangedAccepted: 1},
-		{Name: "gh", URL: "api.gh.test/mcp", State: StateNotServed, Auth: "none"},
+		{Name: "gh", URL: "api.gh.test/mcp", State: StateNotServed, Auth: "binding gh-by-name (secret tok)"},
 		{Name: "wild", URL: "*.wild.test", State: StateNotServed, Auth: "none"},
 		{Name: "old", State: StateUnconfigured, Auth: "none", Tools: 1},
 	}
