@@ -113,20 +113,22 @@ func (s *Server) registry() Registry {
 	for i := range inv.Servers {
 		seen[inv.Servers[i].Name] = &inv.Servers[i]
 	}
+	type changes struct{ open, accepted int }
+	changed := map[string]changes{}
+	for _, p := range pins {
+		switch c := changed[p.Server]; p.Result() {
+		case state.PinChanged:
+			c.open++
+			changed[p.Server] = c
+		case state.PinChangedAccepted:
+			c.accepted++
+			changed[p.Server] = c
+		}
+	}
 	out := Registry{Items: []RegistryServer{}, Inventory: inv}
 	entry := func(name string) RegistryServer {
-		rs := RegistryServer{Name: name, Auth: "none"}
-		for _, p := range pins {
-			if p.Server != name {
-				continue
-			}
-			switch p.Result() {
-			case state.PinChanged:
-				rs.PinsChanged++
-			case state.PinChangedAccepted:
-				rs.PinsChangedAccepted++
-			}
-		}
+		c := changed[name]
+		rs := RegistryServer{Name: name, Auth: "none", PinsChanged: c.open, PinsChangedAccepted: c.accepted}
 		if is := seen[name]; is != nil {
 			rs.Tools, rs.LastSeen = len(is.Tools), is.LastSeen
 		}
