@@ -187,3 +187,38 @@ func TestMTLSNames(t *testing.T) {
 		})
 	}
 }
+
+// A client certificate issued by an intermediate verifies when the client
+// sends the intermediate along, and not without it: the policy's CA file
+// holds the root alone.
+func TestMTLSIntermediate(t *testing.T) {
+	dir := t.TempDir()
+	root, _ := testenv.NewCA("clients root")
+	os.WriteFile(filepath.Join(dir, "clients.pem"), root.CertPEM(), 0o600)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "clients issuing"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.Cert, &key.PublicKey, root.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	interCert, _ := x509.ParseCertificate(der)
+	inter := &testenv.CA{Cert: interCert, Key: key}
+	leaf := clientCert(t, inter, "coder", nil, nil, time.Now().Add(time.Hour))
+	withChain := leaf
+	withChain.Certificate = append(withChain.Certificate[:1:1], der)
+
+	pol := &livePolicy{}
+	pol.e.Store(loadPolicy(t, dir, "gateway:\n  mtls:\n    ca: clients.pem\n"))
+	d, client := tlsDoor(t, Options{Policy: pol})
+	if got := d.call(t, client(&leaf)); got.status != http.StatusUnauthorized || !strings.Contains(got.body, "mtls chain") {
+		t.Fatalf("without the intermediate: %d %q", got.status, got.body)
+	}
+	if got := d.call(t, client(&withChain)); got.status != http.StatusOK || got.body != "reached coder" {
+		t.Fatalf("with the intermediate: %d %q", got.status, got.body)
+	}
+}
