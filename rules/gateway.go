@@ -63,6 +63,7 @@ func init() {
 // GatewayToken is one bearer token an agent may present.
 type GatewayToken struct {
 	ID     string // explicit id, or where it is written
+	Source string // file:line
 	Agent  string
 	Digest [sha256.Size]byte
 }
@@ -474,6 +475,7 @@ func compileGateway(c *compiler) error {
 	for _, ts := range spec.tokens {
 		t := ts.GatewayToken
 		src := fmt.Sprintf("%s:%d", c.pol.file, ts.line)
+		t.Source = src
 		if t.ID == "" {
 			t.ID = src
 		}
@@ -560,7 +562,7 @@ func (w *warner) gatewayWarnings() {
 		}
 	}
 	for _, tk := range g.tokens {
-		undefined(g.Source, "gateway token "+tk.ID, tk.Agent)
+		undefined(tk.Source, "gateway token "+tk.ID, tk.Agent)
 	}
 	if g.JWT != nil {
 		for _, a := range sortedValues(g.JWT.agents) {

@@ -198,6 +198,9 @@ gateway:
 	for _, w := range mustLoad(t, pol, nil).Warnings() {
 		if strings.Contains(w.Text, "gateway") {
 			got = append(got, w.Text)
+			if strings.Contains(w.Text, "token typo") && !strings.HasSuffix(w.Source, "policy.yaml:6") {
+				t.Errorf("the token's warning is at %s, want its line", w.Source)
+			}
 		}
 	}
 	want := []string{
