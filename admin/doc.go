@@ -2,8 +2,9 @@
 // the proxy's) serving health and readiness, Prometheus metrics, policy
 // reload, the live stream of audit events, the policy's rules with their
 // hit counts, the MCP inventory and pins, the policy's secrets (names,
-// sources, bindings, last use; never a value), and a web console over
-// them.
+// sources, bindings, last use; never a value), the registry of configured
+// MCP servers (registry.go: the gateway's live state is asked through
+// ServerStatus), and a web console over them.
 // Package cmd/agentg wires it; this package holds the handlers, the
 // token, the listener, the console and a client.
 //

@@ -47,7 +47,11 @@ type Config struct {
 	// Approvals is the approvals broker (approvals.go); nil answers its
 	// endpoints with 503.
 	Approvals Approvals
-	Gauges    Gauges
+	// Servers is the gateway's live state of the servers it serves
+	// (registry.go); nil: no gateway, every server "not served by the
+	// gateway".
+	Servers ServerStatus
+	Gauges  Gauges
 
 	// StreamBuffer is how many events may wait for one event stream's
 	// reader; default 256. MaxStreams caps the streams open at once;
@@ -171,6 +175,7 @@ func (s *Server) routes() {
 	s.route("/v1/mcp/pins", http.MethodGet, s.servePins)
 	s.route("/v1/mcp/pins/accept", http.MethodPost, s.serveAcceptPin)
 	s.route("/v1/secrets", http.MethodGet, s.serveSecrets) // secrets.go
+	s.route("/v1/mcp/servers", http.MethodGet, s.serveServers)
 	s.approvalRoutes()
 }
 

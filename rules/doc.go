@@ -135,6 +135,24 @@
 // The agent name "agentg" (SelfAgent) is reserved: it is the identity of
 // agentg's own calls (an STS, OAuth endpoints), which rules may scope with
 // agents: [agentg]; no client may claim it and no policy may define it.
+
+//	gateway:                       # who an agent is at the MCP gateway door (gateway.go; checked by gateway/auth)
+//	  realm: agentg                # WWW-Authenticate realm
+//	  resource_metadata: https://gw.example/.well-known/oauth-protected-resource  # optional
+//	  tokens:                      # bearer tokens by SHA-256 digest (agentg gateway token)
+//	    - {agent: coder, sha256: 5e88489..., id: coder-laptop}
+//	  jwt:                         # the identity provider's JWTs, checked against its JWKS
+//	    issuer: https://idp.example
+//	    audience: [agentg-gateway] # required
+//	    jwks_url: https://idp.example/keys  # https (http to loopback only)
+//	    algorithms: [RS256, ES256] # default; asymmetric only, never none or HS*
+//	    leeway: 30s                # clock skew for exp, nbf, iat (0s to 5m)
+//	    claim: sub                 # names the agent, through agents: {VALUE: AGENT} if given
+//	    refetch: 30s               # an unknown kid refetches the JWKS at most this often
+//	    scopes: [mcp:tools]        # optional: the token must grant each (403 otherwise)
+//	  mtls:                        # client certificates chaining to ca
+//	    ca: clients-ca.pem         # CA certificates only; watched with the policy
+//	    name_from: cn              # cn | dns | uri | email; agents: {VALUE: AGENT} optional
 //
 // Unknown or duplicate keys, bad patterns, bad CIDRs (including host bits
 // set, "10.0.0.1/8"), bad http rules, bad mcp entries, duplicate rule ids

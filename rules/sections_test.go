@@ -10,11 +10,11 @@ import (
 // The table lists the keys in the policy language's order: errors print
 // this list, and every key parses through its entry.
 func TestSectionTable(t *testing.T) {
-	const want = "default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns, quotas, credentials"
+	const want = "default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns, quotas, credentials, gateway"
 	if got := policyLanguage.keys(""); got != want {
 		t.Errorf("sectionKeys = %q, want %q", got, want)
 	}
-	if got, w := policyLanguage.keys("or"), "default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns, quotas or credentials"; got != w {
+	if got, w := policyLanguage.keys("or"), "default, mode, ports, agents, free_agent_names, hosts, ips, lists, resolve, intercept, passthrough, http, mcp, dns, quotas, credentials or gateway"; got != w {
 		t.Errorf("policyLanguage.keys(or) = %q, want %q", got, w)
 	}
 	for _, s := range policyLanguage.sections {
@@ -25,7 +25,7 @@ func TestSectionTable(t *testing.T) {
 			t.Errorf("policyLanguage.section(%s) = %v, %v", s.key, got, ok)
 		}
 	}
-	if _, ok := policyLanguage.section("gateway"); ok {
+	if _, ok := policyLanguage.section("telemetry"); ok {
 		t.Error("sectionFor found an unregistered key")
 	}
 	// Steps run by phase, then in order: rule sources are numbered, and
@@ -99,7 +99,7 @@ func TestSectionPlugsIn(t *testing.T) {
 	if _, err := l.parse("p.yaml", []byte("llm:\n  modle: x\n")); err == nil || !strings.Contains(err.Error(), `p.yaml:2: unknown llm key "modle"`) {
 		t.Errorf("parse error = %v", err)
 	}
-	if _, err := l.parse("p.yaml", []byte("lm: {}\n")); err == nil || !strings.Contains(err.Error(), "quotas, credentials or llm)") {
+	if _, err := l.parse("p.yaml", []byte("lm: {}\n")); err == nil || !strings.Contains(err.Error(), "credentials, gateway or llm)") {
 		t.Errorf("unknown key error = %v", err)
 	}
 	// The package's own language is untouched.

@@ -43,7 +43,9 @@ const probeLabel = "agentg-probe"
 //     same address, and that address as an IP literal;
 //   - a tool pattern (mcp tools, redact, rate_limits) naming a server
 //     that mcp servers does not define;
-//   - a secret written in the policy (credentials, insecure_inline).
+//   - a secret written in the policy (credentials, insecure_inline);
+//   - a gateway credential naming an agent the agents section does not
+//     define, when it defines any (a misspelt name gets no agent's rules).
 //
 // Agents are tried one per name the policy mentions plus one it does not;
 // ports are 443 (or the first port the policy allows), or the ports an
@@ -61,6 +63,7 @@ func (e *Engine) Warnings() []Warning {
 	w.sharedAddresses()
 	w.mcpRefs()
 	w.credentialWarnings()
+	w.gatewayWarnings()
 	return w.out
 }
 

@@ -28,6 +28,7 @@ func commands() []command {
 		{"check", "validate a policy and show decisions for hosts", runCheck},
 		{"ca", "manage the CA used for TLS interception (init, export, show, trust-env)", runCA},
 		{"netsetup", "print, apply or remove the firewall rules of transparent mode (nftables, or iptables)", runNetsetup},
+		{"gateway", "the MCP gateway: make a bearer token for an agent (token --agent NAME)", runGateway},
 		{"mcp", "MCP state: tool-definition pins (list, accept), inventory of servers and tools", runMCP},
 		{"events", "follow the running agentg's decisions (--follow), through its admin API", runEvents},
 		{"approvals", "list the calls held for approval (list), through the admin API", runApprovals},
