@@ -39,6 +39,9 @@ type adminAgentg struct {
 func startAdminAgentg(t *testing.T, cfg testenv.AgentgConfig) *adminAgentg {
 	t.Helper()
 	cfg.Binary = agentgBin
+	if cfg.T == nil {
+		cfg.T = t // the leak check: no secret value in anything agentg writes
+	}
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
 	}

@@ -115,7 +115,7 @@ credentials:
         client_secret: sts
 `
 	stderr := &syncBuffer{}
-	a, err := testenv.StartAgentg(testenv.AgentgConfig{Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: policy,
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: policy,
 		Stderr: stderr, Env: append(os.Environ(), "AGENTG_TEST_XCH_SECRET="+xchClientSecret),
 		Args: []string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}})
 	if err != nil {

@@ -195,7 +195,7 @@ func TestCredMTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	stderr := &syncBuffer{}
-	a, err := testenv.StartAgentg(testenv.AgentgConfig{Binary: agentgBin, Dir: dir, Policy: policy,
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: dir, Policy: policy,
 		Stderr: stderr, Env: append(os.Environ(), "AGENTG_TEST_MTLS_HEADER="+mtlsHeaderValue),
 		Args: []string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}})
 	if err != nil {
@@ -438,7 +438,7 @@ credentials:
       header: {name: Authorization, value: "Bearer {{secret}}"}
 `
 	stderr := &syncBuffer{}
-	a, err := testenv.StartAgentg(testenv.AgentgConfig{Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: policy,
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: policy,
 		Stderr: stderr, Env: append(os.Environ(), "AGENTG_TEST_MCP_TOKEN="+mcpTokenValue),
 		Args: []string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}})
 	if err != nil {

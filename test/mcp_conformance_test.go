@@ -242,7 +242,7 @@ func diffChecks(a, b map[string]string) string {
 // startAgentgPolicy runs agentg with policy on a free loopback port.
 func startAgentgPolicy(t *testing.T, policy string) *testenv.Agentg {
 	t.Helper()
-	a, err := testenv.StartAgentg(testenv.AgentgConfig{Binary: agentgBin, Dir: t.TempDir(), Policy: policy, Stderr: os.Stderr})
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: t.TempDir(), Policy: policy, Stderr: os.Stderr})
 	if err != nil {
 		t.Fatal(err)
 	}
