@@ -1,5 +1,7 @@
 package creds
 
+import "strings"
+
 // Placeholders. An agent may be handed agentg:NAME instead of the value of
 // secret NAME; agentg swaps it for the value toward the hosts a binding of
 // NAME names, and refuses a request carrying it anywhere else (the proxy
@@ -47,4 +49,54 @@ const maxName = 64
 
 func nameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+}
+
+// JSONEscape escapes s for the inside of a JSON string.
+func JSONEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20:
+			const hexd = "0123456789abcdef"
+			b.WriteString(`\u00`)
+			b.WriteByte(hexd[c>>4])
+			b.WriteByte(hexd[c&15])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// SwapPlaceholders replaces each placeholder in s whose name is in vals with its
+// value (through esc, if any).
+func SwapPlaceholders(s string, vals map[string]string, esc func(string) string) string {
+	if !strings.Contains(s, PlaceholderPrefix) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, PlaceholderPrefix)
+		if i < 0 {
+			break
+		}
+		name, n, ok := ParsePlaceholder(s[i:])
+		v, known := vals[name]
+		if !ok || !known {
+			b.WriteString(s[:i+len(PlaceholderPrefix)])
+			s = s[i+len(PlaceholderPrefix):]
+			continue
+		}
+		if esc != nil {
+			v = esc(v)
+		}
+		b.WriteString(s[:i])
+		b.WriteString(v)
+		s = s[i+n:]
+	}
+	b.WriteString(s)
+	return b.String()
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/mitm"
@@ -103,6 +104,11 @@ type Config struct {
 	// Approvals holds the requests an http approve rule covers until a
 	// person decides (approve.go); nil denies them.
 	Approvals *approval.Broker
+	// Leaks is the leak guard (leak.go): every value agentg holds, looked
+	// for in what agents send. The proxy points it at each policy load's
+	// secrets. nil: a guard of the policy's secrets only (no runtime
+	// values).
+	Leaks *creds.Guard
 
 	// Bindings are the DNS filter's IP→name bindings: which names it
 	// recently resolved to an address for an agent. The transparent
@@ -160,7 +166,8 @@ type Server struct {
 	dial        *checkedDialer
 	events      *events
 
-	governed governedDNS // DNS answers for governed MCP names (governed.go)
+	governed governedDNS  // DNS answers for governed MCP names (governed.go)
+	leaks    *creds.Guard // the leak guard (leak.go)
 }
 
 // reloadNotifier is what a Policy implements when it can say that it was
@@ -204,7 +211,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxTunnelsPerAgent = 1000
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: newTunnelSet(), events: &events{log: cfg.Log},
-		dial: &checkedDialer{timeout: cfg.DialTimeout, mark: cfg.Mark}}
+		dial: &checkedDialer{timeout: cfg.DialTimeout, mark: cfg.Mark}, leaks: cfg.Leaks}
+	if s.leaks == nil {
+		s.leaks = creds.NewGuard(nil)
+	}
+	s.useCredentials(cfg.Policy.Engine())
 	quotas := cfg.Quotas
 	if quotas == nil {
 		quotas = limit.NewQuotas(limit.Options{})
@@ -303,6 +314,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // force (closing those it denies, each with its event) and drops idle
 // upstream connections. A Policy that is a *rules.Live calls it itself.
 func (s *Server) PolicyReloaded(eng *rules.Engine) {
+	s.useCredentials(eng)
 	s.redecide(eng)
 	s.CloseIdleConnections()
 }
