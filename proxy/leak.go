@@ -30,8 +30,9 @@ import (
 //   - the body's first part, leakBodyMax bytes (all of it when shorter),
 //     as sent, percent-decoded and JSON-unescaped; a gzip or deflate body
 //     is decoded first (as far as its first part goes), one in another
-//     coding is refused. A POST the MCP guard reads is left to it: it
-//     asks the same question of each message (dissect/mcp, enforce.go).
+//     coding is refused. A POST to a server mcp.servers governs is left
+//     to the MCP guard, which asks the same question of each message
+//     (dissect/mcp, enforce.go) and answers in JSON-RPC.
 //
 // A value may go, and a placeholder is swapped for its value, only with a
 // request some binding of its secret matches (rules.Credentials.Binds),
@@ -227,7 +228,10 @@ func (s *Server) leakBody(c *leakCheck, r *http.Request) (*leakBody, *refusal) {
 		return lb, nil
 	}
 	if r.Method == http.MethodPost && s.cfg.MCP != nil {
-		if _, ok := s.mcpExchange(c.f, r); ok {
+		// A governed server's POST is MCP or refused, and the MCP guard
+		// asks of each message (answering in JSON-RPC). Elsewhere the
+		// guard passes what is not MCP unread: the body is looked at here.
+		if x, ok := s.mcpExchange(c.f, r); ok && x.Governed() {
 			return lb, nil
 		}
 	}
