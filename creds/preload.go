@@ -47,3 +47,7 @@ func (s *Store) Preload(ctx context.Context) LoadReport {
 	sort.Strings(rep.Short)
 	return rep
 }
+
+// Short reports whether the source is an inline value shorter than
+// MinGuarded (which agentg check can say without reading anything).
+func (s Source) Short() bool { return s.Kind == KindInline && len(s.inline) < MinGuarded }

@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/creds"
 )
 
 // CredentialUse asks the credentials section whether a secret's value may
@@ -64,4 +66,10 @@ func usesSecret(b *Binding, secret string) bool {
 		}
 	}
 	return false
+}
+
+// shortWarning is agentg check's warning about an inline secret too short
+// for the leak guard (agentg serve logs the same of one it reads).
+func shortWarning(name string) string {
+	return fmt.Sprintf("secret %s is shorter than %d bytes: it is injected, but the leak guard does not look for it (so short a value would be found in ordinary text everywhere)", name, creds.MinGuarded)
 }

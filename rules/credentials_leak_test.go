@@ -1,6 +1,9 @@
 package rules
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestCredentialsBinds(t *testing.T) {
 	e := mustLoad(t, credPolicy, map[string]string{"jira.txt": "jira-value\n"})
@@ -35,5 +38,25 @@ func TestCredentialsBinds(t *testing.T) {
 	q := CredentialUse{Secret: "demo", Agent: "a", Host: host(t, "q.example.test", 443), Scheme: "https", Path: "/"}
 	if n := testing.AllocsPerRun(100, func() { c.Binds(q) }); n != 0 {
 		t.Errorf("Binds allocates %v", n)
+	}
+}
+
+func TestCredentialsShortInlineWarning(t *testing.T) {
+	e := mustLoad(t, `credentials:
+  secrets:
+    short: {insecure_inline: abc}
+    long: {insecure_inline: long-enough-value}
+  bindings:
+    - {host: a.example.test, secret: short, query: k}
+    - {host: a.example.test, secret: long, query: k}
+`, nil)
+	var got []string
+	for _, w := range e.Warnings() {
+		if strings.Contains(w.Text, "leak guard") {
+			got = append(got, w.String())
+		}
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "secret short is shorter than 8 bytes") || !strings.Contains(got[0], ":3") {
+		t.Fatalf("warnings %q", got)
 	}
 }
