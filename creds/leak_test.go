@@ -180,3 +180,36 @@ func TestJSONUnescape(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLeakForms: what the guard finds in a text's forms is what a naive
+// search of every form finds (the guard decodes a form only when an escape
+// could hide a value's byte: that shortcut must never miss one).
+func FuzzLeakForms(f *testing.F) {
+	f.Add(tokA, "x "+tokA)
+	f.Add(tokB, "q="+strings.ReplaceAll(tokB, "/", "%2F"))
+	f.Add(tokB, `{"k":"`+strings.ReplaceAll(tokB, "/", `\/`)+`"}`)
+	f.Add("caf\u00e9-token-1", `caf\u00e9-token-1`)
+	f.Add("line-value-x", `\u006cine-value-x%41`)
+	f.Fuzz(func(t *testing.T, value, text string) {
+		if len(value) < MinGuarded || strings.ContainsAny(value, "\r\n\x00") {
+			return
+		}
+		g := NewGuard(nil)
+		<-g.Use(context.Background(), NewStore(map[string]Source{"v": Inline(value)}))
+		all := FormRaw | FormPercent | FormJSON
+		found := false
+		for _, h := range g.ScanString(text, all, nil) {
+			if !h.Placeholder {
+				found = true
+			}
+		}
+		want := strings.Contains(text, value) || strings.Contains(string(percentDecode(nil, text)), value) ||
+			strings.Contains(string(jsonUnescape(nil, text)), value)
+		if found != want {
+			t.Fatalf("value %q in %q: guard %v, naive %v", value, text, found, want)
+		}
+		if want && strings.Contains(g.Mask(text), value) {
+			t.Fatalf("Mask(%q) still shows %q: %q", text, value, g.Mask(text))
+		}
+	})
+}
