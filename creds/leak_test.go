@@ -70,7 +70,7 @@ func TestGuardScan(t *testing.T) {
 			}
 		})
 	}
-	if allocs := testing.AllocsPerRun(100, func() { g.ScanString("GET /nothing/here?x=%41%42 \\u0041", all, nil) }); allocs != 0 {
+	if allocs := testing.AllocsPerRun(100, func() { g.ScanString("GET /nothing/here?x=%41%42 \\u0041", all, nil) }); allocs != 0 && !raceEnabled {
 		t.Errorf("a scan that finds nothing allocates %v times", allocs)
 	}
 }

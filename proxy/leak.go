@@ -161,7 +161,7 @@ func (s *Server) guardCredentials(eng *rules.Engine, f *flow, r *http.Request) (
 	if !c.swap {
 		return nil, ""
 	}
-	if err := c.swapAll(body); err != nil {
+	if err := c.swapAll(&body); err != nil {
 		var ce *creds.Error
 		if errors.As(err, &ce) {
 			return &refusal{status: http.StatusBadGateway,
@@ -222,8 +222,8 @@ var leakBufs = sync.Pool{New: func() any { b := make([]byte, leakBodyMax); retur
 
 // leakBody reads r's body's first part and scans it, unless the MCP guard
 // will read the body itself (it asks the guard of each message).
-func (s *Server) leakBody(c *leakCheck, r *http.Request) (*leakBody, *refusal) {
-	lb := &leakBody{r: r}
+func (s *Server) leakBody(c *leakCheck, r *http.Request) (leakBody, *refusal) {
+	lb := leakBody{r: r}
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return lb, nil
 	}
@@ -246,7 +246,7 @@ func (s *Server) leakBody(c *leakCheck, r *http.Request) (*leakBody, *refusal) {
 		lb.whole = true
 	case err != nil:
 		lb.release()
-		return nil, &refusal{status: http.StatusBadRequest, text: "agentg: could not read the request body: " + err.Error(), close: true}
+		return leakBody{}, &refusal{status: http.StatusBadRequest, text: "agentg: could not read the request body: " + err.Error(), close: true}
 	case r.ContentLength >= 0 && int64(got) == r.ContentLength:
 		lb.whole = true
 	}
@@ -259,7 +259,7 @@ func (s *Server) leakBody(c *leakCheck, r *http.Request) (*leakBody, *refusal) {
 			lb.release()
 			ref := s.leakRefusal(c.f, ruleLeak, "", "the body's "+err.Error()+": the leak guard cannot look into it")
 			ref.status = http.StatusUnsupportedMediaType
-			return nil, ref
+			return leakBody{}, ref
 		}
 		text, lb.decoded = d, true
 	}
@@ -270,7 +270,7 @@ func (s *Server) leakBody(c *leakCheck, r *http.Request) (*leakBody, *refusal) {
 // release gives the buffer back once the body is not read from it: the
 // guard refused (nothing is forwarded), or the prefix was copied.
 func (lb *leakBody) release() {
-	if lb == nil || lb.buf == nil {
+	if lb.buf == nil {
 		return
 	}
 	if pb, ok := lb.r.Body.(*prefixBody); ok && !pb.copied {
