@@ -96,7 +96,8 @@ func (g *Guard) Use(ctx context.Context, s *Store) <-chan LoadReport {
 		}
 	}
 	g.store = s
-	if s != nil {
+	if s != nil && len(s.entries) > 0 {
+		// (A store without secrets, which may be shared, reads nothing.)
 		s.onRead.Store(&g.rebuild)
 	}
 	g.rebuildLocked()

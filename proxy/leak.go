@@ -199,10 +199,15 @@ func (c *leakCheck) decide() *refusal {
 // leakRefusal is the guard's 403: one event naming the secret, never a
 // value.
 func (s *Server) leakRefusal(f *flow, rule, secret, reason string) *refusal {
-	f.decision = rules.Decision{Action: rules.Deny, Rule: rule, Reason: reason}
+	// The reason names where the value was (a header's name, which may
+	// hold another value), so it is masked like the path.
+	f.decision = rules.Decision{Action: rules.Deny, Rule: rule, Reason: s.leaks.Mask(reason)}
 	f.mu.Lock()
 	f.credential = secret
 	f.path = s.leaks.Mask(f.path)
+	// A value in the destination's name: the request is refused, and
+	// its event names the destination masked (nothing is dialled).
+	f.host.Name = s.leaks.Mask(f.host.Name)
 	f.mu.Unlock()
 	return denied(f)
 }

@@ -589,7 +589,7 @@ func (g *Guard) emit(ev *audit.Event) {
 	if g.Leaks.Active() {
 		// An event never shows a value agentg holds: one that may go
 		// where it went is in the arguments or the path as sent.
-		ev.Path = g.Leaks.Mask(ev.Path)
+		ev.Path, ev.Reason = g.Leaks.Mask(ev.Path), g.Leaks.Mask(ev.Reason)
 		if ev.MCP != nil {
 			ev.MCP.Args, ev.MCP.URI = g.Leaks.Mask(ev.MCP.Args), g.Leaks.Mask(ev.MCP.URI)
 		}
