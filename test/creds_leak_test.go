@@ -30,8 +30,7 @@ import (
 const (
 	// leakGH contains only characters a URL carries as they are.
 	leakGH = "ghp_L34kT3stV4lue9f8e7d6c1b2a"
-	// leakTok has <&>, which Go's JSON encoder (the MCP SDK's) writes as
-	// \u003c \u0026 \u003e: in the raw body it is not the value.
+	// leakTok is the value the MCP tests send JSON-escaped.
 	leakTok = "tok-<&>-M3cpL34k-5e6f7a8b9c"
 )
 
@@ -383,10 +382,10 @@ func TestCredLeakValues(t *testing.T) {
 }
 
 // An MCP tool's arguments are checked after JSON decoding: the Go SDK
-// client writes leakTok's <&> as \u escapes, and a raw client escapes
-// every byte; both are refused toward a server no binding of the secret
-// names, with a JSON-RPC error and one event, while the same call to the
-// bound server passes and its event masks the value.
+// client sends arguments with every byte of the value a \u escape, and so
+// does a raw client; both are refused toward a server no binding of the
+// secret names, with a JSON-RPC error and one event, while the same call
+// to the bound server passes and its event masks the value.
 func TestCredLeakMCP(t *testing.T) {
 	e := startLeakEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -399,8 +398,11 @@ func TestCredLeakMCP(t *testing.T) {
 	}
 	defer cl.Close()
 
+	// The arguments as the client's code wrote them, every byte of the
+	// value a \u escape: the SDK sends them as they are.
 	calls := e.mcpSrv.Calls(testenv.MCPToolEcho)
-	_, err = cl.CallTool(ctx, &mcp.CallToolParams{Name: testenv.MCPToolEcho, Arguments: map[string]any{"text": "x " + leakTok}})
+	_, err = cl.CallTool(ctx, &mcp.CallToolParams{Name: testenv.MCPToolEcho,
+		Arguments: json.RawMessage(`{"text":"x ` + jsonEscAll(leakTok) + `"}`)})
 	if err == nil || !strings.Contains(err.Error(), "secret tok") {
 		t.Fatalf("a tool call carrying a value to an unbound server: %v", err)
 	}
@@ -447,13 +449,23 @@ func TestCredLeakMCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ok.Close()
-	res, err = ok.CallTool(ctx, &mcp.CallToolParams{Name: testenv.MCPToolEcho, Arguments: map[string]any{"text": "x " + leakTok}})
+	res, err = ok.CallTool(ctx, &mcp.CallToolParams{Name: testenv.MCPToolEcho,
+		Arguments: json.RawMessage(`{"text":"x ` + jsonEscAll(leakTok) + `"}`)})
 	if err != nil || res.IsError {
 		t.Fatalf("the call to the bound server: %v %+v", err, res)
 	}
 	var seen struct{ Text string }
 	if json.Unmarshal(e.mcpSrv.LastArguments(testenv.MCPToolEcho), &seen); seen.Text != "x "+leakTok {
 		t.Fatalf("the bound server saw %s", e.mcpSrv.LastArguments(testenv.MCPToolEcho))
+	}
+	// The SDK sent the escaped arguments as they were: the raw body did
+	// not hold the value, so the refusal above was of the decoded ones.
+	escaped := false
+	for _, rq := range e.mcpSrv.Requests() {
+		escaped = escaped || bytes.Contains(rq.Body, []byte(jsonEscAll(leakTok)))
+	}
+	if !escaped {
+		t.Fatal("no call the bound server received holds the value \\u-escaped")
 	}
 	waitEventOf(t, e.a, "the bound call's event", func(ev map[string]any) bool {
 		args, _ := ev["args"].(string)
