@@ -60,6 +60,8 @@ func TestScanner(t *testing.T) {
 		{"near misses", []string{"secret-1"}, "secret-2 secreT-1 ecret-1 secret1", nil},
 		{"three-byte patterns", []string{"abc", "bcd"}, "abcd", []match{{0, 0, 3}, {1, 1, 4}}},
 		{"binary", []string{"\x00\xff\x00\xff"}, "\xff\x00\xff\x00\xff\x00", []match{{0, 1, 5}}},
+		{"longer than a shift can say", []string{strings.Repeat("x", 299) + "y", strings.Repeat("ab", 200)},
+			"z" + strings.Repeat("x", 300) + "y" + strings.Repeat("ab", 201), []match{{0, 2, 302}, {1, 302, 702}, {1, 304, 704}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
