@@ -3,6 +3,7 @@ package creds
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -37,13 +38,16 @@ type Guard struct {
 
 	mu      sync.Mutex // serialises Use and rebuilds
 	store   *Store
-	retired []pair // the previous stores' values, until the current one is read
+	retired []pair // the previous stores' values, the newest maxRetired
 	rebuild func()
 
 	snap atomic.Pointer[snapshot]
 }
 
 type pair struct{ name, value string }
+
+// maxRetired bounds the values of previous loads still looked for.
+const maxRetired = 256
 
 // snapshot is one build: the scanner and what each pattern means.
 type snapshot struct {
@@ -77,10 +81,11 @@ func NewGuard(held *Held) *Guard {
 
 // Use makes s the store whose values are looked for, and reads them all
 // in the background (Preload, bounded by ctx and each source's timeout).
-// Until that ends, the previous store's values are looked for too: a
-// rotated value is not forgotten before its successor is known. The
-// report comes on the channel when the read ends; Use of the store in
-// use already reports nothing and closes the channel.
+// The previous stores' values are still looked for (the newest
+// maxRetired of them): a rotated key an agent was once given may still
+// work, and must not go where its secret is not bound any more than the
+// new one. The report comes on the channel when the read ends; Use of
+// the store in use already reports nothing and closes the channel.
 func (g *Guard) Use(ctx context.Context, s *Store) <-chan LoadReport {
 	done := make(chan LoadReport, 1)
 	g.mu.Lock()
@@ -92,7 +97,12 @@ func (g *Guard) Use(ctx context.Context, s *Store) <-chan LoadReport {
 	if old := g.store; old != nil {
 		old.onRead.Store(nil)
 		for n, v := range old.known() {
-			g.retired = append(g.retired, pair{n, v})
+			if p := (pair{n, v}); !slices.Contains(g.retired, p) {
+				g.retired = append(g.retired, p)
+			}
+		}
+		if n := len(g.retired) - maxRetired; n > 0 {
+			g.retired = slices.Delete(g.retired, 0, n)
 		}
 	}
 	g.store = s
@@ -107,14 +117,7 @@ func (g *Guard) Use(ctx context.Context, s *Store) <-chan LoadReport {
 		return done
 	}
 	go func() {
-		rep := s.Preload(ctx)
-		g.mu.Lock()
-		if g.store == s {
-			g.retired = nil
-			g.rebuildLocked()
-		}
-		g.mu.Unlock()
-		done <- rep
+		done <- s.Preload(ctx) // each value read rebuilt the scanner
 	}()
 	return done
 }

@@ -124,7 +124,8 @@ func TestGuardLifecycle(t *testing.T) {
 		t.Fatalf("a value read on use is not looked for: %v", g.Known())
 	}
 
-	// A reload whose store is slow to read keeps looking for the old value.
+	// A reload keeps looking for the old value, before the new store is
+	// read and after.
 	gate := filepath.Join(t.TempDir(), "gate")
 	slow := NewStore(map[string]Source{"f": {Kind: KindCommand, Argv: []string{"sh", "-c", "while [ ! -e " + gate + " ]; do sleep 0.01; done; echo " + tokB}}})
 	done := g.Use(context.Background(), slow)
@@ -133,8 +134,14 @@ func TestGuardLifecycle(t *testing.T) {
 	}
 	os.WriteFile(gate, nil, 0o600)
 	<-done
-	if hitNames(g.ScanString(tokA, FormRaw, nil)) != "" || hitNames(g.ScanString(tokB, FormRaw, nil)) != "f@1" {
+	if hitNames(g.ScanString(tokA, FormRaw, nil)) != "f@1" || hitNames(g.ScanString(tokB, FormRaw, nil)) != "f@1" {
 		t.Fatalf("after the read: %v", g.Known())
+	}
+	for i := range maxRetired + 10 {
+		<-g.Use(context.Background(), NewStore(map[string]Source{"f": Inline(fmt.Sprintf("rotated-%04d", i))}))
+	}
+	if hitNames(g.ScanString(tokA, FormRaw, nil)) != "" || hitNames(g.ScanString("rotated-0100", FormRaw, nil)) != "f@1" {
+		t.Fatal("the retired values are not the newest maxRetired")
 	}
 
 	h := g.Held()
