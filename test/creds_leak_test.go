@@ -468,6 +468,26 @@ func TestCredLeakMCP(t *testing.T) {
 	if !escaped {
 		t.Fatal("no call the bound server received holds the value \\u-escaped")
 	}
+	// A placeholder in a tool's arguments: swapped for the value (JSON-
+	// escaped) toward the bound server, refused toward the other.
+	res, err = ok.CallTool(ctx, &mcp.CallToolParams{Name: testenv.MCPToolEcho, Arguments: map[string]any{"text": "use agentg:tok"}})
+	if err != nil || res.IsError {
+		t.Fatalf("a placeholder to the bound server: %v %+v", err, res)
+	}
+	if json.Unmarshal(e.mcpSrv.LastArguments(testenv.MCPToolEcho), &seen); seen.Text != "use "+leakTok {
+		t.Fatalf("the bound server saw %s for the placeholder", e.mcpSrv.LastArguments(testenv.MCPToolEcho))
+	}
+	runs := e.mcpSrv.Calls(testenv.MCPToolEcho)
+	if _, err := cl.CallTool(ctx, &mcp.CallToolParams{Name: testenv.MCPToolEcho, Arguments: map[string]any{"text": "use agentg:tok"}}); err == nil ||
+		!strings.Contains(err.Error(), "agentg:tok") {
+		t.Fatalf("a placeholder to the unbound server: %v", err)
+	}
+	if e.mcpSrv.Calls(testenv.MCPToolEcho) != runs {
+		t.Fatal("the call with a refused placeholder ran")
+	}
+	waitEventOf(t, e.a, "the refused placeholder's event", func(ev map[string]any) bool {
+		return ev["kind"] == "mcp" && ev["rule"] == "builtin:placeholder" && ev["credential"] == "tok" && ev["host"] == "mcp.leak.test"
+	})
 	waitEventOf(t, e.a, "the bound call's event", func(ev map[string]any) bool {
 		args, _ := ev["args"].(string)
 		return ev["kind"] == "mcp" && ev["decision"] == "allow" && ev["host"] == "mcpok.leak.test" &&
