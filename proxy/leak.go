@@ -232,10 +232,12 @@ func (s *Server) leakBody(c *leakCheck, r *http.Request) (leakBody, *refusal) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return lb, nil
 	}
-	if r.Method == http.MethodPost && s.cfg.MCP != nil {
+	if r.Method == http.MethodPost && s.cfg.MCP != nil && s.cfg.MCP.Leaks == s.leaks {
 		// A governed server's POST is MCP or refused, and the MCP guard
-		// asks of each message (answering in JSON-RPC). Elsewhere the
-		// guard passes what is not MCP unread: the body is looked at here.
+		// asks this guard of each message (answering in JSON-RPC).
+		// Elsewhere the MCP guard passes what is not MCP unread, and one
+		// that asks no leak guard (or another) checks nothing: the body
+		// is looked at here.
 		if x, ok := s.mcpExchange(c.f, r); ok && x.Governed() {
 			return lb, nil
 		}
