@@ -220,3 +220,28 @@ func FuzzLeakForms(f *testing.F) {
 		}
 	})
 }
+
+func TestSwapPlaceholders(t *testing.T) {
+	vals := map[string]string{"gh": `v"1\x`, "a.b": "V2"}
+	tests := []struct {
+		in   string
+		esc  func(string) string
+		want string
+	}{
+		{"no placeholder", nil, "no placeholder"},
+		{"Bearer agentg:gh", nil, `Bearer v"1\x`},
+		{`{"t":"agentg:gh"}`, JSONEscape, `{"t":"v\"1\\x"}`},
+		{"agentg:a.b. and agentg:a.b", nil, "V2. and V2"},
+		{"agentg:other agentg:gh", nil, `agentg:other v"1\x`},
+		{"agentg: agentg:", nil, "agentg: agentg:"},
+		{"xagentg:ghy", nil, "xagentg:ghy"}, // the name is ghy
+	}
+	for _, tt := range tests {
+		if got := SwapPlaceholders(tt.in, vals, tt.esc); got != tt.want {
+			t.Errorf("%q: %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := JSONEscape("a\x01\"\\b"); got != `a\u0001\"\\b` {
+		t.Errorf("JSONEscape: %q", got)
+	}
+}
