@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/rules"
@@ -164,6 +165,9 @@ func (s *Server) guardCredentials(eng *rules.Engine, f *flow, r *http.Request) (
 	if err := c.swapAll(&body); err != nil {
 		var ce *creds.Error
 		if errors.As(err, &ce) {
+			f.mu.Lock()
+			f.credential = ce.Secret
+			f.mu.Unlock()
 			return &refusal{status: http.StatusBadGateway,
 				text: "agentg: the credential " + ce.Secret + " a placeholder stands for could not be read; the request was not sent"}, err.Error()
 		}
@@ -217,7 +221,6 @@ func (s *Server) leakRefusal(f *flow, rule, secret, reason string) *refusal {
 // decoded form when the body has a Content-Encoding.
 type leakBody struct {
 	raw     []byte // nil: no body looked at
-	whole   bool   // raw is the whole body
 	decoded bool   // a Content-Encoding was undone to look
 	buf     *[]byte
 	r       *http.Request
@@ -247,18 +250,14 @@ func (s *Server) leakBody(c *leakCheck, r *http.Request) (leakBody, *refusal) {
 	if r.ContentLength > 0 && r.ContentLength < int64(n) {
 		n = int(r.ContentLength)
 	}
+	// All of a shorter body (EOF), or its first leakBodyMax bytes.
 	got, err := io.ReadFull(r.Body, (*lb.buf)[:n])
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		lb.whole = true
-	case err != nil:
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		lb.release()
 		return leakBody{}, &refusal{status: http.StatusBadRequest, text: "agentg: could not read the request body: " + err.Error(), close: true}
-	case r.ContentLength >= 0 && int64(got) == r.ContentLength:
-		lb.whole = true
 	}
 	lb.raw = (*lb.buf)[:got]
-	r.Body = &prefixBody{Reader: io.MultiReader(bytes.NewReader(lb.raw), r.Body), rest: r.Body}
+	r.Body = newPrefixBody(lb.raw, r.Body)
 	text := lb.raw
 	if enc := strings.TrimSpace(strings.Join(r.Header.Values("Content-Encoding"), ",")); enc != "" && !strings.EqualFold(enc, "identity") {
 		d, err := decodePrefix(lb.raw, enc)
@@ -292,22 +291,46 @@ func (lb *leakBody) release() {
 }
 
 // prefixBody is the body with its first part read: that part, then the
-// rest as the client sends it.
+// rest as the client sends it. The forwarder's transport may close a body
+// from another goroutine while it is still read, so the pooled buffer
+// goes back only when Close finds its part read to the end; otherwise it
+// is left to the collector, never reused under a reader.
 type prefixBody struct {
-	io.Reader
-	rest   io.ReadCloser
-	buf    *[]byte // the pooled first part, given back on Close
-	copied bool    // the first part is not in a pooled buffer
-	once   sync.Once
+	head     []byte // what is left of the first part
+	rest     io.ReadCloser
+	buf      *[]byte     // the pooled buffer head is in; nil: none
+	headDone atomic.Bool // head was read to its end: buf is not read again
+	copied   bool        // head is not in a pooled buffer
+	once     sync.Once
+}
+
+func newPrefixBody(head []byte, rest io.ReadCloser) *prefixBody {
+	b := &prefixBody{head: head, rest: rest}
+	b.headDone.Store(len(head) == 0)
+	return b
+}
+
+func (b *prefixBody) Read(p []byte) (int, error) {
+	if len(b.head) == 0 {
+		return b.rest.Read(p)
+	}
+	n := copy(p, b.head)
+	b.head = b.head[n:]
+	if len(b.head) == 0 {
+		b.headDone.Store(true)
+	}
+	return n, nil
 }
 
 func (b *prefixBody) Close() error {
 	err := b.rest.Close()
-	b.once.Do(func() {
-		if b.buf != nil {
-			leakBufs.Put(b.buf)
-		}
-	})
+	if b.headDone.Load() {
+		b.once.Do(func() {
+			if b.buf != nil {
+				leakBufs.Put(b.buf)
+			}
+		})
+	}
 	return err
 }
 
@@ -421,8 +444,8 @@ func (c *leakCheck) swapAll(body *leakBody) error {
 		esc := bodyEscaper(r.Header.Get("Content-Type"))
 		out := creds.SwapPlaceholders(string(body.raw), vals, esc)
 		pb := r.Body.(*prefixBody)
-		pb.Reader = io.MultiReader(strings.NewReader(out), pb.rest)
-		pb.copied = true
+		pb.head, pb.copied = []byte(out), true
+		pb.headDone.Store(len(out) == 0)
 		if r.ContentLength >= 0 {
 			r.ContentLength += int64(len(out) - len(body.raw))
 		}
