@@ -190,7 +190,7 @@ func (g *Guard) Known() []string {
 	if g == nil {
 		return nil
 	}
-	return g.snap.Load().known
+	return slices.Clone(g.snap.Load().known)
 }
 
 // Held is what the guard looks for beyond the policy (nil: nothing).
