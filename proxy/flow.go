@@ -54,6 +54,7 @@ type flow struct {
 
 	binding    string // the credential binding that attached a secret (inject.go)
 	credential string // the names of the secrets it attached, never a value
+	swapped    string // the secrets whose placeholders were swapped (leak.go)
 }
 
 type flowKey struct{}
@@ -140,7 +141,7 @@ func (ev *events) emit(f *flow) {
 		Door:       f.door,
 		Approval:   f.approval,
 		Binding:    f.binding,
-		Credential: f.credential,
+		Credential: joinNames(f.credential, f.swapped),
 	}
 	if f.origDst.IsValid() {
 		e.OriginalDst = f.origDst.String()

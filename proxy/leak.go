@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -387,6 +388,9 @@ func (c *leakCheck) swapAll(body *leakBody) error {
 				return err
 			}
 			vals[h.Name] = sec.Reveal()
+			c.f.mu.Lock()
+			c.f.swapped = joinNames(c.f.swapped, h.Name)
+			c.f.mu.Unlock()
 		}
 		raw := h.Form == creds.FormRaw
 		switch w := c.where[i]; {
@@ -463,4 +467,23 @@ func bodyEscaper(ct string) func(string) string {
 		return creds.JSONEscape
 	}
 	return nil
+}
+
+// joinNames joins two lists of names (comma-separated), each name once:
+// the event's credential names what a binding attached and what
+// placeholders stood for.
+func joinNames(a, b string) string {
+	if a == "" || a == b {
+		return b
+	}
+	if b == "" {
+		return a
+	}
+	out := a
+	for n := range strings.SplitSeq(b, ",") {
+		if !slices.Contains(strings.Split(out, ","), n) {
+			out += "," + n
+		}
+	}
+	return out
 }

@@ -55,3 +55,11 @@ func TestDecodePrefix(t *testing.T) {
 		})
 	}
 }
+
+func TestJoinNames(t *testing.T) {
+	for _, tt := range [][3]string{{"", "", ""}, {"a", "", "a"}, {"", "b", "b"}, {"a", "a", "a"}, {"a,b", "b,c", "a,b,c"}} {
+		if got := joinNames(tt[0], tt[1]); got != tt[2] {
+			t.Errorf("joinNames(%q, %q) = %q, want %q", tt[0], tt[1], got, tt[2])
+		}
+	}
+}

@@ -65,6 +65,11 @@ credentials:
       host: api.leak.test
       secret: gh
       header: {name: Authorization, value: "Bearer {{secret}}"}
+    - id: tok-api                 # never the first match: gh-api is
+      host: api.leak.test
+      path: /tok/**
+      secret: tok
+      query: tk
     - id: tok-mcp
       host: mcpok.leak.test
       secret: tok
@@ -269,7 +274,19 @@ func TestCredLeakPlaceholders(t *testing.T) {
 		t.Errorf("the upstream saw the body %q", got.body)
 	}
 	waitEventOf(t, e.a, "the swapped request's event", func(ev map[string]any) bool {
-		return ev["path"] == "/v1/x" && ev["decision"] == "allow" && ev["binding"] == "gh-api" && ev["status"] == float64(200)
+		return ev["path"] == "/v1/x" && ev["decision"] == "allow" && ev["binding"] == "gh-api" && ev["credential"] == "gh" && ev["status"] == float64(200)
+	})
+
+	// A placeholder swaps toward any binding of its secret, not only the
+	// one that attaches: the event names both secrets.
+	if st, body := e.do(t, "GET", e.apiURL+"/tok/x", http.Header{"X-T": {"agentg:tok"}}, nil); st != 200 {
+		t.Fatalf("a placeholder of another binding's secret: %d %q", st, body)
+	}
+	if got := e.api.last(); got.header.Get("X-T") != leakTok || got.header.Get("Authorization") != "Bearer "+leakGH || got.query != "" {
+		t.Fatalf("the upstream saw %+v", got)
+	}
+	waitEventOf(t, e.a, "the event of the swap beside a binding", func(ev map[string]any) bool {
+		return ev["path"] == "/tok/x" && ev["binding"] == "gh-api" && ev["credential"] == "gh,tok"
 	})
 
 	// Toward another host it is refused, never forwarded: the upstream
