@@ -494,6 +494,11 @@ func TestCredLeakMCP(t *testing.T) {
 	if json.Unmarshal(e.mcpSrv.LastArguments(testenv.MCPToolEcho), &seen); seen.Text != "use "+leakTok {
 		t.Fatalf("the bound server saw %s for the placeholder", e.mcpSrv.LastArguments(testenv.MCPToolEcho))
 	}
+	waitEventOf(t, e.a, "the swapped call's event", func(ev map[string]any) bool {
+		args, _ := ev["args"].(string)
+		return ev["kind"] == "mcp" && ev["decision"] == "allow" && ev["host"] == "mcpok.leak.test" && ev["credential"] == "tok" &&
+			strings.Contains(args, "use agentg:tok")
+	})
 	runs := e.mcpSrv.Calls(testenv.MCPToolEcho)
 	if _, err := cl.CallTool(ctx, &mcp.CallToolParams{Name: testenv.MCPToolEcho, Arguments: map[string]any{"text": "use agentg:tok"}}); err == nil ||
 		!strings.Contains(err.Error(), "agentg:tok") {

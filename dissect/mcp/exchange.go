@@ -6,6 +6,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,10 @@ type exchange struct {
 	mu      sync.Mutex
 	pending map[string]*call // by IDKey
 	sent    eventQueue       // events of answers rewritten, written once sent
+
+	// swapping names the secrets whose placeholders the message being
+	// decided carries, for its event (decide).
+	swapping string
 }
 
 // call is one request of the client's on its way through.
@@ -217,6 +222,16 @@ func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
 	lv := ex.policy().leak(m)
 	if lv.Action == rules.Deny {
 		return nil, ex.refuseLeak(m, lv)
+	}
+	if lv.swap != nil {
+		// The message's event names the secrets swapped in (event).
+		names := make([]string, 0, len(lv.swap))
+		for n := range lv.swap {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		ex.swapping = strings.Join(names, ",")
+		defer func() { ex.swapping = "" }()
 	}
 	forward, answer = ex.decideMessage(m)
 	if lv.swap != nil && forward != nil {
@@ -581,6 +596,7 @@ func (ex *exchange) event(m *wire.Message) *audit.Event {
 	ev := ex.g.newEvent(ex.x)
 	ev.Method = m.Method
 	ev.MCP = &audit.MCP{Server: ex.server(), Session: ex.session, Revision: ex.revision, Tool: m.Tool, Prompt: m.Prompt, URI: m.URI}
+	ev.Credential = ex.swapping
 	return ev
 }
 
