@@ -5,8 +5,14 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
+	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/creds"
+	"github.com/agentg/agentg/rules"
 )
 
 // decodePrefix undoes a body's coding as far as its first part goes: a
@@ -61,5 +67,61 @@ func TestJoinNames(t *testing.T) {
 		if got := joinNames(tt[0], tt[1]); got != tt[2] {
 			t.Errorf("joinNames(%q, %q) = %q, want %q", tt[0], tt[1], got, tt[2])
 		}
+	}
+}
+
+// leakServer is the part of a Server the leak guard uses, under a policy
+// holding credentials, its secrets read.
+func leakServer(t testing.TB) (*Server, *rules.Engine) {
+	e, err := rules.Parse("policy.yaml", []byte(`credentials:
+  secrets:
+    gh: {insecure_inline: ghp_value-1234567890}
+  bindings:
+    - {host: api.test, secret: gh, header: {name: Authorization, value: "Bearer {{secret}}"}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := creds.NewGuard(nil)
+	<-g.Use(context.Background(), e.Credentials().Store())
+	return &Server{leaks: g}, e
+}
+
+// A request where nothing is found costs the guard no allocation.
+func TestGuardCredentialsNoAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool allocates at random")
+	}
+	s, e := leakServer(t)
+	r := httptest.NewRequest("GET", "https://other.test/v1/items?page=2&q=caf%C3%A9", nil)
+	r.Header.Set("Accept", "application/json")
+	r.Header.Set("User-Agent", "agent/1.0")
+	r.Header.Set("Cookie", "session=abc%3D%3D")
+	f := &flow{host: addr.Host{Name: "other.test", Port: 443}, scheme: "https", path: "/v1/items"}
+	if n := testing.AllocsPerRun(100, func() {
+		if ref, _ := s.guardCredentials(e, f, r); ref != nil {
+			t.Fatal(ref.text)
+		}
+	}); n != 0 {
+		t.Errorf("guardCredentials allocates %v times on a request where nothing is found", n)
+	}
+	r.Header.Set("X-Note", "ghp_value-1234567890")
+	if ref, _ := s.guardCredentials(e, f, r); ref == nil || ref.status != 403 || f.credential != "gh" {
+		t.Fatalf("a value toward an unbound host: %+v", ref)
+	}
+}
+
+// BenchmarkGuardRequest: the leak guard on a request with a few headers
+// and no body, under a policy holding a secret.
+func BenchmarkGuardRequest(b *testing.B) {
+	s, e := leakServer(b)
+	r := httptest.NewRequest("GET", "https://other.test/v1/items?page=2&q=caf%C3%A9", nil)
+	for _, h := range []string{"Accept", "User-Agent", "Accept-Language", "X-Request-Id", "Traceparent", "Cookie"} {
+		r.Header.Set(h, "value-of-"+h+"-0123456789abcdef")
+	}
+	f := &flow{host: addr.Host{Name: "other.test", Port: 443}, scheme: "https", path: "/v1/items"}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.guardCredentials(e, f, r)
 	}
 }
