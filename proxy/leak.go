@@ -487,3 +487,27 @@ func joinNames(a, b string) string {
 	}
 	return out
 }
+
+// hostLeak refuses a destination whose name carries a value agentg holds
+// (a key made into a subdomain), whatever the bindings say: no binding
+// sends a secret in a host name. It runs before the host is decided,
+// resolved or dialled, at every door, so that no tunnel's event names the
+// destination unmasked; the refusal's event names it masked.
+func (p *pipeline) hostLeak(f *flow) *refusal {
+	if !p.leaks.Active() {
+		return nil
+	}
+	var buf [2]creds.Hit
+	for _, h := range p.leaks.ScanString(f.host.Name, creds.FormRaw, buf[:0]) {
+		if h.Placeholder {
+			continue
+		}
+		f.decision = rules.Decision{Action: rules.Deny, Rule: ruleLeak, Reason: "the value of secret " + h.Name + " in the destination's name"}
+		f.mu.Lock()
+		f.credential = h.Name
+		f.host.Name = p.leaks.Mask(f.host.Name)
+		f.mu.Unlock()
+		return denied(f)
+	}
+	return nil
+}

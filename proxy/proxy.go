@@ -222,7 +222,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.pipe = &pipeline{policy: cfg.Policy, resolver: cfg.Resolver, lookupTimeout: cfg.DialTimeout, dial: s.dial,
 		bindings: cfg.Bindings, quotas: quotas, tunnels: s.tunnels,
-		maxTunnels: cfg.MaxTunnels, maxTunnelsPerAgent: cfg.MaxTunnelsPerAgent}
+		maxTunnels: cfg.MaxTunnels, maxTunnelsPerAgent: cfg.MaxTunnelsPerAgent, leaks: s.leaks}
 
 	plain := &http.Transport{
 		Proxy:                 nil, // never chain through whatever HTTP_PROXY agentg itself was started with

