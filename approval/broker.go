@@ -125,6 +125,11 @@ type Request struct {
 	// Decision is the approve decision that holds the call (its rule and
 	// Hold).
 	Decision rules.Decision
+	// Mask, when set, replaces every credential value agentg holds in
+	// what the approver is shown (arguments, URL, body preview) with its
+	// secret's name (creds.Guard.Mask); the grant still binds the call as
+	// sent.
+	Mask func(string) string
 	// Event is the held call's own event id; the approval's events name
 	// it as their parent. Client, Host and Port are for those events.
 	Event  string
@@ -172,10 +177,16 @@ func (b *Broker) Begin(q Request) *Ticket {
 		Args: string(q.Args), Method: q.Method, URL: q.URL, Rule: q.Decision.Rule,
 		Created: now, Expires: now.Add(h.Timeout), Via: h.Via(), State: StatePending,
 		Event: q.Event, GrantKey: key, Session: q.Session}
+	if q.Mask != nil {
+		t.a.Args, t.a.URL = q.Mask(t.a.Args), q.Mask(t.a.URL)
+	}
 	if q.Kind == "http" {
 		shown := q.Body
 		if q.BodyEncoding != "" && q.Decoded != nil {
 			shown, t.a.BodyEncoding = q.Decoded, q.BodyEncoding
+		}
+		if q.Mask != nil {
+			shown = []byte(q.Mask(string(shown)))
 		}
 		v := viewBody(shown, q.Redactions)
 		sum := sha256.Sum256(q.Body)

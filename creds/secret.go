@@ -1,7 +1,11 @@
 // Package creds holds the secrets agentg attaches to requests on an
 // agent's behalf: where each comes from (an environment variable, a file,
 // a command's output, or, for tests and demos, the policy itself), and
-// the templates that put one into a header.
+// the templates that put one into a header. It also knows every value
+// agentg holds (the policy's, read eagerly per load, and those held at
+// runtime, Held) and finds them, and agentg:NAME placeholders, in what
+// agents send, in one pass (Guard, leak.go and scan.go): the callers
+// decide whether what was found may go where it goes.
 //
 // A value never leaves this package except through Secret.Reveal, which
 // the injector calls to build the header it sends upstream. Everything

@@ -19,6 +19,9 @@ import (
 type Store struct {
 	entries map[string]*entry
 	now     func() time.Time
+	// onRead is called after each value read (the leak guard's rebuild,
+	// leak.go); nil: none.
+	onRead atomic.Pointer[func()]
 }
 
 // FailBackoff is how long a failed read is answered from memory.
@@ -39,6 +42,9 @@ type entry struct {
 	lastUse atomic.Int64
 	held    atomic.Bool
 	readErr atomic.Pointer[string]
+	// read is the value once read, for the leak guard to take without
+	// waiting on mu (which a slow source holds for its whole read).
+	read atomic.Pointer[string]
 }
 
 // NewStore makes a Store of the named sources.
@@ -69,35 +75,74 @@ func (s *Store) Source(name string) (Source, bool) {
 	return e.src, true
 }
 
-// Get returns the named secret, reading it if it has not been read yet.
+// Get returns the named secret, reading it if it has not been read yet,
+// to be attached now: Status reports it as the secret's last use.
 func (s *Store) Get(ctx context.Context, name string) (Secret, error) {
+	return s.value(ctx, name, true)
+}
+
+// value returns the named secret; use says it is to be attached (and so
+// counts as the secret's last use), not only read (Preload).
+func (s *Store) value(ctx context.Context, name string, use bool) (Secret, error) {
 	e, ok := s.entries[name]
 	if !ok {
 		return Secret{}, &Error{Secret: name, Source: "no source", Reason: "the policy defines no such secret"}
 	}
+	v, fresh, err := s.get(ctx, e, name)
+	if err == nil && use {
+		e.lastUse.Store(s.now().UnixNano())
+	}
+	if fresh {
+		// Outside e.mu: the leak guard's rebuild takes every value.
+		if fn := s.onRead.Load(); fn != nil {
+			(*fn)()
+		}
+	}
+	return v, err
+}
+
+// get returns e's value, reading it unless it was read; fresh says it
+// was read now.
+func (s *Store) get(ctx context.Context, e *entry, name string) (v Secret, fresh bool, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ok {
-		e.lastUse.Store(s.now().UnixNano())
-		return e.got, nil
+		return e.got, false, nil
 	}
 	if e.failed != nil && s.now().Sub(e.failedAt) < FailBackoff {
-		return Secret{}, e.failed
+		return Secret{}, false, e.failed
 	}
-	v, err := e.src.read(ctx, name)
+	v, err = e.src.read(ctx, name)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.failed, e.failedAt = err, s.now()
 			msg := err.Error() // names the secret and its source, never a value
 			e.readErr.Store(&msg)
 		}
-		return Secret{}, err
+		return Secret{}, false, err
 	}
 	e.got, e.ok = v, true
 	e.held.Store(true)
 	e.readErr.Store(nil)
-	e.lastUse.Store(s.now().UnixNano())
-	return v, nil
+	e.read.Store(&v.value)
+	return v, true, nil
+}
+
+// Has reports whether the policy defines the named secret.
+func (s *Store) Has(name string) bool {
+	_, ok := s.entries[name]
+	return ok
+}
+
+// known lists the values read so far, by name.
+func (s *Store) known() map[string]string {
+	out := make(map[string]string, len(s.entries))
+	for n, e := range s.entries {
+		if v := e.read.Load(); v != nil {
+			out[n] = *v
+		}
+	}
+	return out
 }
 
 // Status is what can be said about one secret without its value.

@@ -61,7 +61,7 @@ func (s *Server) holdRequest(r *http.Request, f *flow) *refusal {
 	u := f.scheme + "://" + f.host.String() + r.URL.RequestURI()
 	t := b.Begin(approval.Request{Kind: "http", Agent: f.agent, Method: r.Method, URL: u, Decision: d,
 		Body: body, Decoded: decoded, BodyEncoding: enc, Redactions: s.cfg.Policy.Engine().MCP().AllRedactions(),
-		Event: f.id, Client: f.client, Host: f.host.Name, Port: f.host.Port})
+		Event: f.id, Client: f.client, Host: f.host.Name, Port: f.host.Port, Mask: s.leaks.Mask})
 	o := t.Wait(r.Context())
 	f.approval = &audit.Approval{ID: o.Approval.ID, By: o.By, Scope: o.Approval.Scope, For: o.Approval.For}
 	gone := r.Context().Err() != nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/rules"
 )
@@ -39,6 +40,7 @@ type pipeline struct {
 	// maxTunnels and maxTunnelsPerAgent are the flags' caps; negative:
 	// no cap.
 	maxTunnels, maxTunnelsPerAgent int
+	leaks                          *creds.Guard // nil: none (leak.go, hostLeak)
 }
 
 // refusal is a request the proxy answers itself, with the status and the
@@ -119,6 +121,9 @@ func (p *pipeline) authorize(ctx context.Context, f *flow, r *http.Request, h ad
 		}
 	}
 	f.agent = agent
+	if ref := p.hostLeak(f); ref != nil {
+		return ref
+	}
 
 	f.decision = eng.Host(agent, h)
 	if !f.decision.Allowed() {

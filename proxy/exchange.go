@@ -61,7 +61,14 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 		return
 	}
 	// Every check allowed the request: only now may a credential be
-	// attached (inject.go), toward the destination that was checked.
+	// attached (inject.go), toward the destination that was checked,
+	// once the leak guard found no held value or placeholder going
+	// where no binding of it names (leak.go) and swapped those that may.
+	if ref, why := s.guardCredentials(s.cfg.Policy.Engine(), f, r); ref != nil {
+		s.writeRefusal(w, f, ref)
+		f.setStatus(ref.status, why)
+		return
+	}
 	if ref, why := s.injectCredentials(s.cfg.Policy.Engine(), f, r); ref != nil {
 		s.writeRefusal(w, f, ref)
 		f.setStatus(ref.status, why)
@@ -119,8 +126,8 @@ func (s *Server) mcpExchange(f *flow, r *http.Request) (mcp.Exchange, bool) {
 	}
 	// Built only for the guard: most exchanges are not MCP.
 	x := mcp.Exchange{Engine: eng, Agent: f.agent, Parent: f.id, Client: f.client,
-		Server: server, Host: f.host.Name, Port: f.host.Port, Path: r.URL.EscapedPath(),
-		URL: f.scheme + "://" + f.host.String() + r.URL.EscapedPath(), Door: f.door}
+		Server: server, Host: f.host.Name, Port: f.host.Port, Path: f.path, Scheme: f.scheme,
+		URL: f.scheme + "://" + f.host.String() + f.path, Door: f.door}
 	if f.origDst.IsValid() {
 		x.OriginalDst = f.origDst.String()
 	}

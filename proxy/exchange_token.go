@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -112,7 +113,7 @@ func (s *Server) exchangeToken(f *flow, b *rules.Binding, r *http.Request, store
 			return nil, err
 		}
 		if s.cfg.HeldValue != nil {
-			s.cfg.HeldValue(b.ID, t.token)
+			s.cfg.HeldValue(HeldName(b.ID, sum[:]), t.token)
 		}
 		if t.until.After(s.exchanged.clock()) {
 			cache.Put(key, t)
@@ -244,4 +245,22 @@ func bearerToken(h http.Header) (string, bool) {
 		return "", false
 	}
 	return tok, true
+}
+
+// HeldName names a token exchanged for binding id and the subject token
+// whose SHA-256 is sum: one name per binding and agent token, so a token
+// issued anew replaces the one before it under the same name. The name
+// is a creds secret name (the leak guard's events name it): the
+// binding's id with what a secret name cannot hold replaced, and the
+// first 4 bytes of sum.
+func HeldName(id string, sum []byte) string {
+	b := []byte("exchange.")
+	for i := 0; i < len(id) && i < 40; i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			c = '_'
+		}
+		b = append(b, c)
+	}
+	return string(append(append(b, '.'), hex.EncodeToString(sum[:4])...))
 }

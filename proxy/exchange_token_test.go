@@ -137,7 +137,7 @@ credentials:
 		t.Fatalf("%d exchanges, want 1", n)
 	}
 	heldMu.Lock()
-	if len(held) != 1 || held[0] != "obo="+strings.TrimPrefix(first, "Bearer ") {
+	if len(held) != 1 || !strings.HasPrefix(held[0], "exchange.obo.") || !strings.HasSuffix(held[0], "="+strings.TrimPrefix(first, "Bearer ")) {
 		t.Fatalf("HeldValue got %d values", len(held))
 	}
 	heldMu.Unlock()

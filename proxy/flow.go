@@ -57,6 +57,7 @@ type flow struct {
 	// clientCert is the binding's client certificate, which the forwarder
 	// presents on connections pooled for that binding alone (forward.go).
 	clientCert *rules.ClientCert
+	swapped    string // the secrets whose placeholders were swapped (leak.go)
 }
 
 type flowKey struct{}
@@ -143,7 +144,7 @@ func (ev *events) emit(f *flow) {
 		Door:       f.door,
 		Approval:   f.approval,
 		Binding:    f.binding,
-		Credential: f.credential,
+		Credential: joinNames(f.credential, f.swapped),
 	}
 	if f.origDst.IsValid() {
 		e.OriginalDst = f.origDst.String()

@@ -33,6 +33,7 @@ import (
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/mitm"
@@ -103,6 +104,11 @@ type Config struct {
 	// Approvals holds the requests an http approve rule covers until a
 	// person decides (approve.go); nil denies them.
 	Approvals *approval.Broker
+	// Leaks is the leak guard (leak.go): every value agentg holds, looked
+	// for in what agents send. The proxy points it at each policy load's
+	// secrets. nil: a guard of the policy's secrets only (no runtime
+	// values).
+	Leaks *creds.Guard
 
 	// Bindings are the DNS filter's IP→name bindings: which names it
 	// recently resolved to an address for an agent. The transparent
@@ -122,10 +128,10 @@ type Config struct {
 	// connects; default 500ms. Elsewhere it waits FirstBytesTimeout.
 	ServerFirstWait time.Duration
 	// HeldValue, when set, is told every value agentg obtains at runtime
-	// and attaches to requests (a token issued by token exchange), with
-	// the id of the binding it is bound to: the leak guard must know it
-	// like a secret. It must be quick; it may be called concurrently.
-	HeldValue func(binding, value string)
+	// and attaches to requests (a token issued by token exchange), under
+	// a name of its own (HeldName): the leak guard must know it like a
+	// secret. It must be quick; it may be called concurrently.
+	HeldValue func(name, value string)
 }
 
 // NameBindings answers which names the DNS filter handed ip out for, to
@@ -165,9 +171,10 @@ type Server struct {
 	dial        *checkedDialer
 	events      *events
 
-	governed  governedDNS // DNS answers for governed MCP names (governed.go)
-	own       ownClient   // agentg's own checked client (client.go)
-	exchanged exchanges   // tokens issued by token exchange (exchange_token.go)
+	governed  governedDNS  // DNS answers for governed MCP names (governed.go)
+	own       ownClient    // agentg's own checked client (client.go)
+	exchanged exchanges    // tokens issued by token exchange (exchange_token.go)
+	leaks     *creds.Guard // the leak guard (leak.go)
 }
 
 // reloadNotifier is what a Policy implements when it can say that it was
@@ -211,14 +218,18 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxTunnelsPerAgent = 1000
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.Zerolog(), tunnels: newTunnelSet(), events: &events{log: cfg.Log},
-		dial: &checkedDialer{timeout: cfg.DialTimeout, mark: cfg.Mark}}
+		dial: &checkedDialer{timeout: cfg.DialTimeout, mark: cfg.Mark}, leaks: cfg.Leaks}
+	if s.leaks == nil {
+		s.leaks = creds.NewGuard(nil)
+	}
+	s.useCredentials(cfg.Policy.Engine())
 	quotas := cfg.Quotas
 	if quotas == nil {
 		quotas = limit.NewQuotas(limit.Options{})
 	}
 	s.pipe = &pipeline{policy: cfg.Policy, resolver: cfg.Resolver, lookupTimeout: cfg.DialTimeout, dial: s.dial,
 		bindings: cfg.Bindings, quotas: quotas, tunnels: s.tunnels,
-		maxTunnels: cfg.MaxTunnels, maxTunnelsPerAgent: cfg.MaxTunnelsPerAgent}
+		maxTunnels: cfg.MaxTunnels, maxTunnelsPerAgent: cfg.MaxTunnelsPerAgent, leaks: s.leaks}
 
 	plain := &http.Transport{
 		Proxy:                 nil, // never chain through whatever HTTP_PROXY agentg itself was started with
@@ -310,6 +321,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // force (closing those it denies, each with its event) and drops idle
 // upstream connections. A Policy that is a *rules.Live calls it itself.
 func (s *Server) PolicyReloaded(eng *rules.Engine) {
+	s.useCredentials(eng)
 	s.redecide(eng)
 	s.CloseIdleConnections()
 }

@@ -286,6 +286,9 @@ func (d *transparentDoor) serveHTTP(ctx context.Context, f *flow, conn net.Conn)
 // request must not go on.
 func (p *pipeline) authorizeTransparent(ctx context.Context, f *flow, h addr.Host) *refusal {
 	f.host = h
+	if ref := p.hostLeak(f); ref != nil {
+		return ref
+	}
 	eng := p.policy.Engine()
 	f.decision = eng.Host(f.agent, h)
 	if !f.decision.Allowed() {

@@ -524,6 +524,9 @@ func compileCredentials(c *compiler) error {
 		if s.src.Kind == creds.KindInline {
 			cr.inline = append(cr.inline, Warning{Source: fmt.Sprintf("%s:%d", c.pol.file, s.line),
 				Text: "secret " + name + " is written in the policy (insecure_inline): anyone who can read the policy has it; use env, file or command"})
+			if s.src.Short() {
+				cr.inline = append(cr.inline, Warning{Source: fmt.Sprintf("%s:%d", c.pol.file, s.line), Text: shortWarning(name)})
+			}
 		}
 		srcs[name] = s.src
 	}

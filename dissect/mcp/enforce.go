@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
@@ -252,3 +255,67 @@ func upgradeAllowed(x *Exchange) bool { return x.Engine.MCP().WebSocket(x.Server
 // pinChangeDenies reports whether a tool whose definition changed is
 // denied (pinning: deny) rather than reported.
 func pinChangeDenies(set rules.MCPSettings) bool { return set.Pinning.Action == rules.Deny }
+
+// The leak question (issue 16). A client message may carry a credential
+// value agentg holds, or an agentg:NAME placeholder; the guard asks the
+// leak guard (creds.Guard) about the message as sent and JSON-unescaped,
+// so a tools/call's arguments are read as the server will decode them
+// (a \u0041 escape hides nothing). Each may go, a placeholder swapped for
+// its value, only to a destination a binding of its secret matches (or
+// that a runtime value was held for); otherwise the message is refused.
+// The proxy leaves a POST's body to this question, and asks the same of
+// the request's headers and URL itself.
+
+// leakVerdict is the leak guard's answer about one message.
+type leakVerdict struct {
+	rules.Decision        // Deny when refused
+	secret         string // the secret refused, for the event
+	swap           map[string]string
+}
+
+func (e enforcer) leak(m *wire.Message) (v leakVerdict) {
+	lg := e.g.Leaks
+	if !lg.Active() {
+		return v
+	}
+	hits := lg.ScanBytes(m.Raw, creds.FormRaw|creds.FormPercent|creds.FormJSON, nil)
+	if len(hits) == 0 {
+		return v
+	}
+	x := e.x
+	path, _ := url.PathUnescape(x.Path)
+	for _, h := range hits {
+		ok := !h.Unknown && (x.Engine.Credentials().Binds(rules.CredentialUse{Secret: h.Name, Agent: x.Agent,
+			Host: addr.Host{Name: x.Host, Port: x.Port}, Scheme: x.Scheme, Path: path}) || lg.Held().Allows(h.Name, x.Host))
+		switch {
+		case h.Unknown:
+			v.Decision = rules.Decision{Action: rules.Deny, Rule: "builtin:placeholder",
+				Reason: "placeholder agentg:" + h.Name + " names no secret agentg holds"}
+		case !ok && h.Placeholder:
+			v.Decision = rules.Decision{Action: rules.Deny, Rule: "builtin:placeholder",
+				Reason: "placeholder agentg:" + h.Name + " in a message to " + x.Host + ", which no binding of secret " + h.Name + " names"}
+		case !ok:
+			v.Decision = rules.Decision{Action: rules.Deny, Rule: "builtin:credential-leak",
+				Reason: "the value of secret " + h.Name + " in a message to " + x.Host + ", which no binding of it names"}
+		case h.Placeholder && h.Form != creds.FormRaw:
+			v.Decision = rules.Decision{Action: rules.Deny, Rule: "builtin:placeholder",
+				Reason: "placeholder agentg:" + h.Name + " is escaped, and agentg swaps a placeholder only as written"}
+		case h.Placeholder:
+			if v.swap == nil {
+				v.swap = map[string]string{}
+			}
+			sec, err := lg.Lookup(context.Background(), h.Name)
+			if err != nil {
+				v.Decision = rules.Decision{Action: rules.Deny, Rule: "builtin:placeholder",
+					Reason: "the credential a placeholder stands for could not be read: " + err.Error()}
+			} else {
+				v.swap[h.Name] = sec.Reveal()
+			}
+		}
+		if v.Action == rules.Deny {
+			v.secret = h.Name
+			return v
+		}
+	}
+	return v
+}

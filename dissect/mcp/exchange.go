@@ -6,6 +6,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/rules"
 	store "github.com/agentg/agentg/state"
@@ -35,6 +37,10 @@ type exchange struct {
 	mu      sync.Mutex
 	pending map[string]*call // by IDKey
 	sent    eventQueue       // events of answers rewritten, written once sent
+
+	// swapping names the secrets whose placeholders the message being
+	// decided carries, for its event (decide).
+	swapping string
 }
 
 // call is one request of the client's on its way through.
@@ -209,8 +215,49 @@ func (ex *exchange) send(w http.ResponseWriter, r *http.Request, body wire.Body,
 }
 
 // decide is the verdict on one client message: the bytes to forward
-// (perhaps rewritten), or agentg's own answer to it.
+// (perhaps rewritten), or agentg's own answer to it. The leak guard is
+// asked first (enforce.go, leak): a held value or a placeholder that may
+// not go where the message goes refuses it, whatever else would decide.
 func (ex *exchange) decide(m *wire.Message) (forward, answer []byte) {
+	lv := ex.policy().leak(m)
+	if lv.Action == rules.Deny {
+		return nil, ex.refuseLeak(m, lv)
+	}
+	if lv.swap != nil {
+		// The message's event names the secrets swapped in (event).
+		names := make([]string, 0, len(lv.swap))
+		for n := range lv.swap {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		ex.swapping = strings.Join(names, ",")
+		defer func() { ex.swapping = "" }()
+	}
+	forward, answer = ex.decideMessage(m)
+	if lv.swap != nil && forward != nil {
+		forward = []byte(creds.SwapPlaceholders(string(forward), lv.swap, creds.JSONEscape))
+	}
+	return forward, answer
+}
+
+// refuseLeak refuses m for the leak guard: one event naming the secret,
+// and for a request a JSON-RPC error in its framing (a notification or
+// an answer is dropped: nothing could carry a refusal).
+func (ex *exchange) refuseLeak(m *wire.Message, lv leakVerdict) []byte {
+	ev := ex.event(m)
+	ev.Decision, ev.Rule, ev.Reason, ev.Credential = "deny", lv.Rule, lv.Reason, lv.secret
+	ev.MCP.Args = string(m.Args) // masked as every event is (emit)
+	var answer []byte
+	if m.Kind == wire.KindRequest {
+		ev.MCP.ErrorCode = wire.CodeDenied
+		answer = wire.ErrorResponse(m.ID, wire.CodeDenied, "agentg: "+lv.Reason, map[string]any{"rule": lv.Rule})
+	}
+	ex.g.emit(ev)
+	return answer
+}
+
+// decideMessage decides m once the leak guard let it through.
+func (ex *exchange) decideMessage(m *wire.Message) (forward, answer []byte) {
 	if m.Kind == wire.KindNotification && !strings.HasPrefix(m.Method, "notifications/") {
 		// A request method sent without an id ("tools/call" as a
 		// notification): a server may still run it, and no answer could
@@ -549,11 +596,20 @@ func (ex *exchange) event(m *wire.Message) *audit.Event {
 	ev := ex.g.newEvent(ex.x)
 	ev.Method = m.Method
 	ev.MCP = &audit.MCP{Server: ex.server(), Session: ex.session, Revision: ex.revision, Tool: m.Tool, Prompt: m.Prompt, URI: m.URI}
+	ev.Credential = ex.swapping
 	return ev
 }
 
 func (g *Guard) emit(ev *audit.Event) {
 	ev.Duration = g.now().Sub(ev.Time)
+	if g.Leaks.Active() {
+		// An event never shows a value agentg holds: one that may go
+		// where it went is in the arguments or the path as sent.
+		ev.Path, ev.Reason = g.Leaks.Mask(ev.Path), g.Leaks.Mask(ev.Reason)
+		if ev.MCP != nil {
+			ev.MCP.Args, ev.MCP.URI = g.Leaks.Mask(ev.MCP.Args), g.Leaks.Mask(ev.MCP.URI)
+		}
+	}
 	g.Log.Log(ev)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/rules"
@@ -34,6 +35,10 @@ type Guard struct {
 	KeepAlive time.Duration
 	// Now is the clock for latencies and rate limits; nil: time.Now.
 	Now func() time.Time
+	// Leaks is the leak guard (creds.Guard): every client message is
+	// looked at for held values and placeholders (enforce.go, leak), and
+	// every event masks the values it would show. nil: none.
+	Leaks *creds.Guard
 
 	// inflight are the request ids in flight in each stateful session,
 	// across its POSTs (ids.go).
@@ -61,6 +66,9 @@ type Exchange struct {
 	Host   string // the checked destination and path, for events
 	Port   uint16
 	Path   string
+	// Scheme is "https" inside TLS agentg terminated, "http" otherwise:
+	// a credential binding may hold for one only.
+	Scheme string
 	// Door is the listener the exchange's connection came in through
 	// ("transparent"; "" for the explicit proxy), and OriginalDst the
 	// ip:port a redirected connection was going to: every MCP event

@@ -65,7 +65,7 @@ func (hd *holding) holdCall(c *call, v callVerdict, args string) {
 		x := ex.x
 		h.t = b.Begin(approval.Request{Kind: "mcp", Agent: x.Agent, Server: ex.server(), Tool: c.m.Tool,
 			Args: []byte(args), Decision: v.Decision, Event: c.ev.ID, Client: x.Client, Host: x.Host, Port: x.Port,
-			Session: hd.approvalSession()})
+			Session: hd.approvalSession(), Mask: ex.g.Leaks.Mask})
 		if id := h.t.ID(); id != "" {
 			c.ev.Approval = &audit.Approval{ID: id}
 		}

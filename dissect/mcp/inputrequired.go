@@ -117,7 +117,8 @@ func (hd *holding) inBand(c *call, v callVerdict, out []byte, args string) (inBa
 		return inBandHold, out
 	}
 	t := b.Begin(approval.Request{Kind: "mcp", Agent: ex.x.Agent, Server: ex.server(), Tool: m.Tool,
-		Args: []byte(args), Decision: v.Decision, Event: c.ev.ID, Client: ex.x.Client, Host: ex.x.Host, Port: ex.x.Port})
+		Args: []byte(args), Decision: v.Decision, Event: c.ev.ID, Client: ex.x.Client, Host: ex.x.Host, Port: ex.x.Port,
+		Mask: ex.g.Leaks.Mask})
 	if t.Immediate() {
 		hd.calls = append(hd.calls, &heldCall{c: c, v: v, t: t})
 		return inBandHeld, out

@@ -27,6 +27,7 @@ import (
 
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/creds/vault"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/internal/filetrust"
@@ -48,6 +49,7 @@ type App struct {
 	zl     *zerolog.Logger
 	source string // the policy's name: its file, or DefaultPolicySource
 	live   *rules.Live
+	held   *creds.Held // values held at runtime, which the leak guard knows
 	store  *state.Memory
 	apv    *approvals
 	dns    *dnsServer
@@ -138,8 +140,14 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		return a, err
 	}
 	a.onClose(a.apv.close) // after the proxy: what is still held is denied first (see Shutdown)
+	// The leak guard knows every value agentg holds: the policy's
+	// secrets (the proxy points it at each load's) and what is held at
+	// runtime (a.held: the OAuth tokens agentg obtains), so the proxy
+	// and the MCP guard share one.
+	a.held = creds.NewHeld()
+	leaks := creds.NewGuard(a.held)
 	guard := &mcp.Guard{Log: a.log, State: a.store, Limits: limit.NewRates(limit.Options{}),
-		Approvals: a.apv.broker, KeepAlive: cfg.Approvals.KeepAlive}
+		Approvals: a.apv.broker, KeepAlive: cfg.Approvals.KeepAlive, Leaks: leaks}
 
 	// The DNS filter: its IP→name bindings are what the transparent
 	// listener asks (bindings.NamesFor), its cache the proxy resolves
@@ -151,10 +159,13 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	a.onClose(func() { a.dns.shutdown(context.Background()) })
 
 	a.srv, err = proxy.New(proxy.Config{
-		Policy: a.live, Log: a.log, Issuer: issuer, UpstreamRoots: roots, MCP: guard, Approvals: a.apv.broker,
+		Policy: a.live, Log: a.log, Issuer: issuer, UpstreamRoots: roots, MCP: guard, Approvals: a.apv.broker, Leaks: leaks,
 		FirstBytesTimeout: cfg.FirstBytesTimeout, TunnelIdleTimeout: cfg.TunnelIdleTimeout,
 		MaxTunnels: cfg.MaxTunnels, MaxTunnelsPerAgent: cfg.MaxTunnelsPerAgent, Mark: cfg.Mark, Bindings: bindings,
 		Resolver: a.dns.resolver(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, BodyIdleTimeout: cfg.BodyIdleTimeout,
+		// A token issued by token exchange is agentg's to attach: the
+		// agent never had it, so it may send it nowhere (no hosts).
+		HeldValue: func(name, value string) { a.held.Hold(name, value) },
 	})
 	if err != nil {
 		return a, err
@@ -280,6 +291,10 @@ func (a *App) Close() {
 		}
 	})
 }
+
+// Held is where agentg holds values it obtains at runtime (OAuth tokens):
+// what is held there the leak guard looks for, from the moment it is.
+func (a *App) Held() *creds.Held { return a.held }
 
 // Addr is the explicit proxy's listening address.
 func (a *App) Addr() net.Addr { return a.ln.Addr() }
