@@ -47,7 +47,10 @@ type Config struct {
 	// Approvals is the approvals broker (approvals.go); nil answers its
 	// endpoints with 503.
 	Approvals Approvals
-	Gauges    Gauges
+	// OAuth is the OAuth broker (oauth.go); nil answers its endpoints
+	// with 503.
+	OAuth  OAuth
+	Gauges Gauges
 
 	// StreamBuffer is how many events may wait for one event stream's
 	// reader; default 256. MaxStreams caps the streams open at once;
@@ -171,6 +174,7 @@ func (s *Server) routes() {
 	s.route("/v1/mcp/pins", http.MethodGet, s.servePins)
 	s.route("/v1/mcp/pins/accept", http.MethodPost, s.serveAcceptPin)
 	s.approvalRoutes()
+	s.oauthRoutes()
 }
 
 // route serves path for one method; another method gets a JSON 405.
@@ -200,6 +204,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	if isConsole(r.URL.Path) {
 		s.console.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.Path == CallbackPath {
+		s.serveOAuthCallback(w, r) // a browser brings it, without the token: its state protects it (oauth.go)
 		return
 	}
 	if !s.token.ok(r) {

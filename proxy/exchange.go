@@ -67,7 +67,9 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 		f.setStatus(ref.status, why)
 		return
 	}
-	up := upstream{s: s, f: f} // the one forwarder, bound to this exchange's flow
+	// The one forwarder, bound to this exchange's flow (behind an oauth
+	// binding's token handling when one matched: oauth.go).
+	up := s.withOAuth(f, upstream{s: s, f: f})
 	if r.Body != nil && r.Body != http.NoBody {
 		// Full duplex since guardBody: the body streams upstream while
 		// the answer streams back.

@@ -54,6 +54,10 @@ type flow struct {
 
 	binding    string // the credential binding that attached a secret (inject.go)
 	credential string // the names of the secrets it attached, never a value
+	// oauth is the oauth binding that matched (oauth.go), and the
+	// credentials section it is of; nil: none.
+	oauth      *rules.Binding
+	oauthCreds *rules.Credentials
 }
 
 type flowKey struct{}

@@ -34,6 +34,10 @@ func (s *Server) injectCredentials(eng *rules.Engine, f *flow, r *http.Request) 
 	f.mu.Lock()
 	f.binding, f.credential = b.ID, b.Secrets
 	f.mu.Unlock()
+	if b.Kind == rules.InjectOAuth {
+		f.oauth, f.oauthCreds = b, cr // the token is attached by oauthUpstream (oauth.go)
+		return nil, ""
+	}
 	store := cr.Store()
 	var err error
 	switch b.Kind {

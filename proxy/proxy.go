@@ -33,6 +33,7 @@ import (
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/creds/oauth"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/mitm"
@@ -103,6 +104,9 @@ type Config struct {
 	// Approvals holds the requests an http approve rule covers until a
 	// person decides (approve.go); nil denies them.
 	Approvals *approval.Broker
+	// OAuth is the OAuth client of the policy's oauth bindings
+	// (creds/oauth); nil refuses the requests they match.
+	OAuth *oauth.Broker
 
 	// Bindings are the DNS filter's IP→name bindings: which names it
 	// recently resolved to an address for an agent. The transparent

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentg/agentg/addr"
 	"github.com/agentg/agentg/creds"
+	"github.com/agentg/agentg/creds/oauth"
 )
 
 func init() {
@@ -51,6 +52,7 @@ const (
 	InjectHeader InjectKind = iota + 1 // a header from a template
 	InjectBasic                        // Basic auth, the secret as password
 	InjectQuery                        // a query parameter
+	InjectOAuth                        // an OAuth access token agentg obtained (credentials_oauth.go)
 )
 
 // Binding is one compiled binding.
@@ -69,6 +71,7 @@ type Binding struct {
 	Template creds.Template // InjectHeader
 	User     string         // InjectBasic
 	Query    string         // InjectQuery: the parameter's name
+	OAuth    *oauth.Config  // InjectOAuth
 
 	PlainHTTP bool // insecure_http: also on plain http
 
@@ -142,6 +145,8 @@ type bindingSpec struct {
 	line int
 	k    *yaml.Node // the inject key, for errors
 	own  *yaml.Node // the secret key, nil when absent
+	// oauth are the secret names an oauth key uses, for errors.
+	oauth []*yaml.Node
 }
 
 type credentialsSpec struct {
@@ -186,6 +191,14 @@ func parseCredentials(p *parser, _, v *yaml.Node, pol *policy) error {
 		return err
 	}
 	for _, b := range spec.bindings {
+		for _, n := range b.oauth {
+			if _, ok := spec.secrets[n.Value]; !ok {
+				return p.errf(n, "secret %q is not defined under credentials secrets", n.Value)
+			}
+		}
+		if b.b.Kind == InjectOAuth {
+			continue
+		}
 		names := strings.Split(b.b.Secrets, ",")
 		if b.b.Secret != "" {
 			names = append(names, b.b.Secret)
@@ -358,8 +371,14 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 					err = p.errf(v, "bad query parameter name %q", b.Query)
 				}
 			}
+		case "oauth":
+			err = p.inject(bs.k, k)
+			bs.k, b.Kind = k, InjectOAuth
+			if err == nil {
+				bs.oauth, err = p.oauthInject(v, b)
+			}
 		default:
-			err = p.errf(k, "unknown binding key %q (want id, host, path, agents, secret, insecure_http, and one of header, basic or query)", k.Value)
+			err = p.errf(k, "unknown binding key %q (want id, host, path, agents, secret, insecure_http, and one of header, basic, query or oauth)", k.Value)
 		}
 		return err
 	})
@@ -370,9 +389,15 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 		return bs, p.errf(it, "a binding needs a host")
 	}
 	if bs.k == nil {
-		return bs, p.errf(it, "a binding needs one of header, basic or query")
+		return bs, p.errf(it, "a binding needs one of header, basic, query or oauth")
 	}
 	var names []string
+	if b.Kind == InjectOAuth {
+		if bs.own != nil {
+			return bs, p.errf(bs.own, "an oauth binding attaches the token agentg obtains: name its secrets under oauth (client_secret, private_key), not secret:")
+		}
+		return bs, nil
+	}
 	if b.Kind == InjectHeader {
 		names = b.Template.Secrets(b.Secret)
 		if slices.Contains(names, "") {
@@ -468,6 +493,9 @@ func compileCredentials(c *compiler) error {
 		b.Source = fmt.Sprintf("%s:%d", c.pol.file, bs.line)
 		if b.ID == "" {
 			b.ID = b.Source
+		}
+		if b.Kind == InjectOAuth {
+			b.Secrets = "oauth:" + b.ID // the token, named for the event
 		}
 		if prev, dup := ids[b.ID]; dup {
 			return fmt.Errorf("load policy %s: binding id %q used twice (also at %s)", b.Source, b.ID, prev)

@@ -33,6 +33,7 @@ func commands() []command {
 		{"approvals", "list the calls held for approval (list), through the admin API", runApprovals},
 		{"approve", "approve a held call: approve ID [--scope agent-tool] [--for 10m]", runApprove},
 		{"deny", "deny a held call: deny ID [--reason TEXT]", runDeny},
+		{"oauth", "OAuth for MCP servers: list the oauth bindings, connect BINDING (prints the authorization URL and waits)", runOAuth},
 		{"version", "print the version", runVersion},
 	}
 }
