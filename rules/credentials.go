@@ -393,6 +393,9 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 	}
 	var names []string
 	if b.Kind == InjectOAuth {
+		if b.ID == "" {
+			return bs, p.errf(it, "an oauth binding needs an id: agentg oauth connect names the binding by it")
+		}
 		if bs.own != nil {
 			return bs, p.errf(bs.own, "an oauth binding attaches the token agentg obtains: name its secrets under oauth (client_secret, private_key), not secret:")
 		}

@@ -106,6 +106,21 @@
 //	  deny_public_resolvers: false # true: deny the built-in DoH/DoT list (PublicResolvers)
 //	  deny_dot: false              # true: deny port 853 (DoT) for every host and address, builtin:dot-port
 //	  doh_resolvers: []            # hosts DoH exchanges may go to; any other is refused, builtin:doh
+//	credentials:                   # secrets and what attaches them (credentials.go)
+//	  bindings:
+//	    - id: jira                 # required with oauth: agentg oauth connect names it
+//	      host: mcp.jira.example
+//	      path: /mcp
+//	      oauth:                   # agentg is the server's OAuth client (credentials_oauth.go, creds/oauth)
+//	        grant: authorization_code  # default | client_credentials (needs client_id and client_secret or private_key)
+//	        client_id: agentg      # a pre-registered client; else a metadata document, else registration
+//	        client_secret: NAME    # a secret of credentials.secrets
+//	        private_key: NAME      # PEM, for private_key_jwt (RFC 7523)
+//	        client_metadata_url: https://agentg.example/client.json  # https with a path
+//	        scopes: [mcp:read]     # asked for beside the server's challenge
+//	        token_auth: auto       # client_secret_basic | client_secret_post | none | private_key_jwt
+//	        resource: https://mcp.jira.example/mcp  # to connect before any request
+//	        issuer: https://auth.jira.example       # the AS a pre-registered client belongs to
 //
 // Unknown or duplicate keys, bad patterns, bad CIDRs (including host bits
 // set, "10.0.0.1/8"), bad http rules, bad mcp entries, duplicate rule ids

@@ -102,6 +102,7 @@ func run(bin, dir, serverURL, scenario string, cctx map[string]any) int {
 	a.Stop(5 * time.Second)
 	if leaks := leaked(a, secrets); len(leaks) > 0 {
 		log.Printf("agentg wrote secret values: %s", strings.Join(leaks, "; "))
+		_ = os.WriteFile(filepath.Join(dir, "LEAKED"), []byte(strings.Join(leaks, "\n")+"\n"), 0o644)
 		return 3
 	}
 	return status
