@@ -107,6 +107,9 @@ type server struct {
 	// authorizations counts connects since a request last succeeded
 	// with a token.
 	authorizations int
+	// needConnect says why a person must connect the binding ("" when
+	// nothing waits on one): what the console and agentg oauth list show.
+	needConnect string
 }
 
 // saved is a server's token as the TokenStore keeps it.
@@ -265,6 +268,18 @@ type Outcome struct {
 // carried sent ("" for none). retried says the request was already sent
 // again once: then nothing is retried, whatever the answer.
 func (b *Broker) Challenged(ctx context.Context, bd Binding, status int, h http.Header, sent string, retried bool) Outcome {
+	out := b.challenged(ctx, bd, status, h, sent, retried)
+	s := b.server(bd)
+	s.mu.Lock()
+	s.needConnect = ""
+	if out.Connect {
+		s.needConnect = out.Reason
+	}
+	s.mu.Unlock()
+	return out
+}
+
+func (b *Broker) challenged(ctx context.Context, bd Binding, status int, h http.Header, sent string, retried bool) Outcome {
 	ch, err := ParseChallenge(h)
 	if err != nil {
 		return Outcome{Reason: "the server's WWW-Authenticate does not parse: " + err.Error()}
@@ -535,6 +550,9 @@ type Status struct {
 	Issuer    string     `json:"issuer,omitempty"`
 	Client    string     `json:"client,omitempty"` // how agentg identified itself: pre-registered, metadata-document, registered
 	Server    string     `json:"server,omitempty"`
+	// NeedsConnect says why a person must connect the binding: a call
+	// was refused for want of a token a person must authorize.
+	NeedsConnect string `json:"needs_connect,omitempty"`
 }
 
 // Status reports what the broker holds for the binding with that id.
@@ -548,7 +566,7 @@ func (b *Broker) Status(id string) Status {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st.Server = urlString(s.serverURL)
+	st.Server, st.NeedsConnect = urlString(s.serverURL), s.needConnect
 	if s.tok != nil && (s.tok.AccessToken != "" || s.tok.RefreshToken != "") {
 		st.Connected, st.Refresh = true, s.tok.RefreshToken != ""
 		if !s.tok.Expiry.IsZero() {

@@ -219,7 +219,7 @@ func (b *Broker) exchange(ctx context.Context, p *pending, q url.Values) error {
 	}
 	stored := *p.ep // the secret is read again from the policy at each use
 	stored.scopes = grantedScopes(tok, p.ep.scopes)
-	s.tok, s.ep = tok, &stored
+	s.tok, s.ep, s.needConnect = tok, &stored, ""
 	b.keep(s)
 	return nil
 }

@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -167,25 +166,43 @@ func signingAlg(k crypto.Signer) (jose.SignatureAlgorithm, error) {
 	return "", errors.New("private key of an unsupported type (want EC P-256/384/521, RSA or Ed25519)")
 }
 
-// parsePrivateKey reads a PEM private key (PKCS#8, SEC 1 or PKCS#1).
-// Its errors never quote the key.
-func parsePrivateKey(pemText string) (crypto.Signer, error) {
-	blk, _ := pem.Decode([]byte(strings.TrimSpace(pemText)))
-	if blk == nil {
-		return nil, errors.New("the private key is not PEM")
+// parsePrivateKey reads a private key (PKCS#8, SEC 1 or PKCS#1): PEM,
+// or, since a secret holds no line break, the base64 of its DER on one
+// line, with or without the PEM's BEGIN and END lines. Its errors never
+// quote the key.
+func parsePrivateKey(text string) (crypto.Signer, error) {
+	var der []byte
+	if blk, _ := pem.Decode([]byte(strings.TrimSpace(text))); blk != nil {
+		der = blk.Bytes
+	} else {
+		one := text
+		if i := strings.Index(one, "-----BEGIN "); i >= 0 {
+			if j := strings.Index(one[i+11:], "-----"); j >= 0 {
+				one = one[i+11+j+5:]
+			}
+		}
+		if i := strings.Index(one, "-----END "); i >= 0 {
+			one = one[:i]
+		}
+		one = strings.Join(strings.Fields(one), "")
+		b, err := base64.StdEncoding.DecodeString(one)
+		if err != nil {
+			return nil, errors.New("the private key is neither PEM nor base64 DER")
+		}
+		der = b
 	}
-	if k, err := x509.ParsePKCS8PrivateKey(blk.Bytes); err == nil {
+	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
 		if s, ok := k.(crypto.Signer); ok {
 			return s, nil
 		}
 	}
-	if k, err := x509.ParseECPrivateKey(blk.Bytes); err == nil {
+	if k, err := x509.ParseECPrivateKey(der); err == nil {
 		return k, nil
 	}
-	if k, err := x509.ParsePKCS1PrivateKey(blk.Bytes); err == nil {
+	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
 		return k, nil
 	}
-	return nil, errors.New("the private key's PEM holds no PKCS#8, SEC 1 or PKCS#1 key")
+	return nil, errors.New("the private key holds no PKCS#8, SEC 1 or PKCS#1 key")
 }
 
 // tokenError says what the token endpoint answered, from its error code
@@ -214,5 +231,3 @@ func grantedScopes(tok *oauth2.Token, asked []string) []string {
 	}
 	return asked
 }
-
-var _ = bytes.MinRead

@@ -12,7 +12,8 @@
 //
 // Environment: AGENTG_BIN (the agentg binary; required), AGENTG_HARNESS_DIR
 // (where agentg's policy, log and data go; default a temporary
-// directory), and the suite's MCP_CONFORMANCE_SCENARIO,
+// directory), AUTHCLIENT_AGENT_AUTHORIZATION (an Authorization header the
+// client itself sends on every request, which agentg must drop), and the suite's MCP_CONFORMANCE_SCENARIO,
 // MCP_CONFORMANCE_CONTEXT and MCP_CONFORMANCE_PROTOCOL_VERSION. The
 // server URL is the last argument.
 //
@@ -40,6 +41,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/internal/testenv"
 )
 
@@ -117,8 +119,10 @@ func policy(u *url.URL, scenario string, cctx map[string]any) (pol string, env, 
 	case scenario == "auth/client-credentials-jwt":
 		oauth = fmt.Sprintf("{grant: client_credentials, client_id: %q, private_key: cc-key, token_auth: private_key_jwt}", str("client_id"))
 		secs = "    cc-key: {env: AUTHCLIENT_PRIVATE_KEY}\n"
-		env = append(env, "AUTHCLIENT_PRIVATE_KEY="+str("private_key_pem"))
-		secrets = append(secrets, pemBody(str("private_key_pem")))
+		// A secret holds no line break: the PEM on one line (agentg
+		// reads the base64 DER between its markers).
+		env = append(env, "AUTHCLIENT_PRIVATE_KEY="+strings.ReplaceAll(strings.TrimSpace(str("private_key_pem")), "\n", ""))
+		secrets = append(secrets, pemBody(str("private_key_pem")), strings.ReplaceAll(strings.TrimSpace(str("private_key_pem")), "\n", ""))
 	case scenario == "auth/client-credentials-basic":
 		oauth = fmt.Sprintf("{grant: client_credentials, client_id: %q, client_secret: cc-secret}", str("client_id"))
 		secs = "    cc-secret: {env: AUTHCLIENT_CLIENT_SECRET}\n"
@@ -181,7 +185,14 @@ func (h *harness) scenario(serverURL string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	proxy := h.a.URL()
-	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
+	var rt http.RoundTripper = &http.Transport{Proxy: http.ProxyURL(proxy)}
+	if own := os.Getenv("AUTHCLIENT_AGENT_AUTHORIZATION"); own != "" {
+		// The agent's own credential toward the server, which agentg
+		// must drop, never pass beside its token (the suite's server
+		// fails a request with a token it did not issue).
+		rt = ownAuth{rt, own}
+	}
+	hc := &http.Client{Transport: rt}
 	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, nil)
 	var opts *mcp.ClientSessionOptions
 	if v := os.Getenv("MCP_CONFORMANCE_PROTOCOL_VERSION"); v != "" {
@@ -210,11 +221,14 @@ func (h *harness) scenario(serverURL string) error {
 }
 
 // retry runs call, and while it fails because agentg says a person must
-// connect the server, connects and runs it again.
+// connect the server, connects and runs it again. agentg says so in the
+// call's error, and to a person in its admin API (agentg oauth list, the
+// console): a client may hide the error (the SDK falls back from
+// server/discover to initialize on any error), the person still sees it.
 func (h *harness) retry(ctx context.Context, call func() error) error {
 	for {
 		err := call()
-		if err == nil || !strings.Contains(err.Error(), "agentg oauth connect") {
+		if err == nil || !strings.Contains(err.Error(), "agentg oauth connect") && !h.needsConnect(ctx) {
 			return err
 		}
 		if h.connects >= maxConnects {
@@ -226,6 +240,31 @@ func (h *harness) retry(ctx context.Context, call func() error) error {
 			return fmt.Errorf("%w (and connecting failed: %v)", err, cerr)
 		}
 	}
+}
+
+// needsConnect asks agentg's admin API whether the binding waits on a
+// person.
+func (h *harness) needsConnect(ctx context.Context) bool {
+	tok, err := h.a.AdminToken()
+	if err != nil {
+		return false
+	}
+	c, err := admin.NewClient(h.a.AdminAddr, tok)
+	if err != nil {
+		return false
+	}
+	items, err := c.OAuthBindings(ctx)
+	if err != nil {
+		log.Printf("asking agentg about its oauth bindings: %v", err)
+		return false
+	}
+	for _, b := range items {
+		if b.Binding == binding && b.NeedsConnect != "" {
+			log.Printf("agentg says %s needs a connect: %s", binding, b.NeedsConnect)
+			return true
+		}
+	}
+	return false
 }
 
 // connect plays the person: agentg oauth connect, then the browser.
@@ -280,6 +319,17 @@ func (h *harness) connect(ctx context.Context) error {
 		return fmt.Errorf("agentg oauth connect: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
+}
+
+type ownAuth struct {
+	base  http.RoundTripper
+	value string
+}
+
+func (o ownAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", o.value)
+	return o.base.RoundTrip(r)
 }
 
 // tokenPattern matches the access tokens the suite's authorization
