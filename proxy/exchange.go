@@ -67,9 +67,7 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 		f.setStatus(ref.status, why)
 		return
 	}
-	// The one forwarder, bound to this exchange's flow (behind an oauth
-	// binding's token handling when one matched: oauth.go).
-	up := s.withOAuth(f, upstream{s: s, f: f})
+	up := upstream{s: s, f: f} // the one forwarder, bound to this exchange's flow
 	if r.Body != nil && r.Body != http.NoBody {
 		// Full duplex since guardBody: the body streams upstream while
 		// the answer streams back.
@@ -81,8 +79,12 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 				text: "agentg: " + f.host.String() + " is an MCP server the policy governs, and this agentg has no MCP dissector"})
 			return
 		}
-		x.Upstream = up
+		x.Upstream = s.withOAuth(f, up) // an oauth binding's token handling (oauth.go), when one matched
 		s.cfg.MCP.Serve(w, r, x)
+		return
+	}
+	if f.oauth != nil {
+		s.withOAuth(f, up).ServeHTTP(w, r)
 		return
 	}
 	up.ServeHTTP(w, r)

@@ -67,8 +67,11 @@ type BrokerConfig struct {
 type Broker struct {
 	cfg BrokerConfig
 
+	// servers holds each binding's state by id: read on every request
+	// a binding matches, so without a lock; mu serialises replacing one.
+	servers sync.Map
+
 	mu       sync.Mutex
-	servers  map[string]*server  // by binding id
 	pending  map[string]*pending // by state
 	connects map[string]*Connect // by connect id
 }
@@ -90,7 +93,7 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Broker{cfg: cfg, servers: map[string]*server{}, pending: map[string]*pending{}, connects: map[string]*Connect{}}, nil
+	return &Broker{cfg: cfg, pending: map[string]*pending{}, connects: map[string]*Connect{}}, nil
 }
 
 // server is one binding's state.
@@ -125,11 +128,16 @@ type saved struct {
 
 func (b *Broker) server(bd Binding) *server {
 	key := bd.Config.key()
+	if v, ok := b.servers.Load(bd.ID); ok && v.(*server).key == key {
+		return v.(*server)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := b.servers[bd.ID]
-	if s != nil && s.key == key {
-		return s
+	var s *server
+	if v, ok := b.servers.Load(bd.ID); ok {
+		if s = v.(*server); s.key == key {
+			return s
+		}
 	}
 	if s != nil {
 		// The binding's settings changed: what was obtained under the
@@ -142,7 +150,7 @@ func (b *Broker) server(bd Binding) *server {
 		s.serverURL, _ = url.Parse(bd.Config.Resource)
 	}
 	b.load(s)
-	b.servers[bd.ID] = s
+	b.servers.Store(bd.ID, s)
 	return s
 }
 
@@ -557,13 +565,12 @@ type Status struct {
 
 // Status reports what the broker holds for the binding with that id.
 func (b *Broker) Status(id string) Status {
-	b.mu.Lock()
-	s := b.servers[id]
-	b.mu.Unlock()
 	st := Status{Binding: id}
-	if s == nil {
+	v, ok := b.servers.Load(id)
+	if !ok {
 		return st
 	}
+	s := v.(*server)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.Server, st.NeedsConnect = urlString(s.serverURL), s.needConnect
