@@ -140,7 +140,9 @@ credentials:
 	// one issued later differs.
 	m.FastForward(2 * time.Second)
 	call() // 401, refresh, sent once more: the agent sees only the answer
-	if _, err := a.WaitEvent(ctx, func(ev map[string]any) bool { return ev["rule"] == "oauth:token-refreshed" && ev["binding"] == "upstream" }); err != nil {
+	if _, err := a.WaitEvent(ctx, func(ev map[string]any) bool {
+		return ev["rule"] == "oauth:token-refreshed" && ev["binding"] == "upstream"
+	}); err != nil {
 		t.Fatal(err)
 	}
 	up.mu.Lock()
