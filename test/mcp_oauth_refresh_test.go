@@ -19,6 +19,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/oauth2-proxy/mockoidc"
 
+	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/internal/testenv"
 )
 
@@ -133,6 +134,19 @@ credentials:
 		if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "ok" {
 			t.Fatalf("whoami = %+v, %v", res, err)
 		}
+	}
+	call()
+	// A policy reload keeps the token: the broker outlives a load.
+	tok, err := a.AdminToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := admin.NewClient(a.AdminAddr, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.Reload(ctx); err != nil {
+		t.Fatal(err)
 	}
 	call()
 	first := up.revokeLast()
