@@ -244,6 +244,12 @@ func (b *Broker) Token(ctx context.Context, bd Binding, serverURL *url.URL) (str
 	if bd.Config.Resource == "" && serverURL != nil {
 		s.serverURL = serverURL
 	}
+	// A token goes only to the resource it was issued for (RFC 8707):
+	// a binding whose hosts or path cover more than one server does not
+	// hand one server's token to another.
+	if s.ep != nil && serverURL != nil && !resourceCovers(s.ep.resource, serverURL) {
+		return "", nil
+	}
 	if b.valid(s.tok) {
 		return s.tok.AccessToken, nil
 	}

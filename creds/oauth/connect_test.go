@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 // The callback's state is single use and expires, and the response's iss
@@ -64,5 +66,31 @@ func TestCallbackStateAndIss(t *testing.T) {
 	add("old", false, now.Add(-time.Second))
 	if _, err := b.Callback(ctx, url.Values{"state": {"old"}, "code": {"c"}}); !errors.Is(err, ErrState) {
 		t.Errorf("an expired state: %v", err)
+	}
+}
+
+// A token is attached only to the resource it was issued for.
+func TestTokenOnlyToItsResource(t *testing.T) {
+	b, err := NewBroker(BrokerConfig{HTTP: http.DefaultClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bd := Binding{ID: "x", Config: &Config{Grant: AuthorizationCode}}
+	s := b.server(bd)
+	s.tok = &oauth2.Token{AccessToken: "the-access-token", Expiry: time.Now().Add(time.Hour)}
+	s.ep = &endpoint{resource: "https://a.example/mcp"}
+	for raw, want := range map[string]string{
+		"https://a.example/mcp":      "the-access-token",
+		"https://a.example/mcp/sub":  "the-access-token",
+		"https://b.example/mcp":      "",
+		"https://a.example/other":    "",
+		"http://a.example/mcp":       "",
+		"https://a.example:8443/mcp": "",
+	} {
+		u, _ := url.Parse(raw)
+		got, err := b.Token(context.Background(), bd, u)
+		if err != nil || got != want {
+			t.Errorf("Token(%s) = %q, %v; want %q", raw, got, err, want)
+		}
 	}
 }
