@@ -322,14 +322,16 @@ func (b *Broker) challenged(ctx context.Context, bd Binding, status int, h http.
 		}
 		return Outcome{Connect: true, Reason: "the server wants scope " + joinScopes(ch.Scope) + " this token was not granted"}
 	}
-	// 401: the token is missing, expired or revoked.
-	if s.tok != nil && s.tok.AccessToken != sent && b.valid(s.tok) && !retried {
+	// 401: the token is missing, expired or revoked. What is held is
+	// only tried again, or refreshed, for the resource it was issued for.
+	own := s.tok != nil && s.ep != nil && s.serverURL != nil && resourceCovers(s.ep.resource, s.serverURL)
+	if own && s.tok.AccessToken != sent && b.valid(s.tok) && !retried {
 		return Outcome{Retry: true, Token: s.tok.AccessToken} // another request already renewed it
 	}
 	if retried {
 		return Outcome{Connect: bd.Config.Grant == AuthorizationCode, Reason: "the server refused a token agentg had just obtained"}
 	}
-	if s.tok != nil {
+	if own {
 		s.tok.AccessToken = ""
 		if s.tok.RefreshToken != "" {
 			if err := b.refresh(ctx, bd, s); err == nil {

@@ -93,4 +93,13 @@ func TestTokenOnlyToItsResource(t *testing.T) {
 			t.Errorf("Token(%s) = %q, %v; want %q", raw, got, err, want)
 		}
 	}
+	// Another server's 401 is not answered with this resource's token.
+	u, _ := url.Parse("https://b.example/mcp")
+	if got, _ := b.Token(context.Background(), bd, u); got != "" {
+		t.Fatalf("Token(b) = %q", got)
+	}
+	out := b.Challenged(context.Background(), bd, http.StatusUnauthorized, http.Header{}, "", false)
+	if out.Retry || !out.Connect {
+		t.Fatalf("Challenged for another resource = %+v, want a connect and no retry", out)
+	}
 }
