@@ -45,7 +45,8 @@ type BrokerConfig struct {
 	Store TokenStore
 	// OnValue is told every value the broker comes to hold (name is
 	// oauth:BINDING:access, :refresh or :client_secret), OnForget every
-	// one it drops: the leak guard's feed. Either may be nil.
+	// one it drops: the leak guard's feed. A name told again replaces its
+	// value (a refreshed token). Either may be nil.
 	OnValue  func(name, value string)
 	OnForget func(name string)
 	// Events receives the broker's events; nil: none.
