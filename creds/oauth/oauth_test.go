@@ -161,3 +161,23 @@ func FuzzParseChallenge(f *testing.F) {
 		}
 	})
 }
+
+// The private key is a secret: whatever it holds, reading it never
+// panics and no error quotes it.
+func FuzzParsePrivateKey(f *testing.F) {
+	for _, s := range []string{"", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----MHcCAQEE-----END EC PRIVATE KEY-----", "bm90IGEga2V5", "-----BEGIN "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := parsePrivateKey(s)
+		if err == nil {
+			if _, err := signingAlg(k); err != nil && k == nil {
+				t.Fatal("a nil key without an error")
+			}
+			return
+		}
+		if len(s) >= 8 && strings.Contains(err.Error(), s) {
+			t.Fatalf("the error quotes the key: %v", err)
+		}
+	})
+}
