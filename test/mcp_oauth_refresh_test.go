@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -165,9 +166,15 @@ credentials:
 	if seen[len(seen)-1] == first {
 		t.Fatal("the server saw the revoked token again, not a refreshed one")
 	}
+	// What the admin API says of the binding: connected, never a value.
+	items, err := ac.OAuthBindings(ctx)
+	if err != nil || len(items) != 1 || !items[0].Connected || !items[0].Refresh || items[0].NeedsConnect != "" {
+		t.Fatalf("GET /v1/oauth = %+v, %v", items, err)
+	}
+	api, _ := json.Marshal(items)
 	a.Stop(5 * time.Second)
 	logb, _ := os.ReadFile(a.LogFile)
-	for _, text := range []string{string(logb), a.Stderr()} {
+	for _, text := range []string{string(logb), a.Stderr(), string(api)} {
 		for _, v := range append(seen, m.ClientSecret) {
 			if strings.Contains(text, v) {
 				t.Fatalf("agentg wrote a token or the client secret")
