@@ -146,18 +146,19 @@ func (o *oauthUpstream) refuse(w http.ResponseWriter, r *http.Request, body []by
 	if action != "" {
 		data["connect"] = action
 	}
-	h := w.Header()
-	h.Del("Www-Authenticate")
-	h.Set("Content-Type", "application/json")
-	h.Del("Content-Length")
-	w.WriteHeader(status)
-	w.Write(wire.ErrorResponse(id, wire.CodeDenied, msg, data))
+	// The event first: whoever reads the answer can find it logged.
 	f.setStatus(status, "oauth: "+out.Reason)
 	if lg := o.s.cfg.Log; lg != nil {
 		lg.Log(&audit.Event{ID: lg.NewID(), Parent: f.id, Time: time.Now(), Kind: "oauth", Agent: f.agent, Client: f.client,
 			Method: r.Method, Scheme: f.scheme, Host: f.host.Name, Port: f.host.Port, Path: r.URL.Path,
 			Decision: "deny", Rule: RuleOAuthRefused, Reason: msg, Status: status, Binding: o.b.ID, Credential: o.b.Secrets})
 	}
+	h := w.Header()
+	h.Del("Www-Authenticate")
+	h.Set("Content-Type", "application/json")
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	w.Write(wire.ErrorResponse(id, wire.CodeDenied, msg, data))
 }
 
 // authIntercept passes the server's answer through to the agent unless

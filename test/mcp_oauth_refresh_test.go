@@ -62,23 +62,25 @@ func (o *oauthMCP) revokeLast() string {
 	return last
 }
 
-func TestMCPOAuthRefreshThroughAgentg(t *testing.T) {
+// startOIDCMCP starts the provider and the MCP server behind the SDK's
+// bearer check; base is the server's origin, on localhost.
+func startOIDCMCP(t *testing.T) (m *mockoidc.MockOIDC, up *oauthMCP, base string) {
+	t.Helper()
 	m, err := mockoidc.Run()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Shutdown() })
-
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "http://localhost:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:")
+	base = "http://localhost:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:")
 	srv := mcp.NewServer(&mcp.Implementation{Name: "oauth-upstream", Version: "1"}, nil)
 	mcp.AddTool(srv, &mcp.Tool{Name: "whoami"}, func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil, nil
 	})
-	up := &oauthMCP{revoked: map[string]bool{}}
+	up = &oauthMCP{revoked: map[string]bool{}}
 	prm := base + "/.well-known/oauth-protected-resource/mcp"
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", auth.RequireBearerToken(up.verify(m), &auth.RequireBearerTokenOptions{ResourceMetadataURL: prm})(
@@ -88,9 +90,12 @@ func TestMCPOAuthRefreshThroughAgentg(t *testing.T) {
 	hs := &http.Server{Handler: mux}
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
+	return m, up, base
+}
 
-	const secret = "mock-client-secret-env"
-	a := startAgentgEnv(t, `default: deny
+// oidcPolicy binds the MCP server at base to the provider's client.
+func oidcPolicy(m *mockoidc.MockOIDC, extra string) string {
+	return `default: deny
 ips:
   - allow: 127.0.0.1/32
 hosts:
@@ -105,8 +110,13 @@ credentials:
       host: localhost
       path: /mcp
       insecure_http: true
-      oauth: {client_id: `+m.ClientID+`, client_secret: oidc, token_auth: client_secret_post, scopes: [openid]}
-`, "AGENTG_TEST_OIDC_SECRET="+m.ClientSecret)
+      oauth: {client_id: ` + m.ClientID + `, client_secret: oidc, token_auth: client_secret_post, scopes: [openid]` + extra + `}
+`
+}
+
+func TestMCPOAuthRefreshThroughAgentg(t *testing.T) {
+	m, up, base := startOIDCMCP(t)
+	a := startAgentgEnv(t, oidcPolicy(m, ""), "AGENTG_TEST_OIDC_SECRET="+m.ClientSecret)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
