@@ -51,7 +51,10 @@ type Config struct {
 	// (registry.go); nil: no gateway, every server "not served by the
 	// gateway".
 	Servers ServerStatus
-	Gauges  Gauges
+	// OAuth is the OAuth broker (oauth.go); nil answers its endpoints
+	// with 503.
+	OAuth  OAuth
+	Gauges Gauges
 
 	// StreamBuffer is how many events may wait for one event stream's
 	// reader; default 256. MaxStreams caps the streams open at once;
@@ -177,6 +180,7 @@ func (s *Server) routes() {
 	s.route("/v1/secrets", http.MethodGet, s.serveSecrets) // secrets.go
 	s.route("/v1/mcp/servers", http.MethodGet, s.serveServers)
 	s.approvalRoutes()
+	s.oauthRoutes()
 }
 
 // route serves path for one method; another method gets a JSON 405.
@@ -206,6 +210,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	if isConsole(r.URL.Path) {
 		s.console.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.Path == CallbackPath {
+		s.serveOAuthCallback(w, r) // a browser brings it, without the token: its state protects it (oauth.go)
 		return
 	}
 	if !s.token.ok(r) {

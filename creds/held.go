@@ -121,3 +121,20 @@ func (h *Held) watch(fn func()) error {
 	h.mu.Unlock()
 	return nil
 }
+
+// HeldName makes s a name Hold takes: every byte a secret name cannot
+// hold becomes '_', and it is cut to 64 bytes. Runtime values are named
+// after what they are for (a binding's id, a broker's oauth:ID:access),
+// which may hold other bytes.
+func HeldName(s string) string {
+	b := []byte(s[:min(len(s), 64)])
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
+}

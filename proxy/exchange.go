@@ -86,8 +86,12 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 				text: "agentg: " + f.host.String() + " is an MCP server the policy governs, and this agentg has no MCP dissector"})
 			return
 		}
-		x.Upstream = up
+		x.Upstream = s.withOAuth(f, up) // an oauth binding's token handling (oauth.go), when one matched
 		s.cfg.MCP.Serve(w, r, x)
+		return
+	}
+	if f.oauth != nil {
+		s.withOAuth(f, up).ServeHTTP(w, r)
 		return
 	}
 	up.ServeHTTP(w, r)

@@ -249,18 +249,8 @@ func bearerToken(h http.Header) (string, bool) {
 
 // HeldName names a token exchanged for binding id and the subject token
 // whose SHA-256 is sum: one name per binding and agent token, so a token
-// issued anew replaces the one before it under the same name. The name
-// is a creds secret name (the leak guard's events name it): the
-// binding's id with what a secret name cannot hold replaced, and the
-// first 4 bytes of sum.
+// issued anew replaces the one before it under the same name. The leak
+// guard's events name it.
 func HeldName(id string, sum []byte) string {
-	b := []byte("exchange.")
-	for i := 0; i < len(id) && i < 40; i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			c = '_'
-		}
-		b = append(b, c)
-	}
-	return string(append(append(b, '.'), hex.EncodeToString(sum[:4])...))
+	return creds.HeldName("exchange."+id[:min(len(id), 40)]) + "." + hex.EncodeToString(sum[:4])
 }

@@ -58,6 +58,10 @@ type flow struct {
 	// presents on connections pooled for that binding alone (forward.go).
 	clientCert *rules.ClientCert
 	swapped    string // the secrets whose placeholders were swapped (leak.go)
+	// oauth is the oauth binding that matched (oauth.go), and the
+	// credentials section it is of; nil: none.
+	oauth      *rules.Binding
+	oauthCreds *rules.Credentials
 }
 
 type flowKey struct{}

@@ -35,6 +35,10 @@ func (s *Server) injectCredentials(eng *rules.Engine, f *flow, r *http.Request) 
 	f.binding, f.credential = b.ID, b.Secrets
 	f.mu.Unlock()
 	f.clientCert = b.Cert // presented by the forwarder (forward.go); nil: none
+	if b.Kind == rules.InjectOAuth {
+		f.oauth, f.oauthCreds = b, cr // the token is attached by oauthUpstream (oauth.go)
+		return nil, ""
+	}
 	store := cr.Store()
 	var err error
 	switch b.Kind {

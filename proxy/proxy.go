@@ -34,6 +34,7 @@ import (
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/creds"
+	"github.com/agentg/agentg/creds/oauth"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/mitm"
@@ -109,6 +110,9 @@ type Config struct {
 	// secrets. nil: a guard of the policy's secrets only (no runtime
 	// values).
 	Leaks *creds.Guard
+	// OAuth is the OAuth client of the policy's oauth bindings
+	// (creds/oauth); nil refuses the requests they match.
+	OAuth *oauth.Broker
 
 	// Bindings are the DNS filter's IP→name bindings: which names it
 	// recently resolved to an address for an agent. The transparent

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentg/agentg/addr"
 	"github.com/agentg/agentg/creds"
+	"github.com/agentg/agentg/creds/oauth"
 )
 
 func init() {
@@ -51,6 +52,8 @@ const (
 	InjectHeader InjectKind = iota + 1 // a header from a template
 	InjectBasic                        // Basic auth, the secret as password
 	InjectQuery                        // a query parameter
+	InjectOAuth                        // an OAuth access token agentg obtained (credentials_oauth.go)
+	InjectExchange                     // the agent's token exchanged at an STS (credentials_exchange.go)
 )
 
 // Binding is one compiled binding.
@@ -70,6 +73,7 @@ type Binding struct {
 	User     string         // InjectBasic
 	Query    string         // InjectQuery: the parameter's name
 	Exchange *TokenExchange // InjectExchange (credentials_exchange.go)
+	OAuth    *oauth.Config  // InjectOAuth (credentials_oauth.go)
 
 	PlainHTTP bool // insecure_http: also on plain http
 
@@ -161,6 +165,8 @@ type bindingSpec struct {
 
 	cert    *clientCertSpec // client_cert:, nil when absent
 	servers *yaml.Node      // server: or servers:, nil when absent
+	// oauth are the secret names an oauth key uses, for errors.
+	oauth []*yaml.Node
 }
 
 type credentialsSpec struct {
@@ -208,6 +214,14 @@ func parseCredentials(p *parser, _, v *yaml.Node, pol *policy) error {
 		return err
 	}
 	for _, b := range spec.bindings {
+		for _, n := range b.oauth {
+			if _, ok := spec.secrets[n.Value]; !ok {
+				return p.errf(n, "secret %q is not defined under credentials secrets", n.Value)
+			}
+		}
+		if b.b.Kind == InjectOAuth {
+			continue
+		}
 		names := strings.Split(b.b.Secrets, ",")
 		if b.b.Secret != "" {
 			names = append(names, b.b.Secret)
@@ -403,8 +417,14 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 			if err == nil {
 				b.Exchange, err = p.tokenExchange(v)
 			}
+		case "oauth":
+			err = p.inject(bs.k, k)
+			bs.k, b.Kind = k, InjectOAuth
+			if err == nil {
+				bs.oauth, err = p.oauthInject(v, b)
+			}
 		default:
-			err = p.errf(k, "unknown binding key %q (want id, host or server, path, agents, secret, insecure_http, one of header, basic, query or token_exchange, and client_cert)", k.Value)
+			err = p.errf(k, "unknown binding key %q (want id, host or server, path, agents, secret, insecure_http, one of header, basic, query, token_exchange or oauth, and client_cert)", k.Value)
 		}
 		return err
 	})
@@ -418,7 +438,7 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 		return bs, p.errf(it, "a binding needs a host or a server")
 	}
 	if bs.k == nil && bs.cert == nil {
-		return bs, p.errf(it, "a binding needs one of header, basic or query (or token_exchange), or a client_cert")
+		return bs, p.errf(it, "a binding needs one of header, basic, query or oauth (or token_exchange), or a client_cert")
 	}
 	var names []string
 	switch {
@@ -426,6 +446,17 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 		if err := p.certOnly(&bs); err != nil {
 			return bs, err
 		}
+	case b.Kind == InjectOAuth:
+		if b.ID == "" {
+			return bs, p.errf(it, "an oauth binding needs an id: agentg oauth connect names the binding by it")
+		}
+		if bs.own != nil {
+			return bs, p.errf(bs.own, "an oauth binding attaches the token agentg obtains: name its secrets under oauth (client_secret, private_key), not secret:")
+		}
+		if bs.cert != nil {
+			return bs, p.errf(bs.cert.node, "an oauth binding attaches a token: present a client certificate with a binding of its own")
+		}
+		return bs, nil
 	case b.Kind == InjectExchange:
 		if bs.own != nil {
 			return bs, p.errf(bs.own, "a token_exchange binding attaches the token it is issued: its client_secret names the STS's secret, not secret:")
@@ -537,6 +568,9 @@ func compileCredentials(c *compiler) error {
 		b.Source = fmt.Sprintf("%s:%d", c.pol.file, bs.line)
 		if b.ID == "" {
 			b.ID = b.Source
+		}
+		if b.Kind == InjectOAuth {
+			b.Secrets = "oauth:" + b.ID // the token, named for the event
 		}
 		if prev, dup := ids[b.ID]; dup {
 			return fmt.Errorf("load policy %s: binding id %q used twice (also at %s)", b.Source, b.ID, prev)

@@ -36,9 +36,6 @@ import (
 // host) and replaces the agent's Authorization with the issued token.
 // Parsed here; the exchange itself is proxy/exchange_token.go.
 
-// InjectExchange is a binding that exchanges the agent's token.
-const InjectExchange InjectKind = 4
-
 // Token-type URIs (RFC 8693 §3).
 const (
 	TokenTypeAccess = "urn:ietf:params:oauth:token-type:access_token"

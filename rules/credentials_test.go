@@ -130,7 +130,7 @@ func TestCredentialsLoadErrors(t *testing.T) {
 		{"empty inline", "credentials:\n  secrets:\n    a: {insecure_inline: \"\"}\n", ":3: empty insecure_inline value"},
 		{"bindings not a list", "credentials:\n  bindings: {}\n", ":2: credentials bindings must be a list"},
 		{"no host", sec + "    - {secret: gh, query: k}\n", ":5: a binding needs a host"},
-		{"no inject", sec + "    - {host: a.test, secret: gh}\n", ":5: a binding needs one of header, basic or query"},
+		{"no inject", sec + "    - {host: a.test, secret: gh}\n", ":5: a binding needs one of header, basic, query or oauth"},
 		{"two injects", sec + "    - host: a.test\n      secret: gh\n      query: k\n      basic: {user: u}\n", ":8: a binding injects one way: query and basic"},
 		{"undefined secret", sec + "    - host: a.test\n      secret: nope\n      query: k\n", `:6: secret "nope" is not defined`},
 		{"undefined in template", sec + "    - host: a.test\n      header: {name: X, value: \"{{secret nope}}\"}\n", `:6: secret "nope" is not defined`},

@@ -131,6 +131,19 @@
 //	        client_secret: sts     # the name of a secret under credentials secrets
 //	        audience: api          # optional, as are resource, scopes, client_auth (basic | post),
 //	                               # requested_token_type, subject_token_type, max_ttl (default 5m)
+//	    - id: jira                 # required with oauth: agentg oauth connect names it
+//	      host: mcp.jira.example
+//	      path: /mcp
+//	      oauth:                   # agentg is the server's OAuth client (credentials_oauth.go, creds/oauth)
+//	        grant: authorization_code  # default | client_credentials (needs client_id and client_secret or private_key)
+//	        client_id: agentg      # a pre-registered client; else a metadata document, else registration
+//	        client_secret: NAME    # a secret of credentials.secrets
+//	        private_key: NAME      # PEM, for private_key_jwt (RFC 7523)
+//	        client_metadata_url: https://agentg.example/client.json  # https with a path
+//	        scopes: [mcp:read]     # asked for beside the server's challenge
+//	        token_auth: auto       # client_secret_basic | client_secret_post | none | private_key_jwt
+//	        resource: https://mcp.jira.example/mcp  # to connect before any request
+//	        issuer: https://auth.jira.example       # the AS a pre-registered client belongs to
 //
 // The agent name "agentg" (SelfAgent) is reserved: it is the identity of
 // agentg's own calls (an STS, OAuth endpoints), which rules may scope with

@@ -22,20 +22,10 @@ fi
 
 # The official MCP conformance suite (and the Node 22 it needs) comes from
 # npm, pinned by test/conformance/package-lock.json; its test skips when
-# it is not installed.
-if [ ! -e test/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js ]; then
-	if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "installing test dependencies: npm"
-		apt-get update -qq >/dev/null
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
-	fi
-	if command -v npm >/dev/null 2>&1; then
-		npm ci --prefix test/conformance --no-audit --no-fund --loglevel=error >/dev/null ||
-			echo "npm ci in test/conformance failed: the MCP conformance test will skip" >&2
-	else
-		echo "missing npm: the MCP conformance test will skip" >&2
-	fi
-fi
+# it is not installed (scripts/lib/conformance.sh, shared with
+# scripts/conformance.sh).
+. scripts/lib/conformance.sh
+install_conformance_suite || true
 
 go vet ./...
 go test -race -count=1 -timeout 8m "$@" ./...
@@ -99,7 +89,7 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 		./dissect/mcp/wire:FuzzFacts ./dissect/mcp/wire:FuzzDetect ./dissect/mcp/wire:FuzzContentType ./dissect/mcp:FuzzReframe ./dissect/mcp/wire:FuzzIDKey \
 		./dnsfilter:FuzzServeDNS ./dnsfilter:FuzzCheckAnswer ./approval:FuzzToken ./approval:FuzzViewBody ./creds:FuzzTemplate ./creds/vault:FuzzRecord \
 		./dissect/llm:FuzzStream ./dissect/llm:FuzzAnswer ./rules:FuzzParsePassword ./gateway/auth:FuzzBearerHeader ./gateway/auth:FuzzJWT \
-		./creds:FuzzScanner ./creds:FuzzPlaceholder ./creds:FuzzLeakForms; do
+		./creds:FuzzScanner ./creds:FuzzPlaceholder ./creds:FuzzLeakForms ./creds/oauth:FuzzParseChallenge ./creds/oauth:FuzzParsePrivateKey; do
 		fuzz "$target" || exit 1
 		n=$((n + 1))
 	done

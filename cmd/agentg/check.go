@@ -356,6 +356,11 @@ func printBinding(tw io.Writer, eng *rules.Engine, agent string, h addr.Host, u 
 			b.ID, b.Source, x.TokenURL, x.ClientID, x.ClientSecret, src)
 		return
 	}
+	if b.Kind == rules.InjectOAuth {
+		fmt.Fprintf(tw, "  credential\tbinding=%s\tsource=%s\tattaches the OAuth access token agentg obtains (%s grant), when the request is intercepted or plain http\n",
+			b.ID, b.Source, b.OAuth.Grant)
+		return
+	}
 	var from []string
 	for _, n := range strings.Split(b.Secrets, ",") {
 		src, _ := cr.Store().Source(n)

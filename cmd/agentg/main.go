@@ -36,6 +36,7 @@ func commands() []command {
 		{"deny", "deny a held call: deny ID [--reason TEXT]", runDeny},
 		{"passwd", "print the hash of an agent's password for the policy (argon2id, or --bcrypt)", runPasswd},
 		{"secrets", "list the policy's secrets: sources, bindings, last use; never a value (list)", runSecrets},
+		{"oauth", "OAuth for MCP servers: list the oauth bindings, connect BINDING (prints the authorization URL and waits)", runOAuth},
 		{"version", "print the version", runVersion},
 	}
 }

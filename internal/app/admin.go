@@ -41,6 +41,7 @@ type adminDeps struct {
 	issuer     *certs.Issuer
 	approvals  admin.Approvals
 	dns        *dnsServer // nil: the filter is off
+	oauth      admin.OAuth
 }
 
 // open listens, loads the token and builds the API, and makes the
@@ -61,7 +62,7 @@ func openAdmin(a AdminConfig, d adminDeps) (*adminPlane, error) {
 	}
 	p := &adminPlane{ln: ln, zl: zl}
 	cfg := admin.Config{
-		Token: token, Log: d.log, Policy: d.live, MCP: d.store, Approvals: d.approvals, ErrorLog: stdPrintf{zl},
+		Token: token, Log: d.log, Policy: d.live, MCP: d.store, Approvals: d.approvals, OAuth: d.oauth, ErrorLog: stdPrintf{zl},
 		ReadHeaderTimeout: a.ReadHeaderTimeout, BodyTimeout: a.BodyTimeout, MaxConns: a.MaxConns,
 		Gauges: admin.Gauges{
 			OpenTunnels: func() int { return d.proxy.Stats().OpenTunnels },

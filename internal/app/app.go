@@ -158,8 +158,12 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	}
 	a.onClose(func() { a.dns.shutdown(context.Background()) })
 
+	broker, err := a.newOAuthBroker() // oauth.go
+	if err != nil {
+		return a, err
+	}
 	a.srv, err = proxy.New(proxy.Config{
-		Policy: a.live, Log: a.log, Issuer: issuer, UpstreamRoots: roots, MCP: guard, Approvals: a.apv.broker, Leaks: leaks,
+		Policy: a.live, Log: a.log, Issuer: issuer, UpstreamRoots: roots, MCP: guard, Approvals: a.apv.broker, Leaks: leaks, OAuth: broker,
 		FirstBytesTimeout: cfg.FirstBytesTimeout, TunnelIdleTimeout: cfg.TunnelIdleTimeout,
 		MaxTunnels: cfg.MaxTunnels, MaxTunnelsPerAgent: cfg.MaxTunnelsPerAgent, Mark: cfg.Mark, Bindings: bindings,
 		Resolver: a.dns.resolver(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, BodyIdleTimeout: cfg.BodyIdleTimeout,
@@ -177,7 +181,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		return a, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	a.adm, err = openAdmin(cfg.Admin, adminDeps{dataDir: dataDir, log: a.log, live: a.live, reloadable: cfg.PolicyFile != "",
-		store: a.store, proxy: a.srv, issuer: issuer, approvals: a.apv.broker, dns: a.dns})
+		store: a.store, proxy: a.srv, issuer: issuer, approvals: a.apv.broker, dns: a.dns, oauth: broker})
 	if err != nil {
 		a.ln.Close()
 		return a, err
