@@ -171,6 +171,7 @@ func (s *Server) routes() {
 	s.route("/v1/mcp/pins", http.MethodGet, s.servePins)
 	s.route("/v1/mcp/pins/accept", http.MethodPost, s.serveAcceptPin)
 	s.approvalRoutes()
+	s.ingestRoutes()
 }
 
 // route serves path for one method; another method gets a JSON 405.

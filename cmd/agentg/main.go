@@ -33,6 +33,7 @@ func commands() []command {
 		{"approvals", "list the calls held for approval (list), through the admin API", runApprovals},
 		{"approve", "approve a held call: approve ID [--scope agent-tool] [--for 10m]", runApprove},
 		{"deny", "deny a held call: deny ID [--reason TEXT]", runDeny},
+		{"wrap", "relay a stdio MCP server under the policy: wrap [--server NAME] [--policy FILE] -- CMD ARGS...", runWrap},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 0
 			case errors.Is(err, errUsage):
 				return 2
+			case errors.As(err, new(exitStatus)):
+				return int(err.(exitStatus)) // a wrapped server's own status
 			default:
 				fmt.Fprintf(stderr, "agentg %s: %v\n", c.name, err)
 				return 1

@@ -1,0 +1,164 @@
+package test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentg/agentg/internal/testenv"
+)
+
+// Issue 17, stdio: `agentg wrap` between an agent (the Go SDK client,
+// which launches it as a desktop client launches a stdio server) and a
+// stdio server (the Go SDK's), deciding every message with the guard's
+// one decision path; its events reach the running agentg's log through
+// the admin API with door: wrap.
+
+// wrapPolicy denies the server's destructive tool and redacts AWS keys
+// both ways.
+const wrapPolicy = `
+default: deny
+mcp:
+  default: allow
+  deny_as: error
+  tools:
+    - deny: "files.delete_*"
+      id: no-delete
+  redact:
+    - pattern: "AKIA[0-9A-Z]{16}"
+      in: [arguments, results]
+      id: aws
+`
+
+// argSecret is an AWS-shaped key the agent sends in arguments: the server
+// must never see it.
+const argSecret = "AKIAZZZZZZZZZZZZZZZZ"
+
+func startWrapped(t *testing.T, ctx context.Context, args []string, env ...string) (*mcp.ClientSession, *syncBuffer, *exec.Cmd) {
+	t.Helper()
+	srv, err := testenv.StdioServerBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(agentgBin, append(append([]string{"wrap"}, args...), "--", srv)...)
+	cmd.Env = append(os.Environ(), env...)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	client := mcp.NewClient(&mcp.Implementation{Name: "wrap-test", Version: "1"}, nil)
+	sess, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("connect through agentg wrap: %v\nstderr: %s", err, stderr.String())
+	}
+	return sess, stderr, cmd
+}
+
+func TestWrapGoSDK(t *testing.T) {
+	dir := t.TempDir()
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: wrapPolicy,
+		Args: []string{"--reload-interval", "0", "--shutdown-timeout", "2s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Kill)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	marks := filepath.Join(dir, "marks")
+	sess, stderr, cmd := startWrapped(t, ctx, []string{"--server", "files", "--admin", a.AdminAddr, "--data-dir", a.DataDir},
+		"STDIOSERVER_MARKS="+marks)
+
+	// The denied tool is not listed.
+	tools, err := sess.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range tools.Tools {
+		names = append(names, tl.Name)
+	}
+	if strings.Contains(strings.Join(names, ","), "delete_project") || !strings.Contains(strings.Join(names, ","), "echo") {
+		t.Fatalf("tools listed through the wrap: %v (want echo, not delete_project)", names)
+	}
+
+	// A denied call gets the policy's error and never runs.
+	_, err = sess.CallTool(ctx, &mcp.CallToolParams{Name: "delete_project", Arguments: map[string]any{"text": "prod"}})
+	if err == nil || !strings.Contains(err.Error(), "no-delete") {
+		t.Fatalf("delete_project through the wrap: %v (want the policy's error naming no-delete)", err)
+	}
+
+	// Redaction on the way to the server: the server sees the marker,
+	// never the key.
+	res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "marker " + argSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if txt := resultText(res); strings.Contains(txt, argSecret) || !strings.Contains(txt, "marker") {
+		t.Fatalf("echo answered %q", txt)
+	}
+	// And on the way back: the server's key never reaches the client.
+	res, err = sess.CallTool(ctx, &mcp.CallToolParams{Name: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if txt := resultText(res); strings.Contains(txt, testenv.StdioSecret) || !strings.Contains(txt, "the key is") {
+		t.Fatalf("secret answered %q", txt)
+	}
+
+	// The server's own record: the echo (after the denied call) ran,
+	// redacted; delete_project never did.
+	got, err := testenv.StdioMarks(marks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(got, "\n")
+	if strings.Contains(all, "delete_project") || strings.Contains(all, argSecret) || !strings.Contains(all, "echo") || !strings.Contains(all, "secret") {
+		t.Fatalf("the server ran:\n%s", all)
+	}
+
+	// The events reach the running agentg's log, door wrap.
+	waitEventOf(t, a, "the denied call's event, from the wrap", func(e map[string]any) bool {
+		return e["door"] == "wrap" && e["kind"] == "mcp" && e["tool"] == "delete_project" && e["decision"] == "deny" &&
+			e["rule"] == "no-delete" && e["server"] == "files"
+	})
+	waitEventOf(t, a, "the redacted call's event", func(e map[string]any) bool {
+		return e["door"] == "wrap" && e["tool"] == "echo" && e["decision"] == "allow" && strings.Contains(anyString(e["redactions"]), "aws")
+	})
+	waitEventOf(t, a, "the redacted answer's event", func(e map[string]any) bool {
+		return e["door"] == "wrap" && e["tool"] == "secret" && strings.Contains(anyString(e["redactions"]), "aws")
+	})
+
+	if err := sess.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+	if err := cmd.Wait(); err != nil && !strings.Contains(err.Error(), "Wait was already called") {
+		t.Logf("wrap exited: %v", err)
+	}
+	// No secret in anything agentg wrote.
+	logb, _ := os.ReadFile(a.LogFile)
+	for _, s := range []string{argSecret, testenv.StdioSecret} {
+		for what, text := range map[string]string{"agentg's log": string(logb), "agentg's stderr": a.Stderr(), "the wrap's stderr": stderr.String()} {
+			if strings.Contains(text, s) {
+				t.Errorf("%s holds the secret %s", what, s)
+			}
+		}
+	}
+}
+
+func anyString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []any:
+		var parts []string
+		for _, p := range x {
+			parts = append(parts, anyString(p))
+		}
+		return strings.Join(parts, ",")
+	}
+	return ""
+}
