@@ -50,7 +50,7 @@ mcp:
 		{"server:files", "cdn.test", true, false}, // *. covers subdomains only
 		{"server:files", "evil.test", true, false},
 		{"server:files", "127.0.0.1", true, false}, // a list names hosts
-		{"server:open", "evil.test", false, false},  // no list: the host rules decide
+		{"server:open", "evil.test", false, false}, // no list: the host rules decide
 		{"server:closed", "api.files.test", true, false},
 		{"files", "evil.test", false, false}, // not a server's identity
 		{"server:nosuch", "evil.test", false, false},
