@@ -26,8 +26,11 @@ func ParseJSON(line []byte) (*Event, error) {
 		Status: l.Status, BytesUp: l.BytesUp, BytesDown: l.BytesDown,
 		Duration: time.Duration(l.DurationMS * float64(time.Millisecond)), Error: l.Error, TLS: l.TLS,
 		TLSVersion: l.TLSVersion, ALPN: l.ALPN, Door: l.Door, OriginalDst: l.OriginalDst,
-		Binding: l.Binding, Credential: l.Credential}
-	if l.Kind == "mcp" || l.Server != "" || l.Tool != "" || l.Session != "" {
+		Binding: l.Binding, Credential: l.Credential, CausedBy: l.CausedBy}
+	if l.Kind != "mcp" {
+		e.Server = l.Server
+	}
+	if l.Kind == "mcp" || l.Tool != "" || l.Session != "" {
 		e.MCP = &MCP{Action: l.Action, Server: l.Server, ServerInfo: l.ServerInfo, Session: l.Session,
 			Revision: l.Revision, Tool: l.Tool, Prompt: l.Prompt, URI: l.URI, Args: l.Args,
 			Redactions: l.Redactions, RateLimit: l.RateLimit, Pin: l.Pin, IsError: l.IsError,
@@ -57,6 +60,7 @@ type logLine struct {
 	ALPN, Door                                                          string
 	OriginalDst                                                         string `json:"original_dst"`
 	Binding, Credential                                                 string
+	CausedBy                                                            string `json:"caused_by"`
 
 	Action, Server          string
 	ServerInfo              string `json:"server_info"`

@@ -54,6 +54,10 @@ type flow struct {
 
 	binding    string // the credential binding that attached a secret (inject.go)
 	credential string // the names of the secrets it attached, never a value
+
+	server    string // the MCP server agentg started whose own egress this is (servers.go)
+	causedBy  string // the event id of that server's tool call in flight
+	causeTool string // and its tool
 }
 
 type flowKey struct{}
@@ -67,6 +71,7 @@ func (e *events) child(f *flow, method string) *flow {
 	c := e.newFlow("http", f.client, method)
 	c.parent, c.agent, c.host, c.ips = f.id, f.agent, f.host, f.ips
 	c.door, c.origDst = f.door, f.origDst
+	c.server, c.causedBy, c.causeTool = f.server, f.causedBy, f.causeTool
 	f.mu.Lock()
 	c.dialed = f.dialed
 	f.mu.Unlock()
@@ -119,6 +124,8 @@ func (ev *events) emit(f *flow) {
 		Time:       f.start,
 		Kind:       f.kind,
 		Agent:      f.agent,
+		Server:     f.server,
+		CausedBy:   f.causedBy,
 		Client:     f.client,
 		Method:     f.method,
 		Scheme:     f.scheme,

@@ -61,6 +61,16 @@ type EnvVar struct {
 // may not contain ':' under free names either: see ServerAgent).
 const AgentServerPrefix = "server:"
 
+// ProxyUserPrefix starts the proxy user (Basic) a server agentg started
+// proves its identity with: "server.NAME" (a Basic user cannot hold a
+// ':'). It maps to the agent "server:NAME"; no agents entry may start
+// with either prefix.
+const ProxyUserPrefix = "server."
+
+// ServerOfProxyUser is the server a proxy user claims to be, if it
+// claims to be one.
+func ServerOfProxyUser(user string) (string, bool) { return strings.CutPrefix(user, ProxyUserPrefix) }
+
 // ServerAgent is the agent name of server's own egress.
 func ServerAgent(server string) string { return AgentServerPrefix + server }
 

@@ -82,3 +82,16 @@ func TestStdioServerErrors(t *testing.T) {
 		{"ports on command", "mcp:\n  servers:\n    - name: a\n      command: [x]\n      ports: [443]\n", ":3: mcp server a: ports and websocket apply to a server at a url"},
 	})
 }
+
+func TestServerIdentityNotClaimable(t *testing.T) {
+	checkLoadErrors(t, []loadErrorCase{
+		{"agents entry", "agents:\n  - name: \"server:files\"\n    cidrs: [127.0.0.1/32]\n", `:2: agent name "server:files": names starting with`},
+		{"agents entry dot", "agents:\n  - name: server.files\n", `:2: agent name "server.files": names starting with`},
+	})
+	e := mustLoad(t, "free_agent_names: true\n", nil)
+	for _, u := range []string{"server:files", "server.files"} {
+		if a, err := e.AgentAt(Claim{User: u, Src: ip("127.0.0.1")}); err == nil {
+			t.Fatalf("a client claimed a server's identity by name %s: %q", u, a)
+		}
+	}
+}

@@ -144,18 +144,19 @@ func (s *Session) send(batch bool, keep [][]byte, kept []*wire.Message, extra []
 		if batch {
 			out = wire.EncodeBatch(keep)
 		}
+		// A call is a cause from before its first byte reaches the
+		// server: the server may reach the network at once.
+		for _, m := range kept {
+			if c := s.ex.peek(m); c != nil && c.m.Method == "tools/call" {
+				s.g.causes.begin(s.ex.server(), c.ev.ID, c.tool)
+			}
+		}
 		if err := s.toServer(out); err != nil {
 			for _, m := range kept {
 				if m.Kind == wire.KindRequest {
-					if c := s.ex.lookup(m.ID); c != nil {
+					if c := s.lookup(m.ID); c != nil {
 						extra = append(extra, s.failCall(c, err))
 					}
-				}
-			}
-		} else {
-			for _, m := range kept {
-				if c := s.ex.peek(m); c != nil && c.m.Method == "tools/call" {
-					s.g.causes.begin(s.ex.server(), c.ev.ID, c.tool)
 				}
 			}
 		}
