@@ -53,6 +53,8 @@ type App struct {
 	srv    *proxy.Server
 	ln     net.Listener
 	adm    *adminPlane
+	guard  *mcp.Guard
+	stdio  stdioServers // the command servers' identities (stdio.go)
 
 	stop     context.CancelFunc // ends the reload and pin-poll loops
 	served   chan struct{}      // closed when the proxy's Serve returned
@@ -150,6 +152,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		FirstBytesTimeout: cfg.FirstBytesTimeout, TunnelIdleTimeout: cfg.TunnelIdleTimeout,
 		MaxTunnels: cfg.MaxTunnels, MaxTunnelsPerAgent: cfg.MaxTunnelsPerAgent, Mark: cfg.Mark, Bindings: bindings,
 		Resolver: a.dns.resolver(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, BodyIdleTimeout: cfg.BodyIdleTimeout,
+		Servers: &a.stdio, Causes: guard,
 	})
 	if err != nil {
 		return a, err
@@ -167,6 +170,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		return a, err
 	}
 	a.onClose(func() { a.adm.shutdown(cfg.ShutdownTimeout) })
+	a.guard = guard
+	if err := a.startStdio(); err != nil {
+		a.ln.Close()
+		return a, err
+	}
 	if cfg.Transparent != "" {
 		// Before the serving line: once agentg says it serves, both
 		// listeners do, and the loop check has passed.
