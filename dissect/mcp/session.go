@@ -336,15 +336,16 @@ func lenientID(line []byte) jsontext.Value {
 		return nil
 	}
 	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
-		if err != nil {
+		tok, err := dec.ReadToken()
+		if err != nil || tok.Kind() != '"' {
 			return nil
 		}
+		name := tok.String() // before the next read voids the token
 		v, err := dec.ReadValue()
 		if err != nil {
 			return nil
 		}
-		if name.String() == "id" && (v.Kind() == '"' || v.Kind() == '0') {
+		if name == "id" && (v.Kind() == '"' || v.Kind() == '0') {
 			return append(jsontext.Value(nil), v...)
 		}
 	}
