@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,7 +47,14 @@ func startWrapped(t *testing.T, ctx context.Context, args []string, env ...strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(agentgBin, append(append([]string{"wrap"}, args...), "--", srv)...)
+	return startWrappedCmd(t, ctx, args, []string{srv}, env...)
+}
+
+// startWrappedCmd starts `agentg wrap ARGS -- SERVER...` as the Go SDK
+// client's stdio server, as a desktop client would.
+func startWrappedCmd(t *testing.T, ctx context.Context, args, server []string, env ...string) (*mcp.ClientSession, *syncBuffer, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(agentgBin, append(append(append([]string{"wrap"}, args...), "--"), server...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
@@ -161,4 +169,122 @@ func anyString(v any) string {
 		return strings.Join(parts, ",")
 	}
 	return ""
+}
+
+// everythingPolicy denies one call of the TypeScript everything server's
+// stateful toggle (when it carries an argument), and redacts AWS keys both
+// ways.
+const everythingPolicy = `
+default: deny
+mcp:
+  default: allow
+  deny_as: error
+  tools:
+    - deny: "everything.toggle-simulated-logging"
+      id: no-toggle
+      when:
+        - arg: /really
+          exists: true
+  redact:
+    - pattern: "AKIA[0-9A-Z]{16}"
+      in: [arguments, results]
+      id: aws
+`
+
+// The TypeScript everything server (stdio mode) under the wrap, events to
+// a log file: a denied call never runs (the toggle's next answer says it
+// starts, not stops), redaction both ways.
+func TestWrapEverythingServer(t *testing.T) {
+	node, dir, err := testenv.Node()
+	if err != nil {
+		t.Skip(err)
+	}
+	script := filepath.Join(dir, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
+	if _, err := os.Stat(script); err != nil {
+		t.Skipf("the everything server is not installed (%v): scripts/test.sh installs it with npm ci --prefix test/conformance", err)
+	}
+	tmp := t.TempDir()
+	policy := filepath.Join(tmp, "policy.yaml")
+	if err := os.WriteFile(policy, []byte(everythingPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(tmp, "wrap.log")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const envKey = "AKIAENVENVENVENVENV1"
+	sess, stderr, cmd := startWrappedCmd(t, ctx, []string{"--server", "everything", "--policy", policy, "--log-file", logFile},
+		[]string{node, script, "stdio"}, "WRAP_TEST_KEY="+envKey)
+
+	_, err = sess.CallTool(ctx, &mcp.CallToolParams{Name: "toggle-simulated-logging", Arguments: map[string]any{"really": true}})
+	if err == nil || !strings.Contains(err.Error(), "no-toggle") {
+		t.Fatalf("the denied toggle: %v (want the policy's error naming no-toggle)", err)
+	}
+	res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "toggle-simulated-logging", Arguments: map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if txt := resultText(res); !strings.HasPrefix(txt, "Started simulated") {
+		t.Fatalf("the toggle after the denied one answered %q: the denied call ran", txt)
+	}
+	res, err = sess.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "m " + argSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if txt := resultText(res); strings.Contains(txt, argSecret) || !strings.Contains(txt, "m ") {
+		t.Fatalf("echo answered %q", txt)
+	}
+	res, err = sess.CallTool(ctx, &mcp.CallToolParams{Name: "get-env", Arguments: map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if txt := resultText(res); strings.Contains(txt, envKey) || !strings.Contains(txt, "WRAP_TEST_KEY") {
+		t.Fatalf("get-env answered with the key, or without the variable: %.200q", txt)
+	}
+	sess.Close()
+	cmd.Wait()
+	logb, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := string(logb)
+	if !strings.Contains(logs, `"rule":"no-toggle"`) || !strings.Contains(logs, `"door":"wrap"`) {
+		t.Fatalf("the wrap's log lacks the denied call:\n%s", logs)
+	}
+	for _, s := range []string{argSecret, envKey} {
+		if strings.Contains(logs, s) || strings.Contains(stderr.String(), s) {
+			t.Errorf("the wrap wrote the secret %s", s)
+		}
+	}
+}
+
+// The server's exit status is the wrap's, and a line the agent sends that
+// cannot be read gets an error (with its id) and never reaches the
+// server.
+func TestWrapExitAndBadLines(t *testing.T) {
+	tmp := t.TempDir()
+	policy := filepath.Join(tmp, "policy.yaml")
+	if err := os.WriteFile(policy, []byte(wrapPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(tmp, "wrap.log")
+	// A "server" that records what reaches it, then exits 7 when its
+	// stdin closes.
+	got := filepath.Join(tmp, "got")
+	cmd := exec.Command(agentgBin, "wrap", "--policy", policy, "--log-file", logFile, "--", "sh", "-c", "cat > "+got+"; exit 7")
+	cmd.Stdin = strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","name":"y"}}` + "\n" +
+		`{"jsonrpc":"2.0","id":2,"method":"ping"}` + "\n")
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Fatalf("wrap exited %v, want the server's status 7; stderr %s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), `"id":1,"error"`) {
+		t.Fatalf("the agent got %q, want an error for id 1", out.String())
+	}
+	b, _ := os.ReadFile(got)
+	if strings.Contains(string(b), `"id":1`) || !strings.Contains(string(b), `"method":"ping"`) {
+		t.Fatalf("the server got %q: want the ping alone", b)
+	}
 }
