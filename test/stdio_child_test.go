@@ -256,6 +256,16 @@ func TestStdioChildEgress(t *testing.T) {
 	if strings.Contains(e.log.String(), childSecret) {
 		t.Error("agentg's log holds the child's secret")
 	}
+
+	// agentg mcp egress learn proposes the list from what it reached.
+	logFile := filepath.Join(dir, "events.log")
+	if err := os.WriteFile(logFile, []byte(e.log.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runAgentg(t, "mcp", "egress", "learn", "--server", "files", "--log-file", logFile)
+	if code != 0 || !strings.Contains(out, "- name: files\n    egress: [api.egress.test]") || !strings.Contains(out, "denied when tried (add only what it needs): other.egress.test") {
+		t.Fatalf("egress learn exited %d:\n%s", code, out)
+	}
 }
 
 func (e *env) eventsWhere(want map[string]any) []event {

@@ -24,6 +24,7 @@ func runMCP(args []string, stdout, stderr io.Writer) error {
 	return runSubcommands("mcp", args, stdout, stderr, []subcommand{
 		{"pins", "list tool-definition pins, or accept a changed definition", runMCPPins},
 		{"inventory", "print the MCP servers and tools agentg has seen", runMCPInventory},
+		{"egress", "propose the egress lists of the servers agentg starts from what they reached (learn)", runMCPEgress},
 	})
 }
 
