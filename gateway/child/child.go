@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 type Child struct {
 	sup  *Supervisor
 	spec rules.StdioServer
-	eng  *rules.Engine
+	eng  atomic.Pointer[rules.Engine] // the policy of its next start (secrets)
 
 	mu      sync.Mutex
 	cur     *Proc
@@ -82,7 +83,9 @@ func (p *Proc) Err() error { return p.err }
 var ErrExited = errors.New("the server process has exited")
 
 func newChild(s *Supervisor, spec rules.StdioServer, eng *rules.Engine) *Child {
-	return &Child{sup: s, spec: spec, eng: eng, next: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
+	c := &Child{sup: s, spec: spec, next: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
+	c.eng.Store(eng)
+	return c
 }
 
 // Name is the server's policy name.
@@ -145,6 +148,9 @@ func (c *Child) run() {
 	b := c.sup.cfg.Backoff
 	delay := b.Min
 	for {
+		if c.isStopped() {
+			return
+		}
 		started := time.Now()
 		err := c.once()
 		if c.isStopped() {
@@ -185,7 +191,7 @@ func (c *Child) once() error {
 	if err != nil {
 		return fail(err)
 	}
-	env, err := environ(ctx, c.eng, c.spec, proxyURL(c.sup.cfg.Proxy, c.spec.Name, pw))
+	env, err := environ(ctx, c.eng.Load(), c.spec, proxyURL(c.sup.cfg.Proxy, c.spec.Name, pw))
 	if err != nil {
 		return fail(err)
 	}
@@ -235,7 +241,10 @@ func (c *Child) once() error {
 		if err == nil {
 			l.Msg = append([]byte(nil), line...)
 		}
-		p.out <- l
+		select {
+		case p.out <- l:
+		case <-c.quit: // stopping, and no one reads: do not hold the exit up
+		}
 	})
 	werr := cmd.Wait()
 	close(stopping)
@@ -250,7 +259,7 @@ func (c *Child) once() error {
 }
 
 func (c *Child) maxLine() int {
-	if m := c.eng.MCP().MaxMessage; m > 0 {
+	if m := c.eng.Load().MCP().MaxMessage; m > 0 {
 		return int(m)
 	}
 	return MaxLine

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -74,23 +75,55 @@ func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
 	return &Supervisor{cfg: cfg, children: map[string]*Child{}}, nil
 }
 
-// Start starts a child for every command server of eng that has none.
-// A server whose program cannot be found or whose secret cannot be read
-// is retried with backoff like one that exits; its events say why.
+// Start brings the children in line with eng's command servers, at
+// start and on every reload: it starts a child for each new server,
+// stops the child of each server no longer in the policy, and restarts
+// the child of a server whose command, dir or env changed (after the old
+// process has exited). A child that stays gets eng for its next start (a
+// rotated secret is read then); its egress list is the policy's in force
+// on every request, without a restart. A server whose program cannot be
+// found or whose secret cannot be read is retried with backoff like one
+// that exits; its events say why.
 func (s *Supervisor) Start(eng *rules.Engine) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
 		return
 	}
+	want := map[string]rules.StdioServer{}
 	for _, spec := range eng.MCP().StdioServers() {
-		if s.children[spec.Name] != nil {
+		want[spec.Name] = spec
+	}
+	old := map[string]*Child{}
+	for name, c := range s.children {
+		spec, ok := want[name]
+		if ok && sameRun(c.spec, spec) {
+			c.eng.Store(eng)
+			continue
+		}
+		c.stop()
+		old[name] = c
+		delete(s.children, name)
+	}
+	for name, spec := range want {
+		if s.children[name] != nil {
 			continue
 		}
 		c := newChild(s, spec, eng)
-		s.children[spec.Name] = c
-		go c.run()
+		s.children[name] = c
+		prev := old[name]
+		go func() {
+			if prev != nil {
+				<-prev.done // one process per server at a time
+			}
+			c.run()
+		}()
 	}
+}
+
+// sameRun reports whether two entries start the same process.
+func sameRun(a, b rules.StdioServer) bool {
+	return slices.Equal(a.Command, b.Command) && a.Dir == b.Dir && slices.Equal(a.Env, b.Env)
 }
 
 // Child is the running child of server name, if the policy has one.
