@@ -302,3 +302,7 @@ func isProxyVar(s string) bool {
 	}
 	return false
 }
+
+// ValidServerName reports whether s can name an MCP server in the policy
+// (`agentg wrap --server` checks its name with it).
+func ValidServerName(s string) bool { return validServerName(s) }

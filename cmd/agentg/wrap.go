@@ -40,6 +40,7 @@ func runWrap(args []string, stdout, stderr io.Writer) error {
 	logFile := fs.String("log-file", "", "write events to this file (default: to the running agentg's log, through its admin API)")
 	grace := fs.Duration("grace", child.DefaultGrace, "how long the server has to exit after the agent closes stdin, and again after SIGTERM")
 	dataDir := fs.String("data-dir", certs.DefaultDir(), "agentg's data directory, where the admin token is")
+	stateDir := fs.String("state-dir", "", "where the wrap keeps its tool pins and inventory across runs (default <data-dir>/wrap/<server>; \"off\": in memory only)")
 	var af adminFlags
 	af.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -52,6 +53,12 @@ func runWrap(args []string, stdout, stderr io.Writer) error {
 	}
 	if *server == "" {
 		*server = filepath.Base(argv[0])
+		if !rules.ValidServerName(*server) {
+			return fmt.Errorf("the command's name %q cannot name a server in the policy: give --server NAME", *server)
+		}
+	}
+	if !rules.ValidServerName(*server) {
+		return fmt.Errorf("--server %q: 1 to 64 letters, digits, '_' or '-' (no dots: a tool pattern's server part ends at the first dot)", *server)
 	}
 	if *grace <= 0 {
 		return fmt.Errorf("--grace must be positive, not %s", *grace)
@@ -73,9 +80,19 @@ func runWrap(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeLog()
-	st, err := state.NewMemory(state.Options{})
+	// Pins persist per server, apart from the running agentg's (which
+	// writes its own inventory): a wrap of the same server sees a tool
+	// that changed since its last run. Two wraps of one server share the
+	// pins file under its lock.
+	switch *stateDir {
+	case "":
+		*stateDir = filepath.Join(*dataDir, "wrap", *server)
+	case "off":
+		*stateDir = ""
+	}
+	st, err := state.NewMemory(state.Options{DataDir: *stateDir})
 	if err != nil {
-		return fmt.Errorf("mcp state: %w", err)
+		return fmt.Errorf("mcp state in %s: %w", *stateDir, err)
 	}
 	defer st.Close()
 	guard := &mcp.Guard{Log: log, State: st, Limits: limit.NewRates(limit.Options{})}

@@ -3,6 +3,7 @@
 // `command:` servers). Every tool call is recorded before it runs: one
 // line "TOOL ARGS-JSON" appended to the file $STDIOSERVER_MARKS, so that a
 // test proves from the server's own side what ran, with what arguments.
+// $STDIOSERVER_ECHO_DESCRIPTION changes the echo tool's description.
 package main
 
 import (
@@ -54,7 +55,11 @@ func text(s string) *mcp.CallToolResult {
 
 func main() {
 	s := mcp.NewServer(&mcp.Implementation{Name: "stdioserver", Version: "1.0.0"}, nil)
-	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Echoes its text."},
+	desc := "Echoes its text."
+	if d := os.Getenv("STDIOSERVER_ECHO_DESCRIPTION"); d != "" {
+		desc = d // a changed definition, for the pin tests
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: desc},
 		func(_ context.Context, _ *mcp.CallToolRequest, in textIn) (*mcp.CallToolResult, any, error) {
 			record("echo", in)
 			return text("echo: " + in.Text), nil, nil
