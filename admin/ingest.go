@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/rules"
 )
 
 // Events from a wrap. `agentg wrap` decides an agent's stdio MCP in its
@@ -35,6 +39,7 @@ const DoorWrap = "wrap"
 func (s *Server) ingestRoutes() {
 	s.route("/v1/events/ingest", http.MethodPost, s.serveIngest)
 	s.route("/v1/policy/file", http.MethodGet, s.servePolicyFile)
+	s.Handle("POST /v1/approvals/hold", http.HandlerFunc(s.serveHold))
 }
 
 func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
@@ -184,4 +189,112 @@ func (w *IngestWriter) Close() error {
 	close(w.stop)
 	<-w.done
 	return nil
+}
+
+// Calls a wrap holds for approval. A wrap decides with its own guard and
+// holds an approve rule's call in its own broker, which cannot be reached
+// by an approver; RemoteApprovals puts each such hold to the running
+// agentg (POST /v1/approvals/hold), where it is pending in the one
+// broker that the console, the CLI and the webhook decide, and brings the
+// outcome back. The hold there names the call's event (logged through
+// ingest) as its parent.
+
+// HoldOutcome is POST /v1/approvals/hold's answer.
+type HoldOutcome struct {
+	Approved bool   `json:"approved"`
+	ID       string `json:"id,omitempty"` // the running agentg's approval id
+	By       string `json:"by,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// holder is what of the broker the hold endpoint needs.
+type holder interface {
+	Begin(approval.Request) *approval.Ticket
+}
+
+func (s *Server) serveHold(w http.ResponseWriter, r *http.Request) {
+	h, ok := s.cfg.Approvals.(holder)
+	if !ok || h == nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "this agentg holds no approvals")
+		return
+	}
+	var a approval.Approval
+	if err := readJSON(r, &a); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	timeout := a.Expires.Sub(a.Created)
+	if a.Kind != "mcp" || a.Tool == "" || timeout <= 0 || !slices.Contains(a.Via, "console") {
+		writeError(w, http.StatusBadRequest, "bad_request", "a wrap's hold needs kind mcp, a tool, a timeout and console among its approvers")
+		return
+	}
+	t := h.Begin(approval.Request{Kind: "mcp", Agent: a.Agent, Server: a.Server, Tool: a.Tool, Args: []byte(a.Args),
+		Decision: rules.Decision{Action: rules.Approve, Rule: a.Rule, Reason: "held in agentg wrap",
+			Hold: &rules.Hold{Timeout: timeout, Console: true}},
+		Event: a.Event, Client: "wrap"})
+	o := t.Wait(r.Context()) // a wrap that goes cancels its hold
+	writeJSON(w, http.StatusOK, HoldOutcome{Approved: o.Approved, ID: o.Approval.ID, By: o.By, Reason: o.Reason})
+}
+
+// HoldApproval puts a wrap's held call to the running agentg and waits
+// for its outcome (or ctx).
+func (c *Client) HoldApproval(ctx context.Context, a approval.Approval) (HoldOutcome, error) {
+	var o HoldOutcome
+	resp, err := c.do(ctx, c.sse, http.MethodPost, "/v1/approvals/hold", a)
+	if err != nil {
+		return o, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&o); err != nil {
+		return o, fmt.Errorf("admin API hold: decode answer: %w", err)
+	}
+	return o, nil
+}
+
+// RemoteApprovals is the approval.Notifier of a wrap's own broker: each
+// call it holds is put to the running agentg, and its outcome decides the
+// wrap's approval. Set Broker before the first hold; Close cancels the
+// holds still out.
+type RemoteApprovals struct {
+	C       *Client
+	Broker  *approval.Broker
+	OnError func(error)
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func (ra *RemoteApprovals) init() {
+	ra.once.Do(func() { ra.ctx, ra.cancel = context.WithCancel(context.Background()) })
+}
+
+// Pending is told of each held call; it does not block.
+func (ra *RemoteApprovals) Pending(a approval.Approval) {
+	ra.init()
+	if !slices.Contains(a.Via, "console") {
+		return // only the client's user may decide it, in band; it waits for its timeout
+	}
+	go func() {
+		ctx, cancel := context.WithDeadline(ra.ctx, a.Expires.Add(5*time.Second))
+		defer cancel()
+		o, err := ra.C.HoldApproval(ctx, a)
+		switch {
+		case err != nil:
+			if ra.OnError != nil {
+				ra.OnError(fmt.Errorf("approval %s could not be put to the agentg at %s: %w", a.ID, ra.C.Addr(), err))
+			}
+			ra.Broker.Deny(a.ID, "the running agentg could not be asked: "+err.Error(), "console")
+		case o.Approved:
+			ra.Broker.Approve(a.ID, approval.ScopeCall, 0, "console")
+		default:
+			ra.Broker.Deny(a.ID, o.Reason, "console")
+		}
+	}()
+}
+
+// Close cancels the holds still out.
+func (ra *RemoteApprovals) Close() {
+	ra.init()
+	ra.cancel()
 }

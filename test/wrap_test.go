@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/internal/testenv"
 )
 
@@ -326,4 +327,91 @@ func TestWrapPinsAcrossRuns(t *testing.T) {
 	if !strings.Contains(string(logb), `"action":"tool-changed"`) || !strings.Contains(string(logb), `"tool":"echo"`) {
 		t.Fatalf("no tool-changed event:\n%s", logb)
 	}
+}
+
+// A call an approve rule holds in a wrap is pending in the running
+// agentg's approvals, where the console decides it: approved, it runs;
+// denied, it never does.
+func TestWrapApprovalThroughAgentg(t *testing.T) {
+	dir := t.TempDir()
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{Binary: agentgBin, Dir: filepath.Join(dir, "agentg"),
+		Policy: "default: deny\nmcp:\n  tools:\n    - approve: \"files.echo\"\n      id: hold-echo\n      timeout: 60s\n",
+		Args:   []string{"--reload-interval", "0", "--shutdown-timeout", "2s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Kill)
+	tok, err := a.AdminToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := admin.NewClient(a.AdminAddr, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	marks := filepath.Join(dir, "marks")
+	sess, _, cmd := startWrapped(t, ctx, []string{"--server", "files", "--admin", a.AdminAddr, "--data-dir", a.DataDir},
+		"STDIOSERVER_MARKS="+marks)
+	defer func() { sess.Close(); cmd.Wait() }()
+
+	held := func(text string) (chan error, admin.Approval) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": text}})
+			if err == nil && resultText(res) != "echo: "+text {
+				err = errors.New("answered " + resultText(res))
+			}
+			done <- err
+		}()
+		for {
+			list, err := ac.Approvals(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ap := range list {
+				if strings.Contains(ap.Args, text) {
+					return done, ap
+				}
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("the call ended before it was held: %v", err)
+			case <-ctx.Done():
+				t.Fatal("the call was never held in the running agentg")
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	done, ap := held("one")
+	if ap.Server != "files" || ap.Tool != "echo" || ap.Rule != "hold-echo" {
+		t.Fatalf("held as %+v", ap)
+	}
+	if _, err := ac.Approve(ctx, ap.ID, admin.ApproveRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the approved call: %v", err)
+	}
+	done, ap = held("two")
+	if _, err := ac.Deny(ctx, ap.ID, "not today"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "not today") {
+		t.Fatalf("the denied call: %v", err)
+	}
+	// The server's record, after a later call: one echo, the approved one.
+	if _, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "secret"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := testenv.StdioMarks(marks)
+	all := strings.Join(got, "\n")
+	if strings.Count(all, "echo ") != 1 || !strings.Contains(all, `"text":"one"`) || strings.Contains(all, `"text":"two"`) || !strings.Contains(all, "secret") {
+		t.Fatalf("the server ran:\n%s", all)
+	}
+	waitEventOf(t, a, "the hold's event in the running agentg", func(e map[string]any) bool {
+		return e["kind"] == "approval" && e["approval"] == ap.ID && e["approval_action"] == "denied"
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentg/agentg/admin"
+	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/dissect/mcp"
@@ -96,6 +97,16 @@ func runWrap(args []string, stdout, stderr io.Writer) error {
 	}
 	defer st.Close()
 	guard := &mcp.Guard{Log: log, State: st, Limits: limit.NewRates(limit.Options{})}
+	if c != nil {
+		// Calls an approve rule holds are put to the running agentg's
+		// approvers; without one they are denied (nothing could approve).
+		b, closeApprovals, err := wrapApprovals(c, stderr)
+		if err != nil {
+			return err
+		}
+		defer closeApprovals()
+		guard.Approvals = b
+	}
 
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = stderr // the server's logs pass through
@@ -152,4 +163,23 @@ func wrapLog(path string, c *admin.Client, stderr io.Writer) (*audit.Logger, fun
 	}
 	w := admin.NewIngestWriter(c, func(err error) { fmt.Fprintf(stderr, "agentg wrap: %v\n", err) })
 	return audit.New(w), func() { w.Close() }, nil
+}
+
+// wrapApprovals is the wrap's own approvals broker, whose every hold is
+// decided by the running agentg's approvers (admin.RemoteApprovals). Its
+// own approval events are not logged: the running agentg's hold writes
+// them, once, naming the call's event.
+func wrapApprovals(c *admin.Client, stderr io.Writer) (*approval.Broker, func(), error) {
+	st, err := approval.NewMemoryStore(approval.StoreOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("approvals: %w", err)
+	}
+	ra := &admin.RemoteApprovals{C: c, OnError: func(err error) { fmt.Fprintf(stderr, "agentg wrap: %v\n", err) }}
+	b, err := approval.New(approval.Config{Store: st, Log: audit.New(io.Discard), Notify: ra})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	ra.Broker = b
+	return b, func() { ra.Close(); st.Close() }, nil
 }
