@@ -44,6 +44,7 @@ mcp:
       command: [%q]
       env:
         STDIOSERVER_MARKS: %q
+        STDIOSERVER_PRINT_ENV: FILES_TOKEN
         FILES_TOKEN: {secret: tok}
       egress: [api.egress.test]
 `, secretEnv, bin, marks)
@@ -255,6 +256,9 @@ func TestStdioChildEgress(t *testing.T) {
 	}
 	if strings.Contains(e.log.String(), childSecret) {
 		t.Error("agentg's log holds the child's secret")
+	}
+	if !strings.Contains(e.log.String(), "FILES_TOKEN=[secret tok]") {
+		t.Error("the child's stderr line printing its secret is not in agentg's log, masked")
 	}
 
 	// agentg mcp egress learn proposes the list from what it reached.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -191,13 +192,14 @@ func (c *Child) once() error {
 	if err != nil {
 		return fail(err)
 	}
-	env, err := environ(ctx, c.eng.Load(), c.spec, proxyURL(c.sup.cfg.Proxy, c.spec.Name, pw))
+	env, held, err := environ(ctx, c.eng.Load(), c.spec, proxyURL(c.sup.cfg.Proxy, c.spec.Name, pw))
 	if err != nil {
 		return fail(err)
 	}
+	held = append(held, heldSecret{name: "proxy password", value: pw})
 	cmd := exec.Command(path, c.spec.Command[1:]...)
 	cmd.Env, cmd.Dir = env, c.spec.Dir
-	cmd.Stderr = &stderrLog{c: c} // the server's logs, as operational lines
+	cmd.Stderr = &stderrLog{c: c, held: held} // the server's logs, as operational lines, its secrets masked
 	cmd.WaitDelay = c.sup.cfg.Grace
 	// Its own process group: a signal meant for agentg's group (a
 	// terminal's Ctrl-C) does not reach it; agentg stops it itself.
@@ -281,8 +283,9 @@ func (c *Child) event(action, decision, reason string, err error) {
 // stderrLog passes a child's stderr to agentg's operational log, line by
 // line, naming the server.
 type stderrLog struct {
-	c   *Child
-	buf []byte
+	c    *Child
+	held []heldSecret // values the child holds: a line that prints one shows its name instead
+	buf  []byte
 }
 
 func (w *stderrLog) Write(p []byte) (int, error) {
@@ -294,6 +297,9 @@ func (w *stderrLog) Write(p []byte) (int, error) {
 		}
 		line := string(w.buf[:i])
 		w.buf = w.buf[i+1:]
+		for _, s := range w.held {
+			line = strings.ReplaceAll(line, s.value, "[secret "+s.name+"]")
+		}
 		w.c.sup.cfg.Log.Zerolog().Info().Str("server", w.c.spec.Name).Str("stderr", line).Msg("mcp server stderr")
 	}
 	if len(w.buf) > 64<<10 {

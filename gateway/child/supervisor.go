@@ -187,24 +187,32 @@ func proxyURL(proxy, server, password string) string {
 // environ is a child's whole environment: what its entry lists (secrets
 // read now, through the policy's credentials store) and the proxy
 // variables. The error names a secret that cannot be read, never a value.
-func environ(ctx context.Context, eng *rules.Engine, spec rules.StdioServer, proxy string) ([]string, error) {
-	env := make([]string, 0, len(spec.Env)+4)
+// held are the secret values it holds (and the proxy password), which
+// nothing agentg writes of the child's may show.
+func environ(ctx context.Context, eng *rules.Engine, spec rules.StdioServer, proxy string) (env []string, held []heldSecret, err error) {
+	env = make([]string, 0, len(spec.Env)+4)
 	for _, v := range spec.Env {
 		val := v.Value
 		if v.Secret != "" {
 			sec, err := eng.Credentials().Store().Get(ctx, v.Secret)
 			if err != nil {
-				return nil, fmt.Errorf("env %s: secret %s cannot be read", v.Name, v.Secret)
+				return nil, nil, fmt.Errorf("env %s: secret %s cannot be read", v.Name, v.Secret)
 			}
 			val = sec.Reveal()
+			if val != "" {
+				held = append(held, heldSecret{name: v.Secret, value: val})
+			}
 		}
 		env = append(env, v.Name+"="+val)
 	}
 	for _, k := range []string{"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"} {
 		env = append(env, k+"="+proxy)
 	}
-	return env, nil
+	return env, held, nil
 }
+
+// heldSecret is a secret value a child holds, by its name.
+type heldSecret struct{ name, value string }
 
 // exitText is a process's end as events say it: its exit status or the
 // signal that ended it.

@@ -3,7 +3,8 @@
 // `command:` servers). Every tool call is recorded before it runs: one
 // line "TOOL ARGS-JSON" appended to the file $STDIOSERVER_MARKS, so that a
 // test proves from the server's own side what ran, with what arguments.
-// $STDIOSERVER_ECHO_DESCRIPTION changes the echo tool's description.
+// $STDIOSERVER_ECHO_DESCRIPTION changes the echo tool's description;
+// $STDIOSERVER_PRINT_ENV names a variable it prints to stderr at start.
 package main
 
 import (
@@ -54,6 +55,11 @@ func text(s string) *mcp.CallToolResult {
 }
 
 func main() {
+	if v := os.Getenv("STDIOSERVER_PRINT_ENV"); v != "" {
+		// A server that logs its configuration, secrets and all: what
+		// agentg logs of its stderr must not show them.
+		fmt.Fprintf(os.Stderr, "stdioserver: %s=%s\n", v, os.Getenv(v))
+	}
 	s := mcp.NewServer(&mcp.Implementation{Name: "stdioserver", Version: "1.0.0"}, nil)
 	desc := "Echoes its text."
 	if d := os.Getenv("STDIOSERVER_ECHO_DESCRIPTION"); d != "" {
