@@ -60,9 +60,13 @@ type stdioClient struct {
 }
 
 func newStdioClient(t *testing.T, e *env, proc *child.Proc) *stdioClient {
+	return newStdioClientOf(t, e, proc, "files")
+}
+
+func newStdioClientOf(t *testing.T, e *env, proc *child.Proc, server string) *stdioClient {
 	c := &stdioClient{t: t, in: make(chan []byte, 64)}
 	eng := e.app.Policy().Engine()
-	c.sess = e.app.Guard().NewSession(mcp.Exchange{Engine: eng, Agent: "tester", Server: "files", Door: "gateway", Client: "test"},
+	c.sess = e.app.Guard().NewSession(mcp.Exchange{Engine: eng, Agent: "tester", Server: server, Door: "gateway", Client: "test"},
 		mcp.SessionIO{ToServer: proc.Send, ToClient: func(b []byte) error { c.in <- append([]byte(nil), b...); return nil }})
 	go func() {
 		for l := range proc.Recv() {
@@ -296,4 +300,64 @@ func waitMark(t *testing.T, path, tool string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("the server never ran %s", tool)
+}
+
+// The TypeScript everything server as a command server: a denied call
+// never runs (its stateful toggle's next answer starts, not stops), and
+// arguments are redacted before they reach it.
+func TestStdioChildEverything(t *testing.T) {
+	node, dir, err := testenv.Node()
+	if err != nil {
+		t.Skip(err)
+	}
+	script := filepath.Join(dir, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
+	if _, err := os.Stat(script); err != nil {
+		t.Skipf("the everything server is not installed (%v): scripts/test.sh installs it with npm ci --prefix test/conformance", err)
+	}
+	e := startInProcess(t, fmt.Sprintf(`
+default: deny
+mcp:
+  servers:
+    - name: everything
+      command: [%q, %q, stdio]
+      egress: []
+  tools:
+    - deny: "everything.toggle-simulated-logging"
+      id: no-toggle
+      when:
+        - arg: /really
+          exists: true
+  redact:
+    - pattern: "AKIA[0-9A-Z]{16}"
+      in: [arguments, results]
+      id: aws
+`, node, script))
+	ch, ok := e.app.Stdio().Child("everything")
+	if !ok {
+		t.Fatal("no child for the everything server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	proc, err := ch.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newStdioClientOf(t, e, proc, "everything")
+	c.initialize()
+	r := c.call("tools/call", map[string]any{"name": "toggle-simulated-logging", "arguments": map[string]any{"really": true}})
+	if errObj, _ := r["error"].(map[string]any); errObj == nil || !strings.Contains(fmt.Sprint(errObj["message"]), "no-toggle") {
+		t.Fatalf("the denied toggle: %v", r)
+	}
+	r = c.call("tools/call", map[string]any{"name": "toggle-simulated-logging", "arguments": map[string]any{}})
+	if txt := toolText(t, r); !strings.HasPrefix(txt, "Started simulated") {
+		t.Fatalf("the toggle after the denied one: %q: the denied call ran", txt)
+	}
+	r = c.call("tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"message": "m " + argSecret}})
+	if txt := toolText(t, r); strings.Contains(txt, argSecret) || !strings.Contains(txt, "m ") {
+		t.Fatalf("echo: %q", txt)
+	}
+	e.waitEvent(map[string]any{"kind": "mcp", "door": "gateway", "server": "everything", "tool": "toggle-simulated-logging", "decision": "deny", "rule": "no-toggle"})
+	if strings.Contains(e.log.String(), argSecret) {
+		t.Error("agentg's log holds the redacted key")
+	}
 }
