@@ -1,13 +1,16 @@
 package test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -414,4 +417,43 @@ func TestWrapApprovalThroughAgentg(t *testing.T) {
 	waitEventOf(t, a, "the hold's event in the running agentg", func(e map[string]any) bool {
 		return e["kind"] == "approval" && e["approval"] == ap.ID && e["approval_action"] == "denied"
 	})
+}
+
+// A signal to the wrap reaches the server, and the server's death by it
+// is the wrap's exit status (128+N).
+func TestWrapSignalPassesThrough(t *testing.T) {
+	srv, err := testenv.StdioServerBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	policy := filepath.Join(tmp, "policy.yaml")
+	if err := os.WriteFile(policy, []byte(wrapPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(agentgBin, "wrap", "--policy", policy, "--log-file", filepath.Join(tmp, "wrap.log"), "--state-dir", "off", "--", srv)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// The server is up once it answers.
+	io.WriteString(in, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`+"\n")
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"id":1,"result"`) {
+		t.Fatalf("initialize through the wrap: %q %v", line, err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGTERM) {
+		t.Fatalf("wrap exited %v, want %d (the server killed by SIGTERM)", err, 128+int(syscall.SIGTERM))
+	}
 }
