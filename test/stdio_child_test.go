@@ -205,6 +205,16 @@ func TestStdioChildEgress(t *testing.T) {
 		t.Fatalf("the upstream saw %d requests since the denied one, want 1 (the marker)", got-before)
 	}
 
+	// HTTPS: a CONNECT tunnel of the server's, with the same fields
+	// (the server does not trust the test upstream's certificate: the
+	// tunnel is what is checked here, not the fetch).
+	tlsUp := testenv.StartUpstream(testenv.UpstreamOptions{TLS: true})
+	defer tlsUp.Close()
+	c.call("tools/call", map[string]any{"name": "fetch", "arguments": map[string]any{"url": "https://api.egress.test:" + tlsUp.Port + "/tls"}})
+	tlsCall := e.waitEvent(map[string]any{"kind": "mcp", "tool": "fetch", "args": `{"url":"https://api.egress.test:` + tlsUp.Port + `/tls"}`})
+	e.waitEvent(map[string]any{"kind": "connect", "agent": "server:files", "server": "files", "host": "api.egress.test",
+		"caused_by": tlsCall.str("id")})
+
 	// A client that claims the server's identity without its password
 	// is refused.
 	cl := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(e.proxyURL("server.files", "guess"))}}
