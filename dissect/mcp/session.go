@@ -55,6 +55,9 @@ type SessionIO struct {
 // on a stream there is no destination to tell one server from another.
 func (g *Guard) NewSession(x Exchange, io SessionIO) *Session {
 	set := x.Engine.MCP().MCPSettings
+	if x.URL == "" {
+		x.URL = "stdio:" + x.Server // for the inventory: where it was seen
+	}
 	ex := &exchange{g: g, x: &x, set: set, pending: map[string]*call{},
 		// A stream is one session from its first line to its last; the
 		// id is agentg's own (no server names one on stdio), so that the

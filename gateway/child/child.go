@@ -26,12 +26,14 @@ type Child struct {
 	spec rules.StdioServer
 	eng  atomic.Pointer[rules.Engine] // the policy of its next start (secrets)
 
-	mu      sync.Mutex
-	cur     *Proc
-	next    chan struct{} // closed when cur changes
-	stopped bool
-	quit    chan struct{}
-	done    chan struct{} // closed when the run loop has ended
+	mu       sync.Mutex
+	cur      *Proc
+	starts   int           // processes started
+	lastExit string        // how the last one ended
+	next     chan struct{} // closed when cur changes
+	stopped  bool
+	quit     chan struct{}
+	done     chan struct{} // closed when the run loop has ended
 }
 
 // Proc is one run of a child process. Send writes one message (a line);
@@ -126,6 +128,7 @@ func (c *Child) current() *Proc {
 func (c *Child) setCurrent(p *Proc) {
 	c.mu.Lock()
 	c.cur = p
+	c.starts++
 	close(c.next)
 	c.next = make(chan struct{})
 	c.mu.Unlock()
@@ -256,6 +259,9 @@ func (c *Child) once() error {
 	}
 	close(p.out)
 	close(p.done)
+	c.mu.Lock()
+	c.lastExit = p.err.Error()
+	c.mu.Unlock()
 	c.event("server-exit", "report", p.err.Error(), nil)
 	return p.err
 }
@@ -315,4 +321,29 @@ func indexByte(b []byte, c byte) int {
 		}
 	}
 	return -1
+}
+
+// Status is what the registry shows of a child.
+type Status struct {
+	Server   string    `json:"server"`
+	Running  bool      `json:"running"`
+	PID      int       `json:"pid,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Starts   int       `json:"starts"`              // processes started since agentg started
+	LastExit string    `json:"last_exit,omitempty"` // how the last one ended, with its status
+}
+
+// Status is the child's state now.
+func (c *Child) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := Status{Server: c.spec.Name, Starts: c.starts, LastExit: c.lastExit}
+	if p := c.cur; p != nil {
+		select {
+		case <-p.done:
+		default:
+			st.Running, st.PID, st.Started = true, p.PID, p.Started
+		}
+	}
+	return st
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -132,6 +133,22 @@ func (s *Supervisor) Child(name string) (*Child, bool) {
 	defer s.mu.Unlock()
 	c, ok := s.children[name]
 	return c, ok
+}
+
+// Statuses are the children's states, by server name.
+func (s *Supervisor) Statuses() []Status {
+	s.mu.Lock()
+	cs := make([]*Child, 0, len(s.children))
+	for _, c := range s.children {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	out := make([]Status, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.Status())
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Server, b.Server) })
+	return out
 }
 
 // Check proves a server's proxy credentials: the password of its

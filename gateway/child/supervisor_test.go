@@ -71,6 +71,9 @@ func TestSupervisorFollowsPolicy(t *testing.T) {
 	if p2.PID == p1.PID {
 		t.Fatal("no new process for a changed command")
 	}
+	if st := s.Statuses(); len(st) != 1 || !st[0].Running || st[0].PID != p2.PID || st[0].Server != "a" {
+		t.Fatalf("statuses: %+v", st)
+	}
 	// Removed: stopped.
 	s.Start(engine(t, "    - name: b\n      command: [cat]\n"))
 	<-p2.Done()
