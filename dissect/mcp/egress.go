@@ -2,7 +2,6 @@ package mcp
 
 import (
 	"crypto/sha256"
-	"strings"
 
 	"github.com/agentg/agentg/audit"
 	store "github.com/agentg/agentg/state"
@@ -11,19 +10,15 @@ import (
 // Egress pins: pins cover what a tool does, not only what it says. A
 // server agentg started reaches the network through agentg under its own
 // name; while one of its tool calls is in flight (causes.go) each host
-// it reaches is pinned per (server, tool) in the pin store, beside the
-// tool's definition, under the pin name "TOOL" + EgressPinSep + HOST. The
-// first time a tool is seen to reach a host raises an event
-// (action egress-new), as a tool first listed does; the pin persists
-// with the others, so a host reached in an earlier run is not new.
+// it reaches is pinned per (server, tool) in the pin store, apart from
+// the tools' definitions (state.EgressPin). The first time a tool is
+// seen to reach a host raises an event (action egress-new), as a tool
+// first listed does; the pin persists with the others, so a host reached
+// in an earlier run is not new.
 
 // ActionEgressNew is the action of the event of a tool's first egress to
 // a host.
 const ActionEgressNew = "egress-new"
-
-// EgressPinSep joins a tool and a host in an egress pin's name; no MCP
-// tool name the guard pins has it (it has a space).
-const EgressPinSep = " egress "
 
 // SawEgress records that server's tool (its call's event id: cause)
 // reached host, and writes the egress-new event the first time; the
@@ -34,7 +29,8 @@ func (g *Guard) SawEgress(server, tool, host, cause string) {
 	if server == "" || tool == "" || host == "" {
 		return
 	}
-	res := g.State.CheckPin(server, tool+EgressPinSep+host, store.Hash(sha256.Sum256([]byte(host))))
+	ps, pt := store.EgressPin(server, tool, host)
+	res := g.State.CheckPin(ps, pt, store.Hash(sha256.Sum256([]byte(host))))
 	if res != store.PinNew && res != store.PinUnchecked {
 		return
 	}
@@ -47,10 +43,4 @@ func (g *Guard) SawEgress(server, tool, host, cause string) {
 		ev.Reason = "tool " + server + "." + tool + " reached " + host + "; the egress could not be pinned (the pin store is full or closed)"
 	}
 	g.emit(ev)
-}
-
-// IsEgressPin reports whether a pin's tool name is an egress pin's, and
-// splits it.
-func IsEgressPin(name string) (tool, host string, ok bool) {
-	return strings.Cut(name, EgressPinSep)
 }
