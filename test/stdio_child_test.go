@@ -65,19 +65,8 @@ func newStdioClient(t *testing.T, e *env, proc *child.Proc) *stdioClient {
 
 func newStdioClientOf(t *testing.T, e *env, proc *child.Proc, server string) *stdioClient {
 	c := &stdioClient{t: t, in: make(chan []byte, 64)}
-	eng := e.app.Policy().Engine()
-	c.sess = e.app.Guard().NewSession(mcp.Exchange{Engine: eng, Agent: "tester", Server: server, Door: "gateway", Client: "test"},
-		mcp.SessionIO{ToServer: proc.Send, ToClient: func(b []byte) error { c.in <- append([]byte(nil), b...); return nil }})
-	go func() {
-		for l := range proc.Recv() {
-			if l.Err != nil {
-				c.sess.RefuseLine(false, l.Err)
-				continue
-			}
-			c.sess.FromServer(l.Msg)
-		}
-		c.sess.Close(proc.Err())
-	}()
+	c.sess = child.Attach(e.app.Guard(), mcp.Exchange{Engine: e.app.Policy().Engine(), Agent: "tester", Server: server, Door: "gateway", Client: "test"},
+		proc, func(b []byte) error { c.in <- append([]byte(nil), b...); return nil })
 	return c
 }
 
