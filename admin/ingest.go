@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -89,7 +90,13 @@ func (s *Server) servePolicyFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "the running agentg has no policy file (it runs the embedded default policy)")
 		return
 	}
-	writeJSON(w, http.StatusOK, PolicyFile{Path: files[0]})
+	// Absolute, as this process reads it: a wrap runs elsewhere.
+	path, err := filepath.Abs(files[0])
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "the policy file's path: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, PolicyFile{Path: path})
 }
 
 // IngestEvents sends log lines (audit.JSON's form, one per line) to the
