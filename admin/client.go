@@ -68,7 +68,9 @@ func (c *Client) Addr() string { return c.addr }
 
 func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
-	if body != nil {
+	if rb, ok := body.(rawBody); ok {
+		rd = bytes.NewReader(rb) // sent as it is (ingest.go)
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, err

@@ -181,6 +181,7 @@ func (s *Server) routes() {
 	s.route("/v1/mcp/servers", http.MethodGet, s.serveServers)
 	s.approvalRoutes()
 	s.oauthRoutes()
+	s.ingestRoutes()
 }
 
 // route serves path for one method; another method gets a JSON 405.

@@ -16,10 +16,15 @@ type Event struct {
 	Parent string // the enclosing event's ID: a request's tunnel
 	// Opened is, on a tunnel's own event (written when it closes), the
 	// ID of its tunnel-open event, if one was written.
-	Opened     string
-	Time       time.Time
-	Kind       string // "http", "connect", "dns"
-	Agent      string
+	Opened string
+	Time   time.Time
+	Kind   string // "http", "connect", "dns"
+	Agent  string
+	// Server is, on the events of a request an MCP server agentg started
+	// made itself (agent "server:NAME"), that server's name; CausedBy the
+	// event id of its tool call in flight then, if one was.
+	Server     string
+	CausedBy   string
 	Client     string // client address, ip:port
 	Method     string
 	Scheme     string // "http", "https" (CONNECT tunnels: "tunnel")
@@ -187,6 +192,10 @@ func (l *Logger) Log(e *Event) {
 	optStr(ev, "original_dst", e.OriginalDst)
 	optStr(ev, "binding", e.Binding)
 	optStr(ev, "credential", e.Credential)
+	if e.MCP == nil {
+		optStr(ev, "server", e.Server) // an MCP event names its server below
+	}
+	optStr(ev, "caused_by", e.CausedBy)
 	if m := e.MCP; m != nil {
 		optStr(ev, "action", m.Action)
 		optStr(ev, "server", m.Server)

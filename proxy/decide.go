@@ -41,6 +41,10 @@ type pipeline struct {
 	// no cap.
 	maxTunnels, maxTunnelsPerAgent int
 	leaks                          *creds.Guard // nil: none (leak.go, hostLeak)
+	// servers proves the identities of MCP servers agentg started, and
+	// causes attributes their egress (servers.go); nil: none.
+	servers ServerIdentities
+	causes  EgressCauses
 }
 
 // refusal is a request the proxy answers itself, with the status and the
@@ -111,7 +115,7 @@ func (p *pipeline) authorize(ctx context.Context, f *flow, r *http.Request, h ad
 	f.host = h
 	eng := p.policy.Engine()
 
-	agent, err := identify(eng, r)
+	agent, err := p.identify(eng, r)
 	if err != nil {
 		f.setStatus(http.StatusProxyAuthRequired, err.Error())
 		return &refusal{
@@ -122,6 +126,9 @@ func (p *pipeline) authorize(ctx context.Context, f *flow, r *http.Request, h ad
 	}
 	f.agent = agent
 	if ref := p.hostLeak(f); ref != nil {
+		return ref
+	}
+	if ref := p.serverEgress(eng, f); ref != nil {
 		return ref
 	}
 
@@ -135,7 +142,11 @@ func (p *pipeline) authorize(ctx context.Context, f *flow, r *http.Request, h ad
 		f.setStatus(http.StatusBadGateway, err.Error())
 		return &refusal{status: http.StatusBadGateway, text: "agentg: " + err.Error()}
 	}
-	return p.admitAddrs(eng, f, ips)
+	ref := p.admitAddrs(eng, f, ips)
+	if ref == nil {
+		p.sawEgress(f)
+	}
+	return ref
 }
 
 // admitAddrs decides the addresses of f's destination (the host decision
@@ -191,7 +202,7 @@ func (p *pipeline) resolve(ctx context.Context, eng *rules.Engine, h addr.Host) 
 // user (checked by the policy when it holds a password for that agent),
 // else what the policy maps the source address to, else the source
 // address itself (rules.Engine.AgentAt, as every door names its agent).
-func identify(eng *rules.Engine, r *http.Request) (string, error) {
+func (p *pipeline) identify(eng *rules.Engine, r *http.Request) (string, error) {
 	src := remoteIP(r.RemoteAddr)
 	user, pass := "", ""
 	if v := r.Header.Get("Proxy-Authorization"); v != "" {
@@ -207,6 +218,9 @@ func identify(eng *rules.Engine, r *http.Request) (string, error) {
 		if !ok || user == "" {
 			return "", fmt.Errorf("malformed Proxy-Authorization")
 		}
+	}
+	if agent, ok, err := p.serverClaim(user, pass); ok {
+		return agent, err // a server agentg started (servers.go)
 	}
 	return eng.AgentAt(rules.Claim{User: user, Password: pass, Src: src})
 }

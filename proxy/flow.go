@@ -62,6 +62,10 @@ type flow struct {
 	// credentials section it is of; nil: none.
 	oauth      *rules.Binding
 	oauthCreds *rules.Credentials
+
+	server    string // the MCP server agentg started whose own egress this is (servers.go)
+	causedBy  string // the event id of that server's tool call in flight
+	causeTool string // and its tool
 }
 
 type flowKey struct{}
@@ -75,6 +79,7 @@ func (e *events) child(f *flow, method string) *flow {
 	c := e.newFlow("http", f.client, method)
 	c.parent, c.agent, c.host, c.ips = f.id, f.agent, f.host, f.ips
 	c.door, c.origDst = f.door, f.origDst
+	c.server, c.causedBy, c.causeTool = f.server, f.causedBy, f.causeTool
 	f.mu.Lock()
 	c.dialed = f.dialed
 	f.mu.Unlock()
@@ -127,6 +132,8 @@ func (ev *events) emit(f *flow) {
 		Time:       f.start,
 		Kind:       f.kind,
 		Agent:      f.agent,
+		Server:     f.server,
+		CausedBy:   f.causedBy,
 		Client:     f.client,
 		Method:     f.method,
 		Scheme:     f.scheme,

@@ -51,6 +51,8 @@ func (ev *events) emitOpen(f *flow) {
 		Time:       time.Now(),
 		Kind:       KindTunnelOpen,
 		Agent:      f.agent,
+		Server:     f.server,
+		CausedBy:   f.causedBy,
 		Client:     f.client,
 		Method:     f.method,
 		Scheme:     f.scheme,

@@ -58,6 +58,12 @@ type Config struct {
 	Log      *audit.Logger
 	Resolver Resolver // default net.DefaultResolver
 
+	// Servers proves the proxy credentials of the MCP servers agentg
+	// started, and Causes attributes their egress to tool calls
+	// (servers.go); nil: no server identity is accepted.
+	Servers ServerIdentities
+	Causes  EgressCauses
+
 	// Issuer signs the leaves for intercepted tunnels; without it a
 	// tunnel the policy says to intercept is refused.
 	Issuer *certs.Issuer
@@ -232,7 +238,7 @@ func New(cfg Config) (*Server, error) {
 		quotas = limit.NewQuotas(limit.Options{})
 	}
 	s.pipe = &pipeline{policy: cfg.Policy, resolver: cfg.Resolver, lookupTimeout: cfg.DialTimeout, dial: s.dial,
-		bindings: cfg.Bindings, quotas: quotas, tunnels: s.tunnels,
+		bindings: cfg.Bindings, quotas: quotas, tunnels: s.tunnels, servers: cfg.Servers, causes: cfg.Causes,
 		maxTunnels: cfg.MaxTunnels, maxTunnelsPerAgent: cfg.MaxTunnelsPerAgent, leaks: s.leaks}
 
 	plain := &http.Transport{

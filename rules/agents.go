@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -55,6 +56,8 @@ func (p *parser) agents(n *yaml.Node) ([]agentSpec, error) {
 			case "name":
 				if a.name, err = p.scalar(v); err == nil && !validName(a.name) {
 					err = p.errf(v, "bad agent name %q (printable, no spaces, at most 64 bytes)", a.name)
+				} else if err == nil && (strings.HasPrefix(a.name, AgentServerPrefix) || strings.HasPrefix(a.name, ProxyUserPrefix)) {
+					err = p.errf(v, "agent name %q: names starting with %q or %q are the MCP servers agentg starts (mcp.servers command:)", a.name, AgentServerPrefix, ProxyUserPrefix)
 				}
 			case "password", "password_file":
 				if a.hasPass {
@@ -241,6 +244,11 @@ func (e *Engine) Agent(c Claim) (string, error) {
 	}
 	if !validName(c.User) {
 		return "", fmt.Errorf("invalid agent name %q", c.User)
+	}
+	if strings.HasPrefix(c.User, AgentServerPrefix) || strings.HasPrefix(c.User, ProxyUserPrefix) {
+		// Proven by the credentials agentg gave the server, never by
+		// the policy (proxy/servers.go).
+		return "", fmt.Errorf("agent %s is an MCP server's own identity, given only to the server agentg started", c.User)
 	}
 	a := t.byName[c.User]
 	if a == nil {

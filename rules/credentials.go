@@ -49,11 +49,11 @@ func init() {
 type InjectKind uint8
 
 const (
-	InjectHeader InjectKind = iota + 1 // a header from a template
-	InjectBasic                        // Basic auth, the secret as password
-	InjectQuery                        // a query parameter
-	InjectOAuth                        // an OAuth access token agentg obtained (credentials_oauth.go)
-	InjectExchange                     // the agent's token exchanged at an STS (credentials_exchange.go)
+	InjectHeader   InjectKind = iota + 1 // a header from a template
+	InjectBasic                          // Basic auth, the secret as password
+	InjectQuery                          // a query parameter
+	InjectOAuth                          // an OAuth access token agentg obtained (credentials_oauth.go)
+	InjectExchange                       // the agent's token exchanged at an STS (credentials_exchange.go)
 )
 
 // Binding is one compiled binding.

@@ -80,6 +80,11 @@
 //	    - name: jira               # letters, digits, '_', '-'; no dots
 //	      url: mcp.atlassian.example/v1/**  # host pattern + optional path glob
 //	      ports: [443]             # optional
+//	    - name: files              # or a stdio server agentg starts (mcp_stdio.go)
+//	      command: [npx, -y, server-files, /srv]   # instead of url
+//	      dir: /srv                # optional working directory
+//	      env: {LANG: C.UTF-8, TOKEN: {secret: files}}  # its whole environment (+ HTTPS_PROXY to agentg)
+//	      egress: [api.files.example]  # the only hosts its own egress (agent server:files) may reach
 //	  tools:                       # "SERVER.TOOL" patterns, '*' any run
 //	    - deny: "jira.delete_*"    # agents, mode, important, id as for hosts
 //	    - deny: shell.run

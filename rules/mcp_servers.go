@@ -30,6 +30,9 @@ type serverSpec struct {
 	// default ("refuse") an upgrade on a governed server is refused: a
 	// tool called over the socket would escape every rule.
 	websocket bool
+	// stdio: a server agentg starts (command:, mcp_stdio.go); nil for
+	// one at a url.
+	stdio *stdioSpec
 }
 
 // validServerName reports whether s can name an MCP server: 1 to 64
@@ -78,20 +81,33 @@ func (p *mcpParser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
 				ws, err = p.ps.oneOf(v, "allow", "refuse")
 				s.websocket = ws == "allow"
 			default:
-				err = p.ps.errf(k, "unknown mcp server key %q (want name, url, ports, websocket)", k.Value)
+				var ok bool
+				if ok, err = p.stdioKey(&s, k, v); !ok {
+					err = p.ps.errf(k, "unknown mcp server key %q (want name, url, ports, websocket; or command, env, dir, egress)", k.Value)
+				}
 			}
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
-		if nameNode == nil || urlNode == nil {
-			return nil, p.ps.errf(it, "mcp server entry needs a name and a url")
+		if nameNode == nil {
+			return nil, p.ps.errf(it, "mcp server entry needs a name and a url (or a command)")
+		}
+		if err := p.checkStdio(it, &s, urlNode != nil); err != nil {
+			return nil, err
 		}
 		if prev, dup := names[s.name]; dup {
 			return nil, p.ps.errf(nameNode, "duplicate mcp server name %q (also at line %d)", s.name, prev)
 		}
 		names[s.name] = it.Line
+		if s.stdio != nil {
+			if s.ports != nil || s.websocket {
+				return nil, p.ps.errf(it, "mcp server %s: ports and websocket apply to a server at a url, not to a command", s.name)
+			}
+			out = append(out, s)
+			continue
+		}
 		if s.host, s.path, s.glob, err = parseServerURL(s.url); err != nil {
 			return nil, p.ps.errf(urlNode, "%v", err)
 		}
@@ -190,14 +206,17 @@ type serverTable struct {
 	byName    map[string][]serverEntry // entries by host pattern name
 	defined   map[string]string        // server name -> "<file>:<line>"
 	websocket map[string]bool          // servers whose entry says "websocket: allow"
+	stdio     map[string]*StdioServer  // servers agentg starts (command:), by name
 	list      []ServerBinding          // in policy order
 }
 
 // ServerBinding is one mcp servers entry, as written.
 type ServerBinding struct {
-	Name   string
-	URL    string // host pattern and optional path glob
-	Source string // "<file>:<line>"
+	Name string
+	URL  string // host pattern and optional path glob; "" for a command
+	// Command is a server agentg starts (StdioServer has the rest).
+	Command []string
+	Source  string // "<file>:<line>"
 }
 
 // Servers lists the mcp servers entries in policy order.
@@ -208,6 +227,15 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 	t := &e.mcp.servers
 	t.defined = map[string]string{}
 	for i, s := range specs {
+		if s.stdio != nil {
+			if err := c.compileStdio(s); err != nil {
+				return err
+			}
+			t.defined[s.name] = fmt.Sprintf("%s:%d", pol.file, s.line)
+			t.list = append(t.list, ServerBinding{Name: s.name, Command: s.stdio.command, Source: t.defined[s.name]})
+			e.stats.MCPServers++
+			continue
+		}
 		for _, r := range pol.passthrough {
 			for _, pt := range r.patterns {
 				if patternsOverlap(pt, s.host) && portsOverlap(r.ports, s.ports) {

@@ -89,7 +89,8 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 		./dissect/mcp/wire:FuzzFacts ./dissect/mcp/wire:FuzzDetect ./dissect/mcp/wire:FuzzContentType ./dissect/mcp:FuzzReframe ./dissect/mcp/wire:FuzzIDKey \
 		./dnsfilter:FuzzServeDNS ./dnsfilter:FuzzCheckAnswer ./approval:FuzzToken ./approval:FuzzViewBody ./creds:FuzzTemplate ./creds/vault:FuzzRecord \
 		./dissect/llm:FuzzStream ./dissect/llm:FuzzAnswer ./rules:FuzzParsePassword ./gateway/auth:FuzzBearerHeader ./gateway/auth:FuzzJWT \
-		./creds:FuzzScanner ./creds:FuzzPlaceholder ./creds:FuzzLeakForms ./creds/oauth:FuzzParseChallenge ./creds/oauth:FuzzParsePrivateKey; do
+		./creds:FuzzScanner ./creds:FuzzPlaceholder ./creds:FuzzLeakForms ./creds/oauth:FuzzParseChallenge ./creds/oauth:FuzzParsePrivateKey \
+		./dissect/mcp:FuzzSession ./gateway/child:FuzzLines; do
 		fuzz "$target" || exit 1
 		n=$((n + 1))
 	done

@@ -170,6 +170,11 @@ func (t *inventoryTable) Snapshot() Inventory {
 		for obj := it.Next(); obj != nil; obj = it.Next() {
 			r := obj.(*pinRec)
 			p := r.pin()
+			if name, tool, host, ok := SplitEgressPin(p.Server, p.Tool); ok {
+				s := server(name)
+				s.Egress = append(s.Egress, InventoryEgress{Tool: tool, Host: host, FirstSeen: utc(p.FirstSeen), LastSeen: p.LastSeen})
+				continue
+			}
 			s := server(p.Server)
 			s.Tools = append(s.Tools, InventoryTool{
 				Name: p.Tool, Hash: p.Hash, Accepted: p.Accepted, Changed: !p.Previous.IsZero(),

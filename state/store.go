@@ -285,6 +285,9 @@ type InventoryServer struct {
 	// UnlistedCalls counts calls to tools the server never listed.
 	UnlistedCalls uint64          `json:"unlisted_calls"`
 	Tools         []InventoryTool `json:"tools"`
+	// Egress are the hosts its tools reached (servers agentg started;
+	// egress.go).
+	Egress []InventoryEgress `json:"egress,omitempty"`
 }
 
 // InventoryTool is one tool of a server in the inventory.

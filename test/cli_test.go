@@ -28,6 +28,7 @@ func TestMain(m *testing.M) {
 	agentgBin = bin
 	code := m.Run()
 	testenv.RemoveAgentgBinary()
+	testenv.RemoveStdioServerBinary()
 	os.Exit(code)
 }
 

@@ -37,6 +37,7 @@ func commands() []command {
 		{"passwd", "print the hash of an agent's password for the policy (argon2id, or --bcrypt)", runPasswd},
 		{"secrets", "list the policy's secrets: sources, bindings, last use; never a value (list)", runSecrets},
 		{"oauth", "OAuth for MCP servers: list the oauth bindings, connect BINDING (prints the authorization URL and waits)", runOAuth},
+		{"wrap", "relay a stdio MCP server under the policy: wrap [--server NAME] [--policy FILE] -- CMD ARGS...", runWrap},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -64,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 0
 			case errors.Is(err, errUsage):
 				return 2
+			case errors.As(err, new(exitStatus)):
+				return int(err.(exitStatus)) // a wrapped server's own status
 			default:
 				fmt.Fprintf(stderr, "agentg %s: %v\n", c.name, err)
 				return 1

@@ -25,6 +25,7 @@ func runMCP(args []string, stdout, stderr io.Writer) error {
 		{"pins", "list tool-definition pins, or accept a changed definition", runMCPPins},
 		{"inventory", "print the MCP servers and tools agentg has seen", runMCPInventory},
 		{"servers", "the registry: every configured MCP server with its state, through the admin API", runMCPServers},
+		{"egress", "propose the egress lists of the servers agentg starts from what they reached (learn)", runMCPEgress},
 	})
 }
 

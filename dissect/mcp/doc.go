@@ -26,5 +26,9 @@
 // stream.go (the answer's framing, a POST's and a GET stream's),
 // withhold.go (answers withheld for their content type), nonpost.go (GET,
 // DELETE and upgrades), and the session state (ids.go, links.go,
-// params.go, events.go).
+// params.go, events.go). A door with no HTTP around its messages (stdio:
+// `agentg wrap`, the gateway's command servers) enters through
+// session.go, one message at a time, into the same exchange and answers
+// code; causes.go and egress.go attribute such a server's own egress to
+// the tool call in flight and pin the hosts each tool reaches.
 package mcp

@@ -43,6 +43,9 @@ type Guard struct {
 	// inflight are the request ids in flight in each stateful session,
 	// across its POSTs (ids.go).
 	inflight inFlightIDs
+	// causes are the calls in flight on stream sessions, which their
+	// servers' egress is attributed to (causes.go).
+	causes causeTable
 }
 
 // Exchange is what a door knows of the exchange it hands over, and the

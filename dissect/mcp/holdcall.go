@@ -97,6 +97,16 @@ func (hd *holding) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrite
 		stop = hd.keepAlive(rw)
 		hd.elicit(rw) // elicit.go: ask the client's user, where the rule and the session allow
 	}
+	hd.wait(r.Context())
+	stop()
+	return rw
+}
+
+// wait waits for every held call's decision, whatever door they came
+// through (awaitHolds for a POST, Session for a message stream). A
+// context ended while they wait means the client went: every call is
+// refused, even one approved as it went.
+func (hd *holding) wait(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, h := range hd.calls {
 		if h.t == nil {
@@ -106,12 +116,11 @@ func (hd *holding) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrite
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h.outcome = h.t.Wait(r.Context())
+			h.outcome = h.t.Wait(ctx)
 		}()
 	}
 	wg.Wait()
-	stop()
-	if r.Context().Err() != nil {
+	if ctx.Err() != nil {
 		// The client went as a call was approved: no one would read the
 		// answer, and nothing is sent for no one.
 		for _, h := range hd.calls {
@@ -122,7 +131,6 @@ func (hd *holding) awaitHolds(w http.ResponseWriter, r *http.Request) *respWrite
 			}
 		}
 	}
-	return rw
 }
 
 // keepAlive sends a comment line on the held stream every KeepAlive

@@ -57,6 +57,8 @@ type App struct {
 	vault  *vault.Vault // tokens obtained at runtime, encrypted at rest (vault.go)
 	ln     net.Listener
 	adm    *adminPlane
+	guard  *mcp.Guard
+	stdio  stdioServers // the command servers' identities (stdio.go)
 
 	stop     context.CancelFunc // ends the reload and pin-poll loops
 	served   chan struct{}      // closed when the proxy's Serve returned
@@ -170,6 +172,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		// A token issued by token exchange is agentg's to attach: the
 		// agent never had it, so it may send it nowhere (no hosts).
 		HeldValue: func(name, value string) { a.held.Hold(name, value) },
+		Servers:   &a.stdio, Causes: guard,
 	})
 	if err != nil {
 		return a, err
@@ -187,6 +190,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		return a, err
 	}
 	a.onClose(func() { a.adm.shutdown(cfg.ShutdownTimeout) })
+	a.guard = guard
+	if err := a.startStdio(); err != nil {
+		a.ln.Close()
+		return a, err
+	}
 	if cfg.Transparent != "" {
 		// Before the serving line: once agentg says it serves, both
 		// listeners do, and the loop check has passed.

