@@ -82,7 +82,7 @@ func kmsSigner(what, keyURI string) (crypto.Signer, kms.KeyManager, error) {
 		return nil, nil, fmt.Errorf("load %s %s: %w", what, shown, err)
 	}
 	if typ == kmsapi.SoftKMS {
-		if path := softKMSPath(keyURI); path != "" {
+		if path := SoftKMSPath(keyURI); path != "" {
 			if err := checkKeyMode(what, path); err != nil {
 				return nil, nil, err
 			}
@@ -103,8 +103,10 @@ func kmsSigner(what, keyURI string) (crypto.Signer, kms.KeyManager, error) {
 	return signer, km, nil
 }
 
-// softKMSPath returns the file a softkms URI points at, as softkms resolves it.
-func softKMSPath(keyURI string) string {
+// SoftKMSPath returns the file a softkms URI points at, as softkms
+// resolves it ("" for another KMS or a URI it cannot read): where a key's
+// file permissions are checked before softkms reads it.
+func SoftKMSPath(keyURI string) string {
 	u, err := uri.ParseWithScheme(string(kmsapi.SoftKMS), keyURI)
 	if err != nil {
 		return ""

@@ -169,7 +169,7 @@ func (k kmsKey) decrypter(shown string) (crypto.Decrypter, func(), error) {
 		return nil, nil, fmt.Errorf("vault key %s: %w", shown, err)
 	}
 	if typ == kmsapi.SoftKMS {
-		if p := softKMSPath(k.uri); p != "" {
+		if p := certs.SoftKMSPath(k.uri); p != "" {
 			fi, err := os.Stat(p)
 			if err != nil {
 				return nil, nil, fmt.Errorf("vault key %s: %w", shown, err)
@@ -202,19 +202,4 @@ func redactErr(err error, raw, shown string) error {
 		return err
 	}
 	return errors.New(strings.ReplaceAll(err.Error(), raw, shown))
-}
-
-// softKMSPath is the file a softkms URI names, as softkms reads it.
-func softKMSPath(keyURI string) string {
-	u, err := uri.ParseWithScheme(string(kmsapi.SoftKMS), keyURI)
-	if err != nil {
-		return ""
-	}
-	if p := u.Get("path"); p != "" {
-		return p
-	}
-	if u.Path != "" {
-		return u.Path
-	}
-	return u.Opaque
 }
