@@ -1,0 +1,632 @@
+package rules
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/agentg/agentg/addr"
+	"github.com/agentg/agentg/dissect/llm"
+)
+
+func init() {
+	register(section{key: "llm", rank: rankLLM, parse: parseLLM,
+		steps: []step{{phase: phaseRules, at: 90, run: compileLLM}}})
+}
+
+// rankLLM places llm after credentials in the key list errors print.
+const rankLLM = rankCredentials + 10
+
+// The llm section (issue 18): which hosts speak a model API, what to do
+// with an exchange there that cannot be read, what each model costs, and
+// which agents may use which models:
+//
+//	llm:
+//	  hosts:                       # the first entry that covers a request binds it
+//	    - host: llm.internal.example   # host patterns, as in hosts
+//	      path: /v1/**             # optional glob
+//	      dialects: [openai-chat]  # optional; default every dialect, told apart by path
+//	      provider: vllm           # optional; default the host's name
+//	  default_hosts: true          # the providers' own hosts (llm.DefaultHosts); default:
+//	                               # true when hosts names none, else false
+//	  unparsed: report             # deny | report (default) | allow
+//	  default: allow               # allow (default) | deny: models no rule matches
+//	  models:
+//	    - deny: "gpt-4o*"          # model globs, '*' any run, matched without regard to case
+//	      provider: openai         # optional
+//	      agents: [coder]          # agents, mode, important, id as for hosts
+//	  prices:                      # USD per million tokens; the most specific model glob wins
+//	    - model: "gpt-4o-mini*"
+//	      provider: openai         # optional
+//	      input: 0.15
+//	      cached_input: 0.075      # default: input
+//	      cache_write: 0.1875      # default: input
+//	      output: 0.60
+//
+// Every host the section binds is intercepted (Engine.Tunnel), as an mcp
+// server's is: a model exchange inside TLS agentg does not terminate
+// could not be read or decided.
+
+// LLMHost is one compiled hosts entry.
+type LLMHost struct {
+	Provider string
+	Source   string // file:line, or "builtin:llm-default-hosts"
+	dialects []llm.Dialect
+	host     pattern
+	glob     *glob
+}
+
+// Speaks reports whether the entry binds dialect d.
+func (h *LLMHost) Speaks(d llm.Dialect) bool {
+	return h.dialects == nil || slices.Contains(h.dialects, d)
+}
+
+// Unparsed is what happens to a model exchange agentg cannot read.
+type Unparsed uint8
+
+const (
+	UnparsedReport Unparsed = iota // logged as report, passed
+	UnparsedDeny                   // refused (a request) or logged as deny (an answer already sent)
+	UnparsedAllow                  // logged as allow, passed
+)
+
+// Price is one prices entry: USD per million tokens.
+type Price struct {
+	Input, CachedInput, CacheWrite, Output float64
+	Source                                 string
+}
+
+// Cost is what usage costs at p, in USD.
+func (p *Price) Cost(u llm.Usage) float64 {
+	cached := min(max(u.Cached, 0), max(u.Input, 0))
+	write := min(max(u.CacheWrite, 0), max(u.Input, 0)-cached)
+	plain := max(u.Input, 0) - cached - write
+	return (float64(plain)*p.Input + float64(cached)*p.CachedInput +
+		float64(write)*p.CacheWrite + float64(max(u.Output, 0))*p.Output) / 1e6
+}
+
+type modelRule struct {
+	si        int // the rule's source
+	deny      bool
+	important bool
+	provider  string // "" every provider
+	model     modelGlob
+}
+
+type priceEntry struct {
+	provider string
+	model    modelGlob
+	price    Price
+}
+
+// LLM is the compiled llm section: Engine.LLM returns it.
+type LLM struct {
+	e        *Engine
+	defined  bool
+	hosts    []LLMHost
+	unparsed Unparsed
+	// unparsedSrc is where the setting is written (the policy file when
+	// it is not).
+	unparsedSrc string
+	dflt        Decision
+	models      []modelRule
+	prices      []priceEntry
+}
+
+var noLLM = &LLM{}
+
+// LLM returns the compiled llm section; with none in the policy it binds
+// nothing (Defined is false).
+func (e *Engine) LLM() *LLM {
+	if l, ok := e.views.get("llm").(*LLM); ok {
+		return l
+	}
+	return noLLM
+}
+
+// Defined reports whether the policy has an llm section.
+func (l *LLM) Defined() bool { return l.defined }
+
+// Unparsed is the section's unparsed setting.
+func (l *LLM) Unparsed() Unparsed { return l.unparsed }
+
+// UnparsedDecision is the unparsed setting as the decision about an
+// exchange that could not be read for reason: rule "llm:unparsed", a
+// Deny (deny), a Deny in report mode (report) or an Allow (allow).
+func (l *LLM) UnparsedDecision(reason string) Decision {
+	d := Decision{Rule: "llm:unparsed", Source: l.unparsedSrc, Reason: reason}
+	switch l.unparsed {
+	case UnparsedDeny:
+		d.Action = Deny
+	case UnparsedAllow:
+		d.Action = Allow
+	default:
+		d.Action, d.Report = Deny, true
+	}
+	return d
+}
+
+// Host returns the entry that binds a request to h at the decoded path,
+// or nil. It does not allocate.
+func (l *LLM) Host(h addr.Host, path string) *LLMHost {
+	if !l.defined || h.IsIP() {
+		return nil
+	}
+	for i := range l.hosts {
+		e := &l.hosts[i]
+		if e.host.covers(h.Name) && (e.glob == nil || e.glob.matchLoose(path)) {
+			return e
+		}
+	}
+	return nil
+}
+
+// binds reports whether any entry names h, whatever the path: its
+// tunnels are intercepted.
+func (l *LLM) binds(h addr.Host) bool {
+	if !l.defined || h.IsIP() {
+		return false
+	}
+	for i := range l.hosts {
+		if l.hosts[i].host.covers(h.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// ModelCall is the question llm.models answers: may agent use model at
+// provider.
+type ModelCall struct {
+	Agent    string
+	Provider string
+	Model    string
+}
+
+// Model decides a ModelCall: among the models rules that apply to the
+// agent and whose provider and model glob match, the most specific model
+// glob wins (an exact name beats a glob, a longer literal prefix a
+// shorter), then one naming the provider beats one that does not; on a
+// tie deny wins; an important deny beats every allow. No match is
+// "llm:default".
+func (l *LLM) Model(q ModelCall) Decision {
+	if !l.defined {
+		return Decision{Action: Allow, Rule: "llm:default", Reason: "no llm section"}
+	}
+	var best *modelRule
+	bestRank := -1
+	var imp *modelRule
+	for i := range l.models {
+		m := &l.models[i]
+		if !l.e.sources[m.si].appliesTo(q.Agent) {
+			continue
+		}
+		if m.provider != "" && !strings.EqualFold(m.provider, q.Provider) {
+			continue
+		}
+		if !m.model.match(q.Model) {
+			continue
+		}
+		if m.important && imp == nil {
+			imp = m
+		}
+		r := m.model.rank * 2
+		if m.provider != "" {
+			r++
+		}
+		if r > bestRank || r == bestRank && m.deny && !best.deny {
+			best, bestRank = m, r
+		}
+	}
+	if imp != nil {
+		best = imp
+	}
+	if best == nil {
+		return l.dflt
+	}
+	s := &l.e.sources[best.si]
+	d := Decision{Action: Allow, Rule: s.ruleID, Source: s.where}
+	if best.deny {
+		d.Action, d.Report = Deny, s.report
+		d.Reason = "model " + strconv.Quote(q.Model) + " at " + q.Provider + " denied by " + s.label
+	}
+	return d
+}
+
+// Price returns the price of model at provider: the entry with the most
+// specific model glob, one naming the provider first; nil when none.
+func (l *LLM) Price(provider, model string) *Price {
+	var best *Price
+	bestRank := -1
+	for i := range l.prices {
+		p := &l.prices[i]
+		if p.provider != "" && !strings.EqualFold(p.provider, provider) || !p.model.match(model) {
+			continue
+		}
+		r := p.model.rank * 2
+		if p.provider != "" {
+			r++
+		}
+		if r > bestRank {
+			best, bestRank = &p.price, r
+		}
+	}
+	return best
+}
+
+// modelGlob is a model name pattern: '*' matches any run of bytes ('/'
+// too: compatible servers name models "org/model"), the rest literally,
+// without regard to ASCII case (providers treat names that way; a deny
+// must not be stepped around by a spelling).
+type modelGlob struct {
+	parts []string // lower-cased literal runs between '*'
+	star  bool
+	rank  int // twice the literal prefix before the first '*', plus one for no '*'
+}
+
+func compileModelGlob(s string) (modelGlob, error) {
+	if s == "" || len(s) > 256 {
+		return modelGlob{}, fmt.Errorf("bad model pattern %q (1 to 256 bytes)", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return modelGlob{}, fmt.Errorf("control character in model pattern %q", s)
+		}
+	}
+	g := modelGlob{parts: strings.Split(strings.ToLower(s), "*")}
+	g.star = len(g.parts) > 1
+	g.rank = 2 * len(g.parts[0])
+	if !g.star {
+		g.rank++
+	}
+	return g, nil
+}
+
+// match reports whether the glob covers name. It allocates nothing: the
+// name is compared piecewise with strings.EqualFold over ASCII.
+func (g modelGlob) match(name string) bool {
+	if !g.star {
+		return strings.EqualFold(name, g.parts[0])
+	}
+	first, last := g.parts[0], g.parts[len(g.parts)-1]
+	if len(name) < len(first)+len(last) || !strings.EqualFold(name[:len(first)], first) ||
+		!strings.EqualFold(name[len(name)-len(last):], last) {
+		return false
+	}
+	rest := name[len(first) : len(name)-len(last)]
+	for _, p := range g.parts[1 : len(g.parts)-1] {
+		i := indexFold(rest, p)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(p):]
+	}
+	return true
+}
+
+// indexFold is strings.Index without regard to ASCII case; sub is lower.
+func indexFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+// DefaultProvider names the provider of one of llm.DefaultHosts; any
+// other host is its own provider.
+func DefaultProvider(host string) string {
+	switch host {
+	case "api.openai.com":
+		return "openai"
+	case "api.anthropic.com":
+		return "anthropic"
+	case "generativelanguage.googleapis.com":
+		return "google"
+	}
+	return host
+}
+
+type llmHostSpec struct {
+	line     int
+	hosts    []pattern
+	glob     *glob
+	dialects []llm.Dialect
+	provider string
+}
+
+type modelSpec struct {
+	line     int
+	deny     bool
+	provider string
+	models   []modelGlob
+	opts     ruleOpts
+}
+
+type llmSpec struct {
+	hosts        []llmHostSpec
+	defaultHosts *bool
+	unparsed     Unparsed
+	unparsedLine int
+	dfltDeny     bool
+	dfltLine     int
+	models       []modelSpec
+	prices       []priceEntry
+}
+
+func parseLLM(p *parser, _, v *yaml.Node, pol *policy) error {
+	spec := &llmSpec{}
+	err := p.eachKey(v, func(k, v *yaml.Node) error {
+		switch k.Value {
+		case "hosts":
+			if v.Kind != yaml.SequenceNode {
+				return p.errf(v, "llm hosts must be a list of {host: HOST, path: GLOB, dialects: [..], provider: NAME}")
+			}
+			for _, it := range v.Content {
+				h, err := p.llmHost(it)
+				if err != nil {
+					return err
+				}
+				spec.hosts = append(spec.hosts, h)
+			}
+		case "default_hosts":
+			b, err := p.boolean(v)
+			if err != nil {
+				return err
+			}
+			spec.defaultHosts = &b
+		case "unparsed":
+			s, err := p.oneOf(v, "deny", "report", "allow")
+			if err != nil {
+				return err
+			}
+			spec.unparsedLine = k.Line
+			spec.unparsed = map[string]Unparsed{"deny": UnparsedDeny, "report": UnparsedReport, "allow": UnparsedAllow}[s]
+		case "default":
+			s, err := p.oneOf(v, "allow", "deny")
+			if err != nil {
+				return err
+			}
+			spec.dfltDeny, spec.dfltLine = s == "deny", k.Line
+		case "models":
+			if v.Kind != yaml.SequenceNode {
+				return p.errf(v, "llm models must be a list of rules")
+			}
+			for _, it := range v.Content {
+				m, err := p.modelRule(it)
+				if err != nil {
+					return err
+				}
+				spec.models = append(spec.models, m)
+			}
+		case "prices":
+			if v.Kind != yaml.SequenceNode {
+				return p.errf(v, "llm prices must be a list of {model: GLOB, input: N, output: N}")
+			}
+			for _, it := range v.Content {
+				pe, err := p.priceEntry(it)
+				if err != nil {
+					return err
+				}
+				spec.prices = append(spec.prices, pe)
+			}
+		default:
+			return p.errf(k, "unknown llm key %q (want hosts, default_hosts, unparsed, default, models or prices)", k.Value)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	pol.specs.set("llm", spec)
+	return nil
+}
+
+func (p *parser) llmHost(it *yaml.Node) (llmHostSpec, error) {
+	h := llmHostSpec{line: it.Line}
+	err := p.eachKey(it, func(k, v *yaml.Node) error {
+		switch k.Value {
+		case "host", "hosts":
+			its, err := p.items(v)
+			if err != nil {
+				return err
+			}
+			for _, n := range its {
+				if isIPPattern(n.Value) {
+					return p.errf(n, "IP literal %q in llm hosts (name the host, and map it under resolve: if it has no DNS name)", n.Value)
+				}
+				pt, err := parsePattern(n.Value)
+				if err != nil {
+					return p.errf(n, "%v", err)
+				}
+				h.hosts = append(h.hosts, pt)
+			}
+		case "path":
+			s, err := p.scalar(v)
+			if err != nil {
+				return err
+			}
+			if h.glob, err = compileGlob(s); err != nil {
+				return p.errf(v, "%v", err)
+			}
+		case "dialects", "dialect":
+			its, err := p.items(v)
+			if err != nil {
+				return err
+			}
+			for _, n := range its {
+				d, ok := llm.ParseDialect(n.Value)
+				if !ok {
+					return p.errf(n, "unknown dialect %q (want openai-chat, openai-responses, anthropic-messages or gemini)", n.Value)
+				}
+				h.dialects = append(h.dialects, d)
+			}
+		case "provider":
+			s, err := p.scalar(v)
+			if err != nil {
+				return err
+			}
+			if !validName(s) {
+				return p.errf(v, "bad provider name %q (printable, no spaces, at most 64 bytes)", s)
+			}
+			h.provider = s
+		default:
+			return p.errf(k, "unknown llm hosts key %q (want host, path, dialects, provider)", k.Value)
+		}
+		return nil
+	})
+	if err == nil && len(h.hosts) == 0 {
+		err = p.errf(it, "an llm hosts entry needs a host")
+	}
+	return h, err
+}
+
+func (p *parser) modelRule(it *yaml.Node) (modelSpec, error) {
+	m := modelSpec{line: it.Line}
+	deny, val, o, err := p.ruleBody(it, func(k, v *yaml.Node) (bool, error) {
+		if k.Value != "provider" {
+			return false, nil
+		}
+		s, err := p.scalar(v)
+		if err == nil && !validName(s) {
+			err = p.errf(v, "bad provider name %q", s)
+		}
+		m.provider = s
+		return true, err
+	})
+	if err != nil {
+		return m, err
+	}
+	if len(o.ports) > 0 {
+		return m, p.errf(it, "ports do not apply to llm models rules")
+	}
+	m.deny, m.opts = deny, o
+	its, err := p.items(val)
+	if err != nil {
+		return m, err
+	}
+	for _, n := range its {
+		g, err := compileModelGlob(n.Value)
+		if err != nil {
+			return m, p.errf(n, "%v", err)
+		}
+		m.models = append(m.models, g)
+	}
+	return m, nil
+}
+
+func (p *parser) priceEntry(it *yaml.Node) (priceEntry, error) {
+	var pe priceEntry
+	var model *yaml.Node
+	var haveIn, haveOut, haveCached, haveWrite bool
+	num := func(v *yaml.Node) (float64, error) {
+		s, err := p.scalar(v)
+		if err != nil {
+			return 0, err
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) || f > 1e6 {
+			return 0, p.errf(v, "bad price %q (USD per million tokens, a number from 0 to 1000000)", s)
+		}
+		return f, nil
+	}
+	err := p.eachKey(it, func(k, v *yaml.Node) (err error) {
+		switch k.Value {
+		case "model":
+			model = v
+			var s string
+			if s, err = p.scalar(v); err == nil {
+				if pe.model, err = compileModelGlob(s); err != nil {
+					err = p.errf(v, "%v", err)
+				}
+			}
+		case "provider":
+			if pe.provider, err = p.scalar(v); err == nil && !validName(pe.provider) {
+				err = p.errf(v, "bad provider name %q", pe.provider)
+			}
+		case "input":
+			pe.price.Input, err = num(v)
+			haveIn = true
+		case "cached_input":
+			pe.price.CachedInput, err = num(v)
+			haveCached = true
+		case "cache_write":
+			pe.price.CacheWrite, err = num(v)
+			haveWrite = true
+		case "output":
+			pe.price.Output, err = num(v)
+			haveOut = true
+		default:
+			err = p.errf(k, "unknown llm prices key %q (want model, provider, input, cached_input, cache_write, output)", k.Value)
+		}
+		return err
+	})
+	if err != nil {
+		return pe, err
+	}
+	if model == nil || !haveIn || !haveOut {
+		return pe, p.errf(it, "a price needs a model, an input and an output price")
+	}
+	if !haveCached {
+		pe.price.CachedInput = pe.price.Input
+	}
+	if !haveWrite {
+		pe.price.CacheWrite = pe.price.Input
+	}
+	pe.price.Source = fmt.Sprintf("%s:%d", p.file, it.Line)
+	return pe, nil
+}
+
+func compileLLM(c *compiler) error {
+	spec, _ := c.pol.specs.get("llm").(*llmSpec)
+	if spec == nil {
+		return nil
+	}
+	l := &LLM{e: c.e, defined: true, unparsed: spec.unparsed, prices: spec.prices, unparsedSrc: c.pol.file}
+	if spec.unparsedLine > 0 {
+		l.unparsedSrc = fmt.Sprintf("%s:%d", c.pol.file, spec.unparsedLine)
+	}
+	l.dflt = Decision{Action: Allow, Rule: "llm:default", Source: c.pol.file, Reason: "no llm models rule matched; default allow"}
+	if spec.dfltDeny {
+		l.dflt = Decision{Action: Deny, Report: c.pol.report, Rule: "llm:default", Source: fmt.Sprintf("%s:%d", c.pol.file, spec.dfltLine),
+			Reason: "no llm models rule matched; default deny"}
+	}
+	for _, hs := range spec.hosts {
+		for _, pt := range hs.hosts {
+			prov := hs.provider
+			if prov == "" {
+				prov = DefaultProvider(pt.name)
+			}
+			l.hosts = append(l.hosts, LLMHost{Provider: prov, Source: fmt.Sprintf("%s:%d", c.pol.file, hs.line),
+				dialects: hs.dialects, host: pt, glob: hs.glob})
+		}
+	}
+	if spec.defaultHosts == nil && len(spec.hosts) == 0 || spec.defaultHosts != nil && *spec.defaultHosts {
+		names := make([]string, 0, len(llm.DefaultHosts))
+		for n := range llm.DefaultHosts {
+			names = append(names, n)
+		}
+		slices.Sort(names) // a stable order for agentg check
+		for _, n := range names {
+			l.hosts = append(l.hosts, LLMHost{Provider: DefaultProvider(n), Source: "builtin:llm-default-hosts",
+				dialects: llm.DefaultHosts[n], host: pattern{name: n, kind: kindExact}})
+		}
+	}
+	for _, ms := range spec.models {
+		si, err := c.ruleSource(ms.line, ms.opts)
+		if err != nil {
+			return err
+		}
+		c.e.sources[si].label = "llm models rule " + c.e.sources[si].ruleID
+		for _, g := range ms.models {
+			l.models = append(l.models, modelRule{si: si, deny: ms.deny, important: ms.opts.important, provider: ms.provider, model: g})
+		}
+	}
+	c.e.views.set("llm", l)
+	return nil
+}

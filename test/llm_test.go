@@ -1,0 +1,670 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	aopt "github.com/anthropics/anthropic-sdk-go/v2/option"
+	"github.com/openai/openai-go/v3"
+	oopt "github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+	"google.golang.org/genai"
+
+	"github.com/agentg/agentg/internal/testenv"
+)
+
+// Issue 18, the model-call path: the providers' own SDKs talk through
+// agentg (as HTTPS_PROXY) to loopback servers named as the providers'
+// hosts, answering with the fixtures dissect/llm is held to. Each turn is
+// one event of kind llm; the SDK gets the very bytes the server sent; a
+// models rule refuses in the provider's own error shape, which the SDK
+// surfaces as its typed API error.
+
+const llmAPIKey = "sk-llmtest-7f3a9c1e5b-APIKEY"
+
+func llmPolicy() string {
+	return `
+default: deny
+free_agent_names: true
+ips:
+  - allow: 127.0.0.1/32
+hosts:
+  - allow: [api.openai.com, api.anthropic.com, generativelanguage.googleapis.com]
+resolve:
+  api.openai.com: [127.0.0.1]
+  api.anthropic.com: [127.0.0.1]
+  generativelanguage.googleapis.com: [127.0.0.1]
+mcp:
+  redact:
+    - pattern: "Disk \\w+"
+      id: disk
+llm:
+  unparsed: deny
+  models:
+    - deny: "gpt-3.5*"
+      id: no-old-gpt
+    - deny: "claude-opus*"
+      provider: anthropic
+      id: no-opus
+    - deny: "gemini-1.0*"
+      id: no-gemini-1
+    - deny: "*"
+      agents: [restricted]
+      id: restricted-none
+  prices:
+    - model: "claude-sonnet-4-5*"
+      input: 3
+      cached_input: 0.3
+      cache_write: 3.75
+      output: 15
+    - model: "gpt-4o*"
+      input: 2.5
+      cached_input: 1.25
+      output: 10
+`
+}
+
+// llmUpstream answers as the providers do, from dissect/llm's fixtures,
+// and records what it was asked.
+type llmUpstream struct {
+	mu       sync.Mutex
+	seen     []string // "METHOD host path accept-encoding"
+	sent     map[string][]byte
+	release  chan struct{} // the slow stream waits for it after its first event
+	fixtures map[string][]byte
+}
+
+func (u *llmUpstream) saw() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.seen...)
+}
+
+func (u *llmUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	u.mu.Lock()
+	u.seen = append(u.seen, r.Method+" "+r.Host+" "+r.URL.Path+" "+r.Header.Get("Accept-Encoding"))
+	u.mu.Unlock()
+	var q struct {
+		Model  string `json:"model"`
+		Stream bool   `json:"stream"`
+	}
+	json.Unmarshal(body, &q)
+	file := ""
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/marker"):
+		io.WriteString(w, "marker")
+		return
+	case q.Model == "gpt-garbage":
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id": "x", "choices": [ this is not json`)
+		return
+	case q.Model == "gpt-slow":
+		u.slowStream(w)
+		return
+	case strings.HasSuffix(r.URL.Path, "/chat/completions"):
+		file = map[bool]string{false: "openai_chat.json", true: "openai_chat_stream.sse"}[q.Stream]
+	case strings.HasSuffix(r.URL.Path, "/responses"):
+		file = map[bool]string{false: "openai_responses.json", true: "openai_responses_stream.sse"}[q.Stream]
+	case strings.HasSuffix(r.URL.Path, "/v1/messages"):
+		file = map[bool]string{false: "anthropic.json", true: "anthropic_stream.sse"}[q.Stream]
+	case strings.HasSuffix(r.URL.Path, ":generateContent"):
+		file = "gemini.json"
+	case strings.HasSuffix(r.URL.Path, ":streamGenerateContent"):
+		file = "gemini_stream.sse"
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	b := u.fixtures[file]
+	ct := "application/json"
+	if strings.HasSuffix(file, ".sse") {
+		ct = "text/event-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	// As providers do: compress when the client accepts it. agentg asks
+	// for identity on model routes, so that it reads the answer as it
+	// passes.
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		zw.Write(b)
+		zw.Close()
+		return
+	}
+	w.Write(b)
+}
+
+// slowStream sends one Chat Completions chunk, then waits until the
+// client says it read it, then sends the rest: if agentg held the stream
+// back, the client would never read the first chunk.
+func (u *llmUpstream) slowStream(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	io.WriteString(w, `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-slow-1","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}`+"\n\n")
+	w.(http.Flusher).Flush()
+	select {
+	case <-u.release:
+	case <-time.After(20 * time.Second):
+		return
+	}
+	io.WriteString(w, `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-slow-1","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}`+"\n\n")
+	io.WriteString(w, `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-slow-1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}`+"\n\n")
+	io.WriteString(w, "data: [DONE]\n\n")
+}
+
+// sdkRecorder keeps the answer bodies as the SDK read them.
+type sdkRecorder struct {
+	rt   http.RoundTripper
+	mu   sync.Mutex
+	last bytes.Buffer
+}
+
+func (r *sdkRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.rt.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.last.Reset()
+	r.mu.Unlock()
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.TeeReader(resp.Body, lockedWriter{r}), resp.Body}
+	return resp, nil
+}
+
+type lockedWriter struct{ r *sdkRecorder }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.r.mu.Lock()
+	defer w.r.mu.Unlock()
+	return w.r.last.Write(p)
+}
+
+func (r *sdkRecorder) body() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Clone(r.last.Bytes())
+}
+
+func startLLM(t *testing.T) (*testenv.Agentg, *llmUpstream, *testenv.Upstream, func(agent string) (*http.Client, *sdkRecorder)) {
+	t.Helper()
+	fx := map[string][]byte{}
+	for _, f := range []string{"openai_chat.json", "openai_chat_stream.sse", "openai_responses.json", "openai_responses_stream.sse",
+		"anthropic.json", "anthropic_stream.sse", "gemini.json", "gemini_stream.sse"} {
+		b, err := os.ReadFile(filepath.Join("..", "dissect", "llm", "testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fx[f] = b
+	}
+	u := &llmUpstream{fixtures: fx, release: make(chan struct{})}
+	upCA, err := testenv.NewCA("llm upstream root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := upCA.Leaf([]string{"api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &cert, Handler: u})
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "upstream-ca.pem")
+	if err := upCA.WriteCert(caFile); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Secrets(t, llmAPIKey)
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: llmPolicy(),
+		Args: []string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Kill)
+	pool, err := a.CAPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := func(agent string) (*http.Client, *sdkRecorder) {
+		pu := a.URL()
+		pu.User = url.UserPassword(agent, "x")
+		rec := &sdkRecorder{rt: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		return &http.Client{Timeout: 30 * time.Second, Transport: rec}, rec
+	}
+	return a, u, srv, client
+}
+
+// llmEventOf waits for the llm event of agent's one call.
+func llmEventOf(t *testing.T, a *testenv.Agentg, agent string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	ev, err := a.WaitEvent(ctx, func(e map[string]any) bool { return e["kind"] == "llm" && e["agent"] == agent })
+	if err != nil {
+		t.Fatalf("no llm event for %s: %v", agent, err)
+	}
+	return ev
+}
+
+func num(e map[string]any, k string) float64 {
+	f, _ := e[k].(float64)
+	return f
+}
+
+// llmWant is what a fixture's turn says, written out by hand from the
+// fixture (not read by agentg's reader).
+type llmWant struct {
+	served, stop, tool, args string
+	in, out, cached, write    float64
+	reasoning                 float64
+	cost                      float64 // -1: no price
+}
+
+func checkLLMEvent(t *testing.T, ev map[string]any, provider, dialect, model string, stream bool, w llmWant) {
+	t.Helper()
+	str := func(k string) string { s, _ := ev[k].(string); return s }
+	if str("decision") != "allow" || str("provider") != provider || str("dialect") != dialect || str("model") != model ||
+		str("served_model") != w.served || str("stop_reason") != w.stop {
+		t.Errorf("event %v", ev)
+	}
+	if (ev["stream"] == true) != stream {
+		t.Errorf("stream = %v, want %v", ev["stream"], stream)
+	}
+	for k, v := range map[string]float64{"input_tokens": w.in, "output_tokens": w.out, "cached_tokens": w.cached,
+		"cache_write_tokens": w.write, "reasoning_tokens": w.reasoning} {
+		if num(ev, k) != v {
+			t.Errorf("%s = %v, want %v", k, ev[k], v)
+		}
+	}
+	if w.cost < 0 {
+		if _, ok := ev["cost_usd"]; ok {
+			t.Errorf("cost_usd %v without a price", ev["cost_usd"])
+		}
+	} else if math.Abs(num(ev, "cost_usd")-w.cost) > 1e-9 {
+		t.Errorf("cost_usd = %v, want %v", ev["cost_usd"], w.cost)
+	}
+	calls, _ := ev["tool_calls"].([]any)
+	if len(calls) != 1 {
+		t.Fatalf("tool_calls = %v", ev["tool_calls"])
+	}
+	c := calls[0].(map[string]any)
+	if c["name"] != w.tool {
+		t.Errorf("tool call %v, want %s", c, w.tool)
+	}
+	if w.args != "" && !strings.Contains(c["args"].(string), w.args) {
+		t.Errorf("tool call args %q, want them to hold %q", c["args"], w.args)
+	}
+	if num(ev, "ttft_ms") <= 0 || num(ev, "ttft_ms") > num(ev, "duration_ms") {
+		t.Errorf("ttft_ms %v, duration_ms %v", ev["ttft_ms"], ev["duration_ms"])
+	}
+	if ev["parent"] == nil || ev["rule"] != "llm:default" {
+		t.Errorf("parent %v rule %v", ev["parent"], ev["rule"])
+	}
+}
+
+func TestLLMTurnsThroughSDKs(t *testing.T) {
+	a, u, srv, client := startLLM(t)
+	ctx := t.Context()
+	fixture := func(f string) []byte { return u.fixtures[f] }
+
+	t.Run("openai-chat", func(t *testing.T) {
+		for _, stream := range []bool{false, true} {
+			agent := map[bool]string{false: "oc", true: "oc-stream"}[stream]
+			hc, rec := client(agent)
+			c := openai.NewClient(oopt.WithBaseURL("https://api.openai.com:"+srv.Port+"/v1"), oopt.WithAPIKey(llmAPIKey),
+				oopt.WithMaxRetries(0), oopt.WithHTTPClient(hc))
+			params := openai.ChatCompletionNewParams{Model: "gpt-4o", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}
+			file := "openai_chat.json"
+			if stream {
+				file = "openai_chat_stream.sse"
+				st := c.Chat.Completions.NewStreaming(ctx, params)
+				acc := openai.ChatCompletionAccumulator{}
+				for st.Next() {
+					acc.AddChunk(st.Current())
+				}
+				if err := st.Err(); err != nil {
+					t.Fatal(err)
+				}
+				if acc.Usage.CompletionTokens != 31 {
+					t.Errorf("the SDK read usage %+v", acc.Usage)
+				}
+			} else if _, err := c.Chat.Completions.New(ctx, params); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(rec.body(), fixture(file)) {
+				t.Errorf("%s: the SDK got other bytes than the server sent:\n%s", file, rec.body())
+			}
+			ev := llmEventOf(t, a, agent)
+			if stream {
+				checkLLMEvent(t, ev, "openai", "openai-chat", "gpt-4o", true, llmWant{served: "gpt-4o-mini-2024-07-18", stop: "tool_calls",
+					tool: "get_weather", in: 82, out: 31, cost: (82*2.5 + 31*10) / 1e6})
+			} else {
+				checkLLMEvent(t, ev, "openai", "openai-chat", "gpt-4o", false, llmWant{served: "gpt-4o-2024-08-06", stop: "tool_calls",
+					tool: "mcp__jira__create_issue", in: 1117, out: 46, cached: 1024, cost: ((1117-1024)*2.5 + 1024*1.25 + 46*10) / 1e6})
+			}
+		}
+	})
+
+	t.Run("openai-responses", func(t *testing.T) {
+		for _, stream := range []bool{false, true} {
+			agent := map[bool]string{false: "or", true: "or-stream"}[stream]
+			hc, rec := client(agent)
+			c := openai.NewClient(oopt.WithBaseURL("https://api.openai.com:"+srv.Port+"/v1"), oopt.WithAPIKey(llmAPIKey),
+				oopt.WithMaxRetries(0), oopt.WithHTTPClient(hc))
+			params := responses.ResponseNewParams{Model: "o4-mini", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}}
+			file := "openai_responses.json"
+			if stream {
+				file = "openai_responses_stream.sse"
+				st := c.Responses.NewStreaming(ctx, params)
+				for st.Next() {
+				}
+				if err := st.Err(); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := c.Responses.New(ctx, params); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(rec.body(), fixture(file)) {
+				t.Errorf("%s: the SDK got other bytes than the server sent", file)
+			}
+			ev := llmEventOf(t, a, agent)
+			if stream {
+				checkLLMEvent(t, ev, "openai", "openai-responses", "o4-mini", true, llmWant{served: "gpt-4.1-2025-04-14", stop: "completed",
+					tool: "search_issues", in: 37, out: 11, cost: -1})
+			} else {
+				checkLLMEvent(t, ev, "openai", "openai-responses", "o4-mini", false, llmWant{served: "o4-mini-2025-04-16", stop: "completed",
+					tool: "get_weather", in: 328, out: 152, cached: 128, reasoning: 128, cost: -1})
+			}
+		}
+	})
+
+	t.Run("anthropic", func(t *testing.T) {
+		for _, stream := range []bool{false, true} {
+			agent := map[bool]string{false: "an", true: "an-stream"}[stream]
+			hc, rec := client(agent)
+			c := anthropic.NewClient(aopt.WithBaseURL("https://api.anthropic.com:"+srv.Port), aopt.WithAPIKey(llmAPIKey),
+				aopt.WithMaxRetries(0), aopt.WithHTTPClient(hc))
+			params := anthropic.MessageNewParams{Model: "claude-sonnet-4-5", MaxTokens: 1024,
+				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
+			file := "anthropic.json"
+			if stream {
+				file = "anthropic_stream.sse"
+				st := c.Messages.NewStreaming(ctx, params)
+				var m anthropic.Message
+				for st.Next() {
+					if err := m.Accumulate(st.Current()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := st.Err(); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := c.Messages.New(ctx, params); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(rec.body(), fixture(file)) {
+				t.Errorf("%s: the SDK got other bytes than the server sent", file)
+			}
+			ev := llmEventOf(t, a, agent)
+			if stream {
+				checkLLMEvent(t, ev, "anthropic", "anthropic-messages", "claude-sonnet-4-5", true, llmWant{served: "claude-sonnet-4-5-20250929",
+					stop: "tool_use", tool: "get_weather", in: 472 + 1024, out: 89, cached: 1024,
+					cost: (472*3 + 1024*0.3 + 89*15) / 1e6})
+			} else {
+				// The tool call's arguments name an issue key, which the
+				// policy's mcp redact rule hides in the event.
+				checkLLMEvent(t, ev, "anthropic", "anthropic-messages", "claude-sonnet-4-5", false, llmWant{served: "claude-sonnet-4-5-20250929",
+					stop: "tool_use", tool: "jira_create_issue", args: `[REDACTED:disk]`, in: 472 + 100 + 2048, out: 91, cached: 2048, write: 100,
+					cost: (472*3 + 2048*0.3 + 100*3.75 + 91*15) / 1e6})
+			}
+		}
+	})
+
+	t.Run("gemini", func(t *testing.T) {
+		for _, stream := range []bool{false, true} {
+			agent := map[bool]string{false: "ge", true: "ge-stream"}[stream]
+			hc, rec := client(agent)
+			c, err := genai.NewClient(ctx, &genai.ClientConfig{APIKey: llmAPIKey, Backend: genai.BackendGeminiAPI, HTTPClient: hc,
+				HTTPOptions: genai.HTTPOptions{BaseURL: "https://generativelanguage.googleapis.com:" + srv.Port}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := "gemini.json"
+			if stream {
+				file = "gemini_stream.sse"
+				for _, err := range c.Models.GenerateContentStream(ctx, "gemini-2.5-flash", genai.Text("hi"), nil) {
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+			} else if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(rec.body(), fixture(file)) {
+				t.Errorf("%s: the SDK got other bytes than the server sent", file)
+			}
+			ev := llmEventOf(t, a, agent)
+			if stream {
+				checkLLMEvent(t, ev, "google", "gemini", "gemini-2.5-flash", true, llmWant{served: "gemini-2.5-flash",
+					stop: "STOP", tool: "get_forecast", args: "Os", in: 9, out: 20, cost: -1})
+			} else {
+				checkLLMEvent(t, ev, "google", "gemini", "gemini-2.5-flash", false, llmWant{served: "gemini-2.5-flash",
+					stop: "STOP", tool: "calendar_list_events", in: 120, out: 80, cached: 64, reasoning: 50, cost: -1})
+			}
+		}
+	})
+
+	// agentg asked every upstream for identity: the upstream compresses
+	// for a client that accepts gzip, and the SDKs' transports do.
+	for _, s := range u.saw() {
+		if !strings.HasSuffix(s, " identity") {
+			t.Errorf("the upstream was asked %q: want Accept-Encoding identity on model routes", s)
+		}
+	}
+}
+
+// A models rule refuses in the provider's own error shape: each SDK
+// returns its typed API error carrying agentg's message, and the upstream
+// never sees the request (the marker it sees next is its next request).
+func TestLLMModelsRefusedInProviderShape(t *testing.T) {
+	a, u, srv, client := startLLM(t)
+	ctx := t.Context()
+	marker := func(t *testing.T) {
+		t.Helper()
+		hc, _ := client("marker")
+		resp, err := hc.Post("https://api.openai.com:"+srv.Port+"/marker", "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		seen := u.saw()
+		if len(seen) == 0 || !strings.Contains(seen[len(seen)-1], "/marker") {
+			t.Fatalf("the upstream saw %v after a refused call: want the marker only", seen)
+		}
+		if len(seen) > 1 && !strings.Contains(seen[len(seen)-2], "/marker") {
+			t.Fatalf("the upstream saw %q before the marker: the refused call reached it", seen[len(seen)-2])
+		}
+	}
+	refusedEvent := func(t *testing.T, agent, rule string) {
+		t.Helper()
+		ev := llmEventOf(t, a, agent)
+		if ev["decision"] != "deny" || ev["rule"] != rule || num(ev, "status") != 403 {
+			t.Errorf("refusal event %v", ev)
+		}
+	}
+
+	t.Run("openai", func(t *testing.T) {
+		marker(t)
+		hc, _ := client("oa-refused")
+		c := openai.NewClient(oopt.WithBaseURL("https://api.openai.com:"+srv.Port+"/v1"), oopt.WithAPIKey(llmAPIKey),
+			oopt.WithMaxRetries(0), oopt.WithHTTPClient(hc))
+		_, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "gpt-3.5-turbo",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) {
+			t.Fatalf("want *openai.Error, got %T %v", err, err)
+		}
+		if apiErr.StatusCode != 403 || !strings.Contains(apiErr.Message, "no-old-gpt") || apiErr.Type != "permission_denied" || apiErr.Code != "model_not_allowed" {
+			t.Errorf("openai error %d %q %q %q", apiErr.StatusCode, apiErr.Message, apiErr.Type, apiErr.Code)
+		}
+		refusedEvent(t, "oa-refused", "no-old-gpt")
+		marker(t)
+	})
+
+	t.Run("anthropic", func(t *testing.T) {
+		for _, stream := range []bool{false, true} {
+			agent := map[bool]string{false: "an-refused", true: "an-refused-stream"}[stream]
+			hc, _ := client(agent)
+			c := anthropic.NewClient(aopt.WithBaseURL("https://api.anthropic.com:"+srv.Port), aopt.WithAPIKey(llmAPIKey),
+				aopt.WithMaxRetries(0), aopt.WithHTTPClient(hc))
+			params := anthropic.MessageNewParams{Model: "claude-opus-4-1", MaxTokens: 10,
+				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
+			var err error
+			if stream {
+				st := c.Messages.NewStreaming(ctx, params)
+				for st.Next() {
+				}
+				err = st.Err()
+			} else {
+				_, err = c.Messages.New(ctx, params)
+			}
+			var apiErr *anthropic.Error
+			if !errors.As(err, &apiErr) {
+				t.Fatalf("want *anthropic.Error, got %T %v", err, err)
+			}
+			if apiErr.StatusCode != 403 || !strings.Contains(apiErr.Message, "no-opus") || apiErr.Type() != "permission_error" {
+				t.Errorf("anthropic error %d %q %q", apiErr.StatusCode, apiErr.Message, apiErr.Type())
+			}
+			refusedEvent(t, agent, "no-opus")
+		}
+		marker(t)
+	})
+
+	t.Run("gemini", func(t *testing.T) {
+		hc, _ := client("ge-refused")
+		c, err := genai.NewClient(ctx, &genai.ClientConfig{APIKey: llmAPIKey, Backend: genai.BackendGeminiAPI, HTTPClient: hc,
+			HTTPOptions: genai.HTTPOptions{BaseURL: "https://generativelanguage.googleapis.com:" + srv.Port}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Models.GenerateContent(ctx, "gemini-1.0-pro", genai.Text("hi"), nil)
+		var apiErr genai.APIError
+		if !errors.As(err, &apiErr) {
+			t.Fatalf("want genai.APIError, got %T %v", err, err)
+		}
+		if apiErr.Code != 403 || apiErr.Status != "PERMISSION_DENIED" || !strings.Contains(apiErr.Message, "no-gemini-1") {
+			t.Errorf("genai error %+v", apiErr)
+		}
+		refusedEvent(t, "ge-refused", "no-gemini-1")
+		marker(t)
+	})
+
+	t.Run("agents scope", func(t *testing.T) {
+		// The same model another agent just used is refused to the agent
+		// a rule scopes.
+		hc, _ := client("restricted")
+		c := openai.NewClient(oopt.WithBaseURL("https://api.openai.com:"+srv.Port+"/v1"), oopt.WithAPIKey(llmAPIKey),
+			oopt.WithMaxRetries(0), oopt.WithHTTPClient(hc))
+		_, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "gpt-4o",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 || !strings.Contains(apiErr.Message, "restricted-none") {
+			t.Fatalf("want a 403 naming restricted-none, got %v", err)
+		}
+		refusedEvent(t, "restricted", "restricted-none")
+		marker(t)
+	})
+}
+
+// With unparsed: deny, a request agentg cannot read is refused before it
+// reaches the upstream, and an answer it cannot read (the bytes already
+// went) is logged as denied, with the reason.
+func TestLLMUnparsed(t *testing.T) {
+	a, u, srv, client := startLLM(t)
+	hc, _ := client("garbage-req")
+	resp, err := hc.Post("https://api.openai.com:"+srv.Port+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model": "gpt-4o", "MODEL": "gpt-3.5-turbo", "messages": []}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var shape struct {
+		Error struct{ Message, Type, Code string }
+	}
+	if resp.StatusCode != 400 || json.Unmarshal(body, &shape) != nil || shape.Error.Type != "invalid_request_error" ||
+		!strings.Contains(shape.Error.Message, "llm:unparsed") {
+		t.Errorf("unreadable request answered %d %s", resp.StatusCode, body)
+	}
+	ev := llmEventOf(t, a, "garbage-req")
+	if ev["decision"] != "deny" || ev["rule"] != "llm:unparsed" || ev["unparsed"] == nil {
+		t.Errorf("unreadable request event %v", ev)
+	}
+	for _, s := range u.saw() {
+		t.Errorf("the upstream saw %q: an unreadable request must not reach it", s)
+	}
+
+	hc, rec := client("garbage-answer")
+	resp, err = hc.Post("https://api.openai.com:"+srv.Port+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model": "gpt-garbage", "messages": []}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got := string(rec.body()); got != `{"id": "x", "choices": [ this is not json` {
+		t.Errorf("the client got %q", got)
+	}
+	ev = llmEventOf(t, a, "garbage-answer")
+	if ev["decision"] != "deny" || ev["rule"] != "llm:unparsed" || !strings.Contains(ev["unparsed"].(string), "unreadable") {
+		t.Errorf("unreadable answer event %v", ev)
+	}
+}
+
+// The answer streams: the client reads the first event while the upstream
+// still waits for the client's word to send the rest, and the turn's time
+// to first token is recorded, before its end.
+func TestLLMStreamsFirstToken(t *testing.T) {
+	a, u, srv, client := startLLM(t)
+	hc, _ := client("slow")
+	resp, err := hc.Post("https://api.openai.com:"+srv.Port+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model": "gpt-slow", "stream": true, "messages": []}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	first, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(first, `"content":"Hel"`) {
+		t.Fatalf("first event %q, %v", first, err)
+	}
+	close(u.release) // only now does the upstream send the rest
+	rest, err := io.ReadAll(br)
+	if err != nil || !strings.Contains(string(rest), "[DONE]") {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+	ev := llmEventOf(t, a, "slow")
+	if ev["served_model"] != "gpt-slow-1" || num(ev, "input_tokens") != 5 || num(ev, "output_tokens") != 2 || ev["stop_reason"] != "stop" {
+		t.Errorf("event %v", ev)
+	}
+	if num(ev, "ttft_ms") <= 0 || num(ev, "ttft_ms") >= num(ev, "duration_ms") {
+		t.Errorf("ttft_ms %v, duration_ms %v: the first token came before the end", ev["ttft_ms"], ev["duration_ms"])
+	}
+}
