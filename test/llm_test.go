@@ -272,9 +272,9 @@ func num(e map[string]any, k string) float64 {
 // fixture (not read by agentg's reader).
 type llmWant struct {
 	served, stop, tool, args string
-	in, out, cached, write    float64
-	reasoning                 float64
-	cost                      float64 // -1: no price
+	in, out, cached, write   float64
+	reasoning                float64
+	cost                     float64 // -1: no price
 }
 
 func checkLLMEvent(t *testing.T, ev map[string]any, provider, dialect, model string, stream bool, w llmWant) {
