@@ -115,6 +115,14 @@ func (u *llmUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"id": "x", "choices": [ this is not json`)
 		return
+	case q.Model == "gpt-gzip-always":
+		// An upstream that compresses whatever it was asked.
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		zw.Write(u.fixtures["openai_chat.json"])
+		zw.Close()
+		return
 	case q.Model == "gpt-slow":
 		u.slowStream(w)
 		return
@@ -477,6 +485,73 @@ func TestLLMTurnsThroughSDKs(t *testing.T) {
 		if !strings.HasSuffix(s, " identity") {
 			t.Errorf("the upstream was asked %q: want Accept-Encoding identity on model routes", s)
 		}
+	}
+
+	// The metrics count tokens by kind and cost, by agent, provider and
+	// model (the served one).
+	ctxw, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		code, body, err := a.AdminGet("/metrics")
+		if err != nil || code != 200 {
+			t.Fatalf("metrics: %d %v", code, err)
+		}
+		m := string(body)
+		want := []string{
+			`agentg_llm_tokens_total{agent="an",kind="cache_write",model="claude-sonnet-4-5-20250929",provider="anthropic"} 100`,
+			`agentg_llm_tokens_total{agent="an",kind="input",model="claude-sonnet-4-5-20250929",provider="anthropic"} 2620`,
+			`agentg_llm_tokens_total{agent="ge",kind="reasoning",model="gemini-2.5-flash",provider="google"} 50`,
+			`agentg_llm_tokens_total{agent="oc-stream",kind="output",model="gpt-4o-mini-2024-07-18",provider="openai"} 31`,
+			`agentg_llm_cost_usd_total{agent="an",model="claude-sonnet-4-5-20250929",provider="anthropic"} 0.0037704`,
+			`agentg_decisions_total{decision="allow",kind="llm",rule="llm:default"} 8`,
+		}
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(m, w) {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if ctxw.Err() != nil {
+			t.Fatalf("metrics lack %s:\n%s", missing, grepLines(m, "llm"))
+		}
+		time.Sleep(50 * time.Millisecond) // the metrics goroutine has not counted the last event yet
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// An upstream that compresses an answer agentg asked to have unencoded:
+// the client gets the bytes as sent, and the event says the turn could
+// not be read (unparsed: deny records it as denied: the bytes went).
+func TestLLMCompressedAnswer(t *testing.T) {
+	a, _, srv, client := startLLM(t)
+	hc, rec := client("gz")
+	c := openai.NewClient(oopt.WithBaseURL("https://api.openai.com:"+srv.Port+"/v1"), oopt.WithAPIKey(llmAPIKey),
+		oopt.WithMaxRetries(0), oopt.WithHTTPClient(hc))
+	res, err := c.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{Model: "gpt-gzip-always",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Go's transport decoded it for the SDK, as it would have direct.
+	if res.Usage.PromptTokens != 1117 || len(rec.body()) == 0 {
+		t.Errorf("the SDK read %+v", res.Usage)
+	}
+	ev := llmEventOf(t, a, "gz")
+	if ev["decision"] != "deny" || ev["rule"] != "llm:unparsed" || ev["unparsed"] != "answer is gzip-encoded" || ev["input_tokens"] != nil {
+		t.Errorf("event %v", ev)
 	}
 }
 
