@@ -69,7 +69,7 @@ func TestLLMModels(t *testing.T) {
 		{"coder", "anthropic", "claude-sonnet-4", Allow, false, "llm:default"},
 		{"intern", "anthropic", "claude-sonnet-4", Deny, false, "intern-no-claude"},
 		{"intern", "bedrock", "claude-sonnet-4", Allow, false, "llm:default"}, // the rule names its provider
-		{"coder", "anthropic", "claude-opus-4", Deny, false, "no-opus"},     // important beats the exact allow
+		{"coder", "anthropic", "claude-opus-4", Deny, false, "no-opus"},       // important beats the exact allow
 		{"coder", "openai", "o1-preview", Deny, true, "o1-report"},
 	} {
 		d := l.Model(ModelCall{Agent: c.agent, Provider: c.provider, Model: c.model})
