@@ -131,6 +131,21 @@
 //	        client_secret: sts     # the name of a secret under credentials secrets
 //	        audience: api          # optional, as are resource, scopes, client_auth (basic | post),
 //	                               # requested_token_type, subject_token_type, max_ttl (default 5m)
+//	llm:                           # model API calls (llm.go; read by dissect/llm on the exchange path)
+//	  hosts:                       # the first entry covering a request binds it; its hosts are intercepted
+//	    - host: llm.internal.example  # host patterns; path: optional glob
+//	      dialects: [openai-chat]  # openai-chat | openai-responses | anthropic-messages | gemini; default all
+//	      provider: vllm           # the provider's name in events and metrics; default the host
+//	  default_hosts: true          # api.openai.com, api.anthropic.com, generativelanguage.googleapis.com;
+//	                               # default true when hosts names none
+//	  unparsed: report             # deny | report (default) | allow: a request or answer that cannot be read
+//	  default: allow               # allow (default) | deny: models no rule matches, rule llm:default
+//	  models:                      # model globs ('*' any run, any case); most specific wins, deny on a tie
+//	    - deny: "gpt-4*"
+//	      provider: openai         # optional; agents, mode, important, id as for hosts
+//	  prices:                      # USD per million tokens; the most specific model glob wins
+//	    - {model: "gpt-4o*", input: 2.5, cached_input: 1.25, output: 10}  # cached_input, cache_write:
+//	                               # default input; provider: optional
 //
 // The agent name "agentg" (SelfAgent) is reserved: it is the identity of
 // agentg's own calls (an STS, OAuth endpoints), which rules may scope with
@@ -293,6 +308,25 @@
 // (MessageRedactions). MCPRules embeds the section's settings, with the
 // decisions for unknown servers and changed tool definitions built at
 // load. Warnings names tool patterns for servers no entry defines.
+//
+// # Model calls
+//
+// Engine.LLM() is the compiled llm section (LLM). Host binds a request's
+// host and path to a provider and its dialects (the first entry that
+// covers it; the well-known providers' hosts when the policy names none,
+// unless default_hosts: false); Engine.Tunnel intercepts every host an
+// entry names ("llm:host"), after the mcp servers and before passthrough,
+// so a model call is never inside TLS agentg does not read. Model decides
+// a ModelCall (agent, provider, model): among the models rules that apply
+// to the agent, whose provider (if named) and model glob match, the most
+// specific glob wins (an exact name beats a glob, a longer literal prefix
+// a shorter), then one naming the provider; deny wins a tie; an important
+// deny beats every allow; no match is the section's default
+// ("llm:default"). Model globs match without regard to ASCII case, so a
+// spelling cannot step around a deny. UnparsedDecision is the unparsed
+// setting as a decision ("llm:unparsed"). Price is the prices entry for
+// a model (the most specific glob, one naming the provider first) and
+// Price.Cost what a turn's usage costs.
 //
 // # Sections and explanations
 //
