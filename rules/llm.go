@@ -260,8 +260,9 @@ func (l *LLM) Price(provider, model string) *Price {
 
 // modelGlob is a model name pattern: '*' matches any run of bytes ('/'
 // too: compatible servers name models "org/model"), the rest literally,
-// without regard to ASCII case (providers treat names that way; a deny
-// must not be stepped around by a spelling).
+// without regard to ASCII case (a deny must not be stepped around by a
+// spelling a provider may accept; model names are ASCII, and no wider
+// folding is done, so an allow cannot widen through Unicode folding).
 type modelGlob struct {
 	parts []string // lower-cased literal runs between '*'
 	star  bool
@@ -277,7 +278,7 @@ func compileModelGlob(s string) (modelGlob, error) {
 			return modelGlob{}, fmt.Errorf("control character in model pattern %q", s)
 		}
 	}
-	g := modelGlob{parts: strings.Split(strings.ToLower(s), "*")}
+	g := modelGlob{parts: strings.Split(asciiLower(s), "*")}
 	g.star = len(g.parts) > 1
 	g.rank = 2 * len(g.parts[0])
 	if !g.star {
@@ -287,14 +288,15 @@ func compileModelGlob(s string) (modelGlob, error) {
 }
 
 // match reports whether the glob covers name. It allocates nothing: the
-// name is compared piecewise with strings.EqualFold over ASCII.
+// name is compared piecewise, folding ASCII case only (byte for byte, so
+// the pieces' lengths agree).
 func (g modelGlob) match(name string) bool {
 	if !g.star {
-		return strings.EqualFold(name, g.parts[0])
+		return len(name) == len(g.parts[0]) && foldEq(name, g.parts[0])
 	}
 	first, last := g.parts[0], g.parts[len(g.parts)-1]
-	if len(name) < len(first)+len(last) || !strings.EqualFold(name[:len(first)], first) ||
-		!strings.EqualFold(name[len(name)-len(last):], last) {
+	if len(name) < len(first)+len(last) || !foldEq(name[:len(first)], first) ||
+		!foldEq(name[len(name)-len(last):], last) {
 		return false
 	}
 	rest := name[len(first) : len(name)-len(last)]
@@ -311,11 +313,36 @@ func (g modelGlob) match(name string) bool {
 // indexFold is strings.Index without regard to ASCII case; sub is lower.
 func indexFold(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
+		if foldEq(s[i:i+len(sub)], sub) {
 			return i
 		}
 	}
 	return -1
+}
+
+// foldEq reports whether s equals lower, of the same length, with s's
+// ASCII letters lowered.
+func foldEq(s, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // DefaultProvider names the provider of one of llm.DefaultHosts; any

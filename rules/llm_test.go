@@ -2,8 +2,10 @@ package rules
 
 import (
 	"math"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/agentg/agentg/addr"
 	"github.com/agentg/agentg/dissect/llm"
@@ -228,4 +230,43 @@ func TestLLMHostNoAlloc(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("%v allocations per decision", n)
 	}
+}
+
+// FuzzModelGlob holds the model glob's matcher to a regular expression
+// built from the same pattern: '*' any run, the rest literal, ASCII case
+// folded.
+func FuzzModelGlob(f *testing.F) {
+	for _, s := range [][2]string{{"gpt-4*", "GPT-4o"}, {"*mini*", "gpt-4o-mini"}, {"a*b*c", "abbc"}, {"ab*b", "ab"}, {"*", ""}, {"é*", "É"}, {"k*", "\u212a"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pat, name string) {
+		g, err := compileModelGlob(pat)
+		if err != nil {
+			return
+		}
+		var re strings.Builder
+		re.WriteString("^")
+		for i, part := range strings.Split(pat, "*") {
+			if i > 0 {
+				re.WriteString(".*")
+			}
+			for _, b := range []byte(part) {
+				if b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' {
+					re.WriteString("[" + strings.ToLower(string(b)) + strings.ToUpper(string(b)) + "]")
+				} else {
+					re.WriteString(`\x` + hex2(b))
+				}
+			}
+		}
+		re.WriteString("$")
+		want := regexp.MustCompile("(?s)" + re.String()).MatchString(name)
+		if utf8.ValidString(pat) && utf8.ValidString(name) && g.match(name) != want {
+			t.Fatalf("%q ~ %q: glob %v, regexp %v", pat, name, g.match(name), want)
+		}
+	})
+}
+
+func hex2(b byte) string {
+	const digits = "0123456789abcdef"
+	return string([]byte{digits[b>>4], digits[b&15]})
 }
