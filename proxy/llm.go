@@ -269,6 +269,16 @@ func (s *Server) llmEvent(f *flow, c *llmCall, t *turnWriter) {
 	}
 	e.Duration = time.Since(c.start)
 	s.events.log.Log(e)
+	if why == "" {
+		s.turns.Add(f.agent, llm.RecentTurn{Event: e.ID, At: time.Now(), Turn: turn})
+	}
+}
+
+// RecentTurns returns agent's last model turns that ended at or after
+// since, oldest first (at most llm.RecentPerAgent): the seam by which the
+// MCP guard can tie a tools/call to the turn that asked for it.
+func (s *Server) RecentTurns(agent string, since time.Time) []llm.RecentTurn {
+	return s.turns.Since(agent, since)
 }
 
 // llmBase is the event of model call c under decision d, without the

@@ -33,6 +33,7 @@ import (
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/certs"
+	"github.com/agentg/agentg/dissect/llm"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/mitm"
@@ -168,6 +169,7 @@ type Server struct {
 	governed  governedDNS // DNS answers for governed MCP names (governed.go)
 	own       ownClient   // agentg's own checked client (client.go)
 	exchanged exchanges   // tokens issued by token exchange (exchange_token.go)
+	turns     llm.Recent  // each agent's last model turns (llm.go)
 }
 
 // reloadNotifier is what a Policy implements when it can say that it was
