@@ -178,9 +178,10 @@ func (u *llmUpstream) slowStream(w http.ResponseWriter) {
 
 // sdkRecorder keeps the answer bodies as the SDK read them.
 type sdkRecorder struct {
-	rt   http.RoundTripper
-	mu   sync.Mutex
-	last bytes.Buffer
+	rt    http.RoundTripper
+	mu    sync.Mutex
+	last  bytes.Buffer
+	proto int
 }
 
 func (r *sdkRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -190,6 +191,7 @@ func (r *sdkRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r.mu.Lock()
 	r.last.Reset()
+	r.proto = resp.ProtoMajor
 	r.mu.Unlock()
 	resp.Body = struct {
 		io.Reader
@@ -253,7 +255,10 @@ func startLLM(t *testing.T) (*testenv.Agentg, *llmUpstream, *testenv.Upstream, f
 	client := func(agent string) (*http.Client, *sdkRecorder) {
 		pu := a.URL()
 		pu.User = url.UserPassword(agent, "x")
-		rec := &sdkRecorder{rt: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		// The streamed calls speak HTTP/2 to agentg (as the SDKs' default
+		// clients do), the others HTTP/1.1.
+		rec := &sdkRecorder{rt: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool},
+			ForceAttemptHTTP2: strings.HasSuffix(agent, "-stream")}}
 		return &http.Client{Timeout: 30 * time.Second, Transport: rec}, rec
 	}
 	return a, u, srv, client
@@ -358,6 +363,9 @@ func TestLLMTurnsThroughSDKs(t *testing.T) {
 			}
 			if !bytes.Equal(rec.body(), fixture(file)) {
 				t.Errorf("%s: the SDK got other bytes than the server sent:\n%s", file, rec.body())
+			}
+			if want := map[bool]int{false: 1, true: 2}[stream]; rec.proto != want {
+				t.Errorf("HTTP/%d to agentg, want HTTP/%d", rec.proto, want)
 			}
 			ev := llmEventOf(t, a, agent)
 			if stream {
