@@ -657,3 +657,20 @@ func compileLLM(c *compiler) error {
 	c.e.views.set("llm", l)
 	return nil
 }
+
+// llmWarnings warns of models rules that deny while a request agentg
+// cannot read passes undecided (unparsed: report or allow): an agent
+// could send one, on purpose, to reach a denied model.
+func (w *warner) llmWarnings() {
+	l := w.e.LLM()
+	if !l.defined || l.unparsed == UnparsedDeny {
+		return
+	}
+	denies := l.dflt.Action == Deny
+	for i := range l.models {
+		denies = denies || l.models[i].deny
+	}
+	if denies {
+		w.add(l.unparsedSrc, "llm models rules deny, but unparsed is not deny: a model request agentg cannot read passes without its model decided; set llm unparsed: deny to enforce them")
+	}
+}

@@ -270,3 +270,23 @@ func hex2(b byte) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{digits[b>>4], digits[b&15]})
 }
+
+func TestLLMWarnings(t *testing.T) {
+	for _, c := range []struct {
+		policy string
+		warn   bool
+	}{
+		{"llm:\n  models:\n    - deny: x\n", true},
+		{"llm:\n  default: deny\n  unparsed: allow\n", true},
+		{"llm:\n  unparsed: deny\n  models:\n    - deny: x\n", false},
+		{"llm:\n  models:\n    - allow: x\n", false},
+	} {
+		found := false
+		for _, w := range mustLoad(t, c.policy, nil).Warnings() {
+			found = found || strings.Contains(w.Text, "unparsed is not deny")
+		}
+		if found != c.warn {
+			t.Errorf("%q: warned %v, want %v", c.policy, found, c.warn)
+		}
+	}
+}
