@@ -751,3 +751,20 @@ func TestLLMStreamsFirstToken(t *testing.T) {
 		t.Errorf("ttft_ms %v, duration_ms %v: the first token came before the end", ev["ttft_ms"], ev["duration_ms"])
 	}
 }
+
+// agentg check names a bad llm key at its file:line, and warns of models
+// rules that an unreadable request would step around.
+func TestLLMCheck(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("llm:\n  models:\n    - deny: \"gpt-4*\"\n      provider: openai\n  prices:\n    - {model: x, input: 1, output: -2}\n"), 0o600)
+	if code, out, _ := testenv.RunAgentg(t, agentgBin, nil, "check", bad); code != 1 || !strings.Contains(out, "bad.yaml:6: bad price") {
+		t.Errorf("check of a bad price: %d %s", code, out)
+	}
+	warn := filepath.Join(dir, "warn.yaml")
+	os.WriteFile(warn, []byte("llm:\n  unparsed: report\n  models:\n    - deny: \"gpt-4*\"\n"), 0o600)
+	code, out, _ := testenv.RunAgentg(t, agentgBin, nil, "check", warn)
+	if !strings.Contains(out, "warn.yaml:2: llm models rules deny, but unparsed is not deny") {
+		t.Errorf("check did not warn (%d):\n%s", code, out)
+	}
+}
