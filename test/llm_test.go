@@ -36,7 +36,12 @@ import (
 // models rule refuses in the provider's own error shape, which the SDK
 // surfaces as its typed API error.
 
-const llmAPIKey = "sk-llmtest-7f3a9c1e5b-APIKEY"
+const (
+	llmAPIKey = "sk-llmtest-7f3a9c1e5b-APIKEY"
+	// llmHeldKey is the Anthropic key agentg holds and attaches (a
+	// credentials binding): the agent sends llmAPIKey, a placeholder.
+	llmHeldKey = "sk-ant-held-4c8e2a6f1d-SECRET"
+)
 
 func llmPolicy() string {
 	return `
@@ -77,6 +82,14 @@ llm:
       input: 2.5
       cached_input: 1.25
       output: 10
+credentials:
+  secrets:
+    anthropic: {env: AGENTG_TEST_ANTHROPIC_KEY}
+  bindings:
+    - id: anthropic-key
+      host: api.anthropic.com
+      secret: anthropic
+      header: {name: X-Api-Key, value: "{{secret}}"}
 `
 }
 
@@ -130,6 +143,12 @@ func (u *llmUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		file = map[bool]string{false: "openai_chat.json", true: "openai_chat_stream.sse"}[q.Stream]
 	case strings.HasSuffix(r.URL.Path, "/responses"):
 		file = map[bool]string{false: "openai_responses.json", true: "openai_responses_stream.sse"}[q.Stream]
+	case strings.HasSuffix(r.URL.Path, "/v1/messages") && r.Header.Get("X-Api-Key") != llmHeldKey:
+		// The held key was not attached: answer as Anthropic does.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`)
+		return
 	case strings.HasSuffix(r.URL.Path, "/v1/messages"):
 		file = map[bool]string{false: "anthropic.json", true: "anthropic_stream.sse"}[q.Stream]
 	case strings.HasSuffix(r.URL.Path, ":generateContent"):
@@ -243,6 +262,7 @@ func startLLM(t *testing.T) (*testenv.Agentg, *llmUpstream, *testenv.Upstream, f
 	}
 	testenv.Secrets(t, llmAPIKey)
 	a, err := testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: llmPolicy(),
+		Env:  append(os.Environ(), "AGENTG_TEST_ANTHROPIC_KEY="+llmHeldKey),
 		Args: []string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}})
 	if err != nil {
 		t.Fatal(err)
