@@ -176,6 +176,15 @@ func (t *turnWriter) classify() {
 	case "text/event-stream":
 		t.stream = llm.NewStream(t.c.route.Dialect)
 	case "application/json":
+		// A sized answer is copied into one allocation of its size, or
+		// not at all when it is over the bound.
+		if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+			if n > maxLLMAnswer {
+				t.over = true
+			} else {
+				t.whole = make([]byte, 0, n)
+			}
+		}
 	default:
 		t.why = "answer content type " + strconv.Quote(mt)
 	}
