@@ -136,6 +136,11 @@ func (u *llmUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		zw.Write(u.fixtures["openai_chat.json"])
 		zw.Close()
 		return
+	case q.Model == "gpt-huge":
+		// Over the 8 MiB agentg keeps of a whole answer to read it.
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"pad": "`+strings.Repeat("x", 9<<20)+`"}`)
+		return
 	case q.Model == "gpt-slow":
 		u.slowStream(w)
 		return
@@ -738,6 +743,24 @@ func TestLLMUnparsed(t *testing.T) {
 	ev = llmEventOf(t, a, "garbage-answer")
 	if ev["decision"] != "deny" || ev["rule"] != "llm:unparsed" || !strings.Contains(ev["unparsed"].(string), "unreadable") {
 		t.Errorf("unreadable answer event %v", ev)
+	}
+
+	// An answer over the bound passes whole; the event says why it was
+	// not read.
+	hc, _ = client("huge-answer")
+	resp, err = hc.Post("https://api.openai.com:"+srv.Port+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model": "gpt-huge", "messages": []}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if n != int64(9<<20+len(`{"pad": ""}`)) {
+		t.Errorf("the client got %d bytes", n)
+	}
+	ev = llmEventOf(t, a, "huge-answer")
+	if ev["decision"] != "deny" || ev["unparsed"] != "answer over 8 MiB" {
+		t.Errorf("huge answer event %v", ev)
 	}
 }
 
