@@ -351,7 +351,8 @@ func (s *Server) llmRefuse(w http.ResponseWriter, f *flow, c *llmCall, status in
 	h.Set("X-Agentg-Rule", d.Rule)
 	w.WriteHeader(status)
 	w.Write(body)
-	f.setStatus(status, "")
+	// The exchange's own event says where the refusal is recorded.
+	f.setStatus(status, "model call refused by rule "+d.Rule+" (its llm event)")
 	e := s.llmBase(f, c, d)
 	e.Status = status
 	e.LLM.NoUsage = true
