@@ -98,7 +98,7 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 		./dissect/mcp/wire:FuzzParse ./dissect/mcp/wire:FuzzSSE ./dissect/mcp/wire:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool ./rules:FuzzParsePolicy \
 		./dissect/mcp/wire:FuzzFacts ./dissect/mcp/wire:FuzzDetect ./dissect/mcp/wire:FuzzContentType ./dissect/mcp:FuzzReframe ./dissect/mcp/wire:FuzzIDKey \
 		./dnsfilter:FuzzServeDNS ./dnsfilter:FuzzCheckAnswer ./approval:FuzzToken ./approval:FuzzViewBody ./creds:FuzzTemplate ./creds/vault:FuzzRecord \
-		./dissect/llm:FuzzStream ./dissect/llm:FuzzAnswer ./rules:FuzzParsePassword ./gateway/auth:FuzzBearerHeader ./gateway/auth:FuzzJWT ./rules:FuzzModelGlob; do
+		./dissect/llm:FuzzStream ./dissect/llm:FuzzAnswer ./rules:FuzzParsePassword ./gateway/auth:FuzzBearerHeader ./gateway/auth:FuzzJWT ./rules:FuzzModelGlob ./proxy:FuzzTurnWriter; do
 		fuzz "$target" || exit 1
 		n=$((n + 1))
 	done
