@@ -240,6 +240,11 @@ func (r *sdkRecorder) body() []byte {
 
 func startLLM(t *testing.T) (*testenv.Agentg, *llmUpstream, *testenv.Upstream, func(agent string) (*http.Client, *sdkRecorder)) {
 	t.Helper()
+	return startLLMWith(t, llmPolicy())
+}
+
+func startLLMWith(t *testing.T, policy string) (*testenv.Agentg, *llmUpstream, *testenv.Upstream, func(agent string) (*http.Client, *sdkRecorder)) {
+	t.Helper()
 	fx := map[string][]byte{}
 	for _, f := range []string{"openai_chat.json", "openai_chat_stream.sse", "openai_responses.json", "openai_responses_stream.sse",
 		"anthropic.json", "anthropic_stream.sse", "gemini.json", "gemini_stream.sse"} {
@@ -266,7 +271,7 @@ func startLLM(t *testing.T) (*testenv.Agentg, *llmUpstream, *testenv.Upstream, f
 		t.Fatal(err)
 	}
 	testenv.Secrets(t, llmAPIKey)
-	a, err := testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: llmPolicy(),
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: filepath.Join(dir, "agentg"), Policy: policy,
 		Env:  append(os.Environ(), "AGENTG_TEST_ANTHROPIC_KEY="+llmHeldKey),
 		Args: []string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}})
 	if err != nil {
@@ -809,5 +814,52 @@ func TestLLMCheck(t *testing.T) {
 	code, out, _ := testenv.RunAgentg(t, agentgBin, nil, "check", warn)
 	if !strings.Contains(out, "warn.yaml:2: llm models rules deny, but unparsed is not deny") {
 		t.Errorf("check did not warn (%d):\n%s", code, out)
+	}
+}
+
+// unparsed: report passes an unreadable request, logged as report; the
+// section's default: deny refuses a model no rule allows.
+func TestLLMReportAndDefaultDeny(t *testing.T) {
+	pol := strings.Replace(llmPolicy(), "  unparsed: deny\n", "  unparsed: report\n  default: deny\n", 1)
+	pol = strings.Replace(pol, "  models:\n", "  models:\n    - allow: \"gpt-4o\"\n      id: gpt-4o-ok\n", 1)
+	a, u, srv, client := startLLMWith(t, pol)
+
+	hc, _ := client("unread")
+	resp, err := hc.Post("https://api.openai.com:"+srv.Port+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model": "gpt-4o", "model": "gpt-3.5-turbo", "messages": []}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(u.saw()) != 1 {
+		t.Errorf("report: %d, the upstream saw %v", resp.StatusCode, u.saw())
+	}
+	ev := llmEventOf(t, a, "unread")
+	if ev["decision"] != "report" || ev["rule"] != "llm:unparsed" || !strings.Contains(ev["unparsed"].(string), "request") {
+		t.Errorf("report event %v", ev)
+	}
+
+	hc, _ = client("dflt")
+	c := openai.NewClient(oopt.WithBaseURL("https://api.openai.com:"+srv.Port+"/v1"), oopt.WithAPIKey(llmAPIKey),
+		oopt.WithMaxRetries(0), oopt.WithHTTPClient(hc))
+	_, err = c.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{Model: "o3",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 || !strings.Contains(apiErr.Message, "llm:default") {
+		t.Fatalf("default deny: %v", err)
+	}
+	if ev := llmEventOf(t, a, "dflt"); ev["decision"] != "deny" || ev["rule"] != "llm:default" {
+		t.Errorf("default deny event %v", ev)
+	}
+	hc, _ = client("allowed")
+	c = openai.NewClient(oopt.WithBaseURL("https://api.openai.com:"+srv.Port+"/v1"), oopt.WithAPIKey(llmAPIKey),
+		oopt.WithMaxRetries(0), oopt.WithHTTPClient(hc))
+	if _, err := c.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{Model: "gpt-4o",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := llmEventOf(t, a, "allowed"); ev["decision"] != "allow" || ev["rule"] != "gpt-4o-ok" {
+		t.Errorf("allowed event %v", ev)
 	}
 }
