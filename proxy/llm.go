@@ -62,6 +62,12 @@ func (s *Server) llmPrepare(eng *rules.Engine, f *flow, w http.ResponseWriter, r
 		return nil, false
 	}
 	rt := llm.RoutePath(r.URL.Path)
+	if rt.Dialect == llm.Unknown {
+		// A server may take "/V1/Chat/Completions/" for its route (some
+		// match without regard to case or a trailing slash): such a
+		// spelling must not carry a model past llm.models unread.
+		rt = llm.RoutePath(strings.ToLower(strings.TrimRight(r.URL.Path, "/")))
+	}
 	if rt.Dialect == llm.Unknown || !h.Speaks(rt.Dialect) {
 		return nil, false
 	}

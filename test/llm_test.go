@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -686,6 +687,26 @@ func TestLLMModelsRefusedInProviderShape(t *testing.T) {
 			t.Errorf("genai error %+v", apiErr)
 		}
 		refusedEvent(t, "ge-refused", "no-gemini-1")
+		marker(t)
+	})
+
+	t.Run("path spellings", func(t *testing.T) {
+		// A server that routes without regard to case or a trailing
+		// slash must not be reached by a refused model so spelt.
+		for i, path := range []string{"/v1/chat/completions/", "/V1/Chat/Completions", "/v1/CHAT/completions/"} {
+			agent := "spelt-" + strconv.Itoa(i)
+			hc, _ := client(agent)
+			resp, err := hc.Post("https://api.openai.com:"+srv.Port+path, "application/json",
+				strings.NewReader(`{"model": "gpt-3.5-turbo", "messages": []}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 403 {
+				t.Errorf("%s: %d", path, resp.StatusCode)
+			}
+			refusedEvent(t, agent, "no-old-gpt")
+		}
 		marker(t)
 	})
 
