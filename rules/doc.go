@@ -316,7 +316,8 @@
 // covers it; the well-known providers' hosts when the policy names none,
 // unless default_hosts: false); Engine.Tunnel intercepts every host an
 // entry names ("llm:host"), after the mcp servers and before passthrough,
-// so a model call is never inside TLS agentg does not read. Model decides
+// so a model call is never inside TLS agentg does not read; a passthrough
+// entry covering one is a load error. Model decides
 // a ModelCall (agent, provider, model): among the models rules that apply
 // to the agent, whose provider (if named) and model glob match, the most
 // specific glob wins (an exact name beats a glob, a longer literal prefix

@@ -644,6 +644,23 @@ func compileLLM(c *compiler) error {
 				dialects: llm.DefaultHosts[n], host: pattern{name: n, kind: kindExact}})
 		}
 	}
+	// Like an mcp server's, a model API host is always intercepted: a
+	// passthrough entry covering one would say otherwise, so it is an
+	// error rather than a rule that silently never applies.
+	for _, h := range l.hosts {
+		for _, r := range c.pol.passthrough {
+			for _, pt := range r.patterns {
+				if patternsOverlap(pt, h.host) {
+					hint := ""
+					if h.Source == "builtin:llm-default-hosts" {
+						hint = " (one of the well-known providers' hosts; llm default_hosts: false leaves them out)"
+					}
+					return fmt.Errorf("load policy %s:%d: passthrough entry covers llm host %s of %s%s: a model API host is always intercepted, so that its calls are read and decided",
+						c.pol.file, r.line, h.host.name, h.Source, hint)
+				}
+			}
+		}
+	}
 	for _, ms := range spec.models {
 		si, err := c.ruleSource(ms.line, ms.opts)
 		if err != nil {

@@ -211,6 +211,8 @@ func TestLLMLoadErrors(t *testing.T) {
 		{"llm:\n  prices:\n    - model: x\n      input: NaN\n      output: 1\n", "policy.yaml:4: bad price"},
 		{"llm:\n  prices:\n    - {model: x, input: 1, output: 1, tax: 2}\n", "policy.yaml:3: unknown llm prices key"},
 		{"llm:\n  hosts: x.example\n", "policy.yaml:2: llm hosts must be a list"},
+		{"passthrough: [.example.com]\nllm:\n  hosts: [{host: llm.example.com}]\n", "policy.yaml:1: passthrough entry covers llm host llm.example.com of /"},
+		{"passthrough:\n  - host: .openai.com\nllm: {unparsed: deny}\n", "policy.yaml:2: passthrough entry covers llm host api.openai.com of builtin:llm-default-hosts (one of"},
 	} {
 		_, err := Load(writePolicy(t, c.policy, nil))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
