@@ -43,6 +43,7 @@ type metrics struct {
 	dnsQueries  *prometheus.CounterVec   // decision
 	reloads     prometheus.Counter
 	reloadFails prometheus.Counter
+	llm         *llmMetrics // metrics_llm.go
 
 	// Only the event goroutine touches these.
 	ruleLabels bounded
@@ -108,6 +109,7 @@ func newMetrics(g Gauges, log *audit.Logger, streams func() int, metricsDropped 
 		hits:       map[string]uint64{},
 	}
 	m.reg.MustRegister(m.decisions, m.duration, m.bytes, m.toolCalls, m.mcpUpstream, m.redactions, m.dnsQueries, m.reloads, m.reloadFails)
+	m.llm = newLLMMetrics(m.reg)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	counter := func(name, help string, f func() float64) {
@@ -249,6 +251,9 @@ func (m *metrics) observe(e *audit.Event, rule string) {
 		for _, r := range mc.Redactions {
 			inc(m.redactions, m.ruleLabels.get(label(r)))
 		}
+	}
+	if e.LLM != nil {
+		m.llm.observe(e)
 	}
 	m.mu.Lock()
 	if rule != "" {

@@ -54,6 +54,7 @@ type Event struct {
 
 	MCP *MCP // kind "mcp": the message's side of the story
 	DNS *DNS // kind "dns": the query's side
+	LLM *LLM // kind "llm": one model turn (llm.go)
 
 	// Approval is set on the events of a held call (kind "approval") and
 	// on the event of a call an approval decided.
@@ -245,6 +246,9 @@ func (l *Logger) Log(e *Event) {
 			ev.Bool("cached", true)
 		}
 		optStr(ev, "block", d.Block)
+	}
+	if m := e.LLM; m != nil {
+		m.log(ev)
 	}
 	if a := e.Approval; a != nil {
 		ev.Str("approval", a.ID)

@@ -129,6 +129,11 @@ func cloneEvent(e *Event) *Event {
 		d.Answers = slices.Clone(d.Answers)
 		cp.DNS = &d
 	}
+	if e.LLM != nil {
+		m := *e.LLM
+		m.ToolCalls = slices.Clone(m.ToolCalls)
+		cp.LLM = &m
+	}
 	if e.Approval != nil {
 		a := *e.Approval
 		cp.Approval = &a

@@ -60,6 +60,12 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 		s.writeRefusal(w, f, ref)
 		return
 	}
+	// A model call (llm.go) is read and its model decided before any
+	// credential is attached; nil for every other request.
+	lc, refused := s.llmPrepare(s.cfg.Policy.Engine(), f, w, r)
+	if refused {
+		return
+	}
 	// Every check allowed the request: only now may a credential be
 	// attached (inject.go), toward the destination that was checked,
 	// once the leak guard found no held value or placeholder going
@@ -79,6 +85,10 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 		// Full duplex since guardBody: the body streams upstream while
 		// the answer streams back.
 		r.Body = &countingBody{ReadCloser: r.Body, n: &f.up, meter: f.meter}
+	}
+	if lc != nil {
+		s.llmServe(w, r, up, f, lc)
+		return
 	}
 	if x, ok := s.mcpExchange(f, r); ok {
 		if s.cfg.MCP == nil {

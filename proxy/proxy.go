@@ -35,6 +35,7 @@ import (
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/creds/oauth"
+	"github.com/agentg/agentg/dissect/llm"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/mitm"
@@ -185,6 +186,7 @@ type Server struct {
 	own       ownClient    // agentg's own checked client (client.go)
 	exchanged exchanges    // tokens issued by token exchange (exchange_token.go)
 	leaks     *creds.Guard // the leak guard (leak.go)
+	turns     llm.Recent   // each agent's last model turns (llm.go)
 }
 
 // reloadNotifier is what a Policy implements when it can say that it was

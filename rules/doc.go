@@ -149,11 +149,21 @@
 //	        token_auth: auto       # client_secret_basic | client_secret_post | none | private_key_jwt
 //	        resource: https://mcp.jira.example/mcp  # to connect before any request
 //	        issuer: https://auth.jira.example       # the AS a pre-registered client belongs to
-//
-// The agent name "agentg" (SelfAgent) is reserved: it is the identity of
-// agentg's own calls (an STS, OAuth endpoints), which rules may scope with
-// agents: [agentg]; no client may claim it and no policy may define it.
-
+//	llm:                           # model API calls (llm.go; read by dissect/llm on the exchange path)
+//	  hosts:                       # the first entry covering a request binds it; its hosts are intercepted
+//	    - host: llm.internal.example  # host patterns; path: optional glob
+//	      dialects: [openai-chat]  # openai-chat | openai-responses | anthropic-messages | gemini; default all
+//	      provider: vllm           # the provider's name in events and metrics; default the host
+//	  default_hosts: true          # api.openai.com, api.anthropic.com, generativelanguage.googleapis.com;
+//	                               # default true when hosts names none
+//	  unparsed: report             # deny | report (default) | allow: a request or answer that cannot be read
+//	  default: allow               # allow (default) | deny: models no rule matches, rule llm:default
+//	  models:                      # model globs ('*' any run, any case); most specific wins, deny on a tie
+//	    - deny: "gpt-4*"
+//	      provider: openai         # optional; agents, mode, important, id as for hosts
+//	  prices:                      # USD per million tokens; the most specific model glob wins
+//	    - {model: "gpt-4o*", input: 2.5, cached_input: 1.25, output: 10}  # cached_input, cache_write:
+//	                               # default input; provider: optional
 //	gateway:                       # who an agent is at the MCP gateway door (gateway.go; checked by gateway/auth)
 //	  realm: agentg                # WWW-Authenticate realm
 //	  resource_metadata: https://gw.example/.well-known/oauth-protected-resource  # optional
@@ -171,6 +181,10 @@
 //	  mtls:                        # client certificates chaining to ca
 //	    ca: clients-ca.pem         # CA certificates only; watched with the policy
 //	    name_from: cn              # cn | dns | uri | email; agents: {VALUE: AGENT} optional
+//
+// The agent name "agentg" (SelfAgent) is reserved: it is the identity of
+// agentg's own calls (an STS, OAuth endpoints), which rules may scope with
+// agents: [agentg]; no client may claim it and no policy may define it.
 //
 // Unknown or duplicate keys, bad patterns, bad CIDRs (including host bits
 // set, "10.0.0.1/8"), bad http rules, bad mcp entries, duplicate rule ids
@@ -311,6 +325,26 @@
 // (MessageRedactions). MCPRules embeds the section's settings, with the
 // decisions for unknown servers and changed tool definitions built at
 // load. Warnings names tool patterns for servers no entry defines.
+//
+// # Model calls
+//
+// Engine.LLM() is the compiled llm section (LLM). Host binds a request's
+// host and path to a provider and its dialects (the first entry that
+// covers it; the well-known providers' hosts when the policy names none,
+// unless default_hosts: false); Engine.Tunnel intercepts every host an
+// entry names ("llm:host"), after the mcp servers and before passthrough,
+// so a model call is never inside TLS agentg does not read; a passthrough
+// entry covering one is a load error. Model decides
+// a ModelCall (agent, provider, model): among the models rules that apply
+// to the agent, whose provider (if named) and model glob match, the most
+// specific glob wins (an exact name beats a glob, a longer literal prefix
+// a shorter), then one naming the provider; deny wins a tie; an important
+// deny beats every allow; no match is the section's default
+// ("llm:default"). Model globs match without regard to ASCII case, so a
+// spelling cannot step around a deny. UnparsedDecision is the unparsed
+// setting as a decision ("llm:unparsed"). Price is the prices entry for
+// a model (the most specific glob, one naming the provider first) and
+// Price.Cost what a turn's usage costs.
 //
 // # Sections and explanations
 //

@@ -218,6 +218,11 @@ func (e *Engine) Tunnel(agent string, h addr.Host) TunnelPolicy {
 	if srv := e.mcp.host(h, false); srv != nil {
 		return TunnelPolicy{Intercept: true, Rule: srv.tunnel}
 	}
+	if e.LLM().binds(h) {
+		// A model API host is read on the exchange path (llm.go): its
+		// tunnels are intercepted, as an mcp server's are.
+		return TunnelPolicy{Intercept: true, Rule: "llm:host"}
+	}
 	ic, pass := e.tunnelMatch(agent, h)
 	switch {
 	case pass != nil:

@@ -45,7 +45,9 @@ const probeLabel = "agentg-probe"
 //     that mcp servers does not define;
 //   - a secret written in the policy (credentials, insecure_inline);
 //   - a gateway credential naming an agent the agents section does not
-//     define, when it defines any (a misspelt name gets no agent's rules).
+//     define, when it defines any (a misspelt name gets no agent's rules);
+//   - llm models rules that deny while unparsed is not deny: a request
+//     agentg cannot read passes without its model being decided.
 //
 // Agents are tried one per name the policy mentions plus one it does not;
 // ports are 443 (or the first port the policy allows), or the ports an
@@ -64,6 +66,7 @@ func (e *Engine) Warnings() []Warning {
 	w.mcpRefs()
 	w.credentialWarnings()
 	w.gatewayWarnings()
+	w.llmWarnings() // llm.go
 	return w.out
 }
 
