@@ -74,6 +74,10 @@
 //	    - name: jira               # letters, digits, '_', '-'; no dots
 //	      url: mcp.atlassian.example/v1/**  # host pattern + optional path glob
 //	      ports: [443]             # optional
+//	    - name: alpha              # served by the MCP gateway (--gateway; mcp_gateway.go):
+//	      endpoint: https://alpha.example/mcp  # the URL it connects to (url: then optional)
+//	      prefix: a                # catalogue names "a.TOOL"; default the name; "" for none
+//	      timeout: 5s              # per-server wait for a list or a session (default 5s)
 //	  tools:                       # "SERVER.TOOL" patterns, '*' any run
 //	    - deny: "jira.delete_*"    # agents, mode, important, id as for hosts
 //	    - deny: shell.run

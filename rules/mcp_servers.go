@@ -30,6 +30,7 @@ type serverSpec struct {
 	// default ("refuse") an upgrade on a governed server is refused: a
 	// tool called over the socket would escape every rule.
 	websocket bool
+	gw        gatewaySpec // endpoint, prefix, timeout (mcp_gateway.go)
 }
 
 // validServerName reports whether s can name an MCP server: 1 to 64
@@ -77,26 +78,37 @@ func (p *mcpParser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
 				var ws string
 				ws, err = p.ps.oneOf(v, "allow", "refuse")
 				s.websocket = ws == "allow"
+			case "endpoint", "prefix", "timeout":
+				err = p.gatewayKey(&s.gw, k, v) // mcp_gateway.go
 			default:
-				err = p.ps.errf(k, "unknown mcp server key %q (want name, url, ports, websocket)", k.Value)
+				err = p.ps.errf(k, "unknown mcp server key %q (want name, url, ports, websocket, endpoint, prefix, timeout)", k.Value)
 			}
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
-		if nameNode == nil || urlNode == nil {
-			return nil, p.ps.errf(it, "mcp server entry needs a name and a url")
+		if nameNode == nil || urlNode == nil && s.gw.endpoint == "" {
+			return nil, p.ps.errf(it, "mcp server entry needs a name and a url (or an endpoint, for the gateway)")
 		}
 		if prev, dup := names[s.name]; dup {
 			return nil, p.ps.errf(nameNode, "duplicate mcp server name %q (also at line %d)", s.name, prev)
 		}
 		names[s.name] = it.Line
+		if err := p.checkPrefix(&s, out); err != nil { // mcp_gateway.go
+			return nil, err
+		}
+		if urlNode == nil {
+			// An entry the gateway alone serves: it binds no destination
+			// on the proxy's doors.
+			out = append(out, s)
+			continue
+		}
 		if s.host, s.path, s.glob, err = parseServerURL(s.url); err != nil {
 			return nil, p.ps.errf(urlNode, "%v", err)
 		}
 		for _, o := range out {
-			if o.host == s.host && o.path == s.path && portsEqual(o.ports, s.ports) {
+			if o.url != "" && o.host == s.host && o.path == s.path && portsEqual(o.ports, s.ports) {
 				return nil, p.ps.errf(urlNode, "mcp server %s has the same url as %s (line %d): a destination is one server", s.name, o.name, o.line)
 			}
 		}
@@ -196,8 +208,9 @@ type serverTable struct {
 // ServerBinding is one mcp servers entry, as written.
 type ServerBinding struct {
 	Name   string
-	URL    string // host pattern and optional path glob
+	URL    string // host pattern and optional path glob; "" for a gateway-only entry
 	Source string // "<file>:<line>"
+	Gateway
 }
 
 // Servers lists the mcp servers entries in policy order.
@@ -208,6 +221,11 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 	t := &e.mcp.servers
 	t.defined = map[string]string{}
 	for i, s := range specs {
+		t.defined[s.name] = fmt.Sprintf("%s:%d", pol.file, s.line)
+		if s.url == "" {
+			t.list = append(t.list, s.binding(t.defined[s.name]))
+			continue
+		}
 		for _, r := range pol.passthrough {
 			for _, pt := range r.patterns {
 				if patternsOverlap(pt, s.host) && portsOverlap(r.ports, s.ports) {
@@ -222,14 +240,13 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 		t.byName[s.host.name] = append(t.byName[s.host.name], serverEntry{
 			name: s.name, kind: s.host.kind, glob: s.glob, ports: s.ports, order: i, tunnel: "mcp:server " + s.name,
 		})
-		t.defined[s.name] = fmt.Sprintf("%s:%d", pol.file, s.line)
 		if s.websocket {
 			if t.websocket == nil {
 				t.websocket = map[string]bool{}
 			}
 			t.websocket[s.name] = true
 		}
-		t.list = append(t.list, ServerBinding{Name: s.name, URL: s.url, Source: t.defined[s.name]})
+		t.list = append(t.list, s.binding(t.defined[s.name]))
 		e.stats.MCPServers++
 	}
 	return nil

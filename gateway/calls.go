@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The client's requests, routed: each goes to the server its name (or
+// URI) came from, under the server's own name, through that server's
+// upstream session, where the guard decides it. The answer (or the
+// guard's refusal) is the client's.
+
+// callTool is the handler of one catalogue tool.
+func (s *session) callTool(r route) sdk.ToolHandler {
+	return func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		u, err := s.upstream(r.server)
+		if err != nil {
+			return nil, err
+		}
+		p := &sdk.CallToolParams{Meta: req.Params.Meta, Name: r.name,
+			InputResponses: req.Params.InputResponses, RequestState: req.Params.RequestState}
+		if len(req.Params.Arguments) > 0 {
+			p.Arguments = req.Params.Arguments
+		}
+		defer s.tracked(req.Params.GetProgressToken(), req.Session)()
+		var res *sdk.CallToolResult
+		err = u.do(ctx, func(cs *sdk.ClientSession) error {
+			var err error
+			res, err = cs.CallTool(ctx, p)
+			return err
+		})
+		return res, err
+	}
+}
+
+func (s *session) getPrompt(r route) sdk.PromptHandler {
+	return func(ctx context.Context, req *sdk.GetPromptRequest) (*sdk.GetPromptResult, error) {
+		u, err := s.upstream(r.server)
+		if err != nil {
+			return nil, err
+		}
+		p := *req.Params
+		p.Name = r.name
+		defer s.tracked(req.Params.GetProgressToken(), req.Session)()
+		var res *sdk.GetPromptResult
+		err = u.do(ctx, func(cs *sdk.ClientSession) error {
+			var err error
+			res, err = cs.GetPrompt(ctx, &p)
+			return err
+		})
+		return res, err
+	}
+}
+
+func (s *session) readResource(server string) sdk.ResourceHandler {
+	return func(ctx context.Context, req *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
+		u, err := s.upstream(server)
+		if err != nil {
+			return nil, err
+		}
+		p := *req.Params
+		var res *sdk.ReadResourceResult
+		err = u.do(ctx, func(cs *sdk.ClientSession) error {
+			var err error
+			res, err = cs.ReadResource(ctx, &p)
+			return err
+		})
+		return res, err
+	}
+}
+
+// complete routes completion/complete by its reference: a prompt's
+// catalogue name, or a resource template.
+func (s *session) complete(ctx context.Context, req *sdk.CompleteRequest) (*sdk.CompleteResult, error) {
+	p := *req.Params
+	if p.Ref == nil {
+		return nil, fmt.Errorf("completion/complete without a ref")
+	}
+	ref := *p.Ref
+	var r route
+	var ok bool
+	switch ref.Type {
+	case "ref/prompt":
+		if r, ok = s.cat.lookup(kindPrompts, ref.Name); ok {
+			ref.Name = r.name
+		}
+	case "ref/resource":
+		if r, ok = s.cat.lookup(kindTemplates, ref.URI); !ok {
+			r, ok = s.cat.lookup(kindResources, ref.URI)
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("agentg gateway: no server in the catalogue has %s %q", ref.Type, ref.Name+ref.URI)
+	}
+	p.Ref = &ref
+	u, err := s.upstream(r.server)
+	if err != nil {
+		return nil, err
+	}
+	var res *sdk.CompleteResult
+	err = u.do(ctx, func(cs *sdk.ClientSession) error {
+		var err error
+		res, err = cs.Complete(ctx, &p)
+		return err
+	})
+	return res, err
+}
+
+// resourceServer is the server a resource URI is read from: the one that
+// listed it.
+func (s *session) resourceServer(uri string) (*upstream, error) {
+	r, ok := s.cat.lookup(kindResources, uri)
+	if !ok {
+		return nil, fmt.Errorf("agentg gateway: no server in the catalogue lists resource %q", uri)
+	}
+	return s.upstream(r.server)
+}
+
+func (s *session) subscribe(ctx context.Context, req *sdk.SubscribeRequest) error {
+	u, err := s.resourceServer(req.Params.URI)
+	if err != nil {
+		return err
+	}
+	return u.do(ctx, func(cs *sdk.ClientSession) error { return cs.Subscribe(ctx, req.Params) })
+}
+
+func (s *session) unsubscribe(ctx context.Context, req *sdk.UnsubscribeRequest) error {
+	u, err := s.resourceServer(req.Params.URI)
+	if err != nil {
+		return err
+	}
+	return u.do(ctx, func(cs *sdk.ClientSession) error { return cs.Unsubscribe(ctx, req.Params) })
+}

@@ -1,0 +1,285 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// session is one client session of the gateway (for the 2026-07-28
+// revision, which has none, one per agent): its SDK server, whose
+// catalogue is the merge of its upstream sessions' lists, and those
+// upstream sessions, one per server, opened on first use.
+type session struct {
+	g         *Gateway
+	who       Who
+	stateless bool
+	srv       *sdk.Server
+	cat       *catalogue
+
+	mu       sync.Mutex
+	ss       *sdk.ServerSession // the client's session, once it has sent a request (stateful)
+	ups      map[string]*upstream
+	level    sdk.LoggingLevel
+	progress map[string]*sdk.ServerSession // progress tokens (as text: JSON numbers decode as float64)  of calls in flight, to the session that sent them
+	done     bool
+}
+
+var errNoClient = errors.New("agentg gateway: no client session to ask (the 2026-07-28 revision has none: the server must ask with input_required)")
+
+func newSession(g *Gateway, who Who, stateless bool) *session {
+	s := &session{g: g, who: who, stateless: stateless, ups: map[string]*upstream{}, progress: map[string]*sdk.ServerSession{}}
+	s.cat = newCatalogue(s)
+	s.srv = sdk.NewServer(&sdk.Implementation{Name: "agentg-gateway", Version: g.cfg.Version}, &sdk.ServerOptions{
+		Logger: slog.New(slog.DiscardHandler),
+		Capabilities: &sdk.ServerCapabilities{
+			Tools: &sdk.ToolCapabilities{ListChanged: true}, Prompts: &sdk.PromptCapabilities{ListChanged: true},
+			Resources: &sdk.ResourceCapabilities{ListChanged: true}, Logging: &sdk.LoggingCapabilities{},
+		},
+		CompletionHandler:  s.complete,
+		SubscribeHandler:   s.subscribe,
+		UnsubscribeHandler: s.unsubscribe,
+	})
+	s.srv.AddReceivingMiddleware(s.middleware)
+	return s
+}
+
+// middleware binds the client's session on its first request, loads the
+// catalogue before anything that needs it, and passes logging/setLevel
+// on to the servers.
+func (s *session) middleware(next sdk.MethodHandler) sdk.MethodHandler {
+	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		if ss, ok := req.GetSession().(*sdk.ServerSession); ok && !s.stateless {
+			s.bind(ss)
+		}
+		if kind, ok := kindOf[method]; ok {
+			if listing[method] {
+				s.cat.refresh(ctx, kind, method) // every list is the servers' answer now
+			} else {
+				s.cat.ensure(ctx, kind, method)
+			}
+		}
+		if cr, ok := req.(*sdk.CallToolRequest); ok && method == "tools/call" {
+			if r, ok := s.unlisted(cr.Params.Name); ok {
+				// Not in the catalogue (hidden by the policy, or not
+				// listed): the server it names decides, through the
+				// guard, so the refusal has its rule and its event.
+				res, err := s.callTool(r)(ctx, cr)
+				if err != nil {
+					return nil, err // not a typed nil: the SDK answers an error alone
+				}
+				return res, nil
+			}
+		}
+		res, err := next(ctx, method, req)
+		if p, ok := req.GetParams().(*sdk.SetLoggingLevelParams); ok && method == "logging/setLevel" && err == nil {
+			s.setLevel(ctx, p.Level)
+		}
+		return res, err
+	}
+}
+
+// bind takes the client's session: server-to-client requests go there,
+// and its end ends the upstream sessions.
+func (s *session) bind(ss *sdk.ServerSession) {
+	s.mu.Lock()
+	first := s.ss == nil
+	if first {
+		s.ss = ss
+	}
+	s.mu.Unlock()
+	if first {
+		go func() {
+			ss.Wait()
+			s.close()
+			s.g.forget(s)
+		}()
+	}
+}
+
+func (s *session) client() *sdk.ServerSession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ss
+}
+
+// upstream returns the session with server, made (not yet opened) on
+// first use.
+func (s *session) upstream(server string) (*upstream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return nil, errors.New("agentg gateway: the session is closed")
+	}
+	if u := s.ups[server]; u != nil {
+		return u, nil
+	}
+	for _, b := range s.g.engine().MCP().GatewayServers() {
+		if b.Name == server {
+			u := &upstream{s: s, bind: b}
+			s.ups[server] = u
+			return u, nil
+		}
+	}
+	return nil, fmt.Errorf("agentg gateway: mcp server %s is no longer in the policy", server)
+}
+
+// close ends every upstream session, once.
+func (s *session) close() {
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		return
+	}
+	s.done = true
+	ups := s.ups
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, u := range ups {
+		wg.Add(1)
+		go func() { defer wg.Done(); u.close() }()
+	}
+	wg.Wait()
+}
+
+// clientOptions are the handlers of an upstream session's SDK client:
+// what the server sends the client goes to the client session.
+func (s *session) clientOptions(server string) *sdk.ClientOptions {
+	o := &sdk.ClientOptions{
+		Logger:             slog.New(slog.DiscardHandler),
+		ElicitationHandler: s.elicit,
+		// Sampling is deprecated in 2026-07-28 but still served: the
+		// gateway passes on what servers ask.
+		CreateMessageHandler:       s.sample,
+		ToolListChangedHandler:     func(ctx context.Context, _ *sdk.ToolListChangedRequest) { s.cat.changed(server, kindTools) },
+		PromptListChangedHandler:   func(ctx context.Context, _ *sdk.PromptListChangedRequest) { s.cat.changed(server, kindPrompts) },
+		ResourceListChangedHandler: func(ctx context.Context, _ *sdk.ResourceListChangedRequest) { s.cat.changed(server, kindResources) },
+		ResourceUpdatedHandler: func(ctx context.Context, r *sdk.ResourceUpdatedNotificationRequest) {
+			s.srv.ResourceUpdated(ctx, r.Params)
+		},
+		LoggingMessageHandler:       s.logMessage,
+		ProgressNotificationHandler: s.progressed,
+		Capabilities:                &sdk.ClientCapabilities{RootsV2: &sdk.RootCapabilities{ListChanged: true}},
+	}
+	if s.stateless {
+		// No client session to ask: a server's input_required result
+		// goes to the client as it is, and its retry comes back.
+		o.MultiRoundTrip = &sdk.MultiRoundTripOptions{Disabled: true}
+	}
+	return o
+}
+
+func (s *session) elicit(ctx context.Context, r *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
+	ss := s.client()
+	if ss == nil {
+		return nil, errNoClient
+	}
+	return ss.Elicit(ctx, r.Params)
+}
+
+func (s *session) sample(ctx context.Context, r *sdk.CreateMessageRequest) (*sdk.CreateMessageResult, error) {
+	ss := s.client()
+	if ss == nil {
+		return nil, errNoClient
+	}
+	return ss.CreateMessage(ctx, r.Params)
+}
+
+// rootsMiddleware answers a server's roots/list with the client's roots.
+func (s *session) rootsMiddleware(next sdk.MethodHandler) sdk.MethodHandler {
+	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		if method != "roots/list" {
+			return next(ctx, method, req)
+		}
+		ss := s.client()
+		if ss == nil {
+			return nil, errNoClient
+		}
+		p, _ := req.GetParams().(*sdk.ListRootsParams)
+		return ss.ListRoots(ctx, p)
+	}
+}
+
+func (s *session) logMessage(ctx context.Context, r *sdk.LoggingMessageRequest) {
+	if ss := s.client(); ss != nil {
+		ss.Log(ctx, r.Params)
+	}
+}
+
+// progressed passes a server's progress on to the client session whose
+// call carried the token.
+func (s *session) progressed(ctx context.Context, r *sdk.ProgressNotificationClientRequest) {
+	s.mu.Lock()
+	ss := s.progress[fmt.Sprint(r.Params.ProgressToken)]
+	s.mu.Unlock()
+	if ss != nil {
+		ss.NotifyProgress(ctx, r.Params)
+	}
+}
+
+// tracked remembers a call's progress token while it is in flight; the
+// func it returns forgets it.
+func (s *session) tracked(token any, ss *sdk.ServerSession) func() {
+	if token == nil || ss == nil {
+		return func() {}
+	}
+	key := fmt.Sprint(token)
+	s.mu.Lock()
+	s.progress[key] = ss
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.progress, key)
+		s.mu.Unlock()
+	}
+}
+
+func (s *session) logLevel() sdk.LoggingLevel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.level
+}
+
+// setLevel passes the client's logging level on to the open sessions
+// (and to those opened later, by conn).
+func (s *session) setLevel(ctx context.Context, l sdk.LoggingLevel) {
+	s.mu.Lock()
+	s.level = l
+	ups := make([]*upstream, 0, len(s.ups))
+	for _, u := range s.ups {
+		ups = append(ups, u)
+	}
+	s.mu.Unlock()
+	for _, u := range ups {
+		if cs := u.open(); cs != nil {
+			cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: l})
+		}
+	}
+}
+
+// unlisted routes a tool name the catalogue does not hold to the server
+// its prefix names (or the one server without a prefix).
+func (s *session) unlisted(name string) (route, bool) {
+	if _, ok := s.cat.lookup(kindTools, name); ok {
+		return route{}, false
+	}
+	var bare []string
+	for _, b := range s.g.engine().MCP().GatewayServers() {
+		if b.Prefix == "" {
+			bare = append(bare, b.Name)
+			continue
+		}
+		if rest, ok := strings.CutPrefix(name, b.Prefix+"."); ok && rest != "" {
+			return route{b.Name, rest}, true
+		}
+	}
+	if len(bare) == 1 {
+		return route{bare[0], name}, true
+	}
+	return route{}, false
+}

@@ -1,0 +1,209 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentg/agentg/internal/testenv"
+)
+
+// Issue 17, the gateway door: agentg as one MCP server in front of the
+// policy's servers, every call decided by the same guard as through the
+// proxy. The upstreams are Go SDK servers on loopback; the clients the Go
+// SDK's (and the TypeScript SDK's, gateway_ts_test.go).
+
+// gatewayPeers are two Go SDK servers, alpha (prefix "a") and beta
+// (default prefix, its name), behind one agentg gateway.
+type gatewayPeers struct {
+	alpha, beta *testenv.MCPServer
+	ag          *testenv.Agentg
+	endpoint    string // the gateway's MCP URL
+}
+
+// gatewayPolicy puts alpha and beta behind the gateway with the rules
+// every gateway test shares: alpha's delete is denied, secrets redacted
+// from results, beta's archive tool rate-limited, extra for more.
+func gatewayPolicy(alpha, beta, extra string) string {
+	return `
+mcp:
+  servers:
+    - name: alpha
+      endpoint: ` + alpha + `
+      prefix: a
+      timeout: 2s
+    - name: beta
+      endpoint: ` + beta + `
+      timeout: 2s
+  tools:
+    - deny: alpha.delete_project
+      id: no-alpha-delete
+  redact:
+    - pattern: "AKIA[0-9A-Z]{16}"
+      id: aws-key
+  rate_limits:
+    - tools: beta.archive
+      limit: 2/h
+      id: archive-rate
+` + extra
+}
+
+func startGateway(t *testing.T, mode testenv.MCPMode, extra string) *gatewayPeers {
+	t.Helper()
+	p := &gatewayPeers{}
+	var err error
+	if p.alpha, err = testenv.StartMCPServer(testenv.MCPServerConfig{Mode: mode, Name: "alpha-srv"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.alpha.Close)
+	if p.beta, err = testenv.StartMCPServer(testenv.MCPServerConfig{Mode: mode, Name: "beta-srv"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.beta.Close)
+	p.ag = startGatewayAgentg(t, gatewayPolicy("http://"+p.alpha.Addr+"/mcp", "http://"+p.beta.Addr+"/mcp", extra))
+	p.endpoint = "http://" + p.ag.Gateway + "/mcp"
+	return p
+}
+
+func startGatewayAgentg(t *testing.T, policy string) *testenv.Agentg {
+	t.Helper()
+	ag, err := testenv.StartAgentg(testenv.AgentgConfig{Dir: t.TempDir(), Policy: policy, Args: []string{"--gateway", "127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ag.Stop(5 * time.Second) })
+	if ag.Gateway == "" {
+		t.Fatal("agentg did not say where its gateway listens")
+	}
+	return ag
+}
+
+// connectGateway connects a Go SDK client to the gateway at revision rev.
+func connectGateway(t *testing.T, ctx context.Context, endpoint, rev string, opts *mcp.ClientOptions) *testenv.MCPClient {
+	t.Helper()
+	mode := testenv.MCPStateful
+	if rev == "2024-11-05" {
+		mode = testenv.MCPLegacySSE
+	}
+	c, err := testenv.ConnectMCP(ctx, mode, endpoint, testenv.MCPClientConfig{Revision: rev, Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func toolNames(t *testing.T, ctx context.Context, c *testenv.MCPClient) []string {
+	t.Helper()
+	var names []string
+	for tool, err := range c.Tools(ctx, nil) {
+		if err != nil {
+			t.Fatalf("tools/list: %v", err)
+		}
+		names = append(names, tool.Name)
+	}
+	return names
+}
+
+// TestGatewayMergedCatalogue: one client sees both servers' tools under
+// their prefixes, calls tools on both, and never sees or runs the tool
+// the policy denies, in the revisions with sessions and the stateless one.
+func TestGatewayMergedCatalogue(t *testing.T) {
+	for _, rev := range []string{"2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"} {
+		t.Run(rev, func(t *testing.T) {
+			mode := testenv.MCPStateful
+			if rev == "2026-07-28" {
+				mode = testenv.MCPStateless
+			}
+			p := startGateway(t, mode, "")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c := connectGateway(t, ctx, p.endpoint, rev, nil)
+			names := toolNames(t, ctx, c)
+			for _, want := range []string{"a.echo", "beta.echo", "beta.delete_project", "a.files.read"} {
+				if !slices.Contains(names, want) {
+					t.Errorf("tools/list lacks %s: %v", want, names)
+				}
+			}
+			for _, hidden := range []string{"a.delete_project", "alpha.echo", "echo"} {
+				if slices.Contains(names, hidden) {
+					t.Errorf("tools/list has %s: %v", hidden, names)
+				}
+			}
+			for _, tc := range []struct {
+				tool string
+				srv  *testenv.MCPServer
+			}{{"a.echo", p.alpha}, {"beta.echo", p.beta}} {
+				res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: tc.tool, Arguments: map[string]any{"msg": "hi " + tc.tool}})
+				if err != nil {
+					t.Fatalf("call %s: %v", tc.tool, err)
+				}
+				if !strings.Contains(gwText(res), "hi "+tc.tool) {
+					t.Errorf("call %s: %q", tc.tool, gwText(res))
+				}
+				if n := tc.srv.Calls("echo"); n != 1 {
+					t.Errorf("%s: the server ran echo %d times, want 1", tc.tool, n)
+				}
+			}
+			// The denied tool: refused by the guard, never run.
+			_, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "a.delete_project", Arguments: map[string]any{}})
+			if err == nil {
+				t.Fatal("a.delete_project: called")
+			}
+			ev, err := p.ag.WaitEvent(ctx, func(m map[string]any) bool {
+				return m["kind"] == "mcp" && m["door"] == "gateway" && m["tool"] == "delete_project" && m["decision"] == "deny"
+			})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, gatewayLog(t, p.ag))
+			}
+			if ev["rule"] != "no-alpha-delete" {
+				t.Errorf("deny event: rule %v", ev["rule"])
+			}
+			// A later call the same server saw, so the denied one was
+			// decided before it: its count is still zero.
+			if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "a.echo", Arguments: map[string]any{}}); err != nil {
+				t.Fatal(err)
+			}
+			if n := p.alpha.Calls("echo"); n != 2 {
+				t.Errorf("alpha ran echo %d times, want 2", n)
+			}
+			if n := p.alpha.Calls(testenv.MCPToolDelete); n != 0 {
+				t.Errorf("alpha ran the denied tool %d times", n)
+			}
+			// An allowed call's event: same fields as through the proxy, door gateway.
+			if _, err := p.ag.WaitEvent(ctx, func(m map[string]any) bool {
+				return m["door"] == "gateway" && m["server"] == "beta" && m["tool"] == "echo" && m["method"] == "tools/call" && m["decision"] == "allow"
+			}); err != nil {
+				t.Fatalf("%v\n%s", err, gatewayLog(t, p.ag))
+			}
+		})
+	}
+}
+
+// gatewayLog is everything agentg wrote: its event log and stderr.
+func gatewayLog(t *testing.T, ag *testenv.Agentg) string {
+	t.Helper()
+	b, err := os.ReadFile(ag.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b) + ag.Stderr()
+}
+
+var _ = json.Marshal
+
+func gwText(r *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range r.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return b.String()
+}
