@@ -79,13 +79,13 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	g.stateful = sdk.NewStreamableHTTPHandler(g.newSession, &sdk.StreamableHTTPOptions{
+		// The SDK's DNS rebinding guard stays on: a gateway on loopback
+		// refuses a request whose Host names anything else, so a web page
+		// cannot reach it through a name that resolves to 127.0.0.1.
 		Logger: quiet, SessionTimeout: cfg.SessionTimeout,
-		// The gateway listens where the operator says; who may use it
-		// is the Authenticator's to say, not the Host header's.
-		DisableLocalhostProtection: true,
 	})
 	g.stateless = sdk.NewStreamableHTTPHandler(g.agentSession, &sdk.StreamableHTTPOptions{
-		Logger: quiet, Stateless: true, DisableLocalhostProtection: true,
+		Logger: quiet, Stateless: true,
 	})
 	g.legacy = sdk.NewSSEHandler(g.newSession, &sdk.SSEOptions{})
 	return g, nil

@@ -1,0 +1,124 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Issue 17: the gateway must not change what MCP means. The conformance
+// suite's server scenarios run against the Go SDK's everything-server
+// directly and through agentg's gateway fronting it with no prefix; a
+// scenario passes when its outcome (every check's status) through the
+// gateway equals its outcome direct. The Go suite runs a representative
+// subset; scripts/conformance.sh gateway runs every scenario of both
+// revisions' requirements (AGENTG_CONFORMANCE_FULL=1) and ends with the
+// line "N passed, M failed".
+
+// gatewayConformanceSubset are the scenarios the Go suite compares: the
+// lifecycle, a plain call, the ones that cross the gateway both ways
+// (progress, logging, sampling, elicitation), the other lists.
+var gatewayConformanceSubset = []string{
+	"server-initialize", "tools-list", "tools-call-simple-text", "tools-call-with-progress",
+	"tools-call-with-logging", "tools-call-sampling", "tools-call-elicitation", "tools-call-error",
+	"resources-read-text", "resources-templates-read", "prompts-get-with-args", "completion-complete",
+}
+
+func TestGatewayConformance(t *testing.T) {
+	node, suite := conformanceRunner(t)
+	server := buildConformanceServer(t)
+	full := os.Getenv("AGENTG_CONFORMANCE_FULL") != ""
+	passed, failed := 0, 0
+	for _, c := range []struct {
+		revision  string
+		stateless bool
+	}{{"2026-07-28", true}, {"2025-11-25", false}} {
+		t.Run(c.revision, func(t *testing.T) {
+			url := startConformanceServer(t, server, c.stateless)
+			ag := startGatewayAgentg(t, "mcp:\n  servers:\n    - name: everything\n      endpoint: "+url+"\n      prefix: \"\"\n")
+			_, port, _ := net.SplitHostPort(ag.Gateway)
+			// localhost: the gateway, like the server, refuses a Host
+			// that is not loopback's name (DNS rebinding).
+			gw := "http://localhost:" + port + "/mcp"
+			var scenarios []string
+			if !full {
+				scenarios = gatewayConformanceSubset
+			}
+			direct := scenarioOutcomes(t, node, suite, url, c.revision, scenarios)
+			through := scenarioOutcomes(t, node, suite, gw, c.revision, scenarios)
+			names := make([]string, 0, len(direct))
+			for n := range direct {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				if through[n] == direct[n] {
+					passed++
+					continue
+				}
+				failed++
+				t.Errorf("%s %s: direct %s, through the gateway %s", c.revision, n, direct[n], through[n])
+			}
+			if len(names) == 0 {
+				t.Fatal("no scenario ran")
+			}
+		})
+	}
+	// The one line scripts/conformance.sh ends with.
+	fmt.Printf("%d passed, %d failed\n", passed, failed)
+}
+
+// scenarioOutcomes runs the suite's server scenarios of revision at url
+// (the given ones, or every one the revision requires) and returns each
+// scenario's outcome: its checks' statuses in order.
+func scenarioOutcomes(t *testing.T, node, suite, url, revision string, scenarios []string) map[string]string {
+	t.Helper()
+	out := t.TempDir()
+	runs := [][]string{{"--requirements", revision}}
+	if scenarios != nil {
+		runs = nil
+		for _, s := range scenarios {
+			runs = append(runs, []string{"--scenario", s, "--spec-version", revision})
+		}
+	}
+	for _, extra := range runs {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		args := append([]string{suite, "server", "--url", url, "-o", out}, extra...)
+		cmd := exec.CommandContext(ctx, node, args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+		log, _ := cmd.CombinedOutput() // non-zero when a check fails: outcomes are compared, not exit codes
+		if ctx.Err() != nil {
+			cancel()
+			t.Fatalf("the conformance suite did not finish: %v\n%s", ctx.Err(), log)
+		}
+		cancel()
+	}
+	outcomes := map[string]string{}
+	dirs, _ := os.ReadDir(out)
+	stamp := regexp.MustCompile(`-\d{4}-\d\d-\d\dT.*$`)
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(out, d.Name(), "checks.json"))
+		if err != nil {
+			t.Fatalf("scenario %s left no checks: %v", d.Name(), err)
+		}
+		var list []struct{ ID, Status string }
+		if err := json.Unmarshal(b, &list); err != nil {
+			t.Fatalf("scenario %s: %v", d.Name(), err)
+		}
+		var st []string
+		for _, c := range list {
+			st = append(st, c.ID+"="+c.Status)
+		}
+		outcomes[stamp.ReplaceAllString(d.Name(), "")] = strings.Join(st, ",")
+	}
+	return outcomes
+}
