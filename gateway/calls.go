@@ -24,7 +24,7 @@ func (s *session) callTool(r route) sdk.ToolHandler {
 		if len(req.Params.Arguments) > 0 {
 			p.Arguments = req.Params.Arguments
 		}
-		defer s.tracked(req.Params.GetProgressToken(), req.Session)()
+		defer s.tracked(ctx, req.Params.GetProgressToken(), req.Session)()
 		var res *sdk.CallToolResult
 		err = u.do(ctx, func(cs *sdk.ClientSession) error {
 			var err error
@@ -43,7 +43,7 @@ func (s *session) getPrompt(r route) sdk.PromptHandler {
 		}
 		p := *req.Params
 		p.Name = r.name
-		defer s.tracked(req.Params.GetProgressToken(), req.Session)()
+		defer s.tracked(ctx, req.Params.GetProgressToken(), req.Session)()
 		var res *sdk.GetPromptResult
 		err = u.do(ctx, func(cs *sdk.ClientSession) error {
 			var err error

@@ -26,14 +26,14 @@ type session struct {
 	ss       *sdk.ServerSession // the client's session, once it has sent a request (stateful)
 	ups      map[string]*upstream
 	level    sdk.LoggingLevel
-	progress map[string]*sdk.ServerSession // progress tokens (as text: JSON numbers decode as float64)  of calls in flight, to the session that sent them
+	progress map[string]caller // progress tokens (as text: JSON numbers decode as float64)  of calls in flight, to the session that sent them
 	done     bool
 }
 
 var errNoClient = errors.New("agentg gateway: no client session to ask (the 2026-07-28 revision has none: the server must ask with input_required)")
 
 func newSession(g *Gateway, who Who, stateless bool) *session {
-	s := &session{g: g, who: who, stateless: stateless, ups: map[string]*upstream{}, progress: map[string]*sdk.ServerSession{}}
+	s := &session{g: g, who: who, stateless: stateless, ups: map[string]*upstream{}, progress: map[string]caller{}}
 	s.cat = newCatalogue(s)
 	s.srv = sdk.NewServer(&sdk.Implementation{Name: "agentg-gateway", Version: g.cfg.Version}, &sdk.ServerOptions{
 		Logger: slog.New(slog.DiscardHandler),
@@ -190,19 +190,36 @@ func (s *session) sample(ctx context.Context, r *sdk.CreateMessageRequest) (*sdk
 	return ss.CreateMessage(ctx, r.Params)
 }
 
-// rootsMiddleware answers a server's roots/list with the client's roots.
-func (s *session) rootsMiddleware(next sdk.MethodHandler) sdk.MethodHandler {
+// serverRequests sends a server's requests to the client: roots/list,
+// and elicitation/create before the SDK client's own checks of its
+// schema, which are stricter than clients are (the client reads it, and
+// the gateway must not refuse what the client would take).
+func (s *session) serverRequests(next sdk.MethodHandler) sdk.MethodHandler {
 	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
-		if method != "roots/list" {
+		if method != "roots/list" && method != "elicitation/create" {
 			return next(ctx, method, req)
 		}
 		ss := s.client()
 		if ss == nil {
 			return nil, errNoClient
 		}
-		p, _ := req.GetParams().(*sdk.ListRootsParams)
-		return ss.ListRoots(ctx, p)
+		switch p := req.GetParams().(type) {
+		case *sdk.ListRootsParams:
+			return nonNil(ss.ListRoots(ctx, p))
+		case *sdk.ElicitParams:
+			return nonNil(ss.Elicit(ctx, p))
+		}
+		return next(ctx, method, req)
 	}
+}
+
+// nonNil is a result or an error, never a typed nil result beside an
+// error.
+func nonNil[R sdk.Result](r R, err error) (sdk.Result, error) {
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 func (s *session) logMessage(ctx context.Context, r *sdk.LoggingMessageRequest) {
@@ -215,22 +232,30 @@ func (s *session) logMessage(ctx context.Context, r *sdk.LoggingMessageRequest) 
 // call carried the token.
 func (s *session) progressed(ctx context.Context, r *sdk.ProgressNotificationClientRequest) {
 	s.mu.Lock()
-	ss := s.progress[fmt.Sprint(r.Params.ProgressToken)]
+	c, ok := s.progress[fmt.Sprint(r.Params.ProgressToken)]
 	s.mu.Unlock()
-	if ss != nil {
-		ss.NotifyProgress(ctx, r.Params)
+	if ok {
+		// In the call's context: a stateless session's notifications
+		// reach its client only on the call's own stream.
+		c.ss.NotifyProgress(c.ctx, r.Params)
 	}
+}
+
+// caller is a client request in flight: its session and its context.
+type caller struct {
+	ctx context.Context
+	ss  *sdk.ServerSession
 }
 
 // tracked remembers a call's progress token while it is in flight; the
 // func it returns forgets it.
-func (s *session) tracked(token any, ss *sdk.ServerSession) func() {
+func (s *session) tracked(ctx context.Context, token any, ss *sdk.ServerSession) func() {
 	if token == nil || ss == nil {
 		return func() {}
 	}
 	key := fmt.Sprint(token)
 	s.mu.Lock()
-	s.progress[key] = ss
+	s.progress[key] = caller{ctx, ss}
 	s.mu.Unlock()
 	return func() {
 		s.mu.Lock()

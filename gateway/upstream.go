@@ -76,7 +76,7 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 		return nil, err
 	}
 	c := sdk.NewClient(&sdk.Implementation{Name: "agentg-gateway", Version: u.s.g.cfg.Version}, u.s.clientOptions(u.bind.Name))
-	c.AddReceivingMiddleware(u.s.rootsMiddleware)
+	c.AddReceivingMiddleware(u.s.serverRequests)
 	// The session outlives the request that opened it: only the opening
 	// is bounded by ctx.
 	cs, err := c.Connect(ctx, t, nil)

@@ -66,7 +66,7 @@ func TestGatewayConformance(t *testing.T) {
 					continue
 				}
 				failed++
-				t.Errorf("%s %s: direct %s, through the gateway %s", c.revision, n, direct[n], through[n])
+				t.Errorf("%s %s: direct → through the gateway: %s", c.revision, n, outcomeDiff(direct[n], through[n]))
 			}
 			if len(names) == 0 {
 				t.Fatal("no scenario ran")
@@ -121,4 +121,23 @@ func scenarioOutcomes(t *testing.T, node, suite, url, revision string, scenarios
 		outcomes[stamp.ReplaceAllString(d.Name(), "")] = strings.Join(st, ",")
 	}
 	return outcomes
+}
+
+// outcomeDiff names the checks whose status differs between two outcomes.
+func outcomeDiff(a, b string) string {
+	as, bs := strings.Split(a, ","), strings.Split(b, ",")
+	var d []string
+	for i := 0; i < len(as) || i < len(bs); i++ {
+		var x, y string
+		if i < len(as) {
+			x = as[i]
+		}
+		if i < len(bs) {
+			y = bs[i]
+		}
+		if x != y {
+			d = append(d, x+" → "+y)
+		}
+	}
+	return strings.Join(d, "; ")
 }
