@@ -25,6 +25,7 @@ func (s *session) callTool(r route) sdk.ToolHandler {
 			p.Arguments = req.Params.Arguments
 		}
 		defer s.tracked(ctx, req.Params.GetProgressToken(), req.Session)()
+		defer s.inFlight(ctx, r.server, req.Session)()
 		var res *sdk.CallToolResult
 		err = u.do(ctx, func(cs *sdk.ClientSession) error {
 			var err error
@@ -44,6 +45,7 @@ func (s *session) getPrompt(r route) sdk.PromptHandler {
 		p := *req.Params
 		p.Name = r.name
 		defer s.tracked(ctx, req.Params.GetProgressToken(), req.Session)()
+		defer s.inFlight(ctx, r.server, req.Session)()
 		var res *sdk.GetPromptResult
 		err = u.do(ctx, func(cs *sdk.ClientSession) error {
 			var err error
@@ -61,6 +63,7 @@ func (s *session) readResource(server string) sdk.ResourceHandler {
 			return nil, err
 		}
 		p := *req.Params
+		defer s.inFlight(ctx, server, req.Session)()
 		var res *sdk.ReadResourceResult
 		err = u.do(ctx, func(cs *sdk.ClientSession) error {
 			var err error

@@ -26,14 +26,15 @@ type session struct {
 	ss       *sdk.ServerSession // the client's session, once it has sent a request (stateful)
 	ups      map[string]*upstream
 	level    sdk.LoggingLevel
-	progress map[string]caller // progress tokens (as text: JSON numbers decode as float64)  of calls in flight, to the session that sent them
+	progress map[string]caller   // progress tokens of calls in flight (as text: JSON numbers decode as float64)
+	calls    map[string][]caller // the client's requests in flight, by the server they went to
 	done     bool
 }
 
 var errNoClient = errors.New("agentg gateway: no client session to ask (the 2026-07-28 revision has none: the server must ask with input_required)")
 
 func newSession(g *Gateway, who Who, stateless bool) *session {
-	s := &session{g: g, who: who, stateless: stateless, ups: map[string]*upstream{}, progress: map[string]caller{}}
+	s := &session{g: g, who: who, stateless: stateless, ups: map[string]*upstream{}, progress: map[string]caller{}, calls: map[string][]caller{}}
 	s.cat = newCatalogue(s)
 	s.srv = sdk.NewServer(&sdk.Implementation{Name: "agentg-gateway", Version: g.cfg.Version}, &sdk.ServerOptions{
 		Logger: slog.New(slog.DiscardHandler),
@@ -151,18 +152,20 @@ func (s *session) close() {
 // what the server sends the client goes to the client session.
 func (s *session) clientOptions(server string) *sdk.ClientOptions {
 	o := &sdk.ClientOptions{
-		Logger:             slog.New(slog.DiscardHandler),
-		ElicitationHandler: s.elicit,
+		Logger: slog.New(slog.DiscardHandler),
+		// Answered by serverRequests, before the SDK's own checks: set
+		// so that the client capability is declared.
+		ElicitationHandler: func(context.Context, *sdk.ElicitRequest) (*sdk.ElicitResult, error) { return nil, errNoClient },
 		// Sampling is deprecated in 2026-07-28 but still served: the
 		// gateway passes on what servers ask.
-		CreateMessageHandler:       s.sample,
+		CreateMessageHandler:       s.sample(server),
 		ToolListChangedHandler:     func(ctx context.Context, _ *sdk.ToolListChangedRequest) { s.cat.changed(server, kindTools) },
 		PromptListChangedHandler:   func(ctx context.Context, _ *sdk.PromptListChangedRequest) { s.cat.changed(server, kindPrompts) },
 		ResourceListChangedHandler: func(ctx context.Context, _ *sdk.ResourceListChangedRequest) { s.cat.changed(server, kindResources) },
 		ResourceUpdatedHandler: func(ctx context.Context, r *sdk.ResourceUpdatedNotificationRequest) {
 			s.srv.ResourceUpdated(ctx, r.Params)
 		},
-		LoggingMessageHandler:       s.logMessage,
+		LoggingMessageHandler:       s.logMessage(server),
 		ProgressNotificationHandler: s.progressed,
 		Capabilities:                &sdk.ClientCapabilities{RootsV2: &sdk.RootCapabilities{ListChanged: true}},
 	}
@@ -174,42 +177,80 @@ func (s *session) clientOptions(server string) *sdk.ClientOptions {
 	return o
 }
 
-func (s *session) elicit(ctx context.Context, r *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
-	ss := s.client()
-	if ss == nil {
-		return nil, errNoClient
+// cause is the client request that a server's request to the client is
+// part of: the latest request in flight to that server (its session and
+// context: the SDK sends a request related to a call on the call's own
+// stream), or the client's session alone when none is.
+func (s *session) cause(ctx context.Context, server string) (caller, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cs := s.calls[server]; len(cs) > 0 {
+		return cs[len(cs)-1], nil
 	}
-	return ss.Elicit(ctx, r.Params)
+	if s.ss == nil {
+		return caller{}, errNoClient
+	}
+	return caller{ctx, s.ss}, nil
 }
 
-func (s *session) sample(ctx context.Context, r *sdk.CreateMessageRequest) (*sdk.CreateMessageResult, error) {
-	ss := s.client()
+// inFlight records a client request to server while it is in flight;
+// the func it returns ends the record.
+func (s *session) inFlight(ctx context.Context, server string, ss *sdk.ServerSession) func() {
 	if ss == nil {
-		return nil, errNoClient
+		return func() {}
 	}
-	return ss.CreateMessage(ctx, r.Params)
+	c := caller{ctx, ss}
+	s.mu.Lock()
+	s.calls[server] = append(s.calls[server], c)
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		cs := s.calls[server]
+		for i := range cs {
+			if cs[i] == c {
+				s.calls[server] = append(cs[:i], cs[i+1:]...)
+				break
+			}
+		}
+		if len(s.calls[server]) == 0 {
+			delete(s.calls, server)
+		}
+	}
+}
+
+func (s *session) sample(server string) func(context.Context, *sdk.CreateMessageRequest) (*sdk.CreateMessageResult, error) {
+	return func(ctx context.Context, r *sdk.CreateMessageRequest) (*sdk.CreateMessageResult, error) {
+		c, err := s.cause(ctx, server)
+		if err != nil {
+			return nil, err
+		}
+		return c.ss.CreateMessage(c.ctx, r.Params)
+	}
 }
 
 // serverRequests sends a server's requests to the client: roots/list,
 // and elicitation/create before the SDK client's own checks of its
 // schema, which are stricter than clients are (the client reads it, and
 // the gateway must not refuse what the client would take).
-func (s *session) serverRequests(next sdk.MethodHandler) sdk.MethodHandler {
-	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
-		if method != "roots/list" && method != "elicitation/create" {
+func (s *session) serverRequests(server string) sdk.Middleware {
+	return func(next sdk.MethodHandler) sdk.MethodHandler {
+		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+			if method != "roots/list" && method != "elicitation/create" {
+				return next(ctx, method, req)
+			}
+			c, err := s.cause(ctx, server)
+			if err != nil {
+				return nil, err
+			}
+			switch p := req.GetParams().(type) {
+			case *sdk.ListRootsParams:
+				return nonNil(c.ss.ListRoots(c.ctx, p))
+			case *sdk.ElicitParams:
+				return nonNil(c.ss.Elicit(c.ctx, p))
+			}
 			return next(ctx, method, req)
 		}
-		ss := s.client()
-		if ss == nil {
-			return nil, errNoClient
-		}
-		switch p := req.GetParams().(type) {
-		case *sdk.ListRootsParams:
-			return nonNil(ss.ListRoots(ctx, p))
-		case *sdk.ElicitParams:
-			return nonNil(ss.Elicit(ctx, p))
-		}
-		return next(ctx, method, req)
 	}
 }
 
@@ -222,9 +263,13 @@ func nonNil[R sdk.Result](r R, err error) (sdk.Result, error) {
 	return r, nil
 }
 
-func (s *session) logMessage(ctx context.Context, r *sdk.LoggingMessageRequest) {
-	if ss := s.client(); ss != nil {
-		ss.Log(ctx, r.Params)
+// logMessage passes a server's log message on, on the stream of the
+// call it belongs to when one is in flight.
+func (s *session) logMessage(server string) func(context.Context, *sdk.LoggingMessageRequest) {
+	return func(ctx context.Context, r *sdk.LoggingMessageRequest) {
+		if c, err := s.cause(ctx, server); err == nil {
+			c.ss.Log(c.ctx, r.Params)
+		}
 	}
 }
 

@@ -41,9 +41,9 @@ func (HTTPDialer) Dial(_ context.Context, u Upstream) (sdk.Transport, error) {
 	if u.Server.Endpoint == "" {
 		return nil, fmt.Errorf("mcp server %s has no endpoint", u.Server.Name)
 	}
-	// MaxRetries -1: a lost stream is not resumed behind the guard's back;
-	// the call fails and the gateway says so.
-	return &sdk.StreamableClientTransport{Endpoint: u.Server.Endpoint, HTTPClient: u.HTTP, MaxRetries: -1}, nil
+	// A lost stream is resumed as the SDK does (GET with Last-Event-ID):
+	// through u.HTTP, so the guard reads the resumed stream too.
+	return &sdk.StreamableClientTransport{Endpoint: u.Server.Endpoint, HTTPClient: u.HTTP}, nil
 }
 
 // upstream is one client session's session with one server, opened on
@@ -76,7 +76,7 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 		return nil, err
 	}
 	c := sdk.NewClient(&sdk.Implementation{Name: "agentg-gateway", Version: u.s.g.cfg.Version}, u.s.clientOptions(u.bind.Name))
-	c.AddReceivingMiddleware(u.s.serverRequests)
+	c.AddReceivingMiddleware(u.s.serverRequests(u.bind.Name))
 	// The session outlives the request that opened it: only the opening
 	// is bounded by ctx.
 	cs, err := c.Connect(ctx, t, nil)
@@ -84,6 +84,16 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 		return nil, fmt.Errorf("mcp server %s: open a session: %w", u.bind.Name, err)
 	}
 	u.cs = cs
+	// A session that ends on its own (the server forgot it, its stream
+	// failed for good) is forgotten, so the next use opens a new one.
+	go func() {
+		cs.Wait()
+		u.mu.Lock()
+		if u.cs == cs {
+			u.cs = nil
+		}
+		u.mu.Unlock()
+	}()
 	if lvl := u.s.logLevel(); lvl != "" {
 		cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: lvl})
 	}

@@ -107,8 +107,14 @@ func scenarioOutcomes(t *testing.T, node, suite, url, revision string, scenarios
 	stamp := regexp.MustCompile(`-\d{4}-\d\d-\d\dT.*$`)
 	for _, d := range dirs {
 		b, err := os.ReadFile(filepath.Join(out, d.Name(), "checks.json"))
+		if os.IsNotExist(err) {
+			// Not a scenario of this revision: the suite skips it, the
+			// same way both runs.
+			outcomes[stamp.ReplaceAllString(d.Name(), "")] = "none"
+			continue
+		}
 		if err != nil {
-			t.Fatalf("scenario %s left no checks: %v", d.Name(), err)
+			t.Fatalf("scenario %s: %v", d.Name(), err)
 		}
 		var list []struct{ ID, Status string }
 		if err := json.Unmarshal(b, &list); err != nil {

@@ -24,13 +24,14 @@ import (
 type gatewayPeers struct {
 	alpha, beta *testenv.MCPServer
 	ag          *testenv.Agentg
+	adm         *adminAgentg
 	endpoint    string // the gateway's MCP URL
 }
 
 // gatewayPolicy puts alpha and beta behind the gateway with the rules
-// every gateway test shares: alpha's delete is denied, secrets redacted
-// from results, beta's archive tool rate-limited, extra for more.
-func gatewayPolicy(alpha, beta, extra string) string {
+// every gateway test shares: alpha's delete is denied, AWS keys redacted
+// both ways, beta's archive tool rate-limited; tools are more tool rules.
+func gatewayPolicy(alpha, beta, tools string) string {
 	return `
 mcp:
   servers:
@@ -44,17 +45,17 @@ mcp:
   tools:
     - deny: alpha.delete_project
       id: no-alpha-delete
-  redact:
+` + tools + `  redact:
     - pattern: "AKIA[0-9A-Z]{16}"
       id: aws-key
   rate_limits:
     - tools: beta.archive
       limit: 2/h
       id: archive-rate
-` + extra
+`
 }
 
-func startGateway(t *testing.T, mode testenv.MCPMode, extra string) *gatewayPeers {
+func startGateway(t *testing.T, mode testenv.MCPMode, tools string) *gatewayPeers {
 	t.Helper()
 	p := &gatewayPeers{}
 	var err error
@@ -66,18 +67,22 @@ func startGateway(t *testing.T, mode testenv.MCPMode, extra string) *gatewayPeer
 		t.Fatal(err)
 	}
 	t.Cleanup(p.beta.Close)
-	p.ag = startGatewayAgentg(t, gatewayPolicy("http://"+p.alpha.Addr+"/mcp", "http://"+p.beta.Addr+"/mcp", extra))
+	p.adm = startAdminGateway(t, gatewayPolicy("http://"+p.alpha.Addr+"/mcp", "http://"+p.beta.Addr+"/mcp", tools))
+	p.ag = p.adm.Agentg
 	p.endpoint = "http://" + p.ag.Gateway + "/mcp"
 	return p
 }
 
 func startGatewayAgentg(t *testing.T, policy string) *testenv.Agentg {
 	t.Helper()
-	ag, err := testenv.StartAgentg(testenv.AgentgConfig{Dir: t.TempDir(), Policy: policy, Args: []string{"--gateway", "127.0.0.1:0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ag.Stop(5 * time.Second) })
+	return startAdminGateway(t, policy).Agentg
+}
+
+// startAdminGateway starts agentg with its gateway on a free loopback
+// port, and a client of its admin API.
+func startAdminGateway(t *testing.T, policy string) *adminAgentg {
+	t.Helper()
+	ag := startAdminAgentg(t, testenv.AgentgConfig{Policy: policy, Args: []string{"--gateway", "127.0.0.1:0"}})
 	if ag.Gateway == "" {
 		t.Fatal("agentg did not say where its gateway listens")
 	}

@@ -1,0 +1,296 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentg/agentg/admin"
+	"github.com/agentg/agentg/internal/testenv"
+)
+
+// Issue 17: policy through the gateway is the guard's, the same as
+// through the proxy: redaction both ways, approvals released through the
+// admin API, rate limits; a dead upstream does not hold the others'
+// lists; server-to-client requests reach the client that caused them; a
+// session the server forgot is opened again.
+
+func gwCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestGatewayRedaction: a secret in a result is redacted before the
+// client sees it, one in arguments before the server does, and agentg
+// writes neither anywhere.
+func TestGatewayRedaction(t *testing.T) {
+	p := startGateway(t, testenv.MCPStateful, "")
+	ctx := gwCtx(t)
+	c := connectGateway(t, ctx, p.endpoint, "2025-11-25", nil)
+	res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "a.secret", Arguments: map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.alpha.Calls(testenv.MCPToolSecret) != 1 {
+		t.Fatal("the server did not run the secret tool")
+	}
+	out, _ := json.Marshal(res)
+	if strings.Contains(string(out), testenv.MCPSecret) {
+		t.Fatalf("the client got the secret: %s", out)
+	}
+	const argSecret = "AKIAZZZZ1111YYYY2222"
+	res, err = c.CallTool(ctx, &mcp.CallToolParams{Name: "beta.echo", Arguments: map[string]any{"msg": "key " + argSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(p.beta.LastArguments(testenv.MCPToolEcho)); strings.Contains(got, argSecret) || !strings.Contains(got, "key ") {
+		t.Fatalf("the server got arguments %s", got)
+	}
+	if _, err := p.ag.WaitEvent(ctx, func(m map[string]any) bool {
+		return m["door"] == "gateway" && m["server"] == "beta" && m["tool"] == "echo" && m["redactions"] != nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	log := gatewayLog(t, p.ag)
+	for _, s := range []string{testenv.MCPSecret, argSecret} {
+		if strings.Contains(log, s) {
+			t.Errorf("agentg wrote the secret %s", s)
+		}
+	}
+}
+
+// TestGatewayApproval: a call an approve rule holds waits, unseen by the
+// server, until it is approved through the admin API.
+func TestGatewayApproval(t *testing.T) {
+	p := startGateway(t, testenv.MCPStateful, "    - approve: beta.echo\n      id: hold-beta-echo\n      timeout: 60s\n")
+	ctx := gwCtx(t)
+	c := connectGateway(t, ctx, p.endpoint, "2025-11-25", nil)
+	args := map[string]any{"msg": "release me"}
+	ch := callAsync(c, "beta.echo", args)
+	var items []admin.Approval
+	for deadline := time.Now().Add(20 * time.Second); len(items) == 0; {
+		var err error
+		if items, err = p.adm.client.Approvals(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no approval pending")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	a := items[0]
+	if a.Server != "beta" || a.Tool != testenv.MCPToolEcho || a.Rule != "hold-beta-echo" {
+		t.Fatalf("approval: %+v", a)
+	}
+	// A marker the same server answers while the call is held.
+	if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "beta.archive", Arguments: map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.beta.Calls(testenv.MCPToolEcho); n != 0 {
+		t.Fatalf("the server ran the held call %d times", n)
+	}
+	if _, err := p.adm.client.Approve(ctx, a.ID, admin.ApproveRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	r := awaitCall(t, ch)
+	wantEcho(t, r.res, r.err, args)
+	if n := p.beta.Calls(testenv.MCPToolEcho); n != 1 {
+		t.Fatalf("the server ran echo %d times, want 1", n)
+	}
+}
+
+// TestGatewayRateLimit: beta.archive is limited to 2 an hour; the third
+// call is refused by the guard and never runs.
+func TestGatewayRateLimit(t *testing.T) {
+	p := startGateway(t, testenv.MCPStateful, "")
+	ctx := gwCtx(t)
+	c := connectGateway(t, ctx, p.endpoint, "2025-11-25", nil)
+	for i := range 2 {
+		if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "beta.archive", Arguments: map[string]any{}}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "beta.archive", Arguments: map[string]any{}})
+	if err == nil && !res.IsError {
+		t.Fatal("the third call passed the rate limit")
+	}
+	if _, err := p.ag.WaitEvent(ctx, func(m map[string]any) bool {
+		return m["door"] == "gateway" && m["tool"] == "archive" && m["decision"] == "deny" && m["rule"] == "archive-rate"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A marker the same server ran after the refused call.
+	if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "beta.echo", Arguments: map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.beta.Calls(testenv.MCPToolArchive); n != 2 {
+		t.Fatalf("the server ran archive %d times, want 2", n)
+	}
+}
+
+// TestGatewayDeadUpstream: a server that accepts and never answers does
+// not hold tools/list beyond its timeout; the answer lists the live one,
+// and an event names the dead one.
+func TestGatewayDeadUpstream(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := dead.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		dead.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	live, err := testenv.StartMCPServer(testenv.MCPServerConfig{Mode: testenv.MCPStateful})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(live.Close)
+	ag := startGatewayAgentg(t, `mcp:
+  servers:
+    - name: dead
+      endpoint: http://`+dead.Addr().String()+`/mcp
+      timeout: 1s
+    - name: live
+      endpoint: http://`+live.Addr+`/mcp
+`)
+	ctx := gwCtx(t)
+	c := connectGateway(t, ctx, "http://"+ag.Gateway+"/mcp", "2025-11-25", nil)
+	start := time.Now()
+	names := toolNames(t, ctx, c)
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("tools/list took %s with a 1s timeout on the dead server", d)
+	}
+	if !slices.Contains(names, "live.echo") || slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, "dead.") }) {
+		t.Fatalf("tools/list: %v", names)
+	}
+	ev, err := ag.WaitEvent(ctx, func(m map[string]any) bool {
+		return m["door"] == "gateway" && m["action"] == "server-unavailable" && m["server"] == "dead"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := ev["reason"].(string); !strings.Contains(r, "tools/list") {
+		t.Errorf("event reason %q", r)
+	}
+	// And the live server's tools are called as usual.
+	cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+	defer ccancel()
+	if _, err := c.CallTool(cctx, &mcp.CallToolParams{Name: "live.echo", Arguments: map[string]any{}}); err != nil {
+		ag.Signal(syscall.SIGQUIT)
+		<-ag.Exited()
+		t.Fatalf("%v\n%s", err, ag.Stderr())
+	}
+}
+
+// TestGatewayServerRequests: an upstream tool that asks the client for
+// elicitation, and one that asks for sampling, complete through the
+// gateway with the client answering.
+func TestGatewayServerRequests(t *testing.T) {
+	p := startGateway(t, testenv.MCPStateful, "")
+	p.alpha.Server.AddTool(&mcp.Tool{Name: "ask", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			r, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "your name?",
+				RequestedSchema: json.RawMessage(`{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}`)})
+			if err != nil {
+				return nil, err
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "hello " + r.Action + " " + r.Content["name"].(string)}}}, nil
+		})
+	p.beta.Server.AddTool(&mcp.Tool{Name: "think", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			r, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 10,
+				Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "2+2?"}}}})
+			if err != nil {
+				return nil, err
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "model said " + r.Content.(*mcp.TextContent).Text}}}, nil
+		})
+	ctx := gwCtx(t)
+	var asked []string
+	c := connectGateway(t, ctx, p.endpoint, "2025-11-25", &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			asked = append(asked, "elicit:"+r.Params.Message)
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada"}}, nil
+		},
+		CreateMessageHandler: func(_ context.Context, r *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			asked = append(asked, "sample")
+			return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "4"}}, nil
+		},
+	})
+	res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "a.ask", Arguments: map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gwText(res); got != "hello accept Ada" {
+		t.Errorf("a.ask: %q", got)
+	}
+	res, err = c.CallTool(ctx, &mcp.CallToolParams{Name: "beta.think", Arguments: map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gwText(res); got != "model said 4" {
+		t.Errorf("beta.think: %q", got)
+	}
+	if !slices.Equal(asked, []string{"elicit:your name?", "sample"}) {
+		t.Errorf("the client was asked %v", asked)
+	}
+}
+
+// TestGatewaySessionExpiry: when the server forgets the upstream session
+// (it answers 404), the gateway opens a new one and the client's call
+// succeeds on it.
+func TestGatewaySessionExpiry(t *testing.T) {
+	p := startGateway(t, testenv.MCPStateful, "")
+	ctx := gwCtx(t)
+	c := connectGateway(t, ctx, p.endpoint, "2025-11-25", nil)
+	if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "a.echo", Arguments: map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	var first []string
+	for ss := range p.alpha.Server.Sessions() {
+		first = append(first, ss.ID())
+		ss.Close() // the server forgets it: its next request gets 404
+	}
+	if len(first) != 1 {
+		t.Fatalf("alpha has %d sessions", len(first))
+	}
+	if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "a.echo", Arguments: map[string]any{"n": 2}}); err != nil {
+		t.Fatalf("the call after the session expired: %v", err)
+	}
+	if n := p.alpha.Calls(testenv.MCPToolEcho); n != 2 {
+		t.Fatalf("alpha ran echo %d times, want 2", n)
+	}
+	var now []string
+	for ss := range p.alpha.Server.Sessions() {
+		now = append(now, ss.ID())
+	}
+	if len(now) != 1 || now[0] == first[0] {
+		t.Fatalf("sessions before %v, after %v: want one new one", first, now)
+	}
+}
