@@ -20,22 +20,10 @@ if [ ${#need[@]} -gt 0 ]; then
 	fi
 fi
 
-# The official MCP conformance suite (and the Node 22 it needs) comes from
-# npm, pinned by test/conformance/package-lock.json; its test skips when
-# it is not installed.
-if [ ! -e test/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js ]; then
-	if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "installing test dependencies: npm"
-		apt-get update -qq >/dev/null
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
-	fi
-	if command -v npm >/dev/null 2>&1; then
-		npm ci --prefix test/conformance --no-audit --no-fund --loglevel=error >/dev/null ||
-			echo "npm ci in test/conformance failed: the MCP conformance test will skip" >&2
-	else
-		echo "missing npm: the MCP conformance test will skip" >&2
-	fi
-fi
+# The official MCP conformance suite (and the Node 22 it needs), shared
+# with scripts/conformance.sh.
+. scripts/deps.sh
+install_conformance || true
 
 go vet ./...
 go test -race -count=1 -timeout 8m "$@" ./...
