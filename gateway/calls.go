@@ -2,10 +2,24 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
+
+// upstreamError is what the client gets for err: the server's (or the
+// guard's) JSON-RPC error as it was sent, code, message and data, not the
+// SDK client's wrapping of it; any other failure as the SDK server
+// answers an error (internal error), naming the server.
+func upstreamError(server string, err error) error {
+	var je *jsonrpc.Error
+	if errors.As(err, &je) {
+		return je
+	}
+	return fmt.Errorf("agentg gateway: mcp server %s: %w", server, err)
+}
 
 // The client's requests, routed: each goes to the server its name (or
 // URI) came from, under the server's own name, through that server's
@@ -32,7 +46,10 @@ func (s *session) callTool(r route) sdk.ToolHandler {
 			res, err = cs.CallTool(ctx, p)
 			return err
 		})
-		return res, err
+		if err != nil {
+			return nil, upstreamError(r.server, err)
+		}
+		return res, nil
 	}
 }
 
@@ -52,7 +69,10 @@ func (s *session) getPrompt(r route) sdk.PromptHandler {
 			res, err = cs.GetPrompt(ctx, &p)
 			return err
 		})
-		return res, err
+		if err != nil {
+			return nil, upstreamError(r.server, err)
+		}
+		return res, nil
 	}
 }
 
@@ -70,7 +90,10 @@ func (s *session) readResource(server string) sdk.ResourceHandler {
 			res, err = cs.ReadResource(ctx, &p)
 			return err
 		})
-		return res, err
+		if err != nil {
+			return nil, upstreamError(server, err)
+		}
+		return res, nil
 	}
 }
 
@@ -108,7 +131,10 @@ func (s *session) complete(ctx context.Context, req *sdk.CompleteRequest) (*sdk.
 		res, err = cs.Complete(ctx, &p)
 		return err
 	})
-	return res, err
+	if err != nil {
+		return nil, upstreamError(r.server, err)
+	}
+	return res, nil
 }
 
 // resourceServer is the server a resource URI is read from: the one that
@@ -126,7 +152,10 @@ func (s *session) subscribe(ctx context.Context, req *sdk.SubscribeRequest) erro
 	if err != nil {
 		return err
 	}
-	return u.do(ctx, func(cs *sdk.ClientSession) error { return cs.Subscribe(ctx, req.Params) })
+	if err := u.do(ctx, func(cs *sdk.ClientSession) error { return cs.Subscribe(ctx, req.Params) }); err != nil {
+		return upstreamError(u.bind.Name, err)
+	}
+	return nil
 }
 
 func (s *session) unsubscribe(ctx context.Context, req *sdk.UnsubscribeRequest) error {
@@ -134,5 +163,8 @@ func (s *session) unsubscribe(ctx context.Context, req *sdk.UnsubscribeRequest) 
 	if err != nil {
 		return err
 	}
-	return u.do(ctx, func(cs *sdk.ClientSession) error { return cs.Unsubscribe(ctx, req.Params) })
+	if err := u.do(ctx, func(cs *sdk.ClientSession) error { return cs.Unsubscribe(ctx, req.Params) }); err != nil {
+		return upstreamError(u.bind.Name, err)
+	}
+	return nil
 }
