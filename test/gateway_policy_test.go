@@ -294,3 +294,49 @@ func TestGatewaySessionExpiry(t *testing.T) {
 		t.Fatalf("sessions before %v, after %v: want one new one", first, now)
 	}
 }
+
+// TestGatewayNameCollision: a name two servers both expose at runtime
+// (one without a prefix lists "files.read", the other, prefix "files",
+// lists "read") is hidden from both, with an event naming them; the
+// other names of both stay.
+func TestGatewayNameCollision(t *testing.T) {
+	bare, err := testenv.StartMCPServer(testenv.MCPServerConfig{Mode: testenv.MCPStateful})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bare.Close)
+	files, err := testenv.StartMCPServer(testenv.MCPServerConfig{Mode: testenv.MCPStateful})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(files.Close)
+	files.AddEchoTool(&mcp.Tool{Name: "read", InputSchema: json.RawMessage(`{"type":"object"}`)})
+	ag := startGatewayAgentg(t, `mcp:
+  servers:
+    - name: bare
+      endpoint: http://`+bare.Addr+`/mcp
+      prefix: ""
+    - name: files
+      endpoint: http://`+files.Addr+`/mcp
+`)
+	ctx := gwCtx(t)
+	c := connectGateway(t, ctx, "http://"+ag.Gateway+"/mcp", "2025-11-25", nil)
+	names := toolNames(t, ctx, c)
+	if slices.Contains(names, "files.read") {
+		t.Fatalf("the colliding name is listed: %v", names)
+	}
+	for _, want := range []string{"echo", "files.echo"} {
+		if !slices.Contains(names, want) {
+			t.Fatalf("tools/list lacks %s: %v", want, names)
+		}
+	}
+	ev, err := ag.WaitEvent(ctx, func(m map[string]any) bool {
+		return m["door"] == "gateway" && m["action"] == "name-collision"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := ev["reason"].(string); !strings.Contains(r, "files.read") || !strings.Contains(r, "bare") || !strings.Contains(r, "files") {
+		t.Errorf("collision event: %v", ev)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -118,9 +120,10 @@ func toolNames(t *testing.T, ctx context.Context, c *testenv.MCPClient) []string
 
 // TestGatewayMergedCatalogue: one client sees both servers' tools under
 // their prefixes, calls tools on both, and never sees or runs the tool
-// the policy denies, in the revisions with sessions and the stateless one.
+// the policy denies, in every revision: the 2024-11-05 HTTP+SSE
+// transport, the three with sessions, and the stateless one.
 func TestGatewayMergedCatalogue(t *testing.T) {
-	for _, rev := range []string{"2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"} {
+	for _, rev := range []string{"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"} {
 		t.Run(rev, func(t *testing.T) {
 			mode := testenv.MCPStateful
 			if rev == "2026-07-28" {
@@ -201,7 +204,6 @@ func gatewayLog(t *testing.T, ag *testenv.Agentg) string {
 	return string(b) + ag.Stderr()
 }
 
-var _ = json.Marshal
 
 func gwText(r *mcp.CallToolResult) string {
 	var b strings.Builder
@@ -211,4 +213,54 @@ func gwText(r *mcp.CallToolResult) string {
 		}
 	}
 	return b.String()
+}
+
+// TestGatewayTypeScriptClient: the TypeScript SDK's Streamable HTTP
+// client sees the merged list and calls tools on both servers; the denied
+// tool is hidden, refused, and never runs.
+func TestGatewayTypeScriptClient(t *testing.T) {
+	node, dir, err := testenv.Node()
+	if err != nil {
+		t.Skip(err)
+	}
+	p := startGateway(t, testenv.MCPStateful, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "peers", "gateway_client.mjs"), p.endpoint, "a.echo", "beta.echo", "a.delete_project")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gateway_client.mjs: %v\n%s", err, out)
+	}
+	steps := map[string]tsStep{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var s tsStep
+		if json.Unmarshal([]byte(line), &s) != nil {
+			t.Fatalf("gateway_client.mjs printed %q", line)
+		}
+		steps[s.Step] = s
+	}
+	for _, name := range []string{"connect", "list", "call a.echo", "call beta.echo"} {
+		if s := steps[name]; s.Error != nil || s.Result == nil {
+			t.Fatalf("step %s: %+v\n%s", name, s, out)
+		}
+	}
+	var names []string
+	if err := json.Unmarshal(steps["list"].Result, &names); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, "a.echo") || !slices.Contains(names, "beta.echo") || slices.Contains(names, "a.delete_project") {
+		t.Errorf("the TypeScript client listed %v", names)
+	}
+	if !strings.Contains(string(steps["call a.echo"].Result), `\"from\":\"ts\"`) && !strings.Contains(string(steps["call a.echo"].Result), `"from":"ts"`) {
+		t.Errorf("a.echo: %s", steps["call a.echo"].Result)
+	}
+	if s := steps["call a.delete_project"]; s.Error == nil {
+		if !strings.Contains(string(s.Result), `"isError":true`) {
+			t.Errorf("a.delete_project: %s", s.Result)
+		}
+	}
+	if p.alpha.Calls("echo") != 1 || p.beta.Calls("echo") != 1 || p.alpha.Calls(testenv.MCPToolDelete) != 0 {
+		t.Errorf("runs: alpha echo %d, beta echo %d, alpha delete %d", p.alpha.Calls("echo"), p.beta.Calls("echo"), p.alpha.Calls(testenv.MCPToolDelete))
+	}
 }
