@@ -204,7 +204,6 @@ func gatewayLog(t *testing.T, ag *testenv.Agentg) string {
 	return string(b) + ag.Stderr()
 }
 
-
 func gwText(r *mcp.CallToolResult) string {
 	var b strings.Builder
 	for _, c := range r.Content {
