@@ -26,6 +26,27 @@ func upstreamError(server string, err error) error {
 // upstream session, where the guard decides it. The answer (or the
 // guard's refusal) is the client's.
 
+// forwardMeta is the client's _meta as it goes to a server on session
+// cs: without the client's protocol revision (the upstream session has
+// its own, which the SDK client adds), and with the client's identity and
+// capabilities only where the server reads them per request (2026-07-28),
+// so that a server asks only for what the client itself declared.
+func forwardMeta(m sdk.Meta, cs *sdk.ClientSession) sdk.Meta {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(sdk.Meta, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	delete(out, sdk.MetaKeyProtocolVersion)
+	if r := cs.InitializeResult(); r == nil || r.ProtocolVersion < "2026-07-28" {
+		delete(out, sdk.MetaKeyClientInfo)
+		delete(out, sdk.MetaKeyClientCapabilities)
+	}
+	return out
+}
+
 // callTool is the handler of one catalogue tool.
 func (s *session) callTool(r route) sdk.ToolHandler {
 	return func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
@@ -41,9 +62,11 @@ func (s *session) callTool(r route) sdk.ToolHandler {
 		defer s.tracked(ctx, req.Params.GetProgressToken(), req.Session)()
 		defer s.inFlight(ctx, r.server, req.Session)()
 		var res *sdk.CallToolResult
-		err = u.do(ctx, func(cs *sdk.ClientSession) error {
+		err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
 			var err error
-			res, err = cs.CallTool(ctx, p)
+			q := *p
+			q.Meta = forwardMeta(p.Meta, cs)
+			res, err = cs.CallTool(ctx, &q)
 			return err
 		})
 		if err != nil {
@@ -64,9 +87,11 @@ func (s *session) getPrompt(r route) sdk.PromptHandler {
 		defer s.tracked(ctx, req.Params.GetProgressToken(), req.Session)()
 		defer s.inFlight(ctx, r.server, req.Session)()
 		var res *sdk.GetPromptResult
-		err = u.do(ctx, func(cs *sdk.ClientSession) error {
+		err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
 			var err error
-			res, err = cs.GetPrompt(ctx, &p)
+			q := p
+			q.Meta = forwardMeta(p.Meta, cs)
+			res, err = cs.GetPrompt(ctx, &q)
 			return err
 		})
 		if err != nil {
@@ -85,9 +110,11 @@ func (s *session) readResource(server string) sdk.ResourceHandler {
 		p := *req.Params
 		defer s.inFlight(ctx, server, req.Session)()
 		var res *sdk.ReadResourceResult
-		err = u.do(ctx, func(cs *sdk.ClientSession) error {
+		err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
 			var err error
-			res, err = cs.ReadResource(ctx, &p)
+			q := p
+			q.Meta = forwardMeta(p.Meta, cs)
+			res, err = cs.ReadResource(ctx, &q)
 			return err
 		})
 		if err != nil {
@@ -126,9 +153,11 @@ func (s *session) complete(ctx context.Context, req *sdk.CompleteRequest) (*sdk.
 		return nil, err
 	}
 	var res *sdk.CompleteResult
-	err = u.do(ctx, func(cs *sdk.ClientSession) error {
+	err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
 		var err error
-		res, err = cs.Complete(ctx, &p)
+		q := p
+		q.Meta = forwardMeta(p.Meta, cs)
+		res, err = cs.Complete(ctx, &q)
 		return err
 	})
 	if err != nil {
@@ -152,7 +181,11 @@ func (s *session) subscribe(ctx context.Context, req *sdk.SubscribeRequest) erro
 	if err != nil {
 		return err
 	}
-	if err := u.do(ctx, func(cs *sdk.ClientSession) error { return cs.Subscribe(ctx, req.Params) }); err != nil {
+	if err := u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
+		p := *req.Params
+		p.Meta = forwardMeta(p.Meta, cs)
+		return cs.Subscribe(ctx, &p)
+	}); err != nil {
 		return upstreamError(u.bind.Name, err)
 	}
 	return nil
@@ -163,7 +196,11 @@ func (s *session) unsubscribe(ctx context.Context, req *sdk.UnsubscribeRequest) 
 	if err != nil {
 		return err
 	}
-	if err := u.do(ctx, func(cs *sdk.ClientSession) error { return cs.Unsubscribe(ctx, req.Params) }); err != nil {
+	if err := u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
+		p := *req.Params
+		p.Meta = forwardMeta(p.Meta, cs)
+		return cs.Unsubscribe(ctx, &p)
+	}); err != nil {
 		return upstreamError(u.bind.Name, err)
 	}
 	return nil

@@ -148,7 +148,7 @@ func (s *session) list(ctx context.Context, server string, k kind) ([]any, error
 		return nil, err
 	}
 	var out []any
-	err = u.do(ctx, func(cs *sdk.ClientSession) error {
+	err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
 		out = out[:0]
 		caps := cs.InitializeResult().Capabilities
 		if caps == nil {

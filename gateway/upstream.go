@@ -100,15 +100,33 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 	return cs, nil
 }
 
+// detach is ctx's cancellation and deadline without its values: the
+// client's request context carries the SDK server's state (its protocol
+// revision among it), which the SDK client would read as its own and
+// send upstream.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, cancel := context.WithCancel(context.Background())
+	if dl, ok := ctx.Deadline(); ok {
+		var c2 context.CancelFunc
+		d, c2 = context.WithDeadline(d, dl)
+		c1 := cancel
+		cancel = func() { c2(); c1() }
+	}
+	stop := context.AfterFunc(ctx, cancel)
+	return d, func() { stop(); cancel() }
+}
+
 // do runs fn on the session. A server that answers 404 to the session
 // (it expired, or the server restarted) gets a new session and fn once
 // more: the request never reached a session, so nothing ran twice.
-func (u *upstream) do(ctx context.Context, fn func(*sdk.ClientSession) error) error {
+func (u *upstream) do(ctx context.Context, fn func(context.Context, *sdk.ClientSession) error) error {
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	cs, err := u.conn(ctx)
 	if err != nil {
 		return err
 	}
-	err = fn(cs)
+	err = fn(ctx, cs)
 	if !errors.Is(err, sdk.ErrSessionMissing) && !errors.Is(err, sdk.ErrConnectionClosed) {
 		return err
 	}
@@ -116,7 +134,7 @@ func (u *upstream) do(ctx context.Context, fn func(*sdk.ClientSession) error) er
 	if cs, err = u.conn(ctx); err != nil {
 		return err
 	}
-	return fn(cs)
+	return fn(ctx, cs)
 }
 
 // reset forgets cs, if it is still the session, so the next use opens
