@@ -95,9 +95,9 @@ func (c *catalogue) refresh(ctx context.Context, kinds []kind, method string) {
 // client hears of it if the merged list changes.
 func (c *catalogue) changed(server string, k kind) {
 	go func() {
-		c.load(context.Background(), k, "notifications/"+map[kind]string{kindTools: "tools", kindPrompts: "prompts", kindResources: "resources"}[k]+"/list_changed")
+		c.loadFor(context.Background(), k, "notifications/"+map[kind]string{kindTools: "tools", kindPrompts: "prompts", kindResources: "resources"}[k]+"/list_changed", server)
 		if k == kindResources {
-			c.load(context.Background(), kindTemplates, "notifications/resources/list_changed")
+			c.loadFor(context.Background(), kindTemplates, "notifications/resources/list_changed", server)
 		}
 	}()
 }
@@ -105,7 +105,12 @@ func (c *catalogue) changed(server string, k kind) {
 // load asks every server for its list of k, in parallel, each within its
 // own timeout: one slow or dead server delays the answer by its timeout
 // at most, and the answer lists the servers that answered.
-func (c *catalogue) load(ctx context.Context, k kind, method string) {
+func (c *catalogue) load(ctx context.Context, k kind, method string) { c.loadFor(ctx, k, method, "") }
+
+// loadFor is load on behalf of changed, a server that said its list
+// changed: the client hears list_changed even when the merged list looks
+// the same (the server said so, and a client may re-read what it knows).
+func (c *catalogue) loadFor(ctx context.Context, k kind, method, changed string) {
 	c.loadMu.Lock()
 	defer c.loadMu.Unlock()
 	servers := c.s.g.engine().MCP().GatewayServers()
@@ -138,7 +143,7 @@ func (c *catalogue) load(ctx context.Context, k kind, method string) {
 	c.mu.Lock()
 	c.lists[k], c.loaded[k] = lists, true
 	c.mu.Unlock()
-	c.rebuild(k, servers)
+	c.rebuild(k, servers, changed)
 }
 
 // list is one server's whole list of k (every page).
@@ -198,7 +203,7 @@ type entry struct {
 
 // rebuild merges the servers' lists of k and registers the difference on
 // the session's server.
-func (c *catalogue) rebuild(k kind, servers []rules.ServerBinding) {
+func (c *catalogue) rebuild(k kind, servers []rules.ServerBinding, changed string) {
 	c.mu.Lock()
 	lists := c.lists[k]
 	c.mu.Unlock()
@@ -233,17 +238,26 @@ func (c *catalogue) rebuild(k kind, servers []rules.ServerBinding) {
 		}
 	}
 	c.s.remove(k, gone)
+	touched := len(gone) > 0
+	var again *entry // one of changed's entries, to say list_changed with
 	for key, e := range want {
 		b, _ := json.Marshal(e.item)
 		sig := e.route.server + "\x00" + e.route.name + "\x00" + string(b)
 		if c.reg[k][key] == sig {
+			if e.route.server == changed && again == nil {
+				again = &e
+			}
 			continue
 		}
+		touched = true
 		if err := c.s.add(k, e); err != nil {
 			c.s.g.unavailable(c.s.who, e.route.server, "list", err)
 			continue
 		}
 		c.reg[k][key], c.routes[k][key] = sig, e.route
+	}
+	if !touched && again != nil {
+		c.s.add(k, *again) // the same entry again: the SDK says list_changed
 	}
 }
 
