@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -338,5 +339,21 @@ func TestGatewayNameCollision(t *testing.T) {
 	}
 	if r, _ := ev["reason"].(string); !strings.Contains(r, "files.read") || !strings.Contains(r, "bare") || !strings.Contains(r, "files") {
 		t.Errorf("collision event: %v", ev)
+	}
+}
+
+// TestGatewayNotThroughItself: the gateway's address is agentg's own, so
+// the proxy refuses it (builtin:self) even where the policy opens
+// loopback, and the gateway never sees the request.
+func TestGatewayNotThroughItself(t *testing.T) {
+	ag := startGatewayAgentg(t, selfOpen)
+	proxied := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(ag.URL())}}
+	resp, err := proxied.Post("http://"+ag.Gateway+"/mcp", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Agentg-Rule") != "builtin:self" {
+		t.Fatalf("through the proxy to the gateway: %d, rule %q", resp.StatusCode, resp.Header.Get("X-Agentg-Rule"))
 	}
 }
