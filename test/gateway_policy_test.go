@@ -357,3 +357,48 @@ func TestGatewayNotThroughItself(t *testing.T) {
 		t.Fatalf("through the proxy to the gateway: %d, rule %q", resp.StatusCode, resp.Header.Get("X-Agentg-Rule"))
 	}
 }
+
+// TestGatewayInputRequired: on 2026-07-28 an approve rule with via:
+// [elicitation] asks the client in band (an InputRequiredResult) through
+// the gateway; the client's accepting retry runs the call once, a decline
+// never runs it. The same with a client with sessions (2025-11-25): the
+// SDK turns the question into an elicitation request on its session.
+func TestGatewayInputRequired(t *testing.T) {
+	for _, rev := range []string{"2026-07-28", "2025-11-25"} {
+		t.Run(rev, func(t *testing.T) {
+			mode := testenv.MCPStateless
+			if rev != "2026-07-28" {
+				mode = testenv.MCPStateful
+			}
+			p := startGateway(t, mode, "    - approve: beta.wipe_cache\n      id: ask-user\n      via: [elicitation]\n      timeout: 60s\n")
+			ctx := gwCtx(t)
+			answer := &mcp.ElicitResult{Action: "accept", Content: map[string]any{"allow": true}}
+			var asked []string
+			c := connectGateway(t, ctx, p.endpoint, rev, &mcp.ClientOptions{ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+				asked = append(asked, r.Params.Message)
+				return answer, nil
+			}})
+			res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "beta.wipe_cache", Arguments: map[string]any{"cache": "all"}})
+			if err != nil || res.IsError {
+				t.Fatalf("accepted call: %+v %v", res, err)
+			}
+			if len(asked) != 1 || !strings.Contains(asked[0], "beta.wipe_cache") {
+				t.Fatalf("the user was asked %q", asked)
+			}
+			if n := p.beta.Calls(testenv.MCPToolWipe); n != 1 {
+				t.Fatalf("the server ran wipe_cache %d times, want 1", n)
+			}
+			answer = &mcp.ElicitResult{Action: "decline"}
+			if res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "beta.wipe_cache", Arguments: map[string]any{"cache": "x"}}); err == nil && !res.IsError {
+				t.Fatal("the declined call ran")
+			}
+			// A marker the same server ran after the declined call.
+			if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "beta.echo", Arguments: map[string]any{}}); err != nil {
+				t.Fatal(err)
+			}
+			if n := p.beta.Calls(testenv.MCPToolWipe); n != 1 {
+				t.Fatalf("the server ran wipe_cache %d times after a decline, want 1", n)
+			}
+		})
+	}
+}
