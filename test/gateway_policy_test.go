@@ -402,3 +402,87 @@ func TestGatewayInputRequired(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayProgressAndCancel: a slow tool's progress reaches the client
+// with the client's own token, and the client's cancellation reaches the
+// server (notifications/cancelled), which stops the tool.
+func TestGatewayProgressAndCancel(t *testing.T) {
+	p := startGateway(t, testenv.MCPStateful, "")
+	ctx := gwCtx(t)
+	progressed := make(chan *mcp.ProgressNotificationParams, 4)
+	c := connectGateway(t, ctx, p.endpoint, "2025-11-25", &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) { progressed <- r.Params },
+	})
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.CallTool(cctx, &mcp.CallToolParams{Name: "a.slow", Arguments: map[string]any{"steps": 3},
+			Meta: mcp.Meta{"progressToken": "tok-1"}})
+		done <- err
+	}()
+	select {
+	case pr := <-progressed:
+		if pr.ProgressToken != "tok-1" || pr.Progress != 1 {
+			t.Fatalf("progress: %+v", pr)
+		}
+	case <-ctx.Done():
+		t.Fatal("no progress reached the client")
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled call succeeded")
+	}
+	// The server hears the cancellation: its request log gets the
+	// notification naming the call.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		seen := false
+		for _, r := range p.alpha.Requests() {
+			if strings.Contains(string(r.Body), `"notifications/cancelled"`) {
+				seen = true
+			}
+		}
+		if seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server never heard of the cancellation")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestGatewayListChanged: a server's tools/list_changed reaches the
+// client, and the list it then reads has the server's new definition.
+func TestGatewayListChanged(t *testing.T) {
+	p := startGateway(t, testenv.MCPStateful, "")
+	ctx := gwCtx(t)
+	changed := make(chan struct{}, 8)
+	c := connectGateway(t, ctx, p.endpoint, "2025-11-25", &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { changed <- struct{}{} },
+	})
+	toolNames(t, ctx, c) // the catalogue is loaded
+	for len(changed) > 0 {
+		<-changed // what loading it said
+	}
+	const desc = "Reads the weather, now with wind."
+	if err := p.beta.SetDescription(testenv.MCPToolMutable, desc); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-ctx.Done():
+		t.Fatal("no tools/list_changed reached the client")
+	}
+	var got string
+	for tool, err := range c.Tools(ctx, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tool.Name == "beta.mutable" {
+			got = tool.Description
+		}
+	}
+	if got != desc {
+		t.Fatalf("beta.mutable's description is %q after the change", got)
+	}
+}
