@@ -76,8 +76,13 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	go func() {
 		defer func() {
-			if p := recover(); p != nil && p != http.ErrAbortHandler {
-				pw.CloseWithError(fmt.Errorf("gateway: the guard failed: %v", p))
+			if p := recover(); p != nil {
+				// Cut short (the forwarder's ErrAbortHandler, or worse):
+				// the client must see a broken body, never a short one
+				// that reads as whole.
+				w.WriteHeader(http.StatusBadGateway)
+				pw.CloseWithError(fmt.Errorf("gateway: the exchange was cut short: %v", p))
+				return
 			}
 			w.WriteHeader(http.StatusOK) // a guard that wrote nothing answered nothing
 			pw.Close()

@@ -1,8 +1,11 @@
 package rules
 
 import (
+	"net/url"
 	"testing"
 	"time"
+
+	"github.com/agentg/agentg/addr"
 )
 
 func TestGatewayServers(t *testing.T) {
@@ -66,5 +69,25 @@ func TestGatewayServerErrors(t *testing.T) {
 			":7: mcp servers b and a (line 3) have the same prefix \"a\""},
 		{"two without prefix", "mcp:\n  servers:\n    - name: a\n      endpoint: https://x.test/mcp\n      prefix: \"\"\n    - name: b\n      endpoint: https://y.test/mcp\n      prefix: \"\"\n",
 			":8: mcp servers b and a (line 3) both have no prefix"},
+	})
+}
+
+// FuzzGatewayEndpoint: what the policy accepts as an endpoint is what
+// the gateway can dial: an http(s) URL whose authority addr reads.
+func FuzzGatewayEndpoint(f *testing.F) {
+	for _, s := range []string{"https://a.test/mcp", "http://127.0.0.1:8080/mcp", "http://[::1]:1/x", "https://a.test:0/", "http://a b/", "https://%zz/", "http://u@h/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if checkEndpoint(s) != nil {
+			return
+		}
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil {
+			t.Fatalf("accepted %q: %v %+v", s, err, u)
+		}
+		if _, err := addr.ParseAuthority(u.Host, defaultPort(u.Scheme)); err != nil {
+			t.Fatalf("accepted %q whose authority does not parse: %v", s, err)
+		}
 	})
 }

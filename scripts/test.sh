@@ -85,7 +85,7 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 		./proxy:FuzzHostTracker ./proxy:FuzzHostField ./proxy:FuzzIsDoH ./addr:FuzzParseAuthority ./addr:FuzzName \
 		./dissect/mcp/wire:FuzzParse ./dissect/mcp/wire:FuzzSSE ./dissect/mcp/wire:FuzzRedact ./dissect/mcp:FuzzGuard ./dissect/mcp:FuzzLists ./rules:FuzzTool ./rules:FuzzParsePolicy \
 		./dissect/mcp/wire:FuzzFacts ./dissect/mcp/wire:FuzzDetect ./dissect/mcp/wire:FuzzContentType ./dissect/mcp:FuzzReframe ./dissect/mcp/wire:FuzzIDKey \
-		./dnsfilter:FuzzServeDNS ./dnsfilter:FuzzCheckAnswer ./approval:FuzzToken ./approval:FuzzViewBody ./creds:FuzzTemplate; do
+		./dnsfilter:FuzzServeDNS ./dnsfilter:FuzzCheckAnswer ./approval:FuzzToken ./approval:FuzzViewBody ./creds:FuzzTemplate ./rules:FuzzGatewayEndpoint; do
 		fuzz "$target" || exit 1
 		n=$((n + 1))
 	done

@@ -486,3 +486,34 @@ func TestGatewayListChanged(t *testing.T) {
 		t.Fatalf("beta.mutable's description is %q after the change", got)
 	}
 }
+
+// TestGatewayClosesUpstreamSessions: the upstream sessions end with the
+// client's: its DELETE brings one DELETE to each server it used.
+func TestGatewayClosesUpstreamSessions(t *testing.T) {
+	p := startGateway(t, testenv.MCPStateful, "")
+	ctx := gwCtx(t)
+	c, err := testenv.ConnectMCP(ctx, testenv.MCPStateful, p.endpoint, testenv.MCPClientConfig{Revision: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"a.echo", "beta.echo"} {
+		if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: map[string]any{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range []*testenv.MCPServer{p.alpha, p.beta} {
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			deleted := slices.ContainsFunc(srv.Requests(), func(r testenv.MCPRequest) bool { return r.Method == http.MethodDelete })
+			if deleted {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the server got no DELETE for its session")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
