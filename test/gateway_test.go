@@ -263,3 +263,52 @@ func TestGatewayTypeScriptClient(t *testing.T) {
 		t.Errorf("runs: alpha echo %d, beta echo %d, alpha delete %d", p.alpha.Calls("echo"), p.beta.Calls("echo"), p.alpha.Calls(testenv.MCPToolDelete))
 	}
 }
+
+// TestGatewayPagination: servers that page their lists (100 a page) with
+// 600 tools each are read whole, and the merged list of 1200 and more is
+// paged to the client (the SDK's 1000 a page) with cursors of the
+// gateway's own; every name arrives once.
+func TestGatewayPagination(t *testing.T) {
+	var srvs [2]*testenv.MCPServer
+	for i := range srvs {
+		s, err := testenv.StartMCPServer(testenv.MCPServerConfig{Mode: testenv.MCPStateful, PageSize: 100, Filler: 600})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		srvs[i] = s
+	}
+	ag := startGatewayAgentg(t, `mcp:
+  servers:
+    - name: one
+      endpoint: http://`+srvs[0].Addr+`/mcp
+    - name: two
+      endpoint: http://`+srvs[1].Addr+`/mcp
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	c := connectGateway(t, ctx, "http://"+ag.Gateway+"/mcp", "2025-11-25", nil)
+	first, err := c.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.NextCursor == "" {
+		t.Fatalf("one page of %d tools: the merged list was not paged", len(first.Tools))
+	}
+	names := toolNames(t, ctx, c)
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			t.Fatalf("%s listed twice", n)
+		}
+		seen[n] = true
+	}
+	for _, want := range []string{"one.filler_000", "one.filler_599", "two.filler_000", "two.filler_599", "one.echo", "two.echo"} {
+		if !seen[want] {
+			t.Errorf("%s is not listed", want)
+		}
+	}
+	if len(names) < 1200 {
+		t.Errorf("%d tools listed", len(names))
+	}
+}
