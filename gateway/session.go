@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,9 @@ func newSession(g *Gateway, who Who, stateless bool) *session {
 			Tools: &sdk.ToolCapabilities{ListChanged: true}, Prompts: &sdk.PromptCapabilities{ListChanged: true},
 			Resources: &sdk.ResourceCapabilities{ListChanged: true}, Logging: &sdk.LoggingCapabilities{},
 		},
+		// The gateway's own session ids, 130 random bits (the legacy
+		// transport's are the SDK's, the same): never an upstream's.
+		GetSessionID:       rand.Text,
 		CompletionHandler:  s.complete,
 		SubscribeHandler:   s.subscribe,
 		UnsubscribeHandler: s.unsubscribe,

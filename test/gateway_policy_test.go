@@ -281,6 +281,10 @@ func TestGatewaySessionExpiry(t *testing.T) {
 	if len(first) != 1 {
 		t.Fatalf("alpha has %d sessions", len(first))
 	}
+	// The client's session id is the gateway's own, never the server's.
+	if c.ID() == "" || c.ID() == first[0] {
+		t.Fatalf("the client's session id %q, the server's %q", c.ID(), first[0])
+	}
 	if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "a.echo", Arguments: map[string]any{"n": 2}}); err != nil {
 		t.Fatalf("the call after the session expired: %v", err)
 	}
