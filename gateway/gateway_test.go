@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -193,5 +194,55 @@ func TestGatewayServesOnePath(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// TestIdleSessionMemory reports the heap one idle client session holds
+// (a 2025-11-25 session that listed the tools: its SDK server, catalogue
+// and one upstream session), for the bench report; it asserts only a
+// generous bound.
+func TestIdleSessionMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures")
+	}
+	f := newFixture(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	open := func(n int) []*sdk.ClientSession {
+		var out []*sdk.ClientSession
+		for range n {
+			c := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, nil)
+			cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: f.url}, &sdk.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cs.ListTools(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, cs)
+		}
+		return out
+	}
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	warm := open(5)
+	before := heap()
+	const n = 50
+	sessions := open(n)
+	after := heap()
+	per := int64(after-before) / n
+	// Both ends are in this process: the client's session and the
+	// upstream server's are counted too, so this is an upper bound.
+	t.Logf("heap per idle gateway session (with its client and upstream peers in process): %d KiB", per/1024)
+	if per > 4<<20 {
+		t.Errorf("%d bytes per idle session", per)
+	}
+	for _, cs := range append(warm, sessions...) {
+		cs.Close()
 	}
 }
