@@ -222,6 +222,7 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 	t.defined = map[string]string{}
 	for i, s := range specs {
 		t.defined[s.name] = fmt.Sprintf("%s:%d", pol.file, s.line)
+		e.stats.MCPServers++
 		if s.url == "" {
 			t.list = append(t.list, s.binding(t.defined[s.name]))
 			continue
@@ -247,7 +248,6 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 			t.websocket[s.name] = true
 		}
 		t.list = append(t.list, s.binding(t.defined[s.name]))
-		e.stats.MCPServers++
 	}
 	return nil
 }
