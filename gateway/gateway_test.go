@@ -56,7 +56,7 @@ type fixture struct {
 
 // newFixture serves one upstream (tools echo and delete_project, the
 // latter denied by the policy) behind a gateway using auth.
-func newFixture(t *testing.T, auth Authenticator) *fixture {
+func newFixture(t testing.TB, auth Authenticator) *fixture {
 	t.Helper()
 	f := &fixture{log: &syncBuffer{}}
 	up := sdk.NewServer(&sdk.Implementation{Name: "up", Version: "1"}, nil)
