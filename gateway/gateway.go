@@ -35,8 +35,15 @@ type Config struct {
 	// Auth names the agent behind each request; nil: ByAddress.
 	Auth Authenticator
 	// Dial opens upstream sessions; nil: Streamable HTTP through the
-	// guard (HTTPDialer). Stdio servers plug in here.
+	// guard (HTTPDialer).
 	Dial Dialer
+	// Forward, when set and when it returns a handler for a server, is
+	// that server's way upstream behind the guard instead of HTTP to its
+	// endpoint: what the guard lets through is served by it, in process.
+	// A stdio child plugs in here (a handler that speaks Streamable HTTP
+	// for the child), so its messages meet the same guard on the same
+	// path as an HTTP server's.
+	Forward func(rules.ServerBinding) http.Handler
 	// Version is said in the gateway's serverInfo.
 	Version string
 	// SessionTimeout closes a client session idle this long; 0: 30m.

@@ -246,3 +246,63 @@ func TestIdleSessionMemory(t *testing.T) {
 		cs.Close()
 	}
 }
+
+// TestGatewayForwardHook: a server served in process behind
+// Config.Forward (how a stdio child plugs in) meets the same guard: its
+// allowed tool runs, its denied one is refused with the rule and never
+// runs, and nothing is dialed.
+func TestGatewayForwardHook(t *testing.T) {
+	var runs atomic.Int64
+	up := sdk.NewServer(&sdk.Implementation{Name: "child", Version: "1"}, nil)
+	for _, name := range []string{"echo", "delete_project"} {
+		up.AddTool(&sdk.Tool{Name: name, InputSchema: json.RawMessage(`{"type":"object"}`)},
+			func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+				runs.Add(1)
+				return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: name}}}, nil
+			})
+	}
+	child := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return up }, &sdk.StreamableHTTPOptions{DisableLocalhostProtection: true})
+	e, err := rules.Parse("test.yaml", []byte("mcp:\n  servers:\n    - name: kid\n      endpoint: http://child.invalid/mcp\n      prefix: \"\"\n  tools:\n    - deny: kid.delete_project\n      id: no-delete\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logBuf := &syncBuffer{}
+	log := audit.New(logBuf)
+	st, err := state.NewMemory(state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dialed := false
+	gw, err := New(Config{Policy: func() *rules.Engine { return e }, Guard: &mcp.Guard{Log: log, State: st, Limits: limit.NewRates(limit.Options{})}, Log: log,
+		Client:  &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) { dialed = true; return nil, errors.New("no network") })},
+		Forward: func(b rules.ServerBinding) http.Handler { return child }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := httptest.NewServer(gw)
+	defer func() { gs.CloseClientConnections(); gs.Close(); gw.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, nil).Connect(ctx, &sdk.StreamableClientTransport{Endpoint: gs.URL + Path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{}}); err != nil || res.Content[0].(*sdk.TextContent).Text != "echo" {
+		t.Fatalf("echo: %+v %v", res, err)
+	}
+	if _, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "delete_project", Arguments: map[string]any{}}); err == nil {
+		t.Fatal("the denied tool was called")
+	}
+	if runs.Load() != 1 || dialed {
+		t.Fatalf("runs %d, dialed %v", runs.Load(), dialed)
+	}
+	if !strings.Contains(logBuf.String(), `"rule":"no-delete"`) {
+		t.Errorf("no deny event:\n%s", logBuf.String())
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -54,8 +54,14 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if host == "" {
 		host = t.host.IP.String()
 	}
+	var up http.Handler = http.HandlerFunc(t.forward)
+	if f := t.g.cfg.Forward; f != nil {
+		if h := f(t.bind); h != nil {
+			up = h
+		}
+	}
 	x := mcp.Exchange{
-		Upstream: http.HandlerFunc(t.forward),
+		Upstream: up,
 		Engine:   t.g.engine(),
 		Agent:    t.who.Agent,
 		Server:   t.bind.Name,

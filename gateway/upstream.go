@@ -14,8 +14,9 @@ import (
 
 // Dialer opens the transport of one upstream session: the way the
 // gateway's SDK client reaches one server for one client session. The
-// HTTP one (HTTPDialer) sends every request through the guard; a stdio
-// child (a `command:` entry) plugs in as another Dialer, whose transport
+// HTTP one (HTTPDialer) sends every request through the guard. A stdio
+// child (a `command:` entry) is best served behind Config.Forward, which
+// keeps this transport and the guard in front of it; a Dialer of its own
 // must hand every message to the guard in the same way.
 type Dialer interface {
 	Dial(ctx context.Context, u Upstream) (sdk.Transport, error)
