@@ -12,6 +12,7 @@ import (
 // that did not answer a list in time, a name two servers both expose.
 const (
 	ActionUnavailable = "server-unavailable"
+	ActionUnreachable = "server-unreachable"
 	ActionCollision   = "name-collision"
 
 	ruleAuth        = "builtin:gateway-auth"
@@ -46,5 +47,14 @@ func (g *Gateway) collision(who Who, kind, name string, servers []string) {
 	ev.Decision, ev.Rule = "deny", ruleCollision
 	ev.Reason = kind + " " + name + " is exposed by mcp servers " + servers[0] + " and " + servers[1] +
 		": hidden from both, never shadowed (give one a prefix)"
+	g.cfg.Log.Log(ev)
+}
+
+// unreachable records a request the guard let through that could not be
+// sent to the server (its address refused, the connection failed).
+func (g *Gateway) unreachable(who Who, server, method, why string) {
+	ev := g.event(who, ActionUnreachable, server)
+	ev.Method, ev.Decision, ev.Rule, ev.Status = method, "deny", ruleUnavailable, http.StatusBadGateway
+	ev.Reason = "mcp server " + server + " unreachable: " + why
 	g.cfg.Log.Log(ev)
 }

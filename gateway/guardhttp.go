@@ -122,6 +122,9 @@ func (t *guardTransport) forward(w http.ResponseWriter, r *http.Request) {
 	out.URL.Scheme, out.URL.Host, out.Host = u.Scheme, u.Host, u.Host
 	resp, err := t.out.Do(out)
 	if err != nil {
+		if r.Context().Err() == nil {
+			t.g.unreachable(t.who, t.bind.Name, r.Method, errorText(err))
+		}
 		http.Error(w, "agentg gateway: mcp server "+t.bind.Name+" unreachable: "+errorText(err), http.StatusBadGateway)
 		return
 	}

@@ -1,6 +1,9 @@
 package proxy
 
-import "net"
+import (
+	"net"
+	"net/netip"
+)
 
 // Stats is what the proxy reports about itself for metrics: read through
 // a function, so the request path keeps no counters of its own for it.
@@ -21,3 +24,9 @@ func (s *Server) Stats() Stats {
 // self.go). Call it before Serve, for every such listener; the proxy's own
 // listeners are added by Serve.
 func (s *Server) AddOwnAddr(a net.Addr) { s.dial.addSelf(a) }
+
+// IsOwnAddr reports whether a connection to ap would reach one of
+// agentg's own listeners (as AddOwnAddr and Serve recorded them): what a
+// client of agentg's other than the proxy (the MCP gateway's) must
+// refuse to dial.
+func (s *Server) IsOwnAddr(ap netip.AddrPort) bool { return s.dial.isSelf(ap) }

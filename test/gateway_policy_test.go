@@ -558,3 +558,42 @@ func TestGatewayPinChange(t *testing.T) {
 		t.Fatalf("the changed tool ran %d times, want once (before the change)", n)
 	}
 }
+
+// TestGatewayNeverDialsItself: an endpoint naming agentg's own gateway
+// (or any of its listeners) is refused before a byte is sent: the list
+// says the server did not answer, with the reason, and the gateway does
+// not loop into itself.
+func TestGatewayNeverDialsItself(t *testing.T) {
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := testenv.StartMCPServer(testenv.MCPServerConfig{Mode: testenv.MCPStateful})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(live.Close)
+	ag := startAdminAgentg(t, testenv.AgentgConfig{Policy: `mcp:
+  servers:
+    - name: self
+      endpoint: http://` + port + `/mcp
+      timeout: 2s
+    - name: live
+      endpoint: http://` + live.Addr + `/mcp
+`, Args: []string{"--gateway", port}})
+	ctx := gwCtx(t)
+	c := connectGateway(t, ctx, "http://"+ag.Gateway+"/mcp", "2025-11-25", nil)
+	names := toolNames(t, ctx, c)
+	if !slices.Contains(names, "live.echo") || slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, "self.") }) {
+		t.Fatalf("tools/list: %v", names)
+	}
+	for _, action := range []string{"server-unreachable", "server-unavailable"} {
+		ev, err := ag.WaitEvent(ctx, func(m map[string]any) bool { return m["action"] == action && m["server"] == "self" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := ev["reason"].(string); action == "server-unreachable" && !strings.Contains(r, "agentg's own address") {
+			t.Errorf("reason %q", r)
+		}
+	}
+}

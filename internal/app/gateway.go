@@ -9,7 +9,9 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,8 +48,11 @@ func startGateway(address string, live *rules.Live, guard *mcp.Guard, srv *proxy
 		// agentg's checked client, once merged: the gateway's upstream
 		// requests then meet the host rules, checked addresses, upstream
 		// TLS verification and credentials as the proxy's do. Until
-		// then the plain client, trusting the upstream CAs agentg trusts.
-		Client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}},
+		// then a plain client, trusting the upstream CAs agentg trusts, that
+		// at least never dials agentg itself (an endpoint naming one of
+		// agentg's own listeners would loop the gateway into itself).
+		Client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true,
+			DialContext: notSelf(srv)}},
 	})
 	if err != nil {
 		ln.Close()
@@ -129,5 +134,40 @@ func (d *gatewayDoor) shutdown(ctx context.Context, zl *zerolog.Logger) {
 	case <-done:
 	case <-cctx.Done():
 		zl.Warn().Msg("MCP gateway: upstream sessions still closing at shutdown")
+	}
+}
+
+// notSelf dials address after resolving it once and refusing it when any
+// of its addresses is one of agentg's own listeners; it dials the
+// addresses it checked, not a second resolution.
+func notSelf(srv *proxy.Server) func(ctx context.Context, network, address string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(address)
+		if err != nil {
+			return nil, err
+		}
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("gateway upstream %s: bad port", address)
+		}
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return nil, err
+		}
+		for _, ip := range ips {
+			if srv.IsOwnAddr(netip.AddrPortFrom(ip.Unmap(), uint16(p))) {
+				return nil, fmt.Errorf("gateway upstream %s is agentg's own address: agentg is never reachable through itself", address)
+			}
+		}
+		var last error
+		for _, ip := range ips {
+			c, err := d.DialContext(ctx, network, netip.AddrPortFrom(ip.Unmap(), uint16(p)).String())
+			if err == nil {
+				return c, nil
+			}
+			last = err
+		}
+		return nil, last
 	}
 }
