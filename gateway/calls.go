@@ -47,6 +47,19 @@ func forwardMeta(m sdk.Meta, cs *sdk.ClientSession) sdk.Meta {
 	return out
 }
 
+// withToken is m with the gateway's progress token for the call in
+// place of the client's ("" leaves m as it is).
+func withToken(m sdk.Meta, tok string) sdk.Meta {
+	if tok == "" {
+		return m
+	}
+	if m == nil {
+		m = sdk.Meta{}
+	}
+	m["progressToken"] = tok
+	return m
+}
+
 // callTool is the handler of one catalogue tool.
 func (s *session) callTool(r route) sdk.ToolHandler {
 	return func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
@@ -59,13 +72,14 @@ func (s *session) callTool(r route) sdk.ToolHandler {
 		if len(req.Params.Arguments) > 0 {
 			p.Arguments = req.Params.Arguments
 		}
-		defer s.tracked(ctx, req.Params.GetProgressToken(), req.Session)()
+		tok, untrack := s.tracked(ctx, req.Params.GetProgressToken(), req.Session)
+		defer untrack()
 		defer s.inFlight(ctx, r.server, req.Session)()
 		var res *sdk.CallToolResult
 		err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
 			var err error
 			q := *p
-			q.Meta = forwardMeta(p.Meta, cs)
+			q.Meta = withToken(forwardMeta(p.Meta, cs), tok)
 			res, err = cs.CallTool(ctx, &q)
 			return err
 		})
@@ -84,13 +98,14 @@ func (s *session) getPrompt(r route) sdk.PromptHandler {
 		}
 		p := *req.Params
 		p.Name = r.name
-		defer s.tracked(ctx, req.Params.GetProgressToken(), req.Session)()
+		tok, untrack := s.tracked(ctx, req.Params.GetProgressToken(), req.Session)
+		defer untrack()
 		defer s.inFlight(ctx, r.server, req.Session)()
 		var res *sdk.GetPromptResult
 		err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
 			var err error
 			q := p
-			q.Meta = forwardMeta(p.Meta, cs)
+			q.Meta = withToken(forwardMeta(p.Meta, cs), tok)
 			res, err = cs.GetPrompt(ctx, &q)
 			return err
 		})

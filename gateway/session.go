@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -23,19 +24,20 @@ type session struct {
 	srv       *sdk.Server
 	cat       *catalogue
 
-	mu       sync.Mutex
-	ss       *sdk.ServerSession // the client's session, once it has sent a request (stateful)
-	ups      map[string]*upstream
-	level    sdk.LoggingLevel
-	progress map[string]caller   // progress tokens of calls in flight (as text: JSON numbers decode as float64)
-	calls    map[string][]caller // the client's requests in flight, by the server they went to
-	done     bool
+	mu        sync.Mutex
+	ss        *sdk.ServerSession // the client's session, once it has sent a request (stateful)
+	ups       map[string]*upstream
+	level     sdk.LoggingLevel
+	progress  map[string]progressCall // calls in flight with a progress token, by the gateway's token for them
+	nextToken uint64
+	calls     map[string][]caller // the client's requests in flight, by the server they went to
+	done      bool
 }
 
 var errNoClient = errors.New("agentg gateway: no client session to ask (the 2026-07-28 revision has none: the server must ask with input_required)")
 
 func newSession(g *Gateway, who Who, stateless bool) *session {
-	s := &session{g: g, who: who, stateless: stateless, ups: map[string]*upstream{}, progress: map[string]caller{}, calls: map[string][]caller{}}
+	s := &session{g: g, who: who, stateless: stateless, ups: map[string]*upstream{}, progress: map[string]progressCall{}, calls: map[string][]caller{}}
 	s.cat = newCatalogue(s)
 	s.srv = sdk.NewServer(&sdk.Implementation{Name: "agentg-gateway", Version: g.cfg.Version}, &sdk.ServerOptions{
 		Logger: slog.New(slog.DiscardHandler),
@@ -277,17 +279,24 @@ func (s *session) logMessage(server string) func(context.Context, *sdk.LoggingMe
 	}
 }
 
-// progressed passes a server's progress on to the client session whose
-// call carried the token.
+// progressed passes a server's progress on to the client request whose
+// call it is, under the client's own token.
 func (s *session) progressed(ctx context.Context, r *sdk.ProgressNotificationClientRequest) {
-	s.mu.Lock()
-	c, ok := s.progress[fmt.Sprint(r.Params.ProgressToken)]
-	s.mu.Unlock()
-	if ok {
-		// In the call's context: a stateless session's notifications
-		// reach its client only on the call's own stream.
-		c.ss.NotifyProgress(c.ctx, r.Params)
+	tok, ok := r.Params.ProgressToken.(string)
+	if !ok {
+		return // not a token of the gateway's: no call of a client's
 	}
+	s.mu.Lock()
+	p, ok := s.progress[tok]
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	out := *r.Params
+	out.ProgressToken = p.token
+	// In the call's context: a stateless session's notifications reach
+	// its client only on the call's own stream.
+	p.ss.NotifyProgress(p.ctx, &out)
 }
 
 // caller is a client request in flight: its session and its context.
@@ -296,17 +305,28 @@ type caller struct {
 	ss  *sdk.ServerSession
 }
 
-// tracked remembers a call's progress token while it is in flight; the
-// func it returns forgets it.
-func (s *session) tracked(ctx context.Context, token any, ss *sdk.ServerSession) func() {
+// progressCall is a call in flight that asked for progress: who asked,
+// and the token it asked with.
+type progressCall struct {
+	caller
+	token any
+}
+
+// tracked gives a call that carries a progress token a token of the
+// gateway's own for the server, unique in this session (clients of one
+// agent share a 2026-07-28 session, and each picks its tokens itself),
+// and remembers whose it is while the call is in flight. It returns that
+// token ("" for none) and the func that forgets it.
+func (s *session) tracked(ctx context.Context, token any, ss *sdk.ServerSession) (string, func()) {
 	if token == nil || ss == nil {
-		return func() {}
+		return "", func() {}
 	}
-	key := fmt.Sprint(token)
 	s.mu.Lock()
-	s.progress[key] = caller{ctx, ss}
+	s.nextToken++
+	key := "agentg-" + strconv.FormatUint(s.nextToken, 10)
+	s.progress[key] = progressCall{caller{ctx, ss}, token}
 	s.mu.Unlock()
-	return func() {
+	return key, func() {
 		s.mu.Lock()
 		delete(s.progress, key)
 		s.mu.Unlock()

@@ -408,8 +408,8 @@ func TestGatewayInputRequired(t *testing.T) {
 }
 
 // TestGatewayProgressAndCancel: a slow tool's progress reaches the client
-// with the client's own token, and the client's cancellation reaches the
-// server (notifications/cancelled), which stops the tool.
+// with the client's own token (the server saw the gateway's), and the
+// client's cancellation reaches the server (notifications/cancelled).
 func TestGatewayProgressAndCancel(t *testing.T) {
 	p := startGateway(t, testenv.MCPStateful, "")
 	ctx := gwCtx(t)
@@ -431,6 +431,13 @@ func TestGatewayProgressAndCancel(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no progress reached the client")
+	}
+	// The server saw the gateway's token, not the client's: tokens are
+	// the client's own choice, and clients share an upstream session.
+	for _, r := range p.alpha.Requests() {
+		if strings.Contains(string(r.Body), `"tok-1"`) {
+			t.Fatalf("the server got the client's progress token: %s", r.Body)
+		}
 	}
 	cancel()
 	if err := <-done; err == nil {
