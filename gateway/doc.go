@@ -22,10 +22,17 @@
 // (sampling, elicitation, roots) to the client session that caused them,
 // progress and logging to the client, cancellation to the server.
 //
+// Hooks for what is still to come: an Authenticator names the agent (the
+// default, ByAddress, as the proxy names one without credentials) or
+// refuses the request with 401; Config.Forward serves a server in process
+// behind the same guard (a stdio child); Config.Client is the outbound
+// client (issue 16's checked one, once wired).
+//
 // Files by job: gateway.go (the door: who, and which transport),
-// auth.go (the Authenticator hook), session.go (one client session and
-// its SDK server), catalogue.go (the merged lists and their routes),
-// upstream.go (upstream sessions: the Dialer hook, re-initialising an
-// expired one), guardhttp.go (the upstream HTTP through the guard),
-// events.go.
+// auth.go (the Authenticator hook), session.go (one client session, its
+// SDK server, and what servers send the client), catalogue.go (the
+// merged lists and their routes), calls.go (the client's requests routed
+// to a server), upstream.go (upstream sessions: the Dialer hook,
+// re-opening one the server forgot), guardhttp.go (the upstream HTTP
+// through the guard), events.go (the gateway's own events).
 package gateway
