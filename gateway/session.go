@@ -65,8 +65,10 @@ func (s *session) middleware(next sdk.MethodHandler) sdk.MethodHandler {
 			s.bind(ss)
 		}
 		if kind, ok := kindOf[method]; ok {
-			if listing[method] {
-				s.cat.refresh(ctx, kind, method) // every list is the servers' answer now
+			if listing[method] && firstPage(req.GetParams()) {
+				// Every list is the servers' answer now; its later pages
+				// are pages of the same answer.
+				s.cat.refresh(ctx, kind, method)
 			} else {
 				s.cat.ensure(ctx, kind, method)
 			}
@@ -376,4 +378,20 @@ func (s *session) unlisted(name string) (route, bool) {
 		return route{bare[0], name}, true
 	}
 	return route{}, false
+}
+
+// firstPage reports whether a list request asks for its first page (no
+// cursor).
+func firstPage(p sdk.Params) bool {
+	switch p := p.(type) {
+	case *sdk.ListToolsParams:
+		return p == nil || p.Cursor == ""
+	case *sdk.ListPromptsParams:
+		return p == nil || p.Cursor == ""
+	case *sdk.ListResourcesParams:
+		return p == nil || p.Cursor == ""
+	case *sdk.ListResourceTemplatesParams:
+		return p == nil || p.Cursor == ""
+	}
+	return true
 }

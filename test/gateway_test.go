@@ -282,8 +282,10 @@ func TestGatewayPagination(t *testing.T) {
   servers:
     - name: one
       endpoint: http://`+srvs[0].Addr+`/mcp
+      timeout: 30s
     - name: two
       endpoint: http://`+srvs[1].Addr+`/mcp
+      timeout: 30s
 `)
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
