@@ -1,6 +1,8 @@
 package proxy
 
-import "net"
+import (
+	"net"
+)
 
 // Stats is what the proxy reports about itself for metrics: read through
 // a function, so the request path keeps no counters of its own for it.
@@ -21,3 +23,4 @@ func (s *Server) Stats() Stats {
 // self.go). Call it before Serve, for every such listener; the proxy's own
 // listeners are added by Serve.
 func (s *Server) AddOwnAddr(a net.Addr) { s.dial.addSelf(a) }
+

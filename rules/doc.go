@@ -85,102 +85,107 @@
 //	      dir: /srv                # optional working directory
 //	      env: {LANG: C.UTF-8, TOKEN: {secret: files}}  # its whole environment (+ HTTPS_PROXY to agentg)
 //	      egress: [api.files.example]  # the only hosts its own egress (agent server:files) may reach
-//	  tools:                       # "SERVER.TOOL" patterns, '*' any run
-//	    - deny: "jira.delete_*"    # agents, mode, important, id as for hosts
-//	    - deny: shell.run
-//	      when:                    # all must hold
-//	        - arg: /command        # JSON Pointer into the arguments
-//	          matches: 'rm\s+-rf'  # equals | glob | matches | exists
-//	        - annotation: destructiveHint
-//	  redact:                      # obligations: every matching entry applies
-//	    - pattern: "AKIA[0-9A-Z]{16}"
-//	      in: [arguments, results] # default both; tools, agents, id
-//	  rate_limits:
-//	    - tools: "github.search_*" # default every tool; agents, mode, id
-//	      limit: 30/m              # N/s, N/m, N/h; burst N unless burst: says
-//	      per: agent               # agent (default) | server | tool
-//	dns:                           # the DNS filter (package dnsfilter); names are decided by Name
-//	  block: nxdomain              # nxdomain (default, with an SOA) | refused | sinkhole[:V4,V6]
-//	  block_ttl: 60s               # TTL of blocked answers
-//	  upstreams: [127.0.0.1:5300, "tls://dns.example@192.0.2.53:853"]  # default: the system's
-//	  timeout: 2s                  # per attempt at one upstream
-//	  log: all                     # all | blocked | none: which queries are events
-//	  cache: {max_entries: 100000, min_ttl: 0s, max_ttl: 1h, negative_ttl: 5m, serve_stale: 0s}
-//	  memory: 96MiB                # the cache (2/3) and the IP bindings (1/3); cache.max_size is its older name
-//	  limits:                      # exfiltration guards (DNSQuery; the counting ones in dnsfilter)
-//	    max_name_length: 180
-//	    max_label_length: 63
-//	    subdomains: 100/m          # distinct names per registered domain per agent; off
-//	    query_rate: 200/s          # per agent; off
-//	    refuse_types: [NULL, ANY, AXFR, IXFR]
-//	  pass_types: []               # answer types the checks cannot read, passed unread (else dropped)
-//	  deny_public_resolvers: false # true: deny the built-in DoH/DoT list (PublicResolvers)
-//	  deny_dot: false              # true: deny port 853 (DoT) for every host and address, builtin:dot-port
-//	  doh_resolvers: []            # hosts DoH exchanges may go to; any other is refused, builtin:doh
-//	credentials:                   # secrets agentg attaches for agents (credentials*.go)
-//	  secrets:                     # exactly one source each
-//	    gh: {env: GITHUB_TOKEN}    # env | file | command (+ timeout) | insecure_inline | kms (a client_cert key)
-//	    client-key: {file: client.key}
-//	  bindings:                    # the first that matches a request is used
-//	    - id: gh
-//	      host: api.github.com     # host patterns; or server: NAME / servers: [..] of mcp servers
-//	      path: /repos/**          # optional; agents: optional
-//	      secret: gh
-//	      header: {name: Authorization, value: "Bearer {{secret}}"}  # or basic: {user: U}, query: NAME
-//	      client_cert: {cert: client.pem, key: client-key}  # mTLS, besides or instead of the above
-//	      insecure_http: false     # true: plain http too (not with client_cert)
-//	    - host: api.example.com    # exchange the agent's own Bearer token at an STS (RFC 8693,
-//	      token_exchange:          # credentials_exchange.go) and attach the issued one instead
-//	        token_url: https://sts.example.com/token  # https only; decided as agent "agentg"
-//	        client_id: agentg
-//	        client_secret: sts     # the name of a secret under credentials secrets
-//	        audience: api          # optional, as are resource, scopes, client_auth (basic | post),
-//	                               # requested_token_type, subject_token_type, max_ttl (default 5m)
-//	    - id: jira                 # required with oauth: agentg oauth connect names it
-//	      host: mcp.jira.example
-//	      path: /mcp
-//	      oauth:                   # agentg is the server's OAuth client (credentials_oauth.go, creds/oauth)
-//	        grant: authorization_code  # default | client_credentials (needs client_id and client_secret or private_key)
-//	        client_id: agentg      # a pre-registered client; else a metadata document, else registration
-//	        client_secret: NAME    # a secret of credentials.secrets
-//	        private_key: NAME      # PEM, for private_key_jwt (RFC 7523)
-//	        client_metadata_url: https://agentg.example/client.json  # https with a path
-//	        scopes: [mcp:read]     # asked for beside the server's challenge
-//	        token_auth: auto       # client_secret_basic | client_secret_post | none | private_key_jwt
-//	        resource: https://mcp.jira.example/mcp  # to connect before any request
-//	        issuer: https://auth.jira.example       # the AS a pre-registered client belongs to
-//	llm:                           # model API calls (llm.go; read by dissect/llm on the exchange path)
-//	  hosts:                       # the first entry covering a request binds it; its hosts are intercepted
-//	    - host: llm.internal.example  # host patterns; path: optional glob
-//	      dialects: [openai-chat]  # openai-chat | openai-responses | anthropic-messages | gemini; default all
-//	      provider: vllm           # the provider's name in events and metrics; default the host
-//	  default_hosts: true          # api.openai.com, api.anthropic.com, generativelanguage.googleapis.com;
-//	                               # default true when hosts names none
-//	  unparsed: report             # deny | report (default) | allow: a request or answer that cannot be read
-//	  default: allow               # allow (default) | deny: models no rule matches, rule llm:default
-//	  models:                      # model globs ('*' any run, any case); most specific wins, deny on a tie
-//	    - deny: "gpt-4*"
-//	      provider: openai         # optional; agents, mode, important, id as for hosts
-//	  prices:                      # USD per million tokens; the most specific model glob wins
-//	    - {model: "gpt-4o*", input: 2.5, cached_input: 1.25, output: 10}  # cached_input, cache_write:
-//	                               # default input; provider: optional
-//	gateway:                       # who an agent is at the MCP gateway door (gateway.go; checked by gateway/auth)
-//	  realm: agentg                # WWW-Authenticate realm
-//	  resource_metadata: https://gw.example/.well-known/oauth-protected-resource  # optional
-//	  tokens:                      # bearer tokens by SHA-256 digest (agentg gateway token)
-//	    - {agent: coder, sha256: 5e88489..., id: coder-laptop}
-//	  jwt:                         # the identity provider's JWTs, checked against its JWKS
-//	    issuer: https://idp.example
-//	    audience: [agentg-gateway] # required
-//	    jwks_url: https://idp.example/keys  # https (http to loopback only)
-//	    algorithms: [RS256, ES256] # default; asymmetric only, never none or HS*
-//	    leeway: 30s                # clock skew for exp, nbf, iat (0s to 5m)
-//	    claim: sub                 # names the agent, through agents: {VALUE: AGENT} if given
-//	    refetch: 30s               # an unknown kid refetches the JWKS at most this often
-//	    scopes: [mcp:tools]        # optional: the token must grant each (403 otherwise)
-//	  mtls:                        # client certificates chaining to ca
-//	    ca: clients-ca.pem         # CA certificates only; watched with the policy
-//	    name_from: cn              # cn | dns | uri | email; agents: {VALUE: AGENT} optional
+
+//   - name: alpha              # served by the MCP gateway (--gateway; mcp_gateway.go):
+//     endpoint: https://alpha.example/mcp  # the URL it connects to (url: then optional)
+//     prefix: a                # catalogue names "a.TOOL"; default the name; "" for none
+//     timeout: 5s              # per-server wait for a list or a session (default 5s)
+//     tools:                       # "SERVER.TOOL" patterns, '*' any run
+//   - deny: "jira.delete_*"    # agents, mode, important, id as for hosts
+//   - deny: shell.run
+//     when:                    # all must hold
+//   - arg: /command        # JSON Pointer into the arguments
+//     matches: 'rm\s+-rf'  # equals | glob | matches | exists
+//   - annotation: destructiveHint
+//     redact:                      # obligations: every matching entry applies
+//   - pattern: "AKIA[0-9A-Z]{16}"
+//     in: [arguments, results] # default both; tools, agents, id
+//     rate_limits:
+//   - tools: "github.search_*" # default every tool; agents, mode, id
+//     limit: 30/m              # N/s, N/m, N/h; burst N unless burst: says
+//     per: agent               # agent (default) | server | tool
+//     dns:                           # the DNS filter (package dnsfilter); names are decided by Name
+//     block: nxdomain              # nxdomain (default, with an SOA) | refused | sinkhole[:V4,V6]
+//     block_ttl: 60s               # TTL of blocked answers
+//     upstreams: [127.0.0.1:5300, "tls://dns.example@192.0.2.53:853"]  # default: the system's
+//     timeout: 2s                  # per attempt at one upstream
+//     log: all                     # all | blocked | none: which queries are events
+//     cache: {max_entries: 100000, min_ttl: 0s, max_ttl: 1h, negative_ttl: 5m, serve_stale: 0s}
+//     memory: 96MiB                # the cache (2/3) and the IP bindings (1/3); cache.max_size is its older name
+//     limits:                      # exfiltration guards (DNSQuery; the counting ones in dnsfilter)
+//     max_name_length: 180
+//     max_label_length: 63
+//     subdomains: 100/m          # distinct names per registered domain per agent; off
+//     query_rate: 200/s          # per agent; off
+//     refuse_types: [NULL, ANY, AXFR, IXFR]
+//     pass_types: []               # answer types the checks cannot read, passed unread (else dropped)
+//     deny_public_resolvers: false # true: deny the built-in DoH/DoT list (PublicResolvers)
+//     deny_dot: false              # true: deny port 853 (DoT) for every host and address, builtin:dot-port
+//     doh_resolvers: []            # hosts DoH exchanges may go to; any other is refused, builtin:doh
+//     credentials:                   # secrets agentg attaches for agents (credentials*.go)
+//     secrets:                     # exactly one source each
+//     gh: {env: GITHUB_TOKEN}    # env | file | command (+ timeout) | insecure_inline | kms (a client_cert key)
+//     client-key: {file: client.key}
+//     bindings:                    # the first that matches a request is used
+//   - id: gh
+//     host: api.github.com     # host patterns; or server: NAME / servers: [..] of mcp servers
+//     path: /repos/**          # optional; agents: optional
+//     secret: gh
+//     header: {name: Authorization, value: "Bearer {{secret}}"}  # or basic: {user: U}, query: NAME
+//     client_cert: {cert: client.pem, key: client-key}  # mTLS, besides or instead of the above
+//     insecure_http: false     # true: plain http too (not with client_cert)
+//   - host: api.example.com    # exchange the agent's own Bearer token at an STS (RFC 8693,
+//     token_exchange:          # credentials_exchange.go) and attach the issued one instead
+//     token_url: https://sts.example.com/token  # https only; decided as agent "agentg"
+//     client_id: agentg
+//     client_secret: sts     # the name of a secret under credentials secrets
+//     audience: api          # optional, as are resource, scopes, client_auth (basic | post),
+//     # requested_token_type, subject_token_type, max_ttl (default 5m)
+//   - id: jira                 # required with oauth: agentg oauth connect names it
+//     host: mcp.jira.example
+//     path: /mcp
+//     oauth:                   # agentg is the server's OAuth client (credentials_oauth.go, creds/oauth)
+//     grant: authorization_code  # default | client_credentials (needs client_id and client_secret or private_key)
+//     client_id: agentg      # a pre-registered client; else a metadata document, else registration
+//     client_secret: NAME    # a secret of credentials.secrets
+//     private_key: NAME      # PEM, for private_key_jwt (RFC 7523)
+//     client_metadata_url: https://agentg.example/client.json  # https with a path
+//     scopes: [mcp:read]     # asked for beside the server's challenge
+//     token_auth: auto       # client_secret_basic | client_secret_post | none | private_key_jwt
+//     resource: https://mcp.jira.example/mcp  # to connect before any request
+//     issuer: https://auth.jira.example       # the AS a pre-registered client belongs to
+//     llm:                           # model API calls (llm.go; read by dissect/llm on the exchange path)
+//     hosts:                       # the first entry covering a request binds it; its hosts are intercepted
+//   - host: llm.internal.example  # host patterns; path: optional glob
+//     dialects: [openai-chat]  # openai-chat | openai-responses | anthropic-messages | gemini; default all
+//     provider: vllm           # the provider's name in events and metrics; default the host
+//     default_hosts: true          # api.openai.com, api.anthropic.com, generativelanguage.googleapis.com;
+//     # default true when hosts names none
+//     unparsed: report             # deny | report (default) | allow: a request or answer that cannot be read
+//     default: allow               # allow (default) | deny: models no rule matches, rule llm:default
+//     models:                      # model globs ('*' any run, any case); most specific wins, deny on a tie
+//   - deny: "gpt-4*"
+//     provider: openai         # optional; agents, mode, important, id as for hosts
+//     prices:                      # USD per million tokens; the most specific model glob wins
+//   - {model: "gpt-4o*", input: 2.5, cached_input: 1.25, output: 10}  # cached_input, cache_write:
+//     # default input; provider: optional
+//     gateway:                       # who an agent is at the MCP gateway door (gateway.go; checked by gateway/auth)
+//     realm: agentg                # WWW-Authenticate realm
+//     resource_metadata: https://gw.example/.well-known/oauth-protected-resource  # optional
+//     tokens:                      # bearer tokens by SHA-256 digest (agentg gateway token)
+//   - {agent: coder, sha256: 5e88489..., id: coder-laptop}
+//     jwt:                         # the identity provider's JWTs, checked against its JWKS
+//     issuer: https://idp.example
+//     audience: [agentg-gateway] # required
+//     jwks_url: https://idp.example/keys  # https (http to loopback only)
+//     algorithms: [RS256, ES256] # default; asymmetric only, never none or HS*
+//     leeway: 30s                # clock skew for exp, nbf, iat (0s to 5m)
+//     claim: sub                 # names the agent, through agents: {VALUE: AGENT} if given
+//     refetch: 30s               # an unknown kid refetches the JWKS at most this often
+//     scopes: [mcp:tools]        # optional: the token must grant each (403 otherwise)
+//     mtls:                        # client certificates chaining to ca
+//     ca: clients-ca.pem         # CA certificates only; watched with the policy
+//     name_from: cn              # cn | dns | uri | email; agents: {VALUE: AGENT} optional
 //
 // The agent name "agentg" (SelfAgent) is reserved: it is the identity of
 // agentg's own calls (an STS, OAuth endpoints), which rules may scope with

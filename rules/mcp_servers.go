@@ -33,6 +33,7 @@ type serverSpec struct {
 	// stdio: a server agentg starts (command:, mcp_stdio.go); nil for
 	// one at a url.
 	stdio *stdioSpec
+	gw    servingSpec // endpoint, prefix, timeout (mcp_gateway.go)
 }
 
 // validServerName reports whether s can name an MCP server: 1 to 64
@@ -80,10 +81,12 @@ func (p *mcpParser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
 				var ws string
 				ws, err = p.ps.oneOf(v, "allow", "refuse")
 				s.websocket = ws == "allow"
+			case "endpoint", "prefix", "timeout":
+				err = p.gatewayKey(&s.gw, k, v) // mcp_gateway.go
 			default:
 				var ok bool
 				if ok, err = p.stdioKey(&s, k, v); !ok {
-					err = p.ps.errf(k, "unknown mcp server key %q (want name, url, ports, websocket; or command, env, dir, egress)", k.Value)
+					err = p.ps.errf(k, "unknown mcp server key %q (want name, url, ports, websocket, endpoint, prefix, timeout; or command, env, dir, egress)", k.Value)
 				}
 			}
 			return err
@@ -92,7 +95,7 @@ func (p *mcpParser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
 			return nil, err
 		}
 		if nameNode == nil {
-			return nil, p.ps.errf(it, "mcp server entry needs a name and a url (or a command)")
+			return nil, p.ps.errf(it, "mcp server entry needs a name and a url (or an endpoint, for the gateway, or a command)")
 		}
 		if err := p.checkStdio(it, &s, urlNode != nil); err != nil {
 			return nil, err
@@ -101,6 +104,9 @@ func (p *mcpParser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
 			return nil, p.ps.errf(nameNode, "duplicate mcp server name %q (also at line %d)", s.name, prev)
 		}
 		names[s.name] = it.Line
+		if err := p.checkPrefix(&s, out); err != nil { // mcp_gateway.go
+			return nil, err
+		}
 		if s.stdio != nil {
 			if s.ports != nil || s.websocket {
 				return nil, p.ps.errf(it, "mcp server %s: ports and websocket apply to a server at a url, not to a command", s.name)
@@ -108,11 +114,17 @@ func (p *mcpParser) mcpServers(n *yaml.Node) ([]serverSpec, error) {
 			out = append(out, s)
 			continue
 		}
+		if urlNode == nil {
+			// An entry the gateway alone serves: it binds no destination
+			// on the proxy's doors.
+			out = append(out, s)
+			continue
+		}
 		if s.host, s.path, s.glob, err = parseServerURL(s.url); err != nil {
 			return nil, p.ps.errf(urlNode, "%v", err)
 		}
 		for _, o := range out {
-			if o.host == s.host && o.path == s.path && portsEqual(o.ports, s.ports) {
+			if o.url != "" && o.host == s.host && o.path == s.path && portsEqual(o.ports, s.ports) {
 				return nil, p.ps.errf(urlNode, "mcp server %s has the same url as %s (line %d): a destination is one server", s.name, o.name, o.line)
 			}
 		}
@@ -213,10 +225,11 @@ type serverTable struct {
 // ServerBinding is one mcp servers entry, as written.
 type ServerBinding struct {
 	Name string
-	URL  string // host pattern and optional path glob; "" for a command
+	URL  string // host pattern and optional path glob; "" for a command or a gateway-only entry
 	// Command is a server agentg starts (StdioServer has the rest).
 	Command []string
 	Source  string // "<file>:<line>"
+	Serving        // what the gateway needs of it (mcp_gateway.go)
 }
 
 // Servers lists the mcp servers entries in policy order.
@@ -227,13 +240,19 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 	t := &e.mcp.servers
 	t.defined = map[string]string{}
 	for i, s := range specs {
+		t.defined[s.name] = fmt.Sprintf("%s:%d", pol.file, s.line)
+		e.stats.MCPServers++
 		if s.stdio != nil {
 			if err := c.compileStdio(s); err != nil {
 				return err
 			}
-			t.defined[s.name] = fmt.Sprintf("%s:%d", pol.file, s.line)
-			t.list = append(t.list, ServerBinding{Name: s.name, Command: s.stdio.command, Source: t.defined[s.name]})
-			e.stats.MCPServers++
+			b := s.binding(t.defined[s.name])
+			b.Command = s.stdio.command
+			t.list = append(t.list, b)
+			continue
+		}
+		if s.url == "" {
+			t.list = append(t.list, s.binding(t.defined[s.name]))
 			continue
 		}
 		for _, r := range pol.passthrough {
@@ -250,15 +269,13 @@ func (c *compiler) compileServers(specs []serverSpec) error {
 		t.byName[s.host.name] = append(t.byName[s.host.name], serverEntry{
 			name: s.name, kind: s.host.kind, glob: s.glob, ports: s.ports, order: i, tunnel: "mcp:server " + s.name,
 		})
-		t.defined[s.name] = fmt.Sprintf("%s:%d", pol.file, s.line)
 		if s.websocket {
 			if t.websocket == nil {
 				t.websocket = map[string]bool{}
 			}
 			t.websocket[s.name] = true
 		}
-		t.list = append(t.list, ServerBinding{Name: s.name, URL: s.url, Source: t.defined[s.name]})
-		e.stats.MCPServers++
+		t.list = append(t.list, s.binding(t.defined[s.name]))
 	}
 	return nil
 }

@@ -189,13 +189,13 @@ func (p *mcpParser) checkStdio(it *yaml.Node, s *serverSpec, hasURL bool) error 
 			return p.ps.errf(it, "mcp server %s: dir, env and egress apply to a server agentg starts (command:), not to one at a url", s.name)
 		}
 		s.stdio = nil
-		if !hasURL {
-			return p.ps.errf(it, "mcp server entry needs a name and a url (or a command)")
+		if !hasURL && s.gw.endpoint == "" {
+			return p.ps.errf(it, "mcp server entry needs a name and a url (or an endpoint, for the gateway, or a command)")
 		}
 		return nil
 	}
-	if hasURL {
-		return p.ps.errf(it, "mcp server %s has both a url and a command: it is one or the other", s.name)
+	if hasURL || s.gw.endpoint != "" {
+		return p.ps.errf(it, "mcp server %s has a command and a url or endpoint: agentg starts it, or reaches it, not both", s.name)
 	}
 	return nil
 }

@@ -68,8 +68,8 @@ mcp:
 
 func TestStdioServerErrors(t *testing.T) {
 	checkLoadErrors(t, []loadErrorCase{
-		{"both", "mcp:\n  servers:\n    - name: a\n      url: a.test\n      command: [x]\n", ":3: mcp server a has both a url and a command"},
-		{"neither", "mcp:\n  servers:\n    - name: a\n", ":3: mcp server entry needs a name and a url (or a command)"},
+		{"both", "mcp:\n  servers:\n    - name: a\n      url: a.test\n      command: [x]\n", ":3: mcp server a has a command and a url or endpoint"},
+		{"neither", "mcp:\n  servers:\n    - name: a\n", ":3: mcp server entry needs a name and a url (or an endpoint, for the gateway, or a command)"},
 		{"empty command", "mcp:\n  servers:\n    - name: a\n      command: []\n", ":4: command must be a non-empty list"},
 		{"command scalar", "mcp:\n  servers:\n    - name: a\n      command: x\n", ":4: command must be a non-empty list"},
 		{"env on url", "mcp:\n  servers:\n    - name: a\n      url: a.test\n      env: {A: b}\n", ":3: mcp server a: dir, env and egress apply to a server agentg starts"},

@@ -59,6 +59,7 @@ type App struct {
 	adm    *adminPlane
 	guard  *mcp.Guard
 	stdio  stdioServers // the command servers' identities (stdio.go)
+	gw     *gatewayDoor
 
 	stop     context.CancelFunc // ends the reload and pin-poll loops
 	served   chan struct{}      // closed when the proxy's Serve returned
@@ -204,6 +205,12 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			return a, err
 		}
 	}
+	if a.gw, err = startGateway(cfg.Gateway, a.live, guard, a.srv, a); err != nil {
+		a.ln.Close()
+		a.srv.Shutdown(context.Background())
+		return a, err
+	}
+	a.onClose(func() { a.gw.shutdown(context.Background(), a.zl) })
 	// The caller takes signals before Start: a SIGTERM sent on reading
 	// this line must stop agentg gracefully, not kill it outright.
 	a.zl.Info().Str("listen", a.ln.Addr().String()).Strs("dns", a.dns.listening()).Str("policy", source).Str("version", cfg.Version).Msg("agentg serving")
@@ -277,6 +284,7 @@ func (a *App) Shutdown(ctx context.Context, why string) error {
 		a.adm.stopping()
 		a.apv.broker.Shutdown() // held calls get their error now, not at the grace's end
 		sctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+		a.gw.shutdown(sctx, a.zl) // its sessions end before the guard's state does
 		a.shutErr = a.srv.Shutdown(sctx)
 		a.dns.shutdown(sctx)
 		cancel()
@@ -310,6 +318,10 @@ func (a *App) Held() *creds.Held { return a.held }
 
 // Addr is the explicit proxy's listening address.
 func (a *App) Addr() net.Addr { return a.ln.Addr() }
+
+// GatewayAddr is where the MCP gateway listens ("unix:/path" for a
+// socket), or "" when it is off.
+func (a *App) GatewayAddr() string { return a.gw.addr() }
 
 // DNSAddrs are the DNS filter's addresses as bound (nil when it is off).
 func (a *App) DNSAddrs() []string { return a.dns.listening() }

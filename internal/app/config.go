@@ -38,6 +38,10 @@ type Config struct {
 	Transparent string
 	Mark        int
 
+	// Gateway, when set, is where the MCP gateway door listens
+	// (host:port or unix:/path); it serves MCP at gateway.Path.
+	Gateway string
+
 	CA              CAConfig
 	UpstreamCAFiles []string // PEM roots trusted for intercepted upstreams, besides the system's
 	// VaultKey is the key of the token vault in CA.DataDir (creds/vault):

@@ -68,6 +68,7 @@ type AgentgConfig struct {
 type Agentg struct {
 	Addr       string    // host:port it listens on
 	AdminAddr  string    // where its admin API listens, as --admin takes it; empty when off
+	Gateway    string    // where its MCP gateway listens (--gateway); empty when off
 	DNS        []string  // host:port the DNS filter answers on (UDP and TCP); nil with --dns off
 	Binary     string    // the binary it runs
 	LogFile    string    // its --log-file
@@ -209,6 +210,9 @@ func (a *Agentg) awaitListening(offset int64, timeout time.Duration) error {
 		for _, m := range lines {
 			if m["message"] == "admin API listening" {
 				a.AdminAddr, _ = m["admin"].(string) // logged before the serving line
+			}
+			if m["message"] == "MCP gateway listening" {
+				a.Gateway, _ = m["gateway"].(string)
 			}
 			if m["message"] == "agentg serving" {
 				if addr, _ := m["listen"].(string); addr != "" {

@@ -37,6 +37,9 @@ type MCPClientConfig struct {
 	Revision string
 	// Options are the SDK client's (notification handlers and the like).
 	Options *mcp.ClientOptions
+	// Header is added to every request the client sends (a gateway
+	// credential: Authorization).
+	Header http.Header
 }
 
 // MCPHTTPClient is the HTTP client an MCP client of cfg uses. It has no
@@ -58,7 +61,31 @@ func MCPHTTPClient(cfg MCPClientConfig) *http.Client {
 	case cfg.Dial != nil:
 		tr.DialContext = cfg.Dial
 	}
+	if cfg.Header != nil {
+		return &http.Client{Transport: withHeader{tr, cfg.Header}}
+	}
 	return &http.Client{Transport: tr}
+}
+
+// withHeader adds its header to every request it sends.
+type withHeader struct {
+	rt http.RoundTripper
+	h  http.Header
+}
+
+func (w withHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, vs := range w.h {
+		r.Header[k] = vs
+	}
+	return w.rt.RoundTrip(r)
+}
+
+// CloseIdleConnections lets MCPClient.Close drop the connections.
+func (w withHeader) CloseIdleConnections() {
+	if c, ok := w.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // MCPClient is a connected SDK client session with its HTTP client.

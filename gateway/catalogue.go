@@ -1,0 +1,345 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentg/agentg/rules"
+)
+
+// The catalogue: the four lists of every server the gateway serves,
+// merged into one, each name in its server's namespace (rules.Serving's
+// Name: "PREFIX.NAME", or the server's own name). The lists are asked of
+// the servers through the guard, so what the policy hides is never in
+// them; each is registered on the session's SDK server, which answers
+// the client's lists (paginated) and says list_changed when they change.
+// A name two servers both give is hidden from both, with an event: never
+// one silently shadowing the other.
+
+type kind int
+
+const (
+	kindTools kind = iota
+	kindPrompts
+	kindResources
+	kindTemplates
+	nKinds
+)
+
+var kindNames = [nKinds]string{"tool", "prompt", "resource", "resource template"}
+
+// kindOf is which lists a client's method needs loaded first.
+var kindOf = map[string][]kind{
+	"tools/list": {kindTools}, "tools/call": {kindTools},
+	"prompts/list": {kindPrompts}, "prompts/get": {kindPrompts},
+	"resources/list": {kindResources}, "resources/templates/list": {kindTemplates},
+	"resources/read":      {kindResources, kindTemplates},
+	"resources/subscribe": {kindResources, kindTemplates}, "resources/unsubscribe": {kindResources, kindTemplates},
+	"completion/complete": {kindPrompts, kindTemplates},
+}
+
+// listing are the methods that ask the servers again every time.
+var listing = map[string]bool{"tools/list": true, "prompts/list": true, "resources/list": true, "resources/templates/list": true}
+
+// route is where one catalogue entry goes: a server and its own name
+// (or URI) there.
+type route struct {
+	server, name string
+}
+
+type catalogue struct {
+	s      *session
+	loadMu sync.Mutex // one load of a kind at a time
+
+	mu       sync.Mutex
+	lists    [nKinds]map[string][]any  // by server: what it listed (nil: it did not answer)
+	loaded   [nKinds]bool              // the kind was asked at least once
+	reg      [nKinds]map[string]string // registered key -> what it was registered as
+	routes   [nKinds]map[string]route  // registered key -> where it goes
+	reported map[string]bool           // collisions already said
+}
+
+func newCatalogue(s *session) *catalogue {
+	c := &catalogue{s: s, reported: map[string]bool{}}
+	for k := range nKinds {
+		c.lists[k], c.reg[k], c.routes[k] = map[string][]any{}, map[string]string{}, map[string]route{}
+	}
+	return c
+}
+
+// ensure loads the kinds once, for methods that use them.
+func (c *catalogue) ensure(ctx context.Context, kinds []kind, method string) {
+	for _, k := range kinds {
+		c.mu.Lock()
+		done := c.loaded[k]
+		c.mu.Unlock()
+		if !done {
+			c.load(ctx, k, method)
+		}
+	}
+}
+
+// refresh asks every server again.
+func (c *catalogue) refresh(ctx context.Context, kinds []kind, method string) {
+	for _, k := range kinds {
+		c.load(ctx, k, method)
+	}
+}
+
+// changed is a server's list_changed: its list is asked again, and the
+// client hears of it if the merged list changes.
+func (c *catalogue) changed(server string, k kind) {
+	go func() {
+		c.loadFor(context.Background(), k, "notifications/"+map[kind]string{kindTools: "tools", kindPrompts: "prompts", kindResources: "resources"}[k]+"/list_changed", server)
+		if k == kindResources {
+			c.loadFor(context.Background(), kindTemplates, "notifications/resources/list_changed", server)
+		}
+	}()
+}
+
+// load asks every server for its list of k, in parallel, each within its
+// own timeout: one slow or dead server delays the answer by its timeout
+// at most, and the answer lists the servers that answered.
+func (c *catalogue) load(ctx context.Context, k kind, method string) { c.loadFor(ctx, k, method, "") }
+
+// loadFor is load on behalf of changed, a server that said its list
+// changed: the client hears list_changed even when the merged list looks
+// the same (the server said so, and a client may re-read what it knows).
+func (c *catalogue) loadFor(ctx context.Context, k kind, method, changed string) {
+	c.loadMu.Lock()
+	defer c.loadMu.Unlock()
+	servers := c.s.g.engine().MCP().GatewayServers()
+	got := make([][]any, len(servers))
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, b := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tctx, cancel := context.WithTimeout(ctx, b.Timeout)
+			defer cancel()
+			got[i], errs[i] = c.s.list(tctx, b.Name, k)
+			if errs[i] != nil && tctx.Err() != nil && ctx.Err() == nil {
+				errs[i] = fmt.Errorf("no answer within %s", b.Timeout)
+			}
+		}()
+	}
+	wg.Wait()
+	lists := map[string][]any{}
+	for i, b := range servers {
+		if errs[i] != nil {
+			if ctx.Err() == nil {
+				c.s.g.unavailable(c.s.who, b.Name, method, errs[i])
+			}
+			continue
+		}
+		lists[b.Name] = got[i]
+	}
+	c.mu.Lock()
+	c.lists[k], c.loaded[k] = lists, true
+	c.mu.Unlock()
+	c.rebuild(k, servers, changed)
+}
+
+// list is one server's whole list of k (every page).
+func (s *session) list(ctx context.Context, server string, k kind) ([]any, error) {
+	u, err := s.upstream(server)
+	if err != nil {
+		return nil, err
+	}
+	var out []any
+	err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
+		out = out[:0]
+		caps := cs.InitializeResult().Capabilities
+		if caps == nil {
+			return nil
+		}
+		switch {
+		case k == kindTools && caps.Tools != nil:
+			for t, err := range cs.Tools(ctx, nil) {
+				if err != nil {
+					return err
+				}
+				out = append(out, t)
+			}
+		case k == kindPrompts && caps.Prompts != nil:
+			for p, err := range cs.Prompts(ctx, nil) {
+				if err != nil {
+					return err
+				}
+				out = append(out, p)
+			}
+		case k == kindResources && caps.Resources != nil:
+			for r, err := range cs.Resources(ctx, nil) {
+				if err != nil {
+					return err
+				}
+				out = append(out, r)
+			}
+		case k == kindTemplates && caps.Resources != nil:
+			for r, err := range cs.ResourceTemplates(ctx, nil) {
+				if err != nil {
+					return err
+				}
+				out = append(out, r)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// entry is one item of a server's list as the catalogue names it.
+type entry struct {
+	key   string // the catalogue's name (the URI, for resources)
+	route route
+	item  any // the item renamed for the client
+}
+
+// rebuild merges the servers' lists of k and registers the difference on
+// the session's server.
+func (c *catalogue) rebuild(k kind, servers []rules.ServerBinding, changed string) {
+	c.mu.Lock()
+	lists := c.lists[k]
+	c.mu.Unlock()
+	var all []entry
+	owners := map[string][]string{}
+	for _, b := range servers {
+		for _, it := range lists[b.Name] {
+			e, ok := rename(k, b.Serving, b.Name, it)
+			if !ok {
+				continue
+			}
+			all = append(all, e)
+			owners[e.key] = append(owners[e.key], b.Name)
+		}
+	}
+	want := map[string]entry{}
+	for _, e := range all {
+		if o := owners[e.key]; len(o) > 1 {
+			c.collided(k, e.key, o)
+			continue
+		}
+		want[e.key] = e
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var gone []string
+	for key := range c.reg[k] {
+		if _, ok := want[key]; !ok {
+			gone = append(gone, key)
+			delete(c.reg[k], key)
+			delete(c.routes[k], key)
+		}
+	}
+	c.s.remove(k, gone)
+	touched := len(gone) > 0
+	var again *entry // one of changed's entries, to say list_changed with
+	for key, e := range want {
+		b, _ := json.Marshal(e.item)
+		sig := e.route.server + "\x00" + e.route.name + "\x00" + string(b)
+		if c.reg[k][key] == sig {
+			if e.route.server == changed && again == nil {
+				again = &e
+			}
+			continue
+		}
+		touched = true
+		if err := c.s.add(k, e); err != nil {
+			c.s.g.unavailable(c.s.who, e.route.server, "list", err)
+			continue
+		}
+		c.reg[k][key], c.routes[k][key] = sig, e.route
+	}
+	if !touched && again != nil {
+		c.s.add(k, *again) // the same entry again: the SDK says list_changed
+	}
+}
+
+func (c *catalogue) collided(k kind, key string, servers []string) {
+	c.mu.Lock()
+	said := c.reported[kindNames[k]+key]
+	c.reported[kindNames[k]+key] = true
+	c.mu.Unlock()
+	if !said {
+		c.s.g.collision(c.s.who, kindNames[k], key, servers)
+	}
+}
+
+// lookup is where the catalogue's key of kind k goes.
+func (c *catalogue) lookup(k kind, key string) (route, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.routes[k][key]
+	return r, ok
+}
+
+// rename is it as the client sees it: a copy with the catalogue's name.
+func rename(k kind, gw rules.Serving, server string, it any) (entry, bool) {
+	switch k {
+	case kindTools:
+		t := *it.(*sdk.Tool)
+		r := route{server, t.Name}
+		t.Name = gw.Name(t.Name)
+		return entry{key: t.Name, route: r, item: &t}, true
+	case kindPrompts:
+		p := *it.(*sdk.Prompt)
+		r := route{server, p.Name}
+		p.Name = gw.Name(p.Name)
+		return entry{key: p.Name, route: r, item: &p}, true
+	case kindResources:
+		res := *it.(*sdk.Resource)
+		res.Name = gw.Name(res.Name)
+		return entry{key: res.URI, route: route{server, res.URI}, item: &res}, true
+	case kindTemplates:
+		t := *it.(*sdk.ResourceTemplate)
+		t.Name = gw.Name(t.Name)
+		return entry{key: t.URITemplate, route: route{server, t.URITemplate}, item: &t}, true
+	}
+	return entry{}, false
+}
+
+// add registers e on the session's server. The SDK panics on what it
+// refuses (a tool whose input schema is not an object): that is an
+// error here, and the entry is left out.
+func (s *session) add(k kind, e entry) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s %s refused: %v", kindNames[k], e.key, p)
+		}
+	}()
+	switch k {
+	case kindTools:
+		s.srv.AddTool(e.item.(*sdk.Tool), s.callTool(e.route))
+	case kindPrompts:
+		s.srv.AddPrompt(e.item.(*sdk.Prompt), s.getPrompt(e.route))
+	case kindResources:
+		s.srv.AddResource(e.item.(*sdk.Resource), s.readResource(e.route.server))
+	case kindTemplates:
+		s.srv.AddResourceTemplate(e.item.(*sdk.ResourceTemplate), s.readResource(e.route.server))
+	default:
+		return errors.New("unknown list")
+	}
+	return nil
+}
+
+func (s *session) remove(k kind, keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	switch k {
+	case kindTools:
+		s.srv.RemoveTools(keys...)
+	case kindPrompts:
+		s.srv.RemovePrompts(keys...)
+	case kindResources:
+		s.srv.RemoveResources(keys...)
+	case kindTemplates:
+		s.srv.RemoveResourceTemplates(keys...)
+	}
+}

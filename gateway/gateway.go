@@ -1,0 +1,198 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp"
+	"github.com/agentg/agentg/rules"
+)
+
+// Door is the door value of the gateway's events.
+const Door = "gateway"
+
+// Path is the one URL the gateway serves MCP at.
+const Path = "/mcp"
+
+// Config is what a Gateway needs.
+type Config struct {
+	// Policy is the policy in force, read at every request (reloads take
+	// effect on the next one).
+	Policy func() *rules.Engine
+	// Guard decides every message to and from every upstream.
+	Guard *mcp.Guard
+	Log   *audit.Logger
+	// Client sends what the guard lets through to a server. It should be
+	// agentg's checked client; nil: http.DefaultClient's transport.
+	Client *http.Client
+	// Auth names the agent behind each request; nil: ByAddress.
+	Auth Authenticator
+	// Dial opens upstream sessions; nil: Streamable HTTP through the
+	// guard (HTTPDialer).
+	Dial Dialer
+	// Forward, when set and when it returns a handler for a server, is
+	// that server's way upstream behind the guard instead of HTTP to its
+	// endpoint: what the guard lets through is served by it, in process.
+	// A stdio child plugs in here (a handler that speaks Streamable HTTP
+	// for the child), so its messages meet the same guard on the same
+	// path as an HTTP server's.
+	Forward func(rules.ServerBinding) http.Handler
+	// Version is said in the gateway's serverInfo.
+	Version string
+	// SessionTimeout closes a client session idle this long; 0: 30m.
+	SessionTimeout time.Duration
+}
+
+// Gateway is the MCP gateway door. It is an http.Handler.
+type Gateway struct {
+	cfg       Config
+	client    *http.Client
+	stateful  http.Handler // 2025-03-26 … 2025-11-25, with sessions
+	stateless http.Handler // 2026-07-28
+	legacy    http.Handler // 2024-11-05 HTTP+SSE
+
+	mu       sync.Mutex
+	closed   bool
+	sessions map[*session]struct{}
+	byAgent  map[string]*session // the stateless revision's sessions, one per agent
+}
+
+type whoKey struct{}
+
+// New builds a Gateway; it serves once mounted on a listener.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Policy == nil || cfg.Guard == nil || cfg.Log == nil {
+		return nil, errors.New("gateway: a policy, a guard and a log are required")
+	}
+	if cfg.Auth == nil {
+		cfg.Auth = ByAddress{}
+	}
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = 30 * time.Minute
+	}
+	g := &Gateway{cfg: cfg, client: cfg.Client, sessions: map[*session]struct{}{}, byAgent: map[string]*session{}}
+	if g.client == nil {
+		g.client = &http.Client{}
+	}
+	if cfg.Dial == nil {
+		g.cfg.Dial = HTTPDialer{}
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	g.stateful = sdk.NewStreamableHTTPHandler(g.newSession, &sdk.StreamableHTTPOptions{
+		// The SDK's DNS rebinding guard stays on: a gateway on loopback
+		// refuses a request whose Host names anything else, so a web page
+		// cannot reach it through a name that resolves to 127.0.0.1.
+		Logger: quiet, SessionTimeout: cfg.SessionTimeout,
+	})
+	g.stateless = sdk.NewStreamableHTTPHandler(g.agentSession, &sdk.StreamableHTTPOptions{
+		Logger: quiet, Stateless: true,
+	})
+	g.legacy = sdk.NewSSEHandler(g.newSession, &sdk.SSEOptions{})
+	return g, nil
+}
+
+func (g *Gateway) engine() *rules.Engine { return g.cfg.Policy() }
+
+// ServeHTTP serves the gateway's one URL: the agent is authenticated
+// first, and then the request goes to the transport its revision speaks.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != Path {
+		http.Error(w, "agentg gateway: MCP is served at "+Path, http.StatusNotFound)
+		return
+	}
+	who, err := g.cfg.Auth.Authenticate(r, g.engine())
+	if err != nil {
+		g.refused(r, err)
+		w.Header().Set("WWW-Authenticate", g.cfg.Auth.Challenge())
+		http.Error(w, "agentg gateway: "+err.Error(), http.StatusUnauthorized)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), whoKey{}, who))
+	switch {
+	case r.URL.Query().Has("sessionid"):
+		g.legacy.ServeHTTP(w, r) // a 2024-11-05 session's POST
+	case r.Header.Get("MCP-Protocol-Version") >= "2026-07-28":
+		g.stateless.ServeHTTP(w, r)
+	case r.Method == http.MethodGet && r.Header.Get("Mcp-Session-Id") == "" && r.Header.Get("MCP-Protocol-Version") == "":
+		// A GET without a session: a 2024-11-05 client opening its
+		// stream (a Streamable HTTP client's GET always names its session).
+		g.legacy.ServeHTTP(w, r)
+	default:
+		g.stateful.ServeHTTP(w, r)
+	}
+}
+
+func whoOf(r *http.Request) Who {
+	who, _ := r.Context().Value(whoKey{}).(Who)
+	return who
+}
+
+// newSession starts a client session (a stateful revision's, or a
+// legacy stream's): the SDK calls it once per session.
+func (g *Gateway) newSession(r *http.Request) *sdk.Server {
+	s := newSession(g, whoOf(r), false)
+	if !g.track(s) {
+		return nil
+	}
+	return s.srv
+}
+
+// agentSession is the 2026-07-28 revision's session: it has none, so the
+// upstream sessions and the catalogue are kept per agent.
+func (g *Gateway) agentSession(r *http.Request) *sdk.Server {
+	who := whoOf(r)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	s := g.byAgent[who.Agent]
+	if s == nil {
+		s = newSession(g, who, true)
+		g.byAgent[who.Agent] = s
+		g.sessions[s] = struct{}{}
+	}
+	return s.srv
+}
+
+func (g *Gateway) track(s *session) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.sessions[s] = struct{}{}
+	return true
+}
+
+func (g *Gateway) forget(s *session) {
+	g.mu.Lock()
+	delete(g.sessions, s)
+	g.mu.Unlock()
+}
+
+// Close closes every client session and, with them, their upstream
+// sessions (DELETE where the revision has sessions).
+func (g *Gateway) Close() {
+	g.mu.Lock()
+	g.closed = true
+	ss := make([]*session, 0, len(g.sessions))
+	for s := range g.sessions {
+		ss = append(ss, s)
+	}
+	g.sessions, g.byAgent = map[*session]struct{}{}, map[string]*session{}
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range ss {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.close() }()
+	}
+	wg.Wait()
+}
