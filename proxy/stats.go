@@ -23,4 +23,3 @@ func (s *Server) Stats() Stats {
 // self.go). Call it before Serve, for every such listener; the proxy's own
 // listeners are added by Serve.
 func (s *Server) AddOwnAddr(a net.Addr) { s.dial.addSelf(a) }
-

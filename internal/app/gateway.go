@@ -159,4 +159,3 @@ func (d *gatewayDoor) shutdown(ctx context.Context, zl *zerolog.Logger) {
 		zl.Warn().Msg("MCP gateway: upstream sessions still closing at shutdown")
 	}
 }
-
