@@ -53,8 +53,11 @@ type route struct {
 }
 
 type catalogue struct {
-	s      *session
-	loadMu sync.Mutex // one load of a kind at a time
+	s *session
+	// loadMu: one load of a kind at a time, and only of that kind, so a
+	// dead server that holds one kind's load to its timeout does not hold
+	// the other kinds' behind it.
+	loadMu [nKinds]sync.Mutex
 
 	mu       sync.Mutex
 	lists    [nKinds]map[string][]any  // by server: what it listed (nil: it did not answer)
@@ -111,8 +114,8 @@ func (c *catalogue) load(ctx context.Context, k kind, method string) { c.loadFor
 // changed: the client hears list_changed even when the merged list looks
 // the same (the server said so, and a client may re-read what it knows).
 func (c *catalogue) loadFor(ctx context.Context, k kind, method, changed string) {
-	c.loadMu.Lock()
-	defer c.loadMu.Unlock()
+	c.loadMu[k].Lock()
+	defer c.loadMu[k].Unlock()
 	servers := c.s.g.engine().MCP().GatewayServers()
 	got := make([][]any, len(servers))
 	errs := make([]error, len(servers))
