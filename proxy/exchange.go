@@ -53,6 +53,9 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, x exchang
 	}
 	f.scheme, f.path = x.scheme, r.URL.EscapedPath()
 	defer s.events.emit(f)
+	// The leak guard's buffer of the body's first part goes back when the
+	// exchange ends, whoever read the body (leak.go).
+	defer func() { f.prefix.done() }()
 	// Every way this exchange ends (a refusal, the MCP guard's answer, the
 	// forwarder's) ends with the body read or the connection closing.
 	defer s.guardBody(w, r).end()

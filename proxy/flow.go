@@ -57,7 +57,8 @@ type flow struct {
 	// clientCert is the binding's client certificate, which the forwarder
 	// presents on connections pooled for that binding alone (forward.go).
 	clientCert *rules.ClientCert
-	swapped    string // the secrets whose placeholders were swapped (leak.go)
+	swapped    string      // the secrets whose placeholders were swapped (leak.go)
+	prefix     *prefixBody // the body's first part the leak guard read, done when the exchange ends (leak.go)
 	// oauth is the oauth binding that matched (oauth.go), and the
 	// credentials section it is of; nil: none.
 	oauth      *rules.Binding

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/rules"
@@ -225,6 +224,7 @@ type leakBody struct {
 	decoded bool   // a Content-Encoding was undone to look
 	buf     *[]byte
 	r       *http.Request
+	f       *flow
 }
 
 var leakBufs = sync.Pool{New: func() any { b := make([]byte, leakBodyMax); return &b }}
@@ -232,7 +232,7 @@ var leakBufs = sync.Pool{New: func() any { b := make([]byte, leakBodyMax); retur
 // leakBody reads r's body's first part and scans it, unless the MCP guard
 // will read the body itself (it asks the guard of each message).
 func (s *Server) leakBody(c *leakCheck, r *http.Request) (leakBody, *refusal) {
-	lb := leakBody{r: r}
+	lb := leakBody{r: r, f: c.f}
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return lb, nil
 	}
@@ -282,9 +282,13 @@ func (lb *leakBody) release() {
 	}
 	if pb, ok := lb.r.Body.(*prefixBody); ok && !pb.copied {
 		// Still forwarded from the buffer: it goes back when the
-		// forwarder closes the body.
+		// forwarder closes the body, or when the exchange ends (a reader
+		// that replaced the body, the MCP guard's, may never close it).
+		pb.mu.Lock()
 		pb.buf = lb.buf
+		pb.mu.Unlock()
 		lb.buf = nil
+		lb.f.prefix = pb
 		return
 	}
 	leakBufs.Put(lb.buf)
@@ -293,47 +297,64 @@ func (lb *leakBody) release() {
 
 // prefixBody is the body with its first part read: that part, then the
 // rest as the client sends it. The forwarder's transport may close a body
-// from another goroutine while it is still read, so the pooled buffer
-// goes back only when Close finds its part read to the end; otherwise it
-// is left to the collector, never reused under a reader.
+// from another goroutine while it is still read (an upstream that answers
+// before it has the whole body), so reading the first part and closing
+// are serialised: Close gives the pooled buffer back at once, and a Read
+// after it reads nothing from it. The buffer always goes back to the
+// pool; a body whose buffer were left to the collector instead would
+// cost a 64 KiB allocation per request.
 type prefixBody struct {
-	head     []byte // what is left of the first part
-	rest     io.ReadCloser
-	buf      *[]byte     // the pooled buffer head is in; nil: none
-	headDone atomic.Bool // head was read to its end: buf is not read again
-	copied   bool        // head is not in a pooled buffer
-	once     sync.Once
+	mu     sync.Mutex
+	head   []byte // what is left of the first part
+	rest   io.ReadCloser
+	buf    *[]byte // the pooled buffer head is in; nil: none
+	copied bool    // head is not in a pooled buffer
+	closed bool
 }
 
 func newPrefixBody(head []byte, rest io.ReadCloser) *prefixBody {
-	b := &prefixBody{head: head, rest: rest}
-	b.headDone.Store(len(head) == 0)
-	return b
+	return &prefixBody{head: head, rest: rest}
 }
 
 func (b *prefixBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return 0, errBodyClosed
+	}
 	if len(b.head) == 0 {
+		b.mu.Unlock()
 		return b.rest.Read(p)
 	}
 	n := copy(p, b.head)
 	b.head = b.head[n:]
-	if len(b.head) == 0 {
-		b.headDone.Store(true)
-	}
+	b.mu.Unlock()
 	return n, nil
 }
 
 func (b *prefixBody) Close() error {
-	err := b.rest.Close()
-	if b.headDone.Load() {
-		b.once.Do(func() {
-			if b.buf != nil {
-				leakBufs.Put(b.buf)
-			}
-		})
-	}
-	return err
+	b.done()
+	return b.rest.Close()
 }
+
+// done ends the reading of the first part and gives its buffer back:
+// at Close, or when the exchange ends (serveExchange), whichever comes
+// first. It is safe to call more than once; nil does nothing.
+func (b *prefixBody) done() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.closed, b.head = true, nil
+	if b.buf != nil {
+		leakBufs.Put(b.buf)
+		b.buf = nil
+	}
+	b.mu.Unlock()
+}
+
+// errBodyClosed is what a Read of a closed prefixBody returns.
+var errBodyClosed = errors.New("agentg: read of a closed request body")
 
 // decodePrefix undoes enc on the first part of a body, as far as it goes
 // (a cut stream is decoded up to the cut), to at most leakBodyMax bytes.
@@ -449,7 +470,6 @@ func (c *leakCheck) swapAll(body *leakBody) error {
 		out := creds.SwapPlaceholders(string(body.raw), vals, esc)
 		pb := r.Body.(*prefixBody)
 		pb.head, pb.copied = []byte(out), true
-		pb.headDone.Store(len(out) == 0)
 		if r.ContentLength >= 0 {
 			r.ContentLength += int64(len(out) - len(body.raw))
 		}
