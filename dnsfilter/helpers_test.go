@@ -84,6 +84,7 @@ type question struct{ host, qtype string }
 type envOptions struct {
 	files   map[string]string // written beside the policy (lists)
 	noClock bool              // real time (for timeouts measured by the upstream side)
+	maxTCP  int               // Config.MaxTCPConns
 }
 
 func compile(t testing.TB, dir, policy string) *rules.Engine {
@@ -115,7 +116,7 @@ func startFilter(t *testing.T, policy string, o envOptions) *env {
 	}
 	e.bindings = state.NewBindings(state.BindingsOptions{Floor: 10 * time.Second, Now: now})
 	srv, err := New(Config{Policy: e.policy, Log: audit.New(e.log), Bindings: e.bindings, Now: now,
-		ResolvConf: filepath.Join(dir, "no-resolv.conf")})
+		ResolvConf: filepath.Join(dir, "no-resolv.conf"), MaxTCPConns: o.maxTCP})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/sys/unix"
 
@@ -47,7 +48,17 @@ type Config struct {
 	ResolvConf string
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// MaxTCPConns bounds the TCP connections ServeListener serves at
+	// once; 0 means DefaultMaxTCPConns.
+	MaxTCPConns int
 }
+
+// DefaultMaxTCPConns is how many TCP connections the filter serves at
+// once. Each holds a goroutine and its buffers for up to its idle
+// timeout, so without a bound an agent could open connections until the
+// filter's TCP side (and its memory) is gone for everyone; past the bound
+// a connection waits in the listen backlog until one ends.
+const DefaultMaxTCPConns = 256
 
 // Server is the DNS filter. Create it with New, give it sockets with
 // ServePacket and ServeListener, stop it with Shutdown.
@@ -219,7 +230,11 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 
 // ServeListener answers queries on TCP connections until Shutdown.
 func (s *Server) ServeListener(ln net.Listener) error {
-	return s.serve(&dns.Server{Listener: ln, IdleTimeout: func() time.Duration { return 10 * time.Second }, MaxTCPQueries: 1000}, ln.Addr())
+	max := s.cfg.MaxTCPConns
+	if max <= 0 {
+		max = DefaultMaxTCPConns
+	}
+	return s.serve(&dns.Server{Listener: netutil.LimitListener(ln, max), IdleTimeout: func() time.Duration { return 10 * time.Second }, MaxTCPQueries: 1000}, ln.Addr())
 }
 
 func (s *Server) serve(srv *dns.Server, a net.Addr) error {
