@@ -41,28 +41,9 @@ func (p *parser) binding(it *yaml.Node) (bindingSpec, error) {
 			bs.cert, err = p.clientCert(k, v)
 		case "host", "hosts":
 			hostNode = v
-			its, e := p.items(v)
-			if e != nil {
-				return e
-			}
-			for _, h := range its {
-				if isIPPattern(h.Value) {
-					return p.errf(h, "IP literal %q in a binding (bindings name hosts)", h.Value)
-				}
-				pt, e := parsePattern(h.Value)
-				if e != nil {
-					return p.errf(h, "%v", e)
-				}
-				b.hosts = append(b.hosts, pt)
-			}
+			b.hosts, err = p.namePatterns(v, "a binding (bindings name hosts)")
 		case "path":
-			s, e := p.scalar(v)
-			if e != nil {
-				return e
-			}
-			if b.glob, err = compileGlob(s); err != nil {
-				err = p.errf(v, "%v", err)
-			}
+			b.glob, err = p.pathGlob(v)
 		case "agents":
 			its, e := p.items(v)
 			if e != nil {

@@ -113,28 +113,13 @@ func (p *parser) llmHost(it *yaml.Node) (llmHostSpec, error) {
 	err := p.eachKey(it, func(k, v *yaml.Node) error {
 		switch k.Value {
 		case "host", "hosts":
-			its, err := p.items(v)
-			if err != nil {
-				return err
-			}
-			for _, n := range its {
-				if isIPPattern(n.Value) {
-					return p.errf(n, "IP literal %q in llm hosts (name the host, and map it under resolve: if it has no DNS name)", n.Value)
-				}
-				pt, err := parsePattern(n.Value)
-				if err != nil {
-					return p.errf(n, "%v", err)
-				}
-				h.hosts = append(h.hosts, pt)
-			}
+			var err error
+			h.hosts, err = p.namePatterns(v, "llm hosts (name the host, and map it under resolve: if it has no DNS name)")
+			return err
 		case "path":
-			s, err := p.scalar(v)
-			if err != nil {
-				return err
-			}
-			if h.glob, err = compileGlob(s); err != nil {
-				return p.errf(v, "%v", err)
-			}
+			var err error
+			h.glob, err = p.pathGlob(v)
+			return err
 		case "dialects", "dialect":
 			its, err := p.items(v)
 			if err != nil {

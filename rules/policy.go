@@ -314,3 +314,39 @@ func validName(s string) bool {
 	}
 	return true
 }
+
+// pathGlob parses a path glob value (a binding's, an llm host's path:),
+// errors at its line.
+func (p *parser) pathGlob(v *yaml.Node) (*glob, error) {
+	s, err := p.scalar(v)
+	if err != nil {
+		return nil, err
+	}
+	g, err := compileGlob(s)
+	if err != nil {
+		return nil, p.errf(v, "%v", err)
+	}
+	return g, nil
+}
+
+// namePatterns parses a host-name pattern or list of them (a binding's,
+// an llm host entry's host:). IP literals are refused: these name hosts,
+// and where names the place in the error ("IP literal %q in WHERE").
+func (p *parser) namePatterns(v *yaml.Node, where string) ([]pattern, error) {
+	its, err := p.items(v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pattern, 0, len(its))
+	for _, n := range its {
+		if isIPPattern(n.Value) {
+			return nil, p.errf(n, "IP literal %q in %s", n.Value, where)
+		}
+		pt, err := parsePattern(n.Value)
+		if err != nil {
+			return nil, p.errf(n, "%v", err)
+		}
+		out = append(out, pt)
+	}
+	return out, nil
+}
