@@ -172,7 +172,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		Resolver: a.dns.resolver(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, BodyIdleTimeout: cfg.BodyIdleTimeout,
 		// A token issued by token exchange is agentg's to attach: the
 		// agent never had it, so it may send it nowhere (no hosts).
-		HeldValue: func(name, value string) { a.held.Hold(name, value) },
+		HeldValue: a.hold,
 		Servers:   &a.stdio, Causes: guard,
 	})
 	if err != nil {
@@ -367,4 +367,14 @@ func serveTransparent(ctx context.Context, srv *proxy.Server, address string, ma
 	}
 	zl.Info().Str("transparent", ln.Addr().String()).Int("mark", mark).Msg("agentg transparent listener")
 	return nil
+}
+
+// hold gives the leak guard a value agentg obtained at runtime (a token
+// exchanged or issued), under name. A value it cannot hold (empty, or
+// with a line break: none could be attached as a header) is said on the
+// log by name, never left unsaid.
+func (a *App) hold(name, value string) {
+	if err := a.held.Hold(name, value); err != nil && a.zl != nil {
+		a.zl.Warn().Err(err).Str("credential", name).Msg("leak guard: a runtime value is not looked for")
+	}
 }

@@ -91,6 +91,11 @@ func (provenAgent) Authenticate(r *http.Request, e *rules.Engine) (gateway.Who, 
 	if id, ok := auth.FromContext(r.Context()); ok {
 		return gateway.Who{Agent: id.Agent, Client: r.RemoteAddr}, nil
 	}
+	if e.Gateway().Defined() {
+		// A reload added a gateway: section between the door's look and
+		// this one: the request proved no one, so it is refused.
+		return gateway.Who{}, errors.New("the policy asks the gateway for a credential, and this request was not authenticated")
+	}
 	return gateway.ByAddress{}.Authenticate(r, e)
 }
 

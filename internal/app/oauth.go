@@ -40,7 +40,7 @@ func (a *App) newOAuthBroker() (*oauth.Broker, error) {
 				return nil
 			}},
 		Store:    store,
-		OnValue:  func(name, value string) { _ = a.held.Hold(heldName(name), value) },
+		OnValue:  func(name, value string) { a.hold(heldName(name), value) },
 		OnForget: func(name string) { a.held.Drop(heldName(name)) },
 		Events:   func(e oauth.Event) { a.log.Log(oauthEvent(a.log, e)) },
 		RedirectURI: func() (string, error) {
