@@ -252,11 +252,13 @@ func FuzzModelGlob(f *testing.F) {
 			if i > 0 {
 				re.WriteString(".*")
 			}
-			for _, b := range []byte(part) {
-				if b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' {
-					re.WriteString("[" + strings.ToLower(string(b)) + strings.ToUpper(string(b)) + "]")
+			// By rune: regexp reads \xC3 as U+00C3, not as a byte, so a
+			// byte-wise reference disagreed on every non-ASCII name.
+			for _, r := range part {
+				if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+					re.WriteString("[" + strings.ToLower(string(r)) + strings.ToUpper(string(r)) + "]")
 				} else {
-					re.WriteString(`\x` + hex2(b))
+					re.WriteString(regexp.QuoteMeta(string(r)))
 				}
 			}
 		}
@@ -266,11 +268,6 @@ func FuzzModelGlob(f *testing.F) {
 			t.Fatalf("%q ~ %q: glob %v, regexp %v", pat, name, g.match(name), want)
 		}
 	})
-}
-
-func hex2(b byte) string {
-	const digits = "0123456789abcdef"
-	return string([]byte{digits[b>>4], digits[b&15]})
 }
 
 func TestLLMWarnings(t *testing.T) {
