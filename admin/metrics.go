@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/internal/buildinfo"
 )
 
 // The metrics: counters and histograms are derived from the audit events
@@ -65,6 +66,9 @@ type Gauges struct {
 	PendingApprovals func() int
 	// DNSMemory is the DNS filter's memory budget and its use.
 	DNSMemory func() DNSMemory
+	// Build is the binary's identity, said by agentg_build_info; its
+	// zero value says nothing.
+	Build buildinfo.Info
 }
 
 // DNSMemory is the DNS filter's memory budget (dns.memory), its two
@@ -117,6 +121,14 @@ func newMetrics(g Gauges, log *audit.Logger, streams func() int, metricsDropped 
 	}
 	gauge := func(name, help string, f func() float64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, f))
+	}
+	if g.Build.Version != "" {
+		// The build_info convention: a gauge of constant 1 whose labels
+		// name the build, so a dashboard can join any series on it.
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
+			Help:        "The running agentg: its version, VCS revision and Go version (always 1).",
+			ConstLabels: prometheus.Labels{"version": g.Build.Version, "revision": g.Build.Revision, "goversion": g.Build.GoVersion}},
+			func() float64 { return 1 }))
 	}
 	if g.OpenTunnels != nil {
 		gauge("open_tunnels", "CONNECT tunnels open now.", func() float64 { return float64(g.OpenTunnels()) })

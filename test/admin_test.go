@@ -302,7 +302,7 @@ func (e *mcpAdminEnv) connect(t *testing.T) *testenv.MCPClient {
 func TestAdminMetricsMove(t *testing.T) {
 	e := startMCPAdmin(t, "")
 	before := metricsOf(t, e.adminAgentg)
-	for _, name := range []string{"agentg_open_tunnels", "agentg_leaf_cache_hits_total", "agentg_policy_reloads_total", "agentg_policy_reload_failures_total", "go_goroutines"} {
+	for _, name := range []string{"agentg_open_tunnels", "agentg_leaf_cache_hits_total", "agentg_policy_reloads_total", "agentg_policy_reload_failures_total", "agentg_build_info", "go_goroutines"} {
 		if metricValue(before, name, nil) < 0 {
 			t.Errorf("/metrics has no %s", name)
 		}

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"github.com/agentg/agentg/internal/buildinfo"
 	"os"
 	"path/filepath"
 	"testing"
@@ -37,7 +38,7 @@ func startInProcess(t *testing.T, policy string) *env {
 		CA:        app.CAConfig{DataDir: data},
 		Admin:     app.AdminConfig{Addr: admin.Off},
 		Approvals: app.ApprovalConfig{KeepAlive: 15 * time.Second, MaxPending: 10000},
-		Version:   "test",
+		Build:     buildinfo.Info{Version: "test"},
 	})
 	if err != nil {
 		t.Fatalf("start agentg: %v", err)

@@ -11,11 +11,18 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version and buildTime are stamped by a release build:
+//
+//	go build -ldflags "-X main.version=v1.2.3 -X main.buildTime=$(date -u +%FT%TZ)" ./cmd/agentg
+//
+// Unstamped, the version is the module version `go install` recorded
+// (internal/buildinfo), and the build time is unknown.
+var (
+	version   = "dev"
+	buildTime = ""
+)
 
 type command struct {
 	name, summary string
@@ -38,7 +45,8 @@ func commands() []command {
 		{"secrets", "list the policy's secrets: sources, bindings, last use; never a value (list)", runSecrets},
 		{"oauth", "OAuth for MCP servers: list the oauth bindings, connect BINDING (prints the authorization URL and waits)", runOAuth},
 		{"wrap", "relay a stdio MCP server under the policy: wrap [--server NAME] [--policy FILE] -- CMD ARGS...", runWrap},
-		{"version", "print the version", runVersion},
+		{"version", "print the version, VCS revision and build time (also --version)", runVersion},
+		{"completion", "print a shell completion script: completion bash|zsh|fish", runCompletion},
 	}
 }
 
@@ -50,6 +58,13 @@ func main() {
 var errUsage = errors.New("usage")
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = append([]string{"version"}, args[1:]...)
+	}
+	if len(args) > 0 && args[0] == completeCommand {
+		complete(args[1:], stdout)
+		return 0
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -82,9 +97,10 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "agentg: an egress firewall for AI agents")
 	fmt.Fprintln(w, "\nUsage: agentg COMMAND [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'agentg COMMAND --help' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'agentg COMMAND --help' for a command's flags. Flags take one dash or two")
+	fmt.Fprintln(w, "(-listen and --listen are the same flag), as in every Go program.")
 }
 
 // newFlagSet returns a FlagSet whose errors and help go to stderr and are
@@ -108,18 +124,5 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 		return errUsage
 	}
-	return nil
-}
-
-func runVersion(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("version", "", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	fmt.Fprintf(stdout, "agentg %s\n", v)
 	return nil
 }

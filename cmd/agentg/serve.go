@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"flag"
 	"fmt"
+	"github.com/agentg/agentg/internal/buildinfo"
 	"io"
 	"os"
 	"os/signal"
@@ -74,7 +75,7 @@ type serveFlags struct {
 // newServeFlags registers serve's flags, with their documented defaults,
 // on a new flag set.
 func newServeFlags(stdout, stderr io.Writer) (*flag.FlagSet, *serveFlags) {
-	s := &serveFlags{cfg: app.Config{DefaultPolicy: defaultPolicy, Stdout: stdout, Stderr: stderr, Version: version}}
+	s := &serveFlags{cfg: app.Config{DefaultPolicy: defaultPolicy, Stdout: stdout, Stderr: stderr, Build: buildinfo.Read(version, buildTime)}}
 	c := &s.cfg
 	fs := newFlagSet("serve", "[--config FILE] [--listen ADDR] [--dns ADDR|off] [--log-file FILE]", stderr)
 	fs.StringVar(&c.PolicyFile, "config", "", "policy file (YAML); without it the embedded default policy is used")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"github.com/agentg/agentg/internal/buildinfo"
 	"io"
 	"reflect"
 	"strings"
@@ -35,7 +36,7 @@ func TestParseServeDefaults(t *testing.T) {
 		Admin: app.AdminConfig{Addr: admin.DefaultAddr, ReadHeaderTimeout: admin.DefaultReadHeaderTimeout,
 			BodyTimeout: admin.DefaultBodyTimeout, MaxConns: admin.DefaultMaxConns},
 		Approvals: app.ApprovalConfig{KeepAlive: 15 * time.Second, MaxPending: 10000},
-		Version:   version,
+		Build:     buildinfo.Read(version, buildTime),
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", cfg, want)

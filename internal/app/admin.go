@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/agentg/agentg/internal/buildinfo"
 	"net"
 	"path/filepath"
 	"time"
@@ -42,6 +43,7 @@ type adminDeps struct {
 	approvals  admin.Approvals
 	dns        *dnsServer // nil: the filter is off
 	oauth      admin.OAuth
+	build      buildinfo.Info
 }
 
 // open listens, loads the token and builds the API, and makes the
@@ -65,6 +67,7 @@ func openAdmin(a AdminConfig, d adminDeps) (*adminPlane, error) {
 		Token: token, Log: d.log, Policy: d.live, MCP: d.store, Approvals: d.approvals, OAuth: d.oauth, ErrorLog: stdPrintf{zl},
 		ReadHeaderTimeout: a.ReadHeaderTimeout, BodyTimeout: a.BodyTimeout, MaxConns: a.MaxConns,
 		Gauges: admin.Gauges{
+			Build:       d.build,
 			OpenTunnels: func() int { return d.proxy.Stats().OpenTunnels },
 			Leaves: func() (uint64, uint64) {
 				s := d.issuer.Stats()

@@ -184,7 +184,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if a.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return a, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	a.adm, err = openAdmin(cfg.Admin, adminDeps{dataDir: dataDir, log: a.log, live: a.live, reloadable: cfg.PolicyFile != "",
+	a.adm, err = openAdmin(cfg.Admin, adminDeps{build: cfg.Build, dataDir: dataDir, log: a.log, live: a.live, reloadable: cfg.PolicyFile != "",
 		store: a.store, proxy: a.srv, issuer: issuer, approvals: a.apv.broker, dns: a.dns, oauth: broker})
 	if err != nil {
 		a.ln.Close()
@@ -213,7 +213,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	a.onClose(func() { a.gw.shutdown(context.Background(), a.zl) })
 	// The caller takes signals before Start: a SIGTERM sent on reading
 	// this line must stop agentg gracefully, not kill it outright.
-	a.zl.Info().Str("listen", a.ln.Addr().String()).Strs("dns", a.dns.listening()).Str("policy", source).Str("version", cfg.Version).Msg("agentg serving")
+	a.zl.Info().Str("listen", a.ln.Addr().String()).Strs("dns", a.dns.listening()).Str("policy", source).Str("version", cfg.Build.Version).Str("revision", cfg.Build.Short()).Msg("agentg serving")
 
 	lctx, stop := context.WithCancel(ctx)
 	a.stop = stop

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/agentg/agentg/internal/buildinfo"
 	"io"
 	"net"
 	"net/http"
@@ -53,7 +54,7 @@ func testConfig(t *testing.T, policy string) Config {
 		Admin: AdminConfig{Addr: "127.0.0.1:0", ReadHeaderTimeout: 5 * time.Second, BodyTimeout: 5 * time.Second,
 			MaxConns: 10},
 		Approvals: ApprovalConfig{KeepAlive: 15 * time.Second, MaxPending: 100},
-		Version:   "test",
+		Build:     buildinfo.Info{Version: "test"},
 	}
 }
 

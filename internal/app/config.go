@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/agentg/agentg/internal/buildinfo"
 	"io"
 	"time"
 )
@@ -54,7 +55,10 @@ type Config struct {
 	Admin     AdminConfig
 	Approvals ApprovalConfig
 
-	Version string // said in the "agentg serving" line
+	// Build is the binary's identity: its version is said in the
+	// "agentg serving" line and the gateway's serverInfo, all of it in
+	// the agentg_build_info metric.
+	Build buildinfo.Info
 }
 
 // AdminConfig is the admin API's listener, token and client bounds.

@@ -50,7 +50,7 @@ func startGateway(address string, live *rules.Live, guard *mcp.Guard, srv *proxy
 		return nil, err
 	}
 	gw, err := gateway.New(gateway.Config{
-		Policy: live.Engine, Guard: guard, Log: a.log, Version: a.cfg.Version, Auth: provenAgent{},
+		Policy: live.Engine, Guard: guard, Log: a.log, Version: a.cfg.Build.Version, Auth: provenAgent{},
 		// agentg's own checked client: the gateway's upstream requests
 		// meet the host rules (as agent agentg), checked addresses, never
 		// agentg itself, and the upstream TLS verification of the proxy.

@@ -33,7 +33,7 @@ func (b *oneBuild) get() (string, error) {
 		}
 		b.path = filepath.Join(b.dir, b.name)
 		var out bytes.Buffer
-		cmd := exec.Command(goTool(), "build", "-o", b.path, b.pkg)
+		cmd := exec.Command(GoTool(), "build", "-o", b.path, b.pkg)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
 			b.err = fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out.Bytes())
@@ -63,9 +63,9 @@ func AgentgBinary() (string, error) { return built.get() }
 // RemoveAgentgBinary deletes what AgentgBinary built, if anything.
 func RemoveAgentgBinary() { built.remove() }
 
-// goTool is the go command of the toolchain running this process when it
+// GoTool is the go command of the toolchain running this process when it
 // can be found ($GOROOT/bin/go), else the one on PATH.
-func goTool() string {
+func GoTool() string {
 	if root := os.Getenv("GOROOT"); root != "" {
 		if p := filepath.Join(root, "bin", "go"); fileExists(p) {
 			return p

@@ -20,7 +20,7 @@ import (
 // NodeDir is the npm project that holds the Node peers and the conformance
 // suite, found from the module root.
 func NodeDir() (string, error) {
-	out, err := exec.Command(goTool(), "env", "GOMOD").Output()
+	out, err := exec.Command(GoTool(), "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
