@@ -261,6 +261,13 @@ func TestEventStreamFiltered(t *testing.T) {
 	if code != 400 || !strings.Contains(body, "colour") {
 		t.Errorf("unknown filter: %d %q", code, body)
 	}
+	// A kind or decision no event has would match nothing, silently.
+	for _, q := range []string{"kind=htpp", "kind=mcp,bogus", "decision=allowed"} {
+		code, _, body := ts.request(t, http.MethodGet, "/v1/events?follow=false&"+q, "Bearer "+testToken)
+		if code != 400 || !strings.Contains(body, "no event has it") {
+			t.Errorf("%s: %d %q", q, code, body)
+		}
+	}
 }
 
 // last=N replays the newest events the filter picks, oldest first; with

@@ -89,7 +89,27 @@ func ParseEventFilter(q url.Values) (EventFilter, error) {
 			return EventFilter{}, fmt.Errorf("unknown filter %q (want agent, kind, decision; or last, follow)", k)
 		}
 	}
-	return EventFilter{Agents: values(q["agent"]), Kinds: values(q["kind"]), Decisions: values(q["decision"])}, nil
+	f := EventFilter{Agents: values(q["agent"]), Kinds: values(q["kind"]), Decisions: values(q["decision"])}
+	if err := f.Check(); err != nil {
+		return EventFilter{}, err
+	}
+	return f, nil
+}
+
+// Check refuses a kind or a decision no event can have: such a filter
+// would match nothing and say nothing.
+func (f EventFilter) Check() error {
+	for _, k := range f.Kinds {
+		if !slices.Contains(audit.Kinds, k) {
+			return fmt.Errorf("kind %q: no event has it (kinds: %s)", k, strings.Join(audit.Kinds, ", "))
+		}
+	}
+	for _, d := range f.Decisions {
+		if !slices.Contains(audit.Outcomes, d) {
+			return fmt.Errorf("decision %q: no event has it (decisions: %s)", d, strings.Join(audit.Outcomes, ", "))
+		}
+	}
+	return nil
 }
 
 func values(vs []string) []string {

@@ -282,3 +282,12 @@ func OpenFile(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// Kinds are the kinds of event agentg logs, and Outcomes the decisions an
+// event may carry. A new kind is added here, so that a filter naming a
+// kind or decision that can never match (agentg events --kind htpp) is
+// refused rather than silently empty. Read them; never change them.
+var (
+	Kinds    = []string{"http", "connect", "tunnel-open", "dns", "mcp", "llm", "approval", "oauth"}
+	Outcomes = []string{"allow", "deny", "report", "approve"}
+)

@@ -64,7 +64,7 @@ func Init(dir string, force bool) (*CA, error) {
 	if !force {
 		for _, p := range []string{certPath, keyPath} {
 			if _, err := os.Lstat(p); err == nil {
-				return nil, fmt.Errorf("init CA: %s already exists (use force to replace it; leaves signed by the old CA stop being trusted): %w", p, fs.ErrExist)
+				return nil, fmt.Errorf("init CA: %s already exists (--force replaces it, and clients that trusted the old CA must then be given the new one): %w", p, fs.ErrExist)
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("init CA: %w", err)
 			}
@@ -177,11 +177,31 @@ func LoadOrInit(dir string) (ca *CA, created bool, err error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, false, err
 	}
+	if err := halfCA(dir); err != nil {
+		return nil, false, err
+	}
 	ca, err = Init(dir, false)
 	if err != nil {
 		return nil, false, err
 	}
 	return ca, true, nil
+}
+
+// halfCA explains a data directory holding one of the CA's two files
+// and not the other, which Init would otherwise refuse as "already
+// exists", naming the file that is there rather than the one missing.
+func halfCA(dir string) error {
+	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
+	_, certErr := os.Lstat(certPath)
+	_, keyErr := os.Lstat(keyPath)
+	const fix = "or make a new CA with `agentg ca init --force --data-dir %s` (clients that trusted the old one must then be given the new one: `agentg ca export`)"
+	switch {
+	case certErr == nil && errors.Is(keyErr, fs.ErrNotExist):
+		return fmt.Errorf("load CA: the certificate %s is here but its key %s is missing: restore the key (from a backup, or the secret it was mounted from), "+fix, certPath, keyPath, dir)
+	case keyErr == nil && errors.Is(certErr, fs.ErrNotExist):
+		return fmt.Errorf("load CA: the key %s is here but its certificate %s is missing: restore the certificate (`agentg ca export` of a running agentg, or a backup), "+fix, keyPath, certPath, dir)
+	}
+	return nil
 }
 
 // readChain reads a PEM certificate bundle, signing certificate first.

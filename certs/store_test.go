@@ -229,9 +229,20 @@ func TestLoadOrInit(t *testing.T) {
 	if _, _, err := LoadOrInit(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("LoadOrInit with 0644 key: %v", err)
 	}
+	// Half a CA is an error that names the missing file and the way out,
+	// never replaced.
+	crt, _ := os.ReadFile(filepath.Join(dir, CertFile))
 	os.Remove(filepath.Join(dir, KeyFile))
-	if _, _, err := LoadOrInit(dir); err == nil {
+	if _, _, err := LoadOrInit(dir); err == nil || !strings.Contains(err.Error(), "its key "+filepath.Join(dir, KeyFile)+" is missing") || !strings.Contains(err.Error(), "agentg ca init --force") {
+		t.Fatalf("LoadOrInit without the key: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, CertFile)); string(got) != string(crt) {
 		t.Fatal("LoadOrInit replaced a CA whose key was missing")
+	}
+	os.Remove(filepath.Join(dir, CertFile))
+	os.WriteFile(filepath.Join(dir, KeyFile), []byte("key"), 0o600)
+	if _, _, err := LoadOrInit(dir); err == nil || !strings.Contains(err.Error(), "its certificate "+filepath.Join(dir, CertFile)+" is missing") {
+		t.Fatalf("LoadOrInit without the certificate: %v", err)
 	}
 }
 

@@ -71,7 +71,7 @@ func NetnsIfaces(ctx context.Context, name string) ([]string, error) {
 		}
 	}
 	if id < 0 {
-		return nil, fmt.Errorf("no network namespace %s (ip netns list)", name)
+		return nil, fmt.Errorf("no network namespace %s yet (ip netns list): the rules name the host-side interfaces of its veth pairs, so create it and its veth pair first (ip netns add %s; ip link add ... type veth peer ... netns %s), or name the host-side interface with --iface IF instead of --netns", name, name, name)
 	}
 	var links []struct {
 		Name  string `json:"ifname"`

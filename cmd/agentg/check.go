@@ -33,6 +33,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	var names listFlag
 	fs.Var(&names, "dns", "explain what the DNS filter answers to NAME[/TYPE] (type A when none): its guards, the name's decision and the block answer; may be repeated")
 	argsJSON := fs.String("args", "", "the tool call's arguments, a JSON object (read with the strict codec the proxy reads calls with)")
+	strict := fs.Bool("strict", false, "exit 1 when the policy has warnings (for CI); without it warnings are printed and the exit status is 0")
 	hints := fs.String("hints", "", "annotation hints the server sets true for the tool, comma-separated (destructiveHint, readOnlyHint, idempotentHint, openWorldHint)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -77,8 +78,12 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	for _, l := range st.Lists {
 		fmt.Fprintf(stdout, "  list %s (%s): %d entries, %d skipped, %d duplicates\n", l.Path, l.Format, l.Entries, l.Skipped, l.Duplicates)
 	}
-	for _, w := range eng.Warnings() {
+	warnings := eng.Warnings()
+	for _, w := range warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	if len(warnings) > 0 && !*strict {
+		fmt.Fprintf(stdout, "%d warning(s): the policy loads as it is; --strict makes warnings fail the check\n", len(warnings))
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -117,6 +122,10 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if bad > 0 {
 		tw.Flush()
 		return fmt.Errorf("%d host(s), tool(s), prompt(s), resource(s), DNS question(s) or request(s) could not be parsed", bad)
+	}
+	if len(warnings) > 0 && *strict {
+		tw.Flush()
+		return fmt.Errorf("%d warning(s) (--strict)", len(warnings))
 	}
 	return nil
 }

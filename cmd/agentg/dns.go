@@ -10,7 +10,13 @@ import (
 // The DNS filter's part of `agentg serve`: the --dns flag (the filter's
 // listeners are internal/app's).
 
-const defaultDNSAddr = "127.0.0.1:5353"
+// defaultDNSAddr is a loopback port any user may bind and no desktop
+// service holds: not 53 (root only, and systemd-resolved's 127.0.0.53),
+// not 5353 (multicast DNS: avahi and macOS's mDNSResponder listen there,
+// and a query sent to it may reach them), not 5355 (LLMNR, which
+// systemd-resolved answers). 1053 is the customary unprivileged DNS port
+// (CoreDNS's examples use it).
+const defaultDNSAddr = "127.0.0.1:1053"
 
 // dnsFlags is --dns: repeatable; "off" disables the filter.
 type dnsFlags struct{ addrs []string }

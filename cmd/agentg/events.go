@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentg/agentg/audit"
 	"io"
 	"os"
 	"os/signal"
@@ -33,8 +34,8 @@ func runEvents(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fs.Func("agent", "only this agent's events (repeatable, or comma-separated)", multi(&f.Agents))
-	fs.Func("kind", "only events of this kind: http, connect, mcp, dns (repeatable, or comma-separated)", multi(&f.Kinds))
-	fs.Func("decision", "only this decision: allow, deny, report (repeatable, or comma-separated)", multi(&f.Decisions))
+	fs.Func("kind", "only events of this kind: "+strings.Join(audit.Kinds, ", ")+" (repeatable, or comma-separated)", multi(&f.Kinds))
+	fs.Func("decision", "only this decision: "+strings.Join(audit.Outcomes, ", ")+" (repeatable, or comma-separated)", multi(&f.Decisions))
 	asJSON := fs.Bool("json", false, "print each event as the JSON line agentg logs")
 	dataDir := fs.String("data-dir", certs.DefaultDir(), "agentg's data directory, where the admin token is")
 	var af adminFlags
@@ -52,6 +53,9 @@ func runEvents(args []string, stdout, stderr io.Writer) error {
 		if *follow {
 			*last = 0
 		}
+	}
+	if err := f.Check(); err != nil {
+		return fmt.Errorf("--%w", err)
 	}
 	if *last > admin.DefaultRecentEvents {
 		return fmt.Errorf("--last %d: agentg keeps the last %d events; older ones are in its log", *last, admin.DefaultRecentEvents)

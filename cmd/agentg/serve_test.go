@@ -32,7 +32,7 @@ func TestParseServeDefaults(t *testing.T) {
 		FirstBytesTimeout: 10 * time.Second, TunnelIdleTimeout: 5 * time.Minute, MaxTunnels: 10000, MaxTunnelsPerAgent: 1000,
 		InventoryInterval: state.DefaultWriteInterval, ReadHeaderTimeout: 30 * time.Second, BodyIdleTimeout: time.Minute,
 		CA:  app.CAConfig{DataDir: certs.DefaultDir()},
-		DNS: []string{"127.0.0.1:5353"},
+		DNS: []string{"127.0.0.1:1053"},
 		Admin: app.AdminConfig{Addr: admin.DefaultAddr, ReadHeaderTimeout: admin.DefaultReadHeaderTimeout,
 			BodyTimeout: admin.DefaultBodyTimeout, MaxConns: admin.DefaultMaxConns},
 		Approvals: app.ApprovalConfig{KeepAlive: 15 * time.Second, MaxPending: 10000},

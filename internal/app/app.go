@@ -60,6 +60,7 @@ type App struct {
 	guard  *mcp.Guard
 	stdio  stdioServers // the command servers' identities (stdio.go)
 	gw     *gatewayDoor
+	policy policyLog // what serve says of each policy it loads (policylog.go)
 
 	stop     context.CancelFunc // ends the reload and pin-poll loops
 	served   chan struct{}      // closed when the proxy's Serve returned
@@ -213,7 +214,17 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	a.onClose(func() { a.gw.shutdown(context.Background(), a.zl) })
 	// The caller takes signals before Start: a SIGTERM sent on reading
 	// this line must stop agentg gracefully, not kill it outright.
-	a.zl.Info().Str("listen", a.ln.Addr().String()).Strs("dns", a.dns.listening()).Str("policy", source).Str("version", cfg.Build.Version).Str("revision", cfg.Build.Short()).Msg("agentg serving")
+	a.policy.loaded(a.zl, a.live.Engine(), true)
+	events := "stdout"
+	if cfg.LogFile != "" {
+		events = cfg.LogFile
+		// Events and agentg's own messages all go to the file, so stdout
+		// stays silent: say so once where the operator is looking.
+		if cfg.Stderr != nil {
+			fmt.Fprintf(cfg.Stderr, "agentg serving on %s; events and messages go to %s (--log-file)\n", a.ln.Addr(), cfg.LogFile)
+		}
+	}
+	a.zl.Info().Str("listen", a.ln.Addr().String()).Str("events", events).Strs("dns", a.dns.listening()).Str("policy", source).Str("version", cfg.Build.Version).Str("revision", cfg.Build.Short()).Msg("agentg serving")
 
 	lctx, stop := context.WithCancel(ctx)
 	a.stop = stop

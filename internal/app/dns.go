@@ -3,8 +3,11 @@ package app
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"net"
 	"runtime"
+	"syscall"
 
 	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/audit"
@@ -55,6 +58,11 @@ func startDNS(addrs []string, live *rules.Live, logger *audit.Logger, bindings *
 					pc.Close()
 				}
 				p.ln.Close()
+			}
+			if errors.Is(err, syscall.EADDRINUSE) {
+				err = fmt.Errorf("%w: something else answers there (another DNS server, or another agentg); give the DNS filter another address with --dns HOST:PORT, or turn it off with --dns off", err)
+			} else if errors.Is(err, syscall.EACCES) {
+				err = fmt.Errorf("%w: a port below 1024 needs root or CAP_NET_BIND_SERVICE; use a higher port (--dns 127.0.0.1:1053) and point the resolver there, or --dns off", err)
 			}
 			return nil, err
 		}

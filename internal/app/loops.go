@@ -48,5 +48,6 @@ func (a *App) afterReload(err error) {
 		a.zl.Error().Err(err).Msg("policy reload failed; the previous policy stays in force")
 		return
 	}
-	a.zl.Info().Str("policy", a.source).Msg("policy reloaded")
+	changes := a.policy.loaded(a.zl, a.live.Engine(), false)
+	a.zl.Info().Str("policy", a.source).Str("changed", changeText(changes)).Msg("policy reloaded")
 }
