@@ -99,7 +99,7 @@ func (ts *testServer) request(t *testing.T, method, path, auth string) (int, htt
 
 func TestTokenRequired(t *testing.T) {
 	ts := startServer(t, Config{})
-	paths := []string{"/healthz", "/readyz", "/metrics", "/v1/events", "/v1/rules", "/v1/mcp/inventory", "/v1/mcp/pins", "/nope"}
+	paths := []string{"/metrics", "/v1/events", "/v1/rules", "/v1/mcp/inventory", "/v1/mcp/pins", "/nope"}
 	bad := []string{"", "Bearer", "Bearer ", "Bearer wrong", "Basic " + testToken, "Bearer " + testToken + "x", testToken, "Bearer " + testToken[:len(testToken)-1]}
 	for _, p := range paths {
 		for _, auth := range bad {
@@ -109,8 +109,10 @@ func TestTokenRequired(t *testing.T) {
 			}
 		}
 	}
-	for _, auth := range []string{"Bearer " + testToken, "bearer " + testToken} {
-		if code, _, body := ts.request(t, http.MethodGet, "/healthz", auth); code != 200 || !strings.Contains(body, "ok") {
+	// The probes answer without the token (an orchestrator has none),
+	// and say nothing but whether agentg lives and serves.
+	for _, auth := range append([]string{"Bearer " + testToken, "bearer " + testToken}, bad...) {
+		if code, _, body := ts.request(t, http.MethodGet, "/healthz", auth); code != 200 || strings.Join(strings.Fields(body), "") != `{"status":"ok"}` {
 			t.Errorf("healthz with %q: %d %q", auth, code, body)
 		}
 	}
@@ -129,9 +131,14 @@ func TestReadyz(t *testing.T) {
 	if code, _, _ := ts.request(t, http.MethodGet, "/readyz", "Bearer "+testToken); code != 503 {
 		t.Errorf("readyz before SetReady: %d, want 503", code)
 	}
+	if code, _, body := ts.request(t, http.MethodGet, "/readyz", ""); code != 503 || !strings.Contains(body, "not_ready") {
+		t.Errorf("readyz before SetReady, without the token: %d %q, want 503", code, body)
+	}
 	ts.SetReady(true)
-	if code, _, _ := ts.request(t, http.MethodGet, "/readyz", "Bearer "+testToken); code != 200 {
-		t.Errorf("readyz when ready: %d, want 200", code)
+	for _, auth := range []string{"Bearer " + testToken, ""} {
+		if code, _, _ := ts.request(t, http.MethodGet, "/readyz", auth); code != 200 {
+			t.Errorf("readyz when ready with %q: %d, want 200", auth, code)
+		}
 	}
 }
 

@@ -121,6 +121,17 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 	return nil
 }
 
+// Probe is GET /healthz (ready false) or /readyz (ready true), which
+// answer without the token: nil when agentg lives (and serves).
+func (c *Client) Probe(ctx context.Context, ready bool) error {
+	path := "/healthz"
+	if ready {
+		path = "/readyz"
+	}
+	var out map[string]string
+	return c.call(ctx, http.MethodGet, path, nil, &out)
+}
+
 // Inventory is GET /v1/mcp/inventory.
 func (c *Client) Inventory(ctx context.Context) (state.Inventory, error) {
 	var inv state.Inventory

@@ -155,20 +155,7 @@ func (s *Server) routes() {
 	s.route("/healthz", http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	s.route("/readyz", http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready.Load() {
-			writeError(w, http.StatusServiceUnavailable, "not_ready", "agentg is not serving (starting or shutting down)")
-			return
-		}
-		if err := s.cfg.Log.SinkError(); err != nil {
-			// Decisions are still enforced, but not recorded: not ready,
-			// so that an orchestrator notices (README, Events).
-			writeError(w, http.StatusServiceUnavailable, "event_log_failing",
-				"the event log cannot be written ("+err.Error()+"): decisions are enforced, events are dropped and counted in agentg_events_dropped_total")
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+	s.route("/readyz", http.MethodGet, func(w http.ResponseWriter, r *http.Request) { s.serveReady(w, true) })
 	metrics := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	s.route("/metrics", http.MethodGet, metrics.ServeHTTP)
 	s.route("/v1/policy/reload", http.MethodPost, s.serveReload)
@@ -205,7 +192,8 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 
 // ServeHTTP checks the token, then routes. Without the token nothing is
 // routed, so an unknown path and a known one answer alike; the console's
-// files alone are served without it (they hold no data: console.go).
+// files (they hold no data: console.go) and the probes' terse answers
+// alone are served without it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w, done := s.boundBody(w, r) // limits.go: refusals do not wait for a body
 	defer done()
@@ -218,6 +206,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.token.ok(r) {
+		if isProbe(r) {
+			if r.URL.Path == "/readyz" {
+				s.serveReady(w, false)
+			} else {
+				writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			}
+			return
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentg admin"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "this endpoint wants the admin token: Authorization: Bearer TOKEN (the token is in the data directory's "+TokenFile+")")
 		return
@@ -227,6 +223,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// serveReady answers /readyz: 200 when agentg serves traffic and can
+// record it, else 503 with the reason; detail says why in words, which
+// only a caller with the token gets (the event log's error names files).
+func (s *Server) serveReady(w http.ResponseWriter, detail bool) {
+	if !s.ready.Load() {
+		writeError(w, http.StatusServiceUnavailable, "not_ready", "agentg is not serving (starting or shutting down)")
+		return
+	}
+	if err := s.cfg.Log.SinkError(); err != nil {
+		// Decisions are still enforced, but not recorded: not ready,
+		// so that an orchestrator notices (README, Events).
+		msg := "the event log cannot be written: decisions are enforced, events are dropped and counted in agentg_events_dropped_total"
+		if detail {
+			msg = "the event log cannot be written (" + err.Error() + "): decisions are enforced, events are dropped and counted in agentg_events_dropped_total"
+		}
+		writeError(w, http.StatusServiceUnavailable, "event_log_failing", msg)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// isProbe is a liveness or readiness probe, which an orchestrator sends
+// without the token (Kubernetes' httpGet probes, Docker's HEALTHCHECK):
+// their answers say only whether agentg lives and serves.
+func isProbe(r *http.Request) bool {
+	return (r.URL.Path == "/healthz" || r.URL.Path == "/readyz") && (r.Method == http.MethodGet || r.Method == http.MethodHead)
 }
 
 // Serve answers on ln until Shutdown.

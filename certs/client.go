@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/agentg/agentg/internal/filetrust"
 	"io"
 	"os"
 	"slices"
@@ -72,7 +73,7 @@ func LoadClientCert(certFile string, key ClientKey) (*ClientCert, error) {
 	if key.URI != "" {
 		signer, km, err = kmsSigner("client key", key.URI)
 	} else {
-		signer, err = readKeyFile("client key", key.File)
+		signer, err = readKeyFile("client key", key.File, filetrust.Provided)
 	}
 	if err != nil {
 		return nil, err

@@ -45,7 +45,7 @@ func TestLoadClientCert(t *testing.T) {
 		{name: "unparsable cert", cert: garbage, key: ClientKey{File: keyFile}, contains: []string{garbage}},
 		{name: "a device", cert: "/dev/zero", key: ClientKey{File: keyFile}, contains: []string{"/dev/zero: not a regular file"}},
 		{name: "key in the cert's place", cert: keyFile, key: ClientKey{File: keyFile}, contains: []string{keyFile}},
-		{name: "key readable by others", cert: certFile, key: ClientKey{File: openKey}, contains: []string{"chmod 600 " + openKey}},
+		{name: "key readable by others", cert: certFile, key: ClientKey{File: openKey}, contains: []string{"chmod 640 " + openKey}},
 		{name: "expired", cert: expiredFile, key: ClientKey{File: expiredKey}, contains: []string{"expired"}},
 		{name: "chain out of order", cert: badOrder, key: ClientKey{File: keyFile}, contains: []string{"out of order"}},
 		{name: "no key", cert: certFile, key: ClientKey{}, contains: []string{"exactly one"}},

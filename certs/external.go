@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"github.com/agentg/agentg/internal/filetrust"
 	"io/fs"
 	"net/url"
 	"os"
@@ -41,7 +42,7 @@ func LoadExternal(certFile, key string) (*CA, error) {
 		signer, km, err = kmsSigner("CA key", key)
 		source = "kms " + redactURI(key)
 	} else {
-		signer, err = readKeyFile("CA key", key)
+		signer, err = readKeyFile("CA key", key, filetrust.Provided)
 		source = "file " + key
 	}
 	if err != nil {

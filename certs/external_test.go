@@ -72,6 +72,20 @@ func TestLoadExternalIntermediate(t *testing.T) {
 	}
 }
 
+// A key the operator provides may be shared with a group (a Kubernetes
+// secret mounted with an fsGroup is 0440), not with others.
+func TestLoadExternalGroupReadableKey(t *testing.T) {
+	root, inter := stepLikeIntermediate(t)
+	dir := t.TempDir()
+	chainFile := writeFile(t, filepath.Join(dir, "chain.crt"), certsPEM(inter.cert, root.cert), 0o644)
+	groupKey := writeFile(t, filepath.Join(dir, "group.key"), keyPEM(t, inter.key), 0o440)
+	ca, err := LoadExternal(chainFile, groupKey)
+	if err != nil {
+		t.Fatalf("LoadExternal with a 0440 key: %v", err)
+	}
+	ca.Close()
+}
+
 func TestLoadExternalErrors(t *testing.T) {
 	root, inter := stepLikeIntermediate(t)
 	other := makeCert(t, certSpec{cn: "unrelated", isCA: true})
@@ -91,7 +105,7 @@ func TestLoadExternalErrors(t *testing.T) {
 	}{
 		{name: "reversed chain", cert: reversed, key: keyFile, contains: []string{"out of order"}},
 		{name: "wrong parent", cert: wrongParent, key: keyFile, contains: []string{"out of order"}},
-		{name: "key readable by others", cert: chainFile, key: openKey, contains: []string{"0644", "chmod 600 " + openKey}},
+		{name: "key readable by others", cert: chainFile, key: openKey, contains: []string{"0644", "chmod 640 " + openKey}},
 		{name: "softkms key readable by others", cert: chainFile, key: "softkms:path=" + openKey, contains: []string{"chmod 600 " + openKey}},
 		{name: "mismatched key", cert: chainFile, key: otherKey, contains: []string{"does not match"}},
 		{name: "mismatched softkms key", cert: chainFile, key: "softkms:path=" + otherKey, contains: []string{"does not match"}},

@@ -154,7 +154,7 @@ func LoadDir(dir string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer, err := readKeyFile("CA key", keyPath)
+	signer, err := readKeyFile("CA key", keyPath, filetrust.Generated)
 	if err != nil {
 		return nil, err
 	}
@@ -217,11 +217,14 @@ func readChain(path string) ([]*x509.Certificate, error) {
 	return chain, nil
 }
 
-// readKeyFile reads an unencrypted PEM private key after checking that only
-// its owner can read it and that its owner is agentg's user or root
-// (filetrust.Generated). what names the key in errors ("CA key").
-func readKeyFile(what, path string) (crypto.Signer, error) {
-	data, err := filetrust.ReadSecret("load "+what, path, filetrust.Generated)
+// readKeyFile reads an unencrypted PEM private key after checking it by
+// rule: owned by agentg's user or root, and readable by no one else
+// (filetrust.Generated, the data directory's own ca.key) or by a group at
+// most (filetrust.Provided, a key the operator provides: a Kubernetes
+// secret mounted with an fsGroup is 0440). what names the key in errors
+// ("CA key").
+func readKeyFile(what, path string, rule filetrust.Rule) (crypto.Signer, error) {
+	data, err := filetrust.ReadSecret("load "+what, path, rule)
 	if err != nil {
 		return nil, err
 	}

@@ -96,7 +96,7 @@ resolve:
 
 func TestAdminAPIRefusesWithoutToken(t *testing.T) {
 	a := startAdminAgentg(t, testenv.AgentgConfig{Policy: loopbackOpen})
-	paths := []string{"/healthz", "/readyz", "/metrics", "/v1/events", "/v1/rules", "/v1/mcp/inventory", "/v1/mcp/pins", "/v1/policy/reload", "/no-such-path"}
+	paths := []string{"/metrics", "/v1/events", "/v1/rules", "/v1/mcp/inventory", "/v1/mcp/pins", "/v1/policy/reload", "/no-such-path"}
 	for _, p := range paths {
 		for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Basic " + a.token, "Bearer " + a.token + "x"} {
 			code, body := adminGet(t, a.AdminAddr, p, auth)
@@ -105,9 +105,12 @@ func TestAdminAPIRefusesWithoutToken(t *testing.T) {
 			}
 		}
 	}
+	// The probes answer without the token, as an orchestrator sends them.
 	for _, p := range []string{"/healthz", "/readyz"} {
-		if code, body := adminGet(t, a.AdminAddr, p, "Bearer "+a.token); code != 200 {
-			t.Errorf("GET %s with the token: %d %q", p, code, body)
+		for _, auth := range []string{"Bearer " + a.token, ""} {
+			if code, body := adminGet(t, a.AdminAddr, p, auth); code != 200 {
+				t.Errorf("GET %s with %q: %d %q", p, auth, code, body)
+			}
 		}
 	}
 	fi, err := os.Stat(filepath.Join(a.DataDir, admin.TokenFile))

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentg/agentg/internal/testenv"
 )
@@ -129,4 +130,19 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// agentg healthcheck (the Dockerfile's HEALTHCHECK) asks the probes,
+// which need no token, and its exit status says what they answered.
+func TestHealthcheckCommand(t *testing.T) {
+	a := startAdminAgentg(t, testenv.AgentgConfig{Policy: "default: allow\n"})
+	for _, args := range [][]string{{"healthcheck", "--admin", a.AdminAddr}, {"healthcheck", "--admin", a.AdminAddr, "--ready"}} {
+		if code, out := runAgentg(t, args...); code != 0 || !strings.Contains(out, "agentg at "+a.AdminAddr) {
+			t.Errorf("%v: %d %s", args, code, out)
+		}
+	}
+	a.Stop(5 * time.Second)
+	if code, out := runAgentg(t, "healthcheck", "--admin", a.AdminAddr); code != 1 || !strings.Contains(out, "no agentg admin API listens there") {
+		t.Errorf("healthcheck of a stopped agentg: %d %s", code, out)
+	}
 }

@@ -45,6 +45,7 @@ func commands() []command {
 		{"secrets", "list the policy's secrets: sources, bindings, last use; never a value (list)", runSecrets},
 		{"oauth", "OAuth for MCP servers: list the oauth bindings, connect BINDING (prints the authorization URL and waits)", runOAuth},
 		{"wrap", "relay a stdio MCP server under the policy: wrap [--server NAME] [--policy FILE] -- CMD ARGS...", runWrap},
+		{"healthcheck", "exit 0 when the agentg at --admin lives (--ready: serves); for HEALTHCHECK and probes", runHealthcheck},
 		{"version", "print the version, VCS revision and build time (also --version)", runVersion},
 		{"completion", "print a shell completion script: completion bash|zsh|fish", runCompletion},
 	}
