@@ -22,30 +22,31 @@ func systemBundles() []string {
 	}
 }
 
-// TrustEnv returns the shell lines `agentg ca trust-env` prints: exports that
-// make common clients trust caFile, and comments on what each does and on the
-// Debian system store. caFile should be the CA PEM (what `agentg ca export`
-// writes) or a bundle from BundlePEM; the comments say which variables
-// replace the default roots rather than add to them.
-func TrustEnv(caFile string) string {
+// TrustEnv returns the shell lines `agentg ca trust-env` prints: exports
+// that make common clients trust agentg's CA. Each variable points at
+// bundle, the roots trusted before plus the CA (WriteBundle): those that
+// replace a runtime's roots (SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
+// CURL_CA_BUNDLE, GIT_SSL_CAINFO) then keep every other host verifying,
+// and those that add to built-in roots (NODE_EXTRA_CA_CERTS, DENO_CERT)
+// get a corporate --roots bundle too. Without a bundle ("": no roots
+// file was found) every variable points at caFile, and the comments say
+// what that breaks.
+func TrustEnv(caFile, bundle string) string {
 	q := shellQuote(caFile)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# agentg CA trust environment for %s\n", q)
-	b.WriteString("# NODE_EXTRA_CA_CERTS and DENO_CERT add this file to the built-in roots.\n")
-	b.WriteString("# SSL_CERT_FILE (OpenSSL, Go and most tools on them), REQUESTS_CA_BUNDLE,\n")
-	b.WriteString("# CURL_CA_BUNDLE and GIT_SSL_CAINFO REPLACE the default root bundle: if the agent\n")
-	b.WriteString("# also reaches hosts that agentg does not intercept, point them at a bundle of the\n")
-	b.WriteString("# public roots plus the agentg CA instead, e.g. on Debian/Ubuntu:\n")
-	fmt.Fprintf(&b, "#   cat /etc/ssl/certs/ca-certificates.crt %s > agentg-bundle.pem\n", q)
-	for _, v := range [...]string{
-		"SSL_CERT_FILE",
-		"REQUESTS_CA_BUNDLE",
-		"NODE_EXTRA_CA_CERTS",
-		"CURL_CA_BUNDLE",
-		"GIT_SSL_CAINFO",
-		"DENO_CERT",
-	} {
-		fmt.Fprintf(&b, "export %s=%s\n", v, q)
+	target := q
+	if bundle != "" {
+		target = shellQuote(bundle)
+		fmt.Fprintf(&b, "# %s holds the roots trusted before, then the agentg CA: hosts agentg\n", target)
+		b.WriteString("# passes through (not intercepted) still verify.\n")
+	} else {
+		b.WriteString("# No root bundle was found (--roots FILE names one): SSL_CERT_FILE,\n")
+		b.WriteString("# REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and GIT_SSL_CAINFO then hold only the agentg CA\n")
+		b.WriteString("# and REPLACE the default roots: hosts agentg does not intercept will fail to verify.\n")
+	}
+	for _, v := range [...]string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "NODE_EXTRA_CA_CERTS", "DENO_CERT"} {
+		fmt.Fprintf(&b, "export %s=%s\n", v, target)
 	}
 	b.WriteString("# To trust the CA system-wide on Debian/Ubuntu instead (as root; the file must\n")
 	b.WriteString("# hold only the agentg CA, not a bundle):\n")
@@ -57,17 +58,20 @@ func TrustEnv(caFile string) string {
 // certificate(s): a file to point SSL_CERT_FILE and friends at when the agent
 // needs both intercepted and non-intercepted TLS to verify.
 func (c *CA) BundlePEM() ([]byte, error) {
-	return c.bundlePEM(systemBundles())
+	b, _, err := c.bundlePEM(systemBundles())
+	return b, err
 }
 
-func (c *CA) bundlePEM(candidates []string) ([]byte, error) {
+// bundlePEM is the first of candidates that exists, then the CA; from is
+// the file it read.
+func (c *CA) bundlePEM(candidates []string) (b []byte, from string, err error) {
 	for _, p := range candidates {
 		data, err := os.ReadFile(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read system root bundle %s: %w", p, err)
+			return nil, "", fmt.Errorf("read root bundle %s: %w", p, err)
 		}
 		var b bytes.Buffer
 		b.Write(data)
@@ -76,9 +80,9 @@ func (c *CA) bundlePEM(candidates []string) ([]byte, error) {
 		}
 		b.WriteString("# agentg CA, SHA-256 " + c.fingerprint + "\n")
 		b.Write(c.pem)
-		return b.Bytes(), nil
+		return b.Bytes(), p, nil
 	}
-	return nil, fmt.Errorf("no system root bundle found (looked in %s): %w", strings.Join(candidates, ", "), fs.ErrNotExist)
+	return nil, "", fmt.Errorf("%w found (looked in %s): %w", errNoRoots, strings.Join(candidates, ", "), fs.ErrNotExist)
 }
 
 // shellQuote quotes s for a POSIX shell unless it is made only of characters

@@ -7,9 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl:curl openssl:openssl ip:iproute2 nft:nftables iptables:iptables dig:dnsutils chromium:chromium; do
+for tool in curl:curl openssl:openssl ip:iproute2 nft:nftables iptables:iptables dig:dnsutils chromium:chromium python3:python3; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
+# Python's requests, one of the clients the trust bundle is tried with.
+python3 -c 'import requests' >/dev/null 2>&1 || need+=(python3-requests)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "installing test dependencies: ${need[*]}"

@@ -103,12 +103,14 @@ func runCAShow(args []string, stdout, stderr io.Writer) error {
 }
 
 func runCATrustEnv(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ca trust-env", "[--data-dir DIR] [--roots FILE]", stderr)
+	roots := fs.String("roots", "", "PEM roots the bundle starts from (a corporate bundle); default the system's, or the file an earlier --roots named")
 	// Loading fails here, not later in the agent, when there is no CA.
-	ca, cf, err := loadCAFromFlags(newFlagSet("ca trust-env", "[--data-dir DIR]", stderr), args)
+	ca, cf, err := loadCAFromFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	ca.Close()
+	defer ca.Close()
 	file := cf.cert
 	if file == "" {
 		file = filepath.Join(cf.dataDir, certs.CertFile)
@@ -116,7 +118,27 @@ func runCATrustEnv(args []string, stdout, stderr io.Writer) error {
 	if abs, err := filepath.Abs(file); err == nil {
 		file = abs
 	}
-	fmt.Fprint(stdout, certs.TrustEnv(file))
+	if *roots != "" {
+		if *roots, err = filepath.Abs(*roots); err != nil {
+			return fmt.Errorf("--roots: %w", err)
+		}
+	}
+	// The bundle, made now and remade by serve at each start, so that it
+	// follows the system's roots and the CA.
+	bundle, from, err := ca.WriteBundle(cf.dataDir, *roots)
+	switch {
+	case err == nil:
+		if abs, err := filepath.Abs(bundle); err == nil {
+			bundle = abs
+		}
+		fmt.Fprintf(stderr, "agentg ca trust-env: wrote %s (the roots of %s, then the agentg CA)\n", bundle, from)
+	case *roots != "":
+		return err
+	default:
+		bundle = "" // no system roots: TrustEnv says what that breaks
+		fmt.Fprintf(stderr, "agentg ca trust-env: %v\n", err)
+	}
+	fmt.Fprint(stdout, certs.TrustEnv(file, bundle))
 	return nil
 }
 

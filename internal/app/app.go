@@ -116,6 +116,14 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if created {
 		a.zl.Info().Str("dir", dataDir).Str("fingerprint", ca.Fingerprint()).Msg("created a new CA; trust it with: agentg ca trust-env")
 	}
+	if dataDir != "" {
+		// The trust bundle (the roots plus this CA), remade at each start
+		// so that it follows both; without roots to start from, trust-env
+		// says so where it is read.
+		if _, _, err := ca.WriteBundle(dataDir, ""); err != nil {
+			a.zl.Warn().Err(err).Msg("the trust bundle (agentg ca trust-env) was not written")
+		}
+	}
 	issuer, err := certs.NewIssuer(ca, certs.IssuerOptions{})
 	if err != nil {
 		return a, err

