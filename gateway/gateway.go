@@ -62,6 +62,9 @@ type Gateway struct {
 	stateless http.Handler // 2026-07-28
 	legacy    http.Handler // 2024-11-05 HTTP+SSE
 	lists     *listCache
+	// bufs are forward's copy buffers (guardhttp.go): one per answer in
+	// flight, not one allocated per call.
+	bufs sync.Pool
 
 	mu       sync.Mutex
 	closed   bool
@@ -87,6 +90,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, client: cfg.Client, sessions: map[*session]struct{}{}, byAgent: map[string]*session{},
 		lists: newListCache(cfg.ListFresh)}
+	g.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	if g.client == nil {
 		g.client = &http.Client{}
 	}
