@@ -15,8 +15,9 @@ import (
 // merged into one, each name in its server's namespace (rules.Serving's
 // Name: "PREFIX.NAME", or the server's own name). The lists are asked of
 // the servers through the guard, so what the policy hides is never in
-// them; each is registered on the session's SDK server, which answers
-// the client's lists (paginated) and says list_changed when they change.
+// them, and kept a while for the agent's other sessions (listcache.go);
+// each is registered on the session's SDK server, which answers the
+// client's lists (paginated) and says list_changed when they change.
 // A name two servers both give is hidden from both, with an event: never
 // one silently shadowing the other.
 
@@ -42,7 +43,8 @@ var kindOf = map[string][]kind{
 	"completion/complete": {kindPrompts, kindTemplates},
 }
 
-// listing are the methods that ask the servers again every time.
+// listing are the methods that ask the servers again every time (the
+// list cache answers for them while its list is fresh: listcache.go).
 var listing = map[string]bool{"tools/list": true, "prompts/list": true, "resources/list": true, "resources/templates/list": true}
 
 // route is where one catalogue entry goes: a server and its own name
