@@ -74,6 +74,7 @@ type cacheSlot struct {
 
 type listCache struct {
 	fresh time.Duration // <= 0: nothing is kept
+	now   func() time.Time
 
 	mu       sync.Mutex
 	gen      *rules.Engine
@@ -82,7 +83,7 @@ type listCache struct {
 }
 
 func newListCache(fresh time.Duration) *listCache {
-	return &listCache{fresh: fresh, slots: map[listKey]*cacheSlot{}, watchers: map[*catalogue]struct{}{}}
+	return &listCache{fresh: fresh, now: time.Now, slots: map[listKey]*cacheSlot{}, watchers: map[*catalogue]struct{}{}}
 }
 
 // get is key's list under policy e: the cached one while fresh, else
@@ -113,7 +114,7 @@ func (lc *listCache) get(ctx context.Context, e *rules.Engine, key listKey, c *c
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if slot.err == nil && time.Since(slot.at) < lc.fresh {
+		if slot.err == nil && lc.now().Sub(slot.at) < lc.fresh {
 			return slot.list, nil
 		}
 		lc.drop(key, slot) // stale, or its fetch failed: fetch again
@@ -127,7 +128,7 @@ func (lc *listCache) get(ctx context.Context, e *rules.Engine, key listKey, c *c
 func (lc *listCache) fill(ctx context.Context, key listKey, slot *cacheSlot, fetch func(context.Context) (*serverList, error)) (*serverList, error) {
 	l, err := fetch(ctx)
 	lc.mu.Lock()
-	slot.list, slot.err, slot.at = l, err, time.Now()
+	slot.list, slot.err, slot.at = l, err, lc.now()
 	if err != nil && lc.slots[key] == slot {
 		delete(lc.slots, key)
 	}

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,6 +153,128 @@ func TestListCacheChanged(t *testing.T) {
 		}
 		if slices.Contains(listNames(t, ctx, a2), "up.fresh") {
 			return
+		}
+	}
+}
+
+// TestListCacheRules: the cache's contract, step by step, on a clock of
+// its own: what answers from the cache, and what asks the server again.
+func TestListCacheRules(t *testing.T) {
+	e1, e2 := &rules.Engine{}, &rules.Engine{}
+	a := listKey{agent: "a", server: "s", k: kindTools}
+	type step struct {
+		agent   string        // the key's agent ("" is a's)
+		engine  *rules.Engine // nil: e1
+		advance time.Duration // the clock moves first
+		changed bool          // server s says its tools changed, instead of a get
+		fail    bool          // the fetch fails
+		fetched bool          // want: the server was asked
+	}
+	for _, c := range []struct {
+		name  string
+		steps []step
+	}{
+		{"fresh answers", []step{{fetched: true}, {advance: time.Second}, {advance: 8 * time.Second}}},
+		{"stale asks again", []step{{fetched: true}, {advance: DefaultListFresh, fetched: true}, {}}},
+		{"per agent", []step{{fetched: true}, {agent: "b", fetched: true}, {agent: "b"}, {}}},
+		{"a reload empties it", []step{{fetched: true}, {engine: e2, fetched: true}, {engine: e2}}},
+		{"list_changed drops it", []step{{fetched: true}, {agent: "b", fetched: true}, {changed: true}, {fetched: true}, {agent: "b", fetched: true}}},
+		{"a failure is not kept", []step{{fail: true, fetched: true}, {fetched: true}, {}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			now := time.Unix(1_000_000, 0)
+			lc := newListCache(DefaultListFresh)
+			lc.now = func() time.Time { return now }
+			cat := &catalogue{}
+			for i, s := range c.steps {
+				now = now.Add(s.advance)
+				if s.changed {
+					lc.changed("s", []kind{kindTools}, nil)
+					continue
+				}
+				key := a
+				if s.agent != "" {
+					key.agent = s.agent
+				}
+				e := s.engine
+				if e == nil {
+					e = e1
+				}
+				fetched := false
+				want := &serverList{}
+				got, err := lc.get(context.Background(), e, key, cat, func(context.Context) (*serverList, error) {
+					fetched = true
+					if s.fail {
+						return nil, errors.New("no answer")
+					}
+					return want, nil
+				})
+				if fetched != s.fetched {
+					t.Fatalf("step %d: fetched %v, want %v", i, fetched, s.fetched)
+				}
+				if s.fail != (err != nil) || !s.fail && got == nil {
+					t.Fatalf("step %d: %v, %v", i, got, err)
+				}
+			}
+		})
+	}
+}
+
+// TestListCacheOneFetch: sessions that miss the same list together wait
+// for one fetch; and a catalogue forgotten (its session ended) is never
+// told of changes again, even by a get that was under way.
+func TestListCacheOneFetch(t *testing.T) {
+	lc := newListCache(DefaultListFresh)
+	e := &rules.Engine{}
+	key := listKey{agent: "a", server: "s", k: kindTools}
+	release := make(chan struct{})
+	var fetches atomic.Int64
+	fetch := func(context.Context) (*serverList, error) {
+		fetches.Add(1)
+		<-release
+		return &serverList{}, nil
+	}
+	cats := make([]*catalogue, 8)
+	got := make([]*serverList, len(cats))
+	var wg sync.WaitGroup
+	for i := range cats {
+		cats[i] = &catalogue{}
+		wg.Go(func() {
+			l, err := lc.get(context.Background(), e, key, cats[i], fetch)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = l
+		})
+	}
+	// Every get but the fetching one waits on its slot: the slot exists
+	// once the first registered, and the rest register before waiting.
+	for {
+		lc.mu.Lock()
+		n := len(lc.watchers)
+		lc.mu.Unlock()
+		if n == len(cats) {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches for %d sessions missing together, want 1", n, len(cats))
+	}
+	for i := range got {
+		if got[i] != got[0] || got[i] == nil {
+			t.Fatalf("session %d got another list", i)
+		}
+	}
+	lc.forget(cats[0])
+	if _, err := lc.get(context.Background(), e, key, cats[0], fetch); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range lc.changed("s", []kind{kindTools}, nil) {
+		if c == cats[0] {
+			t.Fatal("a forgotten catalogue is told of a change")
 		}
 	}
 }
