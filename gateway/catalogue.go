@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -340,6 +341,11 @@ func rename(k kind, gw rules.Serving, server string, it any) (entry, bool) {
 		t := *it.(*sdk.Tool)
 		r := route{server, t.Name}
 		t.Name = gw.Name(t.Name)
+		// The schemas as JSON text, encoded once here for every listing
+		// of every session that shares the list: the SDK client decodes
+		// them into maps, which encoding/json would sort and walk again
+		// at each tools/list (most of a listing's cost).
+		t.InputSchema, t.OutputSchema = rawJSON(t.InputSchema), rawJSON(t.OutputSchema)
 		return entry{key: t.Name, route: r, item: &t}, true
 	case kindPrompts:
 		p := *it.(*sdk.Prompt)
@@ -356,6 +362,20 @@ func rename(k kind, gw rules.Serving, server string, it any) (entry, bool) {
 		return entry{key: t.URITemplate, route: route{server, t.URITemplate}, item: &t}, true
 	}
 	return entry{}, false
+}
+
+// rawJSON is v as JSON text (nil stays nil; what cannot be encoded
+// stays as it is, for AddTool to refuse).
+func rawJSON(v any) any {
+	switch v.(type) {
+	case nil, json.RawMessage:
+		return v
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	return json.RawMessage(b)
 }
 
 // add registers e on the session's server. The SDK panics on what it
