@@ -11,6 +11,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/agentg/agentg/bench"
@@ -44,6 +47,16 @@ func runGateway(cfg bench.MCPConfig, o bench.Options, runs int, asJSON bool, std
 		return err
 	}
 	defer env.Close()
+	// Ctrl-C stops the agentg processes and removes the files first.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			env.Close()
+			os.Exit(130)
+		}
+	}()
 	concs := []int{1}
 	if o.Concurrency > 1 {
 		concs = append(concs, o.Concurrency)
