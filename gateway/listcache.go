@@ -78,6 +78,7 @@ type listCache struct {
 
 	mu       sync.Mutex
 	gen      *rules.Engine
+	swept    time.Time // the last sweep of stale slots
 	slots    map[listKey]*cacheSlot
 	watchers map[*catalogue]struct{} // catalogues holding a list from here
 }
@@ -98,6 +99,7 @@ func (lc *listCache) get(ctx context.Context, e *rules.Engine, key listKey, c *c
 		if lc.gen != e {
 			lc.gen, lc.slots = e, map[listKey]*cacheSlot{}
 		}
+		lc.sweep()
 		if !c.forgotten {
 			lc.watchers[c] = struct{}{}
 		}
@@ -135,6 +137,26 @@ func (lc *listCache) fill(ctx context.Context, key listKey, slot *cacheSlot, fet
 	lc.mu.Unlock()
 	close(slot.ready)
 	return l, err
+}
+
+// sweep drops the lists no one asked for within their freshness, at
+// most once per freshness: the cache holds what its agents used lately,
+// not every agent and server it ever saw. lc.mu is held.
+func (lc *listCache) sweep() {
+	now := lc.now()
+	if now.Sub(lc.swept) < lc.fresh {
+		return
+	}
+	lc.swept = now
+	for key, slot := range lc.slots {
+		select {
+		case <-slot.ready:
+			if now.Sub(slot.at) >= lc.fresh {
+				delete(lc.slots, key)
+			}
+		default: // being fetched
+		}
+	}
 }
 
 func (lc *listCache) drop(key listKey, slot *cacheSlot) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 	"slices"
@@ -217,6 +218,36 @@ func TestListCacheRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestListCacheSweep: lists no one asked for within their freshness
+// are dropped (at most once per freshness), so the cache holds what its
+// agents used lately, not every agent it ever saw.
+func TestListCacheSweep(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	lc := newListCache(DefaultListFresh)
+	lc.now = func() time.Time { return now }
+	e, cat := &rules.Engine{}, &catalogue{}
+	get := func(agent string) {
+		if _, err := lc.get(context.Background(), e, listKey{agent: agent, server: "s", k: kindTools}, cat,
+			func(context.Context) (*serverList, error) { return &serverList{}, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		get(fmt.Sprintf("agent-%d", i))
+	}
+	now = now.Add(DefaultListFresh / 2)
+	get("recent")
+	now = now.Add(DefaultListFresh/2 + time.Second)
+	get("new")
+	lc.mu.Lock()
+	n := len(lc.slots)
+	_, recent := lc.slots[listKey{agent: "recent", server: "s", k: kindTools}]
+	lc.mu.Unlock()
+	if n != 2 || !recent {
+		t.Fatalf("%d lists kept after a sweep (recent kept: %v), want 2: recent and new", n, recent)
 	}
 }
 
