@@ -241,17 +241,18 @@ func closeSession(r *testenv.MCPRaw) {
 	r.Close()
 }
 
-// echoCall posts a tools/call of echo with small arguments and checks
-// that echo's answer came back.
-func echoCall(ctx context.Context, r *testenv.MCPRaw, buf []byte, id int64) ([]byte, int64, error) {
-	buf = fmt.Appendf(buf[:0], `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"command":"ls -l /tmp","n":%d}}}`, id, id)
+// echoCall posts a tools/call of tool (echo, under the name the client
+// sees it by) with small arguments and checks that echo's answer came
+// back.
+func echoCall(ctx context.Context, r *testenv.MCPRaw, buf []byte, id int64, tool string) ([]byte, int64, error) {
+	buf = fmt.Appendf(buf[:0], `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":{"command":"ls -l /tmp","n":%d}}}`, id, tool, id)
 	rep, err := r.Post(ctx, testenv.MCPPost{Body: buf})
 	if err != nil {
 		return buf, 0, err
 	}
 	n := int64(len(rep.Body))
 	if rep.Status != http.StatusOK || !bytes.Contains(rep.Body, []byte(`"structuredContent"`)) || bytes.Contains(rep.Body, []byte(`"isError":true`)) {
-		return buf, n, fmt.Errorf("tools/call echo: %d %.200q", rep.Status, rep.Body)
+		return buf, n, fmt.Errorf("tools/call %s: %d %.200q", tool, rep.Status, rep.Body)
 	}
 	return buf, n, nil
 }
@@ -260,13 +261,20 @@ func echoCall(ctx context.Context, r *testenv.MCPRaw, buf []byte, id int64) ([]b
 // mode m: each client opens its own connection and session first, warms
 // up, then calls for o.Duration (or o.MaxRequests calls between them).
 func (e *MCPEnv) RunMCP(f testenv.MCPMode, m Mode, o Options) Result {
+	open := func(ctx context.Context) (*testenv.MCPRaw, error) { return e.openSession(ctx, f, m) }
+	return runSessions("mcp-"+f.String(), m, o, e.pid(m), open, testenv.MCPToolEcho)
+}
+
+// runSessions is RunMCP's loop for any way of opening a session: o's
+// concurrency of sessions, each on its own connection, calling tool (an
+// echo), with pid's CPU time measured around the calls.
+func runSessions(name string, m Mode, o Options, pid int, open func(context.Context) (*testenv.MCPRaw, error), tool string) Result {
 	conc := max(o.Concurrency, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), o.Warmup+o.Duration+5*time.Minute)
 	defer cancel()
-	name := "mcp-" + f.String()
 	sessions := make([]*testenv.MCPRaw, conc)
 	for i := range sessions {
-		r, err := e.openSession(ctx, f, m)
+		r, err := open(ctx)
 		if err != nil {
 			for _, s := range sessions[:i] {
 				closeSession(s)
@@ -286,11 +294,10 @@ func (e *MCPEnv) RunMCP(f testenv.MCPMode, m Mode, o Options) Result {
 	if limit <= 0 {
 		limit = 10_000_000
 	}
-	pid := e.pid(m)
-	mcpLoop(ctx, sessions, time.Now().Add(o.Warmup), limit) // unmeasured
+	mcpLoop(ctx, sessions, time.Now().Add(o.Warmup), limit, tool) // unmeasured
 	cpu0, self0 := processCPU(pid), selfCPU()
 	start := time.Now()
-	w := mcpLoop(ctx, sessions, start.Add(o.Duration), limit)
+	w := mcpLoop(ctx, sessions, start.Add(o.Duration), limit, tool)
 	el := time.Since(start)
 	r := newResult(name, m, conc, w.reqs, w.errs, w.bytes, el, w.lat)
 	r.setCPU(processCPU(pid)-cpu0, selfCPU()-self0, pid != 0)
@@ -298,9 +305,9 @@ func (e *MCPEnv) RunMCP(f testenv.MCPMode, m Mode, o Options) Result {
 	return r
 }
 
-// mcpLoop has each session call echo, one call at a time, until deadline
-// or until limit calls between them.
-func mcpLoop(ctx context.Context, sessions []*testenv.MCPRaw, deadline time.Time, limit int64) tally {
+// mcpLoop has each session call tool (an echo), one call at a time,
+// until deadline or until limit calls between them.
+func mcpLoop(ctx context.Context, sessions []*testenv.MCPRaw, deadline time.Time, limit int64, tool string) tally {
 	var (
 		mu   sync.Mutex
 		all  tally
@@ -316,7 +323,7 @@ func mcpLoop(ctx context.Context, sessions []*testenv.MCPRaw, deadline time.Time
 				t0 := time.Now()
 				var got int64
 				var err error
-				buf, got, err = echoCall(ctx, s, buf, n+1000)
+				buf, got, err = echoCall(ctx, s, buf, n+1000, tool)
 				t.lat = append(t.lat, time.Since(t0))
 				t.bytes += got
 				if err != nil {

@@ -16,8 +16,9 @@ import (
 // merged into one, each name in its server's namespace (rules.Serving's
 // Name: "PREFIX.NAME", or the server's own name). The lists are asked of
 // the servers through the guard, so what the policy hides is never in
-// them; each is registered on the session's SDK server, which answers
-// the client's lists (paginated) and says list_changed when they change.
+// them, and kept a while for the agent's other sessions (listcache.go);
+// each is registered on the session's SDK server, which answers the
+// client's lists (paginated) and says list_changed when they change.
 // A name two servers both give is hidden from both, with an event: never
 // one silently shadowing the other.
 
@@ -43,7 +44,8 @@ var kindOf = map[string][]kind{
 	"completion/complete": {kindPrompts, kindTemplates},
 }
 
-// listing are the methods that ask the servers again every time.
+// listing are the methods that ask the servers again every time (the
+// list cache answers for them while its list is fresh: listcache.go).
 var listing = map[string]bool{"tools/list": true, "prompts/list": true, "resources/list": true, "resources/templates/list": true}
 
 // route is where one catalogue entry goes: a server and its own name
@@ -60,17 +62,20 @@ type catalogue struct {
 	loadMu [nKinds]sync.Mutex
 
 	mu       sync.Mutex
-	lists    [nKinds]map[string][]any  // by server: what it listed (nil: it did not answer)
-	loaded   [nKinds]bool              // the kind was asked at least once
-	reg      [nKinds]map[string]string // registered key -> what it was registered as
-	routes   [nKinds]map[string]route  // registered key -> where it goes
-	reported map[string]bool           // collisions already said
+	lists    [nKinds]map[string]*serverList // by server: what it listed (absent: it did not answer)
+	built    [nKinds]map[string]*serverList // the lists the registered catalogue was built from
+	loaded   [nKinds]bool                   // the kind was asked at least once
+	reg      [nKinds]map[string]string      // registered key -> what it was registered as
+	routes   [nKinds]map[string]route       // registered key -> where it goes
+	reported map[string]bool                // collisions already said
+
+	forgotten bool // the list cache no longer tells it of changes (guarded by the cache's mu)
 }
 
 func newCatalogue(s *session) *catalogue {
 	c := &catalogue{s: s, reported: map[string]bool{}}
 	for k := range nKinds {
-		c.lists[k], c.reg[k], c.routes[k] = map[string][]any{}, map[string]string{}, map[string]route{}
+		c.lists[k], c.reg[k], c.routes[k] = map[string]*serverList{}, map[string]string{}, map[string]route{}
 	}
 	return c
 }
@@ -94,9 +99,26 @@ func (c *catalogue) refresh(ctx context.Context, kinds []kind, method string) {
 	}
 }
 
-// changed is a server's list_changed: its list is asked again, and the
-// client hears of it if the merged list changes.
+// changed is a server's list_changed, heard on this session's upstream
+// session: the server's lists of k are dropped from the list cache for
+// every agent, the other sessions that hold one read theirs again, and
+// so does this one.
 func (c *catalogue) changed(server string, k kind) {
+	kinds := []kind{k}
+	if k == kindResources {
+		kinds = append(kinds, kindTemplates)
+	}
+	for _, o := range c.s.g.lists.changed(server, kinds, c) {
+		o.reload(server, k)
+	}
+	c.reload(server, k)
+}
+
+// reload asks server's list of k (and of templates with resources)
+// again, and the client hears list_changed even if the merged list looks
+// the same (the server said it changed, and a client may re-read what it
+// knows).
+func (c *catalogue) reload(server string, k kind) {
 	go func() {
 		c.loadFor(context.Background(), k, "notifications/"+map[kind]string{kindTools: "tools", kindPrompts: "prompts", kindResources: "resources"}[k]+"/list_changed", server)
 		if k == kindResources {
@@ -116,8 +138,9 @@ func (c *catalogue) load(ctx context.Context, k kind, method string) { c.loadFor
 func (c *catalogue) loadFor(ctx context.Context, k kind, method, changed string) {
 	c.loadMu[k].Lock()
 	defer c.loadMu[k].Unlock()
-	servers := c.s.g.engine().MCP().GatewayServers()
-	got := make([][]any, len(servers))
+	e := c.s.g.engine()
+	servers := e.MCP().GatewayServers()
+	got := make([]*serverList, len(servers))
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, b := range servers {
@@ -126,14 +149,21 @@ func (c *catalogue) loadFor(ctx context.Context, k kind, method, changed string)
 			defer wg.Done()
 			tctx, cancel := context.WithTimeout(ctx, b.Timeout)
 			defer cancel()
-			got[i], errs[i] = c.s.list(tctx, b.Name, k)
+			key := listKey{agent: c.s.who.Agent, server: b.Name, k: k, stateless: c.s.stateless}
+			got[i], errs[i] = c.s.g.lists.get(tctx, e, key, c, func(ctx context.Context) (*serverList, error) {
+				items, err := c.s.list(ctx, b.Name, k)
+				if err != nil {
+					return nil, err
+				}
+				return newServerList(k, b, items), nil
+			})
 			if errs[i] != nil && tctx.Err() != nil && ctx.Err() == nil {
 				errs[i] = fmt.Errorf("no answer within %s", b.Timeout)
 			}
 		}()
 	}
 	wg.Wait()
-	lists := map[string][]any{}
+	lists := make(map[string]*serverList, len(servers))
 	for i, b := range servers {
 		if errs[i] != nil {
 			if ctx.Err() == nil {
@@ -144,9 +174,31 @@ func (c *catalogue) loadFor(ctx context.Context, k kind, method, changed string)
 		lists[b.Name] = got[i]
 	}
 	c.mu.Lock()
+	// The same lists (the cache's, unchanged) as the catalogue was built
+	// from, and no server said its list changed: nothing to register.
+	same := changed == "" && c.loaded[k] && sameLists(c.built[k], lists)
 	c.lists[k], c.loaded[k] = lists, true
 	c.mu.Unlock()
+	if same {
+		return
+	}
 	c.rebuild(k, servers, changed)
+	c.mu.Lock()
+	c.built[k] = lists
+	c.mu.Unlock()
+}
+
+// sameLists reports whether a and b hold the very same lists.
+func sameLists(a, b map[string]*serverList) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for s, l := range a {
+		if b[s] != l {
+			return false
+		}
+	}
+	return true
 }
 
 // list is one server's whole list of k (every page).
@@ -201,7 +253,8 @@ func (s *session) list(ctx context.Context, server string, k kind) ([]any, error
 type entry struct {
 	key   string // the catalogue's name (the URI, for resources)
 	route route
-	item  any // the item renamed for the client
+	item  any    // the item renamed for the client
+	sig   string // route and item: what tells a changed entry (newServerList)
 }
 
 // rebuild merges the servers' lists of k and registers the difference on
@@ -213,11 +266,11 @@ func (c *catalogue) rebuild(k kind, servers []rules.ServerBinding, changed strin
 	var all []entry
 	owners := map[string][]string{}
 	for _, b := range servers {
-		for _, it := range lists[b.Name] {
-			e, ok := rename(k, b.Serving, b.Name, it)
-			if !ok {
-				continue
-			}
+		l := lists[b.Name]
+		if l == nil {
+			continue
+		}
+		for _, e := range l.entries {
 			all = append(all, e)
 			owners[e.key] = append(owners[e.key], b.Name)
 		}
@@ -244,8 +297,7 @@ func (c *catalogue) rebuild(k kind, servers []rules.ServerBinding, changed strin
 	touched := len(gone) > 0
 	var again *entry // one of changed's entries, to say list_changed with
 	for key, e := range want {
-		b, _ := json.Marshal(e.item)
-		sig := e.route.server + "\x00" + e.route.name + "\x00" + string(b)
+		sig := e.sig
 		if c.reg[k][key] == sig {
 			if e.route.server == changed && again == nil {
 				again = &e
@@ -289,6 +341,11 @@ func rename(k kind, gw rules.Serving, server string, it any) (entry, bool) {
 		t := *it.(*sdk.Tool)
 		r := route{server, t.Name}
 		t.Name = gw.Name(t.Name)
+		// The schemas as JSON text, encoded once here for every listing
+		// of every session that shares the list: the SDK client decodes
+		// them into maps, which encoding/json would sort and walk again
+		// at each tools/list (most of a listing's cost).
+		t.InputSchema, t.OutputSchema = rawJSON(t.InputSchema), rawJSON(t.OutputSchema)
 		return entry{key: t.Name, route: r, item: &t}, true
 	case kindPrompts:
 		p := *it.(*sdk.Prompt)
@@ -305,6 +362,20 @@ func rename(k kind, gw rules.Serving, server string, it any) (entry, bool) {
 		return entry{key: t.URITemplate, route: route{server, t.URITemplate}, item: &t}, true
 	}
 	return entry{}, false
+}
+
+// rawJSON is v as JSON text (nil stays nil; what cannot be encoded
+// stays as it is, for AddTool to refuse).
+func rawJSON(v any) any {
+	switch v.(type) {
+	case nil, json.RawMessage:
+		return v
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	return json.RawMessage(b)
 }
 
 // add registers e on the session's server. The SDK panics on what it

@@ -31,7 +31,8 @@
 // Files by job: gateway.go (the door: who, and which transport),
 // auth.go (the Authenticator hook), session.go (one client session, its
 // SDK server, and what servers send the client), catalogue.go (the
-// merged lists and their routes), calls.go (the client's requests routed
+// merged lists and their routes), listcache.go (the servers' lists
+// shared by an agent's sessions), calls.go (the client's requests routed
 // to a server), upstream.go (upstream sessions: the Dialer hook,
 // re-opening one the server forgot), guardhttp.go (the upstream HTTP
 // through the guard), events.go (the gateway's own events).

@@ -48,6 +48,10 @@ type Config struct {
 	Version string
 	// SessionTimeout closes a client session idle this long; 0: 30m.
 	SessionTimeout time.Duration
+	// ListFresh is how long a server's list, fetched for one agent,
+	// answers that agent's other sessions (listcache.go); 0:
+	// DefaultListFresh; negative: every session asks every time.
+	ListFresh time.Duration
 }
 
 // Gateway is the MCP gateway door. It is an http.Handler.
@@ -57,6 +61,10 @@ type Gateway struct {
 	stateful  http.Handler // 2025-03-26 … 2025-11-25, with sessions
 	stateless http.Handler // 2026-07-28
 	legacy    http.Handler // 2024-11-05 HTTP+SSE
+	lists     *listCache
+	// bufs are forward's copy buffers (guardhttp.go): one per answer in
+	// flight, not one allocated per call.
+	bufs sync.Pool
 
 	mu       sync.Mutex
 	closed   bool
@@ -77,7 +85,12 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.SessionTimeout == 0 {
 		cfg.SessionTimeout = 30 * time.Minute
 	}
-	g := &Gateway{cfg: cfg, client: cfg.Client, sessions: map[*session]struct{}{}, byAgent: map[string]*session{}}
+	if cfg.ListFresh == 0 {
+		cfg.ListFresh = DefaultListFresh
+	}
+	g := &Gateway{cfg: cfg, client: cfg.Client, sessions: map[*session]struct{}{}, byAgent: map[string]*session{},
+		lists: newListCache(cfg.ListFresh)}
+	g.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	if g.client == nil {
 		g.client = &http.Client{}
 	}

@@ -52,11 +52,19 @@ type fixture struct {
 	runs  atomic.Int64 // the upstream's tool runs
 	hits  atomic.Int64 // HTTP requests the upstream received
 	store *state.Memory
+	up    *sdk.Server // the upstream
 }
 
 // newFixture serves one upstream (tools echo and delete_project, the
 // latter denied by the policy) behind a gateway using auth.
 func newFixture(t testing.TB, auth Authenticator) *fixture {
+	t.Helper()
+	return newToolsFixture(t, auth, "    - deny: up.delete_project\n      id: no-delete\n")
+}
+
+// newToolsFixture is newFixture under the tool rules tools (YAML list
+// items of mcp.tools).
+func newToolsFixture(t testing.TB, auth Authenticator, tools string) *fixture {
 	t.Helper()
 	f := &fixture{log: &syncBuffer{}}
 	up := sdk.NewServer(&sdk.Implementation{Name: "up", Version: "1"}, nil)
@@ -67,13 +75,14 @@ func newFixture(t testing.TB, auth Authenticator) *fixture {
 				return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: name + string(req.Params.Arguments)}}}, nil
 			})
 	}
+	f.up = up
 	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return up }, nil)
 	us := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.hits.Add(1)
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(us.Close)
-	e, err := rules.Parse("test.yaml", []byte("mcp:\n  servers:\n    - name: up\n      endpoint: "+us.URL+"/mcp\n  tools:\n    - deny: up.delete_project\n      id: no-delete\n"))
+	e, err := rules.Parse("test.yaml", []byte("mcp:\n  servers:\n    - name: up\n      endpoint: "+us.URL+"/mcp\n  tools:\n"+tools))
 	if err != nil {
 		t.Fatal(err)
 	}

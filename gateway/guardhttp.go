@@ -24,6 +24,7 @@ type guardTransport struct {
 	bind rules.ServerBinding
 	who  Who
 	host addr.Host
+	end  *url.URL     // the endpoint, parsed once
 	out  *http.Client // the outbound client; it follows no redirect
 }
 
@@ -44,7 +45,7 @@ func newGuardTransport(g *Gateway, b rules.ServerBinding, who Who) (*guardTransp
 	// A redirect would send the session elsewhere than the endpoint the
 	// policy names: the guard sees the 3xx as the answer instead.
 	out.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &guardTransport{g: g, bind: b, who: who, host: h, out: &out}, nil
+	return &guardTransport{g: g, bind: b, who: who, host: h, end: u, out: &out}, nil
 }
 
 // RoundTrip serves req through the guard and returns its answer as soon
@@ -118,8 +119,7 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *guardTransport) forward(w http.ResponseWriter, r *http.Request) {
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
-	u, _ := url.Parse(t.bind.Endpoint)
-	out.URL.Scheme, out.URL.Host, out.Host = u.Scheme, u.Host, u.Host
+	out.URL.Scheme, out.URL.Host, out.Host = t.end.Scheme, t.end.Host, t.end.Host
 	resp, err := t.out.Do(out)
 	if err != nil {
 		if r.Context().Err() == nil {
@@ -136,7 +136,9 @@ func (t *guardTransport) forward(w http.ResponseWriter, r *http.Request) {
 		w.Header()[k] = vs
 	}
 	w.WriteHeader(resp.StatusCode)
-	buf := make([]byte, 32<<10)
+	bp := t.g.bufs.Get().(*[]byte)
+	defer t.g.bufs.Put(bp)
+	buf := *bp
 	rc := http.NewResponseController(w)
 	for {
 		n, err := resp.Body.Read(buf)

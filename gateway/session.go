@@ -148,6 +148,7 @@ func (s *session) close() {
 	s.done = true
 	ups := s.ups
 	s.mu.Unlock()
+	s.g.lists.forget(s.cat)
 	var wg sync.WaitGroup
 	for _, u := range ups {
 		wg.Add(1)

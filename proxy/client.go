@@ -101,11 +101,15 @@ func (c *ownClient) closeIdle() {
 // concurrent use; every call returns the same client.
 func (s *Server) Client() *http.Client {
 	s.own.once.Do(func() {
+		// Idle connections: the MCP gateway's upstream sessions have one
+		// request in flight per client session and server; fewer idle
+		// ones than that closes (and later re-handshakes) the surplus
+		// after every burst.
 		plain := &http.Transport{
 			Proxy:                 nil,
 			DialContext:           s.dial.dialChecked,
-			MaxIdleConns:          64,
-			MaxIdleConnsPerHost:   8,
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   10 * time.Second,
 			ResponseHeaderTimeout: time.Minute,

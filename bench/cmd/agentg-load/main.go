@@ -18,6 +18,8 @@
 //	intercept-newconn    same, a new connection per request            target ≥ 0.70 req/s
 //	mcp                  MCP tools/call (not run unless named):        target mcp-policy/intercept ≥ 0.85 req/s, +p50 < 50µs
 //	creds                credentials (not run unless named):          target injection < +5% agentg CPU/req, leak guard < +10µs/req
+//	gateway              MCP gateway door (not run unless named):     target +p50 < 100µs over direct, ≥ 0.80 of direct's req/s at c=16,
+//	                     tools/list of 10×100 tools p50 < 5ms; memory per idle client session
 //
 // Reading the ratios: agentg/direct req/s = 0.62 means the run through
 // agentg did 62% of the requests per second of the direct run; for latency
@@ -77,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	for _, sc := range bench.Scenarios {
 		names = append(names, sc.Name)
 	}
-	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run (add mcp for the MCP benchmark, creds for the credentials one)")
+	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run (add mcp for the MCP benchmark, creds for the credentials one, gateway for the MCP gateway's)")
 	squid := fs.Bool("squid", true, "measure Squid too when it is installed")
 	requireSquid := fs.Bool("require-squid", false, "fail when Squid is missing or cannot ssl-bump")
 	agentgBin := fs.String("agentg", "", "agentg binary to measure (default: go build ./cmd/agentg)")
@@ -104,9 +106,12 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	var scs []bench.Scenario
-	withMCP, withCreds := false, false
+	withMCP, withCreds, withGateway := false, false, false
 	for name := range strings.SplitSeq(*scen, ",") {
 		switch strings.TrimSpace(name) {
+		case "gateway":
+			withGateway = true // runs on its own, on its own servers and agentg processes (gateway.go)
+			continue
 		case "mcp":
 			withMCP = true // runs after the others, on its own servers (mcp.go)
 			continue
@@ -122,6 +127,12 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	}
 
 	opts := bench.Options{Duration: *duration, Warmup: *warmup, Concurrency: *conc, Size: size}
+	if withGateway {
+		if *transparent || withMCP || withCreds || len(scs) > 0 {
+			return fmt.Errorf("run the gateway scenario on its own: -scenarios gateway")
+		}
+		return runGateway(bench.MCPConfig{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, opts, *runs, *asJSON, stdout, stderr)
+	}
 	if *transparent {
 		if withMCP {
 			return fmt.Errorf("-transparent runs the HTTP scenarios only, not mcp")
