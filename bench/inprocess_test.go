@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"crypto/x509"
+	"github.com/agentg/agentg/internal/buildinfo"
 	"io"
 	"net/http"
 	"net/url"
@@ -48,7 +49,7 @@ func startInProcess(tb testing.TB, e *Env) *inProcess {
 		UpstreamCAFiles: []string{filepath.Join(e.Dir, "upstream-ca.pem")},
 		Admin:           app.AdminConfig{Addr: admin.Off},
 		Approvals:       app.ApprovalConfig{KeepAlive: 15 * time.Second, MaxPending: 10000},
-		Version:         "bench",
+		Build:           buildinfo.Info{Version: "bench"},
 	})
 	if err != nil {
 		tb.Fatal(err)
