@@ -159,6 +159,9 @@ func (s *Sink) Dropped() uint64 {
 	return s.sub.Dropped() + s.failed.Load()
 }
 
+// Counts is Exported and Dropped, for the metrics.
+func (s *Sink) Counts() (exported, dropped uint64) { return s.Exported(), s.Dropped() }
+
 // Exported is how many spans the collector took.
 func (s *Sink) Exported() uint64 {
 	if s == nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/audit/otlp"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/creds/vault"
@@ -60,6 +61,7 @@ type App struct {
 	guard  *mcp.Guard
 	stdio  stdioServers // the command servers' identities (stdio.go)
 	gw     *gatewayDoor
+	otlp   *otlp.Sink // nil: no export (otlp.go)
 
 	stop     context.CancelFunc // ends the reload and pin-poll loops
 	served   chan struct{}      // closed when the proxy's Serve returned
@@ -84,6 +86,9 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		}
 	}()
 	if err := a.openLog(); err != nil {
+		return a, err
+	}
+	if err := a.startOTLP(); err != nil {
 		return a, err
 	}
 	eng, source, err := LoadPolicy(cfg.PolicyFile, cfg.DefaultPolicy)
@@ -185,7 +190,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		return a, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	a.adm, err = openAdmin(cfg.Admin, adminDeps{dataDir: dataDir, log: a.log, live: a.live, reloadable: cfg.PolicyFile != "",
-		store: a.store, proxy: a.srv, issuer: issuer, approvals: a.apv.broker, dns: a.dns, oauth: broker})
+		store: a.store, proxy: a.srv, issuer: issuer, approvals: a.apv.broker, dns: a.dns, oauth: broker, otlp: a.otlp})
 	if err != nil {
 		a.ln.Close()
 		return a, err
