@@ -30,6 +30,7 @@ type OTLPReceiver struct {
 	mu       sync.Mutex
 	spans    []Span
 	requests int
+	header   http.Header // the last export's
 	changed  chan struct{} // closed and replaced when spans arrive
 }
 
@@ -67,6 +68,13 @@ func (r *OTLPReceiver) Requests() int {
 	return r.requests
 }
 
+// Header is the last export request's header.
+func (r *OTLPReceiver) Header() http.Header {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.header.Clone()
+}
+
 // Close releases a hanging receiver and stops it.
 func (r *OTLPReceiver) Close() {
 	r.Release()
@@ -76,6 +84,7 @@ func (r *OTLPReceiver) Close() {
 func (r *OTLPReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	r.requests++
+	r.header = req.Header.Clone()
 	r.mu.Unlock()
 	if r.hang {
 		select {
