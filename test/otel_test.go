@@ -367,4 +367,3 @@ func otelMetric(t *testing.T, a *testenv.Agentg, name string) float64 {
 	}
 	return v
 }
-

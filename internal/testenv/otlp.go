@@ -30,7 +30,7 @@ type OTLPReceiver struct {
 	mu       sync.Mutex
 	spans    []Span
 	requests int
-	header   http.Header // the last export's
+	header   http.Header   // the last export's
 	changed  chan struct{} // closed and replaced when spans arrive
 }
 
