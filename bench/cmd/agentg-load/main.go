@@ -18,6 +18,7 @@
 //	intercept-newconn    same, a new connection per request            target ≥ 0.70 req/s
 //	mcp                  MCP tools/call (not run unless named):        target mcp-policy/intercept ≥ 0.85 req/s, +p50 < 50µs
 //	creds                credentials (not run unless named):          target injection < +5% agentg CPU/req, leak guard < +10µs/req
+//	llm                  model calls (not run unless named):          target llm section adds < 1ms TTFT p50, < 5% to a 100 KiB answer
 //
 // Reading the ratios: agentg/direct req/s = 0.62 means the run through
 // agentg did 62% of the requests per second of the direct run; for latency
@@ -77,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	for _, sc := range bench.Scenarios {
 		names = append(names, sc.Name)
 	}
-	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run (add mcp for the MCP benchmark, creds for the credentials one)")
+	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run (add mcp for the MCP benchmark, creds for the credentials one, llm for the model-call one)")
 	squid := fs.Bool("squid", true, "measure Squid too when it is installed")
 	requireSquid := fs.Bool("require-squid", false, "fail when Squid is missing or cannot ssl-bump")
 	agentgBin := fs.String("agentg", "", "agentg binary to measure (default: go build ./cmd/agentg)")
@@ -104,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	var scs []bench.Scenario
-	withMCP, withCreds := false, false
+	withMCP, withCreds, withLLM := false, false, false
 	for name := range strings.SplitSeq(*scen, ",") {
 		switch strings.TrimSpace(name) {
 		case "mcp":
@@ -112,6 +113,9 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 			continue
 		case "creds":
 			withCreds = true // runs last, on its own agentg processes (creds.go)
+			continue
+		case "llm":
+			withLLM = true // runs last, on its own agentg processes and provider (llm.go)
 			continue
 		}
 		sc, ok := bench.ScenarioByName(strings.TrimSpace(name))
@@ -127,6 +131,19 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 			return fmt.Errorf("-transparent runs the HTTP scenarios only, not mcp")
 		}
 		return runTransparent(bench.NetnsConfig{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, scs, opts, *runs, *asJSON, stdout, stderr)
+	}
+	if withLLM {
+		if *asJSON && (len(scs) > 0 || withMCP || withCreds) {
+			return fmt.Errorf("-json prints one document: run llm on its own")
+		}
+		defer func() {
+			if err == nil {
+				err = runLLM(bench.Config{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, opts, *runs, *asJSON, stdout, stderr)
+			}
+		}()
+		if len(scs) == 0 && !withMCP && !withCreds {
+			return nil
+		}
 	}
 	if withCreds {
 		if *asJSON && (len(scs) > 0 || withMCP) {
