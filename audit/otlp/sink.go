@@ -36,6 +36,8 @@ const (
 	causeWait  = 30 * time.Second
 	maxPending = 8192
 	maxSeen    = 32768
+	// closeTimeout bounds the last export, on shutdown.
+	closeTimeout = 2 * time.Second
 )
 
 // Config is an OTLP sink's setting.
@@ -190,6 +192,9 @@ func (s *Sink) run() {
 			s.sub.Close()
 			s.drain()
 			s.link.flush()
+			// A dead collector must not hold agentg's exit for a whole
+			// export timeout.
+			s.timeout = min(s.timeout, closeTimeout)
 			s.flush()
 			return
 		}
@@ -217,13 +222,17 @@ func (s *Sink) span(e *audit.Event, p placed) {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
 			TraceID: p.trace, SpanID: p.parent, TraceFlags: trace.FlagsSampled, Remote: true}))
 	}
-	_, sp := s.tracer.Start(ctx, name, trace.WithTimestamp(e.Time), trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	start := e.Time
+	if start.IsZero() {
+		start = time.Now() // an event that says no time: when it was seen
+	}
+	_, sp := s.tracer.Start(ctx, name, trace.WithTimestamp(start), trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
 	if c, desc := status(e); c != 0 {
 		sp.SetStatus(c, desc)
 	}
-	end := e.Time.Add(e.Duration)
+	end := start.Add(max(e.Duration, 0))
 	if e.Duration == 0 && e.MCP != nil {
-		end = e.Time.Add(e.MCP.Upstream)
+		end = start.Add(max(e.MCP.Upstream, 0))
 	}
 	sp.End(trace.WithTimestamp(end))
 }
@@ -267,7 +276,7 @@ func (s *Sink) Close() {
 	}
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	s.tp.Shutdown(ctx)
 	s.exp.Shutdown(ctx)

@@ -206,3 +206,28 @@ func TestSinkDeadCollector(t *testing.T) {
 		t.Errorf("exported %d to a receiver that never answered", s.Exported())
 	}
 }
+
+// Shutdown with a collector that never answers is bounded by
+// closeTimeout, not by the (longer) export timeout.
+func TestSinkCloseBounded(t *testing.T) {
+	r := testenv.StartOTLPReceiver(true)
+	defer r.Close()
+	log := audit.New(&bytes.Buffer{})
+	zl := zerolog.Nop()
+	s, err := New(log, &zl, Config{Endpoint: r.Endpoint(), Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Log(&audit.Event{ID: "a", Kind: "http", Time: time.Now()})
+	start := time.Now()
+	s.Close()
+	if took := time.Since(start); took > closeTimeout+3*time.Second {
+		t.Fatalf("Close took %s with a hung collector", took)
+	}
+	if r.Requests() == 0 {
+		t.Fatal("the queued event was not exported on Close")
+	}
+	if s.Dropped() != 1 {
+		t.Fatalf("dropped %d, want the one span the hung export lost", s.Dropped())
+	}
+}
