@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -366,4 +367,64 @@ func otelMetric(t *testing.T, a *testenv.Agentg, name string) float64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// --otlp-endpoint naming agentg's own proxy listener: agentg never sends
+// its exports to itself (each would be a request with its own event to
+// export); the export fails, is counted and said, and no request of the
+// export reaches the proxy.
+func TestOTLPNotToItself(t *testing.T) {
+	addr, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := testenv.StartUpstream(testenv.UpstreamOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})})
+	defer up.Close()
+	a, err := testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: t.TempDir(), Policy: otelPolicy(), Listen: addr,
+		Args: []string{"--reload-interval", "0", "--shutdown-timeout", "2s", "--otlp-endpoint", "http://" + addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Kill)
+	pu := a.URL()
+	pu.User = url.UserPassword("self", "x")
+	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+	resp, err := hc.Get("http://plain.test:" + up.Port + "/marker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for otelMetric(t, a, "agentg_otlp_dropped_spans_total") < 1 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the export to agentg's own address was not counted as dropped")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// The refusal is said (on the log, after the export was tried); an
+	// export that had reached the proxy would have its event before it.
+	var logText string
+	for !strings.Contains(logText, "own addresses") {
+		b, _ := os.ReadFile(a.LogFile)
+		logText = string(b)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the refused export is not said in the log:\n%s", logText)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if strings.Contains(logText, "/v1/traces") && strings.Contains(logText, `"kind":"http"`) {
+		for _, line := range strings.Split(logText, "\n") {
+			if strings.Contains(line, `"path":"/v1/traces"`) {
+				t.Fatalf("an export reached agentg's proxy: %s", line)
+			}
+		}
+	}
+	if otelMetric(t, a, "agentg_otlp_exported_spans_total") != 0 {
+		t.Fatal("spans were exported to agentg itself")
+	}
 }

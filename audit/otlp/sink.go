@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -57,9 +59,15 @@ type Config struct {
 	// Dialer dials the collector (agentg's mark on its own connections);
 	// nil: a plain one.
 	Dialer *net.Dialer
+	// Own, when set, says which addresses are agentg's own listeners: a
+	// collector address that is one is never connected to (exports would
+	// become requests to agentg, and their events spans to export).
+	Own func(netip.AddrPort) bool
 	// Version is agentg's, as service.version.
 	Version string
 }
+
+var errOwnAddr = errors.New("the OTLP endpoint is one of agentg's own addresses: refused")
 
 // ParseEndpoint checks an endpoint and returns the URL exports go to.
 func ParseEndpoint(s string) (string, error) {
@@ -121,9 +129,22 @@ func New(log *audit.Logger, zl *zerolog.Logger, cfg Config) (*Sink, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	d := cfg.Dialer
-	if d == nil {
-		d = &net.Dialer{}
+	d := &net.Dialer{}
+	if cfg.Dialer != nil {
+		*d = *cfg.Dialer
+	}
+	if own := cfg.Own; own != nil {
+		// Checked on the address connect(2) gets, after resolution.
+		prev := d.Control
+		d.Control = func(network, address string, c syscall.RawConn) error {
+			if ap, err := netip.ParseAddrPort(address); err == nil && own(ap) {
+				return errOwnAddr
+			}
+			if prev != nil {
+				return prev(network, address, c)
+			}
+			return nil
+		}
 	}
 	// agentg's own client: never through a proxy from the environment
 	// (agentg may be its own HTTPS_PROXY), its sockets marked.

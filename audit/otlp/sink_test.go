@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -229,5 +230,28 @@ func TestSinkCloseBounded(t *testing.T) {
 	}
 	if s.Dropped() != 1 {
 		t.Fatalf("dropped %d, want the one span the hung export lost", s.Dropped())
+	}
+}
+
+// An endpoint that is one of agentg's own addresses is never connected
+// to: the export fails, counted, and the receiver sees nothing.
+func TestSinkRefusesOwnAddress(t *testing.T) {
+	r := testenv.StartOTLPReceiver(false)
+	defer r.Close()
+	log := audit.New(&bytes.Buffer{})
+	var ops syncBuf
+	zl := zerolog.New(&ops)
+	own := netip.MustParseAddrPort(r.Listener.Addr().String())
+	s, err := New(log, &zl, Config{Endpoint: r.Endpoint(), Own: func(ap netip.AddrPort) bool { return ap == own }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Log(&audit.Event{ID: "a", Kind: "http", Time: time.Now()})
+	s.Close()
+	if r.Requests() != 0 || s.Exported() != 0 || s.Dropped() != 1 {
+		t.Fatalf("receiver saw %d requests; exported %d, dropped %d", r.Requests(), s.Exported(), s.Dropped())
+	}
+	if !strings.Contains(ops.String(), "own addresses") {
+		t.Fatalf("the refusal is not said: %s", ops.String())
 	}
 }

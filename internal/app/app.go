@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
@@ -62,6 +63,9 @@ type App struct {
 	stdio  stdioServers // the command servers' identities (stdio.go)
 	gw     *gatewayDoor
 	otlp   *otlp.Sink // nil: no export (otlp.go)
+	// own is srv for goroutines started before it exists (the OTLP
+	// export asks it which addresses are agentg's own).
+	own atomic.Pointer[proxy.Server]
 
 	stop     context.CancelFunc // ends the reload and pin-poll loops
 	served   chan struct{}      // closed when the proxy's Serve returned
@@ -183,6 +187,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if err != nil {
 		return a, err
 	}
+	a.own.Store(a.srv)
 	for _, ad := range a.dns.ownAddrs() {
 		a.srv.AddOwnAddr(ad)
 	}

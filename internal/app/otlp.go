@@ -1,6 +1,8 @@
 package app
 
 import (
+	"net/netip"
+
 	"github.com/agentg/agentg/audit/otlp"
 	"github.com/agentg/agentg/proxy"
 )
@@ -16,7 +18,12 @@ func (a *App) startOTLP() error {
 		return nil
 	}
 	s, err := otlp.New(a.log, a.zl, otlp.Config{Endpoint: c.Endpoint, Headers: c.Headers, Queue: c.Queue,
-		Dialer: proxy.MarkedDialer(a.cfg.Mark), Version: a.cfg.Version})
+		Dialer: proxy.MarkedDialer(a.cfg.Mark), Version: a.cfg.Version,
+		// The proxy, made later in Start, knows agentg's listeners.
+		Own: func(ap netip.AddrPort) bool {
+			srv := a.own.Load()
+			return srv != nil && srv.IsOwnAddr(ap)
+		}})
 	if err != nil {
 		return err
 	}
