@@ -202,6 +202,15 @@ func TestOTLPTraces(t *testing.T) {
 		t.Errorf("tool span: parent %s trace %s; want %q's span %s in trace %s", callSpan.Parent, callSpan.TraceID, want.Name, want.SpanID, want.TraceID)
 	}
 
+	// No secret in any span: the agent's API key and the collector's
+	// token (agentg's own output is searched by the leak check).
+	for _, sp := range recv.Spans() {
+		for k, v := range sp.Attrs {
+			if s := fmt.Sprint(v); strings.Contains(s, llmAPIKey) || strings.Contains(s, otelHeaderToken) {
+				t.Errorf("span %q attribute %s holds a secret", sp.Name, k)
+			}
+		}
+	}
 	if got := recv.Header().Get("Authorization"); got != "Bearer "+otelHeaderToken {
 		t.Errorf("the receiver got Authorization %q", got)
 	}

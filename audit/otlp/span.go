@@ -46,7 +46,8 @@ const (
 // errDenied is error.type on a span whose request agentg refused.
 const errDenied = "agentg.denied"
 
-// spanOptions returns the span's name, kind and attributes for e.
+// describe returns the span's name, kind and attributes for e, appended
+// to attrs.
 func describe(e *audit.Event, attrs []attribute.KeyValue) (string, trace.SpanKind, []attribute.KeyValue) {
 	attrs = append(attrs, attrEventID.String(e.ID), attrKind.String(e.Kind), attrDecision.String(e.Decision))
 	attrs = optStr(attrs, attrParent, e.Parent)
