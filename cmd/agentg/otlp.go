@@ -22,7 +22,7 @@ type otlpFlags struct {
 
 func (o *otlpFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.endpoint, "otlp-endpoint", "", "export every event as an OpenTelemetry span to this OTLP/HTTP collector (http://HOST:4318; /v1/traces is added to a URL without a path); off by default")
-	fs.Func("otlp-header", "NAME=VALUE header sent with every export, such as a collector's token (repeatable; OTEL_EXPORTER_OTLP_HEADERS is read too, and keeps the value off the command line)", func(v string) error {
+	fs.Func("otlp-header", "NAME=VALUE header sent with every export, such as a collector's token (repeatable; without it OTEL_EXPORTER_OTLP_HEADERS is read, which keeps the value off the command line)", func(v string) error {
 		o.headers = append(o.headers, v)
 		return nil
 	})
