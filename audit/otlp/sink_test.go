@@ -255,3 +255,22 @@ func TestSinkRefusesOwnAddress(t *testing.T) {
 		t.Fatalf("the refusal is not said: %s", ops.String())
 	}
 }
+
+// Without Headers, the exporter takes them from OTEL_EXPORTER_OTLP_HEADERS
+// (README, Traces): a token can stay off the command line.
+func TestSinkHeadersFromEnv(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20env-tok-77")
+	r := testenv.StartOTLPReceiver(false)
+	defer r.Close()
+	log := audit.New(&bytes.Buffer{})
+	zl := zerolog.Nop()
+	s, err := New(log, &zl, Config{Endpoint: r.Endpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Log(&audit.Event{ID: "a", Kind: "http", Time: time.Now()})
+	s.Close()
+	if got := r.Header().Get("Authorization"); got != "Bearer env-tok-77" {
+		t.Fatalf("Authorization %q", got)
+	}
+}
