@@ -53,3 +53,14 @@ func TestParseServeOTLP(t *testing.T) {
 		})
 	}
 }
+
+// serve --help lists the OTLP flags.
+func TestServeHelpOTLP(t *testing.T) {
+	var stderr strings.Builder
+	parseServe([]string{"--help"}, io.Discard, &stderr)
+	for _, f := range []string{"otlp-endpoint", "otlp-header", "otlp-queue"} {
+		if !strings.Contains(stderr.String(), "\n  -"+f+" ") {
+			t.Errorf("--help does not list -%s", f)
+		}
+	}
+}
