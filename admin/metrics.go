@@ -69,6 +69,9 @@ type Gauges struct {
 	// Build is the binary's identity, said by agentg_build_info; its
 	// zero value says nothing.
 	Build buildinfo.Info
+	// OTLP is how many spans the OpenTelemetry export sent and lost
+	// (audit/otlp); nil when it is off.
+	OTLP func() (exported, dropped uint64)
 }
 
 // DNSMemory is the DNS filter's memory budget (dns.memory), its two
@@ -150,6 +153,12 @@ func newMetrics(g Gauges, log *audit.Logger, streams func() int, metricsDropped 
 		part("dns_memory_limit_bytes", limit, "bindings", func(d DNSMemory) float64 { return float64(d.BindingsMaxBytes) })
 		gauge("dns_cache_entries", "Answers the DNS filter's cache holds.", func() float64 { return float64(g.DNSMemory().CacheEntries) })
 		gauge("dns_bindings", "IP-to-name bindings the DNS filter holds for the transparent listener.", func() float64 { return float64(g.DNSMemory().BindingsRows) })
+	}
+	if g.OTLP != nil {
+		counter("otlp_exported_spans_total", "Events exported as OpenTelemetry spans that the collector took.",
+			func() float64 { n, _ := g.OTLP(); return float64(n) })
+		counter("otlp_dropped_spans_total", "Events the OpenTelemetry export lost: its queue was full (it is never waited for) or the collector failed or did not answer in time.",
+			func() float64 { _, n := g.OTLP(); return float64(n) })
 	}
 	if g.Leaves != nil {
 		counter("leaf_certificates_issued_total", "Leaf certificates signed for intercepted hosts.", func() float64 { n, _ := g.Leaves(); return float64(n) })

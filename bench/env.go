@@ -69,6 +69,9 @@ type Config struct {
 	// PolicyExtra is appended to Policy (new top-level sections only),
 	// for the benches that measure what a section costs (creds.go).
 	PolicyExtra string
+	// Origin, when set, answers on the HTTPS origin instead of
+	// testenv.Sized (the model-call bench's provider, llm.go).
+	Origin http.Handler
 }
 
 // Env is a running set of origins and proxies, all on loopback: agentg as
@@ -122,7 +125,11 @@ func Start(cfg Config) (e *Env, err error) {
 	}
 	sized := http.HandlerFunc(testenv.Sized)
 	e.plain = testenv.StartUpstream(testenv.UpstreamOptions{Handler: sized, Quiet: true})
-	e.tls = testenv.StartUpstream(testenv.UpstreamOptions{Handler: sized, Cert: &leaf, Quiet: true})
+	var tlsOrigin http.Handler = sized
+	if cfg.Origin != nil {
+		tlsOrigin = cfg.Origin
+	}
+	e.tls = testenv.StartUpstream(testenv.UpstreamOptions{Handler: tlsOrigin, Cert: &leaf, Quiet: true})
 	e.HTTPBase = "http://" + e.alias(Host, e.plain)
 	e.HTTPSBase = "https://" + e.alias(Host, e.tls)
 	e.InterceptBase = "https://" + e.alias(InterceptHost, e.tls)

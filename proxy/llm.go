@@ -140,6 +140,13 @@ func unparsedDecision(eng *rules.Engine, reason string) rules.Decision {
 func (s *Server) llmServe(w http.ResponseWriter, r *http.Request, up http.Handler, f *flow, c *llmCall) {
 	tw := &turnWriter{ResponseWriter: w, c: c}
 	up.ServeHTTP(tw, r)
+	if tw.status != 0 {
+		// The answer is the client's before it is read: the last bytes
+		// of a whole answer wait in the writer's buffer until the
+		// handler returns, and reading it (up to 8 MiB of JSON) would
+		// hold them back (bench/README.md, Model calls).
+		http.NewResponseController(tw.ResponseWriter).Flush()
+	}
 	s.llmEvent(f, c, tw)
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"net/netip"
 )
 
 // Stats is what the proxy reports about itself for metrics: read through
@@ -23,3 +24,8 @@ func (s *Server) Stats() Stats {
 // self.go). Call it before Serve, for every such listener; the proxy's own
 // listeners are added by Serve.
 func (s *Server) AddOwnAddr(a net.Addr) { s.dial.addSelf(a) }
+
+// IsOwnAddr reports whether a connection to ap would reach one of
+// agentg's own listeners: for agentg's own clients that dial without the
+// proxy (the OpenTelemetry export), which must not send to agentg itself.
+func (s *Server) IsOwnAddr(ap netip.AddrPort) bool { return s.dial.isSelf(ap) }

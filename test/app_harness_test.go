@@ -20,6 +20,12 @@ import (
 // cannot make (no CA, a fixed resolver), use startProxy.
 func startInProcess(t *testing.T, policy string) *env {
 	t.Helper()
+	return startInProcessWith(t, policy, nil)
+}
+
+// startInProcessWith is startInProcess with the config changed by tweak.
+func startInProcessWith(t *testing.T, policy string, tweak func(*app.Config)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
@@ -30,7 +36,7 @@ func startInProcess(t *testing.T, policy string) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, dir: dir, policy: path, log: &syncBuffer{}}
-	a, err := app.Start(context.Background(), app.Config{
+	cfg := app.Config{
 		PolicyFile: path, Listen: "127.0.0.1:0", Stdout: e.log, Stderr: e.log,
 		ShutdownTimeout: 10 * time.Second, FirstBytesTimeout: 10 * time.Second, TunnelIdleTimeout: 5 * time.Minute,
 		MaxTunnels: 10000, MaxTunnelsPerAgent: 1000, InventoryInterval: time.Minute,
@@ -39,7 +45,11 @@ func startInProcess(t *testing.T, policy string) *env {
 		Admin:     app.AdminConfig{Addr: admin.Off},
 		Approvals: app.ApprovalConfig{KeepAlive: 15 * time.Second, MaxPending: 10000},
 		Build:     buildinfo.Info{Version: "test"},
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	a, err := app.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start agentg: %v", err)
 	}

@@ -69,6 +69,7 @@ type serveFlags struct {
 	df        dnsFlags
 	apf       approvalFlags
 	gc        gcFlags
+	otlp      otlpFlags
 	rootFiles []string
 }
 
@@ -100,6 +101,7 @@ func newServeFlags(stdout, stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	s.df.register(fs)
 	s.apf.register(fs)
 	s.gc.register(fs)
+	s.otlp.register(fs)
 	fs.StringVar(&c.VaultKey, "vault-key", "", "key of the token vault in --data-dir (OAuth and exchanged tokens, encrypted at rest): \"file\" (the default: vault.key there, created 0600) or a KMS URI of an RSA key that wraps the vault's data key, such as softkms:path=/etc/agentg/vault-rsa.pem")
 	fs.Func("upstream-ca", "PEM file of extra roots trusted for intercepted upstreams, besides the system roots (repeatable)", func(v string) error {
 		s.rootFiles = append(s.rootFiles, v)
@@ -164,6 +166,9 @@ func (s *serveFlags) check() (app.Config, error) {
 		return app.Config{}, fmt.Errorf("--log-flush-interval must not be negative, not %s", c.LogFlushInterval)
 	}
 	if c.Approvals, err = s.apf.config(); err != nil {
+		return app.Config{}, err
+	}
+	if c.OTLP, err = s.otlp.config(); err != nil {
 		return app.Config{}, err
 	}
 	if _, err := vault.ParseKeySource(c.VaultKey); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/audit/otlp"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/proxy"
 	"github.com/agentg/agentg/rules"
@@ -44,6 +45,7 @@ type adminDeps struct {
 	dns        *dnsServer // nil: the filter is off
 	oauth      admin.OAuth
 	build      buildinfo.Info
+	otlp       *otlp.Sink // nil: no OpenTelemetry export
 }
 
 // open listens, loads the token and builds the API, and makes the
@@ -77,6 +79,9 @@ func openAdmin(a AdminConfig, d adminDeps) (*adminPlane, error) {
 	}
 	if d.dns != nil {
 		cfg.Gauges.DNSMemory = d.dns.memory
+	}
+	if d.otlp != nil {
+		cfg.Gauges.OTLP = d.otlp.Counts
 	}
 	if d.reloadable {
 		cfg.Reload = p.reload(d.live)

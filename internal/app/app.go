@@ -22,10 +22,12 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/audit/otlp"
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/creds/vault"
@@ -60,7 +62,11 @@ type App struct {
 	guard  *mcp.Guard
 	stdio  stdioServers // the command servers' identities (stdio.go)
 	gw     *gatewayDoor
-	policy policyLog // what serve says of each policy it loads (policylog.go)
+	policy policyLog  // what serve says of each policy it loads (policylog.go)
+	otlp   *otlp.Sink // nil: no export (otlp.go)
+	// own is srv for goroutines started before it exists (the OTLP
+	// export asks it which addresses are agentg's own).
+	own atomic.Pointer[proxy.Server]
 
 	stop     context.CancelFunc // ends the reload and pin-poll loops
 	served   chan struct{}      // closed when the proxy's Serve returned
@@ -85,6 +91,9 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		}
 	}()
 	if err := a.openLog(); err != nil {
+		return a, err
+	}
+	if err := a.startOTLP(); err != nil {
 		return a, err
 	}
 	eng, source, err := LoadPolicy(cfg.PolicyFile, cfg.DefaultPolicy)
@@ -187,6 +196,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if err != nil {
 		return a, err
 	}
+	a.own.Store(a.srv)
 	for _, ad := range a.dns.ownAddrs() {
 		a.srv.AddOwnAddr(ad)
 	}
@@ -194,7 +204,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		return a, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	a.adm, err = openAdmin(cfg.Admin, adminDeps{build: cfg.Build, dataDir: dataDir, log: a.log, live: a.live, reloadable: cfg.PolicyFile != "",
-		store: a.store, proxy: a.srv, issuer: issuer, approvals: a.apv.broker, dns: a.dns, oauth: broker})
+		store: a.store, proxy: a.srv, issuer: issuer, approvals: a.apv.broker, dns: a.dns, oauth: broker, otlp: a.otlp})
 	if err != nil {
 		a.ln.Close()
 		return a, err

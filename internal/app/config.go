@@ -54,6 +54,7 @@ type Config struct {
 	DNS       []string
 	Admin     AdminConfig
 	Approvals ApprovalConfig
+	OTLP      OTLPConfig
 
 	// Build is the binary's identity: its version is said in the
 	// "agentg serving" line and the gateway's serverInfo, all of it in
@@ -76,4 +77,12 @@ type ApprovalConfig struct {
 	MaxPending int
 	Webhook    string // POST each pending approval here (signed)
 	SecretFile string // the webhook's HMAC secret; required with Webhook
+}
+
+// OTLPConfig is the OpenTelemetry export of events (audit/otlp); off
+// when Endpoint is "".
+type OTLPConfig struct {
+	Endpoint string            // the collector's OTLP/HTTP URL
+	Headers  map[string]string // sent with every export; never logged
+	Queue    int               // events that may wait for the exporter; 0: otlp.DefaultQueue
 }

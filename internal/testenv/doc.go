@@ -15,6 +15,9 @@
 //   - STS is a real OAuth token-exchange service (RFC 8693): zitadel's
 //     OpenID provider on loopback TLS, with the agent's own token
 //     (AgentToken) and a resource server's introspection: StartSTS.
+//   - OTLPReceiver is an OpenTelemetry collector's OTLP/HTTP trace
+//     endpoint on loopback that decodes the exported protobufs into spans
+//     (or, with hang, one that never answers): StartOTLPReceiver.
 //   - Agentg.WaitEvent and WaitEvents wait for audit events on the admin
 //     API's event stream (replayed recent events, then live ones): the one
 //     way tests wait for an event, and for the positive evidence that

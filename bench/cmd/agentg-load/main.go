@@ -20,6 +20,7 @@
 //	creds                credentials (not run unless named):          target injection < +5% agentg CPU/req, leak guard < +10µs/req
 //	gateway              MCP gateway door (not run unless named):     target +p50 < 100µs over direct, ≥ 0.80 of direct's req/s at c=16,
 //	                     tools/list of 10×100 tools p50 < 5ms; memory per idle client session
+//	llm                  model calls (not run unless named):          target llm section adds < 1ms TTFT p50, < 5% to a 100 KiB answer
 //
 // Reading the ratios: agentg/direct req/s = 0.62 means the run through
 // agentg did 62% of the requests per second of the direct run; for latency
@@ -79,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	for _, sc := range bench.Scenarios {
 		names = append(names, sc.Name)
 	}
-	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run (add mcp for the MCP benchmark, creds for the credentials one, gateway for the MCP gateway's)")
+	scen := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run (add mcp for the MCP benchmark, creds for the credentials one, gateway for the MCP gateway's, llm for the model-call one)")
 	squid := fs.Bool("squid", true, "measure Squid too when it is installed")
 	requireSquid := fs.Bool("require-squid", false, "fail when Squid is missing or cannot ssl-bump")
 	agentgBin := fs.String("agentg", "", "agentg binary to measure (default: go build ./cmd/agentg)")
@@ -106,7 +107,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	var scs []bench.Scenario
-	withMCP, withCreds, withGateway := false, false, false
+	withMCP, withCreds, withGateway, withLLM := false, false, false, false
 	for name := range strings.SplitSeq(*scen, ",") {
 		switch strings.TrimSpace(name) {
 		case "gateway":
@@ -118,6 +119,9 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 		case "creds":
 			withCreds = true // runs last, on its own agentg processes (creds.go)
 			continue
+		case "llm":
+			withLLM = true // runs last, on its own agentg processes and provider (llm.go)
+			continue
 		}
 		sc, ok := bench.ScenarioByName(strings.TrimSpace(name))
 		if !ok {
@@ -128,7 +132,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 
 	opts := bench.Options{Duration: *duration, Warmup: *warmup, Concurrency: *conc, Size: size}
 	if withGateway {
-		if *transparent || withMCP || withCreds || len(scs) > 0 {
+		if *transparent || withMCP || withCreds || withLLM || len(scs) > 0 {
 			return fmt.Errorf("run the gateway scenario on its own: -scenarios gateway")
 		}
 		return runGateway(bench.MCPConfig{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, opts, *runs, *asJSON, stdout, stderr)
@@ -138,6 +142,19 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 			return fmt.Errorf("-transparent runs the HTTP scenarios only, not mcp")
 		}
 		return runTransparent(bench.NetnsConfig{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, scs, opts, *runs, *asJSON, stdout, stderr)
+	}
+	if withLLM {
+		if *asJSON && (len(scs) > 0 || withMCP || withCreds) {
+			return fmt.Errorf("-json prints one document: run llm on its own")
+		}
+		defer func() {
+			if err == nil {
+				err = runLLM(bench.Config{Agentg: *agentgBin, Keep: *keep, Stderr: stderr}, opts, *runs, *asJSON, stdout, stderr)
+			}
+		}()
+		if len(scs) == 0 && !withMCP && !withCreds {
+			return nil
+		}
 	}
 	if withCreds {
 		if *asJSON && (len(scs) > 0 || withMCP) {
