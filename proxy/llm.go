@@ -48,6 +48,7 @@ type llmCall struct {
 	unparsed string // why the request could not be read
 	decision rules.Decision
 	start    time.Time
+	quotas   []*rules.LLMQuota // the llm quotas it is charged to (llm_quota.go)
 }
 
 // llmPrepare reads and decides a model request; nil, nil when r is not
@@ -98,6 +99,9 @@ func (s *Server) llmPrepare(eng *rules.Engine, f *flow, w http.ResponseWriter, r
 			s.llmRefuse(w, f, c, http.StatusForbidden, c.decision)
 			return c, true
 		}
+	}
+	if s.llmCheckQuotas(eng, f, w, c) {
+		return c, true
 	}
 	// The answer is read as it passes: ask for it unencoded (see above).
 	r.Header.Set("Accept-Encoding", "identity")
@@ -266,6 +270,7 @@ func (s *Server) llmEvent(f *flow, c *llmCall, t *turnWriter) {
 	} else {
 		m.NoUsage = true
 	}
+	s.llmCharge(f, c, turn.Usage, turn.HasUsage, m.Cost)
 	switch {
 	case t.stream != nil && !t.stream.FirstOutput().IsZero():
 		m.TTFT = t.stream.FirstOutput().Sub(c.start)
