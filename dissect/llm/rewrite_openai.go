@@ -1,0 +1,592 @@
+package llm
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Rewriting OpenAI Chat Completions and Responses answers (rewrite.go
+// says what and why).
+
+// Chat Completions, whole: a struck call leaves message.tool_calls, its
+// note joins message.content, and finish_reason "tool_calls" becomes
+// "stop" when no call of the choice remains.
+func rewriteChatAnswer(o obj, decide Decider) (changed bool, err error) {
+	choices, err := o.list("choices")
+	if err != nil {
+		return false, err
+	}
+	for _, c := range choices {
+		msg, err := c.obj("message")
+		if err != nil || msg == nil {
+			return false, err
+		}
+		tcs, err := msg.list("tool_calls")
+		if err != nil || len(tcs) == 0 {
+			if err != nil {
+				return false, err
+			}
+			continue
+		}
+		var kept []obj
+		var notes []string
+		for _, tc := range tcs {
+			call, err := chatCallOf(tc)
+			if err != nil {
+				return false, err
+			}
+			call.setArgs(argsText(call.argText))
+			if v := decideCall(decide, call.ToolCall); v.Strike {
+				notes = append(notes, v.Note)
+				continue
+			}
+			kept = append(kept, tc)
+		}
+		if len(notes) == 0 {
+			continue
+		}
+		changed = true
+		if len(kept) == 0 {
+			delete(msg, "tool_calls")
+			if f, err := c.str("finish_reason"); err != nil {
+				return false, err
+			} else if f == "tool_calls" {
+				c.set("finish_reason", "stop")
+			}
+		} else {
+			msg.set("tool_calls", kept)
+		}
+		text, err := msg.str("content")
+		if err != nil {
+			return false, err
+		}
+		msg.set("content", joinNote(text, strings.Join(notes, "\n")))
+		c.set("message", msg)
+	}
+	if changed {
+		o.set("choices", choices)
+	}
+	return changed, nil
+}
+
+func joinNote(text, note string) string {
+	if text == "" {
+		return note
+	}
+	return text + "\n" + note
+}
+
+// chatCallPart is one entry of a tool_calls list, whole or a delta.
+type chatCallPart struct {
+	ToolCall
+	index   int
+	argText string
+}
+
+func chatCallOf(tc obj) (chatCallPart, error) {
+	var p chatCallPart
+	var err error
+	if p.index, err = tc.num("index"); err != nil {
+		return p, err
+	}
+	if p.ID, err = tc.str("id"); err != nil {
+		return p, err
+	}
+	fn, err := tc.obj("function")
+	if err != nil || fn == nil {
+		return p, err
+	}
+	if p.Name, err = fn.str("name"); err != nil {
+		return p, err
+	}
+	p.argText, err = fn.str("arguments")
+	return p, err
+}
+
+// Chat Completions, streamed. A call's deltas (choices[].delta.tool_calls
+// entries with one index) are held until the call is complete: a delta
+// for a later index of the same choice, the choice's finish_reason, or
+// [DONE]. Held chunks go out in order once every call they carry is
+// decided: as they came when all are allowed and keep their index, else
+// with the struck entries removed (the note in the content of the chunk
+// that opened the call) and the others renumbered, so the SDK's
+// accumulator sees calls 0..n-1 with no gap.
+type chatRW struct {
+	decide Decider
+	calls  map[[2]int]*chatStreamCall // by choice, index
+	open   map[int][]int              // choice → open call indexes
+	held   []*chatHeld
+	next   map[int]int // choice → the next index an allowed call gets
+	struck map[int]int // choice → calls struck
+}
+
+type chatStreamCall struct {
+	id, name string
+	args     []byte
+	over     bool
+	done     bool
+	v        Verdict
+	newIndex int
+	noted    bool
+}
+
+type chatHeld struct {
+	raw  []byte
+	o    obj
+	keys [][2]int
+}
+
+func (s *chatRW) event(rw *Rewriter, raw, data []byte) error {
+	if string(data) == "[DONE]" {
+		for c := range s.open {
+			s.complete(rw, c)
+		}
+		s.flush(rw)
+		rw.emit(raw)
+		return nil
+	}
+	o, err := parseObj(data)
+	if err != nil {
+		return unreadable(OpenAIChat, "stream chunk", err)
+	}
+	choices, err := o.list("choices")
+	if err != nil {
+		return unreadable(OpenAIChat, "stream chunk", err)
+	}
+	var keys [][2]int
+	var finished []int
+	for _, c := range choices {
+		ci, err := c.num("index")
+		if err != nil {
+			return unreadable(OpenAIChat, "stream chunk", err)
+		}
+		d, err := c.obj("delta")
+		if err != nil {
+			return unreadable(OpenAIChat, "stream chunk", err)
+		}
+		if d != nil {
+			tcs, err := d.list("tool_calls")
+			if err != nil {
+				return unreadable(OpenAIChat, "stream chunk", err)
+			}
+			for _, tc := range tcs {
+				p, err := chatCallOf(tc)
+				if err != nil {
+					return unreadable(OpenAIChat, "stream chunk", err)
+				}
+				k := [2]int{ci, p.index}
+				call := s.calls[k]
+				if call == nil {
+					// A new call: the choice's open ones with another
+					// index are complete (calls stream one after another).
+					s.complete(rw, ci)
+					if s.calls == nil {
+						s.calls, s.open = map[[2]int]*chatStreamCall{}, map[int][]int{}
+					}
+					call = &chatStreamCall{}
+					s.calls[k] = call
+					s.open[ci] = append(s.open[ci], p.index)
+				} else if call.done {
+					return unreadable(OpenAIChat, "stream chunk", fmt.Errorf("a delta for tool call %d after it was complete", p.index))
+				}
+				if p.ID != "" {
+					call.id = p.ID
+				}
+				call.name += p.Name
+				if len(call.args)+len(p.argText) > maxHeldArgs {
+					call.over, call.args = true, nil
+				} else if !call.over {
+					call.args = append(call.args, p.argText...)
+				}
+				if !slicesContains(keys, k) {
+					keys = append(keys, k)
+				}
+			}
+		}
+		if f, err := c.str("finish_reason"); err != nil {
+			return unreadable(OpenAIChat, "stream chunk", err)
+		} else if f != "" {
+			finished = append(finished, ci)
+		}
+	}
+	if len(keys) > 0 {
+		h := &chatHeld{o: o, keys: keys}
+		held := [][]byte{}
+		if !rw.hold(&held, raw) {
+			// Too much held: the calls in progress are struck unread.
+			for _, k := range keys {
+				c := s.calls[k]
+				c.over, c.args = true, nil
+			}
+			for ci := range s.open {
+				s.complete(rw, ci)
+			}
+		} else {
+			h.raw = held[0]
+		}
+		s.held = append(s.held, h)
+	}
+	for _, ci := range finished {
+		s.complete(rw, ci)
+	}
+	s.flush(rw)
+	if len(keys) == 0 {
+		s.send(rw, raw, o, nil)
+	}
+	return nil
+}
+
+func slicesContains(ks [][2]int, k [2]int) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// complete decides every open call of choice ci.
+func (s *chatRW) complete(rw *Rewriter, ci int) {
+	for _, ti := range s.open[ci] {
+		c := s.calls[[2]int{ci, ti}]
+		tc := ToolCall{ID: c.id, Name: c.name, Truncated: c.over}
+		if !c.over {
+			tc.setArgs(argsText(string(c.args)))
+		}
+		c.v, c.done, c.args = decideCall(s.decide, tc), true, nil
+		if s.next == nil {
+			s.next, s.struck = map[int]int{}, map[int]int{}
+		}
+		if c.v.Strike {
+			s.struck[ci]++
+			rw.struck++
+		} else {
+			c.newIndex = s.next[ci]
+			s.next[ci]++
+		}
+	}
+	delete(s.open, ci)
+}
+
+// flush sends the held chunks, in order, whose calls are all decided.
+func (s *chatRW) flush(rw *Rewriter) {
+	for len(s.held) > 0 {
+		h := s.held[0]
+		for _, k := range h.keys {
+			if !s.calls[k].done {
+				return
+			}
+		}
+		s.held = s.held[1:]
+		if h.raw != nil {
+			rw.release([][]byte{h.raw})
+		}
+		s.send(rw, h.raw, h.o, h.keys)
+	}
+}
+
+// send sends one chunk: as it came (raw) when nothing in it changes.
+func (s *chatRW) send(rw *Rewriter, raw []byte, o obj, keys [][2]int) {
+	change := raw == nil
+	for _, k := range keys {
+		c := s.calls[k]
+		if c.v.Strike || c.newIndex != k[1] {
+			change = true
+		}
+	}
+	choices, _ := o.list("choices") // read once already
+	for _, c := range choices {
+		ci, _ := c.num("index")
+		if f, _ := c.str("finish_reason"); f == "tool_calls" && s.struck[ci] > 0 && s.next[ci] == 0 {
+			change = true
+		}
+	}
+	if !change {
+		rw.emit(raw)
+		return
+	}
+	for _, c := range choices {
+		ci, _ := c.num("index")
+		if d, _ := c.obj("delta"); d != nil {
+			tcs, _ := d.list("tool_calls")
+			if tcs != nil {
+				var kept []obj
+				var notes []string
+				for _, tc := range tcs {
+					ti, _ := tc.num("index")
+					call := s.calls[[2]int{ci, ti}]
+					if call.v.Strike {
+						if !call.noted {
+							call.noted = true
+							notes = append(notes, call.v.Note)
+						}
+						continue
+					}
+					if call.newIndex != ti {
+						tc.set("index", call.newIndex)
+					}
+					kept = append(kept, tc)
+				}
+				if len(kept) == 0 {
+					delete(d, "tool_calls")
+				} else {
+					d.set("tool_calls", kept)
+				}
+				if len(notes) > 0 {
+					text, _ := d.str("content")
+					d.set("content", joinNote(text, strings.Join(notes, "\n")))
+				}
+				c.set("delta", d)
+			}
+		}
+		if f, _ := c.str("finish_reason"); f == "tool_calls" && s.struck[ci] > 0 && s.next[ci] == 0 {
+			c.set("finish_reason", "stop")
+		}
+	}
+	o.set("choices", choices)
+	rw.emitEvent("", o.marshal())
+}
+
+func (s *chatRW) end(rw *Rewriter) error {
+	// A stream cut before its calls ended: they are decided as they
+	// stand (a client reads what it got), so nothing held is lost unread.
+	for ci := range s.open {
+		s.complete(rw, ci)
+	}
+	s.flush(rw)
+	return nil
+}
+
+// Responses. A function_call output item is replaced by a message item
+// whose one output_text part is the note; nothing says the turn ended on
+// tool calls.
+
+// rewriteRespResponse rewrites a Response object's output: known holds
+// the verdicts already given, by call_id (a stream's), and takes the new
+// ones.
+func rewriteRespResponse(o obj, decide Decider, known map[string]Verdict) (changed bool, err error) {
+	out, err := o.list("output")
+	if err != nil {
+		return false, err
+	}
+	for i, it := range out {
+		typ, err := it.str("type")
+		if err != nil {
+			return false, err
+		}
+		if typ != "function_call" {
+			continue
+		}
+		call, err := respCallOf(it)
+		if err != nil {
+			return false, err
+		}
+		v, ok := known[call.key()]
+		if !ok {
+			v = decideCall(decide, call.ToolCall)
+			if known != nil {
+				known[call.key()] = v
+			}
+		}
+		if v.Strike {
+			out[i] = respNoteItem(call.itemID, v.Note, true)
+			changed = true
+		}
+	}
+	if changed {
+		o.set("output", out)
+	}
+	return changed, nil
+}
+
+type respCall struct {
+	ToolCall
+	itemID string
+}
+
+func (c respCall) key() string { return c.ID + "\x00" + c.itemID }
+
+func respCallOf(it obj) (respCall, error) {
+	var c respCall
+	var err error
+	if c.itemID, err = it.str("id"); err != nil {
+		return c, err
+	}
+	if c.ID, err = it.str("call_id"); err != nil {
+		return c, err
+	}
+	if c.Name, err = it.str("name"); err != nil {
+		return c, err
+	}
+	args, err := it.str("arguments")
+	if err != nil {
+		return c, err
+	}
+	if len(args) > maxHeldArgs {
+		c.Truncated = true
+	} else {
+		c.setArgs(argsText(args))
+	}
+	return c, nil
+}
+
+// respNoteItem is the message item that stands for a struck call.
+func respNoteItem(callItemID, note string, done bool) obj {
+	it := obj{}
+	it.set("type", "message")
+	it.set("id", "msg_agentg_"+callItemID)
+	it.set("role", "assistant")
+	if done {
+		it.set("status", "completed")
+		part := obj{}
+		part.set("type", "output_text")
+		part.set("text", note)
+		part.set("annotations", []obj{})
+		it.set("content", []obj{part})
+	} else {
+		it.set("status", "in_progress")
+		it.set("content", []obj{})
+	}
+	return it
+}
+
+// Responses, streamed: a function_call item's events (output_item.added,
+// function_call_arguments.delta and .done, output_item.done, by
+// output_index) are held until its output_item.done; struck, they are
+// replaced by a message item's added, output_text.delta and done events
+// carrying the note, with the held events' sequence numbers. An event
+// carrying the whole response (response.completed and the like) has its
+// output rewritten by the same verdicts.
+type respRW struct {
+	decide Decider
+	open   map[int]*respOpen // by output_index
+	known  map[string]Verdict
+}
+
+type respOpen struct {
+	held [][]byte
+	seqs []int
+}
+
+func (s *respRW) event(rw *Rewriter, raw, data []byte) error {
+	o, err := parseObj(data)
+	if err != nil {
+		return unreadable(OpenAIResponses, "stream event", err)
+	}
+	typ, err := o.str("type")
+	if err != nil {
+		return unreadable(OpenAIResponses, "stream event", err)
+	}
+	bad := func(err error) error { return unreadable(OpenAIResponses, "stream event "+typ, err) }
+	if s.known == nil {
+		s.known, s.open = map[string]Verdict{}, map[int]*respOpen{}
+	}
+	oi, err := o.num("output_index")
+	if err != nil {
+		return bad(err)
+	}
+	seq, err := o.num("sequence_number")
+	if err != nil {
+		return bad(err)
+	}
+	switch typ {
+	case "response.output_item.added", "response.output_item.done":
+		it, err := o.obj("item")
+		if err != nil || it == nil {
+			return bad(err)
+		}
+		it2, err := it.str("type")
+		if err != nil {
+			return bad(err)
+		}
+		if it2 != "function_call" {
+			break
+		}
+		op := s.open[oi]
+		if op == nil {
+			op = &respOpen{}
+			s.open[oi] = op
+		}
+		if !rw.hold(&op.held, raw) {
+			return bad(fmt.Errorf("a tool call's events passed %d bytes", maxHeld))
+		}
+		op.seqs = append(op.seqs, seq)
+		if typ == "response.output_item.added" {
+			return nil
+		}
+		call, err := respCallOf(it)
+		if err != nil {
+			return bad(err)
+		}
+		delete(s.open, oi)
+		rw.release(op.held)
+		v, ok := s.known[call.key()]
+		if !ok {
+			v = decideCall(s.decide, call.ToolCall)
+			s.known[call.key()] = v
+		}
+		if !v.Strike {
+			for _, b := range op.held {
+				rw.emit(b)
+			}
+			return nil
+		}
+		rw.struck++
+		msgID := "msg_agentg_" + call.itemID
+		ev := obj{}
+		ev.set("type", "response.output_item.added")
+		ev.set("sequence_number", op.seqs[0])
+		ev.set("output_index", oi)
+		ev.set("item", respNoteItem(call.itemID, "", false))
+		rw.emitEvent("response.output_item.added", ev.marshal())
+		if len(op.seqs) >= 3 {
+			ev = obj{}
+			ev.set("type", "response.output_text.delta")
+			ev.set("sequence_number", op.seqs[1])
+			ev.set("item_id", msgID)
+			ev.set("output_index", oi)
+			ev.set("content_index", 0)
+			ev.set("delta", v.Note)
+			ev.set("logprobs", []obj{})
+			rw.emitEvent("response.output_text.delta", ev.marshal())
+		}
+		ev = obj{}
+		ev.set("type", "response.output_item.done")
+		ev.set("sequence_number", op.seqs[len(op.seqs)-1])
+		ev.set("output_index", oi)
+		ev.set("item", respNoteItem(call.itemID, v.Note, true))
+		rw.emitEvent("response.output_item.done", ev.marshal())
+		return nil
+	case "response.function_call_arguments.delta", "response.function_call_arguments.done":
+		if op := s.open[oi]; op != nil {
+			if !rw.hold(&op.held, raw) {
+				return bad(fmt.Errorf("a tool call's events passed %d bytes", maxHeld))
+			}
+			op.seqs = append(op.seqs, seq)
+			return nil
+		}
+	}
+	if resp, err := o.obj("response"); err != nil {
+		return bad(err)
+	} else if resp != nil {
+		changed, err := rewriteRespResponse(resp, s.decide, s.known)
+		if err != nil {
+			return bad(err)
+		}
+		if changed {
+			o.set("response", resp)
+			rw.emitEvent(typ, o.marshal())
+			return nil
+		}
+	}
+	rw.emit(raw)
+	return nil
+}
+
+func (s *respRW) end(rw *Rewriter) error {
+	for _, op := range s.open {
+		rw.release(op.held) // never completed: never sent
+	}
+	s.open = nil
+	return nil
+}
