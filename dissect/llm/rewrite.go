@@ -190,3 +190,13 @@ func (o obj) marshal() []byte {
 
 // objs is a list of objects as a value to set.
 func objs(l []obj) []obj { return l }
+
+// setHeldArgs keeps a call's arguments to decide it, up to maxHeldArgs
+// (more than a Turn keeps: a call is decided on all its arguments).
+func (c *ToolCall) setHeldArgs(raw []byte) {
+	if len(raw) > maxHeldArgs {
+		c.Arguments, c.Truncated = nil, true
+		return
+	}
+	c.Arguments = append(jsontext.Value(nil), raw...)
+}

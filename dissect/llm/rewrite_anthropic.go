@@ -34,7 +34,7 @@ func rewriteAnthAnswer(o obj, decide Decider) (changed bool, err error) {
 		if input, err := b.raw("input"); err != nil {
 			return false, err
 		} else {
-			call.setArgs(anthInput(input))
+			call.setHeldArgs(anthInput(input))
 		}
 		if v := decideCall(decide, call); v.Strike {
 			blocks[i] = anthTextBlock(v.Note)
@@ -170,9 +170,9 @@ func (s *anthRW) event(rw *Rewriter, raw, data []byte) error {
 			case op.over:
 				call.Truncated = true
 			case len(op.args) > 0:
-				call.setArgs(op.args)
+				call.setHeldArgs(op.args)
 			default:
-				call.setArgs(anthInput(op.input))
+				call.setHeldArgs(anthInput(op.input))
 			}
 			v := decideCall(s.decide, call)
 			if !v.Strike {

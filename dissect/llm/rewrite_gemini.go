@@ -44,7 +44,7 @@ func rewriteGemini(o obj, decide Decider) (changed bool, err error) {
 			if err != nil {
 				return false, err
 			}
-			call.setArgs(anthInput(args))
+			call.setHeldArgs(anthInput(args))
 			if v := decideCall(decide, call); v.Strike {
 				np := obj{}
 				np.set("text", v.Note)

@@ -35,7 +35,7 @@ func rewriteChatAnswer(o obj, decide Decider) (changed bool, err error) {
 			if err != nil {
 				return false, err
 			}
-			call.setArgs(argsText(call.argText))
+			call.setHeldArgs(argsText(call.argText))
 			if v := decideCall(decide, call.ToolCall); v.Strike {
 				notes = append(notes, v.Note)
 				continue
@@ -251,7 +251,7 @@ func (s *chatRW) complete(rw *Rewriter, ci int) {
 		c := s.calls[[2]int{ci, ti}]
 		tc := ToolCall{ID: c.id, Name: c.name, Truncated: c.over}
 		if !c.over {
-			tc.setArgs(argsText(string(c.args)))
+			tc.setHeldArgs(argsText(string(c.args)))
 		}
 		c.v, c.done, c.args = decideCall(s.decide, tc), true, nil
 		if s.next == nil {
@@ -425,7 +425,7 @@ func respCallOf(it obj) (respCall, error) {
 	if len(args) > maxHeldArgs {
 		c.Truncated = true
 	} else {
-		c.setArgs(argsText(args))
+		c.setHeldArgs(argsText(args))
 	}
 	return c, nil
 }
