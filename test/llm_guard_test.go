@@ -1,0 +1,527 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	aopt "github.com/anthropics/anthropic-sdk-go/v2/option"
+	"github.com/openai/openai-go/v3"
+	oopt "github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+	"google.golang.org/genai"
+
+	"github.com/agentg/agentg/admin"
+	"github.com/agentg/agentg/internal/testenv"
+)
+
+// Issue 18, policy on the model path: the tool-use guard and the token
+// and cost quotas, judged by the providers' own SDKs through agentg
+// against the loopback providers of llm_test.go.
+//
+// The guard: agents named deny* have every tool call denied by the mcp
+// tool rules (jira.create_issue by its own rule, the rest by "*"); agents
+// named ok* have none denied. A denied call must be absent from what the
+// SDK parsed (its arguments nowhere in the bytes it read), the note
+// naming the rule there instead, the stop reason fixed, and the SDK must
+// read the answer without error; an allowed one passes byte for byte.
+
+// denyAgents are the agents whose tool calls are denied: one per case.
+var denyAgents = "deny-openai-chat, deny-openai-chat-stream, deny-openai-responses, deny-openai-responses-stream, " +
+	"deny-anthropic, deny-anthropic-stream, deny-gemini, deny-gemini-stream"
+
+func llmGuardPolicy() string {
+	p := llmPolicy()
+	p = strings.Replace(p, `mcp:
+  redact:`, `mcp:
+  servers:
+    - name: jira
+      url: "jira.internal.example/mcp"
+    - name: calendar
+      url: "calendar.internal.example/mcp"
+  tools:
+    - deny: "jira.create_issue"
+      agents: [`+denyAgents+`]
+      id: no-jira-create
+    - deny: "*"
+      agents: [`+denyAgents+`]
+      id: no-tools
+    - approve: "calendar.list_events"
+      agents: [hold, hold-approve]
+      id: hold-calendar
+      timeout: 1s
+  redact:`, 1)
+	p = strings.Replace(p, `llm:
+  unparsed: deny`, `llm:
+  unparsed: deny
+  tool_use: enforce
+  quotas:
+    - id: q-tokens
+      agents: [quota-oa, quota-an, quota-ge]
+      tokens: 100/h
+      per: [agent]
+    - id: q-cost
+      agents: [quota-cost]
+      models: ["gpt-4o*"]
+      cost: "0.001/d"`, 1)
+	return p
+}
+
+func openaiClient(srv *testenv.Upstream, hc *http.Client) *openai.Client {
+	c := openai.NewClient(oopt.WithBaseURL("https://api.openai.com:"+srv.Port+"/v1"), oopt.WithAPIKey(llmAPIKey),
+		oopt.WithMaxRetries(0), oopt.WithHTTPClient(hc))
+	return &c
+}
+
+func anthropicClient(srv *testenv.Upstream, hc *http.Client) *anthropic.Client {
+	c := anthropic.NewClient(aopt.WithBaseURL("https://api.anthropic.com:"+srv.Port), aopt.WithAPIKey(llmAPIKey),
+		aopt.WithMaxRetries(0), aopt.WithHTTPClient(hc))
+	return &c
+}
+
+func geminiClient(t *testing.T, srv *testenv.Upstream, hc *http.Client) *genai.Client {
+	t.Helper()
+	c, err := genai.NewClient(t.Context(), &genai.ClientConfig{APIKey: llmAPIKey, Backend: genai.BackendGeminiAPI, HTTPClient: hc,
+		HTTPOptions: genai.HTTPOptions{BaseURL: "https://generativelanguage.googleapis.com:" + srv.Port}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// guardEventOf waits for the llm-tool event of agent's call, by rule.
+func guardEventOf(t *testing.T, a *testenv.Agentg, agent, rule string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	ev, err := a.WaitEvent(ctx, func(e map[string]any) bool {
+		return e["kind"] == "llm-tool" && e["agent"] == agent && e["rule"] == rule
+	})
+	if err != nil {
+		t.Fatalf("no llm-tool event for %s by %s: %v", agent, rule, err)
+	}
+	return ev
+}
+
+// guardCase is one dialect, whole or streamed: call runs the SDK and
+// returns what it parsed: the tool calls' names, the text, the stop
+// reason.
+type guardCase struct {
+	name, file string
+	args       string // a piece of the fixture's tool call arguments
+	rule       string // the rule that denies it for deny*
+	stop       string // the stop reason once struck ("" none to check)
+	call       func(t *testing.T, hc *http.Client) (tools []string, text, stop string)
+}
+
+func guardCases(srv *testenv.Upstream) []guardCase {
+	ctx := context.Background()
+	chat := openai.ChatCompletionNewParams{Model: "gpt-4o", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}
+	resp := responses.ResponseNewParams{Model: "o4-mini", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}}
+	anth := anthropic.MessageNewParams{Model: "claude-sonnet-4-5", MaxTokens: 1024,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
+	chatOut := func(m openai.ChatCompletionMessage, finish string) ([]string, string, string) {
+		var tools []string
+		for _, tc := range m.ToolCalls {
+			tools = append(tools, tc.Function.Name)
+		}
+		return tools, m.Content, finish
+	}
+	respOut := func(r *responses.Response) ([]string, string, string) {
+		var tools []string
+		for _, it := range r.Output {
+			if it.Type == "function_call" {
+				tools = append(tools, it.Name)
+			}
+		}
+		return tools, r.OutputText(), ""
+	}
+	anthOut := func(m *anthropic.Message) ([]string, string, string) {
+		var tools []string
+		var text string
+		for _, b := range m.Content {
+			switch b.Type {
+			case "tool_use":
+				tools = append(tools, b.Name)
+			case "text":
+				text += b.Text
+			}
+		}
+		return tools, text, string(m.StopReason)
+	}
+	gemOut := func(rs ...*genai.GenerateContentResponse) ([]string, string, string) {
+		var tools []string
+		var text, stop string
+		for _, r := range rs {
+			for _, fc := range r.FunctionCalls() {
+				tools = append(tools, fc.Name)
+			}
+			text += r.Text()
+			if len(r.Candidates) > 0 && r.Candidates[0].FinishReason != "" {
+				stop = string(r.Candidates[0].FinishReason)
+			}
+		}
+		return tools, text, stop
+	}
+	return []guardCase{
+		{"openai-chat", "openai_chat.json", "Disk full on db-1", "no-jira-create", "stop", func(t *testing.T, hc *http.Client) ([]string, string, string) {
+			r, err := openaiClient(srv, hc).Chat.Completions.New(ctx, chat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return chatOut(r.Choices[0].Message, r.Choices[0].FinishReason)
+		}},
+		{"openai-chat-stream", "openai_chat_stream.sse", "Boston", "no-tools", "stop", func(t *testing.T, hc *http.Client) ([]string, string, string) {
+			st := openaiClient(srv, hc).Chat.Completions.NewStreaming(ctx, chat)
+			acc := openai.ChatCompletionAccumulator{}
+			for st.Next() {
+				if !acc.AddChunk(st.Current()) {
+					t.Fatal("the SDK's accumulator refused a chunk")
+				}
+			}
+			if err := st.Err(); err != nil {
+				t.Fatal(err)
+			}
+			return chatOut(acc.Choices[0].Message, acc.Choices[0].FinishReason)
+		}},
+		{"openai-responses", "openai_responses.json", "Paris", "no-tools", "", func(t *testing.T, hc *http.Client) ([]string, string, string) {
+			r, err := openaiClient(srv, hc).Responses.New(ctx, resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return respOut(r)
+		}},
+		{"openai-responses-stream", "openai_responses_stream.sse", `\"disk\"`, "no-tools", "", func(t *testing.T, hc *http.Client) ([]string, string, string) {
+			st := openaiClient(srv, hc).Responses.NewStreaming(ctx, resp)
+			var done *responses.Response
+			var deltas []string
+			for st.Next() {
+				ev := st.Current()
+				switch ev.Type {
+				case "response.completed":
+					r := ev.AsResponseCompleted().Response
+					done = &r
+				case "response.function_call_arguments.delta":
+					deltas = append(deltas, ev.Delta)
+				}
+			}
+			if err := st.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if done == nil {
+				t.Fatal("no response.completed")
+			}
+			tools, text, stop := respOut(done)
+			if len(deltas) > 0 && len(tools) == 0 {
+				tools = append(tools, "(argument deltas of a struck call)")
+			}
+			return tools, text, stop
+		}},
+		{"anthropic", "anthropic.json", "OPS", "no-jira-create", "end_turn", func(t *testing.T, hc *http.Client) ([]string, string, string) {
+			m, err := anthropicClient(srv, hc).Messages.New(ctx, anth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return anthOut(m)
+		}},
+		{"anthropic-stream", "anthropic_stream.sse", "San Francisco, CA\\\", \\\"unit", "no-tools", "end_turn", func(t *testing.T, hc *http.Client) ([]string, string, string) {
+			st := anthropicClient(srv, hc).Messages.NewStreaming(ctx, anth)
+			var m anthropic.Message
+			for st.Next() {
+				if err := m.Accumulate(st.Current()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := st.Err(); err != nil {
+				t.Fatal(err)
+			}
+			return anthOut(&m)
+		}},
+		{"gemini", "gemini.json", "2026-12-08", "no-tools", "STOP", func(t *testing.T, hc *http.Client) ([]string, string, string) {
+			r, err := geminiClient(t, srv, hc).Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return gemOut(r)
+		}},
+		{"gemini-stream", "gemini_stream.sse", "Oslo", "no-tools", "STOP", func(t *testing.T, hc *http.Client) ([]string, string, string) {
+			var rs []*genai.GenerateContentResponse
+			for r, err := range geminiClient(t, srv, hc).Models.GenerateContentStream(ctx, "gemini-2.5-flash", genai.Text("hi"), nil) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				rs = append(rs, r)
+			}
+			return gemOut(rs...)
+		}},
+	}
+}
+
+func TestLLMToolUseGuard(t *testing.T) {
+	a, u, srv, client := startLLMWith(t, llmGuardPolicy())
+	testenv.Secrets(t, llmHeldKey) // with llmAPIKey: in nothing agentg wrote or answered
+	for _, c := range guardCases(srv) {
+		t.Run(c.name, func(t *testing.T) {
+			// Allowed: the very bytes the server sent.
+			hc, rec := client("ok-" + c.name)
+			tools, _, _ := c.call(t, hc)
+			if len(tools) != 1 {
+				t.Errorf("allowed: the SDK parsed tool calls %v, want the fixture's one", tools)
+			}
+			if !bytes.Equal(rec.body(), u.fixtures[c.file]) {
+				t.Errorf("allowed: the SDK got other bytes than the server sent:\n%s", rec.body())
+			}
+
+			// Denied: struck, the note there, the SDK content.
+			deny := "deny-" + c.name
+			hc, rec = client(deny)
+			tools, text, stop := c.call(t, hc)
+			if len(tools) != 0 {
+				t.Errorf("denied: the SDK parsed tool calls %v", tools)
+			}
+			if !strings.Contains(text, "removed: denied by rule "+c.rule) {
+				t.Errorf("denied: the SDK read text %q, want the note naming %s", text, c.rule)
+			}
+			if c.stop != "" && stop != c.stop {
+				t.Errorf("denied: stop reason %q, want %q", stop, c.stop)
+			}
+			if bytes.Contains(rec.body(), []byte(c.args)) {
+				t.Errorf("denied: the call's arguments reached the agent:\n%s", rec.body())
+			}
+			ev := guardEventOf(t, a, deny, c.rule)
+			if ev["decision"] != "deny" || ev["parent"] == nil {
+				t.Errorf("llm-tool event %v", ev)
+			}
+			turn := llmEventOf(t, a, deny)
+			if turn["id"] != ev["parent"] {
+				t.Errorf("the llm-tool event's parent %v is not the turn's event %v", ev["parent"], turn["id"])
+			}
+		})
+	}
+	// The rule's server and tool, read from the model's name.
+	ev := guardEventOf(t, a, "deny-openai-chat", "no-jira-create")
+	if ev["server"] != "jira" || ev["tool"] != "create_issue" {
+		t.Errorf("mcp__jira__create_issue decided as %v.%v", ev["server"], ev["tool"])
+	}
+	// The arguments on the event are redacted by the mcp redact rules.
+	if args, _ := ev["args"].(string); strings.Contains(args, "Disk full") || !strings.Contains(args, "[REDACTED:disk]") {
+		t.Errorf("event args %q", args)
+	}
+}
+
+// An approve rule holds the answer's tool call: the answer waits, and
+// the call is struck when the hold ends without approval (its 1s timeout)
+// or passes when an approver approves it.
+func TestLLMToolUseHold(t *testing.T) {
+	a, u, srv, client := startLLMWith(t, llmGuardPolicy())
+	gem := guardCases(srv)[6]
+
+	hc, rec := client("hold")
+	start := time.Now()
+	tools, text, _ := gem.call(t, hc)
+	if len(tools) != 0 || !strings.Contains(text, "removed: not approved by rule hold-calendar") {
+		t.Errorf("expired hold: tools %v text %q", tools, text)
+	}
+	if time.Since(start) < time.Second {
+		t.Errorf("the answer came in %v, before the hold's timeout", time.Since(start))
+	}
+	if bytes.Contains(rec.body(), []byte("2026-12-08")) {
+		t.Error("the held call's arguments reached the agent")
+	}
+	ev := guardEventOf(t, a, "hold", "hold-calendar")
+	if ev["decision"] != "deny" {
+		t.Errorf("expired hold event %v", ev)
+	}
+
+	tok, err := a.AdminToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := admin.NewClient(a.AdminAddr, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx := t.Context(); ctx.Err() == nil; time.Sleep(20 * time.Millisecond) {
+			items, _ := ac.Approvals(ctx)
+			for _, it := range items {
+				if it.Agent == "hold-approve" {
+					if _, err := ac.Approve(ctx, it.ID, admin.ApproveRequest{}); err != nil {
+						t.Errorf("approve: %v", err)
+					}
+					return
+				}
+			}
+		}
+	}()
+	hc, rec = client("hold-approve")
+	tools, _, _ = gem.call(t, hc)
+	wg.Wait()
+	if len(tools) != 1 || !bytes.Equal(rec.body(), u.fixtures[gem.file]) {
+		t.Errorf("approved hold: tools %v, bytes\n%s", tools, rec.body())
+	}
+	if ev := guardEventOf(t, a, "hold-approve", "hold-calendar"); ev["decision"] != "allow" {
+		t.Errorf("approved hold event %v", ev)
+	}
+}
+
+// headerRecorder keeps the last answer's headers.
+type headerRecorder struct {
+	rt http.RoundTripper
+	mu sync.Mutex
+	h  http.Header
+}
+
+func (r *headerRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.rt.RoundTrip(req)
+	if err == nil {
+		r.mu.Lock()
+		r.h = resp.Header.Clone()
+		r.mu.Unlock()
+	}
+	return resp, err
+}
+
+func (r *headerRecorder) retryAfter() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.h.Get("Retry-After")
+}
+
+// Token and cost quotas: the call after the quota is spent is refused
+// with the SDK's typed rate-limit error and Retry-After, and the
+// provider never sees it: the next call it sees is another agent's,
+// made after the refusal.
+func TestLLMQuotas(t *testing.T) {
+	a, u, srv, client := startLLMWith(t, llmGuardPolicy())
+	testenv.Secrets(t, llmHeldKey)
+	ctx := t.Context()
+	chat := openai.ChatCompletionNewParams{Model: "gpt-4o", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}
+	anth := anthropic.MessageNewParams{Model: "claude-sonnet-4-5", MaxTokens: 1024,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
+	quotaClient := func(agent string) (*http.Client, *headerRecorder) {
+		hc, _ := client(agent)
+		hr := &headerRecorder{rt: hc.Transport}
+		hc.Transport = hr
+		return hc, hr
+	}
+	// notSeen: the upstream's next request after the refusal is a call
+	// by an agent no quota covers.
+	notSeen := func(t *testing.T, before int) {
+		t.Helper()
+		if n := len(u.saw()); n != before {
+			t.Fatalf("the upstream saw %d requests, want %d: the refused call reached it", n, before)
+		}
+		hc, _ := client("free")
+		if _, err := openaiClient(srv, hc).Chat.Completions.New(ctx, chat); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(u.saw()); n != before+1 {
+			t.Fatalf("the upstream saw %d requests, want %d", n, before+1)
+		}
+	}
+	refused := func(t *testing.T, agent, rule string, hr *headerRecorder) {
+		t.Helper()
+		ev := llmEventOf(t, a, agent)
+		for ev["decision"] == "allow" {
+			// The first call's event: the refusal's comes next.
+			ctxw, cancel := context.WithTimeout(ctx, 15*time.Second)
+			var err error
+			ev, err = a.WaitEvent(ctxw, func(e map[string]any) bool {
+				return e["kind"] == "llm" && e["agent"] == agent && e["decision"] == "deny"
+			})
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ev["rule"] != rule || num(ev, "status") != 429 {
+			t.Errorf("refusal event %v", ev)
+		}
+		if ra := hr.retryAfter(); ra == "" || ra == "0" {
+			t.Errorf("Retry-After %q", ra)
+		}
+	}
+
+	t.Run("openai", func(t *testing.T) {
+		hc, hr := quotaClient("quota-oa")
+		c := openaiClient(srv, hc)
+		if _, err := c.Chat.Completions.New(ctx, chat); err != nil {
+			t.Fatal(err) // 1163 tokens: the 100/h quota is spent
+		}
+		before := len(u.saw())
+		_, err := c.Chat.Completions.New(ctx, chat)
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Code != "rate_limit_exceeded" || !strings.Contains(apiErr.Message, "q-tokens") {
+			t.Fatalf("want a 429 *openai.Error naming q-tokens, got %T %v", err, err)
+		}
+		refused(t, "quota-oa", "q-tokens", hr)
+		notSeen(t, before)
+	})
+
+	t.Run("anthropic", func(t *testing.T) {
+		hc, hr := quotaClient("quota-an")
+		c := anthropicClient(srv, hc)
+		if _, err := c.Messages.New(ctx, anth); err != nil {
+			t.Fatal(err)
+		}
+		before := len(u.saw())
+		st := c.Messages.NewStreaming(ctx, anth)
+		for st.Next() {
+		}
+		var apiErr *anthropic.Error
+		if err := st.Err(); !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Type() != "rate_limit_error" {
+			t.Fatalf("want a 429 rate_limit_error *anthropic.Error, got %T %v", err, err)
+		}
+		refused(t, "quota-an", "q-tokens", hr)
+		notSeen(t, before)
+	})
+
+	t.Run("gemini", func(t *testing.T) {
+		hc, hr := quotaClient("quota-ge")
+		c := geminiClient(t, srv, hc)
+		if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil); err != nil {
+			t.Fatal(err)
+		}
+		before := len(u.saw())
+		_, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil)
+		var apiErr genai.APIError
+		if !errors.As(err, &apiErr) || apiErr.Code != 429 || apiErr.Status != "RESOURCE_EXHAUSTED" {
+			t.Fatalf("want a 429 RESOURCE_EXHAUSTED genai.APIError, got %T %v", err, err)
+		}
+		refused(t, "quota-ge", "q-tokens", hr)
+		notSeen(t, before)
+	})
+
+	t.Run("cost", func(t *testing.T) {
+		// gpt-4o at 2.5/10 USD per million: the fixture's turn costs
+		// 0.00104 USD, over the 0.001/d quota.
+		hc, hr := quotaClient("quota-cost")
+		c := openaiClient(srv, hc)
+		if _, err := c.Chat.Completions.New(ctx, chat); err != nil {
+			t.Fatal(err)
+		}
+		before := len(u.saw())
+		_, err := c.Chat.Completions.New(ctx, chat)
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || !strings.Contains(apiErr.Message, "cost USD") {
+			t.Fatalf("want a 429 *openai.Error on cost, got %T %v", err, err)
+		}
+		refused(t, "quota-cost", "q-cost", hr)
+		notSeen(t, before)
+		// A model the quota does not cover is not refused.
+		if _, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "gpt-5",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}); err != nil {
+			t.Errorf("a model outside the quota: %v", err)
+		}
+	})
+}
