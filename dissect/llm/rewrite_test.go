@@ -230,3 +230,34 @@ func FuzzRewriteChunking(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRewriteAnswer: rewriting a whole answer never panics, and an
+// answer this package reads, with every call struck, reads again with no
+// tool call left.
+func FuzzRewriteAnswer(f *testing.F) {
+	for i, c := range rewriteCases {
+		f.Add(uint8(i), fixture(f, c.whole))
+	}
+	f.Fuzz(func(t *testing.T, d uint8, body []byte) {
+		c := rewriteCases[int(d)%len(rewriteCases)]
+		var asked []string
+		out, changed, err := RewriteAnswer(c.d, body, denyAll(&asked))
+		if err != nil {
+			return
+		}
+		before, err := ReadAnswer(c.d, body)
+		if err != nil {
+			return
+		}
+		if !changed && !bytes.Equal(out, body) {
+			t.Fatal("unchanged, and other bytes")
+		}
+		after, err := ReadAnswer(c.d, out)
+		if err != nil {
+			t.Fatalf("the rewritten answer does not read: %v\n%s", err, out)
+		}
+		if len(after.ToolCalls) != 0 {
+			t.Fatalf("calls left %v (before %v, asked %v)\n%s", after.ToolCalls, before.ToolCalls, asked, out)
+		}
+	})
+}
