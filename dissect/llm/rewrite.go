@@ -40,15 +40,16 @@ type Decider func(ToolCall) Verdict
 // whose arguments are longer cannot be checked and is struck.
 const maxHeldArgs = MaxEvent
 
-// TooLongNote is the note of a call struck because its arguments were
-// too long to check.
-const TooLongNote = "agentg: a tool call was removed: its arguments were too long to check"
+// UncheckedNote is the note of a call struck because it could not be
+// checked whole: its arguments too long to hold, or the stream ended
+// before the call did.
+const UncheckedNote = "[agentg: a tool call was removed: it could not be checked whole]"
 
-// decideCall asks d about c, striking unchecked what is too long to
-// check.
+// decideCall asks d about c, striking unasked what cannot be checked
+// whole (Truncated).
 func decideCall(d Decider, c ToolCall) Verdict {
 	if c.Truncated {
-		return Verdict{Strike: true, Note: TooLongNote}
+		return Verdict{Strike: true, Note: UncheckedNote}
 	}
 	return d(c)
 }

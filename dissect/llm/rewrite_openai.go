@@ -139,7 +139,7 @@ type chatHeld struct {
 func (s *chatRW) event(rw *Rewriter, raw, data []byte) error {
 	if string(data) == "[DONE]" {
 		for c := range s.open {
-			s.complete(rw, c)
+			s.complete(rw, c, false)
 		}
 		s.flush(rw)
 		rw.emit(raw)
@@ -179,7 +179,7 @@ func (s *chatRW) event(rw *Rewriter, raw, data []byte) error {
 				if call == nil {
 					// A new call: the choice's open ones with another
 					// index are complete (calls stream one after another).
-					s.complete(rw, ci)
+					s.complete(rw, ci, false)
 					if s.calls == nil {
 						s.calls, s.open = map[[2]int]*chatStreamCall{}, map[int][]int{}
 					}
@@ -210,24 +210,14 @@ func (s *chatRW) event(rw *Rewriter, raw, data []byte) error {
 		}
 	}
 	if len(keys) > 0 {
-		h := &chatHeld{o: o, keys: keys}
-		held := [][]byte{}
+		var held [][]byte
 		if !rw.hold(&held, raw) {
-			// Too much held: the calls in progress are struck unread.
-			for _, k := range keys {
-				c := s.calls[k]
-				c.over, c.args = true, nil
-			}
-			for ci := range s.open {
-				s.complete(rw, ci)
-			}
-		} else {
-			h.raw = held[0]
+			return unreadable(OpenAIChat, "stream", fmt.Errorf("the tool calls in progress passed %d bytes", maxHeld))
 		}
-		s.held = append(s.held, h)
+		s.held = append(s.held, &chatHeld{raw: held[0], o: o, keys: keys})
 	}
 	for _, ci := range finished {
-		s.complete(rw, ci)
+		s.complete(rw, ci, false)
 	}
 	s.flush(rw)
 	if len(keys) == 0 {
@@ -245,11 +235,12 @@ func slicesContains(ks [][2]int, k [2]int) bool {
 	return false
 }
 
-// complete decides every open call of choice ci.
-func (s *chatRW) complete(rw *Rewriter, ci int) {
+// complete decides every open call of choice ci; incomplete ones (the
+// stream ended first) are struck unasked.
+func (s *chatRW) complete(rw *Rewriter, ci int, incomplete bool) {
 	for _, ti := range s.open[ci] {
 		c := s.calls[[2]int{ci, ti}]
-		tc := ToolCall{ID: c.id, Name: c.name, Truncated: c.over}
+		tc := ToolCall{ID: c.id, Name: c.name, Truncated: c.over || incomplete}
 		if !c.over {
 			tc.setHeldArgs(argsText(string(c.args)))
 		}
@@ -348,10 +339,11 @@ func (s *chatRW) send(rw *Rewriter, raw []byte, o obj, keys [][2]int) {
 }
 
 func (s *chatRW) end(rw *Rewriter) error {
-	// A stream cut before its calls ended: they are decided as they
-	// stand (a client reads what it got), so nothing held is lost unread.
+	// The stream ended before its calls did (no finish_reason, no
+	// [DONE]): what arrived of them cannot be checked whole, so they are
+	// struck, the text around them sent.
 	for ci := range s.open {
-		s.complete(rw, ci)
+		s.complete(rw, ci, true)
 	}
 	s.flush(rw)
 	return nil

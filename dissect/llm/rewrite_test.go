@@ -261,3 +261,28 @@ func FuzzRewriteAnswer(f *testing.F) {
 		}
 	})
 }
+
+// A stream that ends inside a tool call: what came of the call cannot be
+// checked whole, so it is struck unasked; the text before it is sent.
+func TestRewriteStreamCutInCall(t *testing.T) {
+	for _, c := range rewriteCases[:3] { // Gemini's calls come whole
+		t.Run(c.d.String(), func(t *testing.T) {
+			body := fixture(t, c.stream)
+			cut := bytes.Index(body, []byte(c.sTool))
+			cut += bytes.Index(body[cut:], []byte("\n\n")) + 2 // the event that opens the call, whole
+			var out bytes.Buffer
+			asked := 0
+			rw := NewRewriter(c.d, &out, func(ToolCall) Verdict { asked++; return Verdict{} })
+			rw.Write(body[:cut])
+			if err := rw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if asked != 0 || bytes.Contains(out.Bytes(), []byte(c.sTool)) {
+				t.Errorf("asked %d; sent\n%s", asked, out.Bytes())
+			}
+			if c.d == OpenAIChat && !bytes.Contains(out.Bytes(), []byte("could not be checked whole")) {
+				t.Errorf("no note:\n%s", out.Bytes())
+			}
+		})
+	}
+}
