@@ -525,3 +525,47 @@ func TestLLMQuotas(t *testing.T) {
 		}
 	})
 }
+
+// Under enforce, an answer the guard cannot read never reaches the
+// agent: a 502 in the provider's error shape instead, the turn's event a
+// deny by llm:tool_use.
+func TestLLMToolUseFailsClosed(t *testing.T) {
+	a, _, srv, client := startLLMWith(t, llmGuardPolicy())
+	for _, model := range []string{"gpt-gzip-always", "gpt-garbage"} {
+		agent := "fc-" + model
+		hc, rec := client(agent)
+		_, err := openaiClient(srv, hc).Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{Model: model,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 502 || !strings.Contains(apiErr.Message, "tool_use") {
+			t.Fatalf("%s: want a 502 *openai.Error, got %T %v", model, err, err)
+		}
+		if bytes.Contains(rec.body(), []byte("mcp__jira")) || bytes.Contains(rec.body(), []byte("not json")) {
+			t.Errorf("%s: the unread answer reached the agent:\n%s", model, rec.body())
+		}
+		ev := llmEventOf(t, a, agent)
+		if ev["decision"] != "deny" || ev["rule"] != "llm:tool_use" || num(ev, "status") != 502 {
+			t.Errorf("%s: event %v", model, ev)
+		}
+	}
+}
+
+// tool_use: report decides and logs, and changes nothing: the denied
+// call reaches the agent byte for byte, its event says report.
+func TestLLMToolUseReport(t *testing.T) {
+	policy := strings.Replace(llmGuardPolicy(), "tool_use: enforce", "tool_use: report", 1)
+	a, u, srv, client := startLLMWith(t, policy)
+	for _, c := range []guardCase{guardCases(srv)[0], guardCases(srv)[5]} {
+		deny := "deny-" + c.name
+		hc, rec := client(deny)
+		if tools, _, _ := c.call(t, hc); len(tools) != 1 {
+			t.Errorf("%s: tools %v", c.name, tools)
+		}
+		if !bytes.Equal(rec.body(), u.fixtures[c.file]) {
+			t.Errorf("%s: the answer changed under report", c.name)
+		}
+		if ev := guardEventOf(t, a, deny, c.rule); ev["decision"] != "report" {
+			t.Errorf("%s: event %v", c.name, ev)
+		}
+	}
+}
