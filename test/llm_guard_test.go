@@ -69,7 +69,11 @@ func llmGuardPolicy() string {
     - id: q-cost
       agents: [quota-cost]
       models: ["gpt-4o*"]
-      cost: "0.001/d"`, 1)
+      cost: "0.001/d"
+    - id: q-report
+      agents: [quota-report]
+      tokens: 100/h
+      mode: report`, 1)
 	return p
 }
 
@@ -500,6 +504,25 @@ func TestLLMQuotas(t *testing.T) {
 		}
 		refused(t, "quota-ge", "q-tokens", hr)
 		notSeen(t, before)
+	})
+
+	t.Run("report", func(t *testing.T) {
+		// A quota in report mode logs the call past it and lets it go.
+		hc, _ := quotaClient("quota-report")
+		c := openaiClient(srv, hc)
+		for i := 0; i < 2; i++ {
+			if _, err := c.Chat.Completions.New(ctx, chat); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctxw, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		ev, err := a.WaitEvent(ctxw, func(e map[string]any) bool {
+			return e["kind"] == "llm" && e["agent"] == "quota-report" && e["decision"] == "report"
+		})
+		if err != nil || ev["rule"] != "q-report" || num(ev, "status") != 200 {
+			t.Errorf("report event %v %v", ev, err)
+		}
 	})
 
 	t.Run("cost", func(t *testing.T) {
