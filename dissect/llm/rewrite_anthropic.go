@@ -86,6 +86,7 @@ func anthTextBlock(text string) obj {
 type anthRW struct {
 	decide          Decider
 	open            map[int]*anthHeld
+	started         map[int]bool // blocks other than tool_use that started
 	allowed, struck int
 }
 
@@ -124,6 +125,10 @@ func (s *anthRW) event(rw *Rewriter, raw, data []byte) error {
 				return bad(err)
 			}
 			if bt != "tool_use" {
+				if s.started == nil {
+					s.started = map[int]bool{}
+				}
+				s.started[idx] = true
 				break
 			}
 			if op != nil {
@@ -142,6 +147,11 @@ func (s *anthRW) event(rw *Rewriter, raw, data []byte) error {
 			s.open[idx] = op
 		}
 		if op == nil {
+			if !s.started[idx] {
+				// An event for a block that never started could be
+				// a tool_use's input: not handed on unchecked.
+				return bad(fmt.Errorf("an event for block %d, which never started", idx))
+			}
 			break
 		}
 		if !rw.hold(&op.held, raw) {

@@ -21,6 +21,12 @@ func rewriteChatAnswer(o obj, decide Decider) (changed bool, err error) {
 		if err != nil || msg == nil {
 			return false, err
 		}
+		if ch, err := rewriteLegacyCall(c, msg, decide); err != nil {
+			return false, err
+		} else if ch {
+			changed = true
+			c.set("message", msg)
+		}
 		tcs, err := msg.list("tool_calls")
 		if err != nil || len(tcs) == 0 {
 			if err != nil {
@@ -67,6 +73,42 @@ func rewriteChatAnswer(o obj, decide Decider) (changed bool, err error) {
 		o.set("choices", choices)
 	}
 	return changed, nil
+}
+
+// rewriteLegacyCall decides the deprecated message.function_call, which
+// the SDKs still read and a compatible server may still send: struck,
+// it leaves, its note joins the content, and finish_reason
+// "function_call" becomes "stop".
+func rewriteLegacyCall(c, msg obj, decide Decider) (changed bool, err error) {
+	fn, err := msg.obj("function_call")
+	if err != nil || fn == nil {
+		return false, err
+	}
+	var call ToolCall
+	if call.Name, err = fn.str("name"); err != nil {
+		return false, err
+	}
+	args, err := fn.str("arguments")
+	if err != nil {
+		return false, err
+	}
+	call.setHeldArgs(argsText(args))
+	v := decideCall(decide, call)
+	if !v.Strike {
+		return false, nil
+	}
+	delete(msg, "function_call")
+	text, err := msg.str("content")
+	if err != nil {
+		return false, err
+	}
+	msg.set("content", joinNote(text, v.Note))
+	if f, err := c.str("finish_reason"); err != nil {
+		return false, err
+	} else if f == "function_call" {
+		c.set("finish_reason", "stop")
+	}
+	return true, nil
 }
 
 func joinNote(text, note string) string {
@@ -165,6 +207,11 @@ func (s *chatRW) event(rw *Rewriter, raw, data []byte) error {
 			return unreadable(OpenAIChat, "stream chunk", err)
 		}
 		if d != nil {
+			if fc, err := d.raw("function_call"); err != nil || fc != nil {
+				// The deprecated form streams one call with no id or
+				// index to hold it by: it is not handed on unchecked.
+				return unreadable(OpenAIChat, "stream chunk", fmt.Errorf("a deprecated function_call delta, which the tool-use guard does not hold"))
+			}
 			tcs, err := d.list("tool_calls")
 			if err != nil {
 				return unreadable(OpenAIChat, "stream chunk", err)
@@ -366,7 +413,7 @@ func rewriteRespResponse(o obj, decide Decider, known map[string]Verdict) (chang
 		if err != nil {
 			return false, err
 		}
-		if typ != "function_call" {
+		if !respToolItem(typ) {
 			continue
 		}
 		call, err := respCallOf(it)
@@ -398,6 +445,11 @@ type respCall struct {
 
 func (c respCall) key() string { return c.ID + "\x00" + c.itemID }
 
+// respToolItem reports whether an output item of type typ is a call of
+// the agent's tools: a function_call, or a custom_tool_call (free-form
+// input instead of JSON arguments).
+func respToolItem(typ string) bool { return typ == "function_call" || typ == "custom_tool_call" }
+
 func respCallOf(it obj) (respCall, error) {
 	var c respCall
 	var err error
@@ -410,7 +462,13 @@ func respCallOf(it obj) (respCall, error) {
 	if c.Name, err = it.str("name"); err != nil {
 		return c, err
 	}
-	args, err := it.str("arguments")
+	field := "arguments"
+	if typ, err := it.str("type"); err != nil {
+		return c, err
+	} else if typ == "custom_tool_call" {
+		field = "input"
+	}
+	args, err := it.str(field)
 	if err != nil {
 		return c, err
 	}
@@ -491,7 +549,7 @@ func (s *respRW) event(rw *Rewriter, raw, data []byte) error {
 		if err != nil {
 			return bad(err)
 		}
-		if it2 != "function_call" {
+		if !respToolItem(it2) {
 			break
 		}
 		op := s.open[oi]
@@ -549,14 +607,20 @@ func (s *respRW) event(rw *Rewriter, raw, data []byte) error {
 		ev.set("item", respNoteItem(call.itemID, v.Note, true))
 		rw.emitEvent("response.output_item.done", ev.marshal())
 		return nil
-	case "response.function_call_arguments.delta", "response.function_call_arguments.done":
-		if op := s.open[oi]; op != nil {
-			if !rw.hold(&op.held, raw) {
-				return bad(fmt.Errorf("a tool call's events passed %d bytes", maxHeld))
-			}
-			op.seqs = append(op.seqs, seq)
-			return nil
+	case "response.function_call_arguments.delta", "response.function_call_arguments.done",
+		"response.custom_tool_call_input.delta", "response.custom_tool_call_input.done":
+		// Held even before the call's item was added: a call's
+		// arguments never pass ahead of its decision.
+		op := s.open[oi]
+		if op == nil {
+			op = &respOpen{}
+			s.open[oi] = op
 		}
+		if !rw.hold(&op.held, raw) {
+			return bad(fmt.Errorf("a tool call's events passed %d bytes", maxHeld))
+		}
+		op.seqs = append(op.seqs, seq)
+		return nil
 	}
 	if resp, err := o.obj("response"); err != nil {
 		return bad(err)

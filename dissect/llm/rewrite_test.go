@@ -183,6 +183,10 @@ func TestRewriteFailsClosed(t *testing.T) {
 		{OpenAIChat, "data: {not json\n\n"},
 		{AnthropicMessages, "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"name\":\"x\"},\"type\":\"ping\"}\n\n"},
 		{Gemini, "data: [1]\n\n"},
+		// The deprecated streamed function_call has nothing to hold it by.
+		{OpenAIChat, "data: {\"choices\":[{\"index\":0,\"delta\":{\"function_call\":{\"name\":\"x\",\"arguments\":\"{}\"}}}]}\n\n"},
+		// Tool input for a block that never started.
+		{AnthropicMessages, "data: {\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n"},
 	} {
 		var out bytes.Buffer
 		rw := NewRewriter(c.d, &out, allowAll)
@@ -284,5 +288,32 @@ func TestRewriteStreamCutInCall(t *testing.T) {
 				t.Errorf("no note:\n%s", out.Bytes())
 			}
 		})
+	}
+}
+
+// Shapes beyond the fixtures: the deprecated Chat function_call, a
+// Responses custom_tool_call, argument events ahead of their item.
+func TestRewriteOtherShapes(t *testing.T) {
+	var asked []string
+	legacy := `{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,` +
+		`"function_call":{"name":"shell_run","arguments":"{\"cmd\":\"rm\"}"}},"finish_reason":"function_call"}]}`
+	out, changed, err := RewriteAnswer(OpenAIChat, []byte(legacy), denyAll(&asked))
+	if err != nil || !changed || bytes.Contains(out, []byte("shell_run")) || !bytes.Contains(out, []byte(`"finish_reason":"stop"`)) ||
+		!bytes.Contains(out, []byte(testNote)) {
+		t.Errorf("legacy function_call: %v %v\n%s", changed, err, out)
+	}
+	custom := `{"id":"r","object":"response","status":"completed","model":"m","output":[{"type":"custom_tool_call","id":"ctc_1","call_id":"call_1","name":"run","input":"rm -rf /"}]}`
+	out, changed, err = RewriteAnswer(OpenAIResponses, []byte(custom), denyAll(&asked))
+	if err != nil || !changed || bytes.Contains(out, []byte("rm -rf")) || !bytes.Contains(out, []byte(testNote)) {
+		t.Errorf("custom_tool_call: %v %v\n%s", changed, err, out)
+	}
+	early := "data: {\"type\":\"response.function_call_arguments.delta\",\"sequence_number\":1,\"item_id\":\"fc_1\",\"output_index\":0,\"delta\":\"{\\\"q\\\":1}\"}\n\n" +
+		"data: {\"type\":\"response.output_item.done\",\"sequence_number\":2,\"output_index\":0,\"item\":{\"type\":\"function_call\",\"id\":\"fc_1\",\"call_id\":\"c1\",\"name\":\"x\",\"arguments\":\"{\\\"q\\\":1}\"}}\n\n"
+	var buf bytes.Buffer
+	rw := NewRewriter(OpenAIResponses, &buf, denyAll(&asked))
+	rw.Write([]byte(early))
+	if err := rw.Close(); err != nil || bytes.Contains(buf.Bytes(), []byte("function_call")) ||
+		!bytes.Contains(buf.Bytes(), []byte("msg_agentg_fc_1")) || rw.Struck() != 1 {
+		t.Errorf("arguments ahead of their item: %v\n%s", err, buf.Bytes())
 	}
 }
