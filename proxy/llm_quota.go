@@ -47,10 +47,11 @@ func (s *Server) llmCheckQuotas(eng *rules.Engine, f *flow, w http.ResponseWrite
 	if !l.HasLLMQuotas() {
 		return false
 	}
-	agent, prov, model := f.agent, c.host.Provider, c.req.Model
-	qs := l.LLMQuotas(agent, prov, model)
+	call := rules.ModelCall{Agent: f.agent, Provider: c.host.Provider, Model: c.req.Model}
+	prov, model := call.Provider, call.Model
+	qs := l.LLMQuotas(call)
 	for _, q := range qs {
-		key := q.Key(agent, prov, model)
+		key := q.Key(call)
 		for _, k := range llmQuotaKinds {
 			r := k.rate(q)
 			if r.Amount == 0 {
@@ -68,7 +69,7 @@ func (s *Server) llmCheckQuotas(eng *rules.Engine, f *flow, w http.ResponseWrite
 			}
 			if ok, retry := s.pipe.quotas.Left(k.prefix+key, llmBudget(r)); !ok {
 				d := rules.Decision{Action: rules.Deny, Report: q.Report, Rule: q.ID, Source: q.Source,
-					Reason: fmt.Sprintf("llm quota %s: %s %s of %s used up", q.ID, k.what, r.Spec, q.Scope(agent, model))}
+					Reason: fmt.Sprintf("llm quota %s: %s %s of %s used up", q.ID, k.what, r.Spec, q.Scope(call))}
 				if s.llmOverQuota(w, f, c, d, http.StatusTooManyRequests, retry) {
 					return true
 				}
@@ -105,8 +106,9 @@ func (s *Server) llmCharge(f *flow, c *llmCall, u llm.Usage, hasUsage bool, cost
 	if len(c.quotas) == 0 || !hasUsage {
 		return
 	}
+	call := rules.ModelCall{Agent: f.agent, Provider: c.host.Provider, Model: c.req.Model}
 	for _, q := range c.quotas {
-		key := q.Key(f.agent, c.host.Provider, c.req.Model)
+		key := q.Key(call)
 		for _, k := range llmQuotaKinds {
 			r := k.rate(q)
 			if r.Amount == 0 {

@@ -46,7 +46,7 @@ func TestLLMGuardSettings(t *testing.T) {
 		{"intern", "openai", "gpt-4o", []string{"all-cost", "soft"}},
 		{"intern", "vllm", "llama", []string{"soft"}},
 	} {
-		qs := l.LLMQuotas(c.agent, c.provider, c.model)
+		qs := l.LLMQuotas(ModelCall{Agent: c.agent, Provider: c.provider, Model: c.model})
 		var got []string
 		for _, q := range qs {
 			got = append(got, q.ID)
@@ -61,7 +61,7 @@ func TestLLMGuardSettings(t *testing.T) {
 			}
 		}
 	}
-	qs := l.LLMQuotas("coder", "openai", "gpt-4o")
+	qs := l.LLMQuotas(ModelCall{Agent: "coder", Provider: "openai", Model: "gpt-4o"})
 	if q := qs[0]; q.Tokens.Amount != 1000 || q.Tokens.Period != time.Hour || q.OutputTokens.Amount != 200 || q.Report {
 		t.Errorf("coder-tokens %+v", q)
 	}
@@ -73,13 +73,14 @@ func TestLLMGuardSettings(t *testing.T) {
 	}
 	// Per model keys a model without regard to case, as the models rules
 	// match it: a spelling must not open a fresh bucket.
-	if qs[0].Key("coder", "openai", "GPT-4o") != qs[0].Key("coder", "openai", "gpt-4o") {
+	if qs[0].Key(ModelCall{"coder", "openai", "GPT-4o"}) != qs[0].Key(ModelCall{"coder", "openai", "gpt-4o"}) {
 		t.Error("keys differ by the model's case")
 	}
-	if qs[2].Key("coder", "openai", "a") != qs[2].Key("coder", "openai", "b") || qs[2].Key("a", "openai", "m") == qs[2].Key("b", "openai", "m") {
+	if qs[2].Key(ModelCall{"coder", "openai", "a"}) != qs[2].Key(ModelCall{"coder", "openai", "b"}) ||
+		qs[2].Key(ModelCall{"a", "openai", "m"}) == qs[2].Key(ModelCall{"b", "openai", "m"}) {
 		t.Error("per agent keys wrong")
 	}
-	if mustLoad(t, "llm:\n  unparsed: deny\n", nil).LLM().LLMQuotas("a", "b", "c") != nil {
+	if mustLoad(t, "llm:\n  unparsed: deny\n", nil).LLM().LLMQuotas(ModelCall{"a", "b", "c"}) != nil {
 		t.Error("quotas without any")
 	}
 }

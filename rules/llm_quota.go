@@ -174,17 +174,16 @@ func (c *compiler) compileLLMQuotas(l *LLM, specs []llmQuotaSpec) error {
 	return nil
 }
 
-// LLMQuotas returns the llm quotas that cover agent's call to model at
-// provider, in policy order; nil when none do (and then it allocates
-// nothing).
-func (l *LLM) LLMQuotas(agent, provider, model string) []*LLMQuota {
+// LLMQuotas returns the llm quotas that cover call, in policy order;
+// nil when none do (and then it allocates nothing).
+func (l *LLM) LLMQuotas(call ModelCall) []*LLMQuota {
 	var out []*LLMQuota
 	for i := range l.guard.quotas {
 		q := &l.guard.quotas[i]
-		if !l.e.sources[q.si].appliesTo(agent) || q.provider != "" && !strings.EqualFold(q.provider, provider) {
+		if !l.e.sources[q.si].appliesTo(call.Agent) || q.provider != "" && !strings.EqualFold(q.provider, call.Provider) {
 			continue
 		}
-		if q.models != nil && !anyModel(q.models, model) {
+		if q.models != nil && !anyModel(q.models, call.Model) {
 			continue
 		}
 		out = append(out, q)
@@ -205,35 +204,34 @@ func anyModel(gs []modelGlob, model string) bool {
 // none do costs nothing more.
 func (l *LLM) HasLLMQuotas() bool { return len(l.guard.quotas) > 0 }
 
-// Key is the bucket key of q for agent's call to model at provider: the
-// id, then what the quota counts per. The kind of budget is the caller's
-// prefix.
-func (q *LLMQuota) Key(agent, provider, model string) string {
+// Key is the bucket key of q for call: the id, then what the quota
+// counts per. The kind of budget is the caller's prefix.
+func (q *LLMQuota) Key(call ModelCall) string {
 	var b strings.Builder
-	b.Grow(len(q.ID) + len(agent) + len(provider) + len(model) + 3)
+	b.Grow(len(q.ID) + len(call.Agent) + len(call.Provider) + len(call.Model) + 3)
 	b.WriteString(q.ID)
 	b.WriteByte(0)
 	if q.PerAgent {
-		b.WriteString(agent)
+		b.WriteString(call.Agent)
 	}
 	b.WriteByte(0)
 	if q.PerModel {
-		b.WriteString(provider)
+		b.WriteString(call.Provider)
 		b.WriteByte(0)
-		b.WriteString(asciiLower(model))
+		b.WriteString(asciiLower(call.Model))
 	}
 	return b.String()
 }
 
 // Scope says, for messages, whose calls one bucket of q counts.
-func (q *LLMQuota) Scope(agent, model string) string {
+func (q *LLMQuota) Scope(call ModelCall) string {
 	switch {
 	case q.PerAgent && q.PerModel:
-		return fmt.Sprintf("agent %s on model %s", agent, model)
+		return fmt.Sprintf("agent %s on model %s", call.Agent, call.Model)
 	case q.PerAgent:
-		return "agent " + agent
+		return "agent " + call.Agent
 	case q.PerModel:
-		return "every agent on model " + model
+		return "every agent on model " + call.Model
 	}
 	return "every call it covers"
 }
