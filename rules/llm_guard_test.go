@@ -45,6 +45,8 @@ func TestLLMGuardSettings(t *testing.T) {
 		{"coder", "anthropic", "gpt-4o", []string{"coder-tokens", "soft"}},
 		{"intern", "openai", "gpt-4o", []string{"all-cost", "soft"}},
 		{"intern", "vllm", "llama", []string{"soft"}},
+		// A model agentg could not read: every quota of the agent.
+		{"coder", "openai", "", []string{"coder-tokens", "all-cost", "soft"}},
 	} {
 		qs := l.LLMQuotas(ModelCall{Agent: c.agent, Provider: c.provider, Model: c.model})
 		var got []string

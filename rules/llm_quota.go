@@ -175,7 +175,11 @@ func (c *compiler) compileLLMQuotas(l *LLM, specs []llmQuotaSpec) error {
 }
 
 // LLMQuotas returns the llm quotas that cover call, in policy order;
-// nil when none do (and then it allocates nothing).
+// nil when none do (and then it allocates nothing). A call whose model
+// is unknown (Model "": a request agentg could not read, passed by
+// unparsed: report or allow) is covered by every quota of its agent and
+// provider, whatever models they name: an unreadable request must not be
+// the way around a model's quota.
 func (l *LLM) LLMQuotas(call ModelCall) []*LLMQuota {
 	var out []*LLMQuota
 	for i := range l.guard.quotas {
@@ -183,7 +187,7 @@ func (l *LLM) LLMQuotas(call ModelCall) []*LLMQuota {
 		if !l.e.sources[q.si].appliesTo(call.Agent) || q.provider != "" && !strings.EqualFold(q.provider, call.Provider) {
 			continue
 		}
-		if q.models != nil && !anyModel(q.models, call.Model) {
+		if q.models != nil && call.Model != "" && !anyModel(q.models, call.Model) {
 			continue
 		}
 		out = append(out, q)
