@@ -66,21 +66,31 @@ func (s *Server) llmToolGuard(eng *rules.Engine, f *flow, c *llmCall, r *http.Re
 // decide is the llm.Decider of the answer.
 func (g *toolGuard) decide(tc llm.ToolCall) llm.Verdict {
 	server, tool, found, ambiguous := mapToolName(g.eng, tc.Name)
-	if !found {
-		// Not an MCP tool by any convention: decided by the rules that
-		// cover every server ("*.x", "*"), and mcp default.
-		server, tool = "", tc.Name
+	var args rules.ArgLookup
+	if len(tc.Arguments) > 0 {
+		args = rawArgs(tc.Arguments)
 	}
 	var d rules.Decision
-	if ambiguous {
+	switch {
+	case ambiguous:
 		d = rules.Decision{Action: rules.Deny, Rule: "builtin:llm-tool-name", Source: g.src,
 			Reason: "the model's tool name " + strconv.Quote(tc.Name) + " names a tool of more than one server"}
-	} else {
-		var args rules.ArgLookup
-		if len(tc.Arguments) > 0 {
-			args = rawArgs(tc.Arguments)
-		}
+	case found:
 		d = g.eng.MCP().Tool(rules.ToolCall{Agent: g.f.agent, Server: server, Tool: tool, Args: args}).Decision
+	default:
+		// No convention names a server: the name may be an MCP tool's
+		// bare name (an agent may offer it so) or a tool of the agent's
+		// own. It is held to the strictest of the rules for it on no
+		// server and on each server the policy names, so a bare name
+		// cannot step around a server's deny.
+		tool = tc.Name
+		d = g.eng.MCP().Tool(rules.ToolCall{Agent: g.f.agent, Tool: tool, Args: args}).Decision
+		for _, sb := range g.eng.MCP().Servers() {
+			v := g.eng.MCP().Tool(rules.ToolCall{Agent: g.f.agent, Server: sb.Name, Tool: tool, Args: args}).Decision
+			if strictness(v) > strictness(d) {
+				d, server = v, sb.Name
+			}
+		}
 	}
 	switch {
 	case d.Action == rules.Allow:
@@ -94,6 +104,21 @@ func (g *toolGuard) decide(tc llm.ToolCall) llm.Verdict {
 	}
 	g.event(tc, server, tool, d, "deny", nil)
 	return llm.Verdict{Strike: true, Note: strikeNote(tc.Name, d.Rule, "denied")}
+}
+
+// strictness orders decisions for a name that may be any server's tool:
+// an enforced deny, then an approve, then a deny in report mode, then an
+// allow.
+func strictness(d rules.Decision) int {
+	switch {
+	case d.Action == rules.Deny && !d.Report:
+		return 3
+	case d.Action == rules.Approve:
+		return 2
+	case d.Action == rules.Deny:
+		return 1
+	}
+	return 0
 }
 
 // strikeNote is the text that stands in the answer for a struck call: it

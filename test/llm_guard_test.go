@@ -52,6 +52,9 @@ func llmGuardPolicy() string {
     - deny: "*"
       agents: [`+denyAgents+`]
       id: no-tools
+    - deny: "calendar.get_forecast"
+      agents: [bare-gemini-stream]
+      id: no-forecast
     - approve: "calendar.list_events"
       agents: [hold, hold-approve]
       id: hold-calendar
@@ -307,6 +310,18 @@ func TestLLMToolUseGuard(t *testing.T) {
 				t.Errorf("the llm-tool event's parent %v is not the turn's event %v", ev["parent"], turn["id"])
 			}
 		})
+	}
+	// A bare tool name no convention maps is held to the strictest rule
+	// for it on any server: calendar.get_forecast's deny strikes the
+	// model's get_forecast.
+	bare := guardCases(srv)[7]
+	hc, rec := client("bare-gemini-stream")
+	if tools, text, _ := bare.call(t, hc); len(tools) != 0 || !strings.Contains(text, "denied by rule no-forecast") ||
+		bytes.Contains(rec.body(), []byte(bare.args)) {
+		t.Errorf("bare name: tools %v text %q", tools, text)
+	}
+	if ev := guardEventOf(t, a, "bare-gemini-stream", "no-forecast"); ev["server"] != "calendar" || ev["tool"] != "get_forecast" {
+		t.Errorf("bare name event %v", ev)
 	}
 	// The rule's server and tool, read from the model's name.
 	ev := guardEventOf(t, a, "deny-openai-chat", "no-jira-create")
