@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -100,4 +101,25 @@ func TestLLMGuardLoadErrors(t *testing.T) {
 		{"bad model", "llm:\n  quotas:\n    - tokens: 1/d\n      models: [\"\"]\n", `:4: bad model pattern`},
 		{"cost unpriced", "llm:\n  quotas:\n    - cost: 1/d\n      id: c\n", `:3: llm quota c counts cost, and llm prices is empty`},
 	})
+}
+
+func TestLLMGuardWarnings(t *testing.T) {
+	for _, c := range []struct {
+		policy string
+		warn   bool
+	}{
+		{"llm:\n  tool_use: enforce\n", true},
+		{"llm:\n  tool_use: report\nmcp:\n  redact:\n    - pattern: x\n", true},
+		{"llm:\n  tool_use: off\n", false},
+		{"llm:\n  tool_use: enforce\nmcp:\n  default: deny\n", false},
+		{"llm:\n  tool_use: enforce\nmcp:\n  tools:\n    - deny: \"*.delete_*\"\n", false},
+	} {
+		found := false
+		for _, w := range mustLoad(t, c.policy, nil).Warnings() {
+			found = found || strings.Contains(w.Text, "every model tool call is allowed")
+		}
+		if found != c.warn {
+			t.Errorf("%q: warned %v, want %v", c.policy, found, c.warn)
+		}
+	}
 }

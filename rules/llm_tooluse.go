@@ -94,3 +94,18 @@ func compileLLMGuard(c *compiler, l *LLM) error {
 
 // ToolUse is the section's tool_use setting, and where it is written.
 func (l *LLM) ToolUse() (ToolUse, string) { return l.guard.toolUse, l.guard.toolUseSrc }
+
+// llmGuardWarnings warns of a tool-use guard with nothing to apply: no
+// mcp tools rule and mcp default allow decide every call allow, so
+// tool_use strikes nothing.
+func (w *warner) llmGuardWarnings() {
+	l := w.e.LLM()
+	tu, src := l.ToolUse()
+	if tu == ToolUseOff {
+		return
+	}
+	m := w.e.MCP()
+	if len(m.tools.byServer) == 0 && len(m.tools.wild) == 0 && m.Default.Action == Allow {
+		w.add(src, "llm tool_use: %s, and no mcp tools rule or mcp default: deny decides a tool call: every model tool call is allowed", tu)
+	}
+}
