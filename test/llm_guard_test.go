@@ -55,6 +55,10 @@ func llmGuardPolicy() string {
     - deny: "calendar.get_forecast"
       agents: [bare-gemini-stream]
       id: no-forecast
+    - approve: "calendar.get_forecast"
+      agents: [hold-stream]
+      id: hold-forecast
+      timeout: 1s
     - approve: "calendar.list_events"
       agents: [hold, hold-approve]
       id: hold-calendar
@@ -356,6 +360,34 @@ func TestLLMToolUseHold(t *testing.T) {
 	ev := guardEventOf(t, a, "hold", "hold-calendar")
 	if ev["decision"] != "deny" {
 		t.Errorf("expired hold event %v", ev)
+	}
+
+	// Streamed: the text before the held call reaches the SDK at once;
+	// the call's own events wait for the hold, and are struck when it
+	// expires.
+	hc, rec = client("hold-stream")
+	start = time.Now()
+	var firstText time.Duration
+	var streamed []string
+	for r, err := range geminiClient(t, srv, hc).Models.GenerateContentStream(t.Context(), "gemini-2.5-flash", genai.Text("hi"), nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if firstText == 0 && r.Text() != "" {
+			firstText = time.Since(start)
+		}
+		for _, fc := range r.FunctionCalls() {
+			streamed = append(streamed, fc.Name)
+		}
+	}
+	if len(streamed) != 0 || bytes.Contains(rec.body(), []byte("Oslo")) || !bytes.Contains(rec.body(), []byte("not approved by rule hold-forecast")) {
+		t.Errorf("expired streamed hold: calls %v\n%s", streamed, rec.body())
+	}
+	if firstText == 0 || firstText >= time.Second || time.Since(start) < time.Second {
+		t.Errorf("first text after %v, whole stream %v: want the text before the 1s hold ended, the end after", firstText, time.Since(start))
+	}
+	if ev := guardEventOf(t, a, "hold-stream", "hold-forecast"); ev["decision"] != "deny" {
+		t.Errorf("expired streamed hold event %v", ev)
 	}
 
 	tok, err := a.AdminToken()
