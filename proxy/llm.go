@@ -48,6 +48,13 @@ type llmCall struct {
 	unparsed string // why the request could not be read
 	decision rules.Decision
 	start    time.Time
+	quotas   []*rules.LLMQuota // the llm quotas it is charged to (llm_quota.go)
+	// The tool-use guard (llm_guard.go): nil when tool_use is off; id is
+	// the turn's event id, named by the guard's events as their parent.
+	guard        *toolGuard
+	id           string
+	guardFailed  string
+	guardRefused bool
 }
 
 // llmPrepare reads and decides a model request; nil, nil when r is not
@@ -99,6 +106,9 @@ func (s *Server) llmPrepare(eng *rules.Engine, f *flow, w http.ResponseWriter, r
 			return c, true
 		}
 	}
+	if s.llmCheckQuotas(eng, f, w, c) {
+		return c, true
+	}
 	// The answer is read as it passes: ask for it unencoded (see above).
 	r.Header.Set("Accept-Encoding", "identity")
 	return c, false
@@ -138,14 +148,19 @@ func unparsedDecision(eng *rules.Engine, reason string) rules.Decision {
 // llmServe forwards the allowed model request and reads its answer as it
 // passes, then logs the turn's event.
 func (s *Server) llmServe(w http.ResponseWriter, r *http.Request, up http.Handler, f *flow, c *llmCall) {
+	w, finish := s.llmGuardServe(s.cfg.Policy.Engine(), f, c, w, r)
 	tw := &turnWriter{ResponseWriter: w, c: c}
 	up.ServeHTTP(tw, r)
+	if finish != nil {
+		// The tool-use guard hands on what it held (llm_guard.go).
+		finish()
+	}
 	if tw.status != 0 {
 		// The answer is the client's before it is read: the last bytes
 		// of a whole answer wait in the writer's buffer until the
 		// handler returns, and reading it (up to 8 MiB of JSON) would
 		// hold them back (bench/README.md, Model calls).
-		http.NewResponseController(tw.ResponseWriter).Flush()
+		http.NewResponseController(w).Flush()
 	}
 	s.llmEvent(f, c, tw)
 }
@@ -273,6 +288,7 @@ func (s *Server) llmEvent(f *flow, c *llmCall, t *turnWriter) {
 	} else {
 		m.NoUsage = true
 	}
+	s.llmCharge(f, c, turn.Usage, turn.HasUsage, m.Cost)
 	switch {
 	case t.stream != nil && !t.stream.FirstOutput().IsZero():
 		m.TTFT = t.stream.FirstOutput().Sub(c.start)
@@ -289,6 +305,7 @@ func (s *Server) llmEvent(f *flow, c *llmCall, t *turnWriter) {
 			e.Decision, e.Rule, e.RuleSource, e.Reason = d.Outcome(), d.Rule, d.Source, d.Reason
 		}
 	}
+	c.llmGuardEvent(e, turn)
 	e.Duration = time.Since(c.start)
 	s.events.log.Log(e)
 	if why == "" {
@@ -306,7 +323,11 @@ func (s *Server) RecentTurns(agent string, since time.Time) []llm.RecentTurn {
 // llmBase is the event of model call c under decision d, without the
 // answer's part.
 func (s *Server) llmBase(f *flow, c *llmCall, d rules.Decision) *audit.Event {
-	e := &audit.Event{ID: s.events.log.NewID(), Parent: f.id, Time: c.start, Kind: "llm",
+	id := c.id
+	if id == "" {
+		id = s.events.log.NewID()
+	}
+	e := &audit.Event{ID: id, Parent: f.id, Time: c.start, Kind: "llm",
 		Agent: f.agent, Client: f.client, Method: f.method, Scheme: f.scheme,
 		Host: f.host.Name, Port: f.host.Port, Path: f.path, Door: f.door,
 		Decision: d.Outcome(), Rule: d.Rule, RuleSource: d.Source, Reason: d.Reason,

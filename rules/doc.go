@@ -169,6 +169,13 @@
 //     prices:                      # USD per million tokens; the most specific model glob wins
 //   - {model: "gpt-4o*", input: 2.5, cached_input: 1.25, output: 10}  # cached_input, cache_write:
 //     # default input; provider: optional
+//     tool_use: off                # off (default) | report | enforce: each tool call in a model's answer
+//     # decided by the mcp tool rules (SERVER.TOOL from the model's name)
+//     quotas:                      # token and cost quotas (llm_quota.go); every entry covering a call applies
+//   - id: coder-daily            # agents, mode, id as for rules; models: globs; provider: optional
+//     tokens: 2000000/d          # input + output; input_tokens, output_tokens by kind
+//     cost: 5/d                  # USD at llm prices per s|m|h|d
+//     per: [agent, model]        # agent | model | [agent, model] (default) | all
 //     gateway:                       # who an agent is at the MCP gateway door (gateway.go; checked by gateway/auth)
 //     realm: agentg                # WWW-Authenticate realm
 //     resource_metadata: https://gw.example/.well-known/oauth-protected-resource  # optional
@@ -350,6 +357,15 @@
 // setting as a decision ("llm:unparsed"). Price is the prices entry for
 // a model (the most specific glob, one naming the provider first) and
 // Price.Cost what a turn's usage costs.
+//
+// ToolUse is the tool_use setting: off, report or enforce; the decisions
+// are the mcp section's (MCPRules.Tool), asked by the proxy's tool-use
+// guard for each tool call of a model's answer. LLMQuotas returns the
+// llm quotas that cover an agent's call to a model (an obligation, like
+// the quotas section's entries, sharing its buckets in the proxy): tokens
+// (total, input, output) and cost in USD per period, keyed per agent and
+// model unless per says otherwise. A cost quota with no prices in the
+// section is a load error.
 //
 // # Sections and explanations
 //

@@ -112,6 +112,7 @@ type LLM struct {
 	dflt        Decision
 	models      []modelRule
 	prices      []priceEntry
+	guard       llmGuard // tool_use and quotas (llm_tooluse.go, llm_quota.go)
 }
 
 var noLLM = &LLM{}
@@ -417,6 +418,9 @@ func compileLLM(c *compiler) error {
 		for _, g := range ms.models {
 			l.models = append(l.models, modelRule{si: si, deny: ms.deny, important: ms.opts.important, provider: ms.provider, model: g})
 		}
+	}
+	if err := compileLLMGuard(c, l); err != nil {
+		return err
 	}
 	c.e.views.set("llm", l)
 	return nil

@@ -97,7 +97,10 @@ func parseLLM(p *parser, _, v *yaml.Node, pol *policy) error {
 				spec.prices = append(spec.prices, pe)
 			}
 		default:
-			return p.errf(k, "unknown llm key %q (want hosts, default_hosts, unparsed, default, models or prices)", k.Value)
+			if ok, err := p.llmGuardKey(k, v, pol); ok {
+				return err
+			}
+			return p.errf(k, "unknown llm key %q (want hosts, default_hosts, unparsed, default, models, prices, tool_use or quotas)", k.Value)
 		}
 		return nil
 	})

@@ -93,7 +93,8 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 		./dissect/llm:FuzzStream ./dissect/llm:FuzzAnswer ./rules:FuzzParsePassword ./gateway/auth:FuzzBearerHeader ./gateway/auth:FuzzJWT \
 		./creds:FuzzScanner ./creds:FuzzPlaceholder ./creds:FuzzLeakForms ./creds/oauth:FuzzParseChallenge ./creds/oauth:FuzzParsePrivateKey \
 		./dissect/mcp:FuzzSession ./gateway/child:FuzzLines ./rules:FuzzModelGlob ./proxy:FuzzTurnWriter ./rules:FuzzGatewayEndpoint \
-		./audit/otlp:FuzzParseEndpoint ./audit/otlp:FuzzLinker; do
+		./audit/otlp:FuzzParseEndpoint ./audit/otlp:FuzzLinker \
+		./dissect/llm:FuzzRewriteChunking ./dissect/llm:FuzzRewriteAnswer; do
 		fuzz "$target" || exit 1
 		n=$((n + 1))
 	done

@@ -17,4 +17,10 @@
 // the Tee reader), after they were handed on, so reading it cannot delay
 // the first token. What cannot be read is an error that says so, never a
 // guess: the caller applies the policy's `unparsed:` to it.
+//
+// The one exception to "never holds up an answer" is the tool-use guard's
+// rewriting (rewrite*.go), which the caller turns on: RewriteAnswer and
+// Rewriter strike the tool calls a caller's Decider denies, holding a
+// streamed answer's tool-call events (and only those) until the call is
+// complete. They still decide nothing themselves.
 package llm
