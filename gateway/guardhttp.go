@@ -20,11 +20,12 @@ import (
 // goes to the server by forward. The SDK client reads the guard's answer,
 // filtered and rewritten, as if it were the server's.
 type guardTransport struct {
-	g    *Gateway
-	bind rules.ServerBinding
-	who  Who
-	host addr.Host
-	out  *http.Client // the outbound client; it follows no redirect
+	g      *Gateway
+	bind   rules.ServerBinding
+	who    Who
+	host   addr.Host
+	scheme string       // the endpoint's: the leak guard's bindings are for https unless they say otherwise
+	out    *http.Client // the outbound client; it follows no redirect
 }
 
 func newGuardTransport(g *Gateway, b rules.ServerBinding, who Who) (*guardTransport, error) {
@@ -44,7 +45,7 @@ func newGuardTransport(g *Gateway, b rules.ServerBinding, who Who) (*guardTransp
 	// A redirect would send the session elsewhere than the endpoint the
 	// policy names: the guard sees the 3xx as the answer instead.
 	out.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &guardTransport{g: g, bind: b, who: who, host: h, out: &out}, nil
+	return &guardTransport{g: g, bind: b, who: who, host: h, scheme: u.Scheme, out: &out}, nil
 }
 
 // RoundTrip serves req through the guard and returns its answer as soon
@@ -70,6 +71,7 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Host:     host,
 		Port:     t.host.Port,
 		Path:     req.URL.Path,
+		Scheme:   t.scheme,
 		Door:     Door,
 	}
 	pr, pw := io.Pipe()
@@ -108,18 +110,21 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-// forward sends what the guard let through to the server, through the
-// outbound client, and streams its answer into the guard's writer.
-//
-// TODO(integrator): t.out is the plain client app wires today; issue 16's
-// (*proxy.Server).Client() (branch i16-vault) is the checked one (host
-// rules, checked addresses, upstream TLS verification, credentials):
-// wire it in internal/app's gateway.Config.Client.
+// forward sends what the guard let through to the server, as the
+// agent's request (Config.Send: decided as the agent, its credentials
+// attached, the answer streamed into the guard's writer), or else through
+// the outbound client.
 func (t *guardTransport) forward(w http.ResponseWriter, r *http.Request) {
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
 	u, _ := url.Parse(t.bind.Endpoint)
 	out.URL.Scheme, out.URL.Host, out.Host = u.Scheme, u.Host, u.Host
+	if send := t.g.cfg.Send; send != nil {
+		if err := send(w, out, t.who, t.bind.Name); err != nil && r.Context().Err() == nil {
+			t.g.unreachable(t.who, t.bind.Name, r.Method, errorText(err))
+		}
+		return
+	}
 	resp, err := t.out.Do(out)
 	if err != nil {
 		if r.Context().Err() == nil {

@@ -126,7 +126,7 @@ func (c *leakCheck) scanBytes(where place, text []byte, forms creds.Form) {
 
 // allowed reports whether name's value may go with the request.
 func (c *leakCheck) allowed(name string) bool {
-	if c.eng.Credentials().Binds(rules.CredentialUse{Secret: name, Agent: c.f.agent, Host: c.f.host, Scheme: c.f.scheme, Path: c.r.URL.Path}) {
+	if c.eng.Credentials().Binds(rules.CredentialUse{Secret: name, Agent: c.f.agent, Host: c.f.host, Scheme: c.f.scheme, Path: c.r.URL.Path, Server: c.f.toServer}) {
 		return true
 	}
 	return c.s.leaks.Held().Allows(name, c.f.host.Name)
