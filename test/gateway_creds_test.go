@@ -9,8 +9,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/agentg/agentg/gateway/auth"
 	"github.com/agentg/agentg/internal/testenv"
@@ -283,5 +287,186 @@ func TestGatewayCredsPlaceholder(t *testing.T) {
 	callText(t, ctx, other, "alpha.note", map[string]any{"text": "marker"})
 	if got := p.notes.all(); len(got) != 2 || got[1] != "marker" {
 		t.Fatalf("alpha's note tool got %d notes; a refused call ran", len(got))
+	}
+}
+
+// TestGatewayCredsOAuth: an oauth binding (server:, coder's only) on the
+// gateway's upstream calls. Before anyone connected the server, coder's
+// session is refused by agentg naming agentg oauth connect; once a
+// person connected, the broker's token goes on coder's calls, and a
+// revoked token is refreshed and the call sent once more without the
+// client knowing. other's calls carry no token: the server is reached
+// without one and refuses it. Nothing agentg writes holds a token or
+// the client secret.
+func TestGatewayCredsOAuth(t *testing.T) {
+	m, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	dir := t.TempDir()
+	upCA, err := testenv.NewCA("gateway oauth upstream root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "upstream-ca.pem")
+	if err := upCA.WriteCert(caFile); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := upCA.Leaf([]string{"oauth.gw.test"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := mcp.NewServer(&mcp.Implementation{Name: "oauth-upstream", Version: "1"}, nil)
+	mcp.AddTool(srv, &mcp.Tool{Name: "whoami"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil, nil
+	})
+	up := &oauthMCP{revoked: map[string]bool{}}
+	var mu sync.Mutex
+	var auths [][]string // every /mcp request's Authorization values
+	mux := http.NewServeMux()
+	var base string
+	prm := func() string { return base + "/.well-known/oauth-protected-resource/mcp" }
+	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auths = append(auths, r.Header.Values("Authorization"))
+		mu.Unlock()
+		sdkauth.RequireBearerToken(up.verify(m), &sdkauth.RequireBearerTokenOptions{ResourceMetadataURL: prm()})(
+			mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
+				&mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, DisableLocalhostProtection: true})).ServeHTTP(w, r)
+	}))
+	mux.HandleFunc("/.well-known/oauth-protected-resource/mcp", func(w http.ResponseWriter, r *http.Request) {
+		sdkauth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
+			Resource: base + "/mcp", AuthorizationServers: []string{m.Issuer()}}).ServeHTTP(w, r)
+	})
+	u := testenv.StartUpstream(testenv.UpstreamOptions{Cert: &leaf, Handler: mux, Quiet: true})
+	t.Cleanup(u.Close)
+	base = "https://oauth.gw.test:" + u.Port
+
+	coderTok, d1, err := auth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherTok, d2, err := auth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Secrets(t, coderTok, otherTok)
+	policy := `default: deny
+ips:
+  - allow: 127.0.0.1/32
+hosts:
+  - allow: oauth.gw.test
+resolve:
+  oauth.gw.test: [127.0.0.1]
+agents:
+  - name: coder
+  - name: other
+gateway:
+  tokens:
+    - {agent: coder, sha256: ` + d1 + `}
+    - {agent: other, sha256: ` + d2 + `}
+mcp:
+  default: allow
+  servers:
+    - name: up
+      endpoint: ` + base + `/mcp
+      timeout: 3s
+credentials:
+  secrets:
+    oidc: {env: AGENTG_TEST_GW_OIDC_SECRET}
+  bindings:
+    - id: up-oauth
+      server: up
+      agents: [coder]
+      oauth: {client_id: ` + m.ClientID + `, client_secret: oidc, token_auth: client_secret_post, scopes: [openid]}
+`
+	ag := startAdminAgentg(t, testenv.AgentgConfig{Policy: policy,
+		Env:  append(os.Environ(), "AGENTG_TEST_GW_OIDC_SECRET="+m.ClientSecret),
+		Args: []string{"--gateway", "127.0.0.1:0", "--upstream-ca", caFile}})
+	endpoint := "http://" + ag.Gateway + "/mcp"
+	ctx := gwCtx(t)
+	connect := func(tok string) *testenv.MCPClient {
+		t.Helper()
+		c, err := testenv.ConnectMCP(ctx, testenv.MCPStateful, endpoint, testenv.MCPClientConfig{
+			Revision: "2025-11-25", Header: http.Header{"Authorization": {"Bearer " + tok}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+
+	// No token yet: the server is left out, and agentg says who must do what.
+	c := connect(coderTok)
+	if names := toolNames(t, ctx, c); slices.Contains(names, "up.whoami") {
+		t.Fatalf("tools/list before any token: %v", names)
+	}
+	waitEventOf(t, ag.Agentg, "the refusal naming the binding", func(e map[string]any) bool {
+		return e["rule"] == "oauth:refused" && e["binding"] == "up-oauth" && e["agent"] == "coder"
+	})
+	// What went before a token (the broker learns the server from its
+	// challenge, as through the proxy) carried none: not the agent's
+	// gateway token either.
+	mu.Lock()
+	n0 := len(auths)
+	for i, a := range auths {
+		if len(a) != 0 {
+			t.Errorf("request %d before any token carries Authorization", i)
+		}
+	}
+	mu.Unlock()
+
+	personConnects(t, ctx, ag.Agentg, "up-oauth")
+	c = connect(coderTok)
+	if names := toolNames(t, ctx, c); !slices.Contains(names, "up.whoami") {
+		t.Fatalf("tools/list once connected: %v", names)
+	}
+	if got := callText(t, ctx, c, "up.whoami", map[string]any{}); got != "ok" {
+		t.Fatalf("whoami = %q", got)
+	}
+	waitEventOf(t, ag.Agentg, "the upstream call naming the oauth binding", func(e map[string]any) bool {
+		return e["kind"] == "http" && e["door"] == "gateway" && e["agent"] == "coder" && e["binding"] == "up-oauth" && e["status"] == float64(200)
+	})
+	first := up.revokeLast()
+	m.FastForward(2 * time.Second) // a token issued later differs
+	if got := callText(t, ctx, c, "up.whoami", map[string]any{}); got != "ok" {
+		t.Fatalf("whoami after the revocation = %q", got)
+	}
+	waitEventOf(t, ag.Agentg, "the refresh", func(e map[string]any) bool {
+		return e["rule"] == "oauth:token-refreshed" && e["binding"] == "up-oauth"
+	})
+	up.mu.Lock()
+	seen := slices.Clone(up.seen)
+	up.mu.Unlock()
+	testenv.Secrets(t, seen...)
+	if seen[len(seen)-1] == first {
+		t.Fatal("the server saw the revoked token again, not a refreshed one")
+	}
+	mu.Lock()
+	for i, a := range auths[n0:] {
+		if len(a) != 1 || !slices.Contains(seen, strings.TrimPrefix(a[0], "Bearer ")) && a[0] != "Bearer "+first {
+			t.Errorf("coder's request %d reached the server without the broker's token (%d Authorization values)", i, len(a))
+		}
+	}
+	n := len(auths)
+	mu.Unlock()
+
+	// other: no binding of its own, so no token; the server is reached
+	// and refuses, and other's list goes on without it.
+	o := connect(otherTok)
+	if names := toolNames(t, ctx, o); slices.Contains(names, "up.whoami") {
+		t.Fatalf("other's tools/list: %v", names)
+	}
+	mu.Lock()
+	later := slices.Clone(auths[n:])
+	mu.Unlock()
+	if len(later) == 0 {
+		t.Fatal("other's session never reached the server")
+	}
+	for i, a := range later {
+		if len(a) != 0 {
+			t.Errorf("other's request %d carries Authorization", i)
+		}
 	}
 }
