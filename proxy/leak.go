@@ -236,6 +236,11 @@ func (s *Server) leakBody(c *leakCheck, r *http.Request) (leakBody, *refusal) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return lb, nil
 	}
+	if c.f.toServer != "" && s.cfg.MCP != nil && s.cfg.MCP.Leaks == s.leaks {
+		// A door of agentg's own sends a server's request (Send) that
+		// its MCP guard read message by message, asking this guard.
+		return lb, nil
+	}
 	if r.Method == http.MethodPost && s.cfg.MCP != nil && s.cfg.MCP.Leaks == s.leaks {
 		// A governed server's POST is MCP or refused, and the MCP guard
 		// asks this guard of each message (answering in JSON-RPC).

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
 
 	"github.com/agentg/agentg/rules"
@@ -62,9 +63,13 @@ type Sender struct {
 // upstream. Send may change r's headers and URL.
 func (s *Server) Send(w http.ResponseWriter, r *http.Request, by Sender) error {
 	if by.Agent == "" {
-		// Who sent it is what every step decides by: nobody is refused.
-		return &RefusedError{Status: http.StatusForbidden, Rule: rules.RuleSelf,
-			Text: "agentg: a request sent for no agent"}
+		// Who sent it is what every step decides by: nobody is refused,
+		// before anything is sent (the door's caller logs it).
+		ref := &refusal{status: http.StatusForbidden, text: "agentg: a request sent for no agent is not sent"}
+		ref.fill(w.Header())
+		w.WriteHeader(ref.status)
+		io.WriteString(w, ref.text+"\n")
+		return &RefusedError{Status: ref.status, Text: ref.text}
 	}
 	f := s.events.newFlow("http", by.Client, r.Method)
 	f.door, f.agent, f.scheme, f.path, f.toServer = by.Door, by.Agent, r.URL.Scheme, r.URL.EscapedPath(), by.Server

@@ -129,14 +129,14 @@ credentials:
 	}{
 		{"no subject to exchange", "/obo/y", Sender{Agent: "coder"}, http.StatusUnauthorized, ""},
 		{"an HTTP rule", "/forbidden", Sender{Agent: "coder"}, http.StatusForbidden, "no-forbidden"},
-		{"no agent", "/hdr/z", Sender{}, http.StatusForbidden, "builtin:self"},
+		{"no agent", "/hdr/z", Sender{}, http.StatusForbidden, ""},
 	} {
 		w, err := send(tc.path, tc.by)
 		var ref *RefusedError
 		if !errors.As(err, &ref) || ref.Status != tc.status || ref.Rule != tc.rule {
 			t.Errorf("%s: %v, want a refusal %d by %q", tc.name, err, tc.status, tc.rule)
 		}
-		if tc.by.Agent != "" && w.Code != tc.status {
+		if w.Code != tc.status {
 			t.Errorf("%s: answered %d", tc.name, w.Code)
 		}
 	}
