@@ -13,6 +13,11 @@ import (
 type Who struct {
 	Agent  string
 	Client string // the client's address, ip:port
+	// Subject is the identity provider's token that proved the agent,
+	// when one did (gateway/auth's Identity.Subject): a token_exchange
+	// binding exchanges it for the upstream's. It is the one of the
+	// request that opened the session. Never logged.
+	Subject string
 }
 
 // Authenticator names the agent behind a request to the gateway, or

@@ -25,8 +25,10 @@
 // Hooks for what is still to come: an Authenticator names the agent (the
 // default, ByAddress, as the proxy names one without credentials) or
 // refuses the request with 401; Config.Forward serves a server in process
-// behind the same guard (a stdio child); Config.Client is the outbound
-// client (issue 16's checked one, once wired).
+// behind the same guard (a stdio child); Config.Send sends what the guard
+// let through as the agent's request (internal/app gives
+// (*proxy.Server).Send: decided as the agent, with the credentials the
+// agent's bindings attach), Config.Client without it (no credential).
 //
 // Files by job: gateway.go (the door: who, and which transport),
 // auth.go (the Authenticator hook), session.go (one client session, its

@@ -29,8 +29,15 @@ type Config struct {
 	// Guard decides every message to and from every upstream.
 	Guard *mcp.Guard
 	Log   *audit.Logger
-	// Client sends what the guard lets through to a server. It should be
-	// agentg's checked client; nil: http.DefaultClient's transport.
+	// Send, when set, sends what the guard lets through to a server, as
+	// the request of the agent who (its session's) to the entry server:
+	// internal/app gives (*proxy.Server).Send, which decides it as that
+	// agent and attaches the credentials that agent's request to that
+	// server would get through the proxy. It writes the answer to w, and
+	// returns why agentg answered instead (nil: the server answered).
+	Send func(w http.ResponseWriter, r *http.Request, who Who, server string) error
+	// Client sends what the guard lets through to a server when Send is
+	// nil, with no credential; nil: http.DefaultClient's transport.
 	Client *http.Client
 	// Auth names the agent behind each request; nil: ByAddress.
 	Auth Authenticator

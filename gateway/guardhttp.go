@@ -24,7 +24,7 @@ type guardTransport struct {
 	bind rules.ServerBinding
 	who  Who
 	host addr.Host
-	end  *url.URL     // the endpoint, parsed once
+	end  *url.URL     // the endpoint, parsed once; its scheme says the leak guard's bindings are for https unless they say otherwise
 	out  *http.Client // the outbound client; it follows no redirect
 }
 
@@ -71,6 +71,7 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Host:     host,
 		Port:     t.host.Port,
 		Path:     req.URL.Path,
+		Scheme:   t.end.Scheme,
 		Door:     Door,
 	}
 	pr, pw := io.Pipe()
@@ -109,17 +110,20 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-// forward sends what the guard let through to the server, through the
-// outbound client, and streams its answer into the guard's writer.
-//
-// TODO(integrator): t.out is the plain client app wires today; issue 16's
-// (*proxy.Server).Client() (branch i16-vault) is the checked one (host
-// rules, checked addresses, upstream TLS verification, credentials):
-// wire it in internal/app's gateway.Config.Client.
+// forward sends what the guard let through to the server, as the
+// agent's request (Config.Send: decided as the agent, its credentials
+// attached, the answer streamed into the guard's writer), or else through
+// the outbound client.
 func (t *guardTransport) forward(w http.ResponseWriter, r *http.Request) {
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
 	out.URL.Scheme, out.URL.Host, out.Host = t.end.Scheme, t.end.Host, t.end.Host
+	if send := t.g.cfg.Send; send != nil {
+		if err := send(w, out, t.who, t.bind.Name); err != nil && r.Context().Err() == nil {
+			t.g.unreachable(t.who, t.bind.Name, r.Method, errorText(err))
+		}
+		return
+	}
 	resp, err := t.out.Do(out)
 	if err != nil {
 		if r.Context().Err() == nil {

@@ -16,9 +16,10 @@ import (
 )
 
 // agentg's own checked HTTP client: the calls agentg makes itself (OAuth
-// metadata and token endpoints, a token-exchange STS, next the MCP
-// gateway's upstream sessions) go out the way an agent's requests do, so
-// that no call of agentg's reaches what the policy does not allow:
+// metadata and token endpoints, a token-exchange STS, the gateway's JWKS)
+// go out the way an agent's requests do, so that no call of agentg's
+// reaches what the policy does not allow (the MCP gateway's upstream
+// requests are the agent's own, with its credentials: Send, send.go):
 //
 //   - Each request, and each redirect hop (the http.Client sends every
 //     hop through the same RoundTripper), is decided by the host rules,

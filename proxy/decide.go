@@ -90,6 +90,9 @@ func (ref *refusal) fill(h http.Header) {
 // recorded in the flow.
 func (s *Server) writeRefusal(w http.ResponseWriter, f *flow, ref *refusal) {
 	ref.record(f)
+	f.mu.Lock()
+	f.refused = ref
+	f.mu.Unlock()
 	ref.fill(w.Header())
 	w.WriteHeader(ref.status)
 	io.WriteString(w, ref.text+"\n")

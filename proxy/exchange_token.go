@@ -91,6 +91,11 @@ func (x *exchanges) get() *lru.Cache[exchanged] {
 func (s *Server) exchangeToken(f *flow, b *rules.Binding, r *http.Request, store *creds.Store) (*refusal, string) {
 	x := b.Exchange
 	subject, ok := bearerToken(r.Header)
+	if !ok && f.subject != "" && len(r.Header.Values("Authorization")) == 0 {
+		// A door of agentg's own (the gateway) proved the agent with
+		// this token; the request it sends carries none (send.go).
+		subject, ok = f.subject, true
+	}
 	if !ok {
 		return &refusal{status: http.StatusUnauthorized,
 				text:   "agentg: binding " + b.ID + " exchanges the agent's own token: send Authorization: Bearer with a token from your identity provider",

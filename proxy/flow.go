@@ -64,6 +64,16 @@ type flow struct {
 	oauth      *rules.Binding
 	oauthCreds *rules.Credentials
 
+	// toServer is the mcp servers entry a door of agentg's own sends this
+	// request to (the gateway, send.go): server: bindings match by it.
+	toServer string
+	// subject is the agent's own identity-provider token a door proved
+	// it with, for a token_exchange binding (exchange_token.go).
+	subject string
+	// refused is agentg's answer written instead of the upstream's
+	// (writeRefusal), for Send to report.
+	refused *refusal
+
 	server    string // the MCP server agentg started whose own egress this is (servers.go)
 	causedBy  string // the event id of that server's tool call in flight
 	causeTool string // and its tool

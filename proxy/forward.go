@@ -174,9 +174,9 @@ func (p *transportPool) get(key string, useTLS bool, cert *rules.ClientCert) *ht
 	if useTLS && p.tls != nil {
 		tmpl = p.tls
 	}
-	// https is forwarded only from intercepted tunnels, which exist only
-	// with an interceptor; without one, plain's TLS would still verify
-	// against the system roots.
+	// https is forwarded from intercepted tunnels and for Send; p.tls is
+	// the interceptor's upstream transport, or one verifying against the
+	// same roots without one.
 	tr := tmpl.Clone()
 	if cert != nil && useTLS {
 		presentCert(tr, cert)

@@ -27,7 +27,7 @@ func (s *Server) injectCredentials(eng *rules.Engine, f *flow, r *http.Request) 
 	if !cr.Defined() {
 		return nil, ""
 	}
-	b := cr.Match(f.agent, f.host, f.scheme, r.URL.Path)
+	b := cr.MatchServer(f.agent, f.toServer, f.host, f.scheme, r.URL.Path) // toServer "": Match
 	if b == nil {
 		return nil, ""
 	}

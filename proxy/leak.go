@@ -126,7 +126,7 @@ func (c *leakCheck) scanBytes(where place, text []byte, forms creds.Form) {
 
 // allowed reports whether name's value may go with the request.
 func (c *leakCheck) allowed(name string) bool {
-	if c.eng.Credentials().Binds(rules.CredentialUse{Secret: name, Agent: c.f.agent, Host: c.f.host, Scheme: c.f.scheme, Path: c.r.URL.Path}) {
+	if c.eng.Credentials().Binds(rules.CredentialUse{Secret: name, Agent: c.f.agent, Host: c.f.host, Scheme: c.f.scheme, Path: c.r.URL.Path, Server: c.f.toServer}) {
 		return true
 	}
 	return c.s.leaks.Held().Allows(name, c.f.host.Name)
@@ -234,6 +234,11 @@ var leakBufs = sync.Pool{New: func() any { b := make([]byte, leakBodyMax); retur
 func (s *Server) leakBody(c *leakCheck, r *http.Request) (leakBody, *refusal) {
 	lb := leakBody{r: r, f: c.f}
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return lb, nil
+	}
+	if c.f.toServer != "" && s.cfg.MCP != nil && s.cfg.MCP.Leaks == s.leaks {
+		// A door of agentg's own sends a server's request (Send) that
+		// its MCP guard read message by message, asking this guard.
 		return lb, nil
 	}
 	if r.Method == http.MethodPost && s.cfg.MCP != nil && s.cfg.MCP.Leaks == s.leaks {

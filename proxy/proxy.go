@@ -19,6 +19,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -268,6 +269,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		tlsTmpl = s.mitm.UpstreamTransport()
+	} else {
+		// No interceptor, but a door of agentg's own may still send https
+		// (Send): verified against the same roots.
+		tlsTmpl = plain.Clone()
+		tlsTmpl.TLSClientConfig = &tls.Config{RootCAs: cfg.UpstreamRoots, MinVersion: tls.VersionTLS12}
+		tlsTmpl.ForceAttemptHTTP2 = true
 	}
 	s.upstreams = newTransportPool(plain, tlsTmpl, 4096)
 	s.fwd = s.newForwarder()

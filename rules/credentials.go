@@ -109,10 +109,15 @@ func (c *Credentials) Bindings() []Binding { return c.bindings }
 // Match returns the first binding for a request by agent to h (scheme
 // "http" or "https") at the decoded path, or nil. It does not allocate.
 func (c *Credentials) Match(agent string, h addr.Host, scheme, path string) *Binding {
+	return c.match(agent, h, scheme, path, serverAt{})
+}
+
+// match is Match with srv, the server the request is for when the caller
+// knows it already (MatchServer), else asked of mcp servers on first need.
+func (c *Credentials) match(agent string, h addr.Host, scheme, path string, srv serverAt) *Binding {
 	if h.IsIP() {
 		return nil
 	}
-	var srv serverAt
 	for i := range c.bindings {
 		b := &c.bindings[i]
 		if scheme != "https" && !b.PlainHTTP {

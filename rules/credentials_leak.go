@@ -19,6 +19,10 @@ type CredentialUse struct {
 	Host   addr.Host
 	Scheme string // "http" or "https"
 	Path   string // decoded
+	// Server is the mcp servers entry the request is for when the door
+	// knows it (the MCP gateway): server: bindings match by this name.
+	// Empty: they match the entry mcp servers gives Host and Path.
+	Server string
 }
 
 // Binds reports whether some binding that uses q.Secret matches the
@@ -28,6 +32,10 @@ type CredentialUse struct {
 func (c *Credentials) Binds(q CredentialUse) bool {
 	if q.Host.IsIP() {
 		return false
+	}
+	var srv serverAt
+	if q.Server != "" {
+		srv = serverAt{asked: true, ok: true, name: q.Server}
 	}
 	for i := range c.bindings {
 		b := &c.bindings[i]
@@ -41,6 +49,14 @@ func (c *Credentials) Binds(q CredentialUse) bool {
 			continue
 		}
 		if b.glob != nil && !b.glob.match(q.Path) {
+			continue
+		}
+		if b.servers != nil {
+			// As Match: a server: binding's value goes with that
+			// server's requests.
+			if srv.is(c.mcp, q.Host, q.Path, b.servers) {
+				return true
+			}
 			continue
 		}
 		for _, pt := range b.hosts {

@@ -88,3 +88,18 @@ func orElse(s, alt string) string {
 	}
 	return s
 }
+
+// MatchServer is Match for a request the MCP gateway sends to the mcp
+// servers entry named server (its endpoint): the request is that server's
+// whatever its destination, so server: bindings match by the name, as
+// they would match the same server's requests through the proxy. An entry
+// the gateway alone serves (an endpoint and no url) binds no destination
+// on the proxy's doors, and Match could not find it. Host bindings match
+// as in Match. It does not allocate.
+func (c *Credentials) MatchServer(agent, server string, h addr.Host, scheme, path string) *Binding {
+	srv := serverAt{}
+	if server != "" {
+		srv = serverAt{asked: true, ok: true, name: server}
+	}
+	return c.match(agent, h, scheme, path, srv)
+}

@@ -129,6 +129,7 @@
 //     bindings:                    # the first that matches a request is used
 //   - id: gh
 //     host: api.github.com     # host patterns; or server: NAME / servers: [..] of mcp servers
+//     # bindings attach on the MCP gateway's upstream calls too, for the agent it proved
 //     path: /repos/**          # optional; agents: optional
 //     secret: gh
 //     header: {name: Authorization, value: "Bearer {{secret}}"}  # or basic: {user: U}, query: NAME

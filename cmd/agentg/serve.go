@@ -93,6 +93,8 @@ func newServeFlags(stdout, stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&c.Transparent, "transparent", "", "also listen here for connections the network redirects to agentg (transparent mode; see agentg netsetup); off by default")
 	fs.StringVar(&s.mark, "mark", strconv.Itoa(netsetup.DefaultMark), "with --transparent: the mark (SO_MARK) on agentg's own connections, which the redirect rules let pass; 0 for none")
 	fs.StringVar(&c.Gateway, "gateway", "", "also serve the MCP gateway here (host:port or unix:/path): one MCP endpoint, at /mcp, for the mcp.servers entries with an endpoint; off by default")
+	fs.StringVar(&c.GatewayTLSCert, "gateway-tls-cert", "", "with --gateway: serve it over TLS with this PEM certificate chain (your PKI's, which agents trust; with --gateway-tls-key); the door then asks clients for a certificate, which the policy's gateway: mtls section checks")
+	fs.StringVar(&c.GatewayTLSKey, "gateway-tls-key", "", "with --gateway-tls-cert: the certificate's PEM private key")
 	s.caf.register(fs)
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 30*time.Second, "how long a client may take to send a request's head, on the proxy's listeners and inside tunnels")
 	fs.DurationVar(&c.BodyIdleTimeout, "body-idle-timeout", time.Minute, "give up a request body that sends nothing for this long (a long upload that keeps sending is never cut)")

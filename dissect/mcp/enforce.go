@@ -286,7 +286,7 @@ func (e enforcer) leak(m *wire.Message) (v leakVerdict) {
 	path, _ := url.PathUnescape(x.Path)
 	for _, h := range hits {
 		ok := !h.Unknown && (x.Engine.Credentials().Binds(rules.CredentialUse{Secret: h.Name, Agent: x.Agent,
-			Host: addr.Host{Name: x.Host, Port: x.Port}, Scheme: x.Scheme, Path: path}) || lg.Held().Allows(h.Name, x.Host))
+			Host: addr.Host{Name: x.Host, Port: x.Port}, Scheme: x.Scheme, Path: path, Server: x.Server}) || lg.Held().Allows(h.Name, x.Host))
 		switch {
 		case h.Unknown:
 			v.Decision = rules.Decision{Action: rules.Deny, Rule: "builtin:placeholder",

@@ -42,6 +42,20 @@ type Identity struct {
 	// Credential names what proved it, never a secret: the token's id,
 	// "ISSUER CLAIM=VALUE" for a JWT, the certificate's subject.
 	Credential string
+	// subject is the JWT itself when one proved the agent: what a
+	// token_exchange binding exchanges for the upstream's token. Never
+	// printed (String), never sent on (the Middleware drops the header).
+	subject string
+}
+
+// Subject is the identity provider's token that proved the agent (a
+// JWT), for a token_exchange binding to exchange; "" for a gateway token
+// or a client certificate, which are the gateway's alone.
+func (id Identity) Subject() string { return id.subject }
+
+// String names the identity without its token.
+func (id Identity) String() string {
+	return id.Agent + " (" + id.Method + ": " + id.Credential + ")"
 }
 
 // Failure is a refused request: which method, which check, and why.
@@ -136,6 +150,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 		var id Identity
 		if g.JWT != nil && looksLikeJWT(tok) {
 			id, f = a.checkJWT(r.Context(), g.JWT, tok)
+			id.subject = tok
 		} else {
 			id, f = checkToken(g, tok)
 		}

@@ -224,7 +224,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			return a, err
 		}
 	}
-	if a.gw, err = startGateway(cfg.Gateway, a.live, guard, a.srv, a); err != nil {
+	if a.gw, err = startGateway(cfg, a.live, guard, a.srv, a); err != nil {
 		a.ln.Close()
 		a.srv.Shutdown(context.Background())
 		return a, err

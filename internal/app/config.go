@@ -42,6 +42,11 @@ type Config struct {
 	// Gateway, when set, is where the MCP gateway door listens
 	// (host:port or unix:/path); it serves MCP at gateway.Path.
 	Gateway string
+	// GatewayTLSCert and GatewayTLSKey, both or neither, are the PEM
+	// certificate chain and key the gateway door serves TLS with; without
+	// them it serves plain HTTP (and a gateway: mtls section can prove no
+	// one).
+	GatewayTLSCert, GatewayTLSKey string
 
 	CA              CAConfig
 	UpstreamCAFiles []string // PEM roots trusted for intercepted upstreams, besides the system's

@@ -28,12 +28,21 @@ type gatewayDoor struct {
 	ln  net.Listener
 }
 
-// startGateway listens on address ("host:port" or "unix:/path"), makes
-// its address one the proxy refuses (agentg is never reachable through
-// itself), and serves the gateway there.
-func startGateway(address string, live *rules.Live, guard *mcp.Guard, srv *proxy.Server, a *App) (*gatewayDoor, error) {
+// startGateway listens on cfg.Gateway ("host:port" or "unix:/path"),
+// with TLS when cfg names a certificate, makes its address one the proxy
+// refuses (agentg is never reachable through itself), and serves the
+// gateway there.
+func startGateway(cfg Config, live *rules.Live, guard *mcp.Guard, srv *proxy.Server, a *App) (*gatewayDoor, error) {
+	address := cfg.Gateway
 	if address == "" {
+		if cfg.GatewayTLSCert != "" || cfg.GatewayTLSKey != "" {
+			return nil, errors.New("--gateway-tls-cert and --gateway-tls-key need --gateway")
+		}
 		return nil, nil
+	}
+	tlsConf, err := gatewayTLS(cfg.GatewayTLSCert, cfg.GatewayTLSKey) // gateway_tls.go; nil: plain HTTP
+	if err != nil {
+		return nil, err
 	}
 	ln, err := listenGateway(address)
 	if err != nil {
@@ -51,9 +60,14 @@ func startGateway(address string, live *rules.Live, guard *mcp.Guard, srv *proxy
 	}
 	gw, err := gateway.New(gateway.Config{
 		Policy: live.Engine, Guard: guard, Log: a.log, Version: a.cfg.Build.Version, Auth: provenAgent{},
-		// agentg's own checked client: the gateway's upstream requests
-		// meet the host rules (as agent agentg), checked addresses, never
-		// agentg itself, and the upstream TLS verification of the proxy.
+		// What the guard lets through is the agent's request, sent by the
+		// proxy as it would send the same request of that agent's: host
+		// and HTTP rules as the agent, checked addresses, never agentg
+		// itself, the upstream's TLS verified, and the credentials the
+		// agent's bindings attach (proxy/send.go).
+		Send: func(w http.ResponseWriter, r *http.Request, who gateway.Who, server string) error {
+			return srv.Send(w, r, proxy.Sender{Agent: who.Agent, Client: who.Client, Door: gateway.Door, Server: server, Subject: who.Subject})
+		},
 		Client: srv.Client(),
 	})
 	if err != nil {
@@ -68,9 +82,16 @@ func startGateway(address string, live *rules.Live, guard *mcp.Guard, srv *proxy
 		}
 		gw.ServeHTTP(w, r)
 	})
-	d := &gatewayDoor{gw: gw, ln: ln, srv: &http.Server{Handler: door, ReadHeaderTimeout: a.cfg.ReadHeaderTimeout}}
+	d := &gatewayDoor{gw: gw, ln: ln, srv: &http.Server{Handler: door, ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
+		TLSConfig: tlsConf, ErrorLog: gatewayErrorLog(a)}}
 	go func() {
-		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tlsConf != nil {
+			err = d.srv.ServeTLS(ln, "", "") // HTTP/2 and HTTP/1.1 by ALPN
+		} else {
+			err = d.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.zl.Error().Err(err).Msg("MCP gateway stopped")
 		}
 	}()
@@ -78,7 +99,14 @@ func startGateway(address string, live *rules.Live, guard *mcp.Guard, srv *proxy
 	if ln.Addr().Network() == "unix" {
 		where = "unix:" + where
 	}
-	a.zl.Info().Str("gateway", where).Str("path", gateway.Path).Msg("MCP gateway listening")
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+	}
+	a.zl.Info().Str("gateway", where).Str("scheme", scheme).Str("path", gateway.Path).Msg("MCP gateway listening")
+	if tlsConf == nil && live.Engine().Gateway().MTLS != nil {
+		a.zl.Warn().Msg("MCP gateway: the policy's gateway: mtls section proves no agent on a door without TLS: give --gateway-tls-cert and --gateway-tls-key")
+	}
 	return d, nil
 }
 
@@ -89,7 +117,7 @@ type provenAgent struct{}
 
 func (provenAgent) Authenticate(r *http.Request, e *rules.Engine) (gateway.Who, error) {
 	if id, ok := auth.FromContext(r.Context()); ok {
-		return gateway.Who{Agent: id.Agent, Client: r.RemoteAddr}, nil
+		return gateway.Who{Agent: id.Agent, Client: r.RemoteAddr, Subject: id.Subject()}, nil
 	}
 	if e.Gateway().Defined() {
 		// A reload added a gateway: section between the door's look and

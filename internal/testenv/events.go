@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/agentg/agentg/admin"
@@ -25,6 +27,13 @@ import (
 // matches, the log is read once more (agentg flushes it every 100 ms)
 // before the wait fails. Events are told apart by their id, so none
 // counts twice.
+//
+// The admin server's recent events are filled by its own subscription,
+// which may not have taken an event logged just before the stream
+// subscribed when the replay is read; the log file holds it within its
+// flush interval. So while the stream runs, the log is read again every
+// logPoll too: such an event is found within a flush, not at the wait's
+// end.
 //
 // An agentg whose admin API the test cannot reach (one started in a
 // network namespace of its own, whose loopback is not the test's) has
@@ -67,36 +76,61 @@ func (a *Agentg) WaitEvents(ctx context.Context, n int, match func(map[string]an
 		// Called on the stream's goroutine, as w.add is.
 		if w.fromLog(a.LogFile) {
 			cancel()
+			return
 		}
+		go func() {
+			t := time.NewTicker(logPoll)
+			defer t.Stop()
+			for {
+				select {
+				case <-sctx.Done():
+					return
+				case <-t.C:
+					if w.fromLog(a.LogFile) {
+						cancel()
+						return
+					}
+				}
+			}
+		}()
 	}
 	req := admin.EventsRequest{Last: admin.DefaultRecentEvents, Follow: true}
 	err = c.Events(sctx, req, opened, w.add)
-	if errors.Is(err, errEnough) || len(w.got) >= n {
-		return w.got[:n], nil
+	if errors.Is(err, errEnough) || w.enough() {
+		return w.result(), nil
 	}
 	if errors.Is(err, admin.ErrNotRunning) {
 		for !w.fromLog(a.LogFile) {
 			select {
 			case <-ctx.Done():
-				return w.got, fmt.Errorf("wait for events: %d of %d matching events in %s before %v (its admin API is out of reach: %v)",
-					len(w.got), n, a.LogFile, ctx.Err(), err)
+				return w.result(), fmt.Errorf("wait for events: %d of %d matching events in %s before %v (its admin API is out of reach: %v)",
+					len(w.result()), n, a.LogFile, ctx.Err(), err)
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
-		return w.got[:n], nil
+		return w.result(), nil
 	}
 	if ctx.Err() == nil {
 		return nil, fmt.Errorf("wait for events: the stream ended: %w", err)
 	}
 	if w.fromLog(a.LogFile) {
-		return w.got[:n], nil
+		return w.result(), nil
 	}
-	return w.got, fmt.Errorf("wait for events: %d of %d matching events before %v; dropped by the stream: %d",
-		len(w.got), n, ctx.Err(), w.dropped)
+	got := w.result()
+	w.mu.Lock()
+	dropped := w.dropped
+	w.mu.Unlock()
+	return got, fmt.Errorf("wait for events: %d of %d matching events before %v; dropped by the stream: %d",
+		len(got), n, ctx.Err(), dropped)
 }
 
-// eventWait collects the matching events of one wait.
+// logPoll is how often a wait reads the log besides the stream.
+const logPoll = 150 * time.Millisecond
+
+// eventWait collects the matching events of one wait, from the stream's
+// goroutine and the log poller's.
 type eventWait struct {
+	mu      sync.Mutex
 	n       int
 	match   func(map[string]any) bool
 	seen    map[string]bool // by event id (or the whole event, without one)
@@ -106,8 +140,23 @@ type eventWait struct {
 	rec     *LeakCheck // the test's, which searches what the stream gave
 }
 
+func (w *eventWait) enough() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.got) >= w.n
+}
+
+// result is the first n matches, or all there are when fewer.
+func (w *eventWait) result() []map[string]any {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.got[:min(len(w.got), w.n)])
+}
+
 // add takes one event of the stream.
 func (w *eventWait) add(se admin.StreamEvent) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if se.Type == "dropped" {
 		w.dropped = se.Dropped
 		return nil
@@ -127,6 +176,8 @@ func (w *eventWait) add(se admin.StreamEvent) error {
 // looked (its operational lines, which have no kind, are not events) and
 // reports whether there are enough.
 func (w *eventWait) fromLog(path string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	lines, next, _ := readLogFrom(path, w.offset) // unreadable: nothing logged yet
 	w.offset = next
 	for _, m := range lines {
