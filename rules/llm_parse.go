@@ -38,6 +38,7 @@ type llmSpec struct {
 	dfltLine     int
 	models       []modelSpec
 	prices       []priceEntry
+	toolNames    []toolNameSpec // llm_names.go
 }
 
 func parseLLM(p *parser, _, v *yaml.Node, pol *policy) error {
@@ -96,8 +97,12 @@ func parseLLM(p *parser, _, v *yaml.Node, pol *policy) error {
 				}
 				spec.prices = append(spec.prices, pe)
 			}
+		case "tool_names":
+			var err error
+			spec.toolNames, err = p.parseToolNames(v)
+			return err
 		default:
-			return p.errf(k, "unknown llm key %q (want hosts, default_hosts, unparsed, default, models or prices)", k.Value)
+			return p.errf(k, "unknown llm key %q (want hosts, default_hosts, unparsed, default, models, prices or tool_names)", k.Value)
 		}
 		return nil
 	})
