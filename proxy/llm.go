@@ -48,6 +48,9 @@ type llmCall struct {
 	unparsed string // why the request could not be read
 	decision rules.Decision
 	start    time.Time
+	// redactions are the redact rules that fired on the request's
+	// conversation (llm_scrub.go).
+	redactions []string
 }
 
 // llmPrepare reads and decides a model request; nil, nil when r is not
@@ -99,6 +102,11 @@ func (s *Server) llmPrepare(eng *rules.Engine, f *flow, w http.ResponseWriter, r
 			return c, true
 		}
 	}
+	// What the request carries to the provider: the leak guard and the
+	// redact rules (llm_scrub.go).
+	if s.llmScrub(eng, f, w, r, c, body) {
+		return c, true
+	}
 	// The answer is read as it passes: ask for it unencoded (see above).
 	r.Header.Set("Accept-Encoding", "identity")
 	return c, false
@@ -138,6 +146,10 @@ func unparsedDecision(eng *rules.Engine, reason string) rules.Decision {
 // llmServe forwards the allowed model request and reads its answer as it
 // passes, then logs the turn's event.
 func (s *Server) llmServe(w http.ResponseWriter, r *http.Request, up http.Handler, f *flow, c *llmCall) {
+	// The turn is noted in flight before a byte goes upstream: a tool
+	// call the agent acts on before the turn is kept is waited for
+	// (llm.Recent.ClaimWait), not called unrequested.
+	defer s.turns.Begin(f.agent)()
 	tw := &turnWriter{ResponseWriter: w, c: c}
 	up.ServeHTTP(tw, r)
 	s.llmEvent(f, c, tw)
@@ -304,7 +316,7 @@ func (s *Server) llmBase(f *flow, c *llmCall, d rules.Decision) *audit.Event {
 		Host: f.host.Name, Port: f.host.Port, Path: f.path, Door: f.door,
 		Decision: d.Outcome(), Rule: d.Rule, RuleSource: d.Source, Reason: d.Reason,
 		LLM: &audit.LLM{Provider: c.host.Provider, Dialect: c.route.Dialect.String(), Model: c.req.Model,
-			Stream: c.req.Stream, Unparsed: c.unparsed}}
+			Stream: c.req.Stream, Unparsed: c.unparsed, Redactions: c.redactions}}
 	return e
 }
 
@@ -361,6 +373,9 @@ func (s *Server) llmRefuse(w http.ResponseWriter, f *flow, c *llmCall, status in
 	f.setStatus(status, "model call refused by rule "+d.Rule+" (its llm event)")
 	e := s.llmBase(f, c, d)
 	e.Status = status
+	f.mu.Lock()
+	e.Credential = f.credential // the leak guard's refusal names the secret (llm_scrub.go)
+	f.mu.Unlock()
 	e.LLM.NoUsage = true
 	e.Duration = time.Since(c.start)
 	s.events.log.Log(e)
