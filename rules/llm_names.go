@@ -144,21 +144,32 @@ func (t *ToolNames) entry(name string) (ServerTool, bool) {
 }
 
 // Names reports whether a model's tool call named name is a call of
-// st. onlyServer reports whether st.Server is the one server known to
-// have a tool st.Tool (for the bare-name convention); nil: never.
-func (t *ToolNames) Names(name string, st ServerTool, onlyServer func(ServerTool) bool) bool {
+// st. has reports whether a server is known to have a tool (the tools
+// it listed), for the bare-name convention: the bare tool name names st
+// when no other server of the policy is known to have that tool (st's
+// server has it: the call is to it). nil has: the bare name never names
+// a tool.
+func (t *ToolNames) Names(name string, st ServerTool, has func(ServerTool) bool) bool {
 	if to, ok := t.entry(name); ok {
 		return to == st
 	}
 	if st.Server == "" {
-		// MCP on a host no servers entry names: only the bare name
-		// can say it, and no server is known to have the tool.
+		// MCP on a host no servers entry names: no convention spells
+		// a server the policy does not name.
 		return false
 	}
 	if conventional(name, st.Server, st.Tool) {
 		return true
 	}
-	return name == st.Tool && onlyServer != nil && onlyServer(st)
+	if name != st.Tool || has == nil {
+		return false
+	}
+	for _, s := range t.servers {
+		if s != st.Server && has(ServerTool{s, st.Tool}) {
+			return false
+		}
+	}
+	return true
 }
 
 // conventional reports whether name spells server's tool by a convention.
