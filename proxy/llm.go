@@ -151,8 +151,12 @@ func (s *Server) llmServe(w http.ResponseWriter, r *http.Request, up http.Handle
 	// (llm.Recent.ClaimWait), not called unrequested.
 	defer s.turns.Begin(f.agent)()
 	tw := &turnWriter{ResponseWriter: w, c: c}
+	// The event is logged however the forwarder ends: an SDK that has
+	// read a stream's last event may hang up before the provider ends
+	// the body, and the forwarder then ends the handler with a panic
+	// (http.ErrAbortHandler). The turn was whole; it is still a turn.
+	defer s.llmEvent(f, c, tw)
 	up.ServeHTTP(tw, r)
-	s.llmEvent(f, c, tw)
 }
 
 // turnWriter hands the answer on, then reads a copy of what it handed

@@ -41,8 +41,12 @@ import (
 // after decoding it with the provider SDK's own request type (an error
 // is kept too: agentg must forward what the provider can read).
 type linkModel struct {
-	mu      sync.Mutex
-	answer  string // the Anthropic or OpenAI answer, by the path asked
+	mu     sync.Mutex
+	answer string // the Anthropic or OpenAI answer, by the path asked
+	// linger keeps a streamed answer open this long after its last
+	// event, as a provider may before it ends the body: the agent has
+	// read the whole turn before agentg has.
+	linger  time.Duration
 	bodies  []string
 	decoded []error
 }
@@ -82,8 +86,15 @@ func (m *linkModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	m.bodies = append(m.bodies, string(body))
 	m.decoded = append(m.decoded, err)
-	answer := m.answer
+	answer, linger := m.answer, m.linger
 	m.mu.Unlock()
+	if strings.HasPrefix(answer, "data: ") {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, answer)
+		w.(http.Flusher).Flush()
+		time.Sleep(linger)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -514,4 +525,64 @@ func TestLLMRedactOnTheWay(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLLMLinkStreamed: the agent reads a streamed turn to its end and
+// calls the tool at once, while the provider still holds the stream open:
+// agentg has not kept the turn yet, and the call waits for it rather than
+// being called unrequested.
+func TestLLMLinkStreamed(t *testing.T) {
+	e := startLink(t, "  unrequested: deny\n")
+	const agent = "streamer"
+	chunk := func(delta, finish string) string {
+		return `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":` +
+			delta + `,"finish_reason":` + finish + `}]}` + "\n\n"
+	}
+	cl := e.mcpClient(t, agent)
+	// A first turn, so that the agent's model path is known to agentg.
+	e.turn(t, agent, anthropicToolUse("", "warming up", "srv.echo", `{"city":"nowhere"}`))
+	e.model.mu.Lock()
+	e.model.answer = chunk(`{"role":"assistant","content":"Looking up Hamar."}`, "null") +
+		chunk(`{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"srv.echo","arguments":""}}]}`, "null") +
+		chunk(`{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]}`, "null") +
+		chunk(`{"tool_calls":[{"index":0,"function":{"arguments":"\"Hamar\"}"}}]}`, "null") +
+		chunk(`{}`, `"tool_calls"`) + "data: [DONE]\n\n"
+	e.model.linger = 500 * time.Millisecond
+	e.model.mu.Unlock()
+
+	c := openai.NewClient(oopt.WithBaseURL("https://api.openai.com:"+e.port+"/v1"), oopt.WithAPIKey("sk-placeholder"),
+		oopt.WithMaxRetries(0), oopt.WithHTTPClient(e.httpClient(agent)))
+	st := c.Chat.Completions.NewStreaming(t.Context(), openai.ChatCompletionNewParams{Model: "gpt-4o",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hamar?")}})
+	acc := openai.ChatCompletionAccumulator{}
+	for st.Next() {
+		acc.AddChunk(st.Current())
+	}
+	if err := st.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(acc.Choices) != 1 || len(acc.Choices[0].Message.ToolCalls) != 1 || acc.Choices[0].Message.ToolCalls[0].Function.Arguments != `{"city":"Hamar"}` {
+		t.Fatalf("the SDK read %+v", acc.Choices)
+	}
+	res, err := callTool(t, cl, testenv.MCPToolEcho, map[string]any{"city": "Hamar"})
+	turn := llmEventOfDialect(t, e.a, agent, "openai-chat")
+	wantEcho(t, res, err, map[string]any{"city": "Hamar"})
+	ev := e.callEvent(t, agent, "Hamar")
+	if ev["llm_turn"] != turn["id"] || ev["turn_text"] != "Looking up Hamar." || ev["unrequested"] != nil {
+		t.Fatalf("the call's event %v, want it tied to turn %v", ev, turn["id"])
+	}
+	st.Close()
+}
+
+func llmEventOfDialect(t *testing.T, a *testenv.Agentg, agent, dialect string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	ev, err := a.WaitEvent(ctx, func(m map[string]any) bool {
+		return m["kind"] == "llm" && m["agent"] == agent && m["dialect"] == dialect
+	})
+	if err != nil {
+		t.Fatalf("no %s llm event for %s: %v", dialect, agent, err)
+	}
+	return ev
 }
