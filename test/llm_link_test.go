@@ -24,6 +24,7 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 	"google.golang.org/genai"
 
+	"github.com/agentg/agentg/admin"
 	"github.com/agentg/agentg/internal/testenv"
 )
 
@@ -585,4 +586,46 @@ func llmEventOfDialect(t *testing.T, a *testenv.Agentg, agent, dialect string) m
 		t.Fatalf("no %s llm event for %s: %v", dialect, agent, err)
 	}
 	return ev
+}
+
+// TestLLMLinkUnrequestedApprove: under unrequested: approve, a call no
+// turn asked for is held like an approve rule's: it runs once approved,
+// not before.
+func TestLLMLinkUnrequestedApprove(t *testing.T) {
+	e := startLink(t, "  unrequested: approve\n")
+	tok, err := e.a.AdminToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := admin.NewClient(e.a.AdminAddr, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const agent = "held-agent"
+	e.turn(t, agent, anthropicToolUse("", "Oslo.", "mcp__srv__echo", `{"city":"Oslo"}`))
+	cl := e.mcpClient(t, agent)
+	ch := callAsync(cl, testenv.MCPToolEcho, map[string]any{"city": "Lillehammer"})
+	var items []admin.Approval
+	for deadline := time.Now().Add(10 * time.Second); len(items) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if items, err = adm.Approvals(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(items) != 1 {
+		t.Fatalf("%d approvals pending, want the unrequested call held", len(items))
+	}
+	if n := e.mcp.Calls(testenv.MCPToolEcho); n != 0 {
+		t.Fatalf("the held call ran %d times before it was approved", n)
+	}
+	if _, err := adm.Approve(t.Context(), items[0].ID, admin.ApproveRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	r := awaitCall(t, ch)
+	wantEcho(t, r.res, r.err, map[string]any{"city": "Lillehammer"})
+	if n := e.mcp.Calls(testenv.MCPToolEcho); n != 1 {
+		t.Fatalf("the approved call ran %d times", n)
+	}
+	if ev := e.callEvent(t, agent, "Lillehammer"); ev["unrequested"] != true || ev["rule"] != "mcp:unrequested" {
+		t.Errorf("the held call's event: %v", ev)
+	}
 }
