@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -125,4 +126,24 @@ func TestToolNamesLoadErrors(t *testing.T) {
 		{"window", "mcp:\n  link_window: 0s\n", ":2: bad duration"},
 		{"window long", "mcp:\n  link_window: 48h\n", ":2: bad duration"},
 	})
+}
+
+func TestUnrequestedWarning(t *testing.T) {
+	for _, tt := range []struct {
+		policy string
+		warn   bool
+	}{
+		{"mcp:\n  unrequested: deny\n", true},
+		{"mcp:\n  unrequested: approve\n", true},
+		{"mcp:\n  unrequested: report\n", false},
+		{"mcp:\n  unrequested: deny\nllm:\n  unparsed: deny\n", false},
+	} {
+		var got bool
+		for _, w := range mustLoad(t, tt.policy, nil).Warnings() {
+			got = got || strings.Contains(w.Text, "mcp unrequested")
+		}
+		if got != tt.warn {
+			t.Errorf("%q: warned %v, want %v", tt.policy, got, tt.warn)
+		}
+	}
 }

@@ -92,3 +92,14 @@ func compileUnrequested(file string, report bool, u unrequestedSpec) Unrequested
 	s.Decision = d
 	return s
 }
+
+// unrequestedWarnings warns of mcp.unrequested: approve or deny in a
+// policy without an llm section: agentg then reads no model turn, so no
+// agent is ever known to have one and the setting never applies.
+func (w *warner) unrequestedWarnings() {
+	d := w.e.mcp.Unrequested.Decision
+	if d.Action == Deny && d.Report || w.e.LLM().Defined() {
+		return
+	}
+	w.add(d.Source, "mcp unrequested: %s applies only to agents agentg has seen a model turn of, and without an llm section it reads none: add an llm section (the providers' hosts are bound by default)", d.Action)
+}

@@ -47,7 +47,9 @@ const probeLabel = "agentg-probe"
 //   - a gateway credential naming an agent the agents section does not
 //     define, when it defines any (a misspelt name gets no agent's rules);
 //   - llm models rules that deny while unparsed is not deny: a request
-//     agentg cannot read passes without its model being decided.
+//     agentg cannot read passes without its model being decided;
+//   - mcp unrequested: approve or deny without an llm section: no model
+//     turn is read, so it never applies.
 //
 // Agents are tried one per name the policy mentions plus one it does not;
 // ports are 443 (or the first port the policy allows), or the ports an
@@ -66,7 +68,8 @@ func (e *Engine) Warnings() []Warning {
 	w.mcpRefs()
 	w.credentialWarnings()
 	w.gatewayWarnings()
-	w.llmWarnings() // llm.go
+	w.llmWarnings()         // llm.go
+	w.unrequestedWarnings() // mcp_unrequested.go
 	return w.out
 }
 
