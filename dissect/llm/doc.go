@@ -17,4 +17,9 @@
 // the Tee reader), after they were handed on, so reading it cannot delay
 // the first token. What cannot be read is an error that says so, never a
 // guess: the caller applies the policy's `unparsed:` to it.
+//
+// Besides reading: Recent keeps each agent's last turns, whose tool calls
+// the MCP guard claims, each once (claim.go), and RewriteContent hands a
+// request's conversation members to a rewriter (the proxy's redaction on
+// the way to the provider), keeping every other byte.
 package llm

@@ -45,19 +45,23 @@ func (ex *exchange) link(c *call, v *callVerdict) {
 	if g.Turns == nil || c.ev.MCP.RetryOf != "" {
 		return
 	}
-	args, ok := canonicalArgs(c.m.Args)
-	if !ok {
-		return // unreadable arguments never reach here (the codec refused them)
-	}
 	names := x.Engine.ToolNames()
 	st := rules.ServerTool{Server: x.Server, Tool: c.m.Tool}
 	has := func(o rules.ServerTool) bool { _, ok := g.State.Pin(o.Server, o.Tool); return ok }
+	// The call's canonical arguments are made only once a turn's tool
+	// call names its tool: an agent without turns costs a lookup.
+	var args string
+	var argsRead, argsOK bool
 	match := func(tc llm.ToolCall) bool {
 		if tc.Truncated || !names.Names(tc.Name, st, has) {
 			return false
 		}
+		if !argsRead {
+			args, argsOK = canonicalArgs(c.m.Args)
+			argsRead = true
+		}
 		a, ok := canonicalArgs(tc.Arguments)
-		return ok && a == args
+		return argsOK && ok && a == args
 	}
 	since := g.now().Add(-ex.set.Unrequested.Window)
 	rt, _, found := g.Turns.ClaimWait(context.Background(), x.Agent, since, linkWait, match)
