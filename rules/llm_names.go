@@ -52,6 +52,10 @@ type toolNameEntry struct {
 type ToolNames struct {
 	entries []toolNameEntry
 	servers []string // every mcp.servers name, in policy order
+	// catalogue is, for each server the gateway serves, its prefix in
+	// the gateway's catalogue ("" for none): a model behind the gateway
+	// sees PREFIX.TOOL.
+	catalogue map[string]string
 }
 
 // ServerTool is an MCP tool by the policy's names.
@@ -110,6 +114,12 @@ func compileToolNames(c *compiler, specs []toolNameSpec) error {
 	t := &ToolNames{}
 	for _, b := range c.e.mcp.servers.list {
 		t.servers = append(t.servers, b.Name)
+		if b.Served() {
+			if t.catalogue == nil {
+				t.catalogue = map[string]string{}
+			}
+			t.catalogue[b.Name] = b.Prefix
+		}
 	}
 	for _, s := range specs {
 		src := fmt.Sprintf("%s:%d", c.pol.file, s.line)
@@ -161,6 +171,9 @@ func (t *ToolNames) Names(name string, st ServerTool, has func(ServerTool) bool)
 	if conventional(name, st.Server, st.Tool) {
 		return true
 	}
+	if p, ok := t.catalogue[st.Server]; ok && catalogued(name, p, st.Tool) {
+		return true
+	}
 	if name != st.Tool || has == nil {
 		return false
 	}
@@ -182,6 +195,24 @@ func conventional(name, server, tool string) bool {
 	return ok && (r == "_"+tool || r == "__"+tool || r == "."+tool)
 }
 
+// catalogued reports whether name is the gateway's catalogue name of a
+// tool (PREFIX.TOOL, or TOOL with no prefix) as a client of the gateway
+// shows it to its model: as it is, or with the dots a tool name may not
+// hold as '_', perhaps under the client's own mcp__NAME__ (Claude Code's
+// name for the gateway, whatever it is).
+func catalogued(name, prefix, tool string) bool {
+	if rest, ok := strings.CutPrefix(name, "mcp__"); ok {
+		if _, after, ok := strings.Cut(rest, "__"); ok {
+			name = after
+		}
+	}
+	want := tool
+	if prefix != "" {
+		want = prefix + "." + tool
+	}
+	return name == want || name == strings.ReplaceAll(want, ".", "_")
+}
+
 // Resolve maps a model-facing tool name to the MCP tool it names: by the
 // first entry covering it, else by the conventions over the policy's
 // servers (has reports whether a server is known to have a tool; nil:
@@ -193,7 +224,11 @@ func (t *ToolNames) Resolve(name string, has func(ServerTool) bool) (st ServerTo
 	}
 	n := 0
 	for _, s := range t.servers {
-		for _, cand := range candidates(name, s) {
+		cands := candidates(name, s)
+		if p, ok := t.catalogue[s]; ok && p != "" {
+			cands = append(cands, catalogueCandidates(name, s, p)...)
+		}
+		for _, cand := range cands {
 			if n > 0 && cand == st {
 				continue
 			}
@@ -225,6 +260,22 @@ func candidates(name, server string) []ServerTool {
 	}
 	for _, sep := range [3]string{"__", "_", "."} {
 		if tool, ok := strings.CutPrefix(r, sep); ok && tool != "" {
+			return []ServerTool{{server, tool}}
+		}
+	}
+	return nil
+}
+
+// catalogueCandidates are the tools of server, whose gateway prefix is
+// prefix, that name could spell as a catalogue name (catalogued).
+func catalogueCandidates(name, server, prefix string) []ServerTool {
+	if rest, ok := strings.CutPrefix(name, "mcp__"); ok {
+		if _, after, ok := strings.Cut(rest, "__"); ok {
+			name = after
+		}
+	}
+	for _, sep := range [2]string{".", "_"} {
+		if tool, ok := strings.CutPrefix(name, prefix+sep); ok && tool != "" {
 			return []ServerTool{{server, tool}}
 		}
 	}

@@ -15,6 +15,9 @@ mcp:
       url: docs.example.com/mcp
     - name: gh
       url: gh.example.com/mcp
+    - name: wiki
+      endpoint: https://wiki.example.com/mcp
+      prefix: w
   unrequested: deny
   link_window: 90s
 llm:
@@ -52,6 +55,11 @@ func TestToolNames(t *testing.T) {
 		{"search", ServerTool{"my-docs", "search"}, true},
 		{"search", ServerTool{"gh", "search"}, false}, // the entry's word over the bare name
 		{"jira_create_issue", ServerTool{"", "create_issue"}, false},
+		{"w.page", ServerTool{"wiki", "page"}, true}, // the gateway's catalogue name
+		{"w_page", ServerTool{"wiki", "page"}, true},
+		{"mcp__agentg__w_page", ServerTool{"wiki", "page"}, true},
+		{"mcp__agentg__w_page", ServerTool{"wiki", "other"}, false},
+		{"w.page", ServerTool{"jira", "page"}, false},
 	} {
 		if got := tn.Names(tt.name, tt.st, only); got != tt.want {
 			t.Errorf("Names(%q, %v) = %v, want %v", tt.name, tt.st, got, tt.want)
@@ -72,6 +80,8 @@ func TestToolNames(t *testing.T) {
 		{"both", ServerTool{}, false}, // every server has it
 		{"nothing", ServerTool{}, false},
 		{"mcp__other__x", ServerTool{}, false},
+		{"w.page", ServerTool{"wiki", "page"}, true},
+		{"mcp__agentg__w_page", ServerTool{"wiki", "page"}, true},
 	} {
 		got, ok := tn.Resolve(tt.name, has)
 		if ok != tt.ok || ok && got != tt.want {
@@ -80,7 +90,7 @@ func TestToolNames(t *testing.T) {
 	}
 	u := e.MCP().Unrequested
 	if u.Window != 90*time.Second || u.Decision.Action != Deny || u.Decision.Allowed() || u.Decision.Rule != "mcp:unrequested" ||
-		u.Decision.Source == "" || u.Decision.Source[len(u.Decision.Source)-3:] != ":10" {
+		u.Decision.Source == "" || u.Decision.Source[len(u.Decision.Source)-3:] != ":13" {
 		t.Errorf("unrequested %+v", u)
 	}
 }
