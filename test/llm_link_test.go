@@ -135,6 +135,10 @@ const linkSecret = "ghp-link-SECRET-5c1e9a7b3d"
 // endpoint for the gateway), the providers' hosts are on loopback, and a
 // redact rule and a held secret (bound to another host) are in force.
 func linkPolicy(mcpAddr, extraMCP string) string {
+	return linkPolicyUnparsed(mcpAddr, extraMCP, "deny")
+}
+
+func linkPolicyUnparsed(mcpAddr, extraMCP, unparsed string) string {
 	return `
 default: deny
 free_agent_names: true
@@ -158,7 +162,7 @@ mcp:
     - pattern: "Disk \\w+"
       id: disk
 ` + extraMCP + `llm:
-  unparsed: deny
+  unparsed: ` + unparsed + `
 credentials:
   secrets:
     gh: {env: AGENTG_TEST_LINK_SECRET}
@@ -171,6 +175,11 @@ credentials:
 }
 
 func startLink(t *testing.T, extraMCP string, args ...string) *linkEnv {
+	t.Helper()
+	return startLinkPolicy(t, func(mcpAddr string) string { return linkPolicy(mcpAddr, extraMCP) }, args...)
+}
+
+func startLinkPolicy(t *testing.T, policy func(mcpAddr string) string, args ...string) *linkEnv {
 	t.Helper()
 	e := &linkEnv{model: &linkModel{}}
 	var err error
@@ -196,7 +205,7 @@ func startLink(t *testing.T, extraMCP string, args ...string) *linkEnv {
 	}
 	testenv.Secrets(t, linkSecret)
 	e.a, err = testenv.StartAgentg(testenv.AgentgConfig{T: t, Binary: agentgBin, Dir: filepath.Join(dir, "agentg"),
-		Policy: linkPolicy(e.mcp.Addr, extraMCP),
+		Policy: policy(e.mcp.Addr),
 		Env:    append(os.Environ(), "AGENTG_TEST_LINK_SECRET="+linkSecret),
 		Args:   append([]string{"--upstream-ca", caFile, "--reload-interval", "0", "--shutdown-timeout", "2s"}, args...)})
 	if err != nil {
@@ -627,5 +636,41 @@ func TestLLMLinkUnrequestedApprove(t *testing.T) {
 	}
 	if ev := e.callEvent(t, agent, "Lillehammer"); ev["unrequested"] != true || ev["rule"] != "mcp:unrequested" {
 		t.Errorf("the held call's event: %v", ev)
+	}
+}
+
+// TestLLMRedactUnreadable: a model request agentg cannot read, which
+// unparsed: report would let through, is refused when a redact rule
+// covers the agent and matches it: it could not be redacted.
+func TestLLMRedactUnreadable(t *testing.T) {
+	e := startLinkPolicy(t, func(addr string) string { return linkPolicyUnparsed(addr, "", "report") })
+	e.model.set(openaiChatAnswer)
+	hc := e.httpClient("unreadable")
+	post := func(body string) *http.Response {
+		t.Helper()
+		resp, err := hc.Post("https://api.openai.com:"+e.port+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	// "model" twice: servers read it apart, so agentg cannot read it.
+	if resp := post(`{"model":"gpt-4o","model":"gpt-4o","messages":[{"role":"user","content":"Disk X42 is full"}]}`); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("an unreadable request a redact rule matches: %s, want 400", resp.Status)
+	}
+	ev := llmEventOf(t, e.a, "unreadable")
+	if ev["rule"] != "builtin:llm-redact" || ev["decision"] != "deny" {
+		t.Errorf("the refusal's event: %v", ev)
+	}
+	// The same unreadable shape with nothing to redact passes (report),
+	// and is the one request the provider got.
+	if resp := post(`{"model":"gpt-4o","model":"gpt-4o","messages":[{"role":"user","content":"nothing here"}]}`); resp.StatusCode != http.StatusOK {
+		t.Fatalf("an unreadable request with nothing to redact: %s, want it passed under unparsed: report", resp.Status)
+	}
+	bodies, _ := e.model.received()
+	if len(bodies) != 1 || strings.Contains(bodies[0], "X42") {
+		t.Fatalf("the provider got %q", bodies)
 	}
 }
