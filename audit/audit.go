@@ -124,7 +124,20 @@ type MCP struct {
 	// Task is the task id (2025-11-25) a request or answer is about: the
 	// one a task-augmented tools/call created, or tasks/result fetches.
 	Task string
+	// LLMTurn is, on a tools/call, the event id of the model turn (kind
+	// llm) whose tool call it carries out; TurnText and TurnReasoning
+	// are that turn's assistant text and visible reasoning, redacted as
+	// the call's arguments are and cut to MaxTurnText bytes each.
+	// Unrequested marks a tools/call no model turn agentg saw asked for.
+	LLMTurn       string
+	TurnText      string
+	TurnReasoning string
+	Unrequested   bool
 }
+
+// MaxTurnText bounds the model turn's text and reasoning a tools/call
+// event carries: context for the call, not a transcript.
+const MaxTurnText = 2048
 
 // MaxArgs bounds the arguments an event carries.
 const MaxArgs = 2048
@@ -234,6 +247,12 @@ func (l *Logger) Log(e *Event) {
 		}
 		optStr(ev, "retry_of", m.RetryOf)
 		optStr(ev, "task", m.Task)
+		optStr(ev, "llm_turn", m.LLMTurn)
+		optStr(ev, "turn_text", m.TurnText)
+		optStr(ev, "turn_reasoning", m.TurnReasoning)
+		if m.Unrequested {
+			ev.Bool("unrequested", true)
+		}
 	}
 	if d := e.DNS; d != nil {
 		optStr(ev, "qtype", d.Type)

@@ -35,6 +35,9 @@ type LLM struct {
 	// Unparsed says why the request or the answer could not be read;
 	// "" when both were.
 	Unparsed string
+	// Redactions are the ids of the redact rules whose matches were
+	// replaced in the request before it went to the provider.
+	Redactions []string
 }
 
 // LLMToolCall is one tool call a model asked for: its arguments after the
@@ -98,4 +101,7 @@ func (m *LLM) log(ev *zerolog.Event) {
 		ev.Float64("cost_usd", m.Cost)
 	}
 	optStr(ev, "unparsed", m.Unparsed)
+	if len(m.Redactions) > 0 {
+		ev.Strs("redactions", m.Redactions)
+	}
 }

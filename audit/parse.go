@@ -35,7 +35,8 @@ func ParseJSON(line []byte) (*Event, error) {
 			Revision: l.Revision, Tool: l.Tool, Prompt: l.Prompt, URI: l.URI, Args: l.Args,
 			Redactions: l.Redactions, RateLimit: l.RateLimit, Pin: l.Pin, IsError: l.IsError,
 			ErrorCode: l.ErrorCode, ResultBytes: l.ResultBytes,
-			Upstream: time.Duration(l.UpstreamMS * float64(time.Millisecond)), RetryOf: l.RetryOf, Task: l.Task}
+			Upstream: time.Duration(l.UpstreamMS * float64(time.Millisecond)), RetryOf: l.RetryOf, Task: l.Task,
+			LLMTurn: l.LLMTurn, TurnText: l.TurnText, TurnReasoning: l.TurnReasoning, Unrequested: l.Unrequested}
 	}
 	if l.Approval != "" || l.ApprovalBy != "" {
 		e.Approval = &Approval{ID: l.Approval, Action: l.ApprovalAction, By: l.ApprovalBy, Scope: l.ApprovalScope,
@@ -75,6 +76,10 @@ type logLine struct {
 	UpstreamMS              float64 `json:"upstream_ms"`
 	RetryOf                 string  `json:"retry_of"`
 	Task                    string
+	LLMTurn                 string `json:"llm_turn"`
+	TurnText                string `json:"turn_text"`
+	TurnReasoning           string `json:"turn_reasoning"`
+	Unrequested             bool
 	Approval                string
 	ApprovalAction          string  `json:"approval_action"`
 	ApprovalBy              string  `json:"approval_by"`

@@ -55,6 +55,9 @@ type llmCall struct {
 	id           string
 	guardFailed  string
 	guardRefused bool
+	// redactions are the redact rules that fired on the request's
+	// conversation (llm_scrub.go).
+	redactions []string
 }
 
 // llmPrepare reads and decides a model request; nil, nil when r is not
@@ -106,7 +109,9 @@ func (s *Server) llmPrepare(eng *rules.Engine, f *flow, w http.ResponseWriter, r
 			return c, true
 		}
 	}
-	if s.llmCheckQuotas(eng, f, w, c) {
+	// What the request carries to the provider: the leak guard and the
+	// redact rules (llm_scrub.go).
+	if s.llmScrub(eng, f, w, r, c, body) || s.llmCheckQuotas(eng, f, w, c) {
 		return c, true
 	}
 	// The answer is read as it passes: ask for it unencoded (see above).
@@ -148,21 +153,32 @@ func unparsedDecision(eng *rules.Engine, reason string) rules.Decision {
 // llmServe forwards the allowed model request and reads its answer as it
 // passes, then logs the turn's event.
 func (s *Server) llmServe(w http.ResponseWriter, r *http.Request, up http.Handler, f *flow, c *llmCall) {
+	// The turn is noted in flight before a byte goes upstream: a tool
+	// call the agent acts on before the turn is kept is waited for
+	// (llm.Recent.ClaimWait), not called unrequested.
+	defer s.turns.Begin(f.agent)()
 	w, finish := s.llmGuardServe(s.cfg.Policy.Engine(), f, c, w, r)
 	tw := &turnWriter{ResponseWriter: w, c: c}
+	// The answer is ended and the event logged however the forwarder
+	// ends: an SDK that has read a stream's last event may hang up before
+	// the provider ends the body, and the forwarder then ends the handler
+	// with a panic (http.ErrAbortHandler). The turn was whole; it is still
+	// a turn.
+	defer func() {
+		if finish != nil {
+			// The tool-use guard hands on what it held (llm_guard.go).
+			finish()
+		}
+		if tw.status != 0 {
+			// The answer is the client's before it is read: the last
+			// bytes of a whole answer wait in the writer's buffer until
+			// the handler returns, and reading it (up to 8 MiB of JSON)
+			// would hold them back (bench/README.md, Model calls).
+			http.NewResponseController(w).Flush()
+		}
+		s.llmEvent(f, c, tw)
+	}()
 	up.ServeHTTP(tw, r)
-	if finish != nil {
-		// The tool-use guard hands on what it held (llm_guard.go).
-		finish()
-	}
-	if tw.status != 0 {
-		// The answer is the client's before it is read: the last bytes
-		// of a whole answer wait in the writer's buffer until the
-		// handler returns, and reading it (up to 8 MiB of JSON) would
-		// hold them back (bench/README.md, Model calls).
-		http.NewResponseController(w).Flush()
-	}
-	s.llmEvent(f, c, tw)
 }
 
 // turnWriter hands the answer on, then reads a copy of what it handed
@@ -332,7 +348,7 @@ func (s *Server) llmBase(f *flow, c *llmCall, d rules.Decision) *audit.Event {
 		Host: f.host.Name, Port: f.host.Port, Path: f.path, Door: f.door,
 		Decision: d.Outcome(), Rule: d.Rule, RuleSource: d.Source, Reason: d.Reason,
 		LLM: &audit.LLM{Provider: c.host.Provider, Dialect: c.route.Dialect.String(), Model: c.req.Model,
-			Stream: c.req.Stream, Unparsed: c.unparsed}}
+			Stream: c.req.Stream, Unparsed: c.unparsed, Redactions: c.redactions}}
 	return e
 }
 
@@ -389,6 +405,9 @@ func (s *Server) llmRefuse(w http.ResponseWriter, f *flow, c *llmCall, status in
 	f.setStatus(status, "model call refused by rule "+d.Rule+" (its llm event)")
 	e := s.llmBase(f, c, d)
 	e.Status = status
+	f.mu.Lock()
+	e.Credential = f.credential // the leak guard's refusal names the secret (llm_scrub.go)
+	f.mu.Unlock()
 	e.LLM.NoUsage = true
 	e.Duration = time.Since(c.start)
 	s.events.log.Log(e)

@@ -7,16 +7,18 @@ import (
 )
 
 // mapToolName maps the name a model sees for a tool to the SERVER.TOOL
-// the mcp section names, by the common conventions over the policy's
-// servers: mcp__SERVER__TOOL (Claude Code's), SERVER__TOOL, SERVER_TOOL
-// and SERVER.TOOL. found is false when no convention names a known
-// server; ambiguous when more than one reading does (servers "a" and
-// "a_b" both read "a_b_c"): such a name cannot be decided as one tool.
-//
-// This is the minimal stand-in for the llm.tool_names mapping another
-// branch adds in rules (rules.ToolNames.Resolve): at the merge, this
-// function's body becomes that call, and the guard keeps calling it.
+// the mcp section names: by the policy's llm.tool_names and the
+// conventions (rules.ToolNames.Resolve, the mapping the MCP guard's link
+// to model turns reads too), else by the common conventions over the
+// policy's servers: mcp__SERVER__TOOL (Claude Code's), SERVER__TOOL,
+// SERVER_TOOL and SERVER.TOOL. found is false when nothing names a known
+// server; ambiguous when more than one convention reading does (servers
+// "a" and "a_b" both read "a_b_c"): such a name cannot be decided as one
+// tool. Resolve says only "not one", so the ambiguity is told here.
 func mapToolName(eng *rules.Engine, name string) (server, tool string, found, ambiguous bool) {
+	if st, ok := eng.ToolNames().Resolve(name, nil); ok {
+		return st.Server, st.Tool, true, false
+	}
 	n := 0
 	for _, s := range eng.MCP().Servers() {
 		for _, t := range conventionalTools(name, s.Name) {

@@ -65,6 +65,10 @@ type Config struct {
 	// (servers.go); nil: no server identity is accepted.
 	Servers ServerIdentities
 	Causes  EgressCauses
+	// Turns keeps each agent's last model turns as the proxy reads them,
+	// for the MCP guard to tie tool calls to (its Guard.Turns); nil: the
+	// proxy keeps its own.
+	Turns *llm.Recent
 
 	// Issuer signs the leaves for intercepted tunnels; without it a
 	// tunnel the policy says to intercept is refused.
@@ -187,7 +191,7 @@ type Server struct {
 	own       ownClient    // agentg's own checked client (client.go)
 	exchanged exchanges    // tokens issued by token exchange (exchange_token.go)
 	leaks     *creds.Guard // the leak guard (leak.go)
-	turns     llm.Recent   // each agent's last model turns (llm.go)
+	turns     *llm.Recent  // each agent's last model turns (llm.go)
 }
 
 // reloadNotifier is what a Policy implements when it can say that it was
@@ -234,6 +238,9 @@ func New(cfg Config) (*Server, error) {
 		dial: &checkedDialer{timeout: cfg.DialTimeout, mark: cfg.Mark}, leaks: cfg.Leaks}
 	if s.leaks == nil {
 		s.leaks = creds.NewGuard(nil)
+	}
+	if s.turns = cfg.Turns; s.turns == nil {
+		s.turns = &llm.Recent{}
 	}
 	s.useCredentials(cfg.Policy.Engine())
 	quotas := cfg.Quotas

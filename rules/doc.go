@@ -76,6 +76,8 @@
 //	  deny_as: error               # error (default) | result
 //	  max_message: 4MiB            # bytes, or KiB/MiB/GiB; 1KiB to 1GiB
 //	  pinning: alert               # alert (default) | deny
+//	  unrequested: report          # report (default) | approve | deny: a tools/call no model turn asked for
+//	  link_window: 10m             # how long a turn's tool calls may be matched (1s to 24h; default 10m)
 //	  servers:                     # the only source of a server's policy name
 //	    - name: jira               # letters, digits, '_', '-'; no dots
 //	      url: mcp.atlassian.example/v1/**  # host pattern + optional path glob
@@ -177,6 +179,9 @@
 //     tokens: 2000000/d          # input + output; input_tokens, output_tokens by kind
 //     cost: 5/d                  # USD at llm prices per s|m|h|d
 //     per: [agent, model]        # agent | model | [agent, model] (default) | all
+//     tool_names:                  # model-facing tool names to SERVER.TOOL (llm_names.go); first match wins,
+//     create_ticket: jira.create_issue  # then the conventions mcp__S__T, S_T, S__T, S.T, bare T
+//     "atl_*": jira.*              # '*' in the target: what the name's '*' matched
 //     gateway:                       # who an agent is at the MCP gateway door (gateway.go; checked by gateway/auth)
 //     realm: agentg                # WWW-Authenticate realm
 //     resource_metadata: https://gw.example/.well-known/oauth-protected-resource  # optional
@@ -367,6 +372,12 @@
 // (total, input, output) and cost in USD per period, keyed per agent and
 // model unless per says otherwise. A cost quota with no prices in the
 // section is a load error.
+// Engine.ToolNames() maps the names a model sees for MCP tools to the
+// mcp section's SERVER.TOOL (llm.tool_names, then the conventions):
+// Names answers whether a model's tool call is a call of one tool (the
+// MCP guard's link of a tools/call to its model turn), Resolve which
+// tool a name is. MCPSettings.Unrequested is mcp.unrequested and
+// mcp.link_window, with the decision ("mcp:unrequested") built at load.
 //
 // # Sections and explanations
 //

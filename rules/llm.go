@@ -360,7 +360,10 @@ func DefaultProvider(host string) string {
 func compileLLM(c *compiler) error {
 	spec, _ := c.pol.specs.get("llm").(*llmSpec)
 	if spec == nil {
-		return nil
+		return compileToolNames(c, nil)
+	}
+	if err := compileToolNames(c, spec.toolNames); err != nil {
+		return err
 	}
 	l := &LLM{e: c.e, defined: true, unparsed: spec.unparsed, prices: spec.prices, unparsedSrc: c.pol.file}
 	if spec.unparsedLine > 0 {

@@ -38,6 +38,7 @@ type llmSpec struct {
 	dfltLine     int
 	models       []modelSpec
 	prices       []priceEntry
+	toolNames    []toolNameSpec // llm_names.go
 }
 
 func parseLLM(p *parser, _, v *yaml.Node, pol *policy) error {
@@ -96,11 +97,15 @@ func parseLLM(p *parser, _, v *yaml.Node, pol *policy) error {
 				}
 				spec.prices = append(spec.prices, pe)
 			}
+		case "tool_names":
+			var err error
+			spec.toolNames, err = p.parseToolNames(v)
+			return err
 		default:
 			if ok, err := p.llmGuardKey(k, v, pol); ok {
 				return err
 			}
-			return p.errf(k, "unknown llm key %q (want hosts, default_hosts, unparsed, default, models, prices, tool_use or quotas)", k.Value)
+			return p.errf(k, "unknown llm key %q (want hosts, default_hosts, unparsed, default, models, prices, tool_use, quotas or tool_names)", k.Value)
 		}
 		return nil
 	})

@@ -52,11 +52,12 @@ type mcpSpec struct {
 	prompts                  []toolRule
 	resources                []resRule
 	hasPrompts, hasResources bool
+	unrequested              unrequestedSpec // mcp_unrequested.go
 }
 
 func (p *mcpParser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, p.ps.errf(n, "mcp must be a mapping (default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits, pinning)")
+		return nil, p.ps.errf(n, "mcp must be a mapping (default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits, pinning, unrequested, link_window)")
 	}
 	m := &mcpSpec{line: k.Line, unknown: "allow", maxMessage: defaultMaxMessage}
 	err := p.ps.eachKey(n, func(k, v *yaml.Node) error {
@@ -74,6 +75,9 @@ func (p *mcpParser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 		}
 		var err error
 		var s string
+		if ok, err := p.parseUnrequested(m, k, v); ok {
+			return err
+		}
 		switch k.Value {
 		case "default":
 			s, err = p.ps.oneOf(v, "allow", "deny")
@@ -103,7 +107,7 @@ func (p *mcpParser) mcpSection(k, n *yaml.Node) (*mcpSpec, error) {
 		case "rate_limits":
 			m.rates, err = p.rateRules(v)
 		default:
-			err = p.ps.errf(k, "unknown mcp key %q (want default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits or pinning)", k.Value)
+			err = p.ps.errf(k, "unknown mcp key %q (want default, unknown_servers, deny_as, max_message, servers, tools, prompts, resources, redact, rate_limits, pinning, unrequested or link_window)", k.Value)
 		}
 		return err
 	})
@@ -181,6 +185,9 @@ type MCPSettings struct {
 	// decided as usual) or Deny ("deny": refused until the new
 	// definition is accepted).
 	Pinning Decision
+	// Unrequested is what a tools/call no model turn asked for gets
+	// (mcp_unrequested.go).
+	Unrequested UnrequestedSettings
 }
 
 // MCPRules is the compiled mcp section: Engine.MCP returns it. Its
@@ -235,6 +242,7 @@ func (c *compiler) compileMCP() error {
 	if m.pinDeny {
 		s.Pinning = deny("mcp:pinning", "tool definition changed since it was first seen; pinning: deny (accept it with agentg mcp pins accept)")
 	}
+	s.Unrequested = compileUnrequested(pol.file, pol.report, m.unrequested)
 	if err := c.compileServers(m.servers); err != nil {
 		return err
 	}

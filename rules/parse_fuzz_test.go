@@ -23,6 +23,7 @@ func FuzzParsePolicy(f *testing.F) {
 		"gateway:\n  tokens:\n    - {agent: a, sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae}\n  jwt:\n    issuer: i\n    audience: a\n    jwks_url: https://i.test/k\n    agents: {s: a}\n",
 		"mcp:\n  servers:\n    - {name: s, url: a.test/mcp}\ncredentials:\n  secrets:\n    k: {kms: \"softkms:path=/nonexistent/k.pem\"}\n    t: {env: T}\n  bindings:\n    - {server: s, secret: t, header: {name: X, value: \"{{secret}}\"}}\n    - {host: a.test, client_cert: {cert: /nonexistent/c.pem, key: k}}\n",
 		"llm:\n  hosts: [{host: a.test, path: /v1/**, dialects: [openai-chat], provider: p}]\n  unparsed: deny\n  models:\n    - {deny: \"gpt-*\", provider: p, agents: [x], id: m}\n  prices:\n    - {model: \"*mini*\", input: 1, output: 2}\n",
+		"mcp:\n  unrequested: approve\n  link_window: 5m\n  servers:\n    - {name: s, url: a.test/mcp}\nllm:\n  tool_names:\n    a: s.b\n    \"x_*\": s.*\n",
 		"hosts:\n  - allow: s.test\n    agents: [agentg]\ncredentials:\n  secrets:\n    s: {env: X}\n  bindings:\n    - host: a.test\n      token_exchange: {token_url: \"https://s.test/t\", client_id: c, client_secret: s, scopes: [a], max_ttl: 1m}\n",
 	} {
 		f.Add([]byte(seed))

@@ -50,6 +50,8 @@ const probeLabel = "agentg-probe"
 //     agentg cannot read passes without its model being decided;
 //   - llm tool_use on with no mcp tools rule and mcp default allow: it
 //     would strike nothing.
+//   - mcp unrequested: approve or deny without an llm section: no model
+//     turn is read, so it never applies.
 //
 // Agents are tried one per name the policy mentions plus one it does not;
 // ports are 443 (or the first port the policy allows), or the ports an
@@ -68,8 +70,9 @@ func (e *Engine) Warnings() []Warning {
 	w.mcpRefs()
 	w.credentialWarnings()
 	w.gatewayWarnings()
-	w.llmWarnings()      // llm.go
-	w.llmGuardWarnings() // llm_tooluse.go
+	w.llmWarnings()         // llm.go
+	w.llmGuardWarnings()    // llm_tooluse.go
+	w.unrequestedWarnings() // mcp_unrequested.go
 	return w.out
 }
 

@@ -94,7 +94,8 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 		./creds:FuzzScanner ./creds:FuzzPlaceholder ./creds:FuzzLeakForms ./creds/oauth:FuzzParseChallenge ./creds/oauth:FuzzParsePrivateKey \
 		./dissect/mcp:FuzzSession ./gateway/child:FuzzLines ./rules:FuzzModelGlob ./proxy:FuzzTurnWriter ./rules:FuzzGatewayEndpoint \
 		./audit/otlp:FuzzParseEndpoint ./audit/otlp:FuzzLinker \
-		./dissect/llm:FuzzRewriteChunking ./dissect/llm:FuzzRewriteAnswer; do
+		./dissect/llm:FuzzRewriteChunking ./dissect/llm:FuzzRewriteAnswer \
+		./dissect/llm:FuzzRewriteContent; do
 		fuzz "$target" || exit 1
 		n=$((n + 1))
 	done

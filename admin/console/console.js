@@ -175,8 +175,12 @@ const events = (() => {
         el('span', {}, 'agent ', el('b', {}, e.agent || '')),
         el('span', {}, 'rule ', el('b', { class: 'rule' }, e.rule || '')),
         e.status ? el('span', {}, 'status ', el('b', {}, String(e.status))) : null,
-        e.pin ? el('span', {}, 'pin ', el('b', {}, e.pin)) : null),
+        e.pin ? el('span', {}, 'pin ', el('b', {}, e.pin)) : null,
+        e.llm_turn ? el('span', {}, 'model turn ', el('b', {}, e.llm_turn)) : null,
+        e.unrequested ? el('span', { class: 'badge deny' }, 'unrequested') : null),
       e.args ? el('pre', { class: 'args' }, e.args) : null,
+      e.turn_reasoning ? el('div', { class: 'reason' }, 'reasoning: ' + e.turn_reasoning) : null,
+      e.turn_text ? el('div', { class: 'reason' }, 'model said: ' + e.turn_text) : null,
       e.reason ? el('div', { class: 'reason' }, e.reason) : null,
       e.error ? el('div', { class: 'reason error' }, e.error) : null);
     const list = $('#events-list');

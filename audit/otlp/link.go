@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"reflect"
 	"time"
 
 	"github.com/agentg/agentg/audit"
@@ -50,30 +49,13 @@ func causes(e *audit.Event, out *[3]string) []string {
 	return out[:n]
 }
 
-// llmTurnField is where the event says which model turn asked for a tool
-// call: the field LLMTurn of audit.Event or of its MCP part (issue 18's
-// reasoning context, written on another branch). Found by name once, so
-// that this package builds with or without it; "" when there is none.
-var llmTurnField = func() func(*audit.Event) string {
-	if f, ok := reflect.TypeFor[audit.Event]().FieldByName("LLMTurn"); ok && f.Type.Kind() == reflect.String {
-		return func(e *audit.Event) string { return reflect.ValueOf(e).Elem().FieldByIndex(f.Index).String() }
-	}
-	if f, ok := reflect.TypeFor[audit.MCP]().FieldByName("LLMTurn"); ok && f.Type.Kind() == reflect.String {
-		return func(e *audit.Event) string {
-			if e.MCP == nil {
-				return ""
-			}
-			return reflect.ValueOf(e.MCP).Elem().FieldByIndex(f.Index).String()
-		}
-	}
-	return nil
-}()
-
+// llmTurnOf is the model turn that asked for a tool call (the MCP
+// part's llm_turn), "" when none did or e is no MCP message.
 func llmTurnOf(e *audit.Event) string {
-	if llmTurnField == nil {
+	if e.MCP == nil {
 		return ""
 	}
-	return llmTurnField(e)
+	return e.MCP.LLMTurn
 }
 
 // placed is where an event's span goes: parent is zero for a root.

@@ -23,4 +23,9 @@
 // Rewriter strike the tool calls a caller's Decider denies, holding a
 // streamed answer's tool-call events (and only those) until the call is
 // complete. They still decide nothing themselves.
+//
+// Besides reading: Recent keeps each agent's last turns, whose tool calls
+// the MCP guard claims, each once (claim.go), and RewriteContent hands a
+// request's conversation members to a rewriter (the proxy's redaction on
+// the way to the provider), keeping every other byte.
 package llm

@@ -30,18 +30,37 @@ type RecentTurn struct {
 	Event string // the llm event's id
 	At    time.Time
 	Turn  Turn
+	// claimed marks the tool calls an MCP call was tied to (claim.go),
+	// by index in Turn.ToolCalls; nil until the first.
+	claimed []bool
 }
 
 type recentRing struct {
 	turns [RecentPerAgent]RecentTurn
 	n     int // turns added so far
 	last  uint64
+	// inflight counts the agent's model calls whose turns are still to
+	// come, and changed is closed (and cleared) when a turn is added or
+	// a call ends, for whoever waits for them (claim.go).
+	inflight int
+	changed  chan struct{}
 }
 
 // Add keeps t as agent's latest turn.
 func (r *Recent) Add(agent string, t RecentTurn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	ring := r.ringLocked(agent)
+	r.clock++
+	ring.last = r.clock
+	ring.turns[ring.n%RecentPerAgent] = t
+	ring.n++
+	ring.notifyLocked()
+}
+
+// ringLocked is agent's ring, made (and another agent's evicted) if
+// need be. Call with mu held.
+func (r *Recent) ringLocked(agent string) *recentRing {
 	if r.agents == nil {
 		r.agents = map[string]*recentRing{}
 	}
@@ -53,10 +72,7 @@ func (r *Recent) Add(agent string, t RecentTurn) {
 		ring = &recentRing{}
 		r.agents[agent] = ring
 	}
-	r.clock++
-	ring.last = r.clock
-	ring.turns[ring.n%RecentPerAgent] = t
-	ring.n++
+	return ring
 }
 
 // evict drops the agent whose last turn is oldest. Call with mu held.
@@ -65,8 +81,16 @@ func (r *Recent) evict() {
 	var at uint64
 	first := true
 	for a, ring := range r.agents {
-		if first || ring.last < at {
+		// An agent with a model call in flight is kept while another
+		// can go: its turn is about to be waited for (claim.go).
+		if ring.inflight == 0 && (first || ring.last < at) {
 			oldest, at, first = a, ring.last, false
+		}
+	}
+	if first {
+		for a := range r.agents {
+			oldest = a
+			break
 		}
 	}
 	delete(r.agents, oldest)

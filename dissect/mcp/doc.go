@@ -31,4 +31,6 @@
 // session.go, one message at a time, into the same exchange and answers
 // code; causes.go and egress.go attribute such a server's own egress to
 // the tool call in flight and pin the hosts each tool reaches.
+// llmlink.go ties each tools/call to the model turn that asked for it
+// (Guard.Turns, the turns the proxy reads), or marks it unrequested.
 package mcp

@@ -329,6 +329,7 @@ func (ex *exchange) decideRequest(c *call) (v requestVerdict) {
 func (ex *exchange) decideToolCall(c *call) (rv requestVerdict) {
 	m := c.m
 	v := ex.policy().decideCall(m)
+	ex.link(c, &v) // the model turn that asked for it, or unrequested (llmlink.go)
 	c.ev.Decision, c.ev.Rule, c.ev.RuleSource, c.ev.Reason = v.Outcome(), v.Rule, v.Source, v.Reason
 	c.ev.MCP.RateLimit = v.limited
 	if !v.Allowed() && v.Action != rules.Approve {

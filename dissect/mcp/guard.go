@@ -11,6 +11,7 @@ import (
 	"github.com/agentg/agentg/approval"
 	"github.com/agentg/agentg/audit"
 	"github.com/agentg/agentg/creds"
+	"github.com/agentg/agentg/dissect/llm"
 	"github.com/agentg/agentg/dissect/mcp/wire"
 	"github.com/agentg/agentg/limit"
 	"github.com/agentg/agentg/rules"
@@ -39,6 +40,11 @@ type Guard struct {
 	// looked at for held values and placeholders (enforce.go, leak), and
 	// every event masks the values it would show. nil: none.
 	Leaks *creds.Guard
+	// Turns are the agents' last model turns, which the proxy keeps as
+	// it reads them: each tools/call is tied to the turn that asked for
+	// it, or marked unrequested (llmlink.go). nil: no call is linked or
+	// marked.
+	Turns *llm.Recent
 
 	// inflight are the request ids in flight in each stateful session,
 	// across its POSTs (ids.go).

@@ -31,6 +31,7 @@ import (
 	"github.com/agentg/agentg/certs"
 	"github.com/agentg/agentg/creds"
 	"github.com/agentg/agentg/creds/vault"
+	"github.com/agentg/agentg/dissect/llm"
 	"github.com/agentg/agentg/dissect/mcp"
 	"github.com/agentg/agentg/internal/filetrust"
 	"github.com/agentg/agentg/limit"
@@ -167,8 +168,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	// and the MCP guard share one.
 	a.held = creds.NewHeld()
 	leaks := creds.NewGuard(a.held)
+	// The model turns the proxy reads are what the guard ties each
+	// tools/call to, through any door (dissect/mcp, llmlink.go).
+	turns := &llm.Recent{}
 	guard := &mcp.Guard{Log: a.log, State: a.store, Limits: limit.NewRates(limit.Options{}),
-		Approvals: a.apv.broker, KeepAlive: cfg.Approvals.KeepAlive, Leaks: leaks}
+		Approvals: a.apv.broker, KeepAlive: cfg.Approvals.KeepAlive, Leaks: leaks, Turns: turns}
 
 	// The DNS filter: its IP→name bindings are what the transparent
 	// listener asks (bindings.NamesFor), its cache the proxy resolves
@@ -191,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		// A token issued by token exchange is agentg's to attach: the
 		// agent never had it, so it may send it nowhere (no hosts).
 		HeldValue: a.hold,
-		Servers:   &a.stdio, Causes: guard,
+		Servers:   &a.stdio, Causes: guard, Turns: turns,
 	})
 	if err != nil {
 		return a, err
