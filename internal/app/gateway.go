@@ -55,6 +55,9 @@ func startGateway(address string, live *rules.Live, guard *mcp.Guard, srv *proxy
 		// meet the host rules (as agent agentg), checked addresses, never
 		// agentg itself, and the upstream TLS verification of the proxy.
 		Client: srv.Client(),
+		// The policy's command servers, served over stdio to the process
+		// the supervisor runs (started before the gateway).
+		Children: a.Stdio(),
 	})
 	if err != nil {
 		ln.Close()
