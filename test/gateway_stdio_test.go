@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -333,5 +334,86 @@ mcp:
 	}
 	if got := gwText(res); !strings.HasPrefix(got, "Started simulated") {
 		t.Fatalf("the toggle after the denied one answered %q: the denied call ran", got)
+	}
+}
+
+// TestGatewayStdioServerRequests: a stdio server's own request
+// (sampling) reaches the client session whose call caused it; while two
+// sessions have calls in flight, stdio does not say whose it is, and it
+// is refused to the server, never answered by the other agent's client.
+func TestGatewayStdioServerRequests(t *testing.T) {
+	node, dir, err := testenv.Node()
+	if err != nil {
+		t.Skip(err)
+	}
+	script := filepath.Join(dir, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
+	if _, err := os.Stat(script); err != nil {
+		t.Skipf("the everything server is not installed (%v)", err)
+	}
+	ag := startGatewayAgentg(t, fmt.Sprintf(`
+mcp:
+  servers:
+    - name: everything
+      command: [%q, %q, stdio]
+      prefix: ev
+      timeout: 20s
+`, node, script))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	endpoint := "http://" + ag.Gateway + "/mcp"
+	var sampledA, sampledB atomic.Int32
+	sampler := func(who string, n *atomic.Int32) func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+		return func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			n.Add(1)
+			return &mcp.CreateMessageResult{Model: "test", Role: "assistant", Content: &mcp.TextContent{Text: "sampled by " + who}}, nil
+		}
+	}
+	progressB := make(chan struct{}, 16)
+	a := connectGateway(t, ctx, endpoint, "2025-11-25", &mcp.ClientOptions{CreateMessageHandler: sampler("A", &sampledA)})
+	b := connectGateway(t, ctx, endpoint, "2025-11-25", &mcp.ClientOptions{CreateMessageHandler: sampler("B", &sampledB),
+		ProgressNotificationHandler: func(context.Context, *mcp.ProgressNotificationClientRequest) {
+			select {
+			case progressB <- struct{}{}:
+			default:
+			}
+		}})
+
+	// One session with a call in flight: the request is its client's.
+	res, err := a.CallTool(ctx, &mcp.CallToolParams{Name: "ev.trigger-sampling-request", Arguments: map[string]any{"prompt": "p"}})
+	if err != nil {
+		t.Fatalf("sampling through the gateway: %v\n%s", err, gatewayLog(t, ag))
+	}
+	if got := gwText(res); !strings.Contains(got, "sampled by A") || sampledA.Load() != 1 || sampledB.Load() != 0 {
+		t.Fatalf("A's sampling: %q (A sampled %d, B %d)", got, sampledA.Load(), sampledB.Load())
+	}
+
+	// B's call in flight (its progress shows it), then A's sampling: two
+	// sessions could have caused it, so neither client is asked.
+	long := &mcp.CallToolParams{Name: "ev.trigger-long-running-operation", Arguments: map[string]any{"duration": 6, "steps": 6}}
+	long.SetProgressToken("b-long")
+	bDone := make(chan error, 1)
+	go func() {
+		_, err := b.CallTool(ctx, long)
+		bDone <- err
+	}()
+	select {
+	case <-progressB:
+	case <-ctx.Done():
+		t.Fatal("B's long call never reported progress")
+	}
+	res, err = a.CallTool(ctx, &mcp.CallToolParams{Name: "ev.trigger-sampling-request", Arguments: map[string]any{"prompt": "q"}})
+	if err == nil && !res.IsError {
+		t.Fatalf("sampling while two sessions have calls in flight answered %q (A sampled %d, B %d)", gwText(res), sampledA.Load(), sampledB.Load())
+	}
+	if _, err := eventSoon(ctx, ag, func(m map[string]any) bool {
+		return m["action"] == "server-request-unrouted" && m["server"] == "everything" && m["method"] == "sampling/createMessage" && m["decision"] == "deny"
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, gatewayLog(t, ag))
+	}
+	if err := <-bDone; err != nil {
+		t.Fatalf("B's long call: %v", err)
+	}
+	if sampledA.Load() != 1 || sampledB.Load() != 0 {
+		t.Fatalf("a client answered a request it did not cause: A sampled %d times, B %d (want 1, 0)", sampledA.Load(), sampledB.Load())
 	}
 }
