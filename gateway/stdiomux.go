@@ -99,6 +99,7 @@ type stdioPending struct {
 	orig   jsontext.Value // the session's progress token
 	listen bool           // a 2026-07-28 subscription: long-lived, not a call in flight
 	init   bool
+	orphan bool // its session has gone: the answer goes to no one
 }
 
 // attach adds a session; false when the process has ended already.
@@ -119,12 +120,17 @@ func (r *stdioRun) detach(c *stdioConn) {
 	delete(r.conns, c)
 	var cancel []string
 	for k, p := range r.pending {
-		if p.c == c {
-			r.forgetLocked(p)
-			if !p.init {
-				cancel = append(cancel, k)
-			}
+		if p.c != c {
+			continue
 		}
+		if p.init {
+			// The child's answer still initializes its session for the
+			// others (and releases those waiting for it): kept, for no one.
+			p.orphan = true
+			continue
+		}
+		r.forgetLocked(p)
+		cancel = append(cancel, k)
 	}
 	for id, to := range r.asked {
 		if to == c {
@@ -392,6 +398,9 @@ func (r *stdioRun) answer(m *stdioMsg) {
 		// ready before any session's next request.
 		b, _ := (&stdioMsg{JSONRPC: "2.0", Method: "notifications/initialized"}).encode()
 		r.send(b)
+	}
+	if p.orphan {
+		return
 	}
 	m.ID = p.id
 	if sid := m.meta(metaSubscriptionID); p.listen && len(sid) > 0 {
