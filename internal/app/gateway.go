@@ -49,6 +49,10 @@ func startGateway(address string, live *rules.Live, guard *mcp.Guard, srv *proxy
 		ln.Close()
 		return nil, err
 	}
+	var children gateway.Children
+	if sup := a.Stdio(); sup != nil {
+		children = sup // never a typed nil: without one, command servers fail to open, with a reason
+	}
 	gw, err := gateway.New(gateway.Config{
 		Policy: live.Engine, Guard: guard, Log: a.log, Version: a.cfg.Version, Auth: provenAgent{},
 		// agentg's own checked client: the gateway's upstream requests
@@ -57,7 +61,7 @@ func startGateway(address string, live *rules.Live, guard *mcp.Guard, srv *proxy
 		Client: srv.Client(),
 		// The policy's command servers, served over stdio to the process
 		// the supervisor runs (started before the gateway).
-		Children: a.Stdio(),
+		Children: children,
 	})
 	if err != nil {
 		ln.Close()
