@@ -53,6 +53,7 @@
 // to a server), upstream.go (upstream sessions: the Dialer hook,
 // re-opening one the server forgot), guardhttp.go (the upstream HTTP
 // through the guard), stdio.go (a command server's upstream sessions),
-// stdiomux.go (their one process, shared), stdiomsg.go (the messages it
-// routes), events.go (the gateway's own events).
+// stdiomux.go (their one process, shared), stdioroute.go (what it
+// writes, routed), stdiomsg.go (the messages routed), events.go (the
+// gateway's own events).
 package gateway
