@@ -1,6 +1,6 @@
 // Package gateway is the MCP gateway door: agentg as an MCP server that
-// aggregates the policy's mcp.servers (the entries with an endpoint)
-// behind one endpoint, for agents that are not behind the proxy.
+// aggregates the policy's mcp.servers (the entries with an endpoint, and
+// the command servers agentg runs) behind one endpoint, for agents that are not behind the proxy.
 //
 // The contract: a Gateway serves one URL over Streamable HTTP, every
 // revision agentg's dissector speaks (2025-03-26 through 2025-11-25 with
@@ -22,10 +22,29 @@
 // (sampling, elicitation, roots) to the client session that caused them,
 // progress and logging to the client, cancellation to the server.
 //
-// Hooks for what is still to come: an Authenticator names the agent (the
-// default, ByAddress, as the proxy names one without credentials) or
-// refuses the request with 401; Config.Forward serves a server in process
-// behind the same guard (a stdio child); Config.Send sends what the guard
+// Command servers (`command:` entries, run by agentg's supervisor,
+// gateway/child) are served over stdio: each client session's upstream
+// session with one is a guard stream session (mcp.Session, as `agentg
+// wrap` uses, door "gateway", Server the entry's name) whose output meets
+// the stdio multiplexer (stdiomux.go). A stdio server has one session;
+// the multiplexer shares that one process (the supervisor's, whose
+// identity, egress list and restarts are per server) among the client
+// sessions, initializing it once per process and giving every request,
+// progress token and subscription an id of its own on the child's stream,
+// so answers go only to the session that asked. One process per client
+// session was the other choice: it is not bounded by the policy (every
+// client would start a process) and would break the per-server identity
+// the floor checks. What stdio cannot attribute (a server's own request
+// before 2026-07-28, while several sessions have calls in flight) is
+// refused to the server, never guessed. When the process dies, the calls
+// in flight get an error from the guard, the sessions end, and the next
+// request opens a session on the restarted process.
+//
+// Hooks: an Authenticator names the agent (the default, ByAddress, as the
+// proxy names one without credentials) or refuses the request with 401;
+// Config.Children serves the command servers (their supervised
+// processes); Config.Forward serves a server in process behind the same
+// guard (a handler of its own); Config.Send sends what the guard
 // let through as the agent's request (internal/app gives
 // (*proxy.Server).Send: decided as the agent, with the credentials the
 // agent's bindings attach), Config.Client without it (no credential).
@@ -37,5 +56,8 @@
 // shared by an agent's sessions), calls.go (the client's requests routed
 // to a server), upstream.go (upstream sessions: the Dialer hook,
 // re-opening one the server forgot), guardhttp.go (the upstream HTTP
-// through the guard), events.go (the gateway's own events).
+// through the guard), stdio.go (a command server's upstream sessions),
+// stdiomux.go (their one process, shared), stdioroute.go (what it
+// writes, routed), stdiomsg.go (the messages routed), events.go (the
+// gateway's own events).
 package gateway

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/rules"
 )
 
 // The gateway's own events, besides the guard's (which carry door
@@ -14,10 +15,12 @@ const (
 	ActionUnavailable = "server-unavailable"
 	ActionUnreachable = "server-unreachable"
 	ActionCollision   = "name-collision"
+	ActionUnrouted    = "server-request-unrouted"
 
 	ruleAuth        = "builtin:gateway-auth"
 	ruleUnavailable = "builtin:gateway-upstream"
 	ruleCollision   = "builtin:gateway-collision"
+	ruleStdio       = "builtin:gateway-stdio"
 )
 
 func (g *Gateway) event(who Who, action, server string) *audit.Event {
@@ -56,5 +59,23 @@ func (g *Gateway) unreachable(who Who, server, method, why string) {
 	ev := g.event(who, ActionUnreachable, server)
 	ev.Method, ev.Decision, ev.Rule, ev.Status = method, "deny", ruleUnavailable, http.StatusBadGateway
 	ev.Reason = "mcp server " + server + " unreachable: " + why
+	g.cfg.Log.Log(ev)
+}
+
+// stdioRefused records a line of a command server's that the stdio
+// multiplexer cannot read (so cannot route): it reaches no client.
+func (g *Gateway) stdioRefused(server string, err error) {
+	ev := g.event(Who{Agent: rules.ServerAgent(server)}, "", server)
+	ev.Decision, ev.Rule = "deny", ruleStdio
+	ev.Reason = "refused a line from mcp server " + server + ": " + err.Error()
+	g.cfg.Log.Log(ev)
+}
+
+// stdioUnrouted records a request of a command server's that no client
+// session can be said to have caused: the server got an error.
+func (g *Gateway) stdioUnrouted(server, method, why string) {
+	ev := g.event(Who{Agent: rules.ServerAgent(server)}, ActionUnrouted, server)
+	ev.Method, ev.Decision, ev.Rule = method, "deny", ruleStdio
+	ev.Reason = "mcp server " + server + " sent " + method + ", which cannot be routed to a client: " + why
 	g.cfg.Log.Log(ev)
 }

@@ -44,13 +44,15 @@ type Config struct {
 	// Dial opens upstream sessions; nil: Streamable HTTP through the
 	// guard (HTTPDialer).
 	Dial Dialer
-	// Forward, when set and when it returns a handler for a server, is
-	// that server's way upstream behind the guard instead of HTTP to its
-	// endpoint: what the guard lets through is served by it, in process.
-	// A stdio child plugs in here (a handler that speaks Streamable HTTP
-	// for the child), so its messages meet the same guard on the same
-	// path as an HTTP server's.
+	// Forward, when set and when it returns a handler for a server with
+	// an endpoint, is that server's way upstream behind the guard instead
+	// of HTTP to its endpoint: what the guard lets through is served by
+	// it, in process.
 	Forward func(rules.ServerBinding) http.Handler
+	// Children runs the policy's command servers (agentg's supervisor);
+	// nil: a command server's sessions fail to open. Each is served over
+	// stdio through the guard's stream session (stdio.go, stdiomux.go).
+	Children Children
 	// Version is said in the gateway's serverInfo.
 	Version string
 	// SessionTimeout closes a client session idle this long; 0: 30m.
@@ -77,6 +79,8 @@ type Gateway struct {
 	closed   bool
 	sessions map[*session]struct{}
 	byAgent  map[string]*session // the stateless revision's sessions, one per agent
+
+	stdio stdioServers // the command servers' multiplexers
 }
 
 type whoKey struct{}

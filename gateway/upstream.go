@@ -14,10 +14,10 @@ import (
 
 // Dialer opens the transport of one upstream session: the way the
 // gateway's SDK client reaches one server for one client session. The
-// HTTP one (HTTPDialer) sends every request through the guard. A stdio
-// child (a `command:` entry) is best served behind Config.Forward, which
-// keeps this transport and the guard in front of it; a Dialer of its own
-// must hand every message to the guard in the same way.
+// HTTP one (HTTPDialer) sends every request through the guard. A
+// command server's sessions are the stdio multiplexer's (stdio.go),
+// whatever Config.Dial is; a Dialer of its own must hand every message
+// to the guard in the same way.
 type Dialer interface {
 	Dial(ctx context.Context, u Upstream) (sdk.Transport, error)
 }
@@ -28,7 +28,7 @@ type Upstream struct {
 	Who    Who
 	// HTTP is a client whose every request the guard serves, as the
 	// agent's own through the proxy would be, before it goes to
-	// Server.Endpoint.
+	// Server.Endpoint; nil for a command server (no endpoint).
 	HTTP *http.Client
 }
 
@@ -68,11 +68,15 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 	if u.cs != nil {
 		return u.cs, nil
 	}
-	tr, err := newGuardTransport(u.s.g, u.bind, u.s.who)
-	if err != nil {
-		return nil, err
+	var hc *http.Client
+	if u.bind.Endpoint != "" { // a command server has none: stdio.go
+		tr, err := newGuardTransport(u.s.g, u.bind, u.s.who)
+		if err != nil {
+			return nil, err
+		}
+		hc = &http.Client{Transport: tr}
 	}
-	t, err := u.s.g.cfg.Dial.Dial(ctx, Upstream{Server: u.bind, Who: u.s.who, HTTP: &http.Client{Transport: tr}})
+	t, err := u.s.g.dialerFor(u.bind).Dial(ctx, Upstream{Server: u.bind, Who: u.s.who, HTTP: hc})
 	if err != nil {
 		return nil, err
 	}

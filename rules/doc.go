@@ -87,6 +87,7 @@
 //	      dir: /srv                # optional working directory
 //	      env: {LANG: C.UTF-8, TOKEN: {secret: files}}  # its whole environment (+ HTTPS_PROXY to agentg)
 //	      egress: [api.files.example]  # the only hosts its own egress (agent server:files) may reach
+//	      prefix: f                # served by the gateway over stdio too: prefix and timeout as below
 
 //   - name: alpha              # served by the MCP gateway (--gateway; mcp_gateway.go):
 //     endpoint: https://alpha.example/mcp  # the URL it connects to (url: then optional)

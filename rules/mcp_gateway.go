@@ -14,7 +14,8 @@ import (
 // The gateway keys of an mcp servers entry: what the MCP gateway door
 // (package gateway) needs to serve a server that the entry's url, a
 // pattern, cannot say. An entry with an endpoint is one the gateway
-// connects to and lists in its catalogue:
+// connects to and lists in its catalogue (a command entry is too, served
+// over stdio; it takes prefix and timeout, not endpoint):
 //
 //	endpoint: https://mcp.example/mcp   # the concrete URL the gateway connects to
 //	prefix: jira                         # its names in the catalogue: "jira.TOOL"; default the
@@ -133,16 +134,19 @@ func (p *mcpParser) checkPrefix(s *serverSpec, out []serverSpec) error {
 	if g.timeout == 0 {
 		g.timeout = DefaultGatewayTimeout
 	}
-	if g.endpoint == "" {
+	if !s.gatewayServed() {
 		return nil
 	}
 	for _, o := range out {
-		if o.gw.endpoint == "" || o.gw.prefix != g.prefix {
+		if !o.gatewayServed() || o.gw.prefix != g.prefix {
 			continue
 		}
 		where := g.prefixNode
 		if where == nil {
 			where = g.endpointKey
+		}
+		if where == nil {
+			where = s.stdio.commandAt // a command server without a prefix of its own
 		}
 		if g.prefix == "" {
 			return p.ps.errf(where, "mcp servers %s and %s (line %d) both have no prefix: names both expose would shadow each other in the gateway's catalogue", s.name, o.name, o.line)
@@ -152,16 +156,23 @@ func (p *mcpParser) checkPrefix(s *serverSpec, out []serverSpec) error {
 	return nil
 }
 
+// gatewayServed reports whether the gateway serves the entry: it has an
+// endpoint, or a command (checkStdio has made stdio nil for an entry
+// without one).
+func (s *serverSpec) gatewayServed() bool { return s.gw.endpoint != "" || s.stdio != nil }
+
 func (s *serverSpec) binding(source string) ServerBinding {
 	return ServerBinding{Name: s.name, URL: s.url, Source: source,
 		Serving: Serving{Endpoint: s.gw.endpoint, Prefix: s.gw.prefix, Timeout: s.gw.timeout}}
 }
 
-// GatewayServers lists the entries the gateway serves, in policy order.
+// GatewayServers lists the entries the gateway serves, in policy order:
+// those with an endpoint, and the command servers (over stdio, to the
+// process agentg's supervisor runs).
 func (m *MCPRules) GatewayServers() []ServerBinding {
 	var out []ServerBinding
 	for _, b := range m.servers.list {
-		if b.Served() {
+		if b.Served() || len(b.Command) > 0 {
 			out = append(out, b)
 		}
 	}

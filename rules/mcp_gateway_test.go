@@ -23,6 +23,9 @@ func TestGatewayServers(t *testing.T) {
     - name: gamma
       endpoint: https://gamma.test:8443/x/mcp
       prefix: ""
+    - name: files
+      command: [srv, --stdio]
+      timeout: 2s
 `, nil)
 	got := e.MCP().GatewayServers()
 	want := []struct {
@@ -32,6 +35,7 @@ func TestGatewayServers(t *testing.T) {
 		{"alpha", "https://alpha.test/mcp", "alpha", "alpha.echo", DefaultGatewayTimeout},
 		{"beta", "http://127.0.0.1:8080/mcp", "b", "b.echo", 750 * time.Millisecond},
 		{"gamma", "https://gamma.test:8443/x/mcp", "", "echo", DefaultGatewayTimeout},
+		{"files", "", "files", "files.echo", 2 * time.Second}, // a command server, over stdio
 	}
 	if len(got) != len(want) {
 		t.Fatalf("GatewayServers = %+v", got)
@@ -49,7 +53,10 @@ func TestGatewayServers(t *testing.T) {
 	if name, _ := e.MCP().Server(host(t, "beta.test", 443), "/mcp"); name != "beta" {
 		t.Errorf("beta.test bound to %q", name)
 	}
-	if len(e.MCP().Servers()) != 4 {
+	if len(got[3].Command) != 2 {
+		t.Errorf("the command server's binding has no command: %+v", got[3])
+	}
+	if len(e.MCP().Servers()) != 5 {
 		t.Errorf("Servers() = %v", e.MCP().Servers())
 	}
 }
@@ -68,6 +75,14 @@ func TestGatewayServerErrors(t *testing.T) {
 		{"same prefix", "mcp:\n  servers:\n    - name: a\n      endpoint: https://x.test/mcp\n    - name: b\n      endpoint: https://y.test/mcp\n      prefix: a\n",
 			":7: mcp servers b and a (line 3) have the same prefix \"a\""},
 		{"two without prefix", "mcp:\n  servers:\n    - name: a\n      endpoint: https://x.test/mcp\n      prefix: \"\"\n    - name: b\n      endpoint: https://y.test/mcp\n      prefix: \"\"\n",
+			":8: mcp servers b and a (line 3) both have no prefix"},
+		// A command server is in the catalogue too: its names collide
+		// like any served entry's.
+		{"command and endpoint, same prefix", "mcp:\n  servers:\n    - name: a\n      endpoint: https://x.test/mcp\n    - name: b\n      command: [srv]\n      prefix: a\n",
+			":7: mcp servers b and a (line 3) have the same prefix \"a\""},
+		{"command named as a prefix", "mcp:\n  servers:\n    - name: x\n      endpoint: https://x.test/mcp\n      prefix: b\n    - name: b\n      command: [srv]\n",
+			":7: mcp servers b and x (line 3) have the same prefix \"b\""},
+		{"two commands without prefix", "mcp:\n  servers:\n    - name: a\n      command: [srv]\n      prefix: \"\"\n    - name: b\n      command: [srv2]\n      prefix: \"\"\n",
 			":8: mcp servers b and a (line 3) both have no prefix"},
 	})
 }

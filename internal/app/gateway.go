@@ -58,6 +58,10 @@ func startGateway(cfg Config, live *rules.Live, guard *mcp.Guard, srv *proxy.Ser
 		ln.Close()
 		return nil, err
 	}
+	var children gateway.Children
+	if sup := a.Stdio(); sup != nil {
+		children = sup // never a typed nil: without one, command servers fail to open, with a reason
+	}
 	gw, err := gateway.New(gateway.Config{
 		Policy: live.Engine, Guard: guard, Log: a.log, Version: a.cfg.Build.Version, Auth: provenAgent{},
 		// What the guard lets through is the agent's request, sent by the
@@ -69,6 +73,9 @@ func startGateway(cfg Config, live *rules.Live, guard *mcp.Guard, srv *proxy.Ser
 			return srv.Send(w, r, proxy.Sender{Agent: who.Agent, Client: who.Client, Door: gateway.Door, Server: server, Subject: who.Subject})
 		},
 		Client: srv.Client(),
+		// The policy's command servers, served over stdio to the process
+		// the supervisor runs (started before the gateway).
+		Children: children,
 	})
 	if err != nil {
 		ln.Close()
