@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -65,6 +66,11 @@ type Gateway struct {
 	// bufs are forward's copy buffers (guardhttp.go): one per answer in
 	// flight, not one allocated per call.
 	bufs sync.Pool
+	// The tools/call fast path (fastcall.go): client sessions by id,
+	// the calls it carried, the ids it gives them upstream.
+	fast      sync.Map // string -> *fastEntry
+	fastCalls atomic.Int64
+	fastIDs   atomic.Uint64
 
 	mu       sync.Mutex
 	closed   bool
@@ -138,6 +144,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// stream (a Streamable HTTP client's GET always names its session).
 		g.legacy.ServeHTTP(w, r)
 	default:
+		if g.fastCall(w, r) {
+			return
+		}
 		g.stateful.ServeHTTP(w, r)
 	}
 }

@@ -1,0 +1,455 @@
+package gateway
+
+// The fast path of tools/call. A client's plain tools/call is the
+// gateway's hot path, and through the SDK it costs two extra JSON hops
+// (the SDK server decoding the client's request and encoding the answer,
+// the SDK client encoding the request and decoding the server's answer),
+// about a dozen decodes of 32 KiB buffers a call. fastCall carries such
+// a call itself: it reads the one request with the strict codec, routes
+// the name through the session's catalogue, and sends it to the server
+// through the same guardTransport the session's SDK client uses (the
+// same Exchange, so every decision is still the guard's: tool rules,
+// redaction both ways, rate limits, pins, approvals, events). The
+// server's answer, as the guard let it through, goes back to the client
+// framed as the SDK server would have framed it (SSE, one message event,
+// no event id: the gateway's handler has no event store).
+//
+// Anything it does not handle exactly falls back to the SDK path before
+// a byte has gone upstream: a batch, another method, a session it does
+// not know (or another agent's), a name not in the catalogue, an
+// upstream session not open yet, any _meta (progress tokens), a task, a
+// multi round trip retry, a revision it does not speak (2024-11-05,
+// 2026-07-28 on either side), a non-HTTP dialer. After the request has
+// gone upstream it falls back only on the upstream's 404 (the server
+// forgot the session: the SDK path opens a new one and sends the call
+// again, as upstream.do does).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentg/agentg/dissect/mcp/wire"
+)
+
+// fastEntry is a client session the fast path can find by its id.
+type fastEntry struct {
+	s *session
+	// sdkSeen is when the SDK's handler last saw a request of the
+	// session (unix nanoseconds): its idle timer restarts only on the
+	// requests it serves, so the fast path leaves it one now and then.
+	sdkSeen atomic.Int64
+}
+
+// indexSession makes the client session id findable by the fast path
+// (session.bind calls it on the session's first request).
+func (g *Gateway) indexSession(id string, s *session) {
+	if id == "" {
+		return
+	}
+	e := &fastEntry{s: s}
+	e.sdkSeen.Store(time.Now().UnixNano())
+	g.fast.Store(id, e)
+}
+
+// unindexSession forgets the id once the client session has ended.
+func (g *Gateway) unindexSession(id string) { g.fast.Delete(id) }
+
+// FastCalls is how many tools/call the fast path has carried (tests and
+// benchmarks read it to know which path a call took).
+func (g *Gateway) FastCalls() int64 { return g.fastCalls.Load() }
+
+// fastTarget is what a request needs to take the fast path.
+type fastTarget struct {
+	s     *session
+	u     *upstream
+	tr    *guardTransport
+	cs    *sdk.ClientSession
+	route route
+	msg   *wire.Message
+}
+
+// fastCall serves r when it can; it returns false, with r's body as it
+// was, when the SDK path must serve it.
+func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost || !isHTTPDialer(g.cfg.Dial) {
+		return false
+	}
+	id := r.Header.Get("Mcp-Session-Id")
+	if id == "" || !fastHeaders(r.Header) {
+		return false
+	}
+	v, ok := g.fast.Load(id)
+	if !ok {
+		return false
+	}
+	e := v.(*fastEntry)
+	s := e.s
+	if s.stateless || s.who.Agent != whoOf(r).Agent {
+		return false // another agent's session: the SDK path answers as it does
+	}
+	// Leave the SDK's handler a request of the session every quarter of
+	// its idle timeout, so that it does not close a session in use.
+	now := time.Now().UnixNano()
+	if now-e.sdkSeen.Load() > int64(g.cfg.SessionTimeout/4) {
+		e.sdkSeen.Store(now)
+		return false
+	}
+	ss := s.client()
+	if ss == nil || ss.InitializeParams() == nil {
+		return false
+	}
+	if pv := r.Header.Get("MCP-Protocol-Version"); pv != "" && pv != negotiated(ss) {
+		return false
+	}
+	body, err := readBounded(r.Body, wire.DefaultMaxMessage)
+	if err != nil {
+		r.Body = rejoin(body, r.Body)
+		return false
+	}
+	r.Body = rejoin(body, http.NoBody)
+	t, ok := g.fastTargetOf(s, body)
+	if !ok {
+		return false
+	}
+	return g.fastServe(w, r, t, body)
+}
+
+// fastTargetOf reads body as one plain tools/call the session can route
+// to an open upstream session.
+func (g *Gateway) fastTargetOf(s *session, body []byte) (fastTarget, bool) {
+	b, err := wire.Parse(body, wire.Limits{})
+	if err != nil || b.Batch || len(b.Messages) != 1 {
+		return fastTarget{}, false // the SDK path answers what it answers
+	}
+	m := b.Messages[0]
+	if m.Kind != wire.KindRequest || m.Method != "tools/call" || m.Meta != nil || m.Task != nil ||
+		m.InputResponses != nil || m.RequestState != "" || len(m.Params) == 0 {
+		return fastTarget{}, false
+	}
+	rt, ok := s.cat.lookup(kindTools, m.Tool)
+	if !ok {
+		return fastTarget{}, false // unlisted: the middleware's route, with its refusal
+	}
+	s.mu.Lock()
+	u := s.ups[rt.server]
+	s.mu.Unlock()
+	if u == nil {
+		return fastTarget{}, false
+	}
+	u.mu.Lock()
+	cs, tr := u.cs, u.tr
+	u.mu.Unlock()
+	if cs == nil || tr == nil || cs.ID() == "" {
+		return fastTarget{}, false
+	}
+	if ir := cs.InitializeResult(); ir == nil || ir.ProtocolVersion < "2025-03-26" || ir.ProtocolVersion >= "2026-07-28" {
+		return fastTarget{}, false
+	}
+	return fastTarget{s: s, u: u, tr: tr, cs: cs, route: rt, msg: m}, true
+}
+
+// fastServe sends the call upstream and streams the answer to the
+// client. It returns false only when nothing was written to w.
+func (g *Gateway) fastServe(w http.ResponseWriter, r *http.Request, t fastTarget, body []byte) bool {
+	upID := "agentg-f" + strconv.FormatUint(g.fastIDs.Add(1), 10)
+	resp, err := t.post(r.Context(), upstreamCall(upID, t.route.name, t.msg.Args))
+	if err != nil {
+		if r.Context().Err() != nil {
+			return true // the client left
+		}
+		g.fastAnswer(w, t.msg.ID, nil, fmt.Errorf("agentg gateway: mcp server %s: %w", t.route.server, err))
+		return true
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		// The server forgot the session: the SDK path opens a new one.
+		return false
+	}
+	g.fastCalls.Add(1)
+	ans, err := t.answer(r.Context(), resp, upID, w, t.msg.ID)
+	if err != nil && ans == nil {
+		if r.Context().Err() != nil {
+			return true
+		}
+		g.fastAnswer(w, t.msg.ID, nil, fmt.Errorf("agentg gateway: mcp server %s: %w", t.route.server, err))
+		return true
+	}
+	g.fastAnswer(w, t.msg.ID, ans, nil)
+	return true
+}
+
+// post sends one message to the server on the upstream session, through
+// the guard, with the headers the SDK client sends.
+func (t fastTarget) post(ctx context.Context, msg []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.tr.end.String(), bytes.NewReader(msg))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", t.cs.InitializeResult().ProtocolVersion)
+	req.Header.Set("Mcp-Session-Id", t.cs.ID())
+	return t.tr.RoundTrip(req)
+}
+
+// answer reads the upstream's answer until the response to upID, and
+// returns it with the client's id in place. What the server sends the
+// client on the call's stream meanwhile is served as the SDK client
+// would (fastStream).
+func (t fastTarget) answer(ctx context.Context, resp *http.Response, upID string, w http.ResponseWriter, clientID jsontext.Value) ([]byte, error) {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("the server answered %s", resp.Status)
+	case mt == "application/json":
+		data, err := readBounded(resp.Body, wire.DefaultMaxMessage)
+		if err != nil {
+			return nil, fmt.Errorf("read the answer: %w", err)
+		}
+		if out, ok := responseTo(data, upID, clientID); ok {
+			return out, nil
+		}
+		return nil, fmt.Errorf("the answer is not the call's response")
+	case mt == "text/event-stream":
+		sr := wire.NewSSEReader(resp.Body, 0)
+		for {
+			ev, err := sr.Next()
+			if err != nil {
+				if err == io.EOF {
+					return nil, fmt.Errorf("the stream ended before the call's response")
+				}
+				return nil, fmt.Errorf("read the stream: %w", err)
+			}
+			if !ev.HasData || wire.EventName(ev.Type) != "message" && ev.Type != "" {
+				continue
+			}
+			if out, ok := responseTo([]byte(ev.Data), upID, clientID); ok {
+				return out, nil
+			}
+			t.serverMessage(ctx, []byte(ev.Data), w)
+		}
+	}
+	return nil, fmt.Errorf("the server answered %q", resp.Header.Get("Content-Type"))
+}
+
+// responseTo is data with the client's id, when data is the response
+// to upID.
+func responseTo(data []byte, upID string, clientID jsontext.Value) ([]byte, bool) {
+	b, err := wire.Parse(data, wire.Limits{})
+	if err != nil || b.Batch || len(b.Messages) != 1 {
+		return nil, false
+	}
+	m := b.Messages[0]
+	if m.Kind != wire.KindResponse && m.Kind != wire.KindErrorResponse || m.IDKey() != wire.IDKey(jsontext.Value(strconv.Quote(upID))) {
+		return nil, false
+	}
+	// m.ID and m.Raw are slices of data: the id's offset in Raw is the
+	// difference of their capacities.
+	at := cap(m.Raw) - cap(m.ID)
+	if at < 0 || at+len(m.ID) > len(m.Raw) || !bytes.Equal(m.Raw[at:at+len(m.ID)], m.ID) {
+		return nil, false
+	}
+	out := make([]byte, 0, len(m.Raw)-len(m.ID)+len(clientID))
+	out = append(out, m.Raw[:at]...)
+	out = append(out, clientID...)
+	return append(out, m.Raw[at+len(m.ID):]...), true
+}
+
+// upstreamCall is the request the SDK client would send for the call:
+// the server's own name, the client's arguments as they were.
+func upstreamCall(id, name string, args jsontext.Value) []byte {
+	b := make([]byte, 0, 80+len(name)+len(args))
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = wire.AppendString(b, id)
+	b = append(b, `,"method":"tools/call","params":{"name":`...)
+	b = wire.AppendString(b, name)
+	if len(args) > 0 {
+		b = append(b, `,"arguments":`...)
+		b = append(b, args...)
+	}
+	return append(b, "}}"...)
+}
+
+// fastAnswer writes the call's answer (or err as the SDK server answers
+// a handler's error: an internal error) as the SDK server frames it.
+func (g *Gateway) fastAnswer(w http.ResponseWriter, id jsontext.Value, ans []byte, err error) {
+	if err != nil {
+		ans = wire.ErrorResponse(id, wire.CodeInternalError, err.Error(), nil)
+	}
+	fastHead(w)
+	wire.WriteEvent(w, wire.MessageEvent(ans))
+	http.NewResponseController(w).Flush()
+}
+
+// fastHead sets the SDK server's headers of a POST's event stream, once.
+func fastHead(w http.ResponseWriter) {
+	h := w.Header()
+	if h.Get("Content-Type") != "" {
+		return
+	}
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Connection", "keep-alive")
+	w.WriteHeader(http.StatusOK)
+}
+
+// fastHeaders reports whether the request's headers are the ones the
+// SDK's handler takes for a POST on a session; anything else is its to
+// refuse.
+func fastHeaders(h http.Header) bool {
+	if h.Get("MCP-Protocol-Version") >= "2026-07-28" || len(h.Values("Last-Event-ID")) > 0 {
+		return false
+	}
+	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err != nil || mt != "application/json" {
+		return false
+	}
+	var j, s bool
+	for _, v := range h.Values("Accept") {
+		for _, tok := range strings.Split(v, ",") {
+			base, _, _ := strings.Cut(tok, ";")
+			switch strings.ToLower(strings.TrimSpace(base)) {
+			case "application/json", "application/*":
+				j = true
+			case "text/event-stream", "text/*":
+				s = true
+			case "*/*":
+				j, s = true, true
+			}
+		}
+	}
+	return j && s
+}
+
+func negotiated(ss *sdk.ServerSession) string {
+	if p := ss.InitializeParams(); p != nil {
+		// The SDK server answers the client's revision when it speaks it,
+		// and the fast path only serves revisions it speaks.
+		return p.ProtocolVersion
+	}
+	return ""
+}
+
+func isHTTPDialer(d Dialer) bool {
+	_, ok := d.(HTTPDialer)
+	return ok
+}
+
+// readBounded reads r to its end, at most limit bytes; past that it
+// returns what it read and an error.
+func readBounded(r io.Reader, limit int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return b, err
+	}
+	if len(b) > limit {
+		return b, fmt.Errorf("over %d bytes", limit)
+	}
+	return b, nil
+}
+
+// rejoin is a body that reads read and then rest.
+func rejoin(read []byte, rest io.ReadCloser) io.ReadCloser {
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(read), rest), rest}
+}
+
+// serverMessage serves a message the server sent on the call's stream
+// before its response, as the session's SDK client would: a log message
+// goes to the client on the call's stream, a list change reloads the
+// catalogue, a request to the client (sampling, elicitation, roots) is
+// asked of the client's session and its answer posted back.
+func (t fastTarget) serverMessage(ctx context.Context, data []byte, w http.ResponseWriter) {
+	b, err := wire.Parse(data, wire.Limits{})
+	if err != nil || b.Batch || len(b.Messages) != 1 {
+		return // the guard framed it: it parses; anything else is dropped as the SDK client would
+	}
+	m := b.Messages[0]
+	switch m.Kind {
+	case wire.KindNotification:
+		switch m.Method {
+		case "notifications/message":
+			fastHead(w)
+			wire.WriteEvent(w, wire.MessageEvent(data))
+			http.NewResponseController(w).Flush()
+		case "notifications/tools/list_changed":
+			t.s.cat.changed(t.route.server, kindTools)
+		case "notifications/prompts/list_changed":
+			t.s.cat.changed(t.route.server, kindPrompts)
+		case "notifications/resources/list_changed":
+			t.s.cat.changed(t.route.server, kindResources)
+		case "notifications/resources/updated":
+			var p sdk.ResourceUpdatedNotificationParams
+			if json.Unmarshal(m.Params, &p) == nil {
+				t.s.srv.ResourceUpdated(ctx, &p)
+			}
+		}
+	case wire.KindRequest:
+		res, err := t.askClient(ctx, m)
+		var out []byte
+		if err != nil {
+			out = wire.ErrorResponse(m.ID, wire.CodeInternalError, err.Error(), nil)
+		} else {
+			out = append(append(append([]byte(`{"jsonrpc":"2.0","id":`), m.ID...), `,"result":`...), res...)
+			out = append(out, '}')
+		}
+		if resp, err := t.post(ctx, out); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+}
+
+// askClient asks the client's session what the server asked the
+// gateway's client.
+func (t fastTarget) askClient(ctx context.Context, m *wire.Message) ([]byte, error) {
+	ss := t.s.client()
+	if ss == nil {
+		return nil, errNoClient
+	}
+	var (
+		res any
+		err error
+	)
+	switch m.Method {
+	case "ping":
+		return []byte("{}"), nil
+	case "sampling/createMessage":
+		var p sdk.CreateMessageParams
+		if err = json.Unmarshal(m.Params, &p); err == nil {
+			res, err = ss.CreateMessage(ctx, &p)
+		}
+	case "elicitation/create":
+		var p sdk.ElicitParams
+		if err = json.Unmarshal(m.Params, &p); err == nil {
+			res, err = ss.Elicit(ctx, &p)
+		}
+	case "roots/list":
+		var p sdk.ListRootsParams
+		if len(m.Params) > 0 {
+			err = json.Unmarshal(m.Params, &p)
+		}
+		if err == nil {
+			res, err = ss.ListRoots(ctx, &p)
+		}
+	default:
+		return nil, fmt.Errorf("agentg gateway: method %q is not served", m.Method)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
+}

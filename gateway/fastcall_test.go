@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The tools/call fast path, between the Go SDK's client and a Go SDK
+// server on loopback, with the real guard: a plain call takes it (the
+// gateway's counter says so) with every decision still the guard's, and
+// what it must not carry still works through the SDK path.
+
+const fastTools = "    - deny: up.delete_project\n      id: no-delete\n" +
+	"    - deny: up.echo\n      id: no-rm\n      when:\n        - arg: /command\n          matches: 'rm\\s+-rf'\n" +
+	"  redact:\n    - pattern: \"AKIA[0-9A-Z]{16}\"\n      id: no-keys\n"
+
+// fastSession connects a Go SDK client at rev and lists the tools, so
+// that the catalogue is loaded and the upstream session open.
+func fastSession(t *testing.T, f *fixture, rev string, opts *sdk.ClientOptions) *sdk.ClientSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, opts).
+		Connect(ctx, &sdk.StreamableClientTransport{Endpoint: f.url}, &sdk.ClientSessionOptions{ProtocolVersion: rev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	if _, err := cs.ListTools(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func text(t *testing.T, res *sdk.CallToolResult) string {
+	t.Helper()
+	if res == nil || len(res.Content) != 1 {
+		t.Fatalf("result: %+v", res)
+	}
+	tc, ok := res.Content[0].(*sdk.TextContent)
+	if !ok {
+		t.Fatalf("content: %+v", res.Content[0])
+	}
+	return tc.Text
+}
+
+func TestFastCallTaken(t *testing.T) {
+	for _, rev := range []string{"2025-03-26", "2025-06-18", "2025-11-25"} {
+		t.Run(rev, func(t *testing.T) {
+			f := newToolsFixture(t, nil, fastTools)
+			cs := fastSession(t, f, rev, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+
+			before := f.gw.FastCalls()
+			res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.echo", Arguments: json.RawMessage(`{"a":1,"b":[true,null,"x"]}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The arguments reach the server as the client sent them.
+			if got := text(t, res); got != `echo{"a":1,"b":[true,null,"x"]}` {
+				t.Fatalf("echo: %q", got)
+			}
+			if f.gw.FastCalls() != before+1 {
+				t.Fatalf("the call did not take the fast path (%d calls)", f.gw.FastCalls()-before)
+			}
+
+			// Redaction toward the server is the guard's, on the fast path too.
+			res, err = cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.echo", Arguments: map[string]any{"k": "AKIAABCDEFGHIJKLMNOP"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := text(t, res); strings.Contains(got, "AKIAABCDEFGHIJKLMNOP") || !strings.HasPrefix(got, "echo") {
+				t.Fatalf("the key reached the server or came back: %q", got)
+			}
+
+			// The guard's refusal, on the fast path, is what the SDK
+			// path answers (a progress token sends the call there).
+			runs := f.runs.Load()
+			before = f.gw.FastCalls()
+			rm := map[string]any{"command": "rm -rf /"}
+			_, fastErr := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.echo", Arguments: rm})
+			if f.gw.FastCalls() != before+1 {
+				t.Fatal("the denied call did not take the fast path")
+			}
+			_, slowErr := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.echo", Arguments: rm,
+				Meta: sdk.Meta{"progressToken": "p"}})
+			if f.gw.FastCalls() != before+1 {
+				t.Fatal("a call with a progress token took the fast path")
+			}
+			if fastErr == nil || slowErr == nil || fastErr.Error() != slowErr.Error() {
+				t.Fatalf("refusals differ: fast %v, SDK path %v", fastErr, slowErr)
+			}
+			if f.runs.Load() != runs {
+				t.Fatal("the denied tool ran")
+			}
+			if n := strings.Count(f.log.String(), `"rule":"no-rm"`); n < 2 {
+				t.Errorf("%d deny events, want one per call:\n%s", n, f.log.String())
+			}
+		})
+	}
+}
+
+func TestFastCallProgressFallsBack(t *testing.T) {
+	f := newToolsFixture(t, nil, fastTools)
+	f.up.AddTool(&sdk.Tool{Name: "slow", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			for i := range 3 {
+				req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{ProgressToken: req.Params.GetProgressToken(), Progress: float64(i + 1), Total: 3})
+			}
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "done"}}}, nil
+		})
+	var progress atomic.Int64
+	cs := fastSession(t, f, "2025-11-25", &sdk.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, r *sdk.ProgressNotificationClientRequest) {
+			if r.Params.ProgressToken == "mine" {
+				progress.Add(1)
+			}
+		}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	before := f.gw.FastCalls()
+	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.slow", Arguments: map[string]any{}, Meta: sdk.Meta{"progressToken": "mine"}})
+	if err != nil || text(t, res) != "done" {
+		t.Fatalf("slow: %+v %v", res, err)
+	}
+	if f.gw.FastCalls() != before {
+		t.Fatal("a call with a progress token took the fast path")
+	}
+	// The client got the progress, under its own token. (Not always all
+	// three: the gateway's SDK client may read the result before the
+	// last notification and forget the token first; that is the SDK
+	// path's, calls.go.)
+	for deadline := time.Now().Add(5 * time.Second); progress.Load() < 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if progress.Load() < 1 {
+		t.Fatalf("no progress notification reached the client\n%s", f.log.String())
+	}
+	// The same tool without a token takes the fast path.
+	if res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.slow", Arguments: map[string]any{}}); err != nil || text(t, res) != "done" {
+		t.Fatalf("slow: %+v %v", res, err)
+	}
+	if f.gw.FastCalls() != before+1 {
+		t.Fatal("the plain call did not take the fast path")
+	}
+}
+
+// A server that asks the client something during a call gets the
+// client's answer on the fast path too.
+func TestFastCallServerAsksTheClient(t *testing.T) {
+	f := newToolsFixture(t, nil, fastTools)
+	f.up.AddTool(&sdk.Tool{Name: "ask", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			r, err := req.Session.CreateMessage(ctx, &sdk.CreateMessageParams{MaxTokens: 5,
+				Messages: []*sdk.SamplingMessage{{Role: "user", Content: &sdk.TextContent{Text: "hi"}}}})
+			if err != nil {
+				return nil, err
+			}
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "model said " + r.Content.(*sdk.TextContent).Text}}}, nil
+		})
+	cs := fastSession(t, f, "2025-11-25", &sdk.ClientOptions{
+		CreateMessageHandler: func(context.Context, *sdk.CreateMessageRequest) (*sdk.CreateMessageResult, error) {
+			return &sdk.CreateMessageResult{Model: "m", Role: "assistant", Content: &sdk.TextContent{Text: "hello"}}, nil
+		}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	before := f.gw.FastCalls()
+	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.ask", Arguments: map[string]any{}})
+	if err != nil || text(t, res) != "model said hello" {
+		t.Fatalf("ask: %+v %v", res, err)
+	}
+	if f.gw.FastCalls() != before+1 {
+		t.Fatal("the call did not take the fast path")
+	}
+}
+
+// A server that forgot the session answers 404: the SDK path opens a
+// new one and the call runs once.
+func TestFastCallSessionForgotten(t *testing.T) {
+	f := newToolsFixture(t, nil, fastTools)
+	cs := fastSession(t, f, "2025-11-25", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for ss := range f.up.Sessions() {
+		ss.Close()
+	}
+	runs := f.runs.Load()
+	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.echo", Arguments: map[string]any{"n": 2}})
+	if err != nil || text(t, res) != `echo{"n":2}` {
+		t.Fatalf("echo: %+v %v", res, err)
+	}
+	if f.runs.Load() != runs+1 {
+		t.Fatalf("the tool ran %d times, want once", f.runs.Load()-runs)
+	}
+	// The new session carries the next call on the fast path.
+	before := f.gw.FastCalls()
+	if res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.echo", Arguments: map[string]any{"n": 3}}); err != nil || text(t, res) != `echo{"n":3}` {
+		t.Fatalf("echo: %+v %v", res, err)
+	}
+	if f.gw.FastCalls() != before+1 {
+		t.Fatal("the call on the new session did not take the fast path")
+	}
+}
