@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -206,5 +208,77 @@ func TestFastCallSessionForgotten(t *testing.T) {
 	}
 	if f.gw.FastCalls() != before+1 {
 		t.Fatal("the call on the new session did not take the fast path")
+	}
+}
+
+// rawCall posts one tools/call on session sid as agent and returns the
+// answer's headers and body.
+func rawCall(t *testing.T, url, sid, agent, body string) (http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", sid)
+	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	req.Header.Set("X-Agent", agent)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %s: %s", resp.Status, b)
+	}
+	return resp.Header, string(b)
+}
+
+// The fast path's answer is framed as the SDK server frames it, with the
+// client's id as the client sent it; and a session is the fast path's
+// only for the agent that opened it (another agent's request with its id
+// is the SDK path's to answer).
+func TestFastCallFramingAndAgent(t *testing.T) {
+	f := newToolsFixture(t, byHeader{}, fastTools)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs := connectAs(t, ctx, f, "a", nil)
+	defer cs.Close()
+	if _, err := cs.ListTools(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	call := func(id, meta string) string {
+		return `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"up.echo","arguments":{"x":1}` + meta + `}}`
+	}
+	before := f.gw.FastCalls()
+	fh, fast := rawCall(t, f.url, cs.ID(), "a", call(`"c-7"`, ""))
+	if f.gw.FastCalls() != before+1 {
+		t.Fatal("the raw call did not take the fast path")
+	}
+	sh, slow := rawCall(t, f.url, cs.ID(), "a", call(`"c-8"`, `,"_meta":{"progressToken":1}`))
+	if f.gw.FastCalls() != before+1 {
+		t.Fatal("the call with a progress token took the fast path")
+	}
+	for _, k := range []string{"Content-Type", "Cache-Control"} {
+		if fh.Get(k) != sh.Get(k) {
+			t.Errorf("%s: fast %q, SDK path %q", k, fh.Get(k), sh.Get(k))
+		}
+	}
+	for _, want := range []struct{ body, id string }{{fast, `"c-7"`}, {slow, `"c-8"`}} {
+		if !strings.HasPrefix(want.body, "event: message\ndata: {") || !strings.HasSuffix(want.body, "}\n\n") ||
+			!strings.Contains(want.body, `"id":`+want.id) || !strings.Contains(want.body, `echo{\"x\":1}`) {
+			t.Errorf("answer: %q", want.body)
+		}
+	}
+
+	// Agent b with a's session id: not the fast path's.
+	rawCall(t, f.url, cs.ID(), "b", call(`9`, ""))
+	if f.gw.FastCalls() != before+1 {
+		t.Fatal("another agent's request took the fast path on a's session")
 	}
 }
