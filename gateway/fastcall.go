@@ -34,6 +34,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,55 @@ type fastEntry struct {
 	// session (unix nanoseconds): its idle timer restarts only on the
 	// requests it serves, so the fast path leaves it one now and then.
 	sdkSeen atomic.Int64
+
+	mu    sync.Mutex
+	calls map[string]context.CancelFunc // the fast calls in flight, by the client's id (wire.IDKey)
+}
+
+// track records a fast call in flight under the client's id; false when
+// that id is in flight already (the SDK's handler refuses the duplicate).
+func (e *fastEntry) track(key string, cancel context.CancelFunc) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, dup := e.calls[key]; dup {
+		return false
+	}
+	if e.calls == nil {
+		e.calls = map[string]context.CancelFunc{}
+	}
+	e.calls[key] = cancel
+	return true
+}
+
+func (e *fastEntry) untrack(key string) {
+	e.mu.Lock()
+	delete(e.calls, key)
+	e.mu.Unlock()
+}
+
+// cancel ends the fast call a client's notifications/cancelled names:
+// the SDK's server does not know the call, so it would not.
+func (e *fastEntry) cancel(body []byte) {
+	b, err := wire.Parse(body, wire.Limits{})
+	if err != nil || b.Batch || len(b.Messages) != 1 {
+		return
+	}
+	m := b.Messages[0]
+	if m.Kind != wire.KindNotification || m.Method != "notifications/cancelled" {
+		return
+	}
+	var p struct {
+		RequestID json.RawMessage `json:"requestId"`
+	}
+	if json.Unmarshal(m.Params, &p) != nil || len(p.RequestID) == 0 {
+		return
+	}
+	e.mu.Lock()
+	c := e.calls[wire.IDKey(jsontext.Value(p.RequestID))]
+	e.mu.Unlock()
+	if c != nil {
+		c()
+	}
 }
 
 // indexSession makes the client session id findable by the fast path
@@ -119,11 +169,25 @@ func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	r.Body = rejoin(body, http.NoBody)
+	if bytes.Contains(body, []byte(`"notifications/cancelled"`)) {
+		e.cancel(body) // and the SDK's server reads it as well
+		return false
+	}
+	if !bytes.Contains(body, []byte(`"tools/call"`)) {
+		return false // not worth parsing: the SDK path's (a method spelled with escapes is its too)
+	}
 	t, ok := g.fastTargetOf(s, body)
 	if !ok {
 		return false
 	}
-	return g.fastServe(w, r, t, body)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	key := t.msg.IDKey()
+	if !e.track(key, cancel) {
+		return false
+	}
+	defer e.untrack(key)
+	return g.fastServe(w, r.WithContext(ctx), t)
 }
 
 // fastTargetOf reads body as one plain tools/call the session can route
@@ -162,12 +226,20 @@ func (g *Gateway) fastTargetOf(s *session, body []byte) (fastTarget, bool) {
 
 // fastServe sends the call upstream and streams the answer to the
 // client. It returns false only when nothing was written to w.
-func (g *Gateway) fastServe(w http.ResponseWriter, r *http.Request, t fastTarget, body []byte) bool {
+func (g *Gateway) fastServe(w http.ResponseWriter, r *http.Request, t fastTarget) bool {
 	upID := "agentg-f" + strconv.FormatUint(g.fastIDs.Add(1), 10)
+	g.fastCalls.Add(1)
 	resp, err := t.post(r.Context(), upstreamCall(upID, t.route.name, t.msg.Args))
+	answered := false
+	defer func() {
+		if !answered {
+			t.cancelled(r.Context(), upID)
+		}
+	}()
 	if err != nil {
 		if r.Context().Err() != nil {
-			return true // the client left
+			fastHead(w) // the client left, or cancelled the call: an empty stream
+			return true
 		}
 		g.fastAnswer(w, t.msg.ID, nil, fmt.Errorf("agentg gateway: mcp server %s: %w", t.route.server, err))
 		return true
@@ -175,18 +247,28 @@ func (g *Gateway) fastServe(w http.ResponseWriter, r *http.Request, t fastTarget
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
 		// The server forgot the session: the SDK path opens a new one.
+		answered = true
+		g.fastCalls.Add(-1)
 		return false
 	}
-	g.fastCalls.Add(1)
 	ans, err := t.answer(r.Context(), resp, upID, w, t.msg.ID)
+	answered = ans != nil
 	if err != nil && ans == nil {
 		if r.Context().Err() != nil {
+			fastHead(w)
 			return true
 		}
 		g.fastAnswer(w, t.msg.ID, nil, fmt.Errorf("agentg gateway: mcp server %s: %w", t.route.server, err))
 		return true
 	}
 	g.fastAnswer(w, t.msg.ID, ans, nil)
+	// The rest of the stream (the server ends it after the response) is
+	// read to its end, so that the guard and the forwarder finish and
+	// the upstream connection goes back to the pool instead of being cut
+	// when this request's context ends.
+	stop := time.AfterFunc(time.Second, func() { resp.Body.Close() })
+	io.Copy(io.Discard, resp.Body)
+	stop.Stop()
 	return true
 }
 
@@ -202,6 +284,23 @@ func (t fastTarget) post(ctx context.Context, msg []byte) (*http.Response, error
 	req.Header.Set("MCP-Protocol-Version", t.cs.InitializeResult().ProtocolVersion)
 	req.Header.Set("Mcp-Session-Id", t.cs.ID())
 	return t.tr.RoundTrip(req)
+}
+
+// cancelled tells the server, when the client left before the answer,
+// that the call is cancelled, as the SDK client does when its call's
+// context ends.
+func (t fastTarget) cancelled(ctx context.Context, upID string) {
+	if ctx.Err() == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	b := append([]byte(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":`), wire.AppendString(nil, upID)...)
+	b = append(b, `,"reason":"the client left"}}`...)
+	if resp, err := t.post(ctx, b); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 }
 
 // answer reads the upstream's answer until the response to upID, and
@@ -311,6 +410,13 @@ func fastHead(w http.ResponseWriter) {
 func fastHeaders(h http.Header) bool {
 	if h.Get("MCP-Protocol-Version") >= "2026-07-28" || len(h.Values("Last-Event-ID")) > 0 {
 		return false
+	}
+	for k := range h {
+		// Mcp-Method, Mcp-Name, Mcp-Param-*: the SDK's handler checks
+		// them against the body, and refuses what disagrees.
+		if len(k) > 4 && strings.EqualFold(k[:4], "Mcp-") && !strings.EqualFold(k, "Mcp-Session-Id") && !strings.EqualFold(k, "Mcp-Protocol-Version") {
+			return false
+		}
 	}
 	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err != nil || mt != "application/json" {
 		return false

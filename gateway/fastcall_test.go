@@ -215,16 +215,7 @@ func TestFastCallSessionForgotten(t *testing.T) {
 // answer's headers and body.
 func rawCall(t *testing.T, url, sid, agent, body string) (http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Mcp-Session-Id", sid)
-	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
-	req.Header.Set("X-Agent", agent)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := rawPost(url, sid, agent, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,6 +228,19 @@ func rawCall(t *testing.T, url, sid, agent, body string) (http.Header, string) {
 		t.Fatalf("status %s: %s", resp.Status, b)
 	}
 	return resp.Header, string(b)
+}
+
+func rawPost(url, sid, agent, body string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", sid)
+	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	req.Header.Set("X-Agent", agent)
+	return http.DefaultClient.Do(req)
 }
 
 // The fast path's answer is framed as the SDK server frames it, with the
@@ -280,5 +284,108 @@ func TestFastCallFramingAndAgent(t *testing.T) {
 	rawCall(t, f.url, cs.ID(), "b", call(`9`, ""))
 	if f.gw.FastCalls() != before+1 {
 		t.Fatal("another agent's request took the fast path on a's session")
+	}
+}
+
+// A client that cancels a call on the fast path cancels it at the
+// server, as it would through the SDK path.
+func TestFastCallCancelled(t *testing.T) {
+	f := newToolsFixture(t, nil, fastTools)
+	started, cancelled := make(chan struct{}, 1), make(chan struct{})
+	f.up.AddTool(&sdk.Tool{Name: "wait", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			started <- struct{}{}
+			select {
+			case <-ctx.Done():
+				close(cancelled)
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Second):
+				return &sdk.CallToolResult{}, nil
+			}
+		})
+	cs := fastSession(t, f, "2025-11-25", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	before := f.gw.FastCalls()
+	callCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(callCtx, &sdk.CallToolParams{Name: "up.wait", Arguments: map[string]any{}})
+		done <- err
+	}()
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the tool never started")
+	}
+	stop()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server's tool was not cancelled")
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled call returned no error")
+	}
+	if f.gw.FastCalls() != before+1 {
+		t.Fatal("the call did not take the fast path")
+	}
+	// The session goes on.
+	if res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.echo", Arguments: map[string]any{}}); err != nil || text(t, res) != `echo{}` {
+		t.Fatalf("echo: %+v %v", res, err)
+	}
+}
+
+// A client's notifications/cancelled for a fast call (its POST still
+// open) cancels it at the server: the SDK's server does not know the
+// call, so the fast path must.
+func TestFastCallCancelledByNotification(t *testing.T) {
+	f := newToolsFixture(t, byHeader{}, fastTools)
+	started, cancelled := make(chan struct{}, 1), make(chan struct{})
+	f.up.AddTool(&sdk.Tool{Name: "wait", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			started <- struct{}{}
+			select {
+			case <-ctx.Done():
+				close(cancelled)
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Second):
+				return &sdk.CallToolResult{}, nil
+			}
+		})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs := connectAs(t, ctx, f, "a", nil)
+	defer cs.Close()
+	if _, err := cs.ListTools(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := f.gw.FastCalls()
+	go func() {
+		if resp, err := rawPost(f.url, cs.ID(), "a", `{"jsonrpc":"2.0","id":"w-1","method":"tools/call","params":{"name":"up.wait","arguments":{}}}`); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the tool never started")
+	}
+	resp, err := rawPost(f.url, cs.ID(), "a", `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"w-1"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("notifications/cancelled: %s", resp.Status)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server's tool was not cancelled")
+	}
+	if f.gw.FastCalls() != before+1 {
+		t.Fatal("the call did not take the fast path")
 	}
 }
