@@ -35,5 +35,7 @@
 // shared by an agent's sessions), calls.go (the client's requests routed
 // to a server), upstream.go (upstream sessions: the Dialer hook,
 // re-opening one the server forgot), guardhttp.go (the upstream HTTP
-// through the guard), events.go (the gateway's own events).
+// through the guard), events.go (the gateway's own events), fastcall.go
+// (a plain tools/call carried without the SDK on either hop, through
+// the same guardTransport: the per-call hot path).
 package gateway
