@@ -31,7 +31,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,7 +139,7 @@ func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	id := r.Header.Get("Mcp-Session-Id")
-	if id == "" || !fastHeaders(r.Header) {
+	if id == "" || !fastHeaders(r.Header) || rebound(r) {
 		return false
 	}
 	v, ok := g.fast.Load(id)
@@ -436,6 +438,26 @@ func fastHeaders(h http.Header) bool {
 		}
 	}
 	return j && s
+}
+
+// rebound reports a request the SDK's DNS rebinding guard refuses: to
+// a loopback listener under a Host that is not loopback (a web page that
+// reached the gateway through a name resolving to 127.0.0.1).
+func rebound(r *http.Request) bool {
+	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return ok && la != nil && isLoopback(la.String()) && !isLoopback(r.Host)
+}
+
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = strings.Trim(hostport, "[]")
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func negotiated(ss *sdk.ServerSession) string {

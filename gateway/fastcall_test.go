@@ -436,3 +436,35 @@ func TestFastCallTypeScriptClient(t *testing.T) {
 		t.Fatalf("%d calls answered, %d on the fast path, want 2 and 2\n%s", calls, f.gw.FastCalls(), out)
 	}
 }
+
+// The SDK's DNS rebinding guard holds on the fast path: a request to the
+// loopback gateway under a Host that is not loopback is refused, even
+// with a valid session id.
+func TestFastCallRebindingRefused(t *testing.T) {
+	f := newToolsFixture(t, nil, fastTools)
+	cs := fastSession(t, f, "2025-11-25", nil)
+	runs, before := f.runs.Load(), f.gw.FastCalls()
+	req, err := http.NewRequest(http.MethodPost, f.url, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"up.echo","arguments":{}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "rebound.example"
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", cs.ID())
+	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || f.gw.FastCalls() != before {
+		t.Fatalf("status %s, %d fast calls", resp.Status, f.gw.FastCalls()-before)
+	}
+	// The same call under the loopback Host runs: the refusal was the Host's.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.echo", Arguments: map[string]any{}}); err != nil || f.runs.Load() != runs+1 {
+		t.Fatalf("echo: %v, %d runs", err, f.runs.Load()-runs)
+	}
+}
