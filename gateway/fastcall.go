@@ -246,14 +246,15 @@ func (g *Gateway) fastServe(w http.ResponseWriter, r *http.Request, t fastTarget
 		g.fastAnswer(w, t.msg.ID, nil, fmt.Errorf("agentg gateway: mcp server %s: %w", t.route.server, err))
 		return true
 	}
-	defer resp.Body.Close()
+	body := resp.Body // the stream being read: a resumed one replaces it
+	defer func() { body.Close() }()
 	if resp.StatusCode == http.StatusNotFound {
 		// The server forgot the session: the SDK path opens a new one.
 		answered = true
 		g.fastCalls.Add(-1)
 		return false
 	}
-	ans, err := t.answer(r.Context(), resp, upID, w, t.msg.ID)
+	ans, err := t.answer(r.Context(), resp, &body, upID, w, t.msg.ID)
 	answered = ans != nil
 	if err != nil && ans == nil {
 		if r.Context().Err() != nil {
@@ -267,9 +268,11 @@ func (g *Gateway) fastServe(w http.ResponseWriter, r *http.Request, t fastTarget
 	// The rest of the stream (the server ends it after the response) is
 	// read to its end, so that the guard and the forwarder finish and
 	// the upstream connection goes back to the pool instead of being cut
-	// when this request's context ends.
-	stop := time.AfterFunc(time.Second, func() { resp.Body.Close() })
-	io.Copy(io.Discard, resp.Body)
+	// when this request's context ends (a server that keeps it open gets
+	// 100 ms).
+	b := body
+	stop := time.AfterFunc(100*time.Millisecond, func() { b.Close() })
+	io.Copy(io.Discard, b)
 	stop.Stop()
 	return true
 }
@@ -309,7 +312,7 @@ func (t fastTarget) cancelled(ctx context.Context, upID string) {
 // returns it with the client's id in place. What the server sends the
 // client on the call's stream meanwhile is served as the SDK client
 // would (fastStream).
-func (t fastTarget) answer(ctx context.Context, resp *http.Response, upID string, w http.ResponseWriter, clientID jsontext.Value) ([]byte, error) {
+func (t fastTarget) answer(ctx context.Context, resp *http.Response, body *io.ReadCloser, upID string, w http.ResponseWriter, clientID jsontext.Value) ([]byte, error) {
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch {
 	case resp.StatusCode != http.StatusOK:
@@ -325,13 +328,38 @@ func (t fastTarget) answer(ctx context.Context, resp *http.Response, upID string
 		return nil, fmt.Errorf("the answer is not the call's response")
 	case mt == "text/event-stream":
 		sr := wire.NewSSEReader(resp.Body, 0)
+		var lastID string
+		retry, resumed := -1, 0
 		for {
 			ev, err := sr.Next()
+			if err == io.EOF && lastID != "" && resumed < maxResume {
+				// The server closed the call's stream for the client to
+				// come back (SSE polling): resume it as the SDK client
+				// does, after the retry it asked for.
+				resumed++
+				if err := sleepCtx(ctx, retryDelay(retry)); err != nil {
+					return nil, err
+				}
+				rb, err := t.resume(ctx, lastID)
+				if err != nil {
+					return nil, fmt.Errorf("resume the stream: %w", err)
+				}
+				(*body).Close()
+				*body = rb
+				sr = wire.NewSSEReader(rb, 0)
+				continue
+			}
 			if err != nil {
 				if err == io.EOF {
 					return nil, fmt.Errorf("the stream ended before the call's response")
 				}
 				return nil, fmt.Errorf("read the stream: %w", err)
+			}
+			if ev.HasID {
+				lastID = ev.ID
+			}
+			if ev.Retry >= 0 {
+				retry = ev.Retry
 			}
 			if !ev.HasData || wire.EventName(ev.Type) != "message" && ev.Type != "" {
 				continue
@@ -343,6 +371,51 @@ func (t fastTarget) answer(ctx context.Context, resp *http.Response, upID string
 		}
 	}
 	return nil, fmt.Errorf("the server answered %q", resp.Header.Get("Content-Type"))
+}
+
+// maxResume bounds the resumptions of one call's stream.
+const maxResume = 100
+
+// retryDelay is the wait before resuming: the server's retry field
+// (milliseconds), else a second, as the SDK client waits.
+func retryDelay(retry int) time.Duration {
+	if retry < 0 {
+		return time.Second
+	}
+	return time.Duration(retry) * time.Millisecond
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// resume opens the call's stream again after lastID (GET with
+// Last-Event-ID on the upstream session, through the guard).
+func (t fastTarget) resume(ctx context.Context, lastID string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.tr.end.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Last-Event-ID", lastID)
+	req.Header.Set("MCP-Protocol-Version", t.cs.InitializeResult().ProtocolVersion)
+	req.Header.Set("Mcp-Session-Id", t.cs.ID())
+	resp, err := t.tr.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode != http.StatusOK || mt != "text/event-stream" {
+		resp.Body.Close()
+		return nil, fmt.Errorf("the server answered %s %q", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	return resp.Body, nil
 }
 
 // responseTo is data with the client's id, when data is the response

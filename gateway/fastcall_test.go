@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,12 @@ import (
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentg/agentg/audit"
+	"github.com/agentg/agentg/dissect/mcp"
+	"github.com/agentg/agentg/limit"
+	"github.com/agentg/agentg/rules"
+	"github.com/agentg/agentg/state"
 )
 
 // The tools/call fast path, between the Go SDK's client and a Go SDK
@@ -466,5 +473,55 @@ func TestFastCallRebindingRefused(t *testing.T) {
 	defer cancel()
 	if _, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.echo", Arguments: map[string]any{}}); err != nil || f.runs.Load() != runs+1 {
 		t.Fatalf("echo: %v, %d runs", err, f.runs.Load()-runs)
+	}
+}
+
+// A server that closes a call's stream for the client to come back
+// (2025-11-25 SSE polling) is resumed with Last-Event-ID, as the SDK
+// client resumes it, and the call's answer still reaches the client.
+func TestFastCallResumesPolledStream(t *testing.T) {
+	f := &fixture{log: &syncBuffer{}}
+	up := sdk.NewServer(&sdk.Implementation{Name: "up", Version: "1"}, nil)
+	up.AddTool(&sdk.Tool{Name: "echo", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(_ context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "echo"}}}, nil
+		})
+	up.AddTool(&sdk.Tool{Name: "poll", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(_ context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			f.runs.Add(1)
+			req.Extra.CloseSSEStream(sdk.CloseSSEStreamArgs{RetryAfter: 10 * time.Millisecond})
+			time.Sleep(50 * time.Millisecond)
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "after the poll"}}}, nil
+		})
+	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return up }, &sdk.StreamableHTTPOptions{EventStore: sdk.NewMemoryEventStore(nil)})
+	us := httptest.NewServer(h)
+	t.Cleanup(us.Close)
+	e, err := rules.Parse("test.yaml", []byte("mcp:\n  servers:\n    - name: up\n      endpoint: "+us.URL+"/mcp\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := audit.New(f.log)
+	st, err := state.NewMemory(state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f.gw, err = New(Config{Policy: func() *rules.Engine { return e }, Guard: &mcp.Guard{Log: log, State: st, Limits: limit.NewRates(limit.Options{})}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := httptest.NewServer(f.gw)
+	t.Cleanup(func() { gs.CloseClientConnections(); gs.Close(); f.gw.Close() })
+	f.url = gs.URL + Path
+	cs := fastSession(t, f, "2025-11-25", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	before := f.gw.FastCalls()
+	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.poll", Arguments: map[string]any{}})
+	if err != nil || text(t, res) != "after the poll" {
+		t.Fatalf("poll: %+v %v\n%s", res, err, f.log.String())
+	}
+	if f.gw.FastCalls() != before+1 || f.runs.Load() != 1 {
+		t.Fatalf("%d fast calls, %d runs", f.gw.FastCalls()-before, f.runs.Load())
 	}
 }
