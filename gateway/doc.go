@@ -37,5 +37,6 @@
 // re-opening one the server forgot), guardhttp.go (the upstream HTTP
 // through the guard), events.go (the gateway's own events), fastcall.go
 // (a plain tools/call carried without the SDK on either hop, through
-// the same guardTransport: the per-call hot path).
+// the same guardTransport: the per-call hot path; fastanswer.go, its
+// answer).
 package gateway
