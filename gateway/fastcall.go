@@ -14,12 +14,18 @@ package gateway
 // framed as the SDK server would have framed it (SSE, one message event,
 // no event id: the gateway's handler has no event store).
 //
+// The client's session is one the gateway knows by its Mcp-Session-Id
+// (2025-03-26 … 2025-11-25, bound to the agent that opened it), or, at
+// 2026-07-28, the agent's own (agentSession), whose per-request _meta
+// says the revision and who the client is and nothing else.
+//
 // Anything it does not handle exactly falls back to the SDK path before
 // a byte has gone upstream: a batch, another method, a session it does
 // not know (or another agent's), a name not in the catalogue, an
-// upstream session not open yet, any _meta (progress tokens), a task, a
-// multi round trip retry, a revision it does not speak (2024-11-05,
-// 2026-07-28 on either side), a non-HTTP dialer. After the request has
+// upstream session not open yet, any other _meta (progress tokens), a
+// task, a multi round trip retry, Mcp-* headers it does not check, a
+// revision it does not speak (2024-11-05; an upstream session at
+// 2026-07-28), a non-HTTP dialer. After the request has
 // gone upstream it falls back only on the upstream's 404 (the server
 // forgot the session: the SDK path opens a new one and sends the call
 // again, as upstream.do does).
@@ -135,36 +141,53 @@ type fastTarget struct {
 // fastCall serves r when it can; it returns false, with r's body as it
 // was, when the SDK path must serve it.
 func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method != http.MethodPost || !isHTTPDialer(g.cfg.Dial) {
+	if r.Method != http.MethodPost || !isHTTPDialer(g.cfg.Dial) || rebound(r) {
 		return false
 	}
-	id := r.Header.Get("Mcp-Session-Id")
-	if id == "" || !fastHeaders(r.Header) || rebound(r) {
-		return false
+	pv := r.Header.Get("MCP-Protocol-Version")
+	stateless := pv >= "2026-07-28"
+	var e *fastEntry
+	if stateless {
+		// 2026-07-28: no session id; the agent's session (agentSession).
+		if pv != "2026-07-28" || !fastHeaders(r.Header, true) {
+			return false
+		}
+		v, ok := g.fast.Load(agentKey(whoOf(r).Agent))
+		if !ok {
+			return false
+		}
+		if e = v.(*fastEntry); !e.s.stateless {
+			return false
+		}
+	} else {
+		id := r.Header.Get("Mcp-Session-Id")
+		if id == "" || !fastHeaders(r.Header, false) {
+			return false
+		}
+		v, ok := g.fast.Load(id)
+		if !ok {
+			return false
+		}
+		e = v.(*fastEntry)
+		if e.s.stateless || e.s.who.Agent != whoOf(r).Agent {
+			return false // another agent's session: the SDK path answers as it does
+		}
+		// Leave the SDK's handler a request of the session every quarter
+		// of its idle timeout, so that it does not close a session in use.
+		now := time.Now().UnixNano()
+		if now-e.sdkSeen.Load() > int64(g.cfg.SessionTimeout/4) {
+			e.sdkSeen.Store(now)
+			return false
+		}
+		ss := e.s.client()
+		if ss == nil || ss.InitializeParams() == nil {
+			return false
+		}
+		if pv != "" && pv != negotiated(ss) {
+			return false
+		}
 	}
-	v, ok := g.fast.Load(id)
-	if !ok {
-		return false
-	}
-	e := v.(*fastEntry)
 	s := e.s
-	if s.stateless || s.who.Agent != whoOf(r).Agent {
-		return false // another agent's session: the SDK path answers as it does
-	}
-	// Leave the SDK's handler a request of the session every quarter of
-	// its idle timeout, so that it does not close a session in use.
-	now := time.Now().UnixNano()
-	if now-e.sdkSeen.Load() > int64(g.cfg.SessionTimeout/4) {
-		e.sdkSeen.Store(now)
-		return false
-	}
-	ss := s.client()
-	if ss == nil || ss.InitializeParams() == nil {
-		return false
-	}
-	if pv := r.Header.Get("MCP-Protocol-Version"); pv != "" && pv != negotiated(ss) {
-		return false
-	}
 	body, err := readBounded(r.Body, wire.DefaultMaxMessage)
 	if err != nil {
 		r.Body = rejoin(body, r.Body)
@@ -180,6 +203,9 @@ func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request) bool {
 	}
 	t, ok := g.fastTargetOf(s, body)
 	if !ok {
+		return false
+	}
+	if stateless && !statelessCall(r.Header, t.msg, pv) {
 		return false
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -200,7 +226,7 @@ func (g *Gateway) fastTargetOf(s *session, body []byte) (fastTarget, bool) {
 		return fastTarget{}, false // the SDK path answers what it answers
 	}
 	m := b.Messages[0]
-	if m.Kind != wire.KindRequest || m.Method != "tools/call" || m.Meta != nil || m.Task != nil ||
+	if m.Kind != wire.KindRequest || m.Method != "tools/call" || m.Meta != nil && !s.stateless || m.Task != nil ||
 		m.InputResponses != nil || m.RequestState != "" || len(m.Params) == 0 {
 		return fastTarget{}, false
 	}
@@ -324,16 +350,18 @@ func upstreamCall(id, name string, args jsontext.Value) []byte {
 }
 
 // fastHeaders reports whether the request's headers are the ones the
-// SDK's handler takes for a POST on a session; anything else is its to
-// refuse.
-func fastHeaders(h http.Header) bool {
-	if h.Get("MCP-Protocol-Version") >= "2026-07-28" || len(h.Values("Last-Event-ID")) > 0 {
+// SDK's handler takes for a POST on a session (stateless: for a
+// 2026-07-28 request, whose Mcp-Method and Mcp-Name statelessCall
+// checks); anything else is its to refuse.
+func fastHeaders(h http.Header, stateless bool) bool {
+	if len(h.Values("Last-Event-ID")) > 0 {
 		return false
 	}
 	for k := range h {
 		// Mcp-Method, Mcp-Name, Mcp-Param-*: the SDK's handler checks
 		// them against the body, and refuses what disagrees.
-		if len(k) > 4 && strings.EqualFold(k[:4], "Mcp-") && !strings.EqualFold(k, "Mcp-Session-Id") && !strings.EqualFold(k, "Mcp-Protocol-Version") {
+		if len(k) > 4 && strings.EqualFold(k[:4], "Mcp-") && !strings.EqualFold(k, "Mcp-Session-Id") && !strings.EqualFold(k, "Mcp-Protocol-Version") &&
+			!(stateless && (strings.EqualFold(k, "Mcp-Method") || strings.EqualFold(k, "Mcp-Name"))) {
 			return false
 		}
 	}
@@ -375,6 +403,38 @@ func isLoopback(hostport string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// agentKey is the index key of an agent's 2026-07-28 session: no
+// session id (rand.Text's alphabet) starts with a NUL.
+func agentKey(agent string) string { return "\x00" + agent }
+
+// statelessCall reports whether a 2026-07-28 tools/call is one the SDK's
+// handler takes as it is: Mcp-Method and Mcp-Name agree with the body,
+// and its _meta says the header's revision and nothing but who the
+// client is (which a server of an older revision is not sent).
+func statelessCall(h http.Header, m *wire.Message, pv string) bool {
+	if h.Get("Mcp-Method") != "tools/call" || h.Get("Mcp-Name") != m.Tool || len(m.Meta) == 0 {
+		return false
+	}
+	var meta map[string]json.RawMessage
+	if json.Unmarshal(m.Meta, &meta) != nil {
+		return false
+	}
+	for k, v := range meta {
+		switch k {
+		case sdk.MetaKeyProtocolVersion:
+			var got string
+			if json.Unmarshal(v, &got) != nil || got != pv {
+				return false
+			}
+		case sdk.MetaKeyClientInfo, sdk.MetaKeyClientCapabilities:
+		default:
+			return false // a progress token, or anything the SDK path handles
+		}
+	}
+	_, ok := meta[sdk.MetaKeyProtocolVersion]
+	return ok
 }
 
 func negotiated(ss *sdk.ServerSession) string {

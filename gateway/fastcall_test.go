@@ -63,7 +63,7 @@ func text(t *testing.T, res *sdk.CallToolResult) string {
 }
 
 func TestFastCallTaken(t *testing.T) {
-	for _, rev := range []string{"2025-03-26", "2025-06-18", "2025-11-25"} {
+	for _, rev := range []string{"2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"} {
 		t.Run(rev, func(t *testing.T) {
 			f := newToolsFixture(t, nil, fastTools)
 			cs := fastSession(t, f, rev, nil)
@@ -523,5 +523,39 @@ func TestFastCallResumesPolledStream(t *testing.T) {
 	}
 	if f.gw.FastCalls() != before+1 || f.runs.Load() != 1 {
 		t.Fatalf("%d fast calls, %d runs", f.gw.FastCalls()-before, f.runs.Load())
+	}
+}
+
+// At 2026-07-28 the SDK's handler refuses a call whose Mcp-Name header
+// names another tool than its body: the fast path does not take it.
+func TestFastCallStatelessHeaderMismatch(t *testing.T) {
+	f := newToolsFixture(t, nil, fastTools)
+	fastSession(t, f, "2026-07-28", nil)
+	runs, before := f.runs.Load(), f.gw.FastCalls()
+	post := func(name string) *http.Response {
+		req, err := http.NewRequest(http.MethodPost, f.url, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"up.echo","arguments":{},`+
+			`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+		req.Header.Set("Mcp-Method", "tools/call")
+		req.Header.Set("Mcp-Name", name)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("up.delete_project"); resp.StatusCode != http.StatusBadRequest || f.gw.FastCalls() != before || f.runs.Load() != runs {
+		t.Fatalf("mismatch: %s, %d fast calls, %d runs", resp.Status, f.gw.FastCalls()-before, f.runs.Load()-runs)
+	}
+	// Agreeing, the same request takes the fast path and runs.
+	if resp := post("up.echo"); resp.StatusCode != http.StatusOK || f.gw.FastCalls() != before+1 || f.runs.Load() != runs+1 {
+		t.Fatalf("agreeing: %s, %d fast calls, %d runs", resp.Status, f.gw.FastCalls()-before, f.runs.Load()-runs)
 	}
 }

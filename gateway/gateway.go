@@ -138,6 +138,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Query().Has("sessionid"):
 		g.legacy.ServeHTTP(w, r) // a 2024-11-05 session's POST
 	case r.Header.Get("MCP-Protocol-Version") >= "2026-07-28":
+		if g.fastCall(w, r) {
+			return
+		}
 		g.stateless.ServeHTTP(w, r)
 	case r.Method == http.MethodGet && r.Header.Get("Mcp-Session-Id") == "" && r.Header.Get("MCP-Protocol-Version") == "":
 		// A GET without a session: a 2024-11-05 client opening its
@@ -180,6 +183,7 @@ func (g *Gateway) agentSession(r *http.Request) *sdk.Server {
 		s = newSession(g, who, true)
 		g.byAgent[who.Agent] = s
 		g.sessions[s] = struct{}{}
+		g.indexSession(agentKey(who.Agent), s)
 	}
 	return s.srv
 }
