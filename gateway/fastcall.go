@@ -194,7 +194,10 @@ func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	r.Body = rejoin(body, http.NoBody)
-	if bytes.Contains(body, []byte(`"notifications/cancelled"`)) {
+	if !stateless && bytes.Contains(body, []byte(`"notifications/cancelled"`)) {
+		// (At 2026-07-28 the clients of one agent share its session and
+		// pick their ids themselves: a call is cancelled by closing its
+		// request, never by an id another client could name.)
 		e.cancel(body) // and the SDK's server reads it as well
 		return false
 	}
@@ -210,11 +213,13 @@ func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request) bool {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	key := t.msg.IDKey()
-	if !e.track(key, cancel) {
-		return false
+	if !stateless {
+		key := t.msg.IDKey()
+		if !e.track(key, cancel) {
+			return false
+		}
+		defer e.untrack(key)
 	}
-	defer e.untrack(key)
 	return g.fastServe(w, r.WithContext(ctx), t)
 }
 

@@ -126,6 +126,9 @@ func TestFastCallProgressFallsBack(t *testing.T) {
 			for i := range 3 {
 				req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{ProgressToken: req.Params.GetProgressToken(), Progress: float64(i + 1), Total: 3})
 			}
+			// A slow tool: the SDK path's client hands notifications on
+			// asynchronously and forgets the token with the result.
+			time.Sleep(50 * time.Millisecond)
 			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "done"}}}, nil
 		})
 	var progress atomic.Int64
@@ -146,9 +149,9 @@ func TestFastCallProgressFallsBack(t *testing.T) {
 		t.Fatal("a call with a progress token took the fast path")
 	}
 	// The client got the progress, under its own token. (Not always all
-	// three: the gateway's SDK client may read the result before the
-	// last notification and forget the token first; that is the SDK
-	// path's, calls.go.)
+	// three under load: the gateway's SDK client may read the result
+	// before the last notification and forget the token first; that is
+	// the SDK path's, calls.go.)
 	for deadline := time.Now().Add(5 * time.Second); progress.Load() < 1 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
