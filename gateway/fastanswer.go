@@ -30,7 +30,20 @@ func (t fastTarget) answer(ctx context.Context, resp *http.Response, body *io.Re
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch {
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("the server answered %s", resp.Status)
+		// A JSON-RPC error in a refusal's body (the guard's, or the
+		// server's) is the client's, as the SDK client surfaces it;
+		// except on the statuses it reads as passing (429, 502-504).
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		default:
+			if data, err := readBounded(resp.Body, wire.DefaultMaxMessage); err == nil {
+				if out, ok := errorTo(data, clientID); ok {
+					return out, nil
+				}
+			}
+		}
+		// Else what the SDK client says of it.
+		return nil, fmt.Errorf("calling \"tools/call\": sending \"tools/call\": %s", http.StatusText(resp.StatusCode))
 	case mt == "application/json":
 		data, err := readBounded(resp.Body, wire.DefaultMaxMessage)
 		if err != nil {
@@ -263,4 +276,18 @@ func (t fastTarget) askClient(ctx context.Context, m *wire.Message) ([]byte, err
 		return nil, err
 	}
 	return json.Marshal(res)
+}
+
+// errorTo is the client's error response with the error data carries,
+// when data is one JSON-RPC error response (to any id but null: the SDK
+// client reads a refusal's body so).
+func errorTo(data []byte, clientID jsontext.Value) ([]byte, bool) {
+	b, err := wire.Parse(data, wire.Limits{})
+	if err != nil || b.Batch || len(b.Messages) != 1 || b.Messages[0].Kind != wire.KindErrorResponse ||
+		len(b.Messages[0].ID) == 0 || string(b.Messages[0].ID) == "null" {
+		return nil, false // the SDK client decodes no response without an id
+	}
+	out := append([]byte(`{"jsonrpc":"2.0","id":`), clientID...)
+	out = append(append(out, `,"error":`...), b.Messages[0].Error...)
+	return append(out, '}'), true
 }

@@ -497,25 +497,7 @@ func TestFastCallResumesPolledStream(t *testing.T) {
 			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "after the poll"}}}, nil
 		})
 	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return up }, &sdk.StreamableHTTPOptions{EventStore: sdk.NewMemoryEventStore(nil)})
-	us := httptest.NewServer(h)
-	t.Cleanup(us.Close)
-	e, err := rules.Parse("test.yaml", []byte("mcp:\n  servers:\n    - name: up\n      endpoint: "+us.URL+"/mcp\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := audit.New(f.log)
-	st, err := state.NewMemory(state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	f.gw, err = New(Config{Policy: func() *rules.Engine { return e }, Guard: &mcp.Guard{Log: log, State: st, Limits: limit.NewRates(limit.Options{})}, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := httptest.NewServer(f.gw)
-	t.Cleanup(func() { gs.CloseClientConnections(); gs.Close(); f.gw.Close() })
-	f.url = gs.URL + Path
+	gatewayFor(t, f, h)
 	cs := fastSession(t, f, "2025-11-25", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -560,5 +542,87 @@ func TestFastCallStatelessHeaderMismatch(t *testing.T) {
 	// Agreeing, the same request takes the fast path and runs.
 	if resp := post("up.echo"); resp.StatusCode != http.StatusOK || f.gw.FastCalls() != before+1 || f.runs.Load() != runs+1 {
 		t.Fatalf("agreeing: %s, %d fast calls, %d runs", resp.Status, f.gw.FastCalls()-before, f.runs.Load()-runs)
+	}
+}
+
+// gatewayFor puts a gateway (no tool rules) in front of the upstream h
+// as server "up", into f.
+func gatewayFor(t *testing.T, f *fixture, h http.Handler) {
+	t.Helper()
+	us := httptest.NewServer(h)
+	t.Cleanup(us.Close)
+	e, err := rules.Parse("test.yaml", []byte("mcp:\n  servers:\n    - name: up\n      endpoint: "+us.URL+"/mcp\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := audit.New(f.log)
+	st, err := state.NewMemory(state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f.gw, err = New(Config{Policy: func() *rules.Engine { return e }, Guard: &mcp.Guard{Log: log, State: st, Limits: limit.NewRates(limit.Options{})}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := httptest.NewServer(f.gw)
+	t.Cleanup(func() { gs.CloseClientConnections(); gs.Close(); f.gw.Close() })
+	f.url = gs.URL + Path
+}
+
+// A server's refusal with a status and a JSON-RPC error reaches the
+// client as that error, on the fast path as through the SDK path.
+func TestFastCallRefusalBody(t *testing.T) {
+	f := &fixture{log: &syncBuffer{}}
+	up := sdk.NewServer(&sdk.Implementation{Name: "up", Version: "1"}, nil)
+	up.AddTool(&sdk.Tool{Name: "refused", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			f.runs.Add(1)
+			return &sdk.CallToolResult{}, nil
+		})
+	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return up }, nil)
+	gatewayFor(t, f, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") != "" {
+			b, _ := io.ReadAll(r.Body)
+			var m struct {
+				ID     json.RawMessage `json:"id"`
+				Params struct {
+					Arguments struct {
+						NullID bool `json:"nullID"`
+					} `json:"arguments"`
+				} `json:"params"`
+			}
+			if json.Unmarshal(b, &m) == nil && strings.Contains(string(b), `"refused"`) {
+				if m.Params.Arguments.NullID {
+					m.ID = json.RawMessage("null")
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusForbidden)
+				io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(m.ID)+`,"error":{"code":-32001,"message":"not you","data":{"why":"quota"}}}`)
+				return
+			}
+			r.Body = io.NopCloser(strings.NewReader(string(b)))
+		}
+		h.ServeHTTP(w, r)
+	}))
+	cs := fastSession(t, f, "2025-11-25", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// With the request's id, the server's error is the client's; with
+	// null, the SDK client reads none, and says the status.
+	for _, c := range []struct {
+		nullID bool
+		want   string
+	}{{false, "not you"}, {true, "Forbidden"}} {
+		before := f.gw.FastCalls()
+		args := map[string]any{"nullID": c.nullID}
+		_, fastErr := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.refused", Arguments: args})
+		_, slowErr := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.refused", Arguments: args, Meta: sdk.Meta{"progressToken": "p"}})
+		if f.gw.FastCalls() != before+1 || f.runs.Load() != 0 {
+			t.Fatalf("%d fast calls, %d runs", f.gw.FastCalls()-before, f.runs.Load())
+		}
+		if fastErr == nil || slowErr == nil || fastErr.Error() != slowErr.Error() || !strings.Contains(fastErr.Error(), c.want) {
+			t.Errorf("refusals: fast %v, SDK path %v", fastErr, slowErr)
+		}
 	}
 }
