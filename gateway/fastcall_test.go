@@ -626,3 +626,32 @@ func TestFastCallRefusalBody(t *testing.T) {
 		}
 	}
 }
+
+// A 2024-11-05 HTTP+SSE session is the SDK path's: its POSTs go to the
+// legacy transport (?sessionid=), and the SDK's legacy session has no id
+// to index (ServerSession.ID is ""), so no Mcp-Session-Id can name it.
+func TestFastCallNotForLegacySessions(t *testing.T) {
+	f := newToolsFixture(t, nil, fastTools)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, nil).Connect(ctx, &sdk.SSEClientTransport{Endpoint: f.url}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if _, err := cs.ListTools(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, runs := f.gw.FastCalls(), f.runs.Load()
+	if res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.echo", Arguments: map[string]any{}}); err != nil || text(t, res) != `echo{}` {
+		t.Fatalf("echo: %+v %v", res, err)
+	}
+	if f.gw.FastCalls() != before || f.runs.Load() != runs+1 {
+		t.Fatalf("%d fast calls, %d runs", f.gw.FastCalls()-before, f.runs.Load()-runs)
+	}
+	n := 0
+	f.gw.fast.Range(func(any, any) bool { n++; return true })
+	if n != 0 {
+		t.Fatalf("%d sessions indexed for the fast path, want none", n)
+	}
+}
