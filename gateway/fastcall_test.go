@@ -547,7 +547,10 @@ func TestFastCallStatelessHeaderMismatch(t *testing.T) {
 
 // gatewayFor puts a gateway (no tool rules) in front of the upstream h
 // as server "up", into f.
-func gatewayFor(t *testing.T, f *fixture, h http.Handler) {
+func gatewayFor(t *testing.T, f *fixture, h http.Handler) { gatewayWith(t, f, h, 0) }
+
+// gatewayWith is gatewayFor with the client sessions' idle timeout.
+func gatewayWith(t *testing.T, f *fixture, h http.Handler, idle time.Duration) {
 	t.Helper()
 	us := httptest.NewServer(h)
 	t.Cleanup(us.Close)
@@ -561,7 +564,8 @@ func gatewayFor(t *testing.T, f *fixture, h http.Handler) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f.gw, err = New(Config{Policy: func() *rules.Engine { return e }, Guard: &mcp.Guard{Log: log, State: st, Limits: limit.NewRates(limit.Options{})}, Log: log})
+	f.gw, err = New(Config{Policy: func() *rules.Engine { return e }, Guard: &mcp.Guard{Log: log, State: st, Limits: limit.NewRates(limit.Options{})}, Log: log,
+		SessionTimeout: idle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,5 +657,33 @@ func TestFastCallNotForLegacySessions(t *testing.T) {
 	f.gw.fast.Range(func(any, any) bool { n++; return true })
 	if n != 0 {
 		t.Fatalf("%d sessions indexed for the fast path, want none", n)
+	}
+}
+
+// A session used only by fast calls is not idle to the SDK's handler:
+// the fast path leaves it a call now and then, so it outlives its idle
+// timeout while in use.
+func TestFastCallKeepsSessionAlive(t *testing.T) {
+	f := &fixture{log: &syncBuffer{}}
+	up := sdk.NewServer(&sdk.Implementation{Name: "up", Version: "1"}, nil)
+	up.AddTool(&sdk.Tool{Name: "echo", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			f.runs.Add(1)
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "echo"}}}, nil
+		})
+	const idle = 400 * time.Millisecond
+	gatewayWith(t, f, sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return up }, nil), idle)
+	cs := fastSession(t, f, "2025-11-25", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	for i := 0; time.Since(start) < 3*idle && i < 10000; i++ {
+		if _, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up.echo", Arguments: map[string]any{}}); err != nil {
+			t.Fatalf("call %d, %s in: %v", i, time.Since(start), err)
+		}
+		time.Sleep(idle / 20)
+	}
+	if f.gw.FastCalls() == 0 {
+		t.Fatal("no call took the fast path")
 	}
 }
