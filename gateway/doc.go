@@ -59,5 +59,7 @@
 // through the guard), stdio.go (a command server's upstream sessions),
 // stdiomux.go (their one process, shared), stdioroute.go (what it
 // writes, routed), stdiomsg.go (the messages routed), events.go (the
-// gateway's own events).
+// gateway's own events), fastcall.go (a plain tools/call carried
+// without the SDK on either hop, through the same guardTransport: the
+// per-call hot path; fastanswer.go, its answer).
 package gateway

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -74,6 +75,11 @@ type Gateway struct {
 	// bufs are forward's copy buffers (guardhttp.go): one per answer in
 	// flight, not one allocated per call.
 	bufs sync.Pool
+	// The tools/call fast path (fastcall.go): client sessions by id,
+	// the calls it carried, the ids it gives them upstream.
+	fast      sync.Map // string -> *fastEntry
+	fastCalls atomic.Int64
+	fastIDs   atomic.Uint64
 
 	mu       sync.Mutex
 	closed   bool
@@ -143,12 +149,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Query().Has("sessionid"):
 		g.legacy.ServeHTTP(w, r) // a 2024-11-05 session's POST
 	case r.Header.Get("MCP-Protocol-Version") >= "2026-07-28":
+		if g.fastCall(w, r) {
+			return
+		}
 		g.stateless.ServeHTTP(w, r)
 	case r.Method == http.MethodGet && r.Header.Get("Mcp-Session-Id") == "" && r.Header.Get("MCP-Protocol-Version") == "":
 		// A GET without a session: a 2024-11-05 client opening its
 		// stream (a Streamable HTTP client's GET always names its session).
 		g.legacy.ServeHTTP(w, r)
 	default:
+		if g.fastCall(w, r) {
+			return
+		}
 		g.stateful.ServeHTTP(w, r)
 	}
 }
@@ -182,6 +194,7 @@ func (g *Gateway) agentSession(r *http.Request) *sdk.Server {
 		s = newSession(g, who, true)
 		g.byAgent[who.Agent] = s
 		g.sessions[s] = struct{}{}
+		g.indexSession(agentKey(who.Agent), s)
 	}
 	return s.srv
 }

@@ -103,8 +103,10 @@ func (s *session) bind(ss *sdk.ServerSession) {
 	}
 	s.mu.Unlock()
 	if first {
+		s.g.indexSession(ss.ID(), s)
 		go func() {
 			ss.Wait()
+			s.g.unindexSession(ss.ID())
 			s.close()
 			s.g.forget(s)
 		}()

@@ -55,6 +55,7 @@ type upstream struct {
 
 	mu     sync.Mutex
 	cs     *sdk.ClientSession
+	tr     *guardTransport // cs's way through the guard; the fast path's too
 	closed bool
 }
 
@@ -88,7 +89,7 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mcp server %s: open a session: %w", u.bind.Name, err)
 	}
-	u.cs = cs
+	u.cs, u.tr = cs, tr
 	// A session that ends on its own (the server forgot it, its stream
 	// failed for good) is forgotten, so the next use opens a new one.
 	go func() {
