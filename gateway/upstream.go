@@ -70,9 +70,10 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 		return u.cs, nil
 	}
 	var hc *http.Client
-	if u.bind.Endpoint != "" { // a command server has none: stdio.go
-		tr, err := newGuardTransport(u.s.g, u.bind, u.s.who)
-		if err != nil {
+	var tr *guardTransport // nil for a command server: stdio.go
+	if u.bind.Endpoint != "" {
+		var err error
+		if tr, err = newGuardTransport(u.s.g, u.bind, u.s.who); err != nil {
 			return nil, err
 		}
 		hc = &http.Client{Transport: tr}
