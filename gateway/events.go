@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentg/agentg/audit"
 )
@@ -58,3 +61,82 @@ func (g *Gateway) unreachable(who Who, server, method, why string) {
 	ev.Reason = "mcp server " + server + " unreachable: " + why
 	g.cfg.Log.Log(ev)
 }
+
+// RequestHeader carries, from ServeHTTP to the SDK server's handlers
+// (which see the request's header, not its context), the event id of the
+// gateway request a message came in. ServeHTTP sets it on every request
+// it serves, replacing whatever a client sent under that name, so it is
+// never a client's claim.
+const RequestHeader = "Agentg-Gateway-Request"
+
+// inbound is what the gateway's handlers know of the client request a
+// call came in: its event id (the parent of every event the guard writes
+// about the call upstream) and, on a 2025-11-25 POST stream, how to close
+// that stream so that the client resumes it (SEP-1699).
+type inbound struct {
+	parent      string
+	closeStream func(sdk.CloseSSEStreamArgs)
+}
+
+type inboundKey struct{}
+
+// withInbound is ctx carrying what req says of the client request it came
+// in, for the upstream requests made on its behalf.
+func withInbound(ctx context.Context, req sdk.Request) context.Context {
+	x := req.GetExtra()
+	if x == nil || x.Header == nil {
+		return ctx
+	}
+	in := &inbound{parent: x.Header.Get(RequestHeader), closeStream: x.CloseSSEStream}
+	if in.parent == "" && in.closeStream == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, inboundKey{}, in)
+}
+
+func inboundOf(ctx context.Context) *inbound {
+	in, _ := ctx.Value(inboundKey{}).(*inbound)
+	return in
+}
+
+// requestEvent is the gateway request's own event, written when it is
+// answered: the door admitted it (the Authenticator named its agent), and
+// every MCP event of the calls it carried names it as their parent, as
+// the proxy's MCP events name their HTTP exchange.
+func (g *Gateway) requestEvent(id string, who Who, r *http.Request, status int, start time.Time) {
+	if status == 0 {
+		status = http.StatusOK // a handler that wrote nothing: net/http's 200
+	}
+	g.cfg.Log.Log(&audit.Event{ID: id, Time: start, Kind: "http", Agent: who.Agent, Client: who.Client,
+		Method: r.Method, Scheme: "http", Host: r.Host, Path: r.URL.Path, Door: Door,
+		Decision: "allow", Rule: ruleAuth, Status: status, Duration: time.Since(start)})
+}
+
+// statusWriter records the status a handler answered with. It passes
+// Flush on (the SDK streams SSE) and unwraps for http.ResponseController.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -114,6 +114,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "agentg gateway: "+err.Error(), http.StatusUnauthorized)
 		return
 	}
+	// The request's own event, and its id where the handlers read it:
+	// the events of the calls it carries name it as their parent.
+	id, start := g.cfg.Log.NewID(), time.Now()
+	r.Header.Set(RequestHeader, id)
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() { g.requestEvent(id, who, r, sw.status, start) }()
+	w = sw
 	r = r.WithContext(context.WithValue(r.Context(), whoKey{}, who))
 	switch {
 	case r.URL.Query().Has("sessionid"):

@@ -61,6 +61,7 @@ func newSession(g *Gateway, who Who, stateless bool) *session {
 // on to the servers.
 func (s *session) middleware(next sdk.MethodHandler) sdk.MethodHandler {
 	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		ctx = withInbound(ctx, req)
 		if ss, ok := req.GetSession().(*sdk.ServerSession); ok && !s.stateless {
 			s.bind(ss)
 		}

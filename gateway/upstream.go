@@ -104,9 +104,13 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 // detach is ctx's cancellation and deadline without its values: the
 // client's request context carries the SDK server's state (its protocol
 // revision among it), which the SDK client would read as its own and
-// send upstream.
+// send upstream. Only the gateway's own inbound value is kept.
 func detach(ctx context.Context) (context.Context, context.CancelFunc) {
-	d, cancel := context.WithCancel(context.Background())
+	base := context.Background()
+	if in := inboundOf(ctx); in != nil {
+		base = context.WithValue(base, inboundKey{}, in)
+	}
+	d, cancel := context.WithCancel(base)
 	if dl, ok := ctx.Deadline(); ok {
 		var c2 context.CancelFunc
 		d, c2 = context.WithDeadline(d, dl)
