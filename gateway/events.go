@@ -17,6 +17,7 @@ const (
 	ActionUnavailable = "server-unavailable"
 	ActionUnreachable = "server-unreachable"
 	ActionCollision   = "name-collision"
+	ActionLegacy      = "legacy-transport"
 
 	ruleAuth        = "builtin:gateway-auth"
 	ruleUnavailable = "builtin:gateway-upstream"
@@ -50,6 +51,15 @@ func (g *Gateway) collision(who Who, kind, name string, servers []string) {
 	ev.Decision, ev.Rule = "deny", ruleCollision
 	ev.Reason = kind + " " + name + " is exposed by mcp servers " + servers[0] + " and " + servers[1] +
 		": hidden from both, never shadowed (give one a prefix)"
+	g.cfg.Log.Log(ev)
+}
+
+// spokeLegacy records a server that refused a Streamable HTTP initialize as a
+// 2024-11-05 server does, and that the gateway now speaks HTTP+SSE to.
+func (g *Gateway) spokeLegacy(who Who, server string) {
+	ev := g.event(who, ActionLegacy, server)
+	ev.Method, ev.Decision, ev.Rule = "initialize", "report", ruleUnavailable
+	ev.Reason = "mcp server " + server + " refused a Streamable HTTP initialize with a 4xx status: spoken to in the 2024-11-05 HTTP+SSE transport"
 	g.cfg.Log.Log(ev)
 }
 

@@ -30,6 +30,10 @@ type Upstream struct {
 	// agent's own through the proxy would be, before it goes to
 	// Server.Endpoint.
 	HTTP *http.Client
+	// Legacy says the server speaks only the 2024-11-05 HTTP+SSE
+	// transport: it refused a Streamable HTTP initialize as an old
+	// server does (legacy.go).
+	Legacy bool
 }
 
 // HTTPDialer opens Streamable HTTP sessions (every revision the SDK
@@ -41,6 +45,9 @@ type HTTPDialer struct{}
 func (HTTPDialer) Dial(_ context.Context, u Upstream) (sdk.Transport, error) {
 	if u.Server.Endpoint == "" {
 		return nil, fmt.Errorf("mcp server %s has no endpoint", u.Server.Name)
+	}
+	if u.Legacy {
+		return &legacyTransport{sdk.SSEClientTransport{Endpoint: u.Server.Endpoint, HTTPClient: u.HTTP}}, nil
 	}
 	// A lost stream is resumed as the SDK does (GET with Last-Event-ID):
 	// through u.HTTP, so the guard reads the resumed stream too.
@@ -56,6 +63,7 @@ type upstream struct {
 	mu     sync.Mutex
 	cs     *sdk.ClientSession
 	closed bool
+	legacy bool // the server answered as a 2024-11-05 one: open it so
 }
 
 // conn returns the open session, opening it within ctx if need be.
@@ -68,21 +76,19 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 	if u.cs != nil {
 		return u.cs, nil
 	}
-	tr, err := newGuardTransport(u.s.g, u.bind, u.s.who)
+	cs, probe, err := u.connect(ctx, u.legacy)
+	if err != nil && !u.legacy && probe.old() && ctx.Err() == nil {
+		// Refused as an old server refuses: the spec's fallback to the
+		// 2024-11-05 transport.
+		var err2 error
+		if cs, _, err2 = u.connect(ctx, true); err2 != nil {
+			return nil, fmt.Errorf("%w; as a 2024-11-05 HTTP+SSE server: %w", err, err2)
+		}
+		u.legacy, err = true, nil
+		u.s.g.spokeLegacy(u.s.who, u.bind.Name)
+	}
 	if err != nil {
 		return nil, err
-	}
-	t, err := u.s.g.cfg.Dial.Dial(ctx, Upstream{Server: u.bind, Who: u.s.who, HTTP: &http.Client{Transport: tr}})
-	if err != nil {
-		return nil, err
-	}
-	c := sdk.NewClient(&sdk.Implementation{Name: "agentg-gateway", Version: u.s.g.cfg.Version}, u.s.clientOptions(u.bind.Name))
-	c.AddReceivingMiddleware(u.s.serverRequests(u.bind.Name))
-	// The session outlives the request that opened it: only the opening
-	// is bounded by ctx.
-	cs, err := c.Connect(ctx, t, nil)
-	if err != nil {
-		return nil, fmt.Errorf("mcp server %s: open a session: %w", u.bind.Name, err)
 	}
 	u.cs = cs
 	// A session that ends on its own (the server forgot it, its stream
@@ -99,6 +105,29 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 		cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: lvl})
 	}
 	return cs, nil
+}
+
+// connect opens a session in Streamable HTTP, or in the 2024-11-05
+// transport if legacy; the probe says how the server answered the POSTs.
+func (u *upstream) connect(ctx context.Context, legacy bool) (*sdk.ClientSession, *postProbe, error) {
+	tr, err := newGuardTransport(u.s.g, u.bind, u.s.who)
+	if err != nil {
+		return nil, nil, err
+	}
+	probe := &postProbe{next: tr}
+	t, err := u.s.g.cfg.Dial.Dial(ctx, Upstream{Server: u.bind, Who: u.s.who, HTTP: &http.Client{Transport: probe}, Legacy: legacy})
+	if err != nil {
+		return nil, probe, err
+	}
+	c := sdk.NewClient(&sdk.Implementation{Name: "agentg-gateway", Version: u.s.g.cfg.Version}, u.s.clientOptions(u.bind.Name))
+	c.AddReceivingMiddleware(u.s.serverRequests(u.bind.Name))
+	// The session outlives the request that opened it: only the opening
+	// is bounded by ctx.
+	cs, err := c.Connect(ctx, t, nil)
+	if err != nil {
+		return nil, probe, fmt.Errorf("mcp server %s: open a session: %w", u.bind.Name, err)
+	}
+	return cs, probe, nil
 }
 
 // detach is ctx's cancellation and deadline without its values: the
