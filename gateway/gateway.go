@@ -62,6 +62,7 @@ type Gateway struct {
 	closed   bool
 	sessions map[*session]struct{}
 	byAgent  map[string]*session // the stateless revision's sessions, one per agent
+	byID     map[string]*session // the stateful sessions by the id the client sends (tasks.go)
 }
 
 type whoKey struct{}
@@ -77,7 +78,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.SessionTimeout == 0 {
 		cfg.SessionTimeout = 30 * time.Minute
 	}
-	g := &Gateway{cfg: cfg, client: cfg.Client, sessions: map[*session]struct{}{}, byAgent: map[string]*session{}}
+	g := &Gateway{cfg: cfg, client: cfg.Client, sessions: map[*session]struct{}{}, byAgent: map[string]*session{}, byID: map[string]*session{}}
 	if g.client == nil {
 		g.client = &http.Client{}
 	}
@@ -131,8 +132,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A GET without a session: a 2024-11-05 client opening its
 		// stream (a Streamable HTTP client's GET always names its session).
 		g.legacy.ServeHTTP(w, r)
+	case g.serveTask(w, r, who):
+		// A 2025-11-25 task request, which the SDK does not serve.
 	default:
-		g.stateful.ServeHTTP(w, r)
+		g.serveStateful(w, r)
 	}
 }
 
@@ -182,7 +185,29 @@ func (g *Gateway) track(s *session) bool {
 func (g *Gateway) forget(s *session) {
 	g.mu.Lock()
 	delete(g.sessions, s)
+	if ss := s.client(); ss != nil && g.byID[ss.ID()] == s {
+		delete(g.byID, ss.ID())
+	}
 	g.mu.Unlock()
+}
+
+// bindID records the client's session id of s.
+func (g *Gateway) bindID(id string, s *session) {
+	if id == "" {
+		return
+	}
+	g.mu.Lock()
+	if !g.closed {
+		g.byID[id] = s
+	}
+	g.mu.Unlock()
+}
+
+// sessionByID is the stateful session the client names, if any.
+func (g *Gateway) sessionByID(id string) *session {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.byID[id]
 }
 
 // Close closes every client session and, with them, their upstream
@@ -194,7 +219,7 @@ func (g *Gateway) Close() {
 	for s := range g.sessions {
 		ss = append(ss, s)
 	}
-	g.sessions, g.byAgent = map[*session]struct{}{}, map[string]*session{}
+	g.sessions, g.byAgent, g.byID = map[*session]struct{}{}, map[string]*session{}, map[string]*session{}
 	g.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range ss {

@@ -31,6 +31,7 @@ type session struct {
 	progress  map[string]progressCall // calls in flight with a progress token, by the gateway's token for them
 	nextToken uint64
 	calls     map[string][]caller // the client's requests in flight, by the server they went to
+	tasks     *taskTable          // the tasks the client created (tasks.go), made on first use
 	done      bool
 }
 
@@ -104,6 +105,7 @@ func (s *session) bind(ss *sdk.ServerSession) {
 	}
 	s.mu.Unlock()
 	if first {
+		s.g.bindID(ss.ID(), s)
 		go func() {
 			ss.Wait()
 			s.close()
