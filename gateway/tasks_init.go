@@ -104,8 +104,9 @@ func (h *heldWriter) release() {
 func withTaskCapability(contentType string, body []byte) ([]byte, bool) {
 	add := func(msg []byte) ([]byte, bool) {
 		var m rpcMessage
-		if json.Unmarshal(msg, &m) != nil || m.Result == nil {
-			return msg, false
+		var r map[string]json.RawMessage // members by their exact names
+		if json.Unmarshal(msg, &m) != nil || m.Result == nil || json.Unmarshal(m.Result, &r) != nil || r["capabilities"] == nil {
+			return msg, false // not an initialize result
 		}
 		res, ok := rewriteMember(m.Result, "capabilities", func(caps json.RawMessage) (json.RawMessage, bool) {
 			var c map[string]json.RawMessage
