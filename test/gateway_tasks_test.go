@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -218,5 +220,73 @@ func TestGatewayTasks(t *testing.T) {
 	}
 	if p, _ := ev["parent"].(string); p == "" {
 		t.Errorf("the task call's event has no parent: %v", ev)
+	}
+}
+
+// TestGatewayTasksTypeScriptClient: the TypeScript SDK's own task client
+// (callToolStream with a task: it creates the task, polls tasks/get and
+// fetches tasks/result) completes a task through the gateway, and lists
+// it under the same id.
+func TestGatewayTasksTypeScriptClient(t *testing.T) {
+	peer, err := testenv.StartNodePeer("task_server.mjs", nil)
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(peer.Close)
+	ag := startGatewayAgentg(t, "mcp:\n  servers:\n    - name: work\n      endpoint: http://"+peer.Addr+"/mcp\n      prefix: w\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	node, dir, err := testenv.Node()
+	if err != nil {
+		t.Skip(err)
+	}
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "peers", "task_client.mjs"), "http://"+ag.Gateway+"/mcp", "w.slow")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("task_client.mjs: %v\n%s", err, out)
+	}
+	steps := map[string]tsStep{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var s tsStep
+		if json.Unmarshal([]byte(line), &s) != nil {
+			t.Fatalf("task_client.mjs printed %q", line)
+		}
+		steps[s.Step] = s
+	}
+	for _, name := range []string{"connect", "stream", "list"} {
+		if s := steps[name]; s.Error != nil || s.Result == nil {
+			t.Fatalf("step %s: %+v\n%s\n%s", name, s, out, gatewayLog(t, ag))
+		}
+	}
+	var msgs []struct {
+		Type   string
+		Task   struct{ TaskID, Status string }
+		Result struct {
+			Content []struct{ Text string }
+		}
+		Error string
+	}
+	if err := json.Unmarshal(steps["stream"].Result, &msgs); err != nil {
+		t.Fatal(err)
+	}
+	var id, text string
+	for _, m := range msgs {
+		switch m.Type {
+		case "taskCreated":
+			id = m.Task.TaskID
+		case "result":
+			for _, c := range m.Result.Content {
+				text += c.Text
+			}
+		case "error":
+			t.Fatalf("the task stream failed: %s\n%s", m.Error, steps["stream"].Result)
+		}
+	}
+	if id == "" || !strings.Contains(text, `done {"ms":200,"msg":"ts"}`) {
+		t.Fatalf("the task stream: %s", steps["stream"].Result)
+	}
+	if !strings.Contains(string(steps["list"].Result), `"taskId":"`+id+`"`) {
+		t.Errorf("tasks/list: %s (task %s)", steps["list"].Result, id)
 	}
 }
