@@ -33,6 +33,11 @@
 // SDK server, and what servers send the client), catalogue.go (the
 // merged lists and their routes), calls.go (the client's requests routed
 // to a server), upstream.go (upstream sessions: the Dialer hook,
-// re-opening one the server forgot), guardhttp.go (the upstream HTTP
-// through the guard), events.go (the gateway's own events).
+// re-opening one the server forgot), legacy.go (the fallback to a
+// 2024-11-05 HTTP+SSE server), guardhttp.go (the upstream HTTP through
+// the guard), ssepoll.go (a call's stream the server closes for the
+// client to poll), events.go (the gateway's own events, and the parent
+// every call's events name), tasks.go, tasks_upstream.go and
+// tasks_init.go (2025-11-25 tasks, which the SDK does not serve: taken
+// before it, sent upstream by the gateway, under task ids of its own).
 package gateway

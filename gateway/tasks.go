@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -154,6 +157,12 @@ func (g *Gateway) serveTask(w http.ResponseWriter, r *http.Request, who Who) boo
 	} else if !taskMethods[m.Method] {
 		return false
 	}
+	if rebound(r) {
+		// The SDK's DNS rebinding guard, which this path does not pass:
+		// the same refusal.
+		http.Error(w, "Forbidden: invalid Host header "+strconv.Quote(r.Host), http.StatusForbidden)
+		return true
+	}
 	s := g.sessionByID(sid)
 	if s == nil || s.who.Agent != who.Agent {
 		// As the SDK answers a session it does not know: another
@@ -172,6 +181,33 @@ func (g *Gateway) serveTask(w http.ResponseWriter, r *http.Request, who Who) boo
 	}
 	out.finish(res, err)
 	return true
+}
+
+// rebound reports a request to a loopback listener whose Host is not a
+// loopback name or address: a web page reaching the gateway through a
+// name that resolves to 127.0.0.1 (DNS rebinding), which the SDK's
+// handler refuses and so must the task path.
+func rebound(r *http.Request) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok || local == nil || !loopbackHost(local.String()) {
+		return false
+	}
+	return !loopbackHost(r.Host)
+}
+
+// loopbackHost reports a host (with or without a port) that is
+// "localhost" or a loopback address.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // taskCall sends a task-augmented tools/call to the server its name
