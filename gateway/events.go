@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"time"
 
@@ -90,18 +93,88 @@ type inbound struct {
 
 type inboundKey struct{}
 
+// metaRequest carries the gateway request's event id in a 2024-11-05
+// client's message, whose handler sees no header: ServeHTTP sets it in
+// the POSTed message's _meta (replacing any client's), and withInbound
+// takes it out before anything is sent on.
+const metaRequest = "io.agentg/gateway-request"
+
 // withInbound is ctx carrying what req says of the client request it came
 // in, for the upstream requests made on its behalf.
 func withInbound(ctx context.Context, req sdk.Request) context.Context {
-	x := req.GetExtra()
-	if x == nil || x.Header == nil {
-		return ctx
+	in := &inbound{parent: takeMetaRequest(req.GetParams())}
+	if x := req.GetExtra(); x != nil && x.Header != nil {
+		in.parent, in.closeStream = x.Header.Get(RequestHeader), x.CloseSSEStream
 	}
-	in := &inbound{parent: x.Header.Get(RequestHeader), closeStream: x.CloseSSEStream}
 	if in.parent == "" && in.closeStream == nil {
 		return ctx
 	}
 	return context.WithValue(ctx, inboundKey{}, in)
+}
+
+// takeMetaRequest removes metaRequest from p's _meta and returns it.
+func takeMetaRequest(p sdk.Params) (id string) {
+	defer func() {
+		if recover() != nil { // a typed nil Params: no _meta
+			id = ""
+		}
+	}()
+	if p == nil {
+		return ""
+	}
+	m := p.GetMeta()
+	v, ok := m[metaRequest]
+	if !ok {
+		return ""
+	}
+	delete(m, metaRequest)
+	id, _ = v.(string)
+	return id
+}
+
+// markLegacy is a 2024-11-05 client's POST with the request's event id
+// in its message's _meta (metaRequest); r as it is when the body is not
+// one JSON-RPC request.
+func markLegacy(r *http.Request, id string) *http.Request {
+	body, whole := peekBody(r)
+	if !whole {
+		return r
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil || m["method"] == nil || m["id"] == nil {
+		return r
+	}
+	params := m["params"]
+	if params == nil || string(params) == "null" {
+		params = json.RawMessage(`{}`)
+	}
+	var p map[string]json.RawMessage
+	if json.Unmarshal(params, &p) != nil || p == nil {
+		return r
+	}
+	var meta map[string]json.RawMessage
+	if raw := p["_meta"]; raw != nil && string(raw) != "null" {
+		if json.Unmarshal(raw, &meta) != nil || meta == nil {
+			return r
+		}
+	}
+	if meta == nil {
+		meta = map[string]json.RawMessage{}
+	}
+	meta[metaRequest], _ = json.Marshal(id)
+	var err error
+	if p["_meta"], err = json.Marshal(meta); err != nil {
+		return r
+	}
+	if m["params"], err = json.Marshal(p); err != nil {
+		return r
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return r
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(out)), int64(len(out))
+	return r
 }
 
 func inboundOf(ctx context.Context) *inbound {

@@ -125,6 +125,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), whoKey{}, who))
 	switch {
 	case r.URL.Query().Has("sessionid"):
+		if r.Method == http.MethodPost {
+			r = markLegacy(r, id) // its handler sees no header
+		}
 		g.legacy.ServeHTTP(w, r) // a 2024-11-05 session's POST
 	case r.Header.Get("MCP-Protocol-Version") >= "2026-07-28":
 		g.stateless.ServeHTTP(w, r)

@@ -90,7 +90,7 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 		./dnsfilter:FuzzServeDNS ./dnsfilter:FuzzCheckAnswer ./approval:FuzzToken ./approval:FuzzViewBody ./creds:FuzzTemplate ./creds/vault:FuzzRecord \
 		./dissect/llm:FuzzStream ./dissect/llm:FuzzAnswer ./rules:FuzzParsePassword ./gateway/auth:FuzzBearerHeader ./gateway/auth:FuzzJWT \
 		./creds:FuzzScanner ./creds:FuzzPlaceholder ./creds:FuzzLeakForms ./creds/oauth:FuzzParseChallenge ./creds/oauth:FuzzParsePrivateKey \
-		./dissect/mcp:FuzzSession ./gateway/child:FuzzLines ./rules:FuzzModelGlob ./proxy:FuzzTurnWriter ./rules:FuzzGatewayEndpoint ./gateway:FuzzCloseWatch ./gateway:FuzzTaskRewrite; do
+		./dissect/mcp:FuzzSession ./gateway/child:FuzzLines ./rules:FuzzModelGlob ./proxy:FuzzTurnWriter ./rules:FuzzGatewayEndpoint ./gateway:FuzzCloseWatch ./gateway:FuzzTaskRewrite ./gateway:FuzzMarkLegacy; do
 		fuzz "$target" || exit 1
 		n=$((n + 1))
 	done
