@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentg/agentg/dissect/mcp/wire"
 )
@@ -40,11 +41,14 @@ import (
 // only the session's tasks; the session's agent must be the agent that
 // opened it.
 //
+// A request a server sends on a task request's stream (the input an
+// input_required task waits for, delivered during tasks/result:
+// elicitation, sampling, roots) goes to the client session, which the
+// SDK asks on its own stream, with the task named by the gateway's id;
+// the client's answer goes back to the server on the upstream session.
+//
 // Not carried yet: a tool's execution.taskSupport in tools/list (the
-// SDK's Tool has no such field: a client asks for a task explicitly),
-// and requests a server sends on a task's stream (input_required
-// elicitation during tasks/result): the task waits for input the gateway
-// does not ask for, and the client sees input_required in tasks/get.
+// SDK's Tool has no such field: a client asks for a task explicitly).
 
 // taskMethods are the methods the task path serves.
 var taskMethods = map[string]bool{"tasks/get": true, "tasks/result": true, "tasks/cancel": true, "tasks/list": true}
@@ -228,7 +232,7 @@ func (s *session) taskCall(ctx context.Context, name string, params json.RawMess
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "agentg gateway: tools/call params are not an object"}
 	}
 	t := s.taskTable()
-	res, err := s.rawCall(ctx, r.server, "tools/call", params, out.notifier(t, r.server, true))
+	res, err := s.rawCall(ctx, r.server, "tools/call", params, out.peer(s, t, r.server, true))
 	if err != nil {
 		return nil, upstreamError(r.server, err)
 	}
@@ -259,7 +263,7 @@ func (s *session) taskMethod(ctx context.Context, method string, params json.Raw
 	if !ok {
 		return nil, errNoTask
 	}
-	res, err := s.rawCall(ctx, ref.server, method, params, out.notifier(t, ref.server, false))
+	res, err := s.rawCall(ctx, ref.server, method, params, out.peer(s, t, ref.server, false))
 	if err != nil {
 		return nil, upstreamError(ref.server, err)
 	}
@@ -299,7 +303,7 @@ func (s *session) listTasks(ctx context.Context, t *taskTable, params json.RawMe
 			if cursor != "" {
 				q, _ = json.Marshal(map[string]string{"cursor": cursor})
 			}
-			res, err := s.rawCall(ctx, server, "tasks/list", q, out.notifier(t, server, false))
+			res, err := s.rawCall(ctx, server, "tasks/list", q, out.peer(s, t, server, false))
 			if err != nil {
 				s.g.unavailable(s.who, server, "tasks/list", err)
 				break
@@ -338,6 +342,57 @@ type taskWriter struct {
 
 func newTaskWriter(w http.ResponseWriter, r *http.Request, id json.RawMessage) *taskWriter {
 	return &taskWriter{w: w, id: id, stream: strings.Contains(r.Header.Get("Accept"), "text/event-stream")}
+}
+
+// peer is what the task path does with what server sends on a task
+// request's stream: notifications and requests for input.
+func (o *taskWriter) peer(s *session, t *taskTable, server string, creating bool) taskPeer {
+	return taskPeer{notify: o.notifier(t, server, creating), serve: s.taskInput(t, server)}
+}
+
+// taskInput serves a request server sent on a task's stream: the client
+// session is asked (the SDK's server sends it on the client's stream),
+// the task named by the gateway's id.
+func (s *session) taskInput(t *taskTable, server string) func(context.Context, rpcMessage) (json.RawMessage, error) {
+	return func(ctx context.Context, m rpcMessage) (json.RawMessage, error) {
+		ss := s.client()
+		if ss == nil {
+			return nil, errNoClient
+		}
+		params := m.Params
+		if len(params) == 0 || string(params) == "null" {
+			params = json.RawMessage(`{}`)
+		}
+		params, ok := rewriteRelated(params, func(up string) (string, bool) { return t.gwID(server, up) })
+		if !ok {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "agentg gateway: a request about a task of no session of the gateway's"}
+		}
+		var res any
+		var err error
+		switch m.Method {
+		case "elicitation/create":
+			var p sdk.ElicitParams
+			if err = json.Unmarshal(params, &p); err == nil {
+				res, err = ss.Elicit(ctx, &p)
+			}
+		case "sampling/createMessage":
+			var p sdk.CreateMessageParams
+			if err = json.Unmarshal(params, &p); err == nil {
+				res, err = ss.CreateMessage(ctx, &p)
+			}
+		case "roots/list":
+			var p sdk.ListRootsParams
+			if err = json.Unmarshal(params, &p); err == nil {
+				res, err = ss.ListRoots(ctx, &p)
+			}
+		default:
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "agentg gateway: " + m.Method + " is not passed to the client"}
+		}
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(res)
+	}
 }
 
 // notifier passes a server's notifications on the request's stream to

@@ -43,11 +43,20 @@ type rpcMessage struct {
 	Error   *jsonrpc.Error  `json:"error,omitempty"`
 }
 
+// taskPeer is what the task path does with what a server sends on a
+// task request's stream besides the answer: notifications go to notify;
+// a request (input a task needs: elicitation, sampling, roots) to serve,
+// whose answer goes back to the server.
+type taskPeer struct {
+	notify func(rpcMessage)
+	serve  func(context.Context, rpcMessage) (json.RawMessage, error)
+}
+
 // rawCall sends method with params to server on the client session's
 // upstream session and returns the result, or the JSON-RPC error the
-// server (or the guard) answered. Notifications the server sends on the
-// request's stream go to notify, in order.
-func (s *session) rawCall(ctx context.Context, server, method string, params json.RawMessage, notify func(rpcMessage)) (json.RawMessage, error) {
+// server (or the guard) answered. What else the server sends on the
+// request's stream goes to peer.
+func (s *session) rawCall(ctx context.Context, server, method string, params json.RawMessage, peer taskPeer) (json.RawMessage, error) {
 	u, err := s.upstream(server)
 	if err != nil {
 		return nil, err
@@ -71,15 +80,19 @@ func (s *session) rawCall(ctx context.Context, server, method string, params jso
 		if err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.bind.Endpoint, bytes.NewReader(body))
-		if err != nil {
-			return err
+		hc := &http.Client{Transport: tr}
+		post := func(body []byte) (*http.Response, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.bind.Endpoint, bytes.NewReader(body))
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			req.Header.Set("Mcp-Session-Id", cs.ID())
+			req.Header.Set("MCP-Protocol-Version", rev)
+			return hc.Do(req)
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		req.Header.Set("Mcp-Session-Id", cs.ID())
-		req.Header.Set("MCP-Protocol-Version", rev)
-		resp, err := (&http.Client{Transport: tr}).Do(req)
+		resp, err := post(body)
 		if err != nil {
 			return err
 		}
@@ -87,15 +100,38 @@ func (s *session) rawCall(ctx context.Context, server, method string, params jso
 		if resp.StatusCode == http.StatusNotFound {
 			return sdk.ErrSessionMissing // the server forgot the session: do opens another
 		}
-		result, err = readAnswer(resp, id, notify)
+		// A request of the server's on the stream: served (the client
+		// asked), and the answer POSTed back on the session.
+		reply := func(m rpcMessage) {
+			res, err := peer.serve(ctx, m)
+			out := rpcMessage{JSONRPC: "2.0", ID: m.ID, Result: res}
+			if err != nil {
+				var je *jsonrpc.Error
+				if !errors.As(err, &je) {
+					je = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: err.Error()}
+				}
+				out.Result, out.Error = nil, je
+			}
+			b, err := json.Marshal(out)
+			if err != nil {
+				return
+			}
+			if resp, err := post(b); err == nil {
+				io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+				resp.Body.Close()
+			}
+		}
+		result, err = readAnswer(resp, id, peer.notify, reply)
 		return err
 	})
 	return result, err
 }
 
 // readAnswer reads the answer to the request id from resp: a JSON body,
-// or an event stream whose notifications go to notify until the answer.
-func readAnswer(resp *http.Response, id json.RawMessage, notify func(rpcMessage)) (json.RawMessage, error) {
+// or an event stream whose notifications go to notify and requests to
+// reply (each in its own goroutine: its answer may need the client, and
+// the stream goes on meanwhile) until the answer.
+func readAnswer(resp *http.Response, id json.RawMessage, notify, reply func(rpcMessage)) (json.RawMessage, error) {
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -139,10 +175,9 @@ func readAnswer(resp *http.Response, id json.RawMessage, notify func(rpcMessage)
 				return answer(m)
 			case m.Method != "" && m.ID == nil && notify != nil:
 				notify(m)
+			case m.Method != "" && m.ID != nil && reply != nil:
+				go reply(m)
 			}
-			// A request of the server's on this stream (input for a
-			// task) is not served on the task path: the server hears
-			// nothing and the task waits (see tasks.go).
 		}
 	}
 	return nil, fmt.Errorf("an answer of type %q", ct)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/agentg/agentg/internal/testenv"
 )
 
@@ -288,5 +290,47 @@ func TestGatewayTasksTypeScriptClient(t *testing.T) {
 	}
 	if !strings.Contains(string(steps["list"].Result), `"taskId":"`+id+`"`) {
 		t.Errorf("tasks/list: %s (task %s)", steps["list"].Result, id)
+	}
+}
+
+// TestGatewayTaskInput: a task that needs input (input_required): the
+// server's elicitation, sent during tasks/result, reaches the client
+// session through the gateway, and the client's answer reaches the
+// server, which completes the task with it.
+func TestGatewayTaskInput(t *testing.T) {
+	peer, err := testenv.StartNodePeer("task_server.mjs", nil)
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(peer.Close)
+	ag := startGatewayAgentg(t, "mcp:\n  servers:\n    - name: work\n      endpoint: http://"+peer.Addr+"/mcp\n      prefix: w\n")
+	endpoint := "http://" + ag.Gateway + "/mcp"
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	asked := make(chan string, 1)
+	c := connectGateway(t, ctx, endpoint, "2025-11-25", &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			asked <- r.Params.Message
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada"}}, nil
+		},
+	})
+	created := gatewayRPC(t, ctx, endpoint, c.ID(), "tools/call", map[string]any{"name": "w.ask", "task": map[string]any{}})
+	task, _ := created.result["task"].(map[string]any)
+	id, _ := task["taskId"].(string)
+	if id == "" {
+		t.Fatalf("w.ask as a task: %v %v", created.result, created.err)
+	}
+	res := gatewayRPC(t, ctx, endpoint, c.ID(), "tasks/result", map[string]any{"taskId": id})
+	b, _ := json.Marshal(res.result)
+	if !strings.Contains(string(b), `answer {\"name\":\"Ada\"}`) {
+		t.Fatalf("tasks/result: %s %v\n%s\n%s", b, res.err, peer.Output(), gatewayLog(t, ag))
+	}
+	select {
+	case m := <-asked:
+		if m != "Your name?" {
+			t.Errorf("the client was asked %q", m)
+		}
+	default:
+		t.Error("the client was never asked")
 	}
 }

@@ -3,8 +3,11 @@
 // the gateway's task tests. Tools: "slow" (task support required) creates
 // a task, sends notifications/tasks/status for it on the call's stream,
 // and completes it after arguments.ms milliseconds (default 300) with the
-// text "done " + the arguments as JSON; "echo" is a plain tool. Its
-// tasks are shared by every session (SharedTaskStore). Every
+// text "done " + the arguments as JSON; "ask" creates a task that needs
+// input (input_required) and asks for it with an elicitation the client
+// receives during tasks/result, and completes with "answer " + what the
+// client answered; "echo" is a plain tool. Its tasks are shared by every
+// session (SharedTaskStore). Every
 // tools/call it runs is printed as "ran NAME". Serves /mcp; prints
 // "listening 127.0.0.1:PORT" once it listens.
 import { randomUUID } from "node:crypto";
@@ -12,8 +15,8 @@ import express from "express";
 import * as z from "zod/v4";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { InMemoryTaskStore } from "@modelcontextprotocol/sdk/experimental/tasks/stores/in-memory.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { InMemoryTaskStore, InMemoryTaskMessageQueue } from "@modelcontextprotocol/sdk/experimental/tasks/stores/in-memory.js";
+import { ElicitResultSchema, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 
 // Its tasks are bound to no session (as a server that cannot tell its
 // requestors apart): any session may read any task it can name, so what
@@ -32,7 +35,11 @@ const taskStore = new SharedTaskStore();
 function newServer() {
   const server = new McpServer(
     { name: "ts-task-peer", version: "1.0.0" },
-    { capabilities: { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } }, taskStore },
+    {
+      capabilities: { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
+      taskStore,
+      taskMessageQueue: new InMemoryTaskMessageQueue(),
+    },
   );
   server.registerTool("echo", { description: "Echoes its arguments.", inputSchema: { msg: z.string().optional() } }, async (args) => {
     console.log("ran echo");
@@ -65,6 +72,40 @@ function newServer() {
         return await extra.taskStore.getTask(extra.taskId);
       },
       async getTaskResult(_args, extra) {
+        return await extra.taskStore.getTaskResult(extra.taskId);
+      },
+    },
+  );
+  server.experimental.tasks.registerToolTask(
+    "ask",
+    { description: "A task that needs the user's name: input_required, an elicitation delivered during tasks/result." },
+    {
+      async createTask(extra) {
+        console.log("ran ask");
+        const task = await extra.taskStore.createTask({ ttl: 60000, pollInterval: 50 });
+        (async () => {
+          await taskStore.updateTaskStatus(task.taskId, "input_required");
+          const r = await server.server.request(
+            {
+              method: "elicitation/create",
+              params: {
+                message: "Your name?",
+                requestedSchema: { type: "object", properties: { name: { type: "string" } }, required: ["name"] },
+              },
+            },
+            ElicitResultSchema,
+            { relatedTask: { taskId: task.taskId } },
+          );
+          await taskStore.storeTaskResult(task.taskId, "completed", {
+            content: [{ type: "text", text: "answer " + JSON.stringify(r.content ?? r.action) }],
+          });
+        })().catch((e) => console.log("ask failed: " + e));
+        return { task };
+      },
+      async getTask(extra) {
+        return await extra.taskStore.getTask(extra.taskId);
+      },
+      async getTaskResult(extra) {
         return await extra.taskStore.getTaskResult(extra.taskId);
       },
     },
