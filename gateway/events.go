@@ -104,7 +104,13 @@ const metaRequest = "io.agentg/gateway-request"
 func withInbound(ctx context.Context, req sdk.Request) context.Context {
 	in := &inbound{parent: takeMetaRequest(req.GetParams())}
 	if x := req.GetExtra(); x != nil && x.Header != nil {
-		in.parent, in.closeStream = x.Header.Get(RequestHeader), x.CloseSSEStream
+		in.parent = x.Header.Get(RequestHeader)
+		if x.Header.Get("MCP-Protocol-Version") == sseRevision {
+			// The one revision with SSE polling: before it a server
+			// does not close a call's stream for the client to poll,
+			// and 2026-07-28 removed it.
+			in.closeStream = x.CloseSSEStream
+		}
 	}
 	if in.parent == "" && in.closeStream == nil {
 		return ctx

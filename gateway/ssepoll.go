@@ -25,6 +25,9 @@ import (
 //     suite's server-sse-polling scenario against the Go SDK's
 //     everything-server, which keeps no event store).
 
+// sseRevision is the revision whose clients poll a closed stream.
+const sseRevision = "2025-11-25"
+
 // closeWatch reads an upstream's SSE answer to a POST and, when it ends
 // cleanly, without an event id, with a retry field after its last
 // message, closes the client's stream of the call with that retry. It
