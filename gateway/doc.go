@@ -55,11 +55,16 @@
 // merged lists and their routes), listcache.go (the servers' lists
 // shared by an agent's sessions), calls.go (the client's requests routed
 // to a server), upstream.go (upstream sessions: the Dialer hook,
-// re-opening one the server forgot), guardhttp.go (the upstream HTTP
-// through the guard), stdio.go (a command server's upstream sessions),
+// re-opening one the server forgot), legacy.go (the fallback to a
+// 2024-11-05 HTTP+SSE server), guardhttp.go (the upstream HTTP through
+// the guard), ssepoll.go (a call's stream the server closes for the
+// client to poll), stdio.go (a command server's upstream sessions),
 // stdiomux.go (their one process, shared), stdioroute.go (what it
 // writes, routed), stdiomsg.go (the messages routed), events.go (the
-// gateway's own events), fastcall.go (a plain tools/call carried
+// gateway's own events, and the parent every call's events name),
+// tasks.go, tasks_upstream.go and tasks_init.go (2025-11-25 tasks, which
+// the SDK does not serve: taken before it, sent upstream by the gateway,
+// under task ids of its own), fastcall.go (a plain tools/call carried
 // without the SDK on either hop, through the same guardTransport: the
 // per-call hot path; fastanswer.go, its answer).
 package gateway

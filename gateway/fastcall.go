@@ -37,9 +37,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -388,26 +386,6 @@ func fastHeaders(h http.Header, stateless bool) bool {
 		}
 	}
 	return j && s
-}
-
-// rebound reports a request the SDK's DNS rebinding guard refuses: to
-// a loopback listener under a Host that is not loopback (a web page that
-// reached the gateway through a name resolving to 127.0.0.1).
-func rebound(r *http.Request) bool {
-	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	return ok && la != nil && isLoopback(la.String()) && !isLoopback(r.Host)
-}
-
-func isLoopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host = strings.Trim(hostport, "[]")
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }
 
 // agentKey is the index key of an agent's 2026-07-28 session: no

@@ -86,7 +86,8 @@ type Gateway struct {
 	sessions map[*session]struct{}
 	byAgent  map[string]*session // the stateless revision's sessions, one per agent
 
-	stdio stdioServers // the command servers' multiplexers
+	stdio stdioServers        // the command servers' multiplexers
+	byID  map[string]*session // the stateful sessions by the id the client sends (tasks.go)
 }
 
 type whoKey struct{}
@@ -105,7 +106,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.ListFresh == 0 {
 		cfg.ListFresh = DefaultListFresh
 	}
-	g := &Gateway{cfg: cfg, client: cfg.Client, sessions: map[*session]struct{}{}, byAgent: map[string]*session{},
+	g := &Gateway{cfg: cfg, client: cfg.Client, sessions: map[*session]struct{}{}, byAgent: map[string]*session{}, byID: map[string]*session{},
 		lists: newListCache(cfg.ListFresh)}
 	g.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	if g.client == nil {
@@ -144,9 +145,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "agentg gateway: "+err.Error(), http.StatusUnauthorized)
 		return
 	}
+	// The request's own event, and its id where the handlers read it:
+	// the events of the calls it carries name it as their parent.
+	id, start := g.cfg.Log.NewID(), time.Now()
+	r.Header.Set(RequestHeader, id)
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() { g.requestEvent(id, who, r, sw.status, start) }()
+	w = sw
 	r = r.WithContext(context.WithValue(r.Context(), whoKey{}, who))
 	switch {
 	case r.URL.Query().Has("sessionid"):
+		if r.Method == http.MethodPost {
+			r = markLegacy(r, id) // its handler sees no header
+		}
 		g.legacy.ServeHTTP(w, r) // a 2024-11-05 session's POST
 	case r.Header.Get("MCP-Protocol-Version") >= "2026-07-28":
 		if g.fastCall(w, r) {
@@ -157,11 +168,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A GET without a session: a 2024-11-05 client opening its
 		// stream (a Streamable HTTP client's GET always names its session).
 		g.legacy.ServeHTTP(w, r)
+	case g.serveTask(w, r, who):
+		// A 2025-11-25 task request, which the SDK does not serve.
 	default:
 		if g.fastCall(w, r) {
 			return
 		}
-		g.stateful.ServeHTTP(w, r)
+		g.serveStateful(w, r)
 	}
 }
 
@@ -212,7 +225,29 @@ func (g *Gateway) track(s *session) bool {
 func (g *Gateway) forget(s *session) {
 	g.mu.Lock()
 	delete(g.sessions, s)
+	if ss := s.client(); ss != nil && g.byID[ss.ID()] == s {
+		delete(g.byID, ss.ID())
+	}
 	g.mu.Unlock()
+}
+
+// bindID records the client's session id of s.
+func (g *Gateway) bindID(id string, s *session) {
+	if id == "" {
+		return
+	}
+	g.mu.Lock()
+	if !g.closed {
+		g.byID[id] = s
+	}
+	g.mu.Unlock()
+}
+
+// sessionByID is the stateful session the client names, if any.
+func (g *Gateway) sessionByID(id string) *session {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.byID[id]
 }
 
 // Close closes every client session and, with them, their upstream
@@ -224,7 +259,7 @@ func (g *Gateway) Close() {
 	for s := range g.sessions {
 		ss = append(ss, s)
 	}
-	g.sessions, g.byAgent = map[*session]struct{}{}, map[string]*session{}
+	g.sessions, g.byAgent, g.byID = map[*session]struct{}{}, map[string]*session{}, map[string]*session{}
 	g.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range ss {

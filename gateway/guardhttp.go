@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/agentg/agentg/addr"
@@ -74,13 +75,17 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Scheme:   t.end.Scheme,
 		Door:     Door,
 	}
+	in := inboundOf(req.Context())
+	if in != nil {
+		x.Parent = in.parent
+	}
 	pr, pw := io.Pipe()
 	w := &pipeWriter{header: http.Header{}, body: pw, ready: make(chan struct{})}
 	// The guard reads a server-side request: no RequestURI, a Host.
-	in := req.Clone(req.Context())
-	in.Host = req.URL.Host
-	if in.Body == nil {
-		in.Body = http.NoBody
+	sreq := req.Clone(req.Context())
+	sreq.Host = req.URL.Host
+	if sreq.Body == nil {
+		sreq.Body = http.NoBody
 	}
 	go func() {
 		defer func() {
@@ -95,7 +100,7 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			w.WriteHeader(http.StatusOK) // a guard that wrote nothing answered nothing
 			pw.Close()
 		}()
-		t.g.cfg.Guard.Serve(w, in, x)
+		t.g.cfg.Guard.Serve(w, sreq, x)
 	}()
 	select {
 	case <-w.ready:
@@ -103,10 +108,15 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		pr.CloseWithError(req.Context().Err())
 		return nil, req.Context().Err()
 	}
+	var body io.ReadCloser = pr
+	if in != nil && in.closeStream != nil && req.Method == http.MethodPost &&
+		strings.HasPrefix(w.sent.Get("Content-Type"), "text/event-stream") {
+		body = newCloseWatch(pr, in.closeStream)
+	}
 	return &http.Response{
 		Status: strconv.Itoa(w.status) + " " + http.StatusText(w.status), StatusCode: w.status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: w.sent, Body: pr, ContentLength: -1, Request: req,
+		Header: w.sent, Body: body, ContentLength: -1, Request: req,
 	}, nil
 }
 

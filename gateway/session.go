@@ -31,6 +31,7 @@ type session struct {
 	progress  map[string]progressCall // calls in flight with a progress token, by the gateway's token for them
 	nextToken uint64
 	calls     map[string][]caller // the client's requests in flight, by the server they went to
+	tasks     *taskTable          // the tasks the client created (tasks.go), made on first use
 	done      bool
 }
 
@@ -61,6 +62,7 @@ func newSession(g *Gateway, who Who, stateless bool) *session {
 // on to the servers.
 func (s *session) middleware(next sdk.MethodHandler) sdk.MethodHandler {
 	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		ctx = withInbound(ctx, req)
 		if ss, ok := req.GetSession().(*sdk.ServerSession); ok && !s.stateless {
 			s.bind(ss)
 		}
@@ -104,6 +106,7 @@ func (s *session) bind(ss *sdk.ServerSession) {
 	s.mu.Unlock()
 	if first {
 		s.g.indexSession(ss.ID(), s)
+		s.g.bindID(ss.ID(), s)
 		go func() {
 			ss.Wait()
 			s.g.unindexSession(ss.ID())

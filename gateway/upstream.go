@@ -30,6 +30,10 @@ type Upstream struct {
 	// agent's own through the proxy would be, before it goes to
 	// Server.Endpoint; nil for a command server (no endpoint).
 	HTTP *http.Client
+	// Legacy says the server speaks only the 2024-11-05 HTTP+SSE
+	// transport: it refused a Streamable HTTP initialize as an old
+	// server does (legacy.go).
+	Legacy bool
 }
 
 // HTTPDialer opens Streamable HTTP sessions (every revision the SDK
@@ -41,6 +45,9 @@ type HTTPDialer struct{}
 func (HTTPDialer) Dial(_ context.Context, u Upstream) (sdk.Transport, error) {
 	if u.Server.Endpoint == "" {
 		return nil, fmt.Errorf("mcp server %s has no endpoint", u.Server.Name)
+	}
+	if u.Legacy {
+		return &legacyTransport{sdk.SSEClientTransport{Endpoint: u.Server.Endpoint, HTTPClient: u.HTTP}}, nil
 	}
 	// A lost stream is resumed as the SDK does (GET with Last-Event-ID):
 	// through u.HTTP, so the guard reads the resumed stream too.
@@ -57,6 +64,7 @@ type upstream struct {
 	cs     *sdk.ClientSession
 	tr     *guardTransport // cs's way through the guard; the fast path's too
 	closed bool
+	legacy bool // the server answered as a 2024-11-05 one: open it so
 }
 
 // conn returns the open session, opening it within ctx if need be.
@@ -69,26 +77,19 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 	if u.cs != nil {
 		return u.cs, nil
 	}
-	var hc *http.Client
-	var tr *guardTransport // nil for a command server: stdio.go
-	if u.bind.Endpoint != "" {
-		var err error
-		if tr, err = newGuardTransport(u.s.g, u.bind, u.s.who); err != nil {
-			return nil, err
+	cs, tr, probe, err := u.connect(ctx, u.legacy)
+	if err != nil && !u.legacy && probe != nil && probe.old() && ctx.Err() == nil {
+		// Refused as an old server refuses: the spec's fallback to the
+		// 2024-11-05 transport.
+		var err2 error
+		if cs, tr, _, err2 = u.connect(ctx, true); err2 != nil {
+			return nil, fmt.Errorf("%w; as a 2024-11-05 HTTP+SSE server: %w", err, err2)
 		}
-		hc = &http.Client{Transport: tr}
+		u.legacy, err = true, nil
+		u.s.g.spokeLegacy(u.s.who, u.bind.Name)
 	}
-	t, err := u.s.g.dialerFor(u.bind).Dial(ctx, Upstream{Server: u.bind, Who: u.s.who, HTTP: hc})
 	if err != nil {
 		return nil, err
-	}
-	c := sdk.NewClient(&sdk.Implementation{Name: "agentg-gateway", Version: u.s.g.cfg.Version}, u.s.clientOptions(u.bind.Name))
-	c.AddReceivingMiddleware(u.s.serverRequests(u.bind.Name))
-	// The session outlives the request that opened it: only the opening
-	// is bounded by ctx.
-	cs, err := c.Connect(ctx, t, nil)
-	if err != nil {
-		return nil, fmt.Errorf("mcp server %s: open a session: %w", u.bind.Name, err)
 	}
 	u.cs, u.tr = cs, tr
 	// A session that ends on its own (the server forgot it, its stream
@@ -107,12 +108,45 @@ func (u *upstream) conn(ctx context.Context) (*sdk.ClientSession, error) {
 	return cs, nil
 }
 
+// connect opens a session in Streamable HTTP, or in the 2024-11-05
+// transport if legacy; the probe says how the server answered the POSTs.
+func (u *upstream) connect(ctx context.Context, legacy bool) (*sdk.ClientSession, *guardTransport, *postProbe, error) {
+	var hc *http.Client
+	var tr *guardTransport // nil for a command server: stdio.go
+	var probe *postProbe   // nil for a command server
+	if u.bind.Endpoint != "" {
+		var err error
+		if tr, err = newGuardTransport(u.s.g, u.bind, u.s.who); err != nil {
+			return nil, nil, nil, err
+		}
+		probe = &postProbe{next: tr}
+		hc = &http.Client{Transport: probe}
+	}
+	t, err := u.s.g.dialerFor(u.bind).Dial(ctx, Upstream{Server: u.bind, Who: u.s.who, HTTP: hc, Legacy: legacy})
+	if err != nil {
+		return nil, nil, probe, err
+	}
+	c := sdk.NewClient(&sdk.Implementation{Name: "agentg-gateway", Version: u.s.g.cfg.Version}, u.s.clientOptions(u.bind.Name))
+	c.AddReceivingMiddleware(u.s.serverRequests(u.bind.Name))
+	// The session outlives the request that opened it: only the opening
+	// is bounded by ctx.
+	cs, err := c.Connect(ctx, t, nil)
+	if err != nil {
+		return nil, nil, probe, fmt.Errorf("mcp server %s: open a session: %w", u.bind.Name, err)
+	}
+	return cs, tr, probe, nil
+}
+
 // detach is ctx's cancellation and deadline without its values: the
 // client's request context carries the SDK server's state (its protocol
 // revision among it), which the SDK client would read as its own and
-// send upstream.
+// send upstream. Only the gateway's own inbound value is kept.
 func detach(ctx context.Context) (context.Context, context.CancelFunc) {
-	d, cancel := context.WithCancel(context.Background())
+	base := context.Background()
+	if in := inboundOf(ctx); in != nil {
+		base = context.WithValue(base, inboundKey{}, in)
+	}
+	d, cancel := context.WithCancel(base)
 	if dl, ok := ctx.Deadline(); ok {
 		var c2 context.CancelFunc
 		d, c2 = context.WithDeadline(d, dl)

@@ -95,7 +95,8 @@ if [ "$fuzztime" != 0 ] && [ $# -eq 0 ]; then
 		./dissect/mcp:FuzzSession ./gateway/child:FuzzLines ./rules:FuzzModelGlob ./proxy:FuzzTurnWriter ./rules:FuzzGatewayEndpoint \
 		./audit/otlp:FuzzParseEndpoint ./audit/otlp:FuzzLinker \
 		./dissect/llm:FuzzRewriteChunking ./dissect/llm:FuzzRewriteAnswer \
-		./dissect/llm:FuzzRewriteContent ./gateway:FuzzStdioMsg ./gateway:FuzzFastCallRewrite; do
+		./dissect/llm:FuzzRewriteContent ./gateway:FuzzStdioMsg ./gateway:FuzzFastCallRewrite \
+		./gateway:FuzzCloseWatch ./gateway:FuzzTaskRewrite ./gateway:FuzzMarkLegacy; do
 		fuzz "$target" || exit 1
 		n=$((n + 1))
 	done

@@ -26,10 +26,12 @@ import (
 
 // gatewayConformanceSubset are the scenarios the Go suite compares: the
 // catalogue, the calls that cross the gateway both ways (progress,
-// sampling, elicitation), a template read and a prompt.
+// sampling, elicitation), a template read, a prompt, and a call whose
+// stream the server closes mid-call for the client to resume (SSE
+// polling, 2025-11-25 only).
 var gatewayConformanceSubset = []string{
 	"tools-list", "tools-call-with-progress", "tools-call-sampling", "tools-call-elicitation",
-	"resources-templates-read", "prompts-get-with-args",
+	"resources-templates-read", "prompts-get-with-args", "server-sse-polling",
 }
 
 func TestGatewayConformance(t *testing.T) {
