@@ -100,25 +100,7 @@ func (p *parser) llmQuotas(n *yaml.Node) ([]llmQuotaSpec, error) {
 			case "cost":
 				s.q.Cost, err = p.costRate(v)
 			case "per":
-				its, e := p.items(v)
-				if e != nil {
-					return e
-				}
-				s.q.PerAgent, s.q.PerModel = false, false
-				for _, x := range its {
-					switch x.Value {
-					case "agent":
-						s.q.PerAgent = true
-					case "model":
-						s.q.PerModel = true
-					case "all":
-						if len(its) > 1 {
-							return p.errf(x, "per: all counts everything in one bucket; it takes no other value")
-						}
-					default:
-						return p.errf(x, "per %q (want agent, model, [agent, model] or all)", x.Value)
-					}
-				}
+				s.q.PerAgent, s.q.PerModel, err = p.quotaPer(v, "model")
 			case "agents", "mode", "id":
 				_, err = p.option(k, v, &s.opts)
 			default:

@@ -94,25 +94,7 @@ func (p *parser) quotaRules(n *yaml.Node) ([]quotaSpec, error) {
 					s.q.Tunnels = n
 				}
 			case "per":
-				its, e := p.items(v)
-				if e != nil {
-					return e
-				}
-				s.q.PerAgent, s.q.PerHost = false, false
-				for _, x := range its {
-					switch x.Value {
-					case "agent":
-						s.q.PerAgent = true
-					case "host":
-						s.q.PerHost = true
-					case "all":
-						if len(its) > 1 {
-							return p.errf(x, "per: all counts everything in one bucket; it takes no other value")
-						}
-					default:
-						return p.errf(x, "per %q (want agent, host, [agent, host] or all)", x.Value)
-					}
-				}
+				s.q.PerAgent, s.q.PerHost, err = p.quotaPer(v, "host")
 			case "agents", "mode", "id":
 				_, err = p.option(k, v, &s.opts)
 			default:
@@ -254,4 +236,29 @@ func (q *Quota) Scope(agent, host string) string {
 		return "every agent to " + host
 	}
 	return "everything it covers"
+}
+
+// quotaPer reads a quota's per key: agent, OTHER (host, model), [agent,
+// OTHER], or all (one bucket for everything): which keys a bucket is
+// counted by.
+func (p *parser) quotaPer(v *yaml.Node, other string) (perAgent, perOther bool, err error) {
+	its, err := p.items(v)
+	if err != nil {
+		return false, false, err
+	}
+	for _, x := range its {
+		switch x.Value {
+		case "agent":
+			perAgent = true
+		case other:
+			perOther = true
+		case "all":
+			if len(its) > 1 {
+				return false, false, p.errf(x, "per: all counts everything in one bucket; it takes no other value")
+			}
+		default:
+			return false, false, p.errf(x, "per %q (want agent, %s, [agent, %s] or all)", x.Value, other, other)
+		}
+	}
+	return perAgent, perOther, nil
 }
