@@ -269,6 +269,11 @@ func TestEventStreamFiltered(t *testing.T) {
 		t.Errorf("unknown filter: %d %q", code, body)
 	}
 	// A kind or decision no event has would match nothing, silently.
+	for _, q := range []string{"kind=llm-tool", "kind=oauth,dns"} {
+		if code, _, body := ts.request(t, http.MethodGet, "/v1/events?follow=false&"+q, "Bearer "+testToken); code != 200 {
+			t.Errorf("%s: %d %q", q, code, body)
+		}
+	}
 	for _, q := range []string{"kind=htpp", "kind=mcp,bogus", "decision=allowed"} {
 		code, _, body := ts.request(t, http.MethodGet, "/v1/events?follow=false&"+q, "Bearer "+testToken)
 		if code != 400 || !strings.Contains(body, "no event has it") {

@@ -307,6 +307,6 @@ func OpenFile(path string) (*os.File, error) {
 // kind or decision that can never match (agentg events --kind htpp) is
 // refused rather than silently empty. Read them; never change them.
 var (
-	Kinds    = []string{"http", "connect", "tunnel-open", "dns", "mcp", "llm", "approval", "oauth"}
+	Kinds    = []string{"http", "connect", "tunnel-open", "dns", "mcp", "llm", "llm-tool", "approval", "oauth"}
 	Outcomes = []string{"allow", "deny", "report", "approve"}
 )
