@@ -60,6 +60,25 @@ func withToken(m sdk.Meta, tok string) sdk.Meta {
 	return m
 }
 
+// send runs one client request on u's session to server: call gets the
+// session and the _meta to send (the client's as forwardMeta passes it,
+// with the gateway's progress token tok, if any), and an error is
+// named as the server's.
+func send[R any](ctx context.Context, u *upstream, server string, meta sdk.Meta, tok string,
+	call func(context.Context, *sdk.ClientSession, sdk.Meta) (R, error)) (R, error) {
+	var res R
+	err := u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
+		var err error
+		res, err = call(ctx, cs, withToken(forwardMeta(meta, cs), tok))
+		return err
+	})
+	if err != nil {
+		var zero R
+		return zero, upstreamError(server, err)
+	}
+	return res, nil
+}
+
 // callTool is the handler of one catalogue tool.
 func (s *session) callTool(r route) sdk.ToolHandler {
 	return func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
@@ -75,18 +94,11 @@ func (s *session) callTool(r route) sdk.ToolHandler {
 		tok, untrack := s.tracked(ctx, req.Params.GetProgressToken(), req.Session)
 		defer untrack()
 		defer s.inFlight(ctx, r.server, req.Session)()
-		var res *sdk.CallToolResult
-		err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
-			var err error
+		return send(ctx, u, r.server, p.Meta, tok, func(ctx context.Context, cs *sdk.ClientSession, m sdk.Meta) (*sdk.CallToolResult, error) {
 			q := *p
-			q.Meta = withToken(forwardMeta(p.Meta, cs), tok)
-			res, err = cs.CallTool(ctx, &q)
-			return err
+			q.Meta = m
+			return cs.CallTool(ctx, &q)
 		})
-		if err != nil {
-			return nil, upstreamError(r.server, err)
-		}
-		return res, nil
 	}
 }
 
@@ -101,18 +113,11 @@ func (s *session) getPrompt(r route) sdk.PromptHandler {
 		tok, untrack := s.tracked(ctx, req.Params.GetProgressToken(), req.Session)
 		defer untrack()
 		defer s.inFlight(ctx, r.server, req.Session)()
-		var res *sdk.GetPromptResult
-		err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
-			var err error
+		return send(ctx, u, r.server, p.Meta, tok, func(ctx context.Context, cs *sdk.ClientSession, m sdk.Meta) (*sdk.GetPromptResult, error) {
 			q := p
-			q.Meta = withToken(forwardMeta(p.Meta, cs), tok)
-			res, err = cs.GetPrompt(ctx, &q)
-			return err
+			q.Meta = m
+			return cs.GetPrompt(ctx, &q)
 		})
-		if err != nil {
-			return nil, upstreamError(r.server, err)
-		}
-		return res, nil
 	}
 }
 
@@ -124,18 +129,11 @@ func (s *session) readResource(server string) sdk.ResourceHandler {
 		}
 		p := *req.Params
 		defer s.inFlight(ctx, server, req.Session)()
-		var res *sdk.ReadResourceResult
-		err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
-			var err error
+		return send(ctx, u, server, p.Meta, "", func(ctx context.Context, cs *sdk.ClientSession, m sdk.Meta) (*sdk.ReadResourceResult, error) {
 			q := p
-			q.Meta = forwardMeta(p.Meta, cs)
-			res, err = cs.ReadResource(ctx, &q)
-			return err
+			q.Meta = m
+			return cs.ReadResource(ctx, &q)
 		})
-		if err != nil {
-			return nil, upstreamError(server, err)
-		}
-		return res, nil
 	}
 }
 
@@ -167,18 +165,11 @@ func (s *session) complete(ctx context.Context, req *sdk.CompleteRequest) (*sdk.
 	if err != nil {
 		return nil, err
 	}
-	var res *sdk.CompleteResult
-	err = u.do(ctx, func(ctx context.Context, cs *sdk.ClientSession) error {
-		var err error
+	return send(ctx, u, r.server, p.Meta, "", func(ctx context.Context, cs *sdk.ClientSession, m sdk.Meta) (*sdk.CompleteResult, error) {
 		q := p
-		q.Meta = forwardMeta(p.Meta, cs)
-		res, err = cs.Complete(ctx, &q)
-		return err
+		q.Meta = m
+		return cs.Complete(ctx, &q)
 	})
-	if err != nil {
-		return nil, upstreamError(r.server, err)
-	}
-	return res, nil
 }
 
 // resourceServer is the server a resource URI is read from: the one that
